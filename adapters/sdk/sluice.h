@@ -1,0 +1,268 @@
+/*  sluice.h - libsluice, the client library for the sluice broker.
+ *
+ *  One sl_client_t is one connection to one broker. It publishes (with
+ *  batching, idempotent sequence numbers and resend after reconnect) and
+ *  subscribes (credit-based, acked). The client does I/O only inside its own
+ *  calls (sl_poll, sl_flush, sl_publish_sync, sl_sub_next, ...): there is
+ *  no background thread, and callbacks run inside those calls on the
+ *  caller's thread. A client must not be used by two threads at once; use
+ *  one client per thread.
+ *
+ *  Every int-returning function returns 0 or a negative SL_E* code from
+ *  sluice_codes.h; sl_strerror() names them.  */
+#ifndef SLUICE_H
+#define SLUICE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "sluice_codes.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5555"
+
+typedef struct sl_client sl_client_t;
+typedef struct sl_sub sl_sub_t;
+typedef struct sl_msg sl_msg_t;
+
+/* Static text for a result code. Never NULL. */
+const char *sl_strerror(int code);
+
+/* ---------------------------------------------------------------- client */
+
+typedef struct {
+    const char *endpoint;       /* broker endpoint; default SL_DEFAULT_ENDPOINT */
+    const char *name;           /* client name shown in broker stats; default "libsluice" */
+    const char *producer_id_file;
+                                /* where the producer id and next sequence are
+                                   kept across runs; NULL = a fresh random
+                                   producer id for this client's life */
+    int linger_ms;              /* how long a publish may wait to fill a batch; default 1 */
+    int max_batch;              /* most messages per batch frame; default 1000 */
+    size_t max_batch_bytes;     /* most payload bytes per batch frame; default 1 MiB */
+    int max_unacked;            /* most publishes awaiting confirm; default 100000 */
+    int block_ms;               /* how long sl_publish waits for room when max_unacked
+                                   is reached before returning SL_EBUSY; default 30000,
+                                   0 = return SL_EBUSY at once */
+    int heartbeat_ms;           /* heartbeat interval; default 1000 */
+    int dead_after_ms;          /* broker silent this long = reconnect; default 5000 */
+    int connect_timeout_ms;     /* sl_client_connect gives up after this; default 30000 */
+} sl_options_t;
+
+/* Fill OPTS with the defaults above. */
+void sl_options_init(sl_options_t *opts);
+
+/* Create a client for OPTS (borrowed; strings are copied) and start to
+ * connect. NULL OPTS = defaults. Returns 0 and *out (caller owns; free with
+ * sl_client_destroy), SL_EINVAL for bad options, SL_ESYS when the producer
+ * id file cannot be read or written, SL_ENOMEM. */
+int sl_client_new(const sl_options_t *opts, sl_client_t **out);
+
+/* Wait until the broker has answered Hello, at most connect_timeout_ms.
+ * 0, SL_ETIMEOUT, SL_EVERSION (broker speaks another protocol). Optional:
+ * every other call connects on demand. */
+int sl_client_connect(sl_client_t *self);
+
+/* Close the connection. Unconfirmed publishes are abandoned: call sl_flush
+ * first to wait for them. NULL-safe; sets *self_p to NULL. */
+void sl_client_destroy(sl_client_t **self_p);
+
+/* Do pending I/O for up to TIMEOUT_MS (0 = do what is ready and return;
+ * -1 = wait until at least one event). Runs confirm callbacks, receives
+ * deliveries into subscription queues, sends heartbeats and batches,
+ * reconnects and resends. Returns the number of events handled (>= 0) or a
+ * negative code. */
+int sl_poll(sl_client_t *self, int timeout_ms);
+
+/* True while a session with the broker is established. */
+bool sl_client_connected(const sl_client_t *self);
+
+/* How many times this client re-established its session (broker restart,
+ * lost connection). */
+uint64_t sl_client_reconnects(const sl_client_t *self);
+
+/* --------------------------------------------------------------- publish */
+
+typedef struct {
+    const char *key;
+    const char *value;
+} sl_header_t;
+
+typedef struct {
+    const char *topic;          /* required */
+    const void *payload;        /* LEN bytes, may be NULL when LEN is 0 */
+    size_t len;
+    const char *content_type;   /* NULL = none */
+    const sl_header_t *headers; /* NHEADERS entries, may be NULL */
+    size_t nheaders;
+    const char *msg_id;         /* NULL, or an application message id: the
+                                   broker stores a message with the same id on
+                                   the same topic once within its dedup window
+                                   (sent as header "msg-id") */
+} sl_message_t;
+
+typedef struct {
+    int rc;                     /* 0 = durably stored; else the nack code */
+    const char *text;           /* nack reason; borrowed, valid during the callback */
+    const char *topic;          /* borrowed, valid during the callback */
+    uint64_t seq;               /* this client's producer sequence */
+    uint64_t offset;            /* offset in the topic when rc == 0 */
+    bool duplicate;             /* stored before (a resend): offset is the original */
+} sl_confirm_t;
+
+/* Called once per message from sl_poll & co. CONFIRM is borrowed for the
+ * call; ARG is the value given to sl_publish. */
+typedef void (sl_confirm_fn)(const sl_confirm_t *confirm, void *arg);
+
+/* Queue MSG (copied; the caller keeps ownership) for publishing. CB (may be
+ * NULL) is called exactly once with the outcome: after the broker has
+ * committed the message to disk, or with a nack that is final. Retryable
+ * failures (broker restart, lost connection, SL_EBUSY from the broker) are
+ * retried by the client and not reported. On 0, *seq (may be NULL) is the
+ * sequence given to the message. Returns 0, SL_EINVAL (bad topic, too big),
+ * SL_EBUSY (max_unacked messages await confirm for longer than block_ms). */
+int sl_publish(sl_client_t *self, const sl_message_t *msg,
+               sl_confirm_fn *cb, void *arg, uint64_t *seq);
+
+/* Publish MSG and wait for its confirm, at most TIMEOUT_MS (-1 = forever).
+ * On 0 or a nack, *out (may be NULL) is filled (its text/topic pointers are
+ * NULL here). Returns 0, the nack code, SL_ETIMEOUT or a sl_publish code. */
+int sl_publish_sync(sl_client_t *self, const sl_message_t *msg,
+                    int timeout_ms, sl_confirm_t *out);
+
+/* Publish without storage or confirm: fan-out to the topic's ephemeral
+ * subscribers connected now (fire and forget). 0, SL_EINVAL, SL_EBUSY. */
+int sl_publish_transient(sl_client_t *self, const sl_message_t *msg);
+
+/* Send every queued message and wait until all are confirmed, at most
+ * TIMEOUT_MS (-1 = forever). 0 or SL_ETIMEOUT. */
+int sl_flush(sl_client_t *self, int timeout_ms);
+
+/* Messages published and not yet confirmed. */
+size_t sl_unconfirmed(const sl_client_t *self);
+
+/* ------------------------------------------------------------- subscribe */
+
+typedef enum {
+    SL_START_DEFAULT = 0,       /* resume the durable cursor; new: latest */
+    SL_START_EARLIEST = 1,
+    SL_START_LATEST = 2,
+    SL_START_OFFSET = 3,        /* start_offset */
+    SL_START_TIME = 4,          /* first message ingested at or after start_time_us */
+} sl_start_t;
+
+typedef struct {
+    const char *name;           /* durable subscription name; NULL with ephemeral */
+    const char *pattern;        /* topic or pattern ('*' one word, '>' the rest) */
+    bool ephemeral;             /* no state, no acks: fan-out while connected */
+    sl_start_t start;
+    uint64_t start_offset;
+    uint64_t start_time_us;
+    uint32_t credit;            /* messages the broker may send ahead; default 1000 */
+    uint32_t ack_wait_ms;       /* 0 = broker default (30 s) */
+    uint32_t max_deliver;       /* 0 = broker default (5) */
+} sl_sub_options_t;
+
+/* Fill OPTS with defaults (durable, SL_START_DEFAULT, credit 1000). */
+void sl_sub_options_init(sl_sub_options_t *opts);
+
+/* Subscribe and wait for the broker's answer (connect_timeout_ms). Returns 0
+ * and *out (borrowed from the client: valid until sl_unsubscribe or
+ * sl_client_destroy), SL_EINVAL (bad name or pattern), SL_EEXIST (the
+ * durable name exists with another pattern), SL_ETIMEOUT. After a reconnect
+ * the client subscribes again by itself and the broker resumes after the
+ * last ack. */
+int sl_subscribe(sl_client_t *self, const sl_sub_options_t *opts,
+                 sl_sub_t **out);
+
+/* Next message of SUB, waiting at most TIMEOUT_MS (-1 = forever) while
+ * doing the client's I/O. Returns 0 and *out (caller owns; sl_msg_destroy),
+ * SL_ETIMEOUT, or an error. A redelivery of a message this client already
+ * handed out and has not acked is not handed out again. */
+int sl_sub_next(sl_sub_t *sub, int timeout_ms, sl_msg_t **out);
+
+/* Stop the subscription; with REMOVE also delete the durable subscription
+ * and its cursor at the broker. Invalidates SUB. 0 or an error. */
+int sl_unsubscribe(sl_sub_t **sub_p, bool remove);
+
+/* Acknowledge MSG (borrowed): the broker will not deliver it again. Sent with
+ * the next batch of acks (asynchronous). 0 or SL_EINVAL (ephemeral message,
+ * already acked). */
+int sl_ack(sl_msg_t *msg);
+
+/* Acknowledge and wait until the broker has stored the ack, at most
+ * TIMEOUT_MS. 0, SL_ESTALE (this attempt was superseded by a redelivery
+ * to another consumer: it will be processed again), SL_ETIMEOUT. */
+int sl_ack_sync(sl_msg_t *msg, int timeout_ms);
+
+/* Negative acknowledge: redeliver MSG no sooner than DELAY_MS from now.
+ * 0 or an error. */
+int sl_nack(sl_msg_t *msg, uint32_t delay_ms);
+
+/* Free MSG. An un-acked durable message is simply left to redelivery.
+ * NULL-safe; sets *msg_p to NULL. */
+void sl_msg_destroy(sl_msg_t **msg_p);
+
+/* Accessors. Returned pointers are borrowed, valid until sl_msg_destroy. */
+const char *sl_msg_topic(const sl_msg_t *msg);
+uint64_t sl_msg_offset(const sl_msg_t *msg);
+const void *sl_msg_payload(const sl_msg_t *msg, size_t *len);
+const char *sl_msg_content_type(const sl_msg_t *msg);     /* "" when none */
+const char *sl_msg_header(const sl_msg_t *msg, const char *key); /* NULL if absent */
+size_t sl_msg_header_count(const sl_msg_t *msg);
+int sl_msg_header_at(const sl_msg_t *msg, size_t i,
+                     const char **key, const char **value);
+uint32_t sl_msg_attempt(const sl_msg_t *msg);            /* 1 = first delivery */
+uint64_t sl_msg_ingest_us(const sl_msg_t *msg);
+uint64_t sl_msg_seq(const sl_msg_t *msg);                /* producer sequence */
+const char *sl_msg_subscription(const sl_msg_t *msg);
+
+/* ----------------------------------------------------------------- admin */
+
+typedef struct {
+    char name[256];
+    uint64_t first_offset;      /* oldest offset still stored */
+    uint64_t next_offset;       /* offset the next message will get */
+    uint64_t messages;
+    uint64_t bytes;
+    uint64_t max_age_ms;        /* retention; 0 = unlimited */
+    uint64_t max_bytes;
+} sl_topic_info_t;
+
+typedef struct {
+    char name[256];
+    char pattern[256];
+    bool ephemeral;
+    bool attached;              /* a consumer is connected */
+    uint64_t lag;               /* stored messages not yet acked */
+    uint32_t in_flight;
+    uint64_t delivered;
+    uint64_t redelivered;
+    uint64_t dead_lettered;
+    uint64_t acked;
+} sl_sub_info_t;
+
+/* Create topic NAME with retention limits (0 = broker default). Existing
+ * topics get the new limits. 0, SL_EINVAL, SL_ETIMEOUT. */
+int sl_topic_create(sl_client_t *self, const char *name,
+                    uint64_t max_age_ms, uint64_t max_bytes);
+
+/* Fetch topics and subscriptions. On 0, *topics / *subs (each may be NULL
+ * when not wanted; caller owns; free()) hold *ntopics / *nsubs entries. */
+int sl_stats(sl_client_t *self, sl_topic_info_t **topics, size_t *ntopics,
+             sl_sub_info_t **subs, size_t *nsubs);
+
+/* Fetch the broker's counters: calls CB once per counter. 0 or an error. */
+int sl_counters(sl_client_t *self,
+                void (*cb)(const char *name, uint64_t value, void *arg),
+                void *arg);
+
+/* Delete durable subscription NAME and its cursor. 0, SL_ENOTFOUND. */
+int sl_sub_remove(sl_client_t *self, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,85 @@
+/*  sld_config - the broker's settings: defaults, the config file (ZPL, read
+ *  with CZMQ's zconfig), and command-line flags, which override the file.
+ *  A plain value struct owned by whoever declares it; no heap, no globals.
+ *  Broker thread (start-up only). It does not validate cross-module policy
+ *  beyond ranges: each module checks what it needs.  */
+#ifndef SLD_CONFIG_H
+#define SLD_CONFIG_H
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SLD_DEFAULT_DATA_DIR "./var/sluice"
+#define SLD_DEFAULT_LISTEN "tcp://127.0.0.1:5555"
+
+typedef struct {
+    /* [broker] */
+    char data_dir[PATH_MAX];        /* data_dir, --data-dir; default ./var/sluice */
+    char listen[256];               /* listen, --listen; default tcp://127.0.0.1:5555 */
+    bool sync;                      /* sync, --sync=on|off; fsync every commit; default on */
+    uint32_t heartbeat_ms;          /* heartbeat_ms; default 1000 */
+    uint32_t session_timeout_ms;    /* session_timeout_ms: silent session is dropped; default 10000 */
+    int log_level;                  /* log_level: 0 error, 1 warn, 2 info, 3 debug; default 2 */
+    /* [limits] */
+    uint32_t max_message_bytes;     /* max_message_bytes; default 1 MiB */
+    uint32_t max_frame_bytes;       /* max_frame_bytes; default 64 MiB */
+    uint32_t max_batch;             /* max_batch: messages per PublishBatch; default 10000 */
+    uint32_t commit_max_msgs;       /* commit_max_msgs: messages per group commit; default 20000 */
+    uint64_t commit_max_bytes;      /* commit_max_bytes: bytes per group commit; default 64 MiB */
+    uint32_t max_connections;       /* max_connections; default 1024 */
+    uint32_t max_subscriptions;     /* max_subscriptions; default 10000 */
+    uint32_t max_inflight;          /* max_inflight: unacked deliveries per subscription; default 10000 */
+    /* [storage] */
+    uint64_t map_size;              /* map_size; default 64 MiB */
+    uint64_t map_size_max;          /* map_size_max: growth ceiling; default 16 GiB */
+    uint64_t producer_window;       /* producer_window: sequences remembered per producer; default 1000000 */
+    uint64_t dedup_window_ms;       /* dedup_window: msg-id dedup window; default 2 min */
+    /* [retention] */
+    uint64_t retention_max_age_ms;  /* max_age: default for new topics; 0 = unlimited */
+    uint64_t retention_max_bytes;   /* max_bytes: default for new topics; 0 = unlimited */
+    uint32_t trim_interval_ms;      /* trim_interval: background trim period; default 1000 */
+    uint32_t trim_batch;            /* trim_batch: most records removed per trim pass; default 10000 */
+    /* [delivery] */
+    uint32_t ack_wait_ms;           /* ack_wait: default 30 s */
+    uint32_t max_deliver;           /* max_deliver: default 5 */
+    uint32_t deliver_batch;         /* deliver_batch: most messages per Deliver frame; default 1000 */
+} sld_config_t;
+
+/* Fill CFG with the defaults above. */
+void sld_config_defaults(sld_config_t *cfg);
+
+/* Set one setting by its file name ("section/key", e.g. "storage/map_size",
+ * or a bare key when unambiguous) from text. Sizes take K/M/G suffixes
+ * (binary), durations ms/s/m/h (bare numbers are ms), booleans
+ * on/off/true/false/yes/no/1/0. 0, or SL_EINVAL with a message in ERR. */
+int sld_config_set(sld_config_t *cfg, const char *key, const char *value,
+                   char *err, size_t err_len);
+
+/* Read the ZPL file PATH into CFG (settings not in the file keep their
+ * values). Unknown sections or keys are errors. 0, or SL_EINVAL / SL_ESYS
+ * with a message naming the file and the key in ERR. */
+int sld_config_load(sld_config_t *cfg, const char *path,
+                    char *err, size_t err_len);
+
+/* What main() should do after sld_config_args. */
+typedef enum {
+    SLD_RUN = 0,                    /* start the broker */
+    SLD_HELP,                       /* usage printed: exit 0 */
+    SLD_VERSION,                    /* version printed: exit 0 */
+    SLD_CHECK,                      /* --check: verify the store and exit */
+    SLD_PRINT_CONFIG,               /* --print-config: print effective config, exit 0 */
+} sld_action_t;
+
+/* Parse ARGV: defaults, then --config FILE, then every other flag over it
+ * (--data-dir, --listen, --sync=on|off, --set KEY=VALUE, --check,
+ * --print-config, --help, --version). Prints usage to OUT on --help.
+ * 0 and *action, or SL_EINVAL with a message in ERR. */
+int sld_config_args(sld_config_t *cfg, int argc, char **argv,
+                    sld_action_t *action, FILE *out, char *err, size_t err_len);
+
+/* Write CFG as a ZPL file that sld_config_load reads back unchanged. */
+void sld_config_print(const sld_config_t *cfg, FILE *out);
+
+#endif

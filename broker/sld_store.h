@@ -1,0 +1,216 @@
+/*  sld_store - the broker's durable state in one LMDB environment: topic logs,
+ *  topic metadata, producer sequences, msg-id dedup windows, durable
+ *  subscriptions with their cursors. Owns the MDB_env and an in-memory copy
+ *  of each topic's metadata (kept equal to the committed state: changes made
+ *  inside a write transaction become visible in the copy only on commit).
+ *  Broker thread only (one write transaction at a time; read transactions
+ *  are short and never outlive a loop turn). It knows nothing of sessions,
+ *  delivery or the wire.  */
+#ifndef SLD_STORE_H
+#define SLD_STORE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "slc.h"
+
+typedef struct sld_store sld_store_t;
+typedef struct sld_txn sld_txn_t;
+
+/* Bytes before the envelope in a stored record: u64 ingest time (µs, BE). */
+#define SLD_RECORD_HEADER 8
+#define SLD_OFFSET_NONE UINT64_MAX
+
+typedef struct {
+    const char *dir;            /* data directory; created if missing */
+    size_t map_size;            /* initial LMDB map size; default 64 MiB */
+    size_t map_size_max;        /* ceiling for growth; default 16 GiB */
+    bool sync;                  /* fsync on commit; default true */
+    uint64_t producer_window;   /* sequences remembered per producer; default 1,000,000 */
+} sld_store_options_t;
+
+/* What the broker knows about one topic (committed state). */
+typedef struct {
+    uint32_t id;                /* stable, never reused */
+    char name[SLC_TOPIC_MAX + 1];
+    uint64_t first_offset;      /* oldest stored offset (== next_offset when empty) */
+    uint64_t next_offset;       /* offset the next append gets; offsets start at 0 */
+    uint64_t messages;          /* stored records */
+    uint64_t bytes;             /* stored record bytes (header + envelope) */
+    uint64_t max_age_ms;        /* retention by age; 0 = unlimited */
+    uint64_t max_bytes;         /* retention by size; 0 = unlimited */
+} sld_topic_info_t;
+
+void sld_store_options_init(sld_store_options_t *opts);
+
+/* Open (creating when absent) the store in opts->dir. Refuses a data dir
+ * written by an incompatible format or damaged: SL_ESTORE with the reason
+ * logged to stderr. 0 and *out (caller owns), SL_ESYS, SL_ESTORE. */
+int sld_store_open(const sld_store_options_t *opts, sld_store_t **out);
+
+/* Close the environment (after a final sync). NULL-safe; nulls *self_p. */
+void sld_store_destroy(sld_store_t **self_p);
+
+/* Random 16-byte id of this data dir, made on first open (hex in *hex, 33 B). */
+void sld_store_instance_id(const sld_store_t *self, char hex[33]);
+
+/* ---------------------------------------------------------- transactions */
+
+/* Begin a write (WRITE) or read transaction. At most one write transaction
+ * is open at a time. 0 and *out (caller owns: commit or abort), SL_ESTORE. */
+int sld_store_begin(sld_store_t *self, bool write, sld_txn_t **out);
+
+/* Commit and free *txn_p (always, whatever the result); applies the
+ * transaction's topic-metadata changes to the in-memory copy on success.
+ * 0, SL_EFULL (map full: nothing was written, see sld_store_grow),
+ * SL_ESTORE. */
+int sld_txn_commit(sld_txn_t **txn_p);
+
+/* Abort and free; discards the transaction's metadata changes. NULL-safe. */
+void sld_txn_abort(sld_txn_t **txn_p);
+
+/* Every write function below returns SL_EFULL when LMDB reports the map
+ * full; the transaction is then unusable: abort it, call sld_store_grow and,
+ * if that returned 0, redo the work in a new transaction. */
+
+/* Grow the map (doubling, capped at map_size_max). Call with no transaction
+ * open. 0 when it grew, SL_EFULL when already at the ceiling, SL_ESTORE. */
+int sld_store_grow(sld_store_t *self);
+
+/* Raise (or lower, not below the current size) the ceiling at run time. */
+void sld_store_set_map_max(sld_store_t *self, size_t map_size_max);
+
+/* ---------------------------------------------------------------- topics */
+
+/* Find topic NAME, creating it inside TXN (a write txn) when absent.
+ * *id is its id. 0, SL_EINVAL (bad name: reserved names are allowed here,
+ * the caller decides who may use them), SL_EFULL, SL_ESTORE. */
+int sld_store_topic_ensure(sld_txn_t *txn, const char *name, uint32_t *id);
+
+/* Set retention of topic ID (0 = unlimited). 0, SL_ENOTFOUND, SL_EFULL. */
+int sld_store_topic_set_retention(sld_txn_t *txn, uint32_t id,
+                                  uint64_t max_age_ms, uint64_t max_bytes);
+
+/* Committed metadata of topic ID / NAME: borrowed, valid until the next
+ * commit. NULL when unknown. */
+const sld_topic_info_t *sld_store_topic_by_id(const sld_store_t *self, uint32_t id);
+const sld_topic_info_t *sld_store_topic_by_name(const sld_store_t *self, const char *name);
+
+/* Offset the next append to topic ID would get inside TXN (sees the txn's
+ * own appends). SLD_OFFSET_NONE when the topic is unknown. */
+uint64_t sld_store_topic_next_offset(sld_txn_t *txn, uint32_t id);
+
+/* Number of topics and iteration in id order: *index from 0 upward.
+ * Returns the topic (borrowed, as above) or NULL past the end. */
+size_t sld_store_topic_count(const sld_store_t *self);
+const sld_topic_info_t *sld_store_topic_at(const sld_store_t *self, size_t index);
+
+/* -------------------------------------------------------------- messages */
+
+/* Append one record to topic ID inside TXN: the stored value is the
+ * SLD_RECORD_HEADER bytes (INGEST_US) followed by ENVELOPE (LEN bytes,
+ * borrowed, copied). *offset is its offset. 0, SL_ENOTFOUND, SL_EFULL,
+ * SL_ESTORE. */
+int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
+                     const void *envelope, size_t len, uint64_t *offset);
+
+/* Read the record at OFFSET of topic ID: *envelope / *len point into the
+ * map (borrowed, valid until TXN ends), *ingest_us its time (may be NULL).
+ * 0 or SL_ENOTFOUND (never stored, or trimmed). */
+int sld_store_read(sld_txn_t *txn, uint32_t id, uint64_t offset,
+                   const void **envelope, size_t *len, uint64_t *ingest_us);
+
+/* First stored offset >= OFFSET of topic ID (skips trimmed gaps), or
+ * SLD_OFFSET_NONE when there is none. */
+uint64_t sld_store_seek(sld_txn_t *txn, uint32_t id, uint64_t offset);
+
+/* First offset of topic ID whose ingest time is >= TIME_US (binary search);
+ * next_offset when every record is older. */
+uint64_t sld_store_offset_at_time(sld_txn_t *txn, uint32_t id, uint64_t time_us);
+
+/* ------------------------------------------------------------- producers */
+
+/* Look up (PRODUCER_ID, SEQ). Returns 0 when new, 1 when already stored:
+ * then *topic_id / *offset name the original (offset SLD_OFFSET_NONE when
+ * SEQ is older than the producer window). Negative on error. A seq above
+ * the producer's highest is known new without a lookup. */
+int sld_store_producer_check(sld_txn_t *txn, const uint8_t producer_id[16],
+                             uint64_t seq, uint32_t *topic_id, uint64_t *offset);
+
+/* Record that (PRODUCER_ID, SEQ) is stored at (TOPIC_ID, OFFSET). */
+int sld_store_producer_record(sld_txn_t *txn, const uint8_t producer_id[16],
+                              uint64_t seq, uint32_t topic_id, uint64_t offset);
+
+/* Highest committed sequence of PRODUCER_ID (0 when unknown). */
+uint64_t sld_store_producer_last_seq(sld_store_t *self, const uint8_t producer_id[16]);
+
+/* --------------------------------------------------------- msg-id dedup */
+
+/* Was MSG_ID (LEN bytes) stored on topic ID within the last WINDOW_US
+ * before NOW_US? 1 and *offset when it was, 0 when not, negative on error. */
+int sld_store_dedup_check(sld_txn_t *txn, uint32_t id, const void *msg_id,
+                          size_t len, uint64_t now_us, uint64_t window_us,
+                          uint64_t *offset);
+
+/* Remember MSG_ID on topic ID at NOW_US for OFFSET. */
+int sld_store_dedup_record(sld_txn_t *txn, uint32_t id, const void *msg_id,
+                           size_t len, uint64_t now_us, uint64_t offset);
+
+/* --------------------------------------------------------- subscriptions */
+
+/* Store durable subscription NAME's configuration (opaque bytes the
+ * delivery module encodes). 0, SL_EFULL, SL_ESTORE. */
+int sld_store_sub_put(sld_txn_t *txn, const char *name,
+                      const void *config, size_t len);
+
+/* Delete subscription NAME with all its cursors and acked offsets.
+ * 0 or SL_ENOTFOUND. */
+int sld_store_sub_delete(sld_txn_t *txn, const char *name);
+
+/* Call FN for each stored subscription in name order; FN returning non-zero
+ * stops the walk and that value is returned. CONFIG is borrowed for the
+ * call. */
+typedef int (sld_store_sub_fn)(const char *name, const void *config,
+                               size_t len, void *arg);
+int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg);
+
+/* Acked floor of subscription NAME on topic ID: every offset below it is
+ * acked. 0 and *floor, or SL_ENOTFOUND when never set. */
+int sld_store_cursor_get(sld_txn_t *txn, const char *name, uint32_t id,
+                         uint64_t *floor);
+int sld_store_cursor_put(sld_txn_t *txn, const char *name, uint32_t id,
+                         uint64_t floor);
+
+/* Offsets acked above the floor. put/del: 0 or error; test: 1 / 0 / error.
+ * foreach calls FN(offset) in ascending order for offsets >= FROM. */
+int sld_store_acked_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
+int sld_store_acked_del(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
+int sld_store_acked_test(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
+typedef int (sld_store_offset_fn)(uint64_t offset, void *arg);
+int sld_store_acked_foreach(sld_txn_t *txn, const char *name, uint32_t id,
+                            uint64_t from, sld_store_offset_fn *fn, void *arg);
+
+/* ------------------------------------------------------------- retention */
+
+/* Trim, in its own write transaction, at most MAX_RECORDS records from the
+ * heads of topics over their age or size limit, expired dedup entries and
+ * producer index entries older than the producer window. *trimmed (may be
+ * NULL) counts removed records. Call between loop turns with no
+ * transaction open. 0, SL_EFULL, SL_ESTORE. */
+int sld_store_trim(sld_store_t *self, uint64_t now_us, uint64_t dedup_window_us,
+                   size_t max_records, size_t *trimmed);
+
+/* ----------------------------------------------------------------- check */
+
+/* Verify the store: every record readable and a decodable envelope (by
+ * VERIFY, may be NULL: returns 0 when a record's envelope is fine), topic
+ * counters equal to the records, every cursor <= its topic's next offset,
+ * producer index entries pointing at stored or trimmed offsets. Prints a
+ * summary and each problem to OUT. 0 when clean, SL_ESTORE otherwise. */
+#include <stdio.h>
+typedef int (sld_store_verify_fn)(const void *envelope, size_t len);
+int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out);
+
+/* Map usage, for stats: bytes used and current map size. */
+void sld_store_usage(sld_store_t *self, uint64_t *used, uint64_t *map_size);
+
+#endif

@@ -1,0 +1,140 @@
+/*  slc - result-code names, topic names and patterns, clocks.
+ *  Stateless; safe from any thread.  */
+#include "slc.h"
+#include <string.h>
+#include <time.h>
+
+const char *slc_strerror(int code)
+{
+    if (code > 0)
+        code = -code;
+    switch (code) {
+    case SL_OK:         return "success";
+    case SL_EMALFORMED: return "malformed frame";
+    case SL_ENOSESSION: return "no session: send hello first";
+    case SL_EDENIED:    return "permission denied";
+    case SL_ENOTFOUND:  return "not found";
+    case SL_ECOMMAND:   return "unknown or unexpected command";
+    case SL_ETIMEOUT:   return "timed out";
+    case SL_ESTALE:     return "stale delivery token: the message was redelivered";
+    case SL_EEXIST:     return "already exists with a different definition";
+    case SL_ETOOBIG:    return "too big";
+    case SL_EINVAL:     return "invalid argument";
+    case SL_EVERSION:   return "unsupported protocol version";
+    case SL_EBUSY:      return "busy: limit reached, retry later";
+    case SL_EINTERNAL:  return "internal error";
+    case SL_ESTORE:     return "storage error";
+    case SL_EUNAVAIL:   return "broker unavailable";
+    case SL_ENOMEM:     return "out of memory";
+    case SL_ESYS:       return "system call failed";
+    case SL_EFULL:      return "storage full";
+    default:            return "unknown error";
+    }
+}
+
+bool slc_retryable(int code)
+{
+    if (code > 0)
+        code = -code;
+    return code == SL_ETIMEOUT || code == SL_EBUSY || code == SL_EUNAVAIL
+        || code == SL_EFULL || code == SL_ENOSESSION;
+}
+
+static bool s_word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+        || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+/* Shared walk for names and patterns: words separated by single dots. */
+static int s_validate(const char *s, bool pattern, bool allow_reserved)
+{
+    if (!s || !*s)
+        return SL_EINVAL;
+    size_t len = strnlen(s, SLC_TOPIC_MAX + 1);
+    if (len > SLC_TOPIC_MAX)
+        return SL_EINVAL;
+    if (s[0] == '_' && !allow_reserved)
+        return SL_EINVAL;
+    const char *w = s;
+    while (true) {
+        const char *e = w;
+        while (*e && *e != '.')
+            e++;
+        size_t wl = (size_t) (e - w);
+        if (wl == 0)
+            return SL_EINVAL;
+        if (pattern && wl == 1 && (*w == '*' || *w == '>')) {
+            if (*w == '>' && *e)
+                return SL_EINVAL;       /* '>' only as the last word */
+        }
+        else
+            for (const char *p = w; p < e; p++)
+                if (!s_word_char(*p))
+                    return SL_EINVAL;
+        if (!*e)
+            return 0;
+        w = e + 1;
+    }
+}
+
+int slc_topic_validate(const char *name, bool allow_reserved)
+{
+    return s_validate(name, false, allow_reserved);
+}
+
+int slc_pattern_validate(const char *pattern)
+{
+    return s_validate(pattern, true, true);
+}
+
+bool slc_pattern_is_literal(const char *pattern)
+{
+    for (const char *w = pattern; *w; ) {
+        if ((w[0] == '*' || w[0] == '>') && (w[1] == '.' || w[1] == 0))
+            return false;
+        const char *dot = strchr(w, '.');
+        if (!dot)
+            break;
+        w = dot + 1;
+    }
+    return true;
+}
+
+bool slc_pattern_match(const char *pattern, const char *topic)
+{
+    const char *p = pattern, *t = topic;
+    bool first = true;
+    while (true) {
+        const char *pe = strchr(p, '.');
+        size_t pl = pe ? (size_t) (pe - p) : strlen(p);
+        const char *te = strchr(t, '.');
+        size_t tl = te ? (size_t) (te - t) : strlen(t);
+        bool wild = pl == 1 && (*p == '*' || *p == '>');
+        if (wild && first && *t == '_')
+            return false;
+        if (pl == 1 && *p == '>')
+            return tl > 0;
+        if (!wild && (pl != tl || memcmp(p, t, pl) != 0))
+            return false;
+        if (!pe || !te)
+            return !pe && !te;
+        p = pe + 1;
+        t = te + 1;
+        first = false;
+    }
+}
+
+uint64_t slc_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+uint64_t slc_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}

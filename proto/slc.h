@@ -1,0 +1,66 @@
+/*  slc - the small common library linked by both the broker and the SDK:
+ *  result-code names, topic names and patterns, clocks, big-endian helpers.
+ *  Pure functions; no state; any thread. The wire codec is in slc_codec.h.  */
+#ifndef SLC_H
+#define SLC_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "sluice_codes.h"
+
+#define SLC_PROTOCOL_VERSION 1
+#define SLC_TOPIC_MAX 255        /* longest topic name or pattern, bytes */
+#define SLC_PRODUCER_ID_LEN 16
+
+/* Static text for a result code (0, an SL_E* value, or its positive wire
+ * form). Never NULL; unknown codes give "unknown error". */
+const char *slc_strerror(int code);
+
+/* True for the codes whose operation may succeed when simply retried. */
+bool slc_retryable(int code);
+
+/* Check a topic NAME: dot-separated words of [A-Za-z0-9_-], no empty word,
+ * at most SLC_TOPIC_MAX bytes. Names whose first word starts with '_' belong
+ * to the broker and pass only when ALLOW_RESERVED. 0 or SL_EINVAL. */
+int slc_topic_validate(const char *name, bool allow_reserved);
+
+/* Check a subscription PATTERN: like a topic name, where a word may also be
+ * '*' (exactly one word) and the last word may be '>' (one or more words).
+ * 0 or SL_EINVAL. */
+int slc_pattern_validate(const char *pattern);
+
+/* True when PATTERN (valid) contains no wildcard. */
+bool slc_pattern_is_literal(const char *pattern);
+
+/* True when TOPIC matches PATTERN. A wildcard in the first word never
+ * matches a reserved ('_') topic: those are reached only by naming them. */
+bool slc_pattern_match(const char *pattern, const char *topic);
+
+/* Wall clock in microseconds since the epoch, monotonic clock in ms. */
+uint64_t slc_now_us(void);
+uint64_t slc_mono_ms(void);
+
+static inline void slc_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24); p[1] = (uint8_t) (v >> 16);
+    p[2] = (uint8_t) (v >> 8);  p[3] = (uint8_t) v;
+}
+
+static inline void slc_put_be64(uint8_t *p, uint64_t v)
+{
+    slc_put_be32(p, (uint32_t) (v >> 32));
+    slc_put_be32(p + 4, (uint32_t) v);
+}
+
+static inline uint32_t slc_get_be32(const uint8_t *p)
+{
+    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
+         | ((uint32_t) p[2] << 8) | (uint32_t) p[3];
+}
+
+static inline uint64_t slc_get_be64(const uint8_t *p)
+{
+    return ((uint64_t) slc_get_be32(p) << 32) | slc_get_be32(p + 4);
+}
+
+#endif
