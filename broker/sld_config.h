@@ -53,13 +53,18 @@ void sld_config_defaults(sld_config_t *cfg);
 /* Set one setting by its file name ("section/key", e.g. "storage/map_size",
  * or a bare key when unambiguous) from text. Sizes take K/M/G suffixes
  * (binary), durations ms/s/m/h (bare numbers are ms), booleans
- * on/off/true/false/yes/no/1/0. 0, or SL_EINVAL with a message in ERR. */
+ * on/off/true/false/yes/no/1/0. 0, or SL_EINVAL with a message in ERR
+ * (CFG unchanged). Rules between two settings (map_size_max >= map_size,
+ * max_message_bytes <= max_frame_bytes) are checked by sld_config_load and
+ * sld_config_args on the finished result, not here. ERR may be NULL. */
 int sld_config_set(sld_config_t *cfg, const char *key, const char *value,
                    char *err, size_t err_len);
 
 /* Read the ZPL file PATH into CFG (settings not in the file keep their
- * values). Unknown sections or keys are errors. 0, or SL_EINVAL / SL_ESYS
- * with a message naming the file and the key in ERR. */
+ * values). Unknown sections or keys, bad values, a world-writable file and
+ * a result that breaks a two-setting rule are SL_EINVAL; a file that cannot
+ * be opened or read is SL_ESYS. 0, or the code with a message naming the
+ * file and the key in ERR; on error CFG is unchanged. */
 int sld_config_load(sld_config_t *cfg, const char *path,
                     char *err, size_t err_len);
 
@@ -74,12 +79,15 @@ typedef enum {
 
 /* Parse ARGV: defaults, then --config FILE, then every other flag over it
  * (--data-dir, --listen, --sync=on|off, --set KEY=VALUE, --check,
- * --print-config, --help, --version). Prints usage to OUT on --help.
- * 0 and *action, or SL_EINVAL with a message in ERR. */
+ * --print-config, --help, --version), in order: flags win over the file
+ * wherever --config appears. Prints usage to OUT on --help, the version on
+ * --version (both before loading any file). 0 and *action, or SL_EINVAL
+ * (SL_ESYS when the file cannot be read) with a message in ERR. */
 int sld_config_args(sld_config_t *cfg, int argc, char **argv,
                     sld_action_t *action, FILE *out, char *err, size_t err_len);
 
-/* Write CFG as a ZPL file that sld_config_load reads back unchanged. */
+/* Write CFG as a ZPL file that sld_config_load reads back unchanged.
+ * Write errors are left on OUT's error flag: check ferror(OUT). */
 void sld_config_print(const sld_config_t *cfg, FILE *out);
 
 #endif

@@ -19,6 +19,10 @@ typedef struct sld_txn sld_txn_t;
 /* Bytes before the envelope in a stored record: u64 ingest time (µs, BE). */
 #define SLD_RECORD_HEADER 8
 #define SLD_OFFSET_NONE UINT64_MAX
+/* Longest msg id the dedup functions take, bytes (longer: SL_EINVAL). */
+#define SLD_MSG_ID_MAX 256
+/* Longest subscription name, bytes (longer or empty: SL_EINVAL). */
+#define SLD_SUB_NAME_MAX 255
 
 typedef struct {
     const char *dir;            /* data directory; created if missing */
@@ -30,7 +34,7 @@ typedef struct {
 
 /* What the broker knows about one topic (committed state). */
 typedef struct {
-    uint32_t id;                /* stable, never reused */
+    uint32_t id;                /* stable, never reused; starts at 1 (0 is never a topic) */
     char name[SLC_TOPIC_MAX + 1];
     uint64_t first_offset;      /* oldest stored offset (== next_offset when empty) */
     uint64_t next_offset;       /* offset the next append gets; offsets start at 0 */
@@ -130,13 +134,18 @@ uint64_t sld_store_offset_at_time(sld_txn_t *txn, uint32_t id, uint64_t time_us)
 /* ------------------------------------------------------------- producers */
 
 /* Look up (PRODUCER_ID, SEQ). Returns 0 when new, 1 when already stored:
- * then *topic_id / *offset name the original (offset SLD_OFFSET_NONE when
- * SEQ is older than the producer window). Negative on error. A seq above
- * the producer's highest is known new without a lookup. */
+ * then *topic_id / *offset name the original (topic 0 and offset
+ * SLD_OFFSET_NONE when SEQ is older than the producer window and its entry
+ * was trimmed). Negative on error. A seq above the producer's highest is
+ * known new without a lookup; a seq inside the window that was never
+ * recorded (a gap: that publish was refused) is new. Works in a read txn
+ * too. */
 int sld_store_producer_check(sld_txn_t *txn, const uint8_t producer_id[16],
                              uint64_t seq, uint32_t *topic_id, uint64_t *offset);
 
-/* Record that (PRODUCER_ID, SEQ) is stored at (TOPIC_ID, OFFSET). */
+/* Record that (PRODUCER_ID, SEQ) is stored at (TOPIC_ID, OFFSET) (write
+ * txn). The producer's highest seq becomes visible to others on commit.
+ * 0, SL_EFULL, SL_ESTORE. */
 int sld_store_producer_record(sld_txn_t *txn, const uint8_t producer_id[16],
                               uint64_t seq, uint32_t topic_id, uint64_t offset);
 
@@ -146,12 +155,14 @@ uint64_t sld_store_producer_last_seq(sld_store_t *self, const uint8_t producer_i
 /* --------------------------------------------------------- msg-id dedup */
 
 /* Was MSG_ID (LEN bytes) stored on topic ID within the last WINDOW_US
- * before NOW_US? 1 and *offset when it was, 0 when not, negative on error. */
+ * before NOW_US? 1 and *offset when it was, 0 when not, negative on error
+ * (SL_EINVAL when LEN is 0 or above SLD_MSG_ID_MAX). */
 int sld_store_dedup_check(sld_txn_t *txn, uint32_t id, const void *msg_id,
                           size_t len, uint64_t now_us, uint64_t window_us,
                           uint64_t *offset);
 
-/* Remember MSG_ID on topic ID at NOW_US for OFFSET. */
+/* Remember MSG_ID on topic ID at NOW_US for OFFSET (write txn; replaces an
+ * older entry for the same id). 0, SL_EINVAL, SL_EFULL, SL_ESTORE. */
 int sld_store_dedup_record(sld_txn_t *txn, uint32_t id, const void *msg_id,
                            size_t len, uint64_t now_us, uint64_t offset);
 
@@ -180,8 +191,11 @@ int sld_store_cursor_get(sld_txn_t *txn, const char *name, uint32_t id,
 int sld_store_cursor_put(sld_txn_t *txn, const char *name, uint32_t id,
                          uint64_t floor);
 
-/* Offsets acked above the floor. put/del: 0 or error; test: 1 / 0 / error.
- * foreach calls FN(offset) in ascending order for offsets >= FROM. */
+/* Offsets acked above the floor. put/del: 0 or error (deleting an offset
+ * that is not there is 0); test: 1 / 0 / error. foreach calls FN(offset) in
+ * ascending order for offsets >= FROM; FN returning non-zero stops the walk
+ * and that value is returned; FN must not change this subscription's acked
+ * set (collect, then delete after the walk). */
 int sld_store_acked_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
 int sld_store_acked_del(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
 int sld_store_acked_test(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);

@@ -8,6 +8,13 @@
  *  caller's thread. A client must not be used by two threads at once; use
  *  one client per thread.
  *
+ *  Inside a callback a client does no I/O of its own: sl_publish,
+ *  sl_publish_transient, sl_ack, sl_nack and sl_sub_next on already
+ *  received messages work; a call that would have to wait for the broker
+ *  (sl_poll, sl_flush, the *_sync calls, sl_subscribe, admin calls, or
+ *  sl_publish at max_unacked) returns SL_EBUSY there. A broker that refused
+ *  our protocol version (426) makes every later call return SL_EVERSION.
+ *
  *  Every int-returning function returns 0 or a negative SL_E* code from
  *  sluice_codes.h; sl_strerror() names them.  */
 #ifndef SLUICE_H
@@ -50,6 +57,13 @@ typedef struct {
     int dead_after_ms;          /* broker silent this long = reconnect; default 5000 */
     int connect_timeout_ms;     /* sl_client_connect gives up after this; default 30000 */
 } sl_options_t;
+/* NULL strings and 0 in max_batch, max_batch_bytes, max_unacked,
+ * heartbeat_ms, dead_after_ms and connect_timeout_ms mean the default;
+ * dead_after_ms must exceed heartbeat_ms. The producer_id_file holds the id
+ * (32 hex digits, created mode 0600) and is locked while the client lives;
+ * the broker keeps the last stored sequence of that id and tells it at
+ * connect, so the first sl_publish of such a client waits for the session
+ * (connect_timeout_ms) before numbering messages. */
 
 /* Fill OPTS with the defaults above. */
 void sl_options_init(sl_options_t *opts);
@@ -57,7 +71,8 @@ void sl_options_init(sl_options_t *opts);
 /* Create a client for OPTS (borrowed; strings are copied) and start to
  * connect. NULL OPTS = defaults. Returns 0 and *out (caller owns; free with
  * sl_client_destroy), SL_EINVAL for bad options, SL_ESYS when the producer
- * id file cannot be read or written, SL_ENOMEM. */
+ * id file cannot be read or written, SL_ENOMEM. Also SL_EBUSY when another
+ * live client holds the producer id file, SL_EINVAL when it holds no id. */
 int sl_client_new(const sl_options_t *opts, sl_client_t **out);
 
 /* Wait until the broker has answered Hello, at most connect_timeout_ms.
@@ -73,7 +88,7 @@ void sl_client_destroy(sl_client_t **self_p);
  * -1 = wait until at least one event). Runs confirm callbacks, receives
  * deliveries into subscription queues, sends heartbeats and batches,
  * reconnects and resends. Returns the number of events handled (>= 0) or a
- * negative code. */
+ * negative code. Events are frames received from the broker. */
 int sl_poll(sl_client_t *self, int timeout_ms);
 
 /* True while a session with the broker is established. */
@@ -122,7 +137,10 @@ typedef void (sl_confirm_fn)(const sl_confirm_t *confirm, void *arg);
  * failures (broker restart, lost connection, SL_EBUSY from the broker) are
  * retried by the client and not reported. On 0, *seq (may be NULL) is the
  * sequence given to the message. Returns 0, SL_EINVAL (bad topic, too big),
- * SL_EBUSY (max_unacked messages await confirm for longer than block_ms). */
+ * SL_EBUSY (max_unacked messages await confirm for longer than block_ms).
+ * A payload larger than the broker's max_message_bytes (1 MiB until the
+ * broker said) is SL_ETOOBIG; the first publish with a producer_id_file
+ * may return SL_ETIMEOUT (see sl_options_t). */
 int sl_publish(sl_client_t *self, const sl_message_t *msg,
                sl_confirm_fn *cb, void *arg, uint64_t *seq);
 
@@ -137,7 +155,7 @@ int sl_publish_sync(sl_client_t *self, const sl_message_t *msg,
 int sl_publish_transient(sl_client_t *self, const sl_message_t *msg);
 
 /* Send every queued message and wait until all are confirmed, at most
- * TIMEOUT_MS (-1 = forever). 0 or SL_ETIMEOUT. */
+ * TIMEOUT_MS (-1 = forever). 0 or SL_ETIMEOUT. Queued acks go out too. */
 int sl_flush(sl_client_t *self, int timeout_ms);
 
 /* Messages published and not yet confirmed. */
@@ -202,7 +220,9 @@ int sl_ack_sync(sl_msg_t *msg, int timeout_ms);
 int sl_nack(sl_msg_t *msg, uint32_t delay_ms);
 
 /* Free MSG. An un-acked durable message is simply left to redelivery.
- * NULL-safe; sets *msg_p to NULL. */
+ * NULL-safe; sets *msg_p to NULL. (Its redelivery is then handed out
+ * again.) A message may outlive its subscription and its client; acking
+ * it then gives SL_EINVAL. */
 void sl_msg_destroy(sl_msg_t **msg_p);
 
 /* Accessors. Returned pointers are borrowed, valid until sl_msg_destroy. */

@@ -1,0 +1,147 @@
+/*  cli - what the source files of the `sluice` command share: the common
+ *  options (--broker, --timeout, --help) and their parser, connecting,
+ *  turning SDK result codes into messages and exit codes, parsing numbers,
+ *  sizes and durations, aligned tables and JSON strings.
+ *  Single-threaded program. The only mutable file-scope state is the SIGINT
+ *  flag owned by sluice.c (see cli_interrupted). Uses only sluice.h.  */
+#ifndef CLI_H
+#define CLI_H
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "sluice.h"
+
+/* Exit codes of every subcommand (docs/cli.md). */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILED = 1,            /* some messages or the request failed */
+    CLI_EXIT_UNREACHABLE = 2,       /* broker unreachable or no progress in time */
+    CLI_EXIT_USAGE = 64,            /* bad command line (EX_USAGE) */
+    CLI_EXIT_INTERRUPTED = 130,     /* stopped by SIGINT, after a clean close */
+};
+
+/* Option ids. Every subcommand takes the common ones; its own options are
+ * numbered from CLI_OPT_OWN so the ids never collide with short options. */
+enum {
+    CLI_OPT_BROKER = 256,
+    CLI_OPT_TIMEOUT,
+    CLI_OPT_OWN = 300,
+};
+
+#define CLI_COMMON_OPTIONS                                          \
+    { "broker", required_argument, NULL, CLI_OPT_BROKER },          \
+    { "timeout", required_argument, NULL, CLI_OPT_TIMEOUT },        \
+    { "help", no_argument, NULL, 'h' }
+
+#define CLI_DEFAULT_TIMEOUT_S 30.0
+
+typedef struct {
+    const char *cmd;                /* "pub", "topic create": for messages */
+    const char *usage;              /* the subcommand's --help text */
+    const char *broker;             /* --broker, else $SLUICE_BROKER, else default */
+    double timeout_s;               /* --timeout, default 30 */
+    bool timeout_given;             /* --timeout was on the command line */
+    char **pos;                     /* positional arguments after parsing (borrowed argv) */
+    int npos;                       /* how many */
+} cli_ctx_t;
+
+/* Handles one subcommand-specific option OPT with argument ARG (NULL for
+ * flags). Returns 0, or CLI_EXIT_USAGE after printing why. */
+typedef int (cli_option_fn)(void *self, cli_ctx_t *ctx, int opt,
+                            const char *arg);
+
+/* Fill CTX for subcommand CMD with --help text USAGE (both static). */
+void cli_ctx_init(cli_ctx_t *ctx, const char *cmd, const char *usage);
+
+/* Parse ARGV (ARGV[0] is the subcommand's name) with OPTIONS, which must
+ * hold CLI_COMMON_OPTIONS; own options go to FN with SELF. Checks that
+ * between MIN_POS and MAX_POS positional arguments are left. Returns true
+ * when the command should run; false with *exit_code set when it should not
+ * (CLI_EXIT_OK after --help, CLI_EXIT_USAGE after a usage message). */
+bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,
+               const struct option *options, cli_option_fn *fn, void *self,
+               int min_pos, int max_pos, int *exit_code);
+
+/* Print "sluice CMD: MESSAGE" and a hint to stderr; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const cli_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Timeout in ms for SDK calls, at least 1. */
+int cli_timeout_ms(const cli_ctx_t *ctx);
+
+/* Print "sluice: broker X not reachable after N s" (plus DETAIL when not
+ * NULL) and return CLI_EXIT_UNREACHABLE. */
+int cli_unreachable(const cli_ctx_t *ctx, const char *detail);
+
+/* Report SDK result RC for the action described by FMT and return the exit
+ * code: SL_ETIMEOUT and SL_EUNAVAIL print the unreachable message and give
+ * CLI_EXIT_UNREACHABLE; anything else prints the code's name and text and
+ * gives CLI_EXIT_FAILED. */
+int cli_fail(const cli_ctx_t *ctx, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "SL_ETOOBIG" for SL_ETOOBIG; "SL_E?" for a code sluice_codes.h lacks. */
+const char *cli_code_name(int rc);
+
+/* Fill OPTS (may be NULL for the defaults) from CTX, create a client and
+ * wait for the broker's Hello answer, at most --timeout. Returns
+ * CLI_EXIT_OK and *out (caller owns), or an exit code after a message. */
+int cli_connect(const cli_ctx_t *ctx, sl_options_t *opts, sl_client_t **out);
+
+/* CLOCK_MONOTONIC in seconds. */
+double cli_now(void);
+
+/* Strict parsers; each returns 0 or -1 (nothing printed).
+ * u64: decimal digits only. seconds: a positive number, fractions allowed.
+ * duration: NUMBER[ms|s|m|h|d], bare = seconds, result in ms.
+ * size: NUMBER[K|M|G|T][i][B] (binary multiples), bare = bytes. */
+int cli_parse_u64(const char *text, uint64_t *out);
+int cli_parse_seconds(const char *text, double *out);
+int cli_parse_duration_ms(const char *text, uint64_t *out);
+int cli_parse_size(const char *text, uint64_t *out);
+
+/* Allocations of the command's own bookkeeping cannot usefully fail: these
+ * print "out of memory" and exit(1) instead of returning NULL. */
+void *cli_xmalloc(size_t size);
+void *cli_xrealloc(void *ptr, size_t size);
+char *cli_xstrdup(const char *text);
+
+/* An aligned text table: cells are added left to right, row after row. */
+typedef struct cli_table cli_table_t;
+
+/* New table of NCOLS columns named HEADERS (static strings); ALIGN has one
+ * letter per column, 'l' or 'r'. Never NULL (aborts when out of memory). */
+cli_table_t *cli_table_new(size_t ncols, const char *const *headers,
+                           const char *align);
+
+/* Append one cell formatted like printf (copied). */
+void cli_table_cell(cli_table_t *self, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Write header and rows with columns padded to their widest cell. */
+void cli_table_print(const cli_table_t *self, FILE *out);
+
+/* NULL-safe; sets *self_p to NULL. */
+void cli_table_destroy(cli_table_t **self_p);
+
+/* Write TEXT as a JSON string literal, quotes included. */
+void cli_json_string(FILE *out, const char *text);
+
+/* True once SIGINT arrived after cli_catch_sigint (sluice.c). */
+bool cli_interrupted(void);
+
+/* Make SIGINT set the flag once (a second SIGINT kills as usual). For the
+ * commands that can stop cleanly: pub, sub. */
+void cli_catch_sigint(void);
+
+/* The subcommands; each gets ARGV with ARGV[0] its own name. */
+int cli_pub(int argc, char **argv);
+int cli_sub(int argc, char **argv);
+int cli_topics(int argc, char **argv);
+int cli_stats(int argc, char **argv);
+int cli_topic_create(int argc, char **argv);
+int cli_sub_rm(int argc, char **argv);
+
+#endif

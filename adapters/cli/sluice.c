@@ -1,0 +1,141 @@
+/*  sluice - the command for people and scripts: publish lines, print a
+ *  subscription, list topics and statistics, create topics, remove
+ *  subscriptions. This file only dispatches to the subcommands (cli_*.c)
+ *  and owns the SIGINT flag. Single-threaded. Talks to the broker only
+ *  through libsluice (sluice.h); docs/cli.md is the reference.  */
+#include <signal.h>
+#include <string.h>
+#include "cli.h"
+
+/* The one piece of mutable file-scope state in the command: a signal
+ * handler can only tell the program something through a volatile
+ * sig_atomic_t, so pub and sub poll this flag to stop cleanly. */
+static volatile sig_atomic_t s_interrupted;
+
+static void s_on_sigint(int sig)
+{
+    (void)sig;
+    s_interrupted = 1;
+}
+
+bool cli_interrupted(void)
+{
+    return s_interrupted != 0;
+}
+
+void cli_catch_sigint(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_sigint;
+    /* One-shot: a second Ctrl-C kills at once if the clean stop hangs.
+     * No SA_RESTART, so a blocking poll returns EINTR and sees the flag. */
+    sa.sa_flags = (int)SA_RESETHAND;
+    if (sigemptyset(&sa.sa_mask) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        perror("sluice: sigaction");    /* Ctrl-C then just kills: harmless */
+}
+
+static const char s_usage[] =
+    "usage: sluice COMMAND [OPTIONS] [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  pub TOPIC               publish stdin (or --file), one message per line\n"
+    "  sub TOPIC               print messages, one payload per line\n"
+    "  topics                  list topics\n"
+    "  stats                   topics, subscriptions and broker counters\n"
+    "  topic create NAME       create a topic or change its retention\n"
+    "  sub-rm NAME             delete a durable subscription and its cursor\n"
+    "  help [COMMAND]          this text, or the usage of COMMAND\n"
+    "\n"
+    "Options every command takes:\n"
+    "  --broker ENDPOINT       broker to talk to (default $SLUICE_BROKER or\n"
+    "                          " SL_DEFAULT_ENDPOINT ")\n"
+    "  --timeout SECONDS       give up when the broker is unreachable or makes\n"
+    "                          no progress for this long (default 30)\n"
+    "  --help                  usage of the command\n"
+    "\n"
+    "Exit codes: 0 ok, 1 failed, 2 broker unreachable or timeout, 64 usage,\n"
+    "130 interrupted. 'sluice COMMAND --help' for details; docs/cli.md.\n";
+
+typedef struct {
+    const char *name;               /* first word(s) on the command line */
+    const char *sub;                /* second word, or NULL */
+    int (*run)(int argc, char **argv);
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    { "pub", NULL, cli_pub },
+    { "sub", NULL, cli_sub },
+    { "topics", NULL, cli_topics },
+    { "stats", NULL, cli_stats },
+    { "topic", "create", cli_topic_create },
+    { "sub-rm", NULL, cli_sub_rm },
+};
+
+#define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
+
+/* The entry for ARGV (a command word, maybe followed by a second word);
+ * *words says how many words it used. NULL when unknown. */
+static const s_command_t *s_lookup(int argc, char **argv, int *words)
+{
+    size_t i;
+
+    for (i = 0; i < S_NCOMMANDS; i++) {
+        if (strcmp(argv[0], s_commands[i].name) != 0)
+            continue;
+        if (!s_commands[i].sub) {
+            *words = 1;
+            return &s_commands[i];
+        }
+        if (argc > 1 && strcmp(argv[1], s_commands[i].sub) == 0) {
+            *words = 2;
+            return &s_commands[i];
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const s_command_t *cmd;
+    char *help_argv[3];
+    int words = 0;
+
+    /* A closed stdout (sluice sub | head) must come back as EPIPE from
+     * fwrite so sub can stop without acking the unwritten message. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        perror("sluice: signal");
+
+    if (argc < 2) {
+        fputs(s_usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0
+        || (strcmp(argv[1], "help") == 0 && argc == 2)) {
+        fputs(s_usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        cmd = s_lookup(argc - 2, argv + 2, &words);
+        if (!cmd) {
+            fprintf(stderr, "sluice: unknown command '%s'\n", argv[2]);
+            return CLI_EXIT_USAGE;
+        }
+        help_argv[0] = argv[2 + words - 1];
+        help_argv[1] = (char *)"--help";
+        help_argv[2] = NULL;
+        return cmd->run(2, help_argv);
+    }
+    cmd = s_lookup(argc - 1, argv + 1, &words);
+    if (!cmd) {
+        if (strcmp(argv[1], "topic") == 0)
+            fputs("sluice: 'topic' needs a subcommand: topic create NAME\n",
+                  stderr);
+        else
+            fprintf(stderr, "sluice: unknown command '%s'\n", argv[1]);
+        fputs("Try 'sluice --help'.\n", stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return cmd->run(argc - words, argv + words);
+}

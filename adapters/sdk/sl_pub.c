@@ -1,0 +1,697 @@
+/*  sl_pub - publishing: the unconfirmed ring, batching, confirms and their
+ *  callbacks, retries with backoff, and the transient batch. Owns every
+ *  unconfirmed message. Client thread only; the session (socket, HelloOk)
+ *  belongs to sl_client.c, which calls sli_pub_session_ready on each one.
+ *
+ *  The ring keeps unconfirmed publishes at slot seq & (cap - 1): seqs are
+ *  handed out in order, so a Confirm finds its message in O(1) and the
+ *  oldest one is always at base_seq. Seqs >= send_seq have not gone out in
+ *  this session. Each envelope is encoded once, in sl_publish; a batch
+ *  frame is then the Frame tags followed by the stored envelopes, each as a
+ *  length-delimited PublishBatch.msgs field - byte for byte what protobuf
+ *  would emit - so resending after a reconnect never re-encodes anything.  */
+#include "sl_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define SLI_RING_MIN 1024
+#define SLI_HDR_STACK 16
+
+/* Protobuf tags of the fields the batch frame is assembled from. */
+#define SLI_TAG_FRAME_CORR 0x08             /* Frame.corr, varint */
+#define SLI_TAG_FRAME_BATCH 0x72            /* Frame.publish_batch (14), bytes */
+#define SLI_TAG_BATCH_MSG 0x0a              /* PublishBatch.msgs (1), bytes */
+#define SLI_TAG_BATCH_TRANSIENT 0x10        /* PublishBatch.transient (2), varint */
+
+static size_t s_vlen(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *s_vput(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t) (v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t) v;
+    return p;
+}
+
+/* ---------------------------------------------------------------- ring */
+
+int sli_pub_init(sl_client_t *self)
+{
+    self->ring = calloc(SLI_RING_MIN, sizeof *self->ring);
+    self->scratch = calloc((size_t) self->opts.max_batch, sizeof *self->scratch);
+    if (!self->ring || !self->scratch)
+        return SL_ENOMEM;
+    self->ring_cap = SLI_RING_MIN;
+    self->base_seq = self->next_seq = self->send_seq = 1;
+    return 0;
+}
+
+void sli_pub_destroy(sl_client_t *self)
+{
+    if (self->ring)
+        for (uint64_t s = self->base_seq; s < self->next_seq; s++) {
+            sli_pending_t *p = self->ring[s & (self->ring_cap - 1)];
+            if (p && p->seq == s)
+                free(p);
+        }
+    free(self->ring);
+    free(self->scratch);
+    free(self->tbuf);
+    self->ring = NULL;
+    self->scratch = NULL;
+    self->tbuf = NULL;
+}
+
+static sli_pending_t *s_get(const sl_client_t *self, uint64_t seq)
+{
+    if (seq < self->base_seq || seq >= self->next_seq)
+        return NULL;
+    sli_pending_t *p = self->ring[seq & (self->ring_cap - 1)];
+    return p && p->seq == seq ? p : NULL;
+}
+
+/* Make room so that seq next_seq has a slot of its own. */
+static int s_fit(sl_client_t *self)
+{
+    uint64_t span = self->next_seq - self->base_seq + 1;
+    if (span <= self->ring_cap)
+        return 0;
+    size_t cap = self->ring_cap;
+    while (cap < span) {
+        if (cap > SIZE_MAX / 2 / sizeof *self->ring)
+            return SL_ENOMEM;
+        cap *= 2;
+    }
+    sli_pending_t **ring = calloc(cap, sizeof *ring);
+    if (!ring)
+        return SL_ENOMEM;
+    for (uint64_t s = self->base_seq; s < self->next_seq; s++) {
+        sli_pending_t *p = self->ring[s & (self->ring_cap - 1)];
+        if (p && p->seq == s)
+            ring[s & (cap - 1)] = p;
+    }
+    free(self->ring);
+    self->ring = ring;
+    self->ring_cap = cap;
+    return 0;
+}
+
+static void s_remove(sl_client_t *self, sli_pending_t *p)
+{
+    self->ring[p->seq & (self->ring_cap - 1)] = NULL;
+    self->live--;
+    if (p->state == SLI_PEND_UNSENT) {
+        self->unsent_n--;
+        self->unsent_bytes -= p->len;
+    }
+    else if (p->state == SLI_PEND_RETRY)
+        self->retry_n--;
+    if (self->live == 0)
+        self->base_seq = self->next_seq;
+    else
+        while (self->base_seq < self->next_seq
+               && !s_get(self, self->base_seq))
+            self->base_seq++;
+    if (self->send_seq < self->base_seq)
+        self->send_seq = self->base_seq;
+}
+
+/* ------------------------------------------------------------ encoding */
+
+typedef struct {
+    Sluice__Envelope env;
+    Sluice__Header hs[SLI_HDR_STACK];
+    Sluice__Header *hp[SLI_HDR_STACK];
+    Sluice__Header *heap_hs;
+    Sluice__Header **heap_hp;
+} sli_env_t;
+
+static void s_env_free(sli_env_t *e)
+{
+    free(e->heap_hs);
+    free(e->heap_hp);
+}
+
+/* Fill E to encode MSG; it borrows MSG's strings and bytes. */
+static int s_env_build(sl_client_t *self, const sl_message_t *msg,
+                       bool transient, sli_env_t *e)
+{
+    size_t nh = msg->nheaders + (msg->msg_id ? 1 : 0);
+    Sluice__Header *hs = e->hs;
+    Sluice__Header **hp = e->hp;
+    e->heap_hs = NULL;
+    e->heap_hp = NULL;
+    if (nh > SLI_HDR_STACK) {
+        e->heap_hs = hs = malloc(nh * sizeof *hs);
+        e->heap_hp = hp = malloc(nh * sizeof *hp);
+        if (!hs || !hp) {
+            s_env_free(e);
+            return SL_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < msg->nheaders; i++) {
+        sluice__header__init(&hs[i]);
+        hs[i].key = (char *) msg->headers[i].key;
+        if (msg->headers[i].value)
+            hs[i].value = (char *) msg->headers[i].value;
+        hp[i] = &hs[i];
+    }
+    if (msg->msg_id) {
+        sluice__header__init(&hs[nh - 1]);
+        hs[nh - 1].key = (char *) "msg-id";
+        hs[nh - 1].value = (char *) msg->msg_id;
+        hp[nh - 1] = &hs[nh - 1];
+    }
+    sluice__envelope__init(&e->env);
+    e->env.topic = (char *) msg->topic;
+    if (!transient) {
+        e->env.producer_id.data = self->producer_id;
+        e->env.producer_id.len = sizeof self->producer_id;
+    }
+    e->env.n_headers = nh;
+    e->env.headers = hp;
+    if (msg->content_type)
+        e->env.content_type = (char *) msg->content_type;
+    e->env.payload.data = (uint8_t *) msg->payload;
+    e->env.payload.len = msg->len;
+    return 0;
+}
+
+static int s_check(const sl_client_t *self, const sl_message_t *msg)
+{
+    if (self->state == SLI_SESS_VERSION)
+        return SL_EVERSION;
+    if (!msg || slc_topic_validate(msg->topic, false) != 0
+        || (msg->len && !msg->payload) || (msg->nheaders && !msg->headers))
+        return SL_EINVAL;
+    for (size_t i = 0; i < msg->nheaders; i++)
+        if (!msg->headers[i].key || !*msg->headers[i].key)
+            return SL_EINVAL;
+    if (msg->len > self->max_msg)
+        return SL_ETOOBIG;
+    return 0;
+}
+
+/* -------------------------------------------------------------- frames */
+
+/* Send V[0..N) in one PublishBatch frame. On 0 they are SENT with its corr. */
+static int s_send_entries(sl_client_t *self, sli_pending_t **v, size_t n)
+{
+    size_t body = 0;
+    for (size_t i = 0; i < n; i++)
+        body += 1 + s_vlen(v[i]->len) + v[i]->len;
+    uint64_t corr = sli_corr(self);
+    size_t total = 1 + s_vlen(corr) + 1 + s_vlen(body) + body;
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, total) != 0)
+        return SL_ENOMEM;
+    uint8_t *p = zmq_msg_data(&msg);
+    *p++ = SLI_TAG_FRAME_CORR;
+    p = s_vput(p, corr);
+    *p++ = SLI_TAG_FRAME_BATCH;
+    p = s_vput(p, body);
+    for (size_t i = 0; i < n; i++) {
+        *p++ = SLI_TAG_BATCH_MSG;
+        p = s_vput(p, v[i]->len);
+        memcpy(p, v[i]->enc, v[i]->len);
+        p += v[i]->len;
+    }
+    int rc = sli_send_msg(self, &msg);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        v[i]->corr = corr;
+        v[i]->state = SLI_PEND_SENT;
+    }
+    return 0;
+}
+
+/* One frame of the oldest unsent publishes. */
+static int s_send_fresh(sl_client_t *self)
+{
+    size_t n = 0, bytes = 0;
+    uint64_t s = self->send_seq;
+    for (; s < self->next_seq && n < self->max_batch; s++) {
+        sli_pending_t *p = s_get(self, s);
+        if (!p)
+            continue;
+        if (n && bytes + p->len > self->opts.max_batch_bytes)
+            break;
+        self->scratch[n++] = p;
+        bytes += p->len;
+    }
+    int rc = n ? s_send_entries(self, self->scratch, n) : 0;
+    if (rc)
+        return rc;
+    self->send_seq = s;
+    self->unsent_n -= n;
+    self->unsent_bytes -= bytes;
+    return 0;
+}
+
+static int s_send_retry_batch(sl_client_t *self, size_t n)
+{
+    int rc = s_send_entries(self, self->scratch, n);
+    if (rc == 0)
+        self->retry_n -= n;
+    return rc;
+}
+
+/* Resend every RETRY publish that is due, oldest first. */
+static void s_send_retries(sl_client_t *self, uint64_t now)
+{
+    uint64_t next_at = UINT64_MAX;
+    size_t n = 0, bytes = 0;
+    for (uint64_t s = self->base_seq; s < self->send_seq; s++) {
+        sli_pending_t *p = s_get(self, s);
+        if (!p || p->state != SLI_PEND_RETRY)
+            continue;
+        if (p->retry_at > now) {
+            next_at = sli_min(next_at, p->retry_at);
+            continue;
+        }
+        if (n == self->max_batch
+            || (n && bytes + p->len > self->opts.max_batch_bytes)) {
+            if (s_send_retry_batch(self, n) != 0)
+                goto blocked;
+            n = bytes = 0;
+        }
+        self->scratch[n++] = p;
+        bytes += p->len;
+    }
+    if (n && s_send_retry_batch(self, n) != 0)
+        goto blocked;
+    self->retry_at = next_at;
+    return;
+blocked:
+    self->retry_at = now + 1;
+}
+
+static int s_send_transient(sl_client_t *self)
+{
+    size_t body = self->tlen + 2;
+    size_t total = 1 + s_vlen(body) + body;
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, total) != 0)
+        return SL_ENOMEM;
+    uint8_t *p = zmq_msg_data(&msg);
+    *p++ = SLI_TAG_FRAME_BATCH;
+    p = s_vput(p, body);
+    memcpy(p, self->tbuf, self->tlen);
+    p += self->tlen;
+    *p++ = SLI_TAG_BATCH_TRANSIENT;
+    *p++ = 1;
+    int rc = sli_send_msg(self, &msg);
+    if (rc == 0)
+        self->tlen = self->tn = 0;
+    return rc;
+}
+
+void sli_pub_service(sl_client_t *self, uint64_t now, bool force)
+{
+    if (self->state != SLI_SESS_READY)
+        return;
+    if (self->retry_n && now >= self->retry_at)
+        s_send_retries(self, now);
+    while (self->unsent_n > 0) {
+        if (!force && self->unsent_n < self->max_batch
+            && self->unsent_bytes < self->opts.max_batch_bytes
+            && now - self->batch_since < (uint64_t) self->opts.linger_ms)
+            break;
+        if (s_send_fresh(self) != 0)
+            break;              /* pipe full: the next turn tries again */
+    }
+    if (self->tn && (force || self->tn >= self->max_batch
+                     || self->tlen >= self->opts.max_batch_bytes
+                     || now - self->tsince >= (uint64_t) self->opts.linger_ms))
+        (void) s_send_transient(self);
+}
+
+uint64_t sli_pub_deadline(const sl_client_t *self)
+{
+    uint64_t d = UINT64_MAX;
+    if (self->state != SLI_SESS_READY)
+        return d;
+    if (self->unsent_n)
+        d = self->batch_since + (uint64_t) self->opts.linger_ms;
+    if (self->retry_n)
+        d = sli_min(d, self->retry_at);
+    if (self->tn)
+        d = sli_min(d, self->tsince + (uint64_t) self->opts.linger_ms);
+    return d;
+}
+
+void sli_pub_session_ready(sl_client_t *self, uint64_t last_seq)
+{
+    if (last_seq >= self->next_seq) {
+        if (self->live)
+            SLI_LOG("the broker has sequence %llu for this producer id, "
+                    "beyond ours (%llu): is another producer using the id?",
+                    (unsigned long long) last_seq,
+                    (unsigned long long) (self->next_seq - 1));
+        self->next_seq = last_seq + 1;
+        if (!self->live)
+            self->base_seq = self->send_seq = self->next_seq;
+    }
+    /* Everything unconfirmed goes again, in seq order; the broker
+     * recognises what it already stored by (producer id, seq). */
+    self->send_seq = self->base_seq;
+    self->unsent_n = self->live;
+    self->unsent_bytes = 0;
+    self->retry_n = 0;
+    for (uint64_t s = self->base_seq; s < self->next_seq; s++) {
+        sli_pending_t *p = s_get(self, s);
+        if (p) {
+            p->state = SLI_PEND_UNSENT;
+            self->unsent_bytes += p->len;
+        }
+    }
+    self->batch_since = 0;      /* due at once */
+}
+
+/* ------------------------------------------------------------ confirms */
+
+static void s_settle(sl_client_t *self, sli_pending_t *p, int rc,
+                     const char *text, uint64_t offset, bool duplicate)
+{
+    s_remove(self, p);
+    if (p->cb) {
+        sl_confirm_t c = { .rc = rc, .text = text, .topic = p->topic,
+                           .seq = p->seq, .offset = offset,
+                           .duplicate = duplicate };
+        self->cb_depth++;
+        p->cb(&c, p->arg);
+        self->cb_depth--;
+    }
+    free(p);
+}
+
+static void s_retry(sl_client_t *self, sli_pending_t *p, uint64_t now)
+{
+    if (p->state != SLI_PEND_SENT)
+        return;
+    if (p->retries < UINT8_MAX)
+        p->retries++;
+    p->state = SLI_PEND_RETRY;
+    p->retry_at = now + sli_backoff(self, p->retries);
+    self->retry_at = self->retry_n ? sli_min(self->retry_at, p->retry_at)
+                                   : p->retry_at;
+    self->retry_n++;
+}
+
+/* A Confirm without seq: find the INDEX-th message of frame CORR. Only a
+ * fallback, hence the scan. */
+static sli_pending_t *s_by_index(const sl_client_t *self, uint64_t corr,
+                                 uint32_t index)
+{
+    uint32_t i = 0;
+    for (uint64_t s = self->base_seq; s < self->next_seq; s++) {
+        sli_pending_t *p = s_get(self, s);
+        if (p && p->corr == corr && p->state == SLI_PEND_SENT && i++ == index)
+            return p;
+    }
+    return NULL;
+}
+
+void sli_pub_on_ack(sl_client_t *self, const Sluice__Frame *frame)
+{
+    const Sluice__PublishAck *pa = frame->publish_ack;
+    uint64_t now = slc_mono_ms();
+    for (size_t i = 0; i < pa->n_confirms; i++) {
+        const Sluice__Confirm *c = pa->confirms[i];
+        sli_pending_t *p = c->seq ? s_get(self, c->seq)
+                                  : s_by_index(self, frame->corr, c->index);
+        if (!p)
+            continue;           /* settled before: the answer to a resend */
+        if (c->code == 0)
+            s_settle(self, p, 0, NULL, c->offset, c->duplicate);
+        else if (c->retryable)
+            s_retry(self, p, now);
+        else
+            s_settle(self, p, c->code > 0 ? -c->code : SL_EINTERNAL,
+                     c->text, 0, false);
+    }
+}
+
+void sli_pub_on_error(sl_client_t *self, uint64_t corr,
+                      const Sluice__Error *err)
+{
+    uint64_t now = slc_mono_ms();
+    int code = err->code > 0 ? -err->code : SL_EINTERNAL;
+    size_t hit = 0;
+    /* The whole batch frame was refused. Seqs are looked up one by one
+     * because a callback may publish (and grow the ring) meanwhile. */
+    uint64_t end = self->next_seq;
+    for (uint64_t s = self->base_seq; s < end; s++) {
+        sli_pending_t *p = s_get(self, s);
+        if (!p || p->corr != corr || p->state != SLI_PEND_SENT)
+            continue;
+        hit++;
+        if (err->retryable)
+            s_retry(self, p, now);
+        else
+            s_settle(self, p, code, err->text, 0, false);
+    }
+    if (!hit)
+        SLI_LOG("broker error %d for request %llu: %s", err->code,
+                (unsigned long long) corr, err->text);
+}
+
+/* -------------------------------------------------------------- public */
+
+static int s_wait_room(sl_client_t *self)
+{
+    int rc = 0;
+    if (self->cb_depth > 0 || self->opts.block_ms == 0)
+        return SL_EBUSY;
+    uint64_t deadline = slc_mono_ms() + (uint64_t) self->opts.block_ms;
+    while (self->live >= (size_t) self->opts.max_unacked) {
+        /* Everything out now: only confirms make room. */
+        sli_pub_service(self, slc_mono_ms(), true);
+        int left = sli_remaining(deadline, self->opts.block_ms);
+        if (left == 0) {
+            rc = SL_EBUSY;
+            goto fail;
+        }
+        rc = sli_turn(self, left);
+        if (rc < 0)
+            goto fail;
+        rc = 0;
+    }
+fail:
+    return rc;
+}
+
+int sl_publish(sl_client_t *self, const sl_message_t *msg,
+               sl_confirm_fn *cb, void *arg, uint64_t *seq)
+{
+    int rc = s_check(self, msg);
+    sli_pending_t *p = NULL;
+    sli_env_t e;
+    if (rc)
+        goto fail;
+    /* With a persistent id the broker knows where our sequence stands:
+     * numbering before HelloOk could reuse stored seqs, which the broker
+     * would then take for duplicates. */
+    if (self->id_fd >= 0 && !self->ever_ready) {
+        rc = self->cb_depth ? SL_EBUSY
+                            : sli_wait_ready(self, self->opts.connect_timeout_ms);
+        if (rc)
+            goto fail;
+    }
+    if (self->live >= (size_t) self->opts.max_unacked) {
+        rc = s_wait_room(self);
+        if (rc)
+            goto fail;
+    }
+    rc = s_fit(self);
+    if (rc)
+        goto fail;
+    rc = s_env_build(self, msg, false, &e);
+    if (rc)
+        goto fail;
+    e.env.seq = self->next_seq;
+    size_t len = sluice__envelope__get_packed_size(&e.env);
+    size_t tlen = strlen(msg->topic);
+    p = malloc(sizeof *p + len + tlen + 1);
+    if (!p) {
+        s_env_free(&e);
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    sluice__envelope__pack(&e.env, p->enc);
+    s_env_free(&e);
+    p->seq = self->next_seq++;
+    p->corr = 0;
+    p->retry_at = 0;
+    p->cb = cb;
+    p->arg = arg;
+    p->len = (uint32_t) len;
+    p->state = SLI_PEND_UNSENT;
+    p->retries = 0;
+    p->topic = (char *) p->enc + len;
+    memcpy(p->topic, msg->topic, tlen + 1);
+    self->ring[p->seq & (self->ring_cap - 1)] = p;
+    self->live++;
+    uint64_t now = slc_mono_ms();
+    if (self->unsent_n == 0)
+        self->batch_since = now;
+    self->unsent_n++;
+    self->unsent_bytes += len;
+    if (seq)
+        *seq = p->seq;
+    if (self->unsent_n >= self->max_batch
+        || self->unsent_bytes >= self->opts.max_batch_bytes)
+        sli_pub_service(self, now, false);
+    sli_tick(self, now);
+    return 0;
+fail:
+    return rc;
+}
+
+int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
+{
+    int rc = s_check(self, msg);
+    sli_env_t e;
+    if (rc)
+        goto fail;
+    rc = s_env_build(self, msg, true, &e);
+    if (rc)
+        goto fail;
+    size_t len = sluice__envelope__get_packed_size(&e.env);
+    size_t need = 1 + s_vlen(len) + len;
+    uint64_t now = slc_mono_ms();
+    if (self->tn && (self->tn >= self->max_batch
+                     || self->tlen + need > self->opts.max_batch_bytes)) {
+        /* Full: it must leave before this one joins. */
+        if (self->state == SLI_SESS_READY)
+            (void) s_send_transient(self);
+        if (self->tn) {
+            s_env_free(&e);
+            rc = SL_EBUSY;
+            goto fail;
+        }
+    }
+    if (self->tlen + need > self->tcap) {
+        size_t cap = self->tcap ? self->tcap : 64 * 1024;
+        while (cap < self->tlen + need)
+            cap *= 2;
+        uint8_t *buf = realloc(self->tbuf, cap);
+        if (!buf) {
+            s_env_free(&e);
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        self->tbuf = buf;
+        self->tcap = cap;
+    }
+    uint8_t *p = self->tbuf + self->tlen;
+    *p++ = SLI_TAG_BATCH_MSG;
+    p = s_vput(p, len);
+    sluice__envelope__pack(&e.env, p);
+    s_env_free(&e);
+    self->tlen += need;
+    if (self->tn++ == 0)
+        self->tsince = now;
+    if (self->state == SLI_SESS_READY
+        && (self->tn >= self->max_batch
+            || self->tlen >= self->opts.max_batch_bytes))
+        (void) s_send_transient(self);
+    sli_tick(self, now);
+    return 0;
+fail:
+    return rc;
+}
+
+int sl_flush(sl_client_t *self, int timeout_ms)
+{
+    int rc = 0;
+    if (self->cb_depth > 0)
+        return SL_EBUSY;
+    uint64_t deadline = slc_mono_ms() + (uint64_t) (timeout_ms > 0 ? timeout_ms : 0);
+    while (true) {
+        if (self->state == SLI_SESS_VERSION) {
+            rc = SL_EVERSION;
+            break;
+        }
+        uint64_t now = slc_mono_ms();
+        sli_pub_service(self, now, true);
+        sli_sub_service(self, now, true);
+        if (self->live == 0 && self->tn == 0)
+            break;
+        int left = sli_remaining(deadline, timeout_ms);
+        if (left == 0) {
+            rc = SL_ETIMEOUT;
+            break;
+        }
+        rc = sli_turn(self, left);
+        if (rc < 0)
+            break;
+        rc = 0;
+    }
+    return rc;
+}
+
+typedef struct {
+    bool done;
+    sl_confirm_t c;
+} sli_sync_t;
+
+static void s_sync_cb(const sl_confirm_t *c, void *arg)
+{
+    sli_sync_t *st = arg;
+    st->done = true;
+    st->c = *c;
+    st->c.text = NULL;          /* borrowed pointers die with the callback */
+    st->c.topic = NULL;
+}
+
+int sl_publish_sync(sl_client_t *self, const sl_message_t *msg,
+                    int timeout_ms, sl_confirm_t *out)
+{
+    int rc = 0;
+    uint64_t seq = 0;
+    sli_sync_t st = { 0 };
+    if (self->cb_depth > 0)
+        return SL_EBUSY;
+    rc = sl_publish(self, msg, s_sync_cb, &st, &seq);
+    if (rc)
+        goto fail;
+    uint64_t deadline = slc_mono_ms() + (uint64_t) (timeout_ms > 0 ? timeout_ms : 0);
+    while (!st.done) {
+        sli_pub_service(self, slc_mono_ms(), true);
+        int left = sli_remaining(deadline, timeout_ms);
+        rc = left == 0 ? SL_ETIMEOUT : sli_turn(self, left);
+        if (rc < 0)
+            goto detach;
+        rc = 0;
+    }
+    if (out)
+        *out = st.c;
+    return st.c.rc;
+detach:
+    /* The message stays queued and will still be delivered; only its
+     * callback, which points at this stack frame, has to go. */
+    {
+        sli_pending_t *p = s_get(self, seq);
+        if (p)
+            p->cb = NULL;
+    }
+fail:
+    return rc;
+}
+
+size_t sl_unconfirmed(const sl_client_t *self)
+{
+    return self->live;
+}

@@ -1,0 +1,84 @@
+/*  sluiced - the sluice broker daemon: parse the configuration, wire the
+ *  server, serve until SIGTERM or SIGINT. Nothing else lives here.
+ *  Signals arrive through a signalfd the server polls, so no handler and
+ *  no global flag is needed.  */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include "slc_codec.h"
+#include "sld_config.h"
+#include "sld_server.h"
+#include "sld_store.h"
+
+static int s_verify_envelope(const void *envelope, size_t len)
+{
+    Sluice__Envelope *e = NULL;
+    int rc = slc_envelope_decode(envelope, len, &e);
+    slc_envelope_free(&e);
+    return rc;
+}
+
+static int s_check(const sld_config_t *cfg)
+{
+    sld_store_options_t so;
+    sld_store_options_init(&so);
+    so.dir = cfg->data_dir;
+    so.map_size = cfg->map_size;
+    so.map_size_max = cfg->map_size_max;
+    so.sync = cfg->sync;
+    sld_store_t *store = NULL;
+    if (sld_store_open(&so, &store) != 0) {
+        fprintf(stderr, "sluiced: cannot open the store in %s\n", cfg->data_dir);
+        return 1;
+    }
+    int rc = sld_store_check(store, s_verify_envelope, stdout);
+    sld_store_destroy(&store);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    sld_config_t cfg;
+    sld_action_t action;
+    char err[512];
+    if (sld_config_args(&cfg, argc, argv, &action, stdout, err, sizeof err) != 0) {
+        fprintf(stderr, "sluiced: %s\n(sluiced --help lists the options)\n", err);
+        return 64;
+    }
+    switch (action) {
+    case SLD_HELP:
+    case SLD_VERSION:
+        return 0;
+    case SLD_PRINT_CONFIG:
+        sld_config_print(&cfg, stdout);
+        return 0;
+    case SLD_CHECK:
+        return s_check(&cfg);
+    case SLD_RUN:
+        break;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0) {
+        perror("sluiced: sigprocmask");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sfd < 0) {
+        perror("sluiced: signalfd");
+        return 1;
+    }
+    sld_server_t *server = NULL;
+    if (sld_server_new(&cfg, &server) != 0) {
+        close(sfd);
+        return 1;
+    }
+    int rc = sld_server_run(server, sfd);
+    sld_server_destroy(&server);
+    close(sfd);
+    return rc == 0 ? 0 : 1;
+}

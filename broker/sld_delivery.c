@@ -1,0 +1,1494 @@
+/*  sld_delivery - durable and ephemeral subscriptions.
+ *
+ *  Design. A subscription matches topics by pattern; for each matched topic
+ *  it keeps a subtopic: `floor` (every offset below is acked), the set of
+ *  offsets acked above the floor, and `next` (the next offset never yet
+ *  delivered). Deliveries in flight live in an open-addressing table keyed
+ *  by (topic id, offset) holding the attempt's token, attempt number and
+ *  deadline; a binary heap of deadlines (lazily invalidated) finds expired
+ *  attempts, which go to a ready ring for redelivery, or to the dead-letter
+ *  topic once max_deliver attempts have failed.
+ *
+ *  Acks change memory at once and mark the subtopic dirty; the server calls
+ *  sld_delivery_persist inside its next write transaction, so acks are
+ *  group-committed with publishes. If that commit fails the state stays
+ *  dirty and is written by the next one: an ack is never lost in memory,
+ *  and a crash before the commit only means a redelivery, which the token
+ *  and the consumer's topic/offset idempotence absorb.
+ *
+ *  Flow control is credit: a subscription sends only while its consumer
+ *  has credit and fewer than max_inflight messages are unacked, so the
+ *  broker never buffers more for a slow consumer than it granted. Messages
+ *  are read from LMDB in a read transaction held only for one pump.  */
+#include "sld_delivery.h"
+#include <assert.h>
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_TIMER_CHECK_MS 10
+#define S_DEFAULT_CREDIT 1000
+
+enum { S_FREE = 0, S_SENT = 1, S_READY = 2, S_DELAYED = 3 };
+
+typedef struct {
+    uint32_t topic_id;
+    uint8_t state;
+    bool nacked;
+    uint32_t attempt;
+    uint64_t offset;
+    uint64_t token;
+    uint64_t deadline;
+} s_flight_t;
+
+typedef struct {
+    s_flight_t *slot;
+    size_t cap;                 /* power of two */
+    size_t count;
+} s_ftable_t;
+
+typedef struct {
+    uint64_t deadline;
+    uint64_t offset;
+    uint64_t token;
+    uint32_t topic_id;
+} s_timer_t;
+
+typedef struct {
+    s_timer_t *v;
+    size_t n, cap;
+} s_heap_t;
+
+typedef struct {
+    uint32_t topic_id;
+    uint64_t offset;
+} s_key_t;
+
+typedef struct {
+    s_key_t *v;
+    size_t head, n, cap;        /* ring */
+} s_ring_t;
+
+typedef struct {
+    uint64_t *v;
+    size_t head, n, cap;        /* sorted ascending, v[head .. head+n) */
+} s_oset_t;
+
+typedef struct {
+    uint32_t topic_id;
+    uint64_t floor;
+    uint64_t next;
+    s_oset_t acked;             /* acked offsets above floor */
+    uint64_t *fresh;            /* acked above floor since the last persist */
+    size_t nfresh, capfresh;
+    uint64_t persisted_floor;
+    size_t persisted_acked;     /* entries of ours in the store's acked db */
+    bool dirty;
+} s_subtopic_t;
+
+typedef struct s_sub s_sub_t;
+struct s_sub {
+    char name[SLC_TOPIC_MAX + 1];
+    char pattern[SLC_TOPIC_MAX + 1];
+    bool ephemeral;
+    uint32_t ack_wait_ms;
+    uint32_t max_deliver;
+    Sluice__StartKind start;
+    uint64_t start_offset;
+    uint64_t start_time_us;
+    sld_session_t *session;
+    uint32_t sub_id;
+    uint64_t credit;
+    s_subtopic_t *topics;
+    size_t ntopics, captopics;
+    size_t rr;
+    s_ftable_t flight;
+    s_heap_t timers;
+    s_ring_t ready;
+    bool config_dirty;
+    bool dirty;                 /* in self->dirty list */
+    bool awake;                 /* in self->awake list */
+    uint64_t delivered, redelivered, dead_lettered, acked, dropped;
+};
+
+typedef struct {
+    char sub[SLC_TOPIC_MAX + 1];
+    uint32_t topic_id;
+    uint64_t offset;
+    uint32_t attempts;
+    bool nacked;
+} s_dlq_t;
+
+typedef struct {
+    s_sub_t **v;
+    size_t n, cap;
+} s_subvec_t;
+
+struct sld_delivery {
+    sld_store_t *store;
+    sld_metrics_t *metrics;
+    sld_delivery_options_t opts;
+    sld_delivery_send_fn *send;
+    void *send_arg;
+    s_subvec_t subs;            /* every subscription */
+    zhashx_t *by_name;          /* durable name -> s_sub_t (borrowed) */
+    zhashx_t *by_id;            /* "sub_id" -> s_sub_t (borrowed) */
+    s_subvec_t *topic_subs;     /* index topic id -> matching subs */
+    uint32_t ntopic_subs;       /* topics known so far (ids below this) */
+    s_subvec_t awake;           /* subscriptions that may have work */
+    s_subvec_t dirty;           /* subscriptions with state to persist */
+    char **removed;             /* durable names to delete from the store */
+    size_t nremoved, capremoved;
+    s_dlq_t *dlq;               /* dead-letter moves to write */
+    size_t ndlq, capdlq;
+    size_t dlq_persisted;       /* how many of dlq the open txn holds */
+    uint32_t *appended;         /* topics our persist appended to */
+    size_t nappended, capappended;
+    uint32_t next_sub_id;
+    uint64_t next_token;
+    uint64_t next_timer_check;
+    Sluice__Delivery *items;    /* deliver_batch scratch items */
+    Sluice__Delivery **item_ptrs;
+    uint8_t *scratch;           /* transient envelope packing */
+    size_t scratch_cap;
+};
+
+/* ------------------------------------------------------------ containers */
+
+static int s_grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *nv = realloc(*v, ncap * elem);
+    if (!nv)
+        return SL_ENOMEM;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+static int s_subvec_add(s_subvec_t *vec, s_sub_t *sub)
+{
+    int rc = s_grow((void **) &vec->v, &vec->cap, vec->n + 1, sizeof(s_sub_t *));
+    if (rc == 0)
+        vec->v[vec->n++] = sub;
+    return rc;
+}
+
+static void s_subvec_remove(s_subvec_t *vec, s_sub_t *sub)
+{
+    for (size_t i = 0; i < vec->n; i++)
+        if (vec->v[i] == sub) {
+            vec->v[i] = vec->v[--vec->n];
+            return;
+        }
+}
+
+static size_t s_hash_key(uint32_t topic_id, uint64_t offset)
+{
+    uint64_t h = offset * 0x9E3779B97F4A7C15ull ^ ((uint64_t) topic_id << 32);
+    return (size_t) (h ^ (h >> 29));
+}
+
+static s_flight_t *s_flight_get(s_ftable_t *t, uint32_t topic_id, uint64_t offset)
+{
+    if (t->count == 0)
+        return NULL;
+    size_t mask = t->cap - 1;
+    for (size_t i = s_hash_key(topic_id, offset) & mask;; i = (i + 1) & mask) {
+        s_flight_t *f = &t->slot[i];
+        if (f->state == S_FREE)
+            return NULL;
+        if (f->offset == offset && f->topic_id == topic_id)
+            return f;
+    }
+}
+
+/* Insert a fresh entry (the key must be absent). The table is sized for
+ * max_inflight at half load, so it never fills. */
+static s_flight_t *s_flight_put(s_ftable_t *t, uint32_t topic_id, uint64_t offset)
+{
+    assert(t->count < t->cap / 2 + 1);
+    size_t mask = t->cap - 1;
+    size_t i = s_hash_key(topic_id, offset) & mask;
+    while (t->slot[i].state != S_FREE)
+        i = (i + 1) & mask;
+    s_flight_t *f = &t->slot[i];
+    memset(f, 0, sizeof(*f));
+    f->topic_id = topic_id;
+    f->offset = offset;
+    t->count++;
+    return f;
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void s_flight_del(s_ftable_t *t, s_flight_t *f)
+{
+    size_t mask = t->cap - 1;
+    size_t i = (size_t) (f - t->slot);
+    t->slot[i].state = S_FREE;
+    t->count--;
+    for (size_t j = (i + 1) & mask; t->slot[j].state != S_FREE; j = (j + 1) & mask) {
+        size_t home = s_hash_key(t->slot[j].topic_id, t->slot[j].offset) & mask;
+        bool move = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
+        if (move) {
+            t->slot[i] = t->slot[j];
+            t->slot[j].state = S_FREE;
+            i = j;
+        }
+    }
+}
+
+static int s_heap_push(s_heap_t *h, s_timer_t t)
+{
+    int rc = s_grow((void **) &h->v, &h->cap, h->n + 1, sizeof(s_timer_t));
+    if (rc)
+        return rc;
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h->v[p].deadline <= t.deadline)
+            break;
+        h->v[i] = h->v[p];
+        i = p;
+    }
+    h->v[i] = t;
+    return 0;
+}
+
+static s_timer_t s_heap_pop(s_heap_t *h)
+{
+    s_timer_t top = h->v[0];
+    s_timer_t last = h->v[--h->n];
+    size_t i = 0;
+    while (true) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->v[c + 1].deadline < h->v[c].deadline)
+            c++;
+        if (last.deadline <= h->v[c].deadline)
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n)
+        h->v[i] = last;
+    return top;
+}
+
+static int s_ring_push(s_ring_t *r, uint32_t topic_id, uint64_t offset)
+{
+    if (r->n == r->cap) {
+        size_t ncap = r->cap ? r->cap * 2 : 64;
+        s_key_t *nv = malloc(ncap * sizeof(s_key_t));
+        if (!nv)
+            return SL_ENOMEM;
+        for (size_t i = 0; i < r->n; i++)
+            nv[i] = r->v[(r->head + i) % r->cap];
+        free(r->v);
+        r->v = nv;
+        r->cap = ncap;
+        r->head = 0;
+    }
+    r->v[(r->head + r->n) % r->cap] = (s_key_t) { topic_id, offset };
+    r->n++;
+    return 0;
+}
+
+static s_key_t s_ring_pop(s_ring_t *r)
+{
+    s_key_t k = r->v[r->head];
+    r->head = (r->head + 1) % r->cap;
+    r->n--;
+    return k;
+}
+
+static bool s_oset_has(const s_oset_t *s, uint64_t off)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        uint64_t v = s->v[s->head + mid];
+        if (v == off)
+            return true;
+        if (v < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+static int s_oset_add(s_oset_t *s, uint64_t off)
+{
+    if (s->head + s->n == s->cap && s->head > 0) {
+        memmove(s->v, s->v + s->head, s->n * sizeof(uint64_t));
+        s->head = 0;
+    }
+    int rc = s_grow((void **) &s->v, &s->cap, s->head + s->n + 1, sizeof(uint64_t));
+    if (rc)
+        return rc;
+    uint64_t *base = s->v + s->head;
+    size_t i = s->n;
+    while (i > 0 && base[i - 1] > off)
+        i--;
+    if (i > 0 && base[i - 1] == off)
+        return 0;
+    memmove(base + i + 1, base + i, (s->n - i) * sizeof(uint64_t));
+    base[i] = off;
+    s->n++;
+    return 0;
+}
+
+/* ------------------------------------------------------------ subscriptions */
+
+static void s_sub_free(s_sub_t **sub_p)
+{
+    s_sub_t *sub = *sub_p;
+    if (!sub)
+        return;
+    for (size_t i = 0; i < sub->ntopics; i++) {
+        free(sub->topics[i].acked.v);
+        free(sub->topics[i].fresh);
+    }
+    free(sub->topics);
+    free(sub->flight.slot);
+    free(sub->timers.v);
+    free(sub->ready.v);
+    free(sub);
+    *sub_p = NULL;
+}
+
+static int s_sub_new(sld_delivery_t *self, s_sub_t **out)
+{
+    s_sub_t *sub = calloc(1, sizeof(s_sub_t));
+    if (!sub)
+        return SL_ENOMEM;
+    size_t cap = 16;
+    while (cap < 2 * (size_t) self->opts.max_inflight + 2)
+        cap *= 2;
+    sub->flight.cap = cap;
+    sub->flight.slot = calloc(cap, sizeof(s_flight_t));
+    if (!sub->flight.slot) {
+        free(sub);
+        return SL_ENOMEM;
+    }
+    *out = sub;
+    return 0;
+}
+
+static s_subtopic_t *s_subtopic_find(s_sub_t *sub, uint32_t topic_id)
+{
+    for (size_t i = 0; i < sub->ntopics; i++)
+        if (sub->topics[i].topic_id == topic_id)
+            return &sub->topics[i];
+    return NULL;
+}
+
+static void s_mark_dirty(sld_delivery_t *self, s_sub_t *sub)
+{
+    if (!sub->dirty && !sub->ephemeral && s_subvec_add(&self->dirty, sub) == 0)
+        sub->dirty = true;
+}
+
+static void s_wake(sld_delivery_t *self, s_sub_t *sub)
+{
+    if (!sub->awake && sub->session && s_subvec_add(&self->awake, sub) == 0)
+        sub->awake = true;
+}
+
+static s_subvec_t *s_topic_subs(sld_delivery_t *self, uint32_t id)
+{
+    if (id >= self->ntopic_subs) {
+        size_t n = (size_t) id + 1;
+        s_subvec_t *nv = realloc(self->topic_subs, n * sizeof(s_subvec_t));
+        if (!nv)
+            return NULL;
+        memset(nv + self->ntopic_subs, 0,
+               (n - self->ntopic_subs) * sizeof(s_subvec_t));
+        self->topic_subs = nv;
+        self->ntopic_subs = (uint32_t) n;
+    }
+    return &self->topic_subs[id];
+}
+
+/* Add topic INFO to SUB with its starting floor. FROM_START says the topic
+ * appeared after the subscription, so every message of it is new to SUB. */
+static int s_sub_add_topic(sld_delivery_t *self, s_sub_t *sub,
+                           const sld_topic_info_t *info, uint64_t floor)
+{
+    int rc = s_grow((void **) &sub->topics, &sub->captopics, sub->ntopics + 1,
+                    sizeof(s_subtopic_t));
+    if (rc)
+        return rc;
+    s_subvec_t *vec = s_topic_subs(self, info->id);
+    if (!vec)
+        return SL_ENOMEM;
+    rc = s_subvec_add(vec, sub);
+    if (rc)
+        return rc;
+    s_subtopic_t *st = &sub->topics[sub->ntopics++];
+    memset(st, 0, sizeof(*st));
+    st->topic_id = info->id;
+    st->floor = floor;
+    st->next = floor;
+    st->persisted_floor = floor;
+    return 0;
+}
+
+/* Where a new subscription starts on an existing topic. */
+static uint64_t s_start_floor(sld_delivery_t *self, const s_sub_t *sub,
+                              const sld_topic_info_t *info)
+{
+    switch (sub->start) {
+    case SLUICE__START_KIND__START_EARLIEST:
+        return info->first_offset;
+    case SLUICE__START_KIND__START_OFFSET:
+        return sub->start_offset < info->first_offset ? info->first_offset
+             : sub->start_offset > info->next_offset ? info->next_offset
+             : sub->start_offset;
+    case SLUICE__START_KIND__START_TIME: {
+        sld_txn_t *txn = NULL;
+        uint64_t off = info->next_offset;
+        if (sld_store_begin(self->store, false, &txn) == 0) {
+            off = sld_store_offset_at_time(txn, info->id, sub->start_time_us);
+            sld_txn_abort(&txn);
+        }
+        return off;
+    }
+    default:
+        return info->next_offset;
+    }
+}
+
+/* Durable names become part of the dead-letter topic `_dlq.<name>`, so they
+ * follow the topic-name rules (and may not start with '_'). */
+static bool s_valid_sub_name(const char *name)
+{
+    return strnlen(name, 201) <= 200 && slc_topic_validate(name, false) == 0;
+}
+
+/* Match SUB against every topic the store knows; new subscriptions start
+ * per their start position, loaded ones at their stored cursor. */
+static int s_sub_match_all(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn)
+{
+    size_t n = sld_store_topic_count(self->store);
+    for (size_t i = 0; i < n; i++) {
+        const sld_topic_info_t *info = sld_store_topic_at(self->store, i);
+        if (!slc_pattern_match(sub->pattern, info->name))
+            continue;
+        uint64_t floor = 0;
+        int rc = SL_ENOTFOUND;
+        if (txn)
+            rc = sld_store_cursor_get(txn, sub->name, info->id, &floor);
+        if (rc == SL_ENOTFOUND)
+            floor = txn ? info->first_offset : s_start_floor(self, sub, info);
+        else if (rc)
+            return rc;
+        if (floor < info->first_offset)
+            floor = info->first_offset;
+        rc = s_sub_add_topic(self, sub, info, floor);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int s_load_acked(uint64_t offset, void *arg)
+{
+    s_subtopic_t *st = arg;
+    st->persisted_acked++;
+    return s_oset_add(&st->acked, offset);
+}
+
+static int s_register(sld_delivery_t *self, s_sub_t *sub)
+{
+    int rc = s_subvec_add(&self->subs, sub);
+    if (rc)
+        return rc;
+    sub->sub_id = ++self->next_sub_id;
+    char key[16];
+    snprintf(key, sizeof key, "%u", sub->sub_id);
+    zhashx_insert(self->by_id, key, sub);
+    if (!sub->ephemeral)
+        zhashx_insert(self->by_name, sub->name, sub);
+    return 0;
+}
+
+static void s_unregister(sld_delivery_t *self, s_sub_t *sub)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%u", sub->sub_id);
+    zhashx_delete(self->by_id, key);
+    if (!sub->ephemeral && zhashx_lookup(self->by_name, sub->name) == sub)
+        zhashx_delete(self->by_name, sub->name);
+    s_subvec_remove(&self->subs, sub);
+    s_subvec_remove(&self->awake, sub);
+    s_subvec_remove(&self->dirty, sub);
+    for (size_t i = 0; i < sub->ntopics; i++)
+        if (sub->topics[i].topic_id < self->ntopic_subs)
+            s_subvec_remove(&self->topic_subs[sub->topics[i].topic_id], sub);
+}
+
+static int s_sub_load(const char *name, const void *config, size_t len, void *arg)
+{
+    void **ctx = arg;
+    sld_delivery_t *self = ctx[0];
+    sld_txn_t *txn = ctx[1];
+    Sluice__Subscribe *cfg = sluice__subscribe__unpack(NULL, len, config);
+    if (!cfg) {
+        fprintf(stderr, "sluiced: subscription %s: stored config does not decode\n", name);
+        return SL_ESTORE;
+    }
+    s_sub_t *sub = NULL;
+    int rc = s_sub_new(self, &sub);
+    if (rc)
+        goto fail;
+    snprintf(sub->name, sizeof sub->name, "%s", name);
+    snprintf(sub->pattern, sizeof sub->pattern, "%s", cfg->pattern);
+    sub->ack_wait_ms = cfg->ack_wait_ms;
+    sub->max_deliver = cfg->max_deliver;
+    sub->start = cfg->start;
+    rc = s_sub_match_all(self, sub, txn);
+    for (size_t i = 0; rc == 0 && i < sub->ntopics; i++) {
+        s_subtopic_t *st = &sub->topics[i];
+        rc = sld_store_acked_foreach(txn, sub->name, st->topic_id, st->floor,
+                                     s_load_acked, st);
+    }
+    if (rc == 0)
+        rc = s_register(self, sub);
+    if (rc)
+        goto fail;
+    sluice__subscribe__free_unpacked(cfg, NULL);
+    return 0;
+fail:
+    s_sub_free(&sub);
+    sluice__subscribe__free_unpacked(cfg, NULL);
+    return rc;
+}
+
+int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
+                     const sld_delivery_options_t *opts,
+                     sld_delivery_send_fn *send, void *arg,
+                     sld_delivery_t **out)
+{
+    int rc = SL_ENOMEM;
+    sld_txn_t *txn = NULL;
+    sld_delivery_t *self = calloc(1, sizeof(sld_delivery_t));
+    if (!self)
+        return SL_ENOMEM;
+    self->store = store;
+    self->metrics = metrics;
+    self->opts = *opts;
+    if (self->opts.deliver_batch == 0)
+        self->opts.deliver_batch = 1000;
+    if (self->opts.max_inflight == 0)
+        self->opts.max_inflight = 10000;
+    self->send = send;
+    self->send_arg = arg;
+    self->next_token = slc_now_us();
+    self->by_name = zhashx_new();
+    self->by_id = zhashx_new();
+    self->items = calloc(self->opts.deliver_batch, sizeof(Sluice__Delivery));
+    self->item_ptrs = calloc(self->opts.deliver_batch, sizeof(Sluice__Delivery *));
+    if (!self->by_name || !self->by_id || !self->items || !self->item_ptrs)
+        goto fail;
+    for (uint32_t i = 0; i < self->opts.deliver_batch; i++)
+        self->item_ptrs[i] = &self->items[i];
+    rc = sld_store_begin(store, false, &txn);
+    if (rc)
+        goto fail;
+    void *ctx[2] = { self, txn };
+    rc = sld_store_sub_foreach(txn, s_sub_load, ctx);
+    sld_txn_abort(&txn);
+    if (rc)
+        goto fail;
+    self->ntopic_subs = 0;
+    for (size_t i = 0; i < sld_store_topic_count(store); i++)
+        if (!s_topic_subs(self, sld_store_topic_at(store, i)->id))
+            goto fail;
+    *out = self;
+    return 0;
+fail:
+    sld_delivery_destroy(&self);
+    return rc ? rc : SL_ENOMEM;
+}
+
+void sld_delivery_destroy(sld_delivery_t **self_p)
+{
+    sld_delivery_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->subs.n; i++)
+        s_sub_free(&self->subs.v[i]);
+    free(self->subs.v);
+    for (uint32_t i = 0; i < self->ntopic_subs; i++)
+        free(self->topic_subs[i].v);
+    free(self->topic_subs);
+    free(self->awake.v);
+    free(self->dirty.v);
+    for (size_t i = 0; i < self->nremoved; i++)
+        free(self->removed[i]);
+    free(self->removed);
+    free(self->dlq);
+    free(self->appended);
+    free(self->items);
+    free(self->item_ptrs);
+    free(self->scratch);
+    zhashx_destroy(&self->by_name);
+    zhashx_destroy(&self->by_id);
+    free(self);
+    *self_p = NULL;
+}
+
+/* Topics the store knows but we have not matched yet (created since). */
+static void s_discover(sld_delivery_t *self, uint32_t id)
+{
+    if (id < self->ntopic_subs)
+        return;
+    const sld_topic_info_t *info = sld_store_topic_by_id(self->store, id);
+    if (!info || !s_topic_subs(self, id))
+        return;
+    for (size_t i = 0; i < self->subs.n; i++) {
+        s_sub_t *sub = self->subs.v[i];
+        if (!slc_pattern_match(sub->pattern, info->name))
+            continue;
+        /* The topic is younger than the subscription: all of it is new. */
+        if (s_sub_add_topic(self, sub, info, info->first_offset) == 0) {
+            sub->topics[sub->ntopics - 1].dirty = true;
+            s_mark_dirty(self, sub);
+        }
+    }
+}
+
+static s_sub_t *s_by_id(sld_delivery_t *self, sld_session_t *session, uint32_t sub_id)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%u", sub_id);
+    s_sub_t *sub = zhashx_lookup(self->by_id, key);
+    return sub && sub->session == session ? sub : NULL;
+}
+
+static int s_key_cmp(const void *a, const void *b)
+{
+    const s_key_t *x = a, *y = b;
+    if (x->topic_id != y->topic_id)
+        return x->topic_id < y->topic_id ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Every in-flight attempt of SUB becomes due for redelivery now, in offset
+ * order, so the next consumer sees them in the order they were stored. */
+static void s_detach(sld_delivery_t *self, s_sub_t *sub)
+{
+    (void) self;
+    size_t n = 0;
+    s_key_t *keys = malloc((sub->flight.count + 1) * sizeof(s_key_t));
+    for (size_t i = 0; keys && i < sub->flight.cap; i++) {
+        s_flight_t *f = &sub->flight.slot[i];
+        if (f->state == S_SENT || f->state == S_DELAYED)
+            keys[n++] = (s_key_t) { f->topic_id, f->offset };
+    }
+    /* Without memory for the sort they stay SENT and come back through
+     * their ack_wait deadline: later, never lost. */
+    if (keys)
+        qsort(keys, n, sizeof(s_key_t), s_key_cmp);
+    for (size_t i = 0; i < n; i++) {
+        s_flight_t *f = s_flight_get(&sub->flight, keys[i].topic_id, keys[i].offset);
+        if (s_ring_push(&sub->ready, f->topic_id, f->offset) == 0)
+            f->state = S_READY;
+    }
+    free(keys);
+    sub->session = NULL;
+    sub->credit = 0;
+}
+
+static void s_rekey(sld_delivery_t *self, s_sub_t *sub)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%u", sub->sub_id);
+    zhashx_delete(self->by_id, key);
+    sub->sub_id = ++self->next_sub_id;
+    snprintf(key, sizeof key, "%u", sub->sub_id);
+    zhashx_insert(self->by_id, key, sub);
+}
+
+int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
+                           const Sluice__Subscribe *req,
+                           Sluice__SubscribeOk *reply, const char **why)
+{
+    int rc = 0;
+    s_sub_t *sub = NULL;
+    *why = NULL;
+    if (!req->pattern || slc_pattern_validate(req->pattern) != 0) {
+        *why = "invalid topic pattern: words of [A-Za-z0-9_-] separated by '.', '*' for one word, '>' last for the rest";
+        return SL_EINVAL;
+    }
+    if (!req->ephemeral && (!req->name || !s_valid_sub_name(req->name))) {
+        *why = "invalid subscription name: 1-200 characters of [A-Za-z0-9_.-], not starting with '_' or '.'";
+        return SL_EINVAL;
+    }
+    if (req->start > SLUICE__START_KIND__START_TIME) {
+        *why = "unknown start position";
+        return SL_EINVAL;
+    }
+    if (!req->ephemeral)
+        sub = zhashx_lookup(self->by_name, req->name);
+    if (sub) {
+        if (strcmp(sub->pattern, req->pattern) != 0) {
+            *why = "a durable subscription with this name exists with another pattern";
+            return SL_EEXIST;
+        }
+        /* Take-over: the newest consumer wins; what the previous one had
+         * in flight is delivered again to this one. */
+        if (sub->session)
+            s_detach(self, sub);
+        s_rekey(self, sub);
+    }
+    else {
+        if (self->subs.n >= self->opts.max_subscriptions) {
+            *why = "too many subscriptions (limits/max_subscriptions)";
+            return SL_EBUSY;
+        }
+        rc = s_sub_new(self, &sub);
+        if (rc)
+            return rc;
+        sub->ephemeral = req->ephemeral;
+        if (sub->ephemeral)
+            snprintf(sub->name, sizeof sub->name, "_ephemeral.%u", self->next_sub_id + 1);
+        else
+            snprintf(sub->name, sizeof sub->name, "%s", req->name);
+        snprintf(sub->pattern, sizeof sub->pattern, "%s", req->pattern);
+        sub->ack_wait_ms = req->ack_wait_ms ? req->ack_wait_ms : self->opts.ack_wait_ms;
+        sub->max_deliver = req->max_deliver ? req->max_deliver : self->opts.max_deliver;
+        sub->start = req->start;
+        sub->start_offset = req->start_offset;
+        sub->start_time_us = req->start_time_us;
+        rc = s_sub_match_all(self, sub, NULL);
+        if (rc == 0)
+            rc = s_register(self, sub);
+        if (rc) {
+            s_sub_free(&sub);
+            return rc;
+        }
+        if (!sub->ephemeral) {
+            sub->config_dirty = true;
+            for (size_t i = 0; i < sub->ntopics; i++)
+                sub->topics[i].dirty = true;
+            s_mark_dirty(self, sub);
+        }
+    }
+    sub->session = session;
+    sub->credit = req->credit ? req->credit : S_DEFAULT_CREDIT;
+    s_wake(self, sub);
+    reply->name = sub->name;
+    reply->sub_id = sub->sub_id;
+    reply->ack_wait_ms = sub->ack_wait_ms;
+    reply->max_deliver = sub->max_deliver;
+    return 0;
+}
+
+static int s_remove_sub(sld_delivery_t *self, s_sub_t *sub)
+{
+    if (!sub->ephemeral) {
+        int rc = s_grow((void **) &self->removed, &self->capremoved,
+                        self->nremoved + 1, sizeof(char *));
+        char *name = rc ? NULL : strdup(sub->name);
+        if (!name)
+            return SL_ENOMEM;
+        self->removed[self->nremoved++] = name;
+    }
+    s_unregister(self, sub);
+    s_sub_free(&sub);
+    return 0;
+}
+
+int sld_delivery_unsubscribe(sld_delivery_t *self, sld_session_t *session,
+                             uint32_t sub_id, bool remove)
+{
+    s_sub_t *sub = s_by_id(self, session, sub_id);
+    if (!sub)
+        return SL_ENOTFOUND;
+    if (remove || sub->ephemeral)
+        return s_remove_sub(self, sub);
+    s_detach(self, sub);
+    return 0;
+}
+
+int sld_delivery_remove(sld_delivery_t *self, const char *name)
+{
+    s_sub_t *sub = zhashx_lookup(self->by_name, name);
+    return sub ? s_remove_sub(self, sub) : SL_ENOTFOUND;
+}
+
+int sld_delivery_credit(sld_delivery_t *self, sld_session_t *session,
+                        uint32_t sub_id, uint32_t credit)
+{
+    s_sub_t *sub = s_by_id(self, session, sub_id);
+    if (!sub)
+        return SL_ENOTFOUND;
+    sub->credit += credit;
+    s_wake(self, sub);
+    return 0;
+}
+
+/* OFFSET of ST is acked (or dead-lettered): advance the floor over every
+ * contiguous acked offset and remember what to persist. */
+static int s_mark_acked(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
+                        uint64_t offset)
+{
+    int rc = 0;
+    if (offset == st->floor) {
+        st->floor++;
+        while (st->acked.n && st->acked.v[st->acked.head] <= st->floor) {
+            if (st->acked.v[st->acked.head] == st->floor)
+                st->floor++;
+            st->acked.head++;
+            st->acked.n--;
+        }
+        if (st->acked.n == 0)
+            st->acked.head = 0;
+    }
+    else if (offset > st->floor) {
+        rc = s_oset_add(&st->acked, offset);
+        if (rc == 0)
+            rc = s_grow((void **) &st->fresh, &st->capfresh, st->nfresh + 1,
+                        sizeof(uint64_t));
+        if (rc == 0)
+            st->fresh[st->nfresh++] = offset;
+    }
+    st->dirty = true;
+    s_mark_dirty(self, sub);
+    return rc;
+}
+
+static bool s_is_acked(const s_subtopic_t *st, uint64_t offset)
+{
+    return offset < st->floor || s_oset_has(&st->acked, offset);
+}
+
+int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
+                     uint32_t sub_id, Sluice__AckItem *const *items, size_t n,
+                     bool nack, uint32_t delay_ms, uint32_t credit,
+                     sld_refusal_t *refused, size_t *nrefused)
+{
+    *nrefused = 0;
+    s_sub_t *sub = s_by_id(self, session, sub_id);
+    if (!sub)
+        return SL_ENOTFOUND;
+    uint64_t now = slc_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        const Sluice__AckItem *it = items[i];
+        int code = 0;
+        s_subtopic_t *st = sub->ephemeral ? NULL : s_subtopic_find(sub, it->topic_id);
+        s_flight_t *f = st ? s_flight_get(&sub->flight, it->topic_id, it->offset) : NULL;
+        if (!st)
+            code = SL_ENOTFOUND;
+        else if (f && f->token == it->token) {
+            if (!nack) {
+                s_flight_del(&sub->flight, f);
+                if (s_mark_acked(self, sub, st, it->offset) != 0)
+                    code = SL_ENOMEM;
+                else {
+                    sub->acked++;
+                    sld_metrics_add(self->metrics, SLD_M_ACKED, 1);
+                }
+            }
+            else {
+                sld_metrics_add(self->metrics, SLD_M_NACKS, 1);
+                f->nacked = true;
+                f->state = S_DELAYED;
+                f->deadline = now + delay_ms;
+                s_timer_t t = { f->deadline, f->offset, f->token, f->topic_id };
+                if (delay_ms == 0 || s_heap_push(&sub->timers, t) != 0)
+                    f->deadline = now;
+                self->next_timer_check = now;
+            }
+        }
+        else if (!f && s_is_acked(st, it->offset))
+            code = 0;           /* acks are idempotent */
+        else if (!f && it->offset >= sld_store_topic_by_id(self->store, it->topic_id)->next_offset)
+            code = SL_ENOTFOUND;
+        else
+            code = SL_ESTALE;
+        if (code) {
+            refused[*nrefused] = (sld_refusal_t) { it->topic_id, it->offset, it->token, code };
+            (*nrefused)++;
+            sld_metrics_add(self->metrics, SLD_M_ACKS_REFUSED, 1);
+        }
+    }
+    sub->credit += credit;
+    s_wake(self, sub);
+    return 0;
+}
+
+void sld_delivery_session_gone(sld_delivery_t *self, sld_session_t *session)
+{
+    for (size_t i = 0; i < self->subs.n;) {
+        s_sub_t *sub = self->subs.v[i];
+        if (sub->session != session) {
+            i++;
+            continue;
+        }
+        if (sub->ephemeral) {
+            s_unregister(self, sub);    /* swaps the last into slot i */
+            s_sub_free(&sub);
+            continue;
+        }
+        s_detach(self, sub);
+        i++;
+    }
+}
+
+void sld_delivery_topic_appended(sld_delivery_t *self, uint32_t id)
+{
+    s_discover(self, id);
+    if (id >= self->ntopic_subs)
+        return;
+    s_subvec_t *vec = &self->topic_subs[id];
+    for (size_t i = 0; i < vec->n; i++)
+        s_wake(self, vec->v[i]);
+}
+
+/* ------------------------------------------------------------------ send */
+
+static int s_send_items(sld_delivery_t *self, s_sub_t *sub, size_t n)
+{
+    Sluice__Deliver deliver = SLUICE__DELIVER__INIT;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    deliver.n_msgs = n;
+    deliver.msgs = self->item_ptrs;
+    frame.body_case = SLUICE__FRAME__BODY_DELIVER;
+    frame.deliver = &deliver;
+    return self->send(self->send_arg, sub->session, &frame);
+}
+
+static void s_item(sld_delivery_t *self, size_t i, s_sub_t *sub, uint32_t topic_id,
+                   const char *topic, uint64_t offset, uint64_t token,
+                   uint32_t attempt, const void *env, size_t len)
+{
+    Sluice__Delivery *d = &self->items[i];
+    sluice__delivery__init(d);
+    d->sub_id = sub->sub_id;
+    d->topic_id = topic_id;
+    d->topic = (char *) topic;
+    d->offset = offset;
+    d->token = token;
+    d->attempt = attempt;
+    d->envelope.data = (uint8_t *) env;
+    d->envelope.len = len;
+}
+
+/* Find the next never-delivered message of SUB, round-robin over topics.
+ * Returns the subtopic or NULL when every topic is drained. */
+static s_subtopic_t *s_next_new(sld_delivery_t *self, s_sub_t *sub)
+{
+    for (size_t k = 0; k < sub->ntopics; k++) {
+        size_t i = (sub->rr + k) % sub->ntopics;
+        s_subtopic_t *st = &sub->topics[i];
+        const sld_topic_info_t *info = sld_store_topic_by_id(self->store, st->topic_id);
+        if (!info)
+            continue;
+        if (st->next < info->first_offset)
+            st->next = info->first_offset;
+        while (st->next < info->next_offset && !sub->ephemeral
+               && (s_is_acked(st, st->next)
+                   || s_flight_get(&sub->flight, st->topic_id, st->next)))
+            st->next++;
+        if (st->next < info->next_offset) {
+            sub->rr = (i + 1) % sub->ntopics;
+            return st;
+        }
+    }
+    return NULL;
+}
+
+/* Retention removed offsets below the topic's first: they count as acked. */
+static void s_catch_up_floor(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st)
+{
+    const sld_topic_info_t *info = sld_store_topic_by_id(self->store, st->topic_id);
+    if (!info || st->floor >= info->first_offset)
+        return;
+    st->floor = info->first_offset;
+    while (st->acked.n && st->acked.v[st->acked.head] < st->floor) {
+        st->acked.head++;
+        st->acked.n--;
+    }
+    st->dirty = true;
+    s_mark_dirty(self, sub);
+}
+
+/* Deliver what SUB's credit allows. Returns true while it may have more. */
+static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
+                       uint64_t now)
+{
+    size_t n = 0, bytes = 0;
+    size_t limit_bytes = (size_t) self->opts.max_message_bytes + 65536;
+    bool more = true;
+    while (sub->credit > 0 && n < self->opts.deliver_batch && bytes < limit_bytes) {
+        const void *env;
+        size_t len;
+        s_flight_t *f = NULL;
+        s_subtopic_t *st = NULL;
+        while (sub->ready.n) {
+            s_key_t k = s_ring_pop(&sub->ready);
+            f = s_flight_get(&sub->flight, k.topic_id, k.offset);
+            if (f && f->state == S_READY)
+                break;
+            f = NULL;
+        }
+        if (f) {
+            if (sld_store_read(txn, f->topic_id, f->offset, &env, &len, NULL) != 0) {
+                /* Trimmed by retention while waiting: nothing to redeliver. */
+                st = s_subtopic_find(sub, f->topic_id);
+                s_flight_del(&sub->flight, f);
+                if (st)
+                    s_catch_up_floor(self, sub, st);
+                continue;
+            }
+            f->attempt++;
+            sub->redelivered++;
+            sld_metrics_add(self->metrics, SLD_M_REDELIVERED, 1);
+        }
+        else {
+            if (!sub->ephemeral && sub->flight.count >= self->opts.max_inflight) {
+                more = false;
+                break;
+            }
+            st = s_next_new(self, sub);
+            if (!st) {
+                more = false;
+                break;
+            }
+            uint64_t off = st->next++;
+            if (sld_store_read(txn, st->topic_id, off, &env, &len, NULL) != 0) {
+                s_catch_up_floor(self, sub, st);
+                continue;
+            }
+            sub->delivered++;
+            sld_metrics_add(self->metrics, SLD_M_DELIVERED, 1);
+            if (!sub->ephemeral) {
+                f = s_flight_put(&sub->flight, st->topic_id, off);
+                f->attempt = 1;
+            }
+            else {
+                const sld_topic_info_t *info = sld_store_topic_by_id(self->store, st->topic_id);
+                s_item(self, n++, sub, st->topic_id, info->name, off, 0, 1, env, len);
+                bytes += len;
+                sub->credit--;
+                continue;
+            }
+        }
+        f->state = S_SENT;
+        f->nacked = false;
+        f->token = ++self->next_token;
+        f->deadline = now + sub->ack_wait_ms;
+        s_timer_t t = { f->deadline, f->offset, f->token, f->topic_id };
+        if (s_heap_push(&sub->timers, t) != 0) {
+            more = false;
+            break;
+        }
+        const sld_topic_info_t *info = sld_store_topic_by_id(self->store, f->topic_id);
+        s_item(self, n++, sub, f->topic_id, info ? info->name : "", f->offset,
+               f->token, f->attempt, env, len);
+        bytes += len;
+        sub->credit--;
+    }
+    if (n && s_send_items(self, sub, n) != 0)
+        return false;       /* the server will report the session gone */
+    return more && sub->credit > 0;
+}
+
+static int s_queue_dlq(sld_delivery_t *self, s_sub_t *sub, s_flight_t *f)
+{
+    int rc = s_grow((void **) &self->dlq, &self->capdlq, self->ndlq + 1, sizeof(s_dlq_t));
+    if (rc)
+        return rc;
+    s_dlq_t *d = &self->dlq[self->ndlq++];
+    snprintf(d->sub, sizeof d->sub, "%s", sub->name);
+    d->topic_id = f->topic_id;
+    d->offset = f->offset;
+    d->attempts = f->attempt;
+    d->nacked = f->nacked;
+    return 0;
+}
+
+static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
+{
+    while (sub->timers.n && sub->timers.v[0].deadline <= now) {
+        s_timer_t t = s_heap_pop(&sub->timers);
+        s_flight_t *f = s_flight_get(&sub->flight, t.topic_id, t.offset);
+        if (!f || f->token != t.token || f->deadline != t.deadline
+            || (f->state != S_SENT && f->state != S_DELAYED))
+            continue;
+        if (f->attempt >= sub->max_deliver) {
+            s_subtopic_t *st = s_subtopic_find(sub, f->topic_id);
+            if (s_queue_dlq(self, sub, f) != 0 || !st)
+                continue;
+            sub->dead_lettered++;
+            sld_metrics_add(self->metrics, SLD_M_DEAD_LETTERED, 1);
+            uint64_t off = f->offset;
+            s_flight_del(&sub->flight, f);
+            s_mark_acked(self, sub, st, off);
+            continue;
+        }
+        f->state = S_READY;
+        if (s_ring_push(&sub->ready, f->topic_id, f->offset) != 0) {
+            f->state = S_SENT;
+            continue;
+        }
+        s_wake(self, sub);
+    }
+}
+
+int sld_delivery_pump(sld_delivery_t *self, uint64_t now_ms)
+{
+    if (now_ms >= self->next_timer_check) {
+        for (size_t i = 0; i < self->subs.n; i++)
+            s_expire(self, self->subs.v[i], now_ms);
+        self->next_timer_check = now_ms + S_TIMER_CHECK_MS;
+    }
+    if (self->awake.n) {
+        sld_txn_t *txn = NULL;
+        if (sld_store_begin(self->store, false, &txn) == 0) {
+            for (size_t i = 0; i < self->awake.n;) {
+                s_sub_t *sub = self->awake.v[i];
+                if (sub->session && s_pump_sub(self, sub, txn, now_ms)) {
+                    i++;
+                    continue;
+                }
+                sub->awake = false;
+                self->awake.v[i] = self->awake.v[--self->awake.n];
+            }
+            sld_txn_abort(&txn);
+        }
+    }
+    if (self->awake.n)
+        return 0;
+    uint64_t next = now_ms + 1000;
+    for (size_t i = 0; i < self->subs.n; i++) {
+        s_heap_t *h = &self->subs.v[i]->timers;
+        if (h->n && h->v[0].deadline < next)
+            next = h->v[0].deadline;
+    }
+    return next <= now_ms ? 0 : (int) (next - now_ms);
+}
+
+/* ------------------------------------------------------------- transient */
+
+void sld_delivery_transient(sld_delivery_t *self,
+                            Sluice__Envelope *const *msgs, size_t n)
+{
+    for (size_t s = 0; s < self->subs.n; s++) {
+        s_sub_t *sub = self->subs.v[s];
+        if (!sub->ephemeral || !sub->session)
+            continue;
+        size_t k = 0, bytes = 0, need = 0;
+        for (size_t i = 0; i < n; i++)
+            if (slc_pattern_match(sub->pattern, msgs[i]->topic))
+                need += sluice__envelope__get_packed_size(msgs[i]);
+        if (need == 0)
+            continue;
+        if (s_grow((void **) &self->scratch, &self->scratch_cap, need, 1) != 0)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (!slc_pattern_match(sub->pattern, msgs[i]->topic))
+                continue;
+            if (sub->credit == 0) {
+                sub->dropped++;
+                sld_metrics_add(self->metrics, SLD_M_EPHEMERAL_DROPPED, 1);
+                continue;
+            }
+            size_t len = sluice__envelope__pack(msgs[i], self->scratch + bytes);
+            s_item(self, k++, sub, 0, msgs[i]->topic, 0, 0, 1, self->scratch + bytes, len);
+            bytes += len;
+            sub->credit--;
+            sub->delivered++;
+            if (k == self->opts.deliver_batch) {
+                s_send_items(self, sub, k);
+                k = 0;
+                bytes = 0;
+            }
+        }
+        if (k)
+            s_send_items(self, sub, k);
+    }
+    sld_metrics_add(self->metrics, SLD_M_TRANSIENT, n);
+}
+
+/* --------------------------------------------------------------- persist */
+
+bool sld_delivery_dirty(const sld_delivery_t *self)
+{
+    return self->dirty.n || self->nremoved || self->ndlq;
+}
+
+static int s_note_appended(sld_delivery_t *self, uint32_t id)
+{
+    for (size_t i = 0; i < self->nappended; i++)
+        if (self->appended[i] == id)
+            return 0;
+    int rc = s_grow((void **) &self->appended, &self->capappended,
+                    self->nappended + 1, sizeof(uint32_t));
+    if (rc == 0)
+        self->appended[self->nappended++] = id;
+    return rc;
+}
+
+static int s_collect_below(uint64_t offset, void *arg)
+{
+    void **ctx = arg;
+    uint64_t limit = *(uint64_t *) ctx[0];
+    if (offset >= limit)
+        return 1;
+    s_oset_t *out = ctx[1];
+    return s_oset_add(out, offset);
+}
+
+static int s_persist_subtopic(sld_txn_t *txn, s_sub_t *sub, s_subtopic_t *st)
+{
+    int rc = sld_store_cursor_put(txn, sub->name, st->topic_id, st->floor);
+    for (size_t i = 0; rc == 0 && i < st->nfresh; i++)
+        if (st->fresh[i] >= st->floor) {
+            rc = sld_store_acked_put(txn, sub->name, st->topic_id, st->fresh[i]);
+            st->persisted_acked++;
+        }
+    if (rc == 0 && st->persisted_acked && st->floor > st->persisted_floor) {
+        s_oset_t below = { 0 };
+        uint64_t limit = st->floor;
+        void *ctx[2] = { &limit, &below };
+        rc = sld_store_acked_foreach(txn, sub->name, st->topic_id,
+                                     st->persisted_floor, s_collect_below, ctx);
+        if (rc == 1)
+            rc = 0;
+        for (size_t i = 0; rc == 0 && i < below.n; i++) {
+            rc = sld_store_acked_del(txn, sub->name, st->topic_id, below.v[i]);
+            if (st->persisted_acked)
+                st->persisted_acked--;
+        }
+        free(below.v);
+    }
+    return rc;
+}
+
+static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const s_dlq_t *d)
+{
+    char topic[SLC_TOPIC_MAX + 8];     /* names are <= 200 bytes: always fits */
+    snprintf(topic, sizeof topic, "_dlq.%s", d->sub);
+    const sld_topic_info_t *src = sld_store_topic_by_id(self->store, d->topic_id);
+    const char *src_name = src ? src->name : "";
+    char reason[128], offset[32], attempts[16];
+    snprintf(reason, sizeof reason, "%s %u times without ack (max_deliver)",
+             d->nacked ? "nacked" : "delivered", d->attempts);
+    snprintf(offset, sizeof offset, "%llu", (unsigned long long) d->offset);
+    snprintf(attempts, sizeof attempts, "%u", d->attempts);
+
+    const void *env = NULL;
+    size_t len = 0;
+    Sluice__Envelope *e = NULL;
+    uint8_t *buf = NULL;
+    uint32_t dlq_id, adv_id;
+    uint64_t dlq_off, adv_off, now = slc_now_us();
+    int rc = sld_store_read(txn, d->topic_id, d->offset, &env, &len, NULL);
+    if (rc == 0)
+        rc = slc_envelope_decode(env, len, &e);
+    else if (rc == SL_ENOTFOUND) {
+        rc = 0;                 /* trimmed meanwhile: the advisory still says so */
+        e = calloc(1, sizeof(Sluice__Envelope));
+        if (!e)
+            return SL_ENOMEM;
+        sluice__envelope__init(e);
+    }
+    if (rc)
+        goto done;
+    Sluice__Header hs[5];
+    Sluice__Header *hp[5];
+    const char *keys[5] = { "dlq-reason", "dlq-subscription", "dlq-topic",
+                            "dlq-offset", "dlq-attempts" };
+    const char *vals[5] = { reason, d->sub, src_name, offset, attempts };
+    Sluice__Header **all = calloc(e->n_headers + 5, sizeof(Sluice__Header *));
+    if (!all) {
+        rc = SL_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < e->n_headers; i++)
+        all[i] = e->headers[i];
+    for (int i = 0; i < 5; i++) {
+        sluice__header__init(&hs[i]);
+        hs[i].key = (char *) keys[i];
+        hs[i].value = (char *) vals[i];
+        hp[i] = &hs[i];
+        all[e->n_headers + i] = hp[i];
+    }
+    Sluice__Envelope out = *e;
+    out.topic = topic;
+    out.headers = all;
+    out.n_headers = e->n_headers + 5;
+    out.ingest_ts_us = now;
+    /* The DLQ copy is not the producer's message: no producer identity, so
+     * it cannot collide with the original sequence. */
+    out.producer_id.len = 0;
+    out.seq = 0;
+    size_t plen = sluice__envelope__get_packed_size(&out);
+    buf = malloc(plen ? plen : 1);
+    if (!buf) {
+        free(all);
+        rc = SL_ENOMEM;
+        goto done;
+    }
+    sluice__envelope__pack(&out, buf);
+    free(all);
+    rc = sld_store_topic_ensure(txn, topic, &dlq_id);
+    if (rc == 0)
+        rc = sld_store_append(txn, dlq_id, now, buf, plen, &dlq_off);
+    if (rc)
+        goto done;
+    s_note_appended(self, dlq_id);
+
+    /* Advisory: a small JSON document operators can alert on. */
+    char json[1024];
+    int jl = snprintf(json, sizeof json,
+        "{\"subscription\":\"%s\",\"topic\":\"%s\",\"offset\":%llu,"
+        "\"attempts\":%u,\"reason\":\"%s\",\"dlq_topic\":\"%s\",\"dlq_offset\":%llu}",
+        d->sub, src_name, (unsigned long long) d->offset, d->attempts, reason,
+        topic, (unsigned long long) dlq_off);
+    Sluice__Envelope adv = SLUICE__ENVELOPE__INIT;
+    adv.topic = "_advisory.dlq";
+    adv.content_type = "application/json";
+    adv.payload.data = (uint8_t *) json;
+    adv.payload.len = (size_t) jl;
+    adv.ingest_ts_us = now;
+    adv.source = "sluiced";
+    uint8_t advbuf[1200];
+    size_t alen = sluice__envelope__pack(&adv, advbuf);
+    rc = sld_store_topic_ensure(txn, adv.topic, &adv_id);
+    if (rc == 0)
+        rc = sld_store_append(txn, adv_id, now, advbuf, alen, &adv_off);
+    if (rc == 0)
+        s_note_appended(self, adv_id);
+done:
+    free(buf);
+    if (e && env)
+        slc_envelope_free(&e);
+    else
+        free(e);
+    return rc;
+}
+
+int sld_delivery_persist(sld_delivery_t *self, sld_txn_t *txn)
+{
+    int rc = 0;
+    self->nappended = 0;
+    for (size_t i = 0; rc == 0 && i < self->nremoved; i++) {
+        rc = sld_store_sub_delete(txn, self->removed[i]);
+        if (rc == SL_ENOTFOUND)
+            rc = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < self->dirty.n; i++) {
+        s_sub_t *sub = self->dirty.v[i];
+        if (sub->config_dirty) {
+            Sluice__Subscribe cfg = SLUICE__SUBSCRIBE__INIT;
+            cfg.name = sub->name;
+            cfg.pattern = sub->pattern;
+            cfg.start = sub->start;
+            cfg.ack_wait_ms = sub->ack_wait_ms;
+            cfg.max_deliver = sub->max_deliver;
+            uint8_t buf[1024];
+            size_t len = sluice__subscribe__pack(&cfg, buf);
+            rc = sld_store_sub_put(txn, sub->name, buf, len);
+        }
+        for (size_t k = 0; rc == 0 && k < sub->ntopics; k++)
+            if (sub->topics[k].dirty)
+                rc = s_persist_subtopic(txn, sub, &sub->topics[k]);
+    }
+    for (size_t i = 0; rc == 0 && i < self->ndlq; i++)
+        rc = s_persist_dlq(self, txn, &self->dlq[i]);
+    return rc;
+}
+
+void sld_delivery_persisted(sld_delivery_t *self, bool ok)
+{
+    if (!ok) {
+        /* Everything stays pending for the next transaction. The
+         * persisted_acked counts may now be too high; that only costs one
+         * extra (empty) range walk later. */
+        self->nappended = 0;
+        return;
+    }
+    for (size_t i = 0; i < self->nremoved; i++)
+        free(self->removed[i]);
+    self->nremoved = 0;
+    for (size_t i = 0; i < self->dirty.n; i++) {
+        s_sub_t *sub = self->dirty.v[i];
+        sub->config_dirty = false;
+        sub->dirty = false;
+        for (size_t k = 0; k < sub->ntopics; k++) {
+            s_subtopic_t *st = &sub->topics[k];
+            if (!st->dirty)
+                continue;
+            st->dirty = false;
+            st->nfresh = 0;
+            st->persisted_floor = st->floor;
+        }
+    }
+    self->dirty.n = 0;
+    self->ndlq = 0;
+    for (size_t i = 0; i < self->nappended; i++)
+        sld_delivery_topic_appended(self, self->appended[i]);
+    self->nappended = 0;
+}
+
+/* ----------------------------------------------------------------- stats */
+
+int sld_delivery_stats(sld_delivery_t *self, Sluice__SubInfo ***subs, size_t *n)
+{
+    *n = 0;
+    *subs = calloc(self->subs.n + 1, sizeof(Sluice__SubInfo *));
+    if (!*subs)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < self->subs.n; i++) {
+        s_sub_t *sub = self->subs.v[i];
+        Sluice__SubInfo *si = calloc(1, sizeof(Sluice__SubInfo));
+        if (!si) {
+            sld_delivery_stats_free(subs, *n);
+            return SL_ENOMEM;
+        }
+        sluice__sub_info__init(si);
+        si->name = sub->name;
+        si->pattern = sub->pattern;
+        si->ephemeral = sub->ephemeral;
+        si->attached = sub->session != NULL;
+        for (size_t k = 0; k < sub->ntopics; k++) {
+            const s_subtopic_t *st = &sub->topics[k];
+            const sld_topic_info_t *info = sld_store_topic_by_id(self->store, st->topic_id);
+            si->cursor += st->floor;
+            if (info && !sub->ephemeral && info->next_offset > st->floor)
+                si->lag += info->next_offset - st->floor - st->acked.n;
+            else if (info && sub->ephemeral && info->next_offset > st->next)
+                si->lag += info->next_offset - st->next;
+        }
+        si->in_flight = (uint32_t) sub->flight.count;
+        si->delivered = sub->delivered;
+        si->redelivered = sub->redelivered;
+        si->dead_lettered = sub->dead_lettered;
+        si->acked = sub->acked;
+        si->dropped = sub->dropped;
+        (*subs)[(*n)++] = si;
+    }
+    return 0;
+}
+
+void sld_delivery_stats_free(Sluice__SubInfo ***subs, size_t n)
+{
+    if (!subs || !*subs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((*subs)[i]);
+    free(*subs);
+    *subs = NULL;
+}

@@ -1,0 +1,120 @@
+/*  sld_delivery - subscriptions: durable (named, acked, persisted cursors) and
+ *  ephemeral (session-bound fan-out). Owns every subscription, its per-topic
+ *  cursors, in-flight table, redelivery heap and dead-lettering. Reads
+ *  messages from the borrowed store in short read transactions; writes its
+ *  state only inside the server's write transaction (sld_delivery_persist).
+ *  Broker thread only. It does not decode client frames beyond the
+ *  generated structs it is handed, and never talks to sockets: frames go out
+ *  through the send callback.  */
+#ifndef SLD_DELIVERY_H
+#define SLD_DELIVERY_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "slc_codec.h"
+#include "sld_metrics.h"
+#include "sld_store.h"
+
+typedef struct sld_delivery sld_delivery_t;
+
+/* A session as the delivery module sees it: an opaque owner pointer. */
+typedef struct sld_session sld_session_t;
+
+/* Send FRAME (borrowed for the call) to SESSION. 0, or a negative code when
+ * the peer is gone (the server then calls sld_delivery_session_gone). */
+typedef int (sld_delivery_send_fn)(void *arg, sld_session_t *session,
+                                   const Sluice__Frame *frame);
+
+typedef struct {
+    uint32_t ack_wait_ms;       /* default when Subscribe says 0 */
+    uint32_t max_deliver;       /* default when Subscribe says 0 */
+    uint32_t max_inflight;      /* unacked deliveries per subscription */
+    uint32_t deliver_batch;     /* most messages per Deliver frame */
+    uint32_t max_subscriptions; /* durable + ephemeral */
+    uint32_t max_message_bytes; /* bounds a Deliver frame with deliver_batch */
+} sld_delivery_options_t;
+
+/* Create over STORE and METRICS (borrowed; must outlive it); SEND(ARG) is how
+ * frames leave. Loads every durable subscription from the store. 0 and *out
+ * (caller owns), SL_ENOMEM, SL_ESTORE. */
+int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
+                     const sld_delivery_options_t *opts,
+                     sld_delivery_send_fn *send, void *arg,
+                     sld_delivery_t **out);
+void sld_delivery_destroy(sld_delivery_t **self_p);
+
+/* Subscribe SESSION per REQ (borrowed). A durable name is created on first
+ * use (persisted at the next sld_delivery_persist) or taken over from the
+ * session holding it. 0 and *reply filled (name borrowed until the
+ * subscription ends), SL_EINVAL, SL_EEXIST (other pattern), SL_EBUSY (too
+ * many subscriptions), SL_ESTORE. *why (static text) explains errors. */
+int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
+                           const Sluice__Subscribe *req,
+                           Sluice__SubscribeOk *reply, const char **why);
+
+/* Detach SESSION's subscription SUB_ID; with REMOVE delete a durable one
+ * (and its cursors, at the next persist). 0 or SL_ENOTFOUND. */
+int sld_delivery_unsubscribe(sld_delivery_t *self, sld_session_t *session,
+                             uint32_t sub_id, bool remove);
+
+/* Delete durable subscription NAME (admin). 0 or SL_ENOTFOUND. */
+int sld_delivery_remove(sld_delivery_t *self, const char *name);
+
+/* Add CREDIT to SESSION's SUB_ID. 0 or SL_ENOTFOUND. */
+int sld_delivery_credit(sld_delivery_t *self, sld_session_t *session,
+                        uint32_t sub_id, uint32_t credit);
+
+/* One refused ack or nack item. */
+typedef struct {
+    uint32_t topic_id;
+    uint64_t offset;
+    uint64_t token;
+    int code;                   /* SL_ESTALE, SL_ENOTFOUND */
+} sld_refusal_t;
+
+/* Apply acks (NACK false) or nacks (redeliver after DELAY_MS) for SESSION's
+ * SUB_ID, then add CREDIT. Refused items go to REFUSED (room for N
+ * entries), their count to *nrefused. 0, or SL_ENOTFOUND for an unknown
+ * subscription (then no item is applied). */
+int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
+                     uint32_t sub_id, Sluice__AckItem *const *items, size_t n,
+                     bool nack, uint32_t delay_ms, uint32_t credit,
+                     sld_refusal_t *refused, size_t *nrefused);
+
+/* SESSION is gone: detach its subscriptions (in-flight messages become due
+ * for redelivery to the next consumer), end its ephemeral ones. */
+void sld_delivery_session_gone(sld_delivery_t *self, sld_session_t *session);
+
+/* Committed appends landed on topic ID (new or known): wake matching
+ * subscriptions. */
+void sld_delivery_topic_appended(sld_delivery_t *self, uint32_t id);
+
+/* Fan transient messages out to matching ephemeral subscriptions now.
+ * MSGS are borrowed. Messages for a subscriber without credit are counted
+ * as dropped. */
+void sld_delivery_transient(sld_delivery_t *self,
+                            Sluice__Envelope *const *msgs, size_t n);
+
+/* True when subscription state waits to be written (open a write txn). */
+bool sld_delivery_dirty(const sld_delivery_t *self);
+
+/* Write pending state into TXN: new/removed subscriptions, cursors, acked
+ * offsets, dead-letter moves and advisories. 0, SL_EFULL, SL_ESTORE (abort
+ * the txn; the state stays pending). */
+int sld_delivery_persist(sld_delivery_t *self, sld_txn_t *txn);
+
+/* The transaction that carried the last persist committed (OK true) or
+ * was aborted (OK false). */
+void sld_delivery_persisted(sld_delivery_t *self, bool ok);
+
+/* Send what subscriptions with credit can take, expire ack waits
+ * (redelivery, dead-lettering). Returns ms until the next deadline (at most
+ * 1000). */
+int sld_delivery_pump(sld_delivery_t *self, uint64_t now_ms);
+
+/* Fill *subs (caller frees with sld_delivery_stats_free) with one SubInfo
+ * per subscription. 0 or SL_ENOMEM. */
+int sld_delivery_stats(sld_delivery_t *self, Sluice__SubInfo ***subs, size_t *n);
+void sld_delivery_stats_free(Sluice__SubInfo ***subs, size_t n);
+
+#endif

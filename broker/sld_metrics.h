@@ -1,0 +1,60 @@
+/*  sld_metrics - the broker's counters: a fixed set of named uint64 values.
+ *  Owned by the server; every module gets it borrowed. Broker thread only:
+ *  no atomics, readers are the stats command on the same thread. It does
+ *  not export anything by itself (the stats command and the CLI do).  */
+#ifndef SLD_METRICS_H
+#define SLD_METRICS_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    SLD_M_PUBLISHED,            /* messages stored */
+    SLD_M_PUBLISH_BYTES,        /* payload bytes stored */
+    SLD_M_DUPLICATES,           /* resends answered with the original offset */
+    SLD_M_NACKED,               /* publishes refused */
+    SLD_M_TRANSIENT,            /* transient messages fanned out */
+    SLD_M_COMMITS,              /* write transactions committed */
+    SLD_M_COMMIT_FULL,          /* commits that hit the map ceiling */
+    SLD_M_MAP_GROWN,            /* times the LMDB map grew */
+    SLD_M_DELIVERED,            /* first deliveries */
+    SLD_M_REDELIVERED,          /* deliveries with attempt > 1 */
+    SLD_M_ACKED,                /* acks applied */
+    SLD_M_ACKS_REFUSED,         /* acks refused (stale, unknown) */
+    SLD_M_NACKS,                /* nacks from consumers */
+    SLD_M_DEAD_LETTERED,        /* messages moved to _dlq.<sub> */
+    SLD_M_EPHEMERAL_DROPPED,    /* transient messages not sent for lack of credit */
+    SLD_M_TRIMMED,              /* records removed by retention */
+    SLD_M_SESSIONS,             /* sessions opened */
+    SLD_M_SESSIONS_EXPIRED,     /* sessions dropped after silence */
+    SLD_M_FRAMES_IN,            /* frames received */
+    SLD_M_ERR_MALFORMED,        /* error replies, one counter per code below */
+    SLD_M_ERR_NOSESSION,
+    SLD_M_ERR_COMMAND,
+    SLD_M_ERR_TOOBIG,
+    SLD_M_ERR_INVAL,
+    SLD_M_ERR_VERSION,
+    SLD_M_ERR_NOTFOUND,
+    SLD_M_ERR_EXIST,
+    SLD_M_ERR_BUSY,
+    SLD_M_ERR_FULL,
+    SLD_M_ERR_STORE,
+    SLD_M_ERR_OTHER,
+    SLD_M_COUNT
+} sld_metric_t;
+
+typedef struct sld_metrics sld_metrics_t;
+
+/* 0 and *out (caller owns), or SL_ENOMEM. */
+int sld_metrics_new(sld_metrics_t **out);
+void sld_metrics_destroy(sld_metrics_t **self_p);
+
+void sld_metrics_add(sld_metrics_t *self, sld_metric_t which, uint64_t n);
+uint64_t sld_metrics_get(const sld_metrics_t *self, sld_metric_t which);
+
+/* Count one error reply with result code CODE (negative SL_E*). */
+void sld_metrics_error(sld_metrics_t *self, int code);
+
+/* Stable dotted name of a counter ("publish.stored", "errors.malformed"). */
+const char *sld_metrics_name(sld_metric_t which);
+
+#endif

@@ -1,0 +1,1063 @@
+/*  sld_server - sessions, protocol dispatch and group commit.
+ *
+ *  One loop turn: (1) read every frame that has arrived, up to
+ *  commit_max_msgs messages or commit_max_bytes bytes; frames that only read
+ *  or change memory (hello, heartbeat, subscribe, credit, ack, stats) are
+ *  handled at once, frames that write (publish, topic admin) are kept;
+ *  (2) open ONE write transaction, apply the kept frames and the delivery
+ *  module's pending state (cursors, dead letters), commit (fsync);
+ *  (3) only then send the replies of the turn, so a PublishAck always
+ *  names a committed offset; (4) pump deliveries and timers. A write
+ *  transaction never spans two turns.
+ *
+ *  When LMDB reports the map full the transaction is aborted, the map grows
+ *  (up to map_size_max) and the kept frames are applied again; at the
+ *  ceiling they are applied once more with every publish refused (507),
+ *  so acks and subscriptions still commit while publishers see a clear,
+ *  retryable error. Nothing is half applied: in-memory effects of writes
+ *  happen only after the commit.
+ *
+ *  Per session the protocol is a table of state x command -> handler
+ *  (s_ready_table); a peer without a session may only say Hello.  */
+#include "sld_server.h"
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "slc_codec.h"
+#include "sld_delivery.h"
+#include "sld_metrics.h"
+#include "sld_store.h"
+#include "sld_topics.h"
+
+#define S_ID_MAX 255
+
+struct sld_session {
+    uint8_t id[S_ID_MAX];
+    size_t id_len;
+    char key[2 * S_ID_MAX + 1];
+    char client[64];
+    uint64_t last_seen_ms;
+    uint32_t timeout_ms;
+    bool gone;
+};
+
+/* The peer a frame came from: always an id, a session once it said Hello. */
+typedef struct {
+    const uint8_t *id;
+    size_t id_len;
+    sld_session_t *session;
+} s_peer_t;
+
+typedef struct {
+    uint8_t id[S_ID_MAX];
+    size_t id_len;
+    zmq_msg_t msg;
+} s_reply_t;
+
+typedef struct {
+    s_reply_t *v;
+    size_t n, cap;
+} s_replies_t;
+
+typedef struct {
+    uint8_t id[S_ID_MAX];
+    size_t id_len;
+    sld_session_t *session;
+    Sluice__Frame *frame;
+} s_write_t;
+
+struct sld_server {
+    sld_config_t cfg;
+    char endpoint[256];
+    void *zctx;
+    void *router;
+    sld_metrics_t *metrics;
+    sld_store_t *store;
+    sld_topics_t *topics;
+    sld_delivery_t *delivery;
+    zhashx_t *sessions;         /* key -> sld_session_t (owned) */
+    uint64_t epoch;
+    char instance[33];
+    s_write_t *writes;          /* frames of this turn that write */
+    size_t nwrites, capwrites;
+    s_replies_t replies;        /* replies of this turn, sent after commit */
+    s_replies_t wreplies;       /* replies of the write phase (redone on retry) */
+    uint32_t *appended;         /* topics appended to in the open txn */
+    size_t nappended, capappended;
+    uint8_t *scratch;           /* envelope packing */
+    size_t capscratch;
+    Sluice__Confirm *confirms;
+    Sluice__Confirm **confirm_ptrs;
+    size_t capconfirms;
+    sld_refusal_t *refusals;
+    size_t caprefusals;
+    sld_session_t **gone;
+    size_t ngone, capgone;
+    uint64_t next_expiry_ms;
+    uint64_t t_stored, t_bytes, t_dups, t_nacked; /* this attempt's publishes */
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void s_log(const sld_server_t *self, int level, const char *fmt, ...)
+{
+    if (level > self->cfg.log_level)
+        return;
+    static const char *const names[] = { "error", "warn", "info", "debug" };
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
+    fprintf(stderr, "%sZ sluiced %s: ", when, names[level < 0 ? 0 : level > 3 ? 3 : level]);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static int s_grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *nv = realloc(*v, ncap * elem);
+    if (!nv)
+        return SL_ENOMEM;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+static void s_hex(const uint8_t *id, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[id[i] >> 4];
+        out[2 * i + 1] = digits[id[i] & 15];
+    }
+    out[2 * len] = 0;
+}
+
+/* Queue FRAME for PEER in Q (encoded now, sent after the commit). */
+static void s_queue(sld_server_t *self, s_replies_t *q, const uint8_t *id,
+                    size_t id_len, uint64_t corr, Sluice__Frame *frame)
+{
+    frame->corr = corr;
+    if (s_grow((void **) &q->v, &q->cap, q->n + 1, sizeof(s_reply_t)) != 0) {
+        s_log(self, 0, "out of memory queueing a %s reply", slc_frame_name(frame));
+        return;
+    }
+    s_reply_t *r = &q->v[q->n];
+    if (slc_frame_encode(frame, &r->msg) != 0)
+        return;
+    memcpy(r->id, id, id_len);
+    r->id_len = id_len;
+    q->n++;
+}
+
+static void s_reply(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
+                    Sluice__Frame *frame)
+{
+    s_queue(self, &self->replies, peer->id, peer->id_len, corr, frame);
+}
+
+/* Answer PEER with Error CODE and TEXT; counted per code. */
+static void s_error(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
+                    int code, const char *text)
+{
+    Sluice__Error err = SLUICE__ERROR__INIT;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    err.code = -code;
+    err.text = (char *) (text ? text : slc_strerror(code));
+    err.retryable = slc_retryable(code);
+    frame.body_case = SLUICE__FRAME__BODY_ERROR;
+    frame.error = &err;
+    sld_metrics_error(self->metrics, code);
+    s_log(self, 3, "error %d to peer: %s", -code, err.text);
+    s_reply(self, peer, corr, &frame);
+}
+
+static void s_mark_gone(sld_server_t *self, sld_session_t *session)
+{
+    if (session->gone)
+        return;
+    if (s_grow((void **) &self->gone, &self->capgone, self->ngone + 1,
+               sizeof(sld_session_t *)) != 0)
+        return;
+    session->gone = true;
+    self->gone[self->ngone++] = session;
+}
+
+static void s_send_queue(sld_server_t *self, s_replies_t *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        s_reply_t *r = &q->v[i];
+        if (zmq_send(self->router, r->id, r->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+            || zmq_msg_send(&r->msg, self->router, ZMQ_DONTWAIT) < 0) {
+            /* The peer left (ROUTER_MANDATORY says so): its session goes. */
+            zmq_msg_close(&r->msg);
+            char key[2 * S_ID_MAX + 1];
+            s_hex(r->id, r->id_len, key);
+            sld_session_t *s = zhashx_lookup(self->sessions, key);
+            if (s)
+                s_mark_gone(self, s);
+        }
+    }
+    q->n = 0;
+}
+
+static void s_drop_queue(s_replies_t *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        zmq_msg_close(&q->v[i].msg);
+    q->n = 0;
+}
+
+static int s_deliver_send(void *arg, sld_session_t *session, const Sluice__Frame *frame)
+{
+    sld_server_t *self = arg;
+    int rc = slc_frame_send(self->router, session->id, session->id_len, frame,
+                            ZMQ_DONTWAIT);
+    if (rc)
+        s_mark_gone(self, session);
+    return rc;
+}
+
+static void s_session_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void s_reap(sld_server_t *self)
+{
+    for (size_t i = 0; i < self->ngone; i++) {
+        sld_session_t *s = self->gone[i];
+        sld_delivery_session_gone(self->delivery, s);
+        s_log(self, 2, "session %s (%s) closed", s->key, s->client);
+        zhashx_delete(self->sessions, s->key);
+    }
+    self->ngone = 0;
+}
+
+static void s_expire(sld_server_t *self, uint64_t now)
+{
+    if (now < self->next_expiry_ms)
+        return;
+    self->next_expiry_ms = now + 1000;
+    for (sld_session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        if (!s->gone && now - s->last_seen_ms > s->timeout_ms) {
+            sld_metrics_add(self->metrics, SLD_M_SESSIONS_EXPIRED, 1);
+            s_mark_gone(self, s);
+        }
+    s_reap(self);
+}
+
+/* --------------------------------------------------------------- handlers */
+
+typedef bool (s_handler_fn)(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f);
+
+static bool s_on_hello(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    Sluice__Hello *hello = f->hello;
+    if (hello->version != SLC_PROTOCOL_VERSION) {
+        char text[128];
+        snprintf(text, sizeof text, "protocol version %u is not supported; this broker speaks %d",
+                 hello->version, SLC_PROTOCOL_VERSION);
+        s_error(self, peer, f->corr, SL_EVERSION, text);
+        return false;
+    }
+    sld_session_t *s = peer->session;
+    if (!s) {
+        if (zhashx_size(self->sessions) >= self->cfg.max_connections) {
+            s_error(self, peer, f->corr, SL_EBUSY, "too many sessions (limits/max_connections)");
+            return false;
+        }
+        s = calloc(1, sizeof(sld_session_t));
+        if (!s) {
+            s_error(self, peer, f->corr, SL_ENOMEM, NULL);
+            return false;
+        }
+        memcpy(s->id, peer->id, peer->id_len);
+        s->id_len = peer->id_len;
+        s_hex(peer->id, peer->id_len, s->key);
+        zhashx_insert(self->sessions, s->key, s);
+        sld_metrics_add(self->metrics, SLD_M_SESSIONS, 1);
+    }
+    snprintf(s->client, sizeof s->client, "%s", hello->client ? hello->client : "");
+    uint32_t hb = hello->heartbeat_ms ? hello->heartbeat_ms : self->cfg.heartbeat_ms;
+    s->timeout_ms = 3 * hb > self->cfg.session_timeout_ms ? 3 * hb : self->cfg.session_timeout_ms;
+    s->last_seen_ms = slc_mono_ms();
+    s_log(self, 2, "session %s opened by \"%s\"", s->key, s->client);
+
+    Sluice__HelloOk ok = SLUICE__HELLO_OK__INIT;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    ok.version = SLC_PROTOCOL_VERSION;
+    ok.broker = self->instance;
+    ok.session = self->epoch;
+    ok.heartbeat_ms = self->cfg.heartbeat_ms;
+    ok.max_message_bytes = self->cfg.max_message_bytes;
+    ok.max_batch = self->cfg.max_batch;
+    if (hello->producer_id.len == SLC_PRODUCER_ID_LEN)
+        ok.producer_last_seq = sld_store_producer_last_seq(self->store, hello->producer_id.data);
+    frame.body_case = SLUICE__FRAME__BODY_HELLO_OK;
+    frame.hello_ok = &ok;
+    s_reply(self, peer, f->corr, &frame);
+    return false;
+}
+
+static bool s_on_heartbeat(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    Sluice__Heartbeat hb = SLUICE__HEARTBEAT__INIT;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    hb.now_us = slc_now_us();
+    frame.body_case = SLUICE__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    s_reply(self, peer, f->corr, &frame);
+    return false;
+}
+
+static void s_keep(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    if (s_grow((void **) &self->writes, &self->capwrites, self->nwrites + 1,
+               sizeof(s_write_t)) != 0) {
+        s_error(self, peer, f->corr, SL_ENOMEM, NULL);
+        slc_frame_free(&f);
+        return;
+    }
+    s_write_t *w = &self->writes[self->nwrites++];
+    memcpy(w->id, peer->id, peer->id_len);
+    w->id_len = peer->id_len;
+    w->session = peer->session;
+    w->frame = f;
+}
+
+static bool s_on_publish(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    bool batch = f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH;
+    size_t n = batch ? f->publish_batch->n_msgs : (f->publish->msg ? 1 : 0);
+    Sluice__Envelope **msgs = batch ? f->publish_batch->msgs : &f->publish->msg;
+    bool transient = batch ? f->publish_batch->transient : f->publish->transient;
+    if (n == 0) {
+        s_error(self, peer, f->corr, SL_EINVAL, "publish carries no message");
+        return false;
+    }
+    if (n > self->cfg.max_batch) {
+        char text[128];
+        snprintf(text, sizeof text, "batch of %zu messages exceeds limits/max_batch (%u)",
+                 n, self->cfg.max_batch);
+        s_error(self, peer, f->corr, SL_ETOOBIG, text);
+        return false;
+    }
+    if (!transient) {
+        s_keep(self, peer, f);
+        return true;
+    }
+    /* Transient: no storage, no confirm. Bad messages are counted and,
+     * when the client asked (corr), reported once per frame. */
+    size_t bad = 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!msgs[i]->topic || slc_topic_validate(msgs[i]->topic, false) != 0
+            || msgs[i]->payload.len > self->cfg.max_message_bytes)
+            bad++;
+        else
+            msgs[k++] = msgs[i];
+    }
+    sld_delivery_transient(self->delivery, msgs, k);
+    if (bad) {
+        sld_metrics_add(self->metrics, SLD_M_NACKED, bad);
+        if (f->corr)
+            s_error(self, peer, f->corr, SL_EINVAL,
+                    "transient batch had messages with an invalid topic or over max_message_bytes");
+    }
+    /* The frame still owns every envelope: put the array back intact. */
+    return false;
+}
+
+static bool s_on_subscribe(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    Sluice__SubscribeOk ok = SLUICE__SUBSCRIBE_OK__INIT;
+    const char *why = NULL;
+    int rc = sld_delivery_subscribe(self->delivery, peer->session, f->subscribe, &ok, &why);
+    if (rc) {
+        s_error(self, peer, f->corr, rc, why);
+        return false;
+    }
+    s_log(self, 2, "session %s subscribed %s to %s", peer->session->key, ok.name,
+          f->subscribe->pattern);
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    frame.body_case = SLUICE__FRAME__BODY_SUBSCRIBE_OK;
+    frame.subscribe_ok = &ok;
+    s_reply(self, peer, f->corr, &frame);
+    return false;
+}
+
+static bool s_on_credit(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    if (sld_delivery_credit(self->delivery, peer->session, f->credit->sub_id,
+                            f->credit->credit) != 0)
+        s_error(self, peer, f->corr, SL_ENOTFOUND, "unknown subscription id in credit");
+    return false;
+}
+
+static bool s_on_ack(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    bool nack = f->body_case == SLUICE__FRAME__BODY_NACK;
+    uint32_t sub_id = nack ? f->nack->sub_id : f->ack->sub_id;
+    size_t n = nack ? f->nack->n_items : f->ack->n_items;
+    Sluice__AckItem **items = nack ? f->nack->items : f->ack->items;
+    uint32_t credit = nack ? f->nack->credit : f->ack->credit;
+    if (s_grow((void **) &self->refusals, &self->caprefusals, n + 1, sizeof(sld_refusal_t))) {
+        s_error(self, peer, f->corr, SL_ENOMEM, NULL);
+        return false;
+    }
+    size_t nrefused = 0;
+    int rc = sld_delivery_ack(self->delivery, peer->session, sub_id, items, n, nack,
+                              nack ? f->nack->delay_ms : 0, credit,
+                              self->refusals, &nrefused);
+    if (rc) {
+        s_error(self, peer, f->corr, rc, "unknown subscription id: subscribe again");
+        return false;
+    }
+    if (nrefused == 0 && f->corr == 0)
+        return false;
+    Sluice__AckReply reply = SLUICE__ACK_REPLY__INIT;
+    Sluice__AckRefused *refused = calloc(nrefused + 1, sizeof(Sluice__AckRefused));
+    Sluice__AckRefused **ptrs = calloc(nrefused + 1, sizeof(Sluice__AckRefused *));
+    if (!refused || !ptrs) {
+        free(refused);
+        free(ptrs);
+        s_error(self, peer, f->corr, SL_ENOMEM, NULL);
+        return false;
+    }
+    for (size_t i = 0; i < nrefused; i++) {
+        sluice__ack_refused__init(&refused[i]);
+        refused[i].topic_id = self->refusals[i].topic_id;
+        refused[i].offset = self->refusals[i].offset;
+        refused[i].token = self->refusals[i].token;
+        refused[i].code = -self->refusals[i].code;
+        refused[i].text = self->refusals[i].code == SL_ESTALE
+            ? "stale token: this delivery attempt was superseded by a redelivery"
+            : "offset was never delivered to this subscription";
+        ptrs[i] = &refused[i];
+    }
+    reply.sub_id = sub_id;
+    reply.n_refused = nrefused;
+    reply.refused = ptrs;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    frame.body_case = SLUICE__FRAME__BODY_ACK_REPLY;
+    frame.ack_reply = &reply;
+    s_reply(self, peer, f->corr, &frame);
+    free(refused);
+    free(ptrs);
+    return false;
+}
+
+static void s_ok(sld_server_t *self, const s_peer_t *peer, uint64_t corr)
+{
+    Sluice__Ok ok = SLUICE__OK__INIT;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    frame.body_case = SLUICE__FRAME__BODY_OK;
+    frame.ok = &ok;
+    s_reply(self, peer, corr, &frame);
+}
+
+static bool s_on_unsubscribe(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    int rc = sld_delivery_unsubscribe(self->delivery, peer->session,
+                                      f->unsubscribe->sub_id, f->unsubscribe->remove);
+    if (rc)
+        s_error(self, peer, f->corr, rc, "unknown subscription id");
+    else
+        s_ok(self, peer, f->corr);
+    return false;
+}
+
+static bool s_on_sub_remove(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    const char *name = f->sub_remove->name ? f->sub_remove->name : "";
+    int rc = sld_delivery_remove(self->delivery, name);
+    if (rc)
+        s_error(self, peer, f->corr, rc, "no durable subscription by that name");
+    else {
+        s_log(self, 2, "subscription %s removed", name);
+        s_ok(self, peer, f->corr);
+    }
+    return false;
+}
+
+static bool s_on_topic_create(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    s_keep(self, peer, f);
+    return true;
+}
+
+static bool s_on_stats(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    Sluice__StatsReply reply = SLUICE__STATS_REPLY__INIT;
+    Sluice__Counter counters[SLD_M_COUNT];
+    Sluice__Counter *cptrs[SLD_M_COUNT];
+    Sluice__StatsRequest *req = f->stats;
+    bool all = !req->topics && !req->subs && !req->counters;
+    int rc = 0;
+    if (all || req->topics)
+        rc = sld_topics_info(self->topics, &reply.topics, &reply.n_topics);
+    if (rc == 0 && (all || req->subs))
+        rc = sld_delivery_stats(self->delivery, &reply.subs, &reply.n_subs);
+    if (rc == 0 && (all || req->counters)) {
+        for (int i = 0; i < SLD_M_COUNT; i++) {
+            sluice__counter__init(&counters[i]);
+            counters[i].name = (char *) sld_metrics_name((sld_metric_t) i);
+            counters[i].value = sld_metrics_get(self->metrics, (sld_metric_t) i);
+            cptrs[i] = &counters[i];
+        }
+        reply.n_counters = SLD_M_COUNT;
+        reply.counters = cptrs;
+    }
+    if (rc)
+        s_error(self, peer, f->corr, rc, NULL);
+    else {
+        Sluice__Frame frame = SLUICE__FRAME__INIT;
+        frame.body_case = SLUICE__FRAME__BODY_STATS_REPLY;
+        frame.stats_reply = &reply;
+        s_reply(self, peer, f->corr, &frame);
+    }
+    sld_topics_info_free(&reply.topics, reply.n_topics);
+    sld_delivery_stats_free(&reply.subs, reply.n_subs);
+    return false;
+}
+
+static bool s_on_unexpected(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    char text[96];
+    if (f->body_case == SLUICE__FRAME__BODY__NOT_SET)
+        snprintf(text, sizeof text, "unknown command (not in protocol version %d)",
+                 SLC_PROTOCOL_VERSION);
+    else
+        snprintf(text, sizeof text, "%s is sent by the broker, not to it", slc_frame_name(f));
+    s_error(self, peer, f->corr, SL_ECOMMAND, text);
+    return false;
+}
+
+/* State READY x command -> handler. Commands not listed are unexpected. */
+static s_handler_fn *const s_ready_table[] = {
+    [SLUICE__FRAME__BODY_HELLO] = s_on_hello,
+    [SLUICE__FRAME__BODY_HEARTBEAT] = s_on_heartbeat,
+    [SLUICE__FRAME__BODY_PUBLISH] = s_on_publish,
+    [SLUICE__FRAME__BODY_PUBLISH_BATCH] = s_on_publish,
+    [SLUICE__FRAME__BODY_SUBSCRIBE] = s_on_subscribe,
+    [SLUICE__FRAME__BODY_CREDIT] = s_on_credit,
+    [SLUICE__FRAME__BODY_ACK] = s_on_ack,
+    [SLUICE__FRAME__BODY_NACK] = s_on_ack,
+    [SLUICE__FRAME__BODY_UNSUBSCRIBE] = s_on_unsubscribe,
+    [SLUICE__FRAME__BODY_TOPIC_CREATE] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_STATS] = s_on_stats,
+    [SLUICE__FRAME__BODY_SUB_REMOVE] = s_on_sub_remove,
+};
+#define S_TABLE_SIZE (sizeof s_ready_table / sizeof s_ready_table[0])
+
+/* State NEW (no session) x command: Hello opens one, the rest get 401. */
+static bool s_dispatch(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    unsigned cmd = (unsigned) f->body_case;
+    if (!peer->session) {
+        if (f->body_case == SLUICE__FRAME__BODY_HELLO)
+            return s_on_hello(self, peer, f);
+        if (cmd < S_TABLE_SIZE && s_ready_table[cmd])
+            s_error(self, peer, f->corr, SL_ENOSESSION,
+                    "no session: send hello first (the broker may have restarted)");
+        else
+            s_on_unexpected(self, peer, f);
+        return false;
+    }
+    peer->session->last_seen_ms = slc_mono_ms();
+    s_handler_fn *fn = cmd < S_TABLE_SIZE ? s_ready_table[cmd] : NULL;
+    return fn ? fn(self, peer, f) : s_on_unexpected(self, peer, f);
+}
+
+/* Receive one ZeroMQ message. Returns 1 when one was handled (its message
+ * count added to *msgs, bytes to *bytes), 0 when none was waiting. */
+static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
+{
+    zmq_msg_t idm, body;
+    zmq_msg_init(&idm);
+    if (zmq_msg_recv(&idm, self->router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&idm);
+        return 0;
+    }
+    sld_metrics_add(self->metrics, SLD_M_FRAMES_IN, 1);
+    s_peer_t peer = { zmq_msg_data(&idm), zmq_msg_size(&idm), NULL };
+    char key[2 * S_ID_MAX + 1];
+    s_hex(peer.id, peer.id_len, key);
+    peer.session = zhashx_lookup(self->sessions, key);
+    zmq_msg_init(&body);
+    bool parts = zmq_msg_more(&idm) && zmq_msg_recv(&body, self->router, 0) >= 0;
+    bool extra = parts && zmq_msg_more(&body);
+    while (zmq_msg_more(&body)) {
+        zmq_msg_t skip;
+        zmq_msg_init(&skip);
+        zmq_msg_recv(&skip, self->router, 0);
+        bool more = zmq_msg_more(&skip);
+        zmq_msg_close(&skip);
+        if (!more)
+            break;
+    }
+    size_t len = zmq_msg_size(&body);
+    *bytes += len;
+    *msgs += 1;
+    Sluice__Frame *f = NULL;
+    if (!parts || extra)
+        s_error(self, &peer, 0, SL_EMALFORMED,
+                "a sluice message is exactly one frame holding one Frame");
+    else if (len > self->cfg.max_frame_bytes)
+        s_error(self, &peer, 0, SL_ETOOBIG, "frame larger than limits/max_frame_bytes");
+    else if (slc_frame_decode(zmq_msg_data(&body), len, &f) != 0)
+        s_error(self, &peer, 0, SL_EMALFORMED,
+                "frame does not decode as a sluice Frame (protobuf)");
+    else {
+        if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH)
+            *msgs += f->publish_batch->n_msgs;
+        if (!s_dispatch(self, &peer, f))
+            slc_frame_free(&f);
+    }
+    zmq_msg_close(&body);
+    zmq_msg_close(&idm);
+    return 1;
+}
+
+/* ------------------------------------------------------------ write phase */
+
+static int s_note_appended(sld_server_t *self, uint32_t id)
+{
+    for (size_t i = self->nappended; i > 0; i--)
+        if (self->appended[i - 1] == id)
+            return 0;
+    int rc = s_grow((void **) &self->appended, &self->capappended,
+                    self->nappended + 1, sizeof(uint32_t));
+    if (rc == 0)
+        self->appended[self->nappended++] = id;
+    return rc;
+}
+
+static const char *s_header(const Sluice__Envelope *e, const char *key)
+{
+    for (size_t i = 0; i < e->n_headers; i++)
+        if (e->headers[i]->key && strcmp(e->headers[i]->key, key) == 0)
+            return e->headers[i]->value;
+    return NULL;
+}
+
+static void s_nack(Sluice__Confirm *c, int code, const char *text)
+{
+    c->code = -code;
+    c->text = (char *) text;
+    c->retryable = slc_retryable(code);
+}
+
+/* Store one message. Fills C; returns 0, or a store failure that dooms the
+ * whole transaction (SL_EFULL, SL_ESTORE, SL_ENOMEM). */
+static int s_ingest(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
+                    Sluice__Envelope *e, Sluice__Confirm *c, bool refuse)
+{
+    int rc;
+    c->seq = e->seq;
+    if (refuse) {
+        s_nack(c, SL_EFULL, "storage full: the store reached storage/map_size_max; retry later");
+        return 0;
+    }
+    if (e->payload.len > self->cfg.max_message_bytes) {
+        s_nack(c, SL_ETOOBIG, "message payload exceeds limits/max_message_bytes");
+        return 0;
+    }
+    bool sequenced = e->producer_id.len == SLC_PRODUCER_ID_LEN && e->seq > 0;
+    if (e->producer_id.len && !sequenced) {
+        s_nack(c, SL_EINVAL, "producer_id must be 16 bytes with a sequence from 1");
+        return 0;
+    }
+    uint32_t topic_id, orig_topic;
+    uint64_t offset;
+    if (sequenced) {
+        rc = sld_store_producer_check(txn, e->producer_id.data, e->seq, &orig_topic, &offset);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            c->duplicate = true;
+            c->offset = offset;
+            return 0;
+        }
+    }
+    const char *why = NULL;
+    rc = sld_topics_resolve(self->topics, txn, e->topic, &topic_id, &why);
+    if (rc == SL_EINVAL) {
+        s_nack(c, rc, why);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    uint64_t now = slc_now_us();
+    const char *msg_id = s_header(e, "msg-id");
+    if (msg_id && *msg_id) {
+        rc = sld_store_dedup_check(txn, topic_id, msg_id, strlen(msg_id), now,
+                                   sld_topics_dedup_window_us(self->topics), &offset);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            c->duplicate = true;
+            c->offset = offset;
+            return sequenced ? sld_store_producer_record(txn, e->producer_id.data,
+                                                         e->seq, topic_id, offset) : 0;
+        }
+    }
+    /* Stamp a shallow copy: the frame owns (and frees) E's strings. */
+    Sluice__Envelope stamped = *e;
+    stamped.ingest_ts_us = now;
+    if ((!e->source || !*e->source) && w->session)
+        stamped.source = w->session->client;
+    size_t len = sluice__envelope__get_packed_size(&stamped);
+    if (s_grow((void **) &self->scratch, &self->capscratch, len + 1, 1) != 0)
+        return SL_ENOMEM;
+    sluice__envelope__pack(&stamped, self->scratch);
+    rc = sld_store_append(txn, topic_id, now, self->scratch, len, &offset);
+    if (rc == 0 && sequenced)
+        rc = sld_store_producer_record(txn, e->producer_id.data, e->seq, topic_id, offset);
+    if (rc == 0 && msg_id && *msg_id)
+        rc = sld_store_dedup_record(txn, topic_id, msg_id, strlen(msg_id), now, offset);
+    if (rc == 0)
+        rc = s_note_appended(self, topic_id);
+    if (rc)
+        return rc;
+    c->offset = offset;
+    return 0;
+}
+
+/* Apply one kept publish frame; queue its PublishAck. With FAIL != 0 every
+ * message is nacked with that code (the transaction could not commit). */
+static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
+                           bool refuse, int fail)
+{
+    Sluice__Frame *f = w->frame;
+    bool batch = f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH;
+    size_t n = batch ? f->publish_batch->n_msgs : 1;
+    Sluice__Envelope **msgs = batch ? f->publish_batch->msgs : &f->publish->msg;
+    int rc = s_grow((void **) &self->confirms, &self->capconfirms, n, sizeof(Sluice__Confirm));
+    if (rc == 0 && self->capconfirms) {
+        Sluice__Confirm **p = realloc(self->confirm_ptrs, self->capconfirms * sizeof(*p));
+        if (!p)
+            return SL_ENOMEM;
+        self->confirm_ptrs = p;
+    }
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        Sluice__Confirm *c = &self->confirms[i];
+        sluice__confirm__init(c);
+        c->index = (uint32_t) i;
+        self->confirm_ptrs[i] = c;
+        if (fail) {
+            c->seq = msgs[i]->seq;
+            s_nack(c, fail, fail == SL_EFULL
+                   ? "storage full: the store reached storage/map_size_max; retry later"
+                   : "storage failed; the message was not stored");
+            continue;
+        }
+        rc = s_ingest(self, txn, w, msgs[i], c, refuse);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Sluice__Confirm *c = &self->confirms[i];
+        if (c->code)
+            self->t_nacked++;
+        else if (c->duplicate)
+            self->t_dups++;
+        else {
+            self->t_stored++;
+            self->t_bytes += msgs[i]->payload.len;
+        }
+    }
+    Sluice__PublishAck ack = SLUICE__PUBLISH_ACK__INIT;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    ack.n_confirms = n;
+    ack.confirms = self->confirm_ptrs;
+    frame.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
+    frame.publish_ack = &ack;
+    s_queue(self, &self->wreplies, w->id, w->id_len, f->corr, &frame);
+    return 0;
+}
+
+static int s_apply_topic_create(sld_server_t *self, sld_txn_t *txn,
+                                const s_write_t *w, int fail)
+{
+    Sluice__TopicCreate *tc = w->frame->topic_create;
+    s_peer_t peer = { w->id, w->id_len, w->session };
+    const char *why = NULL;
+    int rc = fail ? fail : sld_topics_create(self->topics, txn, tc->name, tc->max_age_ms,
+                                             tc->max_bytes, &why);
+    if (rc == SL_EFULL && !fail)
+        return rc;
+    if (rc && rc != SL_EINVAL && !fail)
+        return rc;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Ok ok = SLUICE__OK__INIT;
+    Sluice__Error err = SLUICE__ERROR__INIT;
+    if (rc) {
+        err.code = -rc;
+        err.text = (char *) (why ? why : slc_strerror(rc));
+        err.retryable = slc_retryable(rc);
+        frame.body_case = SLUICE__FRAME__BODY_ERROR;
+        frame.error = &err;
+        sld_metrics_error(self->metrics, rc);
+    }
+    else {
+        frame.body_case = SLUICE__FRAME__BODY_OK;
+        frame.ok = &ok;
+    }
+    s_queue(self, &self->wreplies, peer.id, peer.id_len, w->frame->corr, &frame);
+    return 0;
+}
+
+/* Apply every kept frame and the delivery state in TXN (NULL with FAIL). */
+static int s_apply(sld_server_t *self, sld_txn_t *txn, bool refuse, int fail)
+{
+    int rc = 0;
+    s_drop_queue(&self->wreplies);
+    self->nappended = 0;
+    self->t_stored = self->t_bytes = self->t_dups = self->t_nacked = 0;
+    for (size_t i = 0; rc == 0 && i < self->nwrites; i++) {
+        const s_write_t *w = &self->writes[i];
+        if (w->frame->body_case == SLUICE__FRAME__BODY_TOPIC_CREATE)
+            rc = s_apply_topic_create(self, txn, w, fail);
+        else
+            rc = s_apply_publish(self, txn, w, refuse, fail);
+    }
+    if (rc == 0 && txn)
+        rc = sld_delivery_persist(self->delivery, txn);
+    return rc;
+}
+
+/* One attempt: begin, apply, commit. 0 or the failure. */
+static int s_try(sld_server_t *self, bool refuse)
+{
+    sld_txn_t *txn = NULL;
+    int rc = sld_store_begin(self->store, true, &txn);
+    if (rc == 0)
+        rc = s_apply(self, txn, refuse, 0);
+    if (rc) {
+        sld_txn_abort(&txn);
+        sld_delivery_persisted(self->delivery, false);
+        return rc;
+    }
+    rc = sld_txn_commit(&txn);
+    sld_delivery_persisted(self->delivery, rc == 0);
+    return rc;
+}
+
+static void s_commit(sld_server_t *self)
+{
+    int rc = s_try(self, false);
+    if (rc == SL_EFULL) {
+        sld_metrics_add(self->metrics, SLD_M_COMMIT_FULL, 1);
+        while (rc == SL_EFULL && sld_store_grow(self->store) == 0) {
+            uint64_t used, size;
+            sld_store_usage(self->store, &used, &size);
+            s_log(self, 2, "storage map grown to %" PRIu64 " MiB", size >> 20);
+            sld_metrics_add(self->metrics, SLD_M_MAP_GROWN, 1);
+            rc = s_try(self, false);
+        }
+        if (rc == SL_EFULL) {
+            s_log(self, 1, "storage full at storage/map_size_max: refusing publishes");
+            rc = s_try(self, true);
+        }
+    }
+    if (rc == 0) {
+        sld_metrics_add(self->metrics, SLD_M_COMMITS, 1);
+        sld_metrics_add(self->metrics, SLD_M_PUBLISHED, self->t_stored);
+        sld_metrics_add(self->metrics, SLD_M_PUBLISH_BYTES, self->t_bytes);
+        sld_metrics_add(self->metrics, SLD_M_DUPLICATES, self->t_dups);
+        sld_metrics_add(self->metrics, SLD_M_NACKED, self->t_nacked);
+        for (size_t i = 0; i < self->nappended; i++)
+            sld_delivery_topic_appended(self->delivery, self->appended[i]);
+    }
+    else {
+        s_log(self, 0, "commit failed: %s", slc_strerror(rc));
+        s_apply(self, NULL, false, rc == SL_EFULL || rc == SL_ESTORE ? rc : SL_ESTORE);
+        sld_metrics_add(self->metrics, SLD_M_NACKED, self->t_nacked);
+    }
+    self->nappended = 0;
+    for (size_t i = 0; i < self->nwrites; i++)
+        slc_frame_free(&self->writes[i].frame);
+    self->nwrites = 0;
+}
+
+static void s_turn(sld_server_t *self)
+{
+    size_t msgs = 0, bytes = 0;
+    while (msgs < self->cfg.commit_max_msgs && bytes < self->cfg.commit_max_bytes)
+        if (s_recv(self, &msgs, &bytes) == 0)
+            break;
+    if (self->nwrites || sld_delivery_dirty(self->delivery))
+        s_commit(self);
+    s_send_queue(self, &self->replies);
+    s_send_queue(self, &self->wreplies);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
+{
+    int rc = SL_ENOMEM;
+    sld_server_t *self = calloc(1, sizeof(sld_server_t));
+    if (!self)
+        return SL_ENOMEM;
+    self->cfg = *cfg;
+    self->epoch = slc_now_us();
+    rc = sld_metrics_new(&self->metrics);
+    if (rc)
+        goto fail;
+    sld_store_options_t so;
+    sld_store_options_init(&so);
+    so.dir = cfg->data_dir;
+    so.map_size = cfg->map_size;
+    so.map_size_max = cfg->map_size_max;
+    so.sync = cfg->sync;
+    so.producer_window = cfg->producer_window;
+    rc = sld_store_open(&so, &self->store);
+    if (rc)
+        goto fail;
+    sld_store_instance_id(self->store, self->instance);
+    sld_topics_options_t to = {
+        .max_age_ms = cfg->retention_max_age_ms,
+        .max_bytes = cfg->retention_max_bytes,
+        .trim_interval_ms = cfg->trim_interval_ms,
+        .trim_batch = cfg->trim_batch,
+        .dedup_window_ms = cfg->dedup_window_ms,
+    };
+    rc = sld_topics_new(self->store, self->metrics, &to, &self->topics);
+    if (rc)
+        goto fail;
+    sld_delivery_options_t dopts = {
+        .ack_wait_ms = cfg->ack_wait_ms,
+        .max_deliver = cfg->max_deliver,
+        .max_inflight = cfg->max_inflight,
+        .deliver_batch = cfg->deliver_batch,
+        .max_subscriptions = cfg->max_subscriptions,
+        .max_message_bytes = cfg->max_message_bytes,
+    };
+    rc = sld_delivery_new(self->store, self->metrics, &dopts, s_deliver_send, self,
+                          &self->delivery);
+    if (rc)
+        goto fail;
+    rc = SL_ENOMEM;
+    self->sessions = zhashx_new();
+    if (!self->sessions)
+        goto fail;
+    zhashx_set_destructor(self->sessions, s_session_free);
+    rc = SL_ESYS;
+    self->zctx = zmq_ctx_new();
+    if (!self->zctx)
+        goto fail;
+    self->router = zmq_socket(self->zctx, ZMQ_ROUTER);
+    if (!self->router)
+        goto fail;
+    int one = 1, zero = 0, linger = 2000;
+    int64_t maxmsg = (int64_t) cfg->max_frame_bytes;
+    zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* Credit bounds what we send per subscriber; HWM would drop. */
+    zmq_setsockopt(self->router, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(self->router, cfg->listen) != 0) {
+        fprintf(stderr, "sluiced: cannot listen on %s: %s\n", cfg->listen, zmq_strerror(errno));
+        goto fail;
+    }
+    size_t elen = sizeof self->endpoint;
+    if (zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &elen) != 0)
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->listen);
+    s_log(self, 2, "listening on %s, data in %s (sync %s), %zu topics",
+          self->endpoint, cfg->data_dir, cfg->sync ? "on" : "OFF (unsafe)",
+          sld_store_topic_count(self->store));
+    *out = self;
+    return 0;
+fail:
+    sld_server_destroy(&self);
+    return rc;
+}
+
+void sld_server_destroy(sld_server_t **self_p)
+{
+    sld_server_t *self = *self_p;
+    if (!self)
+        return;
+    s_drop_queue(&self->replies);
+    s_drop_queue(&self->wreplies);
+    free(self->replies.v);
+    free(self->wreplies.v);
+    for (size_t i = 0; i < self->nwrites; i++)
+        slc_frame_free(&self->writes[i].frame);
+    free(self->writes);
+    if (self->router)
+        zmq_close(self->router);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    sld_delivery_destroy(&self->delivery);
+    zhashx_destroy(&self->sessions);
+    sld_topics_destroy(&self->topics);
+    sld_store_destroy(&self->store);
+    sld_metrics_destroy(&self->metrics);
+    free(self->appended);
+    free(self->scratch);
+    free(self->confirms);
+    free(self->confirm_ptrs);
+    free(self->refusals);
+    free(self->gone);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *sld_server_endpoint(const sld_server_t *self)
+{
+    return self->endpoint;
+}
+
+int sld_server_run(sld_server_t *self, int stop_fd)
+{
+    zmq_pollitem_t items[2] = {
+        { self->router, 0, ZMQ_POLLIN, 0 },
+        { NULL, stop_fd, ZMQ_POLLIN, 0 },
+    };
+    int nitems = stop_fd >= 0 ? 2 : 1;
+    long timeout = 0;
+    while (true) {
+        int n = zmq_poll(items, nitems, timeout);
+        if (n < 0 && errno != EINTR) {
+            s_log(self, 0, "poll failed: %s", zmq_strerror(errno));
+            return SL_ESYS;
+        }
+        if (n > 0 && nitems == 2 && (items[1].revents & ZMQ_POLLIN))
+            break;
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
+            s_turn(self);
+        uint64_t now = slc_mono_ms();
+        int t = sld_delivery_pump(self->delivery, now);
+        if (sld_delivery_dirty(self->delivery)) {
+            /* Dead letters found by the pump are written at once. */
+            s_commit(self);
+            s_send_queue(self, &self->wreplies);
+        }
+        s_reap(self);
+        int t2 = sld_topics_trim(self->topics, now);
+        s_expire(self, now);
+        timeout = t < t2 ? t : t2;
+        if (timeout > 1000)
+            timeout = 1000;
+    }
+    s_log(self, 2, "shutting down: every acked message is committed");
+    return 0;
+}

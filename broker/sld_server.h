@@ -1,0 +1,29 @@
+/*  sld_server - the broker: one ROUTER socket, the poll loop, sessions and
+ *  the protocol (state x command -> action), group commit. Owns the store,
+ *  topics, delivery and metrics modules and the ZeroMQ context.
+ *  Broker thread only: create, run and destroy on one thread. It does not
+ *  parse the command line (main.c does) or handle signals beyond polling
+ *  the descriptor it is given.  */
+#ifndef SLD_SERVER_H
+#define SLD_SERVER_H
+#include "sld_config.h"
+
+typedef struct sld_server sld_server_t;
+
+/* Open the store in cfg->data_dir and bind cfg->listen. CFG is copied.
+ * 0 and *out (caller owns), SL_ESTORE (store refused: reason on stderr),
+ * SL_ESYS (bind failed: reason on stderr), SL_ENOMEM. */
+int sld_server_new(const sld_config_t *cfg, sld_server_t **out);
+
+/* Serve until STOP_FD (e.g. a signalfd; -1 = none) becomes readable. Every
+ * acked message is committed before this returns. 0 or SL_ESTORE. */
+int sld_server_run(sld_server_t *self, int stop_fd);
+
+/* Close the socket and the store. NULL-safe; nulls *self_p. */
+void sld_server_destroy(sld_server_t **self_p);
+
+/* The bound endpoint (with the real port when the config asked for :0 or
+ * '*'). Borrowed, valid until destroy. */
+const char *sld_server_endpoint(const sld_server_t *self);
+
+#endif

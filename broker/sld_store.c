@@ -1,0 +1,2268 @@
+/*  sld_store - the broker's durable state in one LMDB environment: topic
+ *  logs, topic metadata, producer sequences, msg-id dedup, subscriptions.
+ *  Owns the MDB_env, the committed in-memory topic table, the producer cache
+ *  and the one write transaction's pending changes. Broker thread only.
+ *  It does not decide who may write what, does not decode envelopes, and
+ *  never resets or repairs data it cannot read: it refuses to open it.  */
+#include "sld_store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/*  How the store works
+ *  -------------------
+ *
+ *  Databases. One environment in the data dir, named databases whose keys
+ *  are big-endian so that LMDB's byte order is the order we walk in:
+ *
+ *    meta       "format" -> u32 (1); "instance" -> 16 random bytes
+ *    topics     name -> version u8, id u32, first, next, messages, bytes,
+ *               max_age_ms, max_bytes (u64 each)
+ *    msgs       topic id u32 + offset u64 -> ingest_us u64 + envelope
+ *    producers  producer id (16) -> highest stored seq u64
+ *    pseq       producer id + seq u64 -> topic id u32 + offset u64
+ *    dedup      topic id u32 + msg id -> time_us u64 + offset u64
+ *    dedup_exp  time_us u64 + topic id u32 + msg id -> (empty)
+ *    subs       name -> opaque config
+ *    cursors    name '\0' topic id u32 -> floor u64
+ *    acked      name '\0' topic id u32 + offset u64 -> (empty)
+ *
+ *  Topic ids are handed out as max id + 1; topics are never deleted, so an
+ *  id is never reused.
+ *
+ *  Two copies of topic metadata. Every append changes its topic's counters;
+ *  writing the topic record on each append would double the B-tree work of
+ *  the hot path. So the store keeps the committed metadata in memory (what
+ *  sld_store_topic_by_id returns) and the write transaction keeps a working
+ *  copy of each topic it touched (the "dirty" flag and `work` in s_topic_t,
+ *  plus `fresh` for topics it created). At commit the working copies are
+ *  written to `topics` once each, then mdb_txn_commit runs, and only when it
+ *  returned 0 do they become the committed copy. An abort just drops them,
+ *  so an aborted transaction leaves no trace in memory either.
+ *
+ *  Producers. The broker asks "have I stored (producer, seq)?" for every
+ *  publish. Sequences grow, so nearly every answer is "seq is above the
+ *  highest one stored: new", which the producer cache answers from a hash
+ *  without touching LMDB. The cache is filled lazily from `producers` and
+ *  only from a write transaction or a fresh read: a read transaction that
+ *  began before the last commit could otherwise cache a stale, lower
+ *  highest seq and let a resend be stored twice. Only at or below the
+ *  highest seq do we look in `pseq`; an entry older than the producer
+ *  window that trim already removed answers "duplicate, offset unknown".
+ *
+ *  Appends. One mdb_put with MDB_RESERVE (the record is written straight
+ *  into the page, no temporary buffer). We keep an upper bound of the last
+ *  key in `msgs`; a key above it may use MDB_APPEND, which fills pages
+ *  completely instead of splitting them in half. The bound only ever grows
+ *  (an abort or a trim makes it pessimistic, never wrong).
+ *
+ *  Map growth. MDB_MAP_FULL anywhere becomes SL_EFULL and poisons the
+ *  transaction (LMDB refuses further use anyway). The caller aborts, calls
+ *  sld_store_grow, which doubles the map up to the ceiling with no
+ *  transaction open, and redoes the work. Past the ceiling writes keep
+ *  failing with SL_EFULL while reads go on.
+ *
+ *  Trim. One write transaction, bounded by max_records per kind of entry:
+ *  heads of topics over their age or size limit (round robin over topics so
+ *  one big topic cannot starve the others), expired dedup entries in time
+ *  order through `dedup_exp`, and `pseq` entries that fell out of the
+ *  producer window (the walk resumes where the previous call stopped).
+ *
+ *  Allocation. The bookkeeping arrays are small and grow rarely; failing
+ *  half way through applying a commit would leave memory disagreeing with
+ *  disk, so, as Redis does, they abort the process on out-of-memory.  */
+
+#define S_FORMAT 1
+#define S_TOPIC_VERSION 1
+#define S_TOPIC_REC_LEN 53
+#define S_MSG_KEY_LEN 12
+#define S_PSEQ_KEY_LEN (SLC_PRODUCER_ID_LEN + 8)
+#define S_PSEQ_VAL_LEN 12
+#define S_DEDUP_VAL_LEN 16
+#define S_SUB_KEY_MAX (SLD_SUB_NAME_MAX + 1 + 4 + 8)
+#define S_DEDUP_KEY_MAX (8 + 4 + SLD_MSG_ID_MAX)
+#define S_MAXDBS 16
+#define S_DEFAULT_MAP_SIZE ((size_t) 64 << 20)
+#define S_DEFAULT_MAP_MAX ((size_t) 16 << 30)
+#define S_DEFAULT_PRODUCER_WINDOW 1000000
+#define S_NONE SIZE_MAX
+
+typedef struct {
+    sld_topic_info_t info;      /* committed state */
+    sld_topic_info_t work;      /* the write txn's copy; valid while dirty */
+    bool dirty;                 /* the write txn changed this topic */
+} s_topic_t;
+
+typedef struct {
+    uint8_t id[SLC_PRODUCER_ID_LEN];
+    uint64_t seq;               /* highest committed seq (0 = none) */
+    uint64_t pending;           /* highest seq in the write txn; valid while dirty */
+    bool dirty;                 /* the write txn recorded a seq for it */
+} s_producer_t;
+
+struct sld_txn {
+    sld_store_t *store;
+    MDB_txn *mt;
+    bool write;
+    int err;                    /* sticky: first failure of a write; commit returns it */
+    size_t *dirty;              /* indexes into store->topics touched here */
+    size_t ndirty, cdirty;
+    sld_topic_info_t *fresh;    /* topics created here, id = store->next_id + i */
+    size_t nfresh, cfresh;
+    size_t *pdirty;             /* indexes into store->producers touched here */
+    size_t npdirty, cpdirty;
+    uint32_t last_id;           /* append fast path: last topic looked up */
+    sld_topic_info_t *last_work;
+};
+
+struct sld_store {
+    MDB_env *env;
+    bool env_open;              /* mdb_env_open succeeded: close needs a sync */
+    MDB_dbi db_meta, db_topics, db_msgs, db_producers, db_pseq, db_dedup,
+            db_dedup_exp, db_subs, db_cursors, db_acked;
+    char *dir;
+    size_t page;                /* OS page size; map sizes are multiples of it */
+    size_t map_size;            /* current map size */
+    size_t map_size_max;        /* growth ceiling */
+    uint64_t producer_window;
+    uint8_t instance[16];
+    s_topic_t *topics;          /* committed topics sorted by id */
+    size_t ntopics, ctopics;
+    uint32_t *name_slots;       /* open addressing: topic index + 1, 0 = empty */
+    size_t name_cap;
+    uint32_t next_id;           /* id the next created topic gets */
+    s_producer_t *producers;    /* producer cache; indexes are stable */
+    size_t nproducers, cproducers;
+    uint32_t *prod_slots;       /* open addressing: producer index + 1 */
+    size_t prod_cap;
+    uint8_t msgs_last[S_MSG_KEY_LEN];   /* upper bound of the last msgs key */
+    bool has_msgs_last;
+    sld_txn_t wtxn;             /* the one write transaction, reused */
+    bool writing;               /* wtxn is open */
+    int readers;                /* open read transactions */
+    size_t trim_topic;          /* round robin start of the next trim */
+    uint8_t pseq_resume[S_PSEQ_KEY_LEN];    /* where the next pseq trim walk starts */
+    bool has_pseq_resume;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void *s_grow(void *p, size_t *cap, size_t need, size_t size)
+{
+    size_t n = *cap ? *cap : 8;
+    void *q;
+    if (need <= *cap)
+        return p;
+    while (n < need)
+        n *= 2;
+    if (n > SIZE_MAX / size)
+        abort();
+    q = realloc(p, n * size);
+    if (!q) {
+        fprintf(stderr, "sluiced: store: out of memory\n");
+        abort();
+    }
+    *cap = n;
+    return q;
+}
+
+/* Translate an LMDB failure; MAP_FULL is expected and not logged. */
+static int s_mdb_fail(const char *what, int mrc)
+{
+    if (mrc == MDB_MAP_FULL)
+        return SL_EFULL;
+    fprintf(stderr, "sluiced: store: %s: %s\n", what, mdb_strerror(mrc));
+    return SL_ESTORE;
+}
+
+/* Same, and remember it: LMDB will not let the transaction go on anyway. */
+static int s_txn_fail(sld_txn_t *txn, const char *what, int mrc)
+{
+    int rc = s_mdb_fail(what, mrc);
+    if (txn->write && txn->err == 0)
+        txn->err = rc;
+    return rc;
+}
+
+static MDB_val s_val(const void *p, size_t len)
+{
+    MDB_val v;
+    v.mv_size = len;
+    v.mv_data = (void *) p;
+    return v;
+}
+
+static void s_msg_key(uint8_t k[S_MSG_KEY_LEN], uint32_t id, uint64_t offset)
+{
+    slc_put_be32(k, id);
+    slc_put_be64(k + 4, offset);
+}
+
+static void s_pseq_key(uint8_t k[S_PSEQ_KEY_LEN], const uint8_t *pid, uint64_t seq)
+{
+    memcpy(k, pid, SLC_PRODUCER_ID_LEN);
+    slc_put_be64(k + SLC_PRODUCER_ID_LEN, seq);
+}
+
+/* Key NAME '\0' ID for cursors (and the prefix of acked keys). */
+static int s_sub_key(uint8_t *k, const char *name, uint32_t id, size_t *len)
+{
+    size_t n;
+    if (!name)
+        return SL_EINVAL;
+    n = strnlen(name, SLD_SUB_NAME_MAX + 1);
+    if (n == 0 || n > SLD_SUB_NAME_MAX)
+        return SL_EINVAL;
+    memcpy(k, name, n);
+    k[n] = 0;
+    slc_put_be32(k + n + 1, id);
+    *len = n + 5;
+    return 0;
+}
+
+static void s_topic_encode(uint8_t r[S_TOPIC_REC_LEN], const sld_topic_info_t *t)
+{
+    r[0] = S_TOPIC_VERSION;
+    slc_put_be32(r + 1, t->id);
+    slc_put_be64(r + 5, t->first_offset);
+    slc_put_be64(r + 13, t->next_offset);
+    slc_put_be64(r + 21, t->messages);
+    slc_put_be64(r + 29, t->bytes);
+    slc_put_be64(r + 37, t->max_age_ms);
+    slc_put_be64(r + 45, t->max_bytes);
+}
+
+static int s_topic_decode(const MDB_val *k, const MDB_val *v, sld_topic_info_t *t)
+{
+    const uint8_t *r = v->mv_data;
+    if (k->mv_size == 0 || k->mv_size > SLC_TOPIC_MAX
+        || v->mv_size != S_TOPIC_REC_LEN || r[0] != S_TOPIC_VERSION)
+        return SL_ESTORE;
+    memset(t, 0, sizeof *t);
+    memcpy(t->name, k->mv_data, k->mv_size);
+    t->id = slc_get_be32(r + 1);
+    t->first_offset = slc_get_be64(r + 5);
+    t->next_offset = slc_get_be64(r + 13);
+    t->messages = slc_get_be64(r + 21);
+    t->bytes = slc_get_be64(r + 29);
+    t->max_age_ms = slc_get_be64(r + 37);
+    t->max_bytes = slc_get_be64(r + 45);
+    return t->id == 0 ? SL_ESTORE : 0;
+}
+
+static uint64_t s_hash(const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static size_t s_round_page(size_t n, size_t page)
+{
+    return (n + page - 1) / page * page;
+}
+
+/* ------------------------------------------------------------ topic table */
+
+static void s_names_rebuild(sld_store_t *s)
+{
+    size_t cap = 16;
+    while (cap < s->ntopics * 2)
+        cap *= 2;
+    free(s->name_slots);
+    s->name_slots = calloc(cap, sizeof *s->name_slots);
+    if (!s->name_slots) {
+        fprintf(stderr, "sluiced: store: out of memory\n");
+        abort();
+    }
+    s->name_cap = cap;
+    for (size_t i = 0; i < s->ntopics; i++) {
+        const char *name = s->topics[i].info.name;
+        size_t h = (size_t) s_hash(name, strlen(name)) & (cap - 1);
+        while (s->name_slots[h])
+            h = (h + 1) & (cap - 1);
+        s->name_slots[h] = (uint32_t) i + 1;
+    }
+}
+
+static size_t s_topic_find_name(const sld_store_t *s, const char *name)
+{
+    size_t h;
+    if (!s->name_cap)
+        return S_NONE;
+    h = (size_t) s_hash(name, strlen(name)) & (s->name_cap - 1);
+    while (s->name_slots[h]) {
+        size_t i = s->name_slots[h] - 1;
+        if (strcmp(s->topics[i].info.name, name) == 0)
+            return i;
+        h = (h + 1) & (s->name_cap - 1);
+    }
+    return S_NONE;
+}
+
+static size_t s_topic_find_id(const sld_store_t *s, uint32_t id)
+{
+    size_t lo = 0, hi = s->ntopics;
+    /* Ids are dense unless a future version deletes topics. */
+    if (id >= 1 && id - 1 < s->ntopics && s->topics[id - 1].info.id == id)
+        return id - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->topics[mid].info.id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->ntopics && s->topics[lo].info.id == id ? lo : S_NONE;
+}
+
+/* The topic as TXN sees it: its working copy in a write txn. NULL when unknown. */
+static const sld_topic_info_t *s_topic_view(const sld_txn_t *txn, uint32_t id)
+{
+    const sld_store_t *s = txn->store;
+    size_t i;
+    if (txn->write && id >= s->next_id)
+        return id - s->next_id < txn->nfresh ? &txn->fresh[id - s->next_id] : NULL;
+    i = s_topic_find_id(s, id);
+    if (i == S_NONE)
+        return NULL;
+    return txn->write && s->topics[i].dirty ? &s->topics[i].work : &s->topics[i].info;
+}
+
+/* The write txn's working copy of topic ID, made on first use. */
+static sld_topic_info_t *s_topic_work(sld_txn_t *txn, uint32_t id)
+{
+    sld_store_t *s = txn->store;
+    sld_topic_info_t *w = NULL;
+    size_t i;
+    assert(txn->write);
+    if (txn->last_work && txn->last_id == id)
+        return txn->last_work;
+    if (id >= s->next_id) {
+        if (id - s->next_id < txn->nfresh)
+            w = &txn->fresh[id - s->next_id];
+    } else if ((i = s_topic_find_id(s, id)) != S_NONE) {
+        s_topic_t *t = &s->topics[i];
+        if (!t->dirty) {
+            txn->dirty = s_grow(txn->dirty, &txn->cdirty, txn->ndirty + 1, sizeof *txn->dirty);
+            txn->dirty[txn->ndirty++] = i;
+            t->work = t->info;
+            t->dirty = true;
+        }
+        w = &t->work;
+    }
+    if (w) {
+        txn->last_id = id;
+        txn->last_work = w;
+    }
+    return w;
+}
+
+/* --------------------------------------------------------- producer cache */
+
+static size_t s_prod_slot(const sld_store_t *s, const uint8_t *pid)
+{
+    return (size_t) s_hash(pid, SLC_PRODUCER_ID_LEN) & (s->prod_cap - 1);
+}
+
+static size_t s_prod_find(const sld_store_t *s, const uint8_t *pid)
+{
+    size_t h;
+    if (!s->prod_cap)
+        return S_NONE;
+    h = s_prod_slot(s, pid);
+    while (s->prod_slots[h]) {
+        size_t i = s->prod_slots[h] - 1;
+        if (memcmp(s->producers[i].id, pid, SLC_PRODUCER_ID_LEN) == 0)
+            return i;
+        h = (h + 1) & (s->prod_cap - 1);
+    }
+    return S_NONE;
+}
+
+static size_t s_prod_insert(sld_store_t *s, const uint8_t *pid, uint64_t seq)
+{
+    size_t i = s->nproducers, h;
+    if ((s->nproducers + 1) * 2 > s->prod_cap) {
+        size_t cap = s->prod_cap ? s->prod_cap * 2 : 64;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots) {
+            fprintf(stderr, "sluiced: store: out of memory\n");
+            abort();
+        }
+        free(s->prod_slots);
+        s->prod_slots = slots;
+        s->prod_cap = cap;
+        for (size_t j = 0; j < s->nproducers; j++) {
+            h = s_prod_slot(s, s->producers[j].id);
+            while (s->prod_slots[h])
+                h = (h + 1) & (cap - 1);
+            s->prod_slots[h] = (uint32_t) j + 1;
+        }
+    }
+    s->producers = s_grow(s->producers, &s->cproducers, i + 1, sizeof *s->producers);
+    memset(&s->producers[i], 0, sizeof s->producers[i]);
+    memcpy(s->producers[i].id, pid, SLC_PRODUCER_ID_LEN);
+    s->producers[i].seq = seq;
+    h = s_prod_slot(s, pid);
+    while (s->prod_slots[h])
+        h = (h + 1) & (s->prod_cap - 1);
+    s->prod_slots[h] = (uint32_t) i + 1;
+    s->nproducers++;
+    return i;
+}
+
+/* Highest stored seq of PID read from `producers` in MT (0 when none). */
+static int s_prod_load(sld_store_t *s, MDB_txn *mt, const uint8_t *pid, uint64_t *seq)
+{
+    int rc = 0;
+    MDB_val k = s_val(pid, SLC_PRODUCER_ID_LEN), v;
+    int mrc = mdb_get(mt, s->db_producers, &k, &v);
+    *seq = 0;
+    if (mrc == MDB_NOTFOUND)
+        goto fail;
+    if (mrc) {
+        rc = s_mdb_fail("read producer", mrc);
+        goto fail;
+    }
+    if (v.mv_size != 8) {
+        fprintf(stderr, "sluiced: store: damaged producer record\n");
+        rc = SL_ESTORE;
+        goto fail;
+    }
+    *seq = slc_get_be64(v.mv_data);
+fail:
+    return rc;
+}
+
+/* Highest seq of PID as TXN sees it; caches it when TXN is the write txn. */
+static int s_prod_highest(sld_txn_t *txn, const uint8_t *pid, uint64_t *highest, size_t *index)
+{
+    int rc = 0;
+    sld_store_t *s = txn->store;
+    size_t i = s_prod_find(s, pid);
+    uint64_t seq;
+    *index = i;
+    if (i != S_NONE) {
+        const s_producer_t *p = &s->producers[i];
+        *highest = txn->write && p->dirty ? p->pending : p->seq;
+        goto fail;
+    }
+    rc = s_prod_load(s, txn->mt, pid, &seq);
+    if (rc) {
+        if (txn->write && txn->err == 0)
+            txn->err = rc;
+        goto fail;
+    }
+    /* Only the write txn sees the latest commit (see the essay). */
+    if (txn->write)
+        *index = s_prod_insert(s, pid, seq);
+    *highest = seq;
+fail:
+    return rc;
+}
+
+/* ------------------------------------------------------------------- open */
+
+static int s_mkdirs(const char *dir)
+{
+    int rc = 0;
+    char *path = strdup(dir);
+    struct stat st;
+    if (!path) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    for (char *c = path + 1; *c; c++) {
+        if (*c != '/')
+            continue;
+        *c = 0;
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "sluiced: store: mkdir %s: %s\n", path, strerror(errno));
+            rc = SL_ESYS;
+            goto fail;
+        }
+        *c = '/';
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "sluiced: store: mkdir %s: %s\n", path, strerror(errno));
+        rc = SL_ESYS;
+        goto fail;
+    }
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "sluiced: store: %s is not a directory\n", path);
+        rc = SL_ESYS;
+        goto fail;
+    }
+fail:
+    free(path);
+    return rc;
+}
+
+static int s_random(uint8_t *buf, size_t len)
+{
+    int rc = 0;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom(buf + got, len - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "sluiced: store: getrandom: %s\n", strerror(errno));
+            rc = SL_ESYS;
+            goto fail;
+        }
+        got += (size_t) n;
+    }
+fail:
+    return rc;
+}
+
+static int s_refuse(const sld_store_t *s, const char *why)
+{
+    fprintf(stderr, "sluiced: store: %s/data.mdb: %s; refusing to open it "
+            "(nothing was changed)\n", s->dir, why);
+    return SL_ESTORE;
+}
+
+/* An existing store: its format must be ours and its instance id present. */
+static int s_check_meta(sld_store_t *s, MDB_txn *mt)
+{
+    int rc = 0, mrc;
+    MDB_val k, v;
+
+    k = s_val("format", 6);
+    mrc = mdb_get(mt, s->db_meta, &k, &v);
+    if (mrc || v.mv_size != 4) {
+        rc = s_refuse(s, "no store format recorded");
+        goto fail;
+    }
+    if (slc_get_be32(v.mv_data) != S_FORMAT) {
+        char why[96];
+        snprintf(why, sizeof why, "store format %" PRIu32 ", this build reads format %d",
+                 slc_get_be32(v.mv_data), S_FORMAT);
+        rc = s_refuse(s, why);
+        goto fail;
+    }
+    k = s_val("instance", 8);
+    mrc = mdb_get(mt, s->db_meta, &k, &v);
+    if (mrc || v.mv_size != sizeof s->instance) {
+        rc = s_refuse(s, "no instance id recorded");
+        goto fail;
+    }
+    memcpy(s->instance, v.mv_data, sizeof s->instance);
+fail:
+    return rc;
+}
+
+/* Create a new store's meta, or check an existing one's. */
+static int s_load_meta(sld_store_t *s, MDB_txn *mt)
+{
+    int rc = 0, mrc;
+    MDB_dbi main_dbi;
+    MDB_stat st;
+    MDB_val k, v;
+    uint8_t fmt[4];
+    bool fresh = false;
+
+    mrc = mdb_dbi_open(mt, "meta", 0, &s->db_meta);
+    if (mrc == MDB_NOTFOUND) {
+        /* No meta: only a brand-new, empty environment may be initialised. */
+        mrc = mdb_dbi_open(mt, NULL, 0, &main_dbi);
+        if (mrc == 0)
+            mrc = mdb_stat(mt, main_dbi, &st);
+        if (mrc) {
+            rc = s_refuse(s, mdb_strerror(mrc));
+            goto fail;
+        }
+        if (st.ms_entries > 0) {
+            rc = s_refuse(s, "holds data but no sluice metadata");
+            goto fail;
+        }
+        fresh = true;
+        mrc = mdb_dbi_open(mt, "meta", MDB_CREATE, &s->db_meta);
+    }
+    if (mrc) {
+        rc = s_refuse(s, mdb_strerror(mrc));
+        goto fail;
+    }
+    if (fresh) {
+        rc = s_random(s->instance, sizeof s->instance);
+        if (rc)
+            goto fail;
+        slc_put_be32(fmt, S_FORMAT);
+        k = s_val("format", 6);
+        v = s_val(fmt, 4);
+        mrc = mdb_put(mt, s->db_meta, &k, &v, 0);
+        if (mrc == 0) {
+            k = s_val("instance", 8);
+            v = s_val(s->instance, sizeof s->instance);
+            mrc = mdb_put(mt, s->db_meta, &k, &v, 0);
+        }
+        if (mrc)
+            rc = s_mdb_fail("initialise meta", mrc);
+    } else {
+        rc = s_check_meta(s, mt);
+    }
+fail:
+    return rc;
+}
+
+static int s_topic_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const s_topic_t *) a)->info.id, y = ((const s_topic_t *) b)->info.id;
+    return x < y ? -1 : x > y;
+}
+
+static int s_load_topics(sld_store_t *s, MDB_txn *mt)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+
+    mrc = mdb_cursor_open(mt, s->db_topics, &cur);
+    if (mrc) {
+        rc = s_mdb_fail("open topics", mrc);
+        goto fail;
+    }
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        s->topics = s_grow(s->topics, &s->ctopics, s->ntopics + 1, sizeof *s->topics);
+        memset(&s->topics[s->ntopics], 0, sizeof s->topics[0]);
+        if (s_topic_decode(&k, &v, &s->topics[s->ntopics].info) != 0) {
+            rc = s_refuse(s, "damaged topic record");
+            goto fail;
+        }
+        s->ntopics++;
+    }
+    if (mrc != MDB_NOTFOUND) {
+        rc = s_mdb_fail("read topics", mrc);
+        goto fail;
+    }
+    if (s->ntopics > 1)
+        qsort(s->topics, s->ntopics, sizeof *s->topics, s_topic_cmp);
+    s->next_id = 1;
+    for (size_t i = 0; i < s->ntopics; i++) {
+        if (i > 0 && s->topics[i].info.id == s->topics[i - 1].info.id) {
+            rc = s_refuse(s, "two topics share an id");
+            goto fail;
+        }
+        s->next_id = s->topics[i].info.id + 1;
+    }
+    s_names_rebuild(s);
+
+    /* Seed the MDB_APPEND bound with the true last key. */
+    mdb_cursor_close(cur);
+    cur = NULL;
+    mrc = mdb_cursor_open(mt, s->db_msgs, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (mrc == 0 && k.mv_size == S_MSG_KEY_LEN) {
+        memcpy(s->msgs_last, k.mv_data, S_MSG_KEY_LEN);
+        s->has_msgs_last = true;
+    } else if (mrc == 0) {
+        rc = s_refuse(s, "damaged message key");
+        goto fail;
+    } else if (mrc != MDB_NOTFOUND) {
+        rc = s_mdb_fail("read msgs", mrc);
+        goto fail;
+    }
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+static int s_load(sld_store_t *s)
+{
+    int rc = 0, mrc;
+    MDB_txn *mt = NULL;
+    const struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {
+        { "topics", &s->db_topics },       { "msgs", &s->db_msgs },
+        { "producers", &s->db_producers }, { "pseq", &s->db_pseq },
+        { "dedup", &s->db_dedup },         { "dedup_exp", &s->db_dedup_exp },
+        { "subs", &s->db_subs },           { "cursors", &s->db_cursors },
+        { "acked", &s->db_acked },
+    };
+
+    mrc = mdb_txn_begin(s->env, NULL, 0, &mt);
+    if (mrc) {
+        rc = s_mdb_fail("begin", mrc);
+        goto fail;
+    }
+    rc = s_load_meta(s, mt);
+    if (rc)
+        goto fail;
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        mrc = mdb_dbi_open(mt, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (mrc) {
+            rc = s_refuse(s, mdb_strerror(mrc));
+            goto fail;
+        }
+    }
+    rc = s_load_topics(s, mt);
+    if (rc)
+        goto fail;
+    mrc = mdb_txn_commit(mt);
+    mt = NULL;
+    if (mrc)
+        rc = s_mdb_fail("commit", mrc);
+fail:
+    if (mt)
+        mdb_txn_abort(mt);
+    return rc;
+}
+
+void sld_store_options_init(sld_store_options_t *opts)
+{
+    assert(opts);
+    memset(opts, 0, sizeof *opts);
+    opts->map_size = S_DEFAULT_MAP_SIZE;
+    opts->map_size_max = S_DEFAULT_MAP_MAX;
+    opts->sync = true;
+    opts->producer_window = S_DEFAULT_PRODUCER_WINDOW;
+}
+
+int sld_store_open(const sld_store_options_t *opts, sld_store_t **out)
+{
+    int rc = 0, mrc;
+    sld_store_t *s = NULL;
+    char *file = NULL;
+    struct stat st;
+    MDB_envinfo info;
+    long page;
+
+    assert(opts && opts->dir && out);
+    *out = NULL;
+    s = calloc(1, sizeof *s);
+    if (!s || !(s->dir = strdup(opts->dir))
+        || asprintf(&file, "%s/data.mdb", opts->dir) < 0) {
+        file = NULL;
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    page = sysconf(_SC_PAGESIZE);
+    s->page = page > 0 ? (size_t) page : 4096;
+    s->producer_window = opts->producer_window ? opts->producer_window
+                                               : S_DEFAULT_PRODUCER_WINDOW;
+    s->map_size = s_round_page(opts->map_size ? opts->map_size : S_DEFAULT_MAP_SIZE, s->page);
+    rc = s_mkdirs(opts->dir);
+    if (rc)
+        goto fail;
+    /* A map smaller than the file would hide data the file holds. */
+    if (stat(file, &st) == 0 && (size_t) st.st_size > s->map_size)
+        s->map_size = s_round_page((size_t) st.st_size, s->page);
+    s->map_size_max = opts->map_size_max ? opts->map_size_max : S_DEFAULT_MAP_MAX;
+    s->map_size_max = s->map_size_max / s->page * s->page;
+    if (s->map_size_max < s->map_size)
+        s->map_size_max = s->map_size;
+
+    mrc = mdb_env_create(&s->env);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxdbs(s->env, S_MAXDBS);
+    if (mrc == 0)
+        mrc = mdb_env_set_mapsize(s->env, s->map_size);
+    if (mrc) {
+        rc = s_mdb_fail("create environment", mrc);
+        goto fail;
+    }
+    /* NOTLS: read txns belong to their handle, so a read txn may be open
+     * while another one (or the write txn) is, on the same thread. */
+    mrc = mdb_env_open(s->env, opts->dir, MDB_NOTLS | (opts->sync ? 0 : MDB_NOSYNC), 0600);
+    if (mrc > 0) {
+        fprintf(stderr, "sluiced: store: open %s: %s\n", file, strerror(mrc));
+        rc = SL_ESYS;
+        goto fail;
+    }
+    if (mrc) {
+        rc = s_refuse(s, mdb_strerror(mrc));
+        goto fail;
+    }
+    s->env_open = true;
+    mrc = mdb_env_info(s->env, &info);
+    if (mrc) {
+        rc = s_mdb_fail("environment info", mrc);
+        goto fail;
+    }
+    s->map_size = info.me_mapsize;
+    if (s->map_size_max < s->map_size)
+        s->map_size_max = s->map_size;
+    rc = s_load(s);
+    if (rc)
+        goto fail;
+    *out = s;
+    s = NULL;
+fail:
+    free(file);
+    sld_store_destroy(&s);
+    return rc;
+}
+
+void sld_store_destroy(sld_store_t **self_p)
+{
+    sld_store_t *s;
+    assert(self_p);
+    s = *self_p;
+    if (!s)
+        return;
+    assert(!s->writing && s->readers == 0);
+    if (s->env_open) {
+        /* With sync off this is the one fsync that makes the data last. */
+        int mrc = mdb_env_sync(s->env, 1);
+        if (mrc)
+            s_mdb_fail("final sync", mrc);
+    }
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s->wtxn.dirty);
+    free(s->wtxn.fresh);
+    free(s->wtxn.pdirty);
+    free(s->topics);
+    free(s->name_slots);
+    free(s->producers);
+    free(s->prod_slots);
+    free(s->dir);
+    free(s);
+    *self_p = NULL;
+}
+
+void sld_store_instance_id(const sld_store_t *self, char hex[33])
+{
+    static const char digits[] = "0123456789abcdef";
+    assert(self && hex);
+    for (size_t i = 0; i < sizeof self->instance; i++) {
+        hex[2 * i] = digits[self->instance[i] >> 4];
+        hex[2 * i + 1] = digits[self->instance[i] & 15];
+    }
+    hex[32] = 0;
+}
+
+/* ----------------------------------------------------------- transactions */
+
+int sld_store_begin(sld_store_t *self, bool write, sld_txn_t **out)
+{
+    int rc = 0, mrc;
+    MDB_txn *mt = NULL;
+    sld_txn_t *txn;
+
+    assert(self && out);
+    assert(!write || !self->writing);
+    *out = NULL;
+    mrc = mdb_txn_begin(self->env, NULL, write ? 0 : MDB_RDONLY, &mt);
+    if (mrc) {
+        rc = s_mdb_fail("begin transaction", mrc);
+        goto fail;
+    }
+    if (write) {
+        txn = &self->wtxn;
+        self->writing = true;
+    } else {
+        txn = calloc(1, sizeof *txn);
+        if (!txn) {
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        self->readers++;
+    }
+    txn->store = self;
+    txn->mt = mt;
+    txn->write = write;
+    txn->err = 0;
+    txn->ndirty = txn->nfresh = txn->npdirty = 0;
+    txn->last_work = NULL;
+    mt = NULL;
+    *out = txn;
+fail:
+    if (mt)
+        mdb_txn_abort(mt);
+    return rc;
+}
+
+/* End TXN: abort what is still open, drop pending changes, release it. */
+static void s_txn_release(sld_txn_t *txn)
+{
+    sld_store_t *s = txn->store;
+    if (txn->mt)
+        mdb_txn_abort(txn->mt);
+    txn->mt = NULL;
+    if (!txn->write) {
+        s->readers--;
+        free(txn);
+        return;
+    }
+    for (size_t i = 0; i < txn->ndirty; i++)
+        s->topics[txn->dirty[i]].dirty = false;
+    for (size_t i = 0; i < txn->npdirty; i++)
+        s->producers[txn->pdirty[i]].dirty = false;
+    txn->ndirty = txn->nfresh = txn->npdirty = 0;
+    txn->last_work = NULL;
+    s->writing = false;
+}
+
+/* Write each changed topic and producer once, just before mdb_txn_commit. */
+static int s_txn_flush(sld_txn_t *txn)
+{
+    int rc = 0, mrc = 0;
+    sld_store_t *s = txn->store;
+    uint8_t rec[S_TOPIC_REC_LEN], seq[8];
+    MDB_val k, v;
+
+    for (size_t i = 0; i < txn->ndirty + txn->nfresh && mrc == 0; i++) {
+        const sld_topic_info_t *t = i < txn->ndirty ? &s->topics[txn->dirty[i]].work
+                                                    : &txn->fresh[i - txn->ndirty];
+        s_topic_encode(rec, t);
+        k = s_val(t->name, strlen(t->name));
+        v = s_val(rec, sizeof rec);
+        mrc = mdb_put(txn->mt, s->db_topics, &k, &v, 0);
+    }
+    for (size_t i = 0; i < txn->npdirty && mrc == 0; i++) {
+        const s_producer_t *p = &s->producers[txn->pdirty[i]];
+        if (p->pending <= p->seq)
+            continue;
+        slc_put_be64(seq, p->pending);
+        k = s_val(p->id, SLC_PRODUCER_ID_LEN);
+        v = s_val(seq, sizeof seq);
+        mrc = mdb_put(txn->mt, s->db_producers, &k, &v, 0);
+    }
+    if (mrc)
+        rc = s_txn_fail(txn, "write metadata", mrc);
+    return rc;
+}
+
+/* The commit is durable: make the working copies the committed state. */
+static void s_txn_apply(sld_txn_t *txn)
+{
+    sld_store_t *s = txn->store;
+    for (size_t i = 0; i < txn->ndirty; i++) {
+        s_topic_t *t = &s->topics[txn->dirty[i]];
+        t->info = t->work;
+        t->dirty = false;
+    }
+    for (size_t i = 0; i < txn->npdirty; i++) {
+        s_producer_t *p = &s->producers[txn->pdirty[i]];
+        if (p->pending > p->seq)
+            p->seq = p->pending;
+        p->dirty = false;
+    }
+    if (txn->nfresh) {
+        /* Fresh ids are above every committed id: the array stays sorted. */
+        s->topics = s_grow(s->topics, &s->ctopics, s->ntopics + txn->nfresh, sizeof *s->topics);
+        for (size_t i = 0; i < txn->nfresh; i++) {
+            memset(&s->topics[s->ntopics], 0, sizeof s->topics[0]);
+            s->topics[s->ntopics++].info = txn->fresh[i];
+        }
+        s->next_id += (uint32_t) txn->nfresh;
+        s_names_rebuild(s);
+    }
+    txn->ndirty = txn->nfresh = txn->npdirty = 0;
+}
+
+int sld_txn_commit(sld_txn_t **txn_p)
+{
+    int rc = 0, mrc;
+    sld_txn_t *txn;
+
+    assert(txn_p && *txn_p);
+    txn = *txn_p;
+    *txn_p = NULL;
+    if (!txn->write)
+        goto fail;
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    rc = s_txn_flush(txn);
+    if (rc)
+        goto fail;
+    mrc = mdb_txn_commit(txn->mt);
+    txn->mt = NULL;     /* freed by LMDB whatever the result */
+    if (mrc) {
+        rc = s_mdb_fail("commit", mrc);
+        goto fail;
+    }
+    s_txn_apply(txn);
+fail:
+    s_txn_release(txn);
+    return rc;
+}
+
+void sld_txn_abort(sld_txn_t **txn_p)
+{
+    assert(txn_p);
+    if (!*txn_p)
+        return;
+    s_txn_release(*txn_p);
+    *txn_p = NULL;
+}
+
+int sld_store_grow(sld_store_t *self)
+{
+    int rc = 0, mrc;
+    size_t next;
+    MDB_envinfo info;
+
+    assert(self);
+    /* LMDB remaps: no transaction of this process may be open. */
+    assert(!self->writing && self->readers == 0);
+    if (self->map_size >= self->map_size_max) {
+        rc = SL_EFULL;
+        goto fail;
+    }
+    next = self->map_size > self->map_size_max / 2 ? self->map_size_max : self->map_size * 2;
+    mrc = mdb_env_set_mapsize(self->env, next);
+    if (mrc == 0)
+        mrc = mdb_env_info(self->env, &info);
+    if (mrc) {
+        rc = s_mdb_fail("grow map", mrc);
+        goto fail;
+    }
+    self->map_size = info.me_mapsize;
+    fprintf(stderr, "sluiced: store: map grown to %zu MiB (ceiling %zu MiB)\n",
+            self->map_size >> 20, self->map_size_max >> 20);
+fail:
+    return rc;
+}
+
+void sld_store_set_map_max(sld_store_t *self, size_t map_size_max)
+{
+    assert(self);
+    map_size_max = map_size_max / self->page * self->page;
+    self->map_size_max = map_size_max > self->map_size ? map_size_max : self->map_size;
+}
+
+void sld_store_usage(sld_store_t *self, uint64_t *used, uint64_t *map_size)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    assert(self);
+    if (mdb_env_info(self->env, &info) != 0 || mdb_env_stat(self->env, &st) != 0) {
+        info.me_last_pgno = 0;
+        st.ms_psize = 0;
+    }
+    if (used)
+        *used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+    if (map_size)
+        *map_size = self->map_size;
+}
+
+/* ----------------------------------------------------------------- topics */
+
+int sld_store_topic_ensure(sld_txn_t *txn, const char *name, uint32_t *id)
+{
+    int rc = 0;
+    sld_store_t *s;
+    size_t i;
+    sld_topic_info_t *t;
+
+    assert(txn && txn->write && id);
+    s = txn->store;
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    rc = slc_topic_validate(name, true);
+    if (rc)
+        goto fail;
+    i = s_topic_find_name(s, name);
+    if (i != S_NONE) {
+        *id = s->topics[i].info.id;
+        goto fail;
+    }
+    for (i = 0; i < txn->nfresh; i++) {
+        if (strcmp(txn->fresh[i].name, name) == 0) {
+            *id = txn->fresh[i].id;
+            goto fail;
+        }
+    }
+    if ((uint64_t) s->next_id + txn->nfresh >= UINT32_MAX) {
+        rc = SL_EFULL;
+        goto fail;
+    }
+    txn->fresh = s_grow(txn->fresh, &txn->cfresh, txn->nfresh + 1, sizeof *txn->fresh);
+    txn->last_work = NULL;      /* fresh may have moved */
+    t = &txn->fresh[txn->nfresh];
+    memset(t, 0, sizeof *t);
+    t->id = s->next_id + (uint32_t) txn->nfresh;
+    strcpy(t->name, name);
+    txn->nfresh++;
+    *id = t->id;
+fail:
+    return rc;
+}
+
+int sld_store_topic_set_retention(sld_txn_t *txn, uint32_t id,
+                                  uint64_t max_age_ms, uint64_t max_bytes)
+{
+    int rc = 0;
+    sld_topic_info_t *w;
+    assert(txn && txn->write);
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    w = s_topic_work(txn, id);
+    if (!w) {
+        rc = SL_ENOTFOUND;
+        goto fail;
+    }
+    w->max_age_ms = max_age_ms;
+    w->max_bytes = max_bytes;
+fail:
+    return rc;
+}
+
+const sld_topic_info_t *sld_store_topic_by_id(const sld_store_t *self, uint32_t id)
+{
+    size_t i;
+    assert(self);
+    i = s_topic_find_id(self, id);
+    return i == S_NONE ? NULL : &self->topics[i].info;
+}
+
+const sld_topic_info_t *sld_store_topic_by_name(const sld_store_t *self, const char *name)
+{
+    size_t i;
+    assert(self);
+    if (!name)
+        return NULL;
+    i = s_topic_find_name(self, name);
+    return i == S_NONE ? NULL : &self->topics[i].info;
+}
+
+uint64_t sld_store_topic_next_offset(sld_txn_t *txn, uint32_t id)
+{
+    const sld_topic_info_t *t;
+    assert(txn);
+    t = s_topic_view(txn, id);
+    return t ? t->next_offset : SLD_OFFSET_NONE;
+}
+
+size_t sld_store_topic_count(const sld_store_t *self)
+{
+    assert(self);
+    return self->ntopics;
+}
+
+const sld_topic_info_t *sld_store_topic_at(const sld_store_t *self, size_t index)
+{
+    assert(self);
+    return index < self->ntopics ? &self->topics[index].info : NULL;
+}
+
+/* --------------------------------------------------------------- messages */
+
+int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
+                     const void *envelope, size_t len, uint64_t *offset)
+{
+    int rc = 0, mrc;
+    sld_store_t *s;
+    sld_topic_info_t *w;
+    uint8_t k[S_MSG_KEY_LEN];
+    MDB_val key, val;
+    unsigned flags = MDB_RESERVE;
+
+    assert(txn && txn->write && (envelope || len == 0) && offset);
+    assert(len <= SIZE_MAX - SLD_RECORD_HEADER);
+    s = txn->store;
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    w = s_topic_work(txn, id);
+    if (!w) {
+        rc = SL_ENOTFOUND;
+        goto fail;
+    }
+    s_msg_key(k, id, w->next_offset);
+    /* NOOVERWRITE: a record already at next_offset means damage, not a retry. */
+    flags |= (!s->has_msgs_last || memcmp(k, s->msgs_last, sizeof k) > 0)
+           ? MDB_APPEND : MDB_NOOVERWRITE;
+    key = s_val(k, sizeof k);
+    val = s_val(NULL, SLD_RECORD_HEADER + len);
+    mrc = mdb_put(txn->mt, s->db_msgs, &key, &val, flags);
+    if (mrc) {
+        rc = s_txn_fail(txn, "append", mrc);
+        goto fail;
+    }
+    slc_put_be64(val.mv_data, ingest_us);
+    if (len)
+        memcpy((uint8_t *) val.mv_data + SLD_RECORD_HEADER, envelope, len);
+    if (flags & MDB_APPEND) {
+        memcpy(s->msgs_last, k, sizeof k);
+        s->has_msgs_last = true;
+    }
+    *offset = w->next_offset++;
+    w->messages++;
+    w->bytes += SLD_RECORD_HEADER + len;
+fail:
+    return rc;
+}
+
+/* Fetch the raw record at (ID, OFFSET); checks it has its header. */
+static int s_record(sld_txn_t *txn, uint32_t id, uint64_t offset, MDB_val *val)
+{
+    int rc = 0, mrc;
+    uint8_t k[S_MSG_KEY_LEN];
+    MDB_val key;
+
+    s_msg_key(k, id, offset);
+    key = s_val(k, sizeof k);
+    mrc = mdb_get(txn->mt, txn->store->db_msgs, &key, val);
+    if (mrc == MDB_NOTFOUND) {
+        rc = SL_ENOTFOUND;
+        goto fail;
+    }
+    if (mrc) {
+        rc = s_txn_fail(txn, "read record", mrc);
+        goto fail;
+    }
+    if (val->mv_size < SLD_RECORD_HEADER) {
+        fprintf(stderr, "sluiced: store: record %" PRIu32 "/%" PRIu64 " is damaged "
+                "(%zu bytes)\n", id, offset, val->mv_size);
+        rc = SL_ESTORE;
+    }
+fail:
+    return rc;
+}
+
+int sld_store_read(sld_txn_t *txn, uint32_t id, uint64_t offset,
+                   const void **envelope, size_t *len, uint64_t *ingest_us)
+{
+    int rc;
+    MDB_val val;
+    assert(txn && envelope && len);
+    rc = s_record(txn, id, offset, &val);
+    if (rc)
+        goto fail;
+    *envelope = (const uint8_t *) val.mv_data + SLD_RECORD_HEADER;
+    *len = val.mv_size - SLD_RECORD_HEADER;
+    if (ingest_us)
+        *ingest_us = slc_get_be64(val.mv_data);
+fail:
+    return rc;
+}
+
+uint64_t sld_store_seek(sld_txn_t *txn, uint32_t id, uint64_t offset)
+{
+    uint64_t found = SLD_OFFSET_NONE;
+    int mrc;
+    MDB_cursor *cur = NULL;
+    uint8_t k[S_MSG_KEY_LEN];
+    MDB_val key, val;
+
+    assert(txn);
+    mrc = mdb_cursor_open(txn->mt, txn->store->db_msgs, &cur);
+    if (mrc) {
+        s_txn_fail(txn, "seek", mrc);
+        goto fail;
+    }
+    s_msg_key(k, id, offset);
+    key = s_val(k, sizeof k);
+    mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (mrc && mrc != MDB_NOTFOUND)
+        s_txn_fail(txn, "seek", mrc);
+    if (mrc == 0 && key.mv_size == S_MSG_KEY_LEN && slc_get_be32(key.mv_data) == id)
+        found = slc_get_be64((const uint8_t *) key.mv_data + 4);
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return found;
+}
+
+uint64_t sld_store_offset_at_time(sld_txn_t *txn, uint32_t id, uint64_t time_us)
+{
+    const sld_topic_info_t *t;
+    uint64_t lo, hi;
+    MDB_val val;
+
+    assert(txn);
+    t = s_topic_view(txn, id);
+    if (!t)
+        return SLD_OFFSET_NONE;
+    hi = t->next_offset;
+    lo = sld_store_seek(txn, id, t->first_offset);
+    if (lo == SLD_OFFSET_NONE || lo > hi)
+        return hi;
+    /* Lower bound: the first record whose time is not before TIME_US. A
+     * record that cannot be read counts as "not before", which keeps the
+     * answer inside [first, next). */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s_record(txn, id, mid, &val) == 0 && slc_get_be64(val.mv_data) < time_us)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* -------------------------------------------------------------- producers */
+
+int sld_store_producer_check(sld_txn_t *txn, const uint8_t producer_id[16],
+                             uint64_t seq, uint32_t *topic_id, uint64_t *offset)
+{
+    int rc, mrc;
+    sld_store_t *s;
+    uint64_t highest;
+    size_t index;
+    uint8_t k[S_PSEQ_KEY_LEN];
+    MDB_val key, val;
+
+    assert(txn && producer_id && topic_id && offset);
+    s = txn->store;
+    rc = txn->err;
+    if (rc == 0)
+        rc = s_prod_highest(txn, producer_id, &highest, &index);
+    if (rc || seq > highest)
+        goto fail;
+    s_pseq_key(k, producer_id, seq);
+    key = s_val(k, sizeof k);
+    mrc = mdb_get(txn->mt, s->db_pseq, &key, &val);
+    if (mrc == 0 && val.mv_size == S_PSEQ_VAL_LEN) {
+        *topic_id = slc_get_be32(val.mv_data);
+        *offset = slc_get_be64((const uint8_t *) val.mv_data + 4);
+        rc = 1;
+    } else if (mrc == 0) {
+        fprintf(stderr, "sluiced: store: damaged producer index entry\n");
+        rc = SL_ESTORE;
+    } else if (mrc != MDB_NOTFOUND) {
+        rc = s_txn_fail(txn, "producer check", mrc);
+    } else if (highest >= s->producer_window && seq <= highest - s->producer_window) {
+        /* Forgotten by trim: it was stored, where is no longer known. */
+        *topic_id = 0;
+        *offset = SLD_OFFSET_NONE;
+        rc = 1;
+    }
+    /* else: a gap inside the window (that seq was refused before): new. */
+fail:
+    return rc;
+}
+
+int sld_store_producer_record(sld_txn_t *txn, const uint8_t producer_id[16],
+                              uint64_t seq, uint32_t topic_id, uint64_t offset)
+{
+    int rc = 0, mrc;
+    sld_store_t *s;
+    uint64_t highest;
+    size_t index;
+    s_producer_t *p;
+    uint8_t k[S_PSEQ_KEY_LEN], v[S_PSEQ_VAL_LEN];
+    MDB_val key, val;
+
+    assert(txn && txn->write && producer_id);
+    s = txn->store;
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    rc = s_prod_highest(txn, producer_id, &highest, &index);
+    if (rc)
+        goto fail;
+    assert(index != S_NONE);
+    s_pseq_key(k, producer_id, seq);
+    slc_put_be32(v, topic_id);
+    slc_put_be64(v + 4, offset);
+    key = s_val(k, sizeof k);
+    val = s_val(v, sizeof v);
+    mrc = mdb_put(txn->mt, s->db_pseq, &key, &val, 0);
+    if (mrc) {
+        rc = s_txn_fail(txn, "record producer seq", mrc);
+        goto fail;
+    }
+    p = &s->producers[index];
+    if (!p->dirty) {
+        txn->pdirty = s_grow(txn->pdirty, &txn->cpdirty, txn->npdirty + 1, sizeof *txn->pdirty);
+        txn->pdirty[txn->npdirty++] = index;
+        p->dirty = true;
+        p->pending = p->seq;
+    }
+    if (seq > p->pending)
+        p->pending = seq;
+fail:
+    return rc;
+}
+
+uint64_t sld_store_producer_last_seq(sld_store_t *self, const uint8_t producer_id[16])
+{
+    uint64_t seq = 0;
+    size_t i;
+    MDB_txn *mt = NULL;
+    int mrc;
+
+    assert(self && producer_id);
+    i = s_prod_find(self, producer_id);
+    if (i != S_NONE) {
+        seq = self->producers[i].seq;
+        goto fail;
+    }
+    mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &mt);
+    if (mrc) {
+        s_mdb_fail("begin transaction", mrc);
+        goto fail;
+    }
+    s_prod_load(self, mt, producer_id, &seq);
+fail:
+    if (mt)
+        mdb_txn_abort(mt);
+    return seq;
+}
+
+/* ------------------------------------------------------------ msg-id dedup */
+
+static int s_dedup_key(uint8_t *k, uint32_t id, const void *msg_id, size_t len)
+{
+    if (!msg_id || len == 0 || len > SLD_MSG_ID_MAX)
+        return SL_EINVAL;
+    slc_put_be32(k, id);
+    memcpy(k + 4, msg_id, len);
+    return 0;
+}
+
+int sld_store_dedup_check(sld_txn_t *txn, uint32_t id, const void *msg_id,
+                          size_t len, uint64_t now_us, uint64_t window_us,
+                          uint64_t *offset)
+{
+    int rc, mrc;
+    uint8_t k[4 + SLD_MSG_ID_MAX];
+    MDB_val key, val;
+    uint64_t t;
+
+    assert(txn && offset);
+    rc = s_dedup_key(k, id, msg_id, len);
+    if (rc)
+        goto fail;
+    key = s_val(k, 4 + len);
+    mrc = mdb_get(txn->mt, txn->store->db_dedup, &key, &val);
+    if (mrc == MDB_NOTFOUND)
+        goto fail;
+    if (mrc) {
+        rc = s_txn_fail(txn, "dedup check", mrc);
+        goto fail;
+    }
+    if (val.mv_size != S_DEDUP_VAL_LEN) {
+        fprintf(stderr, "sluiced: store: damaged dedup entry\n");
+        rc = SL_ESTORE;
+        goto fail;
+    }
+    t = slc_get_be64(val.mv_data);
+    /* Expired entries linger until trim; they no longer count. A time in
+     * the future (clock stepped back) counts as within the window. */
+    if (now_us < t || now_us - t < window_us) {
+        *offset = slc_get_be64((const uint8_t *) val.mv_data + 8);
+        rc = 1;
+    }
+fail:
+    return rc;
+}
+
+int sld_store_dedup_record(sld_txn_t *txn, uint32_t id, const void *msg_id,
+                           size_t len, uint64_t now_us, uint64_t offset)
+{
+    int rc, mrc;
+    sld_store_t *s;
+    uint8_t k[S_DEDUP_KEY_MAX], v[S_DEDUP_VAL_LEN];
+    MDB_val key, val;
+
+    assert(txn && txn->write);
+    s = txn->store;
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    /* dedup_exp key: time first, then the dedup key. An older dedup_exp
+     * entry for the same msg id stays until trim, which skips it because
+     * its time no longer matches the dedup entry. */
+    slc_put_be64(k, now_us);
+    rc = s_dedup_key(k + 8, id, msg_id, len);
+    if (rc)
+        goto fail;
+    slc_put_be64(v, now_us);
+    slc_put_be64(v + 8, offset);
+    key = s_val(k + 8, 4 + len);
+    val = s_val(v, sizeof v);
+    mrc = mdb_put(txn->mt, s->db_dedup, &key, &val, 0);
+    if (mrc == 0) {
+        key = s_val(k, 12 + len);
+        val = s_val(NULL, 0);
+        mrc = mdb_put(txn->mt, s->db_dedup_exp, &key, &val, 0);
+    }
+    if (mrc)
+        rc = s_txn_fail(txn, "dedup record", mrc);
+fail:
+    return rc;
+}
+
+/* ---------------------------------------------------------- subscriptions */
+
+/* Delete every key of DBI that starts with PREFIX. */
+static int s_del_prefix(sld_txn_t *txn, MDB_dbi dbi, const uint8_t *prefix, size_t plen)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+
+    mrc = mdb_cursor_open(txn->mt, dbi, &cur);
+    while (mrc == 0) {
+        /* Re-seek after each delete: simple, and never trips over a cursor
+         * left on a page the delete merged away. */
+        key = s_val(prefix, plen);
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+        if (mrc || key.mv_size < plen || memcmp(key.mv_data, prefix, plen) != 0)
+            break;
+        mrc = mdb_cursor_del(cur, 0);
+    }
+    if (mrc && mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "delete subscription state", mrc);
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+int sld_store_sub_put(sld_txn_t *txn, const char *name, const void *config, size_t len)
+{
+    int rc = 0, mrc;
+    size_t n;
+    MDB_val key, val;
+
+    assert(txn && txn->write && (config || len == 0));
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    n = name ? strnlen(name, SLD_SUB_NAME_MAX + 1) : 0;
+    if (n == 0 || n > SLD_SUB_NAME_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    key = s_val(name, n);
+    val = s_val(config, len);
+    mrc = mdb_put(txn->mt, txn->store->db_subs, &key, &val, 0);
+    if (mrc)
+        rc = s_txn_fail(txn, "store subscription", mrc);
+fail:
+    return rc;
+}
+
+int sld_store_sub_delete(sld_txn_t *txn, const char *name)
+{
+    int rc = 0, mrc;
+    sld_store_t *s;
+    size_t n;
+    MDB_val key;
+
+    assert(txn && txn->write);
+    s = txn->store;
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    n = name ? strnlen(name, SLD_SUB_NAME_MAX + 1) : 0;
+    if (n == 0 || n > SLD_SUB_NAME_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    key = s_val(name, n);
+    mrc = mdb_del(txn->mt, s->db_subs, &key, NULL);
+    if (mrc && mrc != MDB_NOTFOUND) {
+        rc = s_txn_fail(txn, "delete subscription", mrc);
+        goto fail;
+    }
+    /* The prefix NAME '\0' covers cursors and acked of every topic, and of
+     * no other subscription (names hold no '\0'). Cleaned even when the
+     * subs entry was missing, so leftovers of a half-deleted one go too. */
+    key = s_val(name, n + 1);
+    rc = s_del_prefix(txn, s->db_cursors, key.mv_data, key.mv_size);
+    if (rc == 0)
+        rc = s_del_prefix(txn, s->db_acked, key.mv_data, key.mv_size);
+    if (rc == 0 && mrc == MDB_NOTFOUND)
+        rc = SL_ENOTFOUND;
+fail:
+    return rc;
+}
+
+int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    char name[SLD_SUB_NAME_MAX + 1];
+
+    assert(txn && fn);
+    mrc = mdb_cursor_open(txn->mt, txn->store->db_subs, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (mrc == 0) {
+        if (key.mv_size == 0 || key.mv_size > SLD_SUB_NAME_MAX) {
+            fprintf(stderr, "sluiced: store: damaged subscription name\n");
+            rc = SL_ESTORE;
+            goto fail;
+        }
+        memcpy(name, key.mv_data, key.mv_size);
+        name[key.mv_size] = 0;
+        rc = fn(name, val.mv_data, val.mv_size, arg);
+        if (rc)
+            goto fail;
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "list subscriptions", mrc);
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+int sld_store_cursor_get(sld_txn_t *txn, const char *name, uint32_t id, uint64_t *floor)
+{
+    int rc, mrc;
+    uint8_t k[S_SUB_KEY_MAX];
+    size_t klen;
+    MDB_val key, val;
+
+    assert(txn && floor);
+    rc = s_sub_key(k, name, id, &klen);
+    if (rc)
+        goto fail;
+    key = s_val(k, klen);
+    mrc = mdb_get(txn->mt, txn->store->db_cursors, &key, &val);
+    if (mrc == MDB_NOTFOUND) {
+        rc = SL_ENOTFOUND;
+        goto fail;
+    }
+    if (mrc) {
+        rc = s_txn_fail(txn, "read cursor", mrc);
+        goto fail;
+    }
+    if (val.mv_size != 8) {
+        fprintf(stderr, "sluiced: store: damaged cursor of %s\n", name);
+        rc = SL_ESTORE;
+        goto fail;
+    }
+    *floor = slc_get_be64(val.mv_data);
+fail:
+    return rc;
+}
+
+int sld_store_cursor_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t floor)
+{
+    int rc, mrc;
+    uint8_t k[S_SUB_KEY_MAX], v[8];
+    size_t klen;
+    MDB_val key, val;
+
+    assert(txn && txn->write);
+    rc = txn->err ? txn->err : s_sub_key(k, name, id, &klen);
+    if (rc)
+        goto fail;
+    slc_put_be64(v, floor);
+    key = s_val(k, klen);
+    val = s_val(v, sizeof v);
+    mrc = mdb_put(txn->mt, txn->store->db_cursors, &key, &val, 0);
+    if (mrc)
+        rc = s_txn_fail(txn, "store cursor", mrc);
+fail:
+    return rc;
+}
+
+static int s_acked_key(uint8_t *k, const char *name, uint32_t id, uint64_t offset, size_t *len)
+{
+    int rc = s_sub_key(k, name, id, len);
+    if (rc == 0) {
+        slc_put_be64(k + *len, offset);
+        *len += 8;
+    }
+    return rc;
+}
+
+int sld_store_acked_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset)
+{
+    int rc, mrc;
+    uint8_t k[S_SUB_KEY_MAX];
+    size_t klen;
+    MDB_val key, val = s_val(NULL, 0);
+
+    assert(txn && txn->write);
+    rc = txn->err ? txn->err : s_acked_key(k, name, id, offset, &klen);
+    if (rc)
+        goto fail;
+    key = s_val(k, klen);
+    mrc = mdb_put(txn->mt, txn->store->db_acked, &key, &val, 0);
+    if (mrc)
+        rc = s_txn_fail(txn, "store ack", mrc);
+fail:
+    return rc;
+}
+
+int sld_store_acked_del(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset)
+{
+    int rc, mrc;
+    uint8_t k[S_SUB_KEY_MAX];
+    size_t klen;
+    MDB_val key;
+
+    assert(txn && txn->write);
+    rc = txn->err ? txn->err : s_acked_key(k, name, id, offset, &klen);
+    if (rc)
+        goto fail;
+    key = s_val(k, klen);
+    mrc = mdb_del(txn->mt, txn->store->db_acked, &key, NULL);
+    if (mrc && mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "delete ack", mrc);
+fail:
+    return rc;
+}
+
+int sld_store_acked_test(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset)
+{
+    int rc, mrc;
+    uint8_t k[S_SUB_KEY_MAX];
+    size_t klen;
+    MDB_val key, val;
+
+    assert(txn);
+    rc = s_acked_key(k, name, id, offset, &klen);
+    if (rc)
+        goto fail;
+    key = s_val(k, klen);
+    mrc = mdb_get(txn->mt, txn->store->db_acked, &key, &val);
+    if (mrc == 0)
+        rc = 1;
+    else if (mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "test ack", mrc);
+fail:
+    return rc;
+}
+
+int sld_store_acked_foreach(sld_txn_t *txn, const char *name, uint32_t id,
+                            uint64_t from, sld_store_offset_fn *fn, void *arg)
+{
+    int rc, mrc;
+    uint8_t k[S_SUB_KEY_MAX];
+    size_t klen, plen;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+
+    assert(txn && fn);
+    rc = s_acked_key(k, name, id, from, &klen);
+    if (rc)
+        goto fail;
+    plen = klen - 8;
+    mrc = mdb_cursor_open(txn->mt, txn->store->db_acked, &cur);
+    key = s_val(k, klen);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (mrc == 0) {
+        if (key.mv_size != klen || memcmp(key.mv_data, k, plen) != 0)
+            goto fail;
+        rc = fn(slc_get_be64((const uint8_t *) key.mv_data + plen), arg);
+        if (rc)
+            goto fail;
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "list acks", mrc);
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+/* -------------------------------------------------------------- retention */
+
+/* Should the head record of T (ingest time INGEST_US) go? */
+static bool s_over_limit(const sld_topic_info_t *t, uint64_t ingest_us, uint64_t now_us)
+{
+    if (t->max_bytes && t->bytes > t->max_bytes)
+        return true;
+    if (t->max_age_ms && now_us >= ingest_us) {
+        uint64_t age_ms = (now_us - ingest_us) / 1000;
+        return age_ms >= t->max_age_ms;
+    }
+    return false;
+}
+
+static int s_trim_topics(sld_txn_t *txn, uint64_t now_us, size_t *budget, size_t *trimmed)
+{
+    int rc = 0, mrc;
+    sld_store_t *s = txn->store;
+    size_t n = s->ntopics;
+    MDB_val key, val;
+    uint8_t k[S_MSG_KEY_LEN];
+
+    for (size_t step = 0; step < n && *budget > 0; step++) {
+        size_t i = (s->trim_topic + step) % n;
+        uint32_t id = s->topics[i].info.id;
+        const sld_topic_info_t *t = &s->topics[i].info;
+        sld_topic_info_t *w = NULL;
+        if (!t->max_age_ms && !t->max_bytes)
+            continue;
+        while (*budget > 0 && t->messages > 0) {
+            rc = s_record(txn, id, t->first_offset, &val);
+            if (rc == SL_ENOTFOUND) {
+                /* The counters disagree with the log; check() reports it. */
+                fprintf(stderr, "sluiced: store: topic %s: head record %" PRIu64
+                        " missing, not trimming it\n", t->name, t->first_offset);
+                rc = 0;
+                break;
+            }
+            if (rc)
+                goto fail;
+            if (!s_over_limit(t, slc_get_be64(val.mv_data), now_us))
+                break;
+            if (!w)
+                t = w = s_topic_work(txn, id);
+            w->bytes -= w->bytes < val.mv_size ? w->bytes : val.mv_size;
+            s_msg_key(k, id, w->first_offset);
+            key = s_val(k, sizeof k);
+            mrc = mdb_del(txn->mt, s->db_msgs, &key, NULL);
+            if (mrc) {
+                rc = s_txn_fail(txn, "trim", mrc);
+                goto fail;
+            }
+            w->first_offset++;
+            w->messages--;
+            (*budget)--;
+            (*trimmed)++;
+        }
+        if (*budget == 0)
+            s->trim_topic = i;  /* resume with this topic next time */
+    }
+fail:
+    return rc;
+}
+
+static int s_trim_dedup(sld_txn_t *txn, uint64_t now_us, uint64_t window_us, size_t budget)
+{
+    int rc = 0, mrc;
+    sld_store_t *s = txn->store;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val, dkey, dval;
+    uint64_t t;
+
+    mrc = mdb_cursor_open(txn->mt, s->db_dedup_exp, &cur);
+    while (mrc == 0 && budget-- > 0) {
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+        if (mrc)
+            break;
+        if (key.mv_size < 13 || key.mv_size > 12 + SLD_MSG_ID_MAX) {
+            /* Never repair silently: stop here and let check() report it. */
+            fprintf(stderr, "sluiced: store: damaged dedup_exp key; run --check\n");
+            break;
+        }
+        t = slc_get_be64(key.mv_data);
+        if (now_us < t || now_us - t < window_us)
+            break;
+        /* Remove the dedup entry only if it is this one, not a newer record
+         * of the same msg id. Copy the key: the delete may move the page. */
+        uint8_t dk[4 + SLD_MSG_ID_MAX];
+        size_t dlen = key.mv_size - 8;
+        memcpy(dk, (const uint8_t *) key.mv_data + 8, dlen);
+        mrc = mdb_cursor_del(cur, 0);
+        if (mrc)
+            break;
+        dkey = s_val(dk, dlen);
+        mrc = mdb_get(txn->mt, s->db_dedup, &dkey, &dval);
+        if (mrc == 0 && dval.mv_size == S_DEDUP_VAL_LEN && slc_get_be64(dval.mv_data) == t)
+            mrc = mdb_del(txn->mt, s->db_dedup, &dkey, NULL);
+        else if (mrc == MDB_NOTFOUND)
+            mrc = 0;
+    }
+    if (mrc && mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "trim dedup", mrc);
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Next producer id after PID in byte order; false when PID is the last. */
+static bool s_pid_next(uint8_t *pid)
+{
+    for (int i = SLC_PRODUCER_ID_LEN - 1; i >= 0; i--)
+        if (++pid[i] != 0)
+            return true;
+    return false;
+}
+
+static int s_trim_pseq(sld_txn_t *txn, size_t budget)
+{
+    int rc = 0, mrc;
+    sld_store_t *s = txn->store;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    uint8_t at[S_PSEQ_KEY_LEN];
+    uint64_t highest = 0, seq;
+    size_t index;
+    bool have_highest = false;
+
+    memset(at, 0, sizeof at);
+    if (s->has_pseq_resume)
+        memcpy(at, s->pseq_resume, sizeof at);
+    s->has_pseq_resume = false;
+    mrc = mdb_cursor_open(txn->mt, s->db_pseq, &cur);
+    while (mrc == 0 && budget-- > 0) {
+        key = s_val(at, sizeof at);
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+        if (mrc)
+            break;
+        if (key.mv_size != S_PSEQ_KEY_LEN) {
+            fprintf(stderr, "sluiced: store: damaged pseq key; run --check\n");
+            mrc = MDB_NOTFOUND;
+            break;
+        }
+        if (!have_highest || memcmp(key.mv_data, at, SLC_PRODUCER_ID_LEN) != 0) {
+            rc = s_prod_highest(txn, key.mv_data, &highest, &index);
+            if (rc)
+                goto fail;
+            have_highest = true;
+        }
+        memcpy(at, key.mv_data, sizeof at);
+        seq = slc_get_be64(at + SLC_PRODUCER_ID_LEN);
+        if (highest >= s->producer_window && seq <= highest - s->producer_window) {
+            mrc = mdb_cursor_del(cur, 0);
+            continue;
+        }
+        /* The rest of this producer is inside its window: next producer. */
+        memset(at + SLC_PRODUCER_ID_LEN, 0, 8);
+        have_highest = false;
+        if (!s_pid_next(at)) {
+            mrc = MDB_NOTFOUND;
+            break;
+        }
+    }
+    if (mrc == 0) {
+        memcpy(s->pseq_resume, at, sizeof at);
+        s->has_pseq_resume = true;
+    }
+    if (mrc && mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "trim producer index", mrc);
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+int sld_store_trim(sld_store_t *self, uint64_t now_us, uint64_t dedup_window_us,
+                   size_t max_records, size_t *trimmed)
+{
+    int rc;
+    sld_txn_t *txn = NULL;
+    size_t budget = max_records, count = 0;
+
+    assert(self);
+    if (trimmed)
+        *trimmed = 0;
+    rc = sld_store_begin(self, true, &txn);
+    if (rc)
+        goto fail;
+    rc = s_trim_topics(txn, now_us, &budget, &count);
+    if (rc == 0)
+        rc = s_trim_dedup(txn, now_us, dedup_window_us, max_records);
+    if (rc == 0)
+        rc = s_trim_pseq(txn, max_records);
+    if (rc)
+        goto fail;
+    rc = sld_txn_commit(&txn);
+    if (rc == 0 && trimmed)
+        *trimmed = count;
+fail:
+    sld_txn_abort(&txn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ check */
+
+typedef struct {
+    sld_topic_info_t info;      /* as recorded in `topics` */
+    uint64_t records, bytes;    /* as counted in `msgs` */
+    uint64_t first, last;       /* lowest and highest stored offset */
+} s_check_topic_t;
+
+typedef struct {
+    FILE *out;
+    size_t problems;
+    s_check_topic_t *topics;    /* sorted by id */
+    size_t ntopics, ctopics;
+} s_check_t;
+
+static void s_problem(s_check_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void s_problem(s_check_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    c->problems++;
+    if (!c->out)
+        return;
+    fputs("problem: ", c->out);
+    va_start(ap, fmt);
+    vfprintf(c->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', c->out);
+}
+
+static s_check_topic_t *s_check_find(s_check_t *c, uint32_t id)
+{
+    size_t lo = 0, hi = c->ntopics;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->topics[mid].info.id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->ntopics && c->topics[lo].info.id == id ? &c->topics[lo] : NULL;
+}
+
+static int s_check_topic_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const s_check_topic_t *) a)->info.id;
+    uint32_t y = ((const s_check_topic_t *) b)->info.id;
+    return x < y ? -1 : x > y;
+}
+
+static int s_check_topics(sld_store_t *s, MDB_txn *mt, s_check_t *c)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+
+    mrc = mdb_cursor_open(mt, s->db_topics, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        c->topics = s_grow(c->topics, &c->ctopics, c->ntopics + 1, sizeof *c->topics);
+        memset(&c->topics[c->ntopics], 0, sizeof c->topics[0]);
+        if (s_topic_decode(&k, &v, &c->topics[c->ntopics].info) == 0)
+            c->ntopics++;
+        else
+            s_problem(c, "topic record '%.*s' is damaged", (int) k.mv_size,
+                      (const char *) k.mv_data);
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (mrc != MDB_NOTFOUND) {
+        rc = s_mdb_fail("check topics", mrc);
+        goto fail;
+    }
+    if (c->ntopics > 1)
+        qsort(c->topics, c->ntopics, sizeof *c->topics, s_check_topic_cmp);
+    for (size_t i = 0; i < c->ntopics; i++) {
+        const sld_topic_info_t *t = &c->topics[i].info;
+        const sld_topic_info_t *mem = sld_store_topic_by_id(s, t->id);
+        if (i > 0 && t->id == c->topics[i - 1].info.id)
+            s_problem(c, "topics %s and %s share id %" PRIu32,
+                      c->topics[i - 1].info.name, t->name, t->id);
+        /* Memory equals the last commit only when no write txn is open. */
+        if (!s->writing && (!mem || memcmp(mem, t, sizeof *t) != 0))
+            s_problem(c, "topic %s: in-memory metadata differs from the stored record",
+                      t->name);
+        c->topics[i].first = UINT64_MAX;
+    }
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+static int s_check_msgs(sld_store_t *s, MDB_txn *mt, s_check_t *c,
+                        sld_store_verify_fn *verify, uint64_t *records)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    s_check_topic_t *t = NULL;
+
+    mrc = mdb_cursor_open(mt, s->db_msgs, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint32_t id;
+        uint64_t off;
+        (*records)++;
+        if (k.mv_size != S_MSG_KEY_LEN) {
+            s_problem(c, "message key of %zu bytes", k.mv_size);
+            continue;
+        }
+        id = slc_get_be32(k.mv_data);
+        off = slc_get_be64((const uint8_t *) k.mv_data + 4);
+        if (!t || t->info.id != id)
+            t = s_check_find(c, id);
+        if (!t) {
+            s_problem(c, "record %" PRIu32 "/%" PRIu64 ": no such topic", id, off);
+            continue;
+        }
+        if (t->records > 0 && off != t->last + 1)
+            s_problem(c, "topic %s: offsets %" PRIu64 "..%" PRIu64 " missing",
+                      t->info.name, t->last + 1, off - 1);
+        if (t->records == 0)
+            t->first = off;
+        t->last = off;
+        t->records++;
+        t->bytes += v.mv_size;
+        if (off >= t->info.next_offset)
+            s_problem(c, "topic %s: record %" PRIu64 " at or past next offset %" PRIu64,
+                      t->info.name, off, t->info.next_offset);
+        if (v.mv_size < SLD_RECORD_HEADER)
+            s_problem(c, "topic %s: record %" PRIu64 " has %zu bytes, no header",
+                      t->info.name, off, v.mv_size);
+        else if (verify && verify((const uint8_t *) v.mv_data + SLD_RECORD_HEADER,
+                                  v.mv_size - SLD_RECORD_HEADER) != 0)
+            s_problem(c, "topic %s: record %" PRIu64 ": envelope does not decode",
+                      t->info.name, off);
+    }
+    if (mrc != MDB_NOTFOUND) {
+        rc = s_mdb_fail("check msgs", mrc);
+        goto fail;
+    }
+    for (size_t i = 0; i < c->ntopics; i++) {
+        const s_check_topic_t *x = &c->topics[i];
+        uint64_t first = x->records ? x->first : x->info.next_offset;
+        if (x->records != x->info.messages)
+            s_problem(c, "topic %s: %" PRIu64 " messages recorded, %" PRIu64 " stored",
+                      x->info.name, x->info.messages, x->records);
+        if (x->bytes != x->info.bytes)
+            s_problem(c, "topic %s: %" PRIu64 " bytes recorded, %" PRIu64 " stored",
+                      x->info.name, x->info.bytes, x->bytes);
+        if (first != x->info.first_offset)
+            s_problem(c, "topic %s: first offset %" PRIu64 " recorded, %" PRIu64 " stored",
+                      x->info.name, x->info.first_offset, first);
+    }
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Cursors and acked offsets: NAME '\0' id [offset] -> known sub and topic. */
+static int s_check_subs(sld_store_t *s, MDB_txn *mt, s_check_t *c, bool acked)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v, sk, sv;
+    const char *what = acked ? "acked offset" : "cursor";
+    size_t tail = acked ? 13 : 5;
+
+    mrc = mdb_cursor_open(mt, acked ? s->db_acked : s->db_cursors, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = k.mv_data;
+        const s_check_topic_t *t;
+        uint64_t at;
+        int n;
+        if (k.mv_size <= tail || p[k.mv_size - tail] != 0 || (!acked && v.mv_size != 8)) {
+            s_problem(c, "damaged %s entry", what);
+            continue;
+        }
+        n = (int) (k.mv_size - tail);
+        t = s_check_find(c, slc_get_be32(p + n + 1));
+        at = acked ? slc_get_be64(p + n + 5) : slc_get_be64(v.mv_data);
+        sk = s_val(p, (size_t) n);
+        mrc = mdb_get(mt, s->db_subs, &sk, &sv);
+        if (mrc && mrc != MDB_NOTFOUND)
+            break;
+        if (mrc == MDB_NOTFOUND)
+            s_problem(c, "%s of unknown subscription %.*s", what, n, (const char *) p);
+        if (!t)
+            s_problem(c, "subscription %.*s: %s on unknown topic %" PRIu32, n,
+                      (const char *) p, what, slc_get_be32(p + n + 1));
+        else if (acked ? at >= t->info.next_offset : at > t->info.next_offset)
+            s_problem(c, "subscription %.*s: %s %" PRIu64 " past topic %s's next "
+                      "offset %" PRIu64, n, (const char *) p, what, at, t->info.name,
+                      t->info.next_offset);
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = s_mdb_fail("check subscriptions", mrc);
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+static int s_check_pseq(sld_store_t *s, MDB_txn *mt, s_check_t *c)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+
+    mrc = mdb_cursor_open(mt, s->db_pseq, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const s_check_topic_t *t;
+        uint64_t off;
+        if (k.mv_size != S_PSEQ_KEY_LEN || v.mv_size != S_PSEQ_VAL_LEN) {
+            s_problem(c, "damaged producer index entry");
+            continue;
+        }
+        t = s_check_find(c, slc_get_be32(v.mv_data));
+        off = slc_get_be64((const uint8_t *) v.mv_data + 4);
+        if (!t)
+            s_problem(c, "producer index points at unknown topic %" PRIu32,
+                      slc_get_be32(v.mv_data));
+        else if (off >= t->info.next_offset)
+            s_problem(c, "producer index points at %s/%" PRIu64 ", never stored",
+                      t->info.name, off);
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = s_mdb_fail("check producers", mrc);
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out)
+{
+    int rc, mrc;
+    MDB_txn *mt = NULL;
+    MDB_stat st;
+    s_check_t c;
+    uint64_t records = 0;
+
+    assert(self);
+    memset(&c, 0, sizeof c);
+    c.out = out;
+    st.ms_entries = 0;
+    mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &mt);
+    if (mrc) {
+        rc = s_mdb_fail("begin check", mrc);
+        goto fail;
+    }
+    rc = s_check_topics(self, mt, &c);
+    if (rc == 0)
+        rc = s_check_msgs(self, mt, &c, verify, &records);
+    if (rc == 0)
+        rc = s_check_subs(self, mt, &c, false);
+    if (rc == 0)
+        rc = s_check_subs(self, mt, &c, true);
+    if (rc == 0)
+        rc = s_check_pseq(self, mt, &c);
+    if (rc)
+        goto fail;
+    mrc = mdb_stat(mt, self->db_subs, &st);
+    if (mrc) {
+        rc = s_mdb_fail("check subscriptions", mrc);
+        goto fail;
+    }
+    if (out)
+        fprintf(out, "store check: %zu topics, %" PRIu64 " records, %zu subscriptions, "
+                "%zu problems\n", c.ntopics, records, (size_t) st.ms_entries, c.problems);
+    rc = c.problems ? SL_ESTORE : 0;
+fail:
+    if (mt)
+        mdb_txn_abort(mt);
+    free(c.topics);
+    return rc;
+}

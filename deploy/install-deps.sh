@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+#   install-deps.sh - install what sluice needs to build, test and run on
+#   Debian 12 (bookworm): compiler, meson/ninja, protobuf-c, ZeroMQ/CZMQ,
+#   LMDB, libsodium, cmocka, valgrind and the tools the tests call.
+#   Idempotent: when every package is already installed it does not touch
+#   apt at all. Runs as root, or through sudo when that exists.
+#   It does not build sluice (deploy/setup.sh does).
+set -euo pipefail
+
+packages=(
+    build-essential         # gcc, libc6-dev, make
+    meson
+    ninja-build
+    pkg-config
+    protobuf-c-compiler     # protoc-c, run by the build
+    libprotobuf-c-dev
+    libzmq3-dev
+    libczmq-dev
+    liblmdb-dev
+    lmdb-utils              # mdb_stat / mdb_dump, for operators and tests
+    libsodium-dev
+    libcmocka-dev           # unit tests
+    valgrind                # memory checks in tests
+    procps                  # ps, pkill for integration tests
+    iproute2                # ss, for integration tests
+    python3                 # setup.sh reads meson's test log with it
+    ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#packages[@]} packages already installed"
+    exit 0
+fi
+
+as_root=()
+if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+apt_env=(env DEBIAN_FRONTEND=noninteractive)
+# Always refresh the lists first: a stale list names versions the mirror
+# no longer has. One more refresh and retry covers a mirror that changed
+# between the two commands.
+install_once() {
+    "${as_root[@]}" "${apt_env[@]}" apt-get update -q
+    "${as_root[@]}" "${apt_env[@]}" apt-get install -y -q \
+        --no-install-recommends "${missing[@]}"
+}
+if ! install_once; then
+    echo "install-deps: apt-get failed; refreshing and retrying once" >&2
+    sleep 5
+    install_once
+fi
+echo "install-deps: done"

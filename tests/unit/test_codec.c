@@ -1,0 +1,376 @@
+/*  test_codec - slc_codec: frames to zmq messages and back, hostile bytes,
+ *  unknown commands from a newer peer, send over inproc DEALER/ROUTER.
+ *  Owns one ZeroMQ context per socket test; single thread.
+ *  It does not test the broker's size limits: the codec leaves those to it.  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include "slc_codec.h"
+
+#define N_MSGS 3
+
+/* A PublishBatch of N_MSGS envelopes with headers, binary payloads and
+ * every scalar field set, built on the stack of the caller's storage. */
+typedef struct {
+    Sluice__Frame frame;
+    Sluice__PublishBatch batch;
+    Sluice__Envelope env[N_MSGS];
+    Sluice__Envelope *envp[N_MSGS];
+    Sluice__Header hdr[N_MSGS][2];
+    Sluice__Header *hdrp[N_MSGS][2];
+    Sluice__Lineage lineage;
+    uint8_t payload[N_MSGS][300];
+    uint8_t producer[SLC_PRODUCER_ID_LEN];
+} batch_t;
+
+static void s_batch_init(batch_t *b)
+{
+    static const char *topics[N_MSGS] = { "shop.orders.eu", "a", "_dlq.x" };
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__PublishBatch batch = SLUICE__PUBLISH_BATCH__INIT;
+    Sluice__Lineage lineage = SLUICE__LINEAGE__INIT;
+    b->frame = frame;
+    b->batch = batch;
+    b->lineage = lineage;
+    b->lineage.source_topic = (char *) "src.topic";
+    b->lineage.source_offset = 1ull << 40;
+    b->lineage.route = (char *) "route-1";
+    b->lineage.mapping = (char *) "map";
+    b->lineage.mapping_version = 7;
+    for (size_t i = 0; i < sizeof b->producer; i++)
+        b->producer[i] = (uint8_t) (0xf0 + i);
+    for (size_t i = 0; i < N_MSGS; i++) {
+        Sluice__Envelope env = SLUICE__ENVELOPE__INIT;
+        Sluice__Header h = SLUICE__HEADER__INIT;
+        b->env[i] = env;
+        b->hdr[i][0] = h;
+        b->hdr[i][1] = h;
+        b->hdr[i][0].key = (char *) "content-encoding";
+        b->hdr[i][0].value = (char *) "identity";
+        b->hdr[i][1].key = (char *) "x-trace";
+        b->hdr[i][1].value = (char *) (i % 2 ? "" : "abc def");
+        b->hdrp[i][0] = &b->hdr[i][0];
+        b->hdrp[i][1] = &b->hdr[i][1];
+        for (size_t k = 0; k < sizeof b->payload[i]; k++)
+            b->payload[i][k] = (uint8_t) (k * 7 + i);      /* includes 0 bytes */
+        b->env[i].topic = (char *) topics[i];
+        b->env[i].producer_id.data = b->producer;
+        b->env[i].producer_id.len = sizeof b->producer;
+        b->env[i].seq = 1000 + i;
+        b->env[i].n_headers = 2;
+        b->env[i].headers = b->hdrp[i];
+        b->env[i].content_type = (char *) "application/octet-stream";
+        b->env[i].payload.data = b->payload[i];
+        b->env[i].payload.len = sizeof b->payload[i] - i;
+        b->env[i].ingest_ts_us = 1700000000000000ull + i;
+        b->env[i].source = (char *) "test";
+        b->env[i].lineage = i == 1 ? &b->lineage : NULL;
+        b->envp[i] = &b->env[i];
+    }
+    b->batch.n_msgs = N_MSGS;
+    b->batch.msgs = b->envp;
+    b->batch.transient = 1;
+    b->frame.corr = 42;
+    b->frame.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
+    b->frame.publish_batch = &b->batch;
+}
+
+static void s_assert_envelope(const Sluice__Envelope *got, const Sluice__Envelope *want)
+{
+    assert_string_equal(got->topic, want->topic);
+    assert_int_equal(got->producer_id.len, want->producer_id.len);
+    assert_memory_equal(got->producer_id.data, want->producer_id.data,
+                        want->producer_id.len);
+    assert_int_equal(got->seq, want->seq);
+    assert_int_equal(got->n_headers, want->n_headers);
+    for (size_t h = 0; h < want->n_headers; h++) {
+        assert_string_equal(got->headers[h]->key, want->headers[h]->key);
+        assert_string_equal(got->headers[h]->value, want->headers[h]->value);
+    }
+    assert_string_equal(got->content_type, want->content_type);
+    assert_int_equal(got->payload.len, want->payload.len);
+    assert_memory_equal(got->payload.data, want->payload.data, want->payload.len);
+    assert_int_equal(got->ingest_ts_us, want->ingest_ts_us);
+    assert_string_equal(got->source, want->source);
+    if (!want->lineage) {
+        assert_null(got->lineage);
+        return;
+    }
+    assert_non_null(got->lineage);
+    assert_string_equal(got->lineage->source_topic, want->lineage->source_topic);
+    assert_int_equal(got->lineage->source_offset, want->lineage->source_offset);
+    assert_string_equal(got->lineage->route, want->lineage->route);
+    assert_string_equal(got->lineage->mapping, want->lineage->mapping);
+    assert_int_equal(got->lineage->mapping_version, want->lineage->mapping_version);
+}
+
+static void s_assert_batch(const Sluice__Frame *got, const batch_t *want)
+{
+    assert_int_equal(got->corr, want->frame.corr);
+    assert_int_equal(got->body_case, SLUICE__FRAME__BODY_PUBLISH_BATCH);
+    assert_non_null(got->publish_batch);
+    assert_int_equal(got->publish_batch->transient, 1);
+    assert_int_equal(got->publish_batch->n_msgs, N_MSGS);
+    for (size_t i = 0; i < N_MSGS; i++)
+        s_assert_envelope(got->publish_batch->msgs[i], &want->env[i]);
+}
+
+static void test_round_trip(void **state)
+{
+    (void) state;
+    batch_t b;
+    s_batch_init(&b);
+    zmq_msg_t msg;
+    assert_int_equal(slc_frame_encode(&b.frame, &msg), 0);
+    assert_true(zmq_msg_size(&msg) > N_MSGS * 290);
+
+    Sluice__Frame *got = NULL;
+    assert_int_equal(slc_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &got), 0);
+    s_assert_batch(got, &b);
+    assert_string_equal(slc_frame_name(got), "publish_batch");
+    slc_frame_free(&got);
+    assert_null(got);
+    slc_frame_free(&got);                       /* NULL-safe */
+    slc_frame_free(NULL);
+    assert_int_equal(zmq_msg_close(&msg), 0);
+
+    /* An empty frame is valid and carries no command. */
+    Sluice__Frame empty = SLUICE__FRAME__INIT;
+    assert_int_equal(slc_frame_encode(&empty, &msg), 0);
+    assert_int_equal(zmq_msg_size(&msg), 0);
+    assert_int_equal(slc_frame_decode(zmq_msg_data(&msg), 0, &got), 0);
+    assert_int_equal(got->body_case, SLUICE__FRAME__BODY__NOT_SET);
+    slc_frame_free(&got);
+    assert_int_equal(zmq_msg_close(&msg), 0);
+}
+
+static void test_envelope(void **state)
+{
+    (void) state;
+    batch_t b;
+    s_batch_init(&b);
+    for (size_t i = 0; i < N_MSGS; i++) {
+        size_t len = sluice__envelope__get_packed_size(&b.env[i]);
+        uint8_t *buf = malloc(len);
+        assert_non_null(buf);
+        assert_int_equal(sluice__envelope__pack(&b.env[i], buf), len);
+        Sluice__Envelope *env = NULL;
+        assert_int_equal(slc_envelope_decode(buf, len, &env), 0);
+        s_assert_envelope(env, &b.env[i]);
+        slc_envelope_free(&env);
+        assert_null(env);
+        /* Every proper prefix that cuts a field is malformed. */
+        assert_int_equal(slc_envelope_decode(buf, len - 1, &env), SL_EMALFORMED);
+        assert_null(env);
+        free(buf);
+    }
+    slc_envelope_free(NULL);
+}
+
+static void test_malformed(void **state)
+{
+    (void) state;
+    Sluice__Frame *got = NULL;
+    static const struct { const char *bytes; size_t len; } bad[] = {
+        { "\x0f", 1 },                          /* wire type 7 does not exist */
+        { "\x08", 1 },                          /* corr tag, no varint */
+        { "\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12 }, /* varint > 64 bits */
+        { "\x72\x05\x0a", 3 },                  /* publish_batch of 5 bytes, 1 there */
+        { "\x72\xff\xff\xff\xff\x0f", 6 },      /* length far beyond the data */
+        { "\x72\x02\x0a\x05", 4 },              /* envelope longer than its batch */
+        { "\x00\x00", 2 },                      /* field number 0 */
+        { "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11 },
+        { "\x0a\x01", 2 },                      /* corr sent as bytes, truncated */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        got = (Sluice__Frame *) 1;
+        int rc = slc_frame_decode(bad[i].bytes, bad[i].len, &got);
+        if (rc != SL_EMALFORMED || got != NULL)
+            fail_msg("case %zu decoded (rc %d)", i, rc);
+    }
+
+    /* Every truncation of a real frame that cuts its body is malformed. */
+    batch_t b;
+    s_batch_init(&b);
+    b.frame.corr = 0;                           /* the body is the only field */
+    zmq_msg_t msg;
+    assert_int_equal(slc_frame_encode(&b.frame, &msg), 0);
+    size_t len = zmq_msg_size(&msg);
+    for (size_t cut = 1; cut < len; cut++) {
+        /* A copy of exactly CUT bytes, so valgrind sees any over-read. */
+        uint8_t *part = malloc(cut);
+        assert_non_null(part);
+        memcpy(part, zmq_msg_data(&msg), cut);
+        int rc = slc_frame_decode(part, cut, &got);
+        free(part);
+        if (rc != SL_EMALFORMED)
+            fail_msg("frame cut to %zu of %zu bytes decoded", cut, len);
+    }
+
+    /* Random bytes and single-byte corruptions: an error or a frame, never a
+     * crash (run under valgrind by meson test --wrap). */
+    uint8_t *copy = malloc(len);
+    assert_non_null(copy);
+    uint32_t seed = 12345;
+    for (int round = 0; round < 2000; round++) {
+        memcpy(copy, zmq_msg_data(&msg), len);
+        seed = seed * 1103515245u + 12345u;
+        size_t at = (seed >> 8) % len;
+        seed = seed * 1103515245u + 12345u;
+        copy[at] = (uint8_t) (seed >> 16);
+        int rc = slc_frame_decode(copy, len, &got);
+        assert_true(rc == 0 || rc == SL_EMALFORMED);
+        assert_true(rc == 0 ? got != NULL : got == NULL);
+        if (got)
+            (void) slc_frame_name(got);
+        slc_frame_free(&got);
+    }
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t) round % 64 + 1;
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            copy[k] = (uint8_t) (seed >> 16);
+        }
+        int rc = slc_frame_decode(copy, n, &got);
+        assert_true(rc == 0 || rc == SL_EMALFORMED);
+        slc_frame_free(&got);
+    }
+    free(copy);
+    assert_int_equal(zmq_msg_close(&msg), 0);
+}
+
+/* A command from a newer protocol: a oneof field this build does not know. */
+static void test_unknown_command(void **state)
+{
+    (void) state;
+    /* corr = 7; field 99 (length-delimited) = "hi"; field 30 varint = 1 */
+    static const uint8_t bytes[] = {
+        0x08, 0x07,
+        0x9a, 0x06, 0x02, 'h', 'i',
+        0xf0, 0x01, 0x01,
+    };
+    Sluice__Frame *got = NULL;
+    assert_int_equal(slc_frame_decode(bytes, sizeof bytes, &got), 0);
+    assert_int_equal(got->corr, 7);
+    assert_int_equal(got->body_case, SLUICE__FRAME__BODY__NOT_SET);
+    assert_string_equal(slc_frame_name(got), "unknown");
+    slc_frame_free(&got);
+}
+
+static void test_frame_name(void **state)
+{
+    (void) state;
+    static const struct { Sluice__Frame__BodyCase body; const char *name; } names[] = {
+        { SLUICE__FRAME__BODY_HELLO, "hello" },
+        { SLUICE__FRAME__BODY_HELLO_OK, "hello_ok" },
+        { SLUICE__FRAME__BODY_HEARTBEAT, "heartbeat" },
+        { SLUICE__FRAME__BODY_PUBLISH, "publish" },
+        { SLUICE__FRAME__BODY_PUBLISH_BATCH, "publish_batch" },
+        { SLUICE__FRAME__BODY_PUBLISH_ACK, "publish_ack" },
+        { SLUICE__FRAME__BODY_SUBSCRIBE, "subscribe" },
+        { SLUICE__FRAME__BODY_DELIVER, "deliver" },
+        { SLUICE__FRAME__BODY_ACK, "ack" },
+        { SLUICE__FRAME__BODY_NACK, "nack" },
+        { SLUICE__FRAME__BODY_STATS, "stats" },
+        { SLUICE__FRAME__BODY_ERROR, "error" },
+        { SLUICE__FRAME__BODY__NOT_SET, "unknown" },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        Sluice__Frame f = SLUICE__FRAME__INIT;
+        f.body_case = names[i].body;
+        assert_string_equal(slc_frame_name(&f), names[i].name);
+    }
+}
+
+/* Receive one whole message part from SOCKET into a new frame. */
+static Sluice__Frame *s_recv_frame(void *socket)
+{
+    zmq_msg_t msg;
+    Sluice__Frame *frame = NULL;
+    assert_int_equal(zmq_msg_init(&msg), 0);
+    assert_true(zmq_msg_recv(&msg, socket, 0) >= 0);
+    assert_false(zmq_msg_more(&msg));
+    assert_int_equal(slc_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &frame), 0);
+    assert_int_equal(zmq_msg_close(&msg), 0);
+    return frame;
+}
+
+static void test_send_recv(void **state)
+{
+    (void) state;
+    void *ctx = zmq_ctx_new();
+    assert_non_null(ctx);
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    assert_non_null(router);
+    assert_non_null(dealer);
+    int one = 1, timeout = 5000;
+    assert_int_equal(zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one), 0);
+    assert_int_equal(zmq_setsockopt(router, ZMQ_RCVTIMEO, &timeout, sizeof timeout), 0);
+    assert_int_equal(zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout), 0);
+    static const char id[] = "client-1";
+    assert_int_equal(zmq_setsockopt(dealer, ZMQ_ROUTING_ID, id, sizeof id - 1), 0);
+    assert_int_equal(zmq_bind(router, "inproc://test_codec"), 0);
+
+    /* DEALER without a peer: would block. */
+    batch_t b;
+    s_batch_init(&b);
+    assert_int_equal(slc_frame_send(dealer, NULL, 0, &b.frame, ZMQ_DONTWAIT), SL_EBUSY);
+    assert_int_equal(zmq_connect(dealer, "inproc://test_codec"), 0);
+
+    /* DEALER -> ROUTER: the router sees the routing id, then the frame. */
+    assert_int_equal(slc_frame_send(dealer, NULL, 0, &b.frame, 0), 0);
+    char rid[256];
+    int n = zmq_recv(router, rid, sizeof rid, 0);
+    assert_int_equal(n, (int) sizeof id - 1);
+    assert_memory_equal(rid, id, sizeof id - 1);
+    int more = 0;
+    size_t more_len = sizeof more;
+    assert_int_equal(zmq_getsockopt(router, ZMQ_RCVMORE, &more, &more_len), 0);
+    assert_true(more);
+    Sluice__Frame *got = s_recv_frame(router);
+    s_assert_batch(got, &b);
+    slc_frame_free(&got);
+
+    /* ROUTER -> DEALER by routing id: the dealer gets only the frame. */
+    Sluice__Frame reply = SLUICE__FRAME__INIT;
+    Sluice__Error error = SLUICE__ERROR__INIT;
+    error.code = -SL_ETOOBIG;
+    error.text = (char *) "too big";
+    reply.corr = 42;
+    reply.body_case = SLUICE__FRAME__BODY_ERROR;
+    reply.error = &error;
+    assert_int_equal(slc_frame_send(router, rid, (size_t) n, &reply, 0), 0);
+    got = s_recv_frame(dealer);
+    assert_int_equal(got->corr, 42);
+    assert_int_equal(got->body_case, SLUICE__FRAME__BODY_ERROR);
+    assert_int_equal(got->error->code, 413);
+    assert_string_equal(got->error->text, "too big");
+    assert_string_equal(slc_frame_name(got), "error");
+    slc_frame_free(&got);
+
+    /* ROUTER to a peer that is not there (ROUTER_MANDATORY): unavailable. */
+    assert_int_equal(slc_frame_send(router, "nobody", 6, &reply, ZMQ_DONTWAIT),
+                     SL_EUNAVAIL);
+
+    assert_int_equal(zmq_close(dealer), 0);
+    assert_int_equal(zmq_close(router), 0);
+    assert_int_equal(zmq_ctx_term(ctx), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_envelope),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_unknown_command),
+        cmocka_unit_test(test_frame_name),
+        cmocka_unit_test(test_send_recv),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,858 @@
+/*  test_store - unit tests of sld_store against a real LMDB in a temp dir.
+ *  Each test makes its own directory under /tmp and removes it at the end.
+ *  Asserts what a user of the broker would notice: offsets, durability
+ *  across reopen, duplicates, retention, map growth, refusal of bad data.  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sld_store.h"
+
+#define MIB ((size_t) 1 << 20)
+
+typedef struct {
+    char dir[64];               /* temp dir, removed in teardown */
+    char path[96];              /* the store dir inside it (not yet created) */
+    sld_store_options_t opts;
+    sld_store_t *store;
+} fixture_t;
+
+static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st; (void) flag; (void) ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/sld_store_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    /* A nested path also proves open creates missing parents. */
+    snprintf(f->path, sizeof f->path, "%s/data/store", f->dir);
+    sld_store_options_init(&f->opts);
+    f->opts.dir = f->path;
+    f->opts.sync = false;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    sld_store_destroy(&f->store);
+    assert_null(f->store);
+    nftw(f->dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void s_open(fixture_t *f)
+{
+    assert_int_equal(sld_store_open(&f->opts, &f->store), 0);
+}
+
+static void s_reopen(fixture_t *f)
+{
+    sld_store_destroy(&f->store);
+    s_open(f);
+}
+
+static uint32_t s_topic(fixture_t *f, const char *name)
+{
+    sld_txn_t *txn;
+    uint32_t id;
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_topic_ensure(txn, name, &id), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    return id;
+}
+
+/* Append COUNT records "NAME-i" at times T0 + i*STEP, one txn. */
+static void s_fill(fixture_t *f, uint32_t id, int count, uint64_t t0, uint64_t step,
+                   size_t pad)
+{
+    sld_txn_t *txn;
+    char buf[4096];
+    assert_true(pad < sizeof buf);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    for (int i = 0; i < count; i++) {
+        uint64_t off;
+        memset(buf, 'x', sizeof buf);
+        int n = snprintf(buf, sizeof buf, "msg-%d", i);
+        size_t len = pad > (size_t) n ? pad : (size_t) n;
+        assert_int_equal(sld_store_append(txn, id, t0 + (uint64_t) i * step, buf, len, &off), 0);
+    }
+    assert_int_equal(sld_txn_commit(&txn), 0);
+}
+
+static void s_expect_record(sld_txn_t *txn, uint32_t id, uint64_t off, const char *text,
+                            uint64_t time)
+{
+    const void *env;
+    size_t len;
+    uint64_t t;
+    assert_int_equal(sld_store_read(txn, id, off, &env, &len, &t), 0);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(env, text, len);
+    assert_int_equal(t, time);
+}
+
+/* ----------------------------------------------------------------- tests */
+
+static void test_append_read_roundtrip(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t id, id2;
+    uint64_t off;
+    const char *texts[] = { "alpha", "beta", "gamma" };
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_topic_ensure(txn, "shop.orders", &id), 0);
+    assert_int_equal(sld_store_topic_ensure(txn, "shop.orders", &id2), 0);
+    assert_int_equal(id, id2);
+    assert_int_not_equal(id, 0);
+    assert_int_equal(sld_store_topic_ensure(txn, "bad..name", &id2), SL_EINVAL);
+    assert_int_equal(sld_store_topic_ensure(txn, "_dlq.x", &id2), 0);
+    assert_int_not_equal(id2, id);
+    for (uint64_t i = 0; i < 3; i++) {
+        assert_int_equal(sld_store_topic_next_offset(txn, id), i);
+        assert_int_equal(sld_store_append(txn, id, 1000 + i, texts[i], strlen(texts[i]), &off), 0);
+        assert_int_equal(off, i);
+    }
+    /* Not visible as committed state before commit. */
+    assert_null(sld_store_topic_by_name(f->store, "shop.orders"));
+    assert_int_equal(sld_store_append(txn, 999, 0, "x", 1, &off), SL_ENOTFOUND);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    const sld_topic_info_t *t = sld_store_topic_by_name(f->store, "shop.orders");
+    assert_non_null(t);
+    assert_ptr_equal(t, sld_store_topic_by_id(f->store, id));
+    assert_int_equal(t->first_offset, 0);
+    assert_int_equal(t->next_offset, 3);
+    assert_int_equal(t->messages, 3);
+    assert_int_equal(t->bytes, 3 * SLD_RECORD_HEADER + 5 + 4 + 5);
+    assert_int_equal(sld_store_topic_count(f->store), 2);
+    assert_int_equal(sld_store_topic_at(f->store, 0)->id, id);
+    assert_null(sld_store_topic_at(f->store, 2));
+
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    for (uint64_t i = 0; i < 3; i++)
+        s_expect_record(txn, id, i, texts[i], 1000 + i);
+    const void *env;
+    size_t len;
+    assert_int_equal(sld_store_read(txn, id, 3, &env, &len, NULL), SL_ENOTFOUND);
+    assert_int_equal(sld_store_read(txn, id2, 0, &env, &len, NULL), SL_ENOTFOUND);
+    assert_int_equal(sld_store_seek(txn, id, 1), 1);
+    assert_int_equal(sld_store_seek(txn, id, 3), SLD_OFFSET_NONE);
+    assert_int_equal(sld_store_seek(txn, id2, 0), SLD_OFFSET_NONE);
+    sld_txn_abort(&txn);
+    assert_null(txn);
+}
+
+static void test_reopen_keeps_everything(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    char hex[33], hex2[33];
+    uint32_t a, b;
+    uint64_t off;
+    s_open(f);
+    sld_store_instance_id(f->store, hex);
+    assert_int_equal(strlen(hex), 32);
+    a = s_topic(f, "a.one");
+    b = s_topic(f, "b.two");
+    s_fill(f, a, 5, 100, 1, 0);
+    s_fill(f, b, 2, 200, 1, 0);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_topic_set_retention(txn, b, 60000, 1 << 20), 0);
+    assert_int_equal(sld_store_topic_set_retention(txn, 4242, 1, 1), SL_ENOTFOUND);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    s_reopen(f);
+    sld_store_instance_id(f->store, hex2);
+    assert_string_equal(hex, hex2);
+    const sld_topic_info_t *ta = sld_store_topic_by_name(f->store, "a.one");
+    const sld_topic_info_t *tb = sld_store_topic_by_id(f->store, b);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    assert_int_equal(ta->id, a);
+    assert_int_equal(ta->next_offset, 5);
+    assert_int_equal(ta->messages, 5);
+    assert_string_equal(tb->name, "b.two");
+    assert_int_equal(tb->next_offset, 2);
+    assert_int_equal(tb->max_age_ms, 60000);
+    assert_int_equal(tb->max_bytes, 1 << 20);
+
+    /* Appends continue where they stopped; new topics get fresh ids. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 300, "z", 1, &off), 0);
+    assert_int_equal(off, 5);
+    uint32_t c;
+    assert_int_equal(sld_store_topic_ensure(txn, "c.three", &c), 0);
+    assert_true(c != a && c != b);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_record(txn, a, 4, "msg-4", 104);
+    s_expect_record(txn, a, 5, "z", 300);
+    s_expect_record(txn, b, 0, "msg-0", 200);
+    sld_txn_abort(&txn);
+}
+
+static void test_abort_leaves_no_trace(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, ghost;
+    uint64_t off;
+    uint8_t pid[16] = { 7 };
+    s_open(f);
+    a = s_topic(f, "a");
+    s_fill(f, a, 2, 0, 1, 0);
+
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 5, "gone", 4, &off), 0);
+    assert_int_equal(off, 2);
+    assert_int_equal(sld_store_topic_set_retention(txn, a, 1, 1), 0);
+    assert_int_equal(sld_store_topic_ensure(txn, "ghost", &ghost), 0);
+    assert_int_equal(sld_store_append(txn, ghost, 5, "boo", 3, &off), 0);
+    assert_int_equal(sld_store_producer_record(txn, pid, 10, a, 2), 0);
+    assert_int_equal(sld_store_sub_put(txn, "s1", "cfg", 3), 0);
+    sld_txn_abort(&txn);
+    assert_null(txn);
+
+    const sld_topic_info_t *t = sld_store_topic_by_id(f->store, a);
+    assert_int_equal(t->next_offset, 2);
+    assert_int_equal(t->messages, 2);
+    assert_int_equal(t->max_bytes, 0);
+    assert_null(sld_store_topic_by_name(f->store, "ghost"));
+    assert_int_equal(sld_store_topic_count(f->store), 1);
+    assert_int_equal(sld_store_producer_last_seq(f->store, pid), 0);
+
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    const void *env;
+    size_t len;
+    uint32_t tid;
+    assert_int_equal(sld_store_read(txn, a, 2, &env, &len, NULL), SL_ENOTFOUND);
+    assert_int_equal(sld_store_producer_check(txn, pid, 10, &tid, &off), 0);
+    /* The aborted topic's id is handed out again, to the next new topic. */
+    assert_int_equal(sld_store_topic_ensure(txn, "real", &tid), 0);
+    assert_int_equal(tid, ghost);
+    assert_int_equal(sld_store_append(txn, a, 6, "kept", 4, &off), 0);
+    assert_int_equal(off, 2);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    s_reopen(f);
+    assert_null(sld_store_topic_by_name(f->store, "ghost"));
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->next_offset, 3);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+static void test_producer_duplicates(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, tid;
+    uint64_t off;
+    uint8_t p1[16], p2[16];
+    memset(p1, 1, sizeof p1);
+    memset(p2, 2, sizeof p2);
+    s_open(f);
+    a = s_topic(f, "a");
+
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        assert_int_equal(sld_store_producer_check(txn, p1, seq, &tid, &off), 0);
+        assert_int_equal(sld_store_append(txn, a, seq, "m", 1, &off), 0);
+        assert_int_equal(sld_store_producer_record(txn, p1, seq, a, off), 0);
+    }
+    /* A resend inside the same txn is already a duplicate. */
+    assert_int_equal(sld_store_producer_check(txn, p1, 2, &tid, &off), 1);
+    assert_int_equal(tid, a);
+    assert_int_equal(off, 1);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_producer_last_seq(f->store, p1), 3);
+    assert_int_equal(sld_store_producer_last_seq(f->store, p2), 0);
+
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_producer_check(txn, p1, 3, &tid, &off), 1);
+    assert_int_equal(off, 2);
+    assert_int_equal(sld_store_producer_check(txn, p1, 4, &tid, &off), 0);
+    assert_int_equal(sld_store_producer_check(txn, p2, 1, &tid, &off), 0);
+    sld_txn_abort(&txn);
+
+    s_reopen(f);
+    assert_int_equal(sld_store_producer_last_seq(f->store, p1), 3);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_producer_check(txn, p1, 1, &tid, &off), 1);
+    assert_int_equal(tid, a);
+    assert_int_equal(off, 0);
+    assert_int_equal(sld_store_producer_check(txn, p1, 4, &tid, &off), 0);
+    /* A gap (seq 5 refused, 6 stored): 5 is new when resent. */
+    assert_int_equal(sld_store_append(txn, a, 9, "m", 1, &off), 0);
+    assert_int_equal(sld_store_producer_record(txn, p1, 6, a, off), 0);
+    assert_int_equal(sld_store_producer_check(txn, p1, 5, &tid, &off), 0);
+    assert_int_equal(sld_store_producer_check(txn, p1, 6, &tid, &off), 1);
+    assert_int_equal(off, 3);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_producer_last_seq(f->store, p1), 6);
+}
+
+static void test_producer_window_trim(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, tid;
+    uint64_t off;
+    uint8_t p[16] = { 0xAA, 0xBB };
+    size_t trimmed = 99;
+    f->opts.producer_window = 10;
+    s_open(f);
+    a = s_topic(f, "a");
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    for (uint64_t seq = 1; seq <= 30; seq++) {
+        assert_int_equal(sld_store_append(txn, a, seq, "m", 1, &off), 0);
+        assert_int_equal(sld_store_producer_record(txn, p, seq, a, off), 0);
+    }
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    /* Before the trim the old entry still answers with its offset. */
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_producer_check(txn, p, 5, &tid, &off), 1);
+    assert_int_equal(off, 4);
+    sld_txn_abort(&txn);
+
+    assert_int_equal(sld_store_trim(f->store, 1000, 0, 1000, &trimmed), 0);
+    assert_int_equal(trimmed, 0);   /* no message records removed */
+    s_reopen(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_producer_check(txn, p, 5, &tid, &off), 1);
+    assert_int_equal(tid, 0);
+    assert_int_equal(off, SLD_OFFSET_NONE);
+    assert_int_equal(sld_store_producer_check(txn, p, 20, &tid, &off), 1);
+    assert_int_equal(off, SLD_OFFSET_NONE);
+    assert_int_equal(sld_store_producer_check(txn, p, 21, &tid, &off), 1);
+    assert_int_equal(tid, a);
+    assert_int_equal(off, 20);
+    assert_int_equal(sld_store_producer_check(txn, p, 31, &tid, &off), 0);
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+static void test_dedup_window(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, b;
+    uint64_t off = 0;
+    const uint64_t win = 60 * 1000000ull, t0 = 1000000000ull;
+    s_open(f);
+    a = s_topic(f, "a");
+    b = s_topic(f, "b");
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "key-1", 5, t0, win, &off), 0);
+    assert_int_equal(sld_store_dedup_record(txn, a, "key-1", 5, t0, 41), 0);
+    assert_int_equal(sld_store_dedup_record(txn, a, "key-2", 5, t0 + win / 2, 42), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "key-1", 0, t0, win, &off), SL_EINVAL);
+    char big[SLD_MSG_ID_MAX + 1] = { 0 };
+    assert_int_equal(sld_store_dedup_record(txn, a, big, sizeof big, t0, 1), SL_EINVAL);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    s_reopen(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "key-1", 5, t0 + 1000, win, &off), 1);
+    assert_int_equal(off, 41);
+    /* Same id on another topic is a different message. */
+    assert_int_equal(sld_store_dedup_check(txn, b, "key-1", 5, t0 + 1000, win, &off), 0);
+    /* Beyond the window it no longer counts, even before trim. */
+    assert_int_equal(sld_store_dedup_check(txn, a, "key-1", 5, t0 + win, win, &off), 0);
+    sld_txn_abort(&txn);
+
+    /* Trim at t0 + win drops key-1 only; key-2 is still inside. */
+    assert_int_equal(sld_store_trim(f->store, t0 + win, win, 100, NULL), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "key-1", 5, t0, UINT64_MAX, &off), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "key-2", 5, t0 + win, win, &off), 1);
+    assert_int_equal(off, 42);
+    sld_txn_abort(&txn);
+
+    /* Re-recorded later: the old expiry entry must not remove the new one. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_dedup_record(txn, a, "key-2", 5, t0 + 2 * win, 43), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_trim(f->store, t0 + 2 * win, win, 100, NULL), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "key-2", 5, t0 + 2 * win, win, &off), 1);
+    assert_int_equal(off, 43);
+    sld_txn_abort(&txn);
+}
+
+typedef struct {
+    char names[8][32];
+    char configs[8][32];
+    int count;
+} sub_list_t;
+
+static int s_collect_sub(const char *name, const void *config, size_t len, void *arg)
+{
+    sub_list_t *l = arg;
+    assert_true(l->count < 8 && len < 32);
+    strcpy(l->names[l->count], name);
+    memcpy(l->configs[l->count], config, len);
+    l->configs[l->count][len] = 0;
+    l->count++;
+    return 0;
+}
+
+static int s_stop_sub(const char *name, const void *config, size_t len, void *arg)
+{
+    (void) name; (void) config; (void) len; (void) arg;
+    return 7;
+}
+
+typedef struct {
+    uint64_t offsets[16];
+    int count;
+} off_list_t;
+
+static int s_collect_off(uint64_t offset, void *arg)
+{
+    off_list_t *l = arg;
+    assert_true(l->count < 16);
+    l->offsets[l->count++] = offset;
+    return 0;
+}
+
+static void test_subscriptions(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, b;
+    uint64_t floor;
+    sub_list_t subs;
+    off_list_t offs;
+    s_open(f);
+    a = s_topic(f, "a");
+    b = s_topic(f, "b");
+    s_fill(f, a, 20, 0, 1, 0);
+    s_fill(f, b, 20, 0, 1, 0);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_sub_put(txn, "billing", "cfg-b", 5), 0);
+    assert_int_equal(sld_store_sub_put(txn, "audit", "cfg-a", 5), 0);
+    /* "bill" is a prefix of "billing": deleting one must spare the other. */
+    assert_int_equal(sld_store_sub_put(txn, "bill", "cfg-x", 5), 0);
+    assert_int_equal(sld_store_sub_put(txn, "", "x", 1), SL_EINVAL);
+    assert_int_equal(sld_store_cursor_get(txn, "billing", a, &floor), SL_ENOTFOUND);
+    assert_int_equal(sld_store_cursor_put(txn, "billing", a, 5), 0);
+    assert_int_equal(sld_store_cursor_put(txn, "billing", b, 2), 0);
+    assert_int_equal(sld_store_cursor_put(txn, "bill", a, 9), 0);
+    assert_int_equal(sld_store_acked_put(txn, "billing", a, 7), 0);
+    assert_int_equal(sld_store_acked_put(txn, "billing", a, 12), 0);
+    assert_int_equal(sld_store_acked_put(txn, "billing", a, 9), 0);
+    assert_int_equal(sld_store_acked_put(txn, "billing", b, 3), 0);
+    assert_int_equal(sld_store_acked_put(txn, "bill", a, 10), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    s_reopen(f);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    memset(&subs, 0, sizeof subs);
+    assert_int_equal(sld_store_sub_foreach(txn, s_collect_sub, &subs), 0);
+    assert_int_equal(subs.count, 3);
+    assert_string_equal(subs.names[0], "audit");
+    assert_string_equal(subs.configs[0], "cfg-a");
+    assert_string_equal(subs.names[1], "bill");
+    assert_string_equal(subs.names[2], "billing");
+    assert_int_equal(sld_store_sub_foreach(txn, s_stop_sub, NULL), 7);
+    assert_int_equal(sld_store_cursor_get(txn, "billing", a, &floor), 0);
+    assert_int_equal(floor, 5);
+    assert_int_equal(sld_store_cursor_get(txn, "billing", b, &floor), 0);
+    assert_int_equal(floor, 2);
+    assert_int_equal(sld_store_acked_test(txn, "billing", a, 7), 1);
+    assert_int_equal(sld_store_acked_test(txn, "billing", a, 8), 0);
+    assert_int_equal(sld_store_acked_test(txn, "billing", b, 7), 0);
+    memset(&offs, 0, sizeof offs);
+    assert_int_equal(sld_store_acked_foreach(txn, "billing", a, 8, s_collect_off, &offs), 0);
+    assert_int_equal(offs.count, 2);
+    assert_int_equal(offs.offsets[0], 9);
+    assert_int_equal(offs.offsets[1], 12);
+    assert_int_equal(sld_store_acked_del(txn, "billing", a, 9), 0);
+    assert_int_equal(sld_store_acked_del(txn, "billing", a, 9), 0);
+    assert_int_equal(sld_store_acked_test(txn, "billing", a, 9), 0);
+
+    assert_int_equal(sld_store_sub_delete(txn, "billing"), 0);
+    assert_int_equal(sld_store_sub_delete(txn, "billing"), SL_ENOTFOUND);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    memset(&subs, 0, sizeof subs);
+    assert_int_equal(sld_store_sub_foreach(txn, s_collect_sub, &subs), 0);
+    assert_int_equal(subs.count, 2);
+    assert_int_equal(sld_store_cursor_get(txn, "billing", a, &floor), SL_ENOTFOUND);
+    assert_int_equal(sld_store_cursor_get(txn, "billing", b, &floor), SL_ENOTFOUND);
+    assert_int_equal(sld_store_acked_test(txn, "billing", a, 7), 0);
+    assert_int_equal(sld_store_acked_test(txn, "billing", b, 3), 0);
+    memset(&offs, 0, sizeof offs);
+    assert_int_equal(sld_store_acked_foreach(txn, "billing", a, 0, s_collect_off, &offs), 0);
+    assert_int_equal(offs.count, 0);
+    assert_int_equal(sld_store_cursor_get(txn, "bill", a, &floor), 0);
+    assert_int_equal(floor, 9);
+    assert_int_equal(sld_store_acked_test(txn, "bill", a, 10), 1);
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+static void test_retention_by_bytes(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, other;
+    size_t trimmed;
+    const uint64_t rec = SLD_RECORD_HEADER + 100;
+    s_open(f);
+    a = s_topic(f, "a");
+    other = s_topic(f, "other");
+    s_fill(f, a, 10, 1, 1, 100);
+    s_fill(f, other, 10, 1, 1, 100);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_topic_set_retention(txn, a, 0, 4 * rec), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    /* The budget bounds the work: 3 now, the rest next call. */
+    assert_int_equal(sld_store_trim(f->store, 100, 0, 3, &trimmed), 0);
+    assert_int_equal(trimmed, 3);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->first_offset, 3);
+    assert_int_equal(sld_store_trim(f->store, 100, 0, 100, &trimmed), 0);
+    assert_int_equal(trimmed, 3);
+    assert_int_equal(sld_store_trim(f->store, 100, 0, 100, &trimmed), 0);
+    assert_int_equal(trimmed, 0);
+
+    const sld_topic_info_t *t = sld_store_topic_by_id(f->store, a);
+    assert_int_equal(t->first_offset, 6);
+    assert_int_equal(t->next_offset, 10);
+    assert_int_equal(t->messages, 4);
+    assert_int_equal(t->bytes, 4 * rec);
+    assert_int_equal(sld_store_topic_by_id(f->store, other)->messages, 10);
+
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    const void *env;
+    size_t len;
+    assert_int_equal(sld_store_read(txn, a, 5, &env, &len, NULL), SL_ENOTFOUND);
+    assert_int_equal(sld_store_read(txn, a, 6, &env, &len, NULL), 0);
+    assert_int_equal(sld_store_seek(txn, a, 0), 6);
+    assert_int_equal(sld_store_seek(txn, a, 8), 8);
+    assert_int_equal(sld_store_seek(txn, other, 0), 0);
+    sld_txn_abort(&txn);
+    s_reopen(f);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->first_offset, 6);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+static void test_retention_by_age(void **state)
+{
+    fixture_t *f = *state;
+    uint32_t a;
+    size_t trimmed;
+    sld_txn_t *txn;
+    const uint64_t sec = 1000000;
+    s_open(f);
+    a = s_topic(f, "a");
+    s_fill(f, a, 10, 100 * sec, sec, 0);   /* times 100 s .. 109 s */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_topic_set_retention(txn, a, 5000, 0), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    /* At 110 s with max_age 5 s, records of 100..105 s are old enough. */
+    assert_int_equal(sld_store_trim(f->store, 110 * sec, 0, 1000, &trimmed), 0);
+    assert_int_equal(trimmed, 6);
+    const sld_topic_info_t *t = sld_store_topic_by_id(f->store, a);
+    assert_int_equal(t->first_offset, 6);
+    assert_int_equal(t->messages, 4);
+    /* Trimming everything leaves an empty topic whose next offset stays. */
+    assert_int_equal(sld_store_trim(f->store, 1000 * sec, 0, 1000, &trimmed), 0);
+    assert_int_equal(trimmed, 4);
+    t = sld_store_topic_by_id(f->store, a);
+    assert_int_equal(t->messages, 0);
+    assert_int_equal(t->bytes, 0);
+    assert_int_equal(t->first_offset, 10);
+    assert_int_equal(t->next_offset, 10);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_seek(txn, a, 0), SLD_OFFSET_NONE);
+    assert_int_equal(sld_store_offset_at_time(txn, a, 0), 10);
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+static void test_offset_at_time(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a;
+    uint64_t off;
+    const uint64_t times[] = { 100, 200, 200, 200, 300, 400 };
+    s_open(f);
+    a = s_topic(f, "a");
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(sld_store_append(txn, a, times[i], "m", 1, &off), 0);
+    /* The txn sees its own appends. */
+    assert_int_equal(sld_store_offset_at_time(txn, a, 250), 4);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_offset_at_time(txn, a, 0), 0);
+    assert_int_equal(sld_store_offset_at_time(txn, a, 100), 0);
+    assert_int_equal(sld_store_offset_at_time(txn, a, 101), 1);
+    assert_int_equal(sld_store_offset_at_time(txn, a, 200), 1);
+    assert_int_equal(sld_store_offset_at_time(txn, a, 201), 4);
+    assert_int_equal(sld_store_offset_at_time(txn, a, 400), 5);
+    assert_int_equal(sld_store_offset_at_time(txn, a, 401), 6);
+    assert_int_equal(sld_store_offset_at_time(txn, 77, 0), SLD_OFFSET_NONE);
+    sld_txn_abort(&txn);
+}
+
+/* Append 1 KiB records in txns of 10 until the map is full; returns how
+ * many were committed. */
+static uint64_t s_fill_until_full(fixture_t *f, uint32_t id)
+{
+    char buf[1024];
+    uint64_t committed = 0, off;
+    memset(buf, 'q', sizeof buf);
+    for (;;) {
+        sld_txn_t *txn;
+        int rc = 0;
+        assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+        for (int i = 0; i < 10 && rc == 0; i++)
+            rc = sld_store_append(txn, id, 1, buf, sizeof buf, &off);
+        if (rc == SL_EFULL) {
+            /* The txn is dead: later calls on it report the same. */
+            assert_int_equal(sld_store_append(txn, id, 1, buf, 1, &off), SL_EFULL);
+            sld_txn_abort(&txn);
+            return committed;
+        }
+        assert_int_equal(rc, 0);
+        rc = sld_txn_commit(&txn);
+        if (rc == SL_EFULL)
+            return committed;
+        assert_int_equal(rc, 0);
+        committed += 10;
+        assert_true(committed < 100000);
+    }
+}
+
+static void test_map_full_and_grow(void **state)
+{
+    fixture_t *f = *state;
+    uint32_t a;
+    uint64_t n1, n2, used, map;
+    sld_txn_t *txn;
+    f->opts.map_size = 1 * MIB;
+    f->opts.map_size_max = 2 * MIB;
+    s_open(f);
+    a = s_topic(f, "a");
+    n1 = s_fill_until_full(f, a);
+    assert_true(n1 > 100);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->messages, n1);
+    sld_store_usage(f->store, &used, &map);
+    assert_int_equal(map, 1 * MIB);
+    assert_true(used > 0 && used <= map);
+
+    assert_int_equal(sld_store_grow(f->store), 0);
+    sld_store_usage(f->store, NULL, &map);
+    assert_int_equal(map, 2 * MIB);
+    n2 = s_fill_until_full(f, a);
+    assert_true(n2 > 100);
+    assert_int_equal(sld_store_grow(f->store), SL_EFULL);
+
+    /* Everything committed before is still there and readable. */
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->messages, n1 + n2);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    for (uint64_t i = 0; i < n1 + n2; i++) {
+        const void *env;
+        size_t len;
+        assert_int_equal(sld_store_read(txn, a, i, &env, &len, NULL), 0);
+        assert_int_equal(len, 1024);
+        assert_int_equal(((const char *) env)[1023], 'q');
+    }
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+
+    /* Raising the ceiling lets appends resume. */
+    sld_store_set_map_max(f->store, 4 * MIB);
+    assert_int_equal(sld_store_grow(f->store), 0);
+    s_fill(f, a, 10, 1, 1, 1024);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->messages, n1 + n2 + 10);
+
+    /* Reopening with the small configured map still sees all the data. */
+    s_reopen(f);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->messages, n1 + n2 + 10);
+    sld_store_usage(f->store, &used, &map);
+    assert_true(map >= used);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+static int s_verify_no_bad(const void *env, size_t len)
+{
+    return len >= 3 && memcmp(env, "bad", 3) == 0 ? -1 : 0;
+}
+
+static void test_check(void **state)
+{
+    fixture_t *f = *state;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out;
+    sld_txn_t *txn;
+    uint32_t a;
+    uint64_t off;
+    s_open(f);
+    a = s_topic(f, "a");
+    s_fill(f, a, 5, 1, 1, 0);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_sub_put(txn, "s", "c", 1), 0);
+    assert_int_equal(sld_store_cursor_put(txn, "s", a, 3), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    out = open_memstream(&text, &size);
+    assert_non_null(out);
+    assert_int_equal(sld_store_check(f->store, s_verify_no_bad, out), 0);
+    fclose(out);
+    assert_non_null(strstr(text, "store check: 1 topics, 5 records, 1 subscriptions, 0 problems"));
+    free(text);
+
+    /* A record the verifier rejects and a cursor past the end are found. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 9, "bad!", 4, &off), 0);
+    assert_int_equal(sld_store_cursor_put(txn, "s", a, 1000), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    out = open_memstream(&text, &size);
+    assert_non_null(out);
+    assert_int_equal(sld_store_check(f->store, s_verify_no_bad, out), SL_ESTORE);
+    fclose(out);
+    assert_non_null(strstr(text, "2 problems"));
+    assert_non_null(strstr(text, "record 5"));
+    free(text);
+}
+
+static void test_refuses_garbage(void **state)
+{
+    fixture_t *f = *state;
+    char file[160];
+    uint8_t junk[65536], back[sizeof junk];
+    int fd;
+    s_open(f);
+    s_topic(f, "a");
+    sld_store_destroy(&f->store);
+    snprintf(file, sizeof file, "%s/data.mdb", f->path);
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t) (i * 7 + 3);
+    fd = open(file, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, junk, sizeof junk), (ssize_t) sizeof junk);
+    close(fd);
+    assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+    assert_null(f->store);
+    /* Never reset: the file is exactly as we left it. */
+    fd = open(file, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, back, sizeof back), (ssize_t) sizeof back);
+    close(fd);
+    assert_memory_equal(junk, back, sizeof junk);
+}
+
+static void s_raw_put(const char *dir, const char *db, const char *key,
+                      const void *val, size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = { strlen(key), (void *) key }, v = { len, (void *) val };
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void test_refuses_other_format(void **state)
+{
+    fixture_t *f = *state;
+    const uint8_t two[4] = { 0, 0, 0, 2 };
+    s_open(f);
+    sld_store_destroy(&f->store);
+    s_raw_put(f->path, "meta", "format", two, sizeof two);
+    assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+    assert_null(f->store);
+}
+
+static void test_refuses_foreign_lmdb(void **state)
+{
+    fixture_t *f = *state;
+    /* Some other program's LMDB environment: data but no sluice meta. */
+    char parent[96];
+    snprintf(parent, sizeof parent, "%s/data", f->dir);
+    assert_int_equal(mkdir(parent, 0700), 0);
+    assert_int_equal(mkdir(f->path, 0700), 0);
+    s_raw_put(f->path, "accounts", "alice", "1", 1);
+    assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+    assert_null(f->store);
+}
+
+static void test_many_appends_one_txn(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, b;
+    uint64_t off;
+    char buf[100];
+    memset(buf, 'm', sizeof buf);
+    s_open(f);
+    a = s_topic(f, "a");
+    b = s_topic(f, "b");
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    for (uint64_t i = 0; i < 100000; i++) {
+        /* Interleave a lower-id topic so both append paths are used. */
+        uint32_t id = i % 10 == 0 ? a : b;
+        assert_int_equal(sld_store_append(txn, id, i, buf, sizeof buf, &off), 0);
+    }
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->messages, 10000);
+    assert_int_equal(sld_store_topic_by_id(f->store, b)->messages, 90000);
+    assert_int_equal(sld_store_topic_by_id(f->store, b)->next_offset, 90000);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_append_read_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_leaves_no_trace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_producer_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_producer_window_trim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_by_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offset_at_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_full_and_grow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_other_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_foreign_lmdb, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_appends_one_txn, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
