@@ -199,8 +199,12 @@ static void s_broker_stop(s_broker_t *b)
         }
         if (r == b->pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)
             && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)) {
-            fprintf(stderr, "sluice-bench: sluiced ended with status 0x%x\n",
-                    (unsigned)status);
+            if (WIFSIGNALED(status))
+                fprintf(stderr, "sluice-bench: sluiced died of signal %d "
+                        "(%s)\n", WTERMSIG(status), strsignal(WTERMSIG(status)));
+            else
+                fprintf(stderr, "sluice-bench: sluiced exited with %d\n",
+                        WEXITSTATUS(status));
             s_broker_dump_log(b);
         }
         b->pid = 0;

@@ -1,0 +1,270 @@
+/*  harness - start/stop a real sluiced, run commands, raw protocol client.
+ *  Test thread only. Paths of built programs come from BUILD_ROOT.  */
+#include "harness.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *h_build_path(const char *rel, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", BUILD_ROOT, rel);
+    return buf;
+}
+
+void h_broker_init(h_broker_t *b, const char *const *extra)
+{
+    memset(b, 0, sizeof *b);
+    snprintf(b->dir, sizeof b->dir, "/tmp/sluice-it-XXXXXX");
+    if (!mkdtemp(b->dir))
+        abort();
+    snprintf(b->log, sizeof b->log, "%s.log", b->dir);
+    for (int i = 0; extra && extra[i] && i < 8; i++)
+        snprintf(b->extra[b->nextra++], sizeof b->extra[0], "%s", extra[i]);
+}
+
+/* The broker logs "listening on tcp://127.0.0.1:PORT," once bound. */
+static int s_find_endpoint(const h_broker_t *b, char *out, size_t len, long from)
+{
+    FILE *f = fopen(b->log, "r");
+    if (!f)
+        return -1;
+    fseek(f, from, SEEK_SET);
+    char line[1024];
+    int rc = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "listening on ");
+        if (!p)
+            continue;
+        p += strlen("listening on ");
+        char *e = strchr(p, ',');
+        if (e && (size_t) (e - p) < len) {
+            memcpy(out, p, (size_t) (e - p));
+            out[e - p] = 0;
+            rc = 0;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int h_broker_start(h_broker_t *b)
+{
+    char path[512];
+    h_build_path("broker/sluiced", path, sizeof path);
+    long from = 0;
+    FILE *lf = fopen(b->log, "a");
+    if (lf) {
+        fseek(lf, 0, SEEK_END);
+        from = ftell(lf);
+        fclose(lf);
+    }
+    const char *listen = b->endpoint[0] ? b->endpoint : "tcp://127.0.0.1:*";
+    char *argv[20];
+    int n = 0;
+    argv[n++] = path;
+    argv[n++] = "--data-dir";
+    argv[n++] = b->dir;
+    argv[n++] = "--listen";
+    argv[n++] = (char *) listen;
+    for (int i = 0; i < b->nextra; i++)
+        argv[n++] = b->extra[i];
+    argv[n] = NULL;
+    /* A restart may race the old socket's TIME_WAIT: retry the bind. */
+    for (int attempt = 0; attempt < 50; attempt++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            return -1;
+        if (pid == 0) {
+            int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 2);
+                dup2(fd, 1);
+            }
+            execv(path, argv);
+            _exit(127);
+        }
+        b->pid = pid;
+        for (int i = 0; i < 500; i++) {
+            char ep[64];
+            if (s_find_endpoint(b, ep, sizeof ep, from) == 0) {
+                snprintf(b->endpoint, sizeof b->endpoint, "%s", ep);
+                return 0;
+            }
+            int status;
+            if (waitpid(pid, &status, WNOHANG) == pid) {
+                b->pid = 0;
+                break;
+            }
+            usleep(10000);
+        }
+        if (b->pid) {
+            h_broker_stop(b, SIGKILL);
+            return -1;
+        }
+        usleep(100000);
+    }
+    return -1;
+}
+
+int h_broker_stop(h_broker_t *b, int sig)
+{
+    if (!b->pid)
+        return -1;
+    kill(b->pid, sig);
+    int status = 0;
+    waitpid(b->pid, &status, 0);
+    b->pid = 0;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+void h_broker_destroy(h_broker_t *b)
+{
+    if (b->pid)
+        h_broker_stop(b, SIGKILL);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", b->dir, b->log);
+    if (system(cmd) != 0)
+        fprintf(stderr, "harness: could not remove %s\n", b->dir);
+}
+
+int h_run(const char *cmd, const char *in, char **out)
+{
+    char inpath[] = "/tmp/sluice-it-in-XXXXXX";
+    char full[4096];
+    int fd = -1;
+    if (in) {
+        fd = mkstemp(inpath);
+        if (fd < 0)
+            return -1;
+        size_t len = strlen(in);
+        if (write(fd, in, len) != (ssize_t) len) {
+            close(fd);
+            unlink(inpath);
+            return -1;
+        }
+        close(fd);
+    }
+    snprintf(full, sizeof full, "%s < %s", cmd, in ? inpath : "/dev/null");
+    FILE *p = popen(full, "r");
+    if (!p)
+        return -1;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[n] = 0;
+    int status = pclose(p);
+    if (in)
+        unlink(inpath);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int h_raw_open(h_raw_t *r, const char *endpoint)
+{
+    r->ctx = zmq_ctx_new();
+    r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
+    return zmq_connect(r->sock, endpoint) == 0 ? 0 : -1;
+}
+
+void h_raw_close(h_raw_t *r)
+{
+    if (r->sock)
+        zmq_close(r->sock);
+    if (r->ctx)
+        zmq_ctx_term(r->ctx);
+    r->sock = r->ctx = NULL;
+}
+
+int h_raw_send(h_raw_t *r, const Sluice__Frame *f)
+{
+    return slc_frame_send(r->sock, NULL, 0, f, 0) == 0 ? 0 : -1;
+}
+
+int h_raw_send_bytes(h_raw_t *r, const void *data, size_t len)
+{
+    return zmq_send(r->sock, data, len, 0) == (int) len ? 0 : -1;
+}
+
+Sluice__Frame *h_raw_recv(h_raw_t *r, int timeout_ms)
+{
+    uint64_t deadline = slc_mono_ms() + (uint64_t) timeout_ms;
+    while (true) {
+        uint64_t now = slc_mono_ms();
+        if (now >= deadline)
+            return NULL;
+        zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, (long) (deadline - now)) <= 0)
+            continue;
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, r->sock, 0) < 0) {
+            zmq_msg_close(&msg);
+            return NULL;
+        }
+        Sluice__Frame *f = NULL;
+        int rc = slc_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &f);
+        zmq_msg_close(&msg);
+        if (rc)
+            return NULL;
+        if (f->body_case == SLUICE__FRAME__BODY_HEARTBEAT) {
+            slc_frame_free(&f);
+            continue;
+        }
+        return f;
+    }
+}
+
+Sluice__Frame *h_raw_expect(h_raw_t *r, int body_case, int timeout_ms)
+{
+    uint64_t deadline = slc_mono_ms() + (uint64_t) timeout_ms;
+    while (slc_mono_ms() < deadline) {
+        Sluice__Frame *f = h_raw_recv(r, (int) (deadline - slc_mono_ms()) + 1);
+        if (!f)
+            return NULL;
+        if ((int) f->body_case == body_case)
+            return f;
+        slc_frame_free(&f);
+    }
+    return NULL;
+}
+
+int h_raw_hello(h_raw_t *r)
+{
+    Sluice__Hello hello = SLUICE__HELLO__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    hello.version = SLC_PROTOCOL_VERSION;
+    hello.client = "raw-test";
+    f.body_case = SLUICE__FRAME__BODY_HELLO;
+    f.hello = &hello;
+    f.corr = 1;
+    if (h_raw_send(r, &f) != 0)
+        return -1;
+    Sluice__Frame *ok = h_raw_expect(r, SLUICE__FRAME__BODY_HELLO_OK, 5000);
+    int rc = ok ? 0 : -1;
+    slc_frame_free(&ok);
+    return rc;
+}

@@ -1,0 +1,378 @@
+/*  test_roundtrip - sluiced driven through libsluice and the sluice command:
+ *  round trip, durability across kill -9, resend without duplicates across a
+ *  broker restart, redelivery handling in the SDK, resume after reconnect,
+ *  transient fan-out, and the CLI's behaviour when the broker is away.
+ *  Each test starts its own broker (harness.h) on a loopback port.  */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "harness.h"
+#include "sluice.h"
+
+static sl_client_t *s_client(const h_broker_t *b, const char *pid_file)
+{
+    sl_options_t o;
+    sl_options_init(&o);
+    o.endpoint = b->endpoint;
+    o.name = "roundtrip-test";
+    o.producer_id_file = pid_file;
+    o.connect_timeout_ms = 10000;
+    sl_client_t *c = NULL;
+    assert_int_equal(sl_client_new(&o, &c), 0);
+    assert_int_equal(sl_client_connect(c), 0);
+    return c;
+}
+
+static void s_publish_n(sl_client_t *c, const char *topic, int from, int n)
+{
+    char buf[64];
+    for (int i = from; i < from + n; i++) {
+        snprintf(buf, sizeof buf, "msg-%06d", i);
+        sl_message_t m = { .topic = topic, .payload = buf, .len = strlen(buf) };
+        assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), 0);
+    }
+    assert_int_equal(sl_flush(c, 30000), 0);
+}
+
+static sl_sub_t *s_subscribe(sl_client_t *c, const char *name, const char *pattern,
+                             sl_start_t start, uint32_t ack_wait_ms)
+{
+    sl_sub_options_t so;
+    sl_sub_options_init(&so);
+    so.name = name;
+    so.pattern = pattern;
+    so.start = start;
+    so.ack_wait_ms = ack_wait_ms;
+    sl_sub_t *sub = NULL;
+    assert_int_equal(sl_subscribe(c, &so, &sub), 0);
+    return sub;
+}
+
+/* Receive N messages, expecting payloads msg-FROM .. in order; ack each. */
+static void s_expect_n(sl_sub_t *sub, int from, int n)
+{
+    char want[64];
+    for (int i = from; i < from + n; i++) {
+        sl_msg_t *m = NULL;
+        assert_int_equal(sl_sub_next(sub, 10000, &m), 0);
+        size_t len;
+        const char *p = sl_msg_payload(m, &len);
+        snprintf(want, sizeof want, "msg-%06d", i);
+        if (len != strlen(want) || memcmp(p, want, len) != 0)
+            fail_msg("expected %s, got %.*s (offset %llu)", want, (int) len, p,
+                     (unsigned long long) sl_msg_offset(m));
+        assert_int_equal(sl_ack(m), 0);
+        sl_msg_destroy(&m);
+    }
+}
+
+static const sl_topic_info_t *s_topic(sl_topic_info_t *t, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    return NULL;
+}
+
+static uint64_t s_topic_messages(sl_client_t *c, const char *name)
+{
+    sl_topic_info_t *topics = NULL;
+    size_t n = 0;
+    assert_int_equal(sl_stats(c, &topics, &n, NULL, NULL), 0);
+    const sl_topic_info_t *t = s_topic(topics, n, name);
+    uint64_t count = t ? t->messages : 0;
+    free(topics);
+    return count;
+}
+
+static void test_sdk_round_trip(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b, NULL);
+    s_publish_n(c, "shop.orders.eu", 0, 100);
+    sl_sub_t *sub = s_subscribe(c, "rt", "shop.orders.*", SL_START_EARLIEST, 0);
+    s_expect_n(sub, 0, 100);
+    /* Headers, content type and msg-id survive the trip. */
+    sl_header_t h[] = { { "tenant", "acme" } };
+    sl_message_t m = { .topic = "shop.orders.eu", .payload = "{}", .len = 2,
+                       .content_type = "application/json", .headers = h,
+                       .nheaders = 1, .msg_id = "order-1" };
+    sl_confirm_t conf;
+    assert_int_equal(sl_publish_sync(c, &m, 10000, &conf), 0);
+    assert_int_equal(conf.offset, 100);
+    sl_msg_t *got = NULL;
+    assert_int_equal(sl_sub_next(sub, 10000, &got), 0);
+    assert_string_equal(sl_msg_topic(got), "shop.orders.eu");
+    assert_int_equal(sl_msg_offset(got), 100);
+    assert_string_equal(sl_msg_content_type(got), "application/json");
+    assert_non_null(sl_msg_header(got, "tenant"));
+    assert_string_equal(sl_msg_header(got, "tenant"), "acme");
+    assert_true(sl_msg_ingest_us(got) > 0);
+    assert_int_equal(sl_ack_sync(got, 5000), 0);
+    sl_msg_destroy(&got);
+    /* The same msg-id again is a duplicate with the original offset. */
+    assert_int_equal(sl_publish_sync(c, &m, 10000, &conf), 0);
+    assert_true(conf.duplicate);
+    assert_int_equal(conf.offset, 100);
+    assert_int_equal(s_topic_messages(c, "shop.orders.eu"), 101);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
+static void test_acked_survive_kill9(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b, NULL);
+    s_publish_n(c, "durable.t", 0, 10000);
+    /* Every message is acked: kill -9 at once, no chance to flush. */
+    assert_int_equal(h_broker_stop(&b, SIGKILL), 128 + SIGKILL);
+    sl_client_destroy(&c);
+    assert_int_equal(h_broker_start(&b), 0);
+    c = s_client(&b, NULL);
+    assert_int_equal(s_topic_messages(c, "durable.t"), 10000);
+    sl_sub_t *sub = s_subscribe(c, "k9", "durable.t", SL_START_EARLIEST, 0);
+    s_expect_n(sub, 0, 10000);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
+static void test_resend_not_stored_twice(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    char pidfile[300];
+    snprintf(pidfile, sizeof pidfile, "%s/producer.id", b.dir);
+    sl_client_t *c = s_client(&b, pidfile);
+    /* Queue messages, let some be stored, kill the broker while the rest
+     * are in flight; after the restart the client resends what it has no
+     * confirm for, and the broker stores each exactly once. */
+    char buf[64];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(buf, sizeof buf, "msg-%06d", i);
+        sl_message_t m = { .topic = "resend.t", .payload = buf, .len = strlen(buf) };
+        assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), 0);
+        if (i == 10000)
+            h_broker_stop(&b, SIGKILL);
+    }
+    assert_int_equal(h_broker_start(&b), 0);
+    assert_int_equal(sl_flush(c, 60000), 0);
+    assert_true(sl_client_reconnects(c) >= 1);
+    assert_int_equal(s_topic_messages(c, "resend.t"), 20000);
+    sl_sub_t *sub = s_subscribe(c, "rs", "resend.t", SL_START_EARLIEST, 0);
+    s_expect_n(sub, 0, 20000);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
+static void test_sdk_drops_redelivery_and_resumes(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b, NULL);
+    s_publish_n(c, "redo.t", 0, 10);
+    sl_sub_t *sub = s_subscribe(c, "rd", "redo.t", SL_START_EARLIEST, 1000);
+    sl_msg_t *first = NULL;
+    assert_int_equal(sl_sub_next(sub, 10000, &first), 0);
+    assert_int_equal(sl_msg_offset(first), 0);
+    /* Hold message 0 past ack_wait: the broker redelivers it, the SDK must
+     * not hand it out again; the others arrive in order. */
+    for (int i = 1; i < 10; i++) {
+        sl_msg_t *m = NULL;
+        assert_int_equal(sl_sub_next(sub, 10000, &m), 0);
+        assert_int_equal(sl_msg_offset(m), (uint64_t) i);
+        assert_int_equal(sl_ack(m), 0);
+        sl_msg_destroy(&m);
+    }
+    /* One redelivery happens at ~1 s; we ack at ~1.5 s, far from the next. */
+    sl_msg_t *again = NULL;
+    assert_int_equal(sl_sub_next(sub, 1500, &again), SL_ETIMEOUT);
+    /* Acking now uses the newest attempt's token and is accepted. */
+    assert_int_equal(sl_ack_sync(first, 5000), 0);
+    sl_msg_destroy(&first);
+    /* The broker did redeliver (the SDK hid it), and nothing is in flight. */
+    sl_sub_info_t *subs = NULL;
+    size_t nsubs = 0;
+    assert_int_equal(sl_stats(c, NULL, NULL, &subs, &nsubs), 0);
+    assert_int_equal(nsubs, 1);
+    assert_true(subs[0].redelivered >= 1);
+    assert_int_equal(subs[0].in_flight, 0);
+    assert_int_equal(subs[0].lag, 0);
+    free(subs);
+    sl_client_destroy(&c);
+
+    /* A new consumer of the same durable subscription resumes after the
+     * acks: nothing old comes back, new messages do. */
+    c = s_client(&b, NULL);
+    s_publish_n(c, "redo.t", 10, 5);
+    sub = s_subscribe(c, "rd", "redo.t", SL_START_EARLIEST, 0);
+    s_expect_n(sub, 10, 5);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
+static void test_transient_fan_out(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *pub = s_client(&b, NULL);
+    sl_client_t *c1 = s_client(&b, NULL);
+    sl_client_t *c2 = s_client(&b, NULL);
+    sl_sub_options_t so;
+    sl_sub_options_init(&so);
+    so.ephemeral = true;
+    so.pattern = "live.>";
+    sl_sub_t *s1 = NULL, *s2 = NULL;
+    assert_int_equal(sl_subscribe(c1, &so, &s1), 0);
+    assert_int_equal(sl_subscribe(c2, &so, &s2), 0);
+    sl_message_t m = { .topic = "live.prices", .payload = "42", .len = 2 };
+    assert_int_equal(sl_publish_transient(pub, &m), 0);
+    assert_int_equal(sl_flush(pub, 5000), 0);
+    sl_sub_t *subs[2] = { s1, s2 };
+    for (int i = 0; i < 2; i++) {
+        sl_msg_t *got = NULL;
+        assert_int_equal(sl_sub_next(subs[i], 5000, &got), 0);
+        size_t len;
+        assert_memory_equal(sl_msg_payload(got, &len), "42", 2);
+        sl_msg_destroy(&got);
+    }
+    /* Not stored. */
+    assert_int_equal(s_topic_messages(pub, "live.prices"), 0);
+    sl_client_destroy(&pub);
+    sl_client_destroy(&c1);
+    sl_client_destroy(&c2);
+    h_broker_destroy(&b);
+}
+
+/* ------------------------------------------------------------------ CLI */
+
+static char *s_cli(const h_broker_t *b, const char *args, const char *in, int *status)
+{
+    char path[512], cmd[2048];
+    h_build_path("adapters/cli/sluice", path, sizeof path);
+    snprintf(cmd, sizeof cmd, "%s %s --broker %s", path, args, b->endpoint);
+    char *out = NULL;
+    *status = h_run(cmd, in, &out);
+    return out;
+}
+
+static void test_cli_pub_sub_stats(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    int st;
+    char *out = s_cli(&b, "pub cli.t", "one\ntwo\nthree\nfour\n", &st);
+    assert_int_equal(st, 0);
+    free(out);
+    out = s_cli(&b, "sub cli.t --subscription c1 --from earliest --count 2", NULL, &st);
+    assert_int_equal(st, 0);
+    assert_string_equal(out, "one\ntwo\n");
+    free(out);
+    /* Resume after reconnect: the next run starts after the acked ones. */
+    out = s_cli(&b, "sub cli.t --subscription c1 --from earliest --count 2", NULL, &st);
+    assert_int_equal(st, 0);
+    assert_string_equal(out, "three\nfour\n");
+    free(out);
+    out = s_cli(&b, "topics", NULL, &st);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "cli.t"));
+    free(out);
+    out = s_cli(&b, "stats", NULL, &st);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "c1"));
+    assert_non_null(strstr(out, "publish.stored"));
+    free(out);
+    out = s_cli(&b, "pub --help", NULL, &st);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "usage"));
+    free(out);
+    h_broker_destroy(&b);
+}
+
+static void test_cli_pub_survives_restart(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    /* 200,000 lines in the background; the broker is killed and restarted
+     * while they flow. pub must exit 0 and every line be stored once. */
+    char path[512], cmd[2048], lines[300];
+    snprintf(lines, sizeof lines, "%s/lines", b.dir);
+    snprintf(cmd, sizeof cmd, "seq 1 200000 > %s", lines);
+    assert_int_equal(system(cmd), 0);
+    h_build_path("adapters/cli/sluice", path, sizeof path);
+    snprintf(cmd, sizeof cmd, "%s pub restart.t --broker %s --timeout 30 < %s 2>%s/pub.err",
+             path, b.endpoint, lines, b.dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    usleep(300000);
+    h_broker_stop(&b, SIGKILL);
+    usleep(200000);
+    assert_int_equal(h_broker_start(&b), 0);
+    int status = pclose(p);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    sl_client_t *c = s_client(&b, NULL);
+    assert_int_equal(s_topic_messages(c, "restart.t"), 200000);
+    sl_client_destroy(&c);
+    /* Each line once, in order: the subscriber's output equals the input. */
+    snprintf(cmd, sizeof cmd,
+             "%s sub restart.t --subscription v --from earliest --count 200000 --broker %s "
+             "| cmp - %s", path, b.endpoint, lines);
+    assert_int_equal(system(cmd), 0);
+    h_broker_destroy(&b);
+}
+
+static void test_cli_unreachable(void **state)
+{
+    (void) state;
+    char path[512], cmd[1024];
+    h_build_path("adapters/cli/sluice", path, sizeof path);
+    /* Nothing listens on port 1 of loopback. */
+    snprintf(cmd, sizeof cmd, "echo x | %s pub t --broker tcp://127.0.0.1:1 --timeout 2 2>/dev/null", path);
+    uint64_t t0 = slc_mono_ms();
+    int status = system(cmd);
+    uint64_t took = slc_mono_ms() - t0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2);
+    assert_true(took < 10000);
+    snprintf(cmd, sizeof cmd, "%s stats --broker tcp://127.0.0.1:1 --timeout 2 2>/dev/null", path);
+    status = system(cmd);
+    assert_int_equal(WEXITSTATUS(status), 2);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sdk_round_trip),
+        cmocka_unit_test(test_acked_survive_kill9),
+        cmocka_unit_test(test_resend_not_stored_twice),
+        cmocka_unit_test(test_sdk_drops_redelivery_and_resumes),
+        cmocka_unit_test(test_transient_fan_out),
+        cmocka_unit_test(test_cli_pub_sub_stats),
+        cmocka_unit_test(test_cli_pub_survives_restart),
+        cmocka_unit_test(test_cli_unreachable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
