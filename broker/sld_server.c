@@ -377,6 +377,15 @@ static bool s_on_publish(sld_server_t *self, const s_peer_t *peer, Sluice__Frame
             s_error(self, peer, f->corr, SL_EINVAL,
                     "transient batch had messages with an invalid topic or over max_message_bytes");
     }
+    else if (f->corr) {
+        /* An empty PublishAck says "fanned out": the SDK's transient window
+         * paces the publisher with it. */
+        Sluice__PublishAck ack = SLUICE__PUBLISH_ACK__INIT;
+        Sluice__Frame frame = SLUICE__FRAME__INIT;
+        frame.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
+        frame.publish_ack = &ack;
+        s_reply(self, peer, f->corr, &frame);
+    }
     /* The frame still owns every envelope: put the array back intact. */
     return false;
 }

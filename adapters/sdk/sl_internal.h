@@ -20,6 +20,13 @@
 #define SLI_ACKED_RING 65536                  /* recently acked keys remembered */
 #define SLI_DRAIN_MAX 512                     /* frames handled per turn */
 
+/* Transient batches the broker has not yet answered, at most: this paces a
+ * transient publisher to the broker's fan-out speed instead of letting it
+ * outrun every subscriber's credit. */
+#ifndef SLI_TRANSIENT_WINDOW
+#define SLI_TRANSIENT_WINDOW 4
+#endif
+
 typedef enum {
     SLI_SESS_IDLE,              /* no socket; next attempt at attempt_at */
     SLI_SESS_HELLO,             /* Hello sent, waiting for HelloOk */
@@ -174,6 +181,8 @@ struct sl_client {
     uint8_t *tbuf;
     size_t tlen, tcap, tn;
     uint64_t tsince;
+    uint64_t tcorr[SLI_TRANSIENT_WINDOW]; /* corrs of transient batches not yet answered */
+    size_t tout;                /* how many of tcorr are in use */
 
     sl_sub_t *subs;
     sli_req_t *reqs;

@@ -297,14 +297,22 @@ blocked:
     self->retry_at = now + 1;
 }
 
+/* Send the transient batch with a corr: the broker answers it with an empty
+ * PublishAck once fanned out, which frees a place in the window. SL_EBUSY
+ * while the window is full. */
 static int s_send_transient(sl_client_t *self)
 {
+    if (self->tout >= SLI_TRANSIENT_WINDOW)
+        return SL_EBUSY;
+    uint64_t corr = sli_corr(self);
     size_t body = self->tlen + 2;
-    size_t total = 1 + s_vlen(body) + body;
+    size_t total = 1 + s_vlen(corr) + 1 + s_vlen(body) + body;
     zmq_msg_t msg;
     if (zmq_msg_init_size(&msg, total) != 0)
         return SL_ENOMEM;
     uint8_t *p = zmq_msg_data(&msg);
+    *p++ = SLI_TAG_FRAME_CORR;
+    p = s_vput(p, corr);
     *p++ = SLI_TAG_FRAME_BATCH;
     p = s_vput(p, body);
     memcpy(p, self->tbuf, self->tlen);
@@ -312,9 +320,22 @@ static int s_send_transient(sl_client_t *self)
     *p++ = SLI_TAG_BATCH_TRANSIENT;
     *p++ = 1;
     int rc = sli_send_msg(self, &msg);
-    if (rc == 0)
+    if (rc == 0) {
         self->tlen = self->tn = 0;
+        self->tcorr[self->tout++] = corr;
+    }
     return rc;
+}
+
+/* True when CORR answered one of our transient batches (and frees it). */
+static bool s_transient_answered(sl_client_t *self, uint64_t corr)
+{
+    for (size_t i = 0; i < self->tout; i++)
+        if (self->tcorr[i] == corr) {
+            self->tcorr[i] = self->tcorr[--self->tout];
+            return true;
+        }
+    return false;
 }
 
 void sli_pub_service(sl_client_t *self, uint64_t now, bool force)
@@ -353,6 +374,7 @@ uint64_t sli_pub_deadline(const sl_client_t *self)
 
 void sli_pub_session_ready(sl_client_t *self, uint64_t last_seq)
 {
+    self->tout = 0;             /* a new session answers nothing of the old */
     if (last_seq >= self->next_seq) {
         if (self->live)
             SLI_LOG("the broker has sequence %llu for this producer id, "
@@ -427,6 +449,8 @@ void sli_pub_on_ack(sl_client_t *self, const Sluice__Frame *frame)
 {
     const Sluice__PublishAck *pa = frame->publish_ack;
     uint64_t now = slc_mono_ms();
+    if (pa->n_confirms == 0 && s_transient_answered(self, frame->corr))
+        return;
     for (size_t i = 0; i < pa->n_confirms; i++) {
         const Sluice__Confirm *c = pa->confirms[i];
         sli_pending_t *p = c->seq ? s_get(self, c->seq)
@@ -446,6 +470,10 @@ void sli_pub_on_ack(sl_client_t *self, const Sluice__Frame *frame)
 void sli_pub_on_error(sl_client_t *self, uint64_t corr,
                       const Sluice__Error *err)
 {
+    if (s_transient_answered(self, corr)) {
+        SLI_LOG("transient batch refused: %s", err->text);
+        return;
+    }
     uint64_t now = slc_mono_ms();
     int code = err->code > 0 ? -err->code : SL_EINTERNAL;
     size_t hit = 0;
@@ -573,14 +601,22 @@ int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
     uint64_t now = slc_mono_ms();
     if (self->tn && (self->tn >= self->max_batch
                      || self->tlen + need > self->opts.max_batch_bytes)) {
-        /* Full: it must leave before this one joins. */
-        if (self->state == SLI_SESS_READY)
-            (void) s_send_transient(self);
+        /* Full: it must leave before this one joins; when the window is
+         * full too, do I/O until the broker answers (at most block_ms). */
+        uint64_t deadline = now + (uint64_t) self->opts.block_ms;
+        while (self->tn) {
+            if (self->state == SLI_SESS_READY && s_send_transient(self) == 0)
+                break;
+            int left = self->cb_depth > 0 ? 0 : sli_remaining(deadline, self->opts.block_ms);
+            if (left == 0 || sli_turn(self, left) < 0)
+                break;
+        }
         if (self->tn) {
             s_env_free(&e);
             rc = SL_EBUSY;
             goto fail;
         }
+        now = slc_mono_ms();
     }
     if (self->tlen + need > self->tcap) {
         size_t cap = self->tcap ? self->tcap : 64 * 1024;
