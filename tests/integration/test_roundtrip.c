@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "harness.h"
@@ -261,6 +262,80 @@ static void test_transient_fan_out(void **state)
     h_broker_destroy(&b);
 }
 
+
+static const sl_topic_info_t *s_wait_topic(sl_client_t *c, sl_topic_info_t **topics,
+                                           const char *name, uint64_t max_bytes,
+                                           uint64_t max_messages)
+{
+    /* Retention runs in the background: poll for up to 10 s. */
+    for (int i = 0; i < 100; i++) {
+        size_t n = 0;
+        free(*topics);
+        *topics = NULL;
+        assert_int_equal(sl_stats(c, topics, &n, NULL, NULL), 0);
+        const sl_topic_info_t *t = s_topic(*topics, n, name);
+        if (t && t->bytes <= max_bytes && t->messages <= max_messages)
+            return t;
+        usleep(100000);
+    }
+    return NULL;
+}
+
+static void test_retention_and_time_start(void **state)
+{
+    (void) state;
+    const char *extra[] = { "--set", "retention/trim_interval=100ms", NULL };
+    h_broker_t b;
+    h_broker_init(&b, extra);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b, NULL);
+
+    /* By size: 100 records of ~80 bytes under a 2,000-byte limit. */
+    assert_int_equal(sl_topic_create(c, "ret.bytes", 0, 2000), 0);
+    s_publish_n(c, "ret.bytes", 0, 100);
+    sl_topic_info_t *topics = NULL;
+    const sl_topic_info_t *t = s_wait_topic(c, &topics, "ret.bytes", 2000, 100);
+    assert_non_null(t);
+    assert_true(t->first_offset > 0);
+    assert_int_equal(t->next_offset, 100);
+    assert_int_equal(t->max_bytes, 2000);
+    uint64_t first = t->first_offset;
+    /* A subscriber from the earliest starts at the oldest kept record. */
+    sl_sub_t *sub = s_subscribe(c, "rb", "ret.bytes", SL_START_EARLIEST, 0);
+    sl_msg_t *m = NULL;
+    assert_int_equal(sl_sub_next(sub, 5000, &m), 0);
+    assert_true(sl_msg_offset(m) >= first);
+    sl_msg_destroy(&m);
+
+    /* By age: everything older than 300 ms goes. */
+    assert_int_equal(sl_topic_create(c, "ret.age", 300, 0), 0);
+    s_publish_n(c, "ret.age", 0, 10);
+    t = s_wait_topic(c, &topics, "ret.age", 0, 0);
+    assert_non_null(t);
+    assert_int_equal(t->first_offset, 10);
+
+    /* Start at a time: only what was ingested at or after it. */
+    s_publish_n(c, "time.t", 0, 5);
+    usleep(20000);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_us = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+    usleep(20000);
+    s_publish_n(c, "time.t", 5, 5);
+    sl_sub_options_t so;
+    sl_sub_options_init(&so);
+    so.name = "tt";
+    so.pattern = "time.t";
+    so.start = SL_START_TIME;
+    so.start_time_us = now_us;
+    sl_sub_t *ts_sub = NULL;
+    assert_int_equal(sl_subscribe(c, &so, &ts_sub), 0);
+    s_expect_n(ts_sub, 5, 5);
+    free(topics);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
 /* ------------------------------------------------------------------ CLI */
 
 static char *s_cli(const h_broker_t *b, const char *args, const char *in, int *status)
@@ -370,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_resend_not_stored_twice),
         cmocka_unit_test(test_sdk_drops_redelivery_and_resumes),
         cmocka_unit_test(test_transient_fan_out),
+        cmocka_unit_test(test_retention_and_time_start),
         cmocka_unit_test(test_cli_pub_sub_stats),
         cmocka_unit_test(test_cli_pub_survives_restart),
         cmocka_unit_test(test_cli_unreachable),
