@@ -74,8 +74,10 @@ static int s_teardown(void **state)
     for (int i = 0; i < S_MAX_CLIENTS; i++)
         if (fx->clients[i])
             s_client_free(fx->clients[i]);
-    if (fx->inited)
+    if (fx->inited) {
+        char cmd[400]; snprintf(cmd, sizeof cmd, "tail -30 %s >&2", fx->broker.log); if (system(cmd)) {}
         h_broker_destroy(&fx->broker);
+    }
     free(fx);
     return 0;
 }
@@ -1092,5 +1094,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_storage_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_graceful_stop, s_setup, s_teardown),
     };
+    if (getenv("TF")) cmocka_set_test_filter(getenv("TF"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
