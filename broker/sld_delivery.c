@@ -156,24 +156,9 @@ struct sld_delivery {
 
 /* ------------------------------------------------------------ containers */
 
-static int s_grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *nv = realloc(*v, ncap * elem);
-    if (!nv)
-        return SL_ENOMEM;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
-
 static int s_subvec_add(s_subvec_t *vec, s_sub_t *sub)
 {
-    int rc = s_grow((void **) &vec->v, &vec->cap, vec->n + 1, sizeof(s_sub_t *));
+    int rc = slc_grow((void **) &vec->v, &vec->cap, vec->n + 1, sizeof(s_sub_t *));
     if (rc == 0)
         vec->v[vec->n++] = sub;
     return rc;
@@ -245,7 +230,7 @@ static void s_flight_del(s_ftable_t *t, s_flight_t *f)
 
 static int s_heap_push(s_heap_t *h, s_timer_t t)
 {
-    int rc = s_grow((void **) &h->v, &h->cap, h->n + 1, sizeof(s_timer_t));
+    int rc = slc_grow((void **) &h->v, &h->cap, h->n + 1, sizeof(s_timer_t));
     if (rc)
         return rc;
     size_t i = h->n++;
@@ -330,7 +315,7 @@ static int s_oset_add(s_oset_t *s, uint64_t off)
         memmove(s->v, s->v + s->head, s->n * sizeof(uint64_t));
         s->head = 0;
     }
-    int rc = s_grow((void **) &s->v, &s->cap, s->head + s->n + 1, sizeof(uint64_t));
+    int rc = slc_grow((void **) &s->v, &s->cap, s->head + s->n + 1, sizeof(uint64_t));
     if (rc)
         return rc;
     uint64_t *base = s->v + s->head;
@@ -422,7 +407,7 @@ static s_subvec_t *s_topic_subs(sld_delivery_t *self, uint32_t id)
 static int s_sub_add_topic(sld_delivery_t *self, s_sub_t *sub,
                            const sld_topic_info_t *info, uint64_t floor)
 {
-    int rc = s_grow((void **) &sub->topics, &sub->captopics, sub->ntopics + 1,
+    int rc = slc_grow((void **) &sub->topics, &sub->captopics, sub->ntopics + 1,
                     sizeof(s_subtopic_t));
     if (rc)
         return rc;
@@ -796,7 +781,7 @@ int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
 static int s_remove_sub(sld_delivery_t *self, s_sub_t *sub)
 {
     if (!sub->ephemeral) {
-        int rc = s_grow((void **) &self->removed, &self->capremoved,
+        int rc = slc_grow((void **) &self->removed, &self->capremoved,
                         self->nremoved + 1, sizeof(char *));
         char *name = rc ? NULL : strdup(sub->name);
         if (!name)
@@ -857,7 +842,7 @@ static int s_mark_acked(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
     else if (offset > st->floor) {
         rc = s_oset_add(&st->acked, offset);
         if (rc == 0)
-            rc = s_grow((void **) &st->fresh, &st->capfresh, st->nfresh + 1,
+            rc = slc_grow((void **) &st->fresh, &st->capfresh, st->nfresh + 1,
                         sizeof(uint64_t));
         if (rc == 0)
             st->fresh[st->nfresh++] = offset;
@@ -1106,7 +1091,7 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
 
 static int s_queue_dlq(sld_delivery_t *self, s_sub_t *sub, s_flight_t *f)
 {
-    int rc = s_grow((void **) &self->dlq, &self->capdlq, self->ndlq + 1, sizeof(s_dlq_t));
+    int rc = slc_grow((void **) &self->dlq, &self->capdlq, self->ndlq + 1, sizeof(s_dlq_t));
     if (rc)
         return rc;
     s_dlq_t *d = &self->dlq[self->ndlq++];
@@ -1194,7 +1179,7 @@ void sld_delivery_transient(sld_delivery_t *self,
                 need += sluice__envelope__get_packed_size(msgs[i]);
         if (need == 0)
             continue;
-        if (s_grow((void **) &self->scratch, &self->scratch_cap, need, 1) != 0)
+        if (slc_grow((void **) &self->scratch, &self->scratch_cap, need, 1) != 0)
             continue;
         for (size_t i = 0; i < n; i++) {
             if (!slc_pattern_match(sub->pattern, msgs[i]->topic))
@@ -1233,7 +1218,7 @@ static int s_note_appended(sld_delivery_t *self, uint32_t id)
     for (size_t i = 0; i < self->nappended; i++)
         if (self->appended[i] == id)
             return 0;
-    int rc = s_grow((void **) &self->appended, &self->capappended,
+    int rc = slc_grow((void **) &self->appended, &self->capappended,
                     self->nappended + 1, sizeof(uint32_t));
     if (rc == 0)
         self->appended[self->nappended++] = id;

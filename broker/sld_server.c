@@ -120,21 +120,6 @@ static void s_log(const sld_server_t *self, int level, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static int s_grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *nv = realloc(*v, ncap * elem);
-    if (!nv)
-        return SL_ENOMEM;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
-
 static void s_hex(const uint8_t *id, size_t len, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -150,7 +135,7 @@ static void s_queue(sld_server_t *self, s_replies_t *q, const uint8_t *id,
                     size_t id_len, uint64_t corr, Sluice__Frame *frame)
 {
     frame->corr = corr;
-    if (s_grow((void **) &q->v, &q->cap, q->n + 1, sizeof(s_reply_t)) != 0) {
+    if (slc_grow((void **) &q->v, &q->cap, q->n + 1, sizeof(s_reply_t)) != 0) {
         s_log(self, 0, "out of memory queueing a %s reply", slc_frame_name(frame));
         return;
     }
@@ -188,7 +173,7 @@ static void s_mark_gone(sld_server_t *self, sld_session_t *session)
 {
     if (session->gone)
         return;
-    if (s_grow((void **) &self->gone, &self->capgone, self->ngone + 1,
+    if (slc_grow((void **) &self->gone, &self->capgone, self->ngone + 1,
                sizeof(sld_session_t *)) != 0)
         return;
     session->gone = true;
@@ -326,7 +311,7 @@ static bool s_on_heartbeat(sld_server_t *self, const s_peer_t *peer, Sluice__Fra
 
 static void s_keep(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
 {
-    if (s_grow((void **) &self->writes, &self->capwrites, self->nwrites + 1,
+    if (slc_grow((void **) &self->writes, &self->capwrites, self->nwrites + 1,
                sizeof(s_write_t)) != 0) {
         s_error(self, peer, f->corr, SL_ENOMEM, NULL);
         slc_frame_free(&f);
@@ -423,7 +408,7 @@ static bool s_on_ack(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
     size_t n = nack ? f->nack->n_items : f->ack->n_items;
     Sluice__AckItem **items = nack ? f->nack->items : f->ack->items;
     uint32_t credit = nack ? f->nack->credit : f->ack->credit;
-    if (s_grow((void **) &self->refusals, &self->caprefusals, n + 1, sizeof(sld_refusal_t))) {
+    if (slc_grow((void **) &self->refusals, &self->caprefusals, n + 1, sizeof(sld_refusal_t))) {
         s_error(self, peer, f->corr, SL_ENOMEM, NULL);
         return false;
     }
@@ -648,7 +633,7 @@ static int s_note_appended(sld_server_t *self, uint32_t id)
     for (size_t i = self->nappended; i > 0; i--)
         if (self->appended[i - 1] == id)
             return 0;
-    int rc = s_grow((void **) &self->appended, &self->capappended,
+    int rc = slc_grow((void **) &self->appended, &self->capappended,
                     self->nappended + 1, sizeof(uint32_t));
     if (rc == 0)
         self->appended[self->nappended++] = id;
@@ -730,7 +715,7 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
     if ((!e->source || !*e->source) && w->session)
         stamped.source = w->session->client;
     size_t len = sluice__envelope__get_packed_size(&stamped);
-    if (s_grow((void **) &self->scratch, &self->capscratch, len + 1, 1) != 0)
+    if (slc_grow((void **) &self->scratch, &self->capscratch, len + 1, 1) != 0)
         return SL_ENOMEM;
     sluice__envelope__pack(&stamped, self->scratch);
     rc = sld_store_append(txn, topic_id, now, self->scratch, len, &offset);
@@ -755,7 +740,7 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
     bool batch = f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH;
     size_t n = batch ? f->publish_batch->n_msgs : 1;
     Sluice__Envelope **msgs = batch ? f->publish_batch->msgs : &f->publish->msg;
-    int rc = s_grow((void **) &self->confirms, &self->capconfirms, n, sizeof(Sluice__Confirm));
+    int rc = slc_grow((void **) &self->confirms, &self->capconfirms, n, sizeof(Sluice__Confirm));
     if (rc == 0 && self->capconfirms) {
         Sluice__Confirm **p = realloc(self->confirm_ptrs, self->capconfirms * sizeof(*p));
         if (!p)

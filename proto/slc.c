@@ -1,6 +1,7 @@
 /*  slc - result-code names, topic names and patterns, clocks.
  *  Stateless; safe from any thread.  */
 #include "slc.h"
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -123,6 +124,21 @@ bool slc_pattern_match(const char *pattern, const char *topic)
         t = te + 1;
         first = false;
     }
+}
+
+int slc_grow(void **items, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *nv = realloc(*items, ncap * elem);
+    if (!nv)
+        return SL_ENOMEM;
+    *items = nv;
+    *cap = ncap;
+    return 0;
 }
 
 uint64_t slc_now_us(void)

@@ -36,6 +36,10 @@ bool slc_pattern_is_literal(const char *pattern);
  * matches a reserved ('_') topic: those are reached only by naming them. */
 bool slc_pattern_match(const char *pattern, const char *topic);
 
+/* Make the array *ITEMS (of ELEM-byte items, *CAP allocated) hold at least
+ * NEED items, doubling. On failure the array is untouched. 0 or SL_ENOMEM. */
+int slc_grow(void **items, size_t *cap, size_t need, size_t elem);
+
 /* Wall clock in microseconds since the epoch, monotonic clock in ms. */
 uint64_t slc_now_us(void);
 uint64_t slc_mono_ms(void);
