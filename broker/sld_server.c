@@ -1020,6 +1020,36 @@ const char *sld_server_endpoint(const sld_server_t *self)
     return self->endpoint;
 }
 
+/* After frames were handled (or a poll timed out): deliveries, dead
+ * letters, sessions, retention. Returns how long the loop may sleep. */
+static long s_after(sld_server_t *self)
+{
+    uint64_t now = slc_mono_ms();
+    int t = sld_delivery_pump(self->delivery, now);
+    if (sld_delivery_dirty(self->delivery)) {
+        /* Dead letters found by the pump are written at once. */
+        s_commit(self);
+        s_send_queue(self, &self->wreplies);
+    }
+    s_reap(self);
+    int t2 = sld_topics_trim(self->topics, now);
+    s_expire(self, now);
+    long timeout = t < t2 ? t : t2;
+    return timeout > 1000 ? 1000 : timeout;
+}
+
+int sld_server_step(sld_server_t *self, int timeout_ms)
+{
+    zmq_pollitem_t item = { self->router, 0, ZMQ_POLLIN, 0 };
+    int n = zmq_poll(&item, 1, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        return SL_ESYS;
+    if (n > 0 && (item.revents & ZMQ_POLLIN))
+        s_turn(self);
+    s_after(self);
+    return 0;
+}
+
 int sld_server_run(sld_server_t *self, int stop_fd)
 {
     zmq_pollitem_t items[2] = {
@@ -1038,19 +1068,7 @@ int sld_server_run(sld_server_t *self, int stop_fd)
             break;
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             s_turn(self);
-        uint64_t now = slc_mono_ms();
-        int t = sld_delivery_pump(self->delivery, now);
-        if (sld_delivery_dirty(self->delivery)) {
-            /* Dead letters found by the pump are written at once. */
-            s_commit(self);
-            s_send_queue(self, &self->wreplies);
-        }
-        s_reap(self);
-        int t2 = sld_topics_trim(self->topics, now);
-        s_expire(self, now);
-        timeout = t < t2 ? t : t2;
-        if (timeout > 1000)
-            timeout = 1000;
+        timeout = s_after(self);
     }
     s_log(self, 2, "shutting down: every acked message is committed");
     return 0;

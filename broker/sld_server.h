@@ -19,6 +19,11 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out);
  * acked message is committed before this returns. 0 or SL_ESTORE. */
 int sld_server_run(sld_server_t *self, int stop_fd);
 
+/* One turn of the loop: wait at most TIMEOUT_MS for frames, handle what
+ * arrived (group commit included), pump deliveries and timers. For tests
+ * and fuzzing, which drive the broker without a thread. 0 or SL_ESYS. */
+int sld_server_step(sld_server_t *self, int timeout_ms);
+
 /* Close the socket and the store. NULL-safe; nulls *self_p. */
 void sld_server_destroy(sld_server_t **self_p);
 
