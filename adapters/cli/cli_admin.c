@@ -126,24 +126,29 @@ static void s_topics_table(const sl_topic_info_t *t, size_t n, FILE *out)
 static void s_subs_table(const sl_sub_info_t *s, size_t n, FILE *out)
 {
     static const char *const headers[] = {
-        "SUBSCRIPTION", "PATTERN", "LAG", "IN-FLIGHT", "DELIVERED",
-        "REDELIVERED", "DEAD-LETTERED", "ACKED", "ATTACHED",
+        "SUBSCRIPTION", "PATTERN", "CURSOR", "LAG", "IN-FLIGHT", "DELIVERED",
+        "REDELIVERED", "DEAD-LETTERED", "ACKED", "DROPPED", "ATTACHED",
     };
-    cli_table_t *table = cli_table_new(9, headers, "llrrrrrrl");
+    cli_table_t *table = cli_table_new(11, headers, "llrrrrrrrrl");
     size_t i;
 
     for (i = 0; i < n; i++) {
         cli_table_cell(table, "%s", s[i].ephemeral ? "(ephemeral)" : s[i].name);
         cli_table_cell(table, "%s", s[i].pattern);
-        if (s[i].ephemeral)
+        if (s[i].ephemeral) {
             cli_table_cell(table, "-");     /* nothing is kept for it */
-        else
+            cli_table_cell(table, "-");
+        }
+        else {
+            cli_table_cell(table, "%" PRIu64, s[i].cursor);
             cli_table_cell(table, "%" PRIu64, s[i].lag);
+        }
         cli_table_cell(table, "%" PRIu32, s[i].in_flight);
         cli_table_cell(table, "%" PRIu64, s[i].delivered);
         cli_table_cell(table, "%" PRIu64, s[i].redelivered);
         cli_table_cell(table, "%" PRIu64, s[i].dead_lettered);
         cli_table_cell(table, "%" PRIu64, s[i].acked);
+        cli_table_cell(table, "%" PRIu64, s[i].dropped);
         cli_table_cell(table, "%s", s[i].attached ? "yes" : "no");
     }
     cli_table_print(table, out);
@@ -180,11 +185,12 @@ static void s_subs_json(const sl_sub_info_t *s, size_t n, FILE *out)
         fprintf(out, ",\"ephemeral\":%s,\"attached\":%s,\"lag\":%" PRIu64
                 ",\"in_flight\":%" PRIu32 ",\"delivered\":%" PRIu64
                 ",\"redelivered\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
-                ",\"acked\":%" PRIu64 "}",
+                ",\"acked\":%" PRIu64 ",\"cursor\":%" PRIu64
+                ",\"dropped\":%" PRIu64 "}",
                 s[i].ephemeral ? "true" : "false",
                 s[i].attached ? "true" : "false", s[i].lag, s[i].in_flight,
                 s[i].delivered, s[i].redelivered, s[i].dead_lettered,
-                s[i].acked);
+                s[i].acked, s[i].cursor, s[i].dropped);
     }
     fputs("]", out);
 }
@@ -298,7 +304,8 @@ static const char s_stats_usage[] =
     "usage: sluice stats [--json] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
     "Show topics, subscriptions (pattern, lag = stored messages not yet acked,\n"
-    "in flight, delivered, redelivered, dead-lettered, acked, attached) and\n"
+    "cursor, in flight, delivered, redelivered, dead-lettered, acked, dropped,\n"
+    "attached) and\n"
     "the broker's counters.\n"
     "\n"
     "  --json                  one JSON object {\"topics\": [...],\n"

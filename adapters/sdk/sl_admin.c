@@ -110,6 +110,8 @@ int sl_stats(sl_client_t *self, sl_topic_info_t **topics, size_t *ntopics,
             s[i].redelivered = si->redelivered;
             s[i].dead_lettered = si->dead_lettered;
             s[i].acked = si->acked;
+            s[i].cursor = si->cursor;
+            s[i].dropped = si->dropped;
         }
     }
     if (topics) {

@@ -262,6 +262,8 @@ typedef struct {
     uint64_t redelivered;
     uint64_t dead_lettered;
     uint64_t acked;
+    uint64_t cursor;            /* durable: sum over its topics of the acked floor */
+    uint64_t dropped;           /* ephemeral: transient messages missed for lack of credit */
 } sl_sub_info_t;
 
 /* Create topic NAME with retention limits (0 = broker default). Existing

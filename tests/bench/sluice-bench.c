@@ -39,8 +39,9 @@ enum {
 /* Credit of the W1 durable subscriber (the figure). */
 #define S_W1_CREDIT 1000
 /* Credit of the W0 ephemeral subscriber: transient messages beyond its
- * credit are dropped by the broker, so it gets the broker's in-flight max. */
-#define S_W0_CREDIT 10000
+ * credit are dropped (and counted) by the broker, so the window covers the
+ * time the subscriber needs to return credit at full speed (6.4 MB). */
+#define S_W0_CREDIT 100000
 /* No progress for this long ends a run as failed instead of hanging. */
 #define S_IDLE_S 30.0
 /* W0: once the publisher is done, a silence this long means the rest was
