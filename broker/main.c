@@ -1,5 +1,6 @@
 /*  sluiced - the sluice broker daemon: parse the configuration, wire the
- *  server, serve until SIGTERM or SIGINT. Nothing else lives here.
+ *  server, serve until SIGTERM or SIGINT; SIGHUP re-reads the config file
+ *  and flags and applies what can change at run time. Nothing else.
  *  Signals arrive through a signalfd the server polls, so no handler and
  *  no global flag is needed.  */
 #include <signal.h>
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0) {
         perror("sluiced: sigprocmask");
         return 1;
@@ -77,7 +79,21 @@ int main(int argc, char **argv)
         close(sfd);
         return 1;
     }
-    int rc = sld_server_run(server, sfd);
+    int rc;
+    while ((rc = sld_server_run(server, sfd)) == 0) {
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof si) != (ssize_t) sizeof si)
+            continue;
+        if (si.ssi_signo != SIGHUP)
+            break;
+        sld_config_t fresh;
+        sld_action_t again;
+        if (sld_config_args(&fresh, argc, argv, &again, stdout, err, sizeof err) != 0)
+            fprintf(stderr, "sluiced: reload refused, settings unchanged: %s\n", err);
+        else
+            sld_server_reload(server, &fresh);
+    }
+    fprintf(stderr, "sluiced: shutting down: every acked message is committed\n");
     sld_server_destroy(&server);
     close(sfd);
     return rc == 0 ? 0 : 1;

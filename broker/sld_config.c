@@ -62,6 +62,7 @@ static const s_setting_t s_settings[] = {
     { "limits", "max_connections", S_COUNT, S_FIELD(max_connections), false },
     { "limits", "max_subscriptions", S_COUNT, S_FIELD(max_subscriptions), false },
     { "limits", "max_inflight", S_COUNT, S_FIELD(max_inflight), false },
+    { "limits", "max_unacked_bytes", S_SIZE, S_FIELD(max_unacked_bytes), false },
     { "storage", "map_size", S_SIZE, S_FIELD(map_size), false },
     { "storage", "map_size_max", S_SIZE, S_FIELD(map_size_max), false },
     { "storage", "producer_window", S_COUNT, S_FIELD(producer_window), false },
@@ -108,6 +109,7 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->max_connections = 1024;
     cfg->max_subscriptions = 10000;
     cfg->max_inflight = 10000;
+    cfg->max_unacked_bytes = 64 * S_MIB;
     cfg->map_size = 64 * S_MIB;
     cfg->map_size_max = 16 * S_GIB;
     cfg->producer_window = 1000000;

@@ -31,6 +31,7 @@ typedef struct {
     uint32_t max_connections;       /* max_connections; default 1024 */
     uint32_t max_subscriptions;     /* max_subscriptions; default 10000 */
     uint32_t max_inflight;          /* max_inflight: unacked deliveries per subscription; default 10000 */
+    uint64_t max_unacked_bytes;     /* max_unacked_bytes: bytes delivered, not acked, per session; default 64 MiB */
     /* [storage] */
     uint64_t map_size;              /* map_size; default 64 MiB */
     uint64_t map_size_max;          /* map_size_max: growth ceiling; default 16 GiB */

@@ -18,8 +18,13 @@
  *
  *  Flow control is credit: a subscription sends only while its consumer
  *  has credit and fewer than max_inflight messages are unacked, so the
- *  broker never buffers more for a slow consumer than it granted. Messages
- *  are read from LMDB in a read transaction held only for one pump.  */
+ *  broker never buffers more for a slow consumer than it granted. On top,
+ *  the bytes of every attempt in state SENT are counted per session (one
+ *  s_acct_t per session, shared by its subscriptions); a session at
+ *  max_unacked_bytes gets nothing more until acks, nacks or expiries free
+ *  room, which wakes its stalled subscriptions. Nothing is dropped: the
+ *  message simply waits in the store. Messages are read from LMDB in a
+ *  read transaction held only for one pump.  */
 #include "sld_delivery.h"
 #include <assert.h>
 #include <czmq.h>
@@ -37,6 +42,7 @@ typedef struct {
     uint8_t state;
     bool nacked;
     uint32_t attempt;
+    uint32_t len;               /* envelope bytes; counted while S_SENT */
     uint64_t offset;
     uint64_t token;
     uint64_t deadline;
@@ -87,6 +93,13 @@ typedef struct {
     bool dirty;
 } s_subtopic_t;
 
+/* What one session has been sent and not acked, over its subscriptions. */
+typedef struct {
+    uint64_t bytes;             /* sum of unacked_bytes of the attached subs */
+    size_t nsubs;               /* attached subscriptions sharing this record */
+    bool stalled;               /* a subscription stopped for lack of room */
+} s_acct_t;
+
 typedef struct s_sub s_sub_t;
 struct s_sub {
     char name[SLC_TOPIC_MAX + 1];
@@ -98,6 +111,8 @@ struct s_sub {
     uint64_t start_offset;
     uint64_t start_time_us;
     sld_session_t *session;
+    s_acct_t *acct;             /* the session's byte budget while attached */
+    uint64_t unacked_bytes;     /* envelope bytes of our S_SENT attempts */
     uint32_t sub_id;
     uint64_t credit;
     s_subtopic_t *topics;
@@ -123,6 +138,7 @@ typedef struct {
 typedef struct {
     s_sub_t **v;
     size_t n, cap;
+    bool known;                 /* topic_subs entries: matched against every sub */
 } s_subvec_t;
 
 struct sld_delivery {
@@ -134,6 +150,7 @@ struct sld_delivery {
     s_subvec_t subs;            /* every subscription */
     zhashx_t *by_name;          /* durable name -> s_sub_t (borrowed) */
     zhashx_t *by_id;            /* "sub_id" -> s_sub_t (borrowed) */
+    zhashx_t *accts;            /* "%p" of a session -> s_acct_t (owned) */
     s_subvec_t *topic_subs;     /* index topic id -> matching subs */
     uint32_t ntopic_subs;       /* topics known so far (ids below this) */
     s_subvec_t awake;           /* subscriptions that may have work */
@@ -293,6 +310,14 @@ static s_key_t s_ring_pop(s_ring_t *r)
     return k;
 }
 
+/* Put back K just popped: it goes first again (its slot is still free). */
+static void s_ring_unpop(s_ring_t *r, s_key_t k)
+{
+    r->head = (r->head + r->cap - 1) % r->cap;
+    r->v[r->head] = k;
+    r->n++;
+}
+
 static bool s_oset_has(const s_oset_t *s, uint64_t off)
 {
     size_t lo = 0, hi = s->n;
@@ -385,6 +410,107 @@ static void s_wake(sld_delivery_t *self, s_sub_t *sub)
 {
     if (!sub->awake && sub->session && s_subvec_add(&self->awake, sub) == 0)
         sub->awake = true;
+}
+
+/* ------------------------------------------------------- unacked bytes */
+
+static void s_acct_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void s_acct_key(const sld_session_t *session, char *key, size_t len)
+{
+    snprintf(key, len, "%p", (const void *) session);
+}
+
+/* SUB is now attached to SESSION: share (or create) the session's record.
+ * Without memory the subscription simply runs unbudgeted. */
+static void s_acct_attach(sld_delivery_t *self, s_sub_t *sub, sld_session_t *session)
+{
+    char key[32];
+    s_acct_key(session, key, sizeof key);
+    s_acct_t *a = zhashx_lookup(self->accts, key);
+    if (!a) {
+        a = calloc(1, sizeof(s_acct_t));
+        if (!a)
+            return;
+        zhashx_insert(self->accts, key, a);
+    }
+    a->nsubs++;
+    a->bytes += sub->unacked_bytes;
+    sub->acct = a;
+}
+
+/* Room was freed in A: wake the subscriptions that stopped for it. */
+static void s_acct_freed(sld_delivery_t *self, s_acct_t *a)
+{
+    if (!a->stalled)
+        return;
+    a->stalled = false;
+    for (size_t i = 0; i < self->subs.n; i++)
+        if (self->subs.v[i]->acct == a)
+            s_wake(self, self->subs.v[i]);
+}
+
+/* SUB leaves its session (detach, removal): its bytes leave the record. */
+static void s_acct_release(sld_delivery_t *self, s_sub_t *sub)
+{
+    s_acct_t *a = sub->acct;
+    if (!a)
+        return;
+    sub->acct = NULL;
+    a->bytes -= sub->unacked_bytes;
+    if (--a->nsubs == 0) {
+        char key[32];
+        s_acct_key(sub->session, key, sizeof key);
+        zhashx_delete(self->accts, key);
+        return;
+    }
+    if (sub->unacked_bytes)
+        s_acct_freed(self, a);
+}
+
+/* Move F to STATE, counting its bytes while it is S_SENT. */
+static void s_set_state(sld_delivery_t *self, s_sub_t *sub, s_flight_t *f,
+                        uint8_t state)
+{
+    bool was = f->state == S_SENT, is = state == S_SENT;
+    f->state = state;
+    if (was == is)
+        return;
+    if (is) {
+        sub->unacked_bytes += f->len;
+        if (sub->acct)
+            sub->acct->bytes += f->len;
+        return;
+    }
+    sub->unacked_bytes -= f->len;
+    if (sub->acct) {
+        sub->acct->bytes -= f->len;
+        s_acct_freed(self, sub->acct);
+    }
+}
+
+/* Drop F from SUB's table (acked, dead-lettered, trimmed). */
+static void s_forget(sld_delivery_t *self, s_sub_t *sub, s_flight_t *f)
+{
+    s_set_state(self, sub, f, S_FREE);
+    s_flight_del(&sub->flight, f);
+}
+
+/* True when sending LEN more bytes would take SUB's session over
+ * max_unacked_bytes. An empty budget always takes one message, so a
+ * message larger than the limit still flows, one at a time. */
+static bool s_no_room(sld_delivery_t *self, s_sub_t *sub, size_t len)
+{
+    s_acct_t *a = sub->acct;
+    uint64_t max = self->opts.max_unacked_bytes;
+    if (sub->ephemeral || !a || max == 0 || a->bytes == 0 || a->bytes + len <= max)
+        return false;
+    a->stalled = true;
+    return true;
 }
 
 static s_subvec_t *s_topic_subs(sld_delivery_t *self, uint32_t id)
@@ -513,6 +639,7 @@ static void s_unregister(sld_delivery_t *self, s_sub_t *sub)
     if (!sub->ephemeral && zhashx_lookup(self->by_name, sub->name) == sub)
         zhashx_delete(self->by_name, sub->name);
     s_subvec_remove(&self->subs, sub);
+    s_acct_release(self, sub);
     s_subvec_remove(&self->awake, sub);
     s_subvec_remove(&self->dirty, sub);
     for (size_t i = 0; i < sub->ntopics; i++)
@@ -579,10 +706,13 @@ int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
     self->next_token = slc_now_us();
     self->by_name = zhashx_new();
     self->by_id = zhashx_new();
+    self->accts = zhashx_new();
     self->items = calloc(self->opts.deliver_batch, sizeof(Sluice__Delivery));
     self->item_ptrs = calloc(self->opts.deliver_batch, sizeof(Sluice__Delivery *));
-    if (!self->by_name || !self->by_id || !self->items || !self->item_ptrs)
+    if (!self->by_name || !self->by_id || !self->accts || !self->items
+        || !self->item_ptrs)
         goto fail;
+    zhashx_set_destructor(self->accts, s_acct_free);
     for (uint32_t i = 0; i < self->opts.deliver_batch; i++)
         self->item_ptrs[i] = &self->items[i];
     rc = sld_store_begin(store, false, &txn);
@@ -593,10 +723,13 @@ int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
     sld_txn_abort(&txn);
     if (rc)
         goto fail;
-    self->ntopic_subs = 0;
-    for (size_t i = 0; i < sld_store_topic_count(store); i++)
-        if (!s_topic_subs(self, sld_store_topic_at(store, i)->id))
+    /* Every stored topic was matched against every loaded subscription. */
+    for (size_t i = 0; i < sld_store_topic_count(store); i++) {
+        s_subvec_t *vec = s_topic_subs(self, sld_store_topic_at(store, i)->id);
+        if (!vec)
             goto fail;
+        vec->known = true;
+    }
     *out = self;
     return 0;
 fail:
@@ -627,6 +760,7 @@ void sld_delivery_destroy(sld_delivery_t **self_p)
     free(self->scratch);
     zhashx_destroy(&self->by_name);
     zhashx_destroy(&self->by_id);
+    zhashx_destroy(&self->accts);
     free(self);
     *self_p = NULL;
 }
@@ -634,11 +768,13 @@ void sld_delivery_destroy(sld_delivery_t **self_p)
 /* Topics the store knows but we have not matched yet (created since). */
 static void s_discover(sld_delivery_t *self, uint32_t id)
 {
-    if (id < self->ntopic_subs)
+    if (id < self->ntopic_subs && self->topic_subs[id].known)
         return;
     const sld_topic_info_t *info = sld_store_topic_by_id(self->store, id);
-    if (!info || !s_topic_subs(self, id))
+    s_subvec_t *vec = info ? s_topic_subs(self, id) : NULL;
+    if (!vec)
         return;
+    vec->known = true;
     for (size_t i = 0; i < self->subs.n; i++) {
         s_sub_t *sub = self->subs.v[i];
         if (!slc_pattern_match(sub->pattern, info->name))
@@ -671,8 +807,8 @@ static int s_key_cmp(const void *a, const void *b)
  * order, so the next consumer sees them in the order they were stored. */
 static void s_detach(sld_delivery_t *self, s_sub_t *sub)
 {
-    (void) self;
     size_t n = 0;
+    s_acct_release(self, sub);
     s_key_t *keys = malloc((sub->flight.count + 1) * sizeof(s_key_t));
     for (size_t i = 0; keys && i < sub->flight.cap; i++) {
         s_flight_t *f = &sub->flight.slot[i];
@@ -686,7 +822,7 @@ static void s_detach(sld_delivery_t *self, s_sub_t *sub)
     for (size_t i = 0; i < n; i++) {
         s_flight_t *f = s_flight_get(&sub->flight, keys[i].topic_id, keys[i].offset);
         if (s_ring_push(&sub->ready, f->topic_id, f->offset) == 0)
-            f->state = S_READY;
+            s_set_state(self, sub, f, S_READY);
     }
     free(keys);
     sub->session = NULL;
@@ -769,6 +905,7 @@ int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
         }
     }
     sub->session = session;
+    s_acct_attach(self, sub, session);
     sub->credit = req->credit ? req->credit : S_DEFAULT_CREDIT;
     s_wake(self, sub);
     reply->name = sub->name;
@@ -876,7 +1013,7 @@ int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
             code = SL_ENOTFOUND;
         else if (f && f->token == it->token) {
             if (!nack) {
-                s_flight_del(&sub->flight, f);
+                s_forget(self, sub, f);
                 if (s_mark_acked(self, sub, st, it->offset) != 0)
                     code = SL_ENOMEM;
                 else {
@@ -887,20 +1024,22 @@ int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
             else {
                 sld_metrics_add(self->metrics, SLD_M_NACKS, 1);
                 f->nacked = true;
-                f->state = S_DELAYED;
+                s_set_state(self, sub, f, S_DELAYED);
                 f->deadline = now + delay_ms;
                 s_timer_t t = { f->deadline, f->offset, f->token, f->topic_id };
-                if (delay_ms == 0 || s_heap_push(&sub->timers, t) != 0)
-                    f->deadline = now;
+                /* The timer decides between redelivery and the DLQ, also
+                 * for delay 0; the next pump sees it due at once. */
+                if (s_heap_push(&sub->timers, t) != 0)
+                    code = SL_ENOMEM;
                 self->next_timer_check = now;
             }
         }
         else if (!f && s_is_acked(st, it->offset))
             code = 0;           /* acks are idempotent */
-        else if (!f && it->offset >= sld_store_topic_by_id(self->store, it->topic_id)->next_offset)
-            code = SL_ENOTFOUND;
+        else if (!f && it->offset >= st->next)
+            code = SL_ENOTFOUND;    /* never delivered to this subscription */
         else
-            code = SL_ESTALE;
+            code = SL_ESTALE;       /* delivered once, superseded since */
         if (code) {
             refused[*nrefused] = (sld_refusal_t) { it->topic_id, it->offset, it->token, code };
             (*nrefused)++;
@@ -933,7 +1072,7 @@ void sld_delivery_session_gone(sld_delivery_t *self, sld_session_t *session)
 void sld_delivery_topic_appended(sld_delivery_t *self, uint32_t id)
 {
     s_discover(self, id);
-    if (id >= self->ntopic_subs)
+    if (id >= self->ntopic_subs || !self->topic_subs[id].known)
         return;
     s_subvec_t *vec = &self->topic_subs[id];
     for (size_t i = 0; i < vec->n; i++)
@@ -1031,10 +1170,15 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
             if (sld_store_read(txn, f->topic_id, f->offset, &env, &len, NULL) != 0) {
                 /* Trimmed by retention while waiting: nothing to redeliver. */
                 st = s_subtopic_find(sub, f->topic_id);
-                s_flight_del(&sub->flight, f);
+                s_forget(self, sub, f);
                 if (st)
                     s_catch_up_floor(self, sub, st);
                 continue;
+            }
+            if (s_no_room(self, sub, len)) {
+                s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
+                more = false;
+                break;
             }
             f->attempt++;
             sub->redelivered++;
@@ -1050,11 +1194,17 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                 more = false;
                 break;
             }
-            uint64_t off = st->next++;
+            uint64_t off = st->next;
             if (sld_store_read(txn, st->topic_id, off, &env, &len, NULL) != 0) {
+                st->next++;
                 s_catch_up_floor(self, sub, st);
                 continue;
             }
+            if (s_no_room(self, sub, len)) {
+                more = false;
+                break;
+            }
+            st->next++;
             sub->delivered++;
             sld_metrics_add(self->metrics, SLD_M_DELIVERED, 1);
             if (!sub->ephemeral) {
@@ -1069,7 +1219,8 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                 continue;
             }
         }
-        f->state = S_SENT;
+        f->len = (uint32_t) len;
+        s_set_state(self, sub, f, S_SENT);
         f->nacked = false;
         f->token = ++self->next_token;
         f->deadline = now + sub->ack_wait_ms;
@@ -1118,15 +1269,13 @@ static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
             sub->dead_lettered++;
             sld_metrics_add(self->metrics, SLD_M_DEAD_LETTERED, 1);
             uint64_t off = f->offset;
-            s_flight_del(&sub->flight, f);
+            s_forget(self, sub, f);
             s_mark_acked(self, sub, st, off);
             continue;
         }
-        f->state = S_READY;
-        if (s_ring_push(&sub->ready, f->topic_id, f->offset) != 0) {
-            f->state = S_SENT;
+        if (s_ring_push(&sub->ready, f->topic_id, f->offset) != 0)
             continue;
-        }
+        s_set_state(self, sub, f, S_READY);
         s_wake(self, sub);
     }
 }

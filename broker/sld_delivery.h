@@ -29,6 +29,7 @@ typedef struct {
     uint32_t ack_wait_ms;       /* default when Subscribe says 0 */
     uint32_t max_deliver;       /* default when Subscribe says 0 */
     uint32_t max_inflight;      /* unacked deliveries per subscription */
+    uint64_t max_unacked_bytes; /* bytes sent, not acked, per session; 0 = no limit */
     uint32_t deliver_batch;     /* most messages per Deliver frame */
     uint32_t max_subscriptions; /* durable + ephemeral */
     uint32_t max_message_bytes; /* bounds a Deliver frame with deliver_batch */

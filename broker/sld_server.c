@@ -98,6 +98,8 @@ struct sld_server {
     sld_session_t **gone;
     size_t ngone, capgone;
     uint64_t next_expiry_ms;
+    uint64_t next_space_ms;     /* when to measure free space again */
+    bool near_full;             /* free space below the reserve: refuse publishes */
     uint64_t t_stored, t_bytes, t_dups, t_nacked; /* this attempt's publishes */
 };
 
@@ -792,8 +794,13 @@ static int s_apply_topic_create(sld_server_t *self, sld_txn_t *txn,
     Sluice__TopicCreate *tc = w->frame->topic_create;
     s_peer_t peer = { w->id, w->id_len, w->session };
     const char *why = NULL;
+    uint32_t id = 0;
     int rc = fail ? fail : sld_topics_create(self->topics, txn, tc->name, tc->max_age_ms,
-                                             tc->max_bytes, &why);
+                                             tc->max_bytes, &id, &why);
+    /* A new topic may match existing pattern subscriptions: tell delivery
+     * after the commit, like an append. */
+    if (rc == 0)
+        rc = s_note_appended(self, id);
     if (rc == SL_EFULL && !fail)
         return rc;
     if (rc && rc != SL_EINVAL && !fail)
@@ -853,9 +860,35 @@ static int s_try(sld_server_t *self, bool refuse)
     return rc;
 }
 
+/* Publishes stop while less than this is free below the ceiling, so that
+ * retention, acks and subscriptions always have pages to commit with (an
+ * LMDB delete needs fresh pages too) and can free space again. */
+static uint64_t s_reserve(uint64_t map_max)
+{
+    uint64_t r = map_max / 32;
+    return r < (256u << 10) ? 256u << 10 : r;
+}
+
+static void s_measure_space(sld_server_t *self, uint64_t now)
+{
+    self->next_space_ms = now + 200;
+    uint64_t used, size, max = sld_store_map_max(self->store);
+    sld_store_usage(self->store, &used, &size);
+    bool full = used + s_reserve(max) > max;
+    if (full != self->near_full)
+        s_log(self, full ? 1 : 2, full
+              ? "storage nearly full (%" PRIu64 " of %" PRIu64 " MiB used): refusing publishes"
+              : "storage has room again (%" PRIu64 " of %" PRIu64 " MiB used): accepting publishes",
+              used >> 20, max >> 20);
+    self->near_full = full;
+}
+
 static void s_commit(sld_server_t *self)
 {
-    int rc = s_try(self, false);
+    uint64_t now = slc_mono_ms();
+    if (now >= self->next_space_ms)
+        s_measure_space(self, now);
+    int rc = s_try(self, self->near_full);
     if (rc == SL_EFULL) {
         sld_metrics_add(self->metrics, SLD_M_COMMIT_FULL, 1);
         while (rc == SL_EFULL && sld_store_grow(self->store) == 0) {
@@ -866,7 +899,7 @@ static void s_commit(sld_server_t *self)
             rc = s_try(self, false);
         }
         if (rc == SL_EFULL) {
-            s_log(self, 1, "storage full at storage/map_size_max: refusing publishes");
+            s_measure_space(self, now);
             rc = s_try(self, true);
         }
     }
@@ -940,6 +973,7 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
         .ack_wait_ms = cfg->ack_wait_ms,
         .max_deliver = cfg->max_deliver,
         .max_inflight = cfg->max_inflight,
+        .max_unacked_bytes = cfg->max_unacked_bytes,
         .deliver_batch = cfg->deliver_batch,
         .max_subscriptions = cfg->max_subscriptions,
         .max_message_bytes = cfg->max_message_bytes,
@@ -1020,6 +1054,19 @@ const char *sld_server_endpoint(const sld_server_t *self)
     return self->endpoint;
 }
 
+void sld_server_reload(sld_server_t *self, const sld_config_t *cfg)
+{
+    if (cfg->map_size_max != self->cfg.map_size_max) {
+        sld_store_set_map_max(self->store, cfg->map_size_max);
+        s_log(self, 2, "storage/map_size_max is now %" PRIu64 " MiB", cfg->map_size_max >> 20);
+    }
+    self->cfg.map_size_max = cfg->map_size_max;
+    self->cfg.log_level = cfg->log_level;
+    if (strcmp(cfg->data_dir, self->cfg.data_dir) != 0 || strcmp(cfg->listen, self->cfg.listen) != 0)
+        s_log(self, 1, "data_dir and listen change only with a restart");
+    s_log(self, 2, "configuration reloaded");
+}
+
 /* After frames were handled (or a poll timed out): deliveries, dead
  * letters, sessions, retention. Returns how long the loop may sleep. */
 static long s_after(sld_server_t *self)
@@ -1065,11 +1112,9 @@ int sld_server_run(sld_server_t *self, int stop_fd)
             return SL_ESYS;
         }
         if (n > 0 && nitems == 2 && (items[1].revents & ZMQ_POLLIN))
-            break;
+            return 0;
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             s_turn(self);
         timeout = s_after(self);
     }
-    s_log(self, 2, "shutting down: every acked message is committed");
-    return 0;
 }

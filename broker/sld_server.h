@@ -15,9 +15,16 @@ typedef struct sld_server sld_server_t;
  * SL_ESYS (bind failed: reason on stderr), SL_ENOMEM. */
 int sld_server_new(const sld_config_t *cfg, sld_server_t **out);
 
-/* Serve until STOP_FD (e.g. a signalfd; -1 = none) becomes readable. Every
- * acked message is committed before this returns. 0 or SL_ESTORE. */
+/* Serve until STOP_FD (e.g. a signalfd; -1 = none) becomes readable; the
+ * caller reads it (and may call this again). Every acked message is
+ * committed before this returns. 0 or SL_ESYS. */
 int sld_server_run(sld_server_t *self, int stop_fd);
+
+/* Apply the settings of CFG that can change while running: the storage
+ * ceiling (storage/map_size_max: publishes refused as "storage full"
+ * resume at once when it is raised) and broker/log_level. Others are logged
+ * as needing a restart when they differ. */
+void sld_server_reload(sld_server_t *self, const sld_config_t *cfg);
 
 /* One turn of the loop: wait at most TIMEOUT_MS for frames, handle what
  * arrived (group commit included), pump deliveries and timers. For tests

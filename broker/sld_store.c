@@ -1044,6 +1044,30 @@ void sld_store_set_map_max(sld_store_t *self, size_t map_size_max)
     self->map_size_max = map_size_max > self->map_size ? map_size_max : self->map_size;
 }
 
+/* Pages on LMDB's freelist are reusable: count them so "used" means what
+ * the next commits cannot take. The freelist (dbi 0) holds, per freeing
+ * transaction, an array of page numbers whose first word is its length. */
+static uint64_t s_free_pages(sld_store_t *self)
+{
+    MDB_txn *mt = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    uint64_t pages = 0;
+    if (mdb_txn_begin(self->env, NULL, MDB_RDONLY, &mt) != 0)
+        return 0;
+    if (mdb_cursor_open(mt, 0, &cur) == 0) {
+        int mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+        while (mrc == 0) {
+            if (val.mv_size >= sizeof(size_t))
+                pages += *(const size_t *) val.mv_data;
+            mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(mt);
+    return pages;
+}
+
 void sld_store_usage(sld_store_t *self, uint64_t *used, uint64_t *map_size)
 {
     MDB_envinfo info;
@@ -1053,10 +1077,17 @@ void sld_store_usage(sld_store_t *self, uint64_t *used, uint64_t *map_size)
         info.me_last_pgno = 0;
         st.ms_psize = 0;
     }
+    uint64_t pages = (uint64_t) info.me_last_pgno + 1;
+    uint64_t free_pages = s_free_pages(self);
     if (used)
-        *used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+        *used = (pages > free_pages ? pages - free_pages : 0) * st.ms_psize;
     if (map_size)
         *map_size = self->map_size;
+}
+
+uint64_t sld_store_map_max(const sld_store_t *self)
+{
+    return self->map_size_max;
 }
 
 /* ----------------------------------------------------------------- topics */

@@ -224,7 +224,12 @@ int sld_store_trim(sld_store_t *self, uint64_t now_us, uint64_t dedup_window_us,
 typedef int (sld_store_verify_fn)(const void *envelope, size_t len);
 int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out);
 
-/* Map usage, for stats: bytes used and current map size. */
+/* Map usage: bytes in use (pages on LMDB's freelist, reusable, are not
+ * counted) and the current map size. Walks the freelist: not for every
+ * message. */
 void sld_store_usage(sld_store_t *self, uint64_t *used, uint64_t *map_size);
+
+/* The growth ceiling in force (storage/map_size_max, page-rounded). */
+uint64_t sld_store_map_max(const sld_store_t *self);
 
 #endif

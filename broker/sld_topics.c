@@ -71,15 +71,15 @@ int sld_topics_resolve(sld_topics_t *self, sld_txn_t *txn, const char *name,
 }
 
 int sld_topics_create(sld_topics_t *self, sld_txn_t *txn, const char *name,
-                      uint64_t max_age_ms, uint64_t max_bytes, const char **why)
+                      uint64_t max_age_ms, uint64_t max_bytes, uint32_t *id,
+                      const char **why)
 {
     *why = NULL;
     if (!name || slc_topic_validate(name, false) != 0) {
         *why = "invalid topic name: dot-separated words of [A-Za-z0-9_-], not starting with '_'";
         return SL_EINVAL;
     }
-    uint32_t id;
-    return s_ensure(self, txn, name, max_age_ms, max_bytes, true, &id);
+    return s_ensure(self, txn, name, max_age_ms, max_bytes, true, id);
 }
 
 uint64_t sld_topics_dedup_window_us(const sld_topics_t *self)

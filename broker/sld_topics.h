@@ -32,9 +32,11 @@ void sld_topics_destroy(sld_topics_t **self_p);
 int sld_topics_resolve(sld_topics_t *self, sld_txn_t *txn, const char *name,
                        uint32_t *id, const char **why);
 
-/* Operator: create NAME or change its retention (0 = the default). */
+/* Operator: create NAME or change its retention (0 = the default); *id is
+ * the topic's id. */
 int sld_topics_create(sld_topics_t *self, sld_txn_t *txn, const char *name,
-                      uint64_t max_age_ms, uint64_t max_bytes, const char **why);
+                      uint64_t max_age_ms, uint64_t max_bytes, uint32_t *id,
+                      const char **why);
 
 /* The dedup window for msg-id headers, in microseconds. */
 uint64_t sld_topics_dedup_window_us(const sld_topics_t *self);

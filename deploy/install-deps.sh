@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #   install-deps.sh - install what sluice needs to build, test and run on
 #   Debian 12 (bookworm): compiler, meson/ninja, protobuf-c, ZeroMQ/CZMQ,
-#   LMDB, libsodium, cmocka, valgrind and the tools the tests call.
+#   LMDB, libsodium, cmocka, the sanitizer runtimes, valgrind and the tools
+#   the tests call.
 #   Idempotent: when every package is already installed it does not touch
 #   apt at all. Runs as root, or through sudo when that exists.
 #   It does not build sluice (deploy/setup.sh does).
@@ -20,7 +21,9 @@ packages=(
     lmdb-utils              # mdb_stat / mdb_dump, for operators and tests
     libsodium-dev
     libcmocka-dev           # unit tests
-    valgrind                # memory checks in tests
+    libasan8                # AddressSanitizer + LeakSanitizer runtime (build-asan)
+    libubsan1               # UBSan runtime (build-asan)
+    valgrind                # memory checks by hand (deploy/setup.sh)
     procps                  # ps, pkill for integration tests
     iproute2                # ss, for integration tests
     python3                 # setup.sh reads meson's test log with it

@@ -3,9 +3,20 @@
 #     bash deploy/setup.sh run [sluiced flags...]  deps, release build, then
 #                                                  sluiced in the foreground
 #     bash deploy/setup.sh test                    deps, build-test, meson test,
+#                                                  then the same suite again in
+#                                                  build-asan (ASan, LSan, UBSan);
 #                                                  last line "N passed, N failed"
+#                                                  summed over both runs
 #   Works from any directory; it changes to the repository root first.
 #   It does not install sluice system-wide or create a service.
+#
+#   Memory checks by hand (valgrind; slow, so not in CI):
+#     unit tests:   meson test -C build-test --suite unit \
+#                     --wrap='valgrind --leak-check=full --error-exitcode=1'
+#     the broker in every integration test (the harness runs sluiced under
+#     $SLUICE_TEST_WRAP and fails the test on any report in its log):
+#       SLUICE_TEST_WRAP='valgrind --leak-check=full --error-exitcode=9' \
+#         meson test -C build-test --suite integration -t 4
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -74,31 +85,53 @@ PY
     fi
 }
 
+# Build DIR and run the whole meson suite in it; the caller sets the
+# environment. Prints "passed failed skipped exit" for DIR on stdout, the
+# build and test output on stderr.
+run_suite() {
+    local dir=$1 rc=0
+    local log=$dir/meson-logs/testlog.json
+    rm -f "$log"
+    # A build failure still ends with the summary line (meson test then
+    # runs nothing), so CI always sees the same last line.
+    ninja -C "$dir" >&2 || echo "setup.sh: $dir: build failed" >&2
+    meson test -C "$dir" --print-errorlogs --num-processes 2 >&2 || rc=$?
+    local passed failed skipped
+    read -r passed failed skipped < <(count_results "$log")
+    if ((passed + failed + skipped == 0)); then
+        echo "setup.sh: $dir: no tests ran (meson test exit $rc)" >&2
+    elif ((failed == 0 && rc != 0)); then
+        echo "setup.sh: $dir: meson test exited $rc" >&2
+    fi
+    echo "setup.sh: $dir: $passed passed, $failed failed, $skipped skipped" >&2
+    echo "$passed $failed $skipped $rc"
+}
+
 do_test() {
-    local log=build-test/meson-logs/testlog.json
     bash deploy/install-deps.sh
     # Warnings are errors in every test build, CI or not.
     configure build-test -Dwerror=true
-    rm -f "$log"
-    local rc=0
-    # A build failure still ends with the summary line (meson test then
-    # runs nothing), so CI always sees the same last line.
-    ninja -C build-test || echo "setup.sh: build failed" >&2
-    meson test -C build-test --print-errorlogs --num-processes 2 || rc=$?
-    local passed failed skipped
-    read -r passed failed skipped < <(count_results "$log")
-    local total=$((passed + failed + skipped))
+    local p1 f1 s1 rc1 p2 f2 s2 rc2
+    read -r p1 f1 s1 rc1 < <(run_suite build-test)
+    # The same suite once more with AddressSanitizer (+ LeakSanitizer) and
+    # UBSan. Every report aborts the process it is in: a test program then
+    # fails by itself, and the integration harness fails a test whose
+    # sluiced child left a report in its log (it stops brokers with
+    # SIGTERM, so leaks at exit are checked too).
+    configure build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dbuildtype=debug -Dwerror=true
+    read -r p2 f2 s2 rc2 < <(
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            run_suite build-asan)
+    local passed=$((p1 + p2)) failed=$((f1 + f2)) skipped=$((s1 + s2))
     local line="$passed passed, $failed failed"
     if ((skipped > 0)); then
         line+=", $skipped skipped"
     fi
-    if ((total == 0)); then
-        echo "setup.sh: no tests ran (meson test exit $rc)" >&2
-    elif ((failed == 0 && rc != 0)); then
-        echo "setup.sh: meson test exited $rc" >&2
-    fi
     echo "$line"
-    if ((failed > 0 || passed == 0 || rc != 0)); then
+    # Each run must have run something and exited 0.
+    if ((failed > 0 || p1 == 0 || p2 == 0 || rc1 != 0 || rc2 != 0)); then
         exit 1
     fi
     exit 0

@@ -555,7 +555,10 @@ int sli_turn(sl_client_t *self, int timeout_ms)
     }
     if (self->state == SLI_SESS_VERSION)
         return SL_EVERSION;
-    s_timers(self, slc_mono_ms(), false);
+    /* Time spent waiting in our own poll is I/O time: silence during it
+     * counts toward dead_after_ms (only gaps between calls do not). */
+    self->last_io = slc_mono_ms();
+    s_timers(self, self->last_io, false);
     return n;
 fail:
     return rc;

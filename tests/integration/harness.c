@@ -1,5 +1,7 @@
 /*  harness - start/stop a real sluiced, run commands, raw protocol client.
- *  Test thread only. Paths of built programs come from BUILD_ROOT.  */
+ *  Test thread only. Paths of built programs come from BUILD_ROOT. The
+ *  broker runs under $SLUICE_TEST_WRAP when set (e.g. valgrind), and every
+ *  stop checks its log for sanitizer and valgrind reports.  */
 #include "harness.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,8 +68,17 @@ int h_broker_start(h_broker_t *b)
         fclose(lf);
     }
     const char *listen = b->endpoint[0] ? b->endpoint : "tcp://127.0.0.1:*";
-    char *argv[20];
+    char *argv[32];
     int n = 0;
+    /* SLUICE_TEST_WRAP="valgrind --leak-check=full --error-exitcode=9" runs
+     * the broker under that command (words split on spaces, at most 8). */
+    char wrap[512];
+    const char *w = getenv("SLUICE_TEST_WRAP");
+    snprintf(wrap, sizeof wrap, "%s", w ? w : "");
+    for (char *save = NULL, *word = strtok_r(wrap, " ", &save);
+         word && n < 8; word = strtok_r(NULL, " ", &save))
+        argv[n++] = word;
+    bool wrapped = n > 0;
     argv[n++] = path;
     argv[n++] = "--data-dir";
     argv[n++] = b->dir;
@@ -81,16 +93,20 @@ int h_broker_start(h_broker_t *b)
         if (pid < 0)
             return -1;
         if (pid == 0) {
+            /* A test that fails an assertion never reaches its cleanup:
+             * the broker must not outlive the test process. */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
             if (fd >= 0) {
                 dup2(fd, 2);
                 dup2(fd, 1);
             }
-            execv(path, argv);
+            execvp(argv[0], argv);
             _exit(127);
         }
         b->pid = pid;
-        for (int i = 0; i < 500; i++) {
+        /* 5 s to listen; a broker under valgrind starts far slower. */
+        for (int i = 0; i < (wrapped ? 6000 : 500); i++) {
             char ep[64];
             if (s_find_endpoint(b, ep, sizeof ep, from) == 0) {
                 snprintf(b->endpoint, sizeof b->endpoint, "%s", ep);
@@ -107,9 +123,66 @@ int h_broker_start(h_broker_t *b)
             h_broker_stop(b, SIGKILL);
             return -1;
         }
+        /* Only a port still held by the previous run is worth a retry;
+         * any other refusal (a damaged store) is the answer. */
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "tail -n 3 '%s' | grep -q 'cannot listen'", b->log);
+        if (system(cmd) != 0)
+            return -1;
         usleep(100000);
     }
     return -1;
+}
+
+/* Reports of AddressSanitizer, LeakSanitizer, UBSan and valgrind go to
+ * the broker's stderr, that is its log. Returns the offset of the first
+ * one in the log, or -1 when there is none. */
+static long s_find_report(const h_broker_t *b)
+{
+    static const char *const marks[] = {
+        "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+        "Sanitizer:DEADLYSIGNAL",
+    };
+    FILE *f = fopen(b->log, "r");
+    if (!f)
+        return -1;
+    char line[1024];
+    long at = -1, pos = 0;
+    while (at < 0 && fgets(line, sizeof line, f)) {
+        for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+            if (strstr(line, marks[i]))
+                at = pos;
+        const char *v = strstr(line, "ERROR SUMMARY: ");
+        if (v && atoi(v + strlen("ERROR SUMMARY: ")) > 0)
+            at = pos;
+        pos = ftell(f);
+    }
+    fclose(f);
+    return at;
+}
+
+/* A broker that reported a memory error, a leak or undefined behaviour, or
+ * that SIGTERM did not stop cleanly, fails the test program: print the
+ * report and exit (the harness has no cmocka context to fail a test in). */
+static void s_check_exit(const h_broker_t *b, int sig, int rc)
+{
+    long at = s_find_report(b);
+    bool crashed = sig == SIGTERM && rc >= 128 && rc != 128 + SIGTERM;
+    if (at < 0 && !crashed)
+        return;
+    fflush(stdout);
+    fprintf(stderr, "harness: sluiced (%s) %s; its log from there:\n", b->dir,
+            at >= 0 ? "reported a memory or UB error" : "died on a signal at SIGTERM");
+    FILE *f = fopen(b->log, "r");
+    if (f) {
+        char line[1024];
+        fseek(f, at >= 0 ? at : 0, SEEK_SET);
+        for (int i = 0; i < 300 && fgets(line, sizeof line, f); i++)
+            fputs(line, stderr);
+        fclose(f);
+    }
+    fflush(stderr);
+    _exit(1);
 }
 
 int h_broker_stop(h_broker_t *b, int sig)
@@ -118,17 +191,34 @@ int h_broker_stop(h_broker_t *b, int sig)
         return -1;
     kill(b->pid, sig);
     int status = 0;
-    waitpid(b->pid, &status, 0);
+    /* Bounded: a broker that hangs in shutdown is killed, not waited for
+     * until the test's timeout (longer under a SLUICE_TEST_WRAP tool). */
+    int limit_ms = getenv("SLUICE_TEST_WRAP") ? 120000 : 30000;
+    for (int waited = 0; waitpid(b->pid, &status, WNOHANG) == 0; waited += 10) {
+        if (waited >= limit_ms) {
+            fprintf(stderr, "harness: sluiced did not stop within %d ms of "
+                    "signal %d; killing it\n", limit_ms, sig);
+            kill(b->pid, SIGKILL);
+            waitpid(b->pid, &status, 0);
+            break;
+        }
+        usleep(10000);
+    }
     b->pid = 0;
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    s_check_exit(b, sig, rc);
+    return rc;
 }
 
 void h_broker_destroy(h_broker_t *b)
 {
+    /* Graceful, so LeakSanitizer / valgrind see the broker's exit. */
     if (b->pid)
-        h_broker_stop(b, SIGKILL);
+        h_broker_stop(b, SIGTERM);
+    if (getenv("SLUICE_TEST_KEEP")) {
+        fprintf(stderr, "harness: kept %s and %s\n", b->dir, b->log);
+        return;
+    }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", b->dir, b->log);
     if (system(cmd) != 0)

@@ -28,11 +28,15 @@ void h_broker_init(h_broker_t *b, const char *const *extra);
  * it listens. 0 or -1 (the log says why). */
 int h_broker_start(h_broker_t *b);
 
-/* Stop with SIGTERM (graceful) or SIGKILL, and reap. Returns the exit status
- * from waitpid (0 for a clean exit). */
+/* Stop with SIGTERM (graceful) or SIGKILL, and reap (a broker still alive
+ * 30 s after the signal is killed). Returns the exit status from waitpid
+ * (0 for a clean exit; 128 + N for signal N). A sanitizer or valgrind
+ * report in the broker's log, or a crash on SIGTERM, ends the test program
+ * with exit status 1 after printing the report. */
 int h_broker_stop(h_broker_t *b, int sig);
 
-/* Stop if running, remove the temp dir. */
+/* Stop if running (SIGTERM, so leak checkers see the exit; checked as
+ * above), remove the temp dir. */
 void h_broker_destroy(h_broker_t *b);
 
 /* Run a command line with /bin/sh, stdin from IN (may be NULL = /dev/null);

@@ -1,7 +1,8 @@
 /*  test_protocol - the wire contract of docs/protocol.md, driven frame by
  *  frame through the harness's raw DEALER client against a real sluiced:
  *  sessions, bad input, limits, topic names, idempotent publish, tokens,
- *  redelivery, dead letters, resume, take-over, storage full, clean stop.
+ *  redelivery, nack, dead letters, resume, take-over, storage full, clean
+ *  stop, wildcard discovery.
  *  Each test owns one broker (temp dir, loopback port) through its fixture;
  *  single thread. It does not test the SDK or the CLI (test_roundtrip).  */
 #include <setjmp.h>
@@ -16,7 +17,9 @@
 #include <unistd.h>
 #include "harness.h"
 
-#define S_REPLY_MS 5000         /* longest wait for a direct reply */
+/* Longest wait for a direct reply. Generous: replies follow an fsync, and
+ * the disk is shared with other test runs. */
+#define S_REPLY_MS 10000
 #define S_MAX_CLIENTS 4
 #define S_MAX_HELD 64
 
@@ -75,7 +78,11 @@ static int s_teardown(void **state)
         if (fx->clients[i])
             s_client_free(fx->clients[i]);
     if (fx->inited) {
-        char cmd[400]; snprintf(cmd, sizeof cmd, "tail -30 %s >&2", fx->broker.log); if (system(cmd)) {}
+        /* SLUICE_TEST_LOG=1 shows what the broker said, to debug a failure. */
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "tail -n 40 '%s' >&2", fx->broker.log);
+        if (getenv("SLUICE_TEST_LOG") && system(cmd) != 0)
+            fprintf(stderr, "(no broker log)\n");
         h_broker_destroy(&fx->broker);
     }
     free(fx);
@@ -356,10 +363,10 @@ static void s_publish_at(s_client_t *c, const s_msg_t *m, uint64_t offset)
 static void s_publish_n(s_client_t *c, const char *topic, size_t n)
 {
     s_msg_t *m = calloc(n, sizeof(s_msg_t));
-    char (*body)[16] = calloc(n, 16);
+    char (*body)[24] = calloc(n, 24);       /* "m" + 20 digits + NUL fits */
     assert_true(m && body);
     for (size_t i = 0; i < n; i++) {
-        snprintf(body[i], 16, "m%zu", i);
+        snprintf(body[i], 24, "m%zu", i);
         m[i] = (s_msg_t) { .topic = topic, .payload = body[i], .len = strlen(body[i]) };
     }
     Sluice__Frame *r = s_publish(c, m, n);
@@ -411,6 +418,27 @@ static Sluice__Frame *s_ack(s_client_t *c, uint32_t sub_id, uint32_t topic_id,
     return s_request(c, &f);
 }
 
+/* Nack one delivery under SUB_ID with corr, to come back after DELAY_MS. */
+static Sluice__Frame *s_nack(s_client_t *c, uint32_t sub_id, uint32_t topic_id,
+                             uint64_t offset, uint64_t token, uint32_t delay_ms)
+{
+    Sluice__AckItem item = SLUICE__ACK_ITEM__INIT;
+    Sluice__AckItem *items[1] = { &item };
+    Sluice__Nack nack = SLUICE__NACK__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    item.topic_id = topic_id;
+    item.offset = offset;
+    item.token = token;
+    nack.sub_id = sub_id;
+    nack.items = items;
+    nack.n_items = 1;
+    nack.delay_ms = delay_ms;
+    nack.reason = "test";
+    f.body_case = SLUICE__FRAME__BODY_NACK;
+    f.nack = &nack;
+    return s_request(c, &f);
+}
+
 /* Assert R is an AckReply refusing nothing; frees R. */
 static void s_expect_acked(Sluice__Frame *r)
 {
@@ -431,6 +459,20 @@ static void s_expect_refused(Sluice__Frame *r, uint64_t offset, int code)
     assert_int_equal(r->ack_reply->refused[0]->offset, offset);
     assert_int_equal(r->ack_reply->refused[0]->code, code);
     assert_true(strlen(r->ack_reply->refused[0]->text) > 0);
+    slc_frame_free(&r);
+}
+
+/* TopicCreate NAME with broker-default retention; asserts Ok. */
+static void s_topic_create(s_client_t *c, const char *name)
+{
+    Sluice__TopicCreate tc = SLUICE__TOPIC_CREATE__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    tc.name = (char *) name;
+    f.body_case = SLUICE__FRAME__BODY_TOPIC_CREATE;
+    f.topic_create = &tc;
+    Sluice__Frame *r = s_request(c, &f);
+    if (r->body_case != SLUICE__FRAME__BODY_OK)
+        fail_msg("TopicCreate %s: got %s", name, slc_frame_name(r));
     slc_frame_free(&r);
 }
 
@@ -549,6 +591,11 @@ static void test_no_session(void **state)
     assert_int_equal(r->corr, c->next_corr - 1);
     assert_true(r->error ? r->error->retryable : false);
     s_expect_error(r, 401);
+    Sluice__Heartbeat hb = SLUICE__HEARTBEAT__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    f.body_case = SLUICE__FRAME__BODY_HEARTBEAT;
+    f.heartbeat = &hb;
+    s_expect_error(s_request(c, &f), 401);
 
     r = s_hello(c, 1, NULL);
     assert_int_equal(r->body_case, SLUICE__FRAME__BODY_HELLO_OK);
@@ -788,6 +835,19 @@ static void test_msg_id_dedup(void **state)
     assert_true(s_confirm(r, 0)->duplicate);
     assert_int_equal(s_confirm(r, 0)->offset, 0);
     slc_frame_free(&r);
+    /* Inside one batch too: the second copy is the first one's duplicate. */
+    s_msg_t twice[2] = {
+        { .topic = "events", .payload = "g", .len = 1, .msg_id = "batch-1" },
+        { .topic = "events", .payload = "g", .len = 1, .msg_id = "batch-1" },
+    };
+    r = s_publish(c, twice, 2);
+    assert_int_equal(s_confirm(r, 0)->code, 0);
+    assert_false(s_confirm(r, 0)->duplicate);
+    assert_int_equal(s_confirm(r, 0)->offset, 2);
+    assert_int_equal(s_confirm(r, 1)->code, 0);
+    assert_true(s_confirm(r, 1)->duplicate);
+    assert_int_equal(s_confirm(r, 1)->offset, 2);
+    slc_frame_free(&r);
     /* The same msg-id on another topic is another message. */
     s_msg_t elsewhere = { .topic = "events2", .payload = "e", .len = 1, .msg_id = "abc" };
     s_publish_at(c, &elsewhere, 0);
@@ -801,7 +861,7 @@ static void test_msg_id_dedup(void **state)
     assert_true(s_confirm(r, 0)->duplicate);
     assert_int_equal(s_confirm(r, 0)->offset, 0);
     slc_frame_free(&r);
-    assert_int_equal(s_topic_messages(c, "events"), 2);
+    assert_int_equal(s_topic_messages(c, "events"), 3);
 }
 
 /* 6c. Outside storage/dedup_window the same msg-id is a new message. */
@@ -1075,6 +1135,97 @@ static void test_graceful_stop(void **state)
     s_publish_at(c, &m, 3);
 }
 
+/* 13. A wildcard subscription sees every topic created after it, whatever
+ *     order the topics were created and first written in (regression: a
+ *     topic created empty was missed once a later one had been seen). */
+static void test_wildcard_discovery(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *c = s_connect(fx, true);
+    uint32_t sub = s_subscribe(c, "all-orders", "orders.>",
+                               SLUICE__START_KIND__START_EARLIEST, 100, 0);
+    s_topic_create(c, "orders.a");      /* created empty: id N */
+    s_publish_n(c, "orders.b", 1);      /* created and written: id N + 1 */
+    s_publish_n(c, "orders.a", 1);
+    bool seen_a = false, seen_b = false;
+    s_dlv_t d;
+    while (s_next(c, sub, 1000, &d)) {
+        seen_a |= strcmp(d.topic, "orders.a") == 0;
+        seen_b |= strcmp(d.topic, "orders.b") == 0;
+        slc_envelope_free(&d.env);
+    }
+    assert_true(seen_b);
+    if (!seen_a)
+        fail_msg("orders.a (created before orders.b, written after) never delivered");
+}
+
+/* 14. An offset stored but never delivered (no credit reached it) is
+ *     "never delivered" in docs/protocol.md: 404, like one past the end. */
+static void test_ack_undelivered(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *c = s_connect(fx, true);
+    s_publish_n(c, "jobs", 3);
+    uint32_t sub = s_subscribe(c, "lazy", "jobs", SLUICE__START_KIND__START_EARLIEST, 1, 0);
+    s_dlv_t d = s_expect_dlv(c, sub, 2000, 0, 1);
+    s_expect_refused(s_ack(c, sub, d.topic_id, 2, 777), 2, 404);
+    slc_envelope_free(&d.env);
+}
+
+/* 15. Nack: the message comes back with attempt + 1, at once for delay 0,
+ *     not before delay_ms otherwise (regression: delay 0 once stalled). */
+static void test_nack(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *c = s_connect(fx, true);
+    s_publish_n(c, "jobs", 1);
+    uint32_t sub = s_subscribe(c, "retry", "jobs", SLUICE__START_KIND__START_EARLIEST, 10, 0);
+    s_dlv_t d = s_expect_dlv(c, sub, 2000, 0, 1);
+    s_expect_acked(s_nack(c, sub, d.topic_id, 0, d.token, 500));
+    uint64_t t0 = slc_mono_ms();
+    slc_envelope_free(&d.env);
+    d = s_expect_dlv(c, sub, 2000, 0, 2);
+    assert_true(slc_mono_ms() - t0 >= 450);
+    s_expect_acked(s_nack(c, sub, d.topic_id, 0, d.token, 0));
+    slc_envelope_free(&d.env);
+    d = s_expect_dlv(c, sub, 1000, 0, 3);
+    s_expect_acked(s_ack(c, sub, d.topic_id, 0, d.token));
+    slc_envelope_free(&d.env);
+}
+
+/* 16. Acks above a gap survive a restart: only the gaps come back. */
+static void test_resume_gaps(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *c = s_connect(fx, true);
+    s_publish_n(c, "feed", 6);
+    uint32_t sub = s_subscribe(c, "gappy", "feed", SLUICE__START_KIND__START_EARLIEST, 10, 0);
+    for (uint64_t i = 0; i < 6; i++) {
+        s_dlv_t d = s_expect_dlv(c, sub, 2000, i, 1);
+        if (i != 2 && i != 4)
+            s_expect_acked(s_ack(c, sub, d.topic_id, d.offset, d.token));
+        slc_envelope_free(&d.env);
+    }
+    s_disconnect_all(fx);
+    h_broker_stop(&fx->broker, SIGKILL);
+    assert_int_equal(h_broker_start(&fx->broker), 0);
+    c = s_connect(fx, true);
+    sub = s_subscribe(c, "gappy", "feed", SLUICE__START_KIND__START_EARLIEST, 10, 0);
+    s_dlv_t d = s_expect_dlv(c, sub, 2000, 2, 1);
+    s_expect_acked(s_ack(c, sub, d.topic_id, d.offset, d.token));
+    slc_envelope_free(&d.env);
+    d = s_expect_dlv(c, sub, 2000, 4, 1);
+    slc_envelope_free(&d.env);
+    s_expect_no_dlv(c, sub, 300);
+    Sluice__Frame *st = s_stats(c);
+    assert_int_equal(s_sub(st, "gappy")->lag, 1);
+    slc_frame_free(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1093,7 +1244,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_take_over, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_storage_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_graceful_stop, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_wildcard_discovery, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_ack_undelivered, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_nack, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_gaps, s_setup, s_teardown),
     };
-    if (getenv("TF")) cmocka_set_test_filter(getenv("TF"));
+    /* SLUICE_TEST=test_nack runs one test (cmocka glob). */
+    if (getenv("SLUICE_TEST"))
+        cmocka_set_test_filter(getenv("SLUICE_TEST"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,6 +51,7 @@ static void s_assert_equal(const sld_config_t *a, const sld_config_t *b)
     assert_int_equal(a->max_connections, b->max_connections);
     assert_int_equal(a->max_subscriptions, b->max_subscriptions);
     assert_int_equal(a->max_inflight, b->max_inflight);
+    assert_int_equal(a->max_unacked_bytes, b->max_unacked_bytes);
     assert_int_equal(a->map_size, b->map_size);
     assert_int_equal(a->map_size_max, b->map_size_max);
     assert_int_equal(a->producer_window, b->producer_window);
@@ -81,6 +82,7 @@ static void s_scramble(sld_config_t *cfg)
     cfg->max_connections = 9;
     cfg->max_subscriptions = 10;
     cfg->max_inflight = 11;
+    cfg->max_unacked_bytes = 3 * GiB + 1;
     cfg->map_size = 2 * GiB + 4096;
     cfg->map_size_max = 1024ull * GiB;
     cfg->producer_window = 12;
@@ -124,6 +126,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_connections, 1024);
     assert_int_equal(c.max_subscriptions, 10000);
     assert_int_equal(c.max_inflight, 10000);
+    assert_int_equal(c.max_unacked_bytes, 64 * MiB);
     assert_int_equal(c.map_size, 64 * MiB);
     assert_int_equal(c.map_size_max, 16 * GiB);
     assert_int_equal(c.producer_window, 1000000);
