@@ -336,6 +336,7 @@ static void s_on_hello_ok(sl_client_t *self, const Sluice__HelloOk *ok)
     if (self->ever_ready)
         self->reconnects++;
     self->ever_ready = true;
+    self->hello_refused = 0;
     self->attempts = 0;
     self->max_batch = (uint32_t) self->opts.max_batch;
     if (ok->max_batch && ok->max_batch < self->max_batch)
@@ -384,6 +385,13 @@ static void s_dispatch(sl_client_t *self, Sluice__Frame *f)
         }
         if (code == -SL_EVERSION) {
             s_version_failed(self, f->error);
+            goto done;
+        }
+        if (self->state == SLI_SESS_HELLO && code == -SL_EBUSY) {
+            /* Too many sessions: keep trying, but a connect that times out
+             * says why. */
+            self->hello_refused = SL_EBUSY;
+            SLI_LOG("broker refused the session: %s", f->error->text);
             goto done;
         }
     }
@@ -583,7 +591,7 @@ int sli_wait_ready(sl_client_t *self, int timeout_ms)
         }
         int left = sli_remaining(deadline, timeout_ms);
         if (left == 0) {
-            rc = SL_ETIMEOUT;
+            rc = self->hello_refused ? self->hello_refused : SL_ETIMEOUT;
             goto fail;
         }
         rc = sli_turn(self, left);

@@ -148,6 +148,7 @@ struct sl_client {
     void *sock;                 /* DEALER; NULL in IDLE and VERSION */
     uint8_t state;              /* sli_session_t */
     bool ever_ready;
+    int hello_refused;          /* last code the broker refused Hello with (429), or 0 */
     uint64_t gen;               /* +1 at every HelloOk */
     uint64_t reconnects;
     unsigned attempts;          /* failed attempts since the last session */

@@ -76,7 +76,8 @@ void sl_options_init(sl_options_t *opts);
 int sl_client_new(const sl_options_t *opts, sl_client_t **out);
 
 /* Wait until the broker has answered Hello, at most connect_timeout_ms.
- * 0, SL_ETIMEOUT, SL_EVERSION (broker speaks another protocol). Optional:
+ * 0, SL_ETIMEOUT, SL_EVERSION (broker speaks another protocol), SL_EBUSY
+ * (the broker refused the session: limits/max_connections). Optional:
  * every other call connects on demand. */
 int sl_client_connect(sl_client_t *self);
 
