@@ -32,8 +32,10 @@
 #define CHAOS_MARK 0xA5            /* first byte of a written slot */
 #define CHAOS_PAYLOAD_MAX (CHAOS_RECORD - 2)
 #define CHAOS_MAX_DELIVER 100      /* see s_consumer_main */
+#define CHAOS_ACK_BATCH 100        /* messages a consumer holds before acking */
 #define CHAOS_MAX_PROCS 64
 #define CHAOS_NONE UINT64_MAX
+#define CHAOS_SHOW_MAX 20          /* problems printed in full */
 
 /* One line of a consumer's seen log: every message handed to it. */
 typedef struct {
@@ -50,6 +52,8 @@ typedef struct {
     int consumer_kills;
     uint64_t seed;
     int timeout_s;
+    uint64_t rate;             /* messages per second, all producers; 0 = flat out */
+    const char *inject;        /* a deliberate defect, to show the checks bite */
     bool keep;
     /* child roles only */
     const char *role;          /* NULL, "producer" or "consumer" */
@@ -142,6 +146,11 @@ static int s_payload_parse(const char *p, size_t len, int *id, uint64_t *seq)
         return -1;
     *seq = s;
     return 0;
+}
+
+static bool s_injected(const chaos_opts_t *o, const char *what)
+{
+    return o->inject && strcmp(o->inject, what) == 0;
 }
 
 /* Wait up to TIMEOUT_MS for PID to end. 0 and *status, or -1. */
@@ -256,14 +265,18 @@ static int s_producer_main(const chaos_opts_t *o)
         fprintf(stderr, "producer %d: sl_client_new: %s\n", o->id, sl_strerror(e));
         goto done;
     }
+    uint64_t start = s_now_ms();
     for (uint64_t seq = 0; seq < o->count; seq++) {
-        while (sl_unconfirmed(c) >= CHAOS_WINDOW) {
+        /* With a rate, message SEQ is due at start + seq / rate. */
+        uint64_t due = o->rate ? start + seq * 1000u / o->rate : 0;
+        while (sl_unconfirmed(c) >= CHAOS_WINDOW || s_now_ms() < due) {
             if (s_left_ms(deadline) == 0) {
                 fprintf(stderr, "producer %d: timeout with %zu unconfirmed\n",
                         o->id, sl_unconfirmed(c));
                 goto done;
             }
-            e = sl_poll(c, 100);
+            uint64_t now = s_now_ms();
+            e = sl_poll(c, now < due && due - now < 100 ? (int) (due - now) : 100);
             if (e < 0) {
                 fprintf(stderr, "producer %d: sl_poll: %s\n", o->id, sl_strerror(e));
                 goto done;
@@ -272,10 +285,19 @@ static int s_producer_main(const chaos_opts_t *o)
                 goto log_fail;
         }
         char payload[CHAOS_PAYLOAD_MAX + 1];
-        int len = snprintf(payload, sizeof payload, "p%d-%" PRIu64, o->id, seq);
+        /* --inject swap-order: p<id>-5 and -6 trade places. */
+        uint64_t label = !s_injected(o, "swap-order") ? seq
+                       : seq == 5 ? 6 : seq == 6 ? 5 : seq;
+        int len = snprintf(payload, sizeof payload, "p%d-%" PRIu64, o->id, label);
         sl_message_t m = { .topic = CHAOS_TOPIC, .payload = payload,
                            .len = (size_t) len };
         p.args[seq] = (chaos_pub_arg_t) { &p, seq };
+        /* --inject topic-dup: p<id>-3 goes out twice, once unseen. */
+        if (seq == 3 && s_injected(o, "topic-dup")
+            && (e = sl_publish(c, &m, NULL, NULL, NULL)) != 0) {
+            fprintf(stderr, "producer %d: sl_publish: %s\n", o->id, sl_strerror(e));
+            goto done;
+        }
         while ((e = sl_publish(c, &m, s_on_confirm, &p.args[seq], NULL)) != 0) {
             /* First publish waits for the session; a full queue blocks: both
              * are retried while the broker restarts. */
@@ -332,11 +354,16 @@ done:
 /* ------------------------------------------------------------ consumer */
 
 /* Write MSG into the sink slot of its offset (idempotent) and log it. */
-static int s_consume_one(int sink, int seen, sl_msg_t *m, int life)
+static int s_consume_one(int sink, int seen, sl_msg_t *m, int life, bool corrupt)
 {
     size_t len;
     const char *payload = sl_msg_payload(m, &len);
     uint64_t off = sl_msg_offset(m);
+    /* --inject sink-corrupt: slot 7 gets a wrong payload. */
+    if (corrupt && off == 7) {
+        payload = "bogus";
+        len = 5;
+    }
     if (len > CHAOS_PAYLOAD_MAX) {
         fprintf(stderr, "consumer: offset %" PRIu64 " payload of %zu bytes\n",
                 off, len);
@@ -352,12 +379,34 @@ static int s_consume_one(int sink, int seen, sl_msg_t *m, int life)
     return s_write_all(seen, &s, sizeof s);
 }
 
-/* Consume durable subscription sub<id> until SIGTERM; exit status. */
+/* Ack and free the NHELD messages in HELD. 0 or -1. */
+static int s_ack_held(sl_msg_t **held, size_t *nheld, int id)
+{
+    int rc = 0;
+    for (size_t i = 0; i < *nheld; i++) {
+        int e = sl_ack(held[i]);
+        if (e && !rc) {
+            fprintf(stderr, "consumer %d: sl_ack offset %" PRIu64 ": %s\n", id,
+                    sl_msg_offset(held[i]), sl_strerror(e));
+            rc = -1;
+        }
+        sl_msg_destroy(&held[i]);
+    }
+    *nheld = 0;
+    return rc;
+}
+
+/* Consume durable subscription sub<id> until SIGTERM; exit status. Like a
+ * sink that commits in batches, it acks up to CHAOS_ACK_BATCH messages at
+ * once, after writing each: a kill leaves written but unacked messages,
+ * which must come back and land in the same slots. */
 static int s_consumer_main(const chaos_opts_t *o)
 {
     int rc = 1, sink = -1, seen = -1;
     sl_client_t *c = NULL;
     sl_sub_t *sub = NULL;
+    sl_msg_t *held[CHAOS_ACK_BATCH];
+    size_t nheld = 0;
     uint64_t deadline = s_now_ms() + (uint64_t) o->timeout_s * 1000u;
     /* SIGTERM is the parent's "stop now": blocked (already since the
      * fork, see s_spawn) and polled, so no handler and no global flag. */
@@ -414,28 +463,30 @@ static int s_consumer_main(const chaos_opts_t *o)
             goto done;
         }
         sl_msg_t *m = NULL;
-        e = sl_sub_next(sub, 100, &m);
-        if (e == SL_ETIMEOUT)
+        e = sl_sub_next(sub, nheld ? 20 : 100, &m);
+        if (e == SL_ETIMEOUT) {
+            if (s_ack_held(held, &nheld, o->id) != 0)
+                goto done;
             continue;
+        }
         if (e) {
             fprintf(stderr, "consumer %d: sl_sub_next: %s\n", o->id, sl_strerror(e));
             goto done;
         }
         /* The effect first, then the ack: a crash in between redelivers
          * the message, whose rewrite of the same slot changes nothing. */
-        if (s_consume_one(sink, seen, m, o->life) != 0) {
+        held[nheld++] = m;
+        if (s_consume_one(sink, seen, m, o->life,
+                          s_injected(o, "sink-corrupt")) != 0) {
             fprintf(stderr, "consumer %d: sink write failed: %s\n", o->id,
                     strerror(errno));
-            sl_msg_destroy(&m);
             goto done;
         }
-        e = sl_ack(m);
-        sl_msg_destroy(&m);
-        if (e) {
-            fprintf(stderr, "consumer %d: sl_ack: %s\n", o->id, sl_strerror(e));
+        if (nheld == CHAOS_ACK_BATCH && s_ack_held(held, &nheld, o->id) != 0)
             goto done;
-        }
     }
+    if (s_ack_held(held, &nheld, o->id) != 0)
+        goto done;
     /* Unsubscribe sends the queued acks before its request, and waits. */
     e = sl_unsubscribe(&sub, false);
     if (e) {
@@ -444,6 +495,8 @@ static int s_consumer_main(const chaos_opts_t *o)
     }
     rc = 0;
 done:
+    for (size_t i = 0; i < nheld; i++)
+        sl_msg_destroy(&held[i]);
     sl_client_destroy(&c);
     if (sink >= 0 && close(sink) != 0)
         rc = 1;
@@ -490,17 +543,23 @@ typedef struct {
     uint64_t expected;         /* messages the topic must hold */
     /* what the topic holds, by offset */
     chaos_msg_id_t *topic;
+    bool topic_read;           /* all of it was read */
 } chaos_t;
 
+/* Count a problem; the first CHAOS_SHOW_MAX are printed. */
 static void s_fail(chaos_t *self, const char *fmt, ...)
 {
+    if (self->failures++ >= CHAOS_SHOW_MAX) {
+        if (self->failures == CHAOS_SHOW_MAX + 1)
+            fprintf(stderr, "chaos: FAIL: (further problems counted, not shown)\n");
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "chaos: FAIL: ");
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    self->failures++;
 }
 
 static double s_elapsed(const chaos_t *self)
@@ -513,16 +572,21 @@ static double s_elapsed(const chaos_t *self)
 static int s_spawn(chaos_t *self, const char *role, int id, int life,
                    uint64_t count, pid_t *pid)
 {
-    char idb[16], lifeb[16], countb[32], timeoutb[16], errlog[512];
+    char idb[16], lifeb[16], countb[32], timeoutb[16], rateb[32], errlog[512];
     snprintf(idb, sizeof idb, "%d", id);
     snprintf(lifeb, sizeof lifeb, "%d", life);
     snprintf(countb, sizeof countb, "%" PRIu64, count);
     int left_s = s_left_ms(self->deadline) / 1000 + 1;
     snprintf(timeoutb, sizeof timeoutb, "%d", left_s);
+    /* Each producer takes its share of the rate (at least 1/s). */
+    uint64_t share = self->o.rate / (uint64_t) self->o.producers;
+    snprintf(rateb, sizeof rateb, "%" PRIu64, self->o.rate && !share ? 1 : share);
     s_path(errlog, sizeof errlog, self->work, "%s%d.err", role, id);
     char *argv[] = { self->exe, "--role", (char *) role, "--dir", self->work,
                      "--endpoint", self->broker.endpoint, "--id", idb,
                      "--life", lifeb, "--count", countb, "--timeout", timeoutb,
+                     "--rate", rateb,
+                     self->o.inject ? "--inject" : NULL, (char *) self->o.inject,
                      NULL };
     pid_t p = fork();
     if (p < 0)
@@ -805,8 +869,9 @@ static int s_load_confirms(chaos_t *self)
     }
     self->expected = self->confirmed;
     if (any && max_off + 1 != self->expected) {
-        s_fail(self, "confirmed offsets reach %" PRIu64 " but %" PRIu64
-               " messages were confirmed", max_off, self->expected);
+        s_fail(self, "the highest confirmed offset is %" PRIu64 " but %" PRIu64
+               " messages were confirmed (offsets 0..%" PRIu64 " expected)",
+               max_off, self->expected, self->expected - 1);
         rc = -1;
     }
     return rc;
@@ -889,8 +954,9 @@ static int s_run(chaos_t *self)
         if (producers_done) {
             if (!loaded) {
                 loaded = true;
-                if (s_load_confirms(self) != 0)
-                    return -1;
+                /* Problems are counted; going on lets the verification
+                 * show the whole picture. */
+                (void) s_load_confirms(self);
                 printf("chaos: %6.1f s  producers done: %" PRIu64 " confirmed\n",
                        s_elapsed(self), self->confirmed);
                 fflush(stdout);
@@ -1053,7 +1119,6 @@ static int s_verify_topic(chaos_t *self, sl_client_t *c)
         rc = -1;
         goto done;
     }
-    uint64_t bad = 0;
     for (uint64_t i = 0; i < n; i++) {
         sl_msg_t *m = NULL;
         e = sl_sub_next(sub, s_left_ms(self->deadline) < 10000
@@ -1074,26 +1139,28 @@ static int s_verify_topic(chaos_t *self, sl_client_t *c)
                    " was due", off, i);
             rc = -1;
         }
+        if (off >= n)
+            ;                   /* beyond the confirms: reported above */
         else if (s_payload_parse(p, len, &id, &seq) != 0 || id < 0
                  || id >= self->o.producers || seq >= self->per_prod[id]) {
             s_fail(self, "offset %" PRIu64 ": unexpected payload '%.*s'", off,
-                   (int) len, p);
+                   (int) (len < CHAOS_PAYLOAD_MAX ? len : CHAOS_PAYLOAD_MAX), p);
             rc = -1;
         }
         else {
             self->topic[off] = (chaos_msg_id_t) { (uint16_t) id, seq };
-            if (found[id][seq]++ > 0 && bad++ < 10) {
+            if (found[id][seq]++ > 0) {
                 s_fail(self, "p%d-%" PRIu64 " is in the topic twice (again at %"
                        PRIu64 ")", id, seq, off);
                 rc = -1;
             }
             if (self->conf_off[id][seq] != off
-                && self->conf_off[id][seq] != CHAOS_NONE && bad++ < 10) {
+                && self->conf_off[id][seq] != CHAOS_NONE) {
                 s_fail(self, "p%d-%" PRIu64 " was confirmed at offset %" PRIu64
                        " but is at %" PRIu64, id, seq, self->conf_off[id][seq], off);
                 rc = -1;
             }
-            if (have_last[id] && seq <= last_seq[id] && bad++ < 10) {
+            if (have_last[id] && seq <= last_seq[id]) {
                 s_fail(self, "order: p%d-%" PRIu64 " at offset %" PRIu64
                        " after p%d-%" PRIu64, id, seq, off, id, last_seq[id]);
                 rc = -1;
@@ -1108,9 +1175,8 @@ static int s_verify_topic(chaos_t *self, sl_client_t *c)
             rc = -1;
             goto done;
         }
-        if (rc != 0 && bad >= 10)
-            goto done;
     }
+    self->topic_read = true;
     sl_msg_t *extra = NULL;
     e = sl_sub_next(sub, 1000, &extra);
     if (e != SL_ETIMEOUT) {
@@ -1121,13 +1187,12 @@ static int s_verify_topic(chaos_t *self, sl_client_t *c)
     }
     sl_msg_destroy(&extra);
     /* The union of confirms equals the topic: nothing confirmed is missing. */
-    for (int i = 0; i < self->o.producers && rc == 0; i++)
+    for (int i = 0; i < self->o.producers; i++)
         for (uint64_t s = 0; s < self->per_prod[i]; s++)
             if (!found[i][s]) {
                 s_fail(self, "p%d-%" PRIu64 " was confirmed (offset %" PRIu64
                        ") but is not in the topic", i, s, self->conf_off[i][s]);
                 rc = -1;
-                break;
             }
     e = sl_unsubscribe(&sub, true);
     if (e) {
@@ -1166,9 +1231,12 @@ static int s_verify_sink(chaos_t *self, int i)
         if (rec[0] == CHAOS_MARK && rec[1] == (uint8_t) wlen
             && memcmp(rec + 2, want, (size_t) wlen) == 0)
             good++;
-        else if (bad++ < 5)
+        else if (bad++ < 5) {
+            int shown = rec[0] != CHAOS_MARK ? 0
+                      : rec[1] < CHAOS_PAYLOAD_MAX ? rec[1] : CHAOS_PAYLOAD_MAX;
             s_fail(self, "sink%d slot %" PRIu64 ": '%.*s' where '%s' was due", i,
-                   off, rec[0] == CHAOS_MARK ? (int) rec[1] : 0, rec + 2, want);
+                   off, shown, (const char *) rec + 2, want);
+        }
     }
     if (f)
         fclose(f);
@@ -1270,11 +1338,9 @@ static int s_verify(chaos_t *self)
             rc = -1;
         }
     }
-    if (s_verify_topic(self, c) != 0) {
+    if (s_verify_topic(self, c) != 0)
         rc = -1;
-        goto done;
-    }
-    for (int i = 0; i < self->o.subs; i++)
+    for (int i = 0; self->topic_read && i < self->o.subs; i++)
         if (s_verify_sink(self, i) != 0)
             rc = -1;
 done:
@@ -1337,9 +1403,10 @@ static int s_orchestrate(chaos_t *self)
             self->conf_off[i][s] = CHAOS_NONE;
     }
     printf("chaos: seed %" PRIu64 ", %" PRIu64 " messages, %d producers, %d"
-           " subscriptions, %d broker kills, %d consumer kills, timeout %d s\n"
-           "chaos: files in %s\n", o->seed, o->messages, o->producers, o->subs,
-           o->broker_kills, o->consumer_kills, o->timeout_s, self->work);
+           " subscriptions, %d broker kills, %d consumer kills, rate %" PRIu64
+           "/s, timeout %d s\n" "chaos: files in %s\n", o->seed, o->messages,
+           o->producers, o->subs, o->broker_kills, o->consumer_kills, o->rate,
+           o->timeout_s, self->work);
     fflush(stdout);
     h_broker_init(&self->broker, NULL);
     if (s_broker_start(self) == 0 && s_run(self) == 0
@@ -1365,6 +1432,8 @@ static int s_orchestrate(chaos_t *self)
     printf("chaos: kills done: broker %d/%d, consumer %d/%d; %.1f s\n",
            self->bk_done, o->broker_kills, self->ck_done, o->consumer_kills,
            s_elapsed(self));
+    /* A planted defect (--inject) must fail; its files are of no interest. */
+    bool keep = self->failures ? !o->inject : o->keep;
     if (self->failures) {
         for (int i = 0; i < o->producers; i++) {
             char p[512];
@@ -1377,19 +1446,20 @@ static int s_orchestrate(chaos_t *self)
             s_dump_tail(p, 10);
         }
         s_dump_tail(self->broker.log, 30);
-        printf("chaos: FAILED (%d problems); seed %" PRIu64 "; files kept: %s,"
-               " broker dir %s, broker log %s\n", self->failures, o->seed,
-               self->work, self->broker.dir, self->broker.log);
+        printf("chaos: FAILED (%d problems); seed %" PRIu64 "\n", self->failures,
+               o->seed);
     }
-    else {
+    else
         printf("chaos: PASS\n");
+    if (keep)
+        printf("chaos: files kept: %s, broker dir %s, broker log %s\n",
+               self->work, self->broker.dir, self->broker.log);
+    else {
+        char cmd[300];
         h_broker_destroy(&self->broker);
-        if (!o->keep) {
-            char cmd[300];
-            snprintf(cmd, sizeof cmd, "rm -rf '%s'", self->work);
-            if (system(cmd) != 0)
-                fprintf(stderr, "chaos: could not remove %s\n", self->work);
-        }
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", self->work);
+        if (system(cmd) != 0)
+            fprintf(stderr, "chaos: could not remove %s\n", self->work);
     }
     return self->failures ? 1 : 0;
 }
@@ -1414,13 +1484,18 @@ static void s_usage(FILE *out)
     fprintf(out,
         "usage: chaos [--messages N] [--producers P] [--subscriptions S]\n"
         "             [--broker-kills K] [--consumer-kills C] [--seed X]\n"
-        "             [--timeout SECONDS] [--keep]\n"
+        "             [--timeout SECONDS] [--rate MSGS_PER_S] [--keep]\n"
+        "             [--inject swap-order|topic-dup|sink-corrupt]\n"
         "Publish N numbered messages from P producers to %s while sluiced is\n"
         "SIGKILLed K times and consumers C times; S durable subscriptions\n"
         "consume into idempotent sinks. Exit 0 when every confirmed message is\n"
         "stored once, in producer order, and every sink holds it once.\n"
+        "--rate paces the producers (all together) so that kills land while\n"
+        "they publish; --keep keeps the work dir of a passing run; --inject\n"
+        "plants a defect the checks must catch (the run must then fail).\n"
         "Defaults: 20000 messages, 1 producer, 1 subscription, 5 broker kills,\n"
-        "3 consumer kills, seed from the clock, timeout 600 s.\n", CHAOS_TOPIC);
+        "3 consumer kills, seed from the clock, timeout 600 s, no rate limit.\n",
+        CHAOS_TOPIC);
 }
 
 static int s_parse_u64(const char *s, uint64_t *out)
@@ -1453,6 +1528,8 @@ static int s_parse_args(int argc, char **argv, chaos_opts_t *o)
         { "consumer-kills", required_argument, NULL, 'c' },
         { "seed", required_argument, NULL, 'x' },
         { "timeout", required_argument, NULL, 't' },
+        { "rate", required_argument, NULL, 'r' },
+        { "inject", required_argument, NULL, 'j' },
         { "keep", no_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         /* child roles, set by the orchestrator */
@@ -1482,6 +1559,8 @@ static int s_parse_args(int argc, char **argv, chaos_opts_t *o)
         case 'c': bad |= s_parse_int(optarg, 0, 1000, &o->consumer_kills); break;
         case 'x': bad |= s_parse_u64(optarg, &o->seed); break;
         case 't': bad |= s_parse_int(optarg, 1, 86400, &o->timeout_s); break;
+        case 'r': bad |= s_parse_u64(optarg, &o->rate); break;
+        case 'j': o->inject = optarg; break;
         case 'K': o->keep = true; break;
         case 'h': s_usage(stdout); exit(0);
         case 'R': o->role = optarg; break;
@@ -1497,6 +1576,10 @@ static int s_parse_args(int argc, char **argv, chaos_opts_t *o)
         || o->messages > 100000000u)
         bad = 1;
     if (o->role && (!o->dir || !o->endpoint))
+        bad = 1;
+    if (o->inject && strcmp(o->inject, "swap-order") != 0
+        && strcmp(o->inject, "topic-dup") != 0
+        && strcmp(o->inject, "sink-corrupt") != 0)
         bad = 1;
     return bad ? -1 : 0;
 }

@@ -21,9 +21,9 @@
  *             (the last one keeps any further separators).
  *  After the frames each peer sends a Heartbeat with corr S_SENTINEL, which
  *  the broker answers whatever the session state: its answer means every
- *  frame before it was handled. No answer within S_WAIT_MS is a finding.
+ *  frame before it was handled. No answer within S_WAIT_MS is a finding,
+ *  and so is a frame over limits/max_frame_bytes that gets no Error 413.
  *  Single thread (plus ZeroMQ's I/O threads).  */
-#include <errno.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include "slc_codec.h"
 #include "sld_config.h"
 #include "sld_server.h"
@@ -52,6 +51,7 @@
 #define S_SENTINEL 0x5e471ae15e471ae1ull
 #define S_DELIVERIES_MAX 64             /* answered per input */
 #define S_PEERS 3                       /* 0, 1: with session; 2: never Hello */
+#define S_MAX_FRAME 2048                /* limits/max_frame_bytes: inputs reach it */
 #define S_NOSESSION 2
 
 #define S_F_HELLO 0x01
@@ -61,6 +61,7 @@ typedef struct {
     void *sock;
     bool used;                          /* sent something this round */
     bool answered;                      /* its sentinel came back */
+    int oversized;                      /* frames over S_MAX_FRAME not yet refused */
 } s_peer_t;
 
 typedef struct {
@@ -125,8 +126,8 @@ static void s_config(sld_config_t *cfg, const char *data_dir, const char *listen
     cfg->log_level = getenv("SLUICE_FUZZ_LOG") ? atoi(getenv("SLUICE_FUZZ_LOG")) : 0;
     cfg->heartbeat_ms = 100;
     cfg->session_timeout_ms = 2000;
-    cfg->max_message_bytes = 64 * 1024;
-    cfg->max_frame_bytes = 1024 * 1024;
+    cfg->max_message_bytes = 1024;
+    cfg->max_frame_bytes = S_MAX_FRAME;
     cfg->max_batch = 64;
     cfg->commit_max_msgs = 256;
     cfg->max_connections = 32;
@@ -236,6 +237,8 @@ static void s_check_reply(int i, const Sluice__Frame *f)
                     f->error->code, f->error->text);
         S_CHECK(known);
         S_CHECK(f->error->text && *f->error->text);
+        if (f->error->code == 413 && s_fz.peers[i].oversized > 0)
+            s_fz.peers[i].oversized--;
         break;
     }
     case SLUICE__FRAME__BODY_HELLO_OK:
@@ -299,6 +302,16 @@ static void s_drain(void)
     }
 }
 
+/* docs/protocol.md: a frame over max_frame_bytes is refused with 413. */
+static void s_check_refused(int i)
+{
+    if (s_fz.peers[i].oversized) {
+        fprintf(stderr, "fuzz_dispatch: %d frame(s) over limits/max_frame_bytes "
+                "(%d) got no Error 413\n", s_fz.peers[i].oversized, S_MAX_FRAME);
+        abort();
+    }
+}
+
 /* Send the sentinel from every peer used since the last round, then step
  * the server until each one came back; then one more step for the
  * deliveries and timers it triggers. */
@@ -325,6 +338,8 @@ static void s_round(void)
         for (int i = 0; i < S_PEERS; i++)
             waiting += !s_fz.peers[i].answered;
         if (waiting && slc_mono_ms() > deadline) {
+            for (int i = 0; i < S_PEERS; i++)
+                s_check_refused(i);
             fprintf(stderr, "fuzz_dispatch: no answer to a heartbeat within "
                     "%d ms: the broker stopped serving a peer\n", S_WAIT_MS);
             abort();
@@ -332,8 +347,10 @@ static void s_round(void)
     }
     S_CHECK(sld_server_step(s_fz.server, 0) == 0);
     s_drain();
-    for (int i = 0; i < S_PEERS; i++)
+    for (int i = 0; i < S_PEERS; i++) {
+        s_check_refused(i);
         s_fz.peers[i].used = false;
+    }
 }
 
 /* Answer the deliveries of this input per MODE (flag bits 6-7). */
@@ -423,8 +440,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int peer = !hello ? S_NOSESSION : (flags >> (1 + k)) & 1;
         if (flags & S_F_MULTI)
             s_send_bytes(!hello ? S_NOSESSION : 0, frames[k], lens[k], k + 1 < n);
-        else
+        else {
             s_send_bytes(peer, frames[k], lens[k], false);
+            s_fz.peers[peer].oversized += lens[k] > S_MAX_FRAME;
+        }
     }
     s_fz.ndeliveries = 0;
     s_fz.nosession_helloed = false;

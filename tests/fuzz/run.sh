@@ -61,6 +61,8 @@ if ! ninja -C "$build" "${ninja_targets[@]}" >"$probe/build.log" 2>&1; then
 fi
 
 # UBSan only reports and goes on unless told to stop; libFuzzer must see it.
+# (-close_fd_mask=1 below: CZMQ's zconfig logs every parse error on stdout;
+# libFuzzer and the sanitizers report on stderr.)
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
@@ -74,7 +76,7 @@ report() {
     echo "FAIL $t: $what"
     # The report without libFuzzer's and libc's own frames.
     grep -E 'ERROR|SUMMARY|check failed|^fuzz_[a-z]+:|#[0-9]+ 0x' "$log" \
-        | grep -vE ' in (fuzzer::|__sanitizer_print|__libc_|_start|raise|abort|__pthread_kill)|libc\.so' \
+        | grep -vE ' in (fuzzer::|__sanitizer_print|__libc_|__pthread_kill|(_start|raise|abort|main) )|libc\.so' \
         | head -40 || true
     mkdir -p "$keep/$t"
     cp "$log" "$keep/$t/" 2>/dev/null || true
@@ -98,25 +100,30 @@ for t in "${targets[@]}"; do
     dict=()
     [[ -f "$here/$t.dict" ]] && dict=("-dict=$here/$t.dict")
 
-    # Regression inputs first: each must now pass on its own.
-    regress=("$src"/crash-*)
-    if [[ -e "${regress[0]}" ]]; then
-        if ! (cd "$tw/out" && TMPDIR="$tw/tmp" timeout -k 10 $((60 + 10 * ${#regress[@]})) \
-                "$bin" -rss_limit_mb=2048 -timeout=10 "${regress[@]}") \
-                >"$tw/regress.log" 2>&1; then
-            bad=$(grep -o 'Running: .*' "$tw/regress.log" | tail -1 | sed 's/Running: //')
-            report "$t" "$tw/regress.log" "regression input still fails: ${bad:-see log}" "$tw/out"
-            echo "$t: FAIL (regression ${bad##*/})"
-            failed=1
-            continue
+    # Regression inputs first, each in its own process (a fresh broker for
+    # fuzz_dispatch): every one must now pass.
+    bad=0
+    for r in "$src"/crash-*; do
+        [[ -e "$r" ]] || continue
+        if ! (cd "$tw/out" && TMPDIR="$tw/tmp" timeout -k 10 60 \
+                "$bin" -rss_limit_mb=2048 -timeout=10 "$r") >"$tw/regress.log" 2>&1; then
+            mv "$tw/regress.log" "$tw/regress-${r##*/}.log"
+            report "$t" "$tw/regress-${r##*/}.log" "regression input still fails: $r" "$tw/none"
+            echo "  replay:     $bin $r"
+            bad=$((bad + 1))
         fi
+    done
+    if ((bad)); then
+        echo "$t: FAIL ($bad regression input(s) still fail)"
+        failed=1
+        continue
     fi
 
     before=$(find "$tw/corpus" -type f | wc -l)
     set +e
     (cd "$tw/out" && TMPDIR="$tw/tmp" timeout -k 10 $((secs + 120)) "$bin" \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -detect_leaks=1 \
-        -print_final_stats=1 -artifact_prefix="$tw/out/" "${dict[@]}" \
+        -print_final_stats=1 -close_fd_mask=1 -artifact_prefix="$tw/out/" "${dict[@]}" \
         "$tw/corpus") >"$tw/fuzz.log" 2>&1
     rc=$?
     set -e
