@@ -995,7 +995,11 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     if (!self->router)
         goto fail;
     int one = 1, zero = 0, linger = 2000;
-    int64_t maxmsg = (int64_t) cfg->max_frame_bytes;
+    /* The transport drops the connection of a peer whose frame passes
+     * ZMQ_MAXMSGSIZE, without a word: that bound only keeps one frame from
+     * taking unbounded memory. It sits at twice the protocol's limit, so a
+     * frame a little too big still reaches us and gets its 413. */
+    int64_t maxmsg = 2 * (int64_t) cfg->max_frame_bytes;
     zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     /* Credit bounds what we send per subscriber; HWM would drop. */
     zmq_setsockopt(self->router, ZMQ_SNDHWM, &zero, sizeof zero);

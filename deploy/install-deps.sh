@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 #   install-deps.sh - install what sluice needs to build, test and run on
 #   Debian 12 (bookworm): compiler, meson/ninja, protobuf-c, ZeroMQ/CZMQ,
-#   LMDB, libsodium, cmocka, the sanitizer runtimes, valgrind and the tools
-#   the tests call.
+#   LMDB, libsodium, cmocka, the sanitizer runtimes, clang with libFuzzer,
+#   valgrind and the tools the tests call.
 #   Idempotent: when every package is already installed it does not touch
 #   apt at all. Runs as root, or through sudo when that exists.
 #   It does not build sluice (deploy/setup.sh does).
@@ -23,6 +23,8 @@ packages=(
     libcmocka-dev           # unit tests
     libasan8                # AddressSanitizer + LeakSanitizer runtime (build-asan)
     libubsan1               # UBSan runtime (build-asan)
+    clang                   # the fuzz targets (tests/fuzz/run.sh)
+    libclang-rt-14-dev      # libFuzzer and clang's sanitizer runtimes
     valgrind                # memory checks by hand (deploy/setup.sh)
     procps                  # ps, pkill for integration tests
     iproute2                # ss, for integration tests

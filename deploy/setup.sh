@@ -4,9 +4,13 @@
 #                                                  sluiced in the foreground
 #     bash deploy/setup.sh test                    deps, build-test, meson test,
 #                                                  then the same suite again in
-#                                                  build-asan (ASan, LSan, UBSan);
-#                                                  last line "N passed, N failed"
-#                                                  summed over both runs
+#                                                  build-asan (ASan, LSan, UBSan),
+#                                                  then each libFuzzer target for
+#                                                  SLUICE_FUZZ_SECONDS (default 30)
+#                                                  in build-fuzz; last line
+#                                                  "N passed, N failed" summed
+#                                                  over all three (a fuzz target
+#                                                  counts as one test)
 #   Works from any directory; it changes to the repository root first.
 #   It does not install sluice system-wide or create a service.
 #
@@ -107,6 +111,22 @@ run_suite() {
     echo "$passed $failed $skipped $rc"
 }
 
+# Run every fuzz target for SECS seconds; prints "passed failed" on stdout
+# (one per target; a build that fails counts as one failure), the fuzzer's
+# own report on stderr.
+run_fuzz() {
+    local secs=$1 out passed failed
+    out=$(bash tests/fuzz/run.sh "$secs" 2>&1) || true
+    printf '%s\n' "$out" >&2
+    passed=$(grep -cE '^fuzz_[a-z]+: ok ' <<<"$out" || true)
+    failed=$(grep -cE '^fuzz_[a-z]+: FAIL' <<<"$out" || true)
+    if ((passed + failed == 0)); then
+        failed=1
+    fi
+    echo "setup.sh: fuzz: $passed passed, $failed failed" >&2
+    echo "$passed $failed"
+}
+
 do_test() {
     bash deploy/install-deps.sh
     # Warnings are errors in every test build, CI or not.
@@ -124,7 +144,11 @@ do_test() {
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             run_suite build-asan)
-    local passed=$((p1 + p2)) failed=$((f1 + f2)) skipped=$((s1 + s2))
+    # Then the fuzz targets (tests/fuzz/run.sh): regression inputs first,
+    # then a short bounded run each; any crash, leak or hang fails.
+    local p3 f3
+    read -r p3 f3 < <(run_fuzz "${SLUICE_FUZZ_SECONDS:-30}")
+    local passed=$((p1 + p2 + p3)) failed=$((f1 + f2 + f3)) skipped=$((s1 + s2))
     local line="$passed passed, $failed failed"
     if ((skipped > 0)); then
         line+=", $skipped skipped"

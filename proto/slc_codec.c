@@ -2,11 +2,47 @@
  *  Stateless; any thread. Size limits are the caller's: it knows its peer.  */
 #include "slc_codec.h"
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
+
+/* protobuf-c accepts a field number 0 written in two or more bytes and keeps
+ * it as an unknown field, but packs it back in one byte, which no decoder
+ * accepts: a stored envelope or a relayed frame would then not decode. Such
+ * input is malformed; this finds it in M or any message inside M. */
+static bool s_has_tag0(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return true;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *) m;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *) (base + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *) (base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (v[k] && s_has_tag0(v[k]))
+                    return true;
+            continue;
+        }
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            && *(const uint32_t *) (base + f->quantifier_offset) != f->id)
+            continue;
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *) (base + f->offset);
+        if (sub && s_has_tag0(sub))
+            return true;
+    }
+    return false;
+}
 
 int slc_frame_decode(const void *data, size_t len, Sluice__Frame **out)
 {
     *out = sluice__frame__unpack(NULL, len, data);
+    if (*out && s_has_tag0(&(*out)->base))
+        slc_frame_free(out);
     return *out ? 0 : SL_EMALFORMED;
 }
 
@@ -21,6 +57,8 @@ void slc_frame_free(Sluice__Frame **frame_p)
 int slc_envelope_decode(const void *data, size_t len, Sluice__Envelope **out)
 {
     *out = sluice__envelope__unpack(NULL, len, data);
+    if (*out && s_has_tag0(&(*out)->base))
+        slc_envelope_free(out);
     return *out ? 0 : SL_EMALFORMED;
 }
 
