@@ -141,6 +141,14 @@ typedef struct {
     bool known;                 /* topic_subs entries: matched against every sub */
 } s_subvec_t;
 
+/* The id a durable subscription had before a take-over, kept while the
+ * consumer that held it is connected: its late acks are then answered 409
+ * (superseded: the message goes to the new consumer), not 404. */
+typedef struct {
+    sld_session_t *session;     /* the consumer that was taken over (borrowed) */
+    char name[SLC_TOPIC_MAX + 1];   /* the durable subscription */
+} s_retired_t;
+
 struct sld_delivery {
     sld_store_t *store;
     sld_metrics_t *metrics;
@@ -150,6 +158,7 @@ struct sld_delivery {
     s_subvec_t subs;            /* every subscription */
     zhashx_t *by_name;          /* durable name -> s_sub_t (borrowed) */
     zhashx_t *by_id;            /* "sub_id" -> s_sub_t (borrowed) */
+    zhashx_t *retired;          /* "sub_id" -> s_retired_t (owned): ids a take-over replaced */
     zhashx_t *accts;            /* "%p" of a session -> s_acct_t (owned) */
     s_subvec_t *topic_subs;     /* index topic id -> matching subs */
     uint32_t ntopic_subs;       /* topics known so far (ids below this) */
@@ -413,6 +422,12 @@ static void s_wake(sld_delivery_t *self, s_sub_t *sub)
 }
 
 /* ------------------------------------------------------- unacked bytes */
+
+static void s_retired_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
 
 static void s_acct_free(void **item)
 {
@@ -707,12 +722,14 @@ int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
     self->by_name = zhashx_new();
     self->by_id = zhashx_new();
     self->accts = zhashx_new();
+    self->retired = zhashx_new();
     self->items = calloc(self->opts.deliver_batch, sizeof(Sluice__Delivery));
     self->item_ptrs = calloc(self->opts.deliver_batch, sizeof(Sluice__Delivery *));
-    if (!self->by_name || !self->by_id || !self->accts || !self->items
-        || !self->item_ptrs)
+    if (!self->by_name || !self->by_id || !self->accts || !self->retired
+        || !self->items || !self->item_ptrs)
         goto fail;
     zhashx_set_destructor(self->accts, s_acct_free);
+    zhashx_set_destructor(self->retired, s_retired_free);
     for (uint32_t i = 0; i < self->opts.deliver_batch; i++)
         self->item_ptrs[i] = &self->items[i];
     rc = sld_store_begin(store, false, &txn);
@@ -761,6 +778,7 @@ void sld_delivery_destroy(sld_delivery_t **self_p)
     zhashx_destroy(&self->by_name);
     zhashx_destroy(&self->by_id);
     zhashx_destroy(&self->accts);
+    zhashx_destroy(&self->retired);
     free(self);
     *self_p = NULL;
 }
@@ -829,14 +847,25 @@ static void s_detach(sld_delivery_t *self, s_sub_t *sub)
     sub->credit = 0;
 }
 
-static void s_rekey(sld_delivery_t *self, s_sub_t *sub)
+/* Give SUB a new id; the old one, if a consumer still holds it, is kept in
+ * retired. 0 or SL_ENOMEM. */
+static int s_rekey(sld_delivery_t *self, s_sub_t *sub)
 {
     char key[16];
     snprintf(key, sizeof key, "%u", sub->sub_id);
+    if (sub->session) {
+        s_retired_t *r = calloc(1, sizeof *r);
+        if (!r)
+            return SL_ENOMEM;
+        r->session = sub->session;
+        snprintf(r->name, sizeof r->name, "%s", sub->name);
+        zhashx_update(self->retired, key, r);
+    }
     zhashx_delete(self->by_id, key);
     sub->sub_id = ++self->next_sub_id;
     snprintf(key, sizeof key, "%u", sub->sub_id);
     zhashx_insert(self->by_id, key, sub);
+    return 0;
 }
 
 int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
@@ -867,9 +896,11 @@ int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
         }
         /* Take-over: the newest consumer wins; what the previous one had
          * in flight is delivered again to this one. */
+        rc = s_rekey(self, sub);
+        if (rc)
+            return rc;
         if (sub->session)
             s_detach(self, sub);
-        s_rekey(self, sub);
     }
     else {
         if (self->subs.n >= self->opts.max_subscriptions) {
@@ -994,6 +1025,32 @@ static bool s_is_acked(const s_subtopic_t *st, uint64_t offset)
     return offset < st->floor || s_oset_has(&st->acked, offset);
 }
 
+/* Acks under an id a take-over replaced: each is refused as superseded
+ * (SL_ESTALE) unless its offset is acked by now. SL_ENOTFOUND when the id
+ * was never this session's. */
+static int s_ack_retired(sld_delivery_t *self, sld_session_t *session,
+                         uint32_t sub_id, Sluice__AckItem *const *items, size_t n,
+                         sld_refusal_t *refused, size_t *nrefused)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%u", sub_id);
+    const s_retired_t *r = zhashx_lookup(self->retired, key);
+    if (!r || r->session != session)
+        return SL_ENOTFOUND;
+    s_sub_t *sub = zhashx_lookup(self->by_name, r->name);
+    for (size_t i = 0; i < n; i++) {
+        const Sluice__AckItem *it = items[i];
+        s_subtopic_t *st = sub ? s_subtopic_find(sub, it->topic_id) : NULL;
+        if (st && s_is_acked(st, it->offset))
+            continue;
+        refused[*nrefused] = (sld_refusal_t) { it->topic_id, it->offset, it->token,
+                                               SL_ESTALE };
+        (*nrefused)++;
+        sld_metrics_add(self->metrics, SLD_M_ACKS_REFUSED, 1);
+    }
+    return 0;
+}
+
 int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
                      uint32_t sub_id, Sluice__AckItem *const *items, size_t n,
                      bool nack, uint32_t delay_ms, uint32_t credit,
@@ -1002,7 +1059,7 @@ int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
     *nrefused = 0;
     s_sub_t *sub = s_by_id(self, session, sub_id);
     if (!sub)
-        return SL_ENOTFOUND;
+        return s_ack_retired(self, session, sub_id, items, n, refused, nrefused);
     uint64_t now = slc_mono_ms();
     for (size_t i = 0; i < n; i++) {
         const Sluice__AckItem *it = items[i];
@@ -1053,6 +1110,17 @@ int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
 
 void sld_delivery_session_gone(sld_delivery_t *self, sld_session_t *session)
 {
+    /* Its retired ids go with it (deleting restarts the walk). */
+    bool again = true;
+    while (again) {
+        again = false;
+        for (s_retired_t *r = zhashx_first(self->retired); r; r = zhashx_next(self->retired))
+            if (r->session == session) {
+                zhashx_delete(self->retired, zhashx_cursor(self->retired));
+                again = true;
+                break;
+            }
+    }
     for (size_t i = 0; i < self->subs.n;) {
         s_sub_t *sub = self->subs.v[i];
         if (sub->session != session) {

@@ -1,0 +1,380 @@
+/*  test_consumer - the consumer side of the delivery promise, through
+ *  libsluice against a real sluiced: a consumer process that is SIGKILLed
+ *  after processing but before its ack gets the message again (in its next
+ *  life); one killed after its ack never does; a late ack for an attempt
+ *  that was redelivered elsewhere is refused; a nack with a delay comes back
+ *  no sooner; max_deliver moves the message to _dlq.<subscription>.
+ *  Killed consumers are forked children that only touch their own client.  */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "harness.h"
+#include "sluice.h"
+
+#define S_WAIT_MS 10000
+
+static sl_client_t *s_client(const h_broker_t *b, const char *name)
+{
+    sl_options_t o;
+    sl_options_init(&o);
+    o.endpoint = b->endpoint;
+    o.name = name;
+    o.connect_timeout_ms = S_WAIT_MS;
+    sl_client_t *c = NULL;
+    assert_int_equal(sl_client_new(&o, &c), 0);
+    assert_int_equal(sl_client_connect(c), 0);
+    return c;
+}
+
+static sl_sub_t *s_subscribe(sl_client_t *c, const char *name, const char *pattern,
+                             uint32_t ack_wait_ms, uint32_t max_deliver)
+{
+    sl_sub_options_t so;
+    sl_sub_options_init(&so);
+    so.name = name;
+    so.pattern = pattern;
+    so.start = SL_START_EARLIEST;
+    so.ack_wait_ms = ack_wait_ms;
+    so.max_deliver = max_deliver;
+    sl_sub_t *sub = NULL;
+    assert_int_equal(sl_subscribe(c, &so, &sub), 0);
+    return sub;
+}
+
+/* Publish "m0" .. "m<N-1>" to TOPIC with the sluice command, so that this
+ * process holds no ZeroMQ context when it forks a consumer. */
+static void s_publish_cli(const h_broker_t *b, const char *topic, int n)
+{
+    char path[512], cmd[1024], in[256] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(in + strlen(in), sizeof in - strlen(in), "m%d\n", i);
+    h_build_path("adapters/cli/sluice", path, sizeof path);
+    snprintf(cmd, sizeof cmd, "%s pub %s --broker %s", path, topic, b->endpoint);
+    assert_int_equal(h_run(cmd, in, NULL), 0);
+}
+
+/* Next message of SUB within S_WAIT_MS; fails the test if none. */
+static sl_msg_t *s_next(sl_sub_t *sub)
+{
+    sl_msg_t *m = NULL;
+    int rc = sl_sub_next(sub, S_WAIT_MS, &m);
+    if (rc != 0)
+        fail_msg("no message within %d ms: %s", S_WAIT_MS, sl_strerror(rc));
+    return m;
+}
+
+static void s_expect_payload(sl_msg_t *m, const char *want)
+{
+    size_t len = 0;
+    const char *p = sl_msg_payload(m, &len);
+    if (len != strlen(want) || memcmp(p, want, len) != 0)
+        fail_msg("payload '%.*s', expected '%s'", (int) len, p, want);
+}
+
+/* A consumer process: subscribes NAME on TOPIC, takes the first N messages,
+ * "processes" each (reports its offset on FD), acks those whose bit is set
+ * in ACK_MASK and waits for the broker to store each of those acks, then
+ * reports 'R' and waits to be killed. Never returns. */
+static void s_consumer_child(const h_broker_t *b, const char *name, const char *topic,
+                             int n, unsigned ack_mask, int fd)
+{
+    sl_client_t *c = NULL;
+    sl_options_t o;
+    sl_options_init(&o);
+    o.endpoint = b->endpoint;
+    o.name = "doomed-consumer";
+    o.connect_timeout_ms = S_WAIT_MS;
+    if (sl_client_new(&o, &c) != 0 || sl_client_connect(c) != 0)
+        _exit(10);
+    sl_sub_options_t so;
+    sl_sub_options_init(&so);
+    so.name = name;
+    so.pattern = topic;
+    so.start = SL_START_EARLIEST;
+    sl_sub_t *sub = NULL;
+    if (sl_subscribe(c, &so, &sub) != 0)
+        _exit(11);
+    for (int i = 0; i < n; i++) {
+        sl_msg_t *m = NULL;
+        if (sl_sub_next(sub, S_WAIT_MS, &m) != 0)
+            _exit(12);
+        char off = (char) ('0' + sl_msg_offset(m));
+        if (write(fd, &off, 1) != 1)
+            _exit(13);
+        if ((ack_mask >> i) & 1u) {
+            if (sl_ack_sync(m, S_WAIT_MS) != 0)
+                _exit(14);
+            sl_msg_destroy(&m);
+        }
+        /* else: held, processed but never acked */
+    }
+    if (write(fd, "R", 1) != 1)
+        _exit(15);
+    for (;;)
+        pause();
+}
+
+/* Run s_consumer_child, wait for its 'R', SIGKILL it. Returns what it
+ * processed: its offsets as digits. */
+static void s_consume_and_die(const h_broker_t *b, const char *name, const char *topic,
+                              int n, unsigned ack_mask, char *seen, size_t len)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        s_consumer_child(b, name, topic, n, ack_mask, fds[1]);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    char ch;
+    while (read(fds[0], &ch, 1) == 1 && ch != 'R')
+        if (got + 1 < len)
+            seen[got++] = ch;
+    seen[got] = '\0';
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (ch != 'R')
+        fail_msg("consumer child failed before it was killed (exit %d)",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* 1. Processed, acked (ack stored), then killed: never delivered again.
+ *    Processed, not acked, then killed: delivered again to the next
+ *    consumer of the subscription, as a redelivery. */
+static void test_crash_before_and_after_ack(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    s_publish_cli(&b, "work.q", 3);
+
+    /* Offsets 0 and 1 are processed; only 0 is acked; then the crash. */
+    char seen[16];
+    s_consume_and_die(&b, "worker", "work.q", 2, 0x1u, seen, sizeof seen);
+    assert_string_equal(seen, "01");
+
+    /* The next life, with a short ack_wait so that a wrongly kept offset 0
+     * would come back within the wait below. */
+    sl_client_t *c = s_client(&b, "next-life");
+    sl_sub_t *sub = s_subscribe(c, "worker", "work.q", 500, 0);
+    sl_msg_t *m = s_next(sub);
+    assert_int_equal(sl_msg_offset(m), 1);     /* crashed before its ack */
+    s_expect_payload(m, "m1");
+    assert_true(sl_msg_attempt(m) >= 2);
+    assert_int_equal(sl_ack_sync(m, S_WAIT_MS), 0);
+    sl_msg_destroy(&m);
+    m = s_next(sub);
+    assert_int_equal(sl_msg_offset(m), 2);     /* in the dead one's buffer only */
+    assert_int_equal(sl_ack_sync(m, S_WAIT_MS), 0);
+    sl_msg_destroy(&m);
+    /* Offset 0 (acked before the crash) never comes back, not even after
+     * several ack_waits. */
+    assert_int_equal(sl_sub_next(sub, 2000, &m), SL_ETIMEOUT);
+
+    sl_sub_info_t *subs = NULL;
+    size_t nsubs = 0;
+    assert_int_equal(sl_stats(c, NULL, NULL, &subs, &nsubs), 0);
+    assert_int_equal(nsubs, 1);
+    assert_int_equal(subs[0].in_flight, 0);
+    assert_int_equal(subs[0].lag, 0);
+    free(subs);
+
+    /* And the same after a broker restart: the acks are on disk. */
+    sl_client_destroy(&c);
+    assert_int_equal(h_broker_stop(&b, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(h_broker_start(&b), 0);
+    c = s_client(&b, "after-restart");
+    sub = s_subscribe(c, "worker", "work.q", 500, 0);
+    assert_int_equal(sl_sub_next(sub, 1500, &m), SL_ETIMEOUT);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
+/* 2. A consumer's ack for an attempt that was since redelivered to another
+ *    consumer is refused (SL_ESTALE) and changes nothing; the new attempt's
+ *    ack is taken. */
+static void test_late_ack_refused(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *a = s_client(&b, "consumer-a");
+    sl_message_t pm = { .topic = "late.q", .payload = "m0", .len = 2 };
+    assert_int_equal(sl_publish_sync(a, &pm, S_WAIT_MS, NULL), 0);
+
+    sl_sub_t *sa = s_subscribe(a, "late", "late.q", 0, 0);
+    sl_msg_t *ma = s_next(sa);
+    assert_int_equal(sl_msg_offset(ma), 0);
+    assert_int_equal(sl_msg_attempt(ma), 1);
+
+    /* B takes the durable subscription over: the message is redelivered to
+     * it at once, as attempt 2. */
+    sl_client_t *bc = s_client(&b, "consumer-b");
+    sl_sub_t *sb = s_subscribe(bc, "late", "late.q", 0, 0);
+    sl_msg_t *mb = s_next(sb);
+    assert_int_equal(sl_msg_offset(mb), 0);
+    assert_int_equal(sl_msg_attempt(mb), 2);
+
+    assert_int_equal(sl_ack_sync(ma, S_WAIT_MS), SL_ESTALE);
+    sl_msg_destroy(&ma);
+    sl_sub_info_t *subs = NULL;
+    size_t nsubs = 0;
+    assert_int_equal(sl_stats(bc, NULL, NULL, &subs, &nsubs), 0);
+    assert_int_equal(subs[0].in_flight, 1);     /* the late ack changed nothing */
+    free(subs);
+
+    assert_int_equal(sl_ack_sync(mb, S_WAIT_MS), 0);
+    sl_msg_destroy(&mb);
+    assert_int_equal(sl_stats(bc, NULL, NULL, &subs, &nsubs), 0);
+    assert_int_equal(subs[0].in_flight, 0);
+    assert_int_equal(subs[0].lag, 0);
+    free(subs);
+    sl_client_destroy(&a);
+    sl_client_destroy(&bc);
+    h_broker_destroy(&b);
+}
+
+/* 3. nack with a delay: the message comes back as the next attempt, not
+ *    before the delay; a message behind it is not held up. */
+static void test_nack_delay(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b, "nacker");
+    for (int i = 0; i < 2; i++) {
+        char p[8];
+        snprintf(p, sizeof p, "m%d", i);
+        sl_message_t pm = { .topic = "nack.q", .payload = p, .len = strlen(p) };
+        assert_int_equal(sl_publish_sync(c, &pm, S_WAIT_MS, NULL), 0);
+    }
+    sl_sub_t *sub = s_subscribe(c, "nk", "nack.q", 0, 0);
+    sl_msg_t *m = s_next(sub);
+    assert_int_equal(sl_msg_offset(m), 0);
+    uint64_t nacked = slc_mono_ms();
+    assert_int_equal(sl_nack(m, 1500), 0);
+    sl_msg_destroy(&m);
+
+    m = s_next(sub);
+    assert_int_equal(sl_msg_offset(m), 1);     /* not held up by the nack */
+    assert_int_equal(sl_ack(m), 0);
+    sl_msg_destroy(&m);
+
+    m = s_next(sub);
+    uint64_t back = slc_mono_ms();
+    assert_int_equal(sl_msg_offset(m), 0);
+    assert_int_equal(sl_msg_attempt(m), 2);
+    s_expect_payload(m, "m0");
+    if (back - nacked < 1500)
+        fail_msg("nacked with 1500 ms delay, back after %llu ms",
+                 (unsigned long long) (back - nacked));
+    assert_int_equal(sl_ack_sync(m, S_WAIT_MS), 0);
+    sl_msg_destroy(&m);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
+/* 4. After max_deliver attempts the message moves to _dlq.<subscription>
+ *    with the reason, an advisory is published, and the subscription moves
+ *    on to the next message. */
+static void test_max_deliver_dead_letter(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b, "poison");
+    sl_message_t pm = { .topic = "pay.q", .payload = "poison", .len = 6 };
+    assert_int_equal(sl_publish_sync(c, &pm, S_WAIT_MS, NULL), 0);
+    pm.payload = "fine";
+    pm.len = 4;
+    assert_int_equal(sl_publish_sync(c, &pm, S_WAIT_MS, NULL), 0);
+
+    /* Offset 0 is refused (nack) every time; offset 1, delivered beside
+     * it, is processed. */
+    sl_sub_t *sub = s_subscribe(c, "payer", "pay.q", 0, 3);
+    uint32_t attempts = 0;
+    bool fine = false;
+    sl_msg_t *m = NULL;
+    while (attempts < 3 || !fine) {
+        m = s_next(sub);
+        if (sl_msg_offset(m) == 0) {
+            assert_int_equal(sl_msg_attempt(m), ++attempts);
+            assert_int_equal(sl_nack(m, 0), 0);
+        }
+        else {
+            assert_int_equal(sl_msg_offset(m), 1);
+            assert_false(fine);
+            s_expect_payload(m, "fine");
+            assert_int_equal(sl_ack_sync(m, S_WAIT_MS), 0);
+            fine = true;
+        }
+        sl_msg_destroy(&m);
+    }
+    /* After the third attempt the poison message leaves the subscription. */
+    assert_int_equal(sl_sub_next(sub, 1500, &m), SL_ETIMEOUT);
+
+    /* It is in the dead-letter queue, a real topic, with the reason. */
+    sl_sub_t *dlq = s_subscribe(c, "dlq-reader", "_dlq.payer", 0, 0);
+    m = s_next(dlq);
+    s_expect_payload(m, "poison");
+    assert_string_equal(sl_msg_header(m, "dlq-subscription"), "payer");
+    assert_string_equal(sl_msg_header(m, "dlq-topic"), "pay.q");
+    assert_string_equal(sl_msg_header(m, "dlq-offset"), "0");
+    assert_string_equal(sl_msg_header(m, "dlq-attempts"), "3");
+    assert_non_null(strstr(sl_msg_header(m, "dlq-reason"), "max_deliver"));
+    assert_int_equal(sl_ack_sync(m, S_WAIT_MS), 0);
+    sl_msg_destroy(&m);
+
+    sl_sub_t *adv = s_subscribe(c, "adv-reader", "_advisory.dlq", 0, 0);
+    m = s_next(adv);
+    size_t len = 0;
+    const char *json = sl_msg_payload(m, &len);
+    char text[512];
+    snprintf(text, sizeof text, "%.*s", (int) len, json);
+    assert_non_null(strstr(text, "\"subscription\":\"payer\""));
+    assert_non_null(strstr(text, "\"dlq_topic\":\"_dlq.payer\""));
+    sl_msg_destroy(&m);
+
+    sl_sub_info_t *subs = NULL;
+    size_t nsubs = 0;
+    assert_int_equal(sl_stats(c, NULL, NULL, &subs, &nsubs), 0);
+    bool found = false;
+    for (size_t i = 0; i < nsubs; i++)
+        if (strcmp(subs[i].name, "payer") == 0) {
+            found = true;
+            assert_int_equal(subs[i].dead_lettered, 1);
+            assert_int_equal(subs[i].lag, 0);
+        }
+    assert_true(found);
+    free(subs);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crash_before_and_after_ack),
+        cmocka_unit_test(test_late_ack_refused),
+        cmocka_unit_test(test_nack_delay),
+        cmocka_unit_test(test_max_deliver_dead_letter),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
