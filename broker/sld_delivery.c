@@ -1383,6 +1383,19 @@ int sld_delivery_pump(sld_delivery_t *self, uint64_t now_ms)
 
 /* ------------------------------------------------------------- transient */
 
+/* Does SUB's pattern match the topic of MSGS[I]? A batch mostly holds one
+ * topic: *LAST (start with NULL) and *HIT carry the previous answer. */
+static bool s_transient_match(const s_sub_t *sub, Sluice__Envelope *const *msgs,
+                              size_t i, const char **last, bool *hit)
+{
+    const char *topic = msgs[i]->topic;
+    if (!*last || strcmp(*last, topic) != 0) {
+        *hit = slc_pattern_match(sub->pattern, topic);
+        *last = topic;
+    }
+    return *hit;
+}
+
 void sld_delivery_transient(sld_delivery_t *self,
                             Sluice__Envelope *const *msgs, size_t n)
 {
@@ -1391,15 +1404,17 @@ void sld_delivery_transient(sld_delivery_t *self,
         if (!sub->ephemeral || !sub->session)
             continue;
         size_t k = 0, bytes = 0, need = 0;
+        const char *last = NULL;
+        bool hit = false;
         for (size_t i = 0; i < n; i++)
-            if (slc_pattern_match(sub->pattern, msgs[i]->topic))
+            if (s_transient_match(sub, msgs, i, &last, &hit))
                 need += sluice__envelope__get_packed_size(msgs[i]);
         if (need == 0)
             continue;
         if (slc_grow((void **) &self->scratch, &self->scratch_cap, need, 1) != 0)
             continue;
         for (size_t i = 0; i < n; i++) {
-            if (!slc_pattern_match(sub->pattern, msgs[i]->topic))
+            if (!s_transient_match(sub, msgs, i, &last, &hit))
                 continue;
             if (sub->credit == 0) {
                 sub->dropped++;

@@ -61,9 +61,10 @@
  *
  *  Appends. One mdb_put with MDB_RESERVE (the record is written straight
  *  into the page, no temporary buffer). We keep an upper bound of the last
- *  key in `msgs`; a key above it may use MDB_APPEND, which fills pages
- *  completely instead of splitting them in half. The bound only ever grows
- *  (an abort or a trim makes it pessimistic, never wrong).
+ *  key in `msgs`, and one in `pseq` (a producer's sequences ascend); a key
+ *  above it may use MDB_APPEND, which skips the search from the root and
+ *  fills pages completely instead of splitting them in half. A bound only
+ *  ever grows (an abort or a trim makes it pessimistic, never wrong).
  *
  *  Map growth. MDB_MAP_FULL anywhere becomes SL_EFULL and poisons the
  *  transaction (LMDB refuses further use anyway). The caller aborts, calls
@@ -146,6 +147,8 @@ struct sld_store {
     size_t prod_cap;
     uint8_t msgs_last[S_MSG_KEY_LEN];   /* upper bound of the last msgs key */
     bool has_msgs_last;
+    uint8_t pseq_last[S_PSEQ_KEY_LEN];  /* upper bound of the last pseq key */
+    bool has_pseq_last;
     sld_txn_t wtxn;             /* the one write transaction, reused */
     bool writing;               /* wtxn is open */
     int readers;                /* open read transactions */
@@ -625,6 +628,55 @@ static int s_topic_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+
+/* Read DBI's last key (of LEN bytes) into LAST as the MDB_APPEND bound of
+ * its appends (see the top of this file). 0 or a refusal. */
+static int s_seed_last(sld_store_t *s, MDB_txn *mt, MDB_dbi dbi, const char *what,
+                       uint8_t *last, size_t len, bool *has)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    char why[64];
+    mrc = mdb_cursor_open(mt, dbi, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (mrc == 0 && k.mv_size == len) {
+        memcpy(last, k.mv_data, len);
+        *has = true;
+    } else if (mrc == 0) {
+        snprintf(why, sizeof why, "damaged %s key", what);
+        rc = s_refuse(s, why);
+    } else if (mrc != MDB_NOTFOUND) {
+        snprintf(why, sizeof why, "read %s", what);
+        rc = s_mdb_fail(why, mrc);
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Flags for a put of KEY (LEN bytes) into a database whose appends are
+ * bounded by LAST / *HAS: MDB_APPEND above the bound (and the bound moves
+ * up), else DFLT. */
+static unsigned s_append_flags(const uint8_t *key, uint8_t *last, size_t len,
+                               bool *has, unsigned dflt)
+{
+    if (*has && memcmp(key, last, len) <= 0)
+        return dflt;
+    return MDB_APPEND;
+}
+
+/* After a successful put with FLAGS: an append raised the bound. */
+static void s_append_done(unsigned flags, const uint8_t *key, uint8_t *last,
+                          size_t len, bool *has)
+{
+    if (flags & MDB_APPEND) {
+        memcpy(last, key, len);
+        *has = true;
+    }
+}
+
 static int s_load_topics(sld_store_t *s, MDB_txn *mt)
 {
     int rc = 0, mrc;
@@ -662,22 +714,12 @@ static int s_load_topics(sld_store_t *s, MDB_txn *mt)
     }
     s_names_rebuild(s);
 
-    /* Seed the MDB_APPEND bound with the true last key. */
-    mdb_cursor_close(cur);
-    cur = NULL;
-    mrc = mdb_cursor_open(mt, s->db_msgs, &cur);
-    if (mrc == 0)
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    if (mrc == 0 && k.mv_size == S_MSG_KEY_LEN) {
-        memcpy(s->msgs_last, k.mv_data, S_MSG_KEY_LEN);
-        s->has_msgs_last = true;
-    } else if (mrc == 0) {
-        rc = s_refuse(s, "damaged message key");
-        goto fail;
-    } else if (mrc != MDB_NOTFOUND) {
-        rc = s_mdb_fail("read msgs", mrc);
-        goto fail;
-    }
+    /* Seed the MDB_APPEND bounds with the true last keys. */
+    rc = s_seed_last(s, mt, s->db_msgs, "msgs", s->msgs_last, S_MSG_KEY_LEN,
+                     &s->has_msgs_last);
+    if (rc == 0)
+        rc = s_seed_last(s, mt, s->db_pseq, "pseq", s->pseq_last, S_PSEQ_KEY_LEN,
+                         &s->has_pseq_last);
 fail:
     if (cur)
         mdb_cursor_close(cur);
@@ -1220,8 +1262,8 @@ int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
     }
     s_msg_key(k, id, w->next_offset);
     /* NOOVERWRITE: a record already at next_offset means damage, not a retry. */
-    flags |= (!s->has_msgs_last || memcmp(k, s->msgs_last, sizeof k) > 0)
-           ? MDB_APPEND : MDB_NOOVERWRITE;
+    flags |= s_append_flags(k, s->msgs_last, sizeof k, &s->has_msgs_last,
+                            MDB_NOOVERWRITE);
     key = s_val(k, sizeof k);
     val = s_val(NULL, SLD_RECORD_HEADER + len);
     mrc = mdb_put(txn->mt, s->db_msgs, &key, &val, flags);
@@ -1232,10 +1274,7 @@ int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
     slc_put_be64(val.mv_data, ingest_us);
     if (len)
         memcpy((uint8_t *) val.mv_data + SLD_RECORD_HEADER, envelope, len);
-    if (flags & MDB_APPEND) {
-        memcpy(s->msgs_last, k, sizeof k);
-        s->has_msgs_last = true;
-    }
+    s_append_done(flags, k, s->msgs_last, sizeof k, &s->has_msgs_last);
     *offset = w->next_offset++;
     w->messages++;
     w->bytes += SLD_RECORD_HEADER + len;
@@ -1393,6 +1432,7 @@ int sld_store_producer_record(sld_txn_t *txn, const uint8_t producer_id[16],
     s_producer_t *p;
     uint8_t k[S_PSEQ_KEY_LEN], v[S_PSEQ_VAL_LEN];
     MDB_val key, val;
+    unsigned flags;
 
     assert(txn && txn->write && producer_id);
     s = txn->store;
@@ -1409,11 +1449,14 @@ int sld_store_producer_record(sld_txn_t *txn, const uint8_t producer_id[16],
     slc_put_be64(v + 4, offset);
     key = s_val(k, sizeof k);
     val = s_val(v, sizeof v);
-    mrc = mdb_put(txn->mt, s->db_pseq, &key, &val, 0);
+    /* One producer's sequences ascend: mostly an append. */
+    flags = s_append_flags(k, s->pseq_last, sizeof k, &s->has_pseq_last, 0);
+    mrc = mdb_put(txn->mt, s->db_pseq, &key, &val, flags);
     if (mrc) {
         rc = s_txn_fail(txn, "record producer seq", mrc);
         goto fail;
     }
+    s_append_done(flags, k, s->pseq_last, sizeof k, &s->has_pseq_last);
     p = &s->producers[index];
     if (!p->dirty) {
         txn->pdirty = s_grow(txn->pdirty, &txn->cpdirty, txn->npdirty + 1, sizeof *txn->pdirty);

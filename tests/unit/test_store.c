@@ -310,6 +310,60 @@ static void test_producer_duplicates(void **state)
     assert_int_equal(sld_store_producer_last_seq(f->store, p1), 6);
 }
 
+/* Producer index entries are appended while they ascend and put in place
+ * otherwise: interleaved producers (the lower id after the higher), an
+ * aborted append (the bound stays high) and a reopen (the bound is read
+ * back) all keep every seq -> offset entry right. */
+static void test_producer_index_order(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, tid;
+    uint64_t off, want[2][9];
+    uint8_t pid[2][16];
+    memset(pid[0], 0x10, 16);          /* sorts first */
+    memset(pid[1], 0xf0, 16);
+    s_open(f);
+    a = s_topic(f, "a");
+
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+        for (uint64_t seq = 1 + 3 * (uint64_t) round; seq <= 3 + 3 * (uint64_t) round; seq++)
+            for (int p = 1; p >= 0; p--) {  /* the higher id first */
+                assert_int_equal(sld_store_producer_check(txn, pid[p], seq, &tid, &off), 0);
+                assert_int_equal(sld_store_append(txn, a, seq, "m", 1, &off), 0);
+                assert_int_equal(sld_store_producer_record(txn, pid[p], seq, a, off), 0);
+                want[p][seq - 1] = off;
+            }
+        if (round == 1) {
+            /* An append that is rolled back leaves the bound above the
+             * last stored key. */
+            sld_txn_t *t2;
+            assert_int_equal(sld_txn_commit(&txn), 0);
+            assert_int_equal(sld_store_begin(f->store, true, &t2), 0);
+            assert_int_equal(sld_store_append(t2, a, 99, "x", 1, &off), 0);
+            assert_int_equal(sld_store_producer_record(t2, pid[1], 100, a, off), 0);
+            sld_txn_abort(&t2);
+            continue;
+        }
+        assert_int_equal(sld_txn_commit(&txn), 0);
+        if (round == 0)
+            s_reopen(f);
+    }
+    s_reopen(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    for (int p = 0; p < 2; p++)
+        for (uint64_t seq = 1; seq <= 9; seq++) {
+            assert_int_equal(sld_store_producer_check(txn, pid[p], seq, &tid, &off), 1);
+            assert_int_equal(tid, a);
+            assert_int_equal(off, want[p][seq - 1]);
+        }
+    assert_int_equal(sld_store_producer_check(txn, pid[1], 10, &tid, &off), 0);
+    assert_int_equal(sld_store_producer_check(txn, pid[1], 100, &tid, &off), 0);
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_producer_last_seq(f->store, pid[1]), 9);
+}
+
 static void test_producer_window_trim(void **state)
 {
     fixture_t *f = *state;
@@ -841,6 +895,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_leaves_no_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_producer_index_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_window_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
