@@ -161,6 +161,7 @@ struct sl_client {
     uint64_t alive_from;        /* dead check counts silence from max(this, last_recv) */
     uint32_t max_batch;         /* effective: min(opts, HelloOk) */
     uint32_t max_msg;           /* HelloOk.max_message_bytes or the default */
+    char valid_topic[SLC_TOPIC_MAX + 1];    /* last topic that passed validation */
     uint64_t corr_next;
     int cb_depth;               /* >0 while a user callback runs */
 

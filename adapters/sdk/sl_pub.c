@@ -187,11 +187,25 @@ static int s_env_build(sl_client_t *self, const sl_message_t *msg,
     return 0;
 }
 
-static int s_check(const sl_client_t *self, const sl_message_t *msg)
+/* Is TOPIC a valid name to publish to? Publishers mostly repeat one topic:
+ * the last one that passed is remembered. */
+static bool s_topic_ok(sl_client_t *self, const char *topic)
+{
+    if (!topic)
+        return false;
+    if (strcmp(topic, self->valid_topic) == 0 && *topic)
+        return true;
+    if (slc_topic_validate(topic, false) != 0)
+        return false;
+    snprintf(self->valid_topic, sizeof self->valid_topic, "%s", topic);
+    return true;
+}
+
+static int s_check(sl_client_t *self, const sl_message_t *msg)
 {
     if (self->state == SLI_SESS_VERSION)
         return SL_EVERSION;
-    if (!msg || slc_topic_validate(msg->topic, false) != 0
+    if (!msg || !s_topic_ok(self, msg->topic)
         || (msg->len && !msg->payload) || (msg->nheaders && !msg->headers))
         return SL_EINVAL;
     for (size_t i = 0; i < msg->nheaders; i++)

@@ -20,21 +20,29 @@
 
 #define S_WAIT_MS 10000
 
-static sl_client_t *s_client(const h_broker_t *b, const char *name)
+/* A connected client NAME of broker B in *OUT; 0 or the SDK's error. */
+static int s_client_open(const h_broker_t *b, const char *name, sl_client_t **out)
 {
     sl_options_t o;
     sl_options_init(&o);
     o.endpoint = b->endpoint;
     o.name = name;
     o.connect_timeout_ms = S_WAIT_MS;
+    int rc = sl_client_new(&o, out);
+    return rc ? rc : sl_client_connect(*out);
+}
+
+static sl_client_t *s_client(const h_broker_t *b, const char *name)
+{
     sl_client_t *c = NULL;
-    assert_int_equal(sl_client_new(&o, &c), 0);
-    assert_int_equal(sl_client_connect(c), 0);
+    assert_int_equal(s_client_open(b, name, &c), 0);
     return c;
 }
 
-static sl_sub_t *s_subscribe(sl_client_t *c, const char *name, const char *pattern,
-                             uint32_t ack_wait_ms, uint32_t max_deliver)
+/* Durable subscription NAME on PATTERN from the earliest offset, in *OUT;
+ * 0 or the SDK's error. 0 for ACK_WAIT_MS / MAX_DELIVER: broker defaults. */
+static int s_subscribe_open(sl_client_t *c, const char *name, const char *pattern,
+                            uint32_t ack_wait_ms, uint32_t max_deliver, sl_sub_t **out)
 {
     sl_sub_options_t so;
     sl_sub_options_init(&so);
@@ -43,8 +51,14 @@ static sl_sub_t *s_subscribe(sl_client_t *c, const char *name, const char *patte
     so.start = SL_START_EARLIEST;
     so.ack_wait_ms = ack_wait_ms;
     so.max_deliver = max_deliver;
+    return sl_subscribe(c, &so, out);
+}
+
+static sl_sub_t *s_subscribe(sl_client_t *c, const char *name, const char *pattern,
+                             uint32_t ack_wait_ms, uint32_t max_deliver)
+{
     sl_sub_t *sub = NULL;
-    assert_int_equal(sl_subscribe(c, &so, &sub), 0);
+    assert_int_equal(s_subscribe_open(c, name, pattern, ack_wait_ms, max_deliver, &sub), 0);
     return sub;
 }
 
@@ -86,20 +100,10 @@ static void s_consumer_child(const h_broker_t *b, const char *name, const char *
                              int n, unsigned ack_mask, int fd)
 {
     sl_client_t *c = NULL;
-    sl_options_t o;
-    sl_options_init(&o);
-    o.endpoint = b->endpoint;
-    o.name = "doomed-consumer";
-    o.connect_timeout_ms = S_WAIT_MS;
-    if (sl_client_new(&o, &c) != 0 || sl_client_connect(c) != 0)
+    if (s_client_open(b, "doomed-consumer", &c) != 0)
         _exit(10);
-    sl_sub_options_t so;
-    sl_sub_options_init(&so);
-    so.name = name;
-    so.pattern = topic;
-    so.start = SL_START_EARLIEST;
     sl_sub_t *sub = NULL;
-    if (sl_subscribe(c, &so, &sub) != 0)
+    if (s_subscribe_open(c, name, topic, 0, 0, &sub) != 0)
         _exit(11);
     for (int i = 0; i < n; i++) {
         sl_msg_t *m = NULL;

@@ -1074,6 +1074,16 @@ static void t_invalid(void **state)
     assert_int_equal(sl_publish_transient(c, &m), SL_EINVAL);
     m.topic = NULL;
     assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), SL_EINVAL);
+    /* The SDK remembers the last good topic: a bad one after it, and an
+     * empty one, are still refused. */
+    m.topic = "orders.eu";
+    assert_int_equal(sl_publish_transient(c, &m), 0);
+    m.topic = "orders.eu.";
+    assert_int_equal(sl_publish_transient(c, &m), SL_EINVAL);
+    m.topic = "";
+    assert_int_equal(sl_publish_transient(c, &m), SL_EINVAL);
+    m.topic = "orders.eu";
+    assert_int_equal(sl_publish_transient(c, &m), 0);
     m.topic = "orders";
     m.len = 2 * 1024 * 1024;
     m.payload = calloc(1, m.len);
