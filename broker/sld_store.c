@@ -123,6 +123,10 @@ struct sld_txn {
     size_t npdirty, cpdirty;
     uint32_t last_id;           /* append fast path: last topic looked up */
     sld_topic_info_t *last_work;
+    MDB_cursor *rcur;           /* read txns: msgs cursor, at (rid, roff) when rvalid */
+    uint32_t rid;
+    uint64_t roff;
+    bool rvalid;
 };
 
 struct sld_store {
@@ -938,6 +942,9 @@ fail:
 static void s_txn_release(sld_txn_t *txn)
 {
     sld_store_t *s = txn->store;
+    if (txn->rcur)
+        mdb_cursor_close(txn->rcur);
+    txn->rcur = NULL;
     if (txn->mt)
         mdb_txn_abort(txn->mt);
     txn->mt = NULL;
@@ -1283,6 +1290,38 @@ fail:
 }
 
 /* Fetch the raw record at (ID, OFFSET); checks it has its header. */
+/* Look KEY up in msgs for a read transaction. Deliveries read a topic's
+ * offsets one after the other: a read of the offset after the previous one
+ * steps the transaction's cursor instead of searching from the root. The
+ * next key is the wanted one exactly when that offset exists. */
+static int s_read_msg(sld_txn_t *txn, uint32_t id, uint64_t offset, MDB_val *key,
+                      MDB_val *val)
+{
+    int mrc;
+    bool step = txn->rvalid && txn->rid == id && txn->roff + 1 == offset;
+    txn->rvalid = false;
+    if (!txn->rcur) {
+        mrc = mdb_cursor_open(txn->mt, txn->store->db_msgs, &txn->rcur);
+        if (mrc)
+            return mrc;
+    }
+    if (step) {
+        MDB_val got;
+        mrc = mdb_cursor_get(txn->rcur, &got, val, MDB_NEXT);
+        if (mrc == 0 && (got.mv_size != key->mv_size
+                         || memcmp(got.mv_data, key->mv_data, key->mv_size) != 0))
+            mrc = MDB_NOTFOUND;
+    }
+    else
+        mrc = mdb_cursor_get(txn->rcur, key, val, MDB_SET_KEY);
+    if (mrc == 0) {
+        txn->rvalid = true;
+        txn->rid = id;
+        txn->roff = offset;
+    }
+    return mrc;
+}
+
 static int s_record(sld_txn_t *txn, uint32_t id, uint64_t offset, MDB_val *val)
 {
     int rc = 0, mrc;
@@ -1291,7 +1330,8 @@ static int s_record(sld_txn_t *txn, uint32_t id, uint64_t offset, MDB_val *val)
 
     s_msg_key(k, id, offset);
     key = s_val(k, sizeof k);
-    mrc = mdb_get(txn->mt, txn->store->db_msgs, &key, val);
+    mrc = txn->write ? mdb_get(txn->mt, txn->store->db_msgs, &key, val)
+                     : s_read_msg(txn, id, offset, &key, val);
     if (mrc == MDB_NOTFOUND) {
         rc = SL_ENOTFOUND;
         goto fail;

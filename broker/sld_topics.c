@@ -56,16 +56,18 @@ int sld_topics_resolve(sld_topics_t *self, sld_txn_t *txn, const char *name,
                        uint32_t *id, const char **why)
 {
     *why = NULL;
+    /* A stored topic was validated when it was created; the broker's own
+     * (a leading '_') are stored too, and refused below. */
+    const sld_topic_info_t *info = name ? sld_store_topic_by_name(self->store, name) : NULL;
+    if (info && name[0] != '_') {
+        *id = info->id;
+        return 0;
+    }
     if (!name || slc_topic_validate(name, false) != 0) {
         *why = name && name[0] == '_'
              ? "topic names starting with '_' belong to the broker"
              : "invalid topic name: dot-separated words of [A-Za-z0-9_-], at most 255 bytes";
         return SL_EINVAL;
-    }
-    const sld_topic_info_t *info = sld_store_topic_by_name(self->store, name);
-    if (info) {
-        *id = info->id;
-        return 0;
     }
     return s_ensure(self, txn, name, 0, 0, false, id);
 }

@@ -162,6 +162,38 @@ static void test_append_read_roundtrip(void **state)
     assert_null(txn);
 }
 
+/* Reads in a read transaction step a cursor when they ask for the next
+ * offset: in order, after a jump, at a topic's end (the next key belongs to
+ * another topic) and after a miss, each read returns the right record. */
+static void test_read_in_order_and_not(void **state)
+{
+    fixture_t *f = *state;
+    s_open(f);
+    uint32_t a = s_topic(f, "a"), b = s_topic(f, "b");
+    s_fill(f, a, 10, 100, 1, 0);
+    s_fill(f, b, 3, 500, 1, 0);
+    sld_txn_t *txn;
+    const void *env;
+    size_t len;
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_record(txn, a, 0, "msg-0", 100);
+    s_expect_record(txn, a, 1, "msg-1", 101);
+    s_expect_record(txn, a, 2, "msg-2", 102);
+    s_expect_record(txn, a, 7, "msg-7", 107);  /* a jump */
+    s_expect_record(txn, a, 8, "msg-8", 108);
+    s_expect_record(txn, a, 9, "msg-9", 109);
+    /* The key after a/9 is b/0: a/10 does not exist. */
+    assert_int_equal(sld_store_read(txn, a, 10, &env, &len, NULL), SL_ENOTFOUND);
+    assert_int_equal(sld_store_read(txn, a, 11, &env, &len, NULL), SL_ENOTFOUND);
+    s_expect_record(txn, b, 0, "msg-0", 500);
+    s_expect_record(txn, b, 1, "msg-1", 501);
+    s_expect_record(txn, a, 3, "msg-3", 103);  /* back */
+    s_expect_record(txn, b, 2, "msg-2", 502);
+    assert_int_equal(sld_store_read(txn, b, 3, &env, &len, NULL), SL_ENOTFOUND);
+    s_expect_record(txn, a, 4, "msg-4", 104);
+    sld_txn_abort(&txn);
+}
+
 static void test_reopen_keeps_everything(void **state)
 {
     fixture_t *f = *state;
@@ -892,6 +924,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_read_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_in_order_and_not, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_leaves_no_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_duplicates, setup, teardown),
