@@ -77,7 +77,7 @@ static void s_arena_free_one(void *data, void *ptr)
  * times their wire size (structs, pointer arrays, copied strings). */
 static s_arena_t *s_arena_new(size_t len)
 {
-    size_t cap = len < (SIZE_MAX - 4096) / 4 ? 3 * len + 1024 : len;
+    size_t cap = len < (SIZE_MAX - 4096) / 4 ? 3 * len + 256 : len;
     s_arena_t *a = malloc(sizeof *a + cap);
     if (a) {
         a->more = NULL;
