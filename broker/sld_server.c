@@ -45,11 +45,17 @@ struct sld_session {
     bool gone;
 };
 
+/* Envelope.ingest_ts_us (7, varint) and Envelope.source (8, bytes), as
+ * s_stamp appends them to a stored envelope. */
+#define S_TAG_ENVELOPE_INGEST_TS 0x38
+#define S_TAG_ENVELOPE_SOURCE 0x42
+
 /* The peer a frame came from: always an id, a session once it said Hello. */
 typedef struct {
     const uint8_t *id;
     size_t id_len;
     sld_session_t *session;
+    zmq_msg_t *raw;             /* the frame's encoding while it is handled, or NULL */
 } s_peer_t;
 
 typedef struct {
@@ -68,6 +74,7 @@ typedef struct {
     size_t id_len;
     sld_session_t *session;
     Sluice__Frame *frame;
+    zmq_msg_t raw;              /* FRAME's encoding: stored envelopes are cut from it */
 } s_write_t;
 
 struct sld_server {
@@ -93,6 +100,8 @@ struct sld_server {
     Sluice__Confirm *confirms;
     Sluice__Confirm **confirm_ptrs;
     size_t capconfirms;
+    slc_span_t *spans;          /* where a kept frame's envelopes lie in its encoding */
+    size_t capspans;
     sld_refusal_t *refusals;
     size_t caprefusals;
     sld_session_t **gone;
@@ -311,6 +320,12 @@ static bool s_on_heartbeat(sld_server_t *self, const s_peer_t *peer, Sluice__Fra
     return false;
 }
 
+static void s_write_free(s_write_t *w)
+{
+    slc_frame_free(&w->frame);
+    zmq_msg_close(&w->raw);
+}
+
 static void s_keep(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
 {
     if (slc_grow((void **) &self->writes, &self->capwrites, self->nwrites + 1,
@@ -324,6 +339,9 @@ static void s_keep(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
     w->id_len = peer->id_len;
     w->session = peer->session;
     w->frame = f;
+    zmq_msg_init(&w->raw);
+    if (peer->raw)
+        zmq_msg_move(&w->raw, peer->raw);
 }
 
 static bool s_on_publish(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
@@ -595,7 +613,7 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
         return 0;
     }
     sld_metrics_add(self->metrics, SLD_M_FRAMES_IN, 1);
-    s_peer_t peer = { zmq_msg_data(&idm), zmq_msg_size(&idm), NULL };
+    s_peer_t peer = { zmq_msg_data(&idm), zmq_msg_size(&idm), NULL, &body };
     char key[2 * S_ID_MAX + 1];
     s_hex(peer.id, peer.id_len, key);
     peer.session = zhashx_lookup(self->sessions, key);
@@ -665,8 +683,48 @@ static void s_nack(Sluice__Confirm *c, int code, const char *text)
 
 /* Store one message. Fills C; returns 0, or a store failure that dooms the
  * whole transaction (SL_EFULL, SL_ESTORE, SL_ENOMEM). */
+/* Encode E for storage into the scratch buffer: the bytes it arrived in
+ * (SPAN of W's frame, when known) with the broker's fields after them, as
+ * the protobuf rule "the last value of a field wins" allows; else a stamped
+ * copy, encoded. *LEN is the length. 0 or SL_ENOMEM. */
+static int s_stamp(sld_server_t *self, const s_write_t *w, const slc_span_t *span,
+                   const Sluice__Envelope *e, uint64_t now, size_t *len)
+{
+    const char *source = (!e->source || !*e->source) && w->session
+                       ? w->session->client : NULL;
+    if (!span) {
+        Sluice__Envelope stamped = *e;  /* shallow: the frame owns E's strings */
+        stamped.ingest_ts_us = now;
+        if (source)
+            stamped.source = (char *) source;
+        *len = sluice__envelope__get_packed_size(&stamped);
+        if (slc_grow((void **) &self->scratch, &self->capscratch, *len + 1, 1) != 0)
+            return SL_ENOMEM;
+        sluice__envelope__pack(&stamped, self->scratch);
+        return 0;
+    }
+    size_t slen = source ? strlen(source) : 0;
+    size_t need = span->len + 1 + 10 + (source ? 1 + 10 + slen : 0);
+    if (slc_grow((void **) &self->scratch, &self->capscratch, need, 1) != 0)
+        return SL_ENOMEM;
+    memcpy(self->scratch, (const uint8_t *) zmq_msg_data((zmq_msg_t *) &w->raw) + span->off,
+           span->len);
+    uint8_t *p = self->scratch + span->len;
+    *p++ = S_TAG_ENVELOPE_INGEST_TS;
+    p = slc_varint_put(p, now);
+    if (source) {
+        *p++ = S_TAG_ENVELOPE_SOURCE;
+        p = slc_varint_put(p, slen);
+        memcpy(p, source, slen);
+        p += slen;
+    }
+    *len = (size_t) (p - self->scratch);
+    return 0;
+}
+
 static int s_ingest(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
-                    Sluice__Envelope *e, Sluice__Confirm *c, bool refuse)
+                    const slc_span_t *span, Sluice__Envelope *e, Sluice__Confirm *c,
+                    bool refuse)
 {
     int rc;
     c->seq = e->seq;
@@ -717,16 +775,10 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
                                                          e->seq, topic_id, offset) : 0;
         }
     }
-    /* Stamp a shallow copy: the frame owns (and frees) E's strings. */
-    Sluice__Envelope stamped = *e;
-    stamped.ingest_ts_us = now;
-    if ((!e->source || !*e->source) && w->session)
-        stamped.source = w->session->client;
-    size_t len = sluice__envelope__get_packed_size(&stamped);
-    if (slc_grow((void **) &self->scratch, &self->capscratch, len + 1, 1) != 0)
-        return SL_ENOMEM;
-    sluice__envelope__pack(&stamped, self->scratch);
-    rc = sld_store_append(txn, topic_id, now, self->scratch, len, &offset);
+    size_t len;
+    rc = s_stamp(self, w, span, e, now, &len);
+    if (rc == 0)
+        rc = sld_store_append(txn, topic_id, now, self->scratch, len, &offset);
     if (rc == 0 && sequenced)
         rc = sld_store_producer_record(txn, e->producer_id.data, e->seq, topic_id, offset);
     if (rc == 0 && msg_id && *msg_id)
@@ -757,6 +809,14 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
     }
     if (rc)
         return rc;
+    /* The envelopes' own bytes, when the frame is laid out plainly. */
+    const slc_span_t *spans = NULL;
+    if (!fail && zmq_msg_size((zmq_msg_t *) &w->raw) > 0
+        && slc_grow((void **) &self->spans, &self->capspans, n, sizeof(slc_span_t)) == 0
+        && slc_frame_envelope_spans(zmq_msg_data((zmq_msg_t *) &w->raw),
+                                    zmq_msg_size((zmq_msg_t *) &w->raw), f,
+                                    self->spans, n) == 0)
+        spans = self->spans;
     for (size_t i = 0; i < n; i++) {
         Sluice__Confirm *c = &self->confirms[i];
         sluice__confirm__init(c);
@@ -769,7 +829,7 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
                    : "storage failed; the message was not stored");
             continue;
         }
-        rc = s_ingest(self, txn, w, msgs[i], c, refuse);
+        rc = s_ingest(self, txn, w, spans ? &spans[i] : NULL, msgs[i], c, refuse);
         if (rc)
             return rc;
     }
@@ -798,7 +858,7 @@ static int s_apply_topic_create(sld_server_t *self, sld_txn_t *txn,
                                 const s_write_t *w, int fail)
 {
     Sluice__TopicCreate *tc = w->frame->topic_create;
-    s_peer_t peer = { w->id, w->id_len, w->session };
+    s_peer_t peer = { w->id, w->id_len, w->session, NULL };
     const char *why = NULL;
     uint32_t id = 0;
     int rc = fail ? fail : sld_topics_create(self->topics, txn, tc->name, tc->max_age_ms,
@@ -925,7 +985,7 @@ static void s_commit(sld_server_t *self)
     }
     self->nappended = 0;
     for (size_t i = 0; i < self->nwrites; i++)
-        slc_frame_free(&self->writes[i].frame);
+        s_write_free(&self->writes[i]);
     self->nwrites = 0;
 }
 
@@ -1038,7 +1098,7 @@ void sld_server_destroy(sld_server_t **self_p)
     free(self->replies.v);
     free(self->wreplies.v);
     for (size_t i = 0; i < self->nwrites; i++)
-        slc_frame_free(&self->writes[i].frame);
+        s_write_free(&self->writes[i]);
     free(self->writes);
     if (self->router)
         zmq_close(self->router);
@@ -1053,6 +1113,7 @@ void sld_server_destroy(sld_server_t **self_p)
     free(self->scratch);
     free(self->confirms);
     free(self->confirm_ptrs);
+    free(self->spans);
     free(self->refusals);
     free(self->gone);
     free(self);

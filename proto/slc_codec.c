@@ -237,3 +237,97 @@ const char *slc_frame_name(const Sluice__Frame *frame)
         &sluice__frame__descriptor, (unsigned) frame->body_case);
     return f ? f->name : "unknown";
 }
+
+/* Read a varint at *P (before END) into *V; false when it does not fit. */
+static bool s_varint_get(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        r |= (uint64_t) (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Step over the field at *P: its number in *FIELD; for a length-delimited
+ * one its contents in *BODY and *BODY_LEN (else *BODY is NULL). False on a
+ * field this reader does not take (groups) or that runs past END. */
+static bool s_field_next(const uint8_t **p, const uint8_t *end, uint64_t *field,
+                         const uint8_t **body, size_t *body_len)
+{
+    uint64_t key, v;
+    *body = NULL;
+    if (!s_varint_get(p, end, &key))
+        return false;
+    *field = key >> 3;
+    switch (key & 7) {
+    case 0:
+        return s_varint_get(p, end, &v);
+    case 1:
+        if (end - *p < 8)
+            return false;
+        *p += 8;
+        return true;
+    case 5:
+        if (end - *p < 4)
+            return false;
+        *p += 4;
+        return true;
+    case 2:
+        if (!s_varint_get(p, end, &v) || v > (uint64_t) (end - *p))
+            return false;
+        *body = *p;
+        *body_len = (size_t) v;
+        *p += v;
+        return true;
+    default:
+        return false;
+    }
+}
+
+int slc_frame_envelope_spans(const void *data, size_t len, const Sluice__Frame *f,
+                             slc_span_t *spans, size_t n)
+{
+    uint64_t want;              /* the Frame field that holds the body */
+    if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH)
+        want = SLUICE__FRAME__BODY_PUBLISH_BATCH;
+    else if (f->body_case == SLUICE__FRAME__BODY_PUBLISH)
+        want = SLUICE__FRAME__BODY_PUBLISH;
+    else
+        return SL_EMALFORMED;
+    const uint8_t *start = data, *p = start, *end = start + len;
+    const uint8_t *body = NULL, *b;
+    size_t body_len = 0, bl, found = 0;
+    uint64_t field;
+    while (p < end) {
+        if (!s_field_next(&p, end, &field, &b, &bl))
+            return SL_EMALFORMED;
+        if (field == want) {
+            if (body || !b)
+                return SL_EMALFORMED;   /* twice: protobuf-c merged them */
+            body = b;
+            body_len = bl;
+        }
+    }
+    if (!body)
+        return SL_EMALFORMED;
+    /* Publish.msg and PublishBatch.msgs are both field 1. */
+    p = body;
+    end = body + body_len;
+    while (p < end) {
+        if (!s_field_next(&p, end, &field, &b, &bl))
+            return SL_EMALFORMED;
+        if (field != 1)
+            continue;
+        if (!b || found == n)
+            return SL_EMALFORMED;
+        spans[found].off = (size_t) (b - start);
+        spans[found].len = bl;
+        found++;
+    }
+    return found == n ? 0 : SL_EMALFORMED;
+}

@@ -36,4 +36,42 @@ int slc_frame_send(void *socket, const void *routing_id, size_t id_len,
 /* Name of the command a frame carries, for logs ("publish_batch", ...). */
 const char *slc_frame_name(const Sluice__Frame *frame);
 
+/* Where each envelope of a Publish or PublishBatch frame lies in its
+ * encoding: the broker stores those bytes instead of encoding every
+ * envelope again. */
+typedef struct {
+    size_t off;                 /* from the start of the frame */
+    size_t len;
+} slc_span_t;
+
+/* For the frame DATA (LEN bytes) that decoded to F, a Publish or a
+ * PublishBatch of N envelopes: 0 and SPANS[i] (caller's array of N) the
+ * encoding of envelope i, or SL_EMALFORMED when the frame is not laid out
+ * plainly (its body in two parts, say): then encode the envelopes. */
+int slc_frame_envelope_spans(const void *data, size_t len, const Sluice__Frame *f,
+                             slc_span_t *spans, size_t n);
+
+/* Protobuf base-128 varints, for the few frames built by hand on hot paths
+ * (the SDK's publish batches, the broker's stored envelopes). */
+static inline size_t slc_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Write V at P; returns the byte after it. */
+static inline uint8_t *slc_varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t) (v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t) v;
+    return p;
+}
+
 #endif

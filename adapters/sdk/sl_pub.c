@@ -23,26 +23,6 @@
 #define SLI_TAG_BATCH_MSG 0x0a              /* PublishBatch.msgs (1), bytes */
 #define SLI_TAG_BATCH_TRANSIENT 0x10        /* PublishBatch.transient (2), varint */
 
-static size_t s_vlen(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *s_vput(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t) (v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t) v;
-    return p;
-}
-
 /* ---------------------------------------------------------------- ring */
 
 int sli_pub_init(sl_client_t *self)
@@ -223,20 +203,20 @@ static int s_send_entries(sl_client_t *self, sli_pending_t **v, size_t n)
 {
     size_t body = 0;
     for (size_t i = 0; i < n; i++)
-        body += 1 + s_vlen(v[i]->len) + v[i]->len;
+        body += 1 + slc_varint_len(v[i]->len) + v[i]->len;
     uint64_t corr = sli_corr(self);
-    size_t total = 1 + s_vlen(corr) + 1 + s_vlen(body) + body;
+    size_t total = 1 + slc_varint_len(corr) + 1 + slc_varint_len(body) + body;
     zmq_msg_t msg;
     if (zmq_msg_init_size(&msg, total) != 0)
         return SL_ENOMEM;
     uint8_t *p = zmq_msg_data(&msg);
     *p++ = SLI_TAG_FRAME_CORR;
-    p = s_vput(p, corr);
+    p = slc_varint_put(p, corr);
     *p++ = SLI_TAG_FRAME_BATCH;
-    p = s_vput(p, body);
+    p = slc_varint_put(p, body);
     for (size_t i = 0; i < n; i++) {
         *p++ = SLI_TAG_BATCH_MSG;
-        p = s_vput(p, v[i]->len);
+        p = slc_varint_put(p, v[i]->len);
         memcpy(p, v[i]->enc, v[i]->len);
         p += v[i]->len;
     }
@@ -320,15 +300,15 @@ static int s_send_transient(sl_client_t *self)
         return SL_EBUSY;
     uint64_t corr = sli_corr(self);
     size_t body = self->tlen + 2;
-    size_t total = 1 + s_vlen(corr) + 1 + s_vlen(body) + body;
+    size_t total = 1 + slc_varint_len(corr) + 1 + slc_varint_len(body) + body;
     zmq_msg_t msg;
     if (zmq_msg_init_size(&msg, total) != 0)
         return SL_ENOMEM;
     uint8_t *p = zmq_msg_data(&msg);
     *p++ = SLI_TAG_FRAME_CORR;
-    p = s_vput(p, corr);
+    p = slc_varint_put(p, corr);
     *p++ = SLI_TAG_FRAME_BATCH;
-    p = s_vput(p, body);
+    p = slc_varint_put(p, body);
     memcpy(p, self->tbuf, self->tlen);
     p += self->tlen;
     *p++ = SLI_TAG_BATCH_TRANSIENT;
@@ -611,7 +591,7 @@ int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
     if (rc)
         goto fail;
     size_t len = sluice__envelope__get_packed_size(&e.env);
-    size_t need = 1 + s_vlen(len) + len;
+    size_t need = 1 + slc_varint_len(len) + len;
     uint64_t now = slc_mono_ms();
     if (self->tn && (self->tn >= self->max_batch
                      || self->tlen + need > self->opts.max_batch_bytes)) {
@@ -647,7 +627,7 @@ int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
     }
     uint8_t *p = self->tbuf + self->tlen;
     *p++ = SLI_TAG_BATCH_MSG;
-    p = s_vput(p, len);
+    p = slc_varint_put(p, len);
     sluice__envelope__pack(&e.env, p);
     s_env_free(&e);
     self->tlen += need;

@@ -289,6 +289,8 @@ typedef struct {
     const uint8_t *producer;    /* SLC_PRODUCER_ID_LEN bytes or NULL */
     uint64_t seq;
     const char *msg_id;         /* "msg-id" header or NULL */
+    const char *source;         /* Envelope.source or NULL */
+    uint64_t ingest_ts_us;      /* what the client claims; the broker overrides it */
 } s_msg_t;
 
 /* PublishBatch of N messages; returns the reply (PublishAck or Error). */
@@ -317,6 +319,9 @@ static Sluice__Frame *s_publish(s_client_t *c, const s_msg_t *msgs, size_t n)
             env[i].headers = &hdrp[i];
             env[i].n_headers = 1;
         }
+        if (msgs[i].source)
+            env[i].source = (char *) msgs[i].source;
+        env[i].ingest_ts_us = msgs[i].ingest_ts_us;
         envp[i] = &env[i];
     }
     Sluice__PublishBatch batch = SLUICE__PUBLISH_BATCH__INIT;
@@ -752,6 +757,42 @@ static void test_too_big_configured(void **state)
     s_expect_error(r, 413);
     s_expect_heartbeat(c);
     assert_int_equal(s_topic_messages(c, "blobs"), 11);
+}
+
+/* 5b. The broker stamps what it stores: the ingest time always (a time a
+ *     client put in is replaced), the source when the client gave none
+ *     (its Hello name); everything else is stored as sent. */
+static void test_stamped_on_ingest(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *c = s_connect(fx, true);
+    uint64_t t0 = slc_now_us();
+    s_msg_t m[2] = {
+        { .topic = "stamp.t", .payload = "plain", .len = 5 },
+        { .topic = "stamp.t", .payload = "claims", .len = 6, .source = "mine",
+          .ingest_ts_us = 1, .msg_id = "m-1" },
+    };
+    Sluice__Frame *r = s_publish(c, m, 2);
+    assert_int_equal(s_confirm(r, 0)->code, 0);
+    assert_int_equal(s_confirm(r, 1)->code, 0);
+    slc_frame_free(&r);
+    uint64_t t1 = slc_now_us();
+    uint32_t sub = s_subscribe(c, "stamper", "stamp.t", SLUICE__START_KIND__START_EARLIEST, 10, 0);
+    for (uint64_t off = 0; off < 2; off++) {
+        s_dlv_t d = s_expect_dlv(c, sub, 2000, off, 1);
+        const Sluice__Envelope *e = d.env;
+        if (e->ingest_ts_us < t0 || e->ingest_ts_us > t1)
+            fail_msg("offset %llu: ingest_ts_us %llu outside [%llu, %llu]",
+                     (unsigned long long) off, (unsigned long long) e->ingest_ts_us,
+                     (unsigned long long) t0, (unsigned long long) t1);
+        assert_string_equal(e->topic, "stamp.t");
+        assert_int_equal(e->payload.len, m[off].len);
+        assert_memory_equal(e->payload.data, m[off].payload, m[off].len);
+        assert_string_equal(e->source, off == 0 ? "raw-test" : "mine");  /* harness Hello */
+        assert_int_equal(e->n_headers, off == 0 ? 0 : 1);
+        slc_envelope_free(&d.env);
+    }
 }
 
 /* 5. Invalid topic names are nacked one by one with 422 and a reason. */
@@ -1249,6 +1290,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_big_default, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_too_big_configured, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_invalid_topics, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_stamped_on_ingest, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_producer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_msg_id_dedup, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_msg_id_window, s_setup, s_teardown),
