@@ -325,6 +325,58 @@ static void test_envelope_spans(void **state)
     assert_int_equal(zmq_msg_close(&msg), 0);
 }
 
+/* Deliver frames are written by hand (slc_codec.c): byte for byte what
+ * protobuf-c writes, for zero and large values, empty and long fields. */
+static void test_deliver_bytes(void **state)
+{
+    (void) state;
+    enum { N = 40 };
+    Sluice__Delivery d[N], *dp[N];
+    static uint8_t env[N][300];
+    static char topic[N][64];
+    uint32_t seed = 777;
+    for (int round = 0; round < 50; round++) {
+        size_t n = (size_t) round % N;
+        for (size_t i = 0; i < n; i++) {
+            sluice__delivery__init(&d[i]);
+            seed = seed * 1103515245u + 12345u;
+            uint32_t r = seed >> 4;
+            d[i].sub_id = r % 3 == 0 ? 0 : r;
+            d[i].topic_id = r % 5 == 0 ? 0 : r % 70000;
+            snprintf(topic[i], sizeof topic[i], "t%u.x", r % 1000);
+            d[i].topic = r % 7 == 0 ? (char *) "" : topic[i];
+            d[i].offset = r % 11 == 0 ? 0 : ((uint64_t) r << 33) | r;
+            d[i].token = r % 13 == 0 ? 0 : UINT64_MAX - r;
+            d[i].attempt = r % 2 ? 1 : r % 300;
+            size_t len = r % 17 == 0 ? 0 : r % sizeof env[i];
+            for (size_t k = 0; k < len; k++)
+                env[i][k] = (uint8_t) (k + r);
+            d[i].envelope.data = env[i];
+            d[i].envelope.len = len;
+            dp[i] = &d[i];
+        }
+        Sluice__Deliver dl = SLUICE__DELIVER__INIT;
+        dl.msgs = dp;
+        dl.n_msgs = n;
+        Sluice__Frame f = SLUICE__FRAME__INIT;
+        f.body_case = SLUICE__FRAME__BODY_DELIVER;
+        f.deliver = &dl;
+        f.corr = round % 3 ? 0 : (uint64_t) round * 1000003u;
+        size_t want_len = sluice__frame__get_packed_size(&f);
+        uint8_t *want = malloc(want_len + 1);
+        assert_non_null(want);
+        assert_int_equal(sluice__frame__pack(&f, want), want_len);
+        zmq_msg_t msg;
+        assert_int_equal(slc_frame_encode(&f, &msg), 0);
+        if (zmq_msg_size(&msg) != want_len
+            || memcmp(zmq_msg_data(&msg), want, want_len) != 0)
+            fail_msg("round %d (%zu deliveries): %zu bytes, protobuf-c %zu", round, n,
+                     zmq_msg_size(&msg), want_len);
+        assert_int_equal(zmq_msg_close(&msg), 0);
+        free(want);
+    }
+}
+
 /* A command from a newer protocol: a oneof field this build does not know. */
 static void test_unknown_command(void **state)
 {
@@ -451,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_envelope_spans),
+        cmocka_unit_test(test_deliver_bytes),
         cmocka_unit_test(test_unknown_command),
         cmocka_unit_test(test_frame_name),
         cmocka_unit_test(test_send_recv),
