@@ -1021,6 +1021,7 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     so.map_size_max = cfg->map_size_max;
     so.sync = cfg->sync;
     so.producer_window = cfg->producer_window;
+    so.exclusive = true;
     rc = sld_store_open(&so, &self->store);
     if (rc)
         goto fail;

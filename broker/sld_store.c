@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,6 +134,7 @@ struct sld_txn {
 
 struct sld_store {
     MDB_env *env;
+    int lock_fd;                /* DIR/sluiced.lock, flocked (exclusive stores); else -1 */
     bool env_open;              /* mdb_env_open succeeded: close needs a sync */
     MDB_dbi db_meta, db_topics, db_msgs, db_producers, db_pseq, db_dedup,
             db_dedup_exp, db_subs, db_cursors, db_acked;
@@ -482,6 +486,39 @@ fail:
 
 /* ------------------------------------------------------------------- open */
 
+/* Take DIR/sluiced.lock for this process (flock, released when the process
+ * ends however it ends) and write our pid into it for the next one's
+ * message. Two brokers on one data dir would each trust their own view of
+ * offsets and producers. 0, SL_EBUSY or SL_ESYS. */
+static int s_lock(sld_store_t *s, const char *dir)
+{
+    char path[PATH_MAX], pid[32] = "";
+    if (snprintf(path, sizeof path, "%s/sluiced.lock", dir) >= (int) sizeof path)
+        return SL_ESYS;
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        fprintf(stderr, "sluiced: store: open %s: %s\n", path, strerror(errno));
+        return SL_ESYS;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (err == EWOULDBLOCK)
+            fprintf(stderr, "sluiced: store: %s is in use by another sluiced%s%s%s; "
+                    "one broker per data dir\n", dir, *pid ? " (pid " : "", pid,
+                    *pid ? ")" : "");
+        else
+            fprintf(stderr, "sluiced: store: lock %s: %s\n", path, strerror(err));
+        return err == EWOULDBLOCK ? SL_EBUSY : SL_ESYS;
+    }
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long) getpid());
+    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t) n, 0) != n)
+        fprintf(stderr, "sluiced: store: could not write our pid to %s\n", path);
+    return 0;
+}
+
 static int s_mkdirs(const char *dir)
 {
     int rc = 0;
@@ -795,6 +832,8 @@ int sld_store_open(const sld_store_options_t *opts, sld_store_t **out)
     assert(opts && opts->dir && out);
     *out = NULL;
     s = calloc(1, sizeof *s);
+    if (s)
+        s->lock_fd = -1;
     if (!s || !(s->dir = strdup(opts->dir))
         || asprintf(&file, "%s/data.mdb", opts->dir) < 0) {
         file = NULL;
@@ -807,6 +846,8 @@ int sld_store_open(const sld_store_options_t *opts, sld_store_t **out)
                                                : S_DEFAULT_PRODUCER_WINDOW;
     s->map_size = s_round_page(opts->map_size ? opts->map_size : S_DEFAULT_MAP_SIZE, s->page);
     rc = s_mkdirs(opts->dir);
+    if (rc == 0 && opts->exclusive)
+        rc = s_lock(s, opts->dir);
     if (rc)
         goto fail;
     /* A map smaller than the file would hide data the file holds. */
@@ -874,6 +915,8 @@ void sld_store_destroy(sld_store_t **self_p)
     }
     if (s->env)
         mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);      /* releases the flock */
     free(s->wtxn.dirty);
     free(s->wtxn.fresh);
     free(s->wtxn.pdirty);

@@ -30,6 +30,8 @@ typedef struct {
     size_t map_size_max;        /* ceiling for growth; default 16 GiB */
     bool sync;                  /* fsync on commit; default true */
     uint64_t producer_window;   /* sequences remembered per producer; default 1,000,000 */
+    bool exclusive;             /* hold DIR/sluiced.lock: one broker per data dir;
+                                   default false (readers such as --check) */
 } sld_store_options_t;
 
 /* What the broker knows about one topic (committed state). */
@@ -48,7 +50,9 @@ void sld_store_options_init(sld_store_options_t *opts);
 
 /* Open (creating when absent) the store in opts->dir. Refuses a data dir
  * written by an incompatible format or damaged: SL_ESTORE with the reason
- * logged to stderr. 0 and *out (caller owns), SL_ESYS, SL_ESTORE. */
+ * logged to stderr. With opts->exclusive, a data dir another process holds
+ * so is SL_EBUSY (its pid logged). 0 and *out (caller owns), SL_ESYS,
+ * SL_ESTORE, SL_EBUSY. */
 int sld_store_open(const sld_store_options_t *opts, sld_store_t **out);
 
 /* Close the environment (after a final sync). NULL-safe; nulls *self_p. */

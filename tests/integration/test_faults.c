@@ -146,6 +146,36 @@ static void test_storage_full_resumes(void **state)
     unlink(cfg);
 }
 
+/* A second sluiced on a data dir a broker already uses is refused with a
+ * clear message (two brokers would each trust their own offsets), and the
+ * first goes on serving. */
+static void test_second_broker_refused(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    char path[512], cmd[1024];
+    h_build_path("broker/sluiced", path, sizeof path);
+    snprintf(cmd, sizeof cmd, "%s --data-dir %s --listen tcp://127.0.0.1:0 2>&1",
+             path, b.dir);
+    char *out = NULL;
+    int st = h_run(cmd, NULL, &out);
+    assert_int_not_equal(st, 0);
+    if (!out || !strstr(out, "in use by another sluiced"))
+        fail_msg("second broker said: %s", out ? out : "(nothing)");
+    free(out);
+
+    sl_client_t *c = s_client(&b);
+    sl_message_t m = { .topic = "still.here", .payload = "x", .len = 1 };
+    assert_int_equal(sl_publish_sync(c, &m, 10000, NULL), 0);
+    sl_client_destroy(&c);
+    /* After the first one stops, the dir is free again. */
+    assert_int_equal(h_broker_stop(&b, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(h_broker_start(&b), 0);
+    h_broker_destroy(&b);
+}
+
 static void test_damaged_store_refused(void **state)
 {
     (void) state;
@@ -259,6 +289,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_storage_full_resumes),
         cmocka_unit_test(test_damaged_store_refused),
+        cmocka_unit_test(test_second_broker_refused),
         cmocka_unit_test(test_sigstop_10s),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
