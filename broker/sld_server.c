@@ -681,8 +681,6 @@ static void s_nack(Sluice__Confirm *c, int code, const char *text)
     c->retryable = slc_retryable(code);
 }
 
-/* Store one message. Fills C; returns 0, or a store failure that dooms the
- * whole transaction (SL_EFULL, SL_ESTORE, SL_ENOMEM). */
 /* Encode E for storage into the scratch buffer: the bytes it arrived in
  * (SPAN of W's frame, when known) with the broker's fields after them, as
  * the protobuf rule "the last value of a field wins" allows; else a stamped
@@ -722,6 +720,9 @@ static int s_stamp(sld_server_t *self, const s_write_t *w, const slc_span_t *spa
     return 0;
 }
 
+/* Store one message (SPAN: where it lies in W's frame, or NULL). Fills C;
+ * returns 0, or a store failure that dooms the whole transaction (SL_EFULL,
+ * SL_ESTORE, SL_ENOMEM). */
 static int s_ingest(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
                     const slc_span_t *span, Sluice__Envelope *e, Sluice__Confirm *c,
                     bool refuse)
