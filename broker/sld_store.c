@@ -27,12 +27,14 @@
  *  Databases. One environment in the data dir, named databases whose keys
  *  are big-endian so that LMDB's byte order is the order we walk in:
  *
- *    meta       "format" -> u32 (1); "instance" -> 16 random bytes
+ *    meta       "format" -> u32 (2); "instance" -> 16 random bytes
  *    topics     name -> version u8, id u32, first, next, messages, bytes,
  *               max_age_ms, max_bytes (u64 each)
  *    msgs       topic id u32 + offset u64 -> ingest_us u64 + envelope
  *    producers  producer id (16) -> highest stored seq u64
- *    pseq       producer id + seq u64 -> topic id u32 + offset u64
+ *    pseq       producer id + first seq u64 -> topic id u32 + first
+ *               offset u64 + count u64: a run of COUNT consecutive seqs
+ *               stored at consecutive offsets of one topic
  *    dedup      topic id u32 + msg id -> time_us u64 + offset u64
  *    dedup_exp  time_us u64 + topic id u32 + msg id -> (empty)
  *    subs       name -> opaque config
@@ -61,6 +63,13 @@
  *  highest seq and let a resend be stored twice. Only at or below the
  *  highest seq do we look in `pseq`; an entry older than the producer
  *  window that trim already removed answers "duplicate, offset unknown".
+ *  `pseq` holds runs, not one entry per seq: consecutive seqs of one
+ *  producer stored at consecutive offsets of one topic (a batch, nearly
+ *  always) are one entry, keyed by the run's first seq. The write
+ *  transaction keeps each producer's open run in the cache and writes it
+ *  when the run breaks and at flush; a lookup first asks that open run,
+ *  then takes the last entry at or before (producer, seq). Trim drops a
+ *  run once its last seq has left the window.
  *
  *  Appends. One mdb_put with MDB_RESERVE (the record is written straight
  *  into the page, no temporary buffer). We keep an upper bound of the last
@@ -85,12 +94,12 @@
  *  half way through applying a commit would leave memory disagreeing with
  *  disk, so, as Redis does, they abort the process on out-of-memory.  */
 
-#define S_FORMAT 1
+#define S_FORMAT 2               /* 2: pseq holds runs (1 held one entry per seq) */
 #define S_TOPIC_VERSION 1
 #define S_TOPIC_REC_LEN 53
 #define S_MSG_KEY_LEN 12
 #define S_PSEQ_KEY_LEN (SLC_PRODUCER_ID_LEN + 8)
-#define S_PSEQ_VAL_LEN 12
+#define S_PSEQ_VAL_LEN 20
 #define S_DEDUP_VAL_LEN 16
 #define S_SUB_KEY_MAX (SLD_SUB_NAME_MAX + 1 + 4 + 8)
 #define S_DEDUP_KEY_MAX (8 + 4 + SLD_MSG_ID_MAX)
@@ -111,6 +120,11 @@ typedef struct {
     uint64_t seq;               /* highest committed seq (0 = none) */
     uint64_t pending;           /* highest seq in the write txn; valid while dirty */
     bool dirty;                 /* the write txn recorded a seq for it */
+    /* The write txn's open run, not yet in pseq (valid while run_n > 0):
+     * seqs run_seq .. run_seq + run_n - 1 at offsets run_off .. of
+     * run_topic. s_run_put writes it when it breaks or at flush. */
+    uint64_t run_seq, run_off, run_n;
+    uint32_t run_topic;
 } s_producer_t;
 
 struct sld_txn {
@@ -998,12 +1012,16 @@ static void s_txn_release(sld_txn_t *txn)
     }
     for (size_t i = 0; i < txn->ndirty; i++)
         s->topics[txn->dirty[i]].dirty = false;
-    for (size_t i = 0; i < txn->npdirty; i++)
+    for (size_t i = 0; i < txn->npdirty; i++) {
         s->producers[txn->pdirty[i]].dirty = false;
+        s->producers[txn->pdirty[i]].run_n = 0;
+    }
     txn->ndirty = txn->nfresh = txn->npdirty = 0;
     txn->last_work = NULL;
     s->writing = false;
 }
+
+static int s_run_put(sld_txn_t *txn, s_producer_t *p);
 
 /* Write each changed topic and producer once, just before mdb_txn_commit. */
 static int s_txn_flush(sld_txn_t *txn)
@@ -1021,6 +1039,10 @@ static int s_txn_flush(sld_txn_t *txn)
         v = s_val(rec, sizeof rec);
         mrc = mdb_put(txn->mt, s->db_topics, &k, &v, 0);
     }
+    for (size_t i = 0; i < txn->npdirty && rc == 0; i++)
+        rc = s_run_put(txn, &s->producers[txn->pdirty[i]]);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < txn->npdirty && mrc == 0; i++) {
         const s_producer_t *p = &s->producers[txn->pdirty[i]];
         if (p->pending <= p->seq)
@@ -1465,15 +1487,61 @@ uint64_t sld_store_offset_at_time(sld_txn_t *txn, uint32_t id, uint64_t time_us)
 
 /* -------------------------------------------------------------- producers */
 
+/* Find SEQ of producer PID among the runs of pseq visible to TXN: 1 and
+ * *TOPIC_ID / *OFFSET, 0 when no run holds it, or an error. */
+static int s_run_find(sld_txn_t *txn, const uint8_t *pid, uint64_t seq,
+                      uint32_t *topic_id, uint64_t *offset)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    uint8_t k[S_PSEQ_KEY_LEN];
+    MDB_val key, val;
+
+    mrc = mdb_cursor_open(txn->mt, txn->store->db_pseq, &cur);
+    if (mrc)
+        goto done;
+    /* The run holding SEQ is the last one that starts at or before it. */
+    s_pseq_key(k, pid, seq);
+    key = s_val(k, sizeof k);
+    mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (mrc == 0 && memcmp(key.mv_data, k, sizeof k) != 0)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    else if (mrc == MDB_NOTFOUND)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    if (mrc == MDB_NOTFOUND) {
+        mrc = 0;
+        goto done;
+    }
+    if (mrc)
+        goto done;
+    if (key.mv_size != S_PSEQ_KEY_LEN || val.mv_size != S_PSEQ_VAL_LEN) {
+        fprintf(stderr, "sluiced: store: damaged producer index entry\n");
+        rc = SL_ESTORE;
+        goto done;
+    }
+    uint64_t first = slc_get_be64((const uint8_t *) key.mv_data + SLC_PRODUCER_ID_LEN);
+    uint64_t n = slc_get_be64((const uint8_t *) val.mv_data + 12);
+    if (memcmp(key.mv_data, pid, SLC_PRODUCER_ID_LEN) == 0 && first <= seq
+        && seq - first < n) {
+        *topic_id = slc_get_be32(val.mv_data);
+        *offset = slc_get_be64((const uint8_t *) val.mv_data + 4) + (seq - first);
+        rc = 1;
+    }
+done:
+    if (mrc)
+        rc = s_txn_fail(txn, "producer check", mrc);
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
 int sld_store_producer_check(sld_txn_t *txn, const uint8_t producer_id[16],
                              uint64_t seq, uint32_t *topic_id, uint64_t *offset)
 {
-    int rc, mrc;
+    int rc;
     sld_store_t *s;
     uint64_t highest;
     size_t index;
-    uint8_t k[S_PSEQ_KEY_LEN];
-    MDB_val key, val;
 
     assert(txn && producer_id && topic_id && offset);
     s = txn->store;
@@ -1482,19 +1550,17 @@ int sld_store_producer_check(sld_txn_t *txn, const uint8_t producer_id[16],
         rc = s_prod_highest(txn, producer_id, &highest, &index);
     if (rc || seq > highest)
         goto fail;
-    s_pseq_key(k, producer_id, seq);
-    key = s_val(k, sizeof k);
-    mrc = mdb_get(txn->mt, s->db_pseq, &key, &val);
-    if (mrc == 0 && val.mv_size == S_PSEQ_VAL_LEN) {
-        *topic_id = slc_get_be32(val.mv_data);
-        *offset = slc_get_be64((const uint8_t *) val.mv_data + 4);
+    /* This write txn's open run first: it is not in pseq yet. */
+    const s_producer_t *p = index != S_NONE ? &s->producers[index] : NULL;
+    if (txn->write && p && p->dirty && p->run_n && p->run_seq <= seq
+        && seq - p->run_seq < p->run_n) {
+        *topic_id = p->run_topic;
+        *offset = p->run_off + (seq - p->run_seq);
         rc = 1;
-    } else if (mrc == 0) {
-        fprintf(stderr, "sluiced: store: damaged producer index entry\n");
-        rc = SL_ESTORE;
-    } else if (mrc != MDB_NOTFOUND) {
-        rc = s_txn_fail(txn, "producer check", mrc);
-    } else if (highest >= s->producer_window && seq <= highest - s->producer_window) {
+        goto fail;
+    }
+    rc = s_run_find(txn, producer_id, seq, topic_id, offset);
+    if (rc == 0 && highest >= s->producer_window && seq <= highest - s->producer_window) {
         /* Forgotten by trim: it was stored, where is no longer known. */
         *topic_id = 0;
         *offset = SLD_OFFSET_NONE;
@@ -1505,17 +1571,36 @@ fail:
     return rc;
 }
 
+/* Write P's open run to pseq (write txn) and close it. 0 or the failure. */
+static int s_run_put(sld_txn_t *txn, s_producer_t *p)
+{
+    sld_store_t *s = txn->store;
+    uint8_t k[S_PSEQ_KEY_LEN], v[S_PSEQ_VAL_LEN];
+    if (p->run_n == 0)
+        return 0;
+    s_pseq_key(k, p->id, p->run_seq);
+    slc_put_be32(v, p->run_topic);
+    slc_put_be64(v + 4, p->run_off);
+    slc_put_be64(v + 12, p->run_n);
+    p->run_n = 0;
+    MDB_val key = s_val(k, sizeof k), val = s_val(v, sizeof v);
+    /* One producer's runs ascend: mostly an append. */
+    unsigned flags = s_append_flags(k, s->pseq_last, sizeof k, &s->has_pseq_last, 0);
+    int mrc = mdb_put(txn->mt, s->db_pseq, &key, &val, flags);
+    if (mrc)
+        return s_txn_fail(txn, "record producer seq", mrc);
+    s_append_done(flags, k, s->pseq_last, sizeof k, &s->has_pseq_last);
+    return 0;
+}
+
 int sld_store_producer_record(sld_txn_t *txn, const uint8_t producer_id[16],
                               uint64_t seq, uint32_t topic_id, uint64_t offset)
 {
-    int rc = 0, mrc;
+    int rc = 0;
     sld_store_t *s;
     uint64_t highest;
     size_t index;
     s_producer_t *p;
-    uint8_t k[S_PSEQ_KEY_LEN], v[S_PSEQ_VAL_LEN];
-    MDB_val key, val;
-    unsigned flags;
 
     assert(txn && txn->write && producer_id);
     s = txn->store;
@@ -1527,25 +1612,27 @@ int sld_store_producer_record(sld_txn_t *txn, const uint8_t producer_id[16],
     if (rc)
         goto fail;
     assert(index != S_NONE);
-    s_pseq_key(k, producer_id, seq);
-    slc_put_be32(v, topic_id);
-    slc_put_be64(v + 4, offset);
-    key = s_val(k, sizeof k);
-    val = s_val(v, sizeof v);
-    /* One producer's sequences ascend: mostly an append. */
-    flags = s_append_flags(k, s->pseq_last, sizeof k, &s->has_pseq_last, 0);
-    mrc = mdb_put(txn->mt, s->db_pseq, &key, &val, flags);
-    if (mrc) {
-        rc = s_txn_fail(txn, "record producer seq", mrc);
-        goto fail;
-    }
-    s_append_done(flags, k, s->pseq_last, sizeof k, &s->has_pseq_last);
     p = &s->producers[index];
     if (!p->dirty) {
         txn->pdirty = s_grow(txn->pdirty, &txn->cpdirty, txn->npdirty + 1, sizeof *txn->pdirty);
         txn->pdirty[txn->npdirty++] = index;
         p->dirty = true;
         p->pending = p->seq;
+        p->run_n = 0;
+    }
+    /* The next seq at the next offset of the same topic extends the run;
+     * anything else closes it and opens another. */
+    if (p->run_n && seq == p->run_seq + p->run_n && topic_id == p->run_topic
+        && offset == p->run_off + p->run_n)
+        p->run_n++;
+    else {
+        rc = s_run_put(txn, p);
+        if (rc)
+            goto fail;
+        p->run_seq = seq;
+        p->run_off = offset;
+        p->run_topic = topic_id;
+        p->run_n = 1;
     }
     if (seq > p->pending)
         p->pending = seq;
@@ -2087,7 +2174,10 @@ static int s_trim_pseq(sld_txn_t *txn, size_t budget)
             have_highest = true;
         }
         memcpy(at, key.mv_data, sizeof at);
+        /* A run goes when its last seq has left the window. */
         seq = slc_get_be64(at + SLC_PRODUCER_ID_LEN);
+        if (val.mv_size == S_PSEQ_VAL_LEN)
+            seq += slc_get_be64((const uint8_t *) val.mv_data + 12) - 1;
         if (highest >= s->producer_window && seq <= highest - s->producer_window) {
             mrc = mdb_cursor_del(cur, 0);
             continue;
@@ -2366,12 +2456,15 @@ static int s_check_pseq(sld_store_t *s, MDB_txn *mt, s_check_t *c)
         }
         t = s_check_find(c, slc_get_be32(v.mv_data));
         off = slc_get_be64((const uint8_t *) v.mv_data + 4);
-        if (!t)
+        uint64_t n = slc_get_be64((const uint8_t *) v.mv_data + 12);
+        if (n == 0 || off + n < off)
+            s_problem(c, "producer index run of %" PRIu64 " at offset %" PRIu64, n, off);
+        else if (!t)
             s_problem(c, "producer index points at unknown topic %" PRIu32,
                       slc_get_be32(v.mv_data));
-        else if (off >= t->info.next_offset)
+        else if (off + n > t->info.next_offset)
             s_problem(c, "producer index points at %s/%" PRIu64 ", never stored",
-                      t->info.name, off);
+                      t->info.name, off + n - 1);
     }
     if (mrc != MDB_NOTFOUND)
         rc = s_mdb_fail("check producers", mrc);

@@ -396,6 +396,58 @@ static void test_producer_index_order(void **state)
     assert_int_equal(sld_store_producer_last_seq(f->store, pid[1]), 9);
 }
 
+/* The producer index keeps runs: a run ends at another topic, at a gap in
+ * the sequence, at an offset that does not follow (a msg-id duplicate
+ * points back at an older message), and at the end of the transaction.
+ * Every seq answers with its own offset, in the transaction and after. */
+static void test_producer_runs(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t tid;
+    uint64_t off, want_off[20] = { 0 };
+    uint32_t want_topic[20] = { 0 };
+    uint8_t p[16];
+    memset(p, 7, sizeof p);
+    s_open(f);
+    uint32_t a = s_topic(f, "a"), b = s_topic(f, "b");
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    for (uint64_t seq = 1; seq <= 12; seq++) {
+        if (seq == 8)
+            continue;                           /* a gap: seq 8 was refused */
+        uint32_t t = seq >= 4 && seq <= 5 ? b : a;  /* 4, 5 to another topic */
+        if (seq == 10) {
+            off = want_off[2];                  /* points back at seq 2's message */
+        } else
+            assert_int_equal(sld_store_append(txn, t, seq, "m", 1, &off), 0);
+        assert_int_equal(sld_store_producer_record(txn, p, seq, t, off), 0);
+        want_off[seq] = off;
+        want_topic[seq] = t;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t seq = 1; seq <= 12; seq++) {
+            int rc = sld_store_producer_check(txn, p, seq, &tid, &off);
+            if (seq == 8) {
+                assert_int_equal(rc, 0);        /* the gap is new */
+                continue;
+            }
+            if (rc != 1 || tid != want_topic[seq] || off != want_off[seq])
+                fail_msg("pass %d seq %llu: rc %d topic %u offset %llu, want %u/%llu",
+                         pass, (unsigned long long) seq, rc, tid,
+                         (unsigned long long) off, want_topic[seq],
+                         (unsigned long long) want_off[seq]);
+        }
+        assert_int_equal(sld_store_producer_check(txn, p, 13, &tid, &off), 0);
+        if (pass == 0) {
+            assert_int_equal(sld_txn_commit(&txn), 0);
+            s_reopen(f);
+            assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+        }
+    }
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
 static void test_producer_window_trim(void **state)
 {
     fixture_t *f = *state;
@@ -407,12 +459,17 @@ static void test_producer_window_trim(void **state)
     f->opts.producer_window = 10;
     s_open(f);
     a = s_topic(f, "a");
-    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    /* Six commits of five: six runs in the index, 1-5 .. 26-30. Trim drops
+     * a run once its last seq is out of the window (a run that straddles
+     * the window's edge is kept whole). */
     for (uint64_t seq = 1; seq <= 30; seq++) {
+        if (seq % 5 == 1)
+            assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
         assert_int_equal(sld_store_append(txn, a, seq, "m", 1, &off), 0);
         assert_int_equal(sld_store_producer_record(txn, p, seq, a, off), 0);
+        if (seq % 5 == 0)
+            assert_int_equal(sld_txn_commit(&txn), 0);
     }
-    assert_int_equal(sld_txn_commit(&txn), 0);
 
     /* Before the trim the old entry still answers with its offset. */
     assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
@@ -875,12 +932,16 @@ static void s_raw_put(const char *dir, const char *db, const char *key,
 static void test_refuses_other_format(void **state)
 {
     fixture_t *f = *state;
-    const uint8_t two[4] = { 0, 0, 0, 2 };
-    s_open(f);
-    sld_store_destroy(&f->store);
-    s_raw_put(f->path, "meta", "format", two, sizeof two);
-    assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
-    assert_null(f->store);
+    /* Format 1 (one producer index entry per seq) and a future 3. */
+    static const uint8_t formats[2][4] = { { 0, 0, 0, 1 }, { 0, 0, 0, 3 } };
+    for (int i = 0; i < 2; i++) {
+        s_open(f);
+        sld_store_destroy(&f->store);
+        s_raw_put(f->path, "meta", "format", formats[i], sizeof formats[i]);
+        assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+        assert_null(f->store);
+        s_raw_put(f->path, "meta", "format", (const uint8_t[4]) { 0, 0, 0, 2 }, 4);
+    }
 }
 
 static void test_refuses_foreign_lmdb(void **state)
@@ -929,6 +990,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_leaves_no_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_index_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_producer_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_window_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
