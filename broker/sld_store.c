@@ -712,8 +712,8 @@ static int s_seed_last(sld_store_t *s, MDB_txn *mt, MDB_dbi dbi, const char *wha
 }
 
 /* Flags for a put of KEY (LEN bytes) into a database whose appends are
- * bounded by LAST / *HAS: MDB_APPEND above the bound (and the bound moves
- * up), else DFLT. */
+ * bounded by LAST / *HAS: MDB_APPEND above the bound, else DFLT. After the
+ * put succeeds, s_append_done moves the bound. */
 static unsigned s_append_flags(const uint8_t *key, uint8_t *last, size_t len,
                                bool *has, unsigned dflt)
 {
