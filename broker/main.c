@@ -8,7 +8,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include "slc_codec.h"
+#include <sodium.h>
 #include "sld_config.h"
+#include "sld_seal.h"
 #include "sld_server.h"
 #include "sld_store.h"
 
@@ -29,11 +31,24 @@ static int s_check(const sld_config_t *cfg)
     so.map_size_max = cfg->map_size_max;
     so.sync = cfg->sync;
     sld_store_t *store = NULL;
-    if (sld_store_open(&so, &store) != 0) {
+    uint8_t *key = NULL;
+    char why[512];
+    if (cfg->encrypt_at_rest[0]) {
+        key = sld_seal_init() == 0 ? sodium_malloc(SLD_SEAL_KEY_LEN) : NULL;
+        if (!key || sld_seal_key_load(cfg->encrypt_at_rest, key, why, sizeof why) != 0) {
+            fprintf(stderr, "sluiced: --encrypt-at-rest: %s\n", key ? why : "out of memory");
+            sodium_free(key);
+            return 1;
+        }
+        so.seal_key = key;
+    }
+    int rc = sld_store_open(&so, &store);
+    sodium_free(key);
+    if (rc != 0) {
         fprintf(stderr, "sluiced: cannot open the store in %s\n", cfg->data_dir);
         return 1;
     }
-    int rc = sld_store_check(store, s_verify_envelope, stdout);
+    rc = sld_store_check(store, s_verify_envelope, stdout);
     sld_store_destroy(&store);
     return rc == 0 ? 0 : 1;
 }
@@ -56,6 +71,14 @@ int main(int argc, char **argv)
         return 0;
     case SLD_CHECK:
         return s_check(&cfg);
+    case SLD_NEW_KEY:
+        if (sld_seal_key_create(cfg.encrypt_at_rest, err, sizeof err) != 0) {
+            fprintf(stderr, "sluiced: --new-key: %s\n", err);
+            return 1;
+        }
+        printf("wrote a new at-rest key to %s (mode 0600); start with "
+               "--encrypt-at-rest %s\n", cfg.encrypt_at_rest, cfg.encrypt_at_rest);
+        return 0;
     case SLD_RUN:
         break;
     }

@@ -26,6 +26,7 @@
 
 typedef enum {
     S_PATH,         /* non-empty text, fits the buffer */
+    S_OPTPATH,      /* like S_PATH, but "" means "not set" */
     S_ENDPOINT,     /* scheme://address */
     S_BOOL,         /* on/off true/false yes/no 1/0 */
     S_SIZE,         /* bytes, K/M/G binary suffixes */
@@ -74,6 +75,9 @@ static const s_setting_t s_settings[] = {
     { "delivery", "ack_wait", S_DURATION, S_FIELD(ack_wait_ms), false },
     { "delivery", "max_deliver", S_COUNT, S_FIELD(max_deliver), false },
     { "delivery", "deliver_batch", S_COUNT, S_FIELD(deliver_batch), false },
+    { "security", "insecure_plaintext", S_BOOL, S_FIELD(insecure_plaintext), true },
+    { "security", "encrypt_at_rest", S_OPTPATH, S_FIELD(encrypt_at_rest), true },
+    { "security", "audit_file", S_OPTPATH, S_FIELD(audit_file), true },
 };
 #define S_NSETTINGS (sizeof s_settings / sizeof s_settings[0])
 
@@ -207,6 +211,10 @@ static int s_apply_text(char *field, const s_setting_t *s, const char *text,
     int rc = 0;
     size_t len = strlen(text);
     const char *sep = strstr(text, "://");
+    if (len == 0 && s->kind == S_OPTPATH) {
+        field[0] = 0;
+        return 0;
+    }
     if (len == 0) {
         s_err(err, err_len, "%s/%s: must not be empty", s->section, s->key);
         rc = SL_EINVAL;
@@ -320,6 +328,7 @@ static int s_apply(sld_config_t *cfg, const s_setting_t *s, const char *text,
         text = "";                      /* "key" with no "= value" */
     switch (s->kind) {
     case S_PATH:
+    case S_OPTPATH:
     case S_ENDPOINT:
         rc = s_apply_text(field, s, text, err, err_len);
         break;
@@ -367,6 +376,17 @@ static bool s_section_known(const char *section)
 }
 
 /* The rules that involve two settings; checked on a finished config. */
+bool sld_config_loopback(const char *endpoint)
+{
+    static const char *const local[] = {
+        "tcp://127.0.0.1:", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://",
+    };
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (strncmp(endpoint, local[i], strlen(local[i])) == 0)
+            return true;
+    return false;
+}
+
 static int s_check(const sld_config_t *cfg, char *err, size_t err_len)
 {
     int rc = 0;
@@ -375,6 +395,13 @@ static int s_check(const sld_config_t *cfg, char *err, size_t err_len)
               "storage/map_size (%llu bytes)",
               (unsigned long long) cfg->map_size_max,
               (unsigned long long) cfg->map_size);
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    if (cfg->insecure_plaintext && !sld_config_loopback(cfg->listen)) {
+        s_err(err, err_len, "security/insecure_plaintext: refused on %s; plain text "
+              "is allowed only on loopback (tcp://127.0.0.1, tcp://[::1], "
+              "tcp://localhost) or ipc:// and inproc://", cfg->listen);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -617,6 +644,7 @@ static void s_format(const s_setting_t *s, const sld_config_t *cfg,
     uint64_t v = 0;
     switch (s->kind) {
     case S_PATH:
+    case S_OPTPATH:
     case S_ENDPOINT: {
         char q = strchr(field, '"') ? '\'' : '"';
         snprintf(buf, len, "%c%s%c", q, field, q);
@@ -684,6 +712,7 @@ void sld_config_print(const sld_config_t *cfg, FILE *out)
 typedef enum {
     S_OPT_CONFIG, S_OPT_DATA_DIR, S_OPT_LISTEN, S_OPT_SYNC, S_OPT_SET,
     S_OPT_CHECK, S_OPT_PRINT, S_OPT_HELP, S_OPT_VERSION,
+    S_OPT_PLAINTEXT, S_OPT_AT_REST, S_OPT_AUDIT_FILE, S_OPT_NEW_KEY,
 } s_opt_id_t;
 
 typedef struct {
@@ -699,6 +728,10 @@ static const s_option_t s_options[] = {
     { "--listen", NULL, S_OPT_LISTEN, true },
     { "--sync", NULL, S_OPT_SYNC, true },
     { "--set", NULL, S_OPT_SET, true },
+    { "--insecure-plaintext", NULL, S_OPT_PLAINTEXT, false },
+    { "--encrypt-at-rest", NULL, S_OPT_AT_REST, true },
+    { "--audit-file", NULL, S_OPT_AUDIT_FILE, true },
+    { "--new-key", NULL, S_OPT_NEW_KEY, true },
     { "--check", NULL, S_OPT_CHECK, false },
     { "--print-config", NULL, S_OPT_PRINT, false },
     { "--help", "-h", S_OPT_HELP, false },
@@ -775,6 +808,14 @@ static int s_usage(FILE *out, char *err, size_t err_len)
         "UNSAFE:\n"
         "                      acked messages may be lost on power failure or "
         "OS crash\n"
+        "  --insecure-plaintext  no encryption and no keys: every client may do\n"
+        "                      everything. Only on loopback or ipc; for local\n"
+        "                      development (docs/security.md)\n"
+        "  --encrypt-at-rest KEYFILE  seal stored messages with the key in KEYFILE\n"
+        "                      (mode 0600; make one with --new-key)\n"
+        "  --audit-file FILE   also append each audit record to FILE (JSON lines)\n"
+        "  --new-key FILE      write a new random at-rest key to FILE (mode 0600)\n"
+        "                      and exit\n"
         "  --set KEY=VALUE     set any setting below, as section/key or key;\n"
         "                      repeatable (e.g. --set limits/max_batch=5000)\n"
         "  --check             verify the store and exit\n"
@@ -836,6 +877,24 @@ static int s_apply_option(sld_config_t *cfg, const s_option_t *opt,
     case S_OPT_SYNC:
         rc = sld_config_set(cfg, "broker/sync", value, why, sizeof why);
         break;
+    case S_OPT_PLAINTEXT:
+        rc = sld_config_set(cfg, "security/insecure_plaintext", "on", why, sizeof why);
+        break;
+    case S_OPT_AT_REST:
+        rc = sld_config_set(cfg, "security/encrypt_at_rest", value, why, sizeof why);
+        break;
+    case S_OPT_AUDIT_FILE:
+        rc = sld_config_set(cfg, "security/audit_file", value, why, sizeof why);
+        break;
+    case S_OPT_NEW_KEY:
+        if (*action != SLD_RUN) {
+            snprintf(why, sizeof why, "--new-key excludes --check and --print-config");
+            rc = SL_EINVAL;
+            break;
+        }
+        rc = sld_config_set(cfg, "security/encrypt_at_rest", value, why, sizeof why);
+        *action = SLD_NEW_KEY;
+        break;
     case S_OPT_SET: {
         const char *eq = strchr(value, '=');
         char key[64];
@@ -854,8 +913,8 @@ static int s_apply_option(sld_config_t *cfg, const s_option_t *opt,
     case S_OPT_PRINT: {
         sld_action_t want = opt->id == S_OPT_CHECK ? SLD_CHECK : SLD_PRINT_CONFIG;
         if (*action != SLD_RUN && *action != want) {
-            snprintf(why, sizeof why, "--check and --print-config exclude "
-                     "each other");
+            snprintf(why, sizeof why, "--check, --print-config and --new-key "
+                     "exclude each other");
             rc = SL_EINVAL;
             break;
         }

@@ -46,7 +46,16 @@ typedef struct {
     uint32_t ack_wait_ms;           /* ack_wait: default 30 s */
     uint32_t max_deliver;           /* max_deliver: default 5 */
     uint32_t deliver_batch;         /* deliver_batch: most messages per Deliver frame; default 1000 */
+    /* [security] */
+    bool insecure_plaintext;        /* insecure_plaintext, --insecure-plaintext: no CurveZMQ,
+                                       every client has every right; loopback/ipc only; default off */
+    char encrypt_at_rest[PATH_MAX]; /* encrypt_at_rest, --encrypt-at-rest KEYFILE; "" = off */
+    char audit_file[PATH_MAX];      /* audit_file, --audit-file: JSON-lines mirror of _audit; "" = none */
 } sld_config_t;
+
+/* True when ENDPOINT is loopback, ipc or inproc: where plain text may be
+ * allowed. */
+bool sld_config_loopback(const char *endpoint);
 
 /* Fill CFG with the defaults above. */
 void sld_config_defaults(sld_config_t *cfg);
@@ -76,6 +85,8 @@ typedef enum {
     SLD_VERSION,                    /* version printed: exit 0 */
     SLD_CHECK,                      /* --check: verify the store and exit */
     SLD_PRINT_CONFIG,               /* --print-config: print effective config, exit 0 */
+    SLD_NEW_KEY,                    /* --new-key FILE: write an at-rest key to
+                                       cfg->encrypt_at_rest and exit */
 } sld_action_t;
 
 /* Parse ARGV: defaults, then --config FILE, then every other flag over it

@@ -979,6 +979,13 @@ int sld_delivery_remove(sld_delivery_t *self, const char *name)
     return sub ? s_remove_sub(self, sub) : SL_ENOTFOUND;
 }
 
+const char *sld_delivery_pattern(sld_delivery_t *self, sld_session_t *session,
+                                 uint32_t sub_id, const char *name)
+{
+    s_sub_t *sub = name ? zhashx_lookup(self->by_name, name) : s_by_id(self, session, sub_id);
+    return sub ? sub->pattern : NULL;
+}
+
 int sld_delivery_credit(sld_delivery_t *self, sld_session_t *session,
                         uint32_t sub_id, uint32_t credit)
 {

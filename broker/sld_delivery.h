@@ -61,6 +61,12 @@ int sld_delivery_unsubscribe(sld_delivery_t *self, sld_session_t *session,
 /* Delete durable subscription NAME (admin). 0 or SL_ENOTFOUND. */
 int sld_delivery_remove(sld_delivery_t *self, const char *name);
 
+/* The pattern of SESSION's subscription SUB_ID or, when NAME is not NULL,
+ * of the durable subscription NAME: borrowed until the subscription ends;
+ * NULL when there is none. For permission checks. */
+const char *sld_delivery_pattern(sld_delivery_t *self, sld_session_t *session,
+                                 uint32_t sub_id, const char *name);
+
 /* Add CREDIT to SESSION's SUB_ID. 0 or SL_ENOTFOUND. */
 int sld_delivery_credit(sld_delivery_t *self, sld_session_t *session,
                         uint32_t sub_id, uint32_t credit);

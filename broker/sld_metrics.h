@@ -27,6 +27,8 @@ typedef enum {
     SLD_M_SESSIONS,             /* sessions opened */
     SLD_M_SESSIONS_EXPIRED,     /* sessions dropped after silence */
     SLD_M_FRAMES_IN,            /* frames received */
+    SLD_M_AUTH_REFUSED,         /* connections refused at the handshake (ZAP) */
+    SLD_M_SESSIONS_REVOKED,     /* sessions closed because their key was revoked */
     SLD_M_ERR_MALFORMED,        /* error replies, one counter per code below */
     SLD_M_ERR_NOSESSION,
     SLD_M_ERR_COMMAND,
@@ -34,6 +36,8 @@ typedef enum {
     SLD_M_ERR_INVAL,
     SLD_M_ERR_VERSION,
     SLD_M_ERR_NOTFOUND,
+    SLD_M_ERR_DENIED,
+    SLD_M_ERR_AUTH,
     SLD_M_ERR_EXIST,
     SLD_M_ERR_BUSY,
     SLD_M_ERR_FULL,

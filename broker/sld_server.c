@@ -22,13 +22,20 @@
 #include "sld_server.h"
 #include <czmq.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "slc_cert.h"
 #include "slc_codec.h"
+#include "sld_audit.h"
+#include "sld_auth.h"
 #include "sld_delivery.h"
+#include "sld_keys.h"
+#include "sld_seal.h"
+#include <sodium.h>
 #include "sld_metrics.h"
 #include "sld_store.h"
 #include "sld_topics.h"
@@ -43,6 +50,10 @@ struct sld_session {
     uint64_t last_seen_ms;
     uint32_t timeout_ms;
     bool gone;
+    sld_ident_t *ident;         /* who is connected (borrowed from sld_auth) */
+    int fd;                     /* the connection's socket (ZMQ_SRCFD), -1 if unknown */
+    struct sockaddr_storage addr; /* its peer address then: a reused fd is told apart */
+    socklen_t addr_len;
 };
 
 /* Envelope.ingest_ts_us (7, varint) and Envelope.source (8, bytes), as
@@ -86,6 +97,8 @@ struct sld_server {
     sld_store_t *store;
     sld_topics_t *topics;
     sld_delivery_t *delivery;
+    sld_auth_t *auth;
+    sld_audit_t *audit;
     zhashx_t *sessions;         /* key -> sld_session_t (owned) */
     uint64_t epoch;
     char instance[33];
@@ -180,6 +193,19 @@ static void s_error(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
     s_reply(self, peer, corr, &frame);
 }
 
+/* Refuse PEER's command with 403 (WHAT: "publish to", ...; TARGET the
+ * topic, pattern or identity) and audit it as ACTION. */
+static void s_deny(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
+                   const char *action, const char *what, const char *target)
+{
+    char text[SLC_TOPIC_MAX + SLD_IDENT_NAME_MAX + 96];
+    const char *who = sld_ident_name(peer->session->ident);
+    snprintf(text, sizeof text, "identity \"%s\" may not %s %s: no grant covers it",
+             who, what, target ? target : "");
+    sld_audit_add(self->audit, false, who, action, target, "denied", NULL);
+    s_error(self, peer, corr, SL_EDENIED, text);
+}
+
 static void s_mark_gone(sld_server_t *self, sld_session_t *session)
 {
     if (session->gone)
@@ -237,6 +263,7 @@ static void s_reap(sld_server_t *self)
     for (size_t i = 0; i < self->ngone; i++) {
         sld_session_t *s = self->gone[i];
         sld_delivery_session_gone(self->delivery, s);
+        sld_ident_sessions(s->ident, -1);
         s_log(self, 2, "session %s (%s) closed", s->key, s->client);
         zhashx_delete(self->sessions, s->key);
     }
@@ -270,6 +297,17 @@ static bool s_on_hello(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
         s_error(self, peer, f->corr, SL_EVERSION, text);
         return false;
     }
+    sld_ident_t *ident = sld_auth_plaintext(self->auth);
+    if (!ident) {
+        /* ZAP admitted the key and named its identity as User-Id; the
+         * identity may have been revoked since. */
+        const char *uid = peer->raw ? zmq_msg_gets(peer->raw, "User-Id") : NULL;
+        ident = uid ? sld_auth_lookup(self->auth, uid) : NULL;
+        if (!ident || sld_ident_revoked(ident)) {
+            s_error(self, peer, f->corr, SL_EAUTH, "this connection's key is not admitted");
+            return false;
+        }
+    }
     sld_session_t *s = peer->session;
     if (!s) {
         if (zhashx_size(self->sessions) >= self->cfg.max_connections) {
@@ -284,6 +322,12 @@ static bool s_on_hello(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
         memcpy(s->id, peer->id, peer->id_len);
         s->id_len = peer->id_len;
         s_hex(peer->id, peer->id_len, s->key);
+        s->ident = ident;
+        sld_ident_sessions(ident, 1);
+        s->fd = peer->raw ? zmq_msg_get(peer->raw, ZMQ_SRCFD) : -1;
+        s->addr_len = sizeof s->addr;
+        if (s->fd < 0 || getpeername(s->fd, (struct sockaddr *) &s->addr, &s->addr_len) != 0)
+            s->addr_len = 0;
         zhashx_insert(self->sessions, s->key, s);
         sld_metrics_add(self->metrics, SLD_M_SESSIONS, 1);
     }
@@ -291,7 +335,8 @@ static bool s_on_hello(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
     uint32_t hb = hello->heartbeat_ms ? hello->heartbeat_ms : self->cfg.heartbeat_ms;
     s->timeout_ms = 3 * hb > self->cfg.session_timeout_ms ? 3 * hb : self->cfg.session_timeout_ms;
     s->last_seen_ms = slc_mono_ms();
-    s_log(self, 2, "session %s opened by \"%s\"", s->key, s->client);
+    s_log(self, 2, "session %s opened by \"%s\" as %s", s->key, s->client,
+          sld_ident_name(ident));
 
     Sluice__HelloOk ok = SLUICE__HELLO_OK__INIT;
     Sluice__Frame frame = SLUICE__FRAME__INIT;
@@ -367,12 +412,18 @@ static bool s_on_publish(sld_server_t *self, const s_peer_t *peer, Sluice__Frame
     }
     /* Transient: no storage, no confirm. Bad messages are counted and,
      * when the client asked (corr), reported once per frame. */
-    size_t bad = 0, k = 0;
+    size_t bad = 0, denied = 0, k = 0;
     const char *valid = NULL;           /* a batch mostly repeats one topic */
+    const char *denied_topic = NULL;
     for (size_t i = 0; i < n; i++) {
         const char *topic = msgs[i]->topic;
-        bool ok = topic && ((valid && strcmp(topic, valid) == 0)
-                            || slc_topic_validate(topic, false) == 0);
+        bool same = topic && valid && strcmp(topic, valid) == 0;
+        bool ok = same || (topic && slc_topic_validate(topic, false) == 0);
+        if (ok && !same && !sld_ident_allows(peer->session->ident, SLD_PERM_PUBLISH, topic)) {
+            ok = false;
+            denied++;
+            denied_topic = topic;
+        }
         if (ok)
             valid = topic;
         if (!ok || msgs[i]->payload.len > self->cfg.max_message_bytes)
@@ -381,7 +432,11 @@ static bool s_on_publish(sld_server_t *self, const s_peer_t *peer, Sluice__Frame
             msgs[k++] = msgs[i];
     }
     sld_delivery_transient(self->delivery, msgs, k);
-    if (bad) {
+    if (denied) {
+        sld_metrics_add(self->metrics, SLD_M_NACKED, bad);
+        s_deny(self, peer, f->corr, "publish", "publish to", denied_topic);
+    }
+    else if (bad) {
         sld_metrics_add(self->metrics, SLD_M_NACKED, bad);
         if (f->corr)
             s_error(self, peer, f->corr, SL_EINVAL,
@@ -504,6 +559,8 @@ static bool s_on_sub_remove(sld_server_t *self, const s_peer_t *peer, Sluice__Fr
 {
     const char *name = f->sub_remove->name ? f->sub_remove->name : "";
     int rc = sld_delivery_remove(self->delivery, name);
+    sld_audit_add(self->audit, false, sld_ident_name(peer->session->ident), "sub.remove", name,
+                  rc ? "failed" : "ok", rc ? "no durable subscription by that name" : NULL);
     if (rc)
         s_error(self, peer, f->corr, rc, "no durable subscription by that name");
     else {
@@ -513,6 +570,7 @@ static bool s_on_sub_remove(sld_server_t *self, const s_peer_t *peer, Sluice__Fr
     return false;
 }
 
+/* Topic creation and key/grant admin write: kept for the write phase. */
 static bool s_on_topic_create(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
 {
     s_keep(self, peer, f);
@@ -541,6 +599,29 @@ static bool s_on_stats(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
         reply.n_counters = SLD_M_COUNT;
         reply.counters = cptrs;
     }
+    /* Each identity sees the topics it holds any grant on, the
+     * subscriptions its subscribe or admin grants cover, and the counters
+     * only with admin on everything. Items not shown move to the end, so
+     * the free calls below still see all of them. */
+    const sld_ident_t *id = peer->session->ident;
+    size_t ntopics = reply.n_topics, nsubs = reply.n_subs, k = 0;
+    for (size_t i = 0; i < ntopics; i++)
+        if (sld_ident_allows(id, SLD_PERM_ALL, reply.topics[i]->name)) {
+            Sluice__TopicInfo *t = reply.topics[k];
+            reply.topics[k++] = reply.topics[i];
+            reply.topics[i] = t;
+        }
+    reply.n_topics = k;
+    k = 0;
+    for (size_t i = 0; i < nsubs; i++)
+        if (sld_ident_covers(id, SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, reply.subs[i]->pattern)) {
+            Sluice__SubInfo *t = reply.subs[k];
+            reply.subs[k++] = reply.subs[i];
+            reply.subs[i] = t;
+        }
+    reply.n_subs = k;
+    if (!sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
+        reply.n_counters = 0;
     if (rc)
         s_error(self, peer, f->corr, rc, NULL);
     else {
@@ -549,8 +630,24 @@ static bool s_on_stats(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
         frame.stats_reply = &reply;
         s_reply(self, peer, f->corr, &frame);
     }
-    sld_topics_info_free(&reply.topics, reply.n_topics);
-    sld_delivery_stats_free(&reply.subs, reply.n_subs);
+    sld_topics_info_free(&reply.topics, ntopics);
+    sld_delivery_stats_free(&reply.subs, nsubs);
+    return false;
+}
+
+static bool s_on_key_list(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    Sluice__KeyListReply reply = SLUICE__KEY_LIST_REPLY__INIT;
+    int rc = sld_auth_list(self->auth, &reply.identities, &reply.n_identities);
+    if (rc)
+        s_error(self, peer, f->corr, rc, NULL);
+    else {
+        Sluice__Frame frame = SLUICE__FRAME__INIT;
+        frame.body_case = SLUICE__FRAME__BODY_KEY_LIST_REPLY;
+        frame.key_list_reply = &reply;
+        s_reply(self, peer, f->corr, &frame);
+    }
+    sld_auth_list_free(&reply.identities, reply.n_identities);
     return false;
 }
 
@@ -580,8 +677,89 @@ static s_handler_fn *const s_ready_table[] = {
     [SLUICE__FRAME__BODY_TOPIC_CREATE] = s_on_topic_create,
     [SLUICE__FRAME__BODY_STATS] = s_on_stats,
     [SLUICE__FRAME__BODY_SUB_REMOVE] = s_on_sub_remove,
+    [SLUICE__FRAME__BODY_KEY_ADD] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_KEY_REVOKE] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_GRANT_CHANGE] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_ROTATE_KEY] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_KEY_LIST] = s_on_key_list,
 };
 #define S_TABLE_SIZE (sizeof s_ready_table / sizeof s_ready_table[0])
+
+/* The audit action of an admin command. */
+static const char *s_admin_action(const Sluice__Frame *f)
+{
+    switch (f->body_case) {
+    case SLUICE__FRAME__BODY_KEY_ADD: return "keys.add";
+    case SLUICE__FRAME__BODY_KEY_REVOKE: return "keys.revoke";
+    case SLUICE__FRAME__BODY_KEY_LIST: return "keys.list";
+    case SLUICE__FRAME__BODY_GRANT_CHANGE:
+        return f->grant_change->revoke ? "grant.revoke" : "grant.add";
+    case SLUICE__FRAME__BODY_ROTATE_KEY: return "rotate-key";
+    default: return slc_frame_name(f);
+    }
+}
+
+/* May PEER's identity send F? Publishes are checked per message where they
+ * are handled; malformed names pass here and get their 422 from the
+ * handler. A refusal is answered (403) and audited here. */
+static bool s_permitted(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    const sld_ident_t *id = peer->session->ident;
+    const char *p = NULL;
+    uint32_t sub_id = 0;
+    switch (f->body_case) {
+    case SLUICE__FRAME__BODY_SUBSCRIBE:
+        p = f->subscribe->pattern;
+        if (!p || slc_pattern_validate(p) != 0 || sld_ident_covers(id, SLD_PERM_SUBSCRIBE, p))
+            return true;
+        s_deny(self, peer, f->corr, "subscribe", "subscribe to", p);
+        return false;
+    case SLUICE__FRAME__BODY_CREDIT:
+        sub_id = f->credit->sub_id;
+        break;
+    case SLUICE__FRAME__BODY_ACK:
+        sub_id = f->ack->sub_id;
+        break;
+    case SLUICE__FRAME__BODY_NACK:
+        sub_id = f->nack->sub_id;
+        break;
+    case SLUICE__FRAME__BODY_UNSUBSCRIBE:
+        sub_id = f->unsubscribe->sub_id;
+        break;
+    case SLUICE__FRAME__BODY_SUB_REMOVE:
+        p = sld_delivery_pattern(self->delivery, NULL, 0,
+                                 f->sub_remove->name ? f->sub_remove->name : "");
+        if (!p || sld_ident_covers(id, SLD_PERM_ADMIN, p))
+            return true;
+        s_deny(self, peer, f->corr, "sub.remove", "remove a subscription to", p);
+        return false;
+    case SLUICE__FRAME__BODY_TOPIC_CREATE:
+        p = f->topic_create->name;
+        if (!p || slc_topic_validate(p, false) != 0 || sld_ident_allows(id, SLD_PERM_ADMIN, p))
+            return true;
+        s_deny(self, peer, f->corr, "topic.create", "create topic", p);
+        return false;
+    case SLUICE__FRAME__BODY_KEY_ADD:
+    case SLUICE__FRAME__BODY_KEY_REVOKE:
+    case SLUICE__FRAME__BODY_KEY_LIST:
+    case SLUICE__FRAME__BODY_GRANT_CHANGE:
+    case SLUICE__FRAME__BODY_ROTATE_KEY:
+        if (sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
+            return true;
+        s_deny(self, peer, f->corr, s_admin_action(f), "administer", "keys and grants");
+        return false;
+    default:
+        return true;
+    }
+    /* Subscription commands: the identity must still cover the pattern
+     * (a grant may have been revoked since it subscribed). An unknown id
+     * passes and gets its 404 from the handler. */
+    p = sld_delivery_pattern(self->delivery, peer->session, sub_id, NULL);
+    if (!p || sld_ident_covers(id, SLD_PERM_SUBSCRIBE, p))
+        return true;
+    s_deny(self, peer, f->corr, "ack", "use its subscription to", p);
+    return false;
+}
 
 /* State NEW (no session) x command: Hello opens one, the rest get 401. */
 static bool s_dispatch(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
@@ -599,6 +777,8 @@ static bool s_dispatch(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
     }
     peer->session->last_seen_ms = slc_mono_ms();
     s_handler_fn *fn = cmd < S_TABLE_SIZE ? s_ready_table[cmd] : NULL;
+    if (fn && !s_permitted(self, peer, f))
+        return false;
     return fn ? fn(self, peer, f) : s_on_unexpected(self, peer, f);
 }
 
@@ -633,7 +813,18 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
     *bytes += len;
     *msgs += 1;
     Sluice__Frame *f = NULL;
-    if (!parts || extra)
+    /* The session belongs to the identity that opened it: a frame from
+     * another key under the same routing id (a lingering session's id
+     * reused) is refused, and the session ends. */
+    const char *uid = peer.session && parts && !sld_auth_plaintext(self->auth)
+                    ? zmq_msg_gets(&body, "User-Id") : NULL;
+    if (peer.session && parts && !sld_auth_plaintext(self->auth)
+        && (!uid || strcmp(uid, sld_ident_name(peer.session->ident)) != 0)) {
+        s_error(self, &peer, 0, SL_EAUTH,
+                "this connection's key does not own the session: reconnect");
+        s_mark_gone(self, peer.session);
+    }
+    else if (!parts || extra)
         s_error(self, &peer, 0, SL_EMALFORMED,
                 "a sluice message is exactly one frame holding one Frame");
     else if (len > self->cfg.max_frame_bytes)
@@ -818,11 +1009,26 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
                                     zmq_msg_size((zmq_msg_t *) &w->raw), f,
                                     self->spans, n) == 0)
         spans = self->spans;
+    const sld_ident_t *ident = w->session->ident;
+    const char *allowed = NULL, *denied = NULL;    /* a batch mostly repeats one topic */
+    size_t ndenied = 0;
     for (size_t i = 0; i < n; i++) {
         Sluice__Confirm *c = &self->confirms[i];
         sluice__confirm__init(c);
         c->index = (uint32_t) i;
         self->confirm_ptrs[i] = c;
+        const char *topic = msgs[i]->topic;
+        if (!fail && topic && !(allowed && strcmp(allowed, topic) == 0)) {
+            if (sld_ident_allows(ident, SLD_PERM_PUBLISH, topic))
+                allowed = topic;
+            else if (slc_topic_validate(topic, false) == 0) {
+                c->seq = msgs[i]->seq;
+                s_nack(c, SL_EDENIED, "this identity has no publish grant for the topic");
+                denied = topic;
+                ndenied++;
+                continue;
+            }
+        }
         if (fail) {
             c->seq = msgs[i]->seq;
             s_nack(c, fail, fail == SL_EFULL
@@ -833,6 +1039,13 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
         rc = s_ingest(self, txn, w, spans ? &spans[i] : NULL, msgs[i], c, refuse);
         if (rc)
             return rc;
+    }
+    if (ndenied) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "%zu of %zu messages refused", ndenied, n);
+        sld_audit_add(self->audit, true, sld_ident_name(ident), "publish", denied, "denied",
+                      detail);
+        sld_metrics_error(self->metrics, SL_EDENIED);
     }
     for (size_t i = 0; i < n; i++) {
         Sluice__Confirm *c = &self->confirms[i];
@@ -855,11 +1068,34 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
     return 0;
 }
 
+/* Queue the reply to kept frame W: Error{RC, WHY} when RC, else OK_FRAME
+ * (NULL: Ok). */
+static void s_queue_result(sld_server_t *self, const s_write_t *w, int rc, const char *why,
+                           Sluice__Frame *ok_frame)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Ok ok = SLUICE__OK__INIT;
+    Sluice__Error err = SLUICE__ERROR__INIT;
+    if (rc) {
+        err.code = -rc;
+        err.text = (char *) (why ? why : slc_strerror(rc));
+        err.retryable = slc_retryable(rc);
+        frame.body_case = SLUICE__FRAME__BODY_ERROR;
+        frame.error = &err;
+        sld_metrics_error(self->metrics, rc);
+    }
+    else if (!ok_frame) {
+        frame.body_case = SLUICE__FRAME__BODY_OK;
+        frame.ok = &ok;
+    }
+    s_queue(self, &self->wreplies, w->id, w->id_len, w->frame->corr,
+            rc || !ok_frame ? &frame : ok_frame);
+}
+
 static int s_apply_topic_create(sld_server_t *self, sld_txn_t *txn,
                                 const s_write_t *w, int fail)
 {
     Sluice__TopicCreate *tc = w->frame->topic_create;
-    s_peer_t peer = { w->id, w->id_len, w->session, NULL };
     const char *why = NULL;
     uint32_t id = 0;
     int rc = fail ? fail : sld_topics_create(self->topics, txn, tc->name, tc->max_age_ms,
@@ -872,22 +1108,93 @@ static int s_apply_topic_create(sld_server_t *self, sld_txn_t *txn,
         return rc;
     if (rc && rc != SL_EINVAL && !fail)
         return rc;
+    char detail[96];
+    snprintf(detail, sizeof detail, "max_age_ms %llu, max_bytes %llu",
+             (unsigned long long) tc->max_age_ms, (unsigned long long) tc->max_bytes);
+    sld_audit_add(self->audit, true, w->session ? sld_ident_name(w->session->ident) : NULL,
+                  "topic.create", tc->name, rc ? "failed" : "ok",
+                  rc ? (why ? why : slc_strerror(rc)) : detail);
+    s_queue_result(self, w, rc, why, NULL);
+    return 0;
+}
+
+/* GRANTS of a GrantChange as audit text: "publish,subscribe shop.> ...". */
+static void s_grants_text(const Sluice__GrantChange *gc, char *out, size_t len)
+{
+    size_t k = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < gc->n_grants && k < len; i++) {
+        uint32_t p = gc->grants[i]->perms;
+        int w = snprintf(out + k, len - k, "%s%s%s%s%s %s", i ? "; " : "",
+                         p & SLD_PERM_PUBLISH ? "publish" : "",
+                         (p & SLD_PERM_PUBLISH) && (p & ~SLD_PERM_PUBLISH) ? "," : "",
+                         p & SLD_PERM_SUBSCRIBE ? (p & SLD_PERM_ADMIN ? "subscribe," : "subscribe") : "",
+                         p & SLD_PERM_ADMIN ? "admin" : "",
+                         gc->grants[i]->pattern ? gc->grants[i]->pattern : "");
+        if (w < 0)
+            break;
+        k += (size_t) w;
+    }
+}
+
+/* Apply one kept admin frame (keys, grants, key rotation); queue its reply
+ * and its audit record. Errors of the request are answered; failures of
+ * the transaction are returned (unless FAIL: then every request fails). */
+static int s_apply_admin(sld_server_t *self, sld_txn_t *txn, const s_write_t *w, int fail)
+{
+    Sluice__Frame *f = w->frame;
+    const char *why = NULL, *target = NULL;
+    char detail[512] = "";
+    uint32_t key_id = 0;
+    int rc = fail;
+    switch (f->body_case) {
+    case SLUICE__FRAME__BODY_KEY_ADD:
+        target = f->key_add->name;
+        if (f->key_add->public_key.len == 32)
+            zmq_z85_encode(detail, f->key_add->public_key.data, 32);
+        if (!rc && f->key_add->public_key.len != 32) {
+            rc = SL_EINVAL;
+            why = "a public key is 32 bytes (40 characters in Z85)";
+        }
+        if (!rc)
+            rc = sld_auth_key_add(self->auth, txn, target, f->key_add->public_key.data, &why);
+        break;
+    case SLUICE__FRAME__BODY_KEY_REVOKE:
+        target = f->key_revoke->name;
+        if (!rc)
+            rc = sld_auth_key_revoke(self->auth, txn, target, &why);
+        break;
+    case SLUICE__FRAME__BODY_GRANT_CHANGE:
+        target = f->grant_change->name;
+        s_grants_text(f->grant_change, detail, sizeof detail);
+        if (!rc)
+            rc = sld_auth_grant(self->auth, txn, target, f->grant_change->grants,
+                                f->grant_change->n_grants, f->grant_change->revoke, &why);
+        break;
+    default:                            /* RotateKey */
+        target = "at-rest data key";
+        if (!rc && sld_store_seal_key_id(self->store) == 0) {
+            rc = SL_EINVAL;
+            why = "encryption at rest is off: start sluiced with --encrypt-at-rest KEYFILE";
+        }
+        if (!rc)
+            rc = sld_store_rotate_key(txn, &key_id);
+        if (!rc)
+            snprintf(detail, sizeof detail, "new data key id %u", key_id);
+        break;
+    }
+    if (!fail && (rc == SL_EFULL || rc == SL_ESTORE || rc == SL_ENOMEM))
+        return rc;
+    sld_audit_add(self->audit, true, w->session ? sld_ident_name(w->session->ident) : NULL,
+                  s_admin_action(f), target, rc ? "failed" : "ok",
+                  rc ? (why ? why : slc_strerror(rc)) : detail);
     Sluice__Frame frame = SLUICE__FRAME__INIT;
-    Sluice__Ok ok = SLUICE__OK__INIT;
-    Sluice__Error err = SLUICE__ERROR__INIT;
-    if (rc) {
-        err.code = -rc;
-        err.text = (char *) (why ? why : slc_strerror(rc));
-        err.retryable = slc_retryable(rc);
-        frame.body_case = SLUICE__FRAME__BODY_ERROR;
-        frame.error = &err;
-        sld_metrics_error(self->metrics, rc);
-    }
-    else {
-        frame.body_case = SLUICE__FRAME__BODY_OK;
-        frame.ok = &ok;
-    }
-    s_queue(self, &self->wreplies, peer.id, peer.id_len, w->frame->corr, &frame);
+    Sluice__RotateKeyReply rk = SLUICE__ROTATE_KEY_REPLY__INIT;
+    bool rotated = f->body_case == SLUICE__FRAME__BODY_ROTATE_KEY;
+    rk.key_id = key_id;
+    frame.body_case = SLUICE__FRAME__BODY_ROTATE_KEY_REPLY;
+    frame.rotate_key_reply = &rk;
+    s_queue_result(self, w, rc, why, rotated ? &frame : NULL);
     return 0;
 }
 
@@ -896,18 +1203,61 @@ static int s_apply(sld_server_t *self, sld_txn_t *txn, bool refuse, int fail)
 {
     int rc = 0;
     s_drop_queue(&self->wreplies);
+    sld_audit_attempt(self->audit);
     self->nappended = 0;
     self->t_stored = self->t_bytes = self->t_dups = self->t_nacked = 0;
     for (size_t i = 0; rc == 0 && i < self->nwrites; i++) {
         const s_write_t *w = &self->writes[i];
-        if (w->frame->body_case == SLUICE__FRAME__BODY_TOPIC_CREATE)
+        switch (w->frame->body_case) {
+        case SLUICE__FRAME__BODY_TOPIC_CREATE:
             rc = s_apply_topic_create(self, txn, w, fail);
-        else
+            break;
+        case SLUICE__FRAME__BODY_PUBLISH:
+        case SLUICE__FRAME__BODY_PUBLISH_BATCH:
             rc = s_apply_publish(self, txn, w, refuse, fail);
+            break;
+        default:
+            rc = s_apply_admin(self, txn, w, fail);
+            break;
+        }
     }
     if (rc == 0 && txn)
         rc = sld_delivery_persist(self->delivery, txn);
+    /* Last, so that the records of this turn's changes and denials go in. */
+    uint32_t audit_id = 0;
+    if (rc == 0 && txn)
+        rc = sld_audit_write(self->audit, txn, &audit_id);
+    if (rc == 0 && audit_id)
+        rc = s_note_appended(self, audit_id);
     return rc;
+}
+
+/* A committed change revoked an identity: close its sessions now. The
+ * connection itself is shut down under libzmq (ROUTER has no call to drop
+ * one peer), which then closes it; the client's reconnect meets ZAP's
+ * refusal. A socket whose peer address changed was reused by another
+ * connection and is left alone. */
+static void s_cut_revoked(sld_server_t *self)
+{
+    for (sld_session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+        if (s->gone || !sld_ident_revoked(s->ident))
+            continue;
+        Sluice__Error err = SLUICE__ERROR__INIT;
+        Sluice__Frame frame = SLUICE__FRAME__INIT;
+        err.code = -SL_EAUTH;
+        err.text = "this identity's key was revoked: connection closed";
+        frame.body_case = SLUICE__FRAME__BODY_ERROR;
+        frame.error = &err;
+        slc_frame_send(self->router, s->id, s->id_len, &frame, ZMQ_DONTWAIT);
+        struct sockaddr_storage now;
+        socklen_t len = sizeof now;
+        if (s->fd >= 0 && s->addr_len && getpeername(s->fd, (struct sockaddr *) &now, &len) == 0
+            && len == s->addr_len && memcmp(&now, &s->addr, len) == 0)
+            shutdown(s->fd, SHUT_RDWR);
+        sld_metrics_add(self->metrics, SLD_M_SESSIONS_REVOKED, 1);
+        s_log(self, 2, "session %s of revoked identity %s closed", s->key, sld_ident_name(s->ident));
+        s_mark_gone(self, s);
+    }
 }
 
 /* One attempt: begin, apply, commit. 0 or the failure. */
@@ -920,10 +1270,16 @@ static int s_try(sld_server_t *self, bool refuse)
     if (rc) {
         sld_txn_abort(&txn);
         sld_delivery_persisted(self->delivery, false);
+        sld_auth_committed(self->auth, false);
+        sld_audit_committed(self->audit, false);
         return rc;
     }
     rc = sld_txn_commit(&txn);
     sld_delivery_persisted(self->delivery, rc == 0);
+    bool revoked = sld_auth_committed(self->auth, rc == 0);
+    sld_audit_committed(self->audit, rc == 0);
+    if (revoked)
+        s_cut_revoked(self);
     return rc;
 }
 
@@ -996,13 +1352,125 @@ static void s_turn(sld_server_t *self)
     while (msgs < self->cfg.commit_max_msgs && bytes < self->cfg.commit_max_bytes)
         if (s_recv(self, &msgs, &bytes) == 0)
             break;
-    if (self->nwrites || sld_delivery_dirty(self->delivery))
+    if (self->nwrites || sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit))
         s_commit(self);
     s_send_queue(self, &self->replies);
     s_send_queue(self, &self->wreplies);
 }
 
 /* ------------------------------------------------------------- lifecycle */
+
+/* ZAP refused a connection: count, log and audit it. */
+static void s_refused(void *arg, const char *name, const char *key, const char *address,
+                      const char *why)
+{
+    sld_server_t *self = arg;
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s; public key %s", why, *key ? key : "(none)");
+    sld_metrics_add(self->metrics, SLD_M_AUTH_REFUSED, 1);
+    sld_audit_add(self->audit, false, name, "connect", address, "refused", detail);
+    s_log(self, 2, "connection from %s refused: %s", address, detail);
+}
+
+/* First transaction: the local admin identity holds DATA/admin.cert's key
+ * (ADMIN_KEY, NULL in plain text) and the start is audited. */
+static int s_bootstrap(sld_server_t *self, const uint8_t *admin_key)
+{
+    sld_txn_t *txn = NULL;
+    bool changed = false;
+    uint32_t audit_id;
+    char detail[384];
+    int rc = sld_store_begin(self->store, true, &txn);
+    if (rc == 0 && admin_key)
+        rc = sld_auth_ensure_admin(self->auth, txn, admin_key, &changed);
+    if (rc == 0 && changed) {
+        char z85[41];
+        zmq_z85_encode(z85, admin_key, 32);
+        sld_audit_add(self->audit, true, NULL, "keys.add", SLD_AUTH_ADMIN, "ok", z85);
+    }
+    snprintf(detail, sizeof detail, "%s; listening on %s; at rest: %s",
+             admin_key ? "CurveZMQ" : "PLAIN TEXT (--insecure-plaintext)", self->endpoint,
+             sld_store_seal_key_id(self->store) ? "sealed" : "plain");
+    sld_audit_add(self->audit, true, NULL, "broker.start", self->instance, "ok", detail);
+    if (rc == 0)
+        rc = sld_audit_write(self->audit, txn, &audit_id);
+    if (rc) {
+        sld_txn_abort(&txn);
+        sld_auth_committed(self->auth, false);
+        sld_audit_committed(self->audit, false);
+        return rc;
+    }
+    rc = sld_txn_commit(&txn);
+    sld_auth_committed(self->auth, rc == 0);
+    sld_audit_committed(self->audit, rc == 0);
+    return rc;
+}
+
+/* Open the store, with the at-rest key when one is configured. */
+static int s_open_store(sld_server_t *self, const sld_config_t *cfg)
+{
+    sld_store_options_t so;
+    uint8_t *key = NULL;
+    char why[512];
+    int rc = 0;
+    sld_store_options_init(&so);
+    so.dir = cfg->data_dir;
+    so.map_size = cfg->map_size;
+    so.map_size_max = cfg->map_size_max;
+    so.sync = cfg->sync;
+    so.producer_window = cfg->producer_window;
+    so.exclusive = true;
+    if (cfg->encrypt_at_rest[0]) {
+        /* sodium_malloc needs libsodium initialised. */
+        key = sld_seal_init() == 0 ? sodium_malloc(SLD_SEAL_KEY_LEN) : NULL;
+        if (!key)
+            return SL_ENOMEM;
+        rc = sld_seal_key_load(cfg->encrypt_at_rest, key, why, sizeof why);
+        if (rc) {
+            fprintf(stderr, "sluiced: --encrypt-at-rest: %s\n", why);
+            goto fail;
+        }
+        so.seal_key = key;
+    }
+    rc = sld_store_open(&so, &self->store);
+fail:
+    sodium_free(key);
+    return rc;
+}
+
+/* CurveZMQ server on ROUTER with the key pair of the data dir (made on
+ * first start); the ZAP handler first, so no handshake runs without it. */
+static int s_secure(sld_server_t *self, uint8_t admin_key[32])
+{
+    slc_cert_t server, admin;
+    bool created_admin = false;
+    char why[512];
+    int one = 1, rc = sld_keys_setup(self->cfg.data_dir, &server, &admin, &created_admin,
+                                     why, sizeof why);
+    if (rc) {
+        fprintf(stderr, "sluiced: %s\n", why);
+        return rc;
+    }
+    memcpy(admin_key, admin.public_key, 32);
+    rc = sld_auth_zap_bind(self->auth, self->zctx);
+    if (rc == 0
+        && (zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0
+            || zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, server.secret_key, 32) != 0
+            || zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, "sluice", 6) != 0)) {
+        fprintf(stderr, "sluiced: cannot enable CurveZMQ: %s\n", zmq_strerror(errno));
+        rc = SL_ESYS;
+    }
+    if (rc == 0) {
+        char z85[41];
+        slc_key_z85(server.public_key, z85);
+        s_log(self, 2, "CurveZMQ on: server public key %s (%s/server.pub); local admin key "
+              "%s/admin.cert%s", z85, self->cfg.data_dir, self->cfg.data_dir,
+              created_admin ? " (new)" : "");
+    }
+    slc_cert_wipe(&server);
+    slc_cert_wipe(&admin);
+    return rc;
+}
 
 int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
 {
@@ -1012,18 +1480,15 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
         return SL_ENOMEM;
     self->cfg = *cfg;
     self->epoch = slc_now_us();
+    uint8_t admin_key[32];
+    char why[512];
     rc = sld_metrics_new(&self->metrics);
-    if (rc)
-        goto fail;
-    sld_store_options_t so;
-    sld_store_options_init(&so);
-    so.dir = cfg->data_dir;
-    so.map_size = cfg->map_size;
-    so.map_size_max = cfg->map_size_max;
-    so.sync = cfg->sync;
-    so.producer_window = cfg->producer_window;
-    so.exclusive = true;
-    rc = sld_store_open(&so, &self->store);
+    if (rc == 0)
+        rc = sld_audit_new(cfg->audit_file[0] ? cfg->audit_file : NULL, &self->audit);
+    if (rc == 0)
+        rc = s_open_store(self, cfg);
+    if (rc == 0)
+        rc = sld_auth_new(self->store, cfg->insecure_plaintext, &self->auth);
     if (rc)
         goto fail;
     sld_store_instance_id(self->store, self->instance);
@@ -1073,6 +1538,12 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     zmq_setsockopt(self->router, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (!cfg->insecure_plaintext) {
+        rc = s_secure(self, admin_key);
+        if (rc)
+            goto fail;
+        rc = SL_ESYS;
+    }
     if (zmq_bind(self->router, cfg->listen) != 0) {
         fprintf(stderr, "sluiced: cannot listen on %s: %s\n", cfg->listen, zmq_strerror(errno));
         goto fail;
@@ -1080,6 +1551,19 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     size_t elen = sizeof self->endpoint;
     if (zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &elen) != 0)
         snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->listen);
+    rc = sld_keys_write_endpoint(cfg->data_dir, self->endpoint, cfg->insecure_plaintext,
+                                 why, sizeof why);
+    if (rc == 0)
+        rc = s_bootstrap(self, cfg->insecure_plaintext ? NULL : admin_key);
+    sodium_memzero(admin_key, sizeof admin_key);
+    if (rc) {
+        fprintf(stderr, "sluiced: %s\n", rc == SL_ESYS ? why : "cannot record the start");
+        goto fail;
+    }
+    if (cfg->insecure_plaintext)
+        s_log(self, 1, "PLAIN TEXT (--insecure-plaintext): no encryption, no keys, every "
+              "client may do everything; for local development only");
+    /* Last: scripts and tests wait for this line before connecting. */
     s_log(self, 2, "listening on %s, data in %s (sync %s), %zu topics",
           self->endpoint, cfg->data_dir, cfg->sync ? "on" : "OFF (unsafe)",
           sld_store_topic_count(self->store));
@@ -1104,10 +1588,12 @@ void sld_server_destroy(sld_server_t **self_p)
     free(self->writes);
     if (self->router)
         zmq_close(self->router);
+    sld_auth_destroy(&self->auth);          /* closes the ZAP socket */
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     sld_delivery_destroy(&self->delivery);
     zhashx_destroy(&self->sessions);
+    sld_audit_destroy(&self->audit);
     sld_topics_destroy(&self->topics);
     sld_store_destroy(&self->store);
     sld_metrics_destroy(&self->metrics);
@@ -1146,8 +1632,9 @@ static long s_after(sld_server_t *self)
 {
     uint64_t now = slc_mono_ms();
     int t = sld_delivery_pump(self->delivery, now);
-    if (sld_delivery_dirty(self->delivery)) {
-        /* Dead letters found by the pump are written at once. */
+    if (sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit)) {
+        /* Dead letters found by the pump, and audit records of refused
+         * connections, are written at once. */
         s_commit(self);
         s_send_queue(self, &self->wreplies);
     }
@@ -1160,11 +1647,16 @@ static long s_after(sld_server_t *self)
 
 int sld_server_step(sld_server_t *self, int timeout_ms)
 {
-    zmq_pollitem_t item = { self->router, 0, ZMQ_POLLIN, 0 };
-    int n = zmq_poll(&item, 1, timeout_ms);
+    zmq_pollitem_t items[2] = {
+        { self->router, 0, ZMQ_POLLIN, 0 },
+        { sld_auth_zap_socket(self->auth), 0, ZMQ_POLLIN, 0 },
+    };
+    int n = zmq_poll(items, items[1].socket ? 2 : 1, timeout_ms);
     if (n < 0 && errno != EINTR)
         return SL_ESYS;
-    if (n > 0 && (item.revents & ZMQ_POLLIN))
+    if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+        sld_auth_zap_handle(self->auth, s_refused, self);
+    if (n > 0 && (items[0].revents & ZMQ_POLLIN))
         s_turn(self);
     s_after(self);
     return 0;
@@ -1172,11 +1664,17 @@ int sld_server_step(sld_server_t *self, int timeout_ms)
 
 int sld_server_run(sld_server_t *self, int stop_fd)
 {
-    zmq_pollitem_t items[2] = {
-        { self->router, 0, ZMQ_POLLIN, 0 },
-        { NULL, stop_fd, ZMQ_POLLIN, 0 },
-    };
-    int nitems = stop_fd >= 0 ? 2 : 1;
+    /* Router, stop descriptor (if any), ZAP socket (if any). */
+    zmq_pollitem_t items[3] = { { self->router, 0, ZMQ_POLLIN, 0 } };
+    int nitems = 1, istop = -1, izap = -1;
+    if (stop_fd >= 0) {
+        istop = nitems;
+        items[nitems++] = (zmq_pollitem_t) { NULL, stop_fd, ZMQ_POLLIN, 0 };
+    }
+    if (sld_auth_zap_socket(self->auth)) {
+        izap = nitems;
+        items[nitems++] = (zmq_pollitem_t) { sld_auth_zap_socket(self->auth), 0, ZMQ_POLLIN, 0 };
+    }
     long timeout = 0;
     while (true) {
         int n = zmq_poll(items, nitems, timeout);
@@ -1184,8 +1682,10 @@ int sld_server_run(sld_server_t *self, int stop_fd)
             s_log(self, 0, "poll failed: %s", zmq_strerror(errno));
             return SL_ESYS;
         }
-        if (n > 0 && nitems == 2 && (items[1].revents & ZMQ_POLLIN))
+        if (n > 0 && istop >= 0 && (items[istop].revents & ZMQ_POLLIN))
             return 0;
+        if (n > 0 && izap >= 0 && (items[izap].revents & ZMQ_POLLIN))
+            sld_auth_zap_handle(self->auth, s_refused, self);
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             s_turn(self);
         timeout = s_after(self);

@@ -1,10 +1,12 @@
 /*  sld_store - the broker's durable state in one LMDB environment: topic
- *  logs, topic metadata, producer sequences, msg-id dedup, subscriptions.
- *  Owns the MDB_env, the committed in-memory topic table, the producer cache
- *  and the one write transaction's pending changes. Broker thread only.
- *  It does not decide who may write what, does not decode envelopes, and
- *  never resets or repairs data it cannot read: it refuses to open it.  */
+ *  logs, topic metadata, producer sequences, msg-id dedup, subscriptions,
+ *  and, when encrypted at rest, the data keys that seal records. Owns the
+ *  MDB_env, the committed in-memory topic table, the producer cache, the
+ *  keys (in locked memory) and the one write transaction's pending changes.
+ *  Broker thread only. It does not decide who may write what, does not
+ *  decode envelopes, and never resets or repairs data it cannot read.  */
 #include "sld_store.h"
+#include "sld_seal.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -27,19 +30,29 @@
  *  Databases. One environment in the data dir, named databases whose keys
  *  are big-endian so that LMDB's byte order is the order we walk in:
  *
- *    meta       "format" -> u32 (2); "instance" -> 16 random bytes
+ *    meta       "format" -> u32 (2, or 3 once encrypted at rest);
+ *               "instance" -> 16 random bytes; "plain_below" (format 3)
+ *               -> per topic id u32 + offset u64: records below it may be
+ *               plain (written before encryption began), none above
  *    topics     name -> version u8, id u32, first, next, messages, bytes,
  *               max_age_ms, max_bytes (u64 each)
- *    msgs       topic id u32 + offset u64 -> ingest_us u64 + envelope
+ *    msgs       topic id u32 + offset u64 -> ingest_us u64 + envelope,
+ *               or, sealed: ingest_us u64 + 0x00 + data key id u32 +
+ *               nonce (24) + sealed envelope + tag (16)
  *    producers  producer id (16) -> highest stored seq u64
  *    pseq       producer id + first seq u64 -> topic id u32 + first
  *               offset u64 + count u64: a run of COUNT consecutive seqs
  *               stored at consecutive offsets of one topic
  *    dedup      topic id u32 + msg id -> time_us u64 + offset u64
  *    dedup_exp  time_us u64 + topic id u32 + msg id -> (empty)
+ *               (encrypted stores: a keyed hash of the msg id, 32 bytes)
  *    subs       name -> opaque config
+ *    idents     identity name -> opaque record (sld_auth encodes it)
  *    cursors    name '\0' topic id u32 -> floor u64
  *    acked      name '\0' topic id u32 + offset u64 -> (empty)
+ *    keys       data key id u32 -> nonce (24) + data key sealed with the
+ *               master key (32 + tag 16), associated data instance id +
+ *               key id u32 (format 3 only; ids 1, 2, ... none deleted)
  *
  *  Topic ids are handed out as max id + 1; topics are never deleted, so an
  *  id is never reused.
@@ -90,11 +103,53 @@
  *  order through `dedup_exp`, and `pseq` entries that fell out of the
  *  producer window (the walk resumes where the previous call stopped).
  *
+ *  Encryption at rest (optional: opts->seal_key). What it protects is the
+ *  content of messages on disk and in backups: envelopes (payload and
+ *  headers) are sealed with XChaCha20-Poly1305, and msg ids, a header
+ *  value, are stored as keyed hashes. Names of topics, subscriptions and
+ *  identities, producer ids, offsets, ingest times and record sizes stay
+ *  plain: the store needs them to work without the key in the hot path,
+ *  and time seeks binary-search the plain ingest time.
+ *    Keys. The operator's master key (the KEYFILE) never seals a record;
+ *  it wraps random data keys, kept in `keys`. A record names the data key
+ *  that sealed it, so rotation (a new data key, max id + 1) needs no
+ *  rewrite: old records keep opening with their old key. Rotation is a
+ *  pending change like any other: the new key goes into `keys` inside the
+ *  write transaction, appends later in that same transaction already use
+ *  it (they commit or vanish together with it), and only a commit makes it
+ *  the store's current key; an abort wipes it. The msg-id hash key is
+ *  derived from the master key (crypto_kdf), not from a data key, so a
+ *  resent msg id hashes the same across rotations. All keys live in one
+ *  sodium_malloc'd, mlocked area, wiped when the store closes. Changing
+ *  the master key itself (rewrapping) is not supported.
+ *    A record. Sealed records keep the plain 8-byte ingest time, then a
+ *  0x00 marker: a plain envelope never starts with 0x00 (the codec refuses
+ *  field number 0), so one byte tells the two apart and a store that was
+ *  plain before keeps its old records readable. The associated data is
+ *  topic id + offset + the 8 header bytes: a sealed record copied to
+ *  another topic or offset, or with its time changed, does not open.
+ *  `plain_below` closes the other door: once encrypted, a plain record at
+ *  or above its topic's bound (or in a topic created later) is refused,
+ *  so a forged plain record cannot stand in for a sealed one.
+ *    Format. The first open with a master key makes data key 1 and moves
+ *  the store to format 3, so a build that knows nothing of sealing refuses
+ *  the store instead of serving ciphertext. Open without the key refuses
+ *  a format-3 store, and a master key that does not open data key 1 is a
+ *  wrong key: refused, nothing changed.
+ *    Reads. sld_store_read's result must stay valid until the transaction
+ *  ends, and callers hold many at once (a Deliver frame), so opened
+ *  envelopes go to an arena owned by the transaction: chunks wiped and
+ *  released (one kept for the next transaction) when it ends. Appends seal
+ *  straight into the MDB_RESERVE'd value; nonces are drawn from the CSPRNG
+ *  64 at a time. Without a key none of this runs: one test of `secret` in
+ *  append and read, no allocation.
+ *
  *  Allocation. The bookkeeping arrays are small and grow rarely; failing
  *  half way through applying a commit would leave memory disagreeing with
  *  disk, so, as Redis does, they abort the process on out-of-memory.  */
 
 #define S_FORMAT 2               /* 2: pseq holds runs (1 held one entry per seq) */
+#define S_FORMAT_SEALED 3        /* 2 + data keys: records may be sealed */
 #define S_TOPIC_VERSION 1
 #define S_TOPIC_REC_LEN 53
 #define S_MSG_KEY_LEN 12
@@ -108,6 +163,34 @@
 #define S_DEFAULT_MAP_MAX ((size_t) 16 << 30)
 #define S_DEFAULT_PRODUCER_WINDOW 1000000
 #define S_NONE SIZE_MAX
+#define S_SEAL_MARK 0x00         /* first byte after the header of a sealed record */
+#define S_SEAL_AD_LEN 20         /* topic id u32 + offset u64 + header */
+#define S_SEAL_NONCE_AT (SLD_RECORD_HEADER + 1 + 4)
+#define S_SEAL_BODY_AT (S_SEAL_NONCE_AT + SLD_SEAL_NONCE_LEN)
+#define S_KEY_REC_LEN (SLD_SEAL_NONCE_LEN + SLD_SEAL_KEY_LEN + SLD_SEAL_TAG_LEN)
+#define S_KEY_AD_LEN 20          /* instance id + key id u32 */
+#define S_PLAIN_REC_LEN 12       /* plain_below entry: topic id u32 + offset u64 */
+#define S_MSGID_CTX "sldmsgid"   /* crypto_kdf context of the msg-id hash key */
+#define S_NONCE_POOL 64          /* nonces drawn per CSPRNG call */
+#define S_CHUNK_SIZE ((size_t) 64 << 10)
+
+_Static_assert(SLD_RECORD_SEAL_OVERHEAD == 1 + 4 + SLD_SEAL_NONCE_LEN + SLD_SEAL_TAG_LEN,
+               "sealed record layout");
+_Static_assert(4 + SLD_SEAL_HASH_LEN <= 4 + SLD_MSG_ID_MAX, "dedup key buffers");
+
+/* One chunk of a transaction's arena of opened (decrypted) envelopes. */
+typedef struct s_chunk s_chunk_t;
+struct s_chunk {
+    s_chunk_t *next;            /* older chunk of the same arena */
+    size_t size, used;          /* bytes of data, bytes handed out */
+    uint8_t data[];
+};
+
+/* Encrypted stores: records of topic ID below offset BELOW may be plain. */
+typedef struct {
+    uint32_t id;
+    uint64_t below;
+} s_plain_t;
 
 typedef struct {
     sld_topic_info_t info;      /* committed state */
@@ -144,6 +227,9 @@ struct sld_txn {
     uint32_t rid;
     uint64_t roff;
     bool rvalid;
+    uint32_t seal_id;           /* data key appends use; > store->nkeys after a rotate */
+    bool seal_logged;           /* a record that did not open was logged */
+    s_chunk_t *arena;           /* opened envelopes, valid until the txn ends */
 };
 
 struct sld_store {
@@ -151,7 +237,7 @@ struct sld_store {
     int lock_fd;                /* DIR/sluiced.lock, flocked (exclusive stores); else -1 */
     bool env_open;              /* mdb_env_open succeeded: close needs a sync */
     MDB_dbi db_meta, db_topics, db_msgs, db_producers, db_pseq, db_dedup,
-            db_dedup_exp, db_subs, db_cursors, db_acked;
+            db_dedup_exp, db_subs, db_cursors, db_acked, db_idents;
     char *dir;
     size_t page;                /* OS page size; map sizes are multiples of it */
     size_t map_size;            /* current map size */
@@ -177,6 +263,18 @@ struct sld_store {
     size_t trim_topic;          /* round robin start of the next trim */
     uint8_t pseq_resume[S_PSEQ_KEY_LEN];    /* where the next pseq trim walk starts */
     bool has_pseq_resume;
+    MDB_dbi db_keys;            /* data keys (format 3) */
+    bool format_sealed;         /* meta says format 3 */
+    /* Encryption at rest; secret is NULL when off. sodium_malloc'd: master
+     * key, msg-id hash key, then data key i at slot 1 + i (s_data_key). */
+    uint8_t *secret;
+    uint32_t secret_cap;        /* data keys the area has room for */
+    uint32_t nkeys;             /* committed data keys = the current key id */
+    s_plain_t *plain;           /* plain_below, sorted by id */
+    size_t nplain;
+    uint8_t nonces[S_NONCE_POOL * SLD_SEAL_NONCE_LEN];
+    size_t nonces_left;
+    s_chunk_t *spare;           /* an arena chunk kept for the next txn */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -296,6 +394,275 @@ static uint64_t s_hash(const void *p, size_t len)
 static size_t s_round_page(size_t n, size_t page)
 {
     return (n + page - 1) / page * page;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+static int s_refuse(const sld_store_t *s, const char *why)
+{
+    fprintf(stderr, "sluiced: store: %s/data.mdb: %s; refusing to open it "
+            "(nothing was changed)\n", s->dir, why);
+    return SL_ESTORE;
+}
+
+static uint8_t *s_master_key(const sld_store_t *s)
+{
+    return s->secret;
+}
+
+static uint8_t *s_msgid_key(const sld_store_t *s)
+{
+    return s->secret + SLD_SEAL_KEY_LEN;
+}
+
+/* Data key ID (1 ..): its slot in the secret area. */
+static uint8_t *s_data_key(const sld_store_t *s, uint32_t id)
+{
+    assert(id >= 1 && id <= s->secret_cap);
+    return s->secret + ((size_t) id + 1) * SLD_SEAL_KEY_LEN;
+}
+
+/* Make room for NEED data keys. A new area is allocated, the old one
+ * copied, wiped and freed: rare (rotation), and no pointer into the area
+ * is kept across calls. 0 or SL_ENOMEM. */
+static int s_secret_grow(sld_store_t *s, uint32_t need)
+{
+    int rc = 0;
+    uint32_t cap = s->secret_cap ? s->secret_cap : 4;
+    size_t old_size = ((size_t) s->secret_cap + 2) * SLD_SEAL_KEY_LEN, size;
+    uint8_t *area;
+
+    if (need <= s->secret_cap && s->secret)
+        goto fail;
+    while (cap < need)
+        cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+    size = ((size_t) cap + 2) * SLD_SEAL_KEY_LEN;
+    area = sodium_malloc(size);
+    if (!area) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    /* sodium_malloc already tries to mlock; say so when it cannot. */
+    if (sodium_mlock(area, size) != 0)
+        fprintf(stderr, "sluiced: store: could not lock the keys in memory (%s): "
+                "they may be swapped out\n", strerror(errno));
+    memset(area, 0, size);
+    if (s->secret) {
+        memcpy(area, s->secret, old_size);
+        sodium_memzero(s->secret, old_size);
+        sodium_free(s->secret);
+    }
+    s->secret = area;
+    s->secret_cap = cap;
+fail:
+    return rc;
+}
+
+static void s_secret_free(sld_store_t *s)
+{
+    if (!s->secret)
+        return;
+    sodium_memzero(s->secret, ((size_t) s->secret_cap + 2) * SLD_SEAL_KEY_LEN);
+    sodium_free(s->secret);
+    s->secret = NULL;
+    s->secret_cap = 0;
+}
+
+/* AD of data key ID's record: it belongs to this store, under this id. */
+static void s_key_ad(const sld_store_t *s, uint8_t ad[S_KEY_AD_LEN], uint32_t id)
+{
+    memcpy(ad, s->instance, sizeof s->instance);
+    slc_put_be32(ad + sizeof s->instance, id);
+}
+
+/* Draw a fresh random data key ID into its slot and write it, sealed with
+ * the master key, to `keys` in MT. 0, SL_EINTERNAL, or *MRC the failing
+ * mdb_put's code (the caller translates it). */
+static int s_key_new(sld_store_t *s, MDB_txn *mt, uint32_t id, int *mrc)
+{
+    int rc;
+    uint8_t rec[S_KEY_REC_LEN], ad[S_KEY_AD_LEN], k[4];
+    MDB_val key, val;
+
+    *mrc = 0;
+    sld_seal_random(s_data_key(s, id), SLD_SEAL_KEY_LEN);
+    sld_seal_random(rec, SLD_SEAL_NONCE_LEN);
+    s_key_ad(s, ad, id);
+    rc = sld_seal_encrypt(rec + SLD_SEAL_NONCE_LEN, s_data_key(s, id), SLD_SEAL_KEY_LEN,
+                          ad, sizeof ad, rec, s_master_key(s));
+    if (rc)
+        goto fail;
+    slc_put_be32(k, id);
+    key = s_val(k, sizeof k);
+    val = s_val(rec, sizeof rec);
+    *mrc = mdb_put(mt, s->db_keys, &key, &val, MDB_NOOVERWRITE);
+fail:
+    if (rc || *mrc)
+        sodium_memzero(s_data_key(s, id), SLD_SEAL_KEY_LEN);
+    return rc;
+}
+
+/* Encryption starts on this store: data key 1, plain_below from the
+ * committed topics (their records so far are plain), format 3. */
+static int s_keys_start(sld_store_t *s, MDB_txn *mt)
+{
+    int rc = 0, mrc;
+    uint8_t *bounds = NULL, fmt[4];
+    MDB_val k, v;
+
+    rc = s_key_new(s, mt, 1, &mrc);
+    if (rc || mrc)
+        goto fail;
+    bounds = malloc(s->ntopics * S_PLAIN_REC_LEN + 1);
+    if (!bounds) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < s->ntopics; i++) {
+        slc_put_be32(bounds + i * S_PLAIN_REC_LEN, s->topics[i].info.id);
+        slc_put_be64(bounds + i * S_PLAIN_REC_LEN + 4, s->topics[i].info.next_offset);
+    }
+    k = s_val("plain_below", 11);
+    v = s_val(bounds, s->ntopics * S_PLAIN_REC_LEN);
+    mrc = mdb_put(mt, s->db_meta, &k, &v, 0);
+    if (mrc)
+        goto fail;
+    slc_put_be32(fmt, S_FORMAT_SEALED);
+    k = s_val("format", 6);
+    v = s_val(fmt, sizeof fmt);
+    mrc = mdb_put(mt, s->db_meta, &k, &v, 0);
+    if (mrc)
+        goto fail;
+    s->nkeys = 1;
+    s->format_sealed = true;
+    fprintf(stderr, "sluiced: store: %s: encryption at rest begins (data key 1)%s\n",
+            s->dir, s->ntopics ? "; records stored before stay plain" : "");
+fail:
+    if (rc == 0 && mrc)
+        rc = s_mdb_fail("start encryption at rest", mrc);
+    free(bounds);
+    return rc;
+}
+
+/* Open every data key of `keys` with the master key. */
+static int s_keys_unwrap(sld_store_t *s, MDB_txn *mt)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t ad[S_KEY_AD_LEN];
+    uint32_t id = 0;
+
+    mrc = mdb_cursor_open(mt, s->db_keys, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *rec = v.mv_data;
+        /* Ids are handed out 1, 2, ... and never deleted. */
+        if (k.mv_size != 4 || v.mv_size != S_KEY_REC_LEN
+            || slc_get_be32(k.mv_data) != id + 1) {
+            rc = s_refuse(s, "damaged data key record");
+            goto fail;
+        }
+        id++;
+        rc = s_secret_grow(s, id);
+        if (rc)
+            goto fail;
+        s_key_ad(s, ad, id);
+        if (sld_seal_decrypt(s_data_key(s, id), rec + SLD_SEAL_NONCE_LEN,
+                             S_KEY_REC_LEN - SLD_SEAL_NONCE_LEN, ad, sizeof ad, rec,
+                             s_master_key(s)) != 0) {
+            /* Key 1 not opening is the wrong master key; a later one
+             * not opening when key 1 did is damage. */
+            rc = s_refuse(s, id == 1 ? "the key in the --encrypt-at-rest file does not "
+                          "open this store's data keys: wrong key?"
+                          : "a data key does not open with the key that opens the "
+                          "others: damaged data key record");
+            goto fail;
+        }
+    }
+    if (mrc != MDB_NOTFOUND) {
+        rc = s_mdb_fail("read data keys", mrc);
+        goto fail;
+    }
+    s->nkeys = id;
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+static int s_plain_load(sld_store_t *s, MDB_txn *mt)
+{
+    int rc = 0, mrc;
+    MDB_val k = s_val("plain_below", 11), v;
+    const uint8_t *p;
+
+    mrc = mdb_get(mt, s->db_meta, &k, &v);
+    if (mrc || v.mv_size % S_PLAIN_REC_LEN != 0) {
+        rc = s_refuse(s, "encrypted store without a valid plain_below record");
+        goto fail;
+    }
+    s->nplain = v.mv_size / S_PLAIN_REC_LEN;
+    s->plain = calloc(s->nplain + 1, sizeof *s->plain);
+    if (!s->plain) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    p = v.mv_data;
+    for (size_t i = 0; i < s->nplain; i++) {
+        s->plain[i].id = slc_get_be32(p + i * S_PLAIN_REC_LEN);
+        s->plain[i].below = slc_get_be64(p + i * S_PLAIN_REC_LEN + 4);
+        if (i > 0 && s->plain[i].id <= s->plain[i - 1].id) {
+            rc = s_refuse(s, "plain_below record out of order");
+            goto fail;
+        }
+    }
+fail:
+    return rc;
+}
+
+/* Data keys at open: refuse a mismatch between the store and MASTER (the
+ * caller's key or NULL), start encryption on a store without keys, or
+ * open the keys it has. */
+static int s_load_keys(sld_store_t *s, MDB_txn *mt, const uint8_t *master)
+{
+    int rc = 0, mrc;
+    MDB_stat st;
+
+    mrc = mdb_stat(mt, s->db_keys, &st);
+    if (mrc) {
+        rc = s_mdb_fail("read data keys", mrc);
+        goto fail;
+    }
+    if (st.ms_entries > 0 && !s->format_sealed) {
+        rc = s_refuse(s, "data keys in a store of format 2: damaged");
+        goto fail;
+    }
+    if (st.ms_entries == 0 && s->format_sealed) {
+        rc = s_refuse(s, "store format 3 (encrypted) but no data keys: damaged");
+        goto fail;
+    }
+    if (!master) {
+        if (st.ms_entries > 0)
+            rc = s_refuse(s, "this store is encrypted at rest: start with "
+                          "--encrypt-at-rest KEYFILE");
+        goto fail;
+    }
+    rc = sld_seal_init();
+    if (rc == 0)
+        rc = s_secret_grow(s, 1);
+    if (rc)
+        goto fail;
+    memcpy(s_master_key(s), master, SLD_SEAL_KEY_LEN);
+    rc = sld_seal_derive(s_msgid_key(s), 1, S_MSGID_CTX, master);
+    if (rc)
+        goto fail;
+    rc = st.ms_entries == 0 ? s_keys_start(s, mt) : s_keys_unwrap(s, mt);
+    if (rc == 0)
+        rc = s_plain_load(s, mt);
+fail:
+    return rc;
 }
 
 /* ------------------------------------------------------------ topic table */
@@ -587,13 +954,6 @@ fail:
     return rc;
 }
 
-static int s_refuse(const sld_store_t *s, const char *why)
-{
-    fprintf(stderr, "sluiced: store: %s/data.mdb: %s; refusing to open it "
-            "(nothing was changed)\n", s->dir, why);
-    return SL_ESTORE;
-}
-
 /* An existing store: its format must be ours and its instance id present. */
 static int s_check_meta(sld_store_t *s, MDB_txn *mt)
 {
@@ -606,10 +966,11 @@ static int s_check_meta(sld_store_t *s, MDB_txn *mt)
         rc = s_refuse(s, "no store format recorded");
         goto fail;
     }
-    if (slc_get_be32(v.mv_data) != S_FORMAT) {
+    s->format_sealed = slc_get_be32(v.mv_data) == S_FORMAT_SEALED;
+    if (slc_get_be32(v.mv_data) != S_FORMAT && !s->format_sealed) {
         char why[96];
-        snprintf(why, sizeof why, "store format %" PRIu32 ", this build reads format %d",
-                 slc_get_be32(v.mv_data), S_FORMAT);
+        snprintf(why, sizeof why, "store format %" PRIu32 ", this build reads formats "
+                 "%d and %d", slc_get_be32(v.mv_data), S_FORMAT, S_FORMAT_SEALED);
         rc = s_refuse(s, why);
         goto fail;
     }
@@ -781,7 +1142,7 @@ fail:
     return rc;
 }
 
-static int s_load(sld_store_t *s)
+static int s_load(sld_store_t *s, const uint8_t *seal_key)
 {
     int rc = 0, mrc;
     MDB_txn *mt = NULL;
@@ -793,7 +1154,8 @@ static int s_load(sld_store_t *s)
         { "producers", &s->db_producers }, { "pseq", &s->db_pseq },
         { "dedup", &s->db_dedup },         { "dedup_exp", &s->db_dedup_exp },
         { "subs", &s->db_subs },           { "cursors", &s->db_cursors },
-        { "acked", &s->db_acked },
+        { "acked", &s->db_acked },         { "idents", &s->db_idents },
+        { "keys", &s->db_keys },
     };
 
     mrc = mdb_txn_begin(s->env, NULL, 0, &mt);
@@ -812,6 +1174,8 @@ static int s_load(sld_store_t *s)
         }
     }
     rc = s_load_topics(s, mt);
+    if (rc == 0)
+        rc = s_load_keys(s, mt, seal_key);
     if (rc)
         goto fail;
     mrc = mdb_txn_commit(mt);
@@ -902,7 +1266,7 @@ int sld_store_open(const sld_store_options_t *opts, sld_store_t **out)
     s->map_size = info.me_mapsize;
     if (s->map_size_max < s->map_size)
         s->map_size_max = s->map_size;
-    rc = s_load(s);
+    rc = s_load(s, opts->seal_key);
     if (rc)
         goto fail;
     *out = s;
@@ -939,6 +1303,9 @@ void sld_store_destroy(sld_store_t **self_p)
     free(s->producers);
     free(s->prod_slots);
     free(s->dir);
+    free(s->plain);
+    free(s->spare);             /* wiped when it was put aside */
+    s_secret_free(s);
     free(s);
     *self_p = NULL;
 }
@@ -987,12 +1354,33 @@ int sld_store_begin(sld_store_t *self, bool write, sld_txn_t **out)
     txn->err = 0;
     txn->ndirty = txn->nfresh = txn->npdirty = 0;
     txn->last_work = NULL;
+    txn->seal_id = self->nkeys;
+    txn->seal_logged = false;
     mt = NULL;
     *out = txn;
 fail:
     if (mt)
         mdb_txn_abort(mt);
     return rc;
+}
+
+/* Wipe TXN's opened envelopes and give the chunks back: one is kept for
+ * the next transaction, the rest freed. */
+static void s_arena_reset(sld_txn_t *txn)
+{
+    sld_store_t *s = txn->store;
+    s_chunk_t *c = txn->arena, *next;
+    for (; c; c = next) {
+        next = c->next;
+        sodium_memzero(c->data, c->used);
+        if (!s->spare && c->size == S_CHUNK_SIZE) {
+            c->next = NULL;
+            s->spare = c;
+        } else {
+            free(c);
+        }
+    }
+    txn->arena = NULL;
 }
 
 /* End TXN: abort what is still open, drop pending changes, release it. */
@@ -1005,6 +1393,12 @@ static void s_txn_release(sld_txn_t *txn)
     if (txn->mt)
         mdb_txn_abort(txn->mt);
     txn->mt = NULL;
+    if (txn->arena)
+        s_arena_reset(txn);
+    /* Data keys a rotate made in a transaction that did not commit. */
+    for (uint32_t id = s->nkeys + 1; id <= txn->seal_id; id++)
+        sodium_memzero(s_data_key(s, id), SLD_SEAL_KEY_LEN);
+    txn->seal_id = s->nkeys;
     if (!txn->write) {
         s->readers--;
         free(txn);
@@ -1082,6 +1476,7 @@ static void s_txn_apply(sld_txn_t *txn)
         s->next_id += (uint32_t) txn->nfresh;
         s_names_rebuild(s);
     }
+    s->nkeys = txn->seal_id;    /* a rotate's key is now the current one */
     txn->ndirty = txn->nfresh = txn->npdirty = 0;
 }
 
@@ -1310,6 +1705,168 @@ const sld_topic_info_t *sld_store_topic_at(const sld_store_t *self, size_t index
 
 /* --------------------------------------------------------------- messages */
 
+/* A nonce never used before: random, drawn S_NONCE_POOL at a time. */
+static void s_nonce(sld_store_t *s, uint8_t *nonce)
+{
+    if (s->nonces_left == 0) {
+        sld_seal_random(s->nonces, sizeof s->nonces);
+        s->nonces_left = S_NONCE_POOL;
+    }
+    s->nonces_left--;
+    memcpy(nonce, s->nonces + s->nonces_left * SLD_SEAL_NONCE_LEN, SLD_SEAL_NONCE_LEN);
+}
+
+/* Associated data of record REC (its header is read) at (ID, OFFSET). */
+static void s_record_ad(uint8_t ad[S_SEAL_AD_LEN], uint32_t id, uint64_t offset,
+                        const uint8_t *rec)
+{
+    slc_put_be32(ad, id);
+    slc_put_be64(ad + 4, offset);
+    memcpy(ad + 12, rec, SLD_RECORD_HEADER);
+}
+
+/* Seal ENVELOPE (LEN bytes) into REC, the reserved value of (ID, OFFSET)
+ * whose header is already written, with TXN's current data key. A failure
+ * poisons TXN: the reserved value holds no valid record. */
+static int s_seal_record(sld_txn_t *txn, uint32_t id, uint64_t offset, uint8_t *rec,
+                         const void *envelope, size_t len)
+{
+    int rc;
+    sld_store_t *s = txn->store;
+    uint8_t ad[S_SEAL_AD_LEN];
+
+    rec[SLD_RECORD_HEADER] = S_SEAL_MARK;
+    slc_put_be32(rec + SLD_RECORD_HEADER + 1, txn->seal_id);
+    s_nonce(s, rec + S_SEAL_NONCE_AT);
+    s_record_ad(ad, id, offset, rec);
+    rc = sld_seal_encrypt(rec + S_SEAL_BODY_AT, envelope, len, ad, sizeof ad,
+                          rec + S_SEAL_NONCE_AT, s_data_key(s, txn->seal_id));
+    if (rc) {
+        fprintf(stderr, "sluiced: store: sealing record %" PRIu32 "/%" PRIu64
+                " failed\n", id, offset);
+        if (txn->err == 0)
+            txn->err = rc;
+    }
+    return rc;
+}
+
+/* Open sealed record REC (LEN bytes) of (ID, OFFSET) into OUT (LEN -
+ * SLD_RECORD_HEADER - SLD_RECORD_SEAL_OVERHEAD bytes) with data keys 1 ..
+ * NKEYS. *KEY_ID is the key it names. 0 or SL_ESTORE. */
+static int s_record_open(const sld_store_t *s, uint32_t nkeys, uint32_t id,
+                         uint64_t offset, const uint8_t *rec, size_t len, uint8_t *out,
+                         uint32_t *key_id)
+{
+    int rc = SL_ESTORE;
+    uint8_t ad[S_SEAL_AD_LEN];
+
+    *key_id = 0;
+    if (len < SLD_RECORD_HEADER + SLD_RECORD_SEAL_OVERHEAD)
+        goto fail;
+    *key_id = slc_get_be32(rec + SLD_RECORD_HEADER + 1);
+    if (*key_id == 0 || *key_id > nkeys)
+        goto fail;
+    s_record_ad(ad, id, offset, rec);
+    if (sld_seal_decrypt(out, rec + S_SEAL_BODY_AT, len - S_SEAL_BODY_AT, ad, sizeof ad,
+                         rec + S_SEAL_NONCE_AT, s_data_key(s, *key_id)) == 0)
+        rc = 0;
+fail:
+    return rc;
+}
+
+/* May topic ID hold a plain record at OFFSET in an encrypted store? Only
+ * below the bound of a topic that existed when encryption began. */
+static bool s_plain_allowed(const sld_store_t *s, uint32_t id, uint64_t offset)
+{
+    size_t lo = 0, hi = s->nplain;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->plain[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nplain && s->plain[lo].id == id && offset < s->plain[lo].below;
+}
+
+/* N bytes from TXN's arena, valid until TXN ends. NULL when out of memory. */
+static uint8_t *s_arena_alloc(sld_txn_t *txn, size_t n)
+{
+    sld_store_t *s = txn->store;
+    s_chunk_t *c = txn->arena;
+    uint8_t *p;
+    if (!c || c->size - c->used < n) {
+        size_t size = n > S_CHUNK_SIZE ? n : S_CHUNK_SIZE;
+        if (s->spare && s->spare->size >= size) {
+            c = s->spare;
+            s->spare = NULL;
+        } else {
+            if (size > SIZE_MAX - sizeof *c)
+                return NULL;
+            c = malloc(sizeof *c + size);
+            if (!c)
+                return NULL;
+            c->size = size;
+        }
+        c->used = 0;
+        c->next = txn->arena;
+        txn->arena = c;
+    }
+    p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+/* The envelope of record VAL at (ID, OFFSET) in an encrypted store: a
+ * sealed one opened into TXN's arena, a plain one where plain is allowed.
+ * 0, SL_ESTORE (logged once per txn), SL_ENOMEM. */
+static int s_record_envelope(sld_txn_t *txn, uint32_t id, uint64_t offset,
+                             const MDB_val *val, const void **envelope, size_t *len)
+{
+    int rc = 0;
+    const sld_store_t *s = txn->store;
+    const uint8_t *rec = val->mv_data;
+    uint8_t *out;
+    uint32_t key_id = 0;
+    const char *why = NULL;
+
+    if (val->mv_size == SLD_RECORD_HEADER || rec[SLD_RECORD_HEADER] != S_SEAL_MARK) {
+        if (!s_plain_allowed(s, id, offset)) {
+            rc = SL_ESTORE;
+            why = "is not sealed but lies where only sealed records were written";
+            goto fail;
+        }
+        *envelope = rec + SLD_RECORD_HEADER;
+        *len = val->mv_size - SLD_RECORD_HEADER;
+        goto fail;
+    }
+    if (val->mv_size < SLD_RECORD_HEADER + SLD_RECORD_SEAL_OVERHEAD) {
+        rc = SL_ESTORE;
+        why = "is too short to be a sealed record";
+        goto fail;
+    }
+    *len = val->mv_size - SLD_RECORD_HEADER - SLD_RECORD_SEAL_OVERHEAD;
+    /* One byte more so that an empty envelope still gets its own address. */
+    out = s_arena_alloc(txn, *len + 1);
+    if (!out) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    rc = s_record_open(s, txn->seal_id, id, offset, rec, val->mv_size, out, &key_id);
+    if (rc) {
+        why = "does not open: damaged, or moved from another topic, offset or time";
+        goto fail;
+    }
+    *envelope = out;
+fail:
+    if (why && !txn->seal_logged) {
+        fprintf(stderr, "sluiced: store: record %" PRIu32 "/%" PRIu64 " (data key %"
+                PRIu32 ") %s\n", id, offset, key_id, why);
+        txn->seal_logged = true;
+    }
+    return rc;
+}
+
 int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
                      const void *envelope, size_t len, uint64_t *offset)
 {
@@ -1319,10 +1876,12 @@ int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
     uint8_t k[S_MSG_KEY_LEN];
     MDB_val key, val;
     unsigned flags = MDB_RESERVE;
+    size_t extra;
 
     assert(txn && txn->write && (envelope || len == 0) && offset);
-    assert(len <= SIZE_MAX - SLD_RECORD_HEADER);
+    assert(len <= SIZE_MAX - SLD_RECORD_HEADER - SLD_RECORD_SEAL_OVERHEAD);
     s = txn->store;
+    extra = s->secret ? SLD_RECORD_SEAL_OVERHEAD : 0;
     if (txn->err) {
         rc = txn->err;
         goto fail;
@@ -1337,19 +1896,24 @@ int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
     flags |= s_append_flags(k, s->msgs_last, sizeof k, &s->has_msgs_last,
                             MDB_NOOVERWRITE);
     key = s_val(k, sizeof k);
-    val = s_val(NULL, SLD_RECORD_HEADER + len);
+    val = s_val(NULL, SLD_RECORD_HEADER + extra + len);
     mrc = mdb_put(txn->mt, s->db_msgs, &key, &val, flags);
     if (mrc) {
         rc = s_txn_fail(txn, "append", mrc);
         goto fail;
     }
     slc_put_be64(val.mv_data, ingest_us);
-    if (len)
+    if (extra) {
+        rc = s_seal_record(txn, id, w->next_offset, val.mv_data, envelope, len);
+        if (rc)
+            goto fail;
+    } else if (len) {
         memcpy((uint8_t *) val.mv_data + SLD_RECORD_HEADER, envelope, len);
+    }
     s_append_done(flags, k, s->msgs_last, sizeof k, &s->has_msgs_last);
     *offset = w->next_offset++;
     w->messages++;
-    w->bytes += SLD_RECORD_HEADER + len;
+    w->bytes += SLD_RECORD_HEADER + extra + len;
 fail:
     return rc;
 }
@@ -1423,8 +1987,14 @@ int sld_store_read(sld_txn_t *txn, uint32_t id, uint64_t offset,
     rc = s_record(txn, id, offset, &val);
     if (rc)
         goto fail;
-    *envelope = (const uint8_t *) val.mv_data + SLD_RECORD_HEADER;
-    *len = val.mv_size - SLD_RECORD_HEADER;
+    if (txn->store->secret) {
+        rc = s_record_envelope(txn, id, offset, &val, envelope, len);
+        if (rc)
+            goto fail;
+    } else {
+        *envelope = (const uint8_t *) val.mv_data + SLD_RECORD_HEADER;
+        *len = val.mv_size - SLD_RECORD_HEADER;
+    }
     if (ingest_us)
         *ingest_us = slc_get_be64(val.mv_data);
 fail:
@@ -1483,6 +2053,45 @@ uint64_t sld_store_offset_at_time(sld_txn_t *txn, uint32_t id, uint64_t time_us)
             hi = mid;
     }
     return lo;
+}
+
+/* ------------------------------------------------------ encryption keys */
+
+int sld_store_rotate_key(sld_txn_t *txn, uint32_t *key_id)
+{
+    int rc = 0, mrc = 0;
+    sld_store_t *s;
+    uint32_t next;
+
+    assert(txn && txn->write && key_id);
+    s = txn->store;
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    if (!s->secret || txn->seal_id == UINT32_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    next = txn->seal_id + 1;
+    rc = s_secret_grow(s, next);
+    if (rc == 0)
+        rc = s_key_new(s, txn->mt, next, &mrc);
+    if (rc == 0 && mrc)
+        rc = s_txn_fail(txn, "rotate data key", mrc);
+    if (rc)
+        goto fail;
+    /* Pending until commit (s_txn_apply); s_txn_release wipes it on abort. */
+    txn->seal_id = next;
+    *key_id = next;
+fail:
+    return rc;
+}
+
+uint32_t sld_store_seal_key_id(const sld_store_t *self)
+{
+    assert(self);
+    return self->nkeys;
 }
 
 /* -------------------------------------------------------------- producers */
@@ -1667,12 +2276,20 @@ fail:
 
 /* ------------------------------------------------------------ msg-id dedup */
 
-static int s_dedup_key(uint8_t *k, uint32_t id, const void *msg_id, size_t len)
+/* Key ID + MSG_ID into K (*KLEN bytes). An encrypted store keeps a keyed
+ * hash of the msg id instead: it is a header value. */
+static int s_dedup_key(const sld_store_t *s, uint8_t *k, uint32_t id, const void *msg_id,
+                       size_t len, size_t *klen)
 {
     if (!msg_id || len == 0 || len > SLD_MSG_ID_MAX)
         return SL_EINVAL;
     slc_put_be32(k, id);
+    if (s->secret) {
+        *klen = 4 + SLD_SEAL_HASH_LEN;
+        return sld_seal_hash(k + 4, msg_id, len, s_msgid_key(s));
+    }
     memcpy(k + 4, msg_id, len);
+    *klen = 4 + len;
     return 0;
 }
 
@@ -1682,14 +2299,15 @@ int sld_store_dedup_check(sld_txn_t *txn, uint32_t id, const void *msg_id,
 {
     int rc, mrc;
     uint8_t k[4 + SLD_MSG_ID_MAX];
+    size_t klen;
     MDB_val key, val;
     uint64_t t;
 
     assert(txn && offset);
-    rc = s_dedup_key(k, id, msg_id, len);
+    rc = s_dedup_key(txn->store, k, id, msg_id, len, &klen);
     if (rc)
         goto fail;
-    key = s_val(k, 4 + len);
+    key = s_val(k, klen);
     mrc = mdb_get(txn->mt, txn->store->db_dedup, &key, &val);
     if (mrc == MDB_NOTFOUND)
         goto fail;
@@ -1719,6 +2337,7 @@ int sld_store_dedup_record(sld_txn_t *txn, uint32_t id, const void *msg_id,
     int rc, mrc;
     sld_store_t *s;
     uint8_t k[S_DEDUP_KEY_MAX], v[S_DEDUP_VAL_LEN];
+    size_t klen;
     MDB_val key, val;
 
     assert(txn && txn->write);
@@ -1731,16 +2350,16 @@ int sld_store_dedup_record(sld_txn_t *txn, uint32_t id, const void *msg_id,
      * entry for the same msg id stays until trim, which skips it because
      * its time no longer matches the dedup entry. */
     slc_put_be64(k, now_us);
-    rc = s_dedup_key(k + 8, id, msg_id, len);
+    rc = s_dedup_key(s, k + 8, id, msg_id, len, &klen);
     if (rc)
         goto fail;
     slc_put_be64(v, now_us);
     slc_put_be64(v + 8, offset);
-    key = s_val(k + 8, 4 + len);
+    key = s_val(k + 8, klen);
     val = s_val(v, sizeof v);
     mrc = mdb_put(txn->mt, s->db_dedup, &key, &val, 0);
     if (mrc == 0) {
-        key = s_val(k, 12 + len);
+        key = s_val(k, 8 + klen);
         val = s_val(NULL, 0);
         mrc = mdb_put(txn->mt, s->db_dedup_exp, &key, &val, 0);
     }
@@ -1864,6 +2483,70 @@ int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg)
     }
     if (mrc != MDB_NOTFOUND)
         rc = s_txn_fail(txn, "list subscriptions", mrc);
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+/* ------------------------------------------------------------ identities */
+
+static int s_ident_key(const char *name, MDB_val *key)
+{
+    size_t n = name ? strnlen(name, SLD_IDENT_NAME_MAX + 1) : 0;
+    if (n == 0 || n > SLD_IDENT_NAME_MAX)
+        return SL_EINVAL;
+    *key = s_val(name, n);
+    return 0;
+}
+
+int sld_store_ident_put(sld_txn_t *txn, const char *name, const void *record, size_t len)
+{
+    int rc = 0, mrc;
+    MDB_val key, val;
+
+    assert(txn && txn->write && (record || len == 0));
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    rc = s_ident_key(name, &key);
+    if (rc)
+        goto fail;
+    val = s_val(record, len);
+    mrc = mdb_put(txn->mt, txn->store->db_idents, &key, &val, 0);
+    if (mrc)
+        rc = s_txn_fail(txn, "store identity", mrc);
+fail:
+    return rc;
+}
+
+int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    char name[SLD_IDENT_NAME_MAX + 1];
+
+    assert(txn && fn);
+    mrc = mdb_cursor_open(txn->mt, txn->store->db_idents, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (mrc == 0) {
+        if (key.mv_size == 0 || key.mv_size > SLD_IDENT_NAME_MAX) {
+            fprintf(stderr, "sluiced: store: damaged identity name\n");
+            rc = SL_ESTORE;
+            goto fail;
+        }
+        memcpy(name, key.mv_data, key.mv_size);
+        name[key.mv_size] = 0;
+        rc = fn(name, val.mv_data, val.mv_size, arg);
+        if (rc)
+            goto fail;
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "list identities", mrc);
 fail:
     if (cur)
         mdb_cursor_close(cur);
@@ -2243,6 +2926,9 @@ typedef struct {
     size_t problems;
     s_check_topic_t *topics;    /* sorted by id */
     size_t ntopics, ctopics;
+    uint64_t plain, sealed;     /* records of each kind */
+    uint8_t *buf;               /* an opened envelope; wiped at the end */
+    size_t cbuf;
 } s_check_t;
 
 static void s_problem(s_check_t *c, const char *fmt, ...)
@@ -2324,6 +3010,67 @@ fail:
     return rc;
 }
 
+/* One record's envelope: opened when sealed (with the store's keys), then
+ * given to VERIFY. 0, or SL_ENOMEM (problems are counted, not returned). */
+static int s_check_envelope(const sld_store_t *s, s_check_t *c, const s_check_topic_t *t,
+                            uint64_t off, const MDB_val *v, sld_store_verify_fn *verify)
+{
+    int rc = 0;
+    const uint8_t *rec = v->mv_data, *env = rec + SLD_RECORD_HEADER;
+    size_t len = v->mv_size - SLD_RECORD_HEADER;
+    uint32_t key_id;
+
+    if (len == 0 || rec[SLD_RECORD_HEADER] != S_SEAL_MARK) {
+        c->plain++;
+        if (s->secret && !s_plain_allowed(s, t->info.id, off))
+            s_problem(c, "topic %s: record %" PRIu64 " is not sealed but lies where "
+                      "only sealed records were written", t->info.name, off);
+    } else {
+        c->sealed++;
+        if (!s->secret) {
+            s_problem(c, "topic %s: record %" PRIu64 " looks sealed but the store has "
+                      "no data keys", t->info.name, off);
+            goto fail;
+        }
+        if (len < SLD_RECORD_SEAL_OVERHEAD) {
+            s_problem(c, "topic %s: record %" PRIu64 " is too short to be sealed",
+                      t->info.name, off);
+            goto fail;
+        }
+        len -= SLD_RECORD_SEAL_OVERHEAD;
+        if (len + 1 > c->cbuf) {
+            size_t n = c->cbuf ? c->cbuf : 4096;
+            uint8_t *p;
+            while (n < len + 1)
+                n *= 2;
+            p = malloc(n);
+            if (!p) {
+                rc = SL_ENOMEM;
+                goto fail;
+            }
+            if (c->buf) {
+                sodium_memzero(c->buf, c->cbuf);
+                free(c->buf);
+            }
+            c->buf = p;
+            c->cbuf = n;
+        }
+        if (s_record_open(s, s->nkeys, t->info.id, off, rec, v->mv_size, c->buf,
+                          &key_id) != 0) {
+            s_problem(c, "topic %s: record %" PRIu64 " (data key %" PRIu32 ") does not "
+                      "open: damaged, or moved from another topic, offset or time",
+                      t->info.name, off, key_id);
+            goto fail;
+        }
+        env = c->buf;
+    }
+    if (verify && verify(env, len) != 0)
+        s_problem(c, "topic %s: record %" PRIu64 ": envelope does not decode",
+                  t->info.name, off);
+fail:
+    return rc;
+}
+
 static int s_check_msgs(sld_store_t *s, MDB_txn *mt, s_check_t *c,
                         sld_store_verify_fn *verify, uint64_t *records)
 {
@@ -2362,13 +3109,14 @@ static int s_check_msgs(sld_store_t *s, MDB_txn *mt, s_check_t *c,
         if (off >= t->info.next_offset)
             s_problem(c, "topic %s: record %" PRIu64 " at or past next offset %" PRIu64,
                       t->info.name, off, t->info.next_offset);
-        if (v.mv_size < SLD_RECORD_HEADER)
+        if (v.mv_size < SLD_RECORD_HEADER) {
             s_problem(c, "topic %s: record %" PRIu64 " has %zu bytes, no header",
                       t->info.name, off, v.mv_size);
-        else if (verify && verify((const uint8_t *) v.mv_data + SLD_RECORD_HEADER,
-                                  v.mv_size - SLD_RECORD_HEADER) != 0)
-            s_problem(c, "topic %s: record %" PRIu64 ": envelope does not decode",
-                      t->info.name, off);
+            continue;
+        }
+        rc = s_check_envelope(s, c, t, off, &v, verify);
+        if (rc)
+            goto fail;
     }
     if (mrc != MDB_NOTFOUND) {
         rc = s_mdb_fail("check msgs", mrc);
@@ -2506,7 +3254,12 @@ int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out)
         rc = s_mdb_fail("check subscriptions", mrc);
         goto fail;
     }
-    if (out)
+    if (out && (self->secret || c.sealed))
+        fprintf(out, "store check: %zu topics, %" PRIu64 " records (%" PRIu64 " plain, %"
+                PRIu64 " sealed; data key %" PRIu32 " current), %zu subscriptions, "
+                "%zu problems\n", c.ntopics, records, c.plain, c.sealed, self->nkeys,
+                (size_t) st.ms_entries, c.problems);
+    else if (out)
         fprintf(out, "store check: %zu topics, %" PRIu64 " records, %zu subscriptions, "
                 "%zu problems\n", c.ntopics, records, (size_t) st.ms_entries, c.problems);
     rc = c.problems ? SL_ESTORE : 0;
@@ -2514,5 +3267,9 @@ fail:
     if (mt)
         mdb_txn_abort(mt);
     free(c.topics);
+    if (c.buf) {
+        sodium_memzero(c.buf, c.cbuf);
+        free(c.buf);
+    }
     return rc;
 }

@@ -1,11 +1,11 @@
 /*  sld_store - the broker's durable state in one LMDB environment: topic logs,
  *  topic metadata, producer sequences, msg-id dedup windows, durable
- *  subscriptions with their cursors. Owns the MDB_env and an in-memory copy
- *  of each topic's metadata (kept equal to the committed state: changes made
- *  inside a write transaction become visible in the copy only on commit).
- *  Broker thread only (one write transaction at a time; read transactions
- *  are short and never outlive a loop turn). It knows nothing of sessions,
- *  delivery or the wire.  */
+ *  subscriptions with their cursors; optionally sealed at rest. Owns the
+ *  MDB_env, an in-memory copy of each topic's metadata (equal to the
+ *  committed state: a write transaction's changes reach it on commit) and
+ *  the encryption keys. Broker thread only (one write transaction at a
+ *  time; read transactions never outlive a loop turn). It knows nothing of
+ *  sessions, delivery or the wire.  */
 #ifndef SLD_STORE_H
 #define SLD_STORE_H
 #include <stdbool.h>
@@ -18,11 +18,16 @@ typedef struct sld_txn sld_txn_t;
 
 /* Bytes before the envelope in a stored record: u64 ingest time (µs, BE). */
 #define SLD_RECORD_HEADER 8
+/* Bytes a sealed record adds after the header: 0x00 marker, u32 data key
+ * id, 24-byte nonce, 16-byte tag (encrypted stores; see sld_store.c). */
+#define SLD_RECORD_SEAL_OVERHEAD 45
 #define SLD_OFFSET_NONE UINT64_MAX
 /* Longest msg id the dedup functions take, bytes (longer: SL_EINVAL). */
 #define SLD_MSG_ID_MAX 256
 /* Longest subscription name, bytes (longer or empty: SL_EINVAL). */
 #define SLD_SUB_NAME_MAX 255
+/* Longest identity name, bytes (longer or empty: SL_EINVAL). */
+#define SLD_IDENT_NAME_MAX 64
 
 typedef struct {
     const char *dir;            /* data directory; created if missing */
@@ -32,6 +37,10 @@ typedef struct {
     uint64_t producer_window;   /* sequences remembered per producer; default 1,000,000 */
     bool exclusive;             /* hold DIR/sluiced.lock: one broker per data dir;
                                    default false (readers such as --check) */
+    const uint8_t *seal_key;    /* 32-byte master key (sld_seal_key_load): seal
+                                   records at rest; borrowed during
+                                   sld_store_open only (the store keeps a
+                                   locked copy); default NULL = off */
 } sld_store_options_t;
 
 /* What the broker knows about one topic (committed state). */
@@ -41,7 +50,8 @@ typedef struct {
     uint64_t first_offset;      /* oldest stored offset (== next_offset when empty) */
     uint64_t next_offset;       /* offset the next append gets; offsets start at 0 */
     uint64_t messages;          /* stored records */
-    uint64_t bytes;             /* stored record bytes (header + envelope) */
+    uint64_t bytes;             /* stored record bytes (header + envelope, and
+                                   SLD_RECORD_SEAL_OVERHEAD when sealed) */
     uint64_t max_age_ms;        /* retention by age; 0 = unlimited */
     uint64_t max_bytes;         /* retention by size; 0 = unlimited */
 } sld_topic_info_t;
@@ -51,8 +61,15 @@ void sld_store_options_init(sld_store_options_t *opts);
 /* Open (creating when absent) the store in opts->dir. Refuses a data dir
  * written by an incompatible format or damaged: SL_ESTORE with the reason
  * logged to stderr. With opts->exclusive, a data dir another process holds
- * so is SL_EBUSY (its pid logged). 0 and *out (caller owns), SL_ESYS,
- * SL_ESTORE, SL_EBUSY. */
+ * so is SL_EBUSY (its pid logged).
+ * Encryption at rest: with opts->seal_key, a store without data keys gets
+ * data key 1 (records already stored stay plain and readable; every new
+ * one is sealed); a store with data keys must open them with that key, or
+ * the open is refused (SL_ESTORE, "wrong key?" logged). Without
+ * opts->seal_key a store that has data keys is refused (SL_ESTORE).
+ * Nothing is changed by a refused open.
+ * 0 and *out (caller owns), SL_ESYS, SL_ESTORE, SL_EBUSY, SL_ENOMEM,
+ * SL_EINTERNAL (libsodium would not start). */
 int sld_store_open(const sld_store_options_t *opts, sld_store_t **out);
 
 /* Close the environment (after a final sync). NULL-safe; nulls *self_p. */
@@ -68,7 +85,9 @@ void sld_store_instance_id(const sld_store_t *self, char hex[33]);
 int sld_store_begin(sld_store_t *self, bool write, sld_txn_t **out);
 
 /* Commit and free *txn_p (always, whatever the result); applies the
- * transaction's topic-metadata changes to the in-memory copy on success.
+ * transaction's topic-metadata changes (and a rotated data key) to the
+ * in-memory state on success. Every envelope sld_store_read returned in
+ * the transaction becomes invalid, as on abort.
  * 0, SL_EFULL (map full: nothing was written, see sld_store_grow),
  * SL_ESTORE. */
 int sld_txn_commit(sld_txn_t **txn_p);
@@ -116,14 +135,20 @@ const sld_topic_info_t *sld_store_topic_at(const sld_store_t *self, size_t index
 
 /* Append one record to topic ID inside TXN: the stored value is the
  * SLD_RECORD_HEADER bytes (INGEST_US) followed by ENVELOPE (LEN bytes,
- * borrowed, copied). *offset is its offset. 0, SL_ENOTFOUND, SL_EFULL,
- * SL_ESTORE. */
+ * borrowed, copied); in an encrypted store ENVELOPE is sealed with TXN's
+ * current data key (SLD_RECORD_SEAL_OVERHEAD bytes more). *offset is its
+ * offset. 0, SL_ENOTFOUND, SL_EFULL, SL_ESTORE, SL_EINTERNAL (sealing
+ * failed; the transaction is then unusable, abort it). */
 int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
                      const void *envelope, size_t len, uint64_t *offset);
 
-/* Read the record at OFFSET of topic ID: *envelope / *len point into the
- * map (borrowed, valid until TXN ends), *ingest_us its time (may be NULL).
- * 0 or SL_ENOTFOUND (never stored, or trimmed). */
+/* Read the record at OFFSET of topic ID: *envelope / *len the envelope
+ * (borrowed, valid until TXN ends: it points into the map, or, for a
+ * sealed record, into plaintext TXN owns and wipes when it ends; any
+ * number of reads may be held at once), *ingest_us its time (may be NULL).
+ * 0, SL_ENOTFOUND (never stored, or trimmed), SL_ESTORE (a sealed record
+ * that does not open, or a plain one where only sealed ones were written:
+ * logged, once per transaction), SL_ENOMEM. */
 int sld_store_read(sld_txn_t *txn, uint32_t id, uint64_t offset,
                    const void **envelope, size_t *len, uint64_t *ingest_us);
 
@@ -160,7 +185,9 @@ uint64_t sld_store_producer_last_seq(sld_store_t *self, const uint8_t producer_i
 
 /* Was MSG_ID (LEN bytes) stored on topic ID within the last WINDOW_US
  * before NOW_US? 1 and *offset when it was, 0 when not, negative on error
- * (SL_EINVAL when LEN is 0 or above SLD_MSG_ID_MAX). */
+ * (SL_EINVAL when LEN is 0 or above SLD_MSG_ID_MAX). An encrypted store
+ * keeps a keyed hash of MSG_ID, never the id itself; entries recorded
+ * before encryption began are not found. */
 int sld_store_dedup_check(sld_txn_t *txn, uint32_t id, const void *msg_id,
                           size_t len, uint64_t now_us, uint64_t window_us,
                           uint64_t *offset);
@@ -207,6 +234,21 @@ typedef int (sld_store_offset_fn)(uint64_t offset, void *arg);
 int sld_store_acked_foreach(sld_txn_t *txn, const char *name, uint32_t id,
                             uint64_t from, sld_store_offset_fn *fn, void *arg);
 
+/* ------------------------------------------------------------ identities */
+
+/* Store identity NAME's record (opaque bytes sld_auth encodes), replacing
+ * any earlier one. Identities are never deleted (a revoked one stays for
+ * the audit trail). 0, SL_EINVAL (bad name), SL_EFULL, SL_ESTORE. */
+int sld_store_ident_put(sld_txn_t *txn, const char *name,
+                        const void *record, size_t len);
+
+/* Call FN for each stored identity in name order; FN returning non-zero
+ * stops the walk and that value is returned. RECORD is borrowed for the
+ * call. */
+typedef int (sld_store_ident_fn)(const char *name, const void *record,
+                                 size_t len, void *arg);
+int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg);
+
 /* ------------------------------------------------------------- retention */
 
 /* Trim, in its own write transaction, at most MAX_RECORDS records from the
@@ -217,13 +259,28 @@ int sld_store_acked_foreach(sld_txn_t *txn, const char *name, uint32_t id,
 int sld_store_trim(sld_store_t *self, uint64_t now_us, uint64_t dedup_window_us,
                    size_t max_records, size_t *trimmed);
 
+/* ----------------------------------------------------- encryption at rest */
+
+/* Make a new data key (current id + 1) in TXN (a write txn): appends later
+ * in TXN already seal with it; after commit every new record does, while
+ * older records keep opening with the keys that sealed them. An abort
+ * leaves the previous key current. *key_id is the new id. 0, SL_EINVAL
+ * (the store is not encrypted), SL_ENOMEM, SL_EFULL, SL_ESTORE. */
+int sld_store_rotate_key(sld_txn_t *txn, uint32_t *key_id);
+
+/* Id of the data key new records are sealed with (committed state);
+ * 0 when the store is not encrypted. */
+uint32_t sld_store_seal_key_id(const sld_store_t *self);
+
 /* ----------------------------------------------------------------- check */
 
 /* Verify the store: every record readable and a decodable envelope (by
- * VERIFY, may be NULL: returns 0 when a record's envelope is fine), topic
- * counters equal to the records, every cursor <= its topic's next offset,
- * producer index entries pointing at stored or trimmed offsets. Prints a
- * summary and each problem to OUT. 0 when clean, SL_ESTORE otherwise. */
+ * VERIFY, may be NULL: returns 0 when a record's envelope is fine; sealed
+ * records are opened first), topic counters equal to the records, every
+ * cursor <= its topic's next offset, producer index entries pointing at
+ * stored or trimmed offsets. Prints a summary (in an encrypted store with
+ * the plain and sealed record counts and the current data key) and each
+ * problem to OUT. 0 when clean, SL_ESTORE otherwise, SL_ENOMEM. */
 #include <stdio.h>
 typedef int (sld_store_verify_fn)(const void *envelope, size_t len);
 int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out);

@@ -20,6 +20,7 @@ packages=(
     liblmdb-dev
     lmdb-utils              # mdb_stat / mdb_dump, for operators and tests
     libsodium-dev
+    libjansson-dev          # JSON: audit records
     libcmocka-dev           # unit tests
     libasan8                # AddressSanitizer + LeakSanitizer runtime (build-asan)
     libubsan1               # UBSan runtime (build-asan)

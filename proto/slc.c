@@ -16,6 +16,7 @@ const char *slc_strerror(int code)
     case SL_EDENIED:    return "permission denied";
     case SL_ENOTFOUND:  return "not found";
     case SL_ECOMMAND:   return "unknown or unexpected command";
+    case SL_EAUTH:      return "not admitted: the broker refused this client's key";
     case SL_ETIMEOUT:   return "timed out";
     case SL_ESTALE:     return "stale delivery token: the message was redelivered";
     case SL_EEXIST:     return "already exists with a different definition";
@@ -153,4 +154,29 @@ uint64_t slc_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+bool slc_pattern_covers(const char *grant, const char *pattern)
+{
+    const char *g = grant, *p = pattern;
+    bool first = true;
+    while (true) {
+        size_t gl = strcspn(g, "."), pl = strcspn(p, ".");
+        bool reserved = first && p[0] == '_';
+        if (gl == 1 && g[0] == '>')
+            return pl > 0 && !reserved;
+        if (gl == 1 && g[0] == '*') {
+            if ((pl == 1 && p[0] == '>') || reserved)
+                return false;
+        }
+        else if (gl != pl || memcmp(g, p, gl) != 0)
+            return false;
+        g += gl;
+        p += pl;
+        if (!*g || !*p)
+            return !*g && !*p;
+        g++;
+        p++;
+        first = false;
+    }
 }

@@ -36,6 +36,11 @@ bool slc_pattern_is_literal(const char *pattern);
  * matches a reserved ('_') topic: those are reached only by naming them. */
 bool slc_pattern_match(const char *pattern, const char *topic);
 
+/* True when every topic PATTERN (valid) can match is also matched by GRANT
+ * (a valid pattern): the grant covers the subscription. Follows
+ * slc_pattern_match, so a wildcard first word of GRANT never covers a
+ * reserved ('_') first word of PATTERN. */
+bool slc_pattern_covers(const char *grant, const char *pattern);
 /* Make the array *ITEMS (of ELEM-byte items, *CAP allocated) hold at least
  * NEED items, doubling. On failure the array is untouched. 0 or SL_ENOMEM. */
 int slc_grow(void **items, size_t *cap, size_t need, size_t elem);

@@ -14,6 +14,9 @@ enum {
     SL_EDENIED    = -403,   /* not permitted for this identity */
     SL_ENOTFOUND  = -404,   /* unknown topic, subscription or offset */
     SL_ECOMMAND   = -405,   /* unknown or unexpected command */
+    SL_EAUTH      = -407,   /* the broker did not admit this client's key
+                               (unknown or revoked), or the client has the
+                               wrong server key (client side) */
     SL_ETIMEOUT   = -408,   /* no answer in time (client side) */
     SL_ESTALE     = -409,   /* ack/nack for a superseded delivery attempt */
     SL_EEXIST     = -412,   /* exists with a different definition */

@@ -1,12 +1,14 @@
 /*  cli - what the source files of the `sluice` command share: the common
- *  options (--broker, --timeout, --help) and their parser, connecting,
- *  turning SDK result codes into messages and exit codes, parsing numbers,
- *  sizes and durations, aligned tables and JSON strings.
+ *  options (--broker, --timeout, the keys: --cert, --server-key, --home,
+ *  --insecure-plaintext; --help) and their parser, connecting, turning SDK
+ *  result codes into messages and exit codes, parsing numbers, sizes,
+ *  durations and times, aligned tables and JSON strings.
  *  Single-threaded program. The only mutable file-scope state is the SIGINT
  *  flag owned by sluice.c (see cli_interrupted). Uses only sluice.h.  */
 #ifndef CLI_H
 #define CLI_H
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +20,7 @@ enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_FAILED = 1,            /* some messages or the request failed */
     CLI_EXIT_UNREACHABLE = 2,       /* broker unreachable or no progress in time */
+    CLI_EXIT_AUTH = 3,              /* the broker did not admit our key (SL_EAUTH) */
     CLI_EXIT_USAGE = 64,            /* bad command line (EX_USAGE) */
     CLI_EXIT_INTERRUPTED = 130,     /* stopped by SIGINT, after a clean close */
 };
@@ -27,24 +30,74 @@ enum {
 enum {
     CLI_OPT_BROKER = 256,
     CLI_OPT_TIMEOUT,
+    CLI_OPT_CERT,
+    CLI_OPT_SERVER_KEY,
+    CLI_OPT_HOME,
+    CLI_OPT_PLAINTEXT,
     CLI_OPT_OWN = 300,
 };
 
 #define CLI_COMMON_OPTIONS                                          \
     { "broker", required_argument, NULL, CLI_OPT_BROKER },          \
     { "timeout", required_argument, NULL, CLI_OPT_TIMEOUT },        \
+    { "cert", required_argument, NULL, CLI_OPT_CERT },              \
+    { "server-key", required_argument, NULL, CLI_OPT_SERVER_KEY },  \
+    { "home", required_argument, NULL, CLI_OPT_HOME },              \
+    { "insecure-plaintext", no_argument, NULL, CLI_OPT_PLAINTEXT }, \
     { "help", no_argument, NULL, 'h' }
+
+/* The common options' lines for a subcommand's --help text: the key
+ * options alone (for commands that explain --timeout their own way), or
+ * all of them. */
+#define CLI_KEY_USAGE                                                         \
+    "  --cert FILE             this client's certificate ($SLUICE_CERT)\n"    \
+    "  --server-key KEY|FILE   the broker's public key ($SLUICE_SERVER_KEY)\n" \
+    "  --home DIR              the broker's data directory: DIR/server.pub,\n" \
+    "                          DIR/admin.cert, DIR/endpoint ($SLUICE_HOME;\n"  \
+    "                          default ./var/sluice when it has server.pub)\n" \
+    "  --insecure-plaintext    no keys: a broker started with\n"              \
+    "                          --insecure-plaintext\n"
+
+#define CLI_COMMON_USAGE                                                      \
+    "  --broker ENDPOINT       default $SLUICE_BROKER, else the --home\n"      \
+    "                          directory's endpoint file, else\n"              \
+    "                          " SL_DEFAULT_ENDPOINT "\n"                       \
+    "  --timeout SECONDS       give up after this long (default 30)\n"        \
+    CLI_KEY_USAGE
+
+/* The broker's data directory when nothing else says where the keys are. */
+#define CLI_DEFAULT_HOME "./var/sluice"
 
 #define CLI_DEFAULT_TIMEOUT_S 30.0
 
 typedef struct {
     const char *cmd;                /* "pub", "topic create": for messages */
     const char *usage;              /* the subcommand's --help text */
-    const char *broker;             /* --broker, else $SLUICE_BROKER, else default */
+    const char *broker;             /* --broker, else $SLUICE_BROKER, else the home's
+                                       endpoint file, else default */
     double timeout_s;               /* --timeout, default 30 */
     bool timeout_given;             /* --timeout was on the command line */
     char **pos;                     /* positional arguments after parsing (borrowed argv) */
     int npos;                       /* how many */
+    bool offline;                   /* set before cli_parse: talks to no broker,
+                                       so no keys are looked up */
+    bool broker_given;              /* --broker or $SLUICE_BROKER */
+    const char *cert_opt;           /* --cert as given, or NULL */
+    const char *server_key_opt;     /* --server-key as given, or NULL */
+    const char *home_opt;           /* --home as given, or NULL */
+    bool plaintext;                 /* --insecure-plaintext */
+    /* after cli_parse: what cli_connect uses (see docs/cli.md for the order) */
+    const char *cert;               /* client certificate file, or NULL */
+    const char *server_key;         /* broker key or its file, or NULL = plain text */
+    const char *home;               /* data directory the keys came from, or NULL */
+    bool home_auto;                 /* home is CLI_DEFAULT_HOME, found, not asked for */
+    char home_cert[PATH_MAX];       /* HOME/admin.cert */
+    char home_pub[PATH_MAX];        /* HOME/server.pub */
+    char home_endpoint[256];        /* first line of HOME/endpoint */
+    sl_client_t *client;            /* set by cli_connect, borrowed: lets cli_fail
+                                       show the broker's reason; the command
+                                       destroys the client after its last
+                                       cli_fail */
 } cli_ctx_t;
 
 /* Handles one subcommand-specific option OPT with argument ARG (NULL for
@@ -56,10 +109,13 @@ typedef int (cli_option_fn)(void *self, cli_ctx_t *ctx, int opt,
 void cli_ctx_init(cli_ctx_t *ctx, const char *cmd, const char *usage);
 
 /* Parse ARGV (ARGV[0] is the subcommand's name) with OPTIONS, which must
- * hold CLI_COMMON_OPTIONS; own options go to FN with SELF. Checks that
- * between MIN_POS and MAX_POS positional arguments are left. Returns true
- * when the command should run; false with *exit_code set when it should not
- * (CLI_EXIT_OK after --help, CLI_EXIT_USAGE after a usage message). */
+ * hold CLI_COMMON_OPTIONS unless CTX->offline; own options go to FN with
+ * SELF. Checks that between MIN_POS and MAX_POS positional arguments are
+ * left, then (unless offline) settles the keys and the endpoint: flags,
+ * then $SLUICE_*, then CLI_DEFAULT_HOME. Returns true when the command
+ * should run; false with *exit_code set when it should not (CLI_EXIT_OK
+ * after --help, CLI_EXIT_USAGE after a usage message, CLI_EXIT_FAILED when
+ * the home's endpoint file cannot be read). */
 bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,
                const struct option *options, cli_option_fn *fn, void *self,
                int min_pos, int max_pos, int *exit_code);
@@ -77,18 +133,22 @@ int cli_unreachable(const cli_ctx_t *ctx, const char *detail);
 
 /* Report SDK result RC for the action described by FMT and return the exit
  * code: SL_ETIMEOUT and SL_EUNAVAIL print the unreachable message and give
- * CLI_EXIT_UNREACHABLE; anything else prints the code's name and text and
- * gives CLI_EXIT_FAILED. */
+ * CLI_EXIT_UNREACHABLE; SL_EAUTH explains the refusal and gives
+ * CLI_EXIT_AUTH; anything else prints the code's name and text, and the
+ * broker's reason when ctx->client has one, and gives CLI_EXIT_FAILED. */
 int cli_fail(const cli_ctx_t *ctx, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* "SL_ETOOBIG" for SL_ETOOBIG; "SL_E?" for a code sluice_codes.h lacks. */
 const char *cli_code_name(int rc);
 
-/* Fill OPTS (may be NULL for the defaults) from CTX, create a client and
- * wait for the broker's Hello answer, at most --timeout. Returns
- * CLI_EXIT_OK and *out (caller owns), or an exit code after a message. */
-int cli_connect(const cli_ctx_t *ctx, sl_options_t *opts, sl_client_t **out);
+/* Fill OPTS (may be NULL for the defaults) from CTX (endpoint, keys),
+ * create a client and wait for the broker's Hello answer, at most
+ * --timeout. Returns CLI_EXIT_OK and *out (caller owns; ctx->client
+ * borrows it), or an exit code after a message: CLI_EXIT_USAGE for a bad
+ * key or endpoint, CLI_EXIT_FAILED for an unreadable or group-readable
+ * certificate, CLI_EXIT_AUTH when the broker refused the key. */
+int cli_connect(cli_ctx_t *ctx, sl_options_t *opts, sl_client_t **out);
 
 /* CLOCK_MONOTONIC in seconds. */
 double cli_now(void);
@@ -101,6 +161,16 @@ int cli_parse_u64(const char *text, uint64_t *out);
 int cli_parse_seconds(const char *text, double *out);
 int cli_parse_duration_ms(const char *text, uint64_t *out);
 int cli_parse_size(const char *text, uint64_t *out);
+
+/* A point in time, in microseconds since the epoch: RFC 3339
+ * (2024-05-01T12:00:00Z, fractions and +02:00 offsets allowed; a bare date
+ * is its midnight UTC), a duration before NOW_US (10m, 2h, 7d: as
+ * cli_parse_duration_ms), or @MICROSECONDS. 0 or -1. */
+int cli_parse_time_us(const char *text, uint64_t now_us, uint64_t *out);
+
+/* Format US (microseconds since the epoch) as RFC 3339 UTC with
+ * milliseconds: 2024-05-01T12:00:00.123Z (25 bytes with the NUL). */
+void cli_format_time(uint64_t us, char *buf, size_t len);
 
 /* Allocations of the command's own bookkeeping cannot usefully fail: these
  * print "out of memory" and exit(1) instead of returning NULL. */
@@ -129,6 +199,14 @@ void cli_table_destroy(cli_table_t **self_p);
 /* Write TEXT as a JSON string literal, quotes included. */
 void cli_json_string(FILE *out, const char *text);
 
+/* Top-level field KEY of the JSON object JSON (LEN bytes) into OUT
+ * (OUTLEN bytes, truncated): a string decoded (\u escapes as UTF-8),
+ * anything else as its JSON text (a number, true, null, an object). 1
+ * found, 0 absent, -1 the text is not a JSON object. *IS_STRING (may be
+ * NULL) says whether the value was a string. */
+int cli_json_field(const char *json, size_t len, const char *key, char *out,
+                   size_t outlen, bool *is_string);
+
 /* True once SIGINT arrived after cli_catch_sigint (sluice.c). */
 bool cli_interrupted(void);
 
@@ -143,5 +221,13 @@ int cli_topics(int argc, char **argv);
 int cli_stats(int argc, char **argv);
 int cli_topic_create(int argc, char **argv);
 int cli_sub_rm(int argc, char **argv);
+int cli_keygen(int argc, char **argv);
+int cli_keys_add(int argc, char **argv);
+int cli_keys_list(int argc, char **argv);
+int cli_keys_revoke(int argc, char **argv);
+int cli_grant(int argc, char **argv);
+int cli_revoke_grant(int argc, char **argv);
+int cli_rotate_key(int argc, char **argv);
+int cli_audit(int argc, char **argv);
 
 #endif

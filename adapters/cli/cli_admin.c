@@ -256,8 +256,7 @@ static const char s_topics_usage[] =
     "retention (MAX-AGE, MAX-BYTES; '-' = unlimited).\n"
     "\n"
     "  --json                  one JSON object {\"topics\": [...]}\n"
-    "  --broker ENDPOINT       default $SLUICE_BROKER or " SL_DEFAULT_ENDPOINT "\n"
-    "  --timeout SECONDS       give up after this long (default 30)\n";
+    CLI_COMMON_USAGE;
 
 int cli_topics(int argc, char **argv)
 {
@@ -310,8 +309,7 @@ static const char s_stats_usage[] =
     "\n"
     "  --json                  one JSON object {\"topics\": [...],\n"
     "                          \"subscriptions\": [...], \"counters\": {...}}\n"
-    "  --broker ENDPOINT       default $SLUICE_BROKER or " SL_DEFAULT_ENDPOINT "\n"
-    "  --timeout SECONDS       give up after this long (default 30)\n";
+    CLI_COMMON_USAGE;
 
 int cli_stats(int argc, char **argv)
 {
@@ -401,8 +399,7 @@ static const char s_topic_create_usage[] =
     "                          12h, 7d (a bare number is seconds)\n"
     "  --max-bytes SIZE        keep at most this many bytes: 1048576, 512K,\n"
     "                          500M, 2G, 1T (binary multiples)\n"
-    "  --broker ENDPOINT       default $SLUICE_BROKER or " SL_DEFAULT_ENDPOINT "\n"
-    "  --timeout SECONDS       give up after this long (default 30)\n";
+    CLI_COMMON_USAGE;
 
 int cli_topic_create(int argc, char **argv)
 {
@@ -443,8 +440,7 @@ static const char s_sub_rm_usage[] =
     "Delete durable subscription NAME and its cursor. A consumer attached to\n"
     "it is detached.\n"
     "\n"
-    "  --broker ENDPOINT       default $SLUICE_BROKER or " SL_DEFAULT_ENDPOINT "\n"
-    "  --timeout SECONDS       give up after this long (default 30)\n";
+    CLI_COMMON_USAGE;
 
 int cli_sub_rm(int argc, char **argv)
 {

@@ -1,25 +1,37 @@
 /*  cli_common - the helpers every `sluice` subcommand shares: option
- *  parsing around getopt_long, connecting with the --timeout rule, error
- *  reporting with exit codes, number/size/duration parsing, aligned tables
- *  and JSON strings. Single-threaded; keeps no state between calls.  */
+ *  parsing around getopt_long, finding the keys (flags, environment, the
+ *  broker's data directory), connecting with the --timeout rule, error
+ *  reporting with exit codes, number/size/duration/time parsing, aligned
+ *  tables, JSON strings out and flat JSON fields in. Single-threaded; keeps
+ *  no state between calls.  */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "cli.h"
 
 /* ----------------------------------------------------------- options */
 
+/* An environment variable, NULL when unset or empty. */
+static const char *s_env(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v && *v ? v : NULL;
+}
+
 void cli_ctx_init(cli_ctx_t *ctx, const char *cmd, const char *usage)
 {
-    const char *env = getenv("SLUICE_BROKER");
+    const char *env = s_env("SLUICE_BROKER");
 
     memset(ctx, 0, sizeof *ctx);
     ctx->cmd = cmd;
     ctx->usage = usage;
-    ctx->broker = env && *env ? env : SL_DEFAULT_ENDPOINT;
+    ctx->broker = env ? env : SL_DEFAULT_ENDPOINT;
+    ctx->broker_given = env != NULL;
     ctx->timeout_s = CLI_DEFAULT_TIMEOUT_S;
 }
 
@@ -33,6 +45,115 @@ int cli_usage_error(const cli_ctx_t *ctx, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry 'sluice %s --help'.\n", ctx->cmd);
     return CLI_EXIT_USAGE;
+}
+
+/* The next line of F into BUF, without its newline and trailing blanks;
+ * "" at the end of the file. */
+static void s_line(FILE *f, char *buf, size_t len)
+{
+    size_t n;
+
+    if (!fgets(buf, (int)len, f))
+        buf[0] = '\0';
+    n = strcspn(buf, "\r\n");
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        buf[--n] = '\0';
+}
+
+/* The broker's endpoint file PATH: the endpoint on line 1 into BUF, and
+ * *PLAIN when line 2 says the broker runs without keys. 0, 1 when PATH
+ * does not exist, -1 with errno on another failure. */
+static int s_read_endpoint(const char *path, char *buf, size_t len,
+                           bool *plain)
+{
+    FILE *f = fopen(path, "r");
+    char second[64];
+    int rc = 0;
+
+    *plain = false;
+    if (!f)
+        return errno == ENOENT ? 1 : -1;
+    s_line(f, buf, len);
+    s_line(f, second, sizeof second);
+    *plain = strcmp(second, "plaintext") == 0;
+    if (ferror(f)) {
+        errno = EIO;
+        rc = -1;
+    }
+    fclose(f);                  /* read-only: nothing to lose */
+    return rc;
+}
+
+/* Settle the keys and the endpoint. Each of cert and server key comes from
+ * the first of: its flag, --home, its variable, $SLUICE_HOME; and when no
+ * flag or variable names any key, from CLI_DEFAULT_HOME if it holds a
+ * server.pub (the operator on the broker's host types no key at all). A
+ * home also gives the endpoint, unless --broker or $SLUICE_BROKER did; a
+ * home whose endpoint file says "plaintext" gives no keys. */
+static int s_resolve(cli_ctx_t *ctx)
+{
+    const char *env_cert = s_env("SLUICE_CERT");
+    const char *env_key = s_env("SLUICE_SERVER_KEY");
+    const char *env_home = s_env("SLUICE_HOME");
+    const char *home = ctx->home_opt ? ctx->home_opt : env_home;
+    bool flag_home = ctx->home_opt != NULL;
+    bool home_keys = false;         /* the home gives keys */
+    bool plain = false;
+    char path[PATH_MAX];
+    int r;
+
+    if (ctx->plaintext) {
+        if (ctx->cert_opt || ctx->server_key_opt || ctx->home_opt)
+            return cli_usage_error(ctx, "--insecure-plaintext goes without "
+                                   "--cert, --server-key and --home");
+        return CLI_EXIT_OK;     /* the variables are ignored too */
+    }
+    if (!home && !ctx->cert_opt && !ctx->server_key_opt && !env_cert
+        && !env_key
+        && access(CLI_DEFAULT_HOME "/server.pub", F_OK) == 0) {
+        home = CLI_DEFAULT_HOME;
+        ctx->home_auto = true;
+    }
+    if (home) {
+        snprintf(ctx->home_cert, sizeof ctx->home_cert, "%s/admin.cert", home);
+        snprintf(ctx->home_pub, sizeof ctx->home_pub, "%s/server.pub", home);
+        snprintf(path, sizeof path, "%s/endpoint", home);
+        ctx->home = home;
+        r = s_read_endpoint(path, ctx->home_endpoint,
+                            sizeof ctx->home_endpoint, &plain);
+        if (r < 0) {
+            fprintf(stderr, "sluice %s: cannot read %s: %s\n", ctx->cmd, path,
+                    strerror(errno));
+            return CLI_EXIT_FAILED;
+        }
+        home_keys = !plain;
+    }
+    ctx->cert = ctx->cert_opt ? ctx->cert_opt
+              : home_keys && flag_home ? ctx->home_cert
+              : env_cert ? env_cert
+              : home_keys ? ctx->home_cert : NULL;
+    ctx->server_key = ctx->server_key_opt ? ctx->server_key_opt
+                    : home_keys && flag_home ? ctx->home_pub
+                    : env_key ? env_key
+                    : home_keys ? ctx->home_pub : NULL;
+    if (ctx->server_key == ctx->home_pub && access(ctx->home_pub, F_OK) != 0)
+        return cli_usage_error(ctx, "%s not found: is %s the broker's data "
+                               "directory?", ctx->home_pub, home);
+    if (ctx->cert == ctx->home_cert && access(ctx->home_cert, F_OK) != 0)
+        return cli_usage_error(ctx, "%s not found: give this client's "
+                               "certificate with --cert FILE", ctx->home_cert);
+    if (ctx->server_key && !ctx->cert)
+        return cli_usage_error(ctx, "the broker's key needs a client "
+                               "certificate too: --cert FILE (from `sluice "
+                               "keygen NAME`)");
+    if (ctx->cert && !ctx->server_key)
+        return cli_usage_error(ctx, "--cert needs the broker's public key: "
+                               "--server-key KEY|FILE (the broker's "
+                               "DATA/server.pub)");
+    if (home && !ctx->broker_given && ctx->home_endpoint[0])
+        ctx->broker = ctx->home_endpoint;
+    return CLI_EXIT_OK;
 }
 
 /* The text of the option getopt just refused, for the message: a long
@@ -68,6 +189,26 @@ bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,
                 return false;
             }
             ctx->broker = optarg;
+            ctx->broker_given = true;
+            break;
+        case CLI_OPT_CERT:
+        case CLI_OPT_SERVER_KEY:
+        case CLI_OPT_HOME:
+            if (!*optarg) {
+                s_bad_option(bad, sizeof bad, argv, opt);
+                *exit_code = cli_usage_error(ctx, "option '%s' needs a value",
+                                             bad);
+                return false;
+            }
+            if (opt == CLI_OPT_CERT)
+                ctx->cert_opt = optarg;
+            else if (opt == CLI_OPT_SERVER_KEY)
+                ctx->server_key_opt = optarg;
+            else
+                ctx->home_opt = optarg;
+            break;
+        case CLI_OPT_PLAINTEXT:
+            ctx->plaintext = true;
             break;
         case CLI_OPT_TIMEOUT:
             if (cli_parse_seconds(optarg, &ctx->timeout_s) != 0) {
@@ -104,6 +245,11 @@ bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,
                                      ctx->pos[max_pos]);
         return false;
     }
+    if (!ctx->offline) {
+        *exit_code = s_resolve(ctx);
+        if (*exit_code != CLI_EXIT_OK)
+            return false;
+    }
     return true;
 }
 
@@ -129,6 +275,7 @@ const char *cli_code_name(int rc)
     case SL_EDENIED:    return "SL_EDENIED";
     case SL_ENOTFOUND:  return "SL_ENOTFOUND";
     case SL_ECOMMAND:   return "SL_ECOMMAND";
+    case SL_EAUTH:      return "SL_EAUTH";
     case SL_ETIMEOUT:   return "SL_ETIMEOUT";
     case SL_ESTALE:     return "SL_ESTALE";
     case SL_EEXIST:     return "SL_EEXIST";
@@ -154,25 +301,66 @@ int cli_unreachable(const cli_ctx_t *ctx, const char *detail)
     return CLI_EXIT_UNREACHABLE;
 }
 
+/* Why the broker did not admit CLIENT, in the terms of this command's
+ * options. */
+static int s_refused(const cli_ctx_t *ctx, const sl_client_t *client)
+{
+    const char *key = sl_client_public_key(client);
+
+    switch (sl_client_auth(client)) {
+    case SL_AUTH_REFUSED:
+        /* Quoted: Z85 has shell characters but no quote. A key that
+         * starts with '-' would be taken for an option without "--". */
+        fprintf(stderr, "sluice %s: the broker refused this client's key (not "
+                "registered or revoked); register it with `sluice keys add "
+                "NAME %s'%s'`\n", ctx->cmd, key[0] == '-' ? "-- " : "", key);
+        break;
+    case SL_AUTH_MECHANISM:
+        if (!ctx->server_key)
+            fprintf(stderr, "sluice %s: the broker at %s requires keys: give "
+                    "--home DIR (its data directory), or --cert FILE and "
+                    "--server-key KEY|FILE\n", ctx->cmd, ctx->broker);
+        else
+            fprintf(stderr, "sluice %s: the broker at %s does not use CURVE "
+                    "(started with --insecure-plaintext?): use "
+                    "--insecure-plaintext\n", ctx->cmd, ctx->broker);
+        break;
+    default:
+        fprintf(stderr, "sluice %s: %s; check --server-key (the broker's "
+                "DATA/server.pub)\n", ctx->cmd, sl_client_last_error(client));
+        break;
+    }
+    if (ctx->home_auto)
+        fprintf(stderr, "sluice %s: (the keys came from %s, found in the "
+                "current directory; --home, --cert, --server-key or "
+                "--insecure-plaintext choose otherwise)\n", ctx->cmd,
+                CLI_DEFAULT_HOME);
+    return CLI_EXIT_AUTH;
+}
+
 int cli_fail(const cli_ctx_t *ctx, int rc, const char *fmt, ...)
 {
+    const char *why = ctx->client ? sl_client_last_error(ctx->client) : "";
     va_list ap;
 
     if (rc == SL_ETIMEOUT || rc == SL_EUNAVAIL)
         return cli_unreachable(ctx, NULL);
+    if (rc == SL_EAUTH && ctx->client)
+        return s_refused(ctx, ctx->client);
     fprintf(stderr, "sluice %s: ", ctx->cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, ": %s (%d): %s\n", cli_code_name(rc), -rc,
-            sl_strerror(rc));
+    fprintf(stderr, ": %s (%d): %s%s%s\n", cli_code_name(rc), -rc,
+            sl_strerror(rc), *why ? ": " : "", why);
     return CLI_EXIT_FAILED;
 }
 
-int cli_connect(const cli_ctx_t *ctx, sl_options_t *opts, sl_client_t **out)
+int cli_connect(cli_ctx_t *ctx, sl_options_t *opts, sl_client_t **out)
 {
     sl_options_t defaults;
     sl_client_t *client = NULL;
+    char why[512];
     int rc;
 
     if (!opts) {
@@ -182,6 +370,15 @@ int cli_connect(const cli_ctx_t *ctx, sl_options_t *opts, sl_client_t **out)
     opts->endpoint = ctx->broker;
     opts->name = "sluice-cli";
     opts->connect_timeout_ms = cli_timeout_ms(ctx);
+    opts->server_key = ctx->server_key;
+    opts->cert = ctx->cert;
+    /* sl_client_new only says that the keys are bad; this says why. */
+    rc = sl_options_check(opts, why, sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "sluice %s: %s\n", ctx->cmd, why);
+        rc = rc == SL_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+        goto fail;
+    }
     rc = sl_client_new(opts, &client);
     if (rc == SL_EINVAL) {
         rc = cli_usage_error(ctx, "invalid broker endpoint '%s'", ctx->broker);
@@ -204,10 +401,15 @@ int cli_connect(const cli_ctx_t *ctx, sl_options_t *opts, sl_client_t **out)
         rc = CLI_EXIT_UNREACHABLE;
         goto fail;
     }
+    if (rc == SL_EAUTH) {
+        rc = s_refused(ctx, client);
+        goto fail;
+    }
     if (rc != 0) {
         rc = cli_fail(ctx, rc, "cannot connect to %s", ctx->broker);
         goto fail;
     }
+    ctx->client = client;
     *out = client;
     return CLI_EXIT_OK;
 fail:
@@ -323,6 +525,107 @@ int cli_parse_size(const char *text, uint64_t *out)
         return -1;
     *out = (uint64_t)v;
     return 0;
+}
+
+/* N digits at *P into *OUT; advances *P. */
+static int s_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+/* RFC 3339: YYYY-MM-DD[(T|t| )HH:MM:SS[.frac](Z|z|+HH:MM|-HH:MM)]. */
+static int s_parse_rfc3339(const char *p, uint64_t *out)
+{
+    struct tm tm;
+    int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
+    uint64_t frac_us = 0, scale = 100000;
+    time_t t;
+
+    memset(&tm, 0, sizeof tm);
+    if (s_digits(&p, 4, &y) || *p++ != '-' || s_digits(&p, 2, &mo)
+        || *p++ != '-' || s_digits(&p, 2, &d))
+        return -1;
+    if (*p) {
+        if (*p != 'T' && *p != 't' && *p != ' ')
+            return -1;
+        p++;
+        if (s_digits(&p, 2, &h) || *p++ != ':' || s_digits(&p, 2, &mi)
+            || *p++ != ':' || s_digits(&p, 2, &sec))
+            return -1;
+        if (*p == '.') {
+            p++;
+            if (*p < '0' || *p > '9')
+                return -1;
+            for (; *p >= '0' && *p <= '9'; p++) {
+                frac_us += (uint64_t)(*p - '0') * scale;
+                scale /= 10;
+            }
+        }
+        if (*p == 'Z' || *p == 'z')
+            p++;
+        else if (*p == '+' || *p == '-') {
+            sign = *p++ == '+' ? 1 : -1;
+            if (s_digits(&p, 2, &oh) || *p++ != ':' || s_digits(&p, 2, &om))
+                return -1;
+        }
+        else
+            return -1;
+        if (*p)
+            return -1;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60
+        || oh > 23 || om > 59)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    t -= (time_t)sign * (oh * 3600 + om * 60);
+    if (t < 0)
+        return -1;
+    *out = (uint64_t)t * 1000000u + frac_us;
+    return 0;
+}
+
+int cli_parse_time_us(const char *text, uint64_t now_us, uint64_t *out)
+{
+    uint64_t v;
+
+    if (!text || !*text)
+        return -1;
+    if (text[0] == '@')
+        return cli_parse_u64(text + 1, out);
+    if (cli_parse_duration_ms(text, &v) == 0) {
+        *out = v * 1000 >= now_us ? 0 : now_us - v * 1000;
+        return 0;
+    }
+    return s_parse_rfc3339(text, out);
+}
+
+void cli_format_time(uint64_t us, char *buf, size_t len)
+{
+    time_t t = (time_t)(us / 1000000u);
+    struct tm tm;
+
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(buf, len, "@%llu", (unsigned long long)us);
+        return;
+    }
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (unsigned)(us / 1000u % 1000u));
 }
 
 /* ------------------------------------------------------------ memory */
@@ -478,4 +781,150 @@ void cli_json_string(FILE *out, const char *text)
         }
     }
     fputc('"', out);
+}
+
+/* Reading: just enough for flat objects such as the audit records. */
+
+static const char *s_json_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Append byte C to OUT (LEN bytes) at *N, keeping room for the NUL. */
+static void s_json_put(char *out, size_t len, size_t *n, char c)
+{
+    if (out && *n + 1 < len)
+        out[(*n)++] = c;
+}
+
+/* The JSON string at P (on its '"'): decoded into OUT (may be NULL),
+ * truncated to LEN. Returns the byte after the closing quote, NULL when
+ * malformed. \u escapes become UTF-8; a lone surrogate becomes '?'. */
+static const char *s_json_str(const char *p, const char *end, char *out,
+                              size_t len)
+{
+    static const char esc_in[] = "\"\\/bfnrt", esc_out[] = "\"\\/\b\f\n\r\t";
+    size_t n = 0;
+    unsigned v;
+    const char *e;
+    int i;
+
+    if (p >= end || *p++ != '"')
+        return NULL;
+    while (p < end && *p != '"') {
+        if (*p != '\\') {
+            s_json_put(out, len, &n, *p++);
+            continue;
+        }
+        if (++p >= end)
+            return NULL;
+        if (*p && (e = strchr(esc_in, *p))) {
+            s_json_put(out, len, &n, esc_out[e - esc_in]);
+            p++;
+            continue;
+        }
+        if (*p != 'u' || end - p < 5)
+            return NULL;
+        v = 0;
+        for (i = 1; i <= 4; i++) {
+            char c = p[i];
+            int d = c >= '0' && c <= '9' ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0)
+                return NULL;
+            v = v * 16 + (unsigned)d;
+        }
+        p += 5;
+        if (v >= 0xd800 && v <= 0xdfff)
+            s_json_put(out, len, &n, '?');
+        else if (v < 0x80)
+            s_json_put(out, len, &n, (char)v);
+        else if (v < 0x800) {
+            s_json_put(out, len, &n, (char)(0xc0 | v >> 6));
+            s_json_put(out, len, &n, (char)(0x80 | (v & 0x3f)));
+        } else {
+            s_json_put(out, len, &n, (char)(0xe0 | v >> 12));
+            s_json_put(out, len, &n, (char)(0x80 | ((v >> 6) & 0x3f)));
+            s_json_put(out, len, &n, (char)(0x80 | (v & 0x3f)));
+        }
+    }
+    if (p >= end)
+        return NULL;
+    if (out && len)
+        out[n] = '\0';
+    return p + 1;
+}
+
+/* Step over the JSON value at P (any kind); NULL when malformed. */
+static const char *s_json_skip(const char *p, const char *end)
+{
+    int depth = 0;
+
+    p = s_json_ws(p, end);
+    do {
+        if (p >= end)
+            return NULL;
+        if (*p == '"') {
+            p = s_json_str(p, end, NULL, 0);
+            if (!p)
+                return NULL;
+            continue;
+        }
+        if (*p == '{' || *p == '[')
+            depth++;
+        else if (*p == '}' || *p == ']')
+            depth--;
+        else if (depth == 0) {
+            /* a bare number, true, false or null */
+            while (p < end && !strchr(",}] \t\r\n", *p))
+                p++;
+            return p;
+        }
+        p++;
+    } while (depth > 0);
+    return depth == 0 ? p : NULL;
+}
+
+int cli_json_field(const char *json, size_t len, const char *key, char *out,
+                   size_t outlen, bool *is_string)
+{
+    const char *p = json, *end = json + len, *v;
+    char name[64];
+
+    p = s_json_ws(p, end);
+    if (p >= end || *p++ != '{')
+        return -1;
+    p = s_json_ws(p, end);
+    if (p < end && *p == '}')
+        return 0;
+    while (p < end) {
+        p = s_json_str(s_json_ws(p, end), end, name, sizeof name);
+        if (!p)
+            return -1;
+        p = s_json_ws(p, end);
+        if (p >= end || *p++ != ':')
+            return -1;
+        v = s_json_ws(p, end);
+        p = s_json_skip(v, end);
+        if (!p)
+            return -1;
+        if (strcmp(name, key) == 0) {
+            if (is_string)
+                *is_string = *v == '"';
+            if (*v == '"')
+                return s_json_str(v, end, out, outlen) ? 1 : -1;
+            snprintf(out, outlen, "%.*s", (int)(p - v), v);
+            return 1;
+        }
+        p = s_json_ws(p, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        return p < end && *p == '}' ? 0 : -1;
+    }
+    return -1;
 }

@@ -311,13 +311,16 @@ static const char s_usage[] =
     "  --header KEY=VALUE      add a header to every message (repeatable)\n"
     "  --producer-id-file FILE keep the producer id and sequence in FILE so\n"
     "                          that a later run continues the same producer\n"
-    "  --broker ENDPOINT       default $SLUICE_BROKER or " SL_DEFAULT_ENDPOINT "\n"
+    "  --broker ENDPOINT       default $SLUICE_BROKER, else the --home\n"
+    "                          directory's endpoint file, else\n"
+    "                          " SL_DEFAULT_ENDPOINT "\n"
     "  --timeout SECONDS       give up when no message was confirmed for this\n"
     "                          long while some await confirm (default 30)\n"
+    CLI_KEY_USAGE
     "\n"
     "Exit: 0 every line stored, 1 some line refused (each reported with its\n"
-    "line number), 2 broker unreachable or no progress, 64 usage,\n"
-    "130 interrupted (after waiting for the lines already sent).\n";
+    "line number), 2 broker unreachable or no progress, 3 key refused,\n"
+    "64 usage, 130 interrupted (after waiting for the lines already sent).\n";
 
 int cli_pub(int argc, char **argv)
 {

@@ -95,14 +95,17 @@ static const char s_usage[] =
     "  --count N               exit 0 after N messages\n"
     "  --follow                wait for messages for ever (the timeout then\n"
     "                          only applies to an unreachable broker)\n"
-    "  --broker ENDPOINT       default $SLUICE_BROKER or " SL_DEFAULT_ENDPOINT "\n"
+    "  --broker ENDPOINT       default $SLUICE_BROKER, else the --home\n"
+    "                          directory's endpoint file, else\n"
+    "                          " SL_DEFAULT_ENDPOINT "\n"
     "  --timeout SECONDS       exit when no message came for this long: 0\n"
     "                          without --count, 2 when --count is not reached;\n"
     "                          2 when the broker is unreachable this long\n"
     "                          (default 30)\n"
+    CLI_KEY_USAGE
     "\n"
     "Exit: 0 ok, 1 error, 2 broker unreachable or --count not reached in\n"
-    "time, 64 usage, 130 interrupted.\n";
+    "time, 3 key refused, 64 usage, 130 interrupted.\n";
 
 int cli_sub(int argc, char **argv)
 {

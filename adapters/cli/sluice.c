@@ -1,8 +1,9 @@
 /*  sluice - the command for people and scripts: publish lines, print a
  *  subscription, list topics and statistics, create topics, remove
- *  subscriptions. This file only dispatches to the subcommands (cli_*.c)
- *  and owns the SIGINT flag. Single-threaded. Talks to the broker only
- *  through libsluice (sluice.h); docs/cli.md is the reference.  */
+ *  subscriptions, manage keys, grants and the audit trail. This file only
+ *  dispatches to the subcommands (cli_*.c) and owns the SIGINT flag.
+ *  Single-threaded. Talks to the broker only through libsluice (sluice.h);
+ *  docs/cli.md is the reference.  */
 #include <signal.h>
 #include <string.h>
 #include "cli.h"
@@ -46,17 +47,32 @@ static const char s_usage[] =
     "  stats                   topics, subscriptions and broker counters\n"
     "  topic create NAME       create a topic or change its retention\n"
     "  sub-rm NAME             delete a durable subscription and its cursor\n"
+    "  keygen NAME             write a key pair: NAME.cert and NAME.pub\n"
+    "  keys add NAME PUBKEY    register a client's public key (or its file)\n"
+    "  keys list               list identities, their state and grants\n"
+    "  keys revoke NAME        refuse NAME's key from now on\n"
+    "  grant NAME              give NAME permissions on topic patterns\n"
+    "  revoke-grant NAME       take permissions away from NAME\n"
+    "  audit                   print the broker's audit trail\n"
+    "  rotate-key              seal new records with a fresh data key\n"
     "  help [COMMAND]          this text, or the usage of COMMAND\n"
     "\n"
-    "Options every command takes:\n"
-    "  --broker ENDPOINT       broker to talk to (default $SLUICE_BROKER or\n"
+    "Options every command that talks to the broker takes:\n"
+    "  --broker ENDPOINT       broker to talk to (default $SLUICE_BROKER, else\n"
+    "                          the --home directory's endpoint file, else\n"
     "                          " SL_DEFAULT_ENDPOINT ")\n"
     "  --timeout SECONDS       give up when the broker is unreachable or makes\n"
     "                          no progress for this long (default 30)\n"
+    CLI_KEY_USAGE
     "  --help                  usage of the command\n"
     "\n"
-    "Exit codes: 0 ok, 1 failed, 2 broker unreachable or timeout, 64 usage,\n"
-    "130 interrupted. 'sluice COMMAND --help' for details; docs/cli.md.\n";
+    "Without key options or $SLUICE_CERT / $SLUICE_SERVER_KEY / $SLUICE_HOME,\n"
+    "the keys of " CLI_DEFAULT_HOME " are used when it holds server.pub; else\n"
+    "the connection is plain text.\n"
+    "\n"
+    "Exit codes: 0 ok, 1 failed, 2 broker unreachable or timeout, 3 key\n"
+    "refused, 64 usage, 130 interrupted. 'sluice COMMAND --help' for details;\n"
+    "docs/cli.md.\n";
 
 typedef struct {
     const char *name;               /* first word(s) on the command line */
@@ -71,6 +87,14 @@ static const s_command_t s_commands[] = {
     { "stats", NULL, cli_stats },
     { "topic", "create", cli_topic_create },
     { "sub-rm", NULL, cli_sub_rm },
+    { "keygen", NULL, cli_keygen },
+    { "keys", "add", cli_keys_add },
+    { "keys", "list", cli_keys_list },
+    { "keys", "revoke", cli_keys_revoke },
+    { "grant", NULL, cli_grant },
+    { "revoke-grant", NULL, cli_revoke_grant },
+    { "audit", NULL, cli_audit },
+    { "rotate-key", NULL, cli_rotate_key },
 };
 
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
@@ -132,6 +156,9 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], "topic") == 0)
             fputs("sluice: 'topic' needs a subcommand: topic create NAME\n",
                   stderr);
+        else if (strcmp(argv[1], "keys") == 0)
+            fputs("sluice: 'keys' needs a subcommand: keys add NAME PUBKEY, "
+                  "keys list, keys revoke NAME\n", stderr);
         else
             fprintf(stderr, "sluice: unknown command '%s'\n", argv[1]);
         fputs("Try 'sluice --help'.\n", stderr);

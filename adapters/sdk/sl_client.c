@@ -12,11 +12,25 @@
  *  dead_after_ms backs off 100 ms doubling to 2 s, with jitter. Each
  *  HelloOk bumps `gen`: publishes, subscriptions and waiting requests
  *  compare it with the generation they were sent in and go again. Error 426
- *  is terminal (SLI_SESS_VERSION): every call then returns SL_EVERSION.  */
+ *  is terminal (SLI_SESS_VERSION): every call then returns SL_EVERSION.
+ *
+ *  Security. With server_key the socket does the CURVE handshake. Whether
+ *  the broker admitted us shows only in libzmq's monitor events, so each
+ *  session's DEALER gets a monitor (an inproc PAIR). The turn reads it
+ *  while the session is not READY (the handshake), and in READY only after
+ *  a blocking wait that saw nothing: the publish and delivery paths do not
+ *  pay for it. A refused handshake (ZAP status 400: key unknown or revoked;
+ *  a protocol or crypto failure: wrong server key or plain text on one
+ *  side; the broker cutting two handshakes short) ends the session; until
+ *  the next attempt, SLI_AUTH_RETRY_MS later, every call that waits for the
+ *  broker returns SL_EAUTH at once. Not terminal: the key may be registered
+ *  meanwhile, and the next successful handshake clears the refusal.  */
 #include "sl_internal.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -55,6 +69,14 @@ uint64_t sli_min(uint64_t a, uint64_t b)
 uint64_t sli_corr(sl_client_t *self)
 {
     return self->corr_next++;
+}
+
+void sli_error_set(sl_client_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->last_error, sizeof self->last_error, fmt, ap);
+    va_end(ap);
 }
 
 static uint64_t s_rand(sl_client_t *self)
@@ -236,6 +258,93 @@ static int s_sockopt(void *sock, int opt, int value)
     return zmq_setsockopt(sock, opt, &value, sizeof value) == 0 ? 0 : SL_ESYS;
 }
 
+/* libzmq sends monitor events from its I/O thread with a blocking send:
+ * an event for a PAIR of ours that is closed (or full) would stop that
+ * thread, and with it every socket of the client, for good. So the
+ * monitor stops before its socket closes (the last events of a closing
+ * connection come after zmq_close), and our PAIR's queue is unbounded
+ * (events are few: connects, disconnects, handshakes). */
+static void s_monitor_stop(void *sock)
+{
+    if (zmq_socket_monitor(sock, NULL, 0) != 0)
+        SLI_LOG("cannot stop the socket monitor: %s", zmq_strerror(errno));
+}
+
+static void s_session_close(sl_client_t *self)
+{
+    /* The DEALER first, its monitor stopped; then our PAIR. Both linger
+     * 0: nothing may hold up ctx_term. */
+    if (self->sock) {
+        if (self->mon)
+            s_monitor_stop(self->sock);
+        zmq_close(self->sock);
+        self->sock = NULL;
+    }
+    if (self->mon) {
+        zmq_close(self->mon);
+        self->mon = NULL;
+    }
+    self->hs_pending = false;
+}
+
+/* The events that tell whether the broker admitted us. */
+#define S_MON_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED         \
+                      | ZMQ_EVENT_HANDSHAKE_SUCCEEDED                     \
+                      | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL              \
+                      | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL               \
+                      | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+
+/* Monitor SOCK on a PAIR of ours, before it connects, so no event of its
+ * handshake is missed (libzmq drops events nobody is connected to). */
+static int s_monitor_open(sl_client_t *self, void *sock, void **mon)
+{
+    int rc = 0;
+    char ep[64];
+    *mon = NULL;
+    snprintf(ep, sizeof ep, "inproc://libsluice-monitor-%u", self->mon_seq++);
+    if (zmq_socket_monitor(sock, ep, S_MON_EVENTS) != 0) {
+        SLI_LOG("zmq_socket_monitor: %s", zmq_strerror(errno));
+        rc = SL_ESYS;
+        goto fail;
+    }
+    void *pair = zmq_socket(self->ctx, ZMQ_PAIR);
+    if (!pair) {
+        SLI_LOG("zmq_socket: %s", zmq_strerror(errno));
+        s_monitor_stop(sock);
+        rc = SL_ESYS;
+        goto fail;
+    }
+    /* RCVHWM 0 before connecting: the inproc pipe takes it, unbounded. */
+    if (s_sockopt(pair, ZMQ_LINGER, 0) != 0 || s_sockopt(pair, ZMQ_RCVHWM, 0) != 0
+        || zmq_connect(pair, ep) != 0) {
+        SLI_LOG("cannot attach the socket monitor: %s", zmq_strerror(errno));
+        s_monitor_stop(sock);
+        zmq_close(pair);
+        rc = SL_ESYS;
+        goto fail;
+    }
+    *mon = pair;
+fail:
+    return rc;
+}
+
+static int s_curve_opts(sl_client_t *self, void *sock)
+{
+    int rc = 0;
+    if (!self->curve)
+        goto fail;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, self->server_key, SLC_KEY_LEN) != 0
+        || zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, self->public_key, SLC_KEY_LEN) != 0
+        || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, self->secret_key, SLC_KEY_LEN) != 0) {
+        /* EINVAL here means a libzmq built without CURVE. */
+        SLI_LOG("cannot set the CURVE keys: %s", zmq_strerror(errno));
+        rc = errno == EINVAL ? SL_EINVAL : SL_ESYS;
+        goto fail;
+    }
+fail:
+    return rc;
+}
+
 /* A fresh socket and a Hello. ZMQ_IMMEDIATE stays 0 on purpose: the Hello
  * must queue in the pipe while TCP connects (or while the broker is down
  * and libzmq retries), and the socket is thrown away with its queue when a
@@ -243,6 +352,7 @@ static int s_sockopt(void *sock, int opt, int value)
 static int s_session_start(sl_client_t *self)
 {
     int rc = 0;
+    void *mon = NULL;
     void *sock = zmq_socket(self->ctx, ZMQ_DEALER);
     if (!sock) {
         SLI_LOG("zmq_socket: %s", zmq_strerror(errno));
@@ -262,6 +372,12 @@ static int s_session_start(sl_client_t *self)
         SLI_LOG("zmq_setsockopt: %s", zmq_strerror(errno));
         goto fail;
     }
+    rc = s_curve_opts(self, sock);
+    if (rc)
+        goto fail;
+    rc = s_monitor_open(self, sock, &mon);
+    if (rc)
+        goto fail;
     if (zmq_connect(sock, self->endpoint) != 0) {
         int e = errno;
         SLI_LOG("cannot connect to %s: %s", self->endpoint, zmq_strerror(e));
@@ -270,7 +386,9 @@ static int s_session_start(sl_client_t *self)
         goto fail;
     }
     self->sock = sock;
-    sock = NULL;
+    self->mon = mon;
+    sock = mon = NULL;
+    self->hs_pending = false;
 
     Sluice__Hello hello = SLUICE__HELLO__INIT;
     hello.version = SLC_PROTOCOL_VERSION;
@@ -285,16 +403,19 @@ static int s_session_start(sl_client_t *self)
     rc = sli_send(self, &f);
     if (rc) {
         SLI_LOG("cannot send hello: %s", slc_strerror(rc));
-        zmq_close(self->sock);
-        self->sock = NULL;
+        s_session_close(self);
         goto fail;
     }
     self->state = SLI_SESS_HELLO;
     self->hello_at = slc_mono_ms();
     return 0;
 fail:
+    if (sock && mon)
+        s_monitor_stop(sock);
     if (sock)
         zmq_close(sock);
+    if (mon)
+        zmq_close(mon);
     return rc;
 }
 
@@ -302,10 +423,7 @@ fail:
  * next; otherwise a working session was lost and we try again at once. */
 static void s_session_drop(sl_client_t *self, bool backoff)
 {
-    if (self->sock) {
-        zmq_close(self->sock);
-        self->sock = NULL;
-    }
+    s_session_close(self);
     self->state = SLI_SESS_IDLE;
     sli_sub_session_lost(self);
     if (!backoff)
@@ -319,10 +437,7 @@ static void s_version_failed(sl_client_t *self, const Sluice__Error *err)
 {
     SLI_LOG("broker refused protocol version %d: %s", SLC_PROTOCOL_VERSION,
             err->text);
-    if (self->sock) {
-        zmq_close(self->sock);
-        self->sock = NULL;
-    }
+    s_session_close(self);
     self->state = SLI_SESS_VERSION;
     sli_sub_session_lost(self);
 }
@@ -338,6 +453,11 @@ static void s_on_hello_ok(sl_client_t *self, const Sluice__HelloOk *ok)
     self->ever_ready = true;
     self->hello_refused = 0;
     self->attempts = 0;
+    /* A HelloOk proves the handshake passed, even when its monitor event
+     * is still on its way. */
+    self->hs_lost = 0;
+    self->auth = SL_AUTH_OK;
+    self->auth_text[0] = '\0';
     self->max_batch = (uint32_t) self->opts.max_batch;
     if (ok->max_batch && ok->max_batch < self->max_batch)
         self->max_batch = ok->max_batch;
@@ -416,7 +536,9 @@ static void s_dispatch(sl_client_t *self, Sluice__Frame *f)
     case SLUICE__FRAME__BODY_ERROR:
         if (!f->corr)
             SLI_LOG("broker error %d: %s", f->error->code, f->error->text);
-        else if (!sli_sub_on_error(self, f->corr, f->error->code))
+        else if (sli_sub_on_error(self, f->corr, f->error->code))
+            sli_error_set(self, "%s", f->error->text);  /* why sl_subscribe failed */
+        else
             sli_pub_on_error(self, f->corr, f->error);
         break;
     default:
@@ -450,6 +572,137 @@ static int s_drain(sl_client_t *self)
         s_dispatch(self, f);
     }
     return n;
+}
+
+/* ------------------------------------------------------------ admission */
+
+/* The broker did not admit us: end the session and refuse waiting calls
+ * until the next attempt, which comes later than after a lost session so a
+ * refused client does not hammer the broker's key check. */
+static void s_auth_failed(sl_client_t *self, sl_auth_t why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_auth_failed(sl_client_t *self, sl_auth_t why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->auth_text, sizeof self->auth_text, fmt, ap);
+    va_end(ap);
+    if (self->auth != why)
+        SLI_LOG("%s", self->auth_text);     /* once, not at every retry */
+    self->auth = (uint8_t) why;
+    self->hs_lost = 0;
+    s_session_drop(self, true);
+    uint64_t wait = SLI_AUTH_RETRY_MS / 2 + s_rand(self) % (SLI_AUTH_RETRY_MS / 2 + 1);
+    self->attempt_at = slc_mono_ms() + wait;
+}
+
+/* The broker closed the connection before the handshake was decided. Once
+ * can be a broker going down; twice in a row, with CURVE, is the sign of a
+ * server key the broker cannot decrypt our Hello with: it hangs up without
+ * a word. (A plain-text broker hangs up too, when it sees our mechanism
+ * before we see its own.) */
+static void s_handshake_lost(sl_client_t *self)
+{
+    self->hs_pending = false;
+    if (self->curve && ++self->hs_lost >= 2)
+        s_auth_failed(self, SL_AUTH_HANDSHAKE, "the broker hung up during "
+                      "the CURVE handshake: server_key is probably not "
+                      "this broker's public key (or the broker does not "
+                      "use CURVE)");
+}
+
+static void s_on_event(sl_client_t *self, unsigned event, uint32_t value)
+{
+    switch (event) {
+    case ZMQ_EVENT_CONNECTED:
+        self->hs_pending = true;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        self->hs_pending = false;
+        self->hs_lost = 0;
+        self->auth = SL_AUTH_OK;
+        self->auth_text[0] = '\0';
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        self->hs_pending = false;
+        s_auth_failed(self, SL_AUTH_REFUSED, "the broker refused this "
+                      "client's key (not registered or revoked; ZAP status "
+                      "%u)", (unsigned) value);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        self->hs_pending = false;
+        if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH && self->curve)
+            s_auth_failed(self, SL_AUTH_MECHANISM, "the broker does not use "
+                          "CURVE (a plain-text broker): connect without "
+                          "server_key");
+        else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            s_auth_failed(self, SL_AUTH_MECHANISM, "the broker requires "
+                          "CURVE: give server_key and a client key pair");
+        else
+            s_auth_failed(self, SL_AUTH_HANDSHAKE, "the CURVE handshake "
+                          "failed (ZMTP error 0x%08x): server_key is "
+                          "probably not this broker's public key",
+                          (unsigned) value);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        s_handshake_lost(self);
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (self->hs_pending)
+            s_handshake_lost(self);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Handle the monitor events that arrived. An event may end the session,
+ * which closes the monitor too. */
+static void s_monitor_drain(sl_client_t *self)
+{
+    while (self->mon) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, self->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        /* Frame 1: event (u16) and value (u32), native byte order;
+         * frame 2: the endpoint, not needed. */
+        unsigned event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            uint16_t e16;
+            memcpy(&e16, zmq_msg_data(&ev), sizeof e16);
+            memcpy(&value, (uint8_t *) zmq_msg_data(&ev) + 2, sizeof value);
+            event = e16;
+        }
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        if (more) {
+            zmq_msg_init(&addr);
+            /* Parts of one message arrive together: this cannot block. */
+            if (zmq_msg_recv(&addr, self->mon, ZMQ_DONTWAIT) < 0)
+                SLI_LOG("monitor event without its address: %s",
+                        zmq_strerror(errno));
+            zmq_msg_close(&addr);
+        }
+        s_on_event(self, event, value);
+    }
+}
+
+/* Refused, and no new attempt under way: waiting would only time out. */
+static bool s_refused(const sl_client_t *self)
+{
+    return self->auth != SL_AUTH_OK && self->state == SLI_SESS_IDLE
+        && slc_mono_ms() < self->attempt_at;
+}
+
+static int s_refusal(sl_client_t *self)
+{
+    sli_error_set(self, "%s", self->auth_text);
+    return SL_EAUTH;
 }
 
 /* ------------------------------------------------------------- the turn */
@@ -542,20 +795,29 @@ int sli_turn(sl_client_t *self, int timeout_ms)
         return SL_EVERSION;
     if (self->cb_depth > 0)
         return SL_EBUSY;        /* no I/O from inside a callback */
+    if (self->auth != SL_AUTH_OK && s_refused(self))
+        return s_refusal(self);
     uint64_t now = slc_mono_ms();
     s_timers(self, now, timeout_ms != 0);
     int wait = s_wait_ms(self, now, timeout_ms);
     int n = 0;
     if (self->sock) {
-        zmq_pollitem_t item = { self->sock, 0, ZMQ_POLLIN, 0 };
-        int ready = zmq_poll(&item, 1, wait);
+        /* The monitor wakes us during the handshake only; see the top. */
+        bool watch = self->mon && self->state != SLI_SESS_READY;
+        zmq_pollitem_t items[2] = {
+            { self->sock, 0, ZMQ_POLLIN, 0 },
+            { self->mon, 0, ZMQ_POLLIN, 0 },
+        };
+        int ready = zmq_poll(items, watch ? 2 : 1, wait);
         if (ready < 0 && errno != EINTR) {
             SLI_LOG("zmq_poll: %s", zmq_strerror(errno));
             rc = SL_ESYS;
             goto fail;
         }
-        if (ready > 0)
+        if (items[0].revents & ZMQ_POLLIN)
             n = s_drain(self);
+        if (watch ? (items[1].revents & ZMQ_POLLIN) != 0 : ready == 0 && wait != 0)
+            s_monitor_drain(self);
     }
     else if (wait > 0) {
         struct timespec ts = { wait / 1000, (long) (wait % 1000) * 1000000L };
@@ -563,6 +825,8 @@ int sli_turn(sl_client_t *self, int timeout_ms)
     }
     if (self->state == SLI_SESS_VERSION)
         return SL_EVERSION;
+    if (self->auth != SL_AUTH_OK && s_refused(self))
+        return s_refusal(self);
     /* Time spent waiting in our own poll is I/O time: silence during it
      * counts toward dead_after_ms (only gaps between calls do not). */
     self->last_io = slc_mono_ms();
@@ -619,6 +883,7 @@ int sli_request(sl_client_t *self, Sluice__Frame *req, bool resend,
     *reply = NULL;
     if (self->cb_depth > 0)
         return SL_EBUSY;
+    self->last_error[0] = '\0';
     sli_req_t w = { .next = self->reqs };
     self->reqs = &w;
     uint64_t sent_gen = 0;      /* gen is 1 after the first HelloOk */
@@ -658,6 +923,7 @@ int sli_request(sl_client_t *self, Sluice__Frame *req, bool resend,
         if (w.reply->body_case == SLUICE__FRAME__BODY_ERROR) {
             int code = w.reply->error->code;
             rc = code > 0 ? -code : SL_EINTERNAL;
+            sli_error_set(self, "%s", w.reply->error->text);
             slc_frame_free(&w.reply);
         }
         else
@@ -668,7 +934,21 @@ int sli_request(sl_client_t *self, Sluice__Frame *req, bool resend,
 
 /* ------------------------------------------------------------- public */
 
-static int s_options(const sl_options_t *in, sl_options_t *o)
+static void s_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int s_options(const sl_options_t *in, sl_options_t *o, char *err,
+                     size_t errlen)
 {
     sl_options_t d;
     sl_options_init(&d);
@@ -693,10 +973,114 @@ static int s_options(const sl_options_t *in, sl_options_t *o)
         o->connect_timeout_ms = d.connect_timeout_ms;
     if (o->linger_ms < 0 || o->max_batch < 0 || o->max_unacked < 0
         || o->block_ms < 0 || o->heartbeat_ms < 0 || o->dead_after_ms < 0
-        || o->connect_timeout_ms < 0 || o->dead_after_ms <= o->heartbeat_ms
-        || !*o->endpoint)
+        || o->connect_timeout_ms < 0) {
+        s_err(err, errlen, "a negative time or count in the options");
         return SL_EINVAL;
+    }
+    if (o->dead_after_ms <= o->heartbeat_ms) {
+        s_err(err, errlen, "dead_after_ms must exceed heartbeat_ms");
+        return SL_EINVAL;
+    }
+    if (!*o->endpoint) {
+        s_err(err, errlen, "empty endpoint");
+        return SL_EINVAL;
+    }
     return 0;
+}
+
+/* The keys OPTS ask for, read and checked. */
+typedef struct {
+    bool curve;
+    uint8_t server_key[SLC_KEY_LEN];
+    slc_cert_t client;
+} s_keys_t;
+
+static int s_keys(const sl_options_t *o, s_keys_t *k, char *err, size_t errlen)
+{
+    int rc = 0;
+    char why[SLI_ERROR_MAX];
+    bool pair = o->public_key || o->secret_key;
+    memset(k, 0, sizeof *k);
+    if (!o->server_key) {
+        if (o->cert || pair) {
+            s_err(err, errlen, "a client key pair needs server_key (the "
+                  "broker's public key)");
+            rc = SL_EINVAL;
+        }
+        goto fail;              /* plain text */
+    }
+    rc = slc_key_parse(o->server_key, k->server_key, why, sizeof why);
+    if (rc) {
+        s_err(err, errlen, "server_key: %s", why);
+        goto fail;
+    }
+    if (o->cert && pair) {
+        s_err(err, errlen, "give cert or public_key+secret_key, not both");
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    if (!o->cert && !pair) {
+        s_err(err, errlen, "a client key pair is needed (cert or "
+              "public_key+secret_key)");
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    if (o->cert) {
+        rc = slc_cert_load(o->cert, &k->client, err, errlen);
+        if (rc == SL_ENOTFOUND)
+            rc = SL_EINVAL;     /* a bad option, like a bad key */
+        if (rc)
+            goto fail;
+        if (!k->client.has_secret) {
+            s_err(err, errlen, "%s holds no secret key (a .pub file?): "
+                  "the client needs its certificate", o->cert);
+            rc = SL_EINVAL;
+            goto fail;
+        }
+    }
+    else {
+        if (!o->public_key || !o->secret_key) {
+            s_err(err, errlen, "public_key and secret_key go together");
+            rc = SL_EINVAL;
+            goto fail;
+        }
+        rc = slc_key_decode(o->public_key, k->client.public_key, why, sizeof why);
+        if (rc) {
+            s_err(err, errlen, "public_key: %s", why);
+            goto fail;
+        }
+        /* No detail: the reason could quote a character of the secret. */
+        rc = slc_key_decode(o->secret_key, k->client.secret_key, NULL, 0);
+        if (rc) {
+            s_err(err, errlen, "secret_key is not a key of %d Z85 "
+                  "characters", SLC_Z85_LEN);
+            goto fail;
+        }
+        k->client.has_secret = true;
+        rc = slc_cert_check(&k->client, NULL, 0);
+        if (rc) {
+            s_err(err, errlen, "secret_key does not belong to public_key");
+            goto fail;
+        }
+    }
+    k->curve = true;
+fail:
+    sodium_memzero(why, sizeof why);
+    if (rc)
+        sodium_memzero(k, sizeof *k);
+    return rc;
+}
+
+int sl_options_check(const sl_options_t *opts, char *err, size_t errlen)
+{
+    sl_options_t o;
+    s_keys_t k;
+    s_err(err, errlen, "%s", "");
+    int rc = s_options(opts, &o, err, errlen);
+    if (rc == 0)
+        rc = s_keys(&o, &k, err, errlen);
+    sodium_memzero(&k, sizeof k);
+    return rc;
 }
 
 static char *s_strdup(const char *s, int *rc)
@@ -711,15 +1095,28 @@ int sl_client_new(const sl_options_t *opts, sl_client_t **out)
 {
     int rc = 0;
     sl_client_t *self = NULL;
+    s_keys_t k;
+    memset(&k, 0, sizeof k);
     *out = NULL;
     sl_options_t o;
-    rc = s_options(opts, &o);
+    rc = s_options(opts, &o, NULL, 0);
+    if (rc)
+        goto fail;
+    /* The reason for a refusal here is what sl_options_check tells. */
+    rc = s_keys(&o, &k, NULL, 0);
     if (rc)
         goto fail;
     self = calloc(1, sizeof *self);
     if (!self) {
         rc = SL_ENOMEM;
         goto fail;
+    }
+    self->curve = k.curve;
+    if (k.curve) {
+        memcpy(self->server_key, k.server_key, SLC_KEY_LEN);
+        memcpy(self->public_key, k.client.public_key, SLC_KEY_LEN);
+        memcpy(self->secret_key, k.client.secret_key, SLC_KEY_LEN);
+        slc_key_z85(self->public_key, self->public_z85);
     }
     self->id_fd = -1;
     self->endpoint = s_strdup(o.endpoint, &rc);
@@ -732,6 +1129,9 @@ int sl_client_new(const sl_options_t *opts, sl_client_t **out)
     self->opts.endpoint = self->endpoint;
     self->opts.name = self->name;
     self->opts.producer_id_file = self->id_file;
+    /* Read into the keys above; the caller's strings are not kept. */
+    self->opts.server_key = self->opts.cert = NULL;
+    self->opts.public_key = self->opts.secret_key = NULL;
     rc = s_random(&self->rng, sizeof self->rng);
     if (rc)
         goto fail;
@@ -758,8 +1158,10 @@ int sl_client_new(const sl_options_t *opts, sl_client_t **out)
     if (rc)
         goto fail;
     *out = self;
+    sodium_memzero(&k, sizeof k);
     return 0;
 fail:
+    sodium_memzero(&k, sizeof k);
     sl_client_destroy(&self);
     return rc;
 }
@@ -778,8 +1180,7 @@ void sl_client_destroy(sl_client_t **self_p)
     sl_client_t *self = *self_p;
     sli_sub_destroy_all(self);
     sli_pub_destroy(self);
-    if (self->sock)
-        zmq_close(self->sock);
+    s_session_close(self);
     if (self->ctx)
         while (zmq_ctx_term(self->ctx) != 0 && errno == EINTR)
             ;
@@ -788,6 +1189,7 @@ void sl_client_destroy(sl_client_t **self_p)
     free(self->endpoint);
     free(self->name);
     free(self->id_file);
+    sodium_memzero(self->secret_key, sizeof self->secret_key);
     free(self);
     *self_p = NULL;
 }
@@ -811,4 +1213,40 @@ bool sl_client_connected(const sl_client_t *self)
 uint64_t sl_client_reconnects(const sl_client_t *self)
 {
     return self->reconnects;
+}
+
+sl_auth_t sl_client_auth(const sl_client_t *self)
+{
+    return (sl_auth_t) self->auth;
+}
+
+const char *sl_client_last_error(const sl_client_t *self)
+{
+    return self->last_error;
+}
+
+const char *sl_client_public_key(const sl_client_t *self)
+{
+    return self->public_z85;
+}
+
+int sl_cert_create(const char *name, const char *cert_path,
+                   const char *pub_path, char public_key[41], char *err,
+                   size_t errlen)
+{
+    slc_cert_t cert;
+    s_err(err, errlen, "%s", "");
+    int rc = slc_cert_generate(&cert);
+    if (rc) {
+        s_err(err, errlen, "cannot generate a key pair (libsodium)");
+        goto fail;
+    }
+    rc = slc_cert_save(&cert, name, cert_path, pub_path, err, errlen);
+    if (rc)
+        goto fail;
+    if (public_key)
+        slc_key_z85(cert.public_key, public_key);
+fail:
+    slc_cert_wipe(&cert);
+    return rc;
 }

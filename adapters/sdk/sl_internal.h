@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include "sluice.h"
 #include "slc.h"
+#include "slc_cert.h"
 #include "slc_codec.h"
 #include "sl_kmap.h"
 
@@ -19,6 +20,8 @@
 #define SLI_ACK_FRAME_MAX 8192                /* most items per Ack frame */
 #define SLI_ACKED_RING 65536                  /* recently acked keys remembered */
 #define SLI_DRAIN_MAX 512                     /* frames handled per turn */
+#define SLI_AUTH_RETRY_MS 5000                /* after a refused handshake */
+#define SLI_ERROR_MAX 256                     /* sl_client_last_error text */
 
 /* Transient batches the broker has not yet answered, at most: this paces a
  * transient publisher to the broker's fan-out speed instead of letting it
@@ -146,6 +149,20 @@ struct sl_client {
 
     void *ctx;
     void *sock;                 /* DEALER; NULL in IDLE and VERSION */
+    void *mon;                  /* PAIR reading sock's monitor events, or NULL */
+    unsigned mon_seq;           /* makes each monitor's inproc name unique */
+
+    /* CURVE: the keys every session's socket gets (wiped at destroy) */
+    bool curve;                 /* server_key given */
+    uint8_t server_key[SLC_KEY_LEN];
+    uint8_t public_key[SLC_KEY_LEN];
+    uint8_t secret_key[SLC_KEY_LEN];
+    char public_z85[SLC_Z85_LEN + 1];       /* "" in plain text */
+    uint8_t auth;               /* sl_auth_t of the last refusal; OK once admitted */
+    bool hs_pending;            /* connected, handshake not yet decided */
+    unsigned hs_lost;           /* handshakes the broker cut short, in a row */
+    char auth_text[SLI_ERROR_MAX];          /* why, while auth != OK */
+    char last_error[SLI_ERROR_MAX];         /* sl_client_last_error */
     uint8_t state;              /* sli_session_t */
     bool ever_ready;
     int hello_refused;          /* last code the broker refused Hello with (429), or 0 */
@@ -192,6 +209,8 @@ struct sl_client {
 
 /* sl_client.c */
 uint64_t sli_corr(sl_client_t *self);
+void sli_error_set(sl_client_t *self, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 int sli_send(sl_client_t *self, const Sluice__Frame *frame);
 int sli_send_msg(sl_client_t *self, zmq_msg_t *msg);
 int sli_turn(sl_client_t *self, int timeout_ms);

@@ -516,6 +516,7 @@ int sl_subscribe(sl_client_t *self, const sl_sub_options_t *opts,
         rc = SL_EBUSY;
         goto fail;
     }
+    self->last_error[0] = '\0';
     sub = calloc(1, sizeof *sub);
     if (!sub) {
         rc = SL_ENOMEM;

@@ -15,6 +15,12 @@
  *  sl_publish at max_unacked) returns SL_EBUSY there. A broker that refused
  *  our protocol version (426) makes every later call return SL_EVERSION.
  *
+ *  Security: with sl_options_t.server_key the connection is encrypted and
+ *  authenticated with CurveZMQ, and the client needs a key pair the broker
+ *  has registered (sl_key_add). A broker that refuses the key makes the
+ *  calls that wait for it return SL_EAUTH; sl_client_auth and
+ *  sl_client_last_error say why.
+ *
  *  Every int-returning function returns 0 or a negative SL_E* code from
  *  sluice_codes.h; sl_strerror() names them.  */
 #ifndef SLUICE_H
@@ -56,6 +62,15 @@ typedef struct {
     int heartbeat_ms;           /* heartbeat interval; default 1000 */
     int dead_after_ms;          /* broker silent this long = reconnect; default 5000 */
     int connect_timeout_ms;     /* sl_client_connect gives up after this; default 30000 */
+    const char *server_key;     /* the broker's public key: 40 Z85 characters, or a
+                                   file holding it (the broker's DATA/server.pub);
+                                   NULL = plain text, which only a broker started
+                                   with --insecure-plaintext accepts */
+    const char *cert;           /* this client's certificate file (from `sluice
+                                   keygen`, or the broker's DATA/admin.cert); it
+                                   must not be readable by group or others */
+    const char *public_key;     /* instead of cert: this client's key pair as two */
+    const char *secret_key;     /*   Z85 strings of 40 characters */
 } sl_options_t;
 /* NULL strings and 0 in max_batch, max_batch_bytes, max_unacked,
  * heartbeat_ms, dead_after_ms and connect_timeout_ms mean the default;
@@ -63,22 +78,41 @@ typedef struct {
  * (32 hex digits, created mode 0600) and is locked while the client lives;
  * the broker keeps the last stored sequence of that id and tells it at
  * connect, so the first sl_publish of such a client waits for the session
- * (connect_timeout_ms) before numbering messages. */
+ * (connect_timeout_ms) before numbering messages.
+ * Keys: server_key needs a client key pair (cert, or public_key and
+ * secret_key, not both), and a key pair needs server_key. sl_client_new
+ * reads the files and keeps the keys, not the strings; the secret key is
+ * wiped from memory when the client is destroyed. */
 
 /* Fill OPTS with the defaults above. */
 void sl_options_init(sl_options_t *opts);
 
 /* Create a client for OPTS (borrowed; strings are copied) and start to
  * connect. NULL OPTS = defaults. Returns 0 and *out (caller owns; free with
- * sl_client_destroy), SL_EINVAL for bad options, SL_ESYS when the producer
- * id file cannot be read or written, SL_ENOMEM. Also SL_EBUSY when another
- * live client holds the producer id file, SL_EINVAL when it holds no id. */
+ * sl_client_destroy), SL_EINVAL for bad options (among them a bad key or
+ * an unreadable, missing or unparsable key file), SL_EDENIED when the
+ * certificate file is readable by group or others, SL_ESYS when the
+ * producer id file or the certificate cannot be read or written,
+ * SL_ENOMEM. Also SL_EBUSY when another live client holds the producer id
+ * file, SL_EINVAL when it holds no id. No client, so no
+ * sl_client_last_error: sl_options_check on the same OPTS tells why. */
 int sl_client_new(const sl_options_t *opts, sl_client_t **out);
+
+/* Check OPTS (borrowed; NULL = defaults) the way sl_client_new does,
+ * reading the key files, without creating a client or connecting. Returns
+ * 0 or the code sl_client_new would return for them (SL_EINVAL,
+ * SL_EDENIED, SL_ESYS), with the reason in ERR (ERRLEN bytes, caller's
+ * buffer, may be NULL; "" on 0), e.g. "/etc/app.cert is readable by group
+ * or others (mode 0644); chmod 600 /etc/app.cert". An endpoint is checked
+ * only when sl_client_new connects. */
+int sl_options_check(const sl_options_t *opts, char *err, size_t errlen);
 
 /* Wait until the broker has answered Hello, at most connect_timeout_ms.
  * 0, SL_ETIMEOUT, SL_EVERSION (broker speaks another protocol), SL_EBUSY
- * (the broker refused the session: limits/max_connections). Optional:
- * every other call connects on demand. */
+ * (the broker refused the session: limits/max_connections), SL_EAUTH (the
+ * broker did not admit this client: sl_client_auth says how; returned as
+ * soon as the handshake fails, not after the timeout). Optional: every
+ * other call connects on demand. */
 int sl_client_connect(sl_client_t *self);
 
 /* Close the connection. Unconfirmed publishes are abandoned: call sl_flush
@@ -98,6 +132,53 @@ bool sl_client_connected(const sl_client_t *self);
 /* How many times this client re-established its session (broker restart,
  * lost connection). */
 uint64_t sl_client_reconnects(const sl_client_t *self);
+
+/* ------------------------------------------------------------- security */
+
+/* Why the broker did not admit the client (after SL_EAUTH). */
+typedef enum {
+    SL_AUTH_OK = 0,             /* admitted, or no refusal seen yet */
+    SL_AUTH_REFUSED = 1,        /* the broker refused this client's key: not
+                                   registered (sl_key_add), or revoked */
+    SL_AUTH_HANDSHAKE = 2,      /* the CURVE handshake failed: server_key is not
+                                   the broker's public key (or a plain-text
+                                   broker hung up before we saw its mechanism) */
+    SL_AUTH_MECHANISM = 3,      /* one side uses CURVE and the other plain text
+                                   (no server_key, or a broker started with
+                                   --insecure-plaintext) */
+} sl_auth_t;
+
+/* How the last handshake ended: SL_AUTH_OK once one succeeded. A refusal
+ * is not terminal: while it stands, every call that would wait for the
+ * broker returns SL_EAUTH at once; the client tries again about every 5 s
+ * inside its calls (sl_poll), and a successful handshake (the key was
+ * registered meanwhile) clears it. */
+sl_auth_t sl_client_auth(const sl_client_t *self);
+
+/* Text of the last failure that came with a reason: the broker's Error
+ * text for an admin call or a refused subscription, why the broker did not
+ * admit this client (with SL_EAUTH), why sl_key_add could not read a key.
+ * "" when there is none. Admin calls, sl_subscribe and sl_unsubscribe
+ * clear it when they start. Borrowed: valid until the next call on SELF. */
+const char *sl_client_last_error(const sl_client_t *self);
+
+/* This client's public key as Z85 text (40 characters), the one to
+ * register with sl_key_add; "" for a plain-text client. Borrowed: valid
+ * while SELF lives. */
+const char *sl_client_public_key(const sl_client_t *self);
+
+/* Generate a key pair for client NAME and write it: CERT_PATH gets the
+ * certificate (both keys, ZPL text czmq's zcert_load reads too, mode
+ * 0600), PUB_PATH the public key in Z85 and a newline (mode 0644); either
+ * may be NULL. Existing files are never replaced, and a crash leaves no
+ * half-written file. On 0, PUBLIC_KEY (may be NULL; 41 bytes) holds the
+ * Z85 public key. Returns 0, SL_EEXIST (a file exists: nothing written),
+ * SL_EINVAL (NAME empty, over 255 bytes, or with '"' or control
+ * characters), SL_ESYS (cannot write; e.g. no such directory), with the
+ * reason in ERR (ERRLEN bytes, may be NULL). Needs no client. */
+int sl_cert_create(const char *name, const char *cert_path,
+                   const char *pub_path, char public_key[41], char *err,
+                   size_t errlen);
 
 /* --------------------------------------------------------------- publish */
 
@@ -284,6 +365,64 @@ int sl_counters(sl_client_t *self,
 
 /* Delete durable subscription NAME and its cursor. 0, SL_ENOTFOUND. */
 int sl_sub_remove(sl_client_t *self, const char *name);
+
+/* Identities and grants. Every call below needs the admin permission on
+ * '>' at the broker and is a request like sl_topic_create: it waits at
+ * most connect_timeout_ms, is resent after a reconnect, and returns 0, the
+ * broker's refusal (its text in sl_client_last_error): SL_EDENIED (this
+ * client is not an admin), SL_ENOTFOUND (unknown name), SL_EEXIST (name or
+ * key registered already), SL_EINVAL, SL_ECOMMAND (a broker without this
+ * command); or SL_ETIMEOUT, SL_EAUTH, SL_EVERSION. */
+
+#define SL_PERM_PUBLISH   1u
+#define SL_PERM_SUBSCRIBE 2u
+#define SL_PERM_ADMIN     4u    /* keys, grants, topics, subscriptions, audit */
+
+typedef struct {
+    uint32_t perms;             /* SL_PERM_* bits */
+    const char *pattern;        /* topic pattern: '*' one word, '>' the rest; in
+                                   a list from sl_key_list owned by the list */
+} sl_grant_t;
+
+typedef struct {
+    char name[256];
+    char public_key[41];        /* Z85 */
+    bool revoked;               /* refused at connect; kept for the audit trail */
+    uint64_t created_us;        /* registered, microseconds since the epoch */
+    uint64_t revoked_us;        /* 0 unless revoked */
+    uint32_t sessions;          /* sessions open now */
+    sl_grant_t *grants;         /* NGRANTS entries, owned by the list */
+    size_t ngrants;
+} sl_identity_t;
+
+/* Register NAME (1-255 bytes) with PUBLIC_KEY: 40 Z85 characters, or the
+ * path of a file holding it on this machine (a .pub file or a certificate;
+ * its public key is sent, never the secret). The new identity has no
+ * grants (default deny). A key that cannot be read: SL_EINVAL with the
+ * reason in sl_client_last_error, and nothing is sent. */
+int sl_key_add(sl_client_t *self, const char *name, const char *public_key);
+
+/* Revoke NAME: its key is refused from now on and its open connections are
+ * closed. The identity stays listed, revoked. */
+int sl_key_revoke(sl_client_t *self, const char *name);
+
+/* List the identities. On 0, *out (caller owns; sl_identity_list_free) holds
+ * *n entries (NULL when 0). */
+int sl_key_list(sl_client_t *self, sl_identity_t **out, size_t *n);
+
+/* Free a list from sl_key_list with its grants. NULL-safe. */
+void sl_identity_list_free(sl_identity_t *list, size_t n);
+
+/* Give NAME the permissions of GRANTS (N >= 1 entries, borrowed; perms a
+ * non-zero set of SL_PERM_* bits, a valid pattern each), or with REVOKE take
+ * those bits off its grants with exactly those patterns. */
+int sl_grant(sl_client_t *self, const char *name, const sl_grant_t *grants,
+             size_t n, bool revoke);
+
+/* Have the broker seal new records with a fresh data key (encryption at
+ * rest); older records stay readable. On 0, *key_id (may be NULL) is the
+ * new key's id. */
+int sl_rotate_key(sl_client_t *self, uint32_t *key_id);
 
 #ifdef __cplusplus
 }

@@ -60,13 +60,23 @@ typedef struct {
     size_t size;                    /* payload bytes */
     uint64_t rate;                  /* W1-lat messages per second */
     int runs;                       /* --runs */
+    const char *home;               /* --home: keys of the --broker's data dir */
+    bool plaintext;                 /* --plaintext: our broker without CurveZMQ */
 } s_config_t;
+
+/* Credentials of one broker: its public key and the admin certificate in
+ * its data dir; empty strings = plain text. */
+typedef struct {
+    char server_key[300];
+    char cert[300];
+} s_creds_t;
 
 /* A sluiced we started. */
 typedef struct {
     pid_t pid;                      /* 0 = none */
     char dir[64];                   /* mkdtemp dir: data/ and sluiced.log */
     char endpoint[64];              /* tcp://127.0.0.1:PORT */
+    s_creds_t creds;                /* DATA/server.pub, DATA/admin.cert */
 } s_broker_t;
 
 /* One run. Producer fields are written only by the producer thread,
@@ -75,6 +85,7 @@ typedef struct {
 typedef struct {
     const s_config_t *cfg;
     const char *endpoint;
+    const s_creds_t *creds;
     char topic[128];
     char subname[128];
     pthread_barrier_t ready;        /* main + producer + subscriber set up */
@@ -217,10 +228,23 @@ static void s_broker_stop(s_broker_t *b)
     }
 }
 
+/* Client options for ENDPOINT with CREDS (plain text when empty). */
+static void s_client_options(sl_options_t *opts, const char *endpoint,
+                             const s_creds_t *creds, const char *name)
+{
+    sl_options_init(opts);
+    opts->endpoint = endpoint;
+    opts->name = name;
+    if (creds->server_key[0]) {
+        opts->server_key = creds->server_key;
+        opts->cert = creds->cert;
+    }
+}
+
 /* Start SLUICED_PATH on a free loopback port with a fresh data dir and
  * wait until a client can connect. 0 or -1 (after a message; *b stopped
  * and cleaned). */
-static int s_broker_start(s_broker_t *b)
+static int s_broker_start(s_broker_t *b, bool plaintext)
 {
     char data[96], log[96];
     sl_options_t opts;
@@ -259,16 +283,19 @@ static int s_broker_start(s_broker_t *b)
         if (dup2(logfd, STDOUT_FILENO) < 0 || dup2(logfd, STDERR_FILENO) < 0)
             _exit(127);
         execl(SLUICED_PATH, "sluiced", "--data-dir", data,
-              "--listen", b->endpoint, (char *)NULL);
+              "--listen", b->endpoint,
+              plaintext ? "--insecure-plaintext" : (char *)NULL, (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", SLUICED_PATH, strerror(errno));
         _exit(127);
     }
     close(logfd);
     logfd = -1;
 
-    sl_options_init(&opts);
-    opts.endpoint = b->endpoint;
-    opts.name = "bench-probe";
+    if (!plaintext) {
+        snprintf(b->creds.server_key, sizeof b->creds.server_key, "%s/server.pub", data);
+        snprintf(b->creds.cert, sizeof b->creds.cert, "%s/admin.cert", data);
+    }
+    s_client_options(&opts, b->endpoint, &b->creds, "bench-probe");
     opts.connect_timeout_ms = 250;
     deadline = s_now() + 15;
     while (s_now() < deadline) {
@@ -279,9 +306,11 @@ static int s_broker_start(s_broker_t *b)
             s_broker_dump_log(b);
             goto fail;
         }
+        /* Until the broker has written its key files, a client that
+         * names them cannot be made yet. */
         if (sl_client_new(&opts, &client) != 0) {
-            fprintf(stderr, "sluice-bench: cannot create a client\n");
-            goto fail;
+            usleep(20000);
+            continue;
         }
         rc = sl_client_connect(client);
         sl_client_destroy(&client);
@@ -464,9 +493,7 @@ static void *s_producer(void *arg)
     char *buf = calloc(1, run->cfg->size);
     int rc;
 
-    sl_options_init(&opts);
-    opts.endpoint = run->endpoint;
-    opts.name = "bench-producer";
+    s_client_options(&opts, run->endpoint, run->creds, "bench-producer");
     rc = buf ? sl_client_new(&opts, &client) : SL_ENOMEM;
     if (rc == 0)
         rc = sl_client_connect(client);
@@ -534,9 +561,7 @@ static void *s_subscriber(void *arg)
     double last_msg, now;
     int rc;
 
-    sl_options_init(&opts);
-    opts.endpoint = run->endpoint;
-    opts.name = "bench-subscriber";
+    s_client_options(&opts, run->endpoint, run->creds, "bench-subscriber");
     sl_sub_options_init(&sopts);
     sopts.pattern = run->topic;
     if (durable) {
@@ -650,8 +675,8 @@ static double s_median(double *v, int n)
 }
 
 /* One run against ENDPOINT; fills *res and prints its line. */
-static int s_run(const s_config_t *cfg, const char *endpoint, int index,
-                 s_result_t *res)
+static int s_run(const s_config_t *cfg, const char *endpoint,
+                 const s_creds_t *creds, int index, s_result_t *res)
 {
     s_run_t run;
     pthread_t prod, sub;
@@ -664,6 +689,7 @@ static int s_run(const s_config_t *cfg, const char *endpoint, int index,
     memset(res, 0, sizeof *res);
     run.cfg = cfg;
     run.endpoint = endpoint;
+    run.creds = creds;
     atomic_init(&run.producer_done, false);
     atomic_init(&run.abort, false);
     /* Fresh names per run and process: offsets start clean and, against a
@@ -750,8 +776,9 @@ fail:
 /* ------------------------------------------------------------ options */
 
 static const char s_usage[] =
-    "usage: sluice-bench W0|W1|W1-lat [--broker ENDPOINT] [--count N]\n"
-    "                    [--size BYTES] [--rate R] [--runs K]\n"
+    "usage: sluice-bench W0|W1|W1-lat [--broker ENDPOINT [--home DIR]]\n"
+    "                    [--plaintext] [--count N] [--size BYTES] [--rate R]\n"
+    "                    [--runs K]\n"
     "\n"
     "  W0      transient fan-out: 1 publisher, 1 ephemeral subscriber\n"
     "          (default 1000000 messages of 64 bytes); reports losses\n"
@@ -760,7 +787,12 @@ static const char s_usage[] =
     "  W1-lat  W1 paced at --rate msgs/s (default 5000) for 10 s\n"
     "\n"
     "  --broker ENDPOINT  use this broker; default: start " SLUICED_PATH "\n"
-    "                     on a free port with a temporary data dir\n"
+    "                     on a free port with a temporary data dir (CurveZMQ,\n"
+    "                     as sluiced's default)\n"
+    "  --home DIR         with --broker: connect with DIR/server.pub and\n"
+    "                     DIR/admin.cert (without it: plain text)\n"
+    "  --plaintext        start our broker with --insecure-plaintext, to\n"
+    "                     measure what encryption costs\n"
     "  --count N          messages per run\n"
     "  --size BYTES       payload size, at least 16\n"
     "  --rate R           W1-lat messages per second\n"
@@ -790,9 +822,11 @@ static int s_u64_arg(const char *name, const char *text, uint64_t min,
 
 static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
 {
-    enum { O_BROKER = 256, O_COUNT, O_SIZE, O_RATE, O_RUNS };
+    enum { O_BROKER = 256, O_COUNT, O_SIZE, O_RATE, O_RUNS, O_HOME, O_PLAIN };
     static const struct option options[] = {
         { "broker", required_argument, NULL, O_BROKER },
+        { "home", required_argument, NULL, O_HOME },
+        { "plaintext", no_argument, NULL, O_PLAIN },
         { "count", required_argument, NULL, O_COUNT },
         { "size", required_argument, NULL, O_SIZE },
         { "rate", required_argument, NULL, O_RATE },
@@ -817,6 +851,12 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
             return S_EXIT_OK;
         case O_BROKER:
             cfg->broker = optarg;
+            break;
+        case O_HOME:
+            cfg->home = optarg;
+            break;
+        case O_PLAIN:
+            cfg->plaintext = true;
             break;
         case O_COUNT:
             if (s_u64_arg("--count", optarg, 1, &cfg->count) != 0)
@@ -880,6 +920,7 @@ int main(int argc, char **argv)
 {
     s_config_t cfg;
     s_broker_t broker = { 0 };
+    s_creds_t home = { "", "" };
     s_result_t *results = NULL;
     double *rates = NULL, *p50 = NULL, *p99 = NULL, *p999 = NULL;
     bool help;
@@ -888,6 +929,10 @@ int main(int argc, char **argv)
     rc = s_parse(argc, argv, &cfg, &help);
     if (rc != S_EXIT_OK || help)
         return rc;
+    if (cfg.home) {
+        snprintf(home.server_key, sizeof home.server_key, "%s/server.pub", cfg.home);
+        snprintf(home.cert, sizeof home.cert, "%s/admin.cert", cfg.home);
+    }
     /* A broker killed under us must not kill the benchmark via SIGPIPE. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         perror("sluice-bench: signal");
@@ -906,20 +951,21 @@ int main(int argc, char **argv)
            cfg.count, cfg.size);
     if (cfg.workload == S_W1_LAT)
         printf(" at %" PRIu64 " msgs/s", cfg.rate);
-    printf(", %d run%s, broker %s\n", cfg.runs, cfg.runs > 1 ? "s" : "",
-           cfg.broker ? cfg.broker : "started per run (" SLUICED_PATH ")");
+    printf(", %d run%s, broker %s, %s\n", cfg.runs, cfg.runs > 1 ? "s" : "",
+           cfg.broker ? cfg.broker : "started per run (" SLUICED_PATH ")",
+           (cfg.broker ? cfg.home != NULL : !cfg.plaintext) ? "CurveZMQ" : "plain text");
     fflush(stdout);
 
     rc = S_EXIT_OK;
     for (i = 0; i < cfg.runs; i++) {
         /* Our own broker is fresh for every run: no run inherits the
          * previous one's data or page cache warmth in the store. */
-        if (!cfg.broker && s_broker_start(&broker) != 0) {
+        if (!cfg.broker && s_broker_start(&broker, cfg.plaintext) != 0) {
             rc = S_EXIT_SETUP;
             goto fail;
         }
-        run_rc = s_run(&cfg, cfg.broker ? cfg.broker : broker.endpoint, i,
-                       &results[i]);
+        run_rc = s_run(&cfg, cfg.broker ? cfg.broker : broker.endpoint,
+                       cfg.broker ? &home : &broker.creds, i, &results[i]);
         if (!cfg.broker)
             s_broker_stop(&broker);
         if (run_rc == S_EXIT_SETUP) {

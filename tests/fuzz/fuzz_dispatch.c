@@ -123,6 +123,7 @@ static void s_config(sld_config_t *cfg, const char *data_dir, const char *listen
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", data_dir);
     snprintf(cfg->listen, sizeof cfg->listen, "%s", listen);
     cfg->sync = false;
+    cfg->insecure_plaintext = true;     /* the fuzzer's raw client has no keys */
     cfg->log_level = getenv("SLUICE_FUZZ_LOG") ? atoi(getenv("SLUICE_FUZZ_LOG")) : 0;
     cfg->heartbeat_ms = 100;
     cfg->session_timeout_ms = 2000;
@@ -225,7 +226,7 @@ static void s_send_hello(int i)
  * docs/protocol.md and a text. */
 static void s_check_reply(int i, const Sluice__Frame *f)
 {
-    static const int codes[] = { 400, 401, 403, 404, 405, 409, 412, 413, 422,
+    static const int codes[] = { 400, 401, 403, 404, 405, 407, 409, 412, 413, 422,
                                  426, 429, 500, 502, 504, 505, 507 };
     switch (f->body_case) {
     case SLUICE__FRAME__BODY_ERROR: {
@@ -270,6 +271,11 @@ static void s_check_reply(int i, const Sluice__Frame *f)
     case SLUICE__FRAME__BODY_TOPIC_CREATE:
     case SLUICE__FRAME__BODY_STATS:
     case SLUICE__FRAME__BODY_SUB_REMOVE:
+    case SLUICE__FRAME__BODY_KEY_ADD:
+    case SLUICE__FRAME__BODY_KEY_REVOKE:
+    case SLUICE__FRAME__BODY_KEY_LIST:
+    case SLUICE__FRAME__BODY_GRANT_CHANGE:
+    case SLUICE__FRAME__BODY_ROTATE_KEY:
     case SLUICE__FRAME__BODY__NOT_SET:
         fprintf(stderr, "fuzz_dispatch: the broker sent a client command (%s)\n",
                 slc_frame_name(f));

@@ -1,6 +1,6 @@
 /*  fuzz_topic - libFuzzer target for topic names and subscription patterns:
- *  slc_topic_validate, slc_pattern_validate, slc_pattern_is_literal and
- *  slc_pattern_match. Input: PATTERN '\n' TOPIC (no '\n': the whole input
+ *  slc_topic_validate, slc_pattern_validate, slc_pattern_is_literal,
+ *  slc_pattern_match and slc_pattern_covers. Input: PATTERN '\n' TOPIC (no '\n': the whole input
  *  is both). slc's answers are checked against a small, deliberately naive
  *  reference written from proto/slc.h, and the documented invariants.
  *  Single thread; no state between inputs.  */
@@ -164,7 +164,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* A literal pattern matches exactly the equal topic. */
         if (slc_pattern_is_literal(pattern))
             S_CHECK(m == (strcmp(pattern, topic) == 0), pattern, topic);
+        /* A topic is a literal pattern: a grant covers it exactly when it
+         * matches it (the ACL check of docs/security.md). */
+        S_CHECK(slc_pattern_covers(pattern, topic) == m, pattern, topic);
     }
+    /* Every grant covers itself. */
+    if (slc_pattern_validate(pattern) == 0)
+        S_CHECK(slc_pattern_covers(pattern, pattern), pattern, topic);
     free(buf);
     return 0;
 }

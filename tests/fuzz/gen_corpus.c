@@ -235,6 +235,63 @@ static void s_sub_remove(s_buf_t *b)
     s_encode(&f, b);
 }
 
+/* Identity admin (docs/security.md): register a key, grant, list, revoke,
+ * rotate the at-rest key. The fuzzed broker runs in plain text, whose
+ * identity holds every right, so these reach sld_auth. */
+static void s_key_add(s_buf_t *b)
+{
+    static uint8_t key[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t) (i * 7 + 1);
+    Sluice__KeyAdd m = SLUICE__KEY_ADD__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    m.name = (char *) "alice";
+    m.public_key.data = key;
+    m.public_key.len = sizeof key;
+    f.corr = 12;
+    f.body_case = SLUICE__FRAME__BODY_KEY_ADD;
+    f.key_add = &m;
+    s_encode(&f, b);
+}
+
+static void s_grant_change(s_buf_t *b, bool revoke)
+{
+    Sluice__Grant g1 = SLUICE__GRANT__INIT, g2 = SLUICE__GRANT__INIT;
+    Sluice__Grant *gp[2] = { &g1, &g2 };
+    Sluice__GrantChange m = SLUICE__GRANT_CHANGE__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    g1.perms = 1;
+    g1.pattern = (char *) "orders.>";
+    g2.perms = 6;
+    g2.pattern = (char *) "*.eu";
+    m.name = (char *) "alice";
+    m.grants = gp;
+    m.n_grants = 2;
+    m.revoke = revoke;
+    f.corr = 13;
+    f.body_case = SLUICE__FRAME__BODY_GRANT_CHANGE;
+    f.grant_change = &m;
+    s_encode(&f, b);
+}
+
+static void s_key_simple(s_buf_t *b, int body)
+{
+    Sluice__KeyRevoke rv = SLUICE__KEY_REVOKE__INIT;
+    Sluice__KeyList ls = SLUICE__KEY_LIST__INIT;
+    Sluice__RotateKey rk = SLUICE__ROTATE_KEY__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    rv.name = (char *) "alice";
+    f.corr = 14;
+    f.body_case = body;
+    if (body == SLUICE__FRAME__BODY_KEY_REVOKE)
+        f.key_revoke = &rv;
+    else if (body == SLUICE__FRAME__BODY_KEY_LIST)
+        f.key_list = &ls;
+    else
+        f.rotate_key = &rk;
+    s_encode(&f, b);
+}
+
 /* Broker-to-client commands: fuzz_frame decodes them (the SDK does). */
 static void s_deliver(s_buf_t *b)
 {
@@ -327,7 +384,8 @@ int main(int argc, char **argv)
     }
     s_root = argv[1];
     static s_buf_t hello, hello2, hb, pub, pubseq, pubt, batch, sub, subeph,
-        subreserved, credit, ack, nack, unsub, tc, stats, rm, deliver, err, pack;
+        subreserved, credit, ack, nack, unsub, tc, stats, rm, deliver, err, pack,
+        kadd, kgrant, kungrant, krevoke, klist, krotate;
     s_hello(&hello, 1);
     s_hello(&hello2, 2);
     s_heartbeat(&hb);
@@ -348,6 +406,12 @@ int main(int argc, char **argv)
     s_deliver(&deliver);
     s_error(&err);
     s_publish_ack(&pack);
+    s_key_add(&kadd);
+    s_grant_change(&kgrant, false);
+    s_grant_change(&kungrant, true);
+    s_key_simple(&krevoke, SLUICE__FRAME__BODY_KEY_REVOKE);
+    s_key_simple(&klist, SLUICE__FRAME__BODY_KEY_LIST);
+    s_key_simple(&krotate, SLUICE__FRAME__BODY_ROTATE_KEY);
 
     const struct { const char *name; const s_buf_t *b; } frames[] = {
         { "hello", &hello }, { "hello-v2", &hello2 }, { "heartbeat", &hb },
@@ -356,7 +420,9 @@ int main(int argc, char **argv)
         { "credit", &credit }, { "ack", &ack }, { "nack", &nack },
         { "unsubscribe", &unsub }, { "topic-create", &tc }, { "stats", &stats },
         { "sub-remove", &rm }, { "deliver", &deliver }, { "error", &err },
-        { "publish-ack", &pack },
+        { "publish-ack", &pack }, { "key-add", &kadd }, { "grant", &kgrant },
+        { "revoke-grant", &kungrant }, { "key-revoke", &krevoke }, { "key-list", &klist },
+        { "rotate-key", &krotate },
     };
     for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++)
         s_write("fuzz_frame", frames[i].name, frames[i].b->data, frames[i].b->len);
@@ -385,5 +451,9 @@ int main(int argc, char **argv)
     s_conversation("multipart", 0x21, c9, 2);
     const s_buf_t c10[] = { hello2, err, deliver };
     s_conversation("version-and-broker-frames", 0x01, c10, 3);
+    const s_buf_t c11[] = { kadd, kgrant, klist, krevoke };
+    s_conversation("key-admin", 0x01, c11, 4);
+    const s_buf_t c12[] = { kadd, kungrant, krotate, kgrant };
+    s_conversation("key-admin-revoke-grant", 0x01, c12, 4);
     return 0;
 }

@@ -31,6 +31,12 @@ void h_broker_init(h_broker_t *b, const char *const *extra)
         snprintf(b->extra[b->nextra++], sizeof b->extra[0], "%s", extra[i]);
 }
 
+void h_broker_init_secure(h_broker_t *b, const char *const *extra)
+{
+    h_broker_init(b, extra);
+    b->secure = true;
+}
+
 /* The broker logs "listening on tcp://127.0.0.1:PORT," once bound. */
 static int s_find_endpoint(const h_broker_t *b, char *out, size_t len, long from)
 {
@@ -86,6 +92,8 @@ int h_broker_start(h_broker_t *b)
     argv[n++] = (char *) listen;
     for (int i = 0; i < b->nextra; i++)
         argv[n++] = b->extra[i];
+    if (!b->secure)
+        argv[n++] = "--insecure-plaintext";
     argv[n] = NULL;
     /* A restart may race the old socket's TIME_WAIT: retry the bind. */
     for (int attempt = 0; attempt < 50; attempt++) {

@@ -17,12 +17,17 @@ typedef struct {
     char log[300];              /* broker stderr, appended across restarts */
     char extra[8][128];         /* extra sluiced arguments (e.g. "--set=delivery/ack_wait=300") */
     int nextra;
+    bool secure;                /* CurveZMQ (the default of sluiced); else the
+                                   harness adds --insecure-plaintext */
     pid_t pid;
 } h_broker_t;
 
 /* Prepare a broker in a fresh temp dir; EXTRA args may be NULL-terminated
- * list. Does not start it. */
+ * list. Does not start it. Tests of everything but security run it with
+ * --insecure-plaintext; h_broker_init_secure leaves sluiced's default
+ * (CurveZMQ, keys in the data dir, default deny). */
 void h_broker_init(h_broker_t *b, const char *const *extra);
+void h_broker_init_secure(h_broker_t *b, const char *const *extra);
 
 /* Start sluiced (same dir; same port after the first start) and wait until
  * it listens. 0 or -1 (the log says why). */

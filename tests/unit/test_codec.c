@@ -381,11 +381,11 @@ static void test_deliver_bytes(void **state)
 static void test_unknown_command(void **state)
 {
     (void) state;
-    /* corr = 7; field 99 (length-delimited) = "hi"; field 30 varint = 1 */
+    /* corr = 7; field 99 (length-delimited) = "hi"; field 90 varint = 1 */
     static const uint8_t bytes[] = {
         0x08, 0x07,
         0x9a, 0x06, 0x02, 'h', 'i',
-        0xf0, 0x01, 0x01,
+        0xd0, 0x05, 0x01,
     };
     Sluice__Frame *got = NULL;
     assert_int_equal(slc_frame_decode(bytes, sizeof bytes, &got), 0);

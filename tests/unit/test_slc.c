@@ -12,7 +12,7 @@
 
 /* Every code in sluice_codes.h, for the tables below. */
 static const int s_codes[] = {
-    SL_EMALFORMED, SL_ENOSESSION, SL_EDENIED, SL_ENOTFOUND, SL_ECOMMAND,
+    SL_EMALFORMED, SL_ENOSESSION, SL_EDENIED, SL_ENOTFOUND, SL_ECOMMAND, SL_EAUTH,
     SL_ETIMEOUT, SL_ESTALE, SL_EEXIST, SL_ETOOBIG, SL_EINVAL, SL_EVERSION,
     SL_EBUSY, SL_EINTERNAL, SL_ESTORE, SL_EUNAVAIL, SL_ENOMEM, SL_ESYS,
     SL_EFULL,
@@ -172,6 +172,63 @@ static void test_pattern_match(void **state)
     }
 }
 
+static void test_pattern_covers(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *grant, *pattern;
+        bool covers;
+    } cases[] = {
+        { "shop.orders", "shop.orders", true },
+        { "shop.orders", "shop.refunds", false },
+        { "shop.*", "shop.orders", true },
+        { "shop.*", "shop.*", true },
+        { "shop.*", "shop.>", false },
+        { "shop.*", "shop.orders.eu", false },
+        { "shop.>", "shop.orders.eu", true },
+        { "shop.>", "shop.*", true },
+        { "shop.>", "shop.>", true },
+        { "shop.>", "shop", false },
+        { "shop.>", "shop.*.eu", true },
+        { "shop.*.eu", "shop.*.eu", true },
+        { "shop.*.eu", "shop.*.us", false },
+        { "shop.*.eu", "shop.>", false },
+        { "shop.orders", "shop.*", false },
+        { "shop.orders", "shop.>", false },
+        { ">", "shop.orders", true },
+        { ">", ">", true },
+        { ">", "*", true },
+        { "*", ">", false },
+        { "*", "*", true },
+        /* reserved topics are covered only by naming them */
+        { ">", "_audit", false },
+        { "*", "_audit", false },
+        { "*.>", "_dlq.orders", false },
+        { "_audit", "_audit", true },
+        { "_dlq.>", "_dlq.orders", true },
+        { "_dlq.>", "_dlq.*", true },
+        { "_dlq.*", "_dlq.>", false },
+    };
+    static const char *const topics[] = {
+        "shop", "shop.orders", "shop.refunds", "shop.orders.eu", "shop.x.eu",
+        "shop.x.us", "hr", "hr.salaries", "_audit", "_dlq.orders", "_dlq.a.b",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(slc_pattern_validate(cases[i].grant), 0);
+        assert_int_equal(slc_pattern_validate(cases[i].pattern), 0);
+        if (slc_pattern_covers(cases[i].grant, cases[i].pattern) != cases[i].covers)
+            fail_msg("grant \"%s\" vs pattern \"%s\": expected %s", cases[i].grant,
+                     cases[i].pattern, cases[i].covers ? "covers" : "does not cover");
+        /* Covering means: no topic matches the pattern but not the grant. */
+        if (cases[i].covers)
+            for (size_t t = 0; t < sizeof topics / sizeof topics[0]; t++)
+                if (slc_pattern_match(cases[i].pattern, topics[t])
+                    && !slc_pattern_match(cases[i].grant, topics[t]))
+                    fail_msg("\"%s\" covers \"%s\" but not topic %s", cases[i].grant,
+                             cases[i].pattern, topics[t]);
+    }
+}
+
 static void test_strerror(void **state)
 {
     (void) state;
@@ -262,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_topic_reserved),
         cmocka_unit_test(test_pattern_validate),
         cmocka_unit_test(test_pattern_match),
+        cmocka_unit_test(test_pattern_covers),
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_retryable),
         cmocka_unit_test(test_big_endian),

@@ -1,7 +1,8 @@
-/*  test_store - unit tests of sld_store against a real LMDB in a temp dir.
- *  Each test makes its own directory under /tmp and removes it at the end.
- *  Asserts what a user of the broker would notice: offsets, durability
- *  across reopen, duplicates, retention, map growth, refusal of bad data.  */
+/*  test_store - unit tests of sld_store (and sld_seal's key files) against
+ *  a real LMDB in a temp dir. Each test makes its own directory under /tmp
+ *  and removes it at the end. Asserts what a user of the broker would
+ *  notice: offsets, durability across reopen, duplicates, retention, map
+ *  growth, refusal of bad data, no plaintext on disk when encrypted.  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,12 +11,14 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sld_seal.h"
 #include "sld_store.h"
 
 #define MIB ((size_t) 1 << 20)
@@ -932,9 +935,10 @@ static void s_raw_put(const char *dir, const char *db, const char *key,
 static void test_refuses_other_format(void **state)
 {
     fixture_t *f = *state;
-    /* Format 1 (one producer index entry per seq) and a future 3. */
-    static const uint8_t formats[2][4] = { { 0, 0, 0, 1 }, { 0, 0, 0, 3 } };
-    for (int i = 0; i < 2; i++) {
+    /* Format 1 (one producer index entry per seq), 3 (encrypted) with no
+     * data keys, and a future 4. */
+    static const uint8_t formats[3][4] = { { 0, 0, 0, 1 }, { 0, 0, 0, 3 }, { 0, 0, 0, 4 } };
+    for (int i = 0; i < 3; i++) {
         s_open(f);
         sld_store_destroy(&f->store);
         s_raw_put(f->path, "meta", "format", formats[i], sizeof formats[i]);
@@ -981,6 +985,536 @@ static void test_many_appends_one_txn(void **state)
     assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
 }
 
+/* ----------------------------------------------------- encryption at rest */
+
+static const uint8_t s_key[SLD_SEAL_KEY_LEN] = {
+    0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87, 0x98, 0xa9, 0xba, 0xcb, 0xdc, 0xed,
+    0xfe, 0x0f, 0x01, 0x12, 0x23, 0x34, 0x45, 0x56, 0x67, 0x78, 0x89, 0x9a, 0xab, 0xbc,
+    0xcd, 0xde, 0xef, 0xf0,
+};
+
+/* Open with master key KEY (NULL: without); returns sld_store_open's code. */
+static int s_open_key(fixture_t *f, const uint8_t *key)
+{
+    uint8_t copy[SLD_SEAL_KEY_LEN];
+    int rc;
+    if (key)
+        memcpy(copy, key, sizeof copy);
+    f->opts.seal_key = key ? copy : NULL;
+    rc = sld_store_open(&f->opts, &f->store);
+    /* The key is borrowed for the open only: the store must not need it. */
+    memset(copy, 0, sizeof copy);
+    f->opts.seal_key = NULL;
+    return rc;
+}
+
+static void s_raw_msg_key(uint8_t k[12], uint32_t id, uint64_t off)
+{
+    for (int i = 0; i < 4; i++)
+        k[i] = (uint8_t) (id >> (24 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        k[4 + i] = (uint8_t) (off >> (56 - 8 * i));
+}
+
+/* Read msgs (ID, OFF) of the closed store in DIR into OUT; returns its size. */
+static size_t s_raw_msg_get(const char *dir, uint32_t id, uint64_t off, uint8_t *out,
+                            size_t cap)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t kb[12];
+    MDB_val k = { sizeof kb, kb }, v;
+    s_raw_msg_key(kb, id, off);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    assert_true(v.mv_size <= cap);
+    memcpy(out, v.mv_data, v.mv_size);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return v.mv_size;
+}
+
+static void s_raw_msg_put(const char *dir, uint32_t id, uint64_t off, const void *val,
+                          size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t kb[12];
+    MDB_val k = { sizeof kb, kb }, v = { len, (void *) val };
+    s_raw_msg_key(kb, id, off);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* Data key id a sealed raw record names (0 when the record is plain). */
+static uint32_t s_raw_key_id(const uint8_t *rec, size_t len)
+{
+    if (len <= SLD_RECORD_HEADER || rec[SLD_RECORD_HEADER] != 0)
+        return 0;
+    return (uint32_t) rec[9] << 24 | (uint32_t) rec[10] << 16 | (uint32_t) rec[11] << 8
+           | rec[12];
+}
+
+/* Does the file DIR/data.mdb contain TEXT anywhere? */
+static bool s_file_has(const char *dir, const char *text)
+{
+    char file[160];
+    struct stat st;
+    char *buf;
+    int fd;
+    bool found;
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    fd = open(file, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    buf = malloc((size_t) st.st_size);
+    assert_non_null(buf);
+    assert_int_equal(read(fd, buf, (size_t) st.st_size), st.st_size);
+    close(fd);
+    found = memmem(buf, (size_t) st.st_size, text, strlen(text)) != NULL;
+    free(buf);
+    return found;
+}
+
+/* sld_store_check's report (caller frees); asserts its result is EXPECT. */
+static char *s_check_text(fixture_t *f, int expect)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    assert_non_null(out);
+    assert_int_equal(sld_store_check(f->store, NULL, out), expect);
+    fclose(out);
+    return text;
+}
+
+static void test_seal_roundtrip(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, kid;
+    uint64_t off;
+    enum { N = 300 };
+    const void *envs[N];
+    size_t lens[N];
+    char buf[1000];
+    assert_int_equal(s_open_key(f, s_key), 0);
+    assert_int_equal(sld_store_seal_key_id(f->store), 1);
+    a = s_topic(f, "a");
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    for (int i = 0; i < N; i++) {
+        /* 1000-byte records: the opened copies span several arena chunks. */
+        memset(buf, 'a' + i % 26, sizeof buf);
+        snprintf(buf, sizeof buf, "record-%d", i);
+        size_t len = i == 7 ? 0 : sizeof buf;
+        assert_int_equal(sld_store_append(txn, a, 100 + (uint64_t) i, buf, len, &off), 0);
+        assert_int_equal(off, (uint64_t) i);
+    }
+    /* The write txn reads its own sealed appends. */
+    s_expect_record(txn, a, 7, "", 107);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->bytes,
+                     N * (SLD_RECORD_HEADER + SLD_RECORD_SEAL_OVERHEAD)
+                     + (N - 1) * sizeof buf);
+
+    /* Every envelope of one read txn stays valid while the others are read. */
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    for (int i = 0; i < N; i++) {
+        uint64_t t;
+        assert_int_equal(sld_store_read(txn, a, (uint64_t) i, &envs[i], &lens[i], &t), 0);
+        assert_int_equal(t, 100 + (uint64_t) i);
+    }
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        int n = snprintf(want, sizeof want, "record-%d", i);
+        if (i == 7) {
+            assert_int_equal(lens[i], 0);
+            continue;
+        }
+        assert_int_equal(lens[i], sizeof buf);
+        assert_memory_equal(envs[i], want, (size_t) n + 1);
+        assert_int_equal(((const char *) envs[i])[sizeof buf - 1], 'a' + i % 26);
+    }
+    /* Time seeks use the plain header. */
+    assert_int_equal(sld_store_offset_at_time(txn, a, 150), 50);
+    sld_txn_abort(&txn);
+
+    char *text = s_check_text(f, 0);
+    assert_non_null(strstr(text, "300 records (0 plain, 300 sealed; data key 1 current)"));
+    free(text);
+
+    /* A store opened without a key: nothing to rotate. */
+    sld_store_destroy(&f->store);
+    strcat(f->path, "-plain");
+    s_open(f);
+    assert_int_equal(sld_store_seal_key_id(f->store), 0);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_rotate_key(txn, &kid), SL_EINVAL);
+    sld_txn_abort(&txn);
+}
+
+static void test_seal_no_plaintext_on_disk(void **state)
+{
+    fixture_t *f = *state;
+    const char *payload = "payload PLAINTEXT-MARKER-5e1d in the body";
+    const char *msg_id = "MSGID-MARKER-90ab";
+    sld_txn_t *txn;
+    uint32_t a;
+    uint64_t off;
+    const void *env;
+    size_t len;
+    /* Encrypted first, then the same without a key: the markers must be
+     * found there, or this test could not fail. */
+    for (int keyed = 1; keyed >= 0; keyed--) {
+        assert_int_equal(s_open_key(f, keyed ? s_key : NULL), 0);
+        a = s_topic(f, "orders");
+        assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+        for (int i = 0; i < 50; i++)
+            assert_int_equal(sld_store_append(txn, a, 1, payload, strlen(payload), &off), 0);
+        assert_int_equal(sld_store_dedup_record(txn, a, msg_id, strlen(msg_id), 1, 0), 0);
+        assert_int_equal(sld_txn_commit(&txn), 0);
+        /* Reads in between: opened plaintext must not reach the file. */
+        assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+        assert_int_equal(sld_store_read(txn, a, 3, &env, &len, NULL), 0);
+        assert_int_equal(len, strlen(payload));
+        assert_memory_equal(env, payload, len);
+        sld_txn_abort(&txn);
+        s_fill(f, a, 20, 2, 1, 0);
+        sld_store_destroy(&f->store);
+        assert_int_equal(s_file_has(f->path, "PLAINTEXT-MARKER-5e1d"), !keyed);
+        assert_int_equal(s_file_has(f->path, "MSGID-MARKER-90ab"), !keyed);
+        /* Topic names are not sealed (and prove the search works). */
+        assert_true(s_file_has(f->path, "orders"));
+        strcat(f->path, "-plain");
+    }
+}
+
+static void test_seal_reopen_keys(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t wrong[SLD_SEAL_KEY_LEN];
+    sld_txn_t *txn;
+    uint32_t a;
+    assert_int_equal(s_open_key(f, s_key), 0);
+    a = s_topic(f, "a");
+    s_fill(f, a, 3, 10, 1, 0);
+    sld_store_destroy(&f->store);
+
+    memcpy(wrong, s_key, sizeof wrong);
+    wrong[31] ^= 1;
+    assert_int_equal(s_open_key(f, wrong), SL_ESTORE);
+    assert_null(f->store);
+    assert_int_equal(s_open_key(f, NULL), SL_ESTORE);
+    assert_null(f->store);
+
+    assert_int_equal(s_open_key(f, s_key), 0);
+    assert_int_equal(sld_store_seal_key_id(f->store), 1);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_record(txn, a, 0, "msg-0", 10);
+    s_expect_record(txn, a, 2, "msg-2", 12);
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+static void test_seal_rotation(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, kid;
+    uint64_t off;
+    uint8_t rec[256];
+    size_t len;
+    assert_int_equal(s_open_key(f, s_key), 0);
+    a = s_topic(f, "a");
+    s_fill(f, a, 1, 10, 1, 0);                  /* msg-0: key 1 */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_rotate_key(txn, &kid), 0);
+    assert_int_equal(kid, 2);
+    /* Pending: the committed current key is still 1. */
+    assert_int_equal(sld_store_seal_key_id(f->store), 1);
+    assert_int_equal(sld_store_append(txn, a, 11, "after", 5, &off), 0);  /* key 2 */
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_seal_key_id(f->store), 2);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 12, "later", 5, &off), 0);  /* key 2 */
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    /* An aborted rotation leaves key 2 current, in memory and on disk. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_rotate_key(txn, &kid), 0);
+    assert_int_equal(kid, 3);
+    assert_int_equal(sld_store_append(txn, a, 13, "gone", 4, &off), 0);
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_seal_key_id(f->store), 2);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 14, "last", 4, &off), 0);   /* key 2 */
+    assert_int_equal(off, 3);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    sld_store_destroy(&f->store);
+    assert_int_equal(s_open_key(f, s_key), 0);
+    assert_int_equal(sld_store_seal_key_id(f->store), 2);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_record(txn, a, 0, "msg-0", 10);
+    s_expect_record(txn, a, 1, "after", 11);
+    s_expect_record(txn, a, 2, "later", 12);
+    s_expect_record(txn, a, 3, "last", 14);
+    sld_txn_abort(&txn);
+    char *text = s_check_text(f, 0);
+    assert_non_null(strstr(text, "4 records (0 plain, 4 sealed; data key 2 current)"));
+    free(text);
+    sld_store_destroy(&f->store);
+
+    /* The raw values name the key that sealed them. */
+    len = s_raw_msg_get(f->path, a, 0, rec, sizeof rec);
+    assert_int_equal(s_raw_key_id(rec, len), 1);
+    len = s_raw_msg_get(f->path, a, 1, rec, sizeof rec);
+    assert_int_equal(s_raw_key_id(rec, len), 2);
+    assert_int_equal(len, SLD_RECORD_HEADER + SLD_RECORD_SEAL_OVERHEAD + 5);
+    len = s_raw_msg_get(f->path, a, 3, rec, sizeof rec);
+    assert_int_equal(s_raw_key_id(rec, len), 2);
+
+    /* The next rotation, after the reopen, makes key 3. */
+    assert_int_equal(s_open_key(f, s_key), 0);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_rotate_key(txn, &kid), 0);
+    assert_int_equal(kid, 3);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_seal_key_id(f->store), 3);
+    s_fill(f, a, 1, 20, 1, 0);
+    sld_store_destroy(&f->store);
+    len = s_raw_msg_get(f->path, a, 4, rec, sizeof rec);
+    assert_int_equal(s_raw_key_id(rec, len), 3);
+}
+
+static void test_seal_moved_record(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, b;
+    uint8_t rec[256];
+    size_t len;
+    const void *env;
+    uint64_t off;
+    assert_int_equal(s_open_key(f, s_key), 0);
+    a = s_topic(f, "a");
+    b = s_topic(f, "b");
+    s_fill(f, a, 5, 10, 1, 0);
+    s_fill(f, b, 1, 10, 1, 0);
+    sld_store_destroy(&f->store);
+
+    len = s_raw_msg_get(f->path, a, 0, rec, sizeof rec);
+    s_raw_msg_put(f->path, a, 1, rec, len);     /* another offset */
+    s_raw_msg_put(f->path, b, 0, rec, len);     /* another topic, same offset */
+    len = s_raw_msg_get(f->path, a, 2, rec, sizeof rec);
+    rec[7] ^= 1;                                /* its time changed */
+    s_raw_msg_put(f->path, a, 2, rec, len);
+    len = s_raw_msg_get(f->path, a, 3, rec, sizeof rec);
+    rec[len - 1] ^= 0x80;                       /* a flipped bit */
+    s_raw_msg_put(f->path, a, 3, rec, len);
+    /* A forged plain record where only sealed ones were written. */
+    memset(rec, 0, SLD_RECORD_HEADER);
+    memcpy(rec + SLD_RECORD_HEADER, "forged", 6);
+    s_raw_msg_put(f->path, a, 4, rec, SLD_RECORD_HEADER + 6);
+
+    assert_int_equal(s_open_key(f, s_key), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_record(txn, a, 0, "msg-0", 10);
+    assert_int_equal(sld_store_read(txn, a, 1, &env, &len, NULL), SL_ESTORE);
+    assert_int_equal(sld_store_read(txn, b, 0, &env, &len, NULL), SL_ESTORE);
+    assert_int_equal(sld_store_read(txn, a, 2, &env, &len, NULL), SL_ESTORE);
+    assert_int_equal(sld_store_read(txn, a, 3, &env, &len, NULL), SL_ESTORE);
+    assert_int_equal(sld_store_read(txn, a, 4, &env, &len, NULL), SL_ESTORE);
+    sld_txn_abort(&txn);
+    char *text = s_check_text(f, SL_ESTORE);
+    assert_non_null(strstr(text, "topic a: record 1 (data key 1) does not open"));
+    assert_non_null(strstr(text, "topic a: record 2 (data key 1) does not open"));
+    assert_non_null(strstr(text, "topic a: record 3 (data key 1) does not open"));
+    assert_non_null(strstr(text, "topic b: record 0 (data key 1) does not open"));
+    assert_non_null(strstr(text, "topic a: record 4 is not sealed"));
+    free(text);
+    /* The store goes on: appends still work and read back. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 30, "fine", 4, &off), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_record(txn, a, off, "fine", 30);
+    sld_txn_abort(&txn);
+}
+
+static void test_seal_plain_store_upgrade(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, c;
+    uint8_t rec[256];
+    size_t len;
+    uint64_t off;
+    s_open(f);
+    a = s_topic(f, "a");
+    s_fill(f, a, 2, 10, 1, 0);
+    sld_store_destroy(&f->store);
+
+    assert_int_equal(s_open_key(f, s_key), 0);
+    assert_int_equal(sld_store_seal_key_id(f->store), 1);
+    c = s_topic(f, "c");
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 12, "new", 3, &off), 0);
+    assert_int_equal(off, 2);
+    assert_int_equal(sld_store_append(txn, c, 13, "new-c", 5, &off), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    sld_store_destroy(&f->store);
+
+    /* Now encrypted: without the key it is refused. */
+    assert_int_equal(s_open_key(f, NULL), SL_ESTORE);
+    len = s_raw_msg_get(f->path, a, 1, rec, sizeof rec);
+    assert_int_equal(s_raw_key_id(rec, len), 0);
+    len = s_raw_msg_get(f->path, a, 2, rec, sizeof rec);
+    assert_int_equal(s_raw_key_id(rec, len), 1);
+
+    assert_int_equal(s_open_key(f, s_key), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_record(txn, a, 0, "msg-0", 10);
+    s_expect_record(txn, a, 1, "msg-1", 11);
+    s_expect_record(txn, a, 2, "new", 12);
+    s_expect_record(txn, c, 0, "new-c", 13);
+    sld_txn_abort(&txn);
+    char *text = s_check_text(f, 0);
+    assert_non_null(strstr(text, "4 records (2 plain, 2 sealed; data key 1 current)"));
+    free(text);
+}
+
+static void test_seal_dedup(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    uint32_t a, b, kid;
+    uint64_t off = 0;
+    const uint64_t win = 60 * 1000000ull, t0 = 1000000000ull;
+    assert_int_equal(s_open_key(f, s_key), 0);
+    a = s_topic(f, "a");
+    b = s_topic(f, "b");
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "order-17", 8, t0, win, &off), 0);
+    assert_int_equal(sld_store_dedup_record(txn, a, "order-17", 8, t0, 41), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "order-17", 8, t0, win, &off), 1);
+    assert_int_equal(off, 41);
+    assert_int_equal(sld_store_dedup_check(txn, a, "order-17", 0, t0, win, &off), SL_EINVAL);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    /* A rotation does not change how a msg id is found. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_rotate_key(txn, &kid), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    sld_store_destroy(&f->store);
+
+    assert_int_equal(s_open_key(f, s_key), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    off = 0;
+    assert_int_equal(sld_store_dedup_check(txn, a, "order-17", 8, t0 + 1000, win, &off), 1);
+    assert_int_equal(off, 41);
+    assert_int_equal(sld_store_dedup_check(txn, a, "order-18", 8, t0 + 1000, win, &off), 0);
+    assert_int_equal(sld_store_dedup_check(txn, b, "order-17", 8, t0 + 1000, win, &off), 0);
+    sld_txn_abort(&txn);
+    /* Expiry through dedup_exp works on the hashed keys too. */
+    assert_int_equal(sld_store_trim(f->store, t0 + win, win, 100, NULL), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_dedup_check(txn, a, "order-17", 8, t0, UINT64_MAX, &off), 0);
+    sld_txn_abort(&txn);
+}
+
+static void s_write_file(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static void test_seal_keyfile(void **state)
+{
+    fixture_t *f = *state;
+    char path[128], other[128], err[256];
+    uint8_t key[SLD_SEAL_KEY_LEN], again[SLD_SEAL_KEY_LEN], zero[SLD_SEAL_KEY_LEN] = { 0 };
+    struct stat st;
+    snprintf(path, sizeof path, "%s/master.key", f->dir);
+    snprintf(other, sizeof other, "%s/other.key", f->dir);
+
+    assert_int_equal(sld_seal_key_create(path, err, sizeof err), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(sld_seal_key_load(path, key, err, sizeof err), 0);
+    assert_int_equal(sld_seal_key_load(path, again, err, sizeof err), 0);
+    assert_memory_equal(key, again, sizeof key);
+    assert_memory_not_equal(key, zero, sizeof key);
+    /* Never overwritten. */
+    assert_int_equal(sld_seal_key_create(path, err, sizeof err), SL_EEXIST);
+    assert_int_equal(sld_seal_key_load(path, again, err, sizeof err), 0);
+    assert_memory_equal(key, again, sizeof key);
+    /* A second key file holds another key. */
+    assert_int_equal(sld_seal_key_create(other, err, sizeof err), 0);
+    assert_int_equal(sld_seal_key_load(other, again, err, sizeof err), 0);
+    assert_memory_not_equal(key, again, sizeof key);
+
+    /* The loaded key opens a store, as the broker will use it. */
+    assert_int_equal(s_open_key(f, key), 0);
+    assert_int_equal(sld_store_seal_key_id(f->store), 1);
+    sld_store_destroy(&f->store);
+    assert_int_equal(s_open_key(f, again), SL_ESTORE);
+
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(sld_seal_key_load(path, again, err, sizeof err), SL_EDENIED);
+    assert_non_null(strstr(err, "is readable by group or others (mode 0644): chmod 600"));
+    assert_memory_equal(again, zero, sizeof again);
+    assert_int_equal(chmod(path, 0604), 0);
+    assert_int_equal(sld_seal_key_load(path, again, err, sizeof err), SL_EDENIED);
+    assert_int_equal(chmod(path, 0400), 0);
+    assert_int_equal(sld_seal_key_load(path, again, err, sizeof err), 0);
+    assert_memory_equal(key, again, sizeof key);
+
+    /* The format: comments, blank lines, spaces, CRLF; exactly one key. */
+    s_write_file(other, "# a comment\n\n  00112233445566778899aabbccddeeff"
+                 "00112233445566778899AABBCCDDEEFF \r\n# end\n", 0600);
+    assert_int_equal(sld_seal_key_load(other, key, err, sizeof err), 0);
+    assert_int_equal(key[0], 0x00);
+    assert_int_equal(key[1], 0x11);
+    assert_int_equal(key[31], 0xff);
+    s_write_file(other, "0011223344556677889900112233445566778899001122334455667788990011",
+                 0600);     /* no newline at all */
+    assert_int_equal(sld_seal_key_load(other, key, err, sizeof err), 0);
+    s_write_file(other, "hello, world\n", 0600);
+    assert_int_equal(sld_seal_key_load(other, key, err, sizeof err), SL_EINVAL);
+    assert_non_null(strstr(err, "64 hex characters"));
+    assert_memory_equal(key, zero, sizeof key);
+    s_write_file(other, "zz11223344556677889900112233445566778899001122334455667788990011\n",
+                 0600);
+    assert_int_equal(sld_seal_key_load(other, key, err, sizeof err), SL_EINVAL);
+    s_write_file(other, "00112233445566778899001122334455667788990011223344556677889900\n",
+                 0600);     /* 31 bytes */
+    assert_int_equal(sld_seal_key_load(other, key, err, sizeof err), SL_EINVAL);
+    s_write_file(other, "# only a comment\n", 0600);
+    assert_int_equal(sld_seal_key_load(other, key, err, sizeof err), SL_EINVAL);
+    s_write_file(other, "0011223344556677889900112233445566778899001122334455667788990011\n"
+                 "0011223344556677889900112233445566778899001122334455667788990011\n",
+                 0600);
+    assert_int_equal(sld_seal_key_load(other, key, err, sizeof err), SL_EINVAL);
+    snprintf(other, sizeof other, "%s/missing.key", f->dir);
+    assert_int_equal(sld_seal_key_load(other, key, err, sizeof err), SL_ENOTFOUND);
+    assert_int_equal(sld_seal_key_load(f->dir, key, err, sizeof err), SL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1537,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_other_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_lmdb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_appends_one_txn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_no_plaintext_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_reopen_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_moved_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_plain_store_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_keyfile, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,539 @@
+/*  test_security - encrypted transport, admission, grants, revocation,
+ *  audit and encryption at rest, against a real sluiced started with its
+ *  defaults (CurveZMQ, keys in the data dir, default deny). Clients use the
+ *  SDK with the broker's DATA/server.pub and either DATA/admin.cert or a
+ *  key pair made here; the CLI is driven with --home. Needs root for the
+ *  loopback capture (AF_PACKET); without it that one test is skipped.  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "harness.h"
+#include "sluice.h"
+
+#define S_WAIT_MS 10000
+
+typedef struct {
+    char cert[300];
+    char pub[300];
+    char key[41];               /* public key, Z85 */
+} s_keys_t;
+
+/* A client of B with certificate CERT (NULL = none: plain text), in *OUT,
+ * connected; 0 or the SDK's error (the client is then destroyed). */
+static int s_open(const h_broker_t *b, const char *cert, int timeout_ms, sl_client_t **out)
+{
+    char server_pub[300];
+    sl_options_t o;
+    snprintf(server_pub, sizeof server_pub, "%s/server.pub", b->dir);
+    sl_options_init(&o);
+    o.endpoint = b->endpoint;
+    o.name = "test-security";
+    o.connect_timeout_ms = timeout_ms;
+    o.dead_after_ms = 3000;
+    if (cert) {
+        o.server_key = server_pub;
+        o.cert = cert;
+    }
+    *out = NULL;
+    int rc = sl_client_new(&o, out);
+    if (rc == 0)
+        rc = sl_client_connect(*out);
+    if (rc)
+        sl_client_destroy(out);
+    return rc;
+}
+
+static sl_client_t *s_admin(const h_broker_t *b)
+{
+    char cert[300];
+    sl_client_t *c = NULL;
+    snprintf(cert, sizeof cert, "%s/admin.cert", b->dir);
+    int rc = s_open(b, cert, S_WAIT_MS, &c);
+    if (rc)
+        fail_msg("admin client: %s", sl_strerror(rc));
+    return c;
+}
+
+/* A fresh key pair NAME in the broker's temp dir (not registered). */
+static void s_keygen(const h_broker_t *b, const char *name, s_keys_t *k)
+{
+    char err[256];
+    snprintf(k->cert, sizeof k->cert, "%s/%s.cert", b->dir, name);
+    snprintf(k->pub, sizeof k->pub, "%s/%s.pub", b->dir, name);
+    if (sl_cert_create(name, k->cert, k->pub, k->key, err, sizeof err) != 0)
+        fail_msg("sl_cert_create: %s", err);
+}
+
+static int s_pub(sl_client_t *c, const char *topic, const char *payload)
+{
+    sl_message_t m = { .topic = topic, .payload = payload, .len = strlen(payload) };
+    return sl_publish_sync(c, &m, S_WAIT_MS, NULL);
+}
+
+static int s_sub(sl_client_t *c, const char *name, const char *pattern, sl_sub_t **out)
+{
+    sl_sub_options_t so;
+    sl_sub_options_init(&so);
+    so.name = name;
+    so.pattern = pattern;
+    so.start = SL_START_EARLIEST;
+    return sl_subscribe(c, &so, out);
+}
+
+/* Register NAME's key with the admin client and grant it publish on
+ * shop.> and subscribe on audit.*. */
+static void s_register(sl_client_t *admin, const char *name, const s_keys_t *k)
+{
+    assert_int_equal(sl_key_add(admin, name, k->key), 0);
+    sl_grant_t g[] = {
+        { SL_PERM_PUBLISH, "shop.>" },
+        { SL_PERM_SUBSCRIBE, "audit.*" },
+    };
+    assert_int_equal(sl_grant(admin, name, g, 2, false), 0);
+}
+
+/* Every record of the _audit topic, read by ADMIN, as one string of JSON
+ * lines (caller frees). */
+static char *s_audit(sl_client_t *admin)
+{
+    static int seq;
+    char name[32];
+    snprintf(name, sizeof name, "audit-reader-%d", ++seq);
+    sl_sub_t *sub = NULL;
+    assert_int_equal(s_sub(admin, name, "_audit", &sub), 0);
+    size_t cap = 1 << 16, len = 0;
+    char *all = calloc(1, cap);
+    assert_non_null(all);
+    sl_msg_t *m = NULL;
+    while (sl_sub_next(sub, 1000, &m) == 0) {
+        size_t n = 0;
+        const char *p = sl_msg_payload(m, &n);
+        while (len + n + 2 > cap) {
+            cap *= 2;
+            all = realloc(all, cap);
+            assert_non_null(all);
+        }
+        memcpy(all + len, p, n);
+        len += n;
+        all[len++] = '\n';
+        all[len] = 0;
+        sl_ack(m);
+        sl_msg_destroy(&m);
+    }
+    sl_unsubscribe(&sub, true);
+    return all;
+}
+
+/* Does the audit trail hold a record with all of these fragments? */
+static bool s_audit_has(const char *all, const char *a, const char *b2, const char *c)
+{
+    for (const char *line = all; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t) (end - line) : strlen(line);
+        char buf[2048];
+        snprintf(buf, sizeof buf, "%.*s", (int) (n < sizeof buf - 1 ? n : sizeof buf - 1), line);
+        if (strstr(buf, a) && (!b2 || strstr(buf, b2)) && (!c || strstr(buf, c)))
+            return true;
+        line = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* First start: keys in the data dir with safe modes; the admin key works
+ * with nothing typed; a world-readable secret stops the broker. */
+static void test_first_start_keys(void **state)
+{
+    (void) state;
+    char mirror[64], mirror_arg[96];
+    snprintf(mirror, sizeof mirror, "/tmp/sluice-it-audit-%d.jsonl", (int) getpid());
+    snprintf(mirror_arg, sizeof mirror_arg, "--audit-file=%s", mirror);
+    const char *const args[] = { mirror_arg, NULL };
+    h_broker_t b;
+    h_broker_init_secure(&b, args);
+    assert_int_equal(h_broker_start(&b), 0);
+    static const char *const secret[] = { "server.cert", "admin.cert" };
+    for (int i = 0; i < 2; i++) {
+        char path[300];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", b.dir, secret[i]);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
+    sl_client_t *admin = s_admin(&b);
+    assert_int_equal(s_pub(admin, "demo.hello", "hi"), 0);
+    sl_client_destroy(&admin);
+
+    /* The CLI with --home: no key typed. */
+    char cli[512], cmd[1400];
+    char *out = NULL;
+    h_build_path("adapters/cli/sluice", cli, sizeof cli);
+    snprintf(cmd, sizeof cmd, "%s pub demo.hello --home %s", cli, b.dir);
+    assert_int_equal(h_run(cmd, "from the cli\n", NULL), 0);
+    snprintf(cmd, sizeof cmd, "%s keys list --home %s", cli, b.dir);
+    assert_int_equal(h_run(cmd, NULL, &out), 0);
+    assert_non_null(strstr(out, "admin"));
+    free(out);
+
+    assert_int_equal(h_broker_stop(&b, SIGTERM), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/server.cert", b.dir);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_not_equal(h_broker_start(&b), 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'readable by group or others' '%s'", b.log);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(h_broker_start(&b), 0);
+    h_broker_destroy(&b);
+
+    /* The JSON-lines mirror got the records too: the local admin key and
+     * both starts. */
+    snprintf(cmd, sizeof cmd, "grep -c '\"action\":\"broker.start\"' '%s' | grep -qx 2 && "
+             "grep -q '\"action\":\"keys.add\",\"target\":\"admin\"' '%s'", mirror, mirror);
+    assert_int_equal(system(cmd), 0);
+    unlink(mirror);
+}
+
+/* Plain text is refused off loopback; a plain-text client cannot use an
+ * encrypted broker. */
+static void test_plaintext_rules(void **state)
+{
+    (void) state;
+    char sluiced[512], cmd[1024];
+    h_build_path("broker/sluiced", sluiced, sizeof sluiced);
+    snprintf(cmd, sizeof cmd, "%s --insecure-plaintext --listen tcp://0.0.0.0:0 "
+             "--data-dir /tmp/sluice-never 2>&1 | grep -q 'only on loopback'", sluiced);
+    assert_int_equal(system(cmd), 0);
+
+    h_broker_t b;
+    h_broker_init_secure(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = NULL;
+    assert_int_not_equal(s_open(&b, NULL, 3000, &c), 0);
+    assert_null(c);
+    h_broker_destroy(&b);
+}
+
+/* Unknown keys are refused at the handshake (and audited); a registered
+ * key has exactly its grants; admin commands need admin. */
+static void test_admission_and_grants(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init_secure(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    s_keys_t alice;
+    s_keygen(&b, "alice", &alice);
+
+    sl_client_t *c = NULL;
+    assert_int_equal(s_open(&b, alice.cert, 5000, &c), SL_EAUTH);
+
+    sl_client_t *admin = s_admin(&b);
+    s_register(admin, "alice", &alice);
+    assert_int_equal(s_open(&b, alice.cert, S_WAIT_MS, &c), 0);
+
+    assert_int_equal(s_pub(c, "shop.orders", "order 1"), 0);
+    assert_int_equal(s_pub(c, "hr.salaries", "secret"), SL_EDENIED);
+    sl_sub_t *sub = NULL;
+    assert_int_equal(s_sub(c, "alice-orders", "shop.orders", &sub), SL_EDENIED);
+    assert_int_equal(s_sub(c, "alice-audit", "audit.*", &sub), 0);
+    sl_unsubscribe(&sub, true);
+    /* Wider than the grant: refused. */
+    assert_int_equal(s_sub(c, "alice-all", ">", &sub), SL_EDENIED);
+    /* Admin commands. */
+    s_keys_t mallory;
+    s_keygen(&b, "mallory", &mallory);
+    assert_int_equal(sl_key_add(c, "mallory", mallory.key), SL_EDENIED);
+    assert_int_equal(sl_topic_create(c, "shop.new", 0, 0), SL_EDENIED);
+
+    /* A revoked grant is gone at once. */
+    sl_grant_t g = { SL_PERM_PUBLISH, "shop.>" };
+    assert_int_equal(sl_grant(admin, "alice", &g, 1, true), 0);
+    assert_int_equal(s_pub(c, "shop.orders", "order 2"), SL_EDENIED);
+    sl_client_destroy(&c);
+
+    char *audit = s_audit(admin);
+    assert_true(s_audit_has(audit, "\"action\":\"connect\"", "\"result\":\"refused\"",
+                            alice.key));
+    assert_true(s_audit_has(audit, "\"action\":\"keys.add\"", "\"target\":\"alice\"",
+                            "\"result\":\"ok\""));
+    assert_true(s_audit_has(audit, "\"identity\":\"alice\"", "\"action\":\"publish\"",
+                            "hr.salaries"));
+    assert_true(s_audit_has(audit, "\"identity\":\"alice\"", "\"action\":\"keys.add\"",
+                            "\"result\":\"denied\""));
+    assert_true(s_audit_has(audit, "\"identity\":\"alice\"", "\"action\":\"topic.create\"",
+                            "\"result\":\"denied\""));
+    assert_true(s_audit_has(audit, "\"action\":\"grant.revoke\"", "\"target\":\"alice\"",
+                            NULL));
+    free(audit);
+    /* The same trail through the CLI, filtered by identity. */
+    char cli[512], cmd[1400];
+    char *out = NULL;
+    h_build_path("adapters/cli/sluice", cli, sizeof cli);
+    snprintf(cmd, sizeof cmd, "%s audit --home %s --identity alice", cli, b.dir);
+    assert_int_equal(h_run(cmd, NULL, &out), 0);
+    assert_non_null(strstr(out, "hr.salaries"));
+    assert_non_null(strstr(out, "denied"));
+    assert_null(strstr(out, "broker.start"));
+    free(out);
+    /* _audit is not writable through the API, not even by admin. */
+    assert_int_not_equal(s_pub(admin, "_audit", "forged"), 0);
+    sl_client_destroy(&admin);
+    h_broker_destroy(&b);
+}
+
+static void s_counter_revoked(const char *name, uint64_t value, void *arg)
+{
+    if (strcmp(name, "sessions.revoked") == 0)
+        *(uint64_t *) arg = value;
+}
+
+/* A revoked key's open connection is closed at once and it cannot come
+ * back. */
+static void test_revoke_cuts_off(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init_secure(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    s_keys_t bob;
+    s_keygen(&b, "bob", &bob);
+    sl_client_t *admin = s_admin(&b);
+    s_register(admin, "bob", &bob);
+    sl_client_t *c = NULL;
+    assert_int_equal(s_open(&b, bob.cert, S_WAIT_MS, &c), 0);
+    assert_int_equal(s_pub(c, "shop.orders", "before"), 0);
+
+    sl_identity_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(sl_key_list(admin, &ids, &n), 0);
+    bool seen = false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ids[i].name, "bob") == 0) {
+            seen = true;
+            assert_int_equal(ids[i].sessions, 1);
+            assert_false(ids[i].revoked);
+        }
+    assert_true(seen);
+    sl_identity_list_free(ids, n);
+
+    assert_int_equal(sl_key_revoke(admin, "bob"), 0);
+    /* The next publish fails: the connection is gone and the key is
+     * refused on reconnect. */
+    int rc = s_pub(c, "shop.orders", "after");
+    assert_int_not_equal(rc, 0);
+    for (int i = 0; i < 50 && sl_client_auth(c) != SL_AUTH_REFUSED; i++)
+        sl_poll(c, 100);
+    assert_int_equal(sl_client_auth(c), SL_AUTH_REFUSED);
+    sl_client_destroy(&c);
+    assert_int_equal(s_open(&b, bob.cert, 5000, &c), SL_EAUTH);
+
+    uint64_t revoked = 0;
+    assert_int_equal(sl_counters(admin, s_counter_revoked, &revoked), 0);
+    assert_int_equal(revoked, 1);
+    sl_client_destroy(&admin);
+    h_broker_destroy(&b);
+}
+
+/* ------------------------------------------------------- loopback capture */
+
+typedef struct {
+    int fd;
+    atomic_bool stop;
+    char *buf;                  /* every captured byte, concatenated */
+    size_t len, cap;
+} s_capture_t;
+
+static void *s_capture_main(void *arg)
+{
+    s_capture_t *cap = arg;
+    uint8_t pkt[70000];
+    while (!atomic_load(&cap->stop)) {
+        struct pollfd p = { cap->fd, POLLIN, 0 };
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t n = recv(cap->fd, pkt, sizeof pkt, 0);
+        if (n <= 0)
+            continue;
+        if (cap->len + (size_t) n > cap->cap) {
+            size_t want = (cap->cap + (size_t) n) * 2;
+            char *p2 = realloc(cap->buf, want);
+            if (!p2)
+                break;
+            cap->buf = p2;
+            cap->cap = want;
+        }
+        memcpy(cap->buf + cap->len, pkt, (size_t) n);
+        cap->len += (size_t) n;
+    }
+    return NULL;
+}
+
+/* Capture every packet on lo while MARKER is published by a client of B
+ * (CERT NULL = plain text). Returns whether MARKER was seen in the clear;
+ * -1 when capturing is not permitted. */
+static int s_marker_on_wire(const h_broker_t *b, const char *cert, const char *marker)
+{
+    s_capture_t cap = { .fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)) };
+    if (cap.fd < 0)
+        return -1;
+    struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                              .sll_ifindex = (int) if_nametoindex("lo") };
+    assert_int_equal(bind(cap.fd, (struct sockaddr *) &ll, sizeof ll), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_capture_main, &cap), 0);
+    sl_client_t *c = NULL;
+    assert_int_equal(s_open(b, cert, S_WAIT_MS, &c), 0);
+    sl_sub_t *sub = NULL;
+    assert_int_equal(s_sub(c, "wire", "wire.t", &sub), 0);
+    assert_int_equal(s_pub(c, "wire.t", marker), 0);
+    sl_msg_t *m = NULL;
+    assert_int_equal(sl_sub_next(sub, S_WAIT_MS, &m), 0);   /* it came back, too */
+    sl_ack_sync(m, S_WAIT_MS);
+    sl_msg_destroy(&m);
+    sl_client_destroy(&c);
+    usleep(200000);
+    atomic_store(&cap.stop, true);
+    pthread_join(t, NULL);
+    close(cap.fd);
+    bool seen = cap.len && memmem(cap.buf, cap.len, marker, strlen(marker)) != NULL;
+    assert_true(cap.len > 0);
+    free(cap.buf);
+    return seen;
+}
+
+static void test_no_plaintext_on_wire(void **state)
+{
+    (void) state;
+    const char *marker = "MARKER-7c1f-credit-card-4111111111111111";
+    h_broker_t plain, secure;
+    /* Control: in plain text the capture does see the marker, so the
+     * capture itself works. */
+    h_broker_init(&plain, NULL);
+    assert_int_equal(h_broker_start(&plain), 0);
+    int seen = s_marker_on_wire(&plain, NULL, marker);
+    h_broker_destroy(&plain);
+    if (seen < 0)
+        skip();                         /* not root: no AF_PACKET */
+    assert_int_equal(seen, 1);
+
+    h_broker_init_secure(&secure, NULL);
+    assert_int_equal(h_broker_start(&secure), 0);
+    char cert[300];
+    snprintf(cert, sizeof cert, "%s/admin.cert", secure.dir);
+    assert_int_equal(s_marker_on_wire(&secure, cert, marker), 0);
+    h_broker_destroy(&secure);
+}
+
+/* ------------------------------------------------------ encryption at rest */
+
+static bool s_file_has(const char *path, const char *marker)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -q -a -F '%s' '%s'", marker, path);
+    return system(cmd) == 0;
+}
+
+static void test_encryption_at_rest(void **state)
+{
+    (void) state;
+    const char *marker = "MARKER-at-rest-9d2e-passport-X1234567";
+    char key[100], wrong[100], extra[128], sluiced[512], cmd[1400], mdb[300];
+    h_build_path("broker/sluiced", sluiced, sizeof sluiced);
+    snprintf(key, sizeof key, "/tmp/sluice-it-key-%d", (int) getpid());
+    snprintf(wrong, sizeof wrong, "/tmp/sluice-it-wrong-%d", (int) getpid());
+    unlink(key);
+    unlink(wrong);
+    snprintf(cmd, sizeof cmd, "%s --new-key %s >/dev/null && %s --new-key %s >/dev/null",
+             sluiced, key, sluiced, wrong);
+    assert_int_equal(system(cmd), 0);
+    snprintf(extra, sizeof extra, "--encrypt-at-rest=%s", key);
+    const char *const args[] = { extra, NULL };
+    h_broker_t b;
+    h_broker_init_secure(&b, args);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *admin = s_admin(&b);
+    assert_int_equal(s_pub(admin, "vault.t", marker), 0);
+    uint32_t key_id = 0;
+    assert_int_equal(sl_rotate_key(admin, &key_id), 0);
+    assert_int_equal(key_id, 2);
+    assert_int_equal(s_pub(admin, "vault.t", "after rotation"), 0);
+    sl_client_destroy(&admin);
+    assert_int_equal(h_broker_stop(&b, SIGTERM), 0);
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", b.dir);
+    assert_false(s_file_has(mdb, marker));
+
+    /* The wrong key: a clear refusal to start. */
+    snprintf(b.extra[0], sizeof b.extra[0], "--encrypt-at-rest=%s", wrong);
+    assert_int_not_equal(h_broker_start(&b), 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'wrong key' '%s'", b.log);
+    assert_int_equal(system(cmd), 0);
+    /* No key at all: refused too. */
+    b.nextra = 0;
+    assert_int_not_equal(h_broker_start(&b), 0);
+
+    /* The right key: both records read back, before and after rotation. */
+    snprintf(b.extra[0], sizeof b.extra[0], "--encrypt-at-rest=%s", key);
+    b.nextra = 1;
+    assert_int_equal(h_broker_start(&b), 0);
+    admin = s_admin(&b);
+    sl_sub_t *sub = NULL;
+    assert_int_equal(s_sub(admin, "vault-reader", "vault.t", &sub), 0);
+    const char *want[] = { marker, "after rotation" };
+    for (int i = 0; i < 2; i++) {
+        sl_msg_t *m = NULL;
+        assert_int_equal(sl_sub_next(sub, S_WAIT_MS, &m), 0);
+        size_t n = 0;
+        const char *p = sl_msg_payload(m, &n);
+        assert_int_equal(n, strlen(want[i]));
+        assert_memory_equal(p, want[i], n);
+        sl_ack(m);
+        sl_msg_destroy(&m);
+    }
+    sl_client_destroy(&admin);
+    h_broker_destroy(&b);
+
+    /* Control: without encryption the marker is in the file. */
+    h_broker_init_secure(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    admin = s_admin(&b);
+    assert_int_equal(s_pub(admin, "vault.t", marker), 0);
+    sl_client_destroy(&admin);
+    assert_int_equal(h_broker_stop(&b, SIGTERM), 0);
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", b.dir);
+    assert_true(s_file_has(mdb, marker));
+    h_broker_destroy(&b);
+    unlink(key);
+    unlink(wrong);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_start_keys),
+        cmocka_unit_test(test_plaintext_rules),
+        cmocka_unit_test(test_admission_and_grants),
+        cmocka_unit_test(test_revoke_cuts_off),
+        cmocka_unit_test(test_no_plaintext_on_wire),
+        cmocka_unit_test(test_encryption_at_rest),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

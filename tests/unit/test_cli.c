@@ -1,0 +1,369 @@
+/*  test_cli - the `sluice` command's shared helpers (cli_common.c): where
+ *  the keys and the endpoint come from (flags, environment, --home, the
+ *  ./var/sluice default, a plain-text broker's endpoint file), times for
+ *  --since, and the JSON field reader `audit` uses. No broker: only what
+ *  cli_parse settles before connecting. Changes the process's working
+ *  directory and environment, so it runs alone in its own process.  */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli.h"
+
+static char s_root[64];         /* the temporary tree of this run */
+
+static void s_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void s_path(char *buf, size_t len, const char *rel)
+{
+    snprintf(buf, len, "%s/%s", s_root, rel);
+}
+
+static void s_mkdir(const char *rel)
+{
+    char p[256];
+    s_path(p, sizeof p, rel);
+    assert_int_equal(mkdir(p, 0700), 0);
+}
+
+static void s_put(const char *rel, const char *text)
+{
+    char p[256];
+    s_path(p, sizeof p, rel);
+    s_file(p, text);
+}
+
+/* A tree: home/ (a keyed broker's data dir), plain/ (a plain-text one's),
+ * nokey/ (server.pub, no admin.cert), empty/ (a working directory with
+ * nothing) and here/ (a working directory with var/sluice in it). */
+static int s_setup(void **state)
+{
+    (void) state;
+    snprintf(s_root, sizeof s_root, "/tmp/test_cli.XXXXXX");
+    if (!mkdtemp(s_root))
+        return -1;
+    s_mkdir("home");
+    s_put("home/server.pub", "x\n");
+    s_put("home/admin.cert", "x\n");
+    s_put("home/endpoint", "tcp://127.0.0.1:7777\n");
+    s_mkdir("plain");
+    s_put("plain/endpoint", "tcp://127.0.0.1:8888\nplaintext\n");
+    s_mkdir("nokey");
+    s_put("nokey/server.pub", "x\n");
+    s_mkdir("empty");
+    s_mkdir("here");
+    s_mkdir("here/var");
+    s_mkdir("here/var/sluice");
+    s_put("here/var/sluice/server.pub", "x\n");
+    s_put("here/var/sluice/admin.cert", "x\n");
+    s_put("here/var/sluice/endpoint", "tcp://127.0.0.1:9999\n");
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    (void) state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A clean environment in working directory REL. */
+static void s_env(const char *rel)
+{
+    char p[256];
+    unsetenv("SLUICE_BROKER");
+    unsetenv("SLUICE_CERT");
+    unsetenv("SLUICE_SERVER_KEY");
+    unsetenv("SLUICE_HOME");
+    s_path(p, sizeof p, rel);
+    assert_int_equal(chdir(p), 0);
+}
+
+/* cli_parse of "cmd ARGS..." (NULL-terminated); the exit code it gives,
+ * CLI_EXIT_OK when it says run. */
+static int s_parse(cli_ctx_t *ctx, ...)
+{
+    static const struct option options[] = {
+        CLI_COMMON_OPTIONS,
+        { NULL, 0, NULL, 0 },
+    };
+    char *argv[16] = { (char *) "cmd" };
+    int argc = 1, rc = CLI_EXIT_OK;
+    va_list ap;
+    va_start(ap, ctx);
+    for (const char *a; (a = va_arg(ap, const char *)); )
+        argv[argc++] = (char *) a;
+    va_end(ap);
+    cli_ctx_init(ctx, "cmd", "usage\n");
+    if (cli_parse(ctx, argc, argv, options, NULL, NULL, 0, 0, &rc))
+        return CLI_EXIT_OK;
+    assert_int_not_equal(rc, CLI_EXIT_OK);
+    return rc;
+}
+
+static void s_expect(const cli_ctx_t *ctx, const char *cert,
+                     const char *server_key, const char *broker)
+{
+    if (!cert)
+        assert_null(ctx->cert);
+    else
+        assert_string_equal(ctx->cert, cert);
+    if (!server_key)
+        assert_null(ctx->server_key);
+    else
+        assert_string_equal(ctx->server_key, server_key);
+    assert_string_equal(ctx->broker, broker);
+}
+
+static void test_no_keys(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx;
+    s_env("empty");
+    assert_int_equal(s_parse(&ctx, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, NULL, NULL, SL_DEFAULT_ENDPOINT);
+    assert_false(ctx.home_auto);
+    setenv("SLUICE_BROKER", "tcp://10.0.0.1:1", 1);
+    assert_int_equal(s_parse(&ctx, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, NULL, NULL, "tcp://10.0.0.1:1");
+    assert_int_equal(s_parse(&ctx, "--broker", "tcp://10.0.0.2:2", NULL),
+                     CLI_EXIT_OK);
+    s_expect(&ctx, NULL, NULL, "tcp://10.0.0.2:2");
+}
+
+static void test_home(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx;
+    char home[200], cert[256], pub[256];
+    s_path(home, sizeof home, "home");
+    snprintf(cert, sizeof cert, "%s/admin.cert", home);
+    snprintf(pub, sizeof pub, "%s/server.pub", home);
+    s_env("empty");
+    assert_int_equal(s_parse(&ctx, "--home", home, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, cert, pub, "tcp://127.0.0.1:7777");
+    /* --broker and $SLUICE_BROKER beat the endpoint file. */
+    assert_int_equal(s_parse(&ctx, "--home", home, "--broker",
+                             "tcp://10.0.0.2:2", NULL), CLI_EXIT_OK);
+    s_expect(&ctx, cert, pub, "tcp://10.0.0.2:2");
+    setenv("SLUICE_BROKER", "tcp://10.0.0.1:1", 1);
+    assert_int_equal(s_parse(&ctx, "--home", home, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, cert, pub, "tcp://10.0.0.1:1");
+    unsetenv("SLUICE_BROKER");
+    /* The same from the environment. */
+    setenv("SLUICE_HOME", home, 1);
+    assert_int_equal(s_parse(&ctx, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, cert, pub, "tcp://127.0.0.1:7777");
+    /* A flag beats the home; the home's other half stays. */
+    assert_int_equal(s_parse(&ctx, "--cert", "me.cert", NULL), CLI_EXIT_OK);
+    s_expect(&ctx, "me.cert", pub, "tcp://127.0.0.1:7777");
+}
+
+static void test_precedence(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx;
+    char home[200], cert[256], pub[256];
+    s_path(home, sizeof home, "home");
+    snprintf(cert, sizeof cert, "%s/admin.cert", home);
+    snprintf(pub, sizeof pub, "%s/server.pub", home);
+    s_env("empty");
+    setenv("SLUICE_CERT", "env.cert", 1);
+    setenv("SLUICE_SERVER_KEY", "env.pub", 1);
+    /* Variables alone. */
+    assert_int_equal(s_parse(&ctx, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, "env.cert", "env.pub", SL_DEFAULT_ENDPOINT);
+    /* --home is a flag: it beats the variables. */
+    assert_int_equal(s_parse(&ctx, "--home", home, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, cert, pub, "tcp://127.0.0.1:7777");
+    /* $SLUICE_HOME is a variable: the specific variables beat it. */
+    setenv("SLUICE_HOME", home, 1);
+    assert_int_equal(s_parse(&ctx, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, "env.cert", "env.pub", "tcp://127.0.0.1:7777");
+    /* The specific flags beat everything. */
+    assert_int_equal(s_parse(&ctx, "--home", home, "--cert", "f.cert",
+                             "--server-key", "f.pub", NULL), CLI_EXIT_OK);
+    s_expect(&ctx, "f.cert", "f.pub", "tcp://127.0.0.1:7777");
+}
+
+static void test_default_home(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx;
+    s_env("here");
+    assert_int_equal(s_parse(&ctx, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, "./var/sluice/admin.cert", "./var/sluice/server.pub",
+             "tcp://127.0.0.1:9999");
+    assert_true(ctx.home_auto);
+    /* --broker keeps the keys. */
+    assert_int_equal(s_parse(&ctx, "--broker", "tcp://10.0.0.2:2", NULL),
+                     CLI_EXIT_OK);
+    s_expect(&ctx, "./var/sluice/admin.cert", "./var/sluice/server.pub",
+             "tcp://10.0.0.2:2");
+    /* Any key option or variable turns the default off. */
+    setenv("SLUICE_CERT", "env.cert", 1);
+    setenv("SLUICE_SERVER_KEY", "env.pub", 1);
+    assert_int_equal(s_parse(&ctx, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, "env.cert", "env.pub", SL_DEFAULT_ENDPOINT);
+    assert_false(ctx.home_auto);
+    /* And --insecure-plaintext turns everything off. */
+    assert_int_equal(s_parse(&ctx, "--insecure-plaintext", NULL), CLI_EXIT_OK);
+    s_expect(&ctx, NULL, NULL, SL_DEFAULT_ENDPOINT);
+    assert_int_equal(s_parse(&ctx, "--insecure-plaintext", "--cert", "x", NULL),
+                     CLI_EXIT_USAGE);
+}
+
+static void test_plaintext_home(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx;
+    char plain[256];
+    s_path(plain, sizeof plain, "plain");
+    s_env("empty");
+    /* No server.pub, and the endpoint file says plain text: no keys. */
+    assert_int_equal(s_parse(&ctx, "--home", plain, NULL), CLI_EXIT_OK);
+    s_expect(&ctx, NULL, NULL, "tcp://127.0.0.1:8888");
+}
+
+static void test_bad_keys(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx;
+    char path[256];
+    s_env("empty");
+    s_path(path, sizeof path, "missing");
+    assert_int_equal(s_parse(&ctx, "--home", path, NULL), CLI_EXIT_USAGE);
+    s_path(path, sizeof path, "nokey");
+    assert_int_equal(s_parse(&ctx, "--home", path, NULL), CLI_EXIT_USAGE);
+    /* ... unless a certificate comes from elsewhere. */
+    assert_int_equal(s_parse(&ctx, "--home", path, "--cert", "me.cert", NULL),
+                     CLI_EXIT_OK);
+    assert_int_equal(s_parse(&ctx, "--server-key", "k", NULL), CLI_EXIT_USAGE);
+    assert_int_equal(s_parse(&ctx, "--cert", "c", NULL), CLI_EXIT_USAGE);
+    assert_int_equal(s_parse(&ctx, "--cert", "", "--server-key", "k", NULL),
+                     CLI_EXIT_USAGE);
+}
+
+static void test_offline(void **state)
+{
+    (void) state;
+    static const struct option options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    char *argv[] = { (char *) "keygen", (char *) "alice", NULL };
+    cli_ctx_t ctx;
+    int rc = CLI_EXIT_OK;
+    s_env("empty");
+    setenv("SLUICE_HOME", "/nonexistent", 1);
+    cli_ctx_init(&ctx, "keygen", "usage\n");
+    ctx.offline = true;
+    assert_true(cli_parse(&ctx, 2, argv, options, NULL, NULL, 1, 1, &rc));
+    assert_null(ctx.cert);
+    assert_null(ctx.server_key);
+}
+
+static void test_times(void **state)
+{
+    (void) state;
+    uint64_t t = 0, now = 1796122463000000ull;
+    assert_int_equal(cli_parse_time_us("2024-05-01T12:00:00Z", now, &t), 0);
+    assert_int_equal(t, 1714564800ull * 1000000);
+    assert_int_equal(cli_parse_time_us("2024-05-01t12:00:00.25z", now, &t), 0);
+    assert_int_equal(t, 1714564800ull * 1000000 + 250000);
+    assert_int_equal(cli_parse_time_us("2024-05-01T14:00:00+02:00", now, &t), 0);
+    assert_int_equal(t, 1714564800ull * 1000000);
+    assert_int_equal(cli_parse_time_us("2024-05-01 12:00:00.123456Z", now, &t), 0);
+    assert_int_equal(t, 1714564800ull * 1000000 + 123456);
+    assert_int_equal(cli_parse_time_us("2024-05-01", now, &t), 0);
+    assert_int_equal(t, 1714521600ull * 1000000);
+    assert_int_equal(cli_parse_time_us("10m", now, &t), 0);
+    assert_int_equal(t, now - 600ull * 1000000);
+    assert_int_equal(cli_parse_time_us("2h", now, &t), 0);
+    assert_int_equal(t, now - 7200ull * 1000000);
+    assert_int_equal(cli_parse_time_us("@123", now, &t), 0);
+    assert_int_equal(t, 123);
+    assert_int_equal(cli_parse_time_us("100000d", now, &t), 0);
+    assert_int_equal(t, 0);                     /* before the epoch: 0 */
+    static const char *const bad[] = {
+        "", "yesterday", "2024-13-01", "2024-05-01T12:00Z", "2024-05-01T12:00:00",
+        "2024-05-01T12:00:00+0200", "2024-05-01T12:00:00Zjunk", "@", "@x", "-5m",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (cli_parse_time_us(bad[i], now, &t) == 0)
+            fail_msg("'%s' was taken for a time", bad[i]);
+    char buf[64];
+    cli_format_time(1714564800ull * 1000000 + 123456, buf, sizeof buf);
+    assert_string_equal(buf, "2024-05-01T12:00:00.123Z");
+}
+
+static int s_field(const char *json, const char *key, char *out, size_t len,
+                   bool *is_string)
+{
+    return cli_json_field(json, strlen(json), key, out, len, is_string);
+}
+
+static void test_json_field(void **state)
+{
+    (void) state;
+    const char *rec = "{\"ts\":\"2026-12-01T10:44:16.123456Z\",\"ts_us\":1796121856123456,"
+                      " \"identity\" : null, \"action\":\"keys.add\","
+                      "\"detail\":{\"a\":[1,\"}\"]},\"target\":\"a\\\"b\\\\c\\u00e9\\n\"}";
+    char out[64];
+    bool str = false;
+    assert_int_equal(s_field(rec, "ts", out, sizeof out, &str), 1);
+    assert_true(str);
+    assert_string_equal(out, "2026-12-01T10:44:16.123456Z");
+    assert_int_equal(s_field(rec, "ts_us", out, sizeof out, &str), 1);
+    assert_false(str);
+    assert_string_equal(out, "1796121856123456");
+    assert_int_equal(s_field(rec, "identity", out, sizeof out, &str), 1);
+    assert_false(str);
+    assert_string_equal(out, "null");
+    assert_int_equal(s_field(rec, "detail", out, sizeof out, &str), 1);
+    assert_string_equal(out, "{\"a\":[1,\"}\"]}");
+    /* Found after a nested value; escapes decoded, é as UTF-8. */
+    assert_int_equal(s_field(rec, "target", out, sizeof out, NULL), 1);
+    assert_string_equal(out, "a\"b\\c\xc3\xa9\n");
+    assert_int_equal(s_field(rec, "result", out, sizeof out, NULL), 0);
+    /* Truncated to the buffer, still terminated. */
+    assert_int_equal(s_field(rec, "ts", out, 5, NULL), 1);
+    assert_string_equal(out, "2026");
+    assert_int_equal(s_field("{}", "a", out, sizeof out, NULL), 0);
+    static const char *const bad[] = {
+        "", "[1]", "not json", "{\"a\":", "{\"a\" 1}", "{\"a\":\"x}", "{\"b\":1,}",
+        "{\"b\":\"\\u12g4\",\"a\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (s_field(bad[i], "a", out, sizeof out, NULL) != -1)
+            fail_msg("'%s' was taken for JSON", bad[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_no_keys),
+        cmocka_unit_test(test_home),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_default_home),
+        cmocka_unit_test(test_plaintext_home),
+        cmocka_unit_test(test_bad_keys),
+        cmocka_unit_test(test_offline),
+        cmocka_unit_test(test_times),
+        cmocka_unit_test(test_json_field),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
