@@ -5,6 +5,7 @@
  *  (the file text and the zconfig tree are freed before returning).
  *  It checks syntax and ranges only; what a value means is each module's.  */
 #include "sld_config.h"
+#include "slc.h"
 #include "sluice_codes.h"
 #include <czmq.h>
 #include <errno.h>
@@ -82,19 +83,6 @@ static const s_setting_t s_settings[] = {
 #define S_NSETTINGS (sizeof s_settings / sizeof s_settings[0])
 
 static const char *s_levels[] = { "error", "warn", "info", "debug" };
-
-static void s_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 void sld_config_defaults(sld_config_t *cfg)
 {
@@ -216,24 +204,24 @@ static int s_apply_text(char *field, const s_setting_t *s, const char *text,
         return 0;
     }
     if (len == 0) {
-        s_err(err, err_len, "%s/%s: must not be empty", s->section, s->key);
+        slc_errf(err, err_len, "%s/%s: must not be empty", s->section, s->key);
         rc = SL_EINVAL;
         goto fail;
     }
     if (len >= s->width) {
-        s_err(err, err_len, "%s/%s: too long (at most %zu bytes)",
+        slc_errf(err, err_len, "%s/%s: too long (at most %zu bytes)",
               s->section, s->key, s->width - 1);
         rc = SL_EINVAL;
         goto fail;
     }
     if (!s_printable(text)) {
-        s_err(err, err_len, "%s/%s: \"%s\" holds control characters or "
+        slc_errf(err, err_len, "%s/%s: \"%s\" holds control characters or "
               "both kinds of quote", s->section, s->key, text);
         rc = SL_EINVAL;
         goto fail;
     }
     if (s->kind == S_ENDPOINT && (!sep || sep == text || !sep[3])) {
-        s_err(err, err_len, "%s/%s: \"%s\" is not an endpoint "
+        slc_errf(err, err_len, "%s/%s: \"%s\" is not an endpoint "
               "(e.g. tcp://127.0.0.1:5555)", s->section, s->key, text);
         rc = SL_EINVAL;
         goto fail;
@@ -256,7 +244,7 @@ static int s_apply_level(int *field, const s_setting_t *s, const char *text,
             return 0;
         }
     if (!s_digits(text, &v, &end) || *end || v > 3) {
-        s_err(err, err_len, "%s/%s: \"%s\" is not a log level "
+        slc_errf(err, err_len, "%s/%s: \"%s\" is not a log level "
               "(0-3 or error, warn, info, debug)", s->section, s->key, text);
         rc = SL_EINVAL;
         goto fail;
@@ -281,7 +269,7 @@ static int s_apply_number(char *field, const s_setting_t *s, const char *text,
     if (!s_digits(text, &n, &end)) {
         /* Either no digits at all or more than 64 bits of them. */
         bool digits = *text >= '0' && *text <= '9';
-        s_err(err, err_len, "%s/%s: \"%s\" is %s%s", s->section, s->key,
+        slc_errf(err, err_len, "%s/%s: \"%s\" is %s%s", s->section, s->key,
               text, digits ? "too large for " : "not ", what);
         rc = SL_EINVAL;
         goto fail;
@@ -291,20 +279,20 @@ static int s_apply_number(char *field, const s_setting_t *s, const char *text,
     else
         unit = s_unit(end, s->kind != S_SIZE);
     if (unit == 0) {
-        s_err(err, err_len, "%s/%s: \"%s\" is not %s",
+        slc_errf(err, err_len, "%s/%s: \"%s\" is not %s",
               s->section, s->key, text, what);
         rc = SL_EINVAL;
         goto fail;
     }
     if (!s_scale(n, unit, &v) || v > max) {
-        s_err(err, err_len, "%s/%s: \"%s\" is too large (at most %llu%s)",
+        slc_errf(err, err_len, "%s/%s: \"%s\" is too large (at most %llu%s)",
               s->section, s->key, text, (unsigned long long) max,
               s->kind == S_SIZE ? " bytes" : s->kind == S_COUNT ? "" : " ms");
         rc = SL_EINVAL;
         goto fail;
     }
     if (v == 0 && !s->zero_ok) {
-        s_err(err, err_len, "%s/%s: must not be 0", s->section, s->key);
+        slc_errf(err, err_len, "%s/%s: must not be 0", s->section, s->key);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -335,7 +323,7 @@ static int s_apply(sld_config_t *cfg, const s_setting_t *s, const char *text,
     case S_BOOL:
         rc = s_parse_bool(text, &b);
         if (rc)
-            s_err(err, err_len, "%s/%s: \"%s\" is not a boolean "
+            slc_errf(err, err_len, "%s/%s: \"%s\" is not a boolean "
                   "(on/off, true/false, yes/no, 1/0)", s->section, s->key, text);
         else
             *(bool *) (void *) field = b;
@@ -391,7 +379,7 @@ static int s_check(const sld_config_t *cfg, char *err, size_t err_len)
 {
     int rc = 0;
     if (cfg->map_size_max < cfg->map_size) {
-        s_err(err, err_len, "storage/map_size_max (%llu bytes) is smaller than "
+        slc_errf(err, err_len, "storage/map_size_max (%llu bytes) is smaller than "
               "storage/map_size (%llu bytes)",
               (unsigned long long) cfg->map_size_max,
               (unsigned long long) cfg->map_size);
@@ -399,14 +387,14 @@ static int s_check(const sld_config_t *cfg, char *err, size_t err_len)
         goto fail;
     }
     if (cfg->insecure_plaintext && !sld_config_loopback(cfg->listen)) {
-        s_err(err, err_len, "security/insecure_plaintext: refused on %s; plain text "
+        slc_errf(err, err_len, "security/insecure_plaintext: refused on %s; plain text "
               "is allowed only on loopback (tcp://127.0.0.1, tcp://[::1], "
               "tcp://localhost) or ipc:// and inproc://", cfg->listen);
         rc = SL_EINVAL;
         goto fail;
     }
     if (cfg->max_message_bytes > cfg->max_frame_bytes) {
-        s_err(err, err_len, "limits/max_message_bytes (%lu bytes) is larger "
+        slc_errf(err, err_len, "limits/max_message_bytes (%lu bytes) is larger "
               "than limits/max_frame_bytes (%lu bytes)",
               (unsigned long) cfg->max_message_bytes,
               (unsigned long) cfg->max_frame_bytes);
@@ -425,7 +413,7 @@ int sld_config_set(sld_config_t *cfg, const char *key, const char *value,
     const s_setting_t *s = NULL;
     const char *slash = key ? strchr(key, '/') : NULL;
     if (!key || !*key) {
-        s_err(err, err_len, "empty setting name");
+        slc_errf(err, err_len, "empty setting name");
         rc = SL_EINVAL;
         goto fail;
     }
@@ -446,14 +434,14 @@ int sld_config_set(sld_config_t *cfg, const char *key, const char *value,
                 found++;
             }
         if (found > 1) {
-            s_err(err, err_len, "%s: ambiguous setting; name it as section/%s",
+            slc_errf(err, err_len, "%s: ambiguous setting; name it as section/%s",
                   key, key);
             rc = SL_EINVAL;
             goto fail;
         }
     }
     if (!s) {
-        s_err(err, err_len, "%s: unknown setting (sluiced --help lists them)",
+        slc_errf(err, err_len, "%s: unknown setting (sluiced --help lists them)",
               key);
         rc = SL_EINVAL;
         goto fail;
@@ -477,28 +465,28 @@ static int s_read_file(const char *path, char **text_p, char *err, size_t err_le
     /* O_NONBLOCK: a FIFO given by mistake must not hang start-up. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        s_err(err, err_len, "%s: %s", path, strerror(errno));
+        slc_errf(err, err_len, "%s: %s", path, strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
     if (fstat(fd, &st) != 0) {
-        s_err(err, err_len, "%s: %s", path, strerror(errno));
+        slc_errf(err, err_len, "%s: %s", path, strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        s_err(err, err_len, "%s: not a regular file", path);
+        slc_errf(err, err_len, "%s: not a regular file", path);
         rc = SL_EINVAL;
         goto fail;
     }
     if (st.st_mode & S_IWOTH) {
-        s_err(err, err_len, "%s: world-writable; refusing it (chmod o-w %s)",
+        slc_errf(err, err_len, "%s: world-writable; refusing it (chmod o-w %s)",
               path, path);
         rc = SL_EINVAL;
         goto fail;
     }
     if (st.st_size > S_FILE_MAX) {
-        s_err(err, err_len, "%s: larger than %d bytes; not a config file",
+        slc_errf(err, err_len, "%s: larger than %d bytes; not a config file",
               path, S_FILE_MAX);
         rc = SL_EINVAL;
         goto fail;
@@ -506,7 +494,7 @@ static int s_read_file(const char *path, char **text_p, char *err, size_t err_le
     size_t size = (size_t) st.st_size, got = 0;
     text = malloc(size + 1);
     if (!text) {
-        s_err(err, err_len, "%s: out of memory", path);
+        slc_errf(err, err_len, "%s: out of memory", path);
         rc = SL_ENOMEM;
         goto fail;
     }
@@ -515,7 +503,7 @@ static int s_read_file(const char *path, char **text_p, char *err, size_t err_le
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            s_err(err, err_len, "%s: %s", path, strerror(errno));
+            slc_errf(err, err_len, "%s: %s", path, strerror(errno));
             rc = SL_ESYS;
             goto fail;
         }
@@ -525,7 +513,7 @@ static int s_read_file(const char *path, char **text_p, char *err, size_t err_le
     }
     text[got] = 0;
     if (memchr(text, 0, got)) {
-        s_err(err, err_len, "%s: holds a NUL byte; not a config file", path);
+        slc_errf(err, err_len, "%s: holds a NUL byte; not a config file", path);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -548,13 +536,13 @@ static int s_apply_tree(sld_config_t *cfg, zconfig_t *root,
         const char *sname = zconfig_name(sec);
         const char *svalue = zconfig_value(sec);
         if (!s_section_known(sname)) {
-            s_err(err, err_len, "%s: unknown section (expected broker, limits, "
+            slc_errf(err, err_len, "%s: unknown section (expected broker, limits, "
                   "storage, retention or delivery)", sname);
             rc = SL_EINVAL;
             goto fail;
         }
         if (svalue && *svalue) {
-            s_err(err, err_len, "%s: a section takes no value (\"%s\")",
+            slc_errf(err, err_len, "%s: a section takes no value (\"%s\")",
                   sname, svalue);
             rc = SL_EINVAL;
             goto fail;
@@ -562,12 +550,12 @@ static int s_apply_tree(sld_config_t *cfg, zconfig_t *root,
         for (zconfig_t *k = zconfig_child(sec); k; k = zconfig_next(k)) {
             const s_setting_t *s = s_lookup(sname, zconfig_name(k));
             if (!s) {
-                s_err(err, err_len, "%s/%s: unknown key", sname, zconfig_name(k));
+                slc_errf(err, err_len, "%s/%s: unknown key", sname, zconfig_name(k));
                 rc = SL_EINVAL;
                 goto fail;
             }
             if (zconfig_child(k)) {
-                s_err(err, err_len, "%s/%s: a key takes no nested items",
+                slc_errf(err, err_len, "%s/%s: a key takes no nested items",
                       sname, zconfig_name(k));
                 rc = SL_EINVAL;
                 goto fail;
@@ -595,14 +583,14 @@ static int s_load(sld_config_t *cfg, const char *path, char *err, size_t err_len
     root = zconfig_str_load(text);
     if (!root) {
         /* zconfig has already logged the line and the reason on stderr. */
-        s_err(err, err_len, "%s: not valid ZPL (indent 4 spaces per level, "
+        slc_errf(err, err_len, "%s: not valid ZPL (indent 4 spaces per level, "
               "key = value)", path);
         rc = SL_EINVAL;
         goto fail;
     }
     rc = s_apply_tree(cfg, root, why, sizeof why);
     if (rc) {
-        s_err(err, err_len, "%s: %s", path, why);
+        slc_errf(err, err_len, "%s: %s", path, why);
         goto fail;
     }
     zconfig_destroy(&root);
@@ -625,7 +613,7 @@ int sld_config_load(sld_config_t *cfg, const char *path,
         goto fail;
     rc = s_check(&tmp, why, sizeof why);
     if (rc) {
-        s_err(err, err_len, "%s: %s", path, why);
+        slc_errf(err, err_len, "%s: %s", path, why);
         goto fail;
     }
     *cfg = tmp;
@@ -759,15 +747,15 @@ static int s_next_option(int argc, char **argv, int *i, const s_option_t **opt,
     }
     if (!*opt) {
         if (arg[0] == '-')
-            s_err(err, err_len, "unknown option %s (try --help)", arg);
+            slc_errf(err, err_len, "unknown option %s (try --help)", arg);
         else
-            s_err(err, err_len, "unexpected argument \"%s\" (try --help)", arg);
+            slc_errf(err, err_len, "unexpected argument \"%s\" (try --help)", arg);
         rc = SL_EINVAL;
         goto fail;
     }
     if (!(*opt)->takes_value) {
         if (eq) {
-            s_err(err, err_len, "%s takes no value", (*opt)->name);
+            slc_errf(err, err_len, "%s takes no value", (*opt)->name);
             rc = SL_EINVAL;
             goto fail;
         }
@@ -778,7 +766,7 @@ static int s_next_option(int argc, char **argv, int *i, const s_option_t **opt,
     else if (*i + 1 < argc)
         *value = argv[++*i];
     else {
-        s_err(err, err_len, "%s needs a value (try --help)", (*opt)->name);
+        slc_errf(err, err_len, "%s needs a value (try --help)", (*opt)->name);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -837,7 +825,7 @@ static int s_usage(FILE *out, char *err, size_t err_len)
         "yes/no, 1/0.\n"
         "Retention max_age and max_bytes of 0 mean unlimited.\n");
     if (fflush(out) != 0 || ferror(out)) {
-        s_err(err, err_len, "cannot write the usage: %s", strerror(errno));
+        slc_errf(err, err_len, "cannot write the usage: %s", strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
@@ -851,7 +839,7 @@ static int s_version(FILE *out, char *err, size_t err_len)
     int rc = 0;
     fprintf(out, "sluiced %s\n", SLUICE_VERSION);
     if (fflush(out) != 0 || ferror(out)) {
-        s_err(err, err_len, "cannot write the version: %s", strerror(errno));
+        slc_errf(err, err_len, "cannot write the version: %s", strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
@@ -927,7 +915,7 @@ static int s_apply_option(sld_config_t *cfg, const s_option_t *opt,
         break;                          /* handled in the first pass */
     }
     if (rc) {
-        s_err(err, err_len, "%s: %s", opt->name, why);
+        slc_errf(err, err_len, "%s: %s", opt->name, why);
         goto fail;
     }
     return 0;
@@ -958,7 +946,7 @@ int sld_config_args(sld_config_t *cfg, int argc, char **argv,
             version = true;
         else if (opt->id == S_OPT_CONFIG) {
             if (config) {
-                s_err(err, err_len, "--config given twice (%s, %s)",
+                slc_errf(err, err_len, "--config given twice (%s, %s)",
                       config, value);
                 rc = SL_EINVAL;
                 goto fail;
@@ -991,9 +979,9 @@ int sld_config_args(sld_config_t *cfg, int argc, char **argv,
     rc = s_check(&tmp, why, sizeof why);
     if (rc) {
         if (config)
-            s_err(err, err_len, "%s with flags: %s", config, why);
+            slc_errf(err, err_len, "%s with flags: %s", config, why);
         else
-            s_err(err, err_len, "%s", why);
+            slc_errf(err, err_len, "%s", why);
         goto fail;
     }
     *cfg = tmp;

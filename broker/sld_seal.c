@@ -26,19 +26,6 @@ _Static_assert(SLD_SEAL_NONCE_LEN == crypto_aead_xchacha20poly1305_ietf_NPUBBYTE
 _Static_assert(SLD_SEAL_TAG_LEN == crypto_aead_xchacha20poly1305_ietf_ABYTES, "tag");
 _Static_assert(crypto_kdf_CONTEXTBYTES == 8, "kdf context");
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* An errno of open() as a code: what the operator has to fix differs. */
 static int s_errno_code(int err)
 {
@@ -90,14 +77,14 @@ static int s_parse_key(const char *path, char *text, size_t len,
             continue;
         }
         if (found) {
-            s_err(err, errlen, "%s: line %zu: a second key line (one key per file)",
+            slc_errf(err, errlen, "%s: line %zu: a second key line (one key per file)",
                   path, lineno);
             rc = SL_EINVAL;
             goto fail;
         }
         /* The line's content is never echoed: it may be most of a key. */
         if (stop - line != S_HEX_LEN) {
-            s_err(err, errlen, "%s: line %zu: expected the key as %d hex characters, "
+            slc_errf(err, errlen, "%s: line %zu: expected the key as %d hex characters, "
                   "found %zu characters", path, lineno, S_HEX_LEN, (size_t) (stop - line));
             rc = SL_EINVAL;
             goto fail;
@@ -105,7 +92,7 @@ static int s_parse_key(const char *path, char *text, size_t len,
         if (sodium_hex2bin(key, SLD_SEAL_KEY_LEN, line, S_HEX_LEN, NULL, &bin_len,
                            &hex_end) != 0
             || bin_len != SLD_SEAL_KEY_LEN || hex_end != stop) {
-            s_err(err, errlen, "%s: line %zu: the key is not hexadecimal", path, lineno);
+            slc_errf(err, errlen, "%s: line %zu: the key is not hexadecimal", path, lineno);
             rc = SL_EINVAL;
             goto fail;
         }
@@ -113,7 +100,7 @@ static int s_parse_key(const char *path, char *text, size_t len,
         line = next;
     }
     if (!found) {
-        s_err(err, errlen, "%s: no key in the file (expected %d hex characters)",
+        slc_errf(err, errlen, "%s: no key in the file (expected %d hex characters)",
               path, S_HEX_LEN);
         rc = SL_EINVAL;
     }
@@ -132,28 +119,28 @@ int sld_seal_key_load(const char *path, uint8_t key[SLD_SEAL_KEY_LEN],
     sodium_memzero(key, SLD_SEAL_KEY_LEN);
     rc = sld_seal_init();
     if (rc) {
-        s_err(err, errlen, "libsodium failed to initialise");
+        slc_errf(err, errlen, "libsodium failed to initialise");
         goto fail;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         rc = s_errno_code(errno);
-        s_err(err, errlen, "%s: %s", path, strerror(errno));
+        slc_errf(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     if (fstat(fd, &st) != 0) {
         rc = SL_ESYS;
-        s_err(err, errlen, "%s: %s", path, strerror(errno));
+        slc_errf(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
         rc = SL_EINVAL;
-        s_err(err, errlen, "%s is not a regular file", path);
+        slc_errf(err, errlen, "%s is not a regular file", path);
         goto fail;
     }
     if (st.st_mode & 077) {
         rc = SL_EDENIED;
-        s_err(err, errlen, "%s is readable by group or others (mode %04o): chmod 600 %s",
+        slc_errf(err, errlen, "%s is readable by group or others (mode %04o): chmod 600 %s",
               path, (unsigned) (st.st_mode & 07777), path);
         goto fail;
     }
@@ -163,7 +150,7 @@ int sld_seal_key_load(const char *path, uint8_t key[SLD_SEAL_KEY_LEN],
             continue;
         if (n < 0) {
             rc = SL_ESYS;
-            s_err(err, errlen, "%s: %s", path, strerror(errno));
+            slc_errf(err, errlen, "%s: %s", path, strerror(errno));
             goto fail;
         }
         if (n == 0)
@@ -172,7 +159,7 @@ int sld_seal_key_load(const char *path, uint8_t key[SLD_SEAL_KEY_LEN],
     }
     if (got > SLD_SEAL_KEYFILE_MAX) {
         rc = SL_EINVAL;
-        s_err(err, errlen, "%s is longer than %d bytes: not a key file", path,
+        slc_errf(err, errlen, "%s is longer than %d bytes: not a key file", path,
               SLD_SEAL_KEYFILE_MAX);
         goto fail;
     }
@@ -219,23 +206,23 @@ int sld_seal_key_create(const char *path, char *err, size_t errlen)
 
     rc = sld_seal_init();
     if (rc) {
-        s_err(err, errlen, "libsodium failed to initialise");
+        slc_errf(err, errlen, "libsodium failed to initialise");
         goto fail;
     }
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) {
         rc = s_errno_code(errno);
         if (rc == SL_EEXIST)
-            s_err(err, errlen, "%s exists: a key file is never overwritten", path);
+            slc_errf(err, errlen, "%s exists: a key file is never overwritten", path);
         else
-            s_err(err, errlen, "%s: %s", path, strerror(errno));
+            slc_errf(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     created = true;
     /* The umask may only have taken bits away; make it exactly 0600. */
     if (fchmod(fd, 0600) != 0) {
         rc = SL_ESYS;
-        s_err(err, errlen, "%s: chmod: %s", path, strerror(errno));
+        slc_errf(err, errlen, "%s: chmod: %s", path, strerror(errno));
         goto fail;
     }
     crypto_aead_xchacha20poly1305_ietf_keygen(key);
@@ -250,14 +237,14 @@ int sld_seal_key_create(const char *path, char *err, size_t errlen)
             continue;
         if (n < 0) {
             rc = SL_ESYS;
-            s_err(err, errlen, "%s: write: %s", path, strerror(errno));
+            slc_errf(err, errlen, "%s: write: %s", path, strerror(errno));
             goto fail;
         }
         done += (size_t) n;
     }
     if (fsync(fd) != 0) {
         rc = SL_ESYS;
-        s_err(err, errlen, "%s: fsync: %s", path, strerror(errno));
+        slc_errf(err, errlen, "%s: fsync: %s", path, strerror(errno));
         goto fail;
     }
     rc = close(fd) == 0 ? 0 : SL_ESYS;
@@ -265,7 +252,7 @@ int sld_seal_key_create(const char *path, char *err, size_t errlen)
     if (rc == 0)
         rc = s_sync_dir(path);
     if (rc)
-        s_err(err, errlen, "%s: could not make the file durable: %s", path,
+        slc_errf(err, errlen, "%s: could not make the file durable: %s", path,
               strerror(errno));
 fail:
     sodium_memzero(key, sizeof key);

@@ -2457,20 +2457,23 @@ fail:
     return rc;
 }
 
-int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg)
+/* Walk DBI, whose keys are names of 1..MAX bytes, calling FN for each in
+ * name order (subscriptions and identities). WHAT names them in errors. */
+static int s_named_foreach(sld_txn_t *txn, MDB_dbi dbi, size_t max, const char *what,
+                           int (*fn)(const char *, const void *, size_t, void *), void *arg)
 {
     int rc = 0, mrc;
     MDB_cursor *cur = NULL;
     MDB_val key, val;
     char name[SLD_SUB_NAME_MAX + 1];
 
-    assert(txn && fn);
-    mrc = mdb_cursor_open(txn->mt, txn->store->db_subs, &cur);
+    assert(txn && fn && max <= SLD_SUB_NAME_MAX);
+    mrc = mdb_cursor_open(txn->mt, dbi, &cur);
     if (mrc == 0)
         mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
     while (mrc == 0) {
-        if (key.mv_size == 0 || key.mv_size > SLD_SUB_NAME_MAX) {
-            fprintf(stderr, "sluiced: store: damaged subscription name\n");
+        if (key.mv_size == 0 || key.mv_size > max) {
+            fprintf(stderr, "sluiced: store: damaged %s name\n", what);
             rc = SL_ESTORE;
             goto fail;
         }
@@ -2482,37 +2485,36 @@ int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg)
         mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     if (mrc != MDB_NOTFOUND)
-        rc = s_txn_fail(txn, "list subscriptions", mrc);
+        rc = s_txn_fail(txn, what, mrc);
 fail:
     if (cur)
         mdb_cursor_close(cur);
     return rc;
 }
 
-/* ------------------------------------------------------------ identities */
-
-static int s_ident_key(const char *name, MDB_val *key)
+int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg)
 {
-    size_t n = name ? strnlen(name, SLD_IDENT_NAME_MAX + 1) : 0;
-    if (n == 0 || n > SLD_IDENT_NAME_MAX)
-        return SL_EINVAL;
-    *key = s_val(name, n);
-    return 0;
+    return s_named_foreach(txn, txn->store->db_subs, SLD_SUB_NAME_MAX, "subscription", fn, arg);
 }
+
+/* ------------------------------------------------------------ identities */
 
 int sld_store_ident_put(sld_txn_t *txn, const char *name, const void *record, size_t len)
 {
     int rc = 0, mrc;
     MDB_val key, val;
+    size_t n = name ? strnlen(name, SLD_IDENT_NAME_MAX + 1) : 0;
 
     assert(txn && txn->write && (record || len == 0));
     if (txn->err) {
         rc = txn->err;
         goto fail;
     }
-    rc = s_ident_key(name, &key);
-    if (rc)
+    if (n == 0 || n > SLD_IDENT_NAME_MAX) {
+        rc = SL_EINVAL;
         goto fail;
+    }
+    key = s_val(name, n);
     val = s_val(record, len);
     mrc = mdb_put(txn->mt, txn->store->db_idents, &key, &val, 0);
     if (mrc)
@@ -2523,34 +2525,7 @@ fail:
 
 int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg)
 {
-    int rc = 0, mrc;
-    MDB_cursor *cur = NULL;
-    MDB_val key, val;
-    char name[SLD_IDENT_NAME_MAX + 1];
-
-    assert(txn && fn);
-    mrc = mdb_cursor_open(txn->mt, txn->store->db_idents, &cur);
-    if (mrc == 0)
-        mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-    while (mrc == 0) {
-        if (key.mv_size == 0 || key.mv_size > SLD_IDENT_NAME_MAX) {
-            fprintf(stderr, "sluiced: store: damaged identity name\n");
-            rc = SL_ESTORE;
-            goto fail;
-        }
-        memcpy(name, key.mv_data, key.mv_size);
-        name[key.mv_size] = 0;
-        rc = fn(name, val.mv_data, val.mv_size, arg);
-        if (rc)
-            goto fail;
-        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-    }
-    if (mrc != MDB_NOTFOUND)
-        rc = s_txn_fail(txn, "list identities", mrc);
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
-    return rc;
+    return s_named_foreach(txn, txn->store->db_idents, SLD_IDENT_NAME_MAX, "identity", fn, arg);
 }
 
 int sld_store_cursor_get(sld_txn_t *txn, const char *name, uint32_t id, uint64_t *floor)

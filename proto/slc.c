@@ -1,6 +1,8 @@
 /*  slc - result-code names, topic names and patterns, clocks.
  *  Stateless; safe from any thread.  */
 #include "slc.h"
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -179,4 +181,14 @@ bool slc_pattern_covers(const char *grant, const char *pattern)
         p++;
         first = false;
     }
+}
+
+void slc_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

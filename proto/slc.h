@@ -41,6 +41,11 @@ bool slc_pattern_match(const char *pattern, const char *topic);
  * slc_pattern_match, so a wildcard first word of GRANT never covers a
  * reserved ('_') first word of PATTERN. */
 bool slc_pattern_covers(const char *grant, const char *pattern);
+/* printf FMT into ERR (ERRLEN bytes; nothing when ERR is NULL or ERRLEN
+ * 0): the "why" text of functions that take an ERR buffer. */
+void slc_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Make the array *ITEMS (of ELEM-byte items, *CAP allocated) hold at least
  * NEED items, doubling. On failure the array is untouched. 0 or SL_ENOMEM. */
 int slc_grow(void **items, size_t *cap, size_t need, size_t elem);

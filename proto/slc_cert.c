@@ -8,6 +8,7 @@
  *  text or bytes are wiped with sodium_memzero before they are released.
  *  No state; any thread.  */
 #include "slc_cert.h"
+#include "slc.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,19 +28,6 @@
 static const char s_z85_chars[] =
     "0123456789abcdefghijklmnopqrstuvwxyz"
     "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int s_sodium(void)
 {
@@ -66,7 +54,7 @@ int slc_key_decode(const char *text, uint8_t key[SLC_KEY_LEN], char *err,
     int rc = 0;
     size_t len = strnlen(text, SLC_Z85_LEN + 1);
     if (len != SLC_Z85_LEN) {
-        s_err(err, errlen, "a Z85 key has %d characters, not %s%zu",
+        slc_errf(err, errlen, "a Z85 key has %d characters, not %s%zu",
               SLC_Z85_LEN, len > SLC_Z85_LEN ? "more than " : "",
               len > SLC_Z85_LEN ? (size_t) SLC_Z85_LEN : len);
         rc = SL_EINVAL;
@@ -74,14 +62,14 @@ int slc_key_decode(const char *text, uint8_t key[SLC_KEY_LEN], char *err,
     }
     for (size_t i = 0; i < len; i++)
         if (!text[i] || !strchr(s_z85_chars, text[i])) {
-            s_err(err, errlen, "character %zu of the key ('%c') is not Z85",
+            slc_errf(err, errlen, "character %zu of the key ('%c') is not Z85",
                   i + 1, text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?');
             rc = SL_EINVAL;
             goto fail;
         }
     /* Valid characters can still overflow a 32-bit group. */
     if (!zmq_z85_decode(key, text)) {
-        s_err(err, errlen, "the key is not valid Z85 (a group overflows)");
+        slc_errf(err, errlen, "the key is not valid Z85 (a group overflows)");
         rc = SL_EINVAL;
         goto fail;
     }
@@ -101,19 +89,19 @@ static int s_read(const char *path, char buf[S_FILE_MAX + 1], size_t *len,
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
-        s_err(err, errlen, "cannot open %s: %s", path, strerror(e));
+        slc_errf(err, errlen, "cannot open %s: %s", path, strerror(e));
         rc = e == ENOENT || e == ENOTDIR ? SL_ENOTFOUND
            : e == EACCES || e == EPERM ? SL_EDENIED : SL_ESYS;
         goto fail;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        s_err(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        slc_errf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        s_err(err, errlen, "%s is not a regular file", path);
+        slc_errf(err, errlen, "%s is not a regular file", path);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -124,7 +112,7 @@ static int s_read(const char *path, char buf[S_FILE_MAX + 1], size_t *len,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            s_err(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            slc_errf(err, errlen, "cannot read %s: %s", path, strerror(errno));
             rc = SL_ESYS;
             goto fail;
         }
@@ -132,7 +120,7 @@ static int s_read(const char *path, char buf[S_FILE_MAX + 1], size_t *len,
             break;
         *len += (size_t) n;
         if (*len > S_FILE_MAX) {
-            s_err(err, errlen, "%s is too large for a certificate (over %d "
+            slc_errf(err, errlen, "%s is too large for a certificate (over %d "
                   "bytes)", path, S_FILE_MAX);
             rc = SL_EINVAL;
             goto fail;
@@ -209,7 +197,7 @@ static int s_zpl_parse(char *text, const char *path, s_found_t *found,
         }
         if (*p == '\t' || indent % 4 != 0 || indent / 4 > depth
             || indent / 4 >= S_DEPTH_MAX) {
-            s_err(err, errlen, "%s line %u: bad indentation (ZPL indents by "
+            slc_errf(err, errlen, "%s line %u: bad indentation (ZPL indents by "
                   "4 spaces)", path, lineno);
             rc = SL_EINVAL;
             goto fail;
@@ -217,7 +205,7 @@ static int s_zpl_parse(char *text, const char *path, s_found_t *found,
         size_t level = indent / 4;
         size_t wl = strcspn(p, " =#");
         if (wl == 0 || wl > S_WORD_MAX) {
-            s_err(err, errlen, "%s line %u: expected a name", path, lineno);
+            slc_errf(err, errlen, "%s line %u: expected a name", path, lineno);
             rc = SL_EINVAL;
             goto fail;
         }
@@ -231,7 +219,7 @@ static int s_zpl_parse(char *text, const char *path, s_found_t *found,
             const char *value;
             s_zpl_value(p + 1, &value);
             if (!value) {
-                s_err(err, errlen, "%s line %u: bad value (unclosed quote "
+                slc_errf(err, errlen, "%s line %u: bad value (unclosed quote "
                       "or text after it)", path, lineno);
                 rc = SL_EINVAL;
                 goto fail;
@@ -241,7 +229,7 @@ static int s_zpl_parse(char *text, const char *path, s_found_t *found,
                                   : strcmp(stack[1], "secret-key") == 0 ? &found->sec
                                   : NULL;
                 if (slot && *slot) {
-                    s_err(err, errlen, "%s line %u: curve/%s given twice",
+                    slc_errf(err, errlen, "%s line %u: curve/%s given twice",
                           path, lineno, stack[1]);
                     rc = SL_EINVAL;
                     goto fail;
@@ -251,7 +239,7 @@ static int s_zpl_parse(char *text, const char *path, s_found_t *found,
             }
         }
         else if (*p && *p != '#') {
-            s_err(err, errlen, "%s line %u: expected '=' after '%s'", path,
+            slc_errf(err, errlen, "%s line %u: expected '=' after '%s'", path,
                   lineno, stack[level]);
             rc = SL_EINVAL;
             goto fail;
@@ -279,28 +267,28 @@ static int s_parse(char *text, const char *path, slc_cert_t *cert, char *err,
         t[tl] = '\0';
         rc = slc_key_decode(t, cert->public_key, why, sizeof why);
         if (rc)
-            s_err(err, errlen, "%s: %s", path, why);
+            slc_errf(err, errlen, "%s: %s", path, why);
         goto fail;
     }
     rc = s_zpl_parse(text, path, &found, err, errlen);
     if (rc)
         goto fail;
     if (!found.pub) {
-        s_err(err, errlen, "%s is not a certificate: no curve/public-key "
+        slc_errf(err, errlen, "%s is not a certificate: no curve/public-key "
               "and not a 40-character Z85 key", path);
         rc = SL_EINVAL;
         goto fail;
     }
     rc = slc_key_decode(found.pub, cert->public_key, why, sizeof why);
     if (rc) {
-        s_err(err, errlen, "%s: public-key: %s", path, why);
+        slc_errf(err, errlen, "%s: public-key: %s", path, why);
         goto fail;
     }
     if (found.sec && *found.sec) {
         /* No detail: the reason could quote a character of the secret. */
         rc = slc_key_decode(found.sec, cert->secret_key, NULL, 0);
         if (rc) {
-            s_err(err, errlen, "%s: secret-key is not a key of %d Z85 "
+            slc_errf(err, errlen, "%s: secret-key is not a key of %d Z85 "
                   "characters", path, SLC_Z85_LEN);
             goto fail;
         }
@@ -320,12 +308,12 @@ static int s_check_pair(const slc_cert_t *cert, const char *path, char *err,
     int rc = s_sodium();
     uint8_t derived[SLC_KEY_LEN];
     if (rc) {
-        s_err(err, errlen, "libsodium cannot be initialised");
+        slc_errf(err, errlen, "libsodium cannot be initialised");
         goto fail;
     }
     if (crypto_scalarmult_base(derived, cert->secret_key) != 0
         || sodium_memcmp(derived, cert->public_key, SLC_KEY_LEN) != 0) {
-        s_err(err, errlen, "%s: the secret key does not belong to the "
+        slc_errf(err, errlen, "%s: the secret key does not belong to the "
               "public key", path);
         rc = SL_EINVAL;
         goto fail;
@@ -338,7 +326,7 @@ fail:
 int slc_cert_check(const slc_cert_t *cert, char *err, size_t errlen)
 {
     if (!cert->has_secret) {
-        s_err(err, errlen, "no secret key");
+        slc_errf(err, errlen, "no secret key");
         return SL_EINVAL;
     }
     return s_check_pair(cert, "the key pair", err, errlen);
@@ -359,7 +347,7 @@ int slc_cert_load(const char *path, slc_cert_t *cert, char *err,
     if (rc)
         goto fail;
     if (cert->has_secret && (mode & 077)) {
-        s_err(err, errlen, "%s is %s by group or others (mode %04o); "
+        slc_errf(err, errlen, "%s is %s by group or others (mode %04o); "
               "chmod 600 %s", path, (mode & 044) ? "readable" : "accessible",
               (unsigned) mode, path);
         rc = SL_EDENIED;
@@ -386,7 +374,7 @@ int slc_key_parse(const char *text_or_path, uint8_t key[SLC_KEY_LEN],
     memset(&cert, 0, sizeof cert);
     struct stat st;
     if (!text_or_path || !*text_or_path) {
-        s_err(err, errlen, "no key given");
+        slc_errf(err, errlen, "no key given");
         rc = SL_EINVAL;
         goto fail;
     }
@@ -395,10 +383,10 @@ int slc_key_parse(const char *text_or_path, uint8_t key[SLC_KEY_LEN],
         int e = errno;
         rc = slc_key_decode(text_or_path, key, why, sizeof why);
         if (rc && strnlen(text_or_path, SLC_Z85_LEN + 1) == SLC_Z85_LEN)
-            s_err(err, errlen, "'%s' is not a Z85 key (%s) nor a file",
+            slc_errf(err, errlen, "'%s' is not a Z85 key (%s) nor a file",
                   text_or_path, why);
         else if (rc)
-            s_err(err, errlen, "'%.80s' is neither a %d-character Z85 key "
+            slc_errf(err, errlen, "'%.80s' is neither a %d-character Z85 key "
                   "nor a readable file (%s)", text_or_path, SLC_Z85_LEN,
                   strerror(e));
         goto fail;
@@ -450,7 +438,7 @@ static int s_sync_dir(const char *path, char *err, size_t errlen)
         snprintf(dir, sizeof dir, "%.*s", (int) (slash - path), path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) {
-        s_err(err, errlen, "cannot sync directory %s: %s", dir,
+        slc_errf(err, errlen, "cannot sync directory %s: %s", dir,
               strerror(errno));
         rc = SL_ESYS;
     }
@@ -470,16 +458,16 @@ static int s_publish(const char *tmp, const char *path, char *err,
      * name just as atomically. */
     if ((errno == EINVAL || errno == ENOSYS) && link(tmp, path) == 0) {
         if (unlink(tmp) != 0) {
-            s_err(err, errlen, "cannot remove %s: %s", tmp, strerror(errno));
+            slc_errf(err, errlen, "cannot remove %s: %s", tmp, strerror(errno));
             rc = SL_ESYS;
         }
         goto fail;
     }
     int e = errno;
     if (e == EEXIST)
-        s_err(err, errlen, "%s exists: not overwritten", path);
+        slc_errf(err, errlen, "%s exists: not overwritten", path);
     else
-        s_err(err, errlen, "cannot create %s: %s", path, strerror(e));
+        slc_errf(err, errlen, "cannot create %s: %s", path, strerror(e));
     rc = e == EEXIST ? SL_EEXIST : SL_ESYS;
 fail:
     return rc;
@@ -498,28 +486,28 @@ static int s_write_new(const char *path, const void *data, size_t len,
         int n = snprintf(tmp, sizeof tmp, "%s.tmp-%08x", path,
                          (unsigned) randombytes_random());
         if (n < 0 || (size_t) n >= sizeof tmp) {
-            s_err(err, errlen, "path too long: %s", path);
+            slc_errf(err, errlen, "path too long: %s", path);
             tmp[0] = '\0';
             rc = SL_EINVAL;
             goto fail;
         }
         fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
         if (fd < 0 && errno != EEXIST) {
-            s_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            slc_errf(err, errlen, "cannot create %s: %s", path, strerror(errno));
             tmp[0] = '\0';
             rc = SL_ESYS;
             goto fail;
         }
     }
     if (fd < 0) {
-        s_err(err, errlen, "cannot create a temporary file for %s", path);
+        slc_errf(err, errlen, "cannot create a temporary file for %s", path);
         tmp[0] = '\0';
         rc = SL_ESYS;
         goto fail;
     }
     /* Exactly MODE whatever the umask: 0644 for a .pub meant to be shared. */
     if (fchmod(fd, mode) != 0) {
-        s_err(err, errlen, "cannot chmod %s: %s", tmp, strerror(errno));
+        slc_errf(err, errlen, "cannot chmod %s: %s", tmp, strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
@@ -530,7 +518,7 @@ static int s_write_new(const char *path, const void *data, size_t len,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            s_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            slc_errf(err, errlen, "cannot write %s: %s", path, strerror(errno));
             rc = SL_ESYS;
             goto fail;
         }
@@ -538,14 +526,14 @@ static int s_write_new(const char *path, const void *data, size_t len,
         left -= (size_t) n;
     }
     if (fsync(fd) != 0) {
-        s_err(err, errlen, "cannot sync %s: %s", path, strerror(errno));
+        slc_errf(err, errlen, "cannot sync %s: %s", path, strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
     int closed = close(fd);
     fd = -1;
     if (closed != 0) {
-        s_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        slc_errf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
@@ -566,14 +554,14 @@ static int s_name_check(const char *name, char *err, size_t errlen)
 {
     size_t len = name ? strnlen(name, S_NAME_MAX + 1) : 0;
     if (len == 0 || len > S_NAME_MAX) {
-        s_err(err, errlen, "a certificate name has 1 to %d characters",
+        slc_errf(err, errlen, "a certificate name has 1 to %d characters",
               S_NAME_MAX);
         return SL_EINVAL;
     }
     for (size_t i = 0; i < len; i++)
         if ((unsigned char) name[i] < 0x20 || name[i] == 0x7f
             || name[i] == '"') {
-            s_err(err, errlen, "a certificate name may not hold control "
+            slc_errf(err, errlen, "a certificate name may not hold control "
                   "characters or '\"'");
             return SL_EINVAL;
         }
@@ -585,7 +573,7 @@ static bool s_exists(const char *path, char *err, size_t errlen)
     struct stat st;
     if (lstat(path, &st) != 0)
         return false;
-    s_err(err, errlen, "%s exists: not overwritten", path);
+    slc_errf(err, errlen, "%s exists: not overwritten", path);
     return true;
 }
 
@@ -600,13 +588,13 @@ int slc_cert_save(const slc_cert_t *cert, const char *name,
     sec[0] = '\0';
     slc_key_z85(cert->public_key, pub);
     if (!cert_path && !pub_path) {
-        s_err(err, errlen, "no file to write");
+        slc_errf(err, errlen, "no file to write");
         rc = SL_EINVAL;
         goto fail;
     }
     if (cert_path) {
         if (!cert->has_secret) {
-            s_err(err, errlen, "no secret key to write to %s", cert_path);
+            slc_errf(err, errlen, "no secret key to write to %s", cert_path);
             rc = SL_EINVAL;
             goto fail;
         }
@@ -632,7 +620,7 @@ int slc_cert_save(const slc_cert_t *cert, const char *name,
             "    public-key = \"%s\"\n"
             "    secret-key = \"%s\"\n", name, name, pub, sec);
         if (n < 0 || (size_t) n >= sizeof text) {
-            s_err(err, errlen, "certificate name too long");
+            slc_errf(err, errlen, "certificate name too long");
             rc = SL_EINVAL;
             goto fail;
         }

@@ -934,19 +934,6 @@ int sli_request(sl_client_t *self, Sluice__Frame *req, bool resend,
 
 /* ------------------------------------------------------------- public */
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int s_options(const sl_options_t *in, sl_options_t *o, char *err,
                      size_t errlen)
 {
@@ -974,15 +961,15 @@ static int s_options(const sl_options_t *in, sl_options_t *o, char *err,
     if (o->linger_ms < 0 || o->max_batch < 0 || o->max_unacked < 0
         || o->block_ms < 0 || o->heartbeat_ms < 0 || o->dead_after_ms < 0
         || o->connect_timeout_ms < 0) {
-        s_err(err, errlen, "a negative time or count in the options");
+        slc_errf(err, errlen, "a negative time or count in the options");
         return SL_EINVAL;
     }
     if (o->dead_after_ms <= o->heartbeat_ms) {
-        s_err(err, errlen, "dead_after_ms must exceed heartbeat_ms");
+        slc_errf(err, errlen, "dead_after_ms must exceed heartbeat_ms");
         return SL_EINVAL;
     }
     if (!*o->endpoint) {
-        s_err(err, errlen, "empty endpoint");
+        slc_errf(err, errlen, "empty endpoint");
         return SL_EINVAL;
     }
     return 0;
@@ -1003,7 +990,7 @@ static int s_keys(const sl_options_t *o, s_keys_t *k, char *err, size_t errlen)
     memset(k, 0, sizeof *k);
     if (!o->server_key) {
         if (o->cert || pair) {
-            s_err(err, errlen, "a client key pair needs server_key (the "
+            slc_errf(err, errlen, "a client key pair needs server_key (the "
                   "broker's public key)");
             rc = SL_EINVAL;
         }
@@ -1011,16 +998,16 @@ static int s_keys(const sl_options_t *o, s_keys_t *k, char *err, size_t errlen)
     }
     rc = slc_key_parse(o->server_key, k->server_key, why, sizeof why);
     if (rc) {
-        s_err(err, errlen, "server_key: %s", why);
+        slc_errf(err, errlen, "server_key: %s", why);
         goto fail;
     }
     if (o->cert && pair) {
-        s_err(err, errlen, "give cert or public_key+secret_key, not both");
+        slc_errf(err, errlen, "give cert or public_key+secret_key, not both");
         rc = SL_EINVAL;
         goto fail;
     }
     if (!o->cert && !pair) {
-        s_err(err, errlen, "a client key pair is needed (cert or "
+        slc_errf(err, errlen, "a client key pair is needed (cert or "
               "public_key+secret_key)");
         rc = SL_EINVAL;
         goto fail;
@@ -1032,7 +1019,7 @@ static int s_keys(const sl_options_t *o, s_keys_t *k, char *err, size_t errlen)
         if (rc)
             goto fail;
         if (!k->client.has_secret) {
-            s_err(err, errlen, "%s holds no secret key (a .pub file?): "
+            slc_errf(err, errlen, "%s holds no secret key (a .pub file?): "
                   "the client needs its certificate", o->cert);
             rc = SL_EINVAL;
             goto fail;
@@ -1040,26 +1027,26 @@ static int s_keys(const sl_options_t *o, s_keys_t *k, char *err, size_t errlen)
     }
     else {
         if (!o->public_key || !o->secret_key) {
-            s_err(err, errlen, "public_key and secret_key go together");
+            slc_errf(err, errlen, "public_key and secret_key go together");
             rc = SL_EINVAL;
             goto fail;
         }
         rc = slc_key_decode(o->public_key, k->client.public_key, why, sizeof why);
         if (rc) {
-            s_err(err, errlen, "public_key: %s", why);
+            slc_errf(err, errlen, "public_key: %s", why);
             goto fail;
         }
         /* No detail: the reason could quote a character of the secret. */
         rc = slc_key_decode(o->secret_key, k->client.secret_key, NULL, 0);
         if (rc) {
-            s_err(err, errlen, "secret_key is not a key of %d Z85 "
+            slc_errf(err, errlen, "secret_key is not a key of %d Z85 "
                   "characters", SLC_Z85_LEN);
             goto fail;
         }
         k->client.has_secret = true;
         rc = slc_cert_check(&k->client, NULL, 0);
         if (rc) {
-            s_err(err, errlen, "secret_key does not belong to public_key");
+            slc_errf(err, errlen, "secret_key does not belong to public_key");
             goto fail;
         }
     }
@@ -1075,7 +1062,7 @@ int sl_options_check(const sl_options_t *opts, char *err, size_t errlen)
 {
     sl_options_t o;
     s_keys_t k;
-    s_err(err, errlen, "%s", "");
+    slc_errf(err, errlen, "%s", "");
     int rc = s_options(opts, &o, err, errlen);
     if (rc == 0)
         rc = s_keys(&o, &k, err, errlen);
@@ -1235,10 +1222,10 @@ int sl_cert_create(const char *name, const char *cert_path,
                    size_t errlen)
 {
     slc_cert_t cert;
-    s_err(err, errlen, "%s", "");
+    slc_errf(err, errlen, "%s", "");
     int rc = slc_cert_generate(&cert);
     if (rc) {
-        s_err(err, errlen, "cannot generate a key pair (libsodium)");
+        slc_errf(err, errlen, "cannot generate a key pair (libsodium)");
         goto fail;
     }
     rc = slc_cert_save(&cert, name, cert_path, pub_path, err, errlen);
