@@ -49,6 +49,7 @@ do_run() {
     echo "subscribe (in another shell): ./build/adapters/cli/sluice sub 'demo.>'"
     echo "publish (one message a line): echo 'hello, sluice' | ./build/adapters/cli/sluice pub demo.hello"
     echo "all commands: ./build/adapters/cli/sluice help; sluiced now runs on tcp://127.0.0.1:5555, data in ./var/sluice, Ctrl-C stops it"
+    echo "the connection is encrypted (CurveZMQ); sluice finds the broker's key and the local admin key in ./var/sluice (docs/security.md)"
     exec ./build/broker/sluiced --data-dir ./var/sluice \
         --listen tcp://127.0.0.1:5555 "$@"
 }

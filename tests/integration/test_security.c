@@ -245,6 +245,21 @@ static void test_admission_and_grants(void **state)
 
     sl_client_t *c = NULL;
     assert_int_equal(s_open(&b, alice.cert, 5000, &c), SL_EAUTH);
+    /* Nor can such a client publish or subscribe without waiting to
+     * connect first. */
+    char server_pub[300];
+    sl_options_t o;
+    snprintf(server_pub, sizeof server_pub, "%s/server.pub", b.dir);
+    sl_options_init(&o);
+    o.endpoint = b.endpoint;
+    o.server_key = server_pub;
+    o.cert = alice.cert;
+    o.connect_timeout_ms = 5000;
+    assert_int_equal(sl_client_new(&o, &c), 0);
+    assert_int_equal(s_pub(c, "shop.orders", "never"), SL_EAUTH);
+    sl_sub_t *nosub = NULL;
+    assert_int_equal(s_sub(c, "never", "audit.*", &nosub), SL_EAUTH);
+    sl_client_destroy(&c);
 
     sl_client_t *admin = s_admin(&b);
     s_register(admin, "alice", &alice);
@@ -255,6 +270,16 @@ static void test_admission_and_grants(void **state)
     sl_sub_t *sub = NULL;
     assert_int_equal(s_sub(c, "alice-orders", "shop.orders", &sub), SL_EDENIED);
     assert_int_equal(s_sub(c, "alice-audit", "audit.*", &sub), 0);
+    /* Acks are checked too: once the subscribe grant is gone, alice may
+     * no longer ack what she received. */
+    assert_int_equal(s_pub(admin, "audit.x", "to ack"), 0);
+    sl_msg_t *m = NULL;
+    assert_int_equal(sl_sub_next(sub, S_WAIT_MS, &m), 0);
+    sl_grant_t sg = { SL_PERM_SUBSCRIBE, "audit.*" };
+    assert_int_equal(sl_grant(admin, "alice", &sg, 1, true), 0);
+    assert_int_equal(sl_ack_sync(m, S_WAIT_MS), SL_EDENIED);
+    sl_msg_destroy(&m);
+    assert_int_equal(sl_grant(admin, "alice", &sg, 1, false), 0);
     sl_unsubscribe(&sub, true);
     /* Wider than the grant: refused. */
     assert_int_equal(s_sub(c, "alice-all", ">", &sub), SL_EDENIED);
