@@ -14,6 +14,7 @@ static const char *const s_names[SLD_M_COUNT] = {
     [SLD_M_PUBLISH_BYTES] = "publish.bytes",
     [SLD_M_DUPLICATES] = "publish.duplicates",
     [SLD_M_NACKED] = "publish.nacked",
+    [SLD_M_SCHEMA_INVALID] = "publish.schema_invalid",
     [SLD_M_TRANSIENT] = "publish.transient",
     [SLD_M_COMMITS] = "store.commits",
     [SLD_M_COMMIT_FULL] = "store.full",

@@ -12,6 +12,7 @@ typedef enum {
     SLD_M_PUBLISH_BYTES,        /* payload bytes stored */
     SLD_M_DUPLICATES,           /* resends answered with the original offset */
     SLD_M_NACKED,               /* publishes refused */
+    SLD_M_SCHEMA_INVALID,       /* publishes refused by their topic's schema */
     SLD_M_TRANSIENT,            /* transient messages fanned out */
     SLD_M_COMMITS,              /* write transactions committed */
     SLD_M_COMMIT_FULL,          /* commits that hit the map ceiling */

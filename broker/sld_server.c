@@ -34,6 +34,7 @@
 #include "sld_auth.h"
 #include "sld_delivery.h"
 #include "sld_keys.h"
+#include "sld_registry.h"
 #include "sld_seal.h"
 #include <sodium.h>
 #include "sld_metrics.h"
@@ -99,6 +100,9 @@ struct sld_server {
     sld_delivery_t *delivery;
     sld_auth_t *auth;
     sld_audit_t *audit;
+    sld_registry_t *registry;
+    char **texts;               /* nack texts of the frame being applied (owned) */
+    size_t ntexts, captexts;
     zhashx_t *sessions;         /* key -> sld_session_t (owned) */
     uint64_t epoch;
     char instance[33];
@@ -635,6 +639,66 @@ static bool s_on_stats(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
     return false;
 }
 
+/* SchemaGet and SchemaList: any session may read the registry. */
+static bool s_on_schema_read(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    if (f->body_case == SLUICE__FRAME__BODY_SCHEMA_GET) {
+        Sluice__SchemaInfo info;
+        const char *subject = f->schema_get->subject;
+        if (sld_registry_get(self->registry, subject, f->schema_get->version, &info) != 0) {
+            char text[SLD_SUBJECT_MAX + 64];
+            snprintf(text, sizeof text, "no schema %s%s%.0u", subject ? subject : "",
+                     f->schema_get->version ? "@" : "", f->schema_get->version);
+            s_error(self, peer, f->corr, SL_ENOTFOUND, text);
+            return false;
+        }
+        frame.body_case = SLUICE__FRAME__BODY_SCHEMA_INFO;
+        frame.schema_info = &info;
+        s_reply(self, peer, f->corr, &frame);
+        return false;
+    }
+    Sluice__SchemaListReply reply = SLUICE__SCHEMA_LIST_REPLY__INIT;
+    int rc = sld_registry_list(self->registry, &reply.subjects, &reply.n_subjects);
+    if (rc)
+        s_error(self, peer, f->corr, rc, NULL);
+    else {
+        frame.body_case = SLUICE__FRAME__BODY_SCHEMA_LIST_REPLY;
+        frame.schema_list_reply = &reply;
+        s_reply(self, peer, f->corr, &frame);
+    }
+    sld_registry_list_free(&reply.subjects, reply.n_subjects);
+    return false;
+}
+
+/* MappingGet and MappingList: any session may read them. */
+static bool s_on_mapping_read(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    if (f->body_case == SLUICE__FRAME__BODY_MAPPING_GET) {
+        Sluice__MappingInfo info;
+        if (sld_registry_map_get(self->registry, f->mapping_get->name, &info) != 0) {
+            s_error(self, peer, f->corr, SL_ENOTFOUND, "no mapping by that name");
+            return false;
+        }
+        frame.body_case = SLUICE__FRAME__BODY_MAPPING_INFO;
+        frame.mapping_info = &info;
+        s_reply(self, peer, f->corr, &frame);
+        return false;
+    }
+    Sluice__MappingListReply reply = SLUICE__MAPPING_LIST_REPLY__INIT;
+    int rc = sld_registry_map_list(self->registry, &reply.mappings, &reply.n_mappings);
+    if (rc)
+        s_error(self, peer, f->corr, rc, NULL);
+    else {
+        frame.body_case = SLUICE__FRAME__BODY_MAPPING_LIST_REPLY;
+        frame.mapping_list_reply = &reply;
+        s_reply(self, peer, f->corr, &frame);
+    }
+    sld_registry_map_list_free(&reply.mappings, reply.n_mappings);
+    return false;
+}
+
 static bool s_on_key_list(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
 {
     Sluice__KeyListReply reply = SLUICE__KEY_LIST_REPLY__INIT;
@@ -682,6 +746,14 @@ static s_handler_fn *const s_ready_table[] = {
     [SLUICE__FRAME__BODY_GRANT_CHANGE] = s_on_topic_create,
     [SLUICE__FRAME__BODY_ROTATE_KEY] = s_on_topic_create,
     [SLUICE__FRAME__BODY_KEY_LIST] = s_on_key_list,
+    [SLUICE__FRAME__BODY_SCHEMA_REGISTER] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_TOPIC_SET] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_SCHEMA_GET] = s_on_schema_read,
+    [SLUICE__FRAME__BODY_SCHEMA_LIST] = s_on_schema_read,
+    [SLUICE__FRAME__BODY_MAPPING_ADD] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_MAPPING_REMOVE] = s_on_topic_create,
+    [SLUICE__FRAME__BODY_MAPPING_GET] = s_on_mapping_read,
+    [SLUICE__FRAME__BODY_MAPPING_LIST] = s_on_mapping_read,
 };
 #define S_TABLE_SIZE (sizeof s_ready_table / sizeof s_ready_table[0])
 
@@ -738,6 +810,24 @@ static bool s_permitted(sld_server_t *self, const s_peer_t *peer, Sluice__Frame 
         if (!p || slc_topic_validate(p, false) != 0 || sld_ident_allows(id, SLD_PERM_ADMIN, p))
             return true;
         s_deny(self, peer, f->corr, "topic.create", "create topic", p);
+        return false;
+    case SLUICE__FRAME__BODY_TOPIC_SET:
+        p = f->topic_set->topic;
+        if (!p || slc_topic_validate(p, false) != 0 || sld_ident_allows(id, SLD_PERM_ADMIN, p))
+            return true;
+        s_deny(self, peer, f->corr, "topic.set", "bind a schema to topic", p);
+        return false;
+    case SLUICE__FRAME__BODY_MAPPING_ADD:
+    case SLUICE__FRAME__BODY_MAPPING_REMOVE:
+        if (sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
+            return true;
+        s_deny(self, peer, f->corr, "mapping", "change", "mappings");
+        return false;
+    case SLUICE__FRAME__BODY_SCHEMA_REGISTER:
+        if (sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
+            return true;
+        s_deny(self, peer, f->corr, "schema.register", "register schema",
+               f->schema_register->subject);
         return false;
     case SLUICE__FRAME__BODY_KEY_ADD:
     case SLUICE__FRAME__BODY_KEY_REVOKE:
@@ -911,6 +1001,61 @@ static int s_stamp(sld_server_t *self, const s_write_t *w, const slc_span_t *spa
     return 0;
 }
 
+/* A copy of TEXT that lives until the frame's reply is encoded (nack
+ * texts); NULL when out of memory (the nack then has only its code). */
+static const char *s_text(sld_server_t *self, const char *text)
+{
+    char *copy = strdup(text);
+    if (!copy || slc_grow((void **) &self->texts, &self->captexts, self->ntexts + 1,
+                          sizeof(char *)) != 0) {
+        free(copy);
+        return NULL;
+    }
+    self->texts[self->ntexts++] = copy;
+    return copy;
+}
+
+static void s_texts_free(sld_server_t *self)
+{
+    for (size_t i = 0; i < self->ntexts; i++)
+        free(self->texts[i]);
+    self->ntexts = 0;
+}
+
+/* Store the invalid message of W (its stamped envelope is in the scratch
+ * buffer, LEN bytes) to _dlq.schema.TOPIC with the reasons WHY as header
+ * schema-error (appended as one more Header: protobuf repeats add up).
+ * *offset is where it went. 0 or a store failure. */
+static int s_schema_dlq(sld_server_t *self, sld_txn_t *txn, const char *topic, size_t len,
+                        uint64_t now, const char *why, uint64_t *offset)
+{
+    static const char key[] = "schema-error";
+    char name[SLC_TOPIC_MAX + 16];
+    size_t wlen = strlen(why), klen = sizeof key - 1;
+    size_t hlen = 1 + slc_varint_len(klen) + klen + 1 + slc_varint_len(wlen) + wlen;
+    uint32_t id;
+    if (slc_grow((void **) &self->scratch, &self->capscratch, len + 1 + 10 + hlen, 1) != 0)
+        return SL_ENOMEM;
+    uint8_t *p = self->scratch + len;
+    *p++ = 0x22;                        /* Envelope.headers (4), length-delimited */
+    p = slc_varint_put(p, hlen);
+    *p++ = 0x0a;                        /* Header.key (1) */
+    p = slc_varint_put(p, klen);
+    memcpy(p, key, klen);
+    p += klen;
+    *p++ = 0x12;                        /* Header.value (2) */
+    p = slc_varint_put(p, wlen);
+    memcpy(p, why, wlen);
+    p += wlen;
+    snprintf(name, sizeof name, "_dlq.schema.%s", topic);
+    int rc = sld_store_topic_ensure(txn, name, &id);
+    if (rc == 0)
+        rc = sld_store_append(txn, id, now, self->scratch, (size_t) (p - self->scratch), offset);
+    if (rc == 0)
+        rc = s_note_appended(self, id);
+    return rc;
+}
+
 /* Store one message (SPAN: where it lies in W's frame, or NULL). Fills C;
  * returns 0, or a store failure that dooms the whole transaction (SL_EFULL,
  * SL_ESTORE, SL_ENOMEM). */
@@ -969,6 +1114,29 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
     }
     size_t len;
     rc = s_stamp(self, w, span, e, now, &len);
+    if (rc == 0 && sld_registry_any(self->registry)) {
+        /* A topic bound to a schema stores only valid messages; an invalid
+         * one is refused with the reasons (and kept in the topic's schema
+         * dead-letter topic when the binding says so). */
+        bool dlq = false;
+        char why[1536];
+        rc = sld_registry_check(self->registry, e->topic, e->content_type, e->payload.data,
+                                e->payload.len, &dlq, why, sizeof why);
+        if (rc == SL_EINVAL) {
+            uint64_t dlq_off = 0;
+            rc = dlq ? s_schema_dlq(self, txn, e->topic, len, now, why, &dlq_off) : 0;
+            if (rc)
+                return rc;
+            if (dlq) {
+                size_t k = strlen(why);
+                snprintf(why + k, sizeof why - k, " (kept in _dlq.schema.%s at offset %" PRIu64 ")",
+                         e->topic, dlq_off);
+            }
+            sld_metrics_add(self->metrics, SLD_M_SCHEMA_INVALID, 1);
+            s_nack(c, SL_EINVAL, s_text(self, why));
+            return 0;
+        }
+    }
     if (rc == 0)
         rc = sld_store_append(txn, topic_id, now, self->scratch, len, &offset);
     if (rc == 0 && sequenced)
@@ -1065,6 +1233,7 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
     frame.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
     frame.publish_ack = &ack;
     s_queue(self, &self->wreplies, w->id, w->id_len, f->corr, &frame);
+    s_texts_free(self);
     return 0;
 }
 
@@ -1198,6 +1367,76 @@ static int s_apply_admin(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
     return 0;
 }
 
+/* Apply one kept SchemaRegister or TopicSet; queue its reply and audit it. */
+static int s_apply_registry(sld_server_t *self, sld_txn_t *txn, const s_write_t *w, int fail)
+{
+    Sluice__Frame *f = w->frame;
+    char why[2048] = "", detail[SLD_SUBJECT_MAX + 64] = "";
+    const char *action, *target;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__SchemaRegisterReply reply = SLUICE__SCHEMA_REGISTER_REPLY__INIT;
+    Sluice__MappingInfo mapping = SLUICE__MAPPING_INFO__INIT;
+    int rc = fail;
+    if (f->body_case == SLUICE__FRAME__BODY_SCHEMA_REGISTER) {
+        Sluice__SchemaRegister *sr = f->schema_register;
+        action = sr->dry_run ? "schema.check" : "schema.register";
+        target = sr->subject;
+        bool existed = false;
+        if (!rc)
+            rc = sld_registry_register(self->registry, txn, sr->subject, sr->schema,
+                                       strlen(sr->schema), sr->compat, sr->dry_run,
+                                       &reply.version, &existed, why, sizeof why);
+        reply.existed = existed;
+        snprintf(detail, sizeof detail, "version %u%s", reply.version,
+                 reply.existed ? " (unchanged)" : "");
+        frame.body_case = SLUICE__FRAME__BODY_SCHEMA_REGISTER_REPLY;
+        frame.schema_register_reply = &reply;
+    }
+    else if (f->body_case == SLUICE__FRAME__BODY_MAPPING_ADD) {
+        Sluice__MappingInfo info = SLUICE__MAPPING_INFO__INIT;
+        action = "mapping.add";
+        target = "(mapping)";
+        if (!rc)
+            rc = sld_registry_map_add(self->registry, txn, f->mapping_add->yaml,
+                                      strlen(f->mapping_add->yaml), &info, why, sizeof why);
+        if (!rc) {
+            target = info.name;
+            snprintf(detail, sizeof detail, "%s -> %s", info.from, info.to);
+        }
+        frame.body_case = SLUICE__FRAME__BODY_MAPPING_INFO;
+        mapping = info;
+        mapping.yaml = "";
+        frame.mapping_info = &mapping;
+    }
+    else if (f->body_case == SLUICE__FRAME__BODY_MAPPING_REMOVE) {
+        action = "mapping.remove";
+        target = f->mapping_remove->name;
+        if (!rc)
+            rc = sld_registry_map_remove(self->registry, txn, target, why, sizeof why);
+    }
+    else {
+        Sluice__TopicSet *ts = f->topic_set;
+        action = "topic.set";
+        target = ts->topic;
+        if (!rc)
+            rc = sld_registry_bind(self->registry, txn, ts->topic, ts->subject, ts->version,
+                                   ts->invalid, why, sizeof why);
+        snprintf(detail, sizeof detail, "schema %s@%s, invalid: %s",
+                 *ts->subject ? ts->subject : "(none)",
+                 ts->version ? "N" : "latest", *ts->invalid ? ts->invalid : "reject");
+    }
+    if (!fail && (rc == SL_EFULL || rc == SL_ESTORE || rc == SL_ENOMEM))
+        return rc;
+    /* A dry run changes nothing: no audit record. */
+    if (strcmp(action, "schema.check") != 0)
+        sld_audit_add(self->audit, true, w->session ? sld_ident_name(w->session->ident) : NULL,
+                      action, target, rc ? "failed" : "ok", rc ? (why[0] ? why : slc_strerror(rc))
+                                                               : detail);
+    s_queue_result(self, w, rc, why[0] ? why : NULL,
+                   frame.body_case != SLUICE__FRAME__BODY__NOT_SET ? &frame : NULL);
+    return 0;
+}
+
 /* Apply every kept frame and the delivery state in TXN (NULL with FAIL). */
 static int s_apply(sld_server_t *self, sld_txn_t *txn, bool refuse, int fail)
 {
@@ -1215,6 +1454,12 @@ static int s_apply(sld_server_t *self, sld_txn_t *txn, bool refuse, int fail)
         case SLUICE__FRAME__BODY_PUBLISH:
         case SLUICE__FRAME__BODY_PUBLISH_BATCH:
             rc = s_apply_publish(self, txn, w, refuse, fail);
+            break;
+        case SLUICE__FRAME__BODY_SCHEMA_REGISTER:
+        case SLUICE__FRAME__BODY_TOPIC_SET:
+        case SLUICE__FRAME__BODY_MAPPING_ADD:
+        case SLUICE__FRAME__BODY_MAPPING_REMOVE:
+            rc = s_apply_registry(self, txn, w, fail);
             break;
         default:
             rc = s_apply_admin(self, txn, w, fail);
@@ -1272,10 +1517,12 @@ static int s_try(sld_server_t *self, bool refuse)
         sld_delivery_persisted(self->delivery, false);
         sld_auth_committed(self->auth, false);
         sld_audit_committed(self->audit, false);
+        sld_registry_committed(self->registry, false);
         return rc;
     }
     rc = sld_txn_commit(&txn);
     sld_delivery_persisted(self->delivery, rc == 0);
+    sld_registry_committed(self->registry, rc == 0);
     bool revoked = sld_auth_committed(self->auth, rc == 0);
     sld_audit_committed(self->audit, rc == 0);
     if (revoked)
@@ -1489,6 +1736,8 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
         rc = s_open_store(self, cfg);
     if (rc == 0)
         rc = sld_auth_new(self->store, cfg->insecure_plaintext, &self->auth);
+    if (rc == 0)
+        rc = sld_registry_new(self->store, &self->registry);
     if (rc)
         goto fail;
     sld_store_instance_id(self->store, self->instance);
@@ -1594,6 +1843,9 @@ void sld_server_destroy(sld_server_t **self_p)
     sld_delivery_destroy(&self->delivery);
     zhashx_destroy(&self->sessions);
     sld_audit_destroy(&self->audit);
+    sld_registry_destroy(&self->registry);
+    s_texts_free(self);
+    free(self->texts);
     sld_topics_destroy(&self->topics);
     sld_store_destroy(&self->store);
     sld_metrics_destroy(&self->metrics);

@@ -48,6 +48,8 @@
  *               (encrypted stores: a keyed hash of the msg id, 32 bytes)
  *    subs       name -> opaque config
  *    idents     identity name -> opaque record (sld_auth encodes it)
+ *    registry   opaque key -> opaque value (sld_registry: schemas,
+ *               subjects, topic bindings)
  *    cursors    name '\0' topic id u32 -> floor u64
  *    acked      name '\0' topic id u32 + offset u64 -> (empty)
  *    keys       data key id u32 -> nonce (24) + data key sealed with the
@@ -237,7 +239,7 @@ struct sld_store {
     int lock_fd;                /* DIR/sluiced.lock, flocked (exclusive stores); else -1 */
     bool env_open;              /* mdb_env_open succeeded: close needs a sync */
     MDB_dbi db_meta, db_topics, db_msgs, db_producers, db_pseq, db_dedup,
-            db_dedup_exp, db_subs, db_cursors, db_acked, db_idents;
+            db_dedup_exp, db_subs, db_cursors, db_acked, db_idents, db_registry;
     char *dir;
     size_t page;                /* OS page size; map sizes are multiples of it */
     size_t map_size;            /* current map size */
@@ -1155,6 +1157,7 @@ static int s_load(sld_store_t *s, const uint8_t *seal_key)
         { "dedup", &s->db_dedup },         { "dedup_exp", &s->db_dedup_exp },
         { "subs", &s->db_subs },           { "cursors", &s->db_cursors },
         { "acked", &s->db_acked },         { "idents", &s->db_idents },
+        { "registry", &s->db_registry },
         { "keys", &s->db_keys },
     };
 
@@ -2526,6 +2529,80 @@ fail:
 int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg)
 {
     return s_named_foreach(txn, txn->store->db_idents, SLD_IDENT_NAME_MAX, "identity", fn, arg);
+}
+
+/* -------------------------------------------------------------- registry */
+
+int sld_store_reg_put(sld_txn_t *txn, const void *key, size_t klen,
+                      const void *val, size_t vlen)
+{
+    int rc = 0, mrc;
+    MDB_val k, v;
+
+    assert(txn && txn->write && key && (val || vlen == 0));
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    if (klen == 0 || klen > SLD_REG_KEY_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    k = s_val(key, klen);
+    v = s_val(val, vlen);
+    mrc = mdb_put(txn->mt, txn->store->db_registry, &k, &v, 0);
+    if (mrc)
+        rc = s_txn_fail(txn, "store registry record", mrc);
+fail:
+    return rc;
+}
+
+int sld_store_reg_del(sld_txn_t *txn, const void *key, size_t klen)
+{
+    int rc = 0, mrc;
+    MDB_val k;
+
+    assert(txn && txn->write && key);
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    if (klen == 0 || klen > SLD_REG_KEY_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    k = s_val(key, klen);
+    mrc = mdb_del(txn->mt, txn->store->db_registry, &k, NULL);
+    if (mrc == MDB_NOTFOUND)
+        rc = SL_ENOTFOUND;
+    else if (mrc)
+        rc = s_txn_fail(txn, "delete registry record", mrc);
+fail:
+    return rc;
+}
+
+int sld_store_reg_foreach(sld_txn_t *txn, sld_store_reg_fn *fn, void *arg)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+
+    assert(txn && fn);
+    mrc = mdb_cursor_open(txn->mt, txn->store->db_registry, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (mrc == 0) {
+        rc = fn(key.mv_data, key.mv_size, val.mv_data, val.mv_size, arg);
+        if (rc)
+            goto fail;
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = s_txn_fail(txn, "list registry", mrc);
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
 }
 
 int sld_store_cursor_get(sld_txn_t *txn, const char *name, uint32_t id, uint64_t *floor)

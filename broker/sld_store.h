@@ -249,6 +249,23 @@ typedef int (sld_store_ident_fn)(const char *name, const void *record,
                                  size_t len, void *arg);
 int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg);
 
+/* -------------------------------------------------------------- registry */
+
+/* Longest registry key, bytes. */
+#define SLD_REG_KEY_MAX 511
+
+/* Records of the schema registry (opaque keys and values sld_registry
+ * encodes), in key order. put replaces; del: 0 or SL_ENOTFOUND; both
+ * SL_EINVAL for an empty or too long key, SL_EFULL, SL_ESTORE. foreach
+ * calls FN for each record (borrowed for the call); FN returning non-zero
+ * stops the walk and that value is returned. */
+int sld_store_reg_put(sld_txn_t *txn, const void *key, size_t klen,
+                      const void *val, size_t vlen);
+int sld_store_reg_del(sld_txn_t *txn, const void *key, size_t klen);
+typedef int (sld_store_reg_fn)(const void *key, size_t klen, const void *val,
+                               size_t vlen, void *arg);
+int sld_store_reg_foreach(sld_txn_t *txn, sld_store_reg_fn *fn, void *arg);
+
 /* ------------------------------------------------------------- retention */
 
 /* Trim, in its own write transaction, at most MAX_RECORDS records from the

@@ -21,6 +21,7 @@ packages=(
     lmdb-utils              # mdb_stat / mdb_dump, for operators and tests
     libsodium-dev
     libjansson-dev          # JSON: audit records
+    libfyaml-dev            # YAML: mapping files (proto/slc_map)
     libcmocka-dev           # unit tests
     libasan8                # AddressSanitizer + LeakSanitizer runtime (build-asan)
     libubsan1               # UBSan runtime (build-asan)

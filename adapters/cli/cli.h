@@ -229,5 +229,15 @@ int cli_grant(int argc, char **argv);
 int cli_revoke_grant(int argc, char **argv);
 int cli_rotate_key(int argc, char **argv);
 int cli_audit(int argc, char **argv);
+int cli_schema_register(int argc, char **argv);
+int cli_schema_check(int argc, char **argv);
+int cli_schema_list(int argc, char **argv);
+int cli_schema_show(int argc, char **argv);
+int cli_topic_set(int argc, char **argv);
+int cli_mapping_add(int argc, char **argv);
+int cli_mapping_list(int argc, char **argv);
+int cli_mapping_show(int argc, char **argv);
+int cli_mapping_rm(int argc, char **argv);
+int cli_mapping_test(int argc, char **argv);
 
 #endif

@@ -46,6 +46,14 @@ static const char s_usage[] =
     "  topics                  list topics\n"
     "  stats                   topics, subscriptions and broker counters\n"
     "  topic create NAME       create a topic or change its retention\n"
+    "  topic set NAME --schema SUBJECT[@N]  validate publishes to NAME\n"
+    "  schema register SUBJECT FILE  register a JSON Schema version\n"
+    "  schema check SUBJECT FILE     would it be accepted? (registers nothing)\n"
+    "  schema list             subjects and their latest versions\n"
+    "  schema show SUBJECT[@N] print a schema version\n"
+    "  mapping add FILE        register a mapping (YAML)\n"
+    "  mapping list|show NAME|rm NAME  the registered mappings\n"
+    "  mapping test FILE.test.yaml [--schemas DIR]  run a mapping's fixtures\n"
     "  sub-rm NAME             delete a durable subscription and its cursor\n"
     "  keygen NAME             write a key pair: NAME.cert and NAME.pub\n"
     "  keys add NAME PUBKEY    register a client's public key (or its file)\n"
@@ -86,6 +94,16 @@ static const s_command_t s_commands[] = {
     { "topics", NULL, cli_topics },
     { "stats", NULL, cli_stats },
     { "topic", "create", cli_topic_create },
+    { "topic", "set", cli_topic_set },
+    { "schema", "register", cli_schema_register },
+    { "schema", "check", cli_schema_check },
+    { "schema", "list", cli_schema_list },
+    { "schema", "show", cli_schema_show },
+    { "mapping", "add", cli_mapping_add },
+    { "mapping", "list", cli_mapping_list },
+    { "mapping", "show", cli_mapping_show },
+    { "mapping", "rm", cli_mapping_rm },
+    { "mapping", "test", cli_mapping_test },
     { "sub-rm", NULL, cli_sub_rm },
     { "keygen", NULL, cli_keygen },
     { "keys", "add", cli_keys_add },
@@ -154,8 +172,14 @@ int main(int argc, char **argv)
     cmd = s_lookup(argc - 1, argv + 1, &words);
     if (!cmd) {
         if (strcmp(argv[1], "topic") == 0)
-            fputs("sluice: 'topic' needs a subcommand: topic create NAME\n",
-                  stderr);
+            fputs("sluice: 'topic' needs a subcommand: topic create NAME, "
+                  "topic set NAME --schema SUBJECT\n", stderr);
+        else if (strcmp(argv[1], "mapping") == 0)
+            fputs("sluice: 'mapping' needs a subcommand: mapping add FILE, mapping list, "
+                  "mapping show NAME, mapping rm NAME, mapping test FILE\n", stderr);
+        else if (strcmp(argv[1], "schema") == 0)
+            fputs("sluice: 'schema' needs a subcommand: schema register SUBJECT FILE, "
+                  "schema check SUBJECT FILE, schema list, schema show SUBJECT[@N]\n", stderr);
         else if (strcmp(argv[1], "keys") == 0)
             fputs("sluice: 'keys' needs a subcommand: keys add NAME PUBKEY, "
                   "keys list, keys revoke NAME\n", stderr);

@@ -392,3 +392,242 @@ int sl_rotate_key(sl_client_t *self, uint32_t *key_id)
     slc_frame_free(&reply);
     return rc;
 }
+
+/* ------------------------------------------------------ schema registry */
+
+int sl_schema_register(sl_client_t *self, const char *subject, const char *schema,
+                       const char *compat, bool dry_run, uint32_t *version, bool *existed)
+{
+    int rc = 0;
+    Sluice__Frame *reply = NULL;
+    Sluice__SchemaRegister sr = SLUICE__SCHEMA_REGISTER__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    if (!subject || !schema)
+        return SL_EINVAL;
+    sr.subject = (char *) subject;
+    sr.schema = (char *) schema;
+    sr.compat = (char *) (compat ? compat : "");
+    sr.dry_run = dry_run;
+    f.body_case = SLUICE__FRAME__BODY_SCHEMA_REGISTER;
+    f.schema_register = &sr;
+    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
+    if (rc == 0)
+        rc = s_expect(&reply, SLUICE__FRAME__BODY_SCHEMA_REGISTER_REPLY);
+    if (rc == 0 && version)
+        *version = reply->schema_register_reply->version;
+    if (rc == 0 && existed)
+        *existed = reply->schema_register_reply->existed;
+    slc_frame_free(&reply);
+    return rc;
+}
+
+static void s_schema_copy(const Sluice__SchemaInfo *in, sl_schema_info_t *out, char *text)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->subject, sizeof out->subject, "%s", in->subject ? in->subject : "");
+    snprintf(out->compat, sizeof out->compat, "%s", in->compat ? in->compat : "");
+    out->version = in->version;
+    out->versions = in->versions;
+    out->created_us = in->created_us;
+    out->schema = text;
+}
+
+int sl_schema_get(sl_client_t *self, const char *subject, uint32_t version,
+                  sl_schema_info_t *out)
+{
+    int rc = 0;
+    Sluice__Frame *reply = NULL;
+    Sluice__SchemaGet sg = SLUICE__SCHEMA_GET__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    if (!subject || !out)
+        return SL_EINVAL;
+    memset(out, 0, sizeof *out);
+    sg.subject = (char *) subject;
+    sg.version = version;
+    f.body_case = SLUICE__FRAME__BODY_SCHEMA_GET;
+    f.schema_get = &sg;
+    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
+    if (rc == 0)
+        rc = s_expect(&reply, SLUICE__FRAME__BODY_SCHEMA_INFO);
+    if (rc == 0) {
+        char *text = strdup(reply->schema_info->schema ? reply->schema_info->schema : "");
+        if (!text)
+            rc = SL_ENOMEM;
+        else
+            s_schema_copy(reply->schema_info, out, text);
+    }
+    slc_frame_free(&reply);
+    return rc;
+}
+
+void sl_schema_info_clear(sl_schema_info_t *info)
+{
+    if (!info)
+        return;
+    free(info->schema);
+    info->schema = NULL;
+}
+
+int sl_schema_list(sl_client_t *self, sl_schema_info_t **out, size_t *n)
+{
+    int rc = 0;
+    Sluice__Frame *reply = NULL;
+    Sluice__SchemaList sl = SLUICE__SCHEMA_LIST__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    if (!out || !n)
+        return SL_EINVAL;
+    *out = NULL;
+    *n = 0;
+    f.body_case = SLUICE__FRAME__BODY_SCHEMA_LIST;
+    f.schema_list = &sl;
+    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
+    if (rc == 0)
+        rc = s_expect(&reply, SLUICE__FRAME__BODY_SCHEMA_LIST_REPLY);
+    if (rc == 0) {
+        const Sluice__SchemaListReply *r = reply->schema_list_reply;
+        *out = calloc(r->n_subjects + 1, sizeof(sl_schema_info_t));
+        if (!*out)
+            rc = SL_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < r->n_subjects; i++)
+            s_schema_copy(r->subjects[i], &(*out)[i], NULL);
+        if (rc == 0)
+            *n = r->n_subjects;
+    }
+    slc_frame_free(&reply);
+    return rc;
+}
+
+void sl_schema_list_free(sl_schema_info_t *list, size_t n)
+{
+    (void) n;                   /* list entries own no text */
+    free(list);
+}
+
+int sl_topic_set_schema(sl_client_t *self, const char *topic, const char *subject,
+                        uint32_t version, const char *invalid)
+{
+    Sluice__TopicSet ts = SLUICE__TOPIC_SET__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    if (!topic)
+        return SL_EINVAL;
+    ts.topic = (char *) topic;
+    ts.subject = (char *) (subject ? subject : "");
+    ts.version = version;
+    ts.invalid = (char *) (invalid ? invalid : "");
+    f.body_case = SLUICE__FRAME__BODY_TOPIC_SET;
+    f.topic_set = &ts;
+    return s_request_ok(self, &f);
+}
+
+/* ------------------------------------------------------------- mappings */
+
+static void s_mapping_copy(const Sluice__MappingInfo *in, sl_mapping_info_t *out, char *yaml)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", in->name ? in->name : "");
+    snprintf(out->from, sizeof out->from, "%s", in->from ? in->from : "");
+    snprintf(out->to, sizeof out->to, "%s", in->to ? in->to : "");
+    out->created_us = in->created_us;
+    out->yaml = yaml;
+}
+
+int sl_mapping_add(sl_client_t *self, const char *yaml, sl_mapping_info_t *out)
+{
+    int rc = 0;
+    Sluice__Frame *reply = NULL;
+    Sluice__MappingAdd ma = SLUICE__MAPPING_ADD__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    if (!yaml)
+        return SL_EINVAL;
+    ma.yaml = (char *) yaml;
+    f.body_case = SLUICE__FRAME__BODY_MAPPING_ADD;
+    f.mapping_add = &ma;
+    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
+    if (rc == 0)
+        rc = s_expect(&reply, SLUICE__FRAME__BODY_MAPPING_INFO);
+    if (rc == 0 && out)
+        s_mapping_copy(reply->mapping_info, out, NULL);
+    slc_frame_free(&reply);
+    return rc;
+}
+
+int sl_mapping_get(sl_client_t *self, const char *name, sl_mapping_info_t *out)
+{
+    int rc = 0;
+    Sluice__Frame *reply = NULL;
+    Sluice__MappingGet mg = SLUICE__MAPPING_GET__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    if (!name || !out)
+        return SL_EINVAL;
+    memset(out, 0, sizeof *out);
+    mg.name = (char *) name;
+    f.body_case = SLUICE__FRAME__BODY_MAPPING_GET;
+    f.mapping_get = &mg;
+    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
+    if (rc == 0)
+        rc = s_expect(&reply, SLUICE__FRAME__BODY_MAPPING_INFO);
+    if (rc == 0) {
+        char *yaml = strdup(reply->mapping_info->yaml ? reply->mapping_info->yaml : "");
+        if (!yaml)
+            rc = SL_ENOMEM;
+        else
+            s_mapping_copy(reply->mapping_info, out, yaml);
+    }
+    slc_frame_free(&reply);
+    return rc;
+}
+
+void sl_mapping_info_clear(sl_mapping_info_t *info)
+{
+    if (!info)
+        return;
+    free(info->yaml);
+    info->yaml = NULL;
+}
+
+int sl_mapping_list(sl_client_t *self, sl_mapping_info_t **out, size_t *n)
+{
+    int rc = 0;
+    Sluice__Frame *reply = NULL;
+    Sluice__MappingList ml = SLUICE__MAPPING_LIST__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    if (!out || !n)
+        return SL_EINVAL;
+    *out = NULL;
+    *n = 0;
+    f.body_case = SLUICE__FRAME__BODY_MAPPING_LIST;
+    f.mapping_list = &ml;
+    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
+    if (rc == 0)
+        rc = s_expect(&reply, SLUICE__FRAME__BODY_MAPPING_LIST_REPLY);
+    if (rc == 0) {
+        const Sluice__MappingListReply *r = reply->mapping_list_reply;
+        *out = calloc(r->n_mappings + 1, sizeof(sl_mapping_info_t));
+        if (!*out)
+            rc = SL_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < r->n_mappings; i++)
+            s_mapping_copy(r->mappings[i], &(*out)[i], NULL);
+        if (rc == 0)
+            *n = r->n_mappings;
+    }
+    slc_frame_free(&reply);
+    return rc;
+}
+
+void sl_mapping_list_free(sl_mapping_info_t *list, size_t n)
+{
+    (void) n;                   /* list entries own no text */
+    free(list);
+}
+
+int sl_mapping_remove(sl_client_t *self, const char *name)
+{
+    Sluice__MappingRemove mr = SLUICE__MAPPING_REMOVE__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    if (!name)
+        return SL_EINVAL;
+    mr.name = (char *) name;
+    f.body_case = SLUICE__FRAME__BODY_MAPPING_REMOVE;
+    f.mapping_remove = &mr;
+    return s_request_ok(self, &f);
+}

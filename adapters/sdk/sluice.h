@@ -424,6 +424,70 @@ int sl_grant(sl_client_t *self, const char *name, const sl_grant_t *grants,
  * new key's id. */
 int sl_rotate_key(sl_client_t *self, uint32_t *key_id);
 
+/* ------------------------------------------------------ schema registry */
+/* docs/schemas.md. Registering needs admin on '>', binding a topic admin on
+ * that topic; reading needs any session. On a refusal the broker's reasons
+ * (every incompatibility, with its path) are in sl_client_last_error. */
+
+typedef struct {
+    char subject[256];
+    uint32_t version;           /* this version */
+    uint32_t versions;          /* how many the subject has */
+    char compat[16];            /* BACKWARD, FORWARD, FULL or NONE */
+    uint64_t created_us;
+    char *schema;               /* JSON Schema text (sl_schema_get only; owned:
+                                   free with sl_schema_info_clear), else NULL */
+} sl_schema_info_t;
+
+/* Register SCHEMA (JSON text) as the next version of SUBJECT; COMPAT (NULL
+ * = keep the subject's mode, BACKWARD for a new one) sets the mode. With
+ * DRY_RUN only check. *version: the version it got (or would get);
+ * *existed: the latest version already was this schema. 0, SL_EINVAL
+ * (does not compile, or incompatible), SL_EDENIED, SL_ETIMEOUT. */
+int sl_schema_register(sl_client_t *self, const char *subject, const char *schema,
+                       const char *compat, bool dry_run, uint32_t *version, bool *existed);
+
+/* SUBJECT@VERSION (0 = latest) into *out. 0, SL_ENOTFOUND, SL_ETIMEOUT. */
+int sl_schema_get(sl_client_t *self, const char *subject, uint32_t version,
+                  sl_schema_info_t *out);
+void sl_schema_info_clear(sl_schema_info_t *info);
+
+/* The latest version of every subject (schema NULL): *out holds *n entries
+ * (caller frees with sl_schema_list_free). */
+int sl_schema_list(sl_client_t *self, sl_schema_info_t **out, size_t *n);
+void sl_schema_list_free(sl_schema_info_t *list, size_t n);
+
+/* Bind TOPIC to SUBJECT@VERSION (0 = the latest at each publish); INVALID
+ * "reject" (NULL) or "dlq". SUBJECT NULL or "" removes the binding. 0,
+ * SL_ENOTFOUND (no such schema), SL_EINVAL, SL_EDENIED, SL_ETIMEOUT. */
+int sl_topic_set_schema(sl_client_t *self, const char *topic, const char *subject,
+                        uint32_t version, const char *invalid);
+
+/* ------------------------------------------------------------- mappings */
+/* docs/mapping.md. Adding compiles the mapping and checks it against its
+ * `from` schema (diagnostics with line:column in sl_client_last_error);
+ * needs admin on '>'. Reading needs any session. */
+
+typedef struct {
+    char name[257];
+    char from[257];             /* SUBJECT@VERSION */
+    char to[257];
+    uint64_t created_us;
+    char *yaml;                 /* sl_mapping_get only (owned: free with
+                                   sl_mapping_info_clear), else NULL */
+} sl_mapping_info_t;
+
+/* Add (or replace) the mapping in YAML; *out (may be NULL) names it. 0,
+ * SL_EINVAL (does not compile or check), SL_ENOTFOUND (a schema it names
+ * is not registered), SL_EDENIED, SL_ETIMEOUT. */
+int sl_mapping_add(sl_client_t *self, const char *yaml, sl_mapping_info_t *out);
+int sl_mapping_get(sl_client_t *self, const char *name, sl_mapping_info_t *out);
+void sl_mapping_info_clear(sl_mapping_info_t *info);
+int sl_mapping_list(sl_client_t *self, sl_mapping_info_t **out, size_t *n);
+void sl_mapping_list_free(sl_mapping_info_t *list, size_t n);
+/* 0, SL_ENOTFOUND, SL_EDENIED, SL_ETIMEOUT. */
+int sl_mapping_remove(sl_client_t *self, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -288,6 +288,14 @@ static void test_admission_and_grants(void **state)
     s_keygen(&b, "mallory", &mallory);
     assert_int_equal(sl_key_add(c, "mallory", mallory.key), SL_EDENIED);
     assert_int_equal(sl_topic_create(c, "shop.new", 0, 0), SL_EDENIED);
+    assert_int_equal(sl_schema_register(c, "shop.order", "{\"type\":\"object\"}", NULL,
+                                        false, NULL, NULL), SL_EDENIED);
+    assert_int_equal(sl_topic_set_schema(c, "shop.orders", "shop.order", 0, NULL), SL_EDENIED);
+    /* Reading the registry needs no grant. */
+    sl_schema_info_t *schemas = NULL;
+    size_t nschemas = 0;
+    assert_int_equal(sl_schema_list(c, &schemas, &nschemas), 0);
+    sl_schema_list_free(schemas, nschemas);
 
     /* A revoked grant is gone at once. */
     sl_grant_t g = { SL_PERM_PUBLISH, "shop.>" };

@@ -1,0 +1,806 @@
+/*  sld_registry - subjects, versions and topic bindings.
+ *
+ *  Records in the store's `registry` table (keys start with a kind byte so
+ *  one table serves all three, and a walk meets each kind in one run):
+ *
+ *    'b' topic                       -> TopicSet (the binding)
+ *    'm' mapping name                -> MappingInfo{name, from, to, yaml,
+ *                                       created_us}
+ *    's' subject                     -> SchemaInfo{subject, compat, versions}
+ *    'v' subject '\0' version u32 BE -> SchemaInfo{subject, version, schema,
+ *                                       created_us}
+ *
+ *  In memory every version stays compiled (slc_schema), so validating a
+ *  publish is a hash lookup of its topic, a decode and a walk of the
+ *  compiled schema. Subjects are never deleted, so a binding may keep a
+ *  pointer to its subject. Changes are staged like sld_auth's: written in
+ *  the transaction, applied to memory in sld_registry_committed.  */
+#include "sld_registry.h"
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "slc_doc.h"
+#include "slc_map.h"
+#include "slc_map_schema.h"
+#include "slc_schema.h"
+
+#define S_ERRORS_MAX 8          /* failures named in one refusal */
+#define S_DOCS_MAX 1000         /* documents in one message (NDJSON, CSV) */
+
+typedef struct {
+    uint32_t version;
+    uint64_t created_us;
+    slc_schema_t *schema;       /* owned */
+} s_version_t;
+
+typedef struct {
+    char name[SLD_SUBJECT_MAX + 1];
+    slc_compat_t compat;
+    s_version_t *v;             /* v[i].version == i + 1 */
+    size_t n, cap;
+} s_subject_t;
+
+typedef struct {
+    char topic[SLC_TOPIC_MAX + 1];
+    s_subject_t *subject;       /* borrowed: subjects live as long as the registry */
+    uint32_t version;           /* 0 = latest */
+    bool dlq;
+} s_binding_t;
+
+/* A registered mapping, compiled. */
+typedef struct {
+    char name[SLC_MAP_NAME_MAX + 1];
+    char *yaml;                 /* as registered (owned) */
+    uint64_t created_us;
+    slc_map_t *map;             /* owned */
+} s_mapping_t;
+
+/* One staged change. */
+typedef enum { S_OP_VERSION, S_OP_BIND, S_OP_MAP_ADD, S_OP_MAP_REMOVE } s_op_kind_t;
+
+typedef struct {
+    s_op_kind_t kind;
+    s_mapping_t *mapping;       /* S_OP_MAP_ADD: owned until committed */
+    char name[SLC_MAP_NAME_MAX + 1];    /* subject, topic (binding) or mapping name */
+    slc_compat_t compat;
+    uint32_t version;           /* new version (0 = only the mode changed) */
+    uint64_t created_us;
+    slc_schema_t *schema;       /* owned until committed */
+    char subject[SLD_SUBJECT_MAX + 1];  /* binding: "" = remove */
+    bool dlq;
+} s_op_t;
+
+struct sld_registry {
+    sld_store_t *store;
+    zhashx_t *subjects;         /* name -> s_subject_t (owned) */
+    zhashx_t *bindings;         /* topic -> s_binding_t (owned) */
+    zhashx_t *mappings;         /* name -> s_mapping_t (owned) */
+    s_op_t *ops;
+    size_t nops, capops;
+};
+
+/* ------------------------------------------------------------- records */
+
+static size_t s_key(uint8_t *key, char kind, const char *name, uint32_t version)
+{
+    size_t n = strlen(name);
+    key[0] = (uint8_t) kind;
+    memcpy(key + 1, name, n);
+    if (kind != 'v')
+        return 1 + n;
+    key[1 + n] = 0;
+    slc_put_be32(key + 2 + n, version);
+    return 6 + n;
+}
+
+static int s_put_info(sld_txn_t *txn, const uint8_t *key, size_t klen,
+                      const Sluice__SchemaInfo *info)
+{
+    size_t len = sluice__schema_info__get_packed_size(info);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf)
+        return SL_ENOMEM;
+    sluice__schema_info__pack(info, buf);
+    int rc = sld_store_reg_put(txn, key, klen, buf, len);
+    free(buf);
+    return rc;
+}
+
+static void s_subject_free(void **item)
+{
+    s_subject_t *s = *item;
+    for (size_t i = 0; s && i < s->n; i++)
+        slc_schema_destroy(&s->v[i].schema);
+    if (s)
+        free(s->v);
+    free(s);
+    *item = NULL;
+}
+
+static void s_binding_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void s_mapping_free(void **item)
+{
+    s_mapping_t *m = *item;
+    if (m) {
+        slc_map_destroy(&m->map);
+        free(m->yaml);
+        free(m);
+    }
+    *item = NULL;
+}
+
+static s_subject_t *s_subject(sld_registry_t *self, const char *name, bool create)
+{
+    s_subject_t *s = zhashx_lookup(self->subjects, name);
+    if (s || !create)
+        return s;
+    if (strlen(name) > SLD_SUBJECT_MAX)
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    memcpy(s->name, name, strlen(name) + 1);
+    s->compat = SLC_COMPAT_BACKWARD;
+    zhashx_insert(self->subjects, s->name, s);
+    return s;
+}
+
+static int s_add_version(s_subject_t *s, uint32_t version, uint64_t created_us,
+                         slc_schema_t **schema)
+{
+    if (version != s->n + 1)
+        return SL_ESTORE;
+    int rc = slc_grow((void **) &s->v, &s->cap, s->n + 1, sizeof(s_version_t));
+    if (rc)
+        return rc;
+    s->v[s->n++] = (s_version_t) { version, created_us, *schema };
+    *schema = NULL;
+    return 0;
+}
+
+static int s_set_binding(sld_registry_t *self, const char *topic, s_subject_t *subject,
+                         uint32_t version, bool dlq)
+{
+    if (!subject) {
+        zhashx_delete(self->bindings, topic);
+        return 0;
+    }
+    s_binding_t *b = zhashx_lookup(self->bindings, topic);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b)
+            return SL_ENOMEM;
+        snprintf(b->topic, sizeof b->topic, "%s", topic);
+        zhashx_insert(self->bindings, b->topic, b);
+    }
+    b->subject = subject;
+    b->version = version;
+    b->dlq = dlq;
+    return 0;
+}
+
+static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
+                             s_mapping_t **out, char *why, size_t whylen);
+
+/* Load pass: versions and subjects ('s', 'v'), or bindings and mappings
+ * ('b', 'm'). */
+typedef struct {
+    sld_registry_t *self;
+    bool bindings;
+} s_load_t;
+
+static int s_load_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    s_load_t *l = arg;
+    const uint8_t *k = key;
+    char err[512] = "";
+    int rc = 0;
+    /* Bindings and mappings name subjects: the second pass. */
+    if ((k[0] == 'b' || k[0] == 'm') != l->bindings)
+        return 0;
+    if (k[0] == 'm') {
+        Sluice__MappingInfo *mi = sluice__mapping_info__unpack(NULL, vlen, val);
+        s_mapping_t *m = NULL;
+        rc = mi && mi->yaml ? s_mapping_compile(l->self, mi->yaml, strlen(mi->yaml), &m,
+                                                err, sizeof err) : SL_ESTORE;
+        if (rc == 0) {
+            m->created_us = mi->created_us;
+            zhashx_update(l->self->mappings, m->name, m);
+        }
+        else
+            fprintf(stderr, "sluiced: store: mapping \"%s\" no longer compiles: %s\n",
+                    mi && mi->name ? mi->name : "?", err);
+        if (mi)
+            sluice__mapping_info__free_unpacked(mi, NULL);
+        return rc ? SL_ESTORE : 0;
+    }
+    if (k[0] == 'b') {
+        Sluice__TopicSet *ts = sluice__topic_set__unpack(NULL, vlen, val);
+        s_subject_t *s = ts && ts->subject ? s_subject(l->self, ts->subject, false) : NULL;
+        if (!s)
+            rc = SL_ESTORE;
+        else
+            rc = s_set_binding(l->self, ts->topic, s, ts->version,
+                               ts->invalid && strcmp(ts->invalid, "dlq") == 0);
+        if (ts)
+            sluice__topic_set__free_unpacked(ts, NULL);
+        if (rc)
+            fprintf(stderr, "sluiced: store: a topic binding does not decode\n");
+        return rc;
+    }
+    Sluice__SchemaInfo *info = sluice__schema_info__unpack(NULL, vlen, val);
+    s_subject_t *s = info && info->subject ? s_subject(l->self, info->subject, true) : NULL;
+    if (!s)
+        rc = SL_ESTORE;
+    else if (k[0] == 's')
+        rc = slc_compat_parse(info->compat, &s->compat);
+    else if (k[0] == 'v') {
+        slc_schema_t *schema = NULL;
+        rc = slc_schema_compile(info->schema, strlen(info->schema), &schema, err, sizeof err);
+        if (rc == 0)
+            rc = s_add_version(s, info->version, info->created_us, &schema);
+        slc_schema_destroy(&schema);
+    }
+    if (rc)
+        fprintf(stderr, "sluiced: store: registry record of \"%s\" is damaged %s\n",
+                info && info->subject ? info->subject : "?", err);
+    if (info)
+        sluice__schema_info__free_unpacked(info, NULL);
+    (void) klen;
+    return rc ? SL_ESTORE : 0;
+}
+
+int sld_registry_new(sld_store_t *store, sld_registry_t **out)
+{
+    int rc = SL_ENOMEM;
+    sld_txn_t *txn = NULL;
+    sld_registry_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return SL_ENOMEM;
+    self->store = store;
+    self->subjects = zhashx_new();
+    self->bindings = zhashx_new();
+    self->mappings = zhashx_new();
+    if (!self->subjects || !self->bindings || !self->mappings)
+        goto fail;
+    zhashx_set_destructor(self->subjects, s_subject_free);
+    zhashx_set_destructor(self->bindings, s_binding_free);
+    zhashx_set_destructor(self->mappings, s_mapping_free);
+    rc = sld_store_begin(store, false, &txn);
+    s_load_t l = { self, false };
+    if (rc == 0)
+        rc = sld_store_reg_foreach(txn, s_load_one, &l);
+    l.bindings = true;
+    if (rc == 0)
+        rc = sld_store_reg_foreach(txn, s_load_one, &l);
+    sld_txn_abort(&txn);
+    if (rc)
+        goto fail;
+    *out = self;
+    return 0;
+fail:
+    sld_registry_destroy(&self);
+    return rc;
+}
+
+void sld_registry_destroy(sld_registry_t **self_p)
+{
+    sld_registry_t *self = *self_p;
+    if (!self)
+        return;
+    sld_registry_committed(self, false);
+    free(self->ops);
+    zhashx_destroy(&self->mappings);
+    zhashx_destroy(&self->bindings);
+    zhashx_destroy(&self->subjects);
+    free(self);
+    *self_p = NULL;
+}
+
+/* --------------------------------------------------------------- admin */
+
+static int s_check_name(const char *name, size_t max, const char *what, char *why, size_t whylen)
+{
+    size_t n = name ? strlen(name) : 0;
+    bool ok = n > 0 && n <= max;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = name[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+          || c == '-' || c == '_' || c == '.';
+    }
+    if (!ok)
+        slc_errf(why, whylen, "%s names are 1-%zu characters of [A-Za-z0-9._-]", what, max);
+    return ok ? 0 : SL_EINVAL;
+}
+
+/* The newest version of SUBJECT counting staged ones, and its schema. */
+static uint32_t s_latest(const sld_registry_t *self, const s_subject_t *s, const char *subject,
+                         const slc_schema_t **schema)
+{
+    uint32_t latest = s ? (uint32_t) s->n : 0;
+    *schema = latest ? s->v[latest - 1].schema : NULL;
+    for (size_t i = 0; i < self->nops; i++)
+        if (self->ops[i].kind == S_OP_VERSION && self->ops[i].version
+            && strcmp(self->ops[i].name, subject) == 0) {
+            latest = self->ops[i].version;
+            *schema = self->ops[i].schema;
+        }
+    return latest;
+}
+
+static void s_list_errors(char *why, size_t whylen, const char *head,
+                          const slc_schema_error_t *errs, size_t n)
+{
+    size_t k = (size_t) snprintf(why, whylen, "%s", head);
+    for (size_t i = 0; i < n && k < whylen; i++)
+        k += (size_t) snprintf(why + k, whylen - k, "%s%s: %s", i ? "; " : "",
+                               errs[i].pointer[0] ? errs[i].pointer : "/", errs[i].rule);
+}
+
+int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subject,
+                          const char *text, size_t len, const char *compat,
+                          bool dry_run, uint32_t *version, bool *existed,
+                          char *why, size_t whylen)
+{
+    slc_schema_t *schema = NULL;
+    slc_schema_error_t errs[S_ERRORS_MAX];
+    size_t nerrs = 0;
+    char err[512] = "";
+    uint8_t key[SLD_REG_KEY_MAX + 1];
+    *existed = false;
+    *version = 0;
+    int rc = s_check_name(subject, SLD_SUBJECT_MAX, "subject", why, whylen);
+    if (rc)
+        return rc;
+    s_subject_t *s = s_subject(self, subject, false);
+    slc_compat_t mode = s ? s->compat : SLC_COMPAT_BACKWARD;
+    bool set_mode = compat && *compat;
+    if (set_mode && slc_compat_parse(compat, &mode) != 0) {
+        slc_errf(why, whylen, "unknown compatibility mode \"%s\": BACKWARD, FORWARD, FULL or NONE",
+                 compat);
+        return SL_EINVAL;
+    }
+    rc = slc_schema_compile(text, len, &schema, err, sizeof err);
+    if (rc) {
+        slc_errf(why, whylen, "the schema does not compile: %s", err);
+        return SL_EINVAL;
+    }
+    const slc_schema_t *prev = NULL;
+    uint32_t latest = s_latest(self, s, subject, &prev);
+    if (prev && strcmp(slc_schema_text(prev), slc_schema_text(schema)) == 0) {
+        *existed = true;
+        *version = latest;
+        slc_schema_destroy(&schema);
+        if (dry_run || !set_mode || (s && mode == s->compat))
+            return 0;
+    }
+    else if (prev && slc_schema_compatible(prev, schema, mode, errs, S_ERRORS_MAX, &nerrs) != 0) {
+        char head[SLD_SUBJECT_MAX + 96];
+        snprintf(head, sizeof head, "incompatible with %s@%u (%s): ", subject, latest,
+                 slc_compat_name(mode));
+        s_list_errors(why, whylen, head, errs, nerrs);
+        slc_schema_destroy(&schema);
+        return SL_EINVAL;
+    }
+    else
+        *version = latest + 1;
+    if (dry_run) {
+        slc_schema_destroy(&schema);
+        return 0;
+    }
+    rc = slc_grow((void **) &self->ops, &self->capops, self->nops + 1, sizeof(s_op_t));
+    if (rc) {
+        slc_schema_destroy(&schema);
+        return rc;
+    }
+    s_op_t *op = &self->ops[self->nops++];
+    memset(op, 0, sizeof *op);
+    snprintf(op->name, sizeof op->name, "%s", subject);
+    /* A new version, or (schema unchanged) only a new mode. */
+    op->compat = mode;
+    op->version = *existed ? 0 : *version;
+    op->created_us = slc_now_us();
+    op->schema = schema;
+    if (!*existed) {
+        Sluice__SchemaInfo info = SLUICE__SCHEMA_INFO__INIT;
+        info.subject = (char *) subject;
+        info.version = op->version;
+        info.schema = (char *) slc_schema_text(schema);
+        info.created_us = op->created_us;
+        rc = s_put_info(txn, key, s_key(key, 'v', subject, op->version), &info);
+    }
+    if (rc == 0) {
+        Sluice__SchemaInfo meta = SLUICE__SCHEMA_INFO__INIT;
+        meta.subject = (char *) subject;
+        meta.compat = (char *) slc_compat_name(mode);
+        meta.versions = *version;
+        rc = s_put_info(txn, key, s_key(key, 's', subject, 0), &meta);
+    }
+    return rc;
+}
+
+int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
+                      const char *subject, uint32_t version, const char *invalid,
+                      char *why, size_t whylen)
+{
+    uint8_t key[SLD_REG_KEY_MAX + 1];
+    bool unbind = !subject || !*subject;
+    bool dlq = invalid && strcmp(invalid, "dlq") == 0;
+    if (!topic || slc_topic_validate(topic, false) != 0) {
+        slc_errf(why, whylen, "invalid topic name");
+        return SL_EINVAL;
+    }
+    if (invalid && *invalid && !dlq && strcmp(invalid, "reject") != 0) {
+        slc_errf(why, whylen, "--invalid is reject or dlq, not \"%s\"", invalid);
+        return SL_EINVAL;
+    }
+    if (!unbind) {
+        const slc_schema_t *latest_schema;
+        s_subject_t *s = s_subject(self, subject, false);
+        uint32_t latest = s_latest(self, s, subject, &latest_schema);
+        if (latest == 0 || version > latest) {
+            slc_errf(why, whylen, version ? "no schema %s@%u: register it first"
+                                          : "no schema %s: register it first", subject, version);
+            return SL_ENOTFOUND;
+        }
+    }
+    int rc = slc_grow((void **) &self->ops, &self->capops, self->nops + 1, sizeof(s_op_t));
+    if (rc)
+        return rc;
+    s_op_t *op = &self->ops[self->nops++];
+    memset(op, 0, sizeof *op);
+    op->kind = S_OP_BIND;
+    snprintf(op->name, sizeof op->name, "%s", topic);
+    snprintf(op->subject, sizeof op->subject, "%s", unbind ? "" : subject);
+    op->version = version;
+    op->dlq = dlq;
+    size_t klen = s_key(key, 'b', topic, 0);
+    if (unbind) {
+        rc = sld_store_reg_del(txn, key, klen);
+        return rc == SL_ENOTFOUND ? 0 : rc;
+    }
+    Sluice__TopicSet ts = SLUICE__TOPIC_SET__INIT;
+    ts.topic = (char *) topic;
+    ts.subject = (char *) subject;
+    ts.version = version;
+    ts.invalid = dlq ? "dlq" : "reject";
+    size_t len = sluice__topic_set__get_packed_size(&ts);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf)
+        return SL_ENOMEM;
+    sluice__topic_set__pack(&ts, buf);
+    rc = sld_store_reg_put(txn, key, klen, buf, len);
+    free(buf);
+    return rc;
+}
+
+void sld_registry_committed(sld_registry_t *self, bool ok)
+{
+    for (size_t i = 0; i < self->nops; i++) {
+        s_op_t *op = &self->ops[i];
+        if (op->kind == S_OP_MAP_ADD || op->kind == S_OP_MAP_REMOVE) {
+            if (ok && op->kind == S_OP_MAP_ADD) {
+                zhashx_update(self->mappings, op->mapping->name, op->mapping);
+                op->mapping = NULL;
+            }
+            else if (ok)
+                zhashx_delete(self->mappings, op->name);
+            s_mapping_free((void **) &op->mapping);
+            continue;
+        }
+        if (ok && op->kind == S_OP_VERSION) {
+            s_subject_t *s = s_subject(self, op->name, true);
+            if (s) {
+                s->compat = op->compat;
+                if (op->schema && s_add_version(s, op->version, op->created_us, &op->schema) != 0)
+                    fprintf(stderr, "sluiced: registry: %s@%u not applied in memory\n",
+                            op->name, op->version);
+            }
+        }
+        else if (ok)
+            s_set_binding(self, op->name, op->subject[0] ? s_subject(self, op->subject, false)
+                                                         : NULL, op->version, op->dlq);
+        slc_schema_destroy(&op->schema);
+    }
+    self->nops = 0;
+}
+
+/* ------------------------------------------------------------- mappings */
+
+/* The schema of SUBJECT@VERSION (VERSION 0 = latest), committed or staged
+ * in the open transaction; NULL when there is none. */
+static const slc_schema_t *s_schema_of(sld_registry_t *self, const char *subject,
+                                       uint32_t version)
+{
+    s_subject_t *s = s_subject(self, subject, false);
+    const slc_schema_t *latest;
+    uint32_t n = s_latest(self, s, subject, &latest);
+    if (version == 0)
+        return n ? latest : NULL;
+    if (s && version <= s->n)
+        return s->v[version - 1].schema;
+    for (size_t i = 0; i < self->nops; i++)
+        if (self->ops[i].kind == S_OP_VERSION && self->ops[i].version == version
+            && strcmp(self->ops[i].name, subject) == 0)
+            return self->ops[i].schema;
+    return NULL;
+}
+
+/* Compile YAML twice: once to learn its `from` and `to`, then against the
+ * `from` schema so that paths and types are checked. */
+static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
+                             s_mapping_t **out, char *why, size_t whylen)
+{
+    slc_map_t *map = NULL;
+    char subject[SLD_SUBJECT_MAX + 1];
+    uint32_t version;
+    int rc = slc_map_compile(yaml, len, NULL, NULL, NULL, &map, why, whylen);
+    if (rc)
+        return SL_EINVAL;
+    const slc_schema_t *from = NULL;
+    rc = slc_subject_ref(slc_map_from(map), subject, sizeof subject, &version);
+    if (rc == 0 && !(from = s_schema_of(self, subject, version))) {
+        slc_errf(why, whylen, "mapping %s: from: no schema %s registered", slc_map_name(map),
+                 slc_map_from(map));
+        rc = SL_ENOTFOUND;
+    }
+    if (rc == 0) {
+        rc = slc_subject_ref(slc_map_to(map), subject, sizeof subject, &version);
+        if (rc == 0 && !s_schema_of(self, subject, version)) {
+            slc_errf(why, whylen, "mapping %s: to: no schema %s registered", slc_map_name(map),
+                     slc_map_to(map));
+            rc = SL_ENOTFOUND;
+        }
+    }
+    else if (rc == SL_EINVAL)
+        slc_errf(why, whylen, "mapping %s: from: \"%s\" is not SUBJECT@VERSION",
+                 slc_map_name(map), slc_map_from(map));
+    slc_map_destroy(&map);
+    if (rc)
+        return rc;
+    rc = slc_map_compile(yaml, len, NULL, slc_map_schema_types, (void *) from, &map, why, whylen);
+    if (rc)
+        return SL_EINVAL;
+    s_mapping_t *m = calloc(1, sizeof *m);
+    char *copy = malloc(len + 1);
+    if (!m || !copy) {
+        free(m);
+        free(copy);
+        slc_map_destroy(&map);
+        return SL_ENOMEM;
+    }
+    memcpy(copy, yaml, len);
+    copy[len] = 0;
+    snprintf(m->name, sizeof m->name, "%s", slc_map_name(map));
+    m->yaml = copy;
+    m->map = map;
+    m->created_us = slc_now_us();
+    *out = m;
+    return 0;
+}
+
+int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml, size_t len,
+                         Sluice__MappingInfo *info, char *why, size_t whylen)
+{
+    uint8_t key[SLD_REG_KEY_MAX + 1];
+    s_mapping_t *m = NULL;
+    int rc = s_mapping_compile(self, yaml, len, &m, why, whylen);
+    if (rc)
+        return rc;
+    if (strlen(m->name) + 1 > SLD_REG_KEY_MAX
+        || s_check_name(m->name, SLC_MAP_NAME_MAX, "mapping", why, whylen) != 0) {
+        s_mapping_free((void **) &m);
+        return SL_EINVAL;
+    }
+    rc = slc_grow((void **) &self->ops, &self->capops, self->nops + 1, sizeof(s_op_t));
+    if (rc) {
+        s_mapping_free((void **) &m);
+        return rc;
+    }
+    s_op_t *op = &self->ops[self->nops++];
+    memset(op, 0, sizeof *op);
+    op->kind = S_OP_MAP_ADD;
+    op->mapping = m;
+    snprintf(op->name, sizeof op->name, "%s", m->name);
+    sluice__mapping_info__init(info);
+    info->name = m->name;
+    info->from = (char *) slc_map_from(m->map);
+    info->to = (char *) slc_map_to(m->map);
+    info->yaml = m->yaml;
+    info->created_us = m->created_us;
+    size_t vlen = sluice__mapping_info__get_packed_size(info);
+    uint8_t *buf = malloc(vlen + 1);
+    if (!buf)
+        return SL_ENOMEM;
+    sluice__mapping_info__pack(info, buf);
+    rc = sld_store_reg_put(txn, key, s_key(key, 'm', m->name, 0), buf, vlen);
+    free(buf);
+    return rc;
+}
+
+int sld_registry_map_remove(sld_registry_t *self, sld_txn_t *txn, const char *name,
+                            char *why, size_t whylen)
+{
+    uint8_t key[SLD_REG_KEY_MAX + 1];
+    if (!name || !zhashx_lookup(self->mappings, name)) {
+        slc_errf(why, whylen, "no mapping named \"%s\"", name ? name : "");
+        return SL_ENOTFOUND;
+    }
+    int rc = slc_grow((void **) &self->ops, &self->capops, self->nops + 1, sizeof(s_op_t));
+    if (rc)
+        return rc;
+    s_op_t *op = &self->ops[self->nops++];
+    memset(op, 0, sizeof *op);
+    op->kind = S_OP_MAP_REMOVE;
+    snprintf(op->name, sizeof op->name, "%s", name);
+    return sld_store_reg_del(txn, key, s_key(key, 'm', name, 0));
+}
+
+static void s_map_info(const s_mapping_t *m, Sluice__MappingInfo *out, bool yaml)
+{
+    sluice__mapping_info__init(out);
+    out->name = (char *) m->name;
+    out->from = (char *) slc_map_from(m->map);
+    out->to = (char *) slc_map_to(m->map);
+    out->yaml = yaml ? m->yaml : "";
+    out->created_us = m->created_us;
+}
+
+int sld_registry_map_get(sld_registry_t *self, const char *name, Sluice__MappingInfo *out)
+{
+    const s_mapping_t *m = name ? zhashx_lookup(self->mappings, name) : NULL;
+    if (!m)
+        return SL_ENOTFOUND;
+    s_map_info(m, out, true);
+    return 0;
+}
+
+int sld_registry_map_list(sld_registry_t *self, Sluice__MappingInfo ***out, size_t *n)
+{
+    *n = 0;
+    *out = calloc(zhashx_size(self->mappings) + 1, sizeof(Sluice__MappingInfo *));
+    if (!*out)
+        return SL_ENOMEM;
+    for (s_mapping_t *m = zhashx_first(self->mappings); m; m = zhashx_next(self->mappings)) {
+        Sluice__MappingInfo *info = malloc(sizeof *info);
+        if (!info) {
+            sld_registry_map_list_free(out, *n);
+            return SL_ENOMEM;
+        }
+        s_map_info(m, info, false);
+        (*out)[(*n)++] = info;
+    }
+    return 0;
+}
+
+void sld_registry_map_list_free(Sluice__MappingInfo ***out, size_t n)
+{
+    if (!out || !*out)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((*out)[i]);
+    free(*out);
+    *out = NULL;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+int sld_registry_get(sld_registry_t *self, const char *subject, uint32_t version,
+                     Sluice__SchemaInfo *out)
+{
+    s_subject_t *s = subject ? s_subject(self, subject, false) : NULL;
+    if (!s || s->n == 0 || version > s->n)
+        return SL_ENOTFOUND;
+    const s_version_t *v = &s->v[(version ? version : s->n) - 1];
+    sluice__schema_info__init(out);
+    out->subject = s->name;
+    out->version = v->version;
+    out->schema = (char *) slc_schema_text(v->schema);
+    out->compat = (char *) slc_compat_name(s->compat);
+    out->created_us = v->created_us;
+    out->versions = (uint32_t) s->n;
+    return 0;
+}
+
+int sld_registry_list(sld_registry_t *self, Sluice__SchemaInfo ***out, size_t *n)
+{
+    *n = 0;
+    *out = calloc(zhashx_size(self->subjects) + 1, sizeof(Sluice__SchemaInfo *));
+    if (!*out)
+        return SL_ENOMEM;
+    for (s_subject_t *s = zhashx_first(self->subjects); s; s = zhashx_next(self->subjects)) {
+        Sluice__SchemaInfo *info = malloc(sizeof *info);
+        if (!info || s->n == 0) {
+            free(info);
+            if (s->n == 0)
+                continue;
+            sld_registry_list_free(out, *n);
+            return SL_ENOMEM;
+        }
+        /* Filled here, not by sld_registry_get: a lookup would move the
+         * hash's cursor under this walk. */
+        const s_version_t *v = &s->v[s->n - 1];
+        sluice__schema_info__init(info);
+        info->subject = s->name;
+        info->version = v->version;
+        info->schema = "";
+        info->compat = (char *) slc_compat_name(s->compat);
+        info->created_us = v->created_us;
+        info->versions = (uint32_t) s->n;
+        (*out)[(*n)++] = info;
+    }
+    return 0;
+}
+
+void sld_registry_list_free(Sluice__SchemaInfo ***out, size_t n)
+{
+    if (!out || !*out)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((*out)[i]);
+    free(*out);
+    *out = NULL;
+}
+
+/* ----------------------------------------------------------- validation */
+
+bool sld_registry_any(const sld_registry_t *self)
+{
+    return zhashx_size(self->bindings) > 0;
+}
+
+int sld_registry_check(sld_registry_t *self, const char *topic, const char *content_type,
+                       const void *payload, size_t len, bool *dlq,
+                       char *why, size_t whylen)
+{
+    json_t **docs = NULL;
+    size_t ndocs = 0, nerrs = 0;
+    slc_schema_error_t errs[S_ERRORS_MAX];
+    char err[512] = "";
+    int rc = 0;
+    *dlq = false;
+    s_binding_t *b = topic ? zhashx_lookup(self->bindings, topic) : NULL;
+    if (!b || b->subject->n == 0)
+        return 0;
+    *dlq = b->dlq;
+    uint32_t version = b->version && b->version <= b->subject->n ? b->version
+                                                                  : (uint32_t) b->subject->n;
+    const slc_schema_t *schema = b->subject->v[version - 1].schema;
+    docs = calloc(S_DOCS_MAX, sizeof(json_t *));
+    if (!docs)
+        return SL_ENOMEM;
+    rc = slc_doc_decode(content_type && *content_type ? content_type : NULL, payload, len,
+                        docs, S_DOCS_MAX, &ndocs, err, sizeof err);
+    if (rc) {
+        slc_errf(why, whylen, "schema %s@%u: the payload does not decode: %s",
+                 b->subject->name, version, err);
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    for (size_t i = 0; i < ndocs; i++) {
+        if (slc_schema_validate(schema, docs[i], errs, S_ERRORS_MAX, &nerrs) == 0)
+            continue;
+        char head[SLD_SUBJECT_MAX + 64];
+        if (ndocs > 1)
+            snprintf(head, sizeof head, "schema %s@%u, document %zu: ", b->subject->name,
+                     version, i + 1);
+        else
+            snprintf(head, sizeof head, "schema %s@%u: ", b->subject->name, version);
+        s_list_errors(why, whylen, head, errs, nerrs);
+        rc = SL_EINVAL;
+        break;
+    }
+fail:
+    for (size_t i = 0; i < ndocs; i++)
+        json_decref(docs[i]);
+    free(docs);
+    return rc;
+}

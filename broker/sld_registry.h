@@ -1,0 +1,105 @@
+/*  sld_registry - the schema registry: subjects with numbered versions of a
+ *  JSON Schema (compiled once, kept compiled), each subject's compatibility
+ *  mode, and topics bound to a subject so that every publish to them is
+ *  validated when it is stored. Owns the compiled schemas and the bindings;
+ *  records live in the store's `registry` table. Broker thread only. It does
+ *  not decide who may register (the server checks grants).  */
+#ifndef SLD_REGISTRY_H
+#define SLD_REGISTRY_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "slc_codec.h"
+#include "sld_store.h"
+
+typedef struct sld_registry sld_registry_t;
+
+/* Longest subject name, bytes. */
+#define SLD_SUBJECT_MAX 200
+
+/* Load and compile every stored version of STORE (borrowed, must outlive
+ * the result). 0 and *out (caller owns), SL_ESTORE (a stored record does
+ * not decode or compile: reason on stderr), SL_ENOMEM. */
+int sld_registry_new(sld_store_t *store, sld_registry_t **out);
+void sld_registry_destroy(sld_registry_t **self_p);
+
+/* ---------------------------------------------------------------- admin */
+/* Changes are written in TXN and staged: they take effect (for lookups and
+ * validation) after sld_registry_committed(self, true). On refusal WHY
+ * (WHYLEN bytes) holds every reason. */
+
+/* Register TEXT (LEN bytes) as the next version of SUBJECT. COMPAT (NULL or
+ * "" = keep the subject's mode; BACKWARD for a new subject) sets the mode
+ * the check uses. A text equal to the latest version is not stored again:
+ * *existed. With DRY_RUN nothing is written. 0 and *version; SL_EINVAL (bad
+ * subject, schema or mode; or incompatible: every reason in WHY), SL_EFULL,
+ * SL_ESTORE, SL_ENOMEM. */
+int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subject,
+                          const char *text, size_t len, const char *compat,
+                          bool dry_run, uint32_t *version, bool *existed,
+                          char *why, size_t whylen);
+
+/* Bind TOPIC to SUBJECT@VERSION (0 = the latest at each publish); INVALID
+ * "reject" (or NULL/"") or "dlq". An empty SUBJECT removes the binding.
+ * 0, SL_EINVAL, SL_ENOTFOUND (no such subject or version), SL_EFULL,
+ * SL_ESTORE. */
+int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
+                      const char *subject, uint32_t version, const char *invalid,
+                      char *why, size_t whylen);
+
+/* After the transaction: OK = committed (staged changes take effect), else
+ * they are dropped. */
+void sld_registry_committed(sld_registry_t *self, bool ok);
+
+/* ---------------------------------------------------------------- reads */
+
+/* SUBJECT@VERSION (0 = latest) into OUT (strings borrowed until the next
+ * committed change). 0 or SL_ENOTFOUND. */
+int sld_registry_get(sld_registry_t *self, const char *subject, uint32_t version,
+                     Sluice__SchemaInfo *out);
+
+/* The latest version of every subject, schema text left empty: *out holds
+ * N pointers (caller frees with sld_registry_list_free). 0 or SL_ENOMEM. */
+int sld_registry_list(sld_registry_t *self, Sluice__SchemaInfo ***out, size_t *n);
+void sld_registry_list_free(Sluice__SchemaInfo ***out, size_t n);
+
+/* ------------------------------------------------------------- mappings */
+
+/* Add (or replace) the mapping in YAML (LEN bytes): compiled, its `from`
+ * and `to` schemas must be registered, and its paths and types are checked
+ * against `from` (docs/mapping.md). *info (strings borrowed until the next
+ * change) names it. 0; SL_EINVAL (WHY holds the diagnostics, line:column
+ * with a caret), SL_ENOTFOUND (a schema it names is not registered),
+ * SL_EFULL, SL_ESTORE, SL_ENOMEM. Staged like the other changes. */
+int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml, size_t len,
+                         Sluice__MappingInfo *info, char *why, size_t whylen);
+
+/* Remove mapping NAME. 0, SL_ENOTFOUND, SL_EFULL, SL_ESTORE. */
+int sld_registry_map_remove(sld_registry_t *self, sld_txn_t *txn, const char *name,
+                            char *why, size_t whylen);
+
+/* Mapping NAME with its YAML (borrowed until the next committed change).
+ * 0 or SL_ENOTFOUND. */
+int sld_registry_map_get(sld_registry_t *self, const char *name, Sluice__MappingInfo *out);
+
+/* Every mapping, YAML left empty (caller frees with
+ * sld_registry_map_list_free). 0 or SL_ENOMEM. */
+int sld_registry_map_list(sld_registry_t *self, Sluice__MappingInfo ***out, size_t *n);
+void sld_registry_map_list_free(Sluice__MappingInfo ***out, size_t n);
+
+/* ----------------------------------------------------------- validation */
+
+/* Is any topic bound? (The ingest path asks this first: nothing else is
+ * done for a broker without bindings.) */
+bool sld_registry_any(const sld_registry_t *self);
+
+/* Validate a message to TOPIC: PAYLOAD (LEN bytes) decoded by CONTENT_TYPE
+ * (docs/schemas.md), each document against the bound schema. 0 when valid
+ * or TOPIC is not bound; SL_EINVAL when invalid (WHY: the JSON pointers of
+ * the first failures and the rules broken; *dlq: the binding asks for the
+ * message to go to _dlq.schema.<topic>). */
+int sld_registry_check(sld_registry_t *self, const char *topic, const char *content_type,
+                       const void *payload, size_t len, bool *dlq,
+                       char *why, size_t whylen);
+
+#endif

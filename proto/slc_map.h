@@ -1,0 +1,91 @@
+/*  slc_map - the mapping language (docs/mapping.md): compile a YAML mapping
+ *  once, then turn JSON documents of its source schema into documents of
+ *  its target schema. The broker runs it at ingest, the CLI on fixtures.
+ *  A compiled mapping is immutable: any number of threads may evaluate the
+ *  same one at once. It does not read files, know schemas (the caller gives
+ *  a types callback) or publish anything.  */
+#ifndef SLC_MAP_H
+#define SLC_MAP_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "sluice_codes.h"
+
+/* Types a path may have, as a bit set: the answer of a types callback and
+ * what the type checker tracks. NUMBER is any number, INTEGER an integer. */
+#define SLC_MAP_T_STRING  (1u << 0)
+#define SLC_MAP_T_NUMBER  (1u << 1)
+#define SLC_MAP_T_INTEGER (1u << 2)
+#define SLC_MAP_T_BOOLEAN (1u << 3)
+#define SLC_MAP_T_OBJECT  (1u << 4)
+#define SLC_MAP_T_ARRAY   (1u << 5)
+#define SLC_MAP_T_NULL    (1u << 6)
+#define SLC_MAP_T_ANY     ((1u << 7) - 1)
+
+/* Limits (docs/mapping.md, "Limits"). */
+#define SLC_MAP_YAML_MAX     (1u << 20)    /* bytes of a mapping file */
+#define SLC_MAP_EXPR_MAX     (16u << 10)   /* bytes of one expression */
+#define SLC_MAP_DEPTH_MAX    64            /* AST depth of one expression */
+#define SLC_MAP_FIELDS_MAX   1024          /* target fields */
+#define SLC_MAP_TARGET_DEPTH 16            /* names in one target path */
+#define SLC_MAP_NAME_MAX     256           /* bytes of one target name */
+#define SLC_MAP_ARGS_MAX     16            /* arguments of one call */
+#define SLC_MAP_TABLES_MAX   64            /* tables */
+#define SLC_MAP_ENTRIES_MAX  65536         /* table entries in all */
+#define SLC_MAP_ERRORS_MAX   16            /* compile errors reported */
+#define SLC_MAP_STR_MAX      (1u << 20)    /* bytes of a string built */
+#define SLC_MAP_ARRAY_MAX    65536         /* elements of an array built */
+#define SLC_MAP_STEPS_MAX    1000000       /* work units per evaluation */
+#define SLC_MAP_BYTES_MAX    (16u << 20)   /* bytes produced per evaluation */
+#define SLC_MAP_JSON_DEPTH   256           /* JSON nesting copied/compared */
+
+typedef struct slc_map slc_map_t;
+
+/* The source schema, as seen by the type checker: set *TYPES to the
+ * SLC_MAP_T_* bits PATH may have (0 counts as ANY) and return 0, or return
+ * SL_ENOTFOUND when no document of the schema can have PATH. PATH is "$"
+ * followed by ".name" (or ["name"] in JSON string syntax for names that
+ * are not identifiers) and "[*]" (an array element, whatever index the
+ * expression used), e.g. "$.items[*].sku", "$[\"content-type\"]". ARG is
+ * the caller's. Any other return code aborts the compilation with it. */
+typedef int (slc_map_types_fn)(void *arg, const char *path, unsigned *types);
+
+/* Compile the mapping YAML (LEN bytes, need not be NUL-terminated; borrowed
+ * for the call). ORIGIN (borrowed; NULL gives "<mapping>") names the file
+ * in diagnostics and runtime errors. TYPES (may be NULL: then paths into the
+ * document are not checked and have any type) and ARG describe the source
+ * schema. On 0, *OUT is the compiled mapping (caller owns; destroy with
+ * slc_map_destroy). Otherwise *OUT is NULL and ERR (ERRLEN bytes, may be
+ * NULL) holds every diagnostic, one block of lines each: ORIGIN:LINE:COL,
+ * the message, the mapping and field, the YAML line with a caret under
+ * the column, and a hint when there is one. Returns SL_EINVAL when the
+ * mapping is wrong, SL_ETOOBIG when LEN > SLC_MAP_YAML_MAX, SL_ENOMEM,
+ * SL_ESYS when libsodium cannot start, or the code a TYPES call returned
+ * other than 0 and SL_ENOTFOUND. */
+int slc_map_compile(const char *yaml, size_t len, const char *origin,
+                    slc_map_types_fn *types, void *arg, slc_map_t **out,
+                    char *err, size_t errlen);
+
+/* Destroy the mapping. NULL-safe; sets *SELF_P to NULL. */
+void slc_map_destroy(slc_map_t **self_p);
+
+/* The mapping's name, its "from" and "to" as SUBJECT@VERSION. Borrowed,
+ * valid until the mapping is destroyed; never NULL. */
+const char *slc_map_name(const slc_map_t *self);
+const char *slc_map_from(const slc_map_t *self);
+const char *slc_map_to(const slc_map_t *self);
+
+/* Evaluate the mapping on DOC (any JSON value, usually an object) with
+ * META ({"topic", "offset", "headers", "lineage"}, may be NULL: then every
+ * $meta path is missing). DOC and META are borrowed and not changed (their
+ * reference counts may move during the call and are restored). On 0, either
+ * *DROPPED is true (drop_if was true) and *OUT is NULL, or *DROPPED is false
+ * and *OUT is a new object (caller owns: json_decref) that shares nothing
+ * with DOC or META. Returns SL_EINVAL for a runtime error (a wrong type,
+ * division by zero, a missing value where one is needed, a limit reached),
+ * with the mapping, target field, position and source path in ERR; or
+ * SL_ENOMEM. On error *OUT is NULL and *DROPPED false. */
+int slc_map_eval(const slc_map_t *self, const json_t *doc, const json_t *meta,
+                 json_t **out, bool *dropped, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,82 @@
+/*  slc_map_schema - mapping paths answered from a compiled schema.  */
+#include "slc_map_schema.h"
+#include <stdlib.h>
+#include <string.h>
+#include "slc.h"
+
+int slc_map_schema_types(void *arg, const char *path, unsigned *types)
+{
+    const slc_schema_t *schema = arg;
+    unsigned t = 0;
+    /* "$" alone is the document; "$." starts the schema's dotted path. */
+    if (strcmp(path, "$") == 0)
+        path = "";
+    else if (strncmp(path, "$.", 2) == 0)
+        path += 2;
+    else if (strncmp(path, "$[", 2) == 0)
+        path += 1;
+    /* ["name"] steps become .name where the schema's dotted paths can
+     * spell the name (no '.', '[', ']', no escapes); else the schema is not
+     * asked and the value may be anything. */
+    char dotted[1024];
+    size_t k = 0;
+    for (const char *p = path; *p; ) {
+        if (p[0] == '[' && p[1] == '"') {
+            const char *end = strstr(p + 2, "\"]");
+            size_t n = end ? (size_t) (end - (p + 2)) : 0;
+            if (!end || memchr(p + 2, '\\', n) || memchr(p + 2, '.', n) || memchr(p + 2, '[', n)
+                || memchr(p + 2, ']', n) || k + n + 2 >= sizeof dotted) {
+                *types = SLC_MAP_T_ANY;
+                return 0;
+            }
+            if (k)
+                dotted[k++] = '.';
+            memcpy(dotted + k, p + 2, n);
+            k += n;
+            p = end + 2;
+            continue;
+        }
+        if (k + 2 >= sizeof dotted) {
+            *types = SLC_MAP_T_ANY;
+            return 0;
+        }
+        dotted[k++] = *p++;
+    }
+    dotted[k] = 0;
+    int rc = slc_schema_type_at(schema, dotted, &t);
+    if (rc == SL_EINVAL) {
+        *types = SLC_MAP_T_ANY;         /* a name the schema's paths cannot spell */
+        return 0;
+    }
+    if (rc)
+        return rc;
+    /* Same bit layout (string, number, integer, boolean, object, array,
+     * null); spelled out so that a change of either is caught here. */
+    *types = ((t & SLC_JSON_STRING) ? SLC_MAP_T_STRING : 0)
+           | ((t & SLC_JSON_NUMBER) ? SLC_MAP_T_NUMBER : 0)
+           | ((t & SLC_JSON_INTEGER) ? SLC_MAP_T_INTEGER : 0)
+           | ((t & SLC_JSON_BOOLEAN) ? SLC_MAP_T_BOOLEAN : 0)
+           | ((t & SLC_JSON_OBJECT) ? SLC_MAP_T_OBJECT : 0)
+           | ((t & SLC_JSON_ARRAY) ? SLC_MAP_T_ARRAY : 0)
+           | ((t & SLC_JSON_NULL) ? SLC_MAP_T_NULL : 0);
+    return 0;
+}
+
+int slc_subject_ref(const char *ref, char *subject, size_t len, uint32_t *version)
+{
+    const char *at = ref ? strrchr(ref, '@') : NULL;
+    size_t n = ref ? (at ? (size_t) (at - ref) : strlen(ref)) : 0;
+    *version = 0;
+    if (n == 0 || n >= len)
+        return SL_EINVAL;
+    if (at) {
+        char *end = NULL;
+        unsigned long v = strtoul(at + 1, &end, 10);
+        if (!at[1] || *end || v == 0 || v > UINT32_MAX)
+            return SL_EINVAL;
+        *version = (uint32_t) v;
+    }
+    memcpy(subject, ref, n);
+    subject[n] = 0;
+    return 0;
+}

@@ -1,0 +1,21 @@
+/*  slc_map_schema - the bridge between the mapping type checker and the
+ *  schema registry: a slc_map_types_fn that answers from a compiled JSON
+ *  Schema, so a mapping is checked against its `from` schema when it is
+ *  registered (broker) or tested (CLI). Stateless; any thread.  */
+#ifndef SLC_MAP_SCHEMA_H
+#define SLC_MAP_SCHEMA_H
+#include <stddef.h>
+#include <stdint.h>
+#include "slc_map.h"
+#include "slc_schema.h"
+
+/* A slc_map_types_fn over the slc_schema_t ARG (borrowed): the mapping's
+ * "$.items[*].sku" is the schema's "items[*].sku"; a path written with
+ * ["name"] syntax is not translated and may be anything. */
+int slc_map_schema_types(void *arg, const char *path, unsigned *types);
+
+/* Split "SUBJECT@VERSION" (REF) into SUBJECT (LEN bytes) and *version
+ * (0 when REF has no "@N"). 0 or SL_EINVAL. */
+int slc_subject_ref(const char *ref, char *subject, size_t len, uint32_t *version);
+
+#endif

@@ -1,0 +1,138 @@
+/*  map-bench - the cost of a mapping at ingest (issue 5, point 5): a
+ *  10-field, ~300-byte JSON order through a 10-field mapping, decode
+ *  (json_loadb) + map (slc_map_eval) + encode (json_dumps), on one core.
+ *  Also times each stage alone, so that a slow run says where the time
+ *  went. Single thread; no broker. Last line:
+ *  "RESULT workload=map msgs_per_s=N".
+ *  Usage: map-bench [SECONDS [STAGE]]   (default 3 s per stage, every
+ *  stage; STAGE decode, map, encode or total alone, e.g. under perf)  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include "slc_map.h"
+
+static const char s_mapping[] =
+    "name: shop-a-to-canonical\n"
+    "from: shop-a.order@1\n"
+    "to: canonical.order@1\n"
+    "map:\n"
+    "  order_id: $.id\n"
+    "  customer.email: lower(trim($.buyer.email))\n"
+    "  customer.name: $.buyer.name\n"
+    "  customer.country: $.buyer.country\n"
+    "  amount_cents: int(round($.total * 100))\n"
+    "  currency: $.currency ?? \"EUR\"\n"
+    "  created_at: $.created\n"
+    "  channel: upper($.channel)\n"
+    "  item_count: length($.items)\n"
+    "  note: $.note ?? \"\"\n"
+    "drop_if: $.test == true\n";
+
+static const char s_order[] =
+    "{\"id\":\"A-1000234\",\"buyer\":{\"email\":\"  Jane.Doe@Example.COM \","
+    "\"name\":\"Jane Doe\",\"country\":\"DE\"},\"total\":129.99,\"currency\":\"USD\","
+    "\"test\":false,\"created\":\"2024-05-01T12:34:56Z\",\"channel\":\"web\","
+    "\"items\":[{\"sku\":\"X-1\",\"qty\":2},{\"sku\":\"Y-22\",\"qty\":1}],"
+    "\"note\":\"leave it at the door, please\",\"coupon\":null}";
+
+typedef enum { S_ALL, S_DECODE, S_MAP, S_ENCODE } s_stage_t;
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* Messages per second of STAGE over about SECS seconds; -1 on error. */
+static double s_run(const slc_map_t *m, s_stage_t stage, double secs, size_t *bytes)
+{
+    double rate = -1, start = s_now(), now = start;
+    size_t n = 0, len = strlen(s_order);
+    json_t *doc = json_loadb(s_order, len, 0, NULL), *out = NULL;
+    bool dropped;
+    char err[512];
+    if (!doc || slc_map_eval(m, doc, NULL, &out, &dropped, err, sizeof err) != 0) {
+        fprintf(stderr, "map-bench: the mapping fails: %s\n", err);
+        goto fail;
+    }
+    *bytes = 0;
+    while (now - start < secs) {
+        for (int k = 0; k < 1000; k++) {
+            json_t *d = doc, *o = out;
+            char *text = NULL;
+            if (stage == S_ALL || stage == S_DECODE) {
+                d = json_loadb(s_order, len, 0, NULL);
+                if (!d)
+                    goto fail;
+            }
+            if (stage == S_ALL || stage == S_MAP) {
+                if (slc_map_eval(m, d, NULL, &o, &dropped, err, sizeof err) != 0)
+                    goto fail;
+            }
+            if (stage == S_ALL || stage == S_ENCODE) {
+                text = json_dumps(o, JSON_COMPACT);
+                if (!text)
+                    goto fail;
+                *bytes += strlen(text);
+            }
+            free(text);
+            if (o != out)
+                json_decref(o);
+            if (d != doc)
+                json_decref(d);
+        }
+        n += 1000;
+        now = s_now();
+    }
+    rate = (double) n / (now - start);
+fail:
+    json_decref(out);
+    json_decref(doc);
+    return rate;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 1;
+    char err[4096];
+    slc_map_t *m = NULL;
+    double secs = argc > 1 ? atof(argv[1]) : 3.0;
+    const char *only = argc > 2 ? argv[2] : NULL;
+    size_t bytes = 0;
+    static const char *const names[] = { "total", "decode", "map", "encode" };
+    if (secs <= 0 || argc > 3 || (only && strcmp(only, "decode") && strcmp(only, "map")
+                                  && strcmp(only, "encode") && strcmp(only, "total"))) {
+        fprintf(stderr, "usage: map-bench [SECONDS [decode|map|encode|total]]\n");
+        goto fail;
+    }
+    if (slc_map_compile(s_mapping, strlen(s_mapping), "map-bench", NULL, NULL, &m, err,
+                        sizeof err) != 0) {
+        fprintf(stderr, "map-bench: %s\n", err);
+        goto fail;
+    }
+    printf("document %zu bytes, mapping of 10 fields, %.1f s per stage\n", strlen(s_order), secs);
+    for (int s = S_DECODE; s <= S_ENCODE; s++) {
+        if (only && strcmp(only, names[s]) != 0)
+            continue;
+        double r = s_run(m, (s_stage_t) s, secs, &bytes);
+        if (r < 0)
+            goto fail;
+        printf("  %-7s %10.0f msgs/s  %6.2f us/msg\n", names[s], r, 1e6 / r);
+    }
+    if (only && strcmp(only, "total") != 0) {
+        rc = 0;
+        goto fail;
+    }
+    double all = s_run(m, S_ALL, secs, &bytes);
+    if (all < 0)
+        goto fail;
+    printf("  %-7s %10.0f msgs/s  %6.2f us/msg (decode + map + encode)\n", "total", all, 1e6 / all);
+    printf("RESULT workload=map msgs_per_s=%.0f\n", all);
+    rc = 0;
+fail:
+    slc_map_destroy(&m);
+    return rc;
+}
