@@ -109,6 +109,17 @@ static int s_put_info(sld_txn_t *txn, const uint8_t *key, size_t klen,
     return rc;
 }
 
+/* Free an array of N separately allocated items and the array. */
+static void s_free_list(void ***out, size_t n)
+{
+    if (!out || !*out)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((*out)[i]);
+    free(*out);
+    *out = NULL;
+}
+
 static void s_subject_free(void **item)
 {
     s_subject_t *s = *item;
@@ -178,7 +189,7 @@ static int s_set_binding(sld_registry_t *self, const char *topic, s_subject_t *s
         b = calloc(1, sizeof *b);
         if (!b)
             return SL_ENOMEM;
-        snprintf(b->topic, sizeof b->topic, "%s", topic);
+        snprintf(b->topic, sizeof b->topic, "%.*s", SLC_TOPIC_MAX, topic);   /* validated: <= 255 */
         zhashx_insert(self->bindings, b->topic, b);
     }
     b->subject = subject;
@@ -683,12 +694,7 @@ int sld_registry_map_list(sld_registry_t *self, Sluice__MappingInfo ***out, size
 
 void sld_registry_map_list_free(Sluice__MappingInfo ***out, size_t n)
 {
-    if (!out || !*out)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free((*out)[i]);
-    free(*out);
-    *out = NULL;
+    s_free_list((void ***) out, n);
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -742,12 +748,7 @@ int sld_registry_list(sld_registry_t *self, Sluice__SchemaInfo ***out, size_t *n
 
 void sld_registry_list_free(Sluice__SchemaInfo ***out, size_t n)
 {
-    if (!out || !*out)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free((*out)[i]);
-    free(*out);
-    *out = NULL;
+    s_free_list((void ***) out, n);
 }
 
 /* ----------------------------------------------------------- validation */

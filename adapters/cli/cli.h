@@ -178,6 +178,19 @@ void *cli_xmalloc(size_t size);
 void *cli_xrealloc(void *ptr, size_t size);
 char *cli_xstrdup(const char *text);
 
+/* The whole of PATH ("-" = stdin) as a NUL-terminated string (caller
+ * frees; its length in *LEN, may be NULL), or NULL with errno set (EFBIG
+ * when it is larger than MAX bytes). */
+char *cli_read_file(const char *path, size_t max, size_t *len);
+
+/* The shape of a one-request subcommand: parse ARGV with OPTIONS (own
+ * options to ON_OPTION with SELF), connect, run FN. Returns FN's exit code,
+ * or the parse's or connect's. */
+typedef int (cli_request_fn)(cli_ctx_t *ctx, void *self, sl_client_t *client);
+int cli_run_request(const char *cmd, const char *usage, int argc, char **argv,
+                    const struct option *options, cli_option_fn *on_option, void *self,
+                    int minpos, int maxpos, cli_request_fn *fn);
+
 /* An aligned text table: cells are added left to right, row after row. */
 typedef struct cli_table cli_table_t;
 

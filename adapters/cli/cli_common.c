@@ -928,3 +928,51 @@ int cli_json_field(const char *json, size_t len, const char *key, char *out,
     }
     return -1;
 }
+
+char *cli_read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    if (!f)
+        return NULL;
+    while (true) {
+        if (cap - n < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            buf = cli_xrealloc(buf, cap + 1);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0 || n > max)
+            break;
+    }
+    bool bad = ferror(f) || n > max;
+    if (f != stdin)
+        fclose(f);
+    if (bad) {
+        free(buf);
+        errno = n > max ? EFBIG : EIO;
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len)
+        *len = n;
+    return buf;
+}
+
+int cli_run_request(const char *cmd, const char *usage, int argc, char **argv,
+                    const struct option *options, cli_option_fn *on_option, void *self,
+                    int minpos, int maxpos, cli_request_fn *fn)
+{
+    cli_ctx_t ctx;
+    sl_client_t *client = NULL;
+    int rc;
+    cli_ctx_init(&ctx, cmd, usage);
+    if (!cli_parse(&ctx, argc, argv, options, on_option, self, minpos, maxpos, &rc))
+        return rc;
+    rc = cli_connect(&ctx, NULL, &client);
+    if (rc == CLI_EXIT_OK)
+        rc = fn(&ctx, self, client);
+    sl_client_destroy(&client);
+    return rc;
+}

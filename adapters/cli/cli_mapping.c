@@ -48,54 +48,17 @@ static int s_on_option(void *self_, cli_ctx_t *ctx, int opt, const char *arg)
     }
 }
 
-/* The whole of PATH as a string (caller frees), or NULL with errno set. */
 static char *s_slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    if (!f)
-        return NULL;
-    while (true) {
-        if (cap - n < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            buf = cli_xrealloc(buf, cap + 1);
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0 || n > S_FILE_MAX)
-            break;
-    }
-    bool bad = ferror(f) || n > S_FILE_MAX;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        errno = n > S_FILE_MAX ? EFBIG : EIO;
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len)
-        *len = n;
-    return buf;
+    return cli_read_file(path, S_FILE_MAX, len);
 }
 
-typedef int (s_run_fn)(cli_ctx_t *ctx, s_mapping_t *self, sl_client_t *client);
-
+/* Parse, connect, run FN with this file's option state. */
 static int s_run(const char *cmd, const char *usage, int argc, char **argv,
-                 const struct option *options, int npos, s_run_fn *fn)
+                 const struct option *options, int npos, cli_request_fn *fn)
 {
     s_mapping_t self = { 0 };
-    cli_ctx_t ctx;
-    sl_client_t *client = NULL;
-    int rc;
-    cli_ctx_init(&ctx, cmd, usage);
-    if (!cli_parse(&ctx, argc, argv, options, s_on_option, &self, npos, npos, &rc))
-        return rc;
-    rc = cli_connect(&ctx, NULL, &client);
-    if (rc == CLI_EXIT_OK)
-        rc = fn(&ctx, &self, client);
-    sl_client_destroy(&client);
-    return rc;
+    return cli_run_request(cmd, usage, argc, argv, options, s_on_option, &self, npos, npos, fn);
 }
 
 /* ------------------------------------------------- add / list / show / rm */
@@ -129,8 +92,9 @@ static const char s_rm_usage[] =
     "Remove mapping NAME. Needs the admin permission.\n"
     CLI_COMMON_USAGE;
 
-static int s_add_run(cli_ctx_t *ctx, s_mapping_t *self, sl_client_t *client)
+static int s_add_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_mapping_t *self = self_;
     sl_mapping_info_t info;
     (void) self;
     char *yaml = s_slurp(ctx->pos[0], NULL);
@@ -147,8 +111,9 @@ static int s_add_run(cli_ctx_t *ctx, s_mapping_t *self, sl_client_t *client)
     return CLI_EXIT_OK;
 }
 
-static int s_list_run(cli_ctx_t *ctx, s_mapping_t *self, sl_client_t *client)
+static int s_list_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_mapping_t *self = self_;
     static const char *const headers[] = { "NAME", "FROM", "TO" };
     sl_mapping_info_t *list = NULL;
     size_t n = 0;
@@ -182,8 +147,9 @@ static int s_list_run(cli_ctx_t *ctx, s_mapping_t *self, sl_client_t *client)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
 
-static int s_show_run(cli_ctx_t *ctx, s_mapping_t *self, sl_client_t *client)
+static int s_show_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_mapping_t *self = self_;
     sl_mapping_info_t info;
     (void) self;
     int rc = sl_mapping_get(client, ctx->pos[0], &info);
@@ -194,8 +160,9 @@ static int s_show_run(cli_ctx_t *ctx, s_mapping_t *self, sl_client_t *client)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
 
-static int s_rm_run(cli_ctx_t *ctx, s_mapping_t *self, sl_client_t *client)
+static int s_rm_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_mapping_t *self = self_;
     (void) self;
     int rc = sl_mapping_remove(client, ctx->pos[0]);
     if (rc != 0)

@@ -63,57 +63,23 @@ static int s_subject_ref(const cli_ctx_t *ctx, const char *text, char *subject, 
     return CLI_EXIT_OK;
 }
 
-/* The whole of FILE ("-" = stdin) as a string (caller frees), or NULL after
- * a message. */
+/* The whole of FILE ("-" = stdin), or NULL after a message. */
 static char *s_read_file(const cli_ctx_t *ctx, const char *path)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    if (!f) {
-        fprintf(stderr, "sluice %s: cannot open %s: %s\n", ctx->cmd, path, strerror(errno));
-        return NULL;
-    }
-    while (true) {
-        if (cap - len < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            buf = cli_xrealloc(buf, cap + 1);
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0 || len > S_SCHEMA_FILE_MAX)
-            break;
-    }
-    bool bad = ferror(f) || len > S_SCHEMA_FILE_MAX;
-    if (f != stdin)
-        fclose(f);
-    if (bad) {
-        fprintf(stderr, "sluice %s: cannot read %s%s\n", ctx->cmd, path,
-                len > S_SCHEMA_FILE_MAX ? ": larger than 1 MiB" : "");
-        free(buf);
-        return NULL;
-    }
-    buf[len] = 0;
-    return buf;
+    char *text = cli_read_file(path, S_SCHEMA_FILE_MAX, NULL);
+    if (!text)
+        fprintf(stderr, "sluice %s: cannot read %s: %s\n", ctx->cmd, path,
+                errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+    return text;
 }
 
-typedef int (s_run_fn)(cli_ctx_t *ctx, s_schema_t *self, sl_client_t *client);
-
+/* Parse, connect, run FN with this file's option state. */
 static int s_run(const char *cmd, const char *usage, int argc, char **argv,
-                 const struct option *options, int minpos, int maxpos, s_run_fn *fn)
+                 const struct option *options, int minpos, int maxpos, cli_request_fn *fn)
 {
     s_schema_t self = { 0 };
-    cli_ctx_t ctx;
-    sl_client_t *client = NULL;
-    int rc;
-    cli_ctx_init(&ctx, cmd, usage);
-    if (!cli_parse(&ctx, argc, argv, options, s_on_option, &self, minpos, maxpos, &rc))
-        return rc;
-    rc = cli_connect(&ctx, NULL, &client);
-    if (rc == CLI_EXIT_OK)
-        rc = fn(&ctx, &self, client);
-    sl_client_destroy(&client);
-    return rc;
+    return cli_run_request(cmd, usage, argc, argv, options, s_on_option, &self, minpos,
+                           maxpos, fn);
 }
 
 /* ---------------------------------------------------- register / check */
@@ -162,13 +128,15 @@ static int s_register(cli_ctx_t *ctx, s_schema_t *self, sl_client_t *client, boo
     return CLI_EXIT_OK;
 }
 
-static int s_register_run(cli_ctx_t *ctx, s_schema_t *self, sl_client_t *client)
+static int s_register_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_schema_t *self = self_;
     return s_register(ctx, self, client, false);
 }
 
-static int s_check_run(cli_ctx_t *ctx, s_schema_t *self, sl_client_t *client)
+static int s_check_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_schema_t *self = self_;
     return s_register(ctx, self, client, true);
 }
 
@@ -213,8 +181,9 @@ static int s_list_cmp(const void *a, const void *b)
                   ((const sl_schema_info_t *) b)->subject);
 }
 
-static int s_list_run(cli_ctx_t *ctx, s_schema_t *self, sl_client_t *client)
+static int s_list_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_schema_t *self = self_;
     static const char *const headers[] = { "SUBJECT", "LATEST", "VERSIONS", "COMPAT", "REGISTERED" };
     sl_schema_info_t *list = NULL;
     size_t n = 0;
@@ -253,8 +222,9 @@ static int s_list_run(cli_ctx_t *ctx, s_schema_t *self, sl_client_t *client)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
 
-static int s_show_run(cli_ctx_t *ctx, s_schema_t *self, sl_client_t *client)
+static int s_show_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_schema_t *self = self_;
     char subject[256];
     uint32_t version = 0;
     sl_schema_info_t info;
@@ -308,8 +278,9 @@ static const char s_topic_set_usage[] =
     "  --no-schema             remove the binding\n"
     CLI_COMMON_USAGE;
 
-static int s_topic_set_run(cli_ctx_t *ctx, s_schema_t *self, sl_client_t *client)
+static int s_topic_set_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
+    s_schema_t *self = self_;
     char subject[256] = "";
     uint32_t version = 0;
     const char *topic = ctx->pos[0];
