@@ -1,17 +1,20 @@
 /*  map-bench - the cost of a mapping at ingest (issue 5, point 5): a
  *  10-field, ~300-byte JSON order through a 10-field mapping, decode
- *  (json_loadb) + map (slc_map_eval) + encode (json_dumps), on one core.
+ *  (json_loadb) + map (slc_map_eval) + validate the output against the
+ *  target schema (slc_schema_validate) + encode (json_dumps), on one core.
  *  Also times each stage alone, so that a slow run says where the time
  *  went. Single thread; no broker. Last line:
  *  "RESULT workload=map msgs_per_s=N".
  *  Usage: map-bench [SECONDS [STAGE]]   (default 3 s per stage, every
- *  stage; STAGE decode, map, encode or total alone, e.g. under perf)  */
+ *  stage; STAGE decode, map, validate, encode or total alone, e.g.
+ *  under perf)  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <jansson.h>
 #include "slc_map.h"
+#include "slc_schema.h"
 
 static const char s_mapping[] =
     "name: shop-a-to-canonical\n"
@@ -37,7 +40,21 @@ static const char s_order[] =
     "\"items\":[{\"sku\":\"X-1\",\"qty\":2},{\"sku\":\"Y-22\",\"qty\":1}],"
     "\"note\":\"leave it at the door, please\",\"coupon\":null}";
 
-typedef enum { S_ALL, S_DECODE, S_MAP, S_ENCODE } s_stage_t;
+/* The target schema the mapped order is validated against. */
+static const char s_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,"
+    "\"required\":[\"order_id\",\"customer\",\"amount_cents\",\"currency\"],"
+    "\"properties\":{\"order_id\":{\"type\":\"string\",\"minLength\":1},"
+    "\"customer\":{\"type\":\"object\",\"required\":[\"email\"],\"properties\":{"
+    "\"email\":{\"type\":\"string\",\"format\":\"email\"},\"name\":{\"type\":\"string\"},"
+    "\"country\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":2}}},"
+    "\"amount_cents\":{\"type\":\"integer\",\"minimum\":0},"
+    "\"currency\":{\"type\":\"string\",\"enum\":[\"EUR\",\"USD\",\"GBP\"]},"
+    "\"created_at\":{\"type\":\"string\",\"format\":\"date-time\"},"
+    "\"channel\":{\"type\":\"string\"},\"item_count\":{\"type\":\"integer\"},"
+    "\"note\":{\"type\":\"string\",\"maxLength\":500}}}";
+
+typedef enum { S_ALL, S_DECODE, S_MAP, S_VALIDATE, S_ENCODE } s_stage_t;
 
 static double s_now(void)
 {
@@ -47,8 +64,11 @@ static double s_now(void)
 }
 
 /* Messages per second of STAGE over about SECS seconds; -1 on error. */
-static double s_run(const slc_map_t *m, s_stage_t stage, double secs, size_t *bytes)
+static double s_run(const slc_map_t *m, const slc_schema_t *schema, s_stage_t stage,
+                    double secs, size_t *bytes)
 {
+    slc_schema_error_t errs[4];
+    size_t nerrs = 0;
     double rate = -1, start = s_now(), now = start;
     size_t n = 0, len = strlen(s_order);
     json_t *doc = json_loadb(s_order, len, 0, NULL), *out = NULL;
@@ -56,6 +76,11 @@ static double s_run(const slc_map_t *m, s_stage_t stage, double secs, size_t *by
     char err[512];
     if (!doc || slc_map_eval(m, doc, NULL, &out, &dropped, err, sizeof err) != 0) {
         fprintf(stderr, "map-bench: the mapping fails: %s\n", err);
+        goto fail;
+    }
+    if (slc_schema_validate(schema, out, errs, 4, &nerrs) != 0) {
+        fprintf(stderr, "map-bench: the output is invalid: %s: %s\n", errs[0].pointer,
+                errs[0].rule);
         goto fail;
     }
     *bytes = 0;
@@ -72,6 +97,9 @@ static double s_run(const slc_map_t *m, s_stage_t stage, double secs, size_t *by
                 if (slc_map_eval(m, d, NULL, &o, &dropped, err, sizeof err) != 0)
                     goto fail;
             }
+            if ((stage == S_ALL || stage == S_VALIDATE)
+                && slc_schema_validate(schema, o, errs, 4, &nerrs) != 0)
+                goto fail;
             if (stage == S_ALL || stage == S_ENCODE) {
                 text = json_dumps(o, JSON_COMPACT);
                 if (!text)
@@ -99,13 +127,19 @@ int main(int argc, char **argv)
     int rc = 1;
     char err[4096];
     slc_map_t *m = NULL;
+    slc_schema_t *schema = NULL;
     double secs = argc > 1 ? atof(argv[1]) : 3.0;
     const char *only = argc > 2 ? argv[2] : NULL;
     size_t bytes = 0;
-    static const char *const names[] = { "total", "decode", "map", "encode" };
+    static const char *const names[] = { "total", "decode", "map", "validate", "encode" };
     if (secs <= 0 || argc > 3 || (only && strcmp(only, "decode") && strcmp(only, "map")
-                                  && strcmp(only, "encode") && strcmp(only, "total"))) {
-        fprintf(stderr, "usage: map-bench [SECONDS [decode|map|encode|total]]\n");
+                                  && strcmp(only, "validate") && strcmp(only, "encode")
+                                  && strcmp(only, "total"))) {
+        fprintf(stderr, "usage: map-bench [SECONDS [decode|map|validate|encode|total]]\n");
+        goto fail;
+    }
+    if (slc_schema_compile(s_schema, strlen(s_schema), &schema, err, sizeof err) != 0) {
+        fprintf(stderr, "map-bench: schema: %s\n", err);
         goto fail;
     }
     if (slc_map_compile(s_mapping, strlen(s_mapping), "map-bench", NULL, NULL, &m, err,
@@ -117,22 +151,24 @@ int main(int argc, char **argv)
     for (int s = S_DECODE; s <= S_ENCODE; s++) {
         if (only && strcmp(only, names[s]) != 0)
             continue;
-        double r = s_run(m, (s_stage_t) s, secs, &bytes);
+        double r = s_run(m, schema, (s_stage_t) s, secs, &bytes);
         if (r < 0)
             goto fail;
-        printf("  %-7s %10.0f msgs/s  %6.2f us/msg\n", names[s], r, 1e6 / r);
+        printf("  %-8s %10.0f msgs/s  %6.2f us/msg\n", names[s], r, 1e6 / r);
     }
     if (only && strcmp(only, "total") != 0) {
         rc = 0;
         goto fail;
     }
-    double all = s_run(m, S_ALL, secs, &bytes);
+    double all = s_run(m, schema, S_ALL, secs, &bytes);
     if (all < 0)
         goto fail;
-    printf("  %-7s %10.0f msgs/s  %6.2f us/msg (decode + map + encode)\n", "total", all, 1e6 / all);
+    printf("  %-8s %10.0f msgs/s  %6.2f us/msg (decode + map + validate + encode)\n", "total",
+           all, 1e6 / all);
     printf("RESULT workload=map msgs_per_s=%.0f\n", all);
     rc = 0;
 fail:
     slc_map_destroy(&m);
+    slc_schema_destroy(&schema);
     return rc;
 }
