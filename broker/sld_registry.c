@@ -545,41 +545,34 @@ static const slc_schema_t *s_schema_of(sld_registry_t *self, const char *subject
     return NULL;
 }
 
-/* Compile YAML twice: once to learn its `from` and `to`, then against the
- * `from` schema so that paths and types are checked. */
+/* Compile YAML once, against its `from` schema (found by peeking at the
+ * YAML), so that syntax, names, paths and types are reported together. */
 static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
                              s_mapping_t **out, char *why, size_t whylen)
 {
     slc_map_t *map = NULL;
-    char subject[SLD_SUBJECT_MAX + 1];
+    char subject[SLD_SUBJECT_MAX + 1], from_ref[512], to_ref[512];
     uint32_t version;
-    int rc = slc_map_compile(yaml, len, NULL, NULL, NULL, &map, why, whylen);
-    if (rc)
-        return SL_EINVAL;
     const slc_schema_t *from = NULL;
-    rc = slc_subject_ref(slc_map_from(map), subject, sizeof subject, &version);
-    if (rc == 0 && !(from = s_schema_of(self, subject, version))) {
-        slc_errf(why, whylen, "mapping %s: from: no schema %s registered", slc_map_name(map),
-                 slc_map_from(map));
-        rc = SL_ENOTFOUND;
-    }
-    if (rc == 0) {
-        rc = slc_subject_ref(slc_map_to(map), subject, sizeof subject, &version);
-        if (rc == 0 && !s_schema_of(self, subject, version)) {
-            slc_errf(why, whylen, "mapping %s: to: no schema %s registered", slc_map_name(map),
-                     slc_map_to(map));
-            rc = SL_ENOTFOUND;
+    int rc = 0;
+    /* A YAML that does not parse, or names no valid schema, is left to the
+     * compiler to explain; a valid reference to a missing schema is ours. */
+    if (slc_map_peek(yaml, len, from_ref, to_ref, sizeof from_ref) == 0) {
+        if (slc_subject_ref(from_ref, subject, sizeof subject, &version) == 0
+            && !(from = s_schema_of(self, subject, version))) {
+            slc_errf(why, whylen, "from: no schema %s registered", from_ref);
+            return SL_ENOTFOUND;
+        }
+        if (slc_subject_ref(to_ref, subject, sizeof subject, &version) == 0
+            && !s_schema_of(self, subject, version)) {
+            slc_errf(why, whylen, "to: no schema %s registered", to_ref);
+            return SL_ENOTFOUND;
         }
     }
-    else if (rc == SL_EINVAL)
-        slc_errf(why, whylen, "mapping %s: from: \"%s\" is not SUBJECT@VERSION",
-                 slc_map_name(map), slc_map_from(map));
-    slc_map_destroy(&map);
+    rc = slc_map_compile(yaml, len, NULL, from ? slc_map_schema_types : NULL, (void *) from,
+                         &map, why, whylen);
     if (rc)
-        return rc;
-    rc = slc_map_compile(yaml, len, NULL, slc_map_schema_types, (void *) from, &map, why, whylen);
-    if (rc)
-        return SL_EINVAL;
+        return rc == SL_ENOMEM ? rc : SL_EINVAL;
     s_mapping_t *m = calloc(1, sizeof *m);
     char *copy = malloc(len + 1);
     if (!m || !copy) {

@@ -1,5 +1,7 @@
 /*  slc_map_schema - mapping paths answered from a compiled schema.  */
 #include "slc_map_schema.h"
+#include <libfyaml.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "slc.h"
@@ -78,5 +80,30 @@ int slc_subject_ref(const char *ref, char *subject, size_t len, uint32_t *versio
     }
     memcpy(subject, ref, n);
     subject[n] = 0;
+    return 0;
+}
+
+static void s_peek_one(struct fy_node *root, const char *key, char *out, size_t len)
+{
+    struct fy_node *n = fy_node_mapping_lookup_by_string(root, key, FY_NT);
+    const char *v = n && fy_node_is_scalar(n) ? fy_node_get_scalar0(n) : NULL;
+    snprintf(out, len, "%s", v ? v : "");
+}
+
+int slc_map_peek(const char *yaml, size_t len, char *from, char *to, size_t reflen)
+{
+    /* Quiet: the compiler reports YAML errors with their position. */
+    struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };
+    struct fy_document *doc = fy_document_build_from_string(&cfg, yaml, len);
+    struct fy_node *root = doc ? fy_document_root(doc) : NULL;
+    from[0] = to[0] = 0;
+    if (!root || !fy_node_is_mapping(root)) {
+        if (doc)
+            fy_document_destroy(doc);
+        return SL_EINVAL;
+    }
+    s_peek_one(root, "from", from, reflen);
+    s_peek_one(root, "to", to, reflen);
+    fy_document_destroy(doc);
     return 0;
 }

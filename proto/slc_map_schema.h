@@ -14,6 +14,13 @@
  * ["name"] syntax is not translated and may be anything. */
 int slc_map_schema_types(void *arg, const char *path, unsigned *types);
 
+/* The `from` and `to` of mapping YAML (LEN bytes) into FROM and TO (LEN
+ * bytes each, "" when absent), read without compiling it, so that the
+ * mapping can then be compiled once, against its source schema, and every
+ * problem reported together. 0, or SL_EINVAL when YAML does not parse (the
+ * compiler then says why). */
+int slc_map_peek(const char *yaml, size_t len, char *from, char *to, size_t reflen);
+
 /* Split "SUBJECT@VERSION" (REF) into SUBJECT (LEN bytes) and *version
  * (0 when REF has no "@N"). 0 or SL_EINVAL. */
 int slc_subject_ref(const char *ref, char *subject, size_t len, uint32_t *version);

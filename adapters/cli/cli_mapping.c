@@ -443,18 +443,18 @@ static int s_test(cli_ctx_t *ctx, const char *file, const char *schemas)
         fprintf(stderr, "sluice %s: cannot read %s: %s\n", ctx->cmd, mpath, strerror(errno));
         goto fail;
     }
-    /* Compile once to learn from/to, then against the from schema. */
-    if (slc_map_compile(yaml, len, mpath, NULL, NULL, &map, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        goto fail;
+    /* The schemas first (named in the YAML), then one compilation against
+     * the source schema, so every problem is reported together. */
+    char from_ref[512], to_ref[512];
+    if (slc_map_peek(yaml, len, from_ref, to_ref, sizeof from_ref) == 0 && from_ref[0]
+        && to_ref[0]) {
+        from = s_schema(&src, from_ref);
+        to = s_schema(&src, to_ref);
+        if (!from || !to)
+            goto fail;
     }
-    from = s_schema(&src, slc_map_from(map));
-    to = s_schema(&src, slc_map_to(map));
-    slc_map_destroy(&map);
-    if (!from || !to)
-        goto fail;
-    if (slc_map_compile(yaml, len, mpath, slc_map_schema_types, from, &map, err, sizeof err)
-        != 0) {
+    if (slc_map_compile(yaml, len, mpath, from ? slc_map_schema_types : NULL, from, &map,
+                        err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         goto fail;
     }

@@ -264,7 +264,8 @@ static void test_mappings(void **state)
             "  email: lower($.email ?? \"none@example.com\")\n", p_map, sizeof p_map);
     s_write(fx, "bad.yaml",
             "name: a-to-c-bad\nfrom: shop-a.order@1\nto: canonical.order@1\nmap:\n"
-            "  order_id: $.idd\n  amount_cents: int($.total)\n", p_bad, sizeof p_bad);
+            "  order_id: $.idd\n  amount_cents: int($.total)\n  email: lowr($.email)\n",
+            p_bad, sizeof p_bad);
     s_write(fx, "m.test.yaml",
             "mapping: a-to-c\ncases:\n"
             "  - name: cents\n    input: {id: A1, total: 12.5}\n"
@@ -287,6 +288,9 @@ static void test_mappings(void **state)
     assert_non_null(strstr(out, ":5:"));
     assert_non_null(strstr(out, "$.idd"));
     assert_non_null(strstr(out, "^"));
+    /* ... reported together with the unknown function of line 7. */
+    assert_non_null(strstr(out, ":7:"));
+    assert_non_null(strstr(out, "did you mean 'lower'"));
     free(out);
     assert_int_equal(s_cli(fx, NULL, &out, "mapping list"), 0);
     assert_non_null(strstr(out, "a-to-c"));
