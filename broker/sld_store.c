@@ -2398,29 +2398,38 @@ static int s_del_prefix(sld_txn_t *txn, MDB_dbi dbi, const uint8_t *prefix, size
     return rc;
 }
 
-int sld_store_sub_put(sld_txn_t *txn, const char *name, const void *config, size_t len)
+/* Put VAL (VLEN bytes) under KEY (1..MAX bytes) in DBI inside write TXN;
+ * WHAT names the record in a failure. 0, SL_EINVAL (key length), SL_EFULL,
+ * SL_ESTORE, or the transaction's earlier failure. */
+static int s_put_keyed(sld_txn_t *txn, MDB_dbi dbi, const void *key, size_t klen, size_t max,
+                       const void *val, size_t vlen, const char *what)
 {
     int rc = 0, mrc;
-    size_t n;
-    MDB_val key, val;
+    MDB_val k, v;
 
-    assert(txn && txn->write && (config || len == 0));
+    assert(txn && txn->write && key && (val || vlen == 0));
     if (txn->err) {
         rc = txn->err;
         goto fail;
     }
-    n = name ? strnlen(name, SLD_SUB_NAME_MAX + 1) : 0;
-    if (n == 0 || n > SLD_SUB_NAME_MAX) {
+    if (klen == 0 || klen > max) {
         rc = SL_EINVAL;
         goto fail;
     }
-    key = s_val(name, n);
-    val = s_val(config, len);
-    mrc = mdb_put(txn->mt, txn->store->db_subs, &key, &val, 0);
+    k = s_val(key, klen);
+    v = s_val(val, vlen);
+    mrc = mdb_put(txn->mt, dbi, &k, &v, 0);
     if (mrc)
-        rc = s_txn_fail(txn, "store subscription", mrc);
+        rc = s_txn_fail(txn, what, mrc);
 fail:
     return rc;
+}
+
+int sld_store_sub_put(sld_txn_t *txn, const char *name, const void *config, size_t len)
+{
+    size_t n = name ? strnlen(name, SLD_SUB_NAME_MAX + 1) : 0;
+    return s_put_keyed(txn, txn->store->db_subs, name ? name : "", n, SLD_SUB_NAME_MAX,
+                       config, len, "store subscription");
 }
 
 int sld_store_sub_delete(sld_txn_t *txn, const char *name)
@@ -2504,26 +2513,9 @@ int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg)
 
 int sld_store_ident_put(sld_txn_t *txn, const char *name, const void *record, size_t len)
 {
-    int rc = 0, mrc;
-    MDB_val key, val;
     size_t n = name ? strnlen(name, SLD_IDENT_NAME_MAX + 1) : 0;
-
-    assert(txn && txn->write && (record || len == 0));
-    if (txn->err) {
-        rc = txn->err;
-        goto fail;
-    }
-    if (n == 0 || n > SLD_IDENT_NAME_MAX) {
-        rc = SL_EINVAL;
-        goto fail;
-    }
-    key = s_val(name, n);
-    val = s_val(record, len);
-    mrc = mdb_put(txn->mt, txn->store->db_idents, &key, &val, 0);
-    if (mrc)
-        rc = s_txn_fail(txn, "store identity", mrc);
-fail:
-    return rc;
+    return s_put_keyed(txn, txn->store->db_idents, name ? name : "", n, SLD_IDENT_NAME_MAX,
+                       record, len, "store identity");
 }
 
 int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg)
@@ -2536,25 +2528,8 @@ int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg)
 int sld_store_reg_put(sld_txn_t *txn, const void *key, size_t klen,
                       const void *val, size_t vlen)
 {
-    int rc = 0, mrc;
-    MDB_val k, v;
-
-    assert(txn && txn->write && key && (val || vlen == 0));
-    if (txn->err) {
-        rc = txn->err;
-        goto fail;
-    }
-    if (klen == 0 || klen > SLD_REG_KEY_MAX) {
-        rc = SL_EINVAL;
-        goto fail;
-    }
-    k = s_val(key, klen);
-    v = s_val(val, vlen);
-    mrc = mdb_put(txn->mt, txn->store->db_registry, &k, &v, 0);
-    if (mrc)
-        rc = s_txn_fail(txn, "store registry record", mrc);
-fail:
-    return rc;
+    return s_put_keyed(txn, txn->store->db_registry, key, klen, SLD_REG_KEY_MAX, val, vlen,
+                       "store registry record");
 }
 
 int sld_store_reg_del(sld_txn_t *txn, const void *key, size_t klen)

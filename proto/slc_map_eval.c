@@ -601,20 +601,28 @@ static int s_bool(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *what, 
 
 /* ---- builders */
 
+/* Evaluate KID into a new JSON value *J (caller owns) for an array or
+ * object literal. */
+static int s_kid_json(slc_map_ctx_t *cx, const slc_map_node_t *kid, json_t **j)
+{
+    slc_map_val_t v = { 0 };
+    int rc = slc_map__eval(cx, kid, &v);
+    if (rc == 0)
+        rc = slc_map__to_json(cx, kid, &v, true, j);
+    slc_map__val_release(&v);
+    return rc;
+}
+
 static int s_array(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
 {
     int rc = 0;
     json_t *arr = json_array(), *j = NULL;
-    slc_map_val_t v = { 0 };
     if (!arr) {
         rc = SL_ENOMEM;
         goto fail;
     }
     for (size_t k = 0; k < n->nkids; k++) {
-        rc = slc_map__eval(cx, n->kids[k], &v);
-        if (rc == 0)
-            rc = slc_map__to_json(cx, n->kids[k], &v, true, &j);
-        slc_map__val_release(&v);
+        rc = s_kid_json(cx, n->kids[k], &j);
         if (rc != 0)
             goto fail;
         if (json_array_append_new(arr, j) != 0) {
@@ -634,16 +642,12 @@ static int s_object(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *o
 {
     int rc = 0;
     json_t *obj = json_object(), *j = NULL;
-    slc_map_val_t v = { 0 };
     if (!obj) {
         rc = SL_ENOMEM;
         goto fail;
     }
     for (size_t k = 0; k < n->nkids; k++) {
-        rc = slc_map__eval(cx, n->kids[k], &v);
-        if (rc == 0)
-            rc = slc_map__to_json(cx, n->kids[k], &v, true, &j);
-        slc_map__val_release(&v);
+        rc = s_kid_json(cx, n->kids[k], &j);
         if (rc != 0)
             goto fail;
         /* Member names come from the lexer: valid UTF-8. */
