@@ -11,7 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <jansson.h>
+#include <cjson/cJSON.h>
+#include "slc_doc.h"
 #include "slc_codec.h"
 
 typedef struct {
@@ -78,18 +79,24 @@ static char *s_format(uint64_t ts_us, const char *identity, const char *action,
     gmtime_r(&secs, &tm);
     size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(when + k, sizeof when - k, ".%06" PRIu64 "Z", ts_us % 1000000);
-    json_t *o = json_pack("{s:s, s:I, s:s?, s:s, s:s, s:s, s:s}",
-                          "ts", when, "ts_us", (json_int_t) ts_us,
-                          "identity", identity, "action", action,
-                          "target", target ? target : "", "result", result,
-                          "detail", detail ? detail : "");
-    if (!o)
-        return NULL;
-    /* Compact, one line, keys in the order above; invalid UTF-8 in a
-     * client-supplied name made json_pack fail above, so it never lands. */
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return text;
+    const char *text[] = { identity, action, target, result, detail };
+    for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
+        if (text[i] && !slc_doc_utf8(text[i], strlen(text[i])))
+            return NULL;    /* a client-supplied name that is not UTF-8 never lands */
+    char *json = NULL;
+    cJSON *o = cJSON_CreateObject();
+    /* Compact, one line, keys in this order. */
+    if (o && cJSON_AddStringToObject(o, "ts", when)
+        && cJSON_AddNumberToObject(o, "ts_us", (double) ts_us)
+        && (identity ? cJSON_AddStringToObject(o, "identity", identity)
+                     : cJSON_AddNullToObject(o, "identity"))
+        && cJSON_AddStringToObject(o, "action", action)
+        && cJSON_AddStringToObject(o, "target", target ? target : "")
+        && cJSON_AddStringToObject(o, "result", result)
+        && cJSON_AddStringToObject(o, "detail", detail ? detail : ""))
+        (void) slc_doc_encode(o, &json, NULL);
+    cJSON_Delete(o);
+    return json;
 }
 
 static void s_push(sld_audit_t *self, bool change, char *json, uint64_t ts_us)

@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include "slc_doc.h"
 #include "slc_map.h"
 #include "slc_map_schema.h"
@@ -755,7 +755,7 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
                        const void *payload, size_t len, bool *dlq,
                        char *why, size_t whylen)
 {
-    json_t **docs = NULL;
+    cJSON **docs = NULL;
     size_t ndocs = 0, nerrs = 0;
     slc_schema_error_t errs[S_ERRORS_MAX];
     char err[512] = "";
@@ -768,7 +768,7 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
     uint32_t version = b->version && b->version <= b->subject->n ? b->version
                                                                   : (uint32_t) b->subject->n;
     const slc_schema_t *schema = b->subject->v[version - 1].schema;
-    docs = calloc(S_DOCS_MAX, sizeof(json_t *));
+    docs = calloc(S_DOCS_MAX, sizeof(cJSON *));
     if (!docs)
         return SL_ENOMEM;
     rc = slc_doc_decode(content_type && *content_type ? content_type : NULL, payload, len,
@@ -794,7 +794,7 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
     }
 fail:
     for (size_t i = 0; i < ndocs; i++)
-        json_decref(docs[i]);
+        cJSON_Delete(docs[i]);
     free(docs);
     return rc;
 }

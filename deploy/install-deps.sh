@@ -20,7 +20,7 @@ packages=(
     liblmdb-dev
     lmdb-utils              # mdb_stat / mdb_dump, for operators and tests
     libsodium-dev
-    libjansson-dev          # JSON: audit records
+    libcjson-dev            # JSON documents: schemas, mappings, audit records
     libfyaml-dev            # YAML: mapping files (proto/slc_map)
     libcmocka-dev           # unit tests
     libasan8                # AddressSanitizer + LeakSanitizer runtime (build-asan)

@@ -1,5 +1,8 @@
 /*  slc_doc - message bodies as JSON documents (slc_doc.h).
- *  JSON and NDJSON go through jansson; CSV (RFC 4180) and logfmt are small
+ *  JSON and NDJSON go through cJSON, after one pass of our own over the
+ *  bytes for what cJSON lets through (bad UTF-8, raw control characters,
+ *  "\u0000", integers a double cannot carry) and a walk of the tree for
+ *  duplicate keys and depth; CSV (RFC 4180) and logfmt are small
  *  hand-written scanners over the borrowed bytes that keep the line and
  *  the start of the line, so every error can say where it is. Field text
  *  is unescaped into one scratch buffer reused for the whole body.
@@ -7,7 +10,10 @@
 #include "slc_doc.h"
 #include "slc.h"
 #include <assert.h>
+#include <ctype.h>
+#include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,7 +21,7 @@
 enum { S_JSON, S_NDJSON, S_CSV, S_LOGFMT };
 
 typedef struct {
-    json_t **docs;          /* the caller's array */
+    cJSON **docs;           /* the caller's array */
     size_t max;             /* its room */
     size_t n;               /* documents in it */
     char *err;              /* the caller's ERR buffer */
@@ -45,7 +51,7 @@ typedef struct {
 #define S_COL(r, at) ((size_t) ((at) - (r)->bol) + 1)
 
 /* Take DOC (owned) into the output. */
-static int s_emit(s_out_t *o, json_t *doc)
+static int s_emit(s_out_t *o, cJSON *doc)
 {
     int rc = 0;
     if (!doc) {
@@ -54,13 +60,23 @@ static int s_emit(s_out_t *o, json_t *doc)
     }
     if (o->n == o->max) {
         slc_errf(o->err, o->errlen, "more than %zu documents", o->max);
-        json_decref(doc);
+        cJSON_Delete(doc);
         rc = SL_ETOOBIG;
         goto fail;
     }
     o->docs[o->n++] = doc;
 fail:
     return rc;
+}
+
+/* Add VAL (owned, may be NULL for a failed create) to OBJ under KEY
+ * (copied). False when out of memory; VAL is freed then. */
+static bool s_add(cJSON *obj, const char *key, cJSON *val)
+{
+    if (val && cJSON_AddItemToObject(obj, key, val))
+        return true;
+    cJSON_Delete(val);
+    return false;
 }
 
 static int s_put(s_buf_t *b, char ch)
@@ -77,6 +93,18 @@ static size_t s_utf8_ok(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* ASCII without NUL, eight bytes at a time: no high bit set, and
+         * no zero byte (the usual has-zero-byte trick). */
+        while (len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080ull)
+                || ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull))
+                break;
+            i += 8;
+        }
+        if (i == len)
+            break;
         unsigned c = s[i], cp, min;
         size_t more;
         if (c == 0)
@@ -141,16 +169,281 @@ static bool s_blank(const char *p, const char *end)
     return true;
 }
 
-static int s_decode_json(s_out_t *o, const char *data, size_t len)
+/* ------------------------------------------------------------------ JSON */
+
+/* Line and byte column of AT in DATA, both from 1, LINE0 being DATA's. */
+static void s_where(const char *data, const char *at, size_t line0, size_t *line,
+                    size_t *col)
 {
-    json_error_t je;
-    json_t *doc = json_loadb(data, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (!doc) {
-        slc_errf(o->err, o->errlen, "line %d, column %d: %s", je.line,
-                 je.column, je.text);
+    const char *bol = data;
+    *line = line0;
+    for (const char *p = data; p < at; p++)
+        if (*p == '\n')
+            (*line)++, bol = p + 1;
+    *col = (size_t) (at - bol) + 1;
+}
+
+/* The first problem cJSON does not see in the JSON text [P, END), or NULL:
+ * bytes that are not UTF-8, raw control characters in strings, "\u0000",
+ * and integers (no fraction, no exponent) of magnitude above 2^53. Sets
+ * *WHY. Strings are tracked so that digits inside them are left alone. */
+static const char *s_prescan(const char *data, size_t len, const char **why)
+{
+    const char *p = data, *end = data + len;
+    size_t ok = s_utf8_ok((const unsigned char *) data, len);
+    if (ok < len) {
+        *why = data[ok] ? "not UTF-8 text" : "a NUL byte";
+        return data + ok;
+    }
+    while (p < end) {
+        unsigned char c = (unsigned char) *p;
+        if (c == '"') {
+            for (p++; p < end && *p != '"'; p++) {
+                if ((unsigned char) *p < 0x20) {
+                    *why = "a control character inside a string (escape it)";
+                    return p;
+                }
+                if (*p != '\\' || ++p >= end)
+                    continue;
+                /* cJSON takes a bad \u escape ("\u12g4") for U+0000 and
+                 * cuts the string there: check escapes here. */
+                if (!strchr("\"\\/bfnrtu", *p) || !*p) {
+                    *why = "an unknown escape in a string";
+                    return p - 1;
+                }
+                if (*p != 'u')
+                    continue;
+                for (int k = 1; k <= 4; k++)
+                    if (end - p <= k || !isxdigit((unsigned char) p[k])) {
+                        *why = "\\u must be followed by four hex digits";
+                        return p - 1;
+                    }
+                if (!memcmp(p + 1, "0000", 4)) {
+                    *why = "\\u0000 in a string (NUL is not allowed)";
+                    return p - 1;
+                }
+            }
+            p++;
+        }
+        else if (c == '-' || (c >= '0' && c <= '9')) {
+            const char *start = p, *digits;
+            if (*p == '-')
+                p++;
+            digits = p;
+            while (p < end && *p >= '0' && *p <= '9')
+                p++;
+            size_t n = (size_t) (p - digits);
+            if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+                while (p < end && strchr("0123456789.eE+-", *p))
+                    p++;    /* a real: a double by definition */
+            else if (n > 16 || (n == 16 && memcmp(digits, "9007199254740992", 16) > 0)) {
+                *why = "an integer beyond 2^53 (9007199254740992), which would "
+                       "not be kept exactly; send it as a string";
+                return start;
+            }
+        }
+        else
+            p++;
+    }
+    return NULL;
+}
+
+/* Where the walk is: the chain of containers from the top, so that a
+ * JSON pointer is only written when there is an error to report. */
+typedef struct s_frame {
+    const struct s_frame *up;
+    const cJSON *item;      /* the member or element */
+    size_t index;           /* its index, for an array element */
+    bool member;            /* a member of an object (ITEM->string) */
+} s_frame_t;
+
+/* The JSON pointer of frame F into PTR (LEN bytes), "" for the top. */
+static void s_pointer(const s_frame_t *f, char *ptr, size_t len)
+{
+    char tail[256] = "";
+    ptr[0] = '\0';
+    for (; f; f = f->up) {
+        char step[160], idx[24];
+        const char *key = idx;
+        size_t n = 0;
+        if (f->member)
+            key = f->item->string;
+        else
+            snprintf(idx, sizeof idx, "%zu", f->index);
+        step[n++] = '/';
+        for (; *key && n + 3 < sizeof step; key++) {
+            if (*key == '~' || *key == '/') {
+                step[n++] = '~';
+                step[n++] = *key == '~' ? '0' : '1';
+            }
+            else
+                step[n++] = *key;
+        }
+        step[n] = '\0';
+        snprintf(tail, sizeof tail, "%s%s", step, ptr);
+        snprintf(ptr, len, "%s", tail);
+    }
+}
+
+static int s_key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The first key of object J that appears twice, or NULL. Small objects
+ * are compared pairwise; larger ones sorted. *NOMEM on allocation failure. */
+static const char *s_dup_key(const cJSON *j, bool *nomem)
+{
+    const char *dup = NULL;
+    const char **keys = NULL;
+    size_t n = 0;
+    for (const cJSON *a = j->child; a; a = a->next)
+        n++;
+    if (n <= 16) {
+        for (const cJSON *a = j->child; a && !dup; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (a->string[0] == b->string[0] && !strcmp(a->string, b->string)) {
+                    dup = a->string;
+                    break;
+                }
+        goto done;
+    }
+    keys = malloc(n * sizeof *keys);
+    if (!keys) {
+        *nomem = true;
+        goto done;
+    }
+    n = 0;
+    for (const cJSON *a = j->child; a; a = a->next)
+        keys[n++] = a->string;
+    qsort(keys, n, sizeof *keys, s_key_cmp);
+    for (size_t i = 1; i < n && !dup; i++)
+        if (!strcmp(keys[i - 1], keys[i]))
+            dup = keys[i];
+done:
+    free(keys);
+    return dup;
+}
+
+/* A JSON pointer for an error text ("" is the whole document). */
+#define S_PTR(p) ((p)[0] ? (p) : "the top")
+
+/* Walk J, at frame AT (NULL: the top), for duplicate keys, depth and
+ * numbers out of a double's range ("1e999"). */
+static int s_walk(const cJSON *j, const s_frame_t *at, int depth, char *err,
+                  size_t errlen)
+{
+    int rc = 0;
+    char ptr[256];
+    bool nomem = false;
+    const char *dup = NULL;
+    if (cJSON_IsNumber(j) && !isfinite(j->valuedouble)) {
+        s_pointer(at, ptr, sizeof ptr);
+        slc_errf(err, errlen, "at %s: a number too large for a double", S_PTR(ptr));
         return SL_EINVAL;
     }
-    return s_emit(o, doc);
+    if (!cJSON_IsObject(j) && !cJSON_IsArray(j))
+        return 0;
+    if (depth > SLC_DOC_DEPTH_MAX) {
+        s_pointer(at, ptr, sizeof ptr);
+        slc_errf(err, errlen, "at %s: nested deeper than %d", S_PTR(ptr), SLC_DOC_DEPTH_MAX);
+        return SL_EINVAL;
+    }
+    if (cJSON_IsObject(j) && (dup = s_dup_key(j, &nomem)) != NULL) {
+        s_pointer(at, ptr, sizeof ptr);
+        slc_errf(err, errlen, "at %s: the key \"%s\" appears twice in one "
+                 "object", S_PTR(ptr), dup);
+        return SL_EINVAL;
+    }
+    if (nomem)
+        return SL_ENOMEM;
+    s_frame_t f = { at, NULL, 0, cJSON_IsObject(j) };
+    for (const cJSON *c = j->child; c && rc == 0; c = c->next, f.index++) {
+        if (cJSON_IsObject(c) || cJSON_IsArray(c)
+            || (cJSON_IsNumber(c) && !isfinite(c->valuedouble))) {
+            f.item = c;
+            rc = s_walk(c, &f, depth + 1, err, errlen);
+        }
+    }
+    return rc;
+}
+
+/* slc_doc_parse, for a text whose first line is LINE0 of its body. */
+static int s_parse(const char *data, size_t len, size_t line0, cJSON **out,
+                   char *err, size_t errlen)
+{
+    int rc = 0;
+    const char *why = NULL, *at = s_prescan(data, len, &why), *end = NULL;
+    size_t line, col;
+    cJSON *doc = NULL;
+    *out = NULL;
+    if (!at) {
+        doc = cJSON_ParseWithLengthOpts(data, len, &end, false);
+        if (!doc) {
+            at = end && end >= data && end <= data + len ? end : data;
+            why = NULL;
+        }
+        else {
+            while (end < data + len && strchr(" \t\r\n", *end))
+                end++;
+            if (end < data + len)
+                at = end, why = "text after the JSON value";
+        }
+    }
+    if (at) {
+        s_where(data, at, line0, &line, &col);
+        size_t near = 0;
+        while (at + near < data + len && near < 16 && (unsigned char) at[near] >= 0x20)
+            near++;
+        if (why)
+            slc_errf(err, errlen, "line %zu, column %zu: %s", line, col, why);
+        else if (near)
+            slc_errf(err, errlen, "line %zu, column %zu: not valid JSON near '%.*s'",
+                     line, col, (int) near, at);
+        else
+            slc_errf(err, errlen, "line %zu, column %zu: not valid JSON (the text "
+                     "ends too soon)", line, col);
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    rc = s_walk(doc, NULL, 1, err, errlen);
+    if (rc)
+        goto fail;
+    *out = doc;
+    doc = NULL;
+fail:
+    cJSON_Delete(doc);
+    return rc;
+}
+
+int slc_doc_parse(const char *data, size_t len, cJSON **out, char *err, size_t errlen)
+{
+    assert(out && (data || len == 0));
+    return s_parse(data ? data : "", len, 1, out, err, errlen);
+}
+
+bool slc_doc_utf8(const char *s, size_t len)
+{
+    return s_utf8_ok((const unsigned char *) s, len) == len;
+}
+
+bool slc_doc_int(const cJSON *j, int64_t *v)
+{
+    if (!cJSON_IsNumber(j))
+        return false;
+    double d = j->valuedouble;
+    if (!(d >= -SLC_DOC_INT_LIMIT && d <= SLC_DOC_INT_LIMIT) || d != trunc(d))
+        return false;
+    if (v)
+        *v = (int64_t) d;
+    return true;
+}
+
+static int s_decode_json(s_out_t *o, const char *data, size_t len)
+{
+    cJSON *doc = NULL;
+    int rc = s_parse(data, len, 1, &doc, o->err, o->errlen);
+    return rc ? rc : s_emit(o, doc);
 }
 
 static int s_decode_ndjson(s_out_t *o, const char *data, size_t len)
@@ -160,15 +453,10 @@ static int s_decode_ndjson(s_out_t *o, const char *data, size_t len)
     while (r.p < r.end) {
         const char *next, *le = s_line_end(&r, &next);
         if (!s_blank(r.p, le)) {
-            json_error_t je;
-            json_t *doc = json_loadb(r.p, (size_t) (le - r.p),
-                                     JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-            if (!doc) {
-                slc_errf(o->err, o->errlen, "line %zu, column %d: %s", r.line,
-                         je.column, je.text);
-                rc = SL_EINVAL;
+            cJSON *doc = NULL;
+            rc = s_parse(r.p, (size_t) (le - r.p), r.line, &doc, o->err, o->errlen);
+            if (rc)
                 goto fail;
-            }
             rc = s_emit(o, doc);
             if (rc)
                 goto fail;
@@ -311,7 +599,7 @@ static int s_decode_csv(s_out_t *o, const char *data, size_t len)
     s_csv_t c;
     char **names = NULL;
     size_t nnames = 0;
-    json_t *seen = NULL, *row = NULL;
+    cJSON *row = NULL;
     memset(&c, 0, sizeof c);
     c.o = o;
     if (len >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3))
@@ -325,15 +613,17 @@ static int s_decode_csv(s_out_t *o, const char *data, size_t len)
     if (rc)
         goto fail;
     names = calloc(c.nfields, sizeof *names);
-    seen = json_object();
-    if (!names || !seen) {
+    if (!names) {
         rc = SL_ENOMEM;
         goto fail;
     }
     for (; nnames < c.nfields; nnames++) {
         const s_field_t *f = &c.fields[nnames];
         const char *name = c.text.buf + f->off;
-        if (!f->len || json_object_get(seen, name)) {
+        bool twice = false;
+        for (size_t k = 0; k < nnames && !twice; k++)
+            twice = !strcmp(names[k], name);
+        if (!f->len || twice) {
             slc_errf(o->err, o->errlen, "line %zu, column %zu: %s", f->line,
                      f->col, f->len ? "this column name appears twice"
                                     : "a column without a name");
@@ -341,7 +631,7 @@ static int s_decode_csv(s_out_t *o, const char *data, size_t len)
             goto fail;
         }
         names[nnames] = strdup(name);
-        if (!names[nnames] || json_object_set_nocheck(seen, name, json_true())) {
+        if (!names[nnames]) {
             rc = SL_ENOMEM;
             goto fail;
         }
@@ -354,15 +644,14 @@ static int s_decode_csv(s_out_t *o, const char *data, size_t len)
             rc = SL_EINVAL;
             goto fail;
         }
-        row = json_object();
+        row = cJSON_CreateObject();
         if (!row) {
             rc = SL_ENOMEM;
             goto fail;
         }
         for (size_t i = 0; i < nnames; i++) {
             const s_field_t *f = &c.fields[i];
-            if (json_object_set_new_nocheck(row, names[i],
-                    json_stringn_nocheck(c.text.buf + f->off, f->len))) {
+            if (!s_add(row, names[i], cJSON_CreateString(c.text.buf + f->off))) {
                 rc = SL_ENOMEM;
                 goto fail;
             }
@@ -375,8 +664,7 @@ static int s_decode_csv(s_out_t *o, const char *data, size_t len)
     if (rc == 1)
         rc = 0;
 fail:
-    json_decref(row);
-    json_decref(seen);
+    cJSON_Delete(row);
     for (size_t i = 0; i < nnames; i++)
         free(names[i]);
     free(names);
@@ -433,10 +721,10 @@ fail:
 
 /* One line [R->p, LE) into *OUT (NULL when it holds no pair). */
 static int s_logfmt_line(s_out_t *o, s_rd_t *r, const char *le, s_buf_t *b,
-                         json_t **out)
+                         cJSON **out)
 {
     int rc = 0;
-    json_t *obj = NULL;
+    cJSON *obj = NULL;
     for (;;) {
         while (r->p < le && (*r->p == ' ' || *r->p == '\t'))
             r->p++;
@@ -462,7 +750,7 @@ static int s_logfmt_line(s_out_t *o, s_rd_t *r, const char *le, s_buf_t *b,
         rc = s_text_ok(o, b, 0, klen, r->line, S_COL(r, key));
         if (rc)
             goto fail;
-        json_t *val;
+        cJSON *val;
         if (r->p < le && *r->p == '=') {
             r->p++;
             vcol = S_COL(r, r->p);
@@ -483,17 +771,23 @@ static int s_logfmt_line(s_out_t *o, s_rd_t *r, const char *le, s_buf_t *b,
             if (rc)
                 goto fail;
             rc = s_text_ok(o, b, klen + 1, b->len - klen - 1, r->line, vcol);
+            if (rc == 0)
+                rc = s_put(b, '\0');
             if (rc)
                 goto fail;
-            val = json_stringn_nocheck(b->buf + klen + 1, b->len - klen - 1);
+            val = cJSON_CreateString(b->buf + klen + 1);
         }
         else
-            val = json_true();
+            val = cJSON_CreateTrue();
         if (!obj)
-            obj = json_object();
-        if (!obj || json_object_set_new_nocheck(obj, b->buf, val)) {
-            if (!obj)
-                json_decref(val);
+            obj = cJSON_CreateObject();
+        if (!obj) {
+            cJSON_Delete(val);
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, b->buf);  /* the last wins */
+        if (!s_add(obj, b->buf, val)) {
             rc = SL_ENOMEM;
             goto fail;
         }
@@ -501,7 +795,7 @@ static int s_logfmt_line(s_out_t *o, s_rd_t *r, const char *le, s_buf_t *b,
     *out = obj;
     obj = NULL;
 fail:
-    json_decref(obj);
+    cJSON_Delete(obj);
     return rc;
 }
 
@@ -512,7 +806,7 @@ static int s_decode_logfmt(s_out_t *o, const char *data, size_t len)
     s_buf_t b = { NULL, 0, 0 };
     while (r.p < r.end) {
         const char *next, *le = s_line_end(&r, &next);
-        json_t *obj = NULL;
+        cJSON *obj = NULL;
         rc = s_logfmt_line(o, &r, le, &b, &obj);
         if (rc)
             goto fail;
@@ -551,7 +845,7 @@ static int s_format(const char *ct)
 }
 
 int slc_doc_decode(const char *content_type, const void *data, size_t len,
-                   json_t **docs, size_t max, size_t *ndocs,
+                   cJSON **docs, size_t max, size_t *ndocs,
                    char *err, size_t errlen)
 {
     int rc = 0;
@@ -568,22 +862,186 @@ int slc_doc_decode(const char *content_type, const void *data, size_t len,
         slc_errf(err, errlen, "out of memory");
     if (rc)
         while (o.n)
-            json_decref(docs[--o.n]);
+            cJSON_Delete(docs[--o.n]);
     *ndocs = o.n;
     return rc;
 }
 
-int slc_doc_encode(const json_t *doc, char **out, size_t *len)
+/* ---------------------------------------------------------------- encode */
+
+/* Our own writer over cJSON trees: cJSON's printer keeps 15 significant
+ * digits whenever they read back within an epsilon, so 1234567890123456
+ * would leave as 1.23456789012346e+15 (and cJSON cannot sort keys, which
+ * canonical schema texts need). Numbers as slc_doc_number writes them;
+ * strings escape what RFC 8259 requires. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} s_w_t;
+
+static int s_w_put(s_w_t *w, const char *p, size_t n)
+{
+    int rc = slc_grow((void **) &w->buf, &w->cap, w->len + n + 1, 1);
+    if (rc == 0) {
+        memcpy(w->buf + w->len, p, n);
+        w->len += n;
+        w->buf[w->len] = '\0';
+    }
+    return rc;
+}
+
+static int s_w_string(s_w_t *w, const char *s)
+{
+    int rc = s_w_put(w, "\"", 1);
+    const char *run = s;
+    for (; rc == 0 && *s; s++) {
+        unsigned char c = (unsigned char) *s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        char esc[8];
+        size_t n = 2;
+        esc[0] = '\\';
+        switch (c) {
+        case '"':  esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:   n = (size_t) snprintf(esc, sizeof esc, "\\u%04x", c); break;
+        }
+        rc = s_w_put(w, run, (size_t) (s - run));
+        if (rc == 0)
+            rc = s_w_put(w, esc, n);
+        run = s + 1;
+    }
+    if (rc == 0)
+        rc = s_w_put(w, run, (size_t) (s - run));
+    if (rc == 0)
+        rc = s_w_put(w, "\"", 1);
+    return rc;
+}
+
+void slc_doc_number(double d, char *buf, size_t len)
+{
+    cJSON probe = { .type = cJSON_Number, .valuedouble = d };
+    int64_t v;
+    assert(len >= 32);
+    if (!isfinite(d)) {
+        snprintf(buf, len, "null");
+        return;
+    }
+    if (slc_doc_int(&probe, &v)) {
+        char rev[24];
+        uint64_t u = v < 0 ? (uint64_t) -v : (uint64_t) v;
+        size_t n = 0, k = 0;
+        do
+            rev[n++] = (char) ('0' + u % 10);
+        while (u /= 10);
+        if (v < 0)
+            buf[k++] = '-';
+        while (n)
+            buf[k++] = rev[--n];
+        buf[k] = '\0';
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    /* A whole number past 2^53 in digits alone would read back as an
+     * integer slc_doc_parse refuses: mark it a real. */
+    if (!strpbrk(buf, ".e"))
+        strcat(buf, ".0");
+}
+
+static int s_w_number(s_w_t *w, double d)
+{
+    char num[40];
+    if (!isfinite(d))
+        return SL_EINVAL;
+    slc_doc_number(d, num, sizeof num);
+    return s_w_put(w, num, strlen(num));
+}
+
+static int s_w_key_cmp(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *) a, *y = *(const cJSON *const *) b;
+    return strcmp(x->string ? x->string : "", y->string ? y->string : "");
+}
+
+static int s_w_value(s_w_t *w, const cJSON *j, unsigned flags, int depth)
 {
     int rc = 0;
-    assert(doc && out);
-    *out = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!*out) {
-        rc = SL_ENOMEM;
-        goto fail;
+    const cJSON **sorted = NULL;
+    if (depth > SLC_DOC_DEPTH_MAX)
+        return SL_EINVAL;
+    switch (j->type & 0xFF) {
+    case cJSON_NULL:   return s_w_put(w, "null", 4);
+    case cJSON_True:   return s_w_put(w, "true", 4);
+    case cJSON_False:  return s_w_put(w, "false", 5);
+    case cJSON_Number: return s_w_number(w, j->valuedouble);
+    case cJSON_String: return s_w_string(w, j->valuestring ? j->valuestring : "");
+    case cJSON_Array:
+    case cJSON_Object:
+        break;
+    default:
+        return SL_EINVAL;   /* cJSON_Raw or invalid: never built here */
     }
-    if (len)
-        *len = strlen(*out);
-fail:
+    bool obj = cJSON_IsObject(j);
+    size_t n = 0, i = 0;
+    if (obj && (flags & SLC_DOC_SORTED)) {
+        for (const cJSON *c = j->child; c; c = c->next)
+            n++;
+        sorted = n > 1 ? malloc(n * sizeof *sorted) : NULL;
+        if (n > 1 && !sorted)
+            return SL_ENOMEM;
+        for (const cJSON *c = j->child; sorted && c; c = c->next)
+            sorted[i++] = c;
+        if (sorted)
+            qsort(sorted, n, sizeof *sorted, s_w_key_cmp);
+    }
+    rc = s_w_put(w, obj ? "{" : "[", 1);
+    i = 0;
+    for (const cJSON *c = j->child; rc == 0 && c; c = c->next, i++) {
+        const cJSON *m = sorted ? sorted[i] : c;
+        if (i)
+            rc = s_w_put(w, ",", 1);
+        if (rc == 0 && obj)
+            rc = s_w_string(w, m->string ? m->string : "");
+        if (rc == 0 && obj)
+            rc = s_w_put(w, ":", 1);
+        if (rc == 0)
+            rc = s_w_value(w, m, flags, depth + 1);
+    }
+    if (rc == 0)
+        rc = s_w_put(w, obj ? "}" : "]", 1);
+    free(sorted);
     return rc;
+}
+
+int slc_doc_encode(const cJSON *doc, char **out, size_t *len)
+{
+    return slc_doc_encode_ex(doc, 0, out, len);
+}
+
+int slc_doc_encode_ex(const cJSON *doc, unsigned flags, char **out, size_t *len)
+{
+    s_w_t w = { NULL, 0, 0 };
+    int rc = 0;
+    assert(doc && out);
+    *out = NULL;
+    rc = slc_grow((void **) &w.buf, &w.cap, 256, 1);
+    if (rc == 0)
+        rc = s_w_value(&w, doc, flags, 1);
+    if (rc) {
+        free(w.buf);
+        return rc;
+    }
+    *out = w.buf;
+    if (len)
+        *len = w.len;
+    return 0;
 }

@@ -8,14 +8,18 @@
  *  occupies in the file. Errors never stop the walk: each one is recorded
  *  with its line and column and all are printed at the end, sorted, as
  *  blocks with the source line and a caret. Everything a mapping keeps
- *  lives in one arena and the table objects, freed together.
+ *  lives in one arena and the tables' cJSON tree (indexed by key in the
+ *  arena), freed together; the objects that hold nested targets are
+ *  worked out once, here.
  *
  *  Evaluating is slc_map__eval over each field in file order, after
- *  drop_if, into a fresh object. The compiled mapping is never written
- *  after compile, so threads may share it.  */
+ *  drop_if, into a fresh cJSON object that borrows nothing from the
+ *  document or the mapping. The compiled mapping is never written after
+ *  compile, so threads may share it.  */
 #include "slc_map.h"
 #include "slc_map_int.h"
 #include "slc.h"
+#include "slc_doc.h"
 #include <assert.h>
 #include <errno.h>
 #include <libfyaml.h>
@@ -488,9 +492,11 @@ static int s_head(const s_yaml_t *y, struct fy_node *key, struct fy_node *val,
     return *out ? 0 : SL_ENOMEM;
 }
 
-/* A table value, read with the YAML 1.2 core schema when plain. */
-static int s_table_value(const s_yaml_t *y, struct fy_node *n, json_t **out)
+/* A table value, read with the YAML 1.2 core schema when plain. *OUT is
+ * NULL (reported) when the value cannot be one. */
+static int s_table_value(const s_yaml_t *y, struct fy_node *n, cJSON **out)
 {
+    int rc = 0;
     size_t len;
     const char *s = fy_node_get_scalar(n, &len);
     char buf[64];
@@ -499,16 +505,20 @@ static int s_table_value(const s_yaml_t *y, struct fy_node *n, json_t **out)
         s = "";
         len = 0;
     }
+    if (memchr(s, '\0', len)) {
+        s_yerr(y, n, NULL, NULL, "a table value cannot contain a NUL character");
+        goto fail;
+    }
     if (fy_node_get_style(n) == FYNS_PLAIN && len < sizeof buf) {
         memcpy(buf, s, len);
         buf[len] = '\0';
         if (len == 0 || !strcmp(buf, "~") || !strcmp(buf, "null") || !strcmp(buf, "Null")
             || !strcmp(buf, "NULL"))
-            *out = json_null();
+            *out = cJSON_CreateNull();
         else if (!strcmp(buf, "true") || !strcmp(buf, "True") || !strcmp(buf, "TRUE"))
-            *out = json_true();
+            *out = cJSON_CreateTrue();
         else if (!strcmp(buf, "false") || !strcmp(buf, "False") || !strcmp(buf, "FALSE"))
-            *out = json_false();
+            *out = cJSON_CreateFalse();
         else {
             size_t k = buf[0] == '-' || buf[0] == '+' ? 1 : 0, d0 = k;
             while (buf[k] >= '0' && buf[k] <= '9')
@@ -518,27 +528,100 @@ static int s_table_value(const s_yaml_t *y, struct fy_node *n, json_t **out)
             if (ints) {
                 errno = 0;
                 long long v = strtoll(buf, &end, 10);
-                if (errno == 0)
-                    *out = json_integer(v);
+                if (errno != 0 || v > SLC_MAP_INT_LIMIT || v < -SLC_MAP_INT_LIMIT) {
+                    s_yerr(y, n, NULL, "quote it to keep it as a string: '\"...\"'",
+                           "table integer %s is out of range (integers are exact up to 2^53)",
+                           buf);
+                    goto fail;
+                }
+                *out = cJSON_CreateNumber((double) v);
             } else if (strspn(buf, "+-0123456789.eE") == len && strpbrk(buf, "0123456789")) {
                 double d = strtod_l(buf, &end, y->cc->m->c_locale);
                 if (end && *end == '\0' && isfinite(d))
-                    *out = json_real(d);
+                    *out = cJSON_CreateNumber(d);
             }
         }
     }
+    if (!*out) {
+        /* NUL-terminated for cJSON; the file is valid UTF-8. */
+        const char *z = slc_map__strndup(&y->cc->m->arena, s, len);
+        *out = z ? cJSON_CreateString(z) : NULL;
+    }
     if (!*out)
-        *out = json_stringn_nocheck(s, len);    /* the file is valid UTF-8 */
-    return *out ? 0 : SL_ENOMEM;
+        rc = SL_ENOMEM;
+fail:
+    return rc;
+}
+
+static int s_entry_cmp(const void *a, const void *b)
+{
+    const slc_map_entry_t *x = a, *y = b;
+    size_t m = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->key, y->key, m);
+    return c ? c : x->len < y->len ? -1 : x->len > y->len;
+}
+
+static int s_key_cmp(const char *key, size_t len, const slc_map_entry_t *e)
+{
+    size_t m = len < e->len ? len : e->len;
+    int c = memcmp(key, e->key, m);
+    return c ? c : len < e->len ? -1 : len > e->len;
+}
+
+const cJSON *slc_map__table_get(const slc_map_table_t *t, const char *key, size_t len)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = s_key_cmp(key, len, &t->entries[mid]);
+        if (c == 0)
+            return t->entries[mid].value;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+const slc_map_table_t *slc_map__table_find(const slc_map_t *m, const char *name, size_t len)
+{
+    for (size_t k = 0; k < m->ntabs; k++)
+        if (m->tabs[k].namelen == len && memcmp(m->tabs[k].name, name, len) == 0)
+            return &m->tabs[k];
+    return NULL;
+}
+
+/* TAB's CNT entries ES (arena), sorted by key for lookups, and the types
+ * of their values. The YAML reader refused duplicate keys (it compares
+ * values, so 1 and "1" are the same key), so keys are unique. */
+static void s_table_index(slc_map_table_t *tab, slc_map_entry_t *es, size_t cnt)
+{
+    if (cnt)
+        qsort(es, cnt, sizeof *es, s_entry_cmp);
+    for (size_t k = 0; k < cnt; k++) {
+        switch (es[k].value->type & 0xFF) {
+        case cJSON_String: tab->types |= SLC_MAP_T_STRING; break;
+        case cJSON_Number:
+            tab->types |= slc_doc_int(es[k].value, NULL) ? SLC_MAP_T_INTEGER : SLC_MAP_T_NUMBER;
+            break;
+        case cJSON_True: case cJSON_False: tab->types |= SLC_MAP_T_BOOLEAN; break;
+        default: tab->types |= SLC_MAP_T_NULL; break;
+        }
+    }
+    tab->entries = es;
+    tab->n = cnt;
 }
 
 static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
 {
     int rc = 0;
+    slc_map_t *m = y->cc->m;
     struct fy_node_pair *p;
     void *it = NULL;
-    size_t entries = 0;
-    json_t *table = NULL, *v = NULL;
+    size_t entries = 0, cnt = 0;
+    cJSON *table = NULL, *v = NULL;
+    slc_map_entry_t *es = NULL;
     if (!val || fy_node_is_alias(val) || fy_node_get_type(val) != FYNT_MAPPING) {
         s_yerr(y, key, NULL, "e.g. tables: {countries: {DE: Germany}}", "tables must be a YAML mapping, got %s",
                s_kind_text(val));
@@ -559,7 +642,7 @@ static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
                    "bad table name '%.*s'", (int) (n > 64 ? 64 : n), name);
             continue;
         }
-        if (json_object_size(y->cc->m->tables) == SLC_MAP_TABLES_MAX) {
+        if (m->ntabs == SLC_MAP_TABLES_MAX) {
             s_yerr(y, tk, NULL, NULL, "too many tables (limit %d)", SLC_MAP_TABLES_MAX);
             break;
         }
@@ -568,11 +651,19 @@ static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
                    (int) n, name, s_kind_text(tv));
             continue;
         }
-        table = json_object();
-        if (!table) {
+        slc_map_table_t *tab = &m->tabs[m->ntabs];
+        memset(tab, 0, sizeof *tab);
+        tab->name = slc_map__strndup(&m->arena, name, n);
+        tab->namelen = n;
+        table = cJSON_CreateObject();
+        /* At most one entry per YAML pair; the arena keeps them. */
+        int pairs = fy_node_mapping_item_count(tv);
+        es = slc_map__alloc(&m->arena, (pairs > 0 ? (size_t) pairs : 1) * sizeof *es);
+        if (!tab->name || !table || !es) {
             rc = SL_ENOMEM;
             goto fail;
         }
+        cnt = 0;
         struct fy_node_pair *e;
         void *eit = NULL;
         while ((e = fy_node_mapping_iterate(tv, &eit))) {
@@ -587,6 +678,10 @@ static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
                        (int) (kl > 64 ? 64 : kl), ks, (int) n, name, s_kind_text(ev));
                 continue;
             }
+            if (memchr(ks, '\0', kl)) {
+                s_yerr(y, ek, NULL, NULL, "a table key cannot contain a NUL character");
+                continue;
+            }
             if (++entries > SLC_MAP_ENTRIES_MAX) {
                 s_yerr(y, ek, NULL, NULL, "too many table entries (limit %d)", SLC_MAP_ENTRIES_MAX);
                 goto fail;
@@ -594,22 +689,27 @@ static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
             rc = s_table_value(y, ev, &v);
             if (rc != 0)
                 goto fail;
-            if (json_object_setn_new_nocheck(table, ks, kl, v) != 0) {
-                v = NULL;
+            if (!v)
+                continue;           /* reported */
+            const char *kz = slc_map__strndup(&m->arena, ks, kl);
+            if (!kz || !cJSON_AddItemToObject(table, kz, v)) {
                 rc = SL_ENOMEM;
                 goto fail;
             }
+            es[cnt++] = (slc_map_entry_t) { kz, kl, v };
             v = NULL;
         }
-        if (json_object_setn_new_nocheck(y->cc->m->tables, name, n, table) != 0) {
-            table = NULL;
+        s_table_index(tab, es, cnt);
+        if (!cJSON_AddItemToObject(m->tables, tab->name, table)) {
             rc = SL_ENOMEM;
             goto fail;
         }
         table = NULL;
+        m->ntabs++;
     }
 fail:
-    json_decref(table);
+    cJSON_Delete(v);
+    cJSON_Delete(table);
     return rc;
 }
 
@@ -732,6 +832,10 @@ static int s_target(const s_yaml_t *y, struct fy_node *key, slc_map_field_t *f)
         rc = SL_ENOMEM;
         goto fail;
     }
+    if (memchr(s, '\0', n)) {
+        s_yerr(y, key, f, NULL, "a target cannot contain a NUL character");
+        goto fail;
+    }
     size_t start = 0, k = 0;
     for (size_t j = 0; j <= n; j++) {
         if (j < n && s[j] != '.')
@@ -742,7 +846,12 @@ static int s_target(const s_yaml_t *y, struct fy_node *key, slc_map_field_t *f)
                    (int) (n > 64 ? 64 : n), s);
             goto fail;
         }
-        f->segs[k] = f->target + start;
+        /* NUL-terminated: they become keys of the output. */
+        f->segs[k] = slc_map__strndup(&y->cc->m->arena, s + start, j - start);
+        if (!f->segs[k]) {
+            rc = SL_ENOMEM;
+            goto fail;
+        }
         f->seglens[k] = j - start;
         k++;
         start = j + 1;
@@ -775,6 +884,60 @@ static void s_conflicts(const s_yaml_t *y, struct fy_node *key, slc_map_field_t 
         f->nsegs = 0;
         return;
     }
+}
+
+/* The objects of the output that hold targets, and for each field the one
+ * its value goes into. A field shares the objects of its longest common
+ * prefix with an earlier field, so each is made once, and evaluation
+ * never searches the output for a parent. */
+static int s_groups(slc_map_t *m)
+{
+    int rc = 0;
+    size_t cap = 1;
+    for (size_t k = 0; k < m->nfields; k++)
+        cap += m->fields[k].nsegs > 1 ? m->fields[k].nsegs - 1 : 0;
+    m->groups = slc_map__alloc(&m->arena, cap * sizeof *m->groups);
+    if (!m->groups) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    for (size_t k = 0; k < m->nfields; k++) {
+        slc_map_field_t *f = &m->fields[k];
+        const slc_map_field_t *from = NULL;
+        size_t best = 0;
+        f->group = -1;
+        if (f->nsegs < 2)
+            continue;
+        f->gids = slc_map__alloc(&m->arena, (f->nsegs - 1) * sizeof *f->gids);
+        if (!f->gids) {
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        for (size_t j = 0; j < k; j++) {
+            const slc_map_field_t *g = &m->fields[j];
+            size_t lim = g->nsegs < f->nsegs ? g->nsegs : f->nsegs, c = 0;
+            lim = lim ? lim - 1 : 0;
+            while (c < lim && f->seglens[c] == g->seglens[c]
+                   && memcmp(f->segs[c], g->segs[c], f->seglens[c]) == 0)
+                c++;
+            if (c > best) {
+                best = c;
+                from = g;
+            }
+        }
+        for (size_t c = 0; c + 1 < f->nsegs; c++) {
+            if (c < best) {
+                f->gids[c] = from->gids[c];
+                continue;
+            }
+            m->groups[m->ngroups].key = f->segs[c];
+            m->groups[m->ngroups].parent = c ? f->gids[c - 1] : -1;
+            f->gids[c] = (int) m->ngroups++;
+        }
+        f->group = f->gids[f->nsegs - 2];
+    }
+fail:
+    return rc;
 }
 
 static int s_map(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
@@ -817,6 +980,7 @@ static int s_map(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
             goto fail;
         m->nfields++;
     }
+    rc = s_groups(m);
 fail:
     return rc;
 }
@@ -918,7 +1082,7 @@ int slc_map_compile(const char *yaml, size_t len, const char *origin,
         goto fail;
     }
     m->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t) 0);
-    m->tables = json_object();
+    m->tables = cJSON_CreateObject();
     m->origin = slc_map__strndup(&m->arena, origin, strlen(origin));
     m->name = m->from = m->to = "";
     m->drop.target = "drop_if";
@@ -1013,7 +1177,7 @@ void slc_map_destroy(slc_map_t **self_p)
     if (!self_p || !*self_p)
         return;
     slc_map_t *m = *self_p;
-    json_decref(m->tables);
+    cJSON_Delete(m->tables);
     if (m->c_locale)
         freelocale(m->c_locale);
     slc_map__arena_free(&m->arena);
@@ -1038,37 +1202,37 @@ const char *slc_map_to(const slc_map_t *self)
 
 /* ---- evaluate */
 
-/* Put J (taken) at F's target in OUT, creating the parent objects. The
- * compiler ruled out a target that is another's parent, so a parent found
- * is always an object made here. */
-static int s_place(json_t *out, const slc_map_field_t *f, json_t *j)
+/* Output object G (-1: RES itself), created and put into its parent when
+ * the first field that goes into it is placed: keys keep the order of the
+ * targets. OBJS[G] remembers it; recursion is at most SLC_MAP_TARGET_DEPTH. */
+static int s_group(const slc_map_t *m, cJSON *res, cJSON **objs, int g, cJSON **out)
 {
     int rc = 0;
-    json_t *cur = out;
-    for (size_t k = 0; k + 1 < f->nsegs; k++) {
-        json_t *c = json_object_getn(cur, f->segs[k], f->seglens[k]);
-        if (!c) {
-            c = json_object();
-            if (!c || json_object_setn_new_nocheck(cur, f->segs[k], f->seglens[k], c) != 0) {
-                rc = SL_ENOMEM;
-                goto fail;
-            }
-        }
-        cur = c;
+    cJSON *parent = NULL, *o = NULL;
+    *out = g < 0 ? res : objs[g];
+    if (*out)
+        goto fail;
+    rc = s_group(m, res, objs, m->groups[g].parent, &parent);
+    if (rc != 0)
+        goto fail;
+    o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToObject(parent, m->groups[g].key, o)) {
+        rc = SL_ENOMEM;
+        goto fail;
     }
-    rc = json_object_setn_new_nocheck(cur, f->segs[f->nsegs - 1], f->seglens[f->nsegs - 1], j)
-             ? SL_ENOMEM : 0;
-    j = NULL;
+    *out = objs[g] = o;
+    o = NULL;
 fail:
-    json_decref(j);
+    cJSON_Delete(o);
     return rc;
 }
 
-int slc_map_eval(const slc_map_t *self, const json_t *doc, const json_t *meta,
-                 json_t **out, bool *dropped, char *err, size_t errlen)
+int slc_map_eval(const slc_map_t *self, const cJSON *doc, const cJSON *meta,
+                 cJSON **out, bool *dropped, char *err, size_t errlen)
 {
     int rc = 0;
-    json_t *res = NULL, *j = NULL;
+    cJSON *res = NULL, *j = NULL, *parent = NULL;
+    cJSON *objs_small[32], **objs = objs_small;
     slc_map_val_t v = { 0 };
     slc_map_ctx_t cx;
     assert(self && doc && out && dropped);
@@ -1079,7 +1243,9 @@ int slc_map_eval(const slc_map_t *self, const json_t *doc, const json_t *meta,
     cx.field = NULL;
     cx.doc = doc;
     cx.meta = meta;
+    cx.keep = NULL;
     cx.steps = 0;
+    cx.scanned = 0;
     cx.bytes = 0;
     cx.err = err;
     cx.errlen = errlen;
@@ -1106,9 +1272,14 @@ int slc_map_eval(const slc_map_t *self, const json_t *doc, const json_t *meta,
             *dropped = true;
             goto fail;
         }
+        slc_map__val_release(&v);
     }
-    res = json_object();
-    if (!res) {
+    if (self->ngroups > sizeof objs_small / sizeof objs_small[0])
+        objs = calloc(self->ngroups, sizeof *objs);
+    else
+        memset(objs, 0, self->ngroups * sizeof *objs);
+    res = cJSON_CreateObject();
+    if (!objs || !res) {
         rc = SL_ENOMEM;
         goto fail;
     }
@@ -1117,20 +1288,34 @@ int slc_map_eval(const slc_map_t *self, const json_t *doc, const json_t *meta,
         cx.field = f;
         rc = slc_map__eval(&cx, f->expr, &v);
         if (rc == 0)
-            rc = slc_map__to_json(&cx, f->expr, &v, false, &j);
+            rc = slc_map__to_json(&cx, f->expr, &v, &j);
         slc_map__val_release(&v);
-        if (rc == 0)
-            rc = s_place(res, f, j);
-        j = NULL;
+        parent = f->group < 0 ? res : objs[f->group];
+        if (rc == 0 && !parent)
+            rc = s_group(self, res, objs, f->group, &parent);
         if (rc != 0)
             goto fail;
+        /* The compiler ruled out a target assigned twice or that is
+         * another's parent: the key is new in PARENT. */
+        if (!cJSON_AddItemToObject(parent, f->segs[f->nsegs - 1], j)) {
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        j = NULL;
     }
     *out = res;
     res = NULL;
 fail:
-    if (rc == SL_ENOMEM)
-        slc_errf(err, errlen, "mapping '%s': out of memory", self->name);
+    if (rc == SL_ENOMEM && err && errlen) {
+        char where[320];
+        slc_map__where(meta, where, sizeof where);
+        slc_errf(err, errlen, "mapping '%s': out of memory%s", self->name, where);
+    }
     slc_map__val_release(&v);
-    json_decref(res);
+    cJSON_Delete(j);
+    cJSON_Delete(res);
+    cJSON_Delete(cx.keep);
+    if (objs != objs_small)
+        free(objs);
     return rc;
 }

@@ -8,7 +8,7 @@
 #define SLC_MAP_H
 #include <stdbool.h>
 #include <stddef.h>
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include "sluice_codes.h"
 
 /* Types a path may have, as a bit set: the answer of a types callback and
@@ -37,7 +37,7 @@
 #define SLC_MAP_ARRAY_MAX    65536         /* elements of an array built */
 #define SLC_MAP_STEPS_MAX    1000000       /* work units per evaluation */
 #define SLC_MAP_BYTES_MAX    (16u << 20)   /* bytes produced per evaluation */
-#define SLC_MAP_JSON_DEPTH   256           /* JSON nesting copied/compared */
+#define SLC_MAP_JSON_DEPTH   256           /* JSON nesting copied, compared, string() */
 
 typedef struct slc_map slc_map_t;
 
@@ -77,15 +77,18 @@ const char *slc_map_to(const slc_map_t *self);
 
 /* Evaluate the mapping on DOC (any JSON value, usually an object) with
  * META ({"topic", "offset", "headers", "lineage"}, may be NULL: then every
- * $meta path is missing). DOC and META are borrowed and not changed (their
- * reference counts may move during the call and are restored). On 0, either
- * *DROPPED is true (drop_if was true) and *OUT is NULL, or *DROPPED is false
- * and *OUT is a new object (caller owns: json_decref) that shares nothing
- * with DOC or META. Returns SL_EINVAL for a runtime error (a wrong type,
- * division by zero, a missing value where one is needed, a limit reached),
- * with the mapping, target field, position and source path in ERR; or
- * SL_ENOMEM. On error *OUT is NULL and *DROPPED false. */
-int slc_map_eval(const slc_map_t *self, const json_t *doc, const json_t *meta,
-                 json_t **out, bool *dropped, char *err, size_t errlen);
+ * $meta path is missing). DOC and META are borrowed for the call and not
+ * changed. On 0, either *DROPPED is true (drop_if was true) and *OUT is
+ * NULL, or *DROPPED is false and *OUT is a new object (caller owns:
+ * cJSON_Delete) that shares no memory with DOC, META or the mapping: it
+ * may outlive all three. Its keys are in the order of the mapping's
+ * targets. Returns SL_EINVAL for a runtime error (a wrong type, division
+ * by zero, a missing value where one is needed, an integer beyond 2^53, a
+ * limit reached), with the mapping, target field, position and source
+ * path in ERR, followed by " (topic T, offset N)" when META has a string
+ * "topic" and a number "offset"; or SL_ENOMEM. On error *OUT is NULL and
+ * *DROPPED false. */
+int slc_map_eval(const slc_map_t *self, const cJSON *doc, const cJSON *meta,
+                 cJSON **out, bool *dropped, char *err, size_t errlen);
 
 #endif

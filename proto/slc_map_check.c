@@ -13,6 +13,7 @@
  *  A node in error gets ANY, which keeps one mistake from causing a chain
  *  of others. Compile time only.  */
 #include "slc_map_int.h"
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,7 @@ static void s_put_step(s_buf_t *b, const slc_map_step_t *st, bool schema)
     else if (st->kind == SLC_STEP_ALL || schema)
         s_puts(b, "[*]");
     else {
-        snprintf(idx, sizeof idx, "[%zu]", st->index);
+        snprintf(idx, sizeof idx, "[%" PRId64 "]", st->index);
         s_puts(b, idx);
     }
 }
@@ -494,7 +495,7 @@ static int s_var(s_checker_t *c, slc_map_node_t *n)
             goto fail;
         }
     const char *dym = slc_map__suggest(n->name, n->namelen, c->names, c->n);
-    if (json_object_getn(c->cc->m->tables, n->name, n->namelen)) {
+    if (slc_map__table_find(c->cc->m, n->name, n->namelen)) {
         slc_map__error(c->cc, n->pos, NULL, "'%.*s' is a table: read it with lookup(%.*s, KEY)",
                        (int) n->namelen, n->name, (int) n->namelen, n->name);
     } else if (slc_map__fn_find(n->name, n->namelen)) {
@@ -519,24 +520,6 @@ fail:
     return rc;
 }
 
-/* The types of the values of TABLE. */
-static unsigned s_table_types(json_t *table)
-{
-    unsigned t = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach(table, key, v) {
-        switch (json_typeof(v)) {
-        case JSON_STRING: t |= SLC_MAP_T_STRING; break;
-        case JSON_INTEGER: t |= SLC_MAP_T_INTEGER; break;
-        case JSON_REAL: t |= SLC_MAP_T_NUMBER; break;
-        case JSON_TRUE: case JSON_FALSE: t |= SLC_MAP_T_BOOLEAN; break;
-        default: t |= SLC_MAP_T_NULL; break;
-        }
-    }
-    return t;
-}
-
 static int s_table(s_checker_t *c, slc_map_node_t *call)
 {
     int rc = 0;
@@ -548,16 +531,13 @@ static int s_table(s_checker_t *c, slc_map_node_t *call)
                        "lookup() takes the name of a table first");
         goto fail;
     }
-    call->table = json_object_getn(c->cc->m->tables, name, len);
+    call->table = slc_map__table_find(c->cc->m, name, len);
     if (call->table)
         goto fail;
     const char *names[SLC_MAP_TABLES_MAX];
-    size_t cnt = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach(c->cc->m->tables, key, v)
-        if (cnt < SLC_MAP_TABLES_MAX)
-            names[cnt++] = key;
+    size_t cnt = c->cc->m->ntabs;
+    for (size_t k = 0; k < cnt; k++)
+        names[k] = c->cc->m->tabs[k].name;
     const char *dym = slc_map__suggest(name, len, names, cnt);
     if (dym)
         slc_map__error(c->cc, a->pos, NULL, "unknown table '%.*s' (did you mean '%s'?)",
@@ -628,7 +608,7 @@ static int s_call(s_checker_t *c, slc_map_node_t *n)
         size_t cnt;
         const char *const *names = slc_map__fn_names(&cnt);
         const char *dym = slc_map__suggest(n->name, n->namelen, names, cnt);
-        bool table = json_object_getn(c->cc->m->tables, n->name, n->namelen) != NULL;
+        bool table = slc_map__table_find(c->cc->m, n->name, n->namelen) != NULL;
         char hint[128];
         if (table)
             snprintf(hint, sizeof hint, "to read the table, write lookup(%.*s, KEY)",
@@ -689,7 +669,7 @@ static int s_call(s_checker_t *c, slc_map_node_t *n)
         s_want(c, n->kids[1]->kids[0], SLC_MAP_T_BOOLEAN, "the filter condition",
                "e.g. filter($.items, x => x.qty > 0)");
     else if (fn->flags & SLC_FN_TABLE) {
-        n->types = n->table ? s_table_types(n->table) : SLC_MAP_T_ANY;
+        n->types = n->table ? n->table->types : SLC_MAP_T_ANY;
         if (n->nkids == 3)
             n->types |= n->kids[2]->types;
         if (!n->types)

@@ -1,21 +1,28 @@
 /*  slc_map_eval - evaluate a checked expression tree on one document.
  *
- *  Values (slc_map_val_t) are mostly borrowed: a path gives a view of the
- *  document's own JSON, a string function may return a slice of its
+ *  Values (slc_map_val_t) are mostly views: a path gives a view of the
+ *  document's own cJSON node, a string function may return a slice of its
  *  argument; only what is built (a lowered string, a mapped array) is
- *  owned, by BUF or by a held jansson reference. Inside one evaluation
- *  arrays may share elements with the document by reference; what goes to
- *  the output is copied (slc_map__to_json without SHARE), so the result
- *  never aliases the caller's document.
+ *  owned, as string bytes or a cJSON tree. cJSON has no reference counts,
+ *  so arrays and objects built inside one evaluation borrow document
+ *  values through cJSON reference nodes, and a built tree that a view
+ *  must outlive is parked until the evaluation ends (slc_map_int.h has
+ *  the rules). What goes to the output is copied or, when it was built
+ *  here and borrows nothing, moved (slc_map__to_json), so the result never
+ *  aliases the caller's document, META or the mapping.
  *
  *  Bounds: recursion follows the tree (depth <= SLC_MAP_DEPTH_MAX, checked
  *  by the parser) and, for copies and comparisons, JSON nesting (at most
  *  SLC_MAP_JSON_DEPTH). Every node evaluated and every element produced is
- *  one step of SLC_MAP_STEPS_MAX; every byte built counts against
- *  SLC_MAP_BYTES_MAX; arrays stop at SLC_MAP_ARRAY_MAX. So a hostile
- *  document or mapping ends in an error, never in a crash or a hang.
- *  Reentrant: all state is in the slc_map_ctx_t of the call.  */
+ *  one step of SLC_MAP_STEPS_MAX, and so is every SLC_MAP_SCAN_PER_STEP
+ *  members or elements walked past to find one (cJSON lists are linear);
+ *  every byte built counts against SLC_MAP_BYTES_MAX; arrays stop at
+ *  SLC_MAP_ARRAY_MAX. So a hostile document or mapping ends in an error,
+ *  never in a crash or a hang. Reentrant: all state is in the
+ *  slc_map_ctx_t of the call.  */
 #include "slc_map_int.h"
+#include "slc_doc.h"
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,43 +30,47 @@
 
 void slc_map__val_release(slc_map_val_t *v)
 {
-    free(v->buf);
-    if (v->ref)
-        json_decref(v->ref);
+    /* Most values own nothing: no calls into the library for them. */
+    if (v->buf)
+        cJSON_free(v->buf);
+    if (v->own)
+        cJSON_Delete(v->own);
     memset(v, 0, sizeof *v);
 }
 
-void slc_map__val_of(json_t *j, slc_map_val_t *out)
+void slc_map__val_of(const cJSON *j, slc_map_val_t *out)
 {
     memset(out, 0, sizeof *out);
     out->node = j;
-    switch (j ? json_typeof(j) : JSON_NULL) {
-    case JSON_OBJECT: out->t = SLC_V_OBJ; break;
-    case JSON_ARRAY: out->t = SLC_V_ARR; break;
-    case JSON_STRING:
+    if (!j) {
+        out->t = SLC_V_MISSING;
+        return;
+    }
+    switch (j->type & 0xFF) {
+    case cJSON_Object: out->t = SLC_V_OBJ; break;
+    case cJSON_Array: out->t = SLC_V_ARR; break;
+    case cJSON_String:
         out->t = SLC_V_STR;
-        out->u.s.p = json_string_value(j);
-        out->u.s.n = json_string_length(j);
+        out->u.s.p = j->valuestring ? j->valuestring : "";
+        out->u.s.n = strlen(out->u.s.p);
         break;
-    case JSON_INTEGER:
-        out->t = SLC_V_INT;
-        out->u.i = json_integer_value(j);
+    case cJSON_Number:
+        if (slc_doc_int(j, &out->u.i)) {
+            out->t = SLC_V_INT;
+        } else {
+            out->t = SLC_V_REAL;
+            out->u.d = j->valuedouble;
+        }
         break;
-    case JSON_REAL:
-        out->t = SLC_V_REAL;
-        out->u.d = json_real_value(j);
-        break;
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case cJSON_True:
+    case cJSON_False:
         out->t = SLC_V_BOOL;
-        out->u.b = json_is_true(j);
+        out->u.b = (j->type & 0xFF) == cJSON_True;
         break;
     default:
         out->t = SLC_V_NULL;
         break;
     }
-    if (!j)
-        out->t = SLC_V_MISSING;
 }
 
 const char *slc_map__val_type(const slc_map_val_t *v)
@@ -75,22 +86,38 @@ const char *slc_map__val_type(const slc_map_val_t *v)
 
 /* ---- errors */
 
+void slc_map__where(const cJSON *meta, char *buf, size_t len)
+{
+    const cJSON *topic = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "topic") : NULL;
+    const cJSON *offset = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "offset") : NULL;
+    int64_t off;
+    buf[0] = '\0';
+    if (!cJSON_IsString(topic) || !topic->valuestring || !cJSON_IsNumber(offset))
+        return;
+    if (slc_doc_int(offset, &off))
+        snprintf(buf, len, " (topic %.255s, offset %" PRId64 ")", topic->valuestring, off);
+    else
+        snprintf(buf, len, " (topic %.255s, offset %.17g)", topic->valuestring, offset->valuedouble);
+}
+
 static int s_vfail(slc_map_ctx_t *cx, const slc_map_node_t *n, bool src,
                    const char *fmt, va_list ap)
 {
-    char msg[512];
+    char msg[512], where[320];
     unsigned line = 0, col = 0;
     const slc_map_field_t *f = cx->field;
+    if (!cx->err || !cx->errlen)
+        return SL_EINVAL;
     vsnprintf(msg, sizeof msg, fmt, ap);
     slc_map__position(f, n ? n->pos : 0, &line, &col);
-    if (cx->err && cx->errlen) {
-        bool drop = f == &cx->m->drop;
-        int w = snprintf(cx->err, cx->errlen, "mapping '%s': %s%s%s (%s:%u:%u): %s",
-                         cx->m->name, drop ? "" : "field '", f->target, drop ? "" : "'",
-                         cx->m->origin, line, col, msg);
-        if (src && n && n->src && w >= 0 && (size_t) w < cx->errlen)
-            snprintf(cx->err + w, cx->errlen - (size_t) w, " (from %s)", n->src);
-    }
+    slc_map__where(cx->meta, where, sizeof where);
+    bool drop = f == &cx->m->drop;
+    snprintf(cx->err, cx->errlen, "mapping '%s': %s%s%s (%s:%u:%u): %s%s%s%s",
+             cx->m->name, drop ? "" : "field '", f->target, drop ? "" : "'",
+             cx->m->origin, line, col, msg, src && n && n->src ? " (from " : "",
+             src && n && n->src ? n->src : "", src && n && n->src ? ")" : "");
+    size_t w = strlen(cx->err);
+    snprintf(cx->err + w, cx->errlen - w, "%s", where);
     return SL_EINVAL;
 }
 
@@ -134,13 +161,23 @@ static int s_bad_type(slc_map_ctx_t *cx, const slc_map_node_t *n,
                          slc_map__val_type(v));
 }
 
-static int s_steps(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k)
+int slc_map__steps(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k)
 {
     cx->steps += k;
     if (cx->steps > SLC_MAP_STEPS_MAX)
         return s_fail_plain(cx, n, "evaluation limit reached (%d steps for one message)",
                             SLC_MAP_STEPS_MAX);
     return 0;
+}
+
+int slc_map__scan(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k)
+{
+    cx->scanned += k;
+    if (cx->scanned < SLC_MAP_SCAN_PER_STEP)
+        return 0;
+    size_t steps = cx->scanned / SLC_MAP_SCAN_PER_STEP;
+    cx->scanned %= SLC_MAP_SCAN_PER_STEP;
+    return slc_map__steps(cx, n, steps);
 }
 
 int slc_map__charge(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t len)
@@ -161,7 +198,8 @@ int slc_map__str_new(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t len,
     if (rc != 0)
         goto fail;
     memset(out, 0, sizeof *out);
-    out->buf = malloc(len + 1);
+    /* cJSON's allocator: an output item can then take the bytes over. */
+    out->buf = cJSON_malloc(len + 1);
     if (!out->buf) {
         rc = SL_ENOMEM;
         goto fail;
@@ -174,21 +212,80 @@ fail:
     return rc;
 }
 
-/* ---- JSON out */
+/* ---- JSON items */
 
-static int s_array_full(slc_map_ctx_t *cx, const slc_map_node_t *n, const json_t *arr)
+static int s_array_full(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t count)
 {
-    if (json_array_size(arr) >= SLC_MAP_ARRAY_MAX)
+    if (count >= SLC_MAP_ARRAY_MAX)
         return s_fail_plain(cx, n, "array too long (limit %d elements)", SLC_MAP_ARRAY_MAX);
     return 0;
 }
 
-/* A copy of J that shares nothing, counted against the limits. */
-static int s_copy(slc_map_ctx_t *cx, const slc_map_node_t *n, json_t *j,
-                  unsigned depth, json_t **out)
+/* A string item that owns BUF (from cJSON_malloc, NUL-terminated), or NULL
+ * (BUF is then still the caller's). cJSON has no call for this: a
+ * reference item stops being one by clearing the flag, and cJSON_Delete
+ * then frees the bytes with the allocator cJSON_malloc used. */
+static cJSON *s_str_take(char *buf)
+{
+    cJSON *j = cJSON_CreateStringReference(buf);
+    if (j)
+        j->type &= ~cJSON_IsReference;
+    return j;
+}
+
+int slc_map__str_item(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *p,
+                      size_t len, cJSON **out)
+{
+    int rc = slc_map__charge(cx, n, len);
+    char *b = NULL;
+    *out = NULL;
+    if (rc != 0)
+        goto fail;
+    b = cJSON_malloc(len + 1);
+    if (!b) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    memcpy(b, p, len);
+    b[len] = '\0';
+    /* Every string of an evaluation is valid UTF-8 without NUL: the
+     * document's (slc_doc_parse checked it), the mapping's (YAML, the
+     * lexer and the table reader checked them), and what functions build
+     * from those (they cut only at code point boundaries). */
+    *out = s_str_take(b);
+    if (!*out) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    b = NULL;
+fail:
+    cJSON_free(b);
+    return rc;
+}
+
+int slc_map__park(slc_map_ctx_t *cx, slc_map_val_t *v)
 {
     int rc = 0;
-    json_t *c = NULL, *kid = NULL;
+    if (!v->own)
+        goto fail;
+    if (!cx->keep)
+        cx->keep = cJSON_CreateArray();
+    if (!cx->keep || !cJSON_AddItemToArray(cx->keep, v->own)) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    v->own = NULL;
+    v->shared = false;
+fail:
+    return rc;
+}
+
+/* A copy of J that shares nothing, counted against the limits. */
+static int s_copy(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+                  unsigned depth, cJSON **out)
+{
+    int rc = 0;
+    cJSON *c = NULL, *kid = NULL;
     *out = NULL;
     if (depth > SLC_MAP_JSON_DEPTH) {
         rc = s_fail_plain(cx, n, "value nested too deeply (limit %d levels)", SLC_MAP_JSON_DEPTH);
@@ -197,96 +294,163 @@ static int s_copy(slc_map_ctx_t *cx, const slc_map_node_t *n, json_t *j,
     rc = slc_map__charge(cx, n, 16);
     if (rc != 0)
         goto fail;
-    if (json_is_object(j)) {
-        const char *key;
-        size_t klen;
-        json_t *v;
-        c = json_object();
+    switch (j->type & 0xFF) {
+    case cJSON_Object:
+    case cJSON_Array: {
+        bool obj = cJSON_IsObject(j);
+        c = obj ? cJSON_CreateObject() : cJSON_CreateArray();
         if (!c) {
             rc = SL_ENOMEM;
             goto fail;
         }
-        json_object_keylen_foreach(j, key, klen, v) {
-            rc = slc_map__charge(cx, n, klen);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, j) {
+            if (obj)
+                rc = slc_map__charge(cx, n, strlen(e->string));
             if (rc == 0)
-                rc = s_copy(cx, n, v, depth + 1, &kid);
+                rc = s_copy(cx, n, e, depth + 1, &kid);
             if (rc != 0)
                 goto fail;
-            if (json_object_setn_new_nocheck(c, key, klen, kid) != 0) {
+            if (!(obj ? cJSON_AddItemToObject(c, e->string, kid) : cJSON_AddItemToArray(c, kid))) {
                 rc = SL_ENOMEM;
                 goto fail;
             }
+            kid = NULL;
         }
-    } else if (json_is_array(j)) {
-        c = json_array();
-        if (!c) {
-            rc = SL_ENOMEM;
-            goto fail;
-        }
-        for (size_t k = 0; k < json_array_size(j); k++) {
-            rc = s_copy(cx, n, json_array_get(j, k), depth + 1, &kid);
-            if (rc != 0)
-                goto fail;
-            if (json_array_append_new(c, kid) != 0) {
-                rc = SL_ENOMEM;
-                goto fail;
-            }
-        }
-    } else {
-        if (json_is_string(j))
-            rc = slc_map__charge(cx, n, json_string_length(j));
+        break;
+    }
+    case cJSON_String:
+        rc = slc_map__str_item(cx, n, j->valuestring, strlen(j->valuestring), &c);
         if (rc != 0)
             goto fail;
-        c = json_copy(j);
-        if (!c) {
-            rc = SL_ENOMEM;
-            goto fail;
-        }
+        break;
+    case cJSON_Number: c = cJSON_CreateNumber(j->valuedouble); break;
+    case cJSON_True: c = cJSON_CreateTrue(); break;
+    case cJSON_False: c = cJSON_CreateFalse(); break;
+    default: c = cJSON_CreateNull(); break;
+    }
+    if (!c) {
+        rc = SL_ENOMEM;
+        goto fail;
     }
     *out = c;
     c = NULL;
 fail:
-    json_decref(c);
+    cJSON_Delete(kid);
+    cJSON_Delete(c);
     return rc;
 }
 
-int slc_map__to_json(slc_map_ctx_t *cx, const slc_map_node_t *n,
-                     const slc_map_val_t *v, bool share, json_t **out)
+/* A new item for scalar V (not a string); NULL when out of memory. */
+static cJSON *s_scalar_item(const slc_map_val_t *v)
+{
+    switch (v->t) {
+    case SLC_V_BOOL: return cJSON_CreateBool(v->u.b);
+    case SLC_V_INT: return cJSON_CreateNumber((double) v->u.i);    /* exact: |i| <= 2^53 */
+    case SLC_V_REAL: return cJSON_CreateNumber(v->u.d);
+    default: return cJSON_CreateNull();
+    }
+}
+
+/* V's string as an item of its own, counted against the limits: the
+ * bytes V owns are taken over when they are exactly the string, else
+ * copied. */
+static int s_str_own(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v, cJSON **out)
 {
     int rc = 0;
-    json_t *j = NULL;
+    *out = NULL;
+    if (!(v->buf && v->u.s.p == v->buf && v->buf[v->u.s.n] == '\0'))
+        return slc_map__str_item(cx, n, v->u.s.p, v->u.s.n, out);
+    rc = slc_map__charge(cx, n, v->u.s.n);
+    if (rc != 0)
+        goto fail;
+    *out = s_str_take(v->buf);
+    if (!*out) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    v->buf = NULL;
+fail:
+    return rc;
+}
+
+int slc_map__item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+                  cJSON **out, bool *shared)
+{
+    int rc = 0;
+    cJSON *j = NULL;
     *out = NULL;
     switch (v->t) {
     case SLC_V_MISSING:
         rc = slc_map__missing(cx, n);
         goto fail;
-    case SLC_V_NULL: j = json_null(); break;
-    case SLC_V_BOOL: j = json_boolean(v->u.b); break;
-    case SLC_V_INT: j = json_integer(v->u.i); break;
-    case SLC_V_REAL: j = json_real(v->u.d); break;
     case SLC_V_STR:
-        if (share && v->node) {
-            j = json_incref(v->node);
+        /* A whole string the view borrows: referenced, not copied. */
+        if (!v->buf && !v->own && v->u.s.p[v->u.s.n] == '\0') {
+            j = cJSON_CreateStringReference(v->u.s.p);
+            *shared = true;
             break;
         }
-        rc = slc_map__charge(cx, n, v->u.s.n);
+        rc = s_str_own(cx, n, v, &j);
         if (rc != 0)
             goto fail;
-        /* Every string of an evaluation is valid UTF-8: the document's
-         * (jansson checked it), the mapping's (YAML and the lexer checked
-         * them), and what functions build from those (they cut only at
-         * ASCII bytes or at a valid separator). */
-        j = json_stringn_nocheck(v->u.s.p, v->u.s.n);
         break;
     case SLC_V_ARR:
     case SLC_V_OBJ:
-        if (share) {
-            j = json_incref(v->node);
+        if (v->own && v->node == v->own) {
+            j = v->own;
+            v->own = NULL;
+            *shared = *shared || v->shared;
+            break;
+        }
+        rc = slc_map__park(cx, v);      /* a node inside a built value */
+        if (rc != 0)
+            goto fail;
+        j = v->t == SLC_V_ARR ? cJSON_CreateArrayReference(v->node->child)
+                              : cJSON_CreateObjectReference(v->node->child);
+        *shared = true;
+        break;
+    default:
+        j = s_scalar_item(v);
+        break;
+    }
+    if (!j) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    *out = j;
+fail:
+    return rc;
+}
+
+int slc_map__to_json(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+                     cJSON **out)
+{
+    int rc = 0;
+    cJSON *j = NULL;
+    *out = NULL;
+    switch (v->t) {
+    case SLC_V_MISSING:
+        rc = slc_map__missing(cx, n);
+        goto fail;
+    case SLC_V_STR:
+        rc = s_str_own(cx, n, v, &j);
+        if (rc != 0)
+            goto fail;
+        break;
+    case SLC_V_ARR:
+    case SLC_V_OBJ:
+        if (v->own && v->node == v->own && !v->shared) {
+            j = v->own;             /* built here and borrowing nothing */
+            v->own = NULL;
             break;
         }
         rc = s_copy(cx, n, v->node, 0, &j);
         if (rc != 0)
             goto fail;
+        break;
+    default:
+        j = s_scalar_item(v);
         break;
     }
     if (!j) {
@@ -300,42 +464,116 @@ fail:
 
 /* ---- paths */
 
-static json_t *s_step(json_t *j, const slc_map_step_t *st)
+/* J is of cJSON type TYPE (cJSON_Is* are calls into the library: this is
+ * the hot path). */
+static inline bool s_is(const cJSON *j, int type)
 {
-    if (st->kind == SLC_STEP_MEMBER)
-        return json_is_object(j) ? json_object_getn(j, st->name, st->len) : NULL;
-    return json_is_array(j) ? json_array_get(j, st->index) : NULL;
+    return j && (j->type & 0xFF) == type;
 }
 
-/* Apply steps K.. of N to J, appending what they reach to ARR; a [*]
- * applies the rest to every element (recursion: one level per [*]). */
-static int s_walk(slc_map_ctx_t *cx, const slc_map_node_t *n, json_t *j,
-                  size_t k, json_t *arr)
+/* Key K is NAME, whose first byte K is known to have. */
+static inline bool s_key_is(const char *k, const char *name)
+{
+    while (*k && *k == *name) {
+        k++;
+        name++;
+    }
+    return *k == *name;
+}
+
+/* Member NAME of object J, or NULL; a linear scan, counted. */
+static const cJSON *s_member(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+                             const char *name, int *rc)
+{
+    const cJSON *e;
+    size_t k = 0;
+    cJSON_ArrayForEach(e, j) {
+        k++;
+        if (e->string && e->string[0] == name[0] && s_key_is(e->string, name))
+            break;
+    }
+    *rc = slc_map__scan(cx, n, k);
+    return e;
+}
+
+/* Element INDEX of array J (negative: from the end), or NULL; counted. */
+static const cJSON *s_element(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+                              int64_t index, int *rc)
+{
+    const cJSON *e = j->child, *lead = j->child;
+    size_t k = 0;
+    if (index >= 0) {
+        for (; e && index > 0; index--, k++)
+            e = e->next;
+    } else {
+        /* LEAD goes -INDEX elements ahead; E follows it to the end. */
+        for (; lead && index < 0; index++, k++)
+            lead = lead->next;
+        if (index < 0)
+            e = NULL;
+        for (; e && lead; k++) {
+            e = e->next;
+            lead = lead->next;
+        }
+    }
+    *rc = slc_map__scan(cx, n, k);
+    return e;
+}
+
+static const cJSON *s_step(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+                           const slc_map_step_t *st, int *rc)
+{
+    *rc = 0;
+    if (st->kind == SLC_STEP_MEMBER)
+        return s_is(j, cJSON_Object) ? s_member(cx, n, j, st->name, rc) : NULL;
+    return s_is(j, cJSON_Array) ? s_element(cx, n, j, st->index, rc) : NULL;
+}
+
+/* Apply steps K.. of N to J, appending what they reach to ARR (*COUNT
+ * elements so far); a [*] applies the rest to every element (recursion:
+ * one level per [*]). */
+static int s_walk(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+                  size_t k, cJSON *arr, size_t *count)
 {
     int rc = 0;
-    for (; k < n->nsteps && j; k++) {
+    cJSON *item = NULL;
+    bool shared = false;
+    for (; k < n->nsteps && j && rc == 0; k++) {
         const slc_map_step_t *st = &n->steps[k];
         if (st->kind != SLC_STEP_ALL) {
-            j = s_step(j, st);
+            j = s_step(cx, n, j, st, &rc);
             continue;
         }
-        if (!json_is_array(j))
+        if (!s_is(j, cJSON_Array))
             goto fail;
-        for (size_t e = 0; e < json_array_size(j) && rc == 0; e++) {
-            rc = s_steps(cx, n, 1);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, j) {
+            rc = slc_map__steps(cx, n, 1);
             if (rc == 0)
-                rc = s_walk(cx, n, json_array_get(j, e), k + 1, arr);
+                rc = s_walk(cx, n, e, k + 1, arr, count);
+            if (rc != 0)
+                break;
         }
         goto fail;
     }
-    if (!j)
+    if (rc != 0 || !j)
         goto fail;
-    rc = s_array_full(cx, n, arr);
+    rc = s_array_full(cx, n, *count);
     if (rc != 0)
         goto fail;
-    if (json_array_append(arr, j) != 0)
+    slc_map_val_t v;
+    slc_map__val_of(j, &v);         /* a view: J lives as long as the evaluation */
+    rc = slc_map__item(cx, n, &v, &item, &shared);
+    if (rc != 0)
+        goto fail;
+    if (!cJSON_AddItemToArray(arr, item)) {
         rc = SL_ENOMEM;
+        goto fail;
+    }
+    item = NULL;
+    (*count)++;
 fail:
+    cJSON_Delete(item);
     return rc;
 }
 
@@ -344,14 +582,13 @@ static int s_path(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
     int rc = 0;
     slc_map_val_t base = { 0 };
     const slc_map_node_t *b = n->kids[0];
-    json_t *j = NULL, *arr = NULL;
-    /* The document is const to the caller; jansson's getters are not, and
-     * nothing below writes through these pointers (references taken on
-     * them are given back before the call returns). */
+    const cJSON *j = NULL;
+    cJSON *arr = NULL;
+    size_t count = 0;
     if (b->kind == SLC_N_ROOT)
-        j = (json_t *) cx->doc;
+        j = cx->doc;
     else if (b->kind == SLC_N_META)
-        j = (json_t *) cx->meta;
+        j = cx->meta;
     else if (b->kind == SLC_N_VAR)
         j = cx->vars[b->slot].node;
     else {
@@ -361,26 +598,35 @@ static int s_path(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
         j = base.t == SLC_V_ARR || base.t == SLC_V_OBJ ? base.node : NULL;
     }
     if (!n->star) {
-        for (size_t k = 0; k < n->nsteps && j; k++)
-            j = s_step(j, &n->steps[k]);
+        for (size_t k = 0; k < n->nsteps && j && rc == 0; k++)
+            j = s_step(cx, n, j, &n->steps[k], &rc);
+        if (rc != 0)
+            goto fail;
         slc_map__val_of(j, out);
-        if (j && base.ref)          /* keep what we point into alive */
-            out->ref = json_incref(j);
+        if (j && base.own) {        /* J is inside the base: take it along */
+            out->own = base.own;
+            out->shared = base.shared;
+            base.own = NULL;
+        }
         goto fail;
     }
-    arr = json_array();
+    rc = slc_map__park(cx, &base);  /* the elements will point into it */
+    if (rc != 0)
+        goto fail;
+    arr = cJSON_CreateArray();
     if (!arr) {
         rc = SL_ENOMEM;
         goto fail;
     }
-    rc = s_walk(cx, n, j, 0, arr);
+    rc = s_walk(cx, n, j, 0, arr, &count);
     if (rc != 0)
         goto fail;
     slc_map__val_of(arr, out);
-    out->ref = arr;
+    out->own = arr;
+    out->shared = count > 0;
     arr = NULL;
 fail:
-    json_decref(arr);
+    cJSON_Delete(arr);
     slc_map__val_release(&base);
     return rc;
 }
@@ -392,11 +638,11 @@ static bool s_num(const slc_map_val_t *v)
     return v->t == SLC_V_INT || v->t == SLC_V_REAL;
 }
 
-/* long double holds every int64 exactly on the platforms we build for,
- * so mixed comparisons are exact. */
-static long double s_ld(const slc_map_val_t *v)
+/* Integers are at most 2^53 in magnitude: exact as doubles, so mixed
+ * comparisons and arithmetic are exact where the double result is. */
+static double s_d(const slc_map_val_t *v)
 {
-    return v->t == SLC_V_INT ? (long double) v->u.i : (long double) v->u.d;
+    return v->t == SLC_V_INT ? (double) v->u.i : v->u.d;
 }
 
 static int s_finite(slc_map_ctx_t *cx, const slc_map_node_t *n, double d,
@@ -430,23 +676,26 @@ static int s_arith(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *ou
         goto fail;
     }
     if (a.t == SLC_V_INT && b.t == SLC_V_INT && n->op != SLC_TK_SLASH) {
-        json_int_t r = 0;
+        int64_t r = 0;
         bool over = false;
         switch (n->op) {
-        case SLC_TK_PLUS: over = __builtin_add_overflow(a.u.i, b.u.i, &r); break;
-        case SLC_TK_MINUS: over = __builtin_sub_overflow(a.u.i, b.u.i, &r); break;
+        case SLC_TK_PLUS: r = a.u.i + b.u.i; break;         /* |r| <= 2^54 */
+        case SLC_TK_MINUS: r = a.u.i - b.u.i; break;
         case SLC_TK_STAR: over = __builtin_mul_overflow(a.u.i, b.u.i, &r); break;
-        default: r = b.u.i == -1 ? 0 : a.u.i % b.u.i; break;   /* INT64_MIN % -1 traps */
+        default: r = a.u.i % b.u.i; break;
         }
-        if (over) {
-            rc = slc_map__fail(cx, n, "integer overflow in %s", op);
+        /* An integer result stays exact or is an error; it never turns
+         * into a rounded float. */
+        if (over || r > SLC_MAP_INT_LIMIT || r < -SLC_MAP_INT_LIMIT) {
+            rc = slc_map__fail(cx, n, "integer overflow in %s (integers are exact up to 2^53)",
+                               op);
             goto fail;
         }
         out->t = SLC_V_INT;
         out->u.i = r;
         goto fail;
     }
-    double x = (double) s_ld(&a), y = (double) s_ld(&b), r;
+    double x = s_d(&a), y = s_d(&b), r;
     switch (n->op) {
     case SLC_TK_PLUS: r = x + y; break;
     case SLC_TK_MINUS: r = x - y; break;
@@ -461,11 +710,12 @@ fail:
     return rc;
 }
 
-static int s_json_equal(slc_map_ctx_t *cx, const slc_map_node_t *n, json_t *x,
-                        json_t *y, unsigned depth, bool *eq);
+static int s_json_equal(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *x,
+                        const cJSON *y, unsigned depth, bool *eq);
 
 /* Deep equality; missing counts as null (so $.flag == true is false when
- * flag is absent). */
+ * flag is absent). Numbers by value, exactly (not cJSON_Compare's
+ * relative epsilon). */
 static int s_equal(slc_map_ctx_t *cx, const slc_map_node_t *n,
                    const slc_map_val_t *a, const slc_map_val_t *b, bool *eq)
 {
@@ -473,7 +723,7 @@ static int s_equal(slc_map_ctx_t *cx, const slc_map_node_t *n,
     int tb = b->t == SLC_V_MISSING ? SLC_V_NULL : b->t;
     *eq = false;
     if (s_num(a) && s_num(b)) {
-        *eq = s_ld(a) == s_ld(b);
+        *eq = s_d(a) == s_d(b);
         return 0;
     }
     if (ta != tb)
@@ -489,45 +739,63 @@ static int s_equal(slc_map_ctx_t *cx, const slc_map_node_t *n,
     }
 }
 
-static int s_json_equal(slc_map_ctx_t *cx, const slc_map_node_t *n, json_t *x,
-                        json_t *y, unsigned depth, bool *eq)
+/* Member KEY of object Y, trying HINT (the member at the same place)
+ * first: objects compared are usually in the same order. */
+static const cJSON *s_same_member(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *y,
+                                  const cJSON *hint, const char *key, int *rc)
+{
+    *rc = 0;
+    if (hint && hint->string && strcmp(hint->string, key) == 0)
+        return hint;
+    return s_member(cx, n, y, key, rc);
+}
+
+static int s_json_equal(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *x,
+                        const cJSON *y, unsigned depth, bool *eq)
 {
     int rc = 0;
     slc_map_val_t a, b;
+    const cJSON *e, *f;
     *eq = false;
     if (depth > SLC_MAP_JSON_DEPTH) {
         rc = s_fail_plain(cx, n, "value nested too deeply to compare (limit %d levels)",
                           SLC_MAP_JSON_DEPTH);
         goto fail;
     }
-    rc = s_steps(cx, n, 1);
+    rc = slc_map__steps(cx, n, 1);
     if (rc != 0)
         goto fail;
     slc_map__val_of(x, &a);
     slc_map__val_of(y, &b);
     if (a.t == SLC_V_ARR && b.t == SLC_V_ARR) {
-        size_t len = json_array_size(x);
-        if (len != json_array_size(y))
-            goto fail;
         *eq = true;
-        for (size_t k = 0; k < len && *eq && rc == 0; k++)
-            rc = s_json_equal(cx, n, json_array_get(x, k), json_array_get(y, k), depth + 1, eq);
+        for (e = x->child, f = y->child; e && f && *eq && rc == 0; e = e->next, f = f->next)
+            rc = s_json_equal(cx, n, e, f, depth + 1, eq);
+        if (rc == 0 && *eq && (e || f))
+            *eq = false;            /* different lengths */
     } else if (a.t == SLC_V_OBJ && b.t == SLC_V_OBJ) {
-        const char *key;
-        size_t klen;
-        json_t *v;
-        if (json_object_size(x) != json_object_size(y))
+        size_t nx = 0, ny = 0;
+        cJSON_ArrayForEach(e, x)
+            nx++;
+        cJSON_ArrayForEach(f, y)
+            ny++;
+        rc = slc_map__scan(cx, n, nx + ny);
+        if (rc != 0 || nx != ny)
             goto fail;
+        /* Keys are unique (the parser and the builders see to it), so
+         * same size and every member of X equal in Y is equality. */
         *eq = true;
-        json_object_keylen_foreach(x, key, klen, v) {
-            json_t *w = json_object_getn(y, key, klen);
-            if (!w) {
+        f = y->child;
+        cJSON_ArrayForEach(e, x) {
+            const cJSON *w = s_same_member(cx, n, y, f, e->string, &rc);
+            if (rc != 0 || !w) {
                 *eq = false;
                 break;
             }
-            rc = s_json_equal(cx, n, v, w, depth + 1, eq);
+            rc = s_json_equal(cx, n, e, w, depth + 1, eq);
             if (rc != 0 || !*eq)
                 break;
+            f = f ? f->next : NULL;
         }
     } else {
         rc = s_equal(cx, n, &a, &b, eq);
@@ -555,10 +823,8 @@ static int s_cmp(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
     } else {
         int c = 0;
         if (s_num(&a) && s_num(&b)) {
-            long double x = s_ld(&a), y = s_ld(&b);
+            double x = s_d(&a), y = s_d(&b);    /* finite: never NaN */
             c = x < y ? -1 : x > y ? 1 : 0;
-            if (isnan(x) || isnan(y))
-                c = 2;              /* never from JSON; keeps every test false */
         } else if (a.t == SLC_V_STR && b.t == SLC_V_STR) {
             size_t m = a.u.s.n < b.u.s.n ? a.u.s.n : b.u.s.n;
             c = memcmp(a.u.s.p, b.u.s.p, m);
@@ -601,66 +867,46 @@ static int s_bool(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *what, 
 
 /* ---- builders */
 
-/* Evaluate KID into a new JSON value *J (caller owns) for an array or
- * object literal. */
-static int s_kid_json(slc_map_ctx_t *cx, const slc_map_node_t *kid, json_t **j)
+/* Evaluate KID into a new item *J (caller owns) for an array or object
+ * literal; *SHARED is set when it borrows. */
+static int s_kid_item(slc_map_ctx_t *cx, const slc_map_node_t *kid, cJSON **j, bool *shared)
 {
     slc_map_val_t v = { 0 };
     int rc = slc_map__eval(cx, kid, &v);
     if (rc == 0)
-        rc = slc_map__to_json(cx, kid, &v, true, j);
+        rc = slc_map__item(cx, kid, &v, j, shared);
     slc_map__val_release(&v);
     return rc;
 }
 
-static int s_array(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
+/* [e, ...] and {name: e, ...}: both build in order, keys from the parser
+ * (unique, valid UTF-8, NUL-terminated in the arena; cJSON copies them). */
+static int s_literal(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
 {
     int rc = 0;
-    json_t *arr = json_array(), *j = NULL;
-    if (!arr) {
+    bool obj = n->kind == SLC_N_OBJECT, shared = false;
+    cJSON *c = obj ? cJSON_CreateObject() : cJSON_CreateArray(), *j = NULL;
+    if (!c) {
         rc = SL_ENOMEM;
         goto fail;
     }
     for (size_t k = 0; k < n->nkids; k++) {
-        rc = s_kid_json(cx, n->kids[k], &j);
+        rc = s_kid_item(cx, n->kids[k], &j, &shared);
         if (rc != 0)
             goto fail;
-        if (json_array_append_new(arr, j) != 0) {
+        if (!(obj ? cJSON_AddItemToObject(c, n->keys[k], j) : cJSON_AddItemToArray(c, j))) {
             rc = SL_ENOMEM;
             goto fail;
         }
+        j = NULL;
     }
-    slc_map__val_of(arr, out);
-    out->ref = arr;
-    arr = NULL;
+    slc_map__val_of(c, out);
+    out->own = c;
+    out->shared = shared;
+    c = NULL;
 fail:
-    json_decref(arr);
-    return rc;
-}
-
-static int s_object(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
-{
-    int rc = 0;
-    json_t *obj = json_object(), *j = NULL;
-    if (!obj) {
-        rc = SL_ENOMEM;
-        goto fail;
-    }
-    for (size_t k = 0; k < n->nkids; k++) {
-        rc = s_kid_json(cx, n->kids[k], &j);
-        if (rc != 0)
-            goto fail;
-        /* Member names come from the lexer: valid UTF-8. */
-        if (json_object_setn_new_nocheck(obj, n->keys[k], n->keylens[k], j) != 0) {
-            rc = SL_ENOMEM;
-            goto fail;
-        }
-    }
-    slc_map__val_of(obj, out);
-    out->ref = obj;
-    obj = NULL;
-fail:
-    json_decref(obj);
+    cJSON_Delete(j);
+    cJSON_Delete(c);
     return rc;
 }
 
@@ -670,8 +916,9 @@ static int s_lambda(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *o
     int rc = 0;
     slc_map_val_t arr = { 0 }, v = { 0 };
     const slc_map_node_t *lam = n->kids[1], *body = lam->kids[0];
-    bool filter = n->fn->name[0] == 'f';
-    json_t *res = NULL, *j = NULL;
+    bool filter = n->fn->name[0] == 'f', shared = false;
+    cJSON *res = NULL, *j = NULL;
+    size_t count = 0;
     char what[16];
     snprintf(what, sizeof what, "%s()", n->fn->name);
     rc = slc_map__eval(cx, n->kids[0], &arr);
@@ -681,14 +928,19 @@ static int s_lambda(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *o
         rc = s_bad_type(cx, n->kids[0], &arr, what, "an array");
         goto fail;
     }
-    res = json_array();
+    /* The parameter is a view of each element; what the body returns may
+     * borrow from it, and may be kept in the result. */
+    rc = slc_map__park(cx, &arr);
+    if (rc != 0)
+        goto fail;
+    res = cJSON_CreateArray();
     if (!res) {
         rc = SL_ENOMEM;
         goto fail;
     }
-    for (size_t k = 0; k < json_array_size(arr.node); k++) {
-        json_t *e = json_array_get(arr.node, k);
-        rc = s_steps(cx, n, 1);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr.node) {
+        rc = slc_map__steps(cx, n, 1);
         if (rc != 0)
             goto fail;
         slc_map__val_of(e, &cx->vars[lam->slot]);
@@ -699,29 +951,34 @@ static int s_lambda(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *o
                 goto fail;
             if (!keep)
                 continue;
-            j = json_incref(e);
+            v = cx->vars[lam->slot];
         } else {
             rc = slc_map__eval(cx, body, &v);
-            if (rc == 0)
-                rc = slc_map__to_json(cx, body, &v, true, &j);
-            slc_map__val_release(&v);
             if (rc != 0)
                 goto fail;
         }
-        rc = s_array_full(cx, n, res);
-        if (rc == 0 && json_array_append_new(res, j) != 0)
-            rc = SL_ENOMEM;
-        j = NULL;
+        rc = s_array_full(cx, n, count);
+        if (rc == 0)
+            rc = slc_map__item(cx, body, &v, &j, &shared);
+        slc_map__val_release(&v);
         if (rc != 0)
             goto fail;
+        if (!cJSON_AddItemToArray(res, j)) {
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        j = NULL;
+        count++;
     }
     slc_map__val_of(res, out);
-    out->ref = res;
+    out->own = res;
+    out->shared = shared;
     res = NULL;
 fail:
     memset(&cx->vars[lam->slot], 0, sizeof cx->vars[lam->slot]);
-    json_decref(j);
-    json_decref(res);
+    slc_map__val_release(&v);
+    cJSON_Delete(j);
+    cJSON_Delete(res);
     slc_map__val_release(&arr);
     return rc;
 }
@@ -753,7 +1010,7 @@ int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
     int rc = 0;
     bool b = false;
     memset(out, 0, sizeof *out);
-    rc = s_steps(cx, n, 1);
+    rc = slc_map__steps(cx, n, 1);
     if (rc != 0)
         goto fail;
     switch (n->kind) {
@@ -762,28 +1019,24 @@ int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
     case SLC_N_INT: out->t = SLC_V_INT; out->u.i = n->i; break;
     case SLC_N_REAL: out->t = SLC_V_REAL; out->u.d = n->d; break;
     case SLC_N_STR:
-        out->t = SLC_V_STR;
+        out->t = SLC_V_STR;         /* a view of the arena, NUL-terminated */
         out->u.s.p = n->s;
         out->u.s.n = n->slen;
         break;
-    case SLC_N_ROOT: slc_map__val_of((json_t *) cx->doc, out); break;
-    case SLC_N_META: slc_map__val_of((json_t *) cx->meta, out); break;
+    case SLC_N_ROOT: slc_map__val_of(cx->doc, out); break;
+    case SLC_N_META: slc_map__val_of(cx->meta, out); break;
     case SLC_N_VAR:
-        *out = cx->vars[n->slot];
-        out->ref = NULL;            /* a borrowed view of the parameter */
-        out->buf = NULL;
+        *out = cx->vars[n->slot];   /* parameters are views */
         break;
     case SLC_N_PATH: rc = s_path(cx, n, out); break;
-    case SLC_N_ARRAY: rc = s_array(cx, n, out); break;
-    case SLC_N_OBJECT: rc = s_object(cx, n, out); break;
+    case SLC_N_ARRAY:
+    case SLC_N_OBJECT: rc = s_literal(cx, n, out); break;
     case SLC_N_NEG:
         rc = slc_map__eval(cx, n->kids[0], out);
         if (rc != 0)
             break;
-        if (out->t == SLC_V_INT && out->u.i != INT64_MIN)
-            out->u.i = -out->u.i;
-        else if (out->t == SLC_V_INT)
-            rc = slc_map__fail(cx, n, "integer overflow in '-'");
+        if (out->t == SLC_V_INT)
+            out->u.i = -out->u.i;   /* the range is symmetric */
         else if (out->t == SLC_V_REAL)
             out->u.d = -out->u.d;
         else

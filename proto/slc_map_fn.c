@@ -137,6 +137,21 @@ static int s_upper(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
     return s_case(cx, call, args, out, true);
 }
 
+/* *OUT = bytes [A, B) of the string argument 0, taking what it holds: a
+ * slice kept alive by that, no longer the whole JSON string (unless it is
+ * all of it). */
+static void s_slice(slc_map_val_t *args, slc_map_val_t *out, size_t a, size_t b)
+{
+    const char *p = args[0].u.s.p;
+    size_t n = args[0].u.s.n;
+    s_move(args, 0, out);
+    if (a == 0 && b == n)
+        return;
+    out->node = NULL;
+    out->u.s.p = p + a;
+    out->u.s.n = b - a;
+}
+
 static int s_trim(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
                   slc_map_val_t *out)
 {
@@ -149,14 +164,7 @@ static int s_trim(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *
         a++;
     while (b > a && s_space(p[b - 1]))
         b--;
-    s_move(args, 0, out);
-    if (a == 0 && b == out->u.s.n)
-        goto fail;
-    /* A slice of the argument, kept alive by what the argument held; it is
-     * no longer the whole JSON string. */
-    out->node = NULL;
-    out->u.s.p = p + a;
-    out->u.s.n = b - a;
+    s_slice(args, out, a, b);
 fail:
     return rc;
 }
@@ -194,7 +202,8 @@ static int s_split(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
                    slc_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
-    json_t *arr = NULL, *j = NULL;
+    cJSON *arr = NULL, *j = NULL;
+    size_t count = 0;
     if (rc == 0)
         rc = s_arg(cx, call, args, 1, S_K(SLC_V_STR), "a string");
     if (rc != 0)
@@ -205,7 +214,7 @@ static int s_split(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
         rc = slc_map__fail(cx, call->kids[1], "split() needs a separator that is not empty");
         goto fail;
     }
-    arr = json_array();
+    arr = cJSON_CreateArray();
     if (!arr) {
         rc = SL_ENOMEM;
         goto fail;
@@ -213,29 +222,33 @@ static int s_split(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
     for (;;) {
         const char *hit = memmem(s, n, sep, m);
         size_t len = hit ? (size_t) (hit - s) : n;
-        if (json_array_size(arr) >= SLC_MAP_ARRAY_MAX) {
+        if (count >= SLC_MAP_ARRAY_MAX) {
             rc = slc_map__fail(cx, call, "split() gives more than %d parts", SLC_MAP_ARRAY_MAX);
             goto fail;
         }
-        rc = slc_map__charge(cx, call, len + 16);
+        rc = slc_map__charge(cx, call, 16);
+        /* A valid UTF-8 separator never matches inside a character. */
+        if (rc == 0)
+            rc = slc_map__str_item(cx, call, s, len, &j);
         if (rc != 0)
             goto fail;
-        /* A valid UTF-8 separator never matches inside a character. */
-        j = json_stringn_nocheck(s, len);
-        if (!j || json_array_append_new(arr, j) != 0) {
+        if (!cJSON_AddItemToArray(arr, j)) {
             rc = SL_ENOMEM;
             goto fail;
         }
+        j = NULL;
+        count++;
         if (!hit)
             break;
         s = hit + m;
         n -= len + m;
     }
-    slc_map__val_of(arr, out);
-    out->ref = arr;
+    slc_map__val_of(arr, out);      /* parts are copies: nothing borrowed */
+    out->own = arr;
     arr = NULL;
 fail:
-    json_decref(arr);
+    cJSON_Delete(j);
+    cJSON_Delete(arr);
     return rc;
 }
 
@@ -251,10 +264,10 @@ static int s_join(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *
         rc = s_arg(cx, call, args, 1, S_K(SLC_V_STR), "a string");
     if (rc != 0)
         goto fail;
-    json_t *arr = args[0].node;
-    size_t cnt = json_array_size(arr), m = args[1].u.s.n;
-    for (size_t k = 0; k < cnt; k++) {
-        slc_map__val_of(json_array_get(arr, k), &e);
+    const cJSON *arr = args[0].node, *j;
+    size_t k = 0, m = args[1].u.s.n;
+    cJSON_ArrayForEach(j, arr) {
+        slc_map__val_of(j, &e);
         if (!slc_map__scalar_text(cx, &e, num, sizeof num, &p, &n)) {
             rc = slc_map__fail(cx, call->kids[0], "join() expects strings, numbers or booleans, "
                                "got %s%s at index %zu", e.t == SLC_V_NULL ? "" : "an ",
@@ -262,6 +275,7 @@ static int s_join(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *
             goto fail;
         }
         total += n + (k ? m : 0);
+        k++;
         if (total > SLC_MAP_STR_MAX)
             break;              /* str_new says why */
     }
@@ -269,8 +283,9 @@ static int s_join(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *
     if (rc != 0)
         goto fail;
     total = 0;
-    for (size_t k = 0; k < cnt; k++) {
-        slc_map__val_of(json_array_get(arr, k), &e);
+    k = 0;
+    cJSON_ArrayForEach(j, arr) {
+        slc_map__val_of(j, &e);
         if (!slc_map__scalar_text(cx, &e, num, sizeof num, &p, &n)) {
             rc = SL_EINTERNAL;      /* the first pass checked every element */
             goto fail;
@@ -281,9 +296,136 @@ static int s_join(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *
         }
         memcpy(out->buf + total, p, n);
         total += n;
+        k++;
     }
 fail:
     return rc;
+}
+
+/* replace(s, old, new): every occurrence of OLD, left to right, without
+ * overlaps. A valid UTF-8 OLD only matches whole characters. */
+static int s_replace(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
+                     slc_map_val_t *out)
+{
+    int rc = 0;
+    for (size_t k = 0; k < 3 && rc == 0; k++)
+        rc = s_arg(cx, call, args, k, S_K(SLC_V_STR), "a string");
+    if (rc != 0)
+        goto fail;
+    const char *s = args[0].u.s.p, *old = args[1].u.s.p, *rep = args[2].u.s.p, *hit;
+    size_t n = args[0].u.s.n, m = args[1].u.s.n, r = args[2].u.s.n, hits = 0, k = 0;
+    if (m == 0) {
+        rc = slc_map__fail(cx, call->kids[1], "replace() needs a string to replace that is not empty");
+        goto fail;
+    }
+    while ((hit = memmem(s + k, n - k, old, m))) {
+        hits++;
+        k = (size_t) (hit - s) + m;
+    }
+    if (hits == 0) {                /* nothing to change: no copy */
+        s_move(args, 0, out);
+        goto fail;
+    }
+    /* n, r <= SLC_MAP_STR_MAX and hits <= n: no overflow; str_new refuses
+     * a result past the limit. */
+    rc = slc_map__str_new(cx, call, n - hits * m + hits * r, out);
+    if (rc != 0)
+        goto fail;
+    size_t w = 0;
+    k = 0;
+    while ((hit = memmem(s + k, n - k, old, m))) {
+        size_t len = (size_t) (hit - s) - k;
+        memcpy(out->buf + w, s + k, len);
+        memcpy(out->buf + w + len, rep, r);
+        w += len + r;
+        k += len + m;
+    }
+    memcpy(out->buf + w, s + k, n - k);
+fail:
+    return rc;
+}
+
+/* Byte offset of code point CP (at most the string's count) in P. */
+static size_t s_cp_offset(const char *p, size_t n, int64_t cp)
+{
+    size_t k = 0;
+    for (; k < n; k++)
+        if (((unsigned char) p[k] & 0xC0) != 0x80 && cp-- == 0)
+            break;
+    return k;
+}
+
+/* substring(s, start[, length]) in code points: a negative START counts
+ * from the end; START and LENGTH are clamped to the string. A slice of
+ * the argument, not a copy. */
+static int s_substring(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
+                       slc_map_val_t *out)
+{
+    int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
+    if (rc == 0)
+        rc = s_arg(cx, call, args, 1, S_K(SLC_V_INT), "an integer start");
+    if (rc == 0 && call->nkids == 3)
+        rc = s_arg(cx, call, args, 2, S_K(SLC_V_INT), "an integer length");
+    if (rc != 0)
+        goto fail;
+    const char *p = args[0].u.s.p;
+    size_t n = args[0].u.s.n;
+    int64_t total = 0, start = args[1].u.i, len;
+    for (size_t k = 0; k < n; k++)
+        if (((unsigned char) p[k] & 0xC0) != 0x80)
+            total++;
+    if (start < 0)
+        start += total;
+    start = start < 0 ? 0 : start > total ? total : start;
+    len = call->nkids == 3 ? args[2].u.i : total - start;
+    len = len < 0 ? 0 : len > total - start ? total - start : len;
+    size_t a = s_cp_offset(p, n, start);
+    size_t b = a + s_cp_offset(p + a, n - a, len);
+    s_slice(args, out, a, b);
+fail:
+    return rc;
+}
+
+/* starts_with, ends_with and contains: WHERE is -1, 1 or 0. */
+static int s_has(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
+                 slc_map_val_t *out, int where)
+{
+    int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
+    if (rc == 0)
+        rc = s_arg(cx, call, args, 1, S_K(SLC_V_STR), "a string");
+    if (rc != 0)
+        goto fail;
+    const char *s = args[0].u.s.p, *x = args[1].u.s.p;
+    size_t n = args[0].u.s.n, m = args[1].u.s.n;
+    out->t = SLC_V_BOOL;
+    if (m > n)
+        out->u.b = false;
+    else if (where < 0)
+        out->u.b = memcmp(s, x, m) == 0;
+    else if (where > 0)
+        out->u.b = memcmp(s + n - m, x, m) == 0;
+    else
+        out->u.b = m == 0 || memmem(s, n, x, m) != NULL;
+fail:
+    return rc;
+}
+
+static int s_starts_with(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
+                         slc_map_val_t *out)
+{
+    return s_has(cx, call, args, out, -1);
+}
+
+static int s_ends_with(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
+                       slc_map_val_t *out)
+{
+    return s_has(cx, call, args, out, 1);
+}
+
+static int s_contains(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
+                      slc_map_val_t *out)
+{
+    return s_has(cx, call, args, out, 0);
 }
 
 static int s_length(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
@@ -298,13 +440,16 @@ static int s_length(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t
         for (size_t k = 0; k < args[0].u.s.n; k++)
             if (((unsigned char) args[0].u.s.p[k] & 0xC0) != 0x80)
                 len++;
-    } else if (args[0].t == SLC_V_ARR) {
-        len = json_array_size(args[0].node);
     } else {
-        len = json_object_size(args[0].node);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, args[0].node)
+            len++;
+        rc = slc_map__scan(cx, call, len);
+        if (rc != 0)
+            goto fail;
     }
     out->t = SLC_V_INT;
-    out->u.i = (json_int_t) len;
+    out->u.i = (int64_t) len;
 fail:
     return rc;
 }
@@ -374,14 +519,16 @@ static int s_int(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *a
     case SLC_V_BOOL:
         out->u.i = v->u.b;
         break;
-    case SLC_V_REAL:
-        /* [-2^63, 2^63): both bounds are exact doubles. */
-        if (!(v->u.d >= -9223372036854775808.0 && v->u.d < 9223372036854775808.0)) {
-            rc = slc_map__fail(cx, call->kids[0], "int() of a number out of the integer range");
+    case SLC_V_REAL: {
+        double t = trunc(v->u.d);
+        if (!(t >= (double) -SLC_MAP_INT_LIMIT && t <= (double) SLC_MAP_INT_LIMIT)) {
+            rc = slc_map__fail(cx, call->kids[0], "int() of a number out of the integer "
+                               "range (-2^53 to 2^53)");
             goto fail;
         }
-        out->u.i = (json_int_t) v->u.d;
+        out->u.i = (int64_t) t;
         break;
+    }
     default: {
         size_t n = v->u.s.n, k = n && v->u.s.p[0] == '-' ? 1 : 0;
         bool ok = n > k && n < sizeof buf;
@@ -396,6 +543,9 @@ static int s_int(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *a
         }
         if (!ok)
             rc = slc_map__fail(cx, call->kids[0], "int() expects a decimal integer in the string");
+        else if (out->u.i > SLC_MAP_INT_LIMIT || out->u.i < -SLC_MAP_INT_LIMIT)
+            rc = slc_map__fail(cx, call->kids[0], "int() of a number out of the integer "
+                               "range (-2^53 to 2^53)");
         break;
     }
     }
@@ -431,34 +581,116 @@ fail:
     return rc;
 }
 
-/* json_dump_callback sink: a growing buffer that refuses past the limit. */
+/* string() of an array or object: compact JSON into a buffer from
+ * cJSON_malloc (so that an output item can take it over) that refuses to
+ * grow past SLC_MAP_STR_MAX, so a huge value (one shared many times
+ * inside an array) stops early. Numbers as string() writes them. */
 typedef struct {
     char *buf;
     size_t len, cap;
-    bool over;                      /* refused: past SLC_MAP_STR_MAX */
 } s_dump_t;
 
-static int s_dump_put(const char *p, size_t n, void *arg)
+static int s_dump_put(slc_map_ctx_t *cx, const slc_map_node_t *call, s_dump_t *d,
+                      const char *p, size_t n)
 {
-    s_dump_t *d = arg;
+    int rc = 0;
     if (n > SLC_MAP_STR_MAX - d->len) {
-        d->over = true;
-        return -1;
+        rc = slc_map__fail(cx, call, "string() result longer than %u bytes", SLC_MAP_STR_MAX);
+        goto fail;
     }
     if (d->len + n + 1 > d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 64;
         while (cap < d->len + n + 1)
             cap *= 2;
-        char *nb = realloc(d->buf, cap);
-        if (!nb)
-            return -1;
+        char *nb = cJSON_malloc(cap);
+        if (!nb) {
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        if (d->len)
+            memcpy(nb, d->buf, d->len);
+        cJSON_free(d->buf);
         d->buf = nb;
         d->cap = cap;
     }
     memcpy(d->buf + d->len, p, n);
     d->len += n;
     d->buf[d->len] = '\0';
-    return 0;
+fail:
+    return rc;
+}
+
+/* S (NUL-terminated) as a JSON string: RFC 8259's escapes only. */
+static int s_dump_str(slc_map_ctx_t *cx, const slc_map_node_t *call, s_dump_t *d, const char *s)
+{
+    int rc = s_dump_put(cx, call, d, "\"", 1);
+    const char *run = s;
+    for (; rc == 0 && *s; s++) {
+        unsigned char c = (unsigned char) *s;
+        char esc[8];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        const char *simple = c ? strchr("\"\\\b\f\n\r\t", c) : NULL;
+        if (simple) {
+            esc[0] = '\\';
+            esc[1] = "\"\\bfnrt"[simple - "\"\\\b\f\n\r\t"];
+        } else {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+        }
+        rc = s_dump_put(cx, call, d, run, (size_t) (s - run));
+        if (rc == 0)
+            rc = s_dump_put(cx, call, d, esc, simple ? 2 : 6);
+        run = s + 1;
+    }
+    if (rc == 0)
+        rc = s_dump_put(cx, call, d, run, (size_t) (s - run));
+    if (rc == 0)
+        rc = s_dump_put(cx, call, d, "\"", 1);
+    return rc;
+}
+
+static int s_dump(slc_map_ctx_t *cx, const slc_map_node_t *call, s_dump_t *d, const cJSON *j,
+                  unsigned depth)
+{
+    int rc = 0;
+    slc_map_val_t v;
+    char num[32];
+    const char *p;
+    size_t n;
+    if (depth > SLC_MAP_JSON_DEPTH) {
+        rc = slc_map__fail(cx, call, "value nested too deeply (limit %d levels)",
+                           SLC_MAP_JSON_DEPTH);
+        goto fail;
+    }
+    slc_map__val_of(j, &v);
+    if (v.t == SLC_V_ARR || v.t == SLC_V_OBJ) {
+        bool obj = v.t == SLC_V_OBJ;
+        const cJSON *e;
+        rc = s_dump_put(cx, call, d, obj ? "{" : "[", 1);
+        cJSON_ArrayForEach(e, j) {
+            if (rc == 0 && e != j->child)
+                rc = s_dump_put(cx, call, d, ",", 1);
+            if (rc == 0 && obj)
+                rc = s_dump_str(cx, call, d, e->string);
+            if (rc == 0 && obj)
+                rc = s_dump_put(cx, call, d, ":", 1);
+            if (rc == 0)
+                rc = s_dump(cx, call, d, e, depth + 1);
+            if (rc != 0)
+                goto fail;
+        }
+        rc = s_dump_put(cx, call, d, obj ? "}" : "]", 1);
+    } else if (v.t == SLC_V_STR) {
+        rc = s_dump_str(cx, call, d, v.u.s.p);
+    } else if (v.t == SLC_V_NULL) {
+        rc = s_dump_put(cx, call, d, "null", 4);
+    } else if (slc_map__scalar_text(cx, &v, num, sizeof num, &p, &n)) {
+        rc = s_dump_put(cx, call, d, p, n);
+    } else {
+        rc = SL_EINTERNAL;          /* every JSON value is one of the above */
+    }
+fail:
+    return rc;
 }
 
 static int s_string(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
@@ -488,29 +720,19 @@ static int s_string(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t
             memcpy(out->buf, p, n);
         goto fail;
     }
-    /* Arrays and objects as compact JSON; the sink stops a huge one early
-     * (values shared many times inside one array can be large). */
-    if (json_dump_callback(v->node, s_dump_put, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
-        rc = d.over
-                 ? slc_map__fail(cx, call, "string() result longer than %u bytes", SLC_MAP_STR_MAX)
-                 : SL_ENOMEM;
-        goto fail;
-    }
-    rc = slc_map__charge(cx, call, d.len);
+    rc = s_dump(cx, call, &d, v->node, 0);
+    if (rc == 0)
+        rc = slc_map__charge(cx, call, d.len);
     if (rc != 0)
         goto fail;
     memset(out, 0, sizeof *out);
     out->t = SLC_V_STR;
-    out->buf = d.buf ? d.buf : strdup("");
-    if (!out->buf) {
-        rc = SL_ENOMEM;
-        goto fail;
-    }
+    out->buf = d.buf;               /* never NULL: at least "[]" was written */
     out->u.s.p = out->buf;
     out->u.s.n = d.len;
     d.buf = NULL;
 fail:
-    free(d.buf);
+    cJSON_free(d.buf);
     return rc;
 }
 
@@ -556,17 +778,18 @@ static int s_round(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
             goto fail;
         }
         double r = round(v->u.d);
-        if (!(r >= -9223372036854775808.0 && r < 9223372036854775808.0)) {
-            rc = slc_map__fail(cx, call->kids[0], "round() of a number out of the integer range");
+        if (!(r >= (double) -SLC_MAP_INT_LIMIT && r <= (double) SLC_MAP_INT_LIMIT)) {
+            rc = slc_map__fail(cx, call->kids[0], "round() of a number out of the integer "
+                               "range (-2^53 to 2^53)");
             goto fail;
         }
-        out->u.i = (json_int_t) r;
+        out->u.i = (int64_t) r;
         goto fail;
     }
     rc = s_arg(cx, call, args, 1, S_K(SLC_V_INT), "an integer number of digits");
     if (rc != 0)
         goto fail;
-    json_int_t d = args[1].u.i;
+    int64_t d = args[1].u.i;
     if (d < -15 || d > 15) {
         rc = slc_map__fail(cx, call->kids[1], "round() takes -15 to 15 digits");
         goto fail;
@@ -677,7 +900,7 @@ static int s_now(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *a
     (void) call;
     (void) args;
     out->t = SLC_V_INT;
-    out->u.i = (json_int_t) (slc_now_us() / 1000);
+    out->u.i = (int64_t) (slc_now_us() / 1000);
     return 0;
 }
 
@@ -718,8 +941,17 @@ static int s_parse_time(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_v
             y--;
         }
         int64_t days = s_days(y, (unsigned) mon + 1, 1) + tm.tm_mday - 1;
-        ms = ((days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec)
-              - tm.tm_gmtoff) * 1000;
+        /* %Y takes any int: bound the days before multiplying. */
+        const int64_t days_max = SLC_MAP_INT_LIMIT / 86400000 + 1;
+        if (days <= days_max && days >= -days_max)
+            ms = ((days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec)
+                  - tm.tm_gmtoff) * 1000;
+        if (days > days_max || days < -days_max || ms > SLC_MAP_INT_LIMIT
+            || ms < -SLC_MAP_INT_LIMIT) {
+            rc = slc_map__fail(cx, call->kids[0], "parse_time() of a time out of the integer "
+                               "range (-2^53 to 2^53 ms)");
+            goto fail;
+        }
     }
     out->t = SLC_V_INT;
     out->u.i = ms;
@@ -830,7 +1062,7 @@ static int s_lookup(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t
         rc = SL_EINTERNAL;          /* s_arg let only scalars through */
         goto fail;
     }
-    json_t *v = json_object_getn(call->table, p, n);
+    const cJSON *v = slc_map__table_get(call->table, p, n);
     if (v) {
         slc_map__val_of(v, out);    /* the table outlives the evaluation */
         goto fail;
@@ -857,6 +1089,13 @@ static const slc_map_fn_t s_fns[] = {
     { "concat", 1, SLC_MAP_ARGS_MAX, 0, { S_SCALAR, S_SCALAR, S_SCALAR }, SLC_MAP_T_STRING, s_concat },
     { "split", 2, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_ARRAY, s_split },
     { "join", 2, 2, 0, { SLC_MAP_T_ARRAY, SLC_MAP_T_STRING }, SLC_MAP_T_STRING, s_join },
+    { "replace", 3, 3, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING, SLC_MAP_T_STRING },
+      SLC_MAP_T_STRING, s_replace },
+    { "substring", 2, 3, 0, { SLC_MAP_T_STRING, SLC_MAP_T_INTEGER, SLC_MAP_T_INTEGER },
+      SLC_MAP_T_STRING, s_substring },
+    { "starts_with", 2, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_BOOLEAN, s_starts_with },
+    { "ends_with", 2, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_BOOLEAN, s_ends_with },
+    { "contains", 2, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_BOOLEAN, s_contains },
     { "length", 1, 1, 0, { SLC_MAP_T_STRING | SLC_MAP_T_ARRAY | SLC_MAP_T_OBJECT },
       SLC_MAP_T_INTEGER, s_length },
     { "int", 1, 1, 0, { S_SCALAR }, SLC_MAP_T_INTEGER, s_int },
@@ -875,7 +1114,8 @@ static const slc_map_fn_t s_fns[] = {
 };
 
 static const char *const s_names[] = {
-    "lower", "upper", "trim", "concat", "split", "join", "length", "int", "float",
+    "lower", "upper", "trim", "concat", "split", "join", "replace", "substring",
+    "starts_with", "ends_with", "contains", "length", "int", "float",
     "string", "bool", "round", "now", "parse_time", "format_time", "sha256", "uuid",
     "lookup", "map", "filter",
 };

@@ -1,6 +1,7 @@
 /*  slc_map_int - what the files of the slc_map module share, and nothing
- *  outside them includes: the arena, tokens, the AST, the compile context
- *  and its diagnostics, runtime values and the builtin function table.
+ *  outside them includes: the arena, tokens, lookup tables, the AST, the
+ *  compile context and its diagnostics, runtime values (and who owns
+ *  what they point to) and the builtin function table.
  *  slc_map.c reads the YAML and runs the whole mapping, slc_map_lex.c,
  *  slc_map_parse.c and slc_map_check.c turn one expression into a checked
  *  AST, slc_map_eval.c and slc_map_fn.c evaluate it. Internal functions are
@@ -12,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include "slc_map.h"
 
 /* ---- arena: every compile-time allocation of a mapping, freed at once */
@@ -49,12 +50,32 @@ typedef struct {
     uint32_t len;                   /* bytes in the expression */
     const char *s;                  /* NAME: the name; STR: decoded (arena) */
     size_t n;                       /* bytes of s */
-    json_int_t i;                   /* INT */
+    int64_t i;                      /* INT: magnitude at most 2^53 */
     double d;                       /* REAL */
 } slc_map_tok_t;
 
 /* Printable form of a token kind for messages ("')'", "end of expression"). */
 const char *slc_map__tok_name(int kind);
+
+/* Integers are exact in a double (every JSON number is one) up to 2^53:
+ * the range of SLC_V_INT values, literals and table integers. */
+#define SLC_MAP_INT_LIMIT INT64_C(9007199254740992)
+
+/* ---- lookup tables (tables: in the mapping) */
+
+typedef struct {
+    const char *key;                /* arena, NUL-terminated */
+    size_t len;                     /* bytes of key */
+    const cJSON *value;             /* in the map's tables tree */
+} slc_map_entry_t;
+
+typedef struct {
+    const char *name;               /* arena, NUL-terminated */
+    size_t namelen;
+    const slc_map_entry_t *entries; /* sorted by key bytes (arena); keys unique */
+    size_t n;
+    unsigned types;                 /* SLC_MAP_T_* of the values */
+} slc_map_table_t;
 
 /* ---- the AST */
 
@@ -73,9 +94,9 @@ enum { SLC_STEP_MEMBER, SLC_STEP_INDEX, SLC_STEP_ALL };
 
 typedef struct {
     int kind;                       /* SLC_STEP_* */
-    const char *name;               /* MEMBER: the name (arena) */
+    const char *name;               /* MEMBER: the name (arena, NUL-terminated) */
     size_t len;                     /* MEMBER: its bytes */
-    size_t index;                   /* INDEX */
+    int64_t index;                  /* INDEX; negative counts from the end */
     uint32_t pos;                   /* where the step starts */
 } slc_map_step_t;
 
@@ -97,12 +118,12 @@ struct slc_map_node {
     slc_map_step_t *steps;          /* PATH */
     size_t nsteps;
     bool star;                      /* PATH: has a [*] step */
-    json_int_t i;                   /* INT literal; BOOL literal is i != 0 */
+    int64_t i;                      /* INT literal; BOOL literal is i != 0 */
     double d;                       /* REAL literal */
     const char *s;                  /* STR literal (arena) */
     size_t slen;
     const slc_map_fn_t *fn;         /* CALL: resolved by the checker */
-    json_t *table;                  /* CALL of lookup: borrowed from the map */
+    const slc_map_table_t *table;   /* CALL of lookup: borrowed from the map */
     int slot;                       /* VAR, LAMBDA: parameter slot */
     const char *src;                /* source path for runtime messages, or NULL */
     const char *spath;              /* schema path of the value, or NULL */
@@ -117,11 +138,21 @@ typedef struct {
     unsigned col_next;              /* column of the first byte of later lines */
 } slc_map_loc_t;
 
+/* An object of the output that holds targets (customer in customer.email),
+ * created when the first field that goes into it is placed, so that keys
+ * keep the order of the targets. */
+typedef struct {
+    const char *key;                /* its name in its parent (arena, NUL-terminated) */
+    int parent;                     /* index of the parent group; -1: the output itself */
+} slc_map_group_t;
+
 typedef struct {
     const char *target;             /* "customer.email", or "drop_if" */
-    const char **segs;              /* target names (arena) */
+    const char **segs;              /* target names (arena, each NUL-terminated) */
     size_t *seglens;
     size_t nsegs;
+    int *gids;                      /* group of each of the first nsegs - 1 names */
+    int group;                      /* where the value goes: a group, -1 the output */
     slc_map_node_t *expr;           /* NULL for an absent drop_if */
     const char *text;               /* the expression text (arena) */
     size_t textlen;
@@ -139,9 +170,19 @@ struct slc_map {
     slc_map_field_t *fields;
     size_t nfields;
     slc_map_field_t drop;           /* drop.expr NULL: no drop_if */
-    json_t *tables;                 /* name -> {key: value}; owned */
+    slc_map_group_t *groups;        /* objects holding targets (arena) */
+    size_t ngroups;
+    cJSON *tables;                  /* name -> {key: value}; owned */
+    slc_map_table_t tabs[SLC_MAP_TABLES_MAX];   /* the same, indexed */
+    size_t ntabs;
     locale_t c_locale;              /* numbers and times never follow LC_* */
 };
+
+/* Table NAME (LEN bytes) of M, or NULL. */
+const slc_map_table_t *slc_map__table_find(const slc_map_t *m, const char *name, size_t len);
+
+/* The value of KEY (LEN bytes) in T (borrowed from the map), or NULL. */
+const cJSON *slc_map__table_get(const slc_map_table_t *t, const char *key, size_t len);
 
 /* Line and column (1-based) of byte POS of F's expression. */
 void slc_map__position(const slc_map_field_t *f, uint32_t pos,
@@ -197,38 +238,62 @@ enum {
     SLC_V_STR, SLC_V_ARR, SLC_V_OBJ,
 };
 
-/* A value during evaluation. Strings and containers are usually borrowed
- * from the document; a value built at run time owns BUF or holds REF.
- * Copying the struct borrows; slc_map__val_release frees what it owns. */
+/* A value during evaluation. cJSON has no reference counts, so who owns
+ * what is explicit:
+ *  - A view (OWN and BUF NULL) borrows. NODE and the string bytes point
+ *    into memory that lives until the evaluation ends: the document, META,
+ *    the mapping's tables and arena, or a tree parked in the context's
+ *    KEEP. A view's struct may be copied freely.
+ *  - A value built during the evaluation owns OWN (a cJSON tree; NODE is
+ *    its root or a node inside it) or BUF (string bytes from cJSON_malloc,
+ *    U.S.P pointing into them). slc_map__val_release frees both. An owning
+ *    struct is moved (the source zeroed), never copied.
+ *  - A built tree may hold cJSON reference nodes (cJSON_IsReference) that
+ *    borrow views, so that [*], filter, map and literals do not copy the
+ *    document; SHARED says OWN holds some.
+ *  - What goes into the output is copied (views, shared trees) or moved
+ *    (owned strings, owned trees without references): the output shares
+ *    nothing with the document, META, the mapping or KEEP.
+ *  - Before a view is taken into a tree that is about to be released (the
+ *    array a lambda runs over, the base of a [*] path, a member of a built
+ *    value put into an array), slc_map__park moves the tree to KEEP. */
 typedef struct {
     int t;                          /* SLC_V_* */
-    json_t *node;                   /* the JSON value this is, or NULL */
-    json_t *ref;                    /* a reference held, or NULL */
-    char *buf;                      /* owned string bytes, or NULL */
+    bool shared;                    /* OWN holds reference nodes */
+    const cJSON *node;              /* the JSON value this is, or NULL */
+    cJSON *own;                     /* an owned tree, or NULL */
+    char *buf;                      /* owned string bytes (cJSON_malloc), or NULL */
     union {
         bool b;
-        json_int_t i;
-        double d;
-        struct { const char *p; size_t n; } s;
+        int64_t i;                  /* magnitude at most SLC_MAP_INT_LIMIT */
+        double d;                   /* finite */
+        struct { const char *p; size_t n; } s;  /* p[n] is readable */
     } u;
 } slc_map_val_t;
 
 typedef struct {
     const slc_map_t *m;
     const slc_map_field_t *field;   /* being evaluated */
-    const json_t *doc;
-    const json_t *meta;
-    slc_map_val_t vars[SLC_MAP_DEPTH_MAX];  /* lambda parameters, borrowed */
+    const cJSON *doc;
+    const cJSON *meta;
+    cJSON *keep;                    /* parked trees (an array), or NULL; owned */
+    slc_map_val_t vars[SLC_MAP_DEPTH_MAX];  /* lambda parameters: views */
     size_t steps;                   /* work done */
+    size_t scanned;                 /* members and elements walked past, not yet in steps */
     size_t bytes;                   /* bytes produced */
     char *err;
     size_t errlen;
 } slc_map_ctx_t;
 
 /* Format a runtime error about node N into the context's ERR (mapping,
- * field, position, source path). Returns SL_EINVAL. */
+ * field, position, source path, topic and offset). Returns SL_EINVAL. */
 int slc_map__fail(slc_map_ctx_t *cx, const slc_map_node_t *n,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* " (topic T, offset N)" into BUF when META is an object with a string
+ * "topic" and a number "offset", else "": every runtime error ends with
+ * it, so that it says which message of which topic failed. */
+void slc_map__where(const cJSON *meta, char *buf, size_t len);
 
 /* Report that node N's value is missing where one is needed. SL_EINVAL. */
 int slc_map__missing(slc_map_ctx_t *cx, const slc_map_node_t *n);
@@ -239,21 +304,46 @@ int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n,
 
 void slc_map__val_release(slc_map_val_t *v);
 
-/* A borrowed view of JSON value J (NULL gives missing). */
-void slc_map__val_of(json_t *j, slc_map_val_t *out);
+/* A view of JSON value J (NULL gives missing). J must live until the
+ * evaluation ends (see slc_map_val_t). */
+void slc_map__val_of(const cJSON *j, slc_map_val_t *out);
 
-/* A JSON value for V. SHARE: containers and document strings are shared
- * by reference (for values built during the evaluation); otherwise the
- * result shares nothing (for the output). Missing is an error about N.
- * 0, SL_EINVAL or SL_ENOMEM. */
-int slc_map__to_json(slc_map_ctx_t *cx, const slc_map_node_t *n,
-                     const slc_map_val_t *v, bool share, json_t **out);
+/* Move the tree V owns to the context's KEEP; V becomes a view of the
+ * same value. 0 or SL_ENOMEM (V unchanged). */
+int slc_map__park(slc_map_ctx_t *cx, slc_map_val_t *v);
+
+/* A cJSON item for V, to go into an array or object built during the
+ * evaluation: what V owns is moved into it (V keeps only what it still
+ * owns, to release), views become reference nodes and *SHARED is set
+ * then. Missing is an error about N. 0, SL_EINVAL or SL_ENOMEM. */
+int slc_map__item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+                  cJSON **out, bool *shared);
+
+/* A cJSON item for V that shares nothing (for the output): what V owns
+ * is moved into it when it holds no reference node, anything else is
+ * copied. Missing is an error about N. 0, SL_EINVAL or SL_ENOMEM. */
+int slc_map__to_json(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+                     cJSON **out);
+
+/* A new string item of LEN bytes at P (need not be NUL-terminated), owned
+ * by the caller, after charging it. 0, SL_EINVAL or SL_ENOMEM. */
+int slc_map__str_item(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *p,
+                      size_t len, cJSON **out);
+
+/* Count K units of work for N against SLC_MAP_STEPS_MAX. */
+int slc_map__steps(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k);
+
+/* Count K members or elements walked past (cJSON lists have neither
+ * index nor hash): every SLC_MAP_SCAN_PER_STEP of them is one step, about
+ * the cost of evaluating one node. */
+#define SLC_MAP_SCAN_PER_STEP 16
+int slc_map__scan(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k);
 
 /* Count LEN bytes about to be built for N against the limits. */
 int slc_map__charge(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t len);
 
-/* Make *OUT a string of LEN bytes (buf to fill, NUL-terminated) after
- * charging it. 0, SL_EINVAL (limit) or SL_ENOMEM. */
+/* Make *OUT a string of LEN bytes (BUF to fill; NUL-terminated, from
+ * cJSON_malloc) after charging it. 0, SL_EINVAL (limit) or SL_ENOMEM. */
 int slc_map__str_new(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t len,
                      slc_map_val_t *out);
 

@@ -236,8 +236,9 @@ static int s_number(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
     } else {
         tok->kind = SLC_TK_INT;
         tok->i = strtoll(buf, NULL, 10);
-        if (errno == ERANGE) {
-            rc = slc_map__error(cc, (uint32_t) *i, "integers are 64-bit signed",
+        if (errno == ERANGE || tok->i > SLC_MAP_INT_LIMIT) {
+            rc = slc_map__error(cc, (uint32_t) *i, "integers are exact up to 2^53 "
+                                "(9007199254740992); write a larger number as a float, 1e16",
                                 "integer out of range");
             goto fail;
         }

@@ -7,6 +7,7 @@
  *  like a + b + c... grow the tree without recursing here, but the
  *  evaluator recurses over the tree). Nodes live in the mapping's arena.  */
 #include "slc_map_int.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -373,7 +374,7 @@ fail:
     return rc;
 }
 
-/* primary { .name | [int] | [*] | ["name"] } */
+/* primary { .name | [int] | [-int] | [*] | ["name"] } */
 static int s_postfix(s_parser_t *p, slc_map_node_t **out)
 {
     int rc = 0;
@@ -414,7 +415,11 @@ static int s_postfix(s_parser_t *p, slc_map_node_t **out)
                 star = true;
             } else if (w->kind == SLC_TK_INT) {
                 s->kind = SLC_STEP_INDEX;
-                s->index = (size_t) w->i;
+                s->index = w->i;
+            } else if (w->kind == SLC_TK_MINUS && p->t[p->i + 1].kind == SLC_TK_INT) {
+                s->kind = SLC_STEP_INDEX;   /* from the end: [-1] is the last */
+                p->i++;
+                s->index = -s_peek(p)->i;
             } else if (w->kind == SLC_TK_STR) {
                 s->kind = SLC_STEP_MEMBER;
                 s->name = w->s;
@@ -479,8 +484,9 @@ static int s_unary(s_parser_t *p, slc_map_node_t **out)
         rc = s_unary(p, &a);
     if (rc != 0)
         goto fail;
-    /* -5 is a literal, not an operation on one. */
-    if (a->kind == SLC_N_INT && a->i != INT64_MIN) {
+    /* -5 is a literal, not an operation on one (the integer range is
+     * symmetric). */
+    if (a->kind == SLC_N_INT) {
         a->i = -a->i;
         a->pos = t->pos;
         *out = a;

@@ -16,10 +16,21 @@
  *  accepts, B accepts", proved keyword by keyword; what cannot be proved is
  *  a break. BACKWARD is old <= new, FORWARD new <= old, FULL both. A whose
  *  values are finite (enum, const, only null/boolean) is decided exactly by
- *  validating each value against B.  */
+ *  validating each value against B.
+ *
+ *  The schema document is a cJSON tree that the compiled schema owns and
+ *  keeps for its lifetime: nodes borrow their subschema, enum and const
+ *  values from it (cJSON has no reference counts). The canonical text is
+ *  written here, not by cJSON_Print, because it needs sorted keys and a
+ *  number format that slc_doc_parse reads back unchanged.  */
 #include "slc_schema.h"
 #include "slc.h"
+#include "slc_doc.h"
 #include <assert.h>
+#include <float.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -34,6 +45,7 @@
 #define S_LIST_MAX 160          /* enum list text kept for errors */
 #define S_RE_WEIGHT_MAX 4096    /* pattern size once {n,m} are expanded */
 #define S_RE_GROUPS_MAX 32      /* nested ( ) in a pattern */
+#define S_SEEN_MAX 4096         /* property entries s_check_required marks */
 
 enum { S_FMT_NONE = 0, S_FMT_DATETIME, S_FMT_EMAIL, S_FMT_UUID };
 static const char *const s_formats[] = { "", "date-time", "email", "uuid" };
@@ -55,7 +67,7 @@ typedef struct {
 } s_bound_t;
 
 struct s_node {
-    const json_t *json;     /* the subschema (borrowed from slc_schema.json) */
+    const cJSON *json;      /* the subschema (borrowed from slc_schema.json) */
     s_node_t *ref;          /* $ref: the node it names */
     s_node_t *target;       /* $ref: the first node of the chain without one */
     bool never;             /* the false schema */
@@ -70,9 +82,9 @@ struct s_node {
     s_node_t *items;        /* items; NULL: any */
     size_t min_items;       /* minItems, 0 when absent */
     size_t max_items;       /* maxItems, SIZE_MAX when absent */
-    const json_t *enumv;    /* enum array (borrowed), NULL when absent */
+    const cJSON *enumv;     /* enum array (borrowed, as json), NULL: none */
     char *enum_list;        /* its values as JSON, comma separated */
-    const json_t *constv;   /* const value (borrowed), NULL when absent */
+    const cJSON *constv;    /* const value (borrowed, as json), NULL: none */
     char *const_text;       /* its JSON text */
     s_bound_t lo;           /* minimum / exclusiveMinimum, the tighter */
     s_bound_t hi;           /* maximum / exclusiveMaximum, the tighter */
@@ -84,7 +96,7 @@ struct s_node {
 };
 
 struct slc_schema {
-    json_t *json;           /* the parsed document (owned) */
+    cJSON *json;            /* the parsed document (owned; nodes borrow) */
     char *text;             /* canonical compact text (owned) */
     s_node_t *root;         /* the document's node */
     s_node_t **nodes;       /* every node (owned) */
@@ -132,25 +144,28 @@ static void s_path_pop(s_path_t *p, size_t mark)
     p->buf[mark] = '\0';
 }
 
-/* The one type bit of value V; a real with no fraction is an integer. */
-static unsigned s_kind(const json_t *v)
+/* The one type bit of value V, 0 for a cJSON item that is no JSON value
+ * (raw, invalid). "integer" is JSON Schema's: a number with no fraction,
+ * however written (1.0 is one). Every double beyond 2^53 is whole, so
+ * those are integers too, as they always were here; slc_doc_int answers
+ * for the rest. The type switch is cJSON_IsX's own test, written out
+ * because this runs for every value validated. */
+static unsigned s_kind(const cJSON *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:  return SLC_JSON_OBJECT;
-    case JSON_ARRAY:   return SLC_JSON_ARRAY;
-    case JSON_STRING:  return SLC_JSON_STRING;
-    case JSON_INTEGER: return SLC_JSON_INTEGER;
-    case JSON_TRUE:
-    case JSON_FALSE:   return SLC_JSON_BOOLEAN;
-    case JSON_NULL:    return SLC_JSON_NULL;
-    case JSON_REAL:    break;
+    switch (v->type & 0xFF) {
+    case cJSON_Object: return SLC_JSON_OBJECT;
+    case cJSON_Array:  return SLC_JSON_ARRAY;
+    case cJSON_String: return SLC_JSON_STRING;
+    case cJSON_True:
+    case cJSON_False:  return SLC_JSON_BOOLEAN;
+    case cJSON_NULL:   return SLC_JSON_NULL;
+    case cJSON_Number: break;
+    default:           return 0;
     }
-    double d = json_real_value(v);
-    double m = d < 0 ? -d : d;
-    /* Every double from 2^53 up is whole; below, the cast is exact. */
-    if (m >= 9007199254740992.0 || (double) (int64_t) d == d)
-        return SLC_JSON_INTEGER;
-    return SLC_JSON_NUMBER;
+    double m = fabs(v->valuedouble);
+    if (m > SLC_DOC_INT_LIMIT)
+        return m <= DBL_MAX ? SLC_JSON_INTEGER : SLC_JSON_NUMBER;
+    return slc_doc_int(v, NULL) ? SLC_JSON_INTEGER : SLC_JSON_NUMBER;
 }
 
 static const char *s_kind_name(unsigned kind)
@@ -162,7 +177,8 @@ static const char *s_kind_name(unsigned kind)
     case SLC_JSON_BOOLEAN: return "boolean";
     case SLC_JSON_OBJECT:  return "object";
     case SLC_JSON_ARRAY:   return "array";
-    default:               return "null";
+    case SLC_JSON_NULL:    return "null";
+    default:               return "no JSON value";
     }
 }
 
@@ -199,56 +215,63 @@ static void s_types_text(unsigned types, char *out, size_t size)
     }
 }
 
-/* Shortest of %.15g / %.17g that reads back as D. */
-static void s_num_text(double d, char *out, size_t size)
+/* Member KEY of object OBJ, or NULL; HINT (a member of OBJ, or NULL) is
+ * tried first. */
+static const cJSON *s_member(const cJSON *obj, const cJSON *hint,
+                             const char *key)
 {
-    snprintf(out, size, "%.15g", d);
-    if (strtod(out, NULL) != d)
-        snprintf(out, size, "%.17g", d);
+    if (hint && !strcmp(hint->string, key))
+        return hint;
+    for (const cJSON *m = obj->child; m; m = m->next)
+        if (!strcmp(m->string, key))
+            return m;
+    return NULL;
 }
 
-/* JSON equality where 1 and 1.0 are the same number (JSON Schema's rule). */
-static bool s_equal(const json_t *a, const json_t *b)
+/* JSON equality where 1 and 1.0 are the same number (JSON Schema's rule);
+ * numbers are equal only when their doubles are. A is the schema's value
+ * (enum, const), whose keys are unique (slc_doc_parse refuses duplicates):
+ * so B with as many members, each of A's found in B and equal, is equal.
+ * Not cJSON_Compare: it compares every pair of object members twice, so
+ * its time doubles with each level of nesting, and it takes numbers one
+ * rounding error apart for equal. Here each member of A is compared once,
+ * found at once when B lists the keys in A's order, else by a walk of B,
+ * which has only as many members as A: time is bounded by A, the
+ * schema's, whatever B is. */
+static bool s_equal(const cJSON *a, const cJSON *b)
 {
     unsigned ka = s_kind(a), kb = s_kind(b);
     const unsigned num = SLC_JSON_INTEGER | SLC_JSON_NUMBER;
-    if ((ka & num) && (kb & num)) {
-        if (json_is_integer(a) && json_is_integer(b))
-            return json_integer_value(a) == json_integer_value(b);
-        return json_number_value(a) == json_number_value(b);
-    }
+    const cJSON *x, *y;
+    if ((ka & num) && (kb & num))
+        return a->valuedouble == b->valuedouble;
     if (ka != kb)
         return false;
     switch (ka) {
     case SLC_JSON_STRING:
-        return json_string_length(a) == json_string_length(b)
-            && memcmp(json_string_value(a), json_string_value(b),
-                      json_string_length(a)) == 0;
+        return strcmp(a->valuestring, b->valuestring) == 0;
     case SLC_JSON_BOOLEAN:
-        return json_typeof(a) == json_typeof(b);
-    case SLC_JSON_ARRAY: {
-        size_t n = json_array_size(a);
-        if (n != json_array_size(b))
-            return false;
-        for (size_t i = 0; i < n; i++)
-            if (!s_equal(json_array_get(a, i), json_array_get(b, i)))
+        return (a->type & 0xFF) == (b->type & 0xFF);
+    case SLC_JSON_ARRAY:
+        for (x = a->child, y = b->child; x && y; x = x->next, y = y->next)
+            if (!s_equal(x, y))
                 return false;
-        return true;
-    }
-    case SLC_JSON_OBJECT: {
-        const char *key;
-        const json_t *va;
-        if (json_object_size(a) != json_object_size(b))
+        return !x && !y;
+    case SLC_JSON_OBJECT:
+        for (x = a->child, y = b->child; x && y; x = x->next, y = y->next)
+            ;
+        if (x || y)
             return false;
-        json_object_foreach((json_t *) a, key, va) {
-            const json_t *vb = json_object_get(b, key);
-            if (!vb || !s_equal(va, vb))
+        y = b->child;
+        cJSON_ArrayForEach(x, a) {
+            y = s_member(b, y, x->string);
+            if (!y || !s_equal(x, y))
                 return false;
+            y = y->next;
         }
         return true;
-    }
     default:
-        return true;        /* null */
+        return ka == SLC_JSON_NULL;
     }
 }
 
@@ -267,8 +290,9 @@ static unsigned s_types_of(const s_node_t *n)
         t &= s_kind(n->constv);
     if (n->enumv) {
         unsigned e = 0;
-        for (size_t i = 0; i < json_array_size(n->enumv); i++)
-            e |= s_kind(json_array_get(n->enumv, i));
+        const cJSON *v;
+        cJSON_ArrayForEach(v, n->enumv)
+            e |= s_kind(v);
         t &= e;
     }
     /* A number's bit already says it may be whole. */
@@ -475,7 +499,7 @@ static void s_verr(s_vc_t *v, const char *fmt, ...)
         v->stop = true;
 }
 
-static void s_check(s_vc_t *v, const s_node_t *n, const json_t *val);
+static void s_check(s_vc_t *v, const s_node_t *n, const cJSON *val);
 
 /* Make member KEY (or element INDEX when KEY is NULL) the current value;
  * the caller pops it (depth--). False, reported, when the document is too
@@ -492,11 +516,12 @@ static bool s_push(s_vc_t *v, const char *key, size_t index)
     return true;
 }
 
-static void s_check_string(s_vc_t *v, const s_node_t *n, const json_t *val)
+static void s_check_string(s_vc_t *v, const s_node_t *n, const cJSON *val)
 {
-    const char *s = json_string_value(val);
-    size_t len = json_string_length(val);
-    if (n->min_len || n->max_len != SIZE_MAX) {
+    const char *s = val->valuestring;
+    bool counted = n->min_len || n->max_len != SIZE_MAX;
+    size_t len = counted || n->format ? strlen(s) : 0;
+    if (counted) {
         size_t cps = s_utf8_count(s, len);
         if (cps < n->min_len)
             s_verr(v, "must be at least %zu character%s long", n->min_len,
@@ -535,34 +560,74 @@ static void s_check_number(s_vc_t *v, const s_node_t *n, double x)
         s_verr(v, "must be %s", n->hi.text);
 }
 
-static void s_check_array(s_vc_t *v, const s_node_t *n, const json_t *arr)
+static void s_check_array(s_vc_t *v, const s_node_t *n, const cJSON *arr)
 {
-    size_t size = json_array_size(arr);
-    if (size < n->min_items)
-        s_verr(v, "must have at least %zu item%s", n->min_items,
-               n->min_items == 1 ? "" : "s");
-    else if (size > n->max_items)
-        s_verr(v, "must have at most %zu item%s", n->max_items,
-               n->max_items == 1 ? "" : "s");
+    const cJSON *el;
+    size_t i = 0;
+    if (n->min_items || n->max_items != SIZE_MAX) {
+        /* cJSON keeps no size: count, once, only when there are bounds. */
+        size_t size = 0;
+        for (el = arr->child; el; el = el->next)
+            size++;
+        if (size < n->min_items)
+            s_verr(v, "must have at least %zu item%s", n->min_items,
+                   n->min_items == 1 ? "" : "s");
+        else if (size > n->max_items)
+            s_verr(v, "must have at most %zu item%s", n->max_items,
+                   n->max_items == 1 ? "" : "s");
+    }
     if (!n->items)
         return;
-    for (size_t i = 0; i < size && !v->stop; i++)
+    for (el = arr->child; el && !v->stop; el = el->next, i++)
         if (s_push(v, NULL, i)) {
-            s_check(v, n->items, json_array_get(arr, i));
+            s_check(v, n->items, el);
             v->depth--;
         }
 }
 
-static void s_check_object(s_vc_t *v, const s_node_t *n, const json_t *obj)
+/* Report the required properties of N that OBJ lacks, in name order.
+ * cJSON finds a member by walking the object, so one walk over OBJ marks
+ * the entries it has in a bitmap on the stack instead of a walk per
+ * required name. A node with more than S_SEEN_MAX entries does walk per
+ * name (time: its required names times OBJ's members). Never inlined, so
+ * that the bitmap is not on the stack of every level of s_check. */
+static __attribute__((noinline)) void
+s_check_required(s_vc_t *v, const s_node_t *n, const cJSON *obj)
 {
-    const char *key;
-    const json_t *val;
-    for (size_t i = 0; n->nrequired && i < n->nprops && !v->stop; i++)
-        if (n->props[i].required && !json_object_get(obj, n->props[i].name))
+    uint64_t seen[S_SEEN_MAX / 64];
+    const cJSON *m;
+    size_t found = 0;
+    if (n->nprops > S_SEEN_MAX) {
+        for (size_t i = 0; i < n->nprops && !v->stop; i++)
+            if (n->props[i].required
+                && !cJSON_GetObjectItemCaseSensitive(obj, n->props[i].name))
+                s_verr(v, "required property \"%s\" is missing", n->props[i].name);
+        return;
+    }
+    memset(seen, 0, (n->nprops + 63) / 64 * sizeof seen[0]);
+    cJSON_ArrayForEach(m, obj) {
+        const s_prop_t *p = s_prop_find(n, m->string, strlen(m->string));
+        if (p && p->required) {
+            size_t k = (size_t) (p - n->props);
+            uint64_t bit = (uint64_t) 1 << (k % 64);
+            found += !(seen[k / 64] & bit);
+            seen[k / 64] |= bit;
+        }
+    }
+    for (size_t i = 0; found < n->nrequired && i < n->nprops && !v->stop; i++)
+        if (n->props[i].required && !(seen[i / 64] >> (i % 64) & 1))
             s_verr(v, "required property \"%s\" is missing", n->props[i].name);
+}
+
+static void s_check_object(s_vc_t *v, const s_node_t *n, const cJSON *obj)
+{
+    const cJSON *val;
+    if (n->nrequired)
+        s_check_required(v, n, obj);
     if ((!n->nprops && !n->addl) || v->stop)
         return;
-    json_object_foreach((json_t *) obj, key, val) {
+    cJSON_ArrayForEach(val, obj) {
+        const char *key = val->string;
         const s_prop_t *p = n->nprops ? s_prop_find(n, key, strlen(key)) : NULL;
         const s_node_t *sub = p && p->declared ? p->node : n->addl;
         if (sub && s_push(v, key, 0)) {
@@ -577,7 +642,7 @@ static void s_check_object(s_vc_t *v, const s_node_t *n, const json_t *obj)
     }
 }
 
-static void s_check(s_vc_t *v, const s_node_t *n, const json_t *val)
+static void s_check(s_vc_t *v, const s_node_t *n, const cJSON *val)
 {
     if (!n)
         return;
@@ -598,8 +663,8 @@ static void s_check(s_vc_t *v, const s_node_t *n, const json_t *val)
     }
     if (n->enumv) {
         bool found = false;
-        for (size_t i = 0; !found && i < json_array_size(n->enumv); i++)
-            found = s_equal(json_array_get(n->enumv, i), val);
+        for (const cJSON *e = n->enumv->child; !found && e; e = e->next)
+            found = s_equal(e, val);
         if (!found) {
             s_verr(v, "must be one of: %s", n->enum_list);
             if (v->stop)
@@ -612,7 +677,7 @@ static void s_check(s_vc_t *v, const s_node_t *n, const json_t *val)
         break;
     case SLC_JSON_INTEGER:
     case SLC_JSON_NUMBER:
-        s_check_number(v, n, json_number_value(val));
+        s_check_number(v, n, val->valuedouble);
         break;
     case SLC_JSON_ARRAY:
         s_check_array(v, n, val);
@@ -626,7 +691,7 @@ static void s_check(s_vc_t *v, const s_node_t *n, const json_t *val)
 }
 
 /* Validate VAL against N; on failure the first reason goes to *E. */
-static bool s_valid(const s_node_t *n, const json_t *val, slc_schema_error_t *e)
+static bool s_valid(const s_node_t *n, const cJSON *val, slc_schema_error_t *e)
 {
     s_vc_t v;
     v.errs = e;
@@ -639,7 +704,7 @@ static bool s_valid(const s_node_t *n, const json_t *val, slc_schema_error_t *e)
     return !v.failed;
 }
 
-int slc_schema_validate(const slc_schema_t *self, const json_t *doc,
+int slc_schema_validate(const slc_schema_t *self, const cJSON *doc,
                         slc_schema_error_t *errs, size_t max, size_t *nerrs)
 {
     /* Not "= {0}": that would clear the frame stack on every call. */
@@ -661,6 +726,7 @@ int slc_schema_validate(const slc_schema_t *self, const json_t *doc,
 
 typedef struct {
     s_node_t *node;         /* the node holding the $ref */
+    const char *ref;        /* its text (borrowed from slc_schema.json) */
     char *where;            /* its schema pointer (owned) */
 } s_pending_t;
 
@@ -674,7 +740,7 @@ typedef struct {
     size_t refcap;          /* allocated entries */
 } s_cc_t;
 
-typedef int (*s_kw_fn)(s_cc_t *c, s_node_t *n, const json_t *v);
+typedef int (*s_kw_fn)(s_cc_t *c, s_node_t *n, const cJSON *v);
 
 /* The JSON pointer of the keyword being compiled. */
 #define S_WHERE(c) ((c)->where.buf)
@@ -685,46 +751,46 @@ static int s_bad(s_cc_t *c, const char *what)
     return SL_EINVAL;
 }
 
-static int s_compile(s_cc_t *c, const json_t *j, s_node_t **out);
+static int s_compile(s_cc_t *c, const cJSON *j, s_node_t **out);
 
-static int s_kw_text(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_text(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     (void) n;
-    return json_is_string(v) ? 0 : s_bad(c, "must be a string");
+    return cJSON_IsString(v) ? 0 : s_bad(c, "must be a string");
 }
 
-static int s_kw_flag(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_flag(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     (void) n;
-    return json_is_boolean(v) ? 0 : s_bad(c, "must be true or false");
+    return cJSON_IsBool(v) ? 0 : s_bad(c, "must be true or false");
 }
 
-static int s_kw_default(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_default(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     (void) c, (void) v;
     n->has_default = true;
     return 0;
 }
 
-static int s_kw_examples(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_examples(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     (void) n;
-    return json_is_array(v) ? 0 : s_bad(c, "must be an array");
+    return cJSON_IsArray(v) ? 0 : s_bad(c, "must be an array");
 }
 
-static int s_kw_id(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_id(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     (void) n;
     /* Below the root, $id would change what "#" means for $refs inside. */
     if (c->where.len != strlen("/$id"))
         return s_bad(c, "$id is supported only at the root");
-    return json_is_string(v) ? 0 : s_bad(c, "must be a string");
+    return cJSON_IsString(v) ? 0 : s_bad(c, "must be a string");
 }
 
-static int s_kw_ref(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_ref(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     int rc = 0;
-    if (!json_is_string(v) || json_string_value(v)[0] != '#') {
+    if (!cJSON_IsString(v) || v->valuestring[0] != '#') {
         rc = s_bad(c, "only a reference within the document (\"#\", "
                       "\"#/definitions/x\", \"#/$defs/x\") is supported");
         goto fail;
@@ -739,26 +805,26 @@ static int s_kw_ref(s_cc_t *c, s_node_t *n, const json_t *v)
         goto fail;
     }
     c->refs[c->nrefs].node = n;
+    c->refs[c->nrefs].ref = v->valuestring;
     c->refs[c->nrefs].where = where;
     c->nrefs++;
 fail:
     return rc;
 }
 
-static int s_kw_defs(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_defs(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     int rc = 0;
-    const char *key;
-    const json_t *sub;
+    const cJSON *sub;
     s_node_t *ignored;
     (void) n;
-    if (!json_is_object(v)) {
+    if (!cJSON_IsObject(v)) {
         rc = s_bad(c, "must be an object of schemas");
         goto fail;
     }
     /* Compiled so that mistakes show now and $ref finds them. */
-    json_object_foreach((json_t *) v, key, sub) {
-        size_t mark = s_path_push(&c->where, key);
+    cJSON_ArrayForEach(sub, v) {
+        size_t mark = s_path_push(&c->where, sub->string);
         rc = s_compile(c, sub, &ignored);
         s_path_pop(&c->where, mark);
         if (rc)
@@ -768,7 +834,7 @@ fail:
     return rc;
 }
 
-static int s_kw_type(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_type(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     static const struct { const char *name; unsigned bits; } names[] = {
         { "string", SLC_JSON_STRING },
@@ -780,17 +846,17 @@ static int s_kw_type(s_cc_t *c, s_node_t *n, const json_t *v)
         { "null", SLC_JSON_NULL },
     };
     int rc = 0;
-    size_t count = json_is_array(v) ? json_array_size(v) : 1;
+    bool list = cJSON_IsArray(v);
     unsigned bits = 0;
-    if (!json_is_string(v) && (!json_is_array(v) || count == 0)) {
+    if (!cJSON_IsString(v) && (!list || !v->child)) {
         rc = s_bad(c, "must be a type name or a non-empty array of them");
         goto fail;
     }
-    for (size_t i = 0; i < count; i++) {
-        const json_t *t = json_is_array(v) ? json_array_get(v, i) : v;
+    /* V itself when it is one name: its next is the schema's next key. */
+    for (const cJSON *t = list ? v->child : v; t; t = list ? t->next : NULL) {
         size_t k = 0;
         while (k < sizeof names / sizeof names[0]
-               && (!json_is_string(t) || strcmp(json_string_value(t), names[k].name)))
+               && (!cJSON_IsString(t) || strcmp(t->valuestring, names[k].name)))
             k++;
         if (k == sizeof names / sizeof names[0]) {
             rc = s_bad(c, "unknown type: use string, number, integer, "
@@ -826,23 +892,22 @@ fail:
     return rc;
 }
 
-static int s_kw_properties(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_properties(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     int rc = 0;
-    const char *key;
-    const json_t *sub;
-    if (!json_is_object(v)) {
+    const cJSON *sub;
+    if (!cJSON_IsObject(v)) {
         rc = s_bad(c, "must be an object of schemas");
         goto fail;
     }
-    json_object_foreach((json_t *) v, key, sub) {
+    cJSON_ArrayForEach(sub, v) {
         s_node_t *node = NULL;
-        size_t mark = s_path_push(&c->where, key);
+        size_t mark = s_path_push(&c->where, sub->string);
         rc = s_compile(c, sub, &node);
         s_path_pop(&c->where, mark);
         if (rc)
             goto fail;
-        rc = s_prop_add(n, key, node, true);
+        rc = s_prop_add(n, sub->string, node, true);
         if (rc)
             goto fail;
     }
@@ -850,20 +915,20 @@ fail:
     return rc;
 }
 
-static int s_kw_required(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_required(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     int rc = 0;
-    if (!json_is_array(v)) {
+    const cJSON *name;
+    if (!cJSON_IsArray(v)) {
         rc = s_bad(c, "must be an array of property names");
         goto fail;
     }
-    for (size_t i = 0; i < json_array_size(v); i++) {
-        const json_t *name = json_array_get(v, i);
-        if (!json_is_string(name)) {
+    cJSON_ArrayForEach(name, v) {
+        if (!cJSON_IsString(name)) {
             rc = s_bad(c, "must be an array of property names");
             goto fail;
         }
-        rc = s_prop_add(n, json_string_value(name), NULL, false);
+        rc = s_prop_add(n, name->valuestring, NULL, false);
         if (rc)
             goto fail;
     }
@@ -871,57 +936,61 @@ fail:
     return rc;
 }
 
-static int s_kw_addl(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_addl(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_compile(c, v, &n->addl);
 }
 
-static int s_kw_items(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_items(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
-    if (json_is_array(v))
+    if (cJSON_IsArray(v))
         return s_bad(c, "an array of schemas (tuple validation) is not supported");
     return s_compile(c, v, &n->items);
 }
 
-/* A count keyword: a non-negative whole number. */
-static int s_count(s_cc_t *c, const json_t *v, size_t *out)
+/* A count keyword: a non-negative whole number (1.0 is one). One beyond
+ * 2^53 (1e20) is whole too: it counts as the largest size. */
+static int s_count(s_cc_t *c, const cJSON *v, size_t *out)
 {
-    if (s_kind(v) != SLC_JSON_INTEGER || json_number_value(v) < 0)
+    int64_t i;
+    if (s_kind(v) != SLC_JSON_INTEGER || v->valuedouble < 0)
         return s_bad(c, "must be a non-negative integer");
-    double d = json_number_value(v);
-    *out = d >= (double) SIZE_MAX ? SIZE_MAX : (size_t) d;
+    if (slc_doc_int(v, &i) && (uint64_t) i <= SIZE_MAX)
+        *out = (size_t) i;
+    else
+        *out = SIZE_MAX;
     return 0;
 }
 
-static int s_kw_min_items(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_min_items(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_count(c, v, &n->min_items);
 }
 
-static int s_kw_max_items(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_max_items(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_count(c, v, &n->max_items);
 }
 
-static int s_kw_min_len(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_min_len(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_count(c, v, &n->min_len);
 }
 
-static int s_kw_max_len(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_max_len(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_count(c, v, &n->max_len);
 }
 
 /* Tighten bound B (a lower one when LOWER) with X, EXCLUSIVE or not. */
-static int s_bound(s_cc_t *c, s_bound_t *b, const json_t *v, bool lower,
+static int s_bound(s_cc_t *c, s_bound_t *b, const cJSON *v, bool lower,
                    bool exclusive)
 {
-    if (!json_is_number(v))
+    if (!cJSON_IsNumber(v))
         return s_bad(c, exclusive ? "must be a number (the draft 6+ form; "
                                     "the draft 4 boolean form is not supported)"
                                   : "must be a number");
-    double x = json_number_value(v);
+    double x = v->valuedouble;
     bool tighter = !b->set || (lower ? x > b->value : x < b->value)
                 || (x == b->value && exclusive);
     if (tighter) {
@@ -929,66 +998,69 @@ static int s_bound(s_cc_t *c, s_bound_t *b, const json_t *v, bool lower,
         b->set = true;
         b->value = x;
         b->exclusive = exclusive;
-        s_num_text(x, num, sizeof num);
+        slc_doc_number(x, num, sizeof num);
         snprintf(b->text, sizeof b->text, "%s %s",
                  lower ? (exclusive ? ">" : ">=") : (exclusive ? "<" : "<="), num);
     }
     return 0;
 }
 
-static int s_kw_minimum(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_minimum(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_bound(c, &n->lo, v, true, false);
 }
 
-static int s_kw_maximum(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_maximum(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_bound(c, &n->hi, v, false, false);
 }
 
-static int s_kw_xminimum(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_xminimum(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_bound(c, &n->lo, v, true, true);
 }
 
-static int s_kw_xmaximum(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_xmaximum(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     return s_bound(c, &n->hi, v, false, true);
 }
 
 /* VALUES (an array, or one value when ONE) as "\"a\", 1, null", cut with
  * "..." near S_LIST_MAX bytes. Caller owns the result; NULL: no memory. */
-static char *s_list_text(const json_t *values, bool one)
+static char *s_list_text(const cJSON *values, bool one)
 {
-    char *out = malloc(S_LIST_MAX);
-    size_t len = 0, n = one ? 1 : json_array_size(values);
+    char *out = malloc(S_LIST_MAX), *text = NULL;
+    size_t len = 0, i = 0, tlen = 0;
     if (!out)
         return NULL;
     out[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        char *t = json_dumps(one ? values : json_array_get(values, i),
-                             JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!t) {
+    /* ONE may be a member of an object: its next is not in the list. */
+    for (const cJSON *v = one ? values : values->child; v;
+         v = one ? NULL : v->next, i++) {
+        free(text);
+        text = NULL;
+        if (slc_doc_encode(v, &text, &tlen) != 0) {
+            /* Values come from a parsed schema: only memory can run out. */
             free(out);
-            return NULL;
+            out = NULL;
+            break;
         }
-        size_t need = strlen(t) + (i ? 2 : 0);
+        size_t need = tlen + (i ? 2 : 0);
         if (len + need + 4 > S_LIST_MAX) {
             snprintf(out + len, S_LIST_MAX - len, "%s...", i ? ", " : "");
-            free(t);
             break;
         }
         len += (size_t) snprintf(out + len, S_LIST_MAX - len, "%s%s",
-                                 i ? ", " : "", t);
-        free(t);
+                                 i ? ", " : "", text);
     }
+    free(text);
     return out;
 }
 
-static int s_kw_enum(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_enum(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     int rc = 0;
-    if (!json_is_array(v) || json_array_size(v) == 0) {
+    if (!cJSON_IsArray(v) || !v->child) {
         rc = s_bad(c, "must be a non-empty array");
         goto fail;
     }
@@ -1000,7 +1072,7 @@ fail:
     return rc;
 }
 
-static int s_kw_const(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_const(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     (void) c;
     n->constv = v;
@@ -1118,15 +1190,15 @@ static const char *s_pattern_weight(const char *p)
     return NULL;
 }
 
-static int s_kw_pattern(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_pattern(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     int rc = 0;
     char why[160];
-    if (!json_is_string(v)) {
+    if (!cJSON_IsString(v)) {
         rc = s_bad(c, "must be a string (a POSIX extended regular expression)");
         goto fail;
     }
-    const char *p = json_string_value(v);
+    const char *p = v->valuestring;
     const char *ecma = s_pattern_ecma(p);
     if (ecma) {
         snprintf(why, sizeof why, "pattern: %s", ecma);
@@ -1156,10 +1228,10 @@ fail:
     return rc;
 }
 
-static int s_kw_format(s_cc_t *c, s_node_t *n, const json_t *v)
+static int s_kw_format(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
     for (int f = S_FMT_DATETIME; f <= S_FMT_UUID; f++)
-        if (json_is_string(v) && !strcmp(json_string_value(v), s_formats[f])) {
+        if (cJSON_IsString(v) && !strcmp(v->valuestring, s_formats[f])) {
             n->format = f;
             return 0;
         }
@@ -1249,11 +1321,11 @@ static int s_node_add(slc_schema_t *s, s_node_t *n)
 }
 
 /* Compile subschema J (at c->where) into a new node, *OUT. */
-static int s_compile(s_cc_t *c, const json_t *j, s_node_t **out)
+static int s_compile(s_cc_t *c, const cJSON *j, s_node_t **out)
 {
     int rc = 0;
     const char *key, *constraint = NULL;
-    const json_t *val;
+    const cJSON *val;
     bool has_ref = false;
     s_node_t *n = calloc(1, sizeof *n);
     if (!n) {
@@ -1270,18 +1342,19 @@ static int s_compile(s_cc_t *c, const json_t *j, s_node_t **out)
         goto fail;
     }
     *out = n;
-    if (json_is_boolean(j)) {
-        n->never = json_is_false(j);
+    if (cJSON_IsBool(j)) {
+        n->never = cJSON_IsFalse(j);
         goto fail;
     }
-    if (!json_is_object(j)) {
+    if (!cJSON_IsObject(j)) {
         slc_errf(c->err, c->errlen, "%s: a schema must be an object, true or false",
                  c->where.len ? S_WHERE(c) : "/");
         rc = SL_EINVAL;
         goto fail;
     }
-    json_object_foreach((json_t *) j, key, val) {
+    cJSON_ArrayForEach(val, j) {
         size_t k = 0;
+        key = val->string;
         while (k < sizeof s_keywords / sizeof s_keywords[0]
                && strcmp(key, s_keywords[k].name))
             k++;
@@ -1318,9 +1391,9 @@ fail:
 
 /* The value at the URI fragment REF ("#", "#/definitions/x") of ROOT, or
  * NULL. Tokens are RFC 6901 (~0, ~1); no percent-decoding. */
-static const json_t *s_pointer_get(const json_t *root, const char *ref)
+static const cJSON *s_pointer_get(const cJSON *root, const char *ref)
 {
-    const json_t *cur = root;
+    const cJSON *cur = root;
     const char *p = ref + 1;
     char tok[S_PATH_MAX];
     if (*p && *p != '/')
@@ -1340,14 +1413,16 @@ static const json_t *s_pointer_get(const json_t *root, const char *ref)
             tok[len++] = ch;
         }
         tok[len] = '\0';
-        if (json_is_object(cur))
-            cur = json_object_get(cur, tok);
-        else if (json_is_array(cur)) {
+        /* A walk of one container per token: each $ref is resolved once. */
+        if (cJSON_IsObject(cur))
+            cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+        else if (cJSON_IsArray(cur)) {
             char *end;
             unsigned long i = strtoul(tok, &end, 10);
-            if (!len || *end || (tok[0] == '0' && len > 1) || tok[0] == '-')
+            if (!len || *end || (tok[0] == '0' && len > 1) || tok[0] == '-'
+                || i > INT_MAX)
                 return NULL;
-            cur = json_array_get(cur, i);
+            cur = cJSON_GetArrayItem(cur, (int) i);
         }
         else
             return NULL;
@@ -1357,7 +1432,7 @@ static const json_t *s_pointer_get(const json_t *root, const char *ref)
 
 static int s_node_by_json(const void *key, const void *elem)
 {
-    const json_t *j = key;
+    const cJSON *j = key;
     const s_node_t *n = *(s_node_t *const *) elem;
     return j < n->json ? -1 : j > n->json;
 }
@@ -1386,8 +1461,8 @@ static int s_resolve(s_cc_t *c)
     qsort(byjson, s->nnodes, sizeof *byjson, s_node_json_cmp);
     for (size_t i = 0; i < c->nrefs; i++) {
         s_node_t *n = c->refs[i].node;
-        const char *ref = json_string_value(json_object_get(n->json, "$ref"));
-        const json_t *t = s_pointer_get(s->json, ref);
+        const char *ref = c->refs[i].ref;
+        const cJSON *t = s_pointer_get(s->json, ref);
         s_node_t **hit = t ? bsearch(t, byjson, s->nnodes, sizeof *byjson,
                                      s_node_by_json) : NULL;
         if (!hit) {
@@ -1419,55 +1494,29 @@ fail:
 
 /* Containers nested in J, J included ({"a":[1]} is 2); the count stops
  * once it is past LIMIT, so the walk is bounded too. */
-static int s_depth(const json_t *j, int limit)
+static int s_depth(const cJSON *j, int limit)
 {
     int deepest = 0;
-    if (!json_is_object(j) && !json_is_array(j))
+    const cJSON *v;
+    if (!cJSON_IsObject(j) && !cJSON_IsArray(j))
         return 0;
     if (limit == 0)
         return 1;
-    if (json_is_object(j)) {
-        const char *key;
-        const json_t *v;
-        json_object_foreach((json_t *) j, key, v) {
-            int d = s_depth(v, limit - 1);
-            deepest = d > deepest ? d : deepest;
-            if (1 + deepest > limit)
-                break;
-        }
+    cJSON_ArrayForEach(v, j) {
+        int d = s_depth(v, limit - 1);
+        deepest = d > deepest ? d : deepest;
+        if (1 + deepest > limit)
+            break;
     }
-    else
-        for (size_t i = 0; i < json_array_size(j) && 1 + deepest <= limit; i++) {
-            int d = s_depth(json_array_get(j, i), limit - 1);
-            deepest = d > deepest ? d : deepest;
-        }
     return 1 + deepest;
 }
 
-/* Canonical text: keys sorted, compact, numbers as short as reads back. */
+/* The canonical text (slc_schema_text): keys sorted, compact, numbers as
+ * slc_doc_number writes them. 0 or SL_ENOMEM: slc_doc_parse has refused
+ * every number JSON text cannot hold. */
 static int s_canonical(slc_schema_t *s)
 {
-    int rc = 0;
-    json_t *back = NULL;
-    const size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
-    char *text = json_dumps(s->json, flags | JSON_REAL_PRECISION(15));
-    if (!text) {
-        rc = SL_ENOMEM;
-        goto fail;
-    }
-    back = json_loads(text, JSON_DECODE_ANY, NULL);
-    if (!back || !json_equal(back, s->json)) {
-        free(text);
-        text = json_dumps(s->json, flags);
-        if (!text) {
-            rc = SL_ENOMEM;
-            goto fail;
-        }
-    }
-    s->text = text;
-fail:
-    json_decref(back);
-    return rc;
+    return slc_doc_encode_ex(s->json, SLC_DOC_SORTED, &s->text, NULL);
 }
 
 int slc_schema_compile(const char *text, size_t len, slc_schema_t **out,
@@ -1476,7 +1525,7 @@ int slc_schema_compile(const char *text, size_t len, slc_schema_t **out,
     int rc = 0;
     slc_schema_t *s = NULL;
     s_cc_t c;
-    json_error_t je;
+    char why[200];
     assert(out && (text || len == 0));
     memset(&c, 0, sizeof c);
     *out = NULL;
@@ -1491,14 +1540,11 @@ int slc_schema_compile(const char *text, size_t len, slc_schema_t **out,
         rc = SL_ENOMEM;
         goto fail;
     }
-    s->json = json_loadb(text ? text : "", len,
-                         JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (!s->json) {
-        slc_errf(err, errlen, "not JSON: line %d, column %d: %s",
-                 je.line, je.column, je.text);
-        rc = SL_EINVAL;
+    rc = slc_doc_parse(text, len, &s->json, why, sizeof why);
+    if (rc == SL_EINVAL)
+        slc_errf(err, errlen, "not JSON: %s", why);
+    if (rc)
         goto fail;
-    }
     if (s_depth(s->json, SLC_SCHEMA_DEPTH_MAX) > SLC_SCHEMA_DEPTH_MAX) {
         slc_errf(err, errlen, "the schema nests deeper than %d levels",
                  SLC_SCHEMA_DEPTH_MAX);
@@ -1548,7 +1594,7 @@ void slc_schema_destroy(slc_schema_t **self_p)
     }
     free(s->nodes);
     free(s->text);
-    json_decref(s->json);
+    cJSON_Delete(s->json);
     free(s);
     *self_p = NULL;
 }
@@ -1653,14 +1699,20 @@ static bool s_pair_seen(s_cx_t *x, const s_node_t *a, const s_node_t *b)
 
 static void s_subset(s_cx_t *x, const s_node_t *a, const s_node_t *b);
 
+/* null, true and false: the values of a schema of those types only.
+ * Static, never handed to cJSON to free or change. */
+static const cJSON s_scalars[] = {
+    { .type = cJSON_NULL }, { .type = cJSON_True }, { .type = cJSON_False },
+};
+
 /* A's values are VALUES (array) or the one value ONE: each that A accepts
  * must pass B. */
 static void s_subset_values(s_cx_t *x, const s_node_t *a, const s_node_t *b,
-                            const json_t *values, const json_t *one)
+                            const cJSON *values, const cJSON *one)
 {
-    size_t n = one ? 1 : json_array_size(values);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *v = one ? one : json_array_get(values, i);
+    /* ONE may be a member of an object: its next is not in the list. */
+    for (const cJSON *v = one ? one : values->child; v && !x->rc;
+         v = one ? NULL : v->next) {
         slc_schema_error_t e;
         if (!s_valid(a, v, NULL) || s_valid(b, v, &e))
             continue;
@@ -1846,9 +1898,8 @@ static void s_subset(s_cx_t *x, const s_node_t *a, const s_node_t *b)
         goto done;
     }
     if (!(at & ~(SLC_JSON_NULL | SLC_JSON_BOOLEAN))) {
-        json_t *vals[] = { json_null(), json_true(), json_false() };
         for (size_t i = 0; i < 3; i++)
-            s_subset_values(x, a, b, NULL, vals[i]);
+            s_subset_values(x, a, b, NULL, &s_scalars[i]);
         goto done;
     }
     if (b->enumv || b->constv) {

@@ -7,7 +7,7 @@
 #ifndef SLC_SCHEMA_H
 #define SLC_SCHEMA_H
 #include <stddef.h>
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include "sluice_codes.h"
 
 #define SLC_SCHEMA_TEXT_MAX (1024 * 1024) /* largest schema document, bytes */
@@ -42,7 +42,9 @@ typedef enum {
 } slc_compat_t;
 
 /* Compile the JSON Schema document TEXT (LEN bytes, borrowed; need not be
- * NUL-terminated). Every keyword outside the subset is refused, naming it
+ * NUL-terminated). TEXT is read by slc_doc_parse, so what it refuses in a
+ * document (duplicate keys, "\u0000", integers beyond 2^53) is "not JSON"
+ * here too. Every keyword outside the subset is refused, naming it
  * and its JSON pointer, and so is a malformed value, an unresolvable or
  * non-local $ref, or a $ref chain that never reaches a schema. "pattern" is
  * a POSIX extended regular expression (regcomp REG_EXTENDED, matching bytes
@@ -58,12 +60,15 @@ int slc_schema_compile(const char *text, size_t len, slc_schema_t **out,
 /* Free the schema. NULL-safe; sets *SELF_P to NULL. */
 void slc_schema_destroy(slc_schema_t **self_p);
 
-/* Canonical compact JSON of the schema (keys sorted, no spaces): equal
- * schemas give equal text, and compiling it gives the same schema.
+/* Canonical compact JSON of the schema (keys sorted by byte value, no
+ * spaces; an integral number up to 2^53 in digits, any other the shorter
+ * of 15 or 17 significant digits that reads back): equal schemas give
+ * equal text, and compiling it gives the same schema.
  * Borrowed, valid until the schema is destroyed. */
 const char *slc_schema_text(const slc_schema_t *self);
 
-/* Validate DOC (borrowed) against the schema. Returns 0 when it is valid,
+/* Validate DOC (borrowed: a document from slc_doc_parse, or one built with
+ * cJSON's functions) against the schema. Returns 0 when it is valid,
  * SL_EINVAL when not. Up to MAX reasons (ERRS may be NULL when MAX is 0)
  * are written in document order: missing required properties (by name)
  * at the pointer of their object, then each member in the document's
@@ -71,9 +76,9 @@ const char *slc_schema_text(const slc_schema_t *self);
  * type stops the checks of that value). *NERRS (may be NULL) is the
  * number written;
  * when it equals MAX there may be more. With MAX 0 it stops at the first
- * failure. Numbers are compared as doubles. Allocates nothing itself
- * (regexec may). */
-int slc_schema_validate(const slc_schema_t *self, const json_t *doc,
+ * failure. Numbers are compared as doubles; "integer" is a number with no
+ * fraction (1.0 is one). Allocates nothing itself (regexec may). */
+int slc_schema_validate(const slc_schema_t *self, const cJSON *doc,
                         slc_schema_error_t *errs, size_t max, size_t *nerrs);
 
 /* Check that NEWER may follow OLDER under MODE (both borrowed). BACKWARD

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "slc_doc.h"
 
 /* ----------------------------------------------------------- options */
 
@@ -783,150 +784,30 @@ void cli_json_string(FILE *out, const char *text)
     fputc('"', out);
 }
 
-/* Reading: just enough for flat objects such as the audit records. */
-
-static const char *s_json_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-/* Append byte C to OUT (LEN bytes) at *N, keeping room for the NUL. */
-static void s_json_put(char *out, size_t len, size_t *n, char c)
-{
-    if (out && *n + 1 < len)
-        out[(*n)++] = c;
-}
-
-/* The JSON string at P (on its '"'): decoded into OUT (may be NULL),
- * truncated to LEN. Returns the byte after the closing quote, NULL when
- * malformed. \u escapes become UTF-8; a lone surrogate becomes '?'. */
-static const char *s_json_str(const char *p, const char *end, char *out,
-                              size_t len)
-{
-    static const char esc_in[] = "\"\\/bfnrt", esc_out[] = "\"\\/\b\f\n\r\t";
-    size_t n = 0;
-    unsigned v;
-    const char *e;
-    int i;
-
-    if (p >= end || *p++ != '"')
-        return NULL;
-    while (p < end && *p != '"') {
-        if (*p != '\\') {
-            s_json_put(out, len, &n, *p++);
-            continue;
-        }
-        if (++p >= end)
-            return NULL;
-        if (*p && (e = strchr(esc_in, *p))) {
-            s_json_put(out, len, &n, esc_out[e - esc_in]);
-            p++;
-            continue;
-        }
-        if (*p != 'u' || end - p < 5)
-            return NULL;
-        v = 0;
-        for (i = 1; i <= 4; i++) {
-            char c = p[i];
-            int d = c >= '0' && c <= '9' ? c - '0'
-                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-            if (d < 0)
-                return NULL;
-            v = v * 16 + (unsigned)d;
-        }
-        p += 5;
-        if (v >= 0xd800 && v <= 0xdfff)
-            s_json_put(out, len, &n, '?');
-        else if (v < 0x80)
-            s_json_put(out, len, &n, (char)v);
-        else if (v < 0x800) {
-            s_json_put(out, len, &n, (char)(0xc0 | v >> 6));
-            s_json_put(out, len, &n, (char)(0x80 | (v & 0x3f)));
-        } else {
-            s_json_put(out, len, &n, (char)(0xe0 | v >> 12));
-            s_json_put(out, len, &n, (char)(0x80 | ((v >> 6) & 0x3f)));
-            s_json_put(out, len, &n, (char)(0x80 | (v & 0x3f)));
-        }
-    }
-    if (p >= end)
-        return NULL;
-    if (out && len)
-        out[n] = '\0';
-    return p + 1;
-}
-
-/* Step over the JSON value at P (any kind); NULL when malformed. */
-static const char *s_json_skip(const char *p, const char *end)
-{
-    int depth = 0;
-
-    p = s_json_ws(p, end);
-    do {
-        if (p >= end)
-            return NULL;
-        if (*p == '"') {
-            p = s_json_str(p, end, NULL, 0);
-            if (!p)
-                return NULL;
-            continue;
-        }
-        if (*p == '{' || *p == '[')
-            depth++;
-        else if (*p == '}' || *p == ']')
-            depth--;
-        else if (depth == 0) {
-            /* a bare number, true, false or null */
-            while (p < end && !strchr(",}] \t\r\n", *p))
-                p++;
-            return p;
-        }
-        p++;
-    } while (depth > 0);
-    return depth == 0 ? p : NULL;
-}
-
 int cli_json_field(const char *json, size_t len, const char *key, char *out,
                    size_t outlen, bool *is_string)
 {
-    const char *p = json, *end = json + len, *v;
-    char name[64];
-
-    p = s_json_ws(p, end);
-    if (p >= end || *p++ != '{')
-        return -1;
-    p = s_json_ws(p, end);
-    if (p < end && *p == '}')
-        return 0;
-    while (p < end) {
-        p = s_json_str(s_json_ws(p, end), end, name, sizeof name);
-        if (!p)
-            return -1;
-        p = s_json_ws(p, end);
-        if (p >= end || *p++ != ':')
-            return -1;
-        v = s_json_ws(p, end);
-        p = s_json_skip(v, end);
-        if (!p)
-            return -1;
-        if (strcmp(name, key) == 0) {
-            if (is_string)
-                *is_string = *v == '"';
-            if (*v == '"')
-                return s_json_str(v, end, out, outlen) ? 1 : -1;
-            snprintf(out, outlen, "%.*s", (int)(p - v), v);
-            return 1;
-        }
-        p = s_json_ws(p, end);
-        if (p < end && *p == ',') {
-            p++;
-            continue;
-        }
-        return p < end && *p == '}' ? 0 : -1;
-    }
-    return -1;
+    int rc = -1;
+    cJSON *doc = NULL;
+    char *text = NULL;
+    if (slc_doc_parse(json, len, &doc, NULL, 0) != 0 || !cJSON_IsObject(doc))
+        goto done;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
+    rc = v ? 1 : 0;
+    if (!v)
+        goto done;
+    if (is_string)
+        *is_string = cJSON_IsString(v);
+    if (cJSON_IsString(v))
+        snprintf(out, outlen, "%s", v->valuestring);
+    else if (slc_doc_encode(v, &text, NULL) == 0)
+        snprintf(out, outlen, "%s", text);
+    else
+        rc = -1;
+done:
+    free(text);
+    cJSON_Delete(doc);
+    return rc;
 }
 
 char *cli_read_file(const char *path, size_t max, size_t *len)

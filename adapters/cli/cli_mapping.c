@@ -14,10 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <jansson.h>
+#include <cjson/cJSON.h>
 #include <libfyaml.h>
 #include "cli.h"
 #include "slc.h"
+#include "slc_doc.h"
 #include "slc_map.h"
 #include "slc_map_schema.h"
 #include "slc_schema.h"
@@ -269,15 +270,26 @@ static slc_schema_t *s_schema(s_source_t *src, const char *ref)
     return schema;
 }
 
-/* NODE (YAML) as a JSON value (caller decrefs), or NULL. */
-static json_t *s_json(struct fy_node *node)
+/* NODE (YAML) as a JSON value (caller owns: cJSON_Delete), or NULL when
+ * NODE is NULL or its value is no JSON document (ERR says why then). */
+static cJSON *s_json(struct fy_node *node, char *err, size_t errlen)
 {
+    cJSON *v = NULL;
     if (!node)
         return NULL;
     char *text = fy_emit_node_to_string(node, FYECF_MODE_JSON_ONELINE);
-    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    if (!text)
+        snprintf(err, errlen, "out of memory");
+    else if (slc_doc_parse(text, strlen(text), &v, err, errlen) != 0)
+        v = NULL;
     free(text);
     return v;
+}
+
+static char *s_text(const cJSON *v)
+{
+    char *text = NULL;
+    return slc_doc_encode(v, &text, NULL) == 0 ? text : NULL;
 }
 
 static const char *s_scalar(struct fy_node *parent, const char *key)
@@ -287,19 +299,18 @@ static const char *s_scalar(struct fy_node *parent, const char *key)
 }
 
 /* Print where GOT and WANT differ, one line per difference, under PATH. */
-static void s_diff(const char *path, const json_t *want, const json_t *got, int *lines)
+static void s_diff(const char *path, const cJSON *want, const cJSON *got, int *lines)
 {
-    if (*lines > 40 || json_equal((json_t *) want, (json_t *) got))
+    if (*lines > 40 || cJSON_Compare(want, got, true))
         return;
-    if (json_is_object(want) && json_is_object(got)) {
-        const char *key;
-        json_t *v;
+    if (cJSON_IsObject(want) && cJSON_IsObject(got)) {
+        const cJSON *v;
         char sub[1024];
-        json_object_foreach((json_t *) want, key, v) {
-            snprintf(sub, sizeof sub, "%s/%s", path, key);
-            json_t *g = json_object_get(got, key);
+        cJSON_ArrayForEach(v, want) {
+            snprintf(sub, sizeof sub, "%s/%s", path, v->string);
+            const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, v->string);
             if (!g) {
-                char *w = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                char *w = s_text(v);
                 printf("      %s: missing (expected %s)\n", sub, w ? w : "?");
                 free(w);
                 ++*lines;
@@ -307,17 +318,17 @@ static void s_diff(const char *path, const json_t *want, const json_t *got, int 
             else
                 s_diff(sub, v, g, lines);
         }
-        json_object_foreach((json_t *) got, key, v)
-            if (!json_object_get(want, key)) {
-                char *g = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-                printf("      %s/%s: not expected (got %s)\n", path, key, g ? g : "?");
+        cJSON_ArrayForEach(v, got)
+            if (!cJSON_GetObjectItemCaseSensitive(want, v->string)) {
+                char *g = s_text(v);
+                printf("      %s/%s: not expected (got %s)\n", path, v->string, g ? g : "?");
                 free(g);
                 ++*lines;
             }
         return;
     }
-    char *w = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *g = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *w = s_text(want);
+    char *g = s_text(got);
     printf("      %s: expected %s, got %s\n", *path ? path : "/", w ? w : "?", g ? g : "?");
     free(w);
     free(g);
@@ -332,14 +343,16 @@ static bool s_case(const slc_map_t *map, const slc_schema_t *to, struct fy_node 
     snprintf(name, sizeof name, "%s", n ? n : "");
     if (!n)
         snprintf(name, sizeof name, "case %d", index + 1);
-    json_t *input = s_json(fy_node_mapping_lookup_by_string(c, "input", FY_NT));
-    json_t *want = s_json(fy_node_mapping_lookup_by_string(c, "output", FY_NT));
+    char ierr[256] = "", oerr[256] = "";
+    cJSON *input = s_json(fy_node_mapping_lookup_by_string(c, "input", FY_NT), ierr, sizeof ierr);
+    cJSON *want = s_json(fy_node_mapping_lookup_by_string(c, "output", FY_NT), oerr, sizeof oerr);
     const char *want_error = s_scalar(c, "error");
     const char *want_dropped = s_scalar(c, "dropped");
     bool dropped = false, ok = false;
-    json_t *got = NULL;
-    if (!input) {
-        printf("FAIL %s\n      the case has no input\n", name);
+    cJSON *got = NULL;
+    if (!input || *oerr) {
+        printf("FAIL %s\n      %s%s\n", name, *ierr ? "input: " : *oerr ? "output: "
+               : "the case has no input", *ierr ? ierr : oerr);
         goto done;
     }
     int rc = slc_map_eval(map, input, NULL, &got, &dropped, err, sizeof err);
@@ -375,7 +388,7 @@ static bool s_case(const slc_map_t *map, const slc_schema_t *to, struct fy_node 
         printf("FAIL %s\n      the case needs output, error or dropped\n", name);
     else {
         int lines = 0;
-        ok = json_equal(want, got);
+        ok = cJSON_Compare(want, got, true);
         if (!ok) {
             printf("FAIL %s\n", name);
             s_diff("", want, got, &lines);
@@ -384,9 +397,9 @@ static bool s_case(const slc_map_t *map, const slc_schema_t *to, struct fy_node 
     if (ok)
         printf("PASS %s\n", name);
 done:
-    json_decref(input);
-    json_decref(want);
-    json_decref(got);
+    cJSON_Delete(input);
+    cJSON_Delete(want);
+    cJSON_Delete(got);
     return ok;
 }
 

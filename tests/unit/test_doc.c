@@ -17,7 +17,7 @@
 /* Decode TEXT as CT: WANT is the documents as compact JSON, one a line. */
 static void s_ok(const char *ct, const char *text, const char *want)
 {
-    json_t *docs[S_MAX];
+    cJSON *docs[S_MAX];
     size_t n = 99;
     char err[256] = "", got[4096] = "";
     int rc = slc_doc_decode(ct, text, strlen(text), docs, S_MAX, &n, err, sizeof err);
@@ -30,7 +30,7 @@ static void s_ok(const char *ct, const char *text, const char *want)
         assert_int_equal(len, strlen(one));
         snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "\n" : "", one);
         free(one);
-        json_decref(docs[i]);
+        cJSON_Delete(docs[i]);
     }
     if (strcmp(got, want))
         fail_msg("%s %s:\n got:\n%s\n want:\n%s", ct ? ct : "(null)", text, got, want);
@@ -40,7 +40,7 @@ static void s_ok(const char *ct, const char *text, const char *want)
 static void s_fails_n(const char *ct, const char *text, size_t len, size_t max,
                       int code, const char *want)
 {
-    json_t *docs[S_MAX];
+    cJSON *docs[S_MAX];
     size_t n = 99;
     char err[256] = "";
     int rc = slc_doc_decode(ct, text, len, docs, max, &n, err, sizeof err);
@@ -67,10 +67,52 @@ static void test_json(void **state)
     s_ok("text/plain", "[1]", "[1]");
     s_ok(" Application/JSON ; charset=utf-8", "{}", "{}");
     s_fails("application/json", "{\"a\":1,\n \"b\":}",
-            "line 2, column 6: unexpected token near '}'");
+            "line 2, column 6: not valid JSON near '}'");
     s_fails("application/json", "{\"a\":1,\"a\":2}",
-            "line 1, column 10: duplicate object key near '\"a\"'");
-    s_fails("application/json", "{} {}", "line 1, column 4: end of file expected near '{'");
+            "at the top: the key \"a\" appears twice in one object");
+    s_fails("application/json", "{} {}", "line 1, column 4: text after the JSON value");
+    /* What cJSON alone would let through. */
+    s_fails("application/json", "{\"a\":{\"b\":[{\"c\":1,\"d\":2,\"c\":3}]}}", "at /a/b/0: the key \"c\" appears twice in one object");
+    s_fails("application/json", "[\"a\xff\"]", "line 1, column 4: not UTF-8 text");
+    s_fails("application/json", "[\"a\tb\"]", "line 1, column 4: a control character inside a string (escape it)");
+    s_fails("application/json", "[\"a\\u0000b\"]", "line 1, column 4: \\u0000 in a string (NUL is not allowed)");
+    s_fails("application/json", "[\"\\u12g4\"]", "line 1, column 3: \\u must be followed by four hex digits");
+    s_fails("application/json", "{\"a\":\"\\q\"}", "line 1, column 7: an unknown escape in a string");
+    s_fails("application/json", "[1, 1e999]", "at /1: a number too large for a double");
+    s_fails("application/json", "", "line 1, column 1: not valid JSON (the text ends too soon)");
+    /* Integers: exact up to 2^53 either way, beyond refused; reals and
+     * digits inside strings are not integers. */
+    s_ok("application/json", "[9007199254740992,-9007199254740992,1.5e300,\"123456789012345678901\",\"\\\\u0000\"]",
+         "[9007199254740992,-9007199254740992,1.5e+300,\"123456789012345678901\",\"\\\\u0000\"]");
+    s_fails("application/json", "{\"id\":\n 9007199254740993}", "line 2, column 2: an integer beyond 2^53 (9007199254740992), which would not be kept exactly; send it as a string");
+    s_fails("application/json", "[-12345678901234567890]", "line 1, column 2: an integer beyond 2^53 (9007199254740992), which would not be kept exactly; send it as a string");
+    /* A wide object (sorted check) with a duplicate. */
+    char wide[1024] = "{";
+    for (int i = 0; i < 40; i++)
+        snprintf(wide + strlen(wide), sizeof wide - strlen(wide), "\"k%d\":%d,", i, i);
+    strcat(wide, "\"k7\":0}");
+    s_fails("application/json", wide, "at the top: the key \"k7\" appears twice in one object");
+}
+
+static void test_int(void **state)
+{
+    (void) state;
+    cJSON *doc = NULL;
+    int64_t v = 0;
+    const char *text = "[1, 1.0, 1.5, -7, 9007199254740992, \"3\"]";
+    assert_int_equal(slc_doc_parse(text, strlen(text), &doc, NULL, 0), 0);
+    cJSON *e = doc->child;
+    assert_true(slc_doc_int(e, &v));
+    assert_int_equal(v, 1);
+    assert_true(slc_doc_int(e->next, &v));   /* 1.0 is an integer */
+    assert_false(slc_doc_int(e->next->next, &v));
+    assert_true(slc_doc_int(e->next->next->next, &v));
+    assert_int_equal(v, -7);
+    assert_true(slc_doc_int(e->next->next->next->next, &v));
+    assert_int_equal(v, 9007199254740992LL);
+    assert_false(slc_doc_int(e->next->next->next->next->next, NULL));
+    assert_false(slc_doc_int(NULL, NULL));
+    cJSON_Delete(doc);
 }
 
 static void test_ndjson(void **state)
@@ -80,10 +122,10 @@ static void test_ndjson(void **state)
     s_ok("application/ndjson", "1\n", "1");
     s_ok("application/x-ndjson", "", "");
     s_fails("application/x-ndjson", "{\"n\":1}\n{\"n\":2}\n{\"n\" 3}\n",
-            "line 3, column 6: ':' expected near '3'");
+            "line 3, column 6: not valid JSON near '3}'");
     /* One value per line: a value across lines is an error. */
     s_fails("application/x-ndjson", "{\"n\":\n1}",
-            "line 1, column 5: unexpected token near end of file");
+            "line 1, column 5: not valid JSON near ':'");
     /* More documents than room: none are returned. */
     const char *many = "1\n2\n3\n";
     s_fails_n("application/x-ndjson", many, strlen(many), 2, SL_ETOOBIG,
@@ -144,27 +186,49 @@ static void test_logfmt(void **state)
 static void test_encode(void **state)
 {
     (void) state;
-    json_t *doc = json_pack("{s:i, s:[s, b, n], s:f}", "z", 1, "a", "x\"y", 1, "r", 0.5);
+    /* Numbers leave exactly as they came (cJSON's own printer would cut
+     * 1234567890123456 and 0.30000000000000004 to 15 digits). */
+    s_ok(NULL, "[1234567890123456,0.30000000000000004,0.1,2.5,-1e-7,1.0,\"\\u0001\\n\\/\"]",
+         "[1234567890123456,0.30000000000000004,0.1,2.5,-1e-07,1,\"\\u0001\\n/\"]");
+    cJSON *doc = cJSON_CreateObject(), *a = cJSON_CreateArray();
     assert_non_null(doc);
+    assert_non_null(a);
+    assert_non_null(cJSON_AddNumberToObject(doc, "z", 1));
+    assert_true(cJSON_AddItemToObject(doc, "a", a));
+    assert_true(cJSON_AddItemToArray(a, cJSON_CreateString("x\"y")));
+    assert_true(cJSON_AddItemToArray(a, cJSON_CreateTrue()));
+    assert_true(cJSON_AddItemToArray(a, cJSON_CreateNull()));
+    assert_non_null(cJSON_AddNumberToObject(doc, "r", 0.5));
     char *out = NULL;
     size_t len = 0;
     assert_int_equal(slc_doc_encode(doc, &out, &len), 0);
     assert_string_equal(out, "{\"z\":1,\"a\":[\"x\\\"y\",true,null],\"r\":0.5}");
     assert_int_equal(len, strlen(out));
     free(out);
+    /* A whole number past 2^53 leaves as a real, so that it parses again. */
+    s_ok(NULL, "[9007199254740994.0,1e20]", "[9007199254740994.0,1e+20]");
+    /* Sorted keys (canonical texts), at every level. */
+    cJSON *un = NULL;
+    const char *text = "{\"b\":1,\"a\":{\"z\":[{\"y\":1,\"x\":2}],\"c\":null}}";
+    assert_int_equal(slc_doc_parse(text, strlen(text), &un, NULL, 0), 0);
+    assert_int_equal(slc_doc_encode_ex(un, SLC_DOC_SORTED, &out, NULL), 0);
+    assert_string_equal(out, "{\"a\":{\"c\":null,\"z\":[{\"x\":2,\"y\":1}]},\"b\":1}");
+    free(out);
+    cJSON_Delete(un);
     /* A scalar is a document too; LEN may be NULL. */
-    json_t *s = json_string("\xc3\xa9");
+    cJSON *s = cJSON_CreateString("\xc3\xa9");
     assert_int_equal(slc_doc_encode(s, &out, NULL), 0);
     assert_string_equal(out, "\"\xc3\xa9\"");
     free(out);
-    json_decref(s);
-    json_decref(doc);
+    cJSON_Delete(s);
+    cJSON_Delete(doc);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_int),
         cmocka_unit_test(test_ndjson),
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_logfmt),

@@ -2,7 +2,8 @@
  *  refusing, the exact pointers and texts of the reasons, $ref with a
  *  cycle, what compile refuses (and where it says), the limits, the
  *  compatibility modes with every reason listed, and slc_schema_type_at.
- *  Pure functions on memory; single thread.  */
+ *  Documents are cJSON trees read by slc_doc_parse, as the broker reads
+ *  them. Pure functions on memory; single thread.  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include "slc_doc.h"
 #include "slc_schema.h"
 
 #define S_ERRS 16
@@ -37,6 +40,35 @@ static void s_refused(const char *text, int code, const char *want)
     assert_string_equal(err, want);
 }
 
+/* Compile must fail with SL_EINVAL because slc_doc_parse refused TEXT:
+ * ERR is "not JSON: " then slc_doc_parse's reason, which starts with
+ * WANT_START and contains WANT_IN (its exact words are test_doc's). */
+static void s_not_json(const char *text, const char *want_start,
+                       const char *want_in)
+{
+    slc_schema_t *s = (slc_schema_t *) 1;
+    char err[256] = "", start[128];
+    int rc = slc_schema_compile(text, strlen(text), &s, err, sizeof err);
+    if (rc != SL_EINVAL)
+        fail_msg("schema %s: rc %d, expected %d (%s)", text, rc, SL_EINVAL, err);
+    assert_null(s);
+    snprintf(start, sizeof start, "not JSON: %s", want_start);
+    if (strncmp(err, start, strlen(start)) || !strstr(err, want_in))
+        fail_msg("schema %s: \"%s\" does not start with \"%s\" and hold \"%s\"",
+                 text, err, start, want_in);
+}
+
+/* DOC parsed by slc_doc_parse (caller owns: cJSON_Delete); fails the test
+ * when it is refused. */
+static cJSON *s_doc(const char *doc)
+{
+    cJSON *j = NULL;
+    char err[256] = "";
+    if (slc_doc_parse(doc, strlen(doc), &j, err, sizeof err) != 0)
+        fail_msg("test document %.200s: %s", doc, err);
+    return j;
+}
+
 /* The reasons as "pointer: rule" lines, "" when there are none. */
 static void s_lines(const slc_schema_error_t *errs, size_t n, char *out,
                     size_t size)
@@ -55,10 +87,7 @@ static void s_lines(const slc_schema_error_t *errs, size_t n, char *out,
 static void s_expect(const char *schema, const char *doc, const char *want)
 {
     slc_schema_t *s = s_compile(schema);
-    json_error_t je;
-    json_t *j = json_loads(doc, JSON_DECODE_ANY, &je);
-    if (!j)
-        fail_msg("test document %s: %s", doc, je.text);
+    cJSON *j = s_doc(doc);
     slc_schema_error_t errs[S_ERRS];
     size_t n = 99;
     char got[S_ERRS * 480];
@@ -78,7 +107,7 @@ static void s_expect(const char *schema, const char *doc, const char *want)
     /* MAX 0 gives the same verdict and writes nothing. */
     assert_int_equal(slc_schema_validate(s, j, NULL, 0, &n), rc);
     assert_int_equal(n, 0);
-    json_decref(j);
+    cJSON_Delete(j);
     slc_schema_destroy(&s);
     assert_null(s);
 }
@@ -139,6 +168,44 @@ static void test_type(void **state)
     s_expect("{}", "{\"anything\":[1,2]}", NULL);
     s_expect("true", "1", NULL);
     s_expect("false", "1", ": no value is allowed here");
+}
+
+/* JSON Schema's "integer" is a number with no fraction, however written;
+ * counts (minLength...) are read the same way. */
+static void test_integer(void **state)
+{
+    (void) state;
+    const char *i = "{\"type\":\"integer\"}";
+    s_expect(i, "1.0", NULL);
+    s_expect(i, "-0.0", NULL);
+    s_expect(i, "1e2", NULL);
+    s_expect(i, "2.5e1", NULL);
+    s_expect(i, "9007199254740992", NULL);
+    s_expect(i, "-9007199254740992", NULL);
+    /* Past 2^53 every double is whole (and slc_doc_parse lets it through
+     * only with a fraction or an exponent). */
+    s_expect(i, "1e20", NULL);
+    s_expect(i, "1.0e300", NULL);
+    s_expect(i, "0.5", ": expected integer, got number");
+    s_expect(i, "1.5e-1", ": expected integer, got number");
+    s_expect(i, "4503599627370495.5", ": expected integer, got number");
+    s_expect("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"}}}",
+             "{\"n\":1.25}", "/n: expected integer, got number");
+    /* A document built in memory: a whole double is an integer too. */
+    slc_schema_t *s = s_compile(i);
+    cJSON *j = cJSON_CreateNumber(42.0);
+    assert_non_null(j);
+    assert_int_equal(slc_schema_validate(s, j, NULL, 0, NULL), 0);
+    cJSON_SetNumberValue(j, 42.5);
+    assert_int_equal(slc_schema_validate(s, j, NULL, 0, NULL), SL_EINVAL);
+    cJSON_Delete(j);
+    slc_schema_destroy(&s);
+    /* Counts: 2.0 is 2; a whole number past 2^53 is as large as a size. */
+    s_expect("{\"minLength\":2.0}", "\"a\"", ": must be at least 2 characters long");
+    s_expect("{\"maxItems\":1e20}", "[1,2,3]", NULL);
+    s_refused("{\"minItems\":2.5}", SL_EINVAL, "/minItems: must be a non-negative integer");
+    s_refused("{\"maxLength\":-1.0}", SL_EINVAL,
+              "/maxLength: must be a non-negative integer");
 }
 
 static void test_object(void **state)
@@ -236,7 +303,8 @@ static void test_enum_const(void **state)
     strcat(big, "]}");
     s_expect(big, "\"value-59\"", NULL);
     slc_schema_t *sc = s_compile(big);
-    json_t *j = json_string("nope");
+    cJSON *j = cJSON_CreateString("nope");
+    assert_non_null(j);
     slc_schema_error_t e;
     size_t n = 0;
     assert_int_equal(slc_schema_validate(sc, j, &e, 1, &n), SL_EINVAL);
@@ -244,8 +312,45 @@ static void test_enum_const(void **state)
     assert_true(strlen(e.rule) < sizeof e.rule);
     assert_non_null(strstr(e.rule, "\"value-00\", \"value-01\""));
     assert_non_null(strstr(e.rule, "..."));
-    json_decref(j);
+    cJSON_Delete(j);
     slc_schema_destroy(&sc);
+    /* Numbers are equal only when their doubles are (cJSON_Compare would
+     * take one rounding error apart for equal). */
+    s_expect("{\"const\":1}", "1.0000000000000002", ": must be equal to 1");
+    s_expect("{\"enum\":[0.1]}", "0.1", NULL);
+    s_expect("{\"enum\":[0.1]}", "0.10000000000000002", ": must be one of: 0.1");
+    /* Objects are equal whatever the order of their keys; the same keys,
+     * no more, no fewer. */
+    const char *obj = "{\"const\":{\"a\":1,\"b\":[1,{\"c\":null}]}}";
+    s_expect(obj, "{\"b\":[1.0,{\"c\":null}],\"a\":1}", NULL);
+    s_expect(obj, "{\"a\":1}", ": must be equal to {\"a\":1,\"b\":[1,{\"c\":null}]}");
+    s_expect(obj, "{\"a\":1,\"x\":2}", ": must be equal to {\"a\":1,\"b\":[1,{\"c\":null}]}");
+    s_expect(obj, "{\"a\":1,\"b\":[1,{\"c\":null}],\"x\":0}",
+             ": must be equal to {\"a\":1,\"b\":[1,{\"c\":null}]}");
+    s_expect(obj, "{\"a\":1,\"b\":[1,{\"c\":null},2]}",
+             ": must be equal to {\"a\":1,\"b\":[1,{\"c\":null}]}");
+    /* A const nested 60 deep: compared in time linear in its size (a
+     * comparison that doubles per level would not end). */
+    char deep[1024] = "{\"const\":", val[1024] = "", other[1024];
+    for (int i = 0; i < 60; i++)
+        strcat(val, "{\"k\":");
+    strcat(val, "[true]");
+    for (int i = 0; i < 60; i++)
+        strcat(val, "}");
+    strcat(deep, val);
+    strcat(deep, "}");
+    memcpy(other, val, sizeof other);
+    memcpy(strstr(other, "true"), "null", 4);     /* differs at the bottom */
+    clock_t t0 = clock();
+    s_expect(deep, val, NULL);
+    sc = s_compile(deep);
+    j = s_doc(other);
+    assert_int_equal(slc_schema_validate(sc, j, &e, 1, &n), SL_EINVAL);
+    assert_string_equal(e.pointer, "");
+    assert_string_equal(e.rule, "must be equal to ...");   /* text cut */
+    cJSON_Delete(j);
+    slc_schema_destroy(&sc);
+    assert_true((double) (clock() - t0) / CLOCKS_PER_SEC < 1.0);
 }
 
 static void test_numbers(void **state)
@@ -361,16 +466,13 @@ static void test_ref(void **state)
     for (int i = 0; i < SLC_SCHEMA_DOC_DEPTH_MAX + 1; i++)
         strcat(doc, "]}");
     slc_schema_t *s = s_compile(tree);
-    json_error_t je;
-    json_t *j = json_loads(doc, 0, &je);
-    if (!j)
-        fail_msg("deep document: %s", je.text);
+    cJSON *j = s_doc(doc);
     slc_schema_error_t e;
     size_t n = 0;
     assert_int_equal(slc_schema_validate(s, j, &e, 1, &n), SL_EINVAL);
     assert_int_equal(n, 1);
     assert_string_equal(e.rule, "nested deeper than 128 levels");
-    json_decref(j);
+    cJSON_Delete(j);
     slc_schema_destroy(&s);
 }
 
@@ -445,10 +547,22 @@ static void test_compile_refused(void **state)
         "{\"pattern\":\"^[a-z0-9]{1,63}([.][a-z0-9]{1,63}){0,10}@[[:alnum:]]{2,}$\"}") });
     s_refused("{\"pattern\":\"a(b\"}", SL_EINVAL, "/pattern: not a POSIX extended "
               "regular expression: Unmatched ( or \\(");
-    s_refused("{\"type\":\"string\",", SL_EINVAL,
-              "not JSON: line 1, column 17: string or '}' expected near end of file");
-    s_refused("{\"type\":\"string\",\"type\":\"null\"}", SL_EINVAL,
-              "not JSON: line 1, column 23: duplicate object key near '\"type\"'");
+    /* What slc_doc_parse refuses, with its reason after "not JSON: ". */
+    s_not_json("{\"type\":\"string\",", "line 1, column 17: ", "");
+    s_not_json("{\"type\":\"string\",\"type\":\"null\"}", "", "\"type\"");
+    /* Duplicate keys anywhere, not only at the top. */
+    s_not_json("{\"properties\":{\"a\":{},\"b\":{\"maxLength\":1,\"maxLength\":2}}}",
+               "", "\"maxLength\"");
+    s_not_json("{\"enum\":[{\"x\":1,\"x\":1}]}", "", "\"x\"");
+    /* An integer a double cannot carry (past 2^53) would change on its way
+     * into the schema: refused where it stands. 2^53 itself is kept. */
+    s_not_json("{\"enum\":[1,9007199254740993]}", "line 1, column 12: ", "2^53");
+    s_not_json("{\"const\":-12345678901234567890}", "line 1, column 10: ", "2^53");
+    s_expect("{\"enum\":[9007199254740992]}", "9007199254740992", NULL);
+    s_expect("{\"enum\":[9007199254740992]}", "9007199254740991",
+             ": must be one of: 9007199254740992");
+    s_not_json("{\"title\":\"a\\u0000b\"}", "line 1, column ", "");
+    s_not_json("{\"minimum\":1e999}", "", "/minimum");
     /* Annotations are accepted and ignored. */
     slc_schema_t *s = s_compile(
         "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
@@ -499,11 +613,69 @@ static void test_limits(void **state)
     free(huge);
 }
 
+/* Required properties are found with one walk of the object, also for an
+ * object with duplicate keys (built in memory) and for a schema with more
+ * property entries than the walk can mark (a lookup per name then). */
+static void test_required_many(void **state)
+{
+    (void) state;
+    const int count = 4200;     /* more than slc_schema.c's S_SEEN_MAX */
+    size_t size = (size_t) count * 24 + 64;
+    char *text = malloc(size), *doc = malloc(size);
+    assert_non_null(text);
+    assert_non_null(doc);
+    strcpy(text, "{\"required\":[");
+    strcpy(doc, "{");
+    for (int i = 0; i < count; i++) {
+        snprintf(text + strlen(text), size - strlen(text), "%s\"p%05d\"",
+                 i ? "," : "", i);
+        /* The document lacks p00007 and p04100, and lists the rest last
+         * first. */
+        int k = count - 1 - i;
+        if (k != 7 && k != 4100)
+            snprintf(doc + strlen(doc), size - strlen(doc), "%s\"p%05d\":%d",
+                     strlen(doc) > 1 ? "," : "", k, k);
+    }
+    strcat(text, "]}");
+    strcat(doc, "}");
+    s_expect(text, doc, ": required property \"p00007\" is missing\n"
+                        ": required property \"p04100\" is missing");
+    /* 200 names (within the bitmap): the same. */
+    strcpy(text, "{\"required\":[");
+    for (int i = 0; i < 200; i++)
+        snprintf(text + strlen(text), size - strlen(text), "%s\"p%05d\"",
+                 i ? "," : "", i);
+    strcat(text, "]}");
+    strcpy(doc, "{");
+    for (int i = 199; i >= 0; i--)
+        if (i != 64 && i != 199)
+            snprintf(doc + strlen(doc), size - strlen(doc), "%s\"p%05d\":0",
+                     strlen(doc) > 1 ? "," : "", i);
+    strcat(doc, "}");
+    s_expect(text, doc, ": required property \"p00064\" is missing\n"
+                        ": required property \"p00199\" is missing");
+    free(text);
+    free(doc);
+    /* A key twice does not stand for another one that is missing. */
+    slc_schema_t *s = s_compile("{\"required\":[\"a\",\"b\"]}");
+    cJSON *obj = cJSON_CreateObject();
+    assert_non_null(obj);
+    assert_non_null(cJSON_AddNullToObject(obj, "a"));
+    assert_non_null(cJSON_AddNullToObject(obj, "a"));
+    slc_schema_error_t e;
+    size_t n = 0;
+    assert_int_equal(slc_schema_validate(s, obj, &e, 1, &n), SL_EINVAL);
+    assert_int_equal(n, 1);
+    assert_string_equal(e.rule, "required property \"b\" is missing");
+    cJSON_Delete(obj);
+    slc_schema_destroy(&s);
+}
+
 static void test_max_and_order(void **state)
 {
     (void) state;
     slc_schema_t *s = s_compile("{\"additionalProperties\":{\"type\":\"string\"}}");
-    json_t *doc = json_loads("{\"a\":1,\"b\":2,\"c\":\"ok\",\"d\":4}", 0, NULL);
+    cJSON *doc = s_doc("{\"a\":1,\"b\":2,\"c\":\"ok\",\"d\":4}");
     slc_schema_error_t errs[2];
     memset(errs, 'x', sizeof errs);
     size_t n = 0;
@@ -513,23 +685,24 @@ static void test_max_and_order(void **state)
     assert_string_equal(errs[1].pointer, "/b");
     assert_string_equal(errs[1].rule, "expected string, got integer");
     assert_int_equal(slc_schema_validate(s, doc, errs, 1, NULL), SL_EINVAL);
-    json_decref(doc);
-    doc = json_loads("{\"c\":\"ok\"}", 0, NULL);
+    cJSON_Delete(doc);
+    doc = s_doc("{\"c\":\"ok\"}");
     assert_int_equal(slc_schema_validate(s, doc, errs, 2, &n), 0);
     assert_int_equal(n, 0);
-    json_decref(doc);
+    cJSON_Delete(doc);
     slc_schema_destroy(&s);
     /* A pointer longer than the field is cut, still terminated. */
     char key[400];
     memset(key, 'k', sizeof key - 1);
     key[sizeof key - 1] = '\0';
     s = s_compile("{\"additionalProperties\":false}");
-    doc = json_object();
-    json_object_set_new(doc, key, json_true());
+    doc = cJSON_CreateObject();
+    assert_non_null(doc);
+    assert_non_null(cJSON_AddTrueToObject(doc, key));
     assert_int_equal(slc_schema_validate(s, doc, errs, 1, &n), SL_EINVAL);
     assert_int_equal(strlen(errs[0].pointer), sizeof errs[0].pointer - 1);
     assert_true(strlen(errs[0].rule) == sizeof errs[0].rule - 1);
-    json_decref(doc);
+    cJSON_Delete(doc);
     slc_schema_destroy(&s);
 }
 
@@ -549,6 +722,19 @@ static void test_text(void **state)
     s = s_compile("{\"minimum\":0.30000000000000004}");
     assert_string_equal(slc_schema_text(s), "{\"minimum\":0.30000000000000004}");
     slc_schema_destroy(&s);
+    /* Numbers as slc_doc_number writes them: a whole one up to 2^53 in
+     * digits (1.0 is 1); past 2^53 with ".0" or an exponent, so that it
+     * reads back. Strings: control characters escaped, '/' and UTF-8 as
+     * they are. Each text compiles to itself. */
+    s = s_compile("{\"enum\":[1.0,-0.0,2.5e1,9007199254740994.0,1e20,-1.5e-7,"
+                  "0.1,\"\\u001f\\n/\\u00e9\\\"\"],\"maximum\":1E+300}");
+    want = "{\"enum\":[1,0,25,9007199254740994.0,1e+20,-1.5e-07,0.1,"
+           "\"\\u001f\\n/\xc3\xa9\\\"\"],\"maximum\":1e+300}";
+    assert_string_equal(slc_schema_text(s), want);
+    again = s_compile(slc_schema_text(s));
+    assert_string_equal(slc_schema_text(again), want);
+    slc_schema_destroy(&s);
+    slc_schema_destroy(&again);
 }
 
 /* -------------------------------------------------------- compatibility */
@@ -797,6 +983,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_type),
+        cmocka_unit_test(test_integer),
         cmocka_unit_test(test_object),
         cmocka_unit_test(test_nested_pointers),
         cmocka_unit_test(test_array),
@@ -808,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_ref_refused),
         cmocka_unit_test(test_compile_refused),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_required_many),
         cmocka_unit_test(test_max_and_order),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_compat_backward),
