@@ -1,10 +1,12 @@
 /*  sluice-bench - throughput and latency of a real broker through the SDK.
  *  W0: transient fan-out (1 publisher, 1 ephemeral subscriber). W1: durable
  *  publish with confirms (window 1000) and an acking durable subscriber.
- *  W1-lat: W1 paced at a fixed rate, for latency. Each thread owns its own
+ *  W1-lat: W1 paced at a fixed rate, for latency. W2: 8 such producer and
+ *  subscriber pairs on 8 topics at once. Each thread owns its own
  *  client; a run's shared record is written by one thread per field and
  *  read by main after the join. Starts and stops its own sluiced unless
- *  --broker is given. Last line: "RESULT workload=... msgs_per_s=...".  */
+ *  --broker is given. Last line: "RESULT broker=sluice workload=...
+ *  msgs_per_s=..." as the peer drivers of tests/bench/compare print it.  */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -47,10 +49,14 @@ enum {
 /* W0: once the publisher is done, a silence this long means the rest was
  * dropped. */
 #define S_W0_DRAIN_S 2.0
-/* Payload layout: u64 sequence, u64 CLOCK_MONOTONIC ns at publish. */
-#define S_HEADER_BYTES 16
+/* Payload layout: u32 sequence, u64 CLOCK_MONOTONIC ns at publish (the
+ * peer drivers' layout, tests/bench/peers/peer_common.h; W3's 12-byte
+ * messages are exactly this). */
+#define S_HEADER_BYTES 12
+/* W2: producer/subscriber pairs, one topic each. */
+#define S_W2_STREAMS 8
 
-typedef enum { S_W0, S_W1, S_W1_LAT } s_workload_t;
+typedef enum { S_W0, S_W1, S_W1_LAT, S_W2 } s_workload_t;
 
 typedef struct {
     s_workload_t workload;
@@ -86,9 +92,10 @@ typedef struct {
     const s_config_t *cfg;
     const char *endpoint;
     const s_creds_t *creds;
+    uint64_t count;                 /* this pair's messages */
     char topic[128];
     char subname[128];
-    pthread_barrier_t ready;        /* main + producer + subscriber set up */
+    pthread_barrier_t *ready;       /* main + every producer and subscriber */
     atomic_bool producer_done;
     atomic_bool abort;              /* a thread failed: the other stops */
     /* producer */
@@ -115,6 +122,7 @@ typedef struct {
     double msgs_per_s;
     double seconds;
     uint64_t p50_us, p99_us, p999_us;
+    uint64_t lost, dups;
 } s_result_t;
 
 static double s_now(void)
@@ -350,10 +358,11 @@ static void s_on_confirm(const sl_confirm_t *confirm, void *arg)
 
 static void s_fill_payload(char *buf, uint64_t seq)
 {
+    uint32_t seq32 = (uint32_t)seq;     /* count <= UINT32_MAX (s_parse) */
     uint64_t ts = s_now_ns();
 
-    memcpy(buf, &seq, 8);
-    memcpy(buf + 8, &ts, 8);
+    memcpy(buf, &seq32, 4);
+    memcpy(buf + 4, &ts, 8);
 }
 
 /* Wait until NS (CLOCK_MONOTONIC) while keeping the client's I/O going. */
@@ -387,7 +396,7 @@ static int s_producer_w0(s_run_t *run, sl_client_t *client, char *buf)
     int rc = 0;
 
     run->t_first = s_now();
-    for (i = 0; i < cfg->count && !atomic_load(&run->abort); i++) {
+    for (i = 0; i < run->count && !atomic_load(&run->abort); i++) {
         s_fill_payload(buf, i);
         busy_since = 0;
         /* SL_EBUSY is the client's queue being full: backpressure, not
@@ -431,7 +440,7 @@ static int s_producer_w1(s_run_t *run, sl_client_t *client, char *buf)
     t0_ns = s_now_ns();
     run->t_first = s_now();
     last_progress = run->t_first;
-    for (i = 0; i < cfg->count && !atomic_load(&run->abort); i++) {
+    for (i = 0; i < run->count && !atomic_load(&run->abort); i++) {
         if (paced)
             s_pace_until(client, t0_ns + i * interval_ns);
         /* The window: at most S_W1_WINDOW unconfirmed publishes. */
@@ -454,7 +463,7 @@ static int s_producer_w1(s_run_t *run, sl_client_t *client, char *buf)
          * latency instead of hiding it (coordinated omission). */
         if (paced) {
             due_ns = t0_ns + i * interval_ns;
-            memcpy(buf + 8, &due_ns, 8);
+            memcpy(buf + 4, &due_ns, 8);
         }
         rc = sl_publish(client, &msg, s_on_confirm, run, NULL);
         if (rc != 0)
@@ -501,7 +510,7 @@ static void *s_producer(void *arg)
         atomic_store(&run->abort, true);
     if (buf)
         memset(buf + S_HEADER_BYTES, 'x', run->cfg->size - S_HEADER_BYTES);
-    pthread_barrier_wait(&run->ready);
+    pthread_barrier_wait(run->ready);
     if (rc == 0 && !atomic_load(&run->abort))
         rc = run->cfg->workload == S_W0 ? s_producer_w0(run, client, buf)
                                         : s_producer_w1(run, client, buf);
@@ -524,7 +533,8 @@ static bool s_record(s_run_t *run, const sl_msg_t *msg, uint64_t *last_offset,
 {
     size_t len = 0;
     const char *p = sl_msg_payload(msg, &len);
-    uint64_t seq, ts, now = s_now_ns(), offset = sl_msg_offset(msg);
+    uint32_t seq;
+    uint64_t ts, now = s_now_ns(), offset = sl_msg_offset(msg);
 
     if (run->cfg->workload != S_W0) {
         if (*have_offset && offset <= *last_offset)
@@ -536,9 +546,9 @@ static bool s_record(s_run_t *run, const sl_msg_t *msg, uint64_t *last_offset,
         run->duplicates++;          /* not ours: count it as an anomaly */
         return false;
     }
-    memcpy(&seq, p, 8);
-    memcpy(&ts, p + 8, 8);
-    if (seq >= run->cfg->count || run->seen[seq]) {
+    memcpy(&seq, p, 4);
+    memcpy(&ts, p + 4, 8);
+    if (seq >= run->count || run->seen[seq]) {
         run->duplicates++;
         return false;
     }
@@ -579,12 +589,12 @@ static void *s_subscriber(void *arg)
         rc = sl_subscribe(client, &sopts, &sub);
     if (rc != 0)
         atomic_store(&run->abort, true);
-    pthread_barrier_wait(&run->ready);
+    pthread_barrier_wait(run->ready);
     if (rc != 0 || atomic_load(&run->abort))
         goto fail;
 
     last_msg = s_now();
-    while (run->received < cfg->count) {
+    while (run->received < run->count) {
         rc = sl_sub_next(sub, 100, &msg);
         now = s_now();
         if (rc == SL_ETIMEOUT) {
@@ -610,7 +620,7 @@ static void *s_subscriber(void *arg)
         if (durable) {
             /* The last ack is waited for: the run ends when the broker
              * has stored every ack, not when they sit in the client. */
-            if (fresh && run->received == cfg->count)
+            if (fresh && run->received == run->count)
                 rc = sl_ack_sync(msg, (int)(S_IDLE_S * 1000));
             else
                 rc = sl_ack(msg);
@@ -674,109 +684,147 @@ static double s_median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* One run against ENDPOINT; fills *res and prints its line. */
+/* One run against ENDPOINT; fills *res and prints its line. W2 runs
+ * S_W2_STREAMS producer/subscriber pairs at once, each on its own topic
+ * with its share of the messages; every other workload one pair. */
 static int s_run(const s_config_t *cfg, const char *endpoint,
                  const s_creds_t *creds, int index, s_result_t *res)
 {
-    s_run_t run;
-    pthread_t prod, sub;
-    double end;
-    uint64_t lost;
+    unsigned k, npairs = cfg->workload == S_W2 ? S_W2_STREAMS : 1, nthreads = 0;
+    s_run_t *runs = calloc(npairs, sizeof *runs);
+    pthread_t *threads = calloc(2 * (size_t)npairs, sizeof *threads);
+    pthread_barrier_t ready;
+    uint64_t *lat = NULL, nlat = 0, received = 0, lost = 0, dups = 0, nacked = 0,
+             confirmed = 0, confirm_dups = 0, published = 0, out_of_order = 0, busy = 0;
+    double first = 0, end = 0;
     int rc = S_EXIT_SETUP;
-    bool started_prod = false, started_sub = false;
+    bool failed = false;
 
-    memset(&run, 0, sizeof run);
     memset(res, 0, sizeof *res);
-    run.cfg = cfg;
-    run.endpoint = endpoint;
-    run.creds = creds;
-    atomic_init(&run.producer_done, false);
-    atomic_init(&run.abort, false);
-    /* Fresh names per run and process: offsets start clean and, against a
-     * shared --broker, earlier runs cannot leak into this one. */
-    snprintf(run.topic, sizeof run.topic, "bench.%s.%ld.%d",
-             cfg->workload == S_W0 ? "w0" : "w1", (long)getpid(), index);
-    snprintf(run.subname, sizeof run.subname, "bench-%ld-%d",
-             (long)getpid(), index);
-    run.lat_ns = malloc(cfg->count * sizeof *run.lat_ns);
-    run.seen = calloc(cfg->count, 1);
-    if (!run.lat_ns || !run.seen) {
-        fprintf(stderr, "sluice-bench: out of memory for %" PRIu64
-                " messages\n", cfg->count);
+    lat = malloc(cfg->count * sizeof *lat);
+    if (!runs || !threads || !lat) {
+        fprintf(stderr, "sluice-bench: out of memory for %" PRIu64 " messages\n",
+                cfg->count);
         goto fail;
     }
-    if (pthread_barrier_init(&run.ready, NULL, 3) != 0) {
+    if (pthread_barrier_init(&ready, NULL, 2 * npairs + 1) != 0) {
         perror("sluice-bench: pthread_barrier_init");
         goto fail;
     }
-    /* The subscriber first, and both set up before the clock starts:
+    for (k = 0; k < npairs; k++) {
+        s_run_t *run = &runs[k];
+        run->cfg = cfg;
+        run->endpoint = endpoint;
+        run->creds = creds;
+        run->ready = &ready;
+        /* The first pairs take the remainder. */
+        run->count = cfg->count / npairs + (k < cfg->count % npairs);
+        atomic_init(&run->producer_done, false);
+        atomic_init(&run->abort, false);
+        /* Fresh names per run and process: offsets start clean and, against
+         * a shared --broker, earlier runs cannot leak into this one. */
+        snprintf(run->topic, sizeof run->topic, "bench.%s.%ld.%d.%u",
+                 cfg->workload == S_W0 ? "w0" : "w1", (long)getpid(), index, k);
+        snprintf(run->subname, sizeof run->subname, "bench-%ld-%d-%u",
+                 (long)getpid(), index, k);
+        run->lat_ns = malloc((run->count ? run->count : 1) * sizeof *run->lat_ns);
+        run->seen = calloc(run->count ? run->count : 1, 1);
+        if (!run->lat_ns || !run->seen) {
+            fprintf(stderr, "sluice-bench: out of memory\n");
+            abort();        /* threads of earlier pairs are not started yet */
+        }
+    }
+    /* Subscribers first, and all set up before the clock starts:
      * connecting and subscribing are not part of the figure. */
-    started_sub = pthread_create(&sub, NULL, s_subscriber, &run) == 0;
-    started_prod = started_sub
-                   && pthread_create(&prod, NULL, s_producer, &run) == 0;
-    if (!started_sub || !started_prod) {
-        /* A thread that cannot start cannot reach the barrier either. */
-        fprintf(stderr, "sluice-bench: cannot start threads\n");
-        abort();
-    }
-    pthread_barrier_wait(&run.ready);
-    if (pthread_join(prod, NULL) != 0 || pthread_join(sub, NULL) != 0)
-        abort();                    /* only fails on a bad handle: a bug */
-    pthread_barrier_destroy(&run.ready);
-    if (run.t_first == 0) {
-        fprintf(stderr, "sluice-bench: run %d could not start (broker %s)\n",
-                index + 1, endpoint);
-        goto fail;
-    }
+    for (k = 0; k < npairs; k++)
+        if (pthread_create(&threads[nthreads++], NULL, s_subscriber, &runs[k]) != 0
+            || pthread_create(&threads[nthreads++], NULL, s_producer, &runs[k]) != 0) {
+            /* A thread that cannot start cannot reach the barrier either. */
+            fprintf(stderr, "sluice-bench: cannot start threads\n");
+            abort();
+        }
+    pthread_barrier_wait(&ready);
+    for (k = 0; k < nthreads; k++)
+        if (pthread_join(threads[k], NULL) != 0)
+            abort();                /* only fails on a bad handle: a bug */
+    pthread_barrier_destroy(&ready);
 
-    end = run.t_sub_end > run.t_prod_end ? run.t_sub_end : run.t_prod_end;
-    if (cfg->workload == S_W0)
-        end = run.t_sub_end > 0 ? run.t_sub_end : run.t_prod_end;
-    res->seconds = end - run.t_first;
-    res->msgs_per_s = res->seconds > 0 ? (double)run.received / res->seconds : 0;
-    qsort(run.lat_ns, run.received, sizeof *run.lat_ns, s_u64_cmp);
-    res->p50_us = s_pct_us(run.lat_ns, run.received, 0.50);
-    res->p99_us = s_pct_us(run.lat_ns, run.received, 0.99);
-    res->p999_us = s_pct_us(run.lat_ns, run.received, 0.999);
-    lost = cfg->count - run.received;
+    for (k = 0; k < npairs; k++) {
+        s_run_t *run = &runs[k];
+        double e = run->t_sub_end > run->t_prod_end ? run->t_sub_end : run->t_prod_end;
+        if (cfg->workload == S_W0)
+            e = run->t_sub_end > 0 ? run->t_sub_end : run->t_prod_end;
+        if (run->t_first == 0) {
+            fprintf(stderr, "sluice-bench: run %d could not start (broker %s)\n",
+                    index + 1, endpoint);
+            goto fail;
+        }
+        if (first == 0 || run->t_first < first)
+            first = run->t_first;
+        if (e > end)
+            end = e;
+        memcpy(lat + nlat, run->lat_ns, run->received * sizeof *lat);
+        nlat += run->received;
+        received += run->received;
+        lost += run->count - run->received;
+        dups += run->duplicates;
+        nacked += run->nacked;
+        confirmed += run->confirmed;
+        confirm_dups += run->confirm_dups;
+        published += run->published;
+        out_of_order += run->out_of_order;
+        busy += run->busy_retries;
+        failed |= run->prod_rc != 0 || run->sub_rc != 0
+                  || (cfg->workload != S_W0 && run->confirmed != run->count);
+    }
+    res->seconds = end - first;
+    res->msgs_per_s = res->seconds > 0 ? (double)received / res->seconds : 0;
+    qsort(lat, nlat, sizeof *lat, s_u64_cmp);
+    res->p50_us = s_pct_us(lat, nlat, 0.50);
+    res->p99_us = s_pct_us(lat, nlat, 0.99);
+    res->p999_us = s_pct_us(lat, nlat, 0.999);
 
     printf("run %d/%d %s: %" PRIu64 " of %" PRIu64 " messages received in "
            "%.3f s = %.0f msgs/s; latency p50 %" PRIu64 " us, p99 %" PRIu64
            " us, p99.9 %" PRIu64 " us\n", index + 1, cfg->runs, cfg->name,
-           run.received, cfg->count, res->seconds, res->msgs_per_s,
+           received, cfg->count, res->seconds, res->msgs_per_s,
            res->p50_us, res->p99_us, res->p999_us);
     if (cfg->workload == S_W0) {
         printf("  published %" PRIu64 " transient, lost/dropped %" PRIu64
                " (%.2f%%), duplicates %" PRIu64 ", publisher busy retries %"
-               PRIu64 "\n", run.published, lost,
-               100.0 * (double)lost / (double)cfg->count, run.duplicates,
-               run.busy_retries);
-        res->ok = run.duplicates == 0 && run.prod_rc == 0 && run.sub_rc == 0;
+               PRIu64 "\n", published, lost,
+               100.0 * (double)lost / (double)cfg->count, dups, busy);
+        res->ok = dups == 0 && !failed;
     } else {
         printf("  published %" PRIu64 ", confirmed %" PRIu64 " (%" PRIu64
                " as duplicate), nacked %" PRIu64 "; received %" PRIu64
                ", missing %" PRIu64 ", duplicates %" PRIu64
-               ", out of order %" PRIu64 "\n", run.published, run.confirmed,
-               run.confirm_dups, run.nacked, run.received, lost,
-               run.duplicates, run.out_of_order);
-        res->ok = lost == 0 && run.duplicates == 0 && run.out_of_order == 0
-                  && run.nacked == 0 && run.confirmed == cfg->count
-                  && run.prod_rc == 0 && run.sub_rc == 0;
+               ", out of order %" PRIu64 "\n", published, confirmed,
+               confirm_dups, nacked, received, lost, dups, out_of_order);
+        res->ok = lost == 0 && dups == 0 && out_of_order == 0 && nacked == 0
+                  && !failed;
     }
+    res->lost = lost;
+    res->dups = dups;
     if (!res->ok)
         printf("  VERIFY FAILED\n");
     fflush(stdout);
     rc = res->ok ? S_EXIT_OK : S_EXIT_VERIFY;
 fail:
-    free(run.lat_ns);
-    free(run.seen);
+    for (k = 0; runs && k < npairs; k++) {
+        free(runs[k].lat_ns);
+        free(runs[k].seen);
+    }
+    free(runs);
+    free(threads);
+    free(lat);
     return rc;
 }
 
 /* ------------------------------------------------------------ options */
 
 static const char s_usage[] =
-    "usage: sluice-bench W0|W1|W1-lat [--broker ENDPOINT [--home DIR]]\n"
+    "usage: sluice-bench W0|W1|W1-lat|W2 [--broker ENDPOINT [--home DIR]]\n"
     "                    [--plaintext] [--count N] [--size BYTES] [--rate R]\n"
     "                    [--runs K]\n"
     "\n"
@@ -785,6 +833,8 @@ static const char s_usage[] =
     "  W1      durable: publish with confirms (window 1000), a durable\n"
     "          subscriber acks each message (default 200000 x 256 bytes)\n"
     "  W1-lat  W1 paced at --rate msgs/s (default 5000) for 10 s\n"
+    "  W2      8 W1 pairs on 8 topics at once (default 400000 x 256 bytes\n"
+    "          in all); W3 is W1 with --size 1024 or --size 12\n"
     "\n"
     "  --broker ENDPOINT  use this broker; default: start " SLUICED_PATH "\n"
     "                     on a free port with a temporary data dir (CurveZMQ,\n"
@@ -794,12 +844,12 @@ static const char s_usage[] =
     "  --plaintext        start our broker with --insecure-plaintext, to\n"
     "                     measure what encryption costs\n"
     "  --count N          messages per run\n"
-    "  --size BYTES       payload size, at least 16\n"
+    "  --size BYTES       payload size, at least 12\n"
     "  --rate R           W1-lat messages per second\n"
     "  --runs K           repeat K times and report the median (default 1)\n"
     "\n"
-    "The last line is: RESULT workload=W msgs_per_s=N p50_us=N p99_us=N "
-    "p999_us=N\n"
+    "The last line is: RESULT broker=sluice workload=W size=B msgs_per_s=N\n"
+    "p50_us=N p99_us=N p999_us=N lost=N dups=N durability=\"...\"\n"
     "Exit: 0 ok, 1 a run lost/duplicated/nacked messages, 2 broker problem,\n"
     "64 usage.\n";
 
@@ -903,6 +953,8 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
         cfg->workload = S_W1;
     else if (strcmp(cfg->name, "W1-lat") == 0)
         cfg->workload = S_W1_LAT;
+    else if (strcmp(cfg->name, "W2") == 0)
+        cfg->workload = S_W2;
     else {
         fprintf(stderr, "sluice-bench: unknown workload '%s'\n%s", cfg->name,
                 s_usage);
@@ -910,7 +962,13 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
     }
     if (!count_given)
         cfg->count = cfg->workload == S_W0 ? 1000000
-                   : cfg->workload == S_W1 ? 200000 : cfg->rate * 10;
+                   : cfg->workload == S_W1 ? 200000
+                   : cfg->workload == S_W2 ? 400000 : cfg->rate * 10;
+    if (cfg->count > UINT32_MAX) {
+        fprintf(stderr, "sluice-bench: at most %" PRIu32 " messages (the "
+                "sequence is 32 bits)\n", UINT32_MAX);
+        return S_EXIT_USAGE;
+    }
     if (!size_given)
         cfg->size = cfg->workload == S_W0 ? 64 : 256;
     return S_EXIT_OK;
@@ -923,6 +981,7 @@ int main(int argc, char **argv)
     s_creds_t home = { "", "" };
     s_result_t *results = NULL;
     double *rates = NULL, *p50 = NULL, *p99 = NULL, *p999 = NULL;
+    uint64_t lost = 0, dups = 0;
     bool help;
     int rc, run_rc, i;
 
@@ -982,10 +1041,17 @@ int main(int argc, char **argv)
     if (cfg.runs > 1)
         printf("median of %d runs: %.0f msgs/s\n", cfg.runs,
                s_median(rates, cfg.runs));
-    printf("RESULT workload=%s msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f "
-           "p999_us=%.0f\n", cfg.name, s_median(rates, cfg.runs),
-           s_median(p50, cfg.runs), s_median(p99, cfg.runs),
-           s_median(p999, cfg.runs));
+    for (i = 0; i < cfg.runs; i++)
+        lost += results[i].lost, dups += results[i].dups;
+    /* The peer drivers' line (tests/bench/peers/peer_common.h), so that
+     * compare reads every broker the same way; lost and dups summed over
+     * the runs. */
+    printf("RESULT broker=sluice workload=%s size=%zu msgs_per_s=%.0f p50_us=%.0f "
+           "p99_us=%.0f p999_us=%.0f lost=%" PRIu64 " dups=%" PRIu64
+           " durability=\"%s\"\n", cfg.name, cfg.size, s_median(rates, cfg.runs),
+           s_median(p50, cfg.runs), s_median(p99, cfg.runs), s_median(p999, cfg.runs),
+           lost, dups, cfg.workload == S_W0 ? "none: transient messages"
+           : "fsync before ack: fdatasync before every confirm, group commit");
 fail:
     s_broker_stop(&broker);
     free(results);
