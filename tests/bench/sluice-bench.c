@@ -53,8 +53,9 @@ enum {
  * peer drivers' layout, tests/bench/peers/peer_common.h; W3's 12-byte
  * messages are exactly this). */
 #define S_HEADER_BYTES 12
-/* W2: producer/subscriber pairs, one topic each. */
+/* W2: producer/subscriber pairs, one topic each (default of --streams). */
 #define S_W2_STREAMS 8
+#define S_STREAMS_MAX 64
 
 typedef enum { S_W0, S_W1, S_W1_LAT, S_W2 } s_workload_t;
 
@@ -66,6 +67,7 @@ typedef struct {
     size_t size;                    /* payload bytes */
     uint64_t rate;                  /* W1-lat messages per second */
     int runs;                       /* --runs */
+    unsigned streams;               /* W2: producer/subscriber pairs */
     const char *home;               /* --home: keys of the --broker's data dir */
     bool plaintext;                 /* --plaintext: our broker without CurveZMQ */
 } s_config_t;
@@ -685,12 +687,12 @@ static double s_median(double *v, int n)
 }
 
 /* One run against ENDPOINT; fills *res and prints its line. W2 runs
- * S_W2_STREAMS producer/subscriber pairs at once, each on its own topic
+ * --streams (default S_W2_STREAMS) producer/subscriber pairs at once, each on its own topic
  * with its share of the messages; every other workload one pair. */
 static int s_run(const s_config_t *cfg, const char *endpoint,
                  const s_creds_t *creds, int index, s_result_t *res)
 {
-    unsigned k, npairs = cfg->workload == S_W2 ? S_W2_STREAMS : 1, nthreads = 0;
+    unsigned k, npairs = cfg->workload == S_W2 ? cfg->streams : 1, nthreads = 0;
     s_run_t *runs = calloc(npairs, sizeof *runs);
     pthread_t *threads = calloc(2 * (size_t)npairs, sizeof *threads);
     pthread_barrier_t ready;
@@ -826,15 +828,15 @@ fail:
 static const char s_usage[] =
     "usage: sluice-bench W0|W1|W1-lat|W2 [--broker ENDPOINT [--home DIR]]\n"
     "                    [--plaintext] [--count N] [--size BYTES] [--rate R]\n"
-    "                    [--runs K]\n"
+    "                    [--runs K] [--streams K]\n"
     "\n"
     "  W0      transient fan-out: 1 publisher, 1 ephemeral subscriber\n"
     "          (default 1000000 messages of 64 bytes); reports losses\n"
     "  W1      durable: publish with confirms (window 1000), a durable\n"
     "          subscriber acks each message (default 200000 x 256 bytes)\n"
     "  W1-lat  W1 paced at --rate msgs/s (default 5000) for 10 s\n"
-    "  W2      8 W1 pairs on 8 topics at once (default 400000 x 256 bytes\n"
-    "          in all); W3 is W1 with --size 1024 or --size 12\n"
+    "  W2      --streams (8) W1 pairs on as many topics at once (default\n"
+    "          400000 x 256 bytes in all); W3 is W1 with --size 1024 or 12\n"
     "\n"
     "  --broker ENDPOINT  use this broker; default: start " SLUICED_PATH "\n"
     "                     on a free port with a temporary data dir (CurveZMQ,\n"
@@ -847,6 +849,7 @@ static const char s_usage[] =
     "  --size BYTES       payload size, at least 12\n"
     "  --rate R           W1-lat messages per second\n"
     "  --runs K           repeat K times and report the median (default 1)\n"
+    "  --streams K        W2: producer/subscriber pairs (default 8, at most 64)\n"
     "\n"
     "The last line is: RESULT broker=sluice workload=W size=B msgs_per_s=N\n"
     "p50_us=N p99_us=N p999_us=N lost=N dups=N durability=\"...\"\n"
@@ -872,7 +875,7 @@ static int s_u64_arg(const char *name, const char *text, uint64_t min,
 
 static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
 {
-    enum { O_BROKER = 256, O_COUNT, O_SIZE, O_RATE, O_RUNS, O_HOME, O_PLAIN };
+    enum { O_BROKER = 256, O_COUNT, O_SIZE, O_RATE, O_RUNS, O_HOME, O_PLAIN, O_STREAMS };
     static const struct option options[] = {
         { "broker", required_argument, NULL, O_BROKER },
         { "home", required_argument, NULL, O_HOME },
@@ -881,6 +884,7 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
         { "size", required_argument, NULL, O_SIZE },
         { "rate", required_argument, NULL, O_RATE },
         { "runs", required_argument, NULL, O_RUNS },
+        { "streams", required_argument, NULL, O_STREAMS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -892,6 +896,7 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
     *help = false;
     cfg->rate = 5000;
     cfg->runs = 1;
+    cfg->streams = S_W2_STREAMS;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
@@ -926,6 +931,13 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
                 fprintf(stderr, "sluice-bench: --rate too high\n");
                 return S_EXIT_USAGE;
             }
+            break;
+        case O_STREAMS:
+            if (s_u64_arg("--streams", optarg, 1, &v) != 0 || v > S_STREAMS_MAX) {
+                fprintf(stderr, "sluice-bench: --streams takes 1 to %d\n", S_STREAMS_MAX);
+                return S_EXIT_USAGE;
+            }
+            cfg->streams = (unsigned)v;
             break;
         case O_RUNS:
             if (s_u64_arg("--runs", optarg, 1, &v) != 0 || v > 1000)
