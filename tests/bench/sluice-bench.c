@@ -68,6 +68,7 @@ typedef struct {
     uint64_t rate;                  /* W1-lat messages per second */
     int runs;                       /* --runs */
     unsigned streams;               /* W2: producer/subscriber pairs */
+    int linger_ms;                  /* --linger, -1 = the SDK's default */
     const char *home;               /* --home: keys of the --broker's data dir */
     bool plaintext;                 /* --plaintext: our broker without CurveZMQ */
 } s_config_t;
@@ -240,9 +241,11 @@ static void s_broker_stop(s_broker_t *b)
 
 /* Client options for ENDPOINT with CREDS (plain text when empty). */
 static void s_client_options(sl_options_t *opts, const char *endpoint,
-                             const s_creds_t *creds, const char *name)
+                             const s_creds_t *creds, const char *name, int linger_ms)
 {
     sl_options_init(opts);
+    if (linger_ms >= 0)
+        opts->linger_ms = linger_ms;
     opts->endpoint = endpoint;
     opts->name = name;
     if (creds->server_key[0]) {
@@ -305,7 +308,7 @@ static int s_broker_start(s_broker_t *b, bool plaintext)
         snprintf(b->creds.server_key, sizeof b->creds.server_key, "%s/server.pub", data);
         snprintf(b->creds.cert, sizeof b->creds.cert, "%s/admin.cert", data);
     }
-    s_client_options(&opts, b->endpoint, &b->creds, "bench-probe");
+    s_client_options(&opts, b->endpoint, &b->creds, "bench-probe", -1);
     opts.connect_timeout_ms = 250;
     deadline = s_now() + 15;
     while (s_now() < deadline) {
@@ -504,7 +507,7 @@ static void *s_producer(void *arg)
     char *buf = calloc(1, run->cfg->size);
     int rc;
 
-    s_client_options(&opts, run->endpoint, run->creds, "bench-producer");
+    s_client_options(&opts, run->endpoint, run->creds, "bench-producer", run->cfg->linger_ms);
     rc = buf ? sl_client_new(&opts, &client) : SL_ENOMEM;
     if (rc == 0)
         rc = sl_client_connect(client);
@@ -573,7 +576,7 @@ static void *s_subscriber(void *arg)
     double last_msg, now;
     int rc;
 
-    s_client_options(&opts, run->endpoint, run->creds, "bench-subscriber");
+    s_client_options(&opts, run->endpoint, run->creds, "bench-subscriber", run->cfg->linger_ms);
     sl_sub_options_init(&sopts);
     sopts.pattern = run->topic;
     if (durable) {
@@ -828,7 +831,7 @@ fail:
 static const char s_usage[] =
     "usage: sluice-bench W0|W1|W1-lat|W2 [--broker ENDPOINT [--home DIR]]\n"
     "                    [--plaintext] [--count N] [--size BYTES] [--rate R]\n"
-    "                    [--runs K] [--streams K]\n"
+    "                    [--runs K] [--streams K] [--linger MS]\n"
     "\n"
     "  W0      transient fan-out: 1 publisher, 1 ephemeral subscriber\n"
     "          (default 1000000 messages of 64 bytes); reports losses\n"
@@ -850,6 +853,7 @@ static const char s_usage[] =
     "  --rate R           W1-lat messages per second\n"
     "  --runs K           repeat K times and report the median (default 1)\n"
     "  --streams K        W2: producer/subscriber pairs (default 8, at most 64)\n"
+    "  --linger MS        the clients' linger_ms (default: the SDK's, 1)\n"
     "\n"
     "The last line is: RESULT broker=sluice workload=W size=B msgs_per_s=N\n"
     "p50_us=N p99_us=N p999_us=N lost=N dups=N durability=\"...\"\n"
@@ -875,7 +879,8 @@ static int s_u64_arg(const char *name, const char *text, uint64_t min,
 
 static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
 {
-    enum { O_BROKER = 256, O_COUNT, O_SIZE, O_RATE, O_RUNS, O_HOME, O_PLAIN, O_STREAMS };
+    enum { O_BROKER = 256, O_COUNT, O_SIZE, O_RATE, O_RUNS, O_HOME, O_PLAIN, O_STREAMS,
+           O_LINGER };
     static const struct option options[] = {
         { "broker", required_argument, NULL, O_BROKER },
         { "home", required_argument, NULL, O_HOME },
@@ -885,6 +890,7 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
         { "rate", required_argument, NULL, O_RATE },
         { "runs", required_argument, NULL, O_RUNS },
         { "streams", required_argument, NULL, O_STREAMS },
+        { "linger", required_argument, NULL, O_LINGER },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -897,6 +903,7 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
     cfg->rate = 5000;
     cfg->runs = 1;
     cfg->streams = S_W2_STREAMS;
+    cfg->linger_ms = -1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
@@ -931,6 +938,11 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
                 fprintf(stderr, "sluice-bench: --rate too high\n");
                 return S_EXIT_USAGE;
             }
+            break;
+        case O_LINGER:
+            if (s_u64_arg("--linger", optarg, 0, &v) != 0 || v > 1000)
+                return S_EXIT_USAGE;
+            cfg->linger_ms = (int)v;
             break;
         case O_STREAMS:
             if (s_u64_arg("--streams", optarg, 1, &v) != 0 || v > S_STREAMS_MAX) {
