@@ -22,6 +22,7 @@
  *  slc_map_ctx_t of the call.  */
 #include "slc_map_int.h"
 #include "slc_doc.h"
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -374,7 +375,10 @@ fail:
     return rc;
 }
 
-int slc_map__item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+/* slc_map__item (SHARED not NULL: views become reference nodes, *SHARED
+ * set then) and slc_map__to_json (SHARED NULL: nothing is shared, views
+ * and trees holding reference nodes are copied). */
+static int s_item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
                   cJSON **out, bool *shared)
 {
     int rc = 0;
@@ -386,7 +390,7 @@ int slc_map__item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
         goto fail;
     case SLC_V_STR:
         /* A whole string the view borrows: referenced, not copied. */
-        if (!v->buf && !v->own && v->u.s.p[v->u.s.n] == '\0') {
+        if (shared && !v->buf && !v->own && v->u.s.p[v->u.s.n] == '\0') {
             j = cJSON_CreateStringReference(v->u.s.p);
             *shared = true;
             break;
@@ -397,10 +401,17 @@ int slc_map__item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
         break;
     case SLC_V_ARR:
     case SLC_V_OBJ:
-        if (v->own && v->node == v->own) {
-            j = v->own;
+        if (v->own && v->node == v->own && (shared || !v->shared)) {
+            j = v->own;             /* built here: moved */
             v->own = NULL;
-            *shared = *shared || v->shared;
+            if (shared)
+                *shared = *shared || v->shared;
+            break;
+        }
+        if (!shared) {
+            rc = s_copy(cx, n, v->node, 0, &j);
+            if (rc != 0)
+                goto fail;
             break;
         }
         rc = slc_map__park(cx, v);      /* a node inside a built value */
@@ -423,43 +434,17 @@ fail:
     return rc;
 }
 
+int slc_map__item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+                  cJSON **out, bool *shared)
+{
+    assert(shared);
+    return s_item(cx, n, v, out, shared);
+}
+
 int slc_map__to_json(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
                      cJSON **out)
 {
-    int rc = 0;
-    cJSON *j = NULL;
-    *out = NULL;
-    switch (v->t) {
-    case SLC_V_MISSING:
-        rc = slc_map__missing(cx, n);
-        goto fail;
-    case SLC_V_STR:
-        rc = s_str_own(cx, n, v, &j);
-        if (rc != 0)
-            goto fail;
-        break;
-    case SLC_V_ARR:
-    case SLC_V_OBJ:
-        if (v->own && v->node == v->own && !v->shared) {
-            j = v->own;             /* built here and borrowing nothing */
-            v->own = NULL;
-            break;
-        }
-        rc = s_copy(cx, n, v->node, 0, &j);
-        if (rc != 0)
-            goto fail;
-        break;
-    default:
-        j = s_scalar_item(v);
-        break;
-    }
-    if (!j) {
-        rc = SL_ENOMEM;
-        goto fail;
-    }
-    *out = j;
-fail:
-    return rc;
+    return s_item(cx, n, v, out, NULL);
 }
 
 /* ---- paths */
