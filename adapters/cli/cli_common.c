@@ -764,24 +764,13 @@ void cli_table_destroy(cli_table_t **self_p)
 
 void cli_json_string(FILE *out, const char *text)
 {
-    const unsigned char *p;
-
-    fputc('"', out);
-    for (p = (const unsigned char *)text; *p; p++) {
-        switch (*p) {
-        case '"':  fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
-        default:
-            if (*p < 0x20)
-                fprintf(out, "\\u%04x", *p);
-            else
-                fputc(*p, out);
-        }
-    }
-    fputc('"', out);
+    cJSON *item = cJSON_CreateString(text);
+    char *json = NULL;
+    if (!item || slc_doc_encode(item, &json, NULL) != 0)
+        s_oom();
+    fputs(json, out);
+    free(json);
+    cJSON_Delete(item);
 }
 
 int cli_json_field(const char *json, size_t len, const char *key, char *out,
