@@ -75,7 +75,19 @@ static void s_write_cfg(const char *path, const char *max)
  * is full: the SDK keeps retrying the 507 nacks). Returns how many were
  * sent. Records stay below LMDB's page size: larger ones need runs of
  * contiguous free pages, which a fragmented freelist may not have. */
-static int s_fill(sl_client_t *c, const char *topic)
+/* A publish settled with an error: none may be (storage full is retried
+ * until there is room). */
+static void s_on_confirm(const sl_confirm_t *confirm, void *arg)
+{
+    int *nacked = arg;
+    if (confirm->rc != 0 && (*nacked)++ == 0)
+        fprintf(stderr, "publish %llu settled with %s: %s\n",
+                (unsigned long long) confirm->seq, sl_strerror(confirm->rc),
+                confirm->text ? confirm->text : "");
+}
+
+/* NACKED counts publishes settled with an error (s_on_confirm). */
+static int s_fill(sl_client_t *c, const char *topic, int *nacked)
 {
     static char payload[1000];
     memset(payload, 'x', sizeof payload);
@@ -83,7 +95,7 @@ static int s_fill(sl_client_t *c, const char *topic)
     int sent = 0;
     for (int round = 0; round < 200; round++) {
         for (int i = 0; i < 100; i++, sent++)
-            assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), 0);
+            assert_int_equal(sl_publish(c, &m, s_on_confirm, nacked, NULL), 0);
         if (sl_flush(c, 2000) == SL_ETIMEOUT)
             return sent;
     }
@@ -102,7 +114,7 @@ static void test_storage_full_resumes(void **state)
     h_broker_init(&b, extra);
     assert_int_equal(h_broker_start(&b), 0);
     sl_client_t *c = s_client(&b);
-    int sent = s_fill(c, "full.t");
+    int nacked = 0, sent = s_fill(c, "full.t", &nacked);
     assert_true(sl_unconfirmed(c) > 0);
     uint64_t stored = s_messages(c, "full.t");
     assert_true(stored > 0 && stored < (uint64_t) sent);
@@ -130,16 +142,18 @@ static void test_storage_full_resumes(void **state)
     s_write_cfg(cfg, "4M");
     kill(b.pid, SIGHUP);
     assert_int_equal(sl_flush(c, 30000), 0);
+    assert_int_equal(nacked, 0);
     assert_int_equal(s_messages(c, "full.t"), (uint64_t) sent);
 
     /* Full again at the new ceiling; this time retention frees the space:
      * capping the topic's size trims it, and the pages are reused. */
-    int more = s_fill(c, "full.t");
+    int more = s_fill(c, "full.t", &nacked);
     assert_true(more > 0);
     assert_true(sl_unconfirmed(c) > 0);
     assert_int_equal(sl_topic_create(reader, "full.t", 0, 1 << 20), 0);
     assert_int_equal(sl_flush(c, 30000), 0);
     assert_int_equal(sl_unconfirmed(c), 0);
+    assert_int_equal(nacked, 0);
     sl_client_destroy(&reader);
     sl_client_destroy(&c);
     h_broker_destroy(&b);
