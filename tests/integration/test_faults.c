@@ -75,14 +75,16 @@ static void s_write_cfg(const char *path, const char *max)
  * is full: the SDK keeps retrying the 507 nacks). Returns how many were
  * sent. Records stay below LMDB's page size: larger ones need runs of
  * contiguous free pages, which a fragmented freelist may not have. */
-/* A publish settled with an error: none may be (storage full is retried
- * until there is room). */
+/* A publish settled with an error, or confirmed as a duplicate of one the
+ * broker already had: none may be (storage full is retried until there is
+ * room, and a refused publish was not stored, so its retry is new). */
 static void s_on_confirm(const sl_confirm_t *confirm, void *arg)
 {
     int *nacked = arg;
-    if (confirm->rc != 0 && (*nacked)++ == 0)
-        fprintf(stderr, "publish %llu settled with %s: %s\n",
+    if ((confirm->rc != 0 || confirm->duplicate) && (*nacked)++ == 0)
+        fprintf(stderr, "publish %llu settled with %s%s: %s\n",
                 (unsigned long long) confirm->seq, sl_strerror(confirm->rc),
+                confirm->duplicate ? " as a duplicate" : "",
                 confirm->text ? confirm->text : "");
 }
 
