@@ -657,7 +657,9 @@ int sl_flush(sl_client_t *self, int timeout_ms)
         uint64_t now = slc_mono_ms();
         sli_pub_service(self, now, true);
         sli_sub_service(self, now, true);
-        if (self->live == 0 && self->tn == 0)
+        /* Transient batches count until the broker has answered them: a
+         * batch still in the socket when the client closes is lost. */
+        if (self->live == 0 && self->tn == 0 && self->tout == 0)
             break;
         int left = sli_remaining(deadline, timeout_ms);
         if (left == 0) {

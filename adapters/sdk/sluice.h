@@ -236,8 +236,10 @@ int sl_publish_sync(sl_client_t *self, const sl_message_t *msg,
  * subscribers connected now (fire and forget). 0, SL_EINVAL, SL_EBUSY. */
 int sl_publish_transient(sl_client_t *self, const sl_message_t *msg);
 
-/* Send every queued message and wait until all are confirmed, at most
- * TIMEOUT_MS (-1 = forever). 0 or SL_ETIMEOUT. Queued acks go out too. */
+/* Send every queued message and wait until all are confirmed, and every
+ * transient batch has reached the broker, at most TIMEOUT_MS (-1 =
+ * forever). 0 or SL_ETIMEOUT. Queued acks go out too. Call it before
+ * sl_client_destroy: what is still in the socket then is dropped. */
 int sl_flush(sl_client_t *self, int timeout_ms);
 
 /* Messages published and not yet confirmed. */

@@ -263,6 +263,42 @@ static void test_transient_fan_out(void **state)
 }
 
 
+static void s_counter_cb(const char *name, uint64_t value, void *arg)
+{
+    if (strcmp(name, "publish.transient") == 0)
+        *(uint64_t *) arg = value;
+}
+
+/* sl_flush returns only when the broker has every transient batch, so a
+ * client destroyed right after it loses none. Before, it returned once the
+ * batches were in the socket, and closing the client could drop the last
+ * ones: with the broker stopped, flush must wait (and time out). */
+static void test_transient_flush_reaches_broker(void **state)
+{
+    (void) state;
+    enum { N = 100 };
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *pub = s_client(&b, NULL);
+    char buf[64];
+    memset(buf, 'x', sizeof buf);
+    sl_message_t m = { .topic = "live.ticks", .payload = buf, .len = sizeof buf };
+    assert_int_equal(kill(b.pid, SIGSTOP), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sl_publish_transient(pub, &m), 0);
+    assert_int_equal(sl_flush(pub, 300), SL_ETIMEOUT);
+    assert_int_equal(kill(b.pid, SIGCONT), 0);
+    assert_int_equal(sl_flush(pub, 30000), 0);
+    sl_client_destroy(&pub);
+    sl_client_t *admin = s_client(&b, NULL);
+    uint64_t seen = 0;
+    assert_int_equal(sl_counters(admin, s_counter_cb, &seen), 0);
+    assert_int_equal(seen, N);
+    sl_client_destroy(&admin);
+    h_broker_destroy(&b);
+}
+
 static const sl_topic_info_t *s_wait_topic(sl_client_t *c, sl_topic_info_t **topics,
                                            const char *name, uint64_t max_bytes,
                                            uint64_t max_messages)
@@ -445,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_resend_not_stored_twice),
         cmocka_unit_test(test_sdk_drops_redelivery_and_resumes),
         cmocka_unit_test(test_transient_fan_out),
+        cmocka_unit_test(test_transient_flush_reaches_broker),
         cmocka_unit_test(test_retention_and_time_start),
         cmocka_unit_test(test_cli_pub_sub_stats),
         cmocka_unit_test(test_cli_pub_survives_restart),
