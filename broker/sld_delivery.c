@@ -199,10 +199,15 @@ static void s_subvec_remove(s_subvec_t *vec, s_sub_t *sub)
         }
 }
 
+/* Runs of 16 consecutive offsets of a topic share one home region, so a
+ * subscription's deliveries and acks, which come in offset order, walk the
+ * table a cache line after another; the runs are spread by a multiplicative
+ * hash. (Hashing each offset apart made every entry a cache miss: with
+ * 8 subscriptions' tables of 1.3 MB that was 6% of the broker under W2.) */
 static size_t s_hash_key(uint32_t topic_id, uint64_t offset)
 {
-    uint64_t h = offset * 0x9E3779B97F4A7C15ull ^ ((uint64_t) topic_id << 32);
-    return (size_t) (h ^ (h >> 29));
+    uint64_t h = ((offset >> 4) ^ ((uint64_t) topic_id << 40)) * 0x9E3779B97F4A7C15ull;
+    return (size_t) ((h >> 20) << 4 | (offset & 15));
 }
 
 static s_flight_t *s_flight_get(s_ftable_t *t, uint32_t topic_id, uint64_t offset)
