@@ -900,6 +900,7 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
             break;
     }
     size_t len = zmq_msg_size(&body);
+    int rc;
     *bytes += len;
     *msgs += 1;
     Sluice__Frame *f = NULL;
@@ -919,9 +920,11 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
                 "a sluice message is exactly one frame holding one Frame");
     else if (len > self->cfg.max_frame_bytes)
         s_error(self, &peer, 0, SL_ETOOBIG, "frame larger than limits/max_frame_bytes");
-    else if (slc_frame_decode(zmq_msg_data(&body), len, &f) != 0)
-        s_error(self, &peer, 0, SL_EMALFORMED,
-                "frame does not decode as a sluice Frame (protobuf)");
+    /* By reference: a kept frame keeps BODY with it (s_keep). */
+    else if ((rc = slc_frame_decode_ref(zmq_msg_data(&body), len, &f)) != 0)
+        s_error(self, &peer, 0, rc,
+                rc == SL_ENOMEM ? "out of memory decoding the frame"
+                                : "frame does not decode as a sluice Frame (protobuf)");
     else {
         if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH)
             *msgs += f->publish_batch->n_msgs;

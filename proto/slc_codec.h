@@ -22,6 +22,17 @@ void slc_frame_free(Sluice__Frame **frame_p);
 int slc_envelope_decode(const void *data, size_t len, Sluice__Envelope **out);
 void slc_envelope_free(Sluice__Envelope **env_p);
 
+/* Like slc_frame_decode and slc_envelope_decode, but without copying the
+ * bulk: the payloads and producer ids of a PublishBatch's envelopes, the
+ * envelopes of a Deliver's deliveries and an envelope's payload may point
+ * into DATA, which must then stay alive and unchanged until the frame or
+ * envelope is freed. (Moving a zmq_msg_t with zmq_msg_move keeps its bytes
+ * where they are for the sizes this takes by reference; shorter input is
+ * copied.) Other frames are decoded as slc_frame_decode does. 0, or
+ * SL_EMALFORMED, or SL_ENOMEM. */
+int slc_frame_decode_ref(const void *data, size_t len, Sluice__Frame **out);
+int slc_envelope_decode_ref(const void *data, size_t len, Sluice__Envelope **out);
+
 /* Encode FRAME into MSG (initialised here; the caller sends or closes it).
  * 0 or SL_ENOMEM. */
 int slc_frame_encode(const Sluice__Frame *frame, zmq_msg_t *msg);

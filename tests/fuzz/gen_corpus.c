@@ -111,7 +111,9 @@ static void s_publish(s_buf_t *b, const char *topic, bool transient, uint64_t se
     s_encode(&f, b);
 }
 
-static void s_batch(s_buf_t *b)
+/* PLAIN: no headers and every envelope from one producer with sequences,
+ * as the SDK sends them (the frame the codec decodes by reference). */
+static void s_batch(s_buf_t *b, bool plain)
 {
     static const char *topics[] = { "orders.eu", "orders.us", "_reserved.x", "bad..name" };
     Sluice__Envelope e[4], *ep[4];
@@ -119,7 +121,8 @@ static void s_batch(s_buf_t *b)
     Sluice__PublishBatch m = SLUICE__PUBLISH_BATCH__INIT;
     Sluice__Frame f = SLUICE__FRAME__INIT;
     for (int i = 0; i < 4; i++) {
-        s_envelope(&e[i], &h[i], &hp[i], topics[i], 0, i == 1 ? "m-2" : NULL);
+        s_envelope(&e[i], &h[i], &hp[i], topics[i], plain ? 10 + (uint64_t) i : 0,
+                   i == 1 && !plain ? "m-2" : NULL);
         ep[i] = &e[i];
     }
     m.msgs = ep;
@@ -293,12 +296,12 @@ static void s_key_simple(s_buf_t *b, int body)
 }
 
 /* Broker-to-client commands: fuzz_frame decodes them (the SDK does). */
-static void s_deliver(s_buf_t *b)
+static void s_deliver(s_buf_t *b, bool plain)
 {
     Sluice__Envelope e;
     Sluice__Header h, *hp;
     uint8_t env[512];
-    s_envelope(&e, &h, &hp, "orders.eu", 7, "m-7");
+    s_envelope(&e, &h, &hp, "orders.eu", 7, plain ? NULL : "m-7");
     e.ingest_ts_us = 1700000000000000ull;
     e.source = (char *) "gen";
     Sluice__Delivery d = SLUICE__DELIVERY__INIT, *dp[1] = { &d };
@@ -384,7 +387,7 @@ int main(int argc, char **argv)
     }
     s_root = argv[1];
     static s_buf_t hello, hello2, hb, pub, pubseq, pubt, batch, sub, subeph,
-        subreserved, credit, ack, nack, unsub, tc, stats, rm, deliver, err, pack,
+        subreserved, credit, ack, nack, unsub, tc, stats, rm, deliver, deliverplain, batchplain, err, pack,
         kadd, kgrant, kungrant, krevoke, klist, krotate;
     s_hello(&hello, 1);
     s_hello(&hello2, 2);
@@ -392,7 +395,8 @@ int main(int argc, char **argv)
     s_publish(&pub, "orders.eu", false, 0);
     s_publish(&pubseq, "orders.eu", false, 1);
     s_publish(&pubt, "orders.eu", true, 0);
-    s_batch(&batch);
+    s_batch(&batch, false);
+    s_batch(&batchplain, true);
     s_subscribe(&sub, "s1", "orders.>", false);
     s_subscribe(&subeph, "", "*.eu", true);
     s_subscribe(&subreserved, "dlq-reader", "_dlq.>", false);
@@ -403,7 +407,8 @@ int main(int argc, char **argv)
     s_topic_create(&tc);
     s_stats(&stats);
     s_sub_remove(&rm);
-    s_deliver(&deliver);
+    s_deliver(&deliver, false);
+    s_deliver(&deliverplain, true);
     s_error(&err);
     s_publish_ack(&pack);
     s_key_add(&kadd);
@@ -422,7 +427,8 @@ int main(int argc, char **argv)
         { "sub-remove", &rm }, { "deliver", &deliver }, { "error", &err },
         { "publish-ack", &pack }, { "key-add", &kadd }, { "grant", &kgrant },
         { "revoke-grant", &kungrant }, { "key-revoke", &krevoke }, { "key-list", &klist },
-        { "rotate-key", &krotate },
+        { "rotate-key", &krotate }, { "publish-batch-plain", &batchplain },
+        { "deliver-plain", &deliverplain },
     };
     for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++)
         s_write("fuzz_frame", frames[i].name, frames[i].b->data, frames[i].b->len);

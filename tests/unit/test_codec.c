@@ -377,6 +377,143 @@ static void test_deliver_bytes(void **state)
     }
 }
 
+/* Bytes of F as protobuf-c packs them (caller frees). */
+static uint8_t *s_pack(const Sluice__Frame *f, size_t *len)
+{
+    *len = sluice__frame__get_packed_size(f);
+    uint8_t *b = malloc(*len + 1);
+    assert_non_null(b);
+    assert_int_equal(sluice__frame__pack(f, b), *len);
+    return b;
+}
+
+static bool s_inside(const void *p, const uint8_t *buf, size_t len)
+{
+    return (const uint8_t *) p >= buf && (const uint8_t *) p < buf + len;
+}
+
+/* slc_frame_decode_ref: a plain PublishBatch decodes to the same values
+ * with payloads and producer ids pointing into the input; a batch with
+ * headers and lineage takes protobuf-c's path and decodes the same too; a
+ * truncated frame is malformed on both paths. */
+static void test_decode_ref_batch(void **state)
+{
+    (void) state;
+    batch_t b;
+    s_batch_init(&b);
+    for (size_t i = 0; i < N_MSGS; i++) {
+        b.env[i].n_headers = 0;
+        b.env[i].lineage = NULL;
+    }
+    size_t len;
+    uint8_t *buf = s_pack(&b.frame, &len);
+    Sluice__Frame *f = NULL;
+    assert_int_equal(slc_frame_decode_ref(buf, len, &f), 0);
+    s_assert_batch(f, &b);
+    for (size_t i = 0; i < N_MSGS; i++) {
+        assert_true(s_inside(f->publish_batch->msgs[i]->payload.data, buf, len));
+        assert_true(s_inside(f->publish_batch->msgs[i]->producer_id.data, buf, len));
+        assert_false(s_inside(f->publish_batch->msgs[i]->topic, buf, len));
+    }
+    slc_frame_free(&f);
+    for (size_t cut = 1; cut < len; cut += 37) {
+        assert_int_equal(slc_frame_decode_ref(buf, len - cut, &f), SL_EMALFORMED);
+        assert_null(f);
+    }
+    free(buf);
+
+    s_batch_init(&b);           /* headers and lineage: protobuf-c decodes */
+    buf = s_pack(&b.frame, &len);
+    assert_int_equal(slc_frame_decode_ref(buf, len, &f), 0);
+    s_assert_batch(f, &b);
+    slc_frame_free(&f);
+    free(buf);
+}
+
+/* A body field twice: whatever protobuf-c makes of it (in a oneof the
+ * last one wins), the by-reference decoder makes the same. */
+static void test_decode_ref_merge(void **state)
+{
+    (void) state;
+    batch_t b;
+    s_batch_init(&b);
+    for (size_t i = 0; i < N_MSGS; i++) {
+        b.env[i].n_headers = 0;
+        b.env[i].lineage = NULL;
+    }
+    size_t len;
+    uint8_t *one = s_pack(&b.frame, &len);
+    uint8_t *two = malloc(2 * len);
+    assert_non_null(two);
+    memcpy(two, one, len);
+    memcpy(two + len, one, len);
+    Sluice__Frame *f = NULL, *g = NULL;
+    assert_int_equal(slc_frame_decode_ref(two, 2 * len, &f), 0);
+    assert_int_equal(slc_frame_decode(two, 2 * len, &g), 0);
+    assert_int_equal(f->publish_batch->n_msgs, g->publish_batch->n_msgs);
+    slc_frame_free(&f);
+    slc_frame_free(&g);
+    free(one);
+    free(two);
+}
+
+/* Deliver frames decode by reference to what protobuf-c decodes, and an
+ * envelope decoded by reference points its payload into its bytes. */
+static void test_decode_ref_deliver(void **state)
+{
+    (void) state;
+    batch_t b;
+    s_batch_init(&b);
+    b.env[0].n_headers = 0;
+    b.env[0].lineage = NULL;
+    uint8_t env[N_MSGS][512];
+    Sluice__Delivery d[N_MSGS], *dp[N_MSGS];
+    for (size_t i = 0; i < N_MSGS; i++) {
+        sluice__delivery__init(&d[i]);
+        d[i].sub_id = 7 + (uint32_t) i;
+        d[i].topic_id = UINT32_MAX - (uint32_t) i;
+        d[i].topic = b.env[i].topic;
+        d[i].offset = 1ull << (30 + i);
+        d[i].token = UINT64_MAX - i;
+        d[i].attempt = 1 + (uint32_t) i;
+        d[i].envelope.data = env[i];
+        d[i].envelope.len = sluice__envelope__pack(&b.env[i], env[i]);
+        dp[i] = &d[i];
+    }
+    Sluice__Deliver dl = SLUICE__DELIVER__INIT;
+    dl.msgs = dp;
+    dl.n_msgs = N_MSGS;
+    Sluice__Frame fr = SLUICE__FRAME__INIT;
+    fr.body_case = SLUICE__FRAME__BODY_DELIVER;
+    fr.deliver = &dl;
+    size_t len;
+    uint8_t *buf = s_pack(&fr, &len);
+    Sluice__Frame *f = NULL;
+    assert_int_equal(slc_frame_decode_ref(buf, len, &f), 0);
+    assert_int_equal(f->body_case, SLUICE__FRAME__BODY_DELIVER);
+    assert_int_equal(f->deliver->n_msgs, N_MSGS);
+    for (size_t i = 0; i < N_MSGS; i++) {
+        const Sluice__Delivery *g = f->deliver->msgs[i];
+        assert_int_equal(g->sub_id, d[i].sub_id);
+        assert_int_equal(g->topic_id, d[i].topic_id);
+        assert_string_equal(g->topic, d[i].topic);
+        assert_int_equal(g->offset, d[i].offset);
+        assert_int_equal(g->token, d[i].token);
+        assert_int_equal(g->attempt, d[i].attempt);
+        assert_int_equal(g->envelope.len, d[i].envelope.len);
+        assert_memory_equal(g->envelope.data, env[i], d[i].envelope.len);
+        assert_true(s_inside(g->envelope.data, buf, len));
+        Sluice__Envelope *e = NULL;
+        assert_int_equal(slc_envelope_decode_ref(g->envelope.data, g->envelope.len, &e), 0);
+        s_assert_envelope(e, &b.env[i]);
+        /* Without headers the payload is read in place. */
+        assert_true(s_inside(e->payload.data, buf, len) == (i == 0));
+        slc_envelope_free(&e);
+    }
+    slc_frame_free(&f);
+    free(buf);
+}
+
 /* A command from a newer protocol: a oneof field this build does not know. */
 static void test_unknown_command(void **state)
 {
@@ -504,6 +641,9 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_envelope_spans),
         cmocka_unit_test(test_deliver_bytes),
+        cmocka_unit_test(test_decode_ref_batch),
+        cmocka_unit_test(test_decode_ref_merge),
+        cmocka_unit_test(test_decode_ref_deliver),
         cmocka_unit_test(test_unknown_command),
         cmocka_unit_test(test_frame_name),
         cmocka_unit_test(test_send_recv),

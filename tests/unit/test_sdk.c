@@ -142,6 +142,15 @@ static void fb_publish(fb_t *fb, const uint8_t *rid, size_t len,
     fb->batches++;
     for (size_t i = 0; i < pb->n_msgs && fb->nseqs < FB_MAX_LOG; i++)
         fb->seqs[fb->nseqs++] = pb->msgs[i]->seq;
+    if (pb->transient && f->corr && !fb->hold_confirms) {
+        /* As sluiced: an empty PublishAck says the batch was fanned out. */
+        Sluice__PublishAck empty = SLUICE__PUBLISH_ACK__INIT;
+        Sluice__Frame r = SLUICE__FRAME__INIT;
+        r.corr = f->corr;
+        r.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
+        r.publish_ack = &empty;
+        fb_send(fb, rid, len, &r);
+    }
     if (pb->transient || fb->hold_confirms)
         return;
     Sluice__Confirm *cs = calloc(pb->n_msgs, sizeof *cs);
