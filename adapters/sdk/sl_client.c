@@ -527,9 +527,6 @@ static void s_dispatch(sl_client_t *self, Sluice__Frame *f)
     case SLUICE__FRAME__BODY_SUBSCRIBE_OK:
         sli_sub_on_subscribe_ok(self, f);
         break;
-    case SLUICE__FRAME__BODY_DELIVER:
-        sli_sub_on_deliver(self, f);
-        return;                 /* took the frame */
     case SLUICE__FRAME__BODY_ACK_REPLY:
         sli_sub_on_ack_reply(self, f);
         break;
@@ -562,9 +559,18 @@ static int s_drain(sl_client_t *self)
         }
         self->last_recv = slc_mono_ms();
         Sluice__Frame *f = NULL;
-        int rc = slc_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &f);
-        zmq_msg_close(&msg);
+        int rc = slc_frame_decode_ref(zmq_msg_data(&msg), zmq_msg_size(&msg), &f);
         n++;
+        if (rc == 0 && f->body_case == SLUICE__FRAME__BODY_DELIVER) {
+            /* Decoded by reference: the frame keeps MSG's bytes. */
+            sli_sub_on_deliver(self, f, &msg);
+            continue;
+        }
+        if (rc == 0 && f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH) {
+            slc_frame_free(&f);         /* by reference too; no broker sends it */
+            rc = SL_EMALFORMED;
+        }
+        zmq_msg_close(&msg);
         if (rc) {
             SLI_LOG("undecodable frame from the broker ignored");
             continue;

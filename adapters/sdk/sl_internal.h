@@ -69,9 +69,12 @@ typedef enum {
     SLI_SUB_CLOSING,            /* sl_unsubscribe under way: no resubscribe */
 } sli_sub_state_t;
 
-/* A received Deliver frame, shared by the queued deliveries it carries. */
+/* A received Deliver frame, shared by the queued deliveries it carries and
+ * by the messages handed out from it: the frame is decoded by reference,
+ * so its envelopes and their payloads are bytes of RAW. */
 typedef struct {
     Sluice__Frame *frame;
+    zmq_msg_t raw;
     size_t refs;
 } sli_dframe_t;
 
@@ -118,6 +121,7 @@ struct sl_sub {
 
 struct sl_msg {
     sl_sub_t *sub;              /* holds a reference */
+    sli_dframe_t *df;           /* holds a reference: ENV's bytes are in it */
     Sluice__Envelope *env;      /* owned */
     char *topic_own;            /* owned copy when Delivery.topic differs from env's */
     uint64_t offset;
@@ -238,7 +242,8 @@ void sli_sub_session_lost(sl_client_t *self);
 void sli_sub_session_ready(sl_client_t *self);
 void sli_sub_service(sl_client_t *self, uint64_t now, bool force);
 uint64_t sli_sub_deadline(const sl_client_t *self);
-void sli_sub_on_deliver(sl_client_t *self, Sluice__Frame *frame);
+/* Takes FRAME (a Deliver decoded by reference) and RAW, its bytes. */
+void sli_sub_on_deliver(sl_client_t *self, Sluice__Frame *frame, zmq_msg_t *raw);
 void sli_sub_on_subscribe_ok(sl_client_t *self, const Sluice__Frame *frame);
 bool sli_sub_on_error(sl_client_t *self, uint64_t corr, int code);
 void sli_sub_on_ack_reply(sl_client_t *self, const Sluice__Frame *frame);

@@ -24,6 +24,7 @@ static void s_df_release(sli_dframe_t *df)
 {
     if (--df->refs == 0) {
         slc_frame_free(&df->frame);
+        zmq_msg_close(&df->raw);
         free(df);
     }
 }
@@ -364,14 +365,18 @@ static int s_q_push(sl_sub_t *sub, sli_dframe_t *df, Sluice__Delivery *d)
     return 0;
 }
 
-void sli_sub_on_deliver(sl_client_t *self, Sluice__Frame *frame)
+void sli_sub_on_deliver(sl_client_t *self, Sluice__Frame *frame, zmq_msg_t *raw)
 {
     const Sluice__Deliver *dv = frame->deliver;
     sli_dframe_t *df = malloc(sizeof *df);
     if (df) {
         df->frame = frame;
+        zmq_msg_init(&df->raw);
+        zmq_msg_move(&df->raw, raw);
         df->refs = 1;           /* ours, for the loop */
     }
+    else
+        zmq_msg_close(raw);
     sl_sub_t *sub = NULL;
     for (size_t i = 0; i < dv->n_msgs; i++) {
         Sluice__Delivery *d = dv->msgs[i];
@@ -393,13 +398,15 @@ void sli_sub_on_deliver(sl_client_t *self, Sluice__Frame *frame)
 
 /* ----------------------------------------------------------- messages */
 
-static int s_msg_new(sl_sub_t *sub, const Sluice__Delivery *d, sl_msg_t **out)
+static int s_msg_new(sl_sub_t *sub, sli_dframe_t *df, const Sluice__Delivery *d,
+                     sl_msg_t **out)
 {
     int rc = 0;
     sl_msg_t *m = calloc(1, sizeof *m);
     if (!m)
         return SL_ENOMEM;
-    rc = slc_envelope_decode(d->envelope.data, d->envelope.len, &m->env);
+    /* The payload stays in the received frame: the message holds it. */
+    rc = slc_envelope_decode_ref(d->envelope.data, d->envelope.len, &m->env);
     if (rc)
         goto fail;
     if (d->topic[0] && strcmp(d->topic, m->env->topic) != 0) {
@@ -420,6 +427,8 @@ static int s_msg_new(sl_sub_t *sub, const Sluice__Delivery *d, sl_msg_t **out)
     }
     m->sub = sub;
     sub->refs++;
+    m->df = df;
+    df->refs++;
     *out = m;
     return 0;
 fail:
@@ -438,7 +447,7 @@ static int s_take(sl_sub_t *sub, sl_msg_t **out)
         sub->qhead = (sub->qhead + 1) & (sub->qcap - 1);
         sub->qn--;
         sub->owed++;
-        int rc = s_fresh(sub, it.d) ? s_msg_new(sub, it.d, out) : 1;
+        int rc = s_fresh(sub, it.d) ? s_msg_new(sub, it.df, it.d, out) : 1;
         if (rc == SL_EMALFORMED) {
             /* Left unacked: redelivered until max_deliver, then it goes
              * to the dead-letter topic, where someone can look at it. */
@@ -795,6 +804,7 @@ void sl_msg_destroy(sl_msg_t **msg_p)
         (void) sli_kmap_remove(&sub->out, m->topic_id, m->offset);
     slc_envelope_free(&m->env);
     free(m->topic_own);
+    s_df_release(m->df);
     free(m);
     s_sub_unref(sub);
     *msg_p = NULL;

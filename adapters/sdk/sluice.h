@@ -306,7 +306,9 @@ int sl_nack(sl_msg_t *msg, uint32_t delay_ms);
 /* Free MSG. An un-acked durable message is simply left to redelivery.
  * NULL-safe; sets *msg_p to NULL. (Its redelivery is then handed out
  * again.) A message may outlive its subscription and its client; acking
- * it then gives SL_EINVAL. */
+ * it then gives SL_EINVAL. Its payload is read in place in the batch it
+ * arrived in (no copy), so a message kept keeps that batch's memory too:
+ * destroy messages once done with them. */
 void sl_msg_destroy(sl_msg_t **msg_p);
 
 /* Accessors. Returned pointers are borrowed, valid until sl_msg_destroy. */
