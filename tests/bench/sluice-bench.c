@@ -71,6 +71,8 @@ typedef struct {
     int runs;                       /* --runs */
     unsigned streams;               /* W2: producer/subscriber pairs */
     int linger_ms;                  /* --linger, -1 = the SDK's default */
+    int batch;                      /* --batch: producers' max_batch, 0 = SDK's */
+    uint32_t credit;                /* --credit: durable subscribers' credit */
     const char *home;               /* --home: keys of the --broker's data dir */
     bool plaintext;                 /* --plaintext: our broker without CurveZMQ */
 } s_config_t;
@@ -510,6 +512,8 @@ static void *s_producer(void *arg)
     int rc;
 
     s_client_options(&opts, run->endpoint, run->creds, "bench-producer", run->cfg->linger_ms);
+    if (run->cfg->batch)
+        opts.max_batch = run->cfg->batch;
     rc = buf ? sl_client_new(&opts, &client) : SL_ENOMEM;
     if (rc == 0)
         rc = sl_client_connect(client);
@@ -584,7 +588,7 @@ static void *s_subscriber(void *arg)
     if (durable) {
         sopts.name = run->subname;
         sopts.start = SL_START_EARLIEST;
-        sopts.credit = S_W1_CREDIT;
+        sopts.credit = run->cfg->credit;
     } else {
         sopts.ephemeral = true;
         sopts.credit = S_W0_CREDIT;
@@ -856,6 +860,8 @@ static const char s_usage[] =
     "  --runs K           repeat K times and report the median (default 1)\n"
     "  --streams K        W2: producer/subscriber pairs (default 8, at most 64)\n"
     "  --linger MS        the clients' linger_ms (default: the SDK's, 1)\n"
+    "  --batch N          the producers' max_batch (default: the SDK's, 1000)\n"
+    "  --credit N         W1/W2 subscribers' credit (default 1000)\n"
     "\n"
     "The last line is: RESULT broker=sluice workload=W size=B msgs_per_s=N\n"
     "p50_us=N p99_us=N p999_us=N lost=N dups=N durability=\"...\"\n"
@@ -882,7 +888,7 @@ static int s_u64_arg(const char *name, const char *text, uint64_t min,
 static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
 {
     enum { O_BROKER = 256, O_COUNT, O_SIZE, O_RATE, O_RUNS, O_HOME, O_PLAIN, O_STREAMS,
-           O_LINGER };
+           O_LINGER, O_BATCH, O_CREDIT };
     static const struct option options[] = {
         { "broker", required_argument, NULL, O_BROKER },
         { "home", required_argument, NULL, O_HOME },
@@ -893,6 +899,8 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
         { "runs", required_argument, NULL, O_RUNS },
         { "streams", required_argument, NULL, O_STREAMS },
         { "linger", required_argument, NULL, O_LINGER },
+        { "batch", required_argument, NULL, O_BATCH },
+        { "credit", required_argument, NULL, O_CREDIT },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -906,6 +914,7 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
     cfg->runs = 1;
     cfg->streams = S_W2_STREAMS;
     cfg->linger_ms = -1;
+    cfg->credit = S_W1_CREDIT;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
@@ -945,6 +954,16 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
             if (s_u64_arg("--linger", optarg, 0, &v) != 0 || v > 1000)
                 return S_EXIT_USAGE;
             cfg->linger_ms = (int)v;
+            break;
+        case O_BATCH:
+            if (s_u64_arg("--batch", optarg, 1, &v) != 0 || v > 100000)
+                return S_EXIT_USAGE;
+            cfg->batch = (int)v;
+            break;
+        case O_CREDIT:
+            if (s_u64_arg("--credit", optarg, 1, &v) != 0 || v > 10000000)
+                return S_EXIT_USAGE;
+            cfg->credit = (uint32_t)v;
             break;
         case O_STREAMS:
             if (s_u64_arg("--streams", optarg, 1, &v) != 0 || v > S_STREAMS_MAX) {
