@@ -719,3 +719,37 @@ int slc_envelope_decode_ref(const void *data, size_t len, Sluice__Envelope **out
     }
     return slc_envelope_decode(data, len, out);
 }
+
+int slc_envelope_decode_in(void *buf, size_t cap, const void *data, size_t len,
+                           Sluice__Envelope **out, bool *in_buf)
+{
+    *in_buf = false;
+    if (len >= S_REF_MIN && cap >= SLC_ENVELOPE_BUF_MIN
+        && ((uintptr_t) buf % S_ALIGN) == 0) {
+        s_arena_t *a = buf;
+        a->more = NULL;
+        a->cap = cap - sizeof *a;
+        a->used = 0;
+        Sluice__Envelope *e = s_arena_alloc(a, sizeof *e);
+        int rc = s_ref_envelope(a, data, len, e);
+        if (rc == S_REF_OK) {
+            *out = e;
+            *in_buf = true;
+            return 0;
+        }
+        slc_envelope_release(buf);
+        if (rc == S_REF_NOMEM)
+            return SL_ENOMEM;
+    }
+    return slc_envelope_decode_ref(data, len, out);
+}
+
+void slc_envelope_release(void *buf)
+{
+    s_arena_t *a = buf;
+    for (s_chunk_t *c = a->more, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    a->more = NULL;
+}

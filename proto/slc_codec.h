@@ -4,6 +4,7 @@
  *  nothing else includes sluice.pb-c.h. Any thread; no state.  */
 #ifndef SLC_CODEC_H
 #define SLC_CODEC_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -32,6 +33,16 @@ void slc_envelope_free(Sluice__Envelope **env_p);
  * SL_EMALFORMED, or SL_ENOMEM. */
 int slc_frame_decode_ref(const void *data, size_t len, Sluice__Frame **out);
 int slc_envelope_decode_ref(const void *data, size_t len, Sluice__Envelope **out);
+
+/* slc_envelope_decode_ref into the caller's BUF (CAP bytes, aligned for
+ * max_align_t): no allocation when the envelope and its strings fit, as a
+ * subscriber's message with its topic does. *IN_BUF says where it went:
+ * true, release with slc_envelope_release(BUF); false (BUF too small for
+ * the form, or an envelope protobuf-c decodes), slc_envelope_free. */
+#define SLC_ENVELOPE_BUF_MIN 256
+int slc_envelope_decode_in(void *buf, size_t cap, const void *data, size_t len,
+                           Sluice__Envelope **out, bool *in_buf);
+void slc_envelope_release(void *buf);
 
 /* Encode FRAME into MSG (initialised here; the caller sends or closes it).
  * 0 or SL_ENOMEM. */

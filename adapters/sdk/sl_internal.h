@@ -6,6 +6,8 @@
 #ifndef SL_INTERNAL_H
 #define SL_INTERNAL_H
 #include <stdio.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include "sluice.h"
 #include "slc.h"
 #include "slc_cert.h"
@@ -28,6 +30,8 @@
  * outrun every subscriber's credit. */
 #ifndef SLI_TRANSIENT_WINDOW
 #define SLI_TRANSIENT_WINDOW 4
+#define SLI_MSG_ENVBUF 384      /* a message's envelope and strings, in place */
+#define SLI_MSG_POOL 64         /* destroyed messages a subscription keeps for reuse */
 #endif
 
 typedef enum {
@@ -117,6 +121,9 @@ struct sl_sub {
     sli_kmap_t acked_set;
     uint64_t refused;           /* acks the broker refused (unsolicited AckReply) */
     uint64_t malformed;         /* deliveries whose envelope did not decode */
+    /* destroyed messages kept for the next ones: no malloc per message */
+    sl_msg_t *pool[SLI_MSG_POOL];
+    size_t pool_n;
 };
 
 struct sl_msg {
@@ -129,6 +136,8 @@ struct sl_msg {
     uint32_t topic_id;
     uint32_t attempt;
     bool settled;               /* acked or nacked */
+    bool env_in_buf;            /* ENV lives in ENVBUF (slc_envelope_decode_in) */
+    alignas(max_align_t) unsigned char envbuf[SLI_MSG_ENVBUF];
 };
 
 /* ---- request waiters (live on the waiting function's stack) */

@@ -40,6 +40,8 @@ static void s_queue_clear(sl_sub_t *sub)
 
 static void s_sub_free(sl_sub_t *sub)
 {
+    while (sub->pool_n > 0)
+        free(sub->pool[--sub->pool_n]);
     s_queue_clear(sub);
     free(sub->q);
     free(sub->acks);
@@ -398,15 +400,49 @@ void sli_sub_on_deliver(sl_client_t *self, Sluice__Frame *frame, zmq_msg_t *raw)
 
 /* ----------------------------------------------------------- messages */
 
+/* Free what M holds besides itself: its envelope and its topic copy. */
+static void s_msg_clear(sl_msg_t *m)
+{
+    if (m->env_in_buf)
+        slc_envelope_release(m->envbuf);
+    else
+        slc_envelope_free(&m->env);
+    m->env = NULL;
+    m->env_in_buf = false;
+    free(m->topic_own);
+    m->topic_own = NULL;
+}
+
+/* A message from SUB's pool, or a new one: fields zero. */
+static sl_msg_t *s_msg_alloc(sl_sub_t *sub)
+{
+    if (sub->pool_n == 0)
+        return calloc(1, sizeof(sl_msg_t));
+    sl_msg_t *m = sub->pool[--sub->pool_n];
+    memset(m, 0, offsetof(sl_msg_t, envbuf));
+    return m;
+}
+
+/* Back to SUB's pool, or freed when it is full. */
+static void s_msg_recycle(sl_sub_t *sub, sl_msg_t *m)
+{
+    if (sub->pool_n < SLI_MSG_POOL)
+        sub->pool[sub->pool_n++] = m;
+    else
+        free(m);
+}
+
 static int s_msg_new(sl_sub_t *sub, sli_dframe_t *df, const Sluice__Delivery *d,
                      sl_msg_t **out)
 {
     int rc = 0;
-    sl_msg_t *m = calloc(1, sizeof *m);
+    sl_msg_t *m = s_msg_alloc(sub);
     if (!m)
         return SL_ENOMEM;
-    /* The payload stays in the received frame: the message holds it. */
-    rc = slc_envelope_decode_ref(d->envelope.data, d->envelope.len, &m->env);
+    /* The payload stays in the received frame, which the message holds;
+     * the envelope's structure and strings go into the message itself. */
+    rc = slc_envelope_decode_in(m->envbuf, sizeof m->envbuf, d->envelope.data,
+                                d->envelope.len, &m->env, &m->env_in_buf);
     if (rc)
         goto fail;
     if (d->topic[0] && strcmp(d->topic, m->env->topic) != 0) {
@@ -432,9 +468,8 @@ static int s_msg_new(sl_sub_t *sub, sli_dframe_t *df, const Sluice__Delivery *d,
     *out = m;
     return 0;
 fail:
-    slc_envelope_free(&m->env);
-    free(m->topic_own);
-    free(m);
+    s_msg_clear(m);
+    s_msg_recycle(sub, m);
     return rc;
 }
 
@@ -807,10 +842,9 @@ void sl_msg_destroy(sl_msg_t **msg_p)
     /* Not acked: forget that we hold it, so its redelivery is handed out. */
     if (!m->settled && !sub->opts.ephemeral)
         (void) sli_kmap_remove(&sub->out, m->topic_id, m->offset);
-    slc_envelope_free(&m->env);
-    free(m->topic_own);
+    s_msg_clear(m);
     s_df_release(m->df);
-    free(m);
+    s_msg_recycle(sub, m);
     s_sub_unref(sub);
     *msg_p = NULL;
 }

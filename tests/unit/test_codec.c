@@ -3,6 +3,7 @@
  *  Owns one ZeroMQ context per socket test; single thread.
  *  It does not test the broker's size limits: the codec leaves those to it.  */
 #include <setjmp.h>
+#include <stdalign.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -514,6 +515,40 @@ static void test_decode_ref_deliver(void **state)
     free(buf);
 }
 
+/* slc_envelope_decode_in: the envelope in the caller's buffer, strings
+ * that do not fit spilled (and released), and envelopes with headers
+ * decoded by protobuf-c as before. */
+static void test_decode_in(void **state)
+{
+    (void) state;
+    batch_t b;
+    s_batch_init(&b);
+    static char long_topic[1000];
+    memset(long_topic, 'a', sizeof long_topic - 1);
+    alignas(max_align_t) unsigned char buf[384];
+    uint8_t env[2048];
+    for (int round = 0; round < 3; round++) {
+        Sluice__Envelope want = b.env[0];
+        want.n_headers = round == 2 ? 2 : 0;
+        want.lineage = NULL;
+        if (round == 1)
+            want.topic = long_topic;
+        size_t len = sluice__envelope__pack(&want, env);
+        Sluice__Envelope *e = NULL;
+        bool in_buf = false;
+        assert_int_equal(slc_envelope_decode_in(buf, sizeof buf, env, len, &e, &in_buf), 0);
+        s_assert_envelope(e, &want);
+        assert_true(in_buf == (round < 2));
+        if (in_buf) {
+            assert_true((unsigned char *) e >= buf && (unsigned char *) e < buf + sizeof buf);
+            assert_true(s_inside(e->payload.data, env, len));
+            slc_envelope_release(buf);
+        }
+        else
+            slc_envelope_free(&e);
+    }
+}
+
 /* A command from a newer protocol: a oneof field this build does not know. */
 static void test_unknown_command(void **state)
 {
@@ -644,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_decode_ref_batch),
         cmocka_unit_test(test_decode_ref_merge),
         cmocka_unit_test(test_decode_ref_deliver),
+        cmocka_unit_test(test_decode_in),
         cmocka_unit_test(test_unknown_command),
         cmocka_unit_test(test_frame_name),
         cmocka_unit_test(test_send_recv),

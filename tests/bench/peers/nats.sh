@@ -33,6 +33,15 @@ ours() {
         grep -qF -- "-sd $dir -l " || return 1
 }
 
+# True while PID $1 exists and is not a zombie. Right after the fork its
+# command line is still the shell's (the exec has not happened yet), so
+# start() checks this, not ours(), to tell that the server exited.
+alive() {
+    local state
+    read -r _ _ state _ 2> /dev/null < "/proc/$1/stat" || return 1
+    [ "$state" != Z ]
+}
+
 # The PID in $1/pid if that process is still our server.
 our_pid() {
     local dir=$1 pid
@@ -61,12 +70,13 @@ start() {
     # Ready is the server's own word that it listens on our address, not
     # just any open port: another process may hold PORT.
     for ((i = 0; i < START_WAIT_S * 10; i++)); do
-        if ! ours "$pid" "$dir"; then
+        if ! alive "$pid"; then
             rm -f "$dir/pid"
             tail -n 5 "$dir/nats.log" >&2 2> /dev/null
             die "nats-server exited during start (see $dir/nats.log)"
         fi
-        if grep -q "Listening for client connections on 127.0.0.1:$port" "$dir/nats.log" 2> /dev/null &&
+        if ours "$pid" "$dir" &&
+            grep -q "Listening for client connections on 127.0.0.1:$port" "$dir/nats.log" 2> /dev/null &&
             grep -q "Server is ready" "$dir/nats.log" 2> /dev/null &&
             (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
             return 0
