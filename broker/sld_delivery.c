@@ -199,23 +199,12 @@ static void s_subvec_remove(s_subvec_t *vec, s_sub_t *sub)
         }
 }
 
-/* Runs of 16 consecutive offsets of a topic share one home region, so a
- * subscription's deliveries and acks, which come in offset order, walk the
- * table a cache line after another; the runs are spread by a multiplicative
- * hash. (Hashing each offset apart made every entry a cache miss: with
- * 8 subscriptions' tables of 1.3 MB that was 6% of the broker under W2.) */
-static size_t s_hash_key(uint32_t topic_id, uint64_t offset)
-{
-    uint64_t h = ((offset >> 4) ^ ((uint64_t) topic_id << 40)) * 0x9E3779B97F4A7C15ull;
-    return (size_t) ((h >> 20) << 4 | (offset & 15));
-}
-
 static s_flight_t *s_flight_get(s_ftable_t *t, uint32_t topic_id, uint64_t offset)
 {
     if (t->count == 0)
         return NULL;
     size_t mask = t->cap - 1;
-    for (size_t i = s_hash_key(topic_id, offset) & mask;; i = (i + 1) & mask) {
+    for (size_t i = slc_offset_hash(topic_id, offset) & mask;; i = (i + 1) & mask) {
         s_flight_t *f = &t->slot[i];
         if (f->state == S_FREE)
             return NULL;
@@ -230,7 +219,7 @@ static s_flight_t *s_flight_put(s_ftable_t *t, uint32_t topic_id, uint64_t offse
 {
     assert(t->count < t->cap / 2 + 1);
     size_t mask = t->cap - 1;
-    size_t i = s_hash_key(topic_id, offset) & mask;
+    size_t i = slc_offset_hash(topic_id, offset) & mask;
     while (t->slot[i].state != S_FREE)
         i = (i + 1) & mask;
     s_flight_t *f = &t->slot[i];
@@ -249,7 +238,7 @@ static void s_flight_del(s_ftable_t *t, s_flight_t *f)
     t->slot[i].state = S_FREE;
     t->count--;
     for (size_t j = (i + 1) & mask; t->slot[j].state != S_FREE; j = (j + 1) & mask) {
-        size_t home = s_hash_key(t->slot[j].topic_id, t->slot[j].offset) & mask;
+        size_t home = slc_offset_hash(t->slot[j].topic_id, t->slot[j].offset) & mask;
         bool move = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
         if (move) {
             t->slot[i] = t->slot[j];

@@ -3,20 +3,10 @@
  *  many keys come and go). Owns its slots. One client thread.  */
 #include "sl_kmap.h"
 #include <stdlib.h>
+#include "slc.h"
 #include "sluice_codes.h"
 
 #define SLI_KMAP_MIN_CAP 64
-
-static size_t s_hash(uint32_t topic_id, uint64_t offset)
-{
-    /* Offsets are dense and sequential: mix well so they do not cluster. */
-    uint64_t h = offset * 0x9E3779B97F4A7C15ull
-               ^ ((uint64_t) topic_id * 0xC2B2AE3D27D4EB4Full);
-    h ^= h >> 31;
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 29;
-    return (size_t) h;
-}
 
 sli_kmap_slot_t *sli_kmap_lookup(const sli_kmap_t *self, uint32_t topic_id,
                                  uint64_t offset)
@@ -24,7 +14,7 @@ sli_kmap_slot_t *sli_kmap_lookup(const sli_kmap_t *self, uint32_t topic_id,
     if (!self->slots)
         return NULL;
     size_t mask = self->cap - 1;
-    for (size_t i = s_hash(topic_id, offset) & mask; ; i = (i + 1) & mask) {
+    for (size_t i = slc_offset_hash(topic_id, offset) & mask; ; i = (i + 1) & mask) {
         sli_kmap_slot_t *s = &self->slots[i];
         if (!s->used)
             return NULL;
@@ -37,7 +27,7 @@ static void s_place(sli_kmap_slot_t *slots, size_t cap,
                     const sli_kmap_slot_t *src)
 {
     size_t mask = cap - 1;
-    size_t i = s_hash(src->topic_id, src->offset) & mask;
+    size_t i = slc_offset_hash(src->topic_id, src->offset) & mask;
     while (slots[i].used)
         i = (i + 1) & mask;
     slots[i] = *src;
@@ -92,7 +82,7 @@ bool sli_kmap_remove(sli_kmap_t *self, uint32_t topic_id, uint64_t offset)
     /* Backward shift: pull later entries of the probe run into the hole
      * unless their home slot lies cyclically after the hole. */
     for (size_t j = (i + 1) & mask; self->slots[j].used; j = (j + 1) & mask) {
-        size_t k = s_hash(self->slots[j].topic_id, self->slots[j].offset) & mask;
+        size_t k = slc_offset_hash(self->slots[j].topic_id, self->slots[j].offset) & mask;
         bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
             self->slots[i] = self->slots[j];
