@@ -1409,7 +1409,7 @@ void sld_delivery_transient(sld_delivery_t *self,
         bool hit = false;
         for (size_t i = 0; i < n; i++)
             if (s_transient_match(sub, msgs, i, &last, &hit))
-                need += sluice__envelope__get_packed_size(msgs[i]);
+                need += slc_envelope_size(msgs[i]);
         if (need == 0)
             continue;
         if (slc_grow((void **) &self->scratch, &self->scratch_cap, need, 1) != 0)
@@ -1422,7 +1422,7 @@ void sld_delivery_transient(sld_delivery_t *self,
                 sld_metrics_add(self->metrics, SLD_M_EPHEMERAL_DROPPED, 1);
                 continue;
             }
-            size_t len = sluice__envelope__pack(msgs[i], self->scratch + bytes);
+            size_t len = slc_envelope_pack(msgs[i], self->scratch + bytes);
             s_item(self, k++, sub, 0, msgs[i]->topic, 0, 0, 1, self->scratch + bytes, len);
             bytes += len;
             sub->credit--;

@@ -979,10 +979,10 @@ static int s_stamp(sld_server_t *self, const s_write_t *w, const slc_span_t *spa
         stamped.ingest_ts_us = now;
         if (source)
             stamped.source = (char *) source;
-        *len = sluice__envelope__get_packed_size(&stamped);
+        *len = slc_envelope_size(&stamped);
         if (slc_grow((void **) &self->scratch, &self->capscratch, *len + 1, 1) != 0)
             return SL_ENOMEM;
-        sluice__envelope__pack(&stamped, self->scratch);
+        slc_envelope_pack(&stamped, self->scratch);
         return 0;
     }
     size_t slen = source ? strlen(source) : 0;

@@ -255,6 +255,45 @@ static uint8_t *s_delivery_put(uint8_t *p, const Sluice__Delivery *d)
     return s_bfield_put(p, 0x3a, d->envelope.data, d->envelope.len);
 }
 
+/* Envelopes are packed once per published message by the SDK and once per
+ * transient message and subscriber by the broker; without headers, lineage
+ * or unknown fields (the common case) they are written here, field by field
+ * as protobuf-c writes them (test_codec and fuzz_frame compare the two). */
+static bool s_envelope_plain(const Sluice__Envelope *e)
+{
+    return e->n_headers == 0 && !e->lineage && e->base.n_unknown_fields == 0;
+}
+
+static size_t s_slen(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+size_t slc_envelope_size(const Sluice__Envelope *e)
+{
+    if (!s_envelope_plain(e))
+        return sluice__envelope__get_packed_size(e);
+    return s_bfield_len(s_slen(e->topic)) + s_bfield_len(e->producer_id.len)
+         + s_vfield_len(e->seq) + s_bfield_len(s_slen(e->content_type))
+         + s_bfield_len(e->payload.len) + s_vfield_len(e->ingest_ts_us)
+         + s_bfield_len(s_slen(e->source));
+}
+
+size_t slc_envelope_pack(const Sluice__Envelope *e, uint8_t *out)
+{
+    if (!s_envelope_plain(e))
+        return sluice__envelope__pack(e, out);
+    uint8_t *p = out;
+    p = s_bfield_put(p, 0x0a, e->topic, s_slen(e->topic));
+    p = s_bfield_put(p, 0x12, e->producer_id.data, e->producer_id.len);
+    p = s_vfield_put(p, 0x18, e->seq);
+    p = s_bfield_put(p, 0x2a, e->content_type, s_slen(e->content_type));
+    p = s_bfield_put(p, 0x32, e->payload.data, e->payload.len);
+    p = s_vfield_put(p, 0x38, e->ingest_ts_us);
+    p = s_bfield_put(p, 0x42, e->source, s_slen(e->source));
+    return (size_t) (p - out);
+}
+
 /* FRAME (a Deliver without unknown fields) into MSG. 0 or SL_ENOMEM. */
 static int s_deliver_encode(const Sluice__Frame *frame, zmq_msg_t *msg)
 {

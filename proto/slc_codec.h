@@ -44,6 +44,12 @@ int slc_envelope_decode_in(void *buf, size_t cap, const void *data, size_t len,
                            Sluice__Envelope **out, bool *in_buf);
 void slc_envelope_release(void *buf);
 
+/* Size of E encoded, and E encoded at OUT (that many bytes; returns it):
+ * byte for byte what sluice__envelope__get_packed_size / __pack give,
+ * written directly for envelopes without headers or lineage. */
+size_t slc_envelope_size(const Sluice__Envelope *e);
+size_t slc_envelope_pack(const Sluice__Envelope *e, uint8_t *out);
+
 /* Encode FRAME into MSG (initialised here; the caller sends or closes it).
  * 0 or SL_ENOMEM. */
 int slc_frame_encode(const Sluice__Frame *frame, zmq_msg_t *msg);

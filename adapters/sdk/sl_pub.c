@@ -543,7 +543,7 @@ int sl_publish(sl_client_t *self, const sl_message_t *msg,
     if (rc)
         goto fail;
     e.env.seq = self->next_seq;
-    size_t len = sluice__envelope__get_packed_size(&e.env);
+    size_t len = slc_envelope_size(&e.env);
     size_t tlen = strlen(msg->topic);
     p = malloc(sizeof *p + len + tlen + 1);
     if (!p) {
@@ -551,7 +551,7 @@ int sl_publish(sl_client_t *self, const sl_message_t *msg,
         rc = SL_ENOMEM;
         goto fail;
     }
-    sluice__envelope__pack(&e.env, p->enc);
+    slc_envelope_pack(&e.env, p->enc);
     s_env_free(&e);
     p->seq = self->next_seq++;
     p->corr = 0;
@@ -590,7 +590,7 @@ int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
     rc = s_env_build(self, msg, true, &e);
     if (rc)
         goto fail;
-    size_t len = sluice__envelope__get_packed_size(&e.env);
+    size_t len = slc_envelope_size(&e.env);
     size_t need = 1 + slc_varint_len(len) + len;
     uint64_t now = slc_mono_ms();
     if (self->tn && (self->tn >= self->max_batch
@@ -628,7 +628,7 @@ int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
     uint8_t *p = self->tbuf + self->tlen;
     *p++ = SLI_TAG_BATCH_MSG;
     p = slc_varint_put(p, len);
-    sluice__envelope__pack(&e.env, p);
+    slc_envelope_pack(&e.env, p);
     s_env_free(&e);
     self->tlen += need;
     if (self->tn++ == 0)
