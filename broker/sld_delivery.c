@@ -1422,8 +1422,10 @@ void sld_delivery_transient(sld_delivery_t *self,
                 sld_metrics_add(self->metrics, SLD_M_EPHEMERAL_DROPPED, 1);
                 continue;
             }
+            /* Delivery.topic stays empty: it is the envelope's own (a
+             * fifth of each transient delivery's bytes, all encrypted). */
             size_t len = slc_envelope_pack(msgs[i], self->scratch + bytes);
-            s_item(self, k++, sub, 0, msgs[i]->topic, 0, 0, 1, self->scratch + bytes, len);
+            s_item(self, k++, sub, 0, "", 0, 0, 1, self->scratch + bytes, len);
             bytes += len;
             sub->credit--;
             sub->delivered++;
