@@ -116,13 +116,18 @@ run_suite() {
 # (one per target; a build that fails counts as one failure), the fuzzer's
 # own report on stderr.
 run_fuzz() {
-    local secs=$1 out passed failed
-    out=$(bash tests/fuzz/run.sh "$secs" 2>&1) || true
+    local secs=$1 out rc=0 passed failed
+    out=$(bash tests/fuzz/run.sh "$secs" 2>&1) || rc=$?
     printf '%s\n' "$out" >&2
     passed=$(grep -cE '^fuzz_[a-z]+: ok ' <<<"$out" || true)
     failed=$(grep -cE '^fuzz_[a-z]+: FAIL' <<<"$out" || true)
-    if ((passed + failed == 0)); then
-        failed=1
+    # run.sh exits non-zero on any failure, and says "all N targets clean"
+    # only when every target ran: a run that stopped early is a failure
+    # even if the targets it got to passed.
+    if ((passed + failed == 0)) || { ((rc != 0)) && ((failed == 0)); } \
+        || { ((rc == 0)) && ! grep -qE '^fuzz: all [0-9]+ targets clean' <<<"$out"; }; then
+        failed=$((failed + 1))
+        echo "setup.sh: fuzz: run.sh stopped early (exit $rc)" >&2
     fi
     echo "setup.sh: fuzz: $passed passed, $failed failed" >&2
     echo "$passed $failed"
