@@ -508,6 +508,8 @@ typedef struct {
 static bool s_fv_next(const uint8_t **p, const uint8_t *end, s_fv_t *f)
 {
     uint64_t key;
+    f->b = NULL;
+    f->len = 0;
     if (!s_varint_get(p, end, &key))
         return false;
     f->num = key >> 3;
@@ -564,25 +566,55 @@ static int s_ref_u32(const s_fv_t *f, uint32_t *out)
     return S_REF_OK;
 }
 
-/* Envelope at B (LEN bytes) into E. */
-static int s_ref_envelope(s_arena_t *a, const uint8_t *b, size_t len, Sluice__Envelope *e)
+/* How one field of a message this reader takes is stored: its kind and
+ * where in the protobuf-c struct. Indexed by field number; kind 0 = a field
+ * this reader leaves to protobuf-c. */
+enum { S_F_NONE, S_F_STR, S_F_BYTES, S_F_U64, S_F_U32 };
+typedef struct {
+    uint8_t kind;
+    uint16_t off;
+} s_field_t;
+
+#define S_FIELDS_MAX 10
+static const s_field_t s_envelope_fields[S_FIELDS_MAX] = {
+    [1] = { S_F_STR, offsetof(Sluice__Envelope, topic) },
+    [2] = { S_F_BYTES, offsetof(Sluice__Envelope, producer_id) },
+    [3] = { S_F_U64, offsetof(Sluice__Envelope, seq) },
+    /* 4 headers and 9 lineage: protobuf-c */
+    [5] = { S_F_STR, offsetof(Sluice__Envelope, content_type) },
+    [6] = { S_F_BYTES, offsetof(Sluice__Envelope, payload) },
+    [7] = { S_F_U64, offsetof(Sluice__Envelope, ingest_ts_us) },
+    [8] = { S_F_STR, offsetof(Sluice__Envelope, source) },
+};
+static const s_field_t s_delivery_fields[S_FIELDS_MAX] = {
+    [1] = { S_F_U32, offsetof(Sluice__Delivery, sub_id) },
+    [2] = { S_F_U32, offsetof(Sluice__Delivery, topic_id) },
+    [3] = { S_F_STR, offsetof(Sluice__Delivery, topic) },
+    [4] = { S_F_U64, offsetof(Sluice__Delivery, offset) },
+    [5] = { S_F_U64, offsetof(Sluice__Delivery, token) },
+    [6] = { S_F_U32, offsetof(Sluice__Delivery, attempt) },
+    [7] = { S_F_BYTES, offsetof(Sluice__Delivery, envelope) },
+};
+
+/* The message at B (LEN bytes) into MSG (initialised by the caller), whose
+ * fields FIELDS describes. */
+static int s_ref_fields(s_arena_t *a, const uint8_t *b, size_t len, void *msg,
+                        const s_field_t *fields)
 {
-    *e = (Sluice__Envelope) SLUICE__ENVELOPE__INIT;
     const uint8_t *p = b, *end = b + len;
     s_fv_t f;
     while (p < end) {
         if (!s_fv_next(&p, end, &f))
             return S_REF_OTHER;
+        const s_field_t *fd = f.num < S_FIELDS_MAX ? &fields[f.num] : &fields[0];
+        char *at = (char *) msg + fd->off;
         int rc;
-        switch (f.num) {
-        case 1: rc = s_ref_str(a, &f, &e->topic); break;
-        case 2: rc = s_ref_bytes(&f, &e->producer_id); break;
-        case 3: rc = s_ref_u64(&f, &e->seq); break;
-        case 5: rc = s_ref_str(a, &f, &e->content_type); break;
-        case 6: rc = s_ref_bytes(&f, &e->payload); break;
-        case 7: rc = s_ref_u64(&f, &e->ingest_ts_us); break;
-        case 8: rc = s_ref_str(a, &f, &e->source); break;
-        default: rc = S_REF_OTHER; break;      /* headers, lineage, unknown */
+        switch (fd->kind) {
+        case S_F_STR: rc = s_ref_str(a, &f, (char **) at); break;
+        case S_F_BYTES: rc = s_ref_bytes(&f, (ProtobufCBinaryData *) at); break;
+        case S_F_U64: rc = s_ref_u64(&f, (uint64_t *) at); break;
+        case S_F_U32: rc = s_ref_u32(&f, (uint32_t *) at); break;
+        default: rc = S_REF_OTHER; break;
         }
         if (rc)
             return rc;
@@ -590,29 +622,16 @@ static int s_ref_envelope(s_arena_t *a, const uint8_t *b, size_t len, Sluice__En
     return S_REF_OK;
 }
 
+static int s_ref_envelope(s_arena_t *a, const uint8_t *b, size_t len, Sluice__Envelope *e)
+{
+    *e = (Sluice__Envelope) SLUICE__ENVELOPE__INIT;
+    return s_ref_fields(a, b, len, e, s_envelope_fields);
+}
+
 static int s_ref_delivery(s_arena_t *a, const uint8_t *b, size_t len, Sluice__Delivery *d)
 {
     *d = (Sluice__Delivery) SLUICE__DELIVERY__INIT;
-    const uint8_t *p = b, *end = b + len;
-    s_fv_t f;
-    while (p < end) {
-        if (!s_fv_next(&p, end, &f))
-            return S_REF_OTHER;
-        int rc;
-        switch (f.num) {
-        case 1: rc = s_ref_u32(&f, &d->sub_id); break;
-        case 2: rc = s_ref_u32(&f, &d->topic_id); break;
-        case 3: rc = s_ref_str(a, &f, &d->topic); break;
-        case 4: rc = s_ref_u64(&f, &d->offset); break;
-        case 5: rc = s_ref_u64(&f, &d->token); break;
-        case 6: rc = s_ref_u32(&f, &d->attempt); break;
-        case 7: rc = s_ref_bytes(&f, &d->envelope); break;
-        default: rc = S_REF_OTHER; break;
-        }
-        if (rc)
-            return rc;
-    }
-    return S_REF_OK;
+    return s_ref_fields(a, b, len, d, s_delivery_fields);
 }
 
 /* The repeated message field 1 of a PublishBatch or Deliver body at B (LEN

@@ -393,6 +393,17 @@ static bool s_inside(const void *p, const uint8_t *buf, size_t len)
     return (const uint8_t *) p >= buf && (const uint8_t *) p < buf + len;
 }
 
+/* The batch of s_batch_init without headers and lineage: the envelopes
+ * the by-reference decoder takes. */
+static void s_batch_init_plain(batch_t *b)
+{
+    s_batch_init(b);
+    for (size_t i = 0; i < N_MSGS; i++) {
+        b->env[i].n_headers = 0;
+        b->env[i].lineage = NULL;
+    }
+}
+
 /* slc_frame_decode_ref: a plain PublishBatch decodes to the same values
  * with payloads and producer ids pointing into the input; a batch with
  * headers and lineage takes protobuf-c's path and decodes the same too; a
@@ -401,11 +412,7 @@ static void test_decode_ref_batch(void **state)
 {
     (void) state;
     batch_t b;
-    s_batch_init(&b);
-    for (size_t i = 0; i < N_MSGS; i++) {
-        b.env[i].n_headers = 0;
-        b.env[i].lineage = NULL;
-    }
+    s_batch_init_plain(&b);
     size_t len;
     uint8_t *buf = s_pack(&b.frame, &len);
     Sluice__Frame *f = NULL;
@@ -437,11 +444,7 @@ static void test_decode_ref_merge(void **state)
 {
     (void) state;
     batch_t b;
-    s_batch_init(&b);
-    for (size_t i = 0; i < N_MSGS; i++) {
-        b.env[i].n_headers = 0;
-        b.env[i].lineage = NULL;
-    }
+    s_batch_init_plain(&b);
     size_t len;
     uint8_t *one = s_pack(&b.frame, &len);
     uint8_t *two = malloc(2 * len);
