@@ -746,7 +746,9 @@ static void s_timers(sl_client_t *self, uint64_t now, bool blocking)
             s_session_drop(self, false);
             break;
         }
-        sli_pub_service(self, now, false);
+        /* About to block: nothing can join a batch while we wait, so
+         * publishes and acks leave now rather than at their linger. */
+        sli_pub_service(self, now, blocking);
         sli_sub_service(self, now, blocking);
         /* Idle: prove we are alive. Busy sending but hearing nothing
          * (transient publishes get no replies): ask for a sign of life. */

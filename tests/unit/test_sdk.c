@@ -780,7 +780,7 @@ static void t_publish_confirm(void **state)
         assert_int_equal(seq, (uint64_t) i + 1);
     }
     assert_int_equal(sl_unconfirmed(c), 10);
-    sl_poll(c, 20);
+    sl_poll(c, 0);              /* not blocking: the batch keeps lingering */
     pthread_mutex_lock(&fb->mu);
     assert_int_equal(fb->batches, 0);
     pthread_mutex_unlock(&fb->mu);
@@ -827,18 +827,62 @@ static void t_batching(void **state)
         assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), 0);
     }
     WAIT_FOR(c, fb, fb->batches == 1 && fb->batch_size[0] == 4, 30);
-    /* A partial batch waits for linger. */
+    /* A partial batch waits for linger while the caller keeps busy
+     * (calls that do not block). */
     uint64_t t0 = slc_mono_ms();
     for (int i = 0; i < 3; i++) {
         sl_message_t m = s_msg("orders.eu", "l");
         assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), 0);
     }
-    WAIT_FOR(c, fb, fb->batches == 2, 2000);
+    int sent = 0;
+    while (!sent && slc_mono_ms() - t0 < 2000) {
+        sl_poll(c, 0);
+        usleep(1000);
+        pthread_mutex_lock(&fb->mu);
+        sent = fb->batches == 2;
+        pthread_mutex_unlock(&fb->mu);
+    }
+    assert_true(sent);
     assert_true(slc_mono_ms() - t0 >= 35);
     pthread_mutex_lock(&fb->mu);
     assert_int_equal(fb->batch_size[1], 3);
     pthread_mutex_unlock(&fb->mu);
     assert_int_equal(sl_flush(c, 2000), 0);
+    sl_client_destroy(&c);
+    fb_destroy(&fb);
+}
+
+/* A call that blocks sends what lingers first: nothing can join a batch
+ * while the caller waits, so holding it would only add latency. */
+static void t_blocking_sends(void **state)
+{
+    (void) state;
+    fb_t *fb = fb_new();
+    sl_options_t o;
+    sl_options_init(&o);
+    o.linger_ms = 10000;
+    sl_client_t *c = s_client(fb, &o);
+    assert_int_equal(sl_client_connect(c), 0);
+    rec_t rec = { 0 };
+    uint64_t t0 = slc_mono_ms();
+    for (int i = 0; i < 3; i++) {
+        sl_message_t m = s_msg("orders.eu", "d");
+        assert_int_equal(sl_publish(c, &m, s_rec, &rec, NULL), 0);
+        sl_message_t t = s_msg("ticks.eu", "t");
+        assert_int_equal(sl_publish_transient(c, &t), 0);
+    }
+    /* One durable and one transient batch of 3, and the confirms, long
+     * before the 10 s linger. */
+    while (rec.n < 3 && slc_mono_ms() - t0 < 3000)
+        sl_poll(c, 100);
+    assert_int_equal(rec.n, 3);
+    WAIT_FOR(c, fb, fb->batches == 2, 3000);
+    assert_true(slc_mono_ms() - t0 < 5000);
+    pthread_mutex_lock(&fb->mu);
+    assert_int_equal(fb->batch_size[0], 3);
+    assert_int_equal(fb->batch_size[1], 3);
+    assert_true(fb->batch_transient[0] != fb->batch_transient[1]);
+    pthread_mutex_unlock(&fb->mu);
     sl_client_destroy(&c);
     fb_destroy(&fb);
 }
@@ -1716,6 +1760,7 @@ int main(void)
         cmocka_unit_test(t_version),
         cmocka_unit_test(t_publish_confirm),
         cmocka_unit_test(t_batching),
+        cmocka_unit_test(t_blocking_sends),
         cmocka_unit_test(t_nacks),
         cmocka_unit_test(t_restart),
         cmocka_unit_test(t_silence),
