@@ -133,6 +133,7 @@ typedef struct {
     uint64_t offset;
     uint32_t attempts;
     bool nacked;
+    bool unreadable;            /* the stored record did not read or open */
 } s_dlq_t;
 
 typedef struct {
@@ -1216,6 +1217,43 @@ static void s_catch_up_floor(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *s
     s_mark_dirty(self, sub);
 }
 
+static int s_queue_dlq(sld_delivery_t *self, const s_sub_t *sub, uint32_t topic_id,
+                       uint64_t offset, uint32_t attempts, bool nacked, bool unreadable)
+{
+    int rc = slc_grow((void **) &self->dlq, &self->capdlq, self->ndlq + 1, sizeof(s_dlq_t));
+    if (rc)
+        return rc;
+    s_dlq_t *d = &self->dlq[self->ndlq++];
+    snprintf(d->sub, sizeof d->sub, "%s", sub->name);
+    d->topic_id = topic_id;
+    d->offset = offset;
+    d->attempts = attempts;
+    d->nacked = nacked;
+    d->unreadable = unreadable;
+    return 0;
+}
+
+/* OFFSET of ST is stored but did not read or open (damaged, or sealed with
+ * a key this broker lacks). It cannot be delivered, and skipping it would
+ * lose a stored message without a trace: a durable subscription
+ * dead-letters it (an empty copy whose dlq-reason says why, and the
+ * advisory) and counts it as acked; an ephemeral one only counts it.
+ * Non-zero (out of memory) leaves everything as it was, for a later pump. */
+static int s_unreadable(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
+                        uint64_t offset, uint32_t attempts)
+{
+    if (!sub->ephemeral) {
+        int rc = s_queue_dlq(self, sub, st->topic_id, offset, attempts, false, true);
+        if (rc)
+            return rc;
+        (void) s_mark_acked(self, sub, st, offset);
+        sub->dead_lettered++;
+        sld_metrics_add(self->metrics, SLD_M_DEAD_LETTERED, 1);
+    }
+    sld_metrics_add(self->metrics, SLD_M_UNREADABLE, 1);
+    return 0;
+}
+
 /* Deliver what SUB's credit allows. Returns true while it may have more. */
 static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                        uint64_t now)
@@ -1236,9 +1274,22 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
             f = NULL;
         }
         if (f) {
-            if (sld_store_read(txn, f->topic_id, f->offset, &env, &len, NULL) != 0) {
-                /* Trimmed by retention while waiting: nothing to redeliver. */
+            int rc = sld_store_read(txn, f->topic_id, f->offset, &env, &len, NULL);
+            if (rc == SL_ENOMEM) {
+                s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
+                more = false;
+                break;
+            }
+            if (rc) {
+                /* Trimmed by retention while waiting: nothing to redeliver.
+                 * Unreadable: dead-lettered. */
                 st = s_subtopic_find(sub, f->topic_id);
+                if (st && rc != SL_ENOTFOUND
+                    && s_unreadable(self, sub, st, f->offset, f->attempt) != 0) {
+                    s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
+                    more = false;
+                    break;
+                }
                 s_forget(self, sub, f);
                 if (st)
                     s_catch_up_floor(self, sub, st);
@@ -1264,8 +1315,14 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                 break;
             }
             uint64_t off = st->next;
-            if (sld_store_read(txn, st->topic_id, off, &env, &len, NULL) != 0) {
-                st->next++;
+            int rc = sld_store_read(txn, st->topic_id, off, &env, &len, NULL);
+            if (rc == SL_ENOMEM
+                || (rc && rc != SL_ENOTFOUND && s_unreadable(self, sub, st, off, 0) != 0)) {
+                more = false;       /* out of memory: the next pump tries again */
+                break;
+            }
+            if (rc) {
+                st->next++;         /* trimmed, or dead-lettered as unreadable */
                 s_catch_up_floor(self, sub, st);
                 continue;
             }
@@ -1309,20 +1366,6 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
     return more && sub->credit > 0;
 }
 
-static int s_queue_dlq(sld_delivery_t *self, s_sub_t *sub, s_flight_t *f)
-{
-    int rc = slc_grow((void **) &self->dlq, &self->capdlq, self->ndlq + 1, sizeof(s_dlq_t));
-    if (rc)
-        return rc;
-    s_dlq_t *d = &self->dlq[self->ndlq++];
-    snprintf(d->sub, sizeof d->sub, "%s", sub->name);
-    d->topic_id = f->topic_id;
-    d->offset = f->offset;
-    d->attempts = f->attempt;
-    d->nacked = f->nacked;
-    return 0;
-}
-
 static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
 {
     while (sub->timers.n && sub->timers.v[0].deadline <= now) {
@@ -1333,7 +1376,8 @@ static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
             continue;
         if (f->attempt >= sub->max_deliver) {
             s_subtopic_t *st = s_subtopic_find(sub, f->topic_id);
-            if (s_queue_dlq(self, sub, f) != 0 || !st)
+            if (s_queue_dlq(self, sub, f->topic_id, f->offset, f->attempt, f->nacked,
+                            false) != 0 || !st)
                 continue;
             sub->dead_lettered++;
             sld_metrics_add(self->metrics, SLD_M_DEAD_LETTERED, 1);
@@ -1503,8 +1547,12 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const s_dlq_t *d)
     const sld_topic_info_t *src = sld_store_topic_by_id(self->store, d->topic_id);
     const char *src_name = src ? src->name : "";
     char reason[128], offset[32], attempts[16];
-    snprintf(reason, sizeof reason, "%s %u times without ack (max_deliver)",
-             d->nacked ? "nacked" : "delivered", d->attempts);
+    if (d->unreadable)
+        snprintf(reason, sizeof reason, "stored record unreadable (damaged, or sealed "
+                 "with a key this broker does not have)");
+    else
+        snprintf(reason, sizeof reason, "%s %u times without ack (max_deliver)",
+                 d->nacked ? "nacked" : "delivered", d->attempts);
     snprintf(offset, sizeof offset, "%llu", (unsigned long long) d->offset);
     snprintf(attempts, sizeof attempts, "%u", d->attempts);
 
@@ -1515,10 +1563,12 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const s_dlq_t *d)
     uint32_t dlq_id, adv_id;
     uint64_t dlq_off, adv_off, now = slc_now_us();
     int rc = sld_store_read(txn, d->topic_id, d->offset, &env, &len, NULL);
-    if (rc == 0)
+    if (rc == 0 && !d->unreadable)
         rc = slc_envelope_decode(env, len, &e);
-    else if (rc == SL_ENOTFOUND) {
-        rc = 0;                 /* trimmed meanwhile: the advisory still says so */
+    else if (rc == 0 || rc == SL_ENOTFOUND || rc == SL_ESTORE) {
+        /* Trimmed meanwhile, or unreadable: an empty copy, and the
+         * advisory still says which message it was. */
+        rc = 0;
         e = calloc(1, sizeof(Sluice__Envelope));
         if (!e)
             return SL_ENOMEM;

@@ -25,6 +25,7 @@ static const char *const s_names[SLD_M_COUNT] = {
     [SLD_M_ACKS_REFUSED] = "deliver.acks_refused",
     [SLD_M_NACKS] = "deliver.nacks",
     [SLD_M_DEAD_LETTERED] = "deliver.dead_lettered",
+    [SLD_M_UNREADABLE] = "deliver.unreadable",
     [SLD_M_EPHEMERAL_DROPPED] = "deliver.ephemeral_dropped",
     [SLD_M_TRIMMED] = "retention.trimmed",
     [SLD_M_SESSIONS] = "sessions.opened",

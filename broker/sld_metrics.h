@@ -23,6 +23,8 @@ typedef enum {
     SLD_M_ACKS_REFUSED,         /* acks refused (stale, unknown) */
     SLD_M_NACKS,                /* nacks from consumers */
     SLD_M_DEAD_LETTERED,        /* messages moved to _dlq.<sub> */
+    SLD_M_UNREADABLE,           /* stored records that did not read or open (damaged,
+                                   or sealed with a key the broker lacks) */
     SLD_M_EPHEMERAL_DROPPED,    /* transient messages not sent for lack of credit */
     SLD_M_TRIMMED,              /* records removed by retention */
     SLD_M_SESSIONS,             /* sessions opened */

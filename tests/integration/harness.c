@@ -366,3 +366,23 @@ int h_raw_hello(h_raw_t *r)
     slc_frame_free(&ok);
     return rc;
 }
+
+typedef struct {
+    const char *name;
+    uint64_t value;
+} h_counter_t;
+
+static void h_counter_cb(const char *name, uint64_t value, void *arg)
+{
+    h_counter_t *want = arg;
+    if (strcmp(name, want->name) == 0)
+        want->value = value;
+}
+
+uint64_t h_counter(sl_client_t *c, const char *name)
+{
+    h_counter_t want = { name, UINT64_MAX };
+    if (sl_counters(c, h_counter_cb, &want) != 0)
+        return UINT64_MAX;
+    return want.value;
+}

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "slc_codec.h"
+#include "sluice.h"
 
 typedef struct {
     char dir[256];              /* temporary data dir (removed by h_broker_destroy) */
@@ -48,6 +49,10 @@ void h_broker_destroy(h_broker_t *b);
  * capture stdout into OUT (malloc'd, caller frees; may be NULL). Returns the
  * exit status (or -1). */
 int h_run(const char *cmd, const char *in, char **out);
+
+/* The broker's counter NAME, asked through client C; UINT64_MAX when the
+ * request fails or the broker has no such counter. */
+uint64_t h_counter(sl_client_t *c, const char *name);
 
 /* Path of a built program ("broker/sluiced", "adapters/cli/sluice"). */
 const char *h_build_path(const char *rel, char *buf, size_t len);

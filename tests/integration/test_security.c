@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <lmdb.h>
 #include "harness.h"
 #include "sluice.h"
 
@@ -485,6 +486,101 @@ static bool s_file_has(const char *path, const char *marker)
     return system(cmd) == 0;
 }
 
+/* Flip the last byte of record OFFSET of TOPIC in the stopped broker's
+ * store in DIR, the way a bad sector or a stray write would: a sealed
+ * record then no longer opens. */
+static void s_damage_record(const char *dir, const char *topic, uint64_t offset)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi topics, msgs;
+    MDB_val k = { strlen(topic), (void *) topic }, v;
+    uint8_t kb[12];
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "topics", 0, &topics), 0);
+    assert_int_equal(mdb_get(txn, topics, &k, &v), 0);
+    memcpy(kb, (const uint8_t *) v.mv_data + 1, 4);     /* version u8, then the id */
+    for (int i = 0; i < 8; i++)
+        kb[4 + i] = (uint8_t) (offset >> (56 - 8 * i));
+    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &msgs), 0);
+    k = (MDB_val) { sizeof kb, kb };
+    assert_int_equal(mdb_get(txn, msgs, &k, &v), 0);
+    uint8_t *rec = malloc(v.mv_size);
+    assert_non_null(rec);
+    memcpy(rec, v.mv_data, v.mv_size);
+    rec[v.mv_size - 1] ^= 0x5a;
+    v.mv_data = rec;
+    assert_int_equal(mdb_put(txn, msgs, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(rec);
+}
+
+/* A stored record that no longer opens is not skipped in silence: the
+ * subscription gets the others, the damaged one goes to its dead-letter
+ * topic with the reason, and deliver.unreadable counts it. */
+static void test_unreadable_record_dead_lettered(void **state)
+{
+    (void) state;
+    char key[100], extra[128], sluiced[512], cmd[700];
+    h_build_path("broker/sluiced", sluiced, sizeof sluiced);
+    snprintf(key, sizeof key, "/tmp/sluice-it-key-damage-%d", (int) getpid());
+    unlink(key);
+    snprintf(cmd, sizeof cmd, "%s --new-key %s >/dev/null", sluiced, key);
+    assert_int_equal(system(cmd), 0);
+    snprintf(extra, sizeof extra, "--encrypt-at-rest=%s", key);
+    const char *const args[] = { extra, NULL };
+    h_broker_t b;
+    h_broker_init_secure(&b, args);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *admin = s_admin(&b);
+    const char *sent[] = { "first", "second", "third" };
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s_pub(admin, "vault.d", sent[i]), 0);
+    sl_client_destroy(&admin);
+    assert_int_equal(h_broker_stop(&b, SIGTERM), 0);
+    s_damage_record(b.dir, "vault.d", 1);
+
+    assert_int_equal(h_broker_start(&b), 0);
+    admin = s_admin(&b);
+    sl_sub_t *sub = NULL;
+    assert_int_equal(s_sub(admin, "vault-d", "vault.d", &sub), 0);
+    const char *want[] = { "first", "third" };
+    for (int i = 0; i < 2; i++) {
+        sl_msg_t *m = NULL;
+        assert_int_equal(sl_sub_next(sub, S_WAIT_MS, &m), 0);
+        size_t n = 0;
+        const char *p = sl_msg_payload(m, &n);
+        assert_int_equal(n, strlen(want[i]));
+        assert_memory_equal(p, want[i], n);
+        assert_int_equal(sl_msg_offset(m), i == 0 ? 0 : 2);
+        assert_int_equal(sl_ack(m), 0);
+        sl_msg_destroy(&m);
+    }
+    sl_sub_t *dlq = NULL;
+    assert_int_equal(s_sub(admin, "vault-d-dlq", "_dlq.vault-d", &dlq), 0);
+    sl_msg_t *m = NULL;
+    assert_int_equal(sl_sub_next(dlq, S_WAIT_MS, &m), 0);
+    size_t n = 1;
+    (void) sl_msg_payload(m, &n);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(sl_msg_header(m, "dlq-reason"), "unreadable"));
+    assert_string_equal(sl_msg_header(m, "dlq-topic"), "vault.d");
+    assert_string_equal(sl_msg_header(m, "dlq-offset"), "1");
+    assert_int_equal(sl_ack(m), 0);
+    sl_msg_destroy(&m);
+    assert_int_equal(h_counter(admin, "deliver.unreadable"), 1);
+    assert_int_equal(h_counter(admin, "deliver.dead_lettered"), 1);
+    snprintf(cmd, sizeof cmd, "grep -q 'record .*/1 (data key 1) does not open' '%s'", b.log);
+    assert_int_equal(system(cmd), 0);
+    sl_client_destroy(&admin);
+    h_broker_destroy(&b);
+    unlink(key);
+}
+
 static void test_encryption_at_rest(void **state)
 {
     (void) state;
@@ -567,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_revoke_cuts_off),
         cmocka_unit_test(test_no_plaintext_on_wire),
         cmocka_unit_test(test_encryption_at_rest),
+        cmocka_unit_test(test_unreadable_record_dead_lettered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
