@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "sluice.h"
+#include "peers/peer_common.h"   /* the payload stamp: PEER_W0_STAMP_EVERY */
 
 #ifndef SLUICED_PATH
 #error "SLUICED_PATH must name the sluiced executable (meson sets it)"
@@ -120,7 +121,8 @@ typedef struct {
     uint64_t received;              /* distinct sequences received */
     uint64_t duplicates;            /* a sequence seen again */
     uint64_t out_of_order;          /* offset not above the previous one */
-    uint64_t *lat_ns;               /* received latencies, owned */
+    uint64_t *lat_ns;               /* latencies of stamped messages, owned */
+    uint64_t nlat;                  /* how many */
     uint8_t *seen;                  /* one byte per sequence, owned */
 } s_run_t;
 
@@ -365,10 +367,10 @@ static void s_on_confirm(const sl_confirm_t *confirm, void *arg)
         run->confirm_dups++;
 }
 
-static void s_fill_payload(char *buf, uint64_t seq)
+static void s_fill_payload(char *buf, uint64_t seq, bool stamp)
 {
     uint32_t seq32 = (uint32_t)seq;     /* count <= UINT32_MAX (s_parse) */
-    uint64_t ts = s_now_ns();
+    uint64_t ts = stamp ? s_now_ns() : 0;
 
     memcpy(buf, &seq32, 4);
     memcpy(buf + 4, &ts, 8);
@@ -406,7 +408,7 @@ static int s_producer_w0(s_run_t *run, sl_client_t *client, char *buf)
 
     run->t_first = s_now();
     for (i = 0; i < run->count && !atomic_load(&run->abort); i++) {
-        s_fill_payload(buf, i);
+        s_fill_payload(buf, i, i % PEER_W0_STAMP_EVERY == 0);
         busy_since = 0;
         /* SL_EBUSY is the client's queue being full: backpressure, not
          * loss. Wait for room, but not for ever. */
@@ -466,7 +468,7 @@ static int s_producer_w1(s_run_t *run, sl_client_t *client, char *buf)
                 goto fail;
             }
         }
-        s_fill_payload(buf, i);
+        s_fill_payload(buf, i, true);
         /* Paced: stamp the scheduled time, not the actual one, so a
          * producer held back by a slow broker adds that wait to the
          * latency instead of hiding it (coordinated omission). */
@@ -545,10 +547,7 @@ static bool s_record(s_run_t *run, const sl_msg_t *msg, uint64_t *last_offset,
     size_t len = 0;
     const char *p = sl_msg_payload(msg, &len);
     uint32_t seq;
-    uint64_t ts, now = s_now_ns(), offset = sl_msg_offset(msg);
-
-    /* The one clock read per message: it also ends the run's time. */
-    run->t_sub_end = (double)now / 1e9;
+    uint64_t ts, now, offset = sl_msg_offset(msg);
 
     if (run->cfg->workload != S_W0) {
         if (*have_offset && offset <= *last_offset)
@@ -567,7 +566,15 @@ static bool s_record(s_run_t *run, const sl_msg_t *msg, uint64_t *last_offset,
         return false;
     }
     run->seen[seq] = 1;
-    run->lat_ns[run->received++] = now > ts ? now - ts : 0;
+    run->received++;
+    /* The clock is read for stamped messages (all but W0's unstamped
+     * ones) and the last: it also ends the run's time. */
+    if (ts != 0 || run->received == run->count) {
+        now = s_now_ns();
+        run->t_sub_end = (double)now / 1e9;
+        if (ts != 0)
+            run->lat_ns[run->nlat++] = now > ts ? now - ts : 0;
+    }
     return true;
 }
 
@@ -784,8 +791,8 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
             first = run->t_first;
         if (e > end)
             end = e;
-        memcpy(lat + nlat, run->lat_ns, run->received * sizeof *lat);
-        nlat += run->received;
+        memcpy(lat + nlat, run->lat_ns, run->nlat * sizeof *lat);
+        nlat += run->nlat;
         received += run->received;
         lost += run->count - run->received;
         dups += run->duplicates;

@@ -274,7 +274,7 @@ static int s_produce_core(pn_lane_t *l)
     }
     l->first_pub_ns = peer_now_ns();
     for (uint64_t i = 0; i < l->n; i++) {
-        peer_stamp(buf, size, l->base + i);
+        peer_stamp_w0(buf, size, l->base + i);
         if ((s = natsConnection_Publish(l->pnc, l->subject, buf, (int) size)) != NATS_OK) {
             s_nats(s, 0, "publish to", l->subject);
             goto fail;
@@ -390,7 +390,9 @@ static void *s_producer(void *arg)
 }
 
 /* Check MSG's stamp against the lane and record it; true if it is new. */
-static bool s_record(pn_lane_t *l, natsMsg *msg, uint64_t now)
+/* Record MSG, received at *NOW; with *NOW 0 (W0) the clock is read only
+ * for a stamped message or the last (peer_rx_ns), into *NOW. */
+static bool s_record(pn_lane_t *l, natsMsg *msg, uint64_t *now)
 {
     uint64_t seq, sent;
     if (!peer_unstamp((const uint8_t *) natsMsg_GetData(msg),
@@ -399,9 +401,13 @@ static bool s_record(pn_lane_t *l, natsMsg *msg, uint64_t now)
         l->foreign++;
         return false;
     }
-    if (l->lat)
-        peer_lat_add(l->lat, sent, now);
-    l->last_rx_ns = now;
+    if (!*now)
+        *now = peer_rx_ns(sent, peer_seen_unique(l->seen) + 1 >= l->n);
+    if (*now) {
+        if (l->lat)
+            peer_lat_add(l->lat, sent, *now);
+        l->last_rx_ns = *now;
+    }
     return peer_seen_add(l->seen, seq - l->base);
 }
 
@@ -434,8 +440,10 @@ static int s_consume_core(pn_lane_t *l)
             s_nats(s, 0, "receive from", l->subject);
             goto fail;
         }
-        idle_since = peer_now_ns();
-        s_record(l, msg, idle_since);
+        uint64_t now = 0;
+        s_record(l, msg, &now);
+        if (now)
+            idle_since = now;
         natsMsg_Destroy(msg);
         msg = NULL;
     }
@@ -500,7 +508,7 @@ static int s_consume_js(pn_lane_t *l)
         for (int i = 0; i < list.Count; i++) {
             natsMsg *msg = list.Msgs[i];
             idle_since = peer_now_ns();
-            if (s_record(l, msg, idle_since) && peer_seen_unique(l->seen) == l->n) {
+            if (s_record(l, msg, &idle_since) && peer_seen_unique(l->seen) == l->n) {
                 /* The last one: wait until the server has taken the ack
                  * (and, on this connection, every ack before it). */
                 s = natsMsg_AckSync(msg, NULL, &jerr);

@@ -379,6 +379,8 @@ static int s_produce(s_stream_t *s)
             goto fail;
         if (run->paced)
             peer_stamp_at(buf, o->size, i, due);    /* the slot (peer_common.h) */
+        else if (!run->durable)
+            peer_stamp_w0(buf, o->size, i);
         else
             peer_stamp(buf, o->size, i);
         if (s_status_check(amqp_basic_publish(s->pub, S_CHANNEL, amqp_empty_bytes,

@@ -245,6 +245,8 @@ static void *s_produce(void *arg)
             }
             if (gap_ns > 0)
                 peer_stamp_at(buf, o->size, sent, due);
+            else if (w0)
+                peer_stamp_w0(buf, o->size, sent);
             else
                 peer_stamp(buf, o->size, sent);
             if (redisAppendCommandArgv(self->pub, argc, argv, lens) != REDIS_OK) {
@@ -280,17 +282,23 @@ fail:
 }
 
 /* Record one delivered payload: its stamp, once, and in W1-lat its latency. */
-static void s_deliver(s_lane_t *self, const redisReply *payload, uint64_t now)
+/* Record PAYLOAD, received at NOW; with NOW 0 (W0) the clock is read only
+ * for a stamped message or the last (peer_rx_ns). Returns the time used,
+ * 0 when none was read. */
+static uint64_t s_deliver(s_lane_t *self, const redisReply *payload, uint64_t now)
 {
     uint64_t seq, sent_ns;
     if (payload->type != REDIS_REPLY_STRING || payload->len != self->o->size
         || !peer_unstamp((const uint8_t *) payload->str, payload->len, &seq, &sent_ns)
         || seq >= self->count) {
         self->bad++;
-        return;
+        return now;
     }
-    if (peer_seen_add(self->seen, seq) && self->lat)
+    if (!now)
+        now = peer_rx_ns(sent_ns, peer_seen_unique(self->seen) + 1 >= self->count);
+    if (peer_seen_add(self->seen, seq) && self->lat && now)
         peer_lat_add(self->lat, sent_ns, now);
+    return now;
 }
 
 /* True when the consumer should stop waiting: the producer failed, or it is
@@ -323,8 +331,9 @@ static void *s_subscribe(void *arg)
             rc = s_unexpected(r, "subscriber", "a message push");
             goto fail;
         }
-        last_msg_ns = self->done_ns = peer_now_ns();
-        s_deliver(self, r->element[2], last_msg_ns);
+        uint64_t now = s_deliver(self, r->element[2], 0);
+        if (now)
+            last_msg_ns = self->done_ns = now;
         freeReplyObject(r);
         r = NULL;
     }

@@ -118,6 +118,16 @@ void peer_stamp(uint8_t *buf, size_t size, uint64_t seq)
     peer_stamp_at(buf, size, seq, peer_now_ns());
 }
 
+void peer_stamp_w0(uint8_t *buf, size_t size, uint64_t seq)
+{
+    peer_stamp_at(buf, size, seq, seq % PEER_W0_STAMP_EVERY ? 0 : peer_now_ns());
+}
+
+uint64_t peer_rx_ns(uint64_t sent_ns, bool last)
+{
+    return sent_ns || last ? peer_now_ns() : 0;
+}
+
 void peer_stamp_at(uint8_t *buf, size_t size, uint64_t seq, uint64_t sent_ns)
 {
     uint32_t s = (uint32_t) seq;
@@ -180,7 +190,7 @@ void peer_lat_destroy(peer_lat_t **self_p)
 
 void peer_lat_add(peer_lat_t *self, uint64_t sent_ns, uint64_t now_ns)
 {
-    if (self->n < self->max)
+    if (sent_ns && self->n < self->max)
         self->us[self->n++] = now_ns > sent_ns ? (uint32_t) ((now_ns - sent_ns) / 1000) : 0;
 }
 

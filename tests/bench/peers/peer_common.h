@@ -54,6 +54,18 @@ uint64_t peer_due_ns(uint64_t t0_ns, uint64_t i, double rate);
 /* Sleep until CLOCK_MONOTONIC NS; 0, or -1 (said on stderr). */
 int peer_sleep_until(uint64_t ns);
 
+/* W0 measures throughput only: the time goes on one message in
+ * PEER_W0_STAMP_EVERY (the others carry 0), and a receiver reads the clock
+ * for those and for the run's last message only. A clock read per message
+ * on each side cost ~5% of the machine at 2 M msgs/s; sluice-bench does
+ * the same. */
+#define PEER_W0_STAMP_EVERY 64
+void peer_stamp_w0(uint8_t *buf, size_t size, uint64_t seq);
+
+/* The time a message stamped SENT_NS was received: the clock when SENT_NS
+ * is set or LAST (the run's last message) is true, else 0, unread. */
+uint64_t peer_rx_ns(uint64_t sent_ns, bool last);
+
 /* Read a stamp back; false when LEN is too short. */
 bool peer_unstamp(const uint8_t *buf, size_t len, uint64_t *seq, uint64_t *sent_ns);
 
@@ -61,6 +73,7 @@ bool peer_unstamp(const uint8_t *buf, size_t len, uint64_t *seq, uint64_t *sent_
 typedef struct peer_lat peer_lat_t;
 peer_lat_t *peer_lat_new(size_t max);
 void peer_lat_destroy(peer_lat_t **self_p);
+/* A message without a time (SENT_NS 0, see peer_stamp_w0) adds nothing. */
 void peer_lat_add(peer_lat_t *self, uint64_t sent_ns, uint64_t now_ns);
 /* The P-th percentile (0 < P < 100) in us; 0 without samples. Sorts. */
 double peer_lat_pct(peer_lat_t *self, double p);
