@@ -1436,6 +1436,10 @@ static int s_txn_flush(sld_txn_t *txn)
         v = s_val(rec, sizeof rec);
         mrc = mdb_put(txn->mt, s->db_topics, &k, &v, 0);
     }
+    /* Before anything else: after a failed put LMDB refuses every call
+     * (MDB_BAD_TXN), which would hide a full map behind a storage error. */
+    if (mrc)
+        return s_txn_fail(txn, "write topics", mrc);
     for (size_t i = 0; i < txn->npdirty && rc == 0; i++)
         rc = s_run_put(txn, &s->producers[txn->pdirty[i]]);
     if (rc)

@@ -1087,6 +1087,9 @@ int main(int argc, char **argv)
         }
         run_rc = s_run(&cfg, cfg.broker ? cfg.broker : broker.endpoint,
                        cfg.broker ? &home : &broker.creds, i, &results[i]);
+        /* A run that lost or refused messages: the broker says why. */
+        if (!cfg.broker && run_rc != S_EXIT_OK)
+            s_broker_dump_log(&broker);
         if (!cfg.broker)
             s_broker_stop(&broker);
         if (run_rc == S_EXIT_SETUP) {

@@ -795,6 +795,45 @@ static uint64_t s_fill_until_full(fixture_t *f, uint32_t id)
     }
 }
 
+/* A full map is SL_EFULL wherever in the transaction it strikes: in an
+ * append, or in the topic and producer records written at commit. Once,
+ * the topic record's put failed unnoticed at commit and the producer put
+ * after it reported LMDB's MDB_BAD_TXN instead: a storage error, which the
+ * broker does not answer by growing the map. With the map just full,
+ * appends of every size from large to small find the sizes whose append
+ * still fits and whose commit does not. */
+static void test_map_full_anywhere_is_full(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t producer[16] = { 7 };
+    static char buf[8192];
+    int at_commit = 0;
+    uint64_t seq = 0, off;
+    memset(buf, 'f', sizeof buf);
+    f->opts.map_size = 1 * MIB;
+    f->opts.map_size_max = 1 * MIB;
+    s_open(f);
+    uint32_t a = s_topic(f, "a");
+    (void) s_fill_until_full(f, a);
+    for (size_t size = sizeof buf; size > 0; size -= size > 64 ? 7 : 1) {
+        sld_txn_t *txn;
+        assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+        int rc = sld_store_append(txn, a, 1, buf, size, &off);
+        if (rc == 0)
+            rc = sld_store_producer_record(txn, producer, seq + 1, a, off);
+        if (rc) {
+            sld_txn_abort(&txn);
+        } else {
+            rc = sld_txn_commit(&txn);
+            at_commit += rc != 0;
+            seq += rc == 0;
+        }
+        assert_true(rc == 0 || rc == SL_EFULL);
+    }
+    assert_true(at_commit > 0);     /* the case this test is for was reached */
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
 static void test_map_full_and_grow(void **state)
 {
     fixture_t *f = *state;
@@ -1532,6 +1571,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offset_at_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full_and_grow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_full_anywhere_is_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_other_format, setup, teardown),
