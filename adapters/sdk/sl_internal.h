@@ -115,7 +115,8 @@ struct sl_sub {
     uint64_t ack_since;         /* mono ms of the first queued ack */
     /* dedupe: handed out and not acked -> latest token */
     sli_kmap_t out;
-    /* recently acked keys: ring + membership map */
+    /* recently acked keys: ring + membership, (topic id, offset / 64) ->
+     * bitmap of the block's acked offsets (sl_sub.c, s_acked_has) */
     sli_key_t *acked;
     size_t acked_head, acked_n;
     sli_kmap_t acked_set;

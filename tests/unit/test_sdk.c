@@ -1177,6 +1177,52 @@ static void t_redelivery(void **state)
     fb_destroy(&fb);
 }
 
+/* The SDK remembers the last 65,536 acked keys (in blocks of 64 offsets):
+ * a redelivery of one of them is acked again and dropped, one acked
+ * before that is handed out again, also inside a block that is half
+ * forgotten. */
+static void t_acked_window(void **state)
+{
+    (void) state;
+    fb_t *fb = fb_new();
+    sl_client_t *c = s_client(fb, NULL);
+    sl_sub_t *sub = s_subscribe(c, 100);
+    uint32_t sub_id = fb->next_sub_id;
+    const uint64_t total = 66000;       /* the first 464 fall out of the ring */
+    for (uint64_t first = 0; first < total; first += 1000) {
+        fb_deliver(fb, sub_id, first, 1000000 + first, 1, 1000);
+        for (int i = 0; i < 1000; i++) {
+            sl_msg_t *m = NULL;
+            assert_int_equal(sl_sub_next(sub, 2000, &m), 0);
+            assert_int_equal(sl_msg_offset(m), first + (uint64_t) i);
+            assert_int_equal(sl_ack(m), 0);
+            sl_msg_destroy(&m);
+        }
+    }
+    assert_int_equal(sl_flush(c, 2000), 0);
+    pthread_mutex_lock(&fb->mu);
+    fb->nacks = 0;
+    pthread_mutex_unlock(&fb->mu);
+    /* 10 and 460 were forgotten (460 shares its block with 470, which was
+     * not): handed out again. 470 and 65,000 are remembered: acked again. */
+    const uint64_t forgotten[] = { 10, 460 }, remembered[] = { 470, 65000 };
+    for (int i = 0; i < 2; i++) {
+        fb_deliver(fb, sub_id, remembered[i], 7000 + (uint64_t) i, 2, 1);
+        WAIT_FOR(c, fb, s_has_ack(fb, remembered[i], 7000 + (uint64_t) i), 2000);
+        fb_deliver(fb, sub_id, forgotten[i], 8000 + (uint64_t) i, 2, 1);
+        sl_msg_t *m = NULL;
+        assert_int_equal(sl_sub_next(sub, 2000, &m), 0);
+        assert_int_equal(sl_msg_offset(m), forgotten[i]);
+        assert_int_equal(sl_msg_attempt(m), 2);
+        assert_int_equal(sl_ack(m), 0);
+        sl_msg_destroy(&m);
+    }
+    sl_msg_t *x = NULL;
+    assert_int_equal(sl_sub_next(sub, 50, &x), SL_ETIMEOUT);
+    sl_client_destroy(&c);
+    fb_destroy(&fb);
+}
+
 static void t_resubscribe(void **state)
 {
     (void) state;
@@ -1767,6 +1813,7 @@ int main(void)
         cmocka_unit_test(t_id_file),
         cmocka_unit_test(t_subscribe),
         cmocka_unit_test(t_redelivery),
+        cmocka_unit_test(t_acked_window),
         cmocka_unit_test(t_resubscribe),
         cmocka_unit_test(t_ack_sync),
         cmocka_unit_test(t_connect_timeout),
