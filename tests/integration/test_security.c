@@ -486,6 +486,18 @@ static bool s_file_has(const char *path, const char *marker)
     return system(cmd) == 0;
 }
 
+/* A fresh at-rest key file (sluiced --new-key) at /tmp/sluice-it-NAME-PID,
+ * its path into PATH. */
+static void s_new_key(const char *name, char *path, size_t len)
+{
+    char sluiced[512], cmd[700];
+    h_build_path("broker/sluiced", sluiced, sizeof sluiced);
+    snprintf(path, len, "/tmp/sluice-it-%s-%d", name, (int) getpid());
+    unlink(path);
+    snprintf(cmd, sizeof cmd, "%s --new-key %s >/dev/null", sluiced, path);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Flip the last byte of record OFFSET of TOPIC in the stopped broker's
  * store in DIR, the way a bad sector or a stray write would: a sealed
  * record then no longer opens. */
@@ -525,12 +537,8 @@ static void s_damage_record(const char *dir, const char *topic, uint64_t offset)
 static void test_unreadable_record_dead_lettered(void **state)
 {
     (void) state;
-    char key[100], extra[128], sluiced[512], cmd[700];
-    h_build_path("broker/sluiced", sluiced, sizeof sluiced);
-    snprintf(key, sizeof key, "/tmp/sluice-it-key-damage-%d", (int) getpid());
-    unlink(key);
-    snprintf(cmd, sizeof cmd, "%s --new-key %s >/dev/null", sluiced, key);
-    assert_int_equal(system(cmd), 0);
+    char key[100], extra[128], cmd[700];
+    s_new_key("key-damage", key, sizeof key);
     snprintf(extra, sizeof extra, "--encrypt-at-rest=%s", key);
     const char *const args[] = { extra, NULL };
     h_broker_t b;
@@ -585,15 +593,9 @@ static void test_encryption_at_rest(void **state)
 {
     (void) state;
     const char *marker = "MARKER-at-rest-9d2e-passport-X1234567";
-    char key[100], wrong[100], extra[128], sluiced[512], cmd[1400], mdb[300];
-    h_build_path("broker/sluiced", sluiced, sizeof sluiced);
-    snprintf(key, sizeof key, "/tmp/sluice-it-key-%d", (int) getpid());
-    snprintf(wrong, sizeof wrong, "/tmp/sluice-it-wrong-%d", (int) getpid());
-    unlink(key);
-    unlink(wrong);
-    snprintf(cmd, sizeof cmd, "%s --new-key %s >/dev/null && %s --new-key %s >/dev/null",
-             sluiced, key, sluiced, wrong);
-    assert_int_equal(system(cmd), 0);
+    char key[100], wrong[100], extra[128], cmd[1400], mdb[300];
+    s_new_key("key", key, sizeof key);
+    s_new_key("wrong", wrong, sizeof wrong);
     snprintf(extra, sizeof extra, "--encrypt-at-rest=%s", key);
     const char *const args[] = { extra, NULL };
     h_broker_t b;
