@@ -1275,17 +1275,13 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
         }
         if (f) {
             int rc = sld_store_read(txn, f->topic_id, f->offset, &env, &len, NULL);
-            if (rc == SL_ENOMEM) {
-                s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
-                more = false;
-                break;
-            }
             if (rc) {
                 /* Trimmed by retention while waiting: nothing to redeliver.
-                 * Unreadable: dead-lettered. */
+                 * Unreadable: dead-lettered. Out of memory: a later pump. */
                 st = s_subtopic_find(sub, f->topic_id);
-                if (st && rc != SL_ENOTFOUND
-                    && s_unreadable(self, sub, st, f->offset, f->attempt) != 0) {
+                if (rc == SL_ENOMEM
+                    || (st && rc != SL_ENOTFOUND
+                        && s_unreadable(self, sub, st, f->offset, f->attempt) != 0)) {
                     s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
                     more = false;
                     break;
