@@ -498,6 +498,18 @@ static void s_new_key(const char *name, char *path, size_t len)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Start B (fresh, CurveZMQ) encrypted at rest with the key file KEY;
+ * returns its admin client. */
+static sl_client_t *s_start_sealed(h_broker_t *b, const char *key)
+{
+    char extra[128];
+    snprintf(extra, sizeof extra, "--encrypt-at-rest=%s", key);
+    const char *const args[] = { extra, NULL };
+    h_broker_init_secure(b, args);
+    assert_int_equal(h_broker_start(b), 0);
+    return s_admin(b);
+}
+
 /* Flip the last byte of record OFFSET of TOPIC in the stopped broker's
  * store in DIR, the way a bad sector or a stray write would: a sealed
  * record then no longer opens. */
@@ -537,14 +549,10 @@ static void s_damage_record(const char *dir, const char *topic, uint64_t offset)
 static void test_unreadable_record_dead_lettered(void **state)
 {
     (void) state;
-    char key[100], extra[128], cmd[700];
+    char key[100], cmd[700];
     s_new_key("key-damage", key, sizeof key);
-    snprintf(extra, sizeof extra, "--encrypt-at-rest=%s", key);
-    const char *const args[] = { extra, NULL };
     h_broker_t b;
-    h_broker_init_secure(&b, args);
-    assert_int_equal(h_broker_start(&b), 0);
-    sl_client_t *admin = s_admin(&b);
+    sl_client_t *admin = s_start_sealed(&b, key);
     const char *sent[] = { "first", "second", "third" };
     for (int i = 0; i < 3; i++)
         assert_int_equal(s_pub(admin, "vault.d", sent[i]), 0);
@@ -593,15 +601,11 @@ static void test_encryption_at_rest(void **state)
 {
     (void) state;
     const char *marker = "MARKER-at-rest-9d2e-passport-X1234567";
-    char key[100], wrong[100], extra[128], cmd[1400], mdb[300];
+    char key[100], wrong[100], cmd[1400], mdb[300];
     s_new_key("key", key, sizeof key);
     s_new_key("wrong", wrong, sizeof wrong);
-    snprintf(extra, sizeof extra, "--encrypt-at-rest=%s", key);
-    const char *const args[] = { extra, NULL };
     h_broker_t b;
-    h_broker_init_secure(&b, args);
-    assert_int_equal(h_broker_start(&b), 0);
-    sl_client_t *admin = s_admin(&b);
+    sl_client_t *admin = s_start_sealed(&b, key);
     assert_int_equal(s_pub(admin, "vault.t", marker), 0);
     uint32_t key_id = 0;
     assert_int_equal(sl_rotate_key(admin, &key_id), 0);
