@@ -1553,6 +1553,26 @@ fail:
     return rc;
 }
 
+int sld_store_settle(sld_store_t *self)
+{
+    int rc, mrc;
+    sld_txn_t *txn = NULL;
+    MDB_val k = s_val("settle", 6), v = s_val("", 0);
+
+    assert(self);
+    rc = sld_store_begin(self, true, &txn);
+    if (rc)
+        return rc;
+    mrc = mdb_put(txn->mt, self->db_meta, &k, &v, 0);
+    if (mrc == 0)
+        mrc = mdb_del(txn->mt, self->db_meta, &k, NULL);
+    if (mrc) {
+        sld_txn_abort(&txn);
+        return s_mdb_fail("settle the freelist", mrc);
+    }
+    return sld_txn_commit(&txn);
+}
+
 void sld_store_set_map_max(sld_store_t *self, size_t map_size_max)
 {
     assert(self);

@@ -103,6 +103,15 @@ void sld_txn_abort(sld_txn_t **txn_p);
  * open. 0 when it grew, SL_EFULL when already at the ceiling, SL_ESTORE. */
 int sld_store_grow(sld_store_t *self);
 
+/* LMDB reuses the pages a commit freed only once another commit has
+ * followed it, so after a retention pass on a full map every write can fail
+ * with SL_EFULL while the freelist is large. This commits a transaction
+ * that changes nothing stored but still counts as a commit (it writes and
+ * removes a key in the meta table), and the next one can use those pages.
+ * Call with no transaction open. 0, SL_EFULL (not even that fitted),
+ * SL_ESTORE. */
+int sld_store_settle(sld_store_t *self);
+
 /* Raise (or lower, not below the current size) the ceiling at run time. */
 void sld_store_set_map_max(sld_store_t *self, size_t map_size_max);
 
