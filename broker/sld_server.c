@@ -1603,8 +1603,10 @@ static void s_commit(sld_server_t *self)
             if (!refuse && sld_store_settle(self->store) == 0)
                 rc = s_try(self, false);
         }
-        if (rc == SL_EFULL)
-            rc = s_try(self, refuse = true);
+        if (rc == SL_EFULL) {
+            refuse = true;
+            rc = s_try(self, true);
+        }
     }
     if (rc == 0 && !refuse)
         self->space_used += need;
