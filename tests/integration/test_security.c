@@ -98,6 +98,18 @@ static int s_sub(sl_client_t *c, const char *name, const char *pattern, sl_sub_t
     return sl_subscribe(c, &so, out);
 }
 
+/* The next message of SUB, which must carry WANT; the caller acks it. */
+static sl_msg_t *s_next_is(sl_sub_t *sub, const char *want)
+{
+    sl_msg_t *m = NULL;
+    assert_int_equal(sl_sub_next(sub, S_WAIT_MS, &m), 0);
+    size_t n = 0;
+    const char *p = sl_msg_payload(m, &n);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(p, want, n);
+    return m;
+}
+
 /* Register NAME's key with the admin client and grant it publish on
  * shop.> and subscribe on audit.*. */
 static void s_register(sl_client_t *admin, const char *name, const s_keys_t *k)
@@ -566,12 +578,7 @@ static void test_unreadable_record_dead_lettered(void **state)
     assert_int_equal(s_sub(admin, "vault-d", "vault.d", &sub), 0);
     const char *want[] = { "first", "third" };
     for (int i = 0; i < 2; i++) {
-        sl_msg_t *m = NULL;
-        assert_int_equal(sl_sub_next(sub, S_WAIT_MS, &m), 0);
-        size_t n = 0;
-        const char *p = sl_msg_payload(m, &n);
-        assert_int_equal(n, strlen(want[i]));
-        assert_memory_equal(p, want[i], n);
+        sl_msg_t *m = s_next_is(sub, want[i]);
         assert_int_equal(sl_msg_offset(m), i == 0 ? 0 : 2);
         assert_int_equal(sl_ack(m), 0);
         sl_msg_destroy(&m);
@@ -634,12 +641,7 @@ static void test_encryption_at_rest(void **state)
     assert_int_equal(s_sub(admin, "vault-reader", "vault.t", &sub), 0);
     const char *want[] = { marker, "after rotation" };
     for (int i = 0; i < 2; i++) {
-        sl_msg_t *m = NULL;
-        assert_int_equal(sl_sub_next(sub, S_WAIT_MS, &m), 0);
-        size_t n = 0;
-        const char *p = sl_msg_payload(m, &n);
-        assert_int_equal(n, strlen(want[i]));
-        assert_memory_equal(p, want[i], n);
+        sl_msg_t *m = s_next_is(sub, want[i]);
         sl_ack(m);
         sl_msg_destroy(&m);
     }
