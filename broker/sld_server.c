@@ -1592,7 +1592,7 @@ static void s_commit(sld_server_t *self)
             sld_store_usage(self->store, &used, &size);
             s_log(self, 2, "storage map grown to %" PRIu64 " MiB", size >> 20);
             sld_metrics_add(self->metrics, SLD_M_MAP_GROWN, 1);
-            rc = s_try(self, false);
+            rc = s_try(self, refuse);
         }
         /* At the ceiling with room on the freelist: the pages the last
          * commit freed (a retention pass, say) are LMDB's to reuse only
