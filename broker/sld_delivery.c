@@ -1254,6 +1254,19 @@ static int s_unreadable(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
     return 0;
 }
 
+/* Reading OFFSET of ST (NULL: SUB no longer has the topic) returned RC.
+ * True when the pump must stop and try again later: out of memory, here or
+ * while dead-lettering an unreadable record. False when the offset is done
+ * with: read (RC 0), trimmed by retention, or dead-lettered. */
+static bool s_read_later(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
+                         uint64_t offset, uint32_t attempts, int rc)
+{
+    if (rc == SL_ENOMEM)
+        return true;
+    return rc != 0 && rc != SL_ENOTFOUND && st
+        && s_unreadable(self, sub, st, offset, attempts) != 0;
+}
+
 /* Deliver what SUB's credit allows. Returns true while it may have more. */
 static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                        uint64_t now)
@@ -1279,9 +1292,7 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                 /* Trimmed by retention while waiting: nothing to redeliver.
                  * Unreadable: dead-lettered. Out of memory: a later pump. */
                 st = s_subtopic_find(sub, f->topic_id);
-                if (rc == SL_ENOMEM
-                    || (st && rc != SL_ENOTFOUND
-                        && s_unreadable(self, sub, st, f->offset, f->attempt) != 0)) {
+                if (s_read_later(self, sub, st, f->offset, f->attempt, rc)) {
                     s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
                     more = false;
                     break;
@@ -1312,8 +1323,7 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
             }
             uint64_t off = st->next;
             int rc = sld_store_read(txn, st->topic_id, off, &env, &len, NULL);
-            if (rc == SL_ENOMEM
-                || (rc && rc != SL_ENOTFOUND && s_unreadable(self, sub, st, off, 0) != 0)) {
+            if (s_read_later(self, sub, st, off, 0, rc)) {
                 more = false;       /* out of memory: the next pump tries again */
                 break;
             }
