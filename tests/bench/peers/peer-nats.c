@@ -389,9 +389,9 @@ static void *s_producer(void *arg)
     return NULL;
 }
 
-/* Check MSG's stamp against the lane and record it; true if it is new. */
-/* Record MSG, received at *NOW; with *NOW 0 (W0) the clock is read only
- * for a stamped message or the last (peer_rx_ns), into *NOW. */
+/* Check MSG's stamp against the lane and record it, received at *NOW; with
+ * *NOW 0 (W0) the clock is read only for a stamped message or the last
+ * (peer_rx_ns), into *NOW. True if it is new. */
 static bool s_record(pn_lane_t *l, natsMsg *msg, uint64_t *now)
 {
     uint64_t seq, sent;

@@ -281,10 +281,10 @@ fail:
     return NULL;
 }
 
-/* Record one delivered payload: its stamp, once, and in W1-lat its latency. */
-/* Record PAYLOAD, received at NOW; with NOW 0 (W0) the clock is read only
- * for a stamped message or the last (peer_rx_ns). Returns the time used,
- * 0 when none was read. */
+/* Record one delivered PAYLOAD, received at NOW: its stamp, once, and in
+ * W1-lat its latency. With NOW 0 (W0) the clock is read only for a stamped
+ * message or the last (peer_rx_ns). Returns the time used, 0 when none was
+ * read. */
 static uint64_t s_deliver(s_lane_t *self, const redisReply *payload, uint64_t now)
 {
     uint64_t seq, sent_ns;
