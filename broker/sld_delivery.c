@@ -34,6 +34,7 @@
 
 #define S_TIMER_CHECK_MS 10
 #define S_DEFAULT_CREDIT 1000
+#define S_TIMERS_SLACK 1024     /* stale timers kept before a rebuild, beyond 2x in flight */
 
 enum { S_FREE = 0, S_SENT = 1, S_READY = 2, S_DELAYED = 3 };
 
@@ -266,25 +267,59 @@ static int s_heap_push(s_heap_t *h, s_timer_t t)
     return 0;
 }
 
-static s_timer_t s_heap_pop(s_heap_t *h)
+/* Put T at slot I of H or below it, moving earlier children up. */
+static void s_heap_sift(s_heap_t *h, size_t i, s_timer_t t)
 {
-    s_timer_t top = h->v[0];
-    s_timer_t last = h->v[--h->n];
-    size_t i = 0;
     while (true) {
         size_t c = 2 * i + 1;
         if (c >= h->n)
             break;
         if (c + 1 < h->n && h->v[c + 1].deadline < h->v[c].deadline)
             c++;
-        if (last.deadline <= h->v[c].deadline)
+        if (t.deadline <= h->v[c].deadline)
             break;
         h->v[i] = h->v[c];
         i = c;
     }
+    h->v[i] = t;
+}
+
+static s_timer_t s_heap_pop(s_heap_t *h)
+{
+    s_timer_t top = h->v[0];
+    s_timer_t last = h->v[--h->n];
     if (h->n)
-        h->v[i] = last;
+        s_heap_sift(h, 0, last);
     return top;
+}
+
+/* Is T still the timer of its delivery? An ack or a newer attempt leaves
+ * it behind in the heap, where it cannot be found to be removed. */
+static bool s_timer_live(s_sub_t *sub, const s_timer_t *t)
+{
+    s_flight_t *f = s_flight_get(&sub->flight, t->topic_id, t->offset);
+    return f && f->token == t->token && f->deadline == t->deadline
+           && (f->state == S_SENT || f->state == S_DELAYED);
+}
+
+/* Arm T for SUB. Every delivery acked within ack_wait leaves its timer
+ * behind, one a message: under load the heap would hold rate x ack_wait
+ * of them. So once the heap is twice what is in flight (each delivery has
+ * at most one live timer), the dead are dropped and the heap rebuilt, at
+ * a cost the pushes since the last rebuild have paid for. */
+static int s_timer_arm(s_sub_t *sub, s_timer_t t)
+{
+    s_heap_t *h = &sub->timers;
+    if (h->n >= 2 * sub->flight.count + S_TIMERS_SLACK) {
+        size_t n = 0;
+        for (size_t i = 0; i < h->n; i++)
+            if (s_timer_live(sub, &h->v[i]))
+                h->v[n++] = h->v[i];
+        h->n = n;
+        for (size_t i = n / 2; i-- > 0;)
+            s_heap_sift(h, i, h->v[i]);
+    }
+    return s_heap_push(h, t);
 }
 
 static int s_ring_push(s_ring_t *r, uint32_t topic_id, uint64_t offset)
@@ -1088,7 +1123,7 @@ int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
                 s_timer_t t = { f->deadline, f->offset, f->token, f->topic_id };
                 /* The timer decides between redelivery and the DLQ, also
                  * for delay 0; the next pump sees it due at once. */
-                if (s_heap_push(&sub->timers, t) != 0)
+                if (s_timer_arm(sub, t) != 0)
                     code = SL_ENOMEM;
                 self->next_timer_check = now;
             }
@@ -1357,7 +1392,7 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
         f->token = ++self->next_token;
         f->deadline = now + sub->ack_wait_ms;
         s_timer_t t = { f->deadline, f->offset, f->token, f->topic_id };
-        if (s_heap_push(&sub->timers, t) != 0) {
+        if (s_timer_arm(sub, t) != 0) {
             more = false;
             break;
         }
@@ -1376,10 +1411,9 @@ static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
 {
     while (sub->timers.n && sub->timers.v[0].deadline <= now) {
         s_timer_t t = s_heap_pop(&sub->timers);
-        s_flight_t *f = s_flight_get(&sub->flight, t.topic_id, t.offset);
-        if (!f || f->token != t.token || f->deadline != t.deadline
-            || (f->state != S_SENT && f->state != S_DELAYED))
+        if (!s_timer_live(sub, &t))
             continue;
+        s_flight_t *f = s_flight_get(&sub->flight, t.topic_id, t.offset);
         if (f->attempt >= sub->max_deliver) {
             s_subtopic_t *st = s_subtopic_find(sub, f->topic_id);
             if (s_queue_dlq(self, sub, f->topic_id, f->offset, f->attempt, f->nacked,

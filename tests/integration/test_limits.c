@@ -35,6 +35,7 @@
 #endif
 
 #define S_RSS_BOUND_MIB 256
+#define S_ANON_GROWTH_MIB 8
 
 /* ------------------------------------------------------------ helpers */
 
@@ -236,22 +237,24 @@ static void s_raw_ack_from(s_raw_t *r, size_t *from)
 
 typedef struct {
     pid_t pid;
+    const char *field;          /* /proc/PID/status line; NULL = "VmRSS:" */
     atomic_bool stop;
     uint64_t peak_kib;
     size_t samples;
 } s_rss_t;
 
-static uint64_t s_rss_kib(pid_t pid)
+static uint64_t s_rss_kib(pid_t pid, const char *field)
 {
     char path[64], line[256];
     uint64_t kib = 0;
+    size_t flen = strlen(field);
     snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kib = strtoull(line + 6, NULL, 10);
+        if (strncmp(line, field, flen) == 0) {
+            kib = strtoull(line + flen, NULL, 10);
             break;
         }
     fclose(f);
@@ -262,7 +265,7 @@ static void *s_rss_run(void *arg)
 {
     s_rss_t *s = arg;
     while (!atomic_load(&s->stop)) {
-        uint64_t kib = s_rss_kib(s->pid);
+        uint64_t kib = s_rss_kib(s->pid, s->field ? s->field : "VmRSS:");
         if (kib) {
             s->samples++;
             if (kib > s->peak_kib)
@@ -356,6 +359,89 @@ static void test_stalled_subscriber_bounded(void **state)
     free(subs);
     sl_client_destroy(&c);
     s_raw_close(&stalled);
+    h_broker_destroy(&b);
+}
+
+/* A durable subscriber that keeps up, acking each message at once (ack
+ * wait 30 s, the default), while N 256-byte messages pass through. Each
+ * delivery arms a timer that its ack leaves behind; the broker must not
+ * keep one for every message acked in the last 30 s, so its anonymous
+ * memory after the first WARM messages must stay flat. */
+static void test_consumer_memory_flat(void **state)
+{
+    (void) state;
+    bool tool = S_SANITIZED || getenv("SLUICE_TEST_WRAP");
+    const uint64_t n = 600000, warm = 100000, chunk = 1000;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *prod = s_client(&b, "steady-producer");
+    sl_client_t *cons = s_client(&b, "steady-consumer");
+    sl_sub_options_t so;
+    sl_sub_options_init(&so);
+    so.name = "steady";
+    so.pattern = "steady";
+    sl_sub_t *sub = NULL;
+    assert_int_equal(sl_subscribe(cons, &so, &sub), 0);
+
+    s_rss_t anon = { .pid = b.pid, .field = "RssAnon:" };
+    atomic_init(&anon.stop, false);
+    pthread_t sampler;
+    bool sampling = false;
+    uint64_t base_kib = 0, got = 0;
+    s_confirms_t conf = { 0 };
+    char payload[256];
+    memset(payload, 'x', sizeof payload);
+    uint64_t t0 = slc_mono_ms();
+    for (uint64_t i = 0; i < n; i += chunk) {
+        for (uint64_t j = i; j < i + chunk; j++) {
+            snprintf(payload, sizeof payload, "%010llu", (unsigned long long) j);
+            payload[10] = '.';
+            sl_message_t m = { .topic = "steady", .payload = payload, .len = sizeof payload };
+            int rc = sl_publish(prod, &m, s_on_confirm, &conf, NULL);
+            if (rc)
+                fail_msg("publish %llu: %s", (unsigned long long) j, sl_strerror(rc));
+        }
+        assert_int_equal(sl_flush(prod, 30000), 0);
+        while (got < i + chunk) {
+            sl_msg_t *msg = NULL;
+            int rc = sl_sub_next(sub, 10000, &msg);
+            if (rc)
+                fail_msg("message %llu: %s", (unsigned long long) got, sl_strerror(rc));
+            if (sl_msg_offset(msg) != got)
+                fail_msg("message %llu came at offset %llu", (unsigned long long) got,
+                         (unsigned long long) sl_msg_offset(msg));
+            assert_int_equal(sl_ack(msg), 0);
+            sl_msg_destroy(&msg);
+            got++;
+        }
+        if (!sampling && got >= warm) {
+            base_kib = s_rss_kib(b.pid, "RssAnon:");
+            assert_int_equal(pthread_create(&sampler, NULL, s_rss_run, &anon), 0);
+            sampling = true;
+        }
+    }
+    assert_int_equal(sl_flush(prod, 30000), 0);
+    atomic_store(&anon.stop, true);
+    pthread_join(sampler, NULL);
+    uint64_t end_kib = s_rss_kib(b.pid, "RssAnon:");
+    if (end_kib > anon.peak_kib)
+        anon.peak_kib = end_kib;
+    uint64_t growth = anon.peak_kib > base_kib ? anon.peak_kib - base_kib : 0;
+    printf("limits: %llu messages of 256 B consumed and acked in %.1f s; broker anonymous "
+           "memory %.1f MiB after %llu, peak %.1f MiB over %zu samples (growth %.1f MiB, "
+           "bound %d MiB%s)\n",
+           (unsigned long long) got, (double) (slc_mono_ms() - t0) / 1000.0,
+           (double) base_kib / 1024.0, (unsigned long long) warm,
+           (double) anon.peak_kib / 1024.0, anon.samples, (double) growth / 1024.0,
+           S_ANON_GROWTH_MIB, tool ? ", not asserted under a memory tool" : "");
+    assert_int_equal(conf.ok, n);
+    assert_int_equal(got, n);
+    assert_true(base_kib > 0);
+    if (!tool)
+        assert_true(growth < (uint64_t) S_ANON_GROWTH_MIB * 1024);
+    sl_client_destroy(&cons);
+    sl_client_destroy(&prod);
     h_broker_destroy(&b);
 }
 
@@ -604,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_max_unacked_bytes),
         cmocka_unit_test(test_sdk_max_unacked_blocks),
         cmocka_unit_test(test_stalled_subscriber_bounded),
+        cmocka_unit_test(test_consumer_memory_flat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
