@@ -604,18 +604,26 @@ static void s_auth_failed(sl_client_t *self, sl_auth_t why, const char *fmt, ...
 }
 
 /* The broker closed the connection before the handshake was decided. Once
- * can be a broker going down; twice in a row, with CURVE, is the sign of a
- * server key the broker cannot decrypt our Hello with: it hangs up without
- * a word. (A plain-text broker hangs up too, when it sees our mechanism
- * before we see its own.) */
+ * can be a broker going down; twice in a row is a handshake that cannot
+ * succeed, and the broker hangs up without a word. With CURVE that is the
+ * sign of a server key the broker cannot decrypt our Hello with (or of a
+ * plain-text broker that saw our mechanism before we saw its own). In
+ * plain text nothing can fail but the mechanism: a CURVE broker that saw
+ * ours first. */
 static void s_handshake_lost(sl_client_t *self)
 {
     self->hs_pending = false;
-    if (self->curve && ++self->hs_lost >= 2)
+    if (++self->hs_lost < 2)
+        return;
+    if (self->curve)
         s_auth_failed(self, SL_AUTH_HANDSHAKE, "the broker hung up during "
                       "the CURVE handshake: server_key is probably not "
                       "this broker's public key (or the broker does not "
                       "use CURVE)");
+    else
+        s_auth_failed(self, SL_AUTH_MECHANISM, "the broker hung up during "
+                      "the handshake: it probably requires CURVE (give "
+                      "server_key and a client key pair)");
 }
 
 static void s_on_event(sl_client_t *self, unsigned event, uint32_t value)

@@ -148,7 +148,9 @@ typedef enum {
                                    broker hung up before we saw its mechanism) */
     SL_AUTH_MECHANISM = 3,      /* one side uses CURVE and the other plain text
                                    (no server_key, or a broker started with
-                                   --insecure-plaintext) */
+                                   --insecure-plaintext); in plain text also
+                                   a broker that hung up on two handshakes in
+                                   a row */
 } sl_auth_t;
 
 /* How the last handshake ended: SL_AUTH_OK once one succeeded. A refusal

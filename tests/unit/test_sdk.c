@@ -12,6 +12,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1605,6 +1610,66 @@ static sl_client_t *s_curve_client(const fb_t *fb, const char *server_key,
     return s_client(fb, &o);
 }
 
+/* A listener that accepts each TCP connection and closes it at once, as a
+ * CURVE broker does with a plain-text client whose mechanism it saw first. */
+typedef struct {
+    int fd;
+    atomic_bool stop;
+    int accepted;
+} s_hangup_t;
+
+static void *s_hangup_main(void *arg)
+{
+    s_hangup_t *h = arg;
+    while (!atomic_load(&h->stop)) {
+        struct pollfd p = { h->fd, POLLIN, 0 };
+        if (poll(&p, 1, 50) == 1) {
+            int c = accept(h->fd, NULL, NULL);
+            if (c >= 0) {
+                h->accepted++;
+                close(c);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Plain text, and the server hangs up during every handshake: after the
+ * second the client reports the mechanism (a CURVE broker), not a
+ * timeout. Which side sees a mismatch first is a race against a real
+ * broker; this is the side of it where the broker wins. */
+static void t_plain_hung_up(void **state)
+{
+    (void) state;
+    s_hangup_t h = { .fd = socket(AF_INET, SOCK_STREAM, 0) };
+    atomic_init(&h.stop, false);
+    assert_true(h.fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(h.fd, (struct sockaddr *) &a, sizeof a), 0);
+    assert_int_equal(listen(h.fd, 8), 0);
+    assert_int_equal(getsockname(h.fd, (struct sockaddr *) &a, &alen), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_hangup_main, &h), 0);
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", (unsigned) ntohs(a.sin_port));
+    sl_options_t o;
+    sl_options_init(&o);
+    o.endpoint = ep;
+    o.name = "test";
+    o.connect_timeout_ms = 5000;
+    sl_client_t *c = NULL;
+    assert_int_equal(sl_client_new(&o, &c), 0);
+    assert_int_equal(sl_client_connect(c), SL_EAUTH);
+    assert_int_equal(sl_client_auth(c), SL_AUTH_MECHANISM);
+    assert_non_null(strstr(sl_client_last_error(c), "requires CURVE"));
+    sl_client_destroy(&c);
+    atomic_store(&h.stop, true);
+    pthread_join(t, NULL);
+    close(h.fd);
+    assert_true(h.accepted >= 2);
+}
+
 static void t_curve(void **state)
 {
     (void) state;
@@ -1823,6 +1888,7 @@ int main(void)
         cmocka_unit_test(t_admin),
         cmocka_unit_test(t_credentials),
         cmocka_unit_test(t_curve),
+        cmocka_unit_test(t_plain_hung_up),
         cmocka_unit_test(t_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
