@@ -724,7 +724,7 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
     pthread_barrier_t ready;
     uint64_t *lat = NULL, nlat = 0, received = 0, lost = 0, dups = 0, nacked = 0,
              confirmed = 0, confirm_dups = 0, published = 0, out_of_order = 0, busy = 0;
-    double first = 0, end = 0;
+    double first = 0, end = 0, prod_end = 0, sub_end = 0;
     int rc = S_EXIT_SETUP;
     bool failed = false;
 
@@ -779,6 +779,10 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
 
     for (k = 0; k < npairs; k++) {
         s_run_t *run = &runs[k];
+        if (run->t_prod_end > prod_end)
+            prod_end = run->t_prod_end;
+        if (run->t_sub_end > sub_end)
+            sub_end = run->t_sub_end;
         double e = run->t_sub_end > run->t_prod_end ? run->t_sub_end : run->t_prod_end;
         if (cfg->workload == S_W0)
             e = run->t_sub_end > 0 ? run->t_sub_end : run->t_prod_end;
@@ -829,6 +833,9 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
                ", missing %" PRIu64 ", duplicates %" PRIu64
                ", out of order %" PRIu64 "\n", published, confirmed,
                confirm_dups, nacked, received, lost, dups, out_of_order);
+        /* Which side ended the run: the last confirm or the last delivery. */
+        printf("  producers done at %.3f s, subscribers at %.3f s\n",
+               prod_end - first, sub_end - first);
         res->ok = lost == 0 && dups == 0 && out_of_order == 0 && nacked == 0
                   && !failed;
     }
