@@ -3,7 +3,8 @@
  *  after processing but before its ack gets the message again (in its next
  *  life); one killed after its ack never does; a late ack for an attempt
  *  that was redelivered elsewhere is refused; a nack with a delay comes back
- *  no sooner; max_deliver moves the message to _dlq.<subscription>.
+ *  no sooner, also among thousands of acked deliveries (whose timers the
+ *  broker sweeps out); max_deliver moves the message to _dlq.<subscription>.
  *  Killed consumers are forked children that only touch their own client.  */
 #include <setjmp.h>
 #include <signal.h>
@@ -294,6 +295,75 @@ static void test_nack_delay(void **state)
     h_broker_destroy(&b);
 }
 
+/* Timers among thousands of acked deliveries. Every delivery arms an
+ * ack-wait timer that its ack leaves behind, and the broker sweeps those
+ * out once they outnumber what is in flight; the timers still wanted
+ * must come through every sweep: of 4,000 messages, offset 7 is left
+ * unacked (back after ack_wait, 1 s) and offset 11 nacked with a 1.5 s
+ * delay (back no sooner), while all others are acked at once. */
+static void test_timers_among_many_acks(void **state)
+{
+    (void) state;
+    const int n = 4000;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b, "sweeper");
+    sl_sub_t *sub = s_subscribe(c, "sw", "sweep.q", 1000, 0);
+    /* Offset 7 cannot have been delivered before it was published. */
+    uint64_t published = slc_mono_ms();
+    for (int i = 0; i < n; i++) {
+        char p[16];
+        snprintf(p, sizeof p, "m%d", i);
+        sl_message_t pm = { .topic = "sweep.q", .payload = p, .len = strlen(p) };
+        assert_int_equal(sl_publish(c, &pm, NULL, NULL, NULL), 0);
+    }
+    assert_int_equal(sl_flush(c, S_WAIT_MS), 0);
+    uint64_t nacked = 0;
+    for (int i = 0; i < n; i++) {
+        sl_msg_t *m = s_next(sub);
+        assert_int_equal(sl_msg_offset(m), (uint64_t) i);
+        assert_int_equal(sl_msg_attempt(m), 1);
+        if (i == 7)
+            ;                                   /* neither acked nor nacked */
+        else if (i == 11) {
+            nacked = slc_mono_ms();
+            assert_int_equal(sl_nack(m, 1500), 0);
+        }
+        else
+            assert_int_equal(sl_ack(m), 0);
+        sl_msg_destroy(&m);
+    }
+    bool got7 = false, got11 = false;
+    while (!got7 || !got11) {
+        sl_msg_t *m = s_next(sub);
+        uint64_t off = sl_msg_offset(m), now = slc_mono_ms();
+        assert_int_equal(sl_msg_attempt(m), 2);
+        if (off == 7) {
+            assert_false(got7);
+            got7 = true;
+            if (now - published < 1000)
+                fail_msg("unacked with ack_wait 1000 ms, back %llu ms after its publish",
+                         (unsigned long long) (now - published));
+        }
+        else if (off == 11) {
+            assert_false(got11);
+            got11 = true;
+            if (now - nacked < 1500)
+                fail_msg("nacked with 1500 ms delay, back after %llu ms",
+                         (unsigned long long) (now - nacked));
+        }
+        else
+            fail_msg("offset %llu came back, acked at once", (unsigned long long) off);
+        assert_int_equal(sl_ack_sync(m, S_WAIT_MS), 0);
+        sl_msg_destroy(&m);
+    }
+    sl_msg_t *none = NULL;
+    assert_int_equal(sl_sub_next(sub, 1500, &none), SL_ETIMEOUT);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
 /* 4. After max_deliver attempts the message moves to _dlq.<subscription>
  *    with the reason, an advisory is published, and the subscription moves
  *    on to the next message. */
@@ -378,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_crash_before_and_after_ack),
         cmocka_unit_test(test_late_ack_refused),
         cmocka_unit_test(test_nack_delay),
+        cmocka_unit_test(test_timers_among_many_acks),
         cmocka_unit_test(test_max_deliver_dead_letter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
