@@ -125,6 +125,7 @@ struct s_sub {
     bool config_dirty;
     bool dirty;                 /* in self->dirty list */
     bool awake;                 /* in self->awake list */
+    uint64_t subscribed_at;     /* self->replies_sent when (re)subscribed */
     uint64_t delivered, redelivered, dead_lettered, acked, dropped;
 };
 
@@ -176,6 +177,7 @@ struct sld_delivery {
     uint32_t next_sub_id;
     uint64_t next_token;
     uint64_t next_timer_check;
+    uint64_t replies_sent;      /* sld_delivery_replies_sent calls */
     Sluice__Delivery *items;    /* deliver_batch scratch items */
     Sluice__Delivery **item_ptrs;
     uint8_t *scratch;           /* transient envelope packing */
@@ -966,6 +968,7 @@ int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
         }
     }
     sub->session = session;
+    sub->subscribed_at = self->replies_sent;
     s_acct_attach(self, sub, session);
     sub->credit = req->credit ? req->credit : S_DEFAULT_CREDIT;
     s_wake(self, sub);
@@ -1303,8 +1306,10 @@ static bool s_read_later(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
 }
 
 /* Deliver what SUB's credit allows. Returns true while it may have more. */
+/* AHEAD (sld_delivery_pump_ahead): a record that does not read stops the
+ * subscription's turn instead of being skipped or dead-lettered. */
 static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
-                       uint64_t now)
+                       uint64_t now, bool ahead)
 {
     size_t n = 0, bytes = 0;
     size_t limit_bytes = (size_t) self->opts.max_message_bytes + 65536;
@@ -1323,6 +1328,11 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
         }
         if (f) {
             int rc = sld_store_read(txn, f->topic_id, f->offset, &env, &len, NULL);
+            if (rc && ahead) {
+                s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
+                more = false;
+                break;
+            }
             if (rc) {
                 /* Trimmed by retention while waiting: nothing to redeliver.
                  * Unreadable: dead-lettered. Out of memory: a later pump. */
@@ -1358,6 +1368,10 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
             }
             uint64_t off = st->next;
             int rc = sld_store_read(txn, st->topic_id, off, &env, &len, NULL);
+            if (rc && ahead) {
+                more = false;
+                break;
+            }
             if (s_read_later(self, sub, st, off, 0, rc)) {
                 more = false;       /* out of memory: the next pump tries again */
                 break;
@@ -1433,6 +1447,46 @@ static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
     }
 }
 
+/* One Deliver frame for each awake subscription that can take one. */
+static void s_pump_awake(sld_delivery_t *self, uint64_t now_ms, bool ahead)
+{
+    if (self->awake.n == 0)
+        return;
+    sld_txn_t *txn = NULL;
+    if (sld_store_begin(self->store, false, &txn) != 0)
+        return;
+    for (size_t i = 0; i < self->awake.n;) {
+        s_sub_t *sub = self->awake.v[i];
+        /* Ahead of the replies: not before its SubscribeOk is out. */
+        if (ahead && sub->subscribed_at == self->replies_sent) {
+            i++;
+            continue;
+        }
+        if (sub->session && s_pump_sub(self, sub, txn, now_ms, ahead)) {
+            i++;
+            continue;
+        }
+        sub->awake = false;
+        self->awake.v[i] = self->awake.v[--self->awake.n];
+    }
+    sld_txn_abort(&txn);
+}
+
+void sld_delivery_replies_sent(sld_delivery_t *self)
+{
+    self->replies_sent++;
+}
+
+bool sld_delivery_awake(const sld_delivery_t *self)
+{
+    return self->awake.n > 0;
+}
+
+void sld_delivery_pump_ahead(sld_delivery_t *self, uint64_t now_ms)
+{
+    s_pump_awake(self, now_ms, true);
+}
+
 int sld_delivery_pump(sld_delivery_t *self, uint64_t now_ms)
 {
     if (now_ms >= self->next_timer_check) {
@@ -1440,21 +1494,7 @@ int sld_delivery_pump(sld_delivery_t *self, uint64_t now_ms)
             s_expire(self, self->subs.v[i], now_ms);
         self->next_timer_check = now_ms + S_TIMER_CHECK_MS;
     }
-    if (self->awake.n) {
-        sld_txn_t *txn = NULL;
-        if (sld_store_begin(self->store, false, &txn) == 0) {
-            for (size_t i = 0; i < self->awake.n;) {
-                s_sub_t *sub = self->awake.v[i];
-                if (sub->session && s_pump_sub(self, sub, txn, now_ms)) {
-                    i++;
-                    continue;
-                }
-                sub->awake = false;
-                self->awake.v[i] = self->awake.v[--self->awake.n];
-            }
-            sld_txn_abort(&txn);
-        }
-    }
+    s_pump_awake(self, now_ms, false);
     if (self->awake.n)
         return 0;
     uint64_t next = now_ms + 1000;

@@ -119,6 +119,21 @@ void sld_delivery_persisted(sld_delivery_t *self, bool ok);
  * 1000). */
 int sld_delivery_pump(sld_delivery_t *self, uint64_t now_ms);
 
+/* The replies of a turn went out (SubscribeOk among them): from now on
+ * sld_delivery_pump_ahead may deliver to the subscriptions they answered,
+ * which the client then knows. */
+void sld_delivery_replies_sent(sld_delivery_t *self);
+
+/* Whether a subscription may have something to send. */
+bool sld_delivery_awake(const sld_delivery_t *self);
+
+/* The pump's sending half, for another thread while the owner is blocked
+ * in a commit (sld_store_on_commit): what subscriptions with credit can
+ * take of the commits before it. It expires nothing, and stops at a record
+ * that does not read (sld_delivery_pump deals with it), so nothing it
+ * changes is state that the commit under way persists. */
+void sld_delivery_pump_ahead(sld_delivery_t *self, uint64_t now_ms);
+
 /* Fill *subs (caller frees with sld_delivery_stats_free) with one SubInfo
  * per subscription. 0 or SL_ENOMEM. */
 int sld_delivery_stats(sld_delivery_t *self, Sluice__SubInfo ***subs, size_t *n);

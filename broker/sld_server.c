@@ -33,6 +33,7 @@
 #include "sld_audit.h"
 #include "sld_auth.h"
 #include "sld_delivery.h"
+#include "sld_helper.h"
 #include "sld_keys.h"
 #include "sld_registry.h"
 #include "sld_seal.h"
@@ -110,6 +111,12 @@ struct sld_server {
     size_t nwrites, capwrites;
     s_replies_t replies;        /* replies of this turn, sent after commit */
     s_replies_t wreplies;       /* replies of the write phase (redone on retry) */
+    /* Delivery while a commit waits for the disk (s_on_commit). */
+    sld_helper_t *helper;       /* runs sld_delivery_pump_ahead */
+    bool ahead_ok;              /* the commit under way is s_try's */
+    bool ahead_running;
+    uint64_t ahead_now;
+    bool turn_committed;        /* the last turn committed: its pump may wait */
     uint32_t *appended;         /* topics appended to in the open txn */
     size_t nappended, capappended;
     uint8_t *scratch;           /* envelope packing */
@@ -1510,6 +1517,31 @@ static void s_cut_revoked(sld_server_t *self)
     }
 }
 
+/* While LMDB writes and syncs a commit this thread only waits, so the
+ * helper thread sends, meanwhile, what subscriptions can take of the
+ * commits before it (the store's committed state is still theirs); this
+ * thread touches neither the delivery state nor the socket until the
+ * helper is done. Only s_try's commits, where nothing else is half done. */
+static void s_on_commit(void *arg, bool done)
+{
+    sld_server_t *self = arg;
+    if (!done && self->ahead_ok && sld_delivery_awake(self->delivery)) {
+        self->ahead_now = slc_mono_ms();
+        self->ahead_running = true;
+        sld_helper_start(self->helper);
+    }
+    else if (done && self->ahead_running) {
+        sld_helper_wait(self->helper);
+        self->ahead_running = false;
+    }
+}
+
+static void s_pump_ahead(void *arg)
+{
+    sld_server_t *self = arg;
+    sld_delivery_pump_ahead(self->delivery, self->ahead_now);
+}
+
 /* One attempt: begin, apply, commit. 0 or the failure. */
 static int s_try(sld_server_t *self, bool refuse)
 {
@@ -1525,7 +1557,9 @@ static int s_try(sld_server_t *self, bool refuse)
         sld_registry_committed(self->registry, false);
         return rc;
     }
+    self->ahead_ok = self->helper != NULL;
     rc = sld_txn_commit(&txn);
+    self->ahead_ok = false;
     sld_delivery_persisted(self->delivery, rc == 0);
     sld_registry_committed(self->registry, rc == 0);
     bool revoked = sld_auth_committed(self->auth, rc == 0);
@@ -1636,10 +1670,13 @@ static void s_turn(sld_server_t *self)
     while (msgs < self->cfg.commit_max_msgs && bytes < self->cfg.commit_max_bytes)
         if (s_recv(self, &msgs, &bytes) == 0)
             break;
-    if (self->nwrites || sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit))
+    if (self->nwrites || sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit)) {
         s_commit(self);
+        self->turn_committed = true;
+    }
     s_send_queue(self, &self->replies);
     s_send_queue(self, &self->wreplies);
+    sld_delivery_replies_sent(self->delivery);
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -1799,8 +1836,11 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     };
     rc = sld_delivery_new(self->store, self->metrics, &dopts, s_deliver_send, self,
                           &self->delivery);
+    if (rc == 0)
+        rc = sld_helper_new(s_pump_ahead, self, &self->helper);
     if (rc)
         goto fail;
+    sld_store_on_commit(self->store, s_on_commit, self);
     rc = SL_ENOMEM;
     self->sessions = zhashx_new();
     if (!self->sessions)
@@ -1867,6 +1907,7 @@ void sld_server_destroy(sld_server_t **self_p)
         return;
     s_drop_queue(&self->replies);
     s_drop_queue(&self->wreplies);
+    sld_helper_destroy(&self->helper);
     free(self->replies.v);
     free(self->wreplies.v);
     for (size_t i = 0; i < self->nwrites; i++)
@@ -1917,10 +1958,24 @@ void sld_server_reload(sld_server_t *self, const sld_config_t *cfg)
 
 /* After frames were handled (or a poll timed out): deliveries, dead
  * letters, sessions, retention. Returns how long the loop may sleep. */
+/* Frames waiting on the socket? */
+static bool s_input_waiting(sld_server_t *self)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(self->router, ZMQ_EVENTS, &events, &len) == 0
+           && (events & ZMQ_POLLIN);
+}
+
 static long s_after(sld_server_t *self)
 {
     uint64_t now = slc_mono_ms();
-    int t = sld_delivery_pump(self->delivery, now);
+    /* Right after a commit with more frames waiting, the next turn will
+     * most likely commit too: its wait for the disk is where this turn's
+     * deliveries go out (s_on_commit), not ahead of it. Once only. */
+    bool defer = self->helper && self->turn_committed && s_input_waiting(self);
+    self->turn_committed = false;
+    int t = defer ? 0 : sld_delivery_pump(self->delivery, now);
     if (sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit)) {
         /* Dead letters found by the pump, and audit records of refused
          * connections, are written at once. */

@@ -277,6 +277,8 @@ struct sld_store {
     uint8_t nonces[S_NONCE_POOL * SLD_SEAL_NONCE_LEN];
     size_t nonces_left;
     s_chunk_t *spare;           /* an arena chunk kept for the next txn */
+    void (*on_commit)(void *, bool);    /* sld_store_on_commit */
+    void *on_commit_arg;
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -1504,8 +1506,12 @@ int sld_txn_commit(sld_txn_t **txn_p)
     rc = s_txn_flush(txn);
     if (rc)
         goto fail;
+    if (txn->store->on_commit)
+        txn->store->on_commit(txn->store->on_commit_arg, false);
     mrc = mdb_txn_commit(txn->mt);
     txn->mt = NULL;     /* freed by LMDB whatever the result */
+    if (txn->store->on_commit)
+        txn->store->on_commit(txn->store->on_commit_arg, true);
     if (mrc) {
         rc = s_mdb_fail("commit", mrc);
         goto fail;
@@ -1523,6 +1529,12 @@ void sld_txn_abort(sld_txn_t **txn_p)
         return;
     s_txn_release(*txn_p);
     *txn_p = NULL;
+}
+
+void sld_store_on_commit(sld_store_t *self, void (*fn)(void *, bool), void *arg)
+{
+    self->on_commit = fn;
+    self->on_commit_arg = arg;
 }
 
 int sld_store_grow(sld_store_t *self)
