@@ -1101,6 +1101,28 @@ static size_t s_bracket_end(const char *p, size_t i)
     return p[j] ? j : 0;
 }
 
+/* Does P[I] open a repetition count {n}, {n,}, {n,m}, {,m}? */
+static bool s_opens_count(const char *p, size_t i)
+{
+    if (p[i] != '{')
+        return false;
+    size_t j = i + 1;
+    while ((p[j] >= '0' && p[j] <= '9') || p[j] == ',')
+        j++;
+    return j > i + 1 && p[j] == '}';
+}
+
+/* Does P[I] close a repetition count (and not stand for a literal '}')? */
+static bool s_closes_count(const char *p, size_t i)
+{
+    if (p[i] != '}')
+        return false;
+    size_t j = i;
+    while (j > 0 && ((p[j - 1] >= '0' && p[j - 1] <= '9') || p[j - 1] == ','))
+        j--;
+    return j > 0 && j < i && p[j - 1] == '{' && !(j > 1 && p[j - 2] == '\\');
+}
+
 /* Refuse the ECMA-262 syntax that POSIX ERE would read differently or
  * reject with a worse message, so a pattern never silently means something
  * else. NULL when none, else why. */
@@ -1128,9 +1150,14 @@ static const char *s_pattern_ecma(const char *p)
         }
         else if (ch == '(' && p[i + 1] == '?')
             return "(?...) groups are ECMA-262, not POSIX ERE";
-        else if ((ch == '*' || ch == '+' || ch == '?' || ch == '}')
+        else if ((ch == '*' || ch == '+' || ch == '?' || s_closes_count(p, i))
                  && (p[i + 1] == '?' || p[i + 1] == '+'))
             return "lazy or possessive quantifiers (*? +? *+) are not POSIX ERE";
+        else if ((ch == '*' || ch == '+' || ch == '?' || s_closes_count(p, i))
+                 && (p[i + 1] == '*' || s_opens_count(p, i + 1)))
+            /* glibc's regcomp also takes time exponential in their number. */
+            return "a quantifier on a quantifier (a**, a{2}*) is not valid "
+                   "ECMA-262: nothing to repeat";
     }
     return NULL;
 }

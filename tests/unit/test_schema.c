@@ -535,6 +535,17 @@ static void test_compile_refused(void **state)
               "write [.] not [\\.]");
     s_refused("{\"pattern\":\"a+?\"}", SL_EINVAL, "/pattern: pattern: lazy or "
               "possessive quantifiers (*? +? *+) are not POSIX ERE");
+    s_refused("{\"pattern\":\"^a**$\"}", SL_EINVAL, "/pattern: pattern: a "
+              "quantifier on a quantifier (a**, a{2}*) is not valid ECMA-262: nothing "
+              "to repeat");
+    s_refused("{\"pattern\":\"[[:upper:]]{2,3}*\"}", SL_EINVAL, "/pattern: pattern: a "
+              "quantifier on a quantifier (a**, a{2}*) is not valid ECMA-262: nothing "
+              "to repeat");
+    s_refused("{\"pattern\":\"x?{2}\"}", SL_EINVAL, "/pattern: pattern: a "
+              "quantifier on a quantifier (a**, a{2}*) is not valid ECMA-262: nothing "
+              "to repeat");
+    /* A '}' that closes no count is a literal, and may be repeated. */
+    slc_schema_destroy((slc_schema_t *[]) { s_compile("{\"pattern\":\"^a}*b{2}c$\"}") });
     s_refused("{\"pattern\":\"(?:ab)\"}", SL_EINVAL,
               "/pattern: pattern: (?...) groups are ECMA-262, not POSIX ERE");
     /* regcomp copies an atom per count: nested counts are bounded. */
