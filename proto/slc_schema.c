@@ -45,6 +45,7 @@
 #define S_LIST_MAX 160          /* enum list text kept for errors */
 #define S_RE_WEIGHT_MAX 4096    /* pattern size once {n,m} are expanded */
 #define S_RE_GROUPS_MAX 32      /* nested ( ) in a pattern */
+#define S_RE_EMPTY_LOOPS_MAX 12 /* ways to match nothing in repeated groups */
 #define S_SEEN_MAX 4096         /* property entries s_check_required marks */
 
 enum { S_FMT_NONE = 0, S_FMT_DATETIME, S_FMT_EMAIL, S_FMT_UUID };
@@ -1162,6 +1163,14 @@ static const char *s_pattern_ecma(const char *p)
     return NULL;
 }
 
+/* Does the count at P ("{n,}" or "{,}") have no upper bound? */
+static bool s_count_unbounded(const char *p)
+{
+    const char *comma = strchr(p, ',');
+    const char *close = strchr(p, '}');
+    return comma && close && comma < close && close == comma + 1;
+}
+
 /* glibc's regcomp copies an atom once per count of {n,m}, so nested
  * counts multiply: bound the expanded size (atoms, each group counted by
  * its content) before regcomp sees the pattern. NULL, or why not. Syntax
@@ -1169,6 +1178,9 @@ static const char *s_pattern_ecma(const char *p)
 static const char *s_pattern_weight(const char *p)
 {
     size_t sum[S_RE_GROUPS_MAX + 1] = { 0 }, last[S_RE_GROUPS_MAX + 1] = { 0 };
+    /* Ways to match nothing inside each open group: a zero count (* ? {0)
+     * or an empty alternative. */
+    size_t empties[S_RE_GROUPS_MAX + 1] = { 0 }, loops = 0;
     int depth = 0;
     for (size_t i = 0; p[i]; i++) {
         size_t atom = 1;
@@ -1177,11 +1189,27 @@ static const char *s_pattern_weight(const char *p)
                 return "groups nest too deep";
             depth++;
             sum[depth] = last[depth] = 0;
+            empties[depth] = 0;
             continue;
         }
+        if (p[i] == '*' || p[i] == '?' || (p[i] == '{' && p[i + 1] == '0')
+            || (p[i] == '|' && (i == 0 || p[i - 1] == '(' || p[i - 1] == '|'
+                                || p[i + 1] == ')' || p[i + 1] == '|' || !p[i + 1])))
+            empties[depth]++;
         if (p[i] == ')' && depth > 0) {
             atom = sum[depth] ? sum[depth] : 1;
+            /* A group repeated without bound, with ways to match nothing
+             * inside: regcomp's time grows exponentially with them, summed
+             * over such groups (nested ones count again in each). */
+            char q = p[i + 1];
+            if (q == '*' || q == '+' || (q == '{' && s_count_unbounded(p + i + 1))) {
+                loops += empties[depth];
+                if (loops > S_RE_EMPTY_LOOPS_MAX)
+                    return "too many ways to match nothing inside repeated groups "
+                           "((a*)*, (a|b|)+)";
+            }
             depth--;
+            empties[depth] += empties[depth + 1];
         }
         else if (p[i] == '{' && ((p[i + 1] >= '0' && p[i + 1] <= '9')
                                  || p[i + 1] == ',')) {

@@ -544,6 +544,26 @@ static void test_compile_refused(void **state)
     s_refused("{\"pattern\":\"x?{2}\"}", SL_EINVAL, "/pattern: pattern: a "
               "quantifier on a quantifier (a**, a{2}*) is not valid ECMA-262: nothing "
               "to repeat");
+    /* Ways to match nothing inside groups repeated without bound: glibc's
+     * regcomp takes exponential time in them ((a*)* twenty times took a
+     * second), so at most twelve. */
+    {
+        char pat[256] = "{\"pattern\":\"^";
+        for (int i = 0; i < 13; i++)
+            strcat(pat, i % 3 == 0 ? "(a*)*" : i % 3 == 1 ? "(b|)+" : "(c?){2,}");
+        strcat(pat, "$\"}");
+        s_refused(pat, SL_EINVAL, "/pattern: pattern is too costly to compile: too "
+                  "many ways to match nothing inside repeated groups ((a*)*, (a|b|)+)");
+        pat[strlen(pat) - strlen("(a*)*$\"}")] = '\0';
+        strcat(pat, "$\"}");
+        slc_schema_destroy((slc_schema_t *[]) { s_compile(pat) });
+        /* Groups that cannot match nothing repeat freely. */
+        strcpy(pat, "{\"pattern\":\"^");
+        for (int i = 0; i < 20; i++)
+            strcat(pat, "(a+)*");
+        strcat(pat, "$\"}");
+        slc_schema_destroy((slc_schema_t *[]) { s_compile(pat) });
+    }
     /* A '}' that closes no count is a literal, and may be repeated. */
     slc_schema_destroy((slc_schema_t *[]) { s_compile("{\"pattern\":\"^a}*b{2}c$\"}") });
     s_refused("{\"pattern\":\"(?:ab)\"}", SL_EINVAL,
