@@ -1907,6 +1907,8 @@ void sld_server_destroy(sld_server_t **self_p)
         return;
     s_drop_queue(&self->replies);
     s_drop_queue(&self->wreplies);
+    if (self->store)
+        sld_store_on_commit(self->store, NULL, NULL);
     sld_helper_destroy(&self->helper);
     free(self->replies.v);
     free(self->wreplies.v);
@@ -1956,8 +1958,6 @@ void sld_server_reload(sld_server_t *self, const sld_config_t *cfg)
     s_log(self, 2, "configuration reloaded");
 }
 
-/* After frames were handled (or a poll timed out): deliveries, dead
- * letters, sessions, retention. Returns how long the loop may sleep. */
 /* Frames waiting on the socket? */
 static bool s_input_waiting(sld_server_t *self)
 {
@@ -1967,6 +1967,8 @@ static bool s_input_waiting(sld_server_t *self)
            && (events & ZMQ_POLLIN);
 }
 
+/* After frames were handled (or a poll timed out): deliveries, dead
+ * letters, sessions, retention. Returns how long the loop may sleep. */
 static long s_after(sld_server_t *self)
 {
     uint64_t now = slc_mono_ms();
