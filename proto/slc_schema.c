@@ -1151,14 +1151,14 @@ static const char *s_pattern_ecma(const char *p)
         }
         else if (ch == '(' && p[i + 1] == '?')
             return "(?...) groups are ECMA-262, not POSIX ERE";
-        else if ((ch == '*' || ch == '+' || ch == '?' || s_closes_count(p, i))
-                 && (p[i + 1] == '?' || p[i + 1] == '+'))
-            return "lazy or possessive quantifiers (*? +? *+) are not POSIX ERE";
-        else if ((ch == '*' || ch == '+' || ch == '?' || s_closes_count(p, i))
-                 && (p[i + 1] == '*' || s_opens_count(p, i + 1)))
+        else if (ch == '*' || ch == '+' || ch == '?' || s_closes_count(p, i)) {
+            if (p[i + 1] == '?' || p[i + 1] == '+')
+                return "lazy or possessive quantifiers (*? +? *+) are not POSIX ERE";
             /* glibc's regcomp also takes time exponential in their number. */
-            return "a quantifier on a quantifier (a**, a{2}*) is not valid "
-                   "ECMA-262: nothing to repeat";
+            if (p[i + 1] == '*' || s_opens_count(p, i + 1))
+                return "a quantifier on a quantifier (a**, a{2}*) is not valid "
+                       "ECMA-262: nothing to repeat";
+        }
     }
     return NULL;
 }
