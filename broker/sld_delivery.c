@@ -295,13 +295,14 @@ static s_timer_t s_heap_pop(s_heap_t *h)
     return top;
 }
 
-/* Is T still the timer of its delivery? An ack or a newer attempt leaves
- * it behind in the heap, where it cannot be found to be removed. */
-static bool s_timer_live(s_sub_t *sub, const s_timer_t *t)
+/* The delivery T is still the timer of, or NULL: an ack or a newer
+ * attempt leaves a timer behind in the heap, where it cannot be found to
+ * be removed. */
+static s_flight_t *s_timer_flight(s_sub_t *sub, const s_timer_t *t)
 {
     s_flight_t *f = s_flight_get(&sub->flight, t->topic_id, t->offset);
     return f && f->token == t->token && f->deadline == t->deadline
-           && (f->state == S_SENT || f->state == S_DELAYED);
+           && (f->state == S_SENT || f->state == S_DELAYED) ? f : NULL;
 }
 
 /* Arm T for SUB. Every delivery acked within ack_wait leaves its timer
@@ -315,7 +316,7 @@ static int s_timer_arm(s_sub_t *sub, s_timer_t t)
     if (h->n >= 2 * sub->flight.count + S_TIMERS_SLACK) {
         size_t n = 0;
         for (size_t i = 0; i < h->n; i++)
-            if (s_timer_live(sub, &h->v[i]))
+            if (s_timer_flight(sub, &h->v[i]))
                 h->v[n++] = h->v[i];
         h->n = n;
         for (size_t i = n / 2; i-- > 0;)
@@ -1294,19 +1295,21 @@ static int s_unreadable(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
 
 /* Reading OFFSET of ST (NULL: SUB no longer has the topic) returned RC.
  * True when the pump must stop and try again later: out of memory, here or
- * while dead-lettering an unreadable record. False when the offset is done
- * with: read (RC 0), trimmed by retention, or dead-lettered. */
+ * while dead-lettering an unreadable record, or any failure AHEAD (while a
+ * commit is under way nothing may be skipped or dead-lettered). False when
+ * the offset is done with: read (RC 0), trimmed by retention, or
+ * dead-lettered. */
 static bool s_read_later(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
-                         uint64_t offset, uint32_t attempts, int rc)
+                         uint64_t offset, uint32_t attempts, int rc, bool ahead)
 {
-    if (rc == SL_ENOMEM)
+    if (rc == SL_ENOMEM || (rc && ahead))
         return true;
     return rc != 0 && rc != SL_ENOTFOUND && st
         && s_unreadable(self, sub, st, offset, attempts) != 0;
 }
 
-/* Deliver what SUB's credit allows. Returns true while it may have more. */
-/* AHEAD (sld_delivery_pump_ahead): a record that does not read stops the
+/* Deliver what SUB's credit allows. Returns true while it may have more.
+ * AHEAD (sld_delivery_pump_ahead): a record that does not read stops the
  * subscription's turn instead of being skipped or dead-lettered. */
 static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                        uint64_t now, bool ahead)
@@ -1328,16 +1331,11 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
         }
         if (f) {
             int rc = sld_store_read(txn, f->topic_id, f->offset, &env, &len, NULL);
-            if (rc && ahead) {
-                s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
-                more = false;
-                break;
-            }
             if (rc) {
                 /* Trimmed by retention while waiting: nothing to redeliver.
                  * Unreadable: dead-lettered. Out of memory: a later pump. */
                 st = s_subtopic_find(sub, f->topic_id);
-                if (s_read_later(self, sub, st, f->offset, f->attempt, rc)) {
+                if (s_read_later(self, sub, st, f->offset, f->attempt, rc, ahead)) {
                     s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
                     more = false;
                     break;
@@ -1368,11 +1366,7 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
             }
             uint64_t off = st->next;
             int rc = sld_store_read(txn, st->topic_id, off, &env, &len, NULL);
-            if (rc && ahead) {
-                more = false;
-                break;
-            }
-            if (s_read_later(self, sub, st, off, 0, rc)) {
+            if (s_read_later(self, sub, st, off, 0, rc, ahead)) {
                 more = false;       /* out of memory: the next pump tries again */
                 break;
             }
@@ -1425,9 +1419,9 @@ static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
 {
     while (sub->timers.n && sub->timers.v[0].deadline <= now) {
         s_timer_t t = s_heap_pop(&sub->timers);
-        if (!s_timer_live(sub, &t))
+        s_flight_t *f = s_timer_flight(sub, &t);
+        if (!f)
             continue;
-        s_flight_t *f = s_flight_get(&sub->flight, t.topic_id, t.offset);
         if (f->attempt >= sub->max_deliver) {
             s_subtopic_t *st = s_subtopic_find(sub, f->topic_id);
             if (s_queue_dlq(self, sub, f->topic_id, f->offset, f->attempt, f->nacked,
