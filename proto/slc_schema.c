@@ -1163,12 +1163,10 @@ static const char *s_pattern_ecma(const char *p)
     return NULL;
 }
 
-/* Does the count at P ("{n,}" or "{,}") have no upper bound? */
-static bool s_count_unbounded(const char *p)
+/* Does P[I] open a count with no upper bound ({n,})? */
+static bool s_count_unbounded(const char *p, size_t i)
 {
-    const char *comma = strchr(p, ',');
-    const char *close = strchr(p, '}');
-    return comma && close && comma < close && close == comma + 1;
+    return s_opens_count(p, i) && strchr(p + i, '}')[-1] == ',';
 }
 
 /* glibc's regcomp copies an atom once per count of {n,m}, so nested
@@ -1202,7 +1200,7 @@ static const char *s_pattern_weight(const char *p)
              * inside: regcomp's time grows exponentially with them, summed
              * over such groups (nested ones count again in each). */
             char q = p[i + 1];
-            if (q == '*' || q == '+' || (q == '{' && s_count_unbounded(p + i + 1))) {
+            if (q == '*' || q == '+' || s_count_unbounded(p, i + 1)) {
                 loops += empties[depth];
                 if (loops > S_RE_EMPTY_LOOPS_MAX)
                     return "too many ways to match nothing inside repeated groups "
