@@ -22,6 +22,7 @@ packages=(
     libsodium-dev
     libcjson-dev            # JSON documents: schemas, mappings, audit records
     libfyaml-dev            # YAML: mapping files (proto/slc_map)
+    libpcre2-dev            # schema "pattern" regular expressions (proto/slc_schema)
     libcmocka-dev           # unit tests
     libasan8                # AddressSanitizer + LeakSanitizer runtime (build-asan)
     libubsan1               # UBSan runtime (build-asan)

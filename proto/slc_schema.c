@@ -3,8 +3,11 @@
  *  Compiling turns the schema document into one s_node_t per subschema with
  *  every check precomputed: type bits, a property table sorted by name, the
  *  bounds and their texts, a compiled regex, the enum's text. Validation is
- *  then a walk over the document that allocates nothing and builds a JSON
- *  pointer only when it reports (from a stack of keys and indexes).
+ *  then a walk over the document that allocates nothing but a pattern's
+ *  match data (PCRE2's API) and builds a JSON pointer only when it reports
+ *  (from a stack of keys and indexes). A pattern is compiled by PCRE2 and
+ *  matched with a step and a memory limit, so no pattern and no value can
+ *  hold the caller's thread for long.
  *
  *  $ref is resolved at compile time to the node it names. A chain of $refs
  *  that never reaches a real schema is refused; every other cycle goes
@@ -26,12 +29,13 @@
 #include "slc_schema.h"
 #include "slc.h"
 #include "slc_doc.h"
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <assert.h>
 #include <float.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,9 +47,12 @@
 #define S_PATH_MAX 256          /* = sizeof slc_schema_error_t.pointer */
 #define S_RULE_MAX 200          /* = sizeof slc_schema_error_t.rule */
 #define S_LIST_MAX 160          /* enum list text kept for errors */
-#define S_RE_WEIGHT_MAX 4096    /* pattern size once {n,m} are expanded */
-#define S_RE_GROUPS_MAX 32      /* nested ( ) in a pattern */
-#define S_RE_EMPTY_LOOPS_MAX 12 /* ways to match nothing in repeated groups */
+#define S_RE_NEST_MAX 32        /* nested ( ) in a pattern */
+#define S_RE_MATCH_LIMIT 1000000 /* pcre2_match steps for one value */
+#define S_RE_HEAP_KIB 8192      /* pcre2_match's backtracking memory, KiB */
+/* ECMA-262's reading: code points of UTF-8, $ only at the very end, \uhhhh. */
+#define S_RE_OPTIONS (PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_BSUX \
+                      | PCRE2_NEVER_BACKSLASH_C | PCRE2_NO_AUTO_CAPTURE)
 #define S_SEEN_MAX 4096         /* property entries s_check_required marks */
 
 enum { S_FMT_NONE = 0, S_FMT_DATETIME, S_FMT_EMAIL, S_FMT_UUID };
@@ -91,8 +98,9 @@ struct s_node {
     s_bound_t hi;           /* maximum / exclusiveMaximum, the tighter */
     size_t min_len;         /* minLength in code points, 0 when absent */
     size_t max_len;         /* maxLength, SIZE_MAX when absent */
-    char *pattern;          /* pattern text; set only once re is compiled */
-    regex_t re;             /* the compiled pattern */
+    char *pattern;          /* pattern text */
+    pcre2_code *re;         /* the compiled pattern, NULL: none */
+    pcre2_match_context *mctx; /* its limits for one value */
     int format;             /* S_FMT_* */
 };
 
@@ -517,6 +525,30 @@ static bool s_push(s_vc_t *v, const char *key, size_t index)
     return true;
 }
 
+/* Does S contain a match of N's pattern? A value the pattern cannot be
+ * checked on within its limits (or not UTF-8) fails, saying why. */
+static void s_check_pattern(s_vc_t *v, const s_node_t *n, const char *s)
+{
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    int rc = md ? pcre2_match(n->re, (PCRE2_SPTR) s, PCRE2_ZERO_TERMINATED, 0, 0, md,
+                              n->mctx)
+                : PCRE2_ERROR_NOMEMORY;
+    pcre2_match_data_free(md);
+    if (rc >= 0)
+        return;
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        s_verr(v, "does not match pattern %s", n->pattern);
+        return;
+    }
+    PCRE2_UCHAR msg[100];
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT)
+        snprintf((char *) msg, sizeof msg, "too costly to match (over %s)",
+                 rc == PCRE2_ERROR_MATCHLIMIT ? "a million steps" : "8 MiB");
+    else if (pcre2_get_error_message(rc, msg, sizeof msg) < 0)
+        snprintf((char *) msg, sizeof msg, "error %d", rc);
+    s_verr(v, "cannot be checked against pattern %s: %s", n->pattern, (const char *) msg);
+}
+
 static void s_check_string(s_vc_t *v, const s_node_t *n, const cJSON *val)
 {
     const char *s = val->valuestring;
@@ -533,8 +565,8 @@ static void s_check_string(s_vc_t *v, const s_node_t *n, const cJSON *val)
         if (v->stop)
             return;
     }
-    if (n->pattern && regexec(&n->re, s, 0, NULL, 0) != 0) {
-        s_verr(v, "does not match pattern %s", n->pattern);
+    if (n->re) {
+        s_check_pattern(v, n, s);
         if (v->stop)
             return;
     }
@@ -1081,204 +1113,54 @@ static int s_kw_const(s_cc_t *c, s_node_t *n, const cJSON *v)
     return n->const_text ? 0 : SL_ENOMEM;
 }
 
-/* Index of the ']' closing the bracket expression that opens at P[I] (a
- * ']' first is literal; [:alpha:] [.x.] [=x=] are skipped), 0 if none. */
-static size_t s_bracket_end(const char *p, size_t i)
+/* Where P holds "{,m}" outside an escape: glibc read it as {0,m}, ECMA-262
+ * and PCRE2 read it as literal text. NULL when nowhere. */
+static const char *s_pattern_open_count(const char *p)
 {
-    size_t j = i + 1;
-    if (p[j] == '^')
-        j++;
-    if (p[j] == ']')
-        j++;
-    for (; p[j] && p[j] != ']'; j++)
-        if (p[j] == '[' && (p[j + 1] == ':' || p[j + 1] == '.' || p[j + 1] == '=')) {
-            const char *close = strchr(p + j + 2, p[j + 1]);
-            while (close && close[1] != ']')
-                close = strchr(close + 1, p[j + 1]);
-            if (!close)
-                return 0;
-            j = (size_t) (close - p) + 1;
-        }
-    return p[j] ? j : 0;
-}
-
-/* Does P[I] open a repetition count {n}, {n,}, {n,m}, {,m}? */
-static bool s_opens_count(const char *p, size_t i)
-{
-    if (p[i] != '{')
-        return false;
-    size_t j = i + 1;
-    while ((p[j] >= '0' && p[j] <= '9') || p[j] == ',')
-        j++;
-    return j > i + 1 && p[j] == '}';
-}
-
-/* Does P[I] close a repetition count (and not stand for a literal '}')? */
-static bool s_closes_count(const char *p, size_t i)
-{
-    if (p[i] != '}')
-        return false;
-    size_t j = i;
-    while (j > 0 && ((p[j - 1] >= '0' && p[j - 1] <= '9') || p[j - 1] == ','))
-        j--;
-    return j > 0 && j < i && p[j - 1] == '{' && !(j > 1 && p[j - 2] == '\\');
-}
-
-/* Refuse the ECMA-262 syntax that POSIX ERE would read differently or
- * reject with a worse message, so a pattern never silently means something
- * else. NULL when none, else why. */
-static const char *s_pattern_ecma(const char *p)
-{
-    for (size_t i = 0; p[i]; i++) {
-        char ch = p[i];
-        if (ch == '\\') {
-            unsigned char next = (unsigned char) p[i + 1];
-            if ((next >= '0' && next <= '9') || (next >= 'a' && next <= 'z')
-                || (next >= 'A' && next <= 'Z'))
-                return "escapes like \\d, \\w, \\s are ECMA-262, not POSIX "
-                       "ERE: use [0-9], [[:alnum:]_], [[:space:]]";
-            if (next)
-                i++;
-        }
-        else if (ch == '[') {
-            size_t end = s_bracket_end(p, i);
-            if (!end)
-                return "unterminated [...]";
-            if (memchr(p + i, '\\', end - i))
-                return "a backslash inside [...] is a literal backslash in "
-                       "POSIX ERE (unlike ECMA-262): write [.] not [\\.]";
-            i = end;
-        }
-        else if (ch == '(' && p[i + 1] == '?')
-            return "(?...) groups are ECMA-262, not POSIX ERE";
-        else if (ch == '*' || ch == '+' || ch == '?' || s_closes_count(p, i)) {
-            if (p[i + 1] == '?' || p[i + 1] == '+')
-                return "lazy or possessive quantifiers (*? +? *+) are not POSIX ERE";
-            /* glibc's regcomp also takes time exponential in their number. */
-            if (p[i + 1] == '*' || s_opens_count(p, i + 1))
-                return "a quantifier on a quantifier (a**, a{2}*) is not valid "
-                       "ECMA-262: nothing to repeat";
-        }
-    }
-    return NULL;
-}
-
-/* Does P[I] open a count with no upper bound ({n,})? */
-static bool s_count_unbounded(const char *p, size_t i)
-{
-    return s_opens_count(p, i) && strchr(p + i, '}')[-1] == ',';
-}
-
-/* glibc's regcomp copies an atom once per count of {n,m}, so nested
- * counts multiply: bound the expanded size (atoms, each group counted by
- * its content) before regcomp sees the pattern. NULL, or why not. Syntax
- * errors are left to regcomp. */
-static const char *s_pattern_weight(const char *p)
-{
-    size_t sum[S_RE_GROUPS_MAX + 1] = { 0 }, last[S_RE_GROUPS_MAX + 1] = { 0 };
-    /* Ways to match nothing inside each open group: a zero count (* ? {0)
-     * or an empty alternative. */
-    size_t empties[S_RE_GROUPS_MAX + 1] = { 0 }, loops = 0;
-    int depth = 0;
-    for (size_t i = 0; p[i]; i++) {
-        size_t atom = 1;
-        if (p[i] == '(') {
-            if (depth == S_RE_GROUPS_MAX)
-                return "groups nest too deep";
-            depth++;
-            sum[depth] = last[depth] = 0;
-            empties[depth] = 0;
-            continue;
-        }
-        if (p[i] == '*' || p[i] == '?' || (p[i] == '{' && p[i + 1] == '0')
-            || (p[i] == '|' && (i == 0 || p[i - 1] == '(' || p[i - 1] == '|'
-                                || p[i + 1] == ')' || p[i + 1] == '|' || !p[i + 1])))
-            empties[depth]++;
-        if (p[i] == ')' && depth > 0) {
-            atom = sum[depth] ? sum[depth] : 1;
-            /* A group repeated without bound, with ways to match nothing
-             * inside: regcomp's time grows exponentially with them, summed
-             * over such groups (nested ones count again in each). */
-            char q = p[i + 1];
-            if (q == '*' || q == '+' || s_count_unbounded(p, i + 1)) {
-                loops += empties[depth];
-                if (loops > S_RE_EMPTY_LOOPS_MAX)
-                    return "too many ways to match nothing inside repeated groups "
-                           "((a*)*, (a|b|)+)";
-            }
-            depth--;
-            empties[depth] += empties[depth + 1];
-        }
-        else if (p[i] == '{' && ((p[i + 1] >= '0' && p[i + 1] <= '9')
-                                 || p[i + 1] == ',')) {
-            char *end;
-            unsigned long lo = strtoul(p + i + 1, &end, 10), hi = lo;
-            if (*end == ',')
-                hi = end[1] == '}' ? lo + 1 : strtoul(end + 1, &end, 10);
-            if (lo > S_RE_WEIGHT_MAX || hi > S_RE_WEIGHT_MAX)
-                return "a repetition count over 4096";
-            /* The last atom now stands HI (at least 1) times. */
-            hi = hi ? hi : 1;
-            sum[depth] += last[depth] * (hi - 1);
-            last[depth] *= hi;
-            if (sum[depth] > S_RE_WEIGHT_MAX)
-                return "it expands to more than 4096 atoms (nested {n,m})";
-            const char *close = strchr(p + i, '}');
-            if (close)
-                i = (size_t) (close - p);
-            continue;
-        }
-        else if (p[i] == '\\' && p[i + 1])
-            i++;
-        else if (p[i] == '[' && s_bracket_end(p, i))
-            i = s_bracket_end(p, i);
-        else if (p[i] == '*' || p[i] == '+' || p[i] == '?' || p[i] == '|'
-                 || p[i] == '^' || p[i] == '$')
-            continue;
-        last[depth] = atom;
-        sum[depth] += atom;
-        if (sum[depth] > S_RE_WEIGHT_MAX)
-            return "it expands to more than 4096 atoms (nested {n,m})";
+    for (const char *q = strstr(p, "{,"); q; q = strstr(q + 1, "{,")) {
+        size_t digits = strspn(q + 2, "0123456789");
+        if (digits && q[2 + digits] == '}' && !(q > p && q[-1] == '\\'))
+            return q;
     }
     return NULL;
 }
 
 static int s_kw_pattern(s_cc_t *c, s_node_t *n, const cJSON *v)
 {
-    int rc = 0;
-    char why[160];
-    if (!cJSON_IsString(v)) {
-        rc = s_bad(c, "must be a string (a POSIX extended regular expression)");
-        goto fail;
-    }
+    char why[S_RULE_MAX];
+    if (!cJSON_IsString(v))
+        return s_bad(c, "must be a string (an ECMA-262 regular expression)");
     const char *p = v->valuestring;
-    const char *ecma = s_pattern_ecma(p);
-    if (ecma) {
-        snprintf(why, sizeof why, "pattern: %s", ecma);
-        rc = s_bad(c, why);
-        goto fail;
+    /* Stored schemas from before PCRE2 may hold it with the other meaning:
+     * refuse rather than change what they accept. */
+    if (s_pattern_open_count(p))
+        return s_bad(c, "{,m} is literal text in ECMA-262: write {0,m}");
+    pcre2_compile_context *cctx = pcre2_compile_context_create(NULL);
+    if (!cctx)
+        return SL_ENOMEM;
+    pcre2_set_parens_nest_limit(cctx, S_RE_NEST_MAX);
+    int e;
+    PCRE2_SIZE at;
+    n->re = pcre2_compile((PCRE2_SPTR) p, PCRE2_ZERO_TERMINATED, S_RE_OPTIONS, &e, &at,
+                          cctx);
+    pcre2_compile_context_free(cctx);
+    if (!n->re) {
+        if (e == PCRE2_ERROR_HEAP_FAILED)
+            return SL_ENOMEM;
+        PCRE2_UCHAR msg[120];
+        if (pcre2_get_error_message(e, msg, sizeof msg) < 0)
+            snprintf((char *) msg, sizeof msg, "error %d", e);
+        snprintf(why, sizeof why, "not a regular expression: %s at offset %zu",
+                 (const char *) msg, (size_t) at);
+        return s_bad(c, why);
     }
-    const char *heavy = s_pattern_weight(p);
-    if (heavy) {
-        snprintf(why, sizeof why, "pattern is too costly to compile: %s", heavy);
-        rc = s_bad(c, why);
-        goto fail;
-    }
-    int e = regcomp(&n->re, p, REG_EXTENDED | REG_NOSUB);
-    if (e) {
-        char msg[100];
-        regerror(e, &n->re, msg, sizeof msg);
-        snprintf(why, sizeof why, "not a POSIX extended regular expression: %s", msg);
-        rc = s_bad(c, why);
-        goto fail;
-    }
+    n->mctx = pcre2_match_context_create(NULL);
     n->pattern = strdup(p);
-    if (!n->pattern) {
-        regfree(&n->re);
-        rc = SL_ENOMEM;
-    }
-fail:
-    return rc;
+    if (!n->mctx || !n->pattern)
+        return SL_ENOMEM;       /* slc_schema_destroy frees what was made */
+    pcre2_set_match_limit(n->mctx, S_RE_MATCH_LIMIT);
+    pcre2_set_heap_limit(n->mctx, S_RE_HEAP_KIB);
+    return 0;
 }
 
 static int s_kw_format(s_cc_t *c, s_node_t *n, const cJSON *v)
@@ -1640,8 +1522,8 @@ void slc_schema_destroy(slc_schema_t **self_p)
         free(n->props);
         free(n->enum_list);
         free(n->const_text);
-        if (n->pattern)
-            regfree(&n->re);
+        pcre2_code_free(n->re);
+        pcre2_match_context_free(n->mctx);
         free(n->pattern);
         free(n);
     }

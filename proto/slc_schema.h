@@ -47,9 +47,9 @@ typedef enum {
  * here too. Every keyword outside the subset is refused, naming it
  * and its JSON pointer, and so is a malformed value, an unresolvable or
  * non-local $ref, or a $ref chain that never reaches a schema. "pattern" is
- * a POSIX extended regular expression (regcomp REG_EXTENDED, matching bytes
- * in the C locale), NOT ECMA-262: ECMA-only syntax (\d, \w, lazy
- * quantifiers, (?...), backslashes inside [...]) is refused.
+ * an ECMA-262 regular expression as PCRE2 reads it (UTF-8 code points, $
+ * only at the end, \uhhhh; docs/schemas.md says where the two differ),
+ * matched with bounded steps and memory.
  * Returns 0 and *OUT (caller owns: slc_schema_destroy), or SL_ETOOBIG
  * (more than SLC_SCHEMA_TEXT_MAX bytes), SL_EINVAL (not JSON, nested deeper
  * than SLC_SCHEMA_DEPTH_MAX, or not a schema of the subset), SL_ENOMEM. On
@@ -77,7 +77,7 @@ const char *slc_schema_text(const slc_schema_t *self);
  * number written;
  * when it equals MAX there may be more. With MAX 0 it stops at the first
  * failure. Numbers are compared as doubles; "integer" is a number with no
- * fraction (1.0 is one). Allocates nothing itself (regexec may). */
+ * fraction (1.0 is one). Allocates only a pattern's match data. */
 int slc_schema_validate(const slc_schema_t *self, const cJSON *doc,
                         slc_schema_error_t *errs, size_t max, size_t *nerrs);
 
