@@ -541,9 +541,13 @@ static void s_check_pattern(s_vc_t *v, const s_node_t *n, const char *s)
         return;
     }
     PCRE2_UCHAR msg[100];
-    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT)
-        snprintf((char *) msg, sizeof msg, "too costly to match (over %s)",
-                 rc == PCRE2_ERROR_MATCHLIMIT ? "a million steps" : "8 MiB");
+    /* The reason names the limits; the words must follow the numbers. */
+    _Static_assert(S_RE_MATCH_LIMIT == 1000000, "the reason says a million steps");
+    if (rc == PCRE2_ERROR_MATCHLIMIT)
+        snprintf((char *) msg, sizeof msg, "too costly to match (over a million steps)");
+    else if (rc == PCRE2_ERROR_HEAPLIMIT)
+        snprintf((char *) msg, sizeof msg, "too costly to match (over %d MiB)",
+                 S_RE_HEAP_KIB / 1024);
     else if (pcre2_get_error_message(rc, msg, sizeof msg) < 0)
         snprintf((char *) msg, sizeof msg, "error %d", rc);
     s_verr(v, "cannot be checked against pattern %s: %s", n->pattern, (const char *) msg);
