@@ -6,8 +6,9 @@
  *  delivered). Deliveries in flight live in an open-addressing table keyed
  *  by (topic id, offset) holding the attempt's token, attempt number and
  *  deadline; a binary heap of deadlines (lazily invalidated) finds expired
- *  attempts, which go to a ready ring for redelivery, or to the dead-letter
- *  topic once max_deliver attempts have failed.
+ *  attempts, which go to the due heap (sld_due, lowest offset first) for
+ *  redelivery, or to the dead-letter topic once max_deliver attempts have
+ *  failed.
  *
  *  Acks change memory at once and mark the subtopic dirty; the server calls
  *  sld_delivery_persist inside its next write transaction, so acks are
@@ -26,6 +27,7 @@
  *  message simply waits in the store. Messages are read from LMDB in a
  *  read transaction held only for one pump.  */
 #include "sld_delivery.h"
+#include "sld_due.h"
 #include <assert.h>
 #include <czmq.h>
 #include <stdio.h>
@@ -66,16 +68,6 @@ typedef struct {
     s_timer_t *v;
     size_t n, cap;
 } s_heap_t;
-
-typedef struct {
-    uint32_t topic_id;
-    uint64_t offset;
-} s_key_t;
-
-typedef struct {
-    s_key_t *v;
-    size_t head, n, cap;        /* ring */
-} s_ring_t;
 
 typedef struct {
     uint64_t *v;
@@ -121,7 +113,7 @@ struct s_sub {
     size_t rr;
     s_ftable_t flight;
     s_heap_t timers;
-    s_ring_t ready;
+    sld_due_t ready;            /* due for redelivery, in offset order */
     bool config_dirty;
     bool dirty;                 /* in self->dirty list */
     bool awake;                 /* in self->awake list */
@@ -325,41 +317,6 @@ static int s_timer_arm(s_sub_t *sub, s_timer_t t)
     return s_heap_push(h, t);
 }
 
-static int s_ring_push(s_ring_t *r, uint32_t topic_id, uint64_t offset)
-{
-    if (r->n == r->cap) {
-        size_t ncap = r->cap ? r->cap * 2 : 64;
-        s_key_t *nv = malloc(ncap * sizeof(s_key_t));
-        if (!nv)
-            return SL_ENOMEM;
-        for (size_t i = 0; i < r->n; i++)
-            nv[i] = r->v[(r->head + i) % r->cap];
-        free(r->v);
-        r->v = nv;
-        r->cap = ncap;
-        r->head = 0;
-    }
-    r->v[(r->head + r->n) % r->cap] = (s_key_t) { topic_id, offset };
-    r->n++;
-    return 0;
-}
-
-static s_key_t s_ring_pop(s_ring_t *r)
-{
-    s_key_t k = r->v[r->head];
-    r->head = (r->head + 1) % r->cap;
-    r->n--;
-    return k;
-}
-
-/* Put back K just popped: it goes first again (its slot is still free). */
-static void s_ring_unpop(s_ring_t *r, s_key_t k)
-{
-    r->head = (r->head + r->cap - 1) % r->cap;
-    r->v[r->head] = k;
-    r->n++;
-}
-
 static bool s_oset_has(const s_oset_t *s, uint64_t off)
 {
     size_t lo = 0, hi = s->n;
@@ -411,7 +368,7 @@ static void s_sub_free(s_sub_t **sub_p)
     free(sub->topics);
     free(sub->flight.slot);
     free(sub->timers.v);
-    free(sub->ready.v);
+    sld_due_clear(&sub->ready);
     free(sub);
     *sub_p = NULL;
 }
@@ -846,36 +803,19 @@ static s_sub_t *s_by_id(sld_delivery_t *self, sld_session_t *session, uint32_t s
     return sub && sub->session == session ? sub : NULL;
 }
 
-static int s_key_cmp(const void *a, const void *b)
-{
-    const s_key_t *x = a, *y = b;
-    if (x->topic_id != y->topic_id)
-        return x->topic_id < y->topic_id ? -1 : 1;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/* Every in-flight attempt of SUB becomes due for redelivery now, in offset
- * order, so the next consumer sees them in the order they were stored. */
+/* Every in-flight attempt of SUB becomes due for redelivery now; the due
+ * heap hands them to the next consumer in offset order. */
 static void s_detach(sld_delivery_t *self, s_sub_t *sub)
 {
-    size_t n = 0;
     s_acct_release(self, sub);
-    s_key_t *keys = malloc((sub->flight.count + 1) * sizeof(s_key_t));
-    for (size_t i = 0; keys && i < sub->flight.cap; i++) {
+    for (size_t i = 0; i < sub->flight.cap; i++) {
         s_flight_t *f = &sub->flight.slot[i];
-        if (f->state == S_SENT || f->state == S_DELAYED)
-            keys[n++] = (s_key_t) { f->topic_id, f->offset };
-    }
-    /* Without memory for the sort they stay SENT and come back through
-     * their ack_wait deadline: later, never lost. */
-    if (keys)
-        qsort(keys, n, sizeof(s_key_t), s_key_cmp);
-    for (size_t i = 0; i < n; i++) {
-        s_flight_t *f = s_flight_get(&sub->flight, keys[i].topic_id, keys[i].offset);
-        if (s_ring_push(&sub->ready, f->topic_id, f->offset) == 0)
+        /* Without memory for the key it stays SENT and comes back through
+         * its ack_wait deadline: later, never lost. */
+        if ((f->state == S_SENT || f->state == S_DELAYED)
+            && sld_due_add(&sub->ready, f->topic_id, f->offset) == 0)
             s_set_state(self, sub, f, S_READY);
     }
-    free(keys);
     sub->session = NULL;
     sub->credit = 0;
 }
@@ -1322,8 +1262,8 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
         size_t len;
         s_flight_t *f = NULL;
         s_subtopic_t *st = NULL;
-        while (sub->ready.n) {
-            s_key_t k = s_ring_pop(&sub->ready);
+        while (sld_due_size(&sub->ready)) {
+            sld_due_key_t k = sld_due_first(&sub->ready);
             f = s_flight_get(&sub->flight, k.topic_id, k.offset);
             if (f && f->state == S_READY)
                 break;
@@ -1336,7 +1276,8 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                  * Unreadable: dead-lettered. Out of memory: a later pump. */
                 st = s_subtopic_find(sub, f->topic_id);
                 if (s_read_later(self, sub, st, f->offset, f->attempt, rc, ahead)) {
-                    s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
+                    /* Back first again; the slot just freed takes it. */
+                    (void) sld_due_add(&sub->ready, f->topic_id, f->offset);
                     more = false;
                     break;
                 }
@@ -1346,7 +1287,7 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                 continue;
             }
             if (s_no_room(self, sub, len)) {
-                s_ring_unpop(&sub->ready, (s_key_t) { f->topic_id, f->offset });
+                (void) sld_due_add(&sub->ready, f->topic_id, f->offset);
                 more = false;
                 break;
             }
@@ -1434,7 +1375,7 @@ static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
             s_mark_acked(self, sub, st, off);
             continue;
         }
-        if (s_ring_push(&sub->ready, f->topic_id, f->offset) != 0)
+        if (sld_due_add(&sub->ready, f->topic_id, f->offset) != 0)
             continue;
         s_set_state(self, sub, f, S_READY);
         s_wake(self, sub);

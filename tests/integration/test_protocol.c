@@ -382,9 +382,11 @@ static void s_publish_n(s_client_t *c, const char *topic, size_t n)
     free(body);
 }
 
-/* Subscribe durable NAME to PATTERN; returns the sub_id of SubscribeOk. */
-static uint32_t s_subscribe(s_client_t *c, const char *name, const char *pattern,
-                            Sluice__StartKind start, uint32_t credit, uint32_t ack_wait_ms)
+/* Subscribe durable NAME to PATTERN, with MAX_DELIVER (0: the broker's);
+ * returns the sub_id of SubscribeOk. */
+static uint32_t s_subscribe_md(s_client_t *c, const char *name, const char *pattern,
+                               Sluice__StartKind start, uint32_t credit,
+                               uint32_t ack_wait_ms, uint32_t max_deliver)
 {
     Sluice__Subscribe sub = SLUICE__SUBSCRIBE__INIT;
     Sluice__Frame f = SLUICE__FRAME__INIT;
@@ -393,6 +395,7 @@ static uint32_t s_subscribe(s_client_t *c, const char *name, const char *pattern
     sub.start = start;
     sub.credit = credit;
     sub.ack_wait_ms = ack_wait_ms;
+    sub.max_deliver = max_deliver;
     f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
     f.subscribe = &sub;
     Sluice__Frame *r = s_request(c, &f);
@@ -402,6 +405,24 @@ static uint32_t s_subscribe(s_client_t *c, const char *name, const char *pattern
     assert_true(id != 0);
     slc_frame_free(&r);
     return id;
+}
+
+static uint32_t s_subscribe(s_client_t *c, const char *name, const char *pattern,
+                            Sluice__StartKind start, uint32_t credit, uint32_t ack_wait_ms)
+{
+    return s_subscribe_md(c, name, pattern, start, credit, ack_wait_ms, 0);
+}
+
+/* Grant N more credit to SUB_ID (no reply is asked for). */
+static void s_credit(s_client_t *c, uint32_t sub_id, uint32_t n)
+{
+    Sluice__Credit cr = SLUICE__CREDIT__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    cr.sub_id = sub_id;
+    cr.credit = n;
+    f.body_case = SLUICE__FRAME__BODY_CREDIT;
+    f.credit = &cr;
+    assert_int_equal(h_raw_send(&c->raw, &f), 0);
 }
 
 /* Ack the delivery D under SUB_ID with corr; returns the reply. */
@@ -1283,6 +1304,144 @@ static void test_resume_gaps(void **state)
     slc_frame_free(&st);
 }
 
+/* Nack the N deliveries D under SUB_ID in one frame, DELAY_MS; asserts the
+ * AckReply refuses nothing. */
+static void s_nack_all(s_client_t *c, uint32_t sub_id, const s_dlv_t *d, size_t n,
+                       uint32_t delay_ms)
+{
+    Sluice__AckItem item[16];
+    Sluice__AckItem *items[16];
+    Sluice__Nack nack = SLUICE__NACK__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    assert_true(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        sluice__ack_item__init(&item[i]);
+        item[i].topic_id = d[i].topic_id;
+        item[i].offset = d[i].offset;
+        item[i].token = d[i].token;
+        items[i] = &item[i];
+    }
+    nack.sub_id = sub_id;
+    nack.items = items;
+    nack.n_items = n;
+    nack.delay_ms = delay_ms;
+    f.body_case = SLUICE__FRAME__BODY_NACK;
+    f.nack = &nack;
+    s_expect_acked(s_request(c, &f));
+}
+
+/* Take N deliveries of SUB_ID, which must be offsets FIRST, FIRST+1, ...
+ * in that order, each with ATTEMPT, into D (caller frees the envelopes). */
+static void s_expect_run(s_client_t *c, uint32_t sub_id, s_dlv_t *d, size_t n,
+                         uint64_t first, uint32_t attempt, int timeout_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!s_next(c, sub_id, timeout_ms, &d[i]))
+            fail_msg("delivery %zu of %zu (offset %llu, attempt %u) did not come", i + 1,
+                     n, (unsigned long long) (first + i), attempt);
+        if (d[i].offset != first + i || d[i].attempt != attempt)
+            fail_msg("delivery %zu: offset %llu attempt %u, expected offset %llu attempt %u",
+                     i + 1, (unsigned long long) d[i].offset, d[i].attempt,
+                     (unsigned long long) (first + i), attempt);
+    }
+}
+
+static void s_free_run(s_dlv_t *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        slc_envelope_free(&d[i].env);
+}
+
+/* 17. Redeliveries come back in offset order (issue 15): after one Nack of
+ *     eight (they came back 0,1,6,7,2,3,4,5), after their ack_wait
+ *     expired together (0,5,6,7,3,4,1,2), and ten in one Deliver frame
+ *     (0,9,8,...,1). */
+static void test_redelivery_order(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *c = s_connect(fx, true);
+    s_dlv_t d[16];
+    s_publish_n(c, "orders", 8);
+    uint32_t sub = s_subscribe_md(c, "ordered", "orders", SLUICE__START_KIND__START_EARLIEST,
+                                  100, 700, 5);
+    s_expect_run(c, sub, d, 8, 0, 1, 2000);
+    s_nack_all(c, sub, d, 8, 200);
+    s_free_run(d, 8);
+    s_expect_run(c, sub, d, 8, 0, 2, 2000);
+    s_free_run(d, 8);
+    /* Not acked: all eight expire after 700 ms, and come back in order. */
+    s_expect_run(c, sub, d, 8, 0, 3, 3000);
+    s_free_run(d, 8);
+
+    s_publish_n(c, "tens", 10);
+    sub = s_subscribe_md(c, "tenfold", "tens", SLUICE__START_KIND__START_EARLIEST, 100, 400, 5);
+    s_expect_run(c, sub, d, 10, 0, 1, 2000);
+    s_free_run(d, 10);
+    s_expect_run(c, sub, d, 10, 0, 2, 3000);
+    s_free_run(d, 10);
+}
+
+/* 18. With three expired in flight and credit for two, the two lowest go
+ *     (it sent 0 and 2, skipping 1); the third waits for credit. A
+ *     consumer that grants no more still has its last attempts
+ *     dead-lettered on time: reaching max_deliver needs no credit. */
+static void test_redelivery_short_credit(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *c = s_connect(fx, true);
+    s_dlv_t d[4];
+    s_publish_n(c, "short", 3);
+    uint32_t sub = s_subscribe_md(c, "stingy", "short", SLUICE__START_KIND__START_EARLIEST,
+                                  3, 300, 2);
+    s_expect_run(c, sub, d, 3, 0, 1, 2000);
+    s_free_run(d, 3);
+    s_expect_no_dlv(c, sub, 600);       /* expired, but no credit left */
+    s_credit(c, sub, 2);
+    s_expect_run(c, sub, d, 2, 0, 2, 2000);
+    s_free_run(d, 2);
+    s_expect_no_dlv(c, sub, 200);
+    s_credit(c, sub, 1);
+    s_expect_run(c, sub, d, 1, 2, 2, 2000);
+    s_free_run(d, 1);
+    /* Attempt 2 of 2 for all three, and no credit: after 300 ms each is
+     * dead-lettered anyway. */
+    uint64_t deadline = slc_mono_ms() + 5000;
+    uint64_t dead = 0;
+    while (dead < 3 && slc_mono_ms() < deadline) {
+        usleep(100000);
+        Sluice__Frame *st = s_stats(c);
+        dead = s_sub(st, "stingy")->dead_lettered;
+        slc_frame_free(&st);
+    }
+    assert_int_equal(dead, 3);
+    assert_int_equal(s_topic_messages(c, "_dlq.stingy"), 3);
+    s_expect_no_dlv(c, sub, 200);
+}
+
+/* 19. A take-over hands the new consumer everything in flight lowest
+ *     offset first, also what the old one had nacked with a long delay. */
+static void test_redelivery_take_over_order(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *a = s_connect(fx, true);
+    s_client_t *b = s_connect(fx, true);
+    s_dlv_t d[16];
+    s_publish_n(a, "batch", 10);
+    uint32_t sa = s_subscribe(a, "pool", "batch", SLUICE__START_KIND__START_EARLIEST, 100, 0);
+    s_expect_run(a, sa, d, 10, 0, 1, 2000);
+    /* Nack the upper half, highest first, one frame each. */
+    for (size_t i = 10; i-- > 5;)
+        s_nack_all(a, sa, &d[i], 1, 60000);
+    s_free_run(d, 10);
+    uint32_t sb = s_subscribe(b, "pool", "batch", SLUICE__START_KIND__START_EARLIEST, 100, 0);
+    s_expect_run(b, sb, d, 10, 0, 2, 2000);
+    s_free_run(d, 10);
+    s_expect_no_dlv(a, 0, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1306,6 +1465,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ack_undelivered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_nack, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_resume_gaps, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_order, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_short_credit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_take_over_order, s_setup, s_teardown),
     };
     /* SLUICE_TEST=test_nack runs one test (cmocka glob). */
     if (getenv("SLUICE_TEST"))
