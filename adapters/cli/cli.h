@@ -1,8 +1,9 @@
 /*  cli - what the source files of the `sluice` command share: the common
  *  options (--broker, --timeout, the keys: --cert, --server-key, --home,
- *  --insecure-plaintext; --help) and their parser, connecting, turning SDK
- *  result codes into messages and exit codes, parsing numbers, sizes,
- *  durations and times, aligned tables and JSON strings.
+ *  --insecure-plaintext; --help) and their parser, before or after the
+ *  command; connecting, turning SDK result codes into messages and exit
+ *  codes, parsing numbers, sizes, durations and times, aligned tables and
+ *  JSON strings.
  *  Single-threaded program. The only mutable file-scope state is the SIGINT
  *  flag owned by sluice.c (see cli_interrupted). Uses only sluice.h.  */
 #ifndef CLI_H
@@ -119,6 +120,26 @@ void cli_ctx_init(cli_ctx_t *ctx, const char *cmd, const char *usage);
 bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,
                const struct option *options, cli_option_fn *fn, void *self,
                int min_pos, int max_pos, int *exit_code);
+
+/* The connection options typed before the command (`sluice --broker EP
+ * pub T`): scans ARGV[1..] while it holds CLI_COMMON_OPTIONS, as
+ * "--opt VALUE", "--opt=VALUE" or an abbreviation getopt_long accepts.
+ * Checks only names and whether a value is there; the command's own parse
+ * checks the values. Returns CLI_EXIT_OK with *FIRST the index of the
+ * first word after them (the command; ARGC when none follows) and *HELP
+ * set when --help or -h was among them; or CLI_EXIT_USAGE after a message
+ * on stderr naming the first option that may not come before the command
+ * (an unknown one, a command's own, a "--"), or one missing its value. */
+int cli_parse_leading(int argc, char **argv, int *first, bool *help);
+
+/* ARGV rearranged for running the command whose WORDS words (1 or 2)
+ * start at ARGV[FIRST] (FIRST from cli_parse_leading): ARGV[0], the
+ * command words, the leading options ARGV[1..FIRST), then the rest. The
+ * leading options thus act as if typed right after the command, and one
+ * typed again later on the line wins. ARGC words and a NULL; caller frees
+ * the array, the strings stay ARGV's. Never NULL (aborts when out of
+ * memory). */
+char **cli_leading_argv(int argc, char **argv, int first, int words);
 
 /* Print "sluice CMD: MESSAGE" and a hint to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const cli_ctx_t *ctx, const char *fmt, ...)

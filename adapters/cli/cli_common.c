@@ -1,9 +1,11 @@
 /*  cli_common - the helpers every `sluice` subcommand shares: option
- *  parsing around getopt_long, finding the keys (flags, environment, the
+ *  parsing around getopt_long (and the connection options typed before
+ *  the command, moved behind it), finding the keys (flags, environment, the
  *  broker's data directory), connecting with the --timeout rule, error
  *  reporting with exit codes, number/size/duration/time parsing, aligned
  *  tables, JSON strings out and flat JSON fields in. Single-threaded; keeps
  *  no state between calls.  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -177,7 +179,10 @@ bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,
     /* ':' first: report a missing argument as ':' and print our own
      * messages (opterr = 0) so every usage error has the same shape. */
     opterr = 0;
-    optind = 1;
+    /* 0, not 1: glibc re-reads the optstring's ordering only on 0, and
+     * cli_parse_leading scanned with '+' (stop at the first non-option);
+     * this scan must permute so options may follow the positionals. */
+    optind = 0;
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
         case 'h':
@@ -252,6 +257,108 @@ bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,
             return false;
     }
     return true;
+}
+
+/* The options that may come before the command. Derived from the one
+ * table every broker-talking command parses, so the two cannot disagree
+ * about names or which take a value. */
+static const struct option s_leading_options[] = {
+    CLI_COMMON_OPTIONS,
+    { NULL, 0, NULL, 0 },
+};
+
+/* Say that WORD may not come before the command, and which may. */
+static int s_leading_refused(const char *word)
+{
+    const struct option *o;
+    const char *sep = " ";
+
+    fprintf(stderr, "sluice: '%s' cannot come before the command; only the "
+            "connection options can:", word);
+    for (o = s_leading_options; o->name; o++) {
+        if (o->val == 'h')
+            continue;
+        fprintf(stderr, "%s--%s", sep, o->name);
+        sep = ", ";
+    }
+    fputs(".\nA command's own options go after it; see 'sluice COMMAND "
+          "--help'.\n", stderr);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_parse_leading(int argc, char **argv, int *first, bool *help)
+{
+    char bad[128];
+    int opt, before, rc = CLI_EXIT_OK;
+
+    *help = false;
+    opterr = 0;
+    /* '+': stop at the first word that is not an option, the command, so
+     * nothing after it is looked at here. optind 0 makes glibc read the
+     * '+' even when getopt ran before in this process. */
+    optind = 0;
+    for (;;) {
+        before = optind > 0 ? optind : 1;
+        opt = getopt_long(argc, argv, "+:h", s_leading_options, NULL);
+        if (opt == -1)
+            break;
+        /* The connection options themselves are only stepped over: the
+         * command's cli_parse reads them, values checked there once. */
+        if (opt == 'h') {
+            /* As before: `sluice --help` ignores whatever follows. */
+            *help = true;
+            goto done;
+        }
+        else if (opt == ':') {
+            s_bad_option(bad, sizeof bad, argv, optopt);
+            fprintf(stderr, "sluice: option '%s' needs a value\n"
+                    "Try 'sluice --help'.\n", bad);
+            rc = CLI_EXIT_USAGE;
+            goto done;
+        }
+        else if (opt == '?' && optopt >= CLI_OPT_BROKER) {
+            /* A known flag given a value: --insecure-plaintext=yes. */
+            fprintf(stderr, "sluice: option '%s' takes no value\n"
+                    "Try 'sluice --help'.\n", argv[optind - 1]);
+            rc = CLI_EXIT_USAGE;
+            goto done;
+        }
+        else if (opt == '?') {
+            s_bad_option(bad, sizeof bad, argv, optopt);
+            rc = s_leading_refused(bad);
+            goto done;
+        }
+    }
+    /* getopt stops at a non-option without moving past it, and moves past
+     * only a "--" that ends the options. Moved behind the command, that
+     * "--" would turn the command's own options into positionals, so it
+     * is refused (before, it was an unknown command). */
+    if (optind > before) {
+        rc = s_leading_refused("--");
+        goto done;
+    }
+    *first = optind;
+done:
+    return rc;
+}
+
+char **cli_leading_argv(int argc, char **argv, int first, int words)
+{
+    char **out = cli_xmalloc(((size_t)argc + 1) * sizeof *out);
+    int n = 0, i;
+
+    assert(first >= 1 && words >= 1 && first + words <= argc);
+    out[n++] = argv[0];
+    for (i = first; i < first + words; i++)
+        out[n++] = argv[i];
+    /* Right after the command words, so every option typed after the
+     * command comes later and wins (getopt_long applies them in order). */
+    for (i = 1; i < first; i++)
+        out[n++] = argv[i];
+    for (i = first + words; i < argc; i++)
+        out[n++] = argv[i];
+    out[n] = NULL;
+    return out;
 }
 
 int cli_timeout_ms(const cli_ctx_t *ctx)

@@ -1,10 +1,12 @@
 /*  sluice - the command for people and scripts: publish lines, print a
  *  subscription, list topics and statistics, create topics, remove
  *  subscriptions, manage keys, grants and the audit trail. This file only
- *  dispatches to the subcommands (cli_*.c) and owns the SIGINT flag.
+ *  dispatches to the subcommands (cli_*.c), handing them the connection
+ *  options typed before the command, and owns the SIGINT flag.
  *  Single-threaded. Talks to the broker only through libsluice (sluice.h);
  *  docs/cli.md is the reference.  */
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 
@@ -38,7 +40,7 @@ void cli_catch_sigint(void)
 }
 
 static const char s_usage[] =
-    "usage: sluice COMMAND [OPTIONS] [ARGS]\n"
+    "usage: sluice [CONNECTION OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
     "\n"
     "Commands:\n"
     "  pub TOPIC               publish stdin (or --file), one message per line\n"
@@ -65,7 +67,9 @@ static const char s_usage[] =
     "  rotate-key              seal new records with a fresh data key\n"
     "  help [COMMAND]          this text, or the usage of COMMAND\n"
     "\n"
-    "Options every command that talks to the broker takes:\n"
+    "Connection options, which every command that talks to the broker takes\n"
+    "(all but keygen), before or after the command; given both before and\n"
+    "after it, the one after wins:\n"
     "  --broker ENDPOINT       broker to talk to (default $SLUICE_BROKER, else\n"
     "                          the --home directory's endpoint file, else\n"
     "                          " SL_DEFAULT_ENDPOINT ")\n"
@@ -138,11 +142,57 @@ static const s_command_t *s_lookup(int argc, char **argv, int *words)
     return NULL;
 }
 
-int main(int argc, char **argv)
+/* `sluice help [COMMAND]`, ARGV[0] being "help": the list of commands on
+ * stdout, or COMMAND's own --help. */
+static int s_help(int argc, char **argv)
 {
     const s_command_t *cmd;
     char *help_argv[3];
     int words = 0;
+
+    if (argc == 1) {
+        fputs(s_usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    cmd = s_lookup(argc - 1, argv + 1, &words);
+    if (!cmd) {
+        fprintf(stderr, "sluice: unknown command '%s'\n", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    help_argv[0] = argv[words];
+    help_argv[1] = (char *)"--help";
+    help_argv[2] = NULL;
+    return cmd->run(2, help_argv);
+}
+
+/* WORD is no command: say so, with the subcommands when it is the first
+ * word of a two-word command. */
+static int s_unknown(const char *word)
+{
+    if (strcmp(word, "topic") == 0)
+        fputs("sluice: 'topic' needs a subcommand: topic create NAME, "
+              "topic set NAME --schema SUBJECT\n", stderr);
+    else if (strcmp(word, "mapping") == 0)
+        fputs("sluice: 'mapping' needs a subcommand: mapping add FILE, mapping list, "
+              "mapping show NAME, mapping rm NAME, mapping test FILE\n", stderr);
+    else if (strcmp(word, "schema") == 0)
+        fputs("sluice: 'schema' needs a subcommand: schema register SUBJECT FILE, "
+              "schema check SUBJECT FILE, schema list, schema show SUBJECT[@N]\n", stderr);
+    else if (strcmp(word, "keys") == 0)
+        fputs("sluice: 'keys' needs a subcommand: keys add NAME PUBKEY, "
+              "keys list, keys revoke NAME\n", stderr);
+    else
+        fprintf(stderr, "sluice: unknown command '%s'\n", word);
+    fputs("Try 'sluice --help'.\n", stderr);
+    return CLI_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    const s_command_t *cmd;
+    char **run_argv = NULL;
+    bool help = false;
+    int first = 1, words = 0, rc;
 
     /* A closed stdout (sluice sub | head) must come back as EPIPE from
      * fwrite so sub can stop without acking the unwritten message. */
@@ -153,40 +203,36 @@ int main(int argc, char **argv)
         fputs(s_usage, stderr);
         return CLI_EXIT_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0
-        || (strcmp(argv[1], "help") == 0 && argc == 2)) {
+    rc = cli_parse_leading(argc, argv, &first, &help);
+    if (rc != CLI_EXIT_OK)
+        goto done;
+    if (help) {
         fputs(s_usage, stdout);
-        return CLI_EXIT_OK;
+        goto done;
     }
-    if (strcmp(argv[1], "help") == 0) {
-        cmd = s_lookup(argc - 2, argv + 2, &words);
-        if (!cmd) {
-            fprintf(stderr, "sluice: unknown command '%s'\n", argv[2]);
-            return CLI_EXIT_USAGE;
-        }
-        help_argv[0] = argv[2 + words - 1];
-        help_argv[1] = (char *)"--help";
-        help_argv[2] = NULL;
-        return cmd->run(2, help_argv);
+    if (first == argc) {
+        fputs("sluice: a command must follow the options\n"
+              "Try 'sluice --help'.\n", stderr);
+        rc = CLI_EXIT_USAGE;
+        goto done;
     }
-    cmd = s_lookup(argc - 1, argv + 1, &words);
+    /* Help talks to no broker: connection options before it are ignored,
+     * so `sluice --home DIR help pub` shows pub's usage like `help pub`. */
+    if (strcmp(argv[first], "help") == 0) {
+        rc = s_help(argc - first, argv + first);
+        goto done;
+    }
+    cmd = s_lookup(argc - first, argv + first, &words);
     if (!cmd) {
-        if (strcmp(argv[1], "topic") == 0)
-            fputs("sluice: 'topic' needs a subcommand: topic create NAME, "
-                  "topic set NAME --schema SUBJECT\n", stderr);
-        else if (strcmp(argv[1], "mapping") == 0)
-            fputs("sluice: 'mapping' needs a subcommand: mapping add FILE, mapping list, "
-                  "mapping show NAME, mapping rm NAME, mapping test FILE\n", stderr);
-        else if (strcmp(argv[1], "schema") == 0)
-            fputs("sluice: 'schema' needs a subcommand: schema register SUBJECT FILE, "
-                  "schema check SUBJECT FILE, schema list, schema show SUBJECT[@N]\n", stderr);
-        else if (strcmp(argv[1], "keys") == 0)
-            fputs("sluice: 'keys' needs a subcommand: keys add NAME PUBKEY, "
-                  "keys list, keys revoke NAME\n", stderr);
-        else
-            fprintf(stderr, "sluice: unknown command '%s'\n", argv[1]);
-        fputs("Try 'sluice --help'.\n", stderr);
-        return CLI_EXIT_USAGE;
+        rc = s_unknown(argv[first]);
+        goto done;
     }
-    return cmd->run(argc - words, argv + words);
+    /* The options before the command are handed to it as if typed right
+     * after its name; a command that takes none (keygen) refuses them as
+     * it refuses them there. */
+    run_argv = cli_leading_argv(argc, argv, first, words);
+    rc = cmd->run(argc - words, run_argv + words);
+done:
+    free(run_argv);
+    return rc;
 }

@@ -1,7 +1,8 @@
 /*  test_roundtrip - sluiced driven through libsluice and the sluice command:
  *  round trip, durability across kill -9, resend without duplicates across a
  *  broker restart, redelivery handling in the SDK, resume after reconnect,
- *  transient fan-out, and the CLI's behaviour when the broker is away.
+ *  transient fan-out, the CLI's connection options before the command,
+ *  and the CLI's behaviour when the broker is away.
  *  Each test starts its own broker (harness.h) on a loopback port.  */
 #include <setjmp.h>
 #include <signal.h>
@@ -413,6 +414,101 @@ static void test_cli_pub_sub_stats(void **state)
     h_broker_destroy(&b);
 }
 
+/* `sluice OPTIONS COMMAND ...` (ARGS printf-style); stderr joins stdout
+ * in *OUT (caller frees) so messages can be checked. The exit status. */
+static int s_cli_line(const char *in, char **out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int s_cli_line(const char *in, char **out, const char *fmt, ...)
+{
+    char path[512], args[1536], cmd[2200];
+    va_list ap;
+    h_build_path("adapters/cli/sluice", path, sizeof path);
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", path, args);
+    return h_run(cmd, in, out);
+}
+
+/* The connection options before the command, as nats, git, kubectl and
+ * docker users type them: they act as if typed after it, an option given
+ * again after the command wins, and nothing else may come before it. */
+static void test_cli_options_before_command(void **state)
+{
+    (void) state;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    const char *ep = b.endpoint;
+    char *out = NULL;
+    int st = s_cli_line("one\ntwo\nthree\n", &out,
+                        "--broker %s pub lead.t", ep);
+    if (st != 0)
+        fail_msg("sluice --broker EP pub: exit %d: %s", st, out);
+    free(out);
+    st = s_cli_line(NULL, &out, "--broker %s --timeout 5 sub lead.t --from "
+                    "earliest --count 3", ep);
+    assert_int_equal(st, 0);
+    assert_string_equal(out, "one\ntwo\nthree\n");
+    free(out);
+    st = s_cli_line(NULL, &out, "--broker=%s --timeout=5 stats", ep);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "lead.t"));
+    free(out);
+    /* A command word with a second word and its own option after: the
+     * positional parsing of `topic create NAME` is undisturbed. */
+    st = s_cli_line(NULL, &out, "--broker %s topic create lead.u --max-age 1d",
+                    ep);
+    if (st != 0)
+        fail_msg("sluice --broker EP topic create: exit %d: %s", st, out);
+    free(out);
+    st = s_cli_line(NULL, &out, "--broker %s topics", ep);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "lead.u"));
+    free(out);
+
+    /* Before and after: the one after the command wins, either way round. */
+    st = s_cli_line(NULL, &out, "--broker tcp://127.0.0.1:1 --timeout 5 "
+                    "topics --broker %s", ep);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "lead.t"));
+    free(out);
+    st = s_cli_line(NULL, &out, "--broker %s --timeout 5 topics --broker "
+                    "tcp://127.0.0.1:1 --timeout 1", ep);
+    assert_int_equal(st, 2);
+    assert_non_null(strstr(out, "tcp://127.0.0.1:1 not reachable after 1 s"));
+    free(out);
+
+    /* Anything else before the command is a usage error naming it, and
+     * nothing is published. */
+    st = s_cli_line("zzz\n", &out, "--bogus --broker %s pub lead.t", ep);
+    assert_int_equal(st, 64);
+    assert_non_null(strstr(out, "'--bogus'"));
+    free(out);
+    st = s_cli_line("zzz\n", &out, "--broker %s --bogus pub lead.t", ep);
+    assert_int_equal(st, 64);
+    assert_non_null(strstr(out, "'--bogus'"));
+    free(out);
+    st = s_cli_line(NULL, &out, "--broker %s --count 1 sub lead.t", ep);
+    assert_int_equal(st, 64);
+    assert_non_null(strstr(out, "'--count'"));
+    free(out);
+    sl_client_t *c = s_client(&b, NULL);
+    assert_int_equal(s_topic_messages(c, "lead.t"), 3);
+    sl_client_destroy(&c);
+
+    /* Help as before, also behind connection options. */
+    st = s_cli_line(NULL, &out, "--timeout 3 --help");
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "usage: sluice [CONNECTION OPTIONS] COMMAND"));
+    free(out);
+    st = s_cli_line(NULL, &out, "-h");
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "usage: sluice"));
+    free(out);
+    h_broker_destroy(&b);
+}
+
 static void test_cli_pub_survives_restart(void **state)
 {
     (void) state;
@@ -478,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_transient_flush_reaches_broker),
         cmocka_unit_test(test_retention_and_time_start),
         cmocka_unit_test(test_cli_pub_sub_stats),
+        cmocka_unit_test(test_cli_options_before_command),
         cmocka_unit_test(test_cli_pub_survives_restart),
         cmocka_unit_test(test_cli_unreachable),
     };

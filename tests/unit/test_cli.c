@@ -1,7 +1,8 @@
 /*  test_cli - the `sluice` command's shared helpers (cli_common.c): where
  *  the keys and the endpoint come from (flags, environment, --home, the
- *  ./var/sluice default, a plain-text broker's endpoint file), times for
- *  --since, and the JSON field reader `audit` uses. No broker: only what
+ *  ./var/sluice default, a plain-text broker's endpoint file), connection
+ *  options typed before the command, times for --since, and the JSON field
+ *  reader `audit` uses. No broker: only what
  *  cli_parse settles before connecting. Changes the process's working
  *  directory and environment, so it runs alone in its own process.  */
 #include <stdarg.h>
@@ -276,6 +277,158 @@ static void test_offline(void **state)
     assert_null(ctx.server_key);
 }
 
+/* cli_parse_leading of "sluice ARGS..." (NULL-terminated): its exit code;
+ * *FIRST and *HELP as it sets them. */
+static int s_leading(int *first, bool *help, ...)
+{
+    char *argv[16] = { (char *) "sluice" };
+    int argc = 1;
+    va_list ap;
+    va_start(ap, help);
+    for (const char *a; (a = va_arg(ap, const char *)); )
+        argv[argc++] = (char *) a;
+    va_end(ap);
+    *first = -1;
+    return cli_parse_leading(argc, argv, first, help);
+}
+
+static void test_leading(void **state)
+{
+    (void) state;
+    int first;
+    bool help;
+    /* Both forms, abbreviations, and a flag; the scan stops at the
+     * command and looks at nothing after it. */
+    assert_int_equal(s_leading(&first, &help, "--broker", "tcp://a:1",
+                               "--timeout=3", "--insecure-plaintext", "--hom",
+                               "D", "pub", "T", "--bogus", NULL), CLI_EXIT_OK);
+    assert_int_equal(first, 7);
+    assert_false(help);
+    assert_int_equal(s_leading(&first, &help, "pub", "--bogus", NULL),
+                     CLI_EXIT_OK);
+    assert_int_equal(first, 1);
+    /* Only options: main says a command must follow. */
+    assert_int_equal(s_leading(&first, &help, "--broker", "X", NULL),
+                     CLI_EXIT_OK);
+    assert_int_equal(first, 3);
+    /* --help and -h stop the scan wherever they are. */
+    assert_int_equal(s_leading(&first, &help, "--timeout", "3", "--help",
+                               "--bogus", NULL), CLI_EXIT_OK);
+    assert_true(help);
+    assert_int_equal(s_leading(&first, &help, "-h", NULL), CLI_EXIT_OK);
+    assert_true(help);
+    /* Anything but a connection option before the command is refused:
+     * unknown, a command's own, a flag with a value, a missing value, a
+     * "--" that would turn the command's options into positionals. */
+    static const char *const bad[][3] = {
+        { "--bogus", "pub", "T" }, { "--file", "x", "pub" },
+        { "-x", "pub", "T" }, { "--insecure-plaintext=1", "pub", "T" },
+        { "--broker", NULL, NULL }, { "--", "pub", "T" },
+        { "--broker", "X", "--json" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (s_leading(&first, &help, bad[i][0], bad[i][1], bad[i][2], NULL)
+            != CLI_EXIT_USAGE)
+            fail_msg("'%s' was taken before the command", bad[i][0]);
+    /* A value that looks like "--" is a value, not the end of options. */
+    assert_int_equal(s_leading(&first, &help, "--home", "--", "stats", NULL),
+                     CLI_EXIT_OK);
+    assert_int_equal(first, 3);
+}
+
+/* A command's own option (--max-age): accepted, it only has to be one. */
+static int s_own_option(void *self, cli_ctx_t *ctx, int opt, const char *arg)
+{
+    (void) self;
+    (void) ctx;
+    (void) arg;
+    return opt == CLI_OPT_OWN ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}
+
+/* ARGV with its leading options moved behind the WORDS command words, as
+ * main does (caller frees). */
+static char **s_hoist(int argc, char **argv, int words)
+{
+    int first;
+    bool help;
+    assert_int_equal(cli_parse_leading(argc, argv, &first, &help), CLI_EXIT_OK);
+    assert_false(help);
+    return cli_leading_argv(argc, argv, first, words);
+}
+
+/* V (from s_hoist) parsed as the command does, which permutes V: the exit
+ * code of cli_parse, CLI_EXIT_OK when it says run. */
+static int s_parse_hoisted(cli_ctx_t *ctx, int argc, char **v, int words,
+                           int npos)
+{
+    static const struct option options[] = {
+        CLI_COMMON_OPTIONS,
+        { "max-age", required_argument, NULL, CLI_OPT_OWN },
+        { NULL, 0, NULL, 0 },
+    };
+    int rc = CLI_EXIT_OK;
+    cli_ctx_init(ctx, "cmd", "usage\n");
+    ctx->offline = true;
+    if (cli_parse(ctx, argc - words, v + words, options, s_own_option, NULL,
+                  npos, npos, &rc))
+        return CLI_EXIT_OK;
+    return rc;
+}
+
+static void test_leading_argv(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx;
+    char **v;
+    s_env("empty");
+    /* The options go right after the command words, before the rest, so
+     * the command's own positional parsing is untouched. */
+    char *a1[] = { "sluice", "--broker", "tcp://a:1", "--timeout=3", "topic",
+                   "create", "N", "--max-age", "1d", NULL };
+    v = s_hoist(9, a1, 2);
+    const char *want1[] = { "sluice", "topic", "create", "--broker",
+                            "tcp://a:1", "--timeout=3", "N", "--max-age",
+                            "1d" };
+    for (int i = 0; i < 9; i++)
+        assert_string_equal(v[i], want1[i]);
+    assert_null(v[9]);
+    assert_int_equal(s_parse_hoisted(&ctx, 9, v, 2, 1), CLI_EXIT_OK);
+    assert_string_equal(ctx.broker, "tcp://a:1");
+    assert_true(ctx.timeout_given);
+    assert_true(ctx.timeout_s == 3.0);
+    assert_int_equal(ctx.npos, 1);
+    assert_string_equal(ctx.pos[0], "N");
+    free(v);
+    /* Given before and after the command, the one after wins; different
+     * options before and after both apply. */
+    char *a2[] = { "sluice", "--broker", "tcp://before:1", "--timeout", "3",
+                   "stats", "--broker", "tcp://after:2", NULL };
+    v = s_hoist(8, a2, 1);
+    assert_int_equal(s_parse_hoisted(&ctx, 8, v, 1, 0), CLI_EXIT_OK);
+    assert_string_equal(ctx.broker, "tcp://after:2");
+    assert_true(ctx.timeout_s == 3.0);
+    free(v);
+    char *a3[] = { "sluice", "--timeout", "3", "sub", "T", "--timeout=7", NULL };
+    v = s_hoist(6, a3, 1);
+    assert_int_equal(s_parse_hoisted(&ctx, 6, v, 1, 1), CLI_EXIT_OK);
+    assert_true(ctx.timeout_s == 7.0);
+    assert_string_equal(ctx.pos[0], "T");
+    free(v);
+    /* A bad value before the command is the command's usage error. */
+    char *a4[] = { "sluice", "--timeout", "abc", "stats", NULL };
+    v = s_hoist(4, a4, 1);
+    assert_int_equal(s_parse_hoisted(&ctx, 4, v, 1, 0), CLI_EXIT_USAGE);
+    free(v);
+    /* Without leading options the vector is ARGV's. */
+    char *a5[] = { "sluice", "pub", "T", "--broker", "tcp://x:3", NULL };
+    v = s_hoist(5, a5, 1);
+    for (int i = 0; i < 6; i++)
+        assert_ptr_equal(v[i], a5[i]);
+    assert_int_equal(s_parse_hoisted(&ctx, 5, v, 1, 1), CLI_EXIT_OK);
+    assert_string_equal(ctx.broker, "tcp://x:3");
+    free(v);
+}
+
 static void test_times(void **state)
 {
     (void) state;
@@ -362,6 +515,8 @@ int main(void)
         cmocka_unit_test(test_plaintext_home),
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_offline),
+        cmocka_unit_test(test_leading),
+        cmocka_unit_test(test_leading_argv),
         cmocka_unit_test(test_times),
         cmocka_unit_test(test_json_field),
     };
