@@ -208,15 +208,40 @@ static void s_error(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
 
 /* Refuse PEER's command with 403 (WHAT: "publish to", ...; TARGET the
  * topic, pattern or identity) and audit it as ACTION. */
+static void s_deny_text(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
+                        const char *action, const char *target, const char *text)
+{
+    sld_audit_add(self->audit, false, sld_ident_name(peer->session->ident), action, target,
+                  "denied", NULL);
+    s_error(self, peer, corr, SL_EDENIED, text);
+}
+
 static void s_deny(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
                    const char *action, const char *what, const char *target)
 {
     char text[SLC_TOPIC_MAX + SLD_IDENT_NAME_MAX + 96];
-    const char *who = sld_ident_name(peer->session->ident);
     snprintf(text, sizeof text, "identity \"%s\" may not %s %s: no grant covers it",
-             who, what, target ? target : "");
-    sld_audit_add(self->audit, false, who, action, target, "denied", NULL);
-    s_error(self, peer, corr, SL_EDENIED, text);
+             sld_ident_name(peer->session->ident), what, target ? target : "");
+    s_deny_text(self, peer, corr, action, target, text);
+}
+
+/* May IDENT publish to TOPIC? False with the 403 text in WHY (LEN bytes)
+ * when not: a broker topic ('_') is written by no client, any other valid
+ * name needs a publish grant. An invalid name passes here: its 422 comes
+ * from where it is stored. */
+static bool s_may_publish(const sld_ident_t *ident, const char *topic, char *why, size_t len)
+{
+    const char *who = sld_ident_name(ident);
+    if (topic[0] == '_' && slc_topic_validate(topic, true) == 0)
+        snprintf(why, len, "identity \"%s\" may not publish to %s: topics starting with '_' "
+                 "are written only by the broker", who, topic);
+    else if (slc_topic_validate(topic, false) == 0
+             && !sld_ident_allows(ident, SLD_PERM_PUBLISH, topic))
+        snprintf(why, len, "identity \"%s\" may not publish to %s: no grant covers it",
+                 who, topic);
+    else
+        return true;
+    return false;
 }
 
 static void s_mark_gone(sld_server_t *self, sld_session_t *session)
@@ -283,17 +308,32 @@ static void s_reap(sld_server_t *self)
     self->ngone = 0;
 }
 
-static void s_expire(sld_server_t *self, uint64_t now)
+/* End the sessions silent for longer than their timeout (docs/protocol.md:
+ * max(3 x heartbeat, session_timeout_ms), fixed at Hello); returns the ms
+ * until the next one can end. next_expiry_ms is the earliest deadline seen,
+ * so a session is ended on time, not up to a second late; a frame since
+ * only moves its deadline later, which costs one early scan. */
+static long s_expire(sld_server_t *self, uint64_t now)
 {
     if (now < self->next_expiry_ms)
-        return;
-    self->next_expiry_ms = now + 1000;
-    for (sld_session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (!s->gone && now - s->last_seen_ms > s->timeout_ms) {
+        return (long) (self->next_expiry_ms - now);
+    uint64_t next = now + 1000;
+    for (sld_session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+        if (s->gone)
+            continue;
+        uint64_t deadline = s->last_seen_ms + s->timeout_ms;
+        if (now > deadline) {
             sld_metrics_add(self->metrics, SLD_M_SESSIONS_EXPIRED, 1);
+            s_log(self, 2, "session %s (%s) expired: silent for %" PRIu64 " ms (timeout %u ms)",
+                  s->key, s->client, now - s->last_seen_ms, s->timeout_ms);
             s_mark_gone(self, s);
         }
+        else if (deadline + 1 < next)
+            next = deadline + 1;
+    }
+    self->next_expiry_ms = next;
     s_reap(self);
+    return (long) (next - now);
 }
 
 /* --------------------------------------------------------------- handlers */
@@ -346,8 +386,13 @@ static bool s_on_hello(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
     }
     snprintf(s->client, sizeof s->client, "%s", hello->client ? hello->client : "");
     uint32_t hb = hello->heartbeat_ms ? hello->heartbeat_ms : self->cfg.heartbeat_ms;
-    s->timeout_ms = 3 * hb > self->cfg.session_timeout_ms ? 3 * hb : self->cfg.session_timeout_ms;
+    uint64_t timeout = 3 * (uint64_t) hb;
+    if (timeout < self->cfg.session_timeout_ms)
+        timeout = self->cfg.session_timeout_ms;
+    s->timeout_ms = timeout > UINT32_MAX ? UINT32_MAX : (uint32_t) timeout;
     s->last_seen_ms = slc_mono_ms();
+    if (s->last_seen_ms + s->timeout_ms + 1 < self->next_expiry_ms)
+        self->next_expiry_ms = s->last_seen_ms + s->timeout_ms + 1;
     s_log(self, 2, "session %s opened by \"%s\" as %s", s->key, s->client,
           sld_ident_name(ident));
 
@@ -425,36 +470,43 @@ static bool s_on_publish(sld_server_t *self, const s_peer_t *peer, Sluice__Frame
     }
     /* Transient: no storage, no confirm. Bad messages are counted and,
      * when the client asked (corr), reported once per frame. */
-    size_t bad = 0, denied = 0, k = 0;
+    size_t bad = 0, k = 0;
+    int worst = 0;                      /* SL_EDENIED, else SL_EINVAL, else SL_ETOOBIG */
     const char *valid = NULL;           /* a batch mostly repeats one topic */
     const char *denied_topic = NULL;
+    char why[SLC_TOPIC_MAX + SLD_IDENT_NAME_MAX + 96];
     for (size_t i = 0; i < n; i++) {
         const char *topic = msgs[i]->topic;
-        bool same = topic && valid && strcmp(topic, valid) == 0;
-        bool ok = same || (topic && slc_topic_validate(topic, false) == 0);
-        if (ok && !same && !sld_ident_allows(peer->session->ident, SLD_PERM_PUBLISH, topic)) {
-            ok = false;
-            denied++;
-            denied_topic = topic;
+        int code = 0;
+        if (!(topic && valid && strcmp(topic, valid) == 0)) {
+            if (!topic || slc_topic_validate(topic, true) != 0)
+                code = SL_EINVAL;
+            else if (!s_may_publish(peer->session->ident, topic, why, sizeof why)) {
+                code = SL_EDENIED;
+                denied_topic = topic;   /* the one WHY names */
+            }
+            else
+                valid = topic;
         }
-        if (ok)
-            valid = topic;
-        if (!ok || msgs[i]->payload.len > self->cfg.max_message_bytes)
-            bad++;
-        else
+        if (!code && msgs[i]->payload.len > self->cfg.max_message_bytes)
+            code = SL_ETOOBIG;
+        if (!code) {
             msgs[k++] = msgs[i];
+            continue;
+        }
+        bad++;
+        if (code == SL_EDENIED || (code == SL_EINVAL && worst != SL_EDENIED) || !worst)
+            worst = code;
     }
     sld_delivery_transient(self->delivery, msgs, k);
-    if (denied) {
+    if (bad)
         sld_metrics_add(self->metrics, SLD_M_NACKED, bad);
-        s_deny(self, peer, f->corr, "publish", "publish to", denied_topic);
-    }
-    else if (bad) {
-        sld_metrics_add(self->metrics, SLD_M_NACKED, bad);
-        if (f->corr)
-            s_error(self, peer, f->corr, SL_EINVAL,
-                    "transient batch had messages with an invalid topic or over max_message_bytes");
-    }
+    if (worst == SL_EDENIED)
+        s_deny_text(self, peer, f->corr, "publish", denied_topic, why);
+    else if (worst && f->corr)
+        s_error(self, peer, f->corr, worst, worst == SL_EINVAL
+                ? "transient batch had messages with an invalid topic name (dropped)"
+                : "transient batch had messages over limits/max_message_bytes (dropped)");
     else if (f->corr) {
         /* An empty PublishAck says "fanned out": the SDK's transient window
          * paces the publisher with it. */
@@ -918,9 +970,11 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
      * reused) is refused, and the session ends. */
     const char *uid = peer.session && parts && !sld_auth_plaintext(self->auth)
                     ? zmq_msg_gets(&body, "User-Id") : NULL;
+    /* Every direct reply echoes corr, also for a frame not decoded. */
+    uint64_t corr = parts && !extra ? slc_frame_peek_corr(zmq_msg_data(&body), len) : 0;
     if (peer.session && parts && !sld_auth_plaintext(self->auth)
         && (!uid || strcmp(uid, sld_ident_name(peer.session->ident)) != 0)) {
-        s_error(self, &peer, 0, SL_EAUTH,
+        s_error(self, &peer, corr, SL_EAUTH,
                 "this connection's key does not own the session: reconnect");
         s_mark_gone(self, peer.session);
     }
@@ -928,10 +982,10 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
         s_error(self, &peer, 0, SL_EMALFORMED,
                 "a sluice message is exactly one frame holding one Frame");
     else if (len > self->cfg.max_frame_bytes)
-        s_error(self, &peer, 0, SL_ETOOBIG, "frame larger than limits/max_frame_bytes");
+        s_error(self, &peer, corr, SL_ETOOBIG, "frame larger than limits/max_frame_bytes");
     /* By reference: a kept frame keeps BODY with it (s_keep). */
     else if ((rc = slc_frame_decode_ref(zmq_msg_data(&body), len, &f)) != 0)
-        s_error(self, &peer, 0, rc,
+        s_error(self, &peer, corr, rc,
                 rc == SL_ENOMEM ? "out of memory decoding the frame"
                                 : "frame does not decode as a sluice Frame (protobuf)");
     else {
@@ -1090,6 +1144,13 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
         s_nack(c, SL_EINVAL, "producer_id must be 16 bytes with a sequence from 1");
         return 0;
     }
+    /* A client that numbers its messages expects deduplication: refused
+     * rather than stored without it. */
+    if (!e->producer_id.len && e->seq) {
+        s_nack(c, SL_EINVAL, "seq needs a producer_id: give a 16-byte producer_id to have "
+               "resends deduplicated, or leave seq 0");
+        return 0;
+    }
     uint32_t topic_id, orig_topic;
     uint64_t offset;
     if (sequenced) {
@@ -1199,11 +1260,13 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
         self->confirm_ptrs[i] = c;
         const char *topic = msgs[i]->topic;
         if (!fail && topic && !(allowed && strcmp(allowed, topic) == 0)) {
-            if (sld_ident_allows(ident, SLD_PERM_PUBLISH, topic))
+            char why[SLC_TOPIC_MAX + SLD_IDENT_NAME_MAX + 96];
+            if (s_may_publish(ident, topic, why, sizeof why))
                 allowed = topic;
-            else if (slc_topic_validate(topic, false) == 0) {
+            else {
+                const char *text = s_text(self, why);
                 c->seq = msgs[i]->seq;
-                s_nack(c, SL_EDENIED, "this identity has no publish grant for the topic");
+                s_nack(c, SL_EDENIED, text ? text : "this identity may not publish to the topic");
                 denied = topic;
                 ndenied++;
                 continue;
@@ -1986,8 +2049,9 @@ static long s_after(sld_server_t *self)
     }
     s_reap(self);
     int t2 = sld_topics_trim(self->topics, now);
-    s_expire(self, now);
+    long t3 = s_expire(self, now);
     long timeout = t < t2 ? t : t2;
+    timeout = timeout < t3 ? timeout : t3;
     return timeout > 1000 ? 1000 : timeout;
 }
 

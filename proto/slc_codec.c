@@ -433,6 +433,24 @@ static bool s_field_next(const uint8_t **p, const uint8_t *end, uint64_t *field,
     }
 }
 
+uint64_t slc_frame_peek_corr(const void *data, size_t len)
+{
+    const uint8_t *p = data, *end = p + len;
+    while (p < end) {
+        const uint8_t *at = p, *body;
+        uint64_t key, v, field;
+        size_t body_len;
+        if (!s_varint_get(&p, end, &key))
+            return 0;
+        if (key == (1 << 3 | 0))        /* Frame.corr, a varint */
+            return s_varint_get(&p, end, &v) ? v : 0;
+        p = at;
+        if (!s_field_next(&p, end, &field, &body, &body_len))
+            return 0;
+    }
+    return 0;
+}
+
 int slc_frame_envelope_spans(const void *data, size_t len, const Sluice__Frame *f,
                              slc_span_t *spans, size_t n)
 {

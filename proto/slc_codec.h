@@ -79,6 +79,11 @@ typedef struct {
 int slc_frame_envelope_spans(const void *data, size_t len, const Sluice__Frame *f,
                              slc_span_t *spans, size_t n);
 
+/* Frame.corr read from the leading fields of DATA (LEN bytes) without
+ * decoding the rest, for answering a frame too big or too damaged to
+ * decode; 0 when no well-formed corr field comes before damage. */
+uint64_t slc_frame_peek_corr(const void *data, size_t len);
+
 /* Protobuf base-128 varints, for the few frames built by hand on hot paths
  * (the SDK's publish batches, the broker's stored envelopes). */
 static inline size_t slc_varint_len(uint64_t v)

@@ -306,10 +306,10 @@ static Sluice__Frame *s_publish(s_client_t *c, const s_msg_t *msgs, size_t n)
         env[i].topic = (char *) msgs[i].topic;
         env[i].payload.data = (uint8_t *) msgs[i].payload;
         env[i].payload.len = msgs[i].len;
+        env[i].seq = msgs[i].seq;
         if (msgs[i].producer) {
             env[i].producer_id.data = (uint8_t *) msgs[i].producer;
             env[i].producer_id.len = SLC_PRODUCER_ID_LEN;
-            env[i].seq = msgs[i].seq;
         }
         if (msgs[i].msg_id) {
             sluice__header__init(&hdr[i]);
@@ -778,6 +778,76 @@ static void test_too_big_configured(void **state)
     s_expect_error(r, 413);
     s_expect_heartbeat(c);
     assert_int_equal(s_topic_messages(c, "blobs"), 11);
+
+    /* Every direct reply echoes corr (issue 15): the 413 of a real Frame
+     * over the limit, and the 400 of bytes that break after their corr. */
+    static char huge[25000];
+    memset(huge, 'h', sizeof huge);
+    Sluice__Envelope env = SLUICE__ENVELOPE__INIT;
+    Sluice__Publish pub = SLUICE__PUBLISH__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    env.topic = "blobs";
+    env.payload.data = (uint8_t *) huge;
+    env.payload.len = sizeof huge;
+    pub.msg = &env;
+    f.corr = 4242;
+    f.body_case = SLUICE__FRAME__BODY_PUBLISH;
+    f.publish = &pub;
+    assert_int_equal(h_raw_send(&c->raw, &f), 0);
+    s_expect_error(s_wait(c, 4242, SLUICE__FRAME__BODY_ERROR, S_REPLY_MS), 413);
+    static const uint8_t broken[] = { 0x08, 0x99, 0x01, 0x72, 0xff, 0xff, 0xff };
+    assert_int_equal(h_raw_send_bytes(&c->raw, broken, sizeof broken), 0);
+    s_expect_error(s_wait(c, 153, SLUICE__FRAME__BODY_ERROR, S_REPLY_MS), 400);
+    assert_int_equal(s_topic_messages(c, "blobs"), 11);
+}
+
+/* 4c. The session timeout is max(3 x Hello.heartbeat_ms (the broker's when
+ *     0), broker/session_timeout_ms), checked on time: silent just under
+ *     it the session lives, just over it the next frame gets 401. */
+static void test_session_timeout(void **state)
+{
+    s_fx_t *fx = *state;
+    const char *extra[] = { "--set", "broker/session_timeout_ms=600",
+                            "--set", "broker/heartbeat_ms=100", NULL };
+    s_broker_start(fx, extra);
+    /* Hello heartbeat, expected timeout: the floor, 3 x 400, 3 x the
+     * broker's 100 (= 300, so the floor 600 again). */
+    static const struct { uint32_t hb, timeout; } cases[] = {
+        { 50, 600 }, { 400, 1200 }, { 0, 600 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int over = 0; over < 2; over++) {
+            s_client_t *c = s_connect(fx, false);
+            Sluice__Hello hello = SLUICE__HELLO__INIT;
+            Sluice__Frame f = SLUICE__FRAME__INIT;
+            hello.version = 1;
+            hello.client = "timeout-test";
+            hello.heartbeat_ms = cases[i].hb;
+            f.body_case = SLUICE__FRAME__BODY_HELLO;
+            f.hello = &hello;
+            Sluice__Frame *r = s_request(c, &f);
+            assert_int_equal(r->body_case, SLUICE__FRAME__BODY_HELLO_OK);
+            slc_frame_free(&r);
+            /* 150 ms each side of the deadline: the broker's tick is 10 ms,
+             * the rest is for a loaded machine. */
+            usleep((cases[i].timeout + (over ? 150 : -150)) * 1000u);
+            Sluice__Heartbeat hb = SLUICE__HEARTBEAT__INIT;
+            Sluice__Frame h = SLUICE__FRAME__INIT;
+            h.body_case = SLUICE__FRAME__BODY_HEARTBEAT;
+            h.heartbeat = &hb;
+            r = s_request(c, &h);
+            if (over && (r->body_case != SLUICE__FRAME__BODY_ERROR || r->error->code != 401))
+                fail_msg("heartbeat %u: silent %u ms, over its timeout %u: got %s, not 401",
+                         cases[i].hb, cases[i].timeout + 150, cases[i].timeout,
+                         slc_frame_name(r));
+            if (!over && r->body_case != SLUICE__FRAME__BODY_HEARTBEAT)
+                fail_msg("heartbeat %u: silent %u ms, under its timeout %u: got %s",
+                         cases[i].hb, cases[i].timeout - 150, cases[i].timeout,
+                         slc_frame_name(r));
+            slc_frame_free(&r);
+            s_disconnect(fx, &c);
+        }
+    }
 }
 
 /* 5b. The broker stamps what it stores: the ingest time always (a time a
@@ -816,7 +886,9 @@ static void test_stamped_on_ingest(void **state)
     }
 }
 
-/* 5. Invalid topic names are nacked one by one with 422 and a reason. */
+/* 5. Invalid topic names are nacked one by one with 422 and a reason; a
+ *    broker topic ('_') with 403, even without keys (docs/protocol.md);
+ *    a seq without a producer id with 422. */
 static void test_invalid_topics(void **state)
 {
     s_fx_t *fx = *state;
@@ -824,20 +896,28 @@ static void test_invalid_topics(void **state)
     s_client_t *c = s_connect(fx, true);
 
     static const char *const bad[] = { "a..b", "", "has space", "_reserved" };
-    s_msg_t m[5];
+    static const int code[] = { 422, 422, 422, 403 };
+    s_msg_t m[6];
     for (int i = 0; i < 4; i++)
         m[i] = (s_msg_t) { .topic = bad[i], .payload = "x", .len = 1 };
     m[4] = (s_msg_t) { .topic = "good.topic", .payload = "x", .len = 1 };
-    Sluice__Frame *r = s_publish(c, m, 5);
+    m[5] = (s_msg_t) { .topic = "good.topic", .payload = "x", .len = 1, .seq = 7 };
+    Sluice__Frame *r = s_publish(c, m, 6);
     for (uint32_t i = 0; i < 4; i++) {
         const Sluice__Confirm *cf = s_confirm(r, i);
-        if (cf->code != 422)
-            fail_msg("topic \"%s\": expected 422, got %d", bad[i], cf->code);
+        if (cf->code != code[i])
+            fail_msg("topic \"%s\": expected %d, got %d", bad[i], code[i], cf->code);
         assert_true(strlen(cf->text) > 0);
         assert_false(cf->retryable);
     }
+    assert_non_null(strstr(s_confirm(r, 3)->text,
+                           "may not publish to _reserved: topics starting with '_' are "
+                           "written only by the broker"));
     assert_int_equal(s_confirm(r, 4)->code, 0);
     assert_int_equal(s_confirm(r, 4)->offset, 0);
+    assert_int_equal(s_confirm(r, 5)->code, 422);
+    assert_int_equal(s_confirm(r, 5)->seq, 7);
+    assert_non_null(strstr(s_confirm(r, 5)->text, "seq needs a producer_id"));
     slc_frame_free(&r);
 
     Sluice__Frame *st = s_stats(c);
@@ -1450,6 +1530,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_too_big_default, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_too_big_configured, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_session_timeout, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_invalid_topics, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stamped_on_ingest, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_producer, s_setup, s_teardown),

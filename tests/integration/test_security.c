@@ -88,6 +88,21 @@ static int s_pub(sl_client_t *c, const char *topic, const char *payload)
     return sl_publish_sync(c, &m, S_WAIT_MS, NULL);
 }
 
+/* A publish's nack text, caught by its confirm callback. */
+static void s_keep_text(const sl_confirm_t *confirm, void *arg)
+{
+    snprintf(arg, 256, "%d %s", confirm->rc, confirm->text ? confirm->text : "");
+}
+
+/* Publish PAYLOAD to TOPIC through C and wait: "rc text" of its confirm. */
+static void s_pub_text(sl_client_t *c, const char *topic, char text[256])
+{
+    sl_message_t m = { .topic = topic, .payload = "x", .len = 1 };
+    text[0] = 0;
+    assert_int_equal(sl_publish(c, &m, s_keep_text, text, NULL), 0);
+    assert_int_equal(sl_flush(c, S_WAIT_MS), 0);
+}
+
 static int s_sub(sl_client_t *c, const char *name, const char *pattern, sl_sub_t **out)
 {
     sl_sub_options_t so;
@@ -280,6 +295,11 @@ static void test_admission_and_grants(void **state)
 
     assert_int_equal(s_pub(c, "shop.orders", "order 1"), 0);
     assert_int_equal(s_pub(c, "hr.salaries", "secret"), SL_EDENIED);
+    /* The refusal says who and what (docs/protocol.md, refusals). */
+    char text[256];
+    s_pub_text(c, "hr.salaries", text);
+    assert_string_equal(text, "-403 identity \"alice\" may not publish to hr.salaries: "
+                              "no grant covers it");
     sl_sub_t *sub = NULL;
     assert_int_equal(s_sub(c, "alice-orders", "shop.orders", &sub), SL_EDENIED);
     assert_int_equal(s_sub(c, "alice-audit", "audit.*", &sub), 0);
