@@ -167,27 +167,33 @@ static int s_env_build(sl_client_t *self, const sl_message_t *msg,
     return 0;
 }
 
-/* Is TOPIC a valid name to publish to? Publishers mostly repeat one topic:
- * the last one that passed is remembered. */
-static bool s_topic_ok(sl_client_t *self, const char *topic)
+/* May TOPIC be published to? 0, SL_EINVAL for a bad name, SL_EDENIED for a
+ * broker topic ('_'), which the broker refuses with 403 for everyone.
+ * Publishers mostly repeat one topic: the last one that passed is
+ * remembered. */
+static int s_topic_check(sl_client_t *self, const char *topic)
 {
     if (!topic)
-        return false;
+        return SL_EINVAL;
     if (strcmp(topic, self->valid_topic) == 0 && *topic)
-        return true;
-    if (slc_topic_validate(topic, false) != 0)
-        return false;
+        return 0;
+    if (slc_topic_validate(topic, true) != 0)
+        return SL_EINVAL;
+    if (topic[0] == '_')
+        return SL_EDENIED;
     snprintf(self->valid_topic, sizeof self->valid_topic, "%s", topic);
-    return true;
+    return 0;
 }
 
 static int s_check(sl_client_t *self, const sl_message_t *msg)
 {
     if (self->state == SLI_SESS_VERSION)
         return SL_EVERSION;
-    if (!msg || !s_topic_ok(self, msg->topic)
-        || (msg->len && !msg->payload) || (msg->nheaders && !msg->headers))
+    if (!msg || (msg->len && !msg->payload) || (msg->nheaders && !msg->headers))
         return SL_EINVAL;
+    int rc = s_topic_check(self, msg->topic);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < msg->nheaders; i++)
         if (!msg->headers[i].key || !*msg->headers[i].key)
             return SL_EINVAL;

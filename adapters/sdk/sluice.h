@@ -224,6 +224,7 @@ typedef void (sl_confirm_fn)(const sl_confirm_t *confirm, void *arg);
  * failures (broker restart, lost connection, SL_EBUSY from the broker) are
  * retried by the client and not reported. On 0, *seq (may be NULL) is the
  * sequence given to the message. Returns 0, SL_EINVAL (bad topic, too big),
+ * SL_EDENIED (a topic starting with '_': written only by the broker),
  * SL_EBUSY (max_unacked messages await confirm for longer than block_ms).
  * A payload larger than the broker's max_message_bytes (1 MiB until the
  * broker said) is SL_ETOOBIG; the first publish with a producer_id_file
@@ -238,7 +239,8 @@ int sl_publish_sync(sl_client_t *self, const sl_message_t *msg,
                     int timeout_ms, sl_confirm_t *out);
 
 /* Publish without storage or confirm: fan-out to the topic's ephemeral
- * subscribers connected now (fire and forget). 0, SL_EINVAL, SL_EBUSY. */
+ * subscribers connected now (fire and forget). 0, SL_EINVAL, SL_EDENIED
+ * (a '_' topic), SL_EBUSY. */
 int sl_publish_transient(sl_client_t *self, const sl_message_t *msg);
 
 /* Send every queued message and wait until all are confirmed, and every
