@@ -32,6 +32,9 @@ packages=(
     procps                  # ps, pkill for integration tests
     iproute2                # ss, for integration tests
     python3                 # setup.sh reads meson's test log with it
+    python3-zmq             # tests/conformance: raw ZeroMQ client
+    python3-protobuf        # tests/conformance: Frame encoding
+    protobuf-compiler       # tests/conformance: protoc --python_out at build time
     ca-certificates
 )
 
