@@ -597,8 +597,8 @@ BROKERS = {
     # CurveZMQ, default deny; sealed at rest so that RotateKey has work
     'curve': dict(secure=True, settings=LIMITS, encrypt=True),
     # session timeout: max(3 x heartbeat, 300 ms); the default heartbeat 150 ms
-    'session': dict(secure=False, settings=('broker/session_timeout_ms=300',
-                                            'broker/heartbeat_ms=150')),
+    'session': dict(secure=False, settings=('broker/session_timeout_ms=600',
+                                            'broker/heartbeat_ms=300')),
     'max_connections': dict(secure=False, settings=('limits/max_connections=2',)),
     'max_subscriptions': dict(secure=False, settings=('limits/max_subscriptions=2',)),
     # map_size = map_size_max: the ceiling is reached without growing

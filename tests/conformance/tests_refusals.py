@@ -83,37 +83,38 @@ def expect_expired(c, what):
 
 @row('refusals', 'a command after the session expired')
 def test_after_expiry(w):
-    # Broker 'session': broker/session_timeout_ms=300, broker/heartbeat_ms=150.
-    # timeout = max(3 x heartbeat, 300 ms), heartbeat = Hello.heartbeat_ms or
-    # the broker's 150. Every check sends a frame, which restarts the clock;
-    # margins are 100 ms or more against the broker's 10 ms tick.
-    floor = w.client('session')       # 3 x 50 < 300: the floor, 300 ms
+    # Broker 'session': broker/session_timeout_ms=600, broker/heartbeat_ms=300.
+    # timeout = max(3 x heartbeat, 600 ms), heartbeat = Hello.heartbeat_ms or
+    # the broker's 300. Every check sends a frame, which restarts the clock;
+    # margins are 250 ms against the broker's 10 ms tick (sanitizer builds
+    # on a loaded machine are slow).
+    floor = w.client('session')       # 3 x 50 < 600: the floor, 600 ms
     floor.hello(heartbeat_ms=50)
-    for _ in range(4):                # any frame is a sign of life
-        time.sleep(0.2)
-        expect_alive(floor, 'timeout 300 ms, 200 ms after the last frame')
-    time.sleep(0.45)
-    expect_expired(floor, 'timeout 300 ms (Hello.heartbeat_ms=50), 450 ms of silence')
+    for _ in range(3):                # any frame is a sign of life
+        time.sleep(0.35)
+        expect_alive(floor, 'timeout 600 ms, 350 ms after the last frame')
+    time.sleep(0.85)
+    expect_expired(floor, 'timeout 600 ms (Hello.heartbeat_ms=50), 850 ms of silence')
     floor.hello(heartbeat_ms=50)      # retryable after Hello
     expect_alive(floor, 'after a new Hello')
 
-    slow = w.client('session')        # 3 x 200 = 600 ms
-    default = w.client('session')     # 0: the broker's 150 ms, 3 x 150 = 450 ms
+    slow = w.client('session')        # 3 x 400 = 1200 ms
+    default = w.client('session')     # 0: the broker's 300 ms, 3 x 300 = 900 ms
     t0 = time.monotonic()
-    slow.hello(heartbeat_ms=200)
+    slow.hello(heartbeat_ms=400)
     default.hello(heartbeat_ms=0)
-    time.sleep(max(0, t0 + 0.35 - time.monotonic()))
-    expect_alive(default, 'timeout 450 ms (Hello.heartbeat_ms=0), 350 ms of silence')
+    time.sleep(max(0, t0 + 0.65 - time.monotonic()))
+    expect_alive(default, 'timeout 900 ms (Hello.heartbeat_ms=0), 650 ms of silence')
     t1 = time.monotonic()
-    time.sleep(max(0, t0 + 0.48 - time.monotonic()))
-    expect_alive(slow, 'timeout 600 ms (Hello.heartbeat_ms=200), 480 ms of silence')
+    time.sleep(max(0, t0 + 0.95 - time.monotonic()))
+    expect_alive(slow, 'timeout 1200 ms (Hello.heartbeat_ms=400), 950 ms of silence')
     t2 = time.monotonic()
-    time.sleep(max(0, t1 + 0.6 - time.monotonic()))
-    expect_expired(default, 'timeout 450 ms (Hello.heartbeat_ms=0), 600 ms of silence')
-    time.sleep(max(0, t2 + 0.48 - time.monotonic()))
-    expect_alive(slow, 'timeout 600 ms (Hello.heartbeat_ms=200), 480 ms of silence')
-    time.sleep(0.75)
-    expect_expired(slow, 'timeout 600 ms (Hello.heartbeat_ms=200), 750 ms of silence')
+    time.sleep(max(0, t1 + 1.15 - time.monotonic()))
+    expect_expired(default, 'timeout 900 ms (Hello.heartbeat_ms=0), 1150 ms of silence')
+    time.sleep(max(0, t2 + 0.95 - time.monotonic()))
+    expect_alive(slow, 'timeout 1200 ms (Hello.heartbeat_ms=400), 950 ms of silence')
+    time.sleep(1.45)
+    expect_expired(slow, 'timeout 1200 ms (Hello.heartbeat_ms=400), 1450 ms of silence')
 
 
 @row('refusals', 'a command the identity has no grant for')
