@@ -3,9 +3,13 @@
  *  and flags and applies what can change at run time. Nothing else.
  *  Signals arrive through a signalfd the server polls, so no handler and
  *  no global flag is needed.  */
+#include <errno.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include "slc_codec.h"
@@ -31,6 +35,7 @@ static int s_check(const sld_config_t *cfg)
     so.map_size = cfg->map_size;
     so.map_size_max = cfg->map_size_max;
     so.sync = cfg->sync;
+    so.read_only = true;        /* a check never changes the store */
     sld_store_t *store = NULL;
     uint8_t *key = NULL;
     char why[512];
@@ -47,6 +52,9 @@ static int s_check(const sld_config_t *cfg)
     sodium_free(key);
     if (rc != 0) {
         fprintf(stderr, "sluiced: cannot open the store in %s\n", cfg->data_dir);
+        if (rc == SL_ESTORE)
+            printf("store check: the store does not open (why is on stderr: damage, "
+                   "or a wrong or missing key)\n");
         return 1;
     }
     rc = sld_store_check(store, s_verify_envelope, stdout);
@@ -69,6 +77,55 @@ static void s_malloc_tune(void)
         || mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024) != 1)
         fprintf(stderr, "sluiced: mallopt failed; running with malloc's defaults\n");
 #endif
+}
+
+/* Raise the soft open-file limit to the hard one, and say what it is. Each
+ * connection holds a descriptor from its accept on, before any handshake:
+ * at the usual soft limit of 1,024, 1,500 idle sockets left libzmq's
+ * listener failing accept() with EMFILE in a busy loop (the socket stays
+ * readable), at 100% CPU, slowing every client 70-87 times. The hard limit
+ * is the administrator's (ulimit -Hn, systemd LimitNOFILE=). */
+static void s_raise_nofile(const sld_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        perror("sluiced: getrlimit(RLIMIT_NOFILE)");
+        return;
+    }
+    rlim_t was = rl.rlim_cur, want = rl.rlim_max;
+    if (want == RLIM_INFINITY) {
+        /* Linux caps descriptors at fs.nr_open, whatever the hard limit. */
+        unsigned long long nr_open = 0;
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        if (!f || fscanf(f, "%llu", &nr_open) != 1)
+            nr_open = 1048576;
+        if (f)
+            fclose(f);
+        want = (rlim_t) nr_open;
+    }
+    if (want > was) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            fprintf(stderr, "sluiced: open-file limit raised from %" PRIu64 " to %" PRIu64
+                    " (the hard limit)\n", (uint64_t) was, (uint64_t) want);
+        else {
+            fprintf(stderr, "sluiced: cannot raise the open-file limit from %" PRIu64 ": %s\n",
+                    (uint64_t) was, strerror(errno));
+            want = was;
+        }
+    }
+    else
+        fprintf(stderr, "sluiced: open-file limit %" PRIu64 " (the hard limit)\n",
+                (uint64_t) was);
+    /* Room for every allowed session plus the store, the listener and
+     * libzmq's own descriptors, and for connections waiting in the
+     * handshake (limits/handshake_timeout bounds how long each holds one). */
+    uint64_t need = 2 * (uint64_t) cfg->max_connections + 256;
+    if ((uint64_t) want < need)
+        fprintf(stderr, "sluiced: warning: open-file limit %" PRIu64 " is below 2 x "
+                "limits/max_connections + 256 = %" PRIu64 ": raise the hard limit (ulimit -Hn, "
+                "systemd LimitNOFILE=) or lower max_connections (docs/security.md)\n",
+                (uint64_t) want, need);
 }
 
 int main(int argc, char **argv)
@@ -111,6 +168,7 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    s_raise_nofile(&cfg);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     if (sfd < 0) {
         perror("sluiced: signalfd");

@@ -319,6 +319,17 @@ bool sld_ident_covers(const sld_ident_t *ident, uint32_t perm, const char *patte
     return false;
 }
 
+bool sld_ident_may_use_sub(const sld_ident_t *ident, const char *name, const char *pattern,
+                           const char *owner)
+{
+    if (ident->revoked || !name || !pattern)
+        return false;
+    if (owner && owner[0] && strcmp(owner, ident->name) == 0)
+        return true;
+    return sld_ident_allows(ident, SLD_PERM_CONSUME, name)
+        || sld_ident_covers(ident, SLD_PERM_ADMIN, pattern);
+}
+
 /* ------------------------------------------------------------------ ZAP */
 
 int sld_auth_zap_bind(sld_auth_t *self, void *zctx)
@@ -540,7 +551,7 @@ int sld_auth_grant(sld_auth_t *self, sld_txn_t *txn, const char *name,
     sld_ident_t *work;
     *why = NULL;
     if (n == 0) {
-        *why = "no permission given: use --publish, --subscribe or --admin";
+        *why = "no permission given: use --publish, --subscribe, --admin or --consume";
         return SL_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
@@ -549,7 +560,7 @@ int sld_auth_grant(sld_auth_t *self, sld_txn_t *txn, const char *name,
             return SL_EINVAL;
         }
         if ((grants[i]->perms & SLD_PERM_ALL) == 0 || (grants[i]->perms & ~SLD_PERM_ALL)) {
-            *why = "permissions are publish, subscribe and admin";
+            *why = "permissions are publish, subscribe, admin and consume";
             return SL_EINVAL;
         }
     }
@@ -576,7 +587,9 @@ int sld_auth_ensure_admin(sld_auth_t *self, sld_txn_t *txn, const uint8_t key[32
         uint32_t perms;
         const char *pattern;
     } want[] = {
-        { SLD_PERM_ALL, ">" },
+        /* Not consume: admin on '>' may use every subscription already,
+         * and stores made before consume existed keep the same grants. */
+        { SLD_PERM_TOPIC, ">" },
         { SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_audit" },
         { SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_dlq.>" },
         { SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_advisory.>" },

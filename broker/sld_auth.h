@@ -1,5 +1,6 @@
 /*  sld_auth - who may connect and what each identity may do: identities
- *  (a name bound to a CurveZMQ public key) with grants on topic patterns,
+ *  (a name bound to a CurveZMQ public key) with grants on topic patterns
+ *  (and, for consume, on patterns of subscription names),
  *  kept in the store's `idents` table and in memory; the ZAP handler that
  *  admits connections by key. Owns the identities and the ZAP socket.
  *  Broker thread only. It does not know sessions or the wire protocol: the
@@ -15,11 +16,15 @@
 typedef struct sld_auth sld_auth_t;
 typedef struct sld_ident sld_ident_t;
 
-/* Permission bits (the wire's Permission enum). */
+/* Permission bits (the wire's Permission enum). PUBLISH, SUBSCRIBE and
+ * ADMIN grants match topics; a CONSUME grant matches durable subscription
+ * NAMES (docs/security.md, "Subscription names"). */
 #define SLD_PERM_PUBLISH 1u
 #define SLD_PERM_SUBSCRIBE 2u
 #define SLD_PERM_ADMIN 4u
-#define SLD_PERM_ALL 7u
+#define SLD_PERM_CONSUME 8u
+#define SLD_PERM_TOPIC 7u       /* the bits whose patterns match topics */
+#define SLD_PERM_ALL 15u
 
 /* Name of the identity the broker creates for its local operators (its
  * key is DATA/admin.cert) and of the one every plain-text client gets. */
@@ -75,6 +80,17 @@ bool sld_ident_allows(const sld_ident_t *ident, uint32_t perm, const char *topic
 
 /* Does a grant of IDENT with PERM cover every topic PATTERN can match? */
 bool sld_ident_covers(const sld_ident_t *ident, uint32_t perm, const char *pattern);
+
+/* May IDENT use durable subscription NAME, of topic pattern PATTERN, whose
+ * owner is OWNER ("" when it has none)? Using is attaching, acking,
+ * nacking, crediting, resetting and removing. True for its owner, for a
+ * consume grant matching NAME and for an admin grant covering PATTERN (so
+ * admin on '>' may use every subscription to client topics). A subscription
+ * without owner is not IDENT's by this rule: the server decides whether
+ * IDENT may claim it. Attaching needs the subscribe grant on PATTERN too,
+ * which this does not check. */
+bool sld_ident_may_use_sub(const sld_ident_t *ident, const char *name, const char *pattern,
+                           const char *owner);
 
 /* ---------------------------------------------------------------- admin */
 /* Changes are written in TXN and staged: lookups and the ZAP handler see

@@ -62,11 +62,14 @@ static const s_setting_t s_settings[] = {
     { "limits", "commit_max_msgs", S_COUNT, S_FIELD(commit_max_msgs), false },
     { "limits", "commit_max_bytes", S_SIZE, S_FIELD(commit_max_bytes), false },
     { "limits", "max_connections", S_COUNT, S_FIELD(max_connections), false },
+    { "limits", "handshake_timeout", S_DURATION, S_FIELD(handshake_timeout_ms), false },
     { "limits", "max_subscriptions", S_COUNT, S_FIELD(max_subscriptions), false },
     { "limits", "max_inflight", S_COUNT, S_FIELD(max_inflight), false },
     { "limits", "max_unacked_bytes", S_SIZE, S_FIELD(max_unacked_bytes), false },
+    { "limits", "max_queued_frames", S_COUNT, S_FIELD(max_queued_frames), false },
     { "storage", "map_size", S_SIZE, S_FIELD(map_size), false },
     { "storage", "map_size_max", S_SIZE, S_FIELD(map_size_max), false },
+    { "storage", "disk_reserve", S_SIZE, S_FIELD(disk_reserve), true },
     { "storage", "producer_window", S_COUNT, S_FIELD(producer_window), false },
     { "storage", "dedup_window", S_DURATION, S_FIELD(dedup_window_ms), false },
     { "retention", "max_age", S_DURATION, S_FIELD(retention_max_age_ms), true },
@@ -79,6 +82,9 @@ static const s_setting_t s_settings[] = {
     { "security", "insecure_plaintext", S_BOOL, S_FIELD(insecure_plaintext), true },
     { "security", "encrypt_at_rest", S_OPTPATH, S_FIELD(encrypt_at_rest), true },
     { "security", "audit_file", S_OPTPATH, S_FIELD(audit_file), true },
+    { "security", "audit_retention", S_DURATION, S_FIELD(audit_retention_ms), true },
+    { "security", "audit_refusal_interval", S_DURATION, S_FIELD(audit_refusal_interval_ms),
+      false },
 };
 #define S_NSETTINGS (sizeof s_settings / sizeof s_settings[0])
 
@@ -99,11 +105,14 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->commit_max_msgs = 20000;
     cfg->commit_max_bytes = 64 * S_MIB;
     cfg->max_connections = 1024;
+    cfg->handshake_timeout_ms = 5000;
     cfg->max_subscriptions = 10000;
     cfg->max_inflight = 10000;
     cfg->max_unacked_bytes = 64 * S_MIB;
+    cfg->max_queued_frames = 100000;
     cfg->map_size = 64 * S_MIB;
     cfg->map_size_max = 16 * S_GIB;
+    cfg->disk_reserve = 32 * S_MIB;
     cfg->producer_window = 1000000;
     cfg->dedup_window_ms = 2 * 60 * 1000;
     cfg->retention_max_age_ms = 0;
@@ -113,6 +122,8 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->ack_wait_ms = 30 * 1000;
     cfg->max_deliver = 5;
     cfg->deliver_batch = 1000;
+    cfg->audit_retention_ms = 90ull * 24 * 60 * 60 * 1000;
+    cfg->audit_refusal_interval_ms = 60 * 1000;
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -151,7 +162,7 @@ static uint64_t s_unit(const char *suffix, bool duration)
     };
     static const struct { const char *name; uint64_t mult; } durs[] = {
         { "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 },
-        { "h", 60 * 60 * 1000 },
+        { "h", 60 * 60 * 1000 }, { "d", 24 * 60 * 60 * 1000 },
     };
     if (duration) {
         for (size_t i = 0; i < sizeof durs / sizeof durs[0]; i++)
@@ -265,7 +276,7 @@ static int s_apply_number(char *field, const s_setting_t *s, const char *text,
     const char *end = NULL;
     const char *what = s->kind == S_SIZE ? "a size (bytes, or with K, M or G)"
                      : s->kind == S_COUNT ? "a number"
-                     : "a duration (ms, or with ms, s, m or h)";
+                     : "a duration (ms, or with ms, s, m, h or d)";
     if (!s_digits(text, &n, &end)) {
         /* Either no digits at all or more than 64 bits of them. */
         bool digits = *text >= '0' && *text <= '9';
@@ -655,7 +666,8 @@ static void s_format(const s_setting_t *s, const sld_config_t *cfg,
         { S_GIB, "G" }, { S_MIB, "M" }, { S_KIB, "K" },
     };
     static const struct { uint64_t mult; const char *name; } durs[] = {
-        { 60 * 60 * 1000, "h" }, { 60 * 1000, "m" }, { 1000, "s" },
+        { 24 * 60 * 60 * 1000, "d" }, { 60 * 60 * 1000, "h" }, { 60 * 1000, "m" },
+        { 1000, "s" },
     };
     if (v != 0 && s->kind == S_SIZE) {
         for (size_t i = 0; i < 3; i++)
@@ -666,7 +678,7 @@ static void s_format(const s_setting_t *s, const sld_config_t *cfg,
             }
     }
     if (v != 0 && s->kind == S_DURATION) {
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < sizeof durs / sizeof durs[0]; i++)
             if (v % durs[i].mult == 0) {
                 snprintf(buf, len, "%llu%s",
                          (unsigned long long) (v / durs[i].mult), durs[i].name);
@@ -821,9 +833,15 @@ static int s_usage(FILE *out, char *err, size_t err_len)
     fprintf(out,
         "\n"
         "Sizes are bytes or take K, M, G (binary: 1M = 1048576). Durations are\n"
-        "milliseconds or take ms, s, m, h. Booleans: on/off, true/false, "
+        "milliseconds or take ms, s, m, h, d. Booleans: on/off, true/false, "
         "yes/no, 1/0.\n"
-        "Retention max_age and max_bytes of 0 mean unlimited.\n");
+        "Retention max_age and max_bytes of 0 mean unlimited.\n"
+        "limits/handshake_timeout: a connection that has not finished its handshake\n"
+        "(ZMTP greeting, CurveZMQ, key check) by then is closed and counted.\n"
+        "security/audit_retention: _audit records older than this are trimmed, by\n"
+        "age only (0 = keep forever). security/audit_refusal_interval: the first\n"
+        "refused handshake of a key from an address is recorded at once, repeats\n"
+        "in one record per interval with their count (docs/security.md).\n");
     if (fflush(out) != 0 || ferror(out)) {
         slc_errf(err, err_len, "cannot write the usage: %s", strerror(errno));
         rc = SL_ESYS;

@@ -29,12 +29,16 @@ typedef struct {
     uint32_t commit_max_msgs;       /* commit_max_msgs: messages per group commit; default 20000 */
     uint64_t commit_max_bytes;      /* commit_max_bytes: bytes per group commit; default 64 MiB */
     uint32_t max_connections;       /* max_connections; default 1024 */
+    uint32_t handshake_timeout_ms;  /* handshake_timeout: a connection that has not finished
+                                       its ZMTP/CurveZMQ handshake by then is closed; default 5 s */
     uint32_t max_subscriptions;     /* max_subscriptions; default 10000 */
     uint32_t max_inflight;          /* max_inflight: unacked deliveries per subscription; default 10000 */
     uint64_t max_unacked_bytes;     /* max_unacked_bytes: bytes delivered, not acked, per session; default 64 MiB */
+    uint32_t max_queued_frames;     /* max_queued_frames: frames waiting in one connection's send queue; default 100000 */
     /* [storage] */
     uint64_t map_size;              /* map_size; default 64 MiB */
     uint64_t map_size_max;          /* map_size_max: growth ceiling; default 16 GiB */
+    uint64_t disk_reserve;          /* disk_reserve: kept on disk for acks and admin; default 32 MiB, 0 = none */
     uint64_t producer_window;       /* producer_window: sequences remembered per producer; default 1000000 */
     uint64_t dedup_window_ms;       /* dedup_window: msg-id dedup window; default 2 min */
     /* [retention] */
@@ -51,6 +55,10 @@ typedef struct {
                                        every client has every right; loopback/ipc only; default off */
     char encrypt_at_rest[PATH_MAX]; /* encrypt_at_rest, --encrypt-at-rest KEYFILE; "" = off */
     char audit_file[PATH_MAX];      /* audit_file, --audit-file: JSON-lines mirror of _audit; "" = none */
+    uint64_t audit_retention_ms;    /* audit_retention: _audit records older than this are
+                                       trimmed (by age only); 0 = keep forever; default 90 d */
+    uint32_t audit_refusal_interval_ms; /* audit_refusal_interval: repeated refused handshakes
+                                       are summed up in one record per this; default 1 min */
 } sld_config_t;
 
 /* True when ENDPOINT is loopback, ipc or inproc: where plain text may be

@@ -93,10 +93,18 @@ typedef struct {
     bool stalled;               /* a subscription stopped for lack of room */
 } s_acct_t;
 
+/* Sizes of the messages an ephemeral subscription was sent, oldest first
+ * (a ring). */
+typedef struct {
+    uint32_t *v;
+    size_t head, n, cap;
+} s_lens_t;
+
 typedef struct s_sub s_sub_t;
 struct s_sub {
     char name[SLC_TOPIC_MAX + 1];
     char pattern[SLC_TOPIC_MAX + 1];
+    char owner[SLD_IDENT_NAME_MAX + 1]; /* durable: identity that created it; "" = none */
     bool ephemeral;
     uint32_t ack_wait_ms;
     uint32_t max_deliver;
@@ -105,7 +113,8 @@ struct s_sub {
     uint64_t start_time_us;
     sld_session_t *session;
     s_acct_t *acct;             /* the session's byte budget while attached */
-    uint64_t unacked_bytes;     /* envelope bytes of our S_SENT attempts */
+    uint64_t unacked_bytes;     /* envelope bytes of our S_SENT attempts (ephemeral: of owed) */
+    s_lens_t owed;              /* ephemeral: sizes sent, not yet paid back by credit */
     uint32_t sub_id;
     uint64_t credit;
     s_subtopic_t *topics;
@@ -128,6 +137,7 @@ typedef struct {
     uint32_t attempts;
     bool nacked;
     bool unreadable;            /* the stored record did not read or open */
+    const char *why;            /* unreadable: why (static text), or NULL */
 } s_dlq_t;
 
 typedef struct {
@@ -163,6 +173,7 @@ struct sld_delivery {
     size_t nremoved, capremoved;
     s_dlq_t *dlq;               /* dead-letter moves to write */
     size_t ndlq, capdlq;
+    bool renew;                 /* the pump's read txn met too much damage */
     size_t dlq_persisted;       /* how many of dlq the open txn holds */
     uint32_t *appended;         /* topics our persist appended to */
     size_t nappended, capappended;
@@ -369,6 +380,7 @@ static void s_sub_free(s_sub_t **sub_p)
     free(sub->flight.slot);
     free(sub->timers.v);
     sld_due_clear(&sub->ready);
+    free(sub->owed.v);
     free(sub);
     *sub_p = NULL;
 }
@@ -512,10 +524,60 @@ static bool s_no_room(sld_delivery_t *self, s_sub_t *sub, size_t len)
 {
     s_acct_t *a = sub->acct;
     uint64_t max = self->opts.max_unacked_bytes;
-    if (sub->ephemeral || !a || max == 0 || a->bytes == 0 || a->bytes + len <= max)
+    if (!a || max == 0 || a->bytes == 0 || a->bytes + len <= max)
         return false;
     a->stalled = true;
     return true;
+}
+
+/* Ephemeral subscriptions take no acks, so what they were sent is paid
+ * back by the credit their consumer grants next (the SDK grants one credit
+ * for each message it took in, in steps of a quarter of its credit). Until
+ * then its bytes count in the session's max_unacked_bytes like unacked
+ * deliveries. A message that does not fit is not sent: a stored one waits
+ * in the store, a transient one is dropped for this subscriber and
+ * counted. Without this a consumer that granted a huge credit and never
+ * read had the broker buffer everything in its socket. (No message count
+ * like max_inflight: a transient subscriber keeping up with a fast
+ * publisher pays back a quarter of a large credit at a time.) */
+
+/* LEN bytes went to ephemeral SUB. 0 or SL_ENOMEM (nothing counted). */
+static int s_eph_sent(s_sub_t *sub, size_t len)
+{
+    s_lens_t *r = &sub->owed;
+    if (r->n == r->cap) {
+        size_t ncap = r->cap ? r->cap * 2 : 64;
+        uint32_t *nv = malloc(ncap * sizeof(uint32_t));
+        if (!nv)
+            return SL_ENOMEM;
+        for (size_t i = 0; i < r->n; i++)
+            nv[i] = r->v[(r->head + i) % r->cap];
+        free(r->v);
+        r->v = nv;
+        r->cap = ncap;
+        r->head = 0;
+    }
+    r->v[(r->head + r->n++) % r->cap] = (uint32_t) len;
+    sub->unacked_bytes += len;
+    if (sub->acct)
+        sub->acct->bytes += len;
+    return 0;
+}
+
+/* N credits granted to ephemeral SUB pay back its N oldest messages. */
+static void s_eph_paid(sld_delivery_t *self, s_sub_t *sub, uint64_t n)
+{
+    s_lens_t *r = &sub->owed;
+    uint64_t freed = 0;
+    for (; n > 0 && r->n > 0; n--, r->n--) {
+        freed += r->v[r->head];
+        r->head = (r->head + 1) % r->cap;
+    }
+    sub->unacked_bytes -= freed;
+    if (sub->acct && freed) {
+        sub->acct->bytes -= freed;
+        s_acct_freed(self, sub->acct);
+    }
 }
 
 static s_subvec_t *s_topic_subs(sld_delivery_t *self, uint32_t id)
@@ -668,6 +730,7 @@ static int s_sub_load(const char *name, const void *config, size_t len, void *ar
         goto fail;
     snprintf(sub->name, sizeof sub->name, "%s", name);
     snprintf(sub->pattern, sizeof sub->pattern, "%s", cfg->pattern);
+    snprintf(sub->owner, sizeof sub->owner, "%s", cfg->owner ? cfg->owner : "");
     sub->ack_wait_ms = cfg->ack_wait_ms;
     sub->max_deliver = cfg->max_deliver;
     sub->start = cfg->start;
@@ -842,7 +905,7 @@ static int s_rekey(sld_delivery_t *self, s_sub_t *sub)
 }
 
 int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
-                           const Sluice__Subscribe *req,
+                           const Sluice__Subscribe *req, const char *owner,
                            Sluice__SubscribeOk *reply, const char **why)
 {
     int rc = 0;
@@ -889,6 +952,9 @@ int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
         else
             snprintf(sub->name, sizeof sub->name, "%s", req->name);
         snprintf(sub->pattern, sizeof sub->pattern, "%s", req->pattern);
+        /* The owner is the broker's to set: req->owner is ignored. */
+        if (!sub->ephemeral)
+            snprintf(sub->owner, sizeof sub->owner, "%s", owner ? owner : "");
         sub->ack_wait_ms = req->ack_wait_ms ? req->ack_wait_ms : self->opts.ack_wait_ms;
         sub->max_deliver = req->max_deliver ? req->max_deliver : self->opts.max_deliver;
         sub->start = req->start;
@@ -953,11 +1019,32 @@ int sld_delivery_remove(sld_delivery_t *self, const char *name)
     return sub ? s_remove_sub(self, sub) : SL_ENOTFOUND;
 }
 
-const char *sld_delivery_pattern(sld_delivery_t *self, sld_session_t *session,
-                                 uint32_t sub_id, const char *name)
+int sld_delivery_lookup(sld_delivery_t *self, sld_session_t *session, uint32_t sub_id,
+                        const char *name, sld_sub_ref_t *out)
 {
     s_sub_t *sub = name ? zhashx_lookup(self->by_name, name) : s_by_id(self, session, sub_id);
-    return sub ? sub->pattern : NULL;
+    if (!sub)
+        return SL_ENOTFOUND;
+    out->name = sub->name;
+    out->pattern = sub->pattern;
+    out->owner = sub->owner;
+    out->ephemeral = sub->ephemeral;
+    return 0;
+}
+
+int sld_delivery_claim(sld_delivery_t *self, const char *name, const char *owner)
+{
+    s_sub_t *sub = zhashx_lookup(self->by_name, name);
+    if (!sub)
+        return SL_ENOTFOUND;
+    if (sub->owner[0])
+        return SL_EEXIST;
+    s_mark_dirty(self, sub);
+    if (!sub->dirty)
+        return SL_ENOMEM;
+    snprintf(sub->owner, sizeof sub->owner, "%s", owner);
+    sub->config_dirty = true;
+    return 0;
 }
 
 int sld_delivery_credit(sld_delivery_t *self, sld_session_t *session,
@@ -967,6 +1054,8 @@ int sld_delivery_credit(sld_delivery_t *self, sld_session_t *session,
     if (!sub)
         return SL_ENOTFOUND;
     sub->credit += credit;
+    if (sub->ephemeral)
+        s_eph_paid(self, sub, credit);
     s_wake(self, sub);
     return 0;
 }
@@ -1085,6 +1174,8 @@ int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
         }
     }
     sub->credit += credit;
+    if (sub->ephemeral)
+        s_eph_paid(self, sub, credit);
     s_wake(self, sub);
     return 0;
 }
@@ -1130,6 +1221,10 @@ void sld_delivery_topic_appended(sld_delivery_t *self, uint32_t id)
 
 /* ------------------------------------------------------------------ send */
 
+/* Send the N items to SUB's consumer. A full connection queue
+ * (SL_EBUSY) drops the frame: for an ephemeral subscription its messages
+ * are counted as dropped and their bytes no longer owed; a durable one's
+ * attempts come back after ack_wait, like any lost delivery. */
 static int s_send_items(sld_delivery_t *self, s_sub_t *sub, size_t n)
 {
     Sluice__Deliver deliver = SLUICE__DELIVER__INIT;
@@ -1138,7 +1233,20 @@ static int s_send_items(sld_delivery_t *self, s_sub_t *sub, size_t n)
     deliver.msgs = self->item_ptrs;
     frame.body_case = SLUICE__FRAME__BODY_DELIVER;
     frame.deliver = &deliver;
-    return self->send(self->send_arg, sub->session, &frame);
+    int rc = self->send(self->send_arg, sub->session, &frame);
+    if (rc == SL_EBUSY && sub->ephemeral) {
+        s_lens_t *r = &sub->owed;
+        uint64_t freed = 0;
+        for (size_t i = 0; i < n && r->n > 0; i++)
+            freed += r->v[(r->head + --r->n) % r->cap];
+        sub->unacked_bytes -= freed;
+        if (sub->acct)
+            sub->acct->bytes -= freed;
+        sub->delivered -= n;
+        sub->dropped += n;
+        sld_metrics_add(self->metrics, SLD_M_EPHEMERAL_DROPPED, n);
+    }
+    return rc;
 }
 
 static void s_item(sld_delivery_t *self, size_t i, s_sub_t *sub, uint32_t topic_id,
@@ -1209,22 +1317,25 @@ static int s_queue_dlq(sld_delivery_t *self, const s_sub_t *sub, uint32_t topic_
     d->attempts = attempts;
     d->nacked = nacked;
     d->unreadable = unreadable;
+    d->why = NULL;
     return 0;
 }
 
-/* OFFSET of ST is stored but did not read or open (damaged, or sealed with
- * a key this broker lacks). It cannot be delivered, and skipping it would
- * lose a stored message without a trace: a durable subscription
- * dead-letters it (an empty copy whose dlq-reason says why, and the
- * advisory) and counts it as acked; an ephemeral one only counts it.
- * Non-zero (out of memory) leaves everything as it was, for a later pump. */
+/* OFFSET of ST is stored but did not read, open, verify or decode
+ * (damaged, or sealed with a key this broker lacks; WHY, static text,
+ * says which). It cannot be delivered, and skipping it would lose a
+ * stored message without a trace: a durable subscription dead-letters it
+ * (an empty copy whose dlq-reason says why, and the advisory) and counts
+ * it as acked; an ephemeral one only counts it. Non-zero (out of memory)
+ * leaves everything as it was, for a later pump. */
 static int s_unreadable(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
-                        uint64_t offset, uint32_t attempts)
+                        uint64_t offset, uint32_t attempts, const char *why)
 {
     if (!sub->ephemeral) {
         int rc = s_queue_dlq(self, sub, st->topic_id, offset, attempts, false, true);
         if (rc)
             return rc;
+        self->dlq[self->ndlq - 1].why = why;
         (void) s_mark_acked(self, sub, st, offset);
         sub->dead_lettered++;
         sld_metrics_add(self->metrics, SLD_M_DEAD_LETTERED, 1);
@@ -1233,19 +1344,46 @@ static int s_unreadable(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
     return 0;
 }
 
-/* Reading OFFSET of ST (NULL: SUB no longer has the topic) returned RC.
- * True when the pump must stop and try again later: out of memory, here or
- * while dead-lettering an unreadable record, or any failure AHEAD (while a
- * commit is under way nothing may be skipped or dead-lettered). False when
- * the offset is done with: read (RC 0), trimmed by retention, or
- * dead-lettered. */
-static bool s_read_later(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
-                         uint64_t offset, uint32_t attempts, int rc, bool ahead)
+/* Read OFFSET of topic ID for delivery. A record stored without a
+ * checksum (before format 4: nothing vouches for its bytes) must also
+ * decode, or it is unreadable too: the consumer could only drop it
+ * unacked, and the subscription would stick at it. *WHY (static text)
+ * says why a read failed with SL_ESTORE. */
+static int s_read(sld_txn_t *txn, uint32_t id, uint64_t offset, const void **env,
+                  size_t *len, const char **why)
 {
-    if (rc == SL_ENOMEM || (rc && ahead))
+    int rc = sld_store_read(txn, id, offset, env, len, NULL);
+    *why = rc == SL_ESTORE ? sld_txn_why(txn) : NULL;
+    if (rc == 0 && !sld_txn_verified(txn)) {
+        Sluice__Envelope *e = NULL;
+        if (slc_envelope_decode(*env, *len, &e) != 0) {
+            rc = SL_ESTORE;
+            *why = "does not decode as an envelope (stored without a checksum)";
+        }
+        slc_envelope_free(&e);
+    }
+    return rc;
+}
+
+/* Reading OFFSET of ST (NULL: SUB no longer has the topic) returned RC
+ * (WHY: s_read's). True when the pump must stop and try again later: out
+ * of memory, here or while dead-lettering an unreadable record, a read
+ * transaction worn out by damage (SL_EBUSY: the pump begins a new one),
+ * or any failure AHEAD (while a commit is under way nothing may be
+ * skipped or dead-lettered). False when the offset is done with: read (RC
+ * 0), trimmed by retention or never stored (SL_ENOTFOUND: below the
+ * topic's first offset), or dead-lettered: anything else is a record that
+ * should be there and does not read. */
+static bool s_read_later(sld_delivery_t *self, s_sub_t *sub, s_subtopic_t *st,
+                         uint64_t offset, uint32_t attempts, int rc, const char *why,
+                         bool ahead)
+{
+    if (rc == SL_EBUSY)
+        self->renew = true;
+    if (rc == SL_ENOMEM || rc == SL_EBUSY || (rc && ahead))
         return true;
     return rc != 0 && rc != SL_ENOTFOUND && st
-        && s_unreadable(self, sub, st, offset, attempts) != 0;
+        && s_unreadable(self, sub, st, offset, attempts, why) != 0;
 }
 
 /* Deliver what SUB's credit allows. Returns true while it may have more.
@@ -1257,6 +1395,7 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
     size_t n = 0, bytes = 0;
     size_t limit_bytes = (size_t) self->opts.max_message_bytes + 65536;
     bool more = true;
+    bool retry = false;         /* a read to try again: stay awake for it */
     while (sub->credit > 0 && n < self->opts.deliver_batch && bytes < limit_bytes) {
         const void *env;
         size_t len;
@@ -1270,15 +1409,17 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
             f = NULL;
         }
         if (f) {
-            int rc = sld_store_read(txn, f->topic_id, f->offset, &env, &len, NULL);
+            const char *why;
+            int rc = s_read(txn, f->topic_id, f->offset, &env, &len, &why);
             if (rc) {
                 /* Trimmed by retention while waiting: nothing to redeliver.
                  * Unreadable: dead-lettered. Out of memory: a later pump. */
                 st = s_subtopic_find(sub, f->topic_id);
-                if (s_read_later(self, sub, st, f->offset, f->attempt, rc, ahead)) {
+                if (s_read_later(self, sub, st, f->offset, f->attempt, rc, why, ahead)) {
                     /* Back first again; the slot just freed takes it. */
                     (void) sld_due_add(&sub->ready, f->topic_id, f->offset);
                     more = false;
+                    retry = true;
                     break;
                 }
                 s_forget(self, sub, f);
@@ -1306,9 +1447,11 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                 break;
             }
             uint64_t off = st->next;
-            int rc = sld_store_read(txn, st->topic_id, off, &env, &len, NULL);
-            if (s_read_later(self, sub, st, off, 0, rc, ahead)) {
-                more = false;       /* out of memory: the next pump tries again */
+            const char *why;
+            int rc = s_read(txn, st->topic_id, off, &env, &len, &why);
+            if (s_read_later(self, sub, st, off, 0, rc, why, ahead)) {
+                more = false;       /* the next pump tries again */
+                retry = true;
                 break;
             }
             if (rc) {
@@ -1316,7 +1459,7 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
                 s_catch_up_floor(self, sub, st);
                 continue;
             }
-            if (s_no_room(self, sub, len)) {
+            if (s_no_room(self, sub, len) || (sub->ephemeral && s_eph_sent(sub, len) != 0)) {
                 more = false;
                 break;
             }
@@ -1353,7 +1496,11 @@ static bool s_pump_sub(sld_delivery_t *self, s_sub_t *sub, sld_txn_t *txn,
     }
     if (n && s_send_items(self, sub, n) != 0)
         return false;       /* the server will report the session gone */
-    return more && sub->credit > 0;
+    /* A read put off (out of memory, worn-out transaction, or a damaged
+     * record met ahead of a commit, which only the pump after it may
+     * dead-letter) keeps the subscription awake: nothing else may wake
+     * it when every other message is acked. */
+    return (more && sub->credit > 0) || retry;
 }
 
 static void s_expire(sld_delivery_t *self, s_sub_t *sub, uint64_t now)
@@ -1397,7 +1544,17 @@ static void s_pump_awake(sld_delivery_t *self, uint64_t now_ms, bool ahead)
             i++;
             continue;
         }
-        if (sub->session && s_pump_sub(self, sub, txn, now_ms, ahead)) {
+        bool more = sub->session && s_pump_sub(self, sub, txn, now_ms, ahead);
+        if (self->renew) {
+            /* Damage wore the read transaction out (SL_EBUSY): a new one
+             * for the rest, and this subscription stays awake to go on. */
+            self->renew = false;
+            more = sub->session != NULL;
+            sld_txn_abort(&txn);
+            if (sld_store_begin(self->store, false, &txn) != 0)
+                return;
+        }
+        if (more) {
             i++;
             continue;
         }
@@ -1476,14 +1633,15 @@ void sld_delivery_transient(sld_delivery_t *self,
         for (size_t i = 0; i < n; i++) {
             if (!s_transient_match(sub, msgs, i, &last, &hit))
                 continue;
-            if (sub->credit == 0) {
+            size_t len = slc_envelope_size(msgs[i]);
+            if (sub->credit == 0 || s_no_room(self, sub, len) || s_eph_sent(sub, len) != 0) {
                 sub->dropped++;
                 sld_metrics_add(self->metrics, SLD_M_EPHEMERAL_DROPPED, 1);
                 continue;
             }
             /* Delivery.topic stays empty: it is the envelope's own (a
              * fifth of each transient delivery's bytes, all encrypted). */
-            size_t len = slc_envelope_pack(msgs[i], self->scratch + bytes);
+            slc_envelope_pack(msgs[i], self->scratch + bytes);
             s_item(self, k++, sub, 0, "", 0, 0, 1, self->scratch + bytes, len);
             bytes += len;
             sub->credit--;
@@ -1561,10 +1719,10 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const s_dlq_t *d)
     snprintf(topic, sizeof topic, "_dlq.%s", d->sub);
     const sld_topic_info_t *src = sld_store_topic_by_id(self->store, d->topic_id);
     const char *src_name = src ? src->name : "";
-    char reason[128], offset[32], attempts[16];
+    char reason[256], offset[32], attempts[16];
     if (d->unreadable)
-        snprintf(reason, sizeof reason, "stored record unreadable (damaged, or sealed "
-                 "with a key this broker does not have)");
+        snprintf(reason, sizeof reason, "stored record unreadable (%s)", d->why ? d->why
+                 : "damaged, or sealed with a key this broker does not have");
     else
         snprintf(reason, sizeof reason, "%s %u times without ack (max_deliver)",
                  d->nacked ? "nacked" : "delivered", d->attempts);
@@ -1572,25 +1730,31 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const s_dlq_t *d)
     snprintf(attempts, sizeof attempts, "%u", d->attempts);
 
     const void *env = NULL;
+    const char *why;
     size_t len = 0;
     Sluice__Envelope *e = NULL;
+    bool decoded = false;       /* E is slc_envelope_decode's, else calloc's */
     uint8_t *buf = NULL;
     uint32_t dlq_id, adv_id;
     uint64_t dlq_off, adv_off, now = slc_now_us();
-    int rc = sld_store_read(txn, d->topic_id, d->offset, &env, &len, NULL);
-    if (rc == 0 && !d->unreadable)
-        rc = slc_envelope_decode(env, len, &e);
-    else if (rc == 0 || rc == SL_ENOTFOUND || rc == SL_ESTORE) {
-        /* Trimmed meanwhile, or unreadable: an empty copy, and the
-         * advisory still says which message it was. */
-        rc = 0;
+    int rc = 0;
+    sld_txn_t *rtxn = NULL;
+    /* The original, for the copy, in a read transaction of its own: a
+     * damaged page met here must not poison TXN, which holds the acks and
+     * publishes of this commit. One that did not read before, was trimmed
+     * meanwhile or does not read now gets an empty copy; the headers and
+     * the advisory still say which message it was. */
+    if (!d->unreadable && sld_store_begin(self->store, false, &rtxn) == 0
+        && s_read(rtxn, d->topic_id, d->offset, &env, &len, &why) == 0
+        && slc_envelope_decode(env, len, &e) == 0)
+        decoded = true;
+    sld_txn_abort(&rtxn);
+    if (!decoded) {
         e = calloc(1, sizeof(Sluice__Envelope));
         if (!e)
             return SL_ENOMEM;
         sluice__envelope__init(e);
     }
-    if (rc)
-        goto done;
     Sluice__Header hs[5];
     Sluice__Header *hp[5];
     const char *keys[5] = { "dlq-reason", "dlq-subscription", "dlq-topic",
@@ -1658,7 +1822,11 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const s_dlq_t *d)
         s_note_appended(self, adv_id);
 done:
     free(buf);
-    if (e && env)
+    /* Only a decoded envelope is freed by slc_envelope_free: it finds its
+     * arena in front of the message, which a calloc'd one does not have
+     * (that was glibc's "double free or corruption (out)" when a record
+     * that had failed to read in the pump read in this transaction). */
+    if (decoded)
         slc_envelope_free(&e);
     else
         free(e);
@@ -1680,6 +1848,7 @@ int sld_delivery_persist(sld_delivery_t *self, sld_txn_t *txn)
             Sluice__Subscribe cfg = SLUICE__SUBSCRIBE__INIT;
             cfg.name = sub->name;
             cfg.pattern = sub->pattern;
+            cfg.owner = sub->owner;
             cfg.start = sub->start;
             cfg.ack_wait_ms = sub->ack_wait_ms;
             cfg.max_deliver = sub->max_deliver;
@@ -1746,6 +1915,7 @@ int sld_delivery_stats(sld_delivery_t *self, Sluice__SubInfo ***subs, size_t *n)
         sluice__sub_info__init(si);
         si->name = sub->name;
         si->pattern = sub->pattern;
+        si->owner = sub->owner;
         si->ephemeral = sub->ephemeral;
         si->attached = sub->session != NULL;
         for (size_t k = 0; k < sub->ntopics; k++) {

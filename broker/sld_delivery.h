@@ -1,7 +1,8 @@
-/*  sld_delivery - subscriptions: durable (named, acked, persisted cursors) and
- *  ephemeral (session-bound fan-out). Owns every subscription, its per-topic
- *  cursors, in-flight table, redelivery heap and dead-lettering. Reads
- *  messages from the borrowed store in short read transactions; writes its
+/*  sld_delivery - subscriptions: durable (named, acked, persisted cursors,
+ *  an owner identity kept with their config) and ephemeral (session-bound
+ *  fan-out). Owns every subscription, its per-topic cursors, in-flight
+ *  table, redelivery heap and dead-lettering. Reads messages from the
+ *  borrowed store in short read transactions; writes its
  *  state only inside the server's write transaction (sld_delivery_persist).
  *  Broker thread only. It does not decode client frames beyond the
  *  generated structs it is handed, and never talks to sockets: frames go out
@@ -20,8 +21,10 @@ typedef struct sld_delivery sld_delivery_t;
 /* A session as the delivery module sees it: an opaque owner pointer. */
 typedef struct sld_session sld_session_t;
 
-/* Send FRAME (borrowed for the call) to SESSION. 0, or a negative code when
- * the peer is gone (the server then calls sld_delivery_session_gone). */
+/* Send FRAME (borrowed for the call) to SESSION. 0, SL_EBUSY when the
+ * peer's send queue is full (the frame is dropped, the session stays), or
+ * another negative code when the peer is gone (the server then calls
+ * sld_delivery_session_gone). */
 typedef int (sld_delivery_send_fn)(void *arg, sld_session_t *session,
                                    const Sluice__Frame *frame);
 
@@ -45,12 +48,15 @@ int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
 void sld_delivery_destroy(sld_delivery_t **self_p);
 
 /* Subscribe SESSION per REQ (borrowed). A durable name is created on first
- * use (persisted at the next sld_delivery_persist) or taken over from the
- * session holding it. 0 and *reply filled (name borrowed until the
- * subscription ends), SL_EINVAL, SL_EEXIST (other pattern), SL_EBUSY (too
- * many subscriptions), SL_ESTORE. *why (static text) explains errors. */
+ * use (persisted at the next sld_delivery_persist), with OWNER (an identity
+ * name, copied; NULL or "" for none) as its owner, or taken over from the
+ * session holding it. REQ->owner is ignored: only the broker sets owners.
+ * Whether SESSION may attach is the caller's to check. 0 and *reply filled
+ * (name borrowed until the subscription ends), SL_EINVAL, SL_EEXIST (other
+ * pattern), SL_EBUSY (too many subscriptions), SL_ESTORE. *why (static
+ * text) explains errors. */
 int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
-                           const Sluice__Subscribe *req,
+                           const Sluice__Subscribe *req, const char *owner,
                            Sluice__SubscribeOk *reply, const char **why);
 
 /* Detach SESSION's subscription SUB_ID; with REMOVE delete a durable one
@@ -58,14 +64,29 @@ int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
 int sld_delivery_unsubscribe(sld_delivery_t *self, sld_session_t *session,
                              uint32_t sub_id, bool remove);
 
-/* Delete durable subscription NAME (admin). 0 or SL_ENOTFOUND. */
+/* Delete durable subscription NAME (SubRemove; who may is the caller's to
+ * check). 0 or SL_ENOTFOUND. */
 int sld_delivery_remove(sld_delivery_t *self, const char *name);
 
-/* The pattern of SESSION's subscription SUB_ID or, when NAME is not NULL,
- * of the durable subscription NAME: borrowed until the subscription ends;
- * NULL when there is none. For permission checks. */
-const char *sld_delivery_pattern(sld_delivery_t *self, sld_session_t *session,
-                                 uint32_t sub_id, const char *name);
+/* What permission checks need to know of a subscription. The strings are
+ * borrowed: valid until the subscription ends or (owner) is claimed. */
+typedef struct {
+    const char *name;           /* durable name; "_ephemeral.N" for an ephemeral one */
+    const char *pattern;
+    const char *owner;          /* identity that created it; "" for none (ephemeral,
+                                   stored before owners were kept, or plain text) */
+    bool ephemeral;
+} sld_sub_ref_t;
+
+/* SESSION's subscription SUB_ID or, when NAME is not NULL, the durable
+ * subscription NAME, into *out. 0 or SL_ENOTFOUND. */
+int sld_delivery_lookup(sld_delivery_t *self, sld_session_t *session, uint32_t sub_id,
+                        const char *name, sld_sub_ref_t *out);
+
+/* Make OWNER (copied) the owner of durable subscription NAME, which has
+ * none; persisted at the next sld_delivery_persist. 0, SL_ENOTFOUND,
+ * SL_EEXIST (it has an owner), SL_ENOMEM. */
+int sld_delivery_claim(sld_delivery_t *self, const char *name, const char *owner);
 
 /* Add CREDIT to SESSION's SUB_ID. 0 or SL_ENOTFOUND. */
 int sld_delivery_credit(sld_delivery_t *self, sld_session_t *session,

@@ -31,6 +31,10 @@ typedef enum {
     SLD_M_SESSIONS_EXPIRED,     /* sessions dropped after silence */
     SLD_M_FRAMES_IN,            /* frames received */
     SLD_M_AUTH_REFUSED,         /* connections refused at the handshake (ZAP) */
+    SLD_M_CONN_ACCEPTED,        /* TCP/IPC connections accepted */
+    SLD_M_HANDSHAKE_TIMEOUT,    /* connections closed: handshake not done in limits/handshake_timeout */
+    SLD_M_HANDSHAKE_FAILED,     /* connections that ended in the handshake otherwise (peer left,
+                                   protocol error); ZAP refusals are SLD_M_AUTH_REFUSED */
     SLD_M_SESSIONS_REVOKED,     /* sessions closed because their key was revoked */
     SLD_M_ERR_MALFORMED,        /* error replies, one counter per code below */
     SLD_M_ERR_NOSESSION,

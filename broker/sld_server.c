@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,14 @@
 #include "sld_audit.h"
 #include "sld_auth.h"
 #include "sld_delivery.h"
+#include "sld_disk.h"
 #include "sld_helper.h"
 #include "sld_keys.h"
 #include "sld_registry.h"
 #include "sld_seal.h"
 #include <sodium.h>
 #include "sld_metrics.h"
+#include "sld_monitor.h"
 #include "sld_store.h"
 #include "sld_topics.h"
 
@@ -97,10 +100,13 @@ struct sld_server {
     void *router;
     sld_metrics_t *metrics;
     sld_store_t *store;
+    sld_disk_t *disk;           /* room on the disk ahead of the store's writes */
+    bool disk_full;             /* this turn's publishes refused for want of disk */
     sld_topics_t *topics;
     sld_delivery_t *delivery;
     sld_auth_t *auth;
     sld_audit_t *audit;
+    sld_monitor_t *monitor;     /* the ROUTER's connection events */
     sld_registry_t *registry;
     char **texts;               /* nack texts of the frame being applied (owned) */
     size_t ntexts, captexts;
@@ -131,6 +137,7 @@ struct sld_server {
     sld_session_t **gone;
     size_t ngone, capgone;
     uint64_t next_expiry_ms;
+    uint64_t trim_at_ms;        /* give freed heap back to the system then (0: no) */
     uint64_t next_space_ms;     /* when to measure free space again */
     uint64_t space_used;        /* map bytes in use as measured, plus what
                                  * publishes may have taken since */
@@ -179,6 +186,9 @@ static void s_queue(sld_server_t *self, s_replies_t *q, const uint8_t *id,
     s_reply_t *r = &q->v[q->n];
     if (slc_frame_encode(frame, &r->msg) != 0)
         return;
+    /* A text may quote a name cut inside a character: clients refuse a
+     * frame that is not UTF-8 (docs/protocol.md, "Names"). */
+    slc_frame_texts_repair(frame, &r->msg);
     memcpy(r->id, id, id_len);
     r->id_len = id_len;
     q->n++;
@@ -206,24 +216,32 @@ static void s_error(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
     s_reply(self, peer, corr, &frame);
 }
 
-/* Refuse PEER's command with 403 (WHAT: "publish to", ...; TARGET the
- * topic, pattern or identity) and audit it as ACTION. */
+/* Refuse PEER's command with 403 TEXT and audit the attempt as ACTION (the
+ * command), TARGET (what it was aimed at: topic, pattern, subscription or
+ * identity) and DETAIL (its arguments and the grant it needed; never
+ * secret material). */
 static void s_deny_text(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
-                        const char *action, const char *target, const char *text)
+                        const char *action, const char *target, const char *detail,
+                        const char *text)
 {
     sld_audit_add(self->audit, false, sld_ident_name(peer->session->ident), action, target,
-                  "denied", NULL);
+                  "denied", detail);
     s_error(self, peer, corr, SL_EDENIED, text);
 }
 
+/* The same, answered "identity "NAME" may not WHAT OBJECT: no grant covers
+ * it". */
 static void s_deny(sld_server_t *self, const s_peer_t *peer, uint64_t corr,
-                   const char *action, const char *what, const char *target)
+                   const char *action, const char *target, const char *detail,
+                   const char *what, const char *object)
 {
     char text[SLC_TOPIC_MAX + SLD_IDENT_NAME_MAX + 96];
     snprintf(text, sizeof text, "identity \"%s\" may not %s %s: no grant covers it",
-             sld_ident_name(peer->session->ident), what, target ? target : "");
-    s_deny_text(self, peer, corr, action, target, text);
+             sld_ident_name(peer->session->ident), what, object ? object : "");
+    s_deny_text(self, peer, corr, action, target, detail, text);
 }
+
+static void s_grants_text(const Sluice__GrantChange *gc, char *out, size_t len);
 
 /* May IDENT publish to TOPIC? False with the 403 text in WHY (LEN bytes)
  * when not: a broker topic ('_') is written by no client, any other valid
@@ -285,7 +303,9 @@ static int s_deliver_send(void *arg, sld_session_t *session, const Sluice__Frame
     sld_server_t *self = arg;
     int rc = slc_frame_send(self->router, session->id, session->id_len, frame,
                             ZMQ_DONTWAIT);
-    if (rc)
+    /* A full queue (SL_EBUSY) drops this frame only: the delivery module
+     * counts it. A peer that is gone takes its session with it. */
+    if (rc && rc != SL_EBUSY)
         s_mark_gone(self, session);
     return rc;
 }
@@ -305,6 +325,11 @@ static void s_reap(sld_server_t *self)
         s_log(self, 2, "session %s (%s) closed", s->key, s->client);
         zhashx_delete(self->sessions, s->key);
     }
+    /* A session that went with a full send queue (a consumer that stopped
+     * reading) freed up to max_unacked_bytes plus its queue; glibc keeps
+     * such memory unless asked. A second later ZeroMQ has freed the queue. */
+    if (self->ngone && !self->trim_at_ms)
+        self->trim_at_ms = slc_mono_ms() + 1000;
     self->ngone = 0;
 }
 
@@ -501,8 +526,11 @@ static bool s_on_publish(sld_server_t *self, const s_peer_t *peer, Sluice__Frame
     sld_delivery_transient(self->delivery, msgs, k);
     if (bad)
         sld_metrics_add(self->metrics, SLD_M_NACKED, bad);
-    if (worst == SL_EDENIED)
-        s_deny_text(self, peer, f->corr, "publish", denied_topic, why);
+    if (worst == SL_EDENIED) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "transient; %zu of %zu messages refused", bad, n);
+        s_deny_text(self, peer, f->corr, "publish", denied_topic, detail, why);
+    }
     else if (worst && f->corr)
         s_error(self, peer, f->corr, worst, worst == SL_EINVAL
                 ? "transient batch had messages with an invalid topic name (dropped)"
@@ -525,10 +553,32 @@ static bool s_on_subscribe(sld_server_t *self, const s_peer_t *peer, Sluice__Fra
 {
     Sluice__SubscribeOk ok = SLUICE__SUBSCRIBE_OK__INIT;
     const char *why = NULL;
-    int rc = sld_delivery_subscribe(self->delivery, peer->session, f->subscribe, &ok, &why);
+    const sld_ident_t *id = peer->session->ident;
+    /* Plain-text clients are all one identity: what they create has no
+     * owner, so a store moved to CurveZMQ later is claimed like one made
+     * before owners were kept (docs/security.md). */
+    bool plain = sld_auth_plaintext(self->auth) != NULL;
+    sld_sub_ref_t ref;
+    bool claim = !plain && !f->subscribe->ephemeral && f->subscribe->name
+        && sld_delivery_lookup(self->delivery, NULL, 0, f->subscribe->name, &ref) == 0
+        && !ref.owner[0] && !sld_ident_may_use_sub(id, ref.name, ref.pattern, ref.owner);
+    int rc = sld_delivery_subscribe(self->delivery, peer->session, f->subscribe,
+                                    plain ? NULL : sld_ident_name(id), &ok, &why);
     if (rc) {
         s_error(self, peer, f->corr, rc, why);
         return false;
+    }
+    /* A subscription without owner is its first subscriber's when that
+     * one attached by its subscribe grant alone (s_permitted). */
+    if (claim && sld_delivery_claim(self->delivery, ok.name, sld_ident_name(id)) == 0) {
+        char detail[SLC_TOPIC_MAX + 160];
+        snprintf(detail, sizeof detail, "pattern %s; it had no owner (stored before owners "
+                 "were kept, or made in plain text): its first subscriber owns it",
+                 f->subscribe->pattern);
+        sld_audit_add(self->audit, false, sld_ident_name(id), "sub.claim", ok.name, "ok",
+                      detail);
+        s_log(self, 2, "subscription %s had no owner: %s claimed it", ok.name,
+              sld_ident_name(id));
     }
     s_log(self, 2, "session %s subscribed %s to %s", peer->session->key, ok.name,
           f->subscribe->pattern);
@@ -609,23 +659,56 @@ static void s_ok(sld_server_t *self, const s_peer_t *peer, uint64_t corr)
     s_reply(self, peer, corr, &frame);
 }
 
+/* The audit detail of a removal of REF by COMMAND into OUT. */
+static void s_removal_detail(const sld_sub_ref_t *ref, const char *command, char *out,
+                             size_t len)
+{
+    snprintf(out, len, "by %s; pattern %s, owner %s%s%s", command, ref->pattern,
+             ref->owner[0] ? "\"" : "", ref->owner[0] ? ref->owner : "(none)",
+             ref->owner[0] ? "\"" : "");
+}
+
 static bool s_on_unsubscribe(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
 {
+    sld_sub_ref_t ref;
+    char name[SLC_TOPIC_MAX + 1] = "", detail[2 * SLC_TOPIC_MAX + 128] = "";
+    bool removal = f->unsubscribe->remove
+        && sld_delivery_lookup(self->delivery, peer->session, f->unsubscribe->sub_id, NULL,
+                               &ref) == 0
+        && !ref.ephemeral;
+    if (removal) {
+        /* REF dies with the subscription: keep what the record needs. */
+        char command[64];
+        snprintf(command, sizeof command, "Unsubscribe{remove} of subscription id %u",
+                 f->unsubscribe->sub_id);
+        snprintf(name, sizeof name, "%s", ref.name);
+        s_removal_detail(&ref, command, detail, sizeof detail);
+    }
     int rc = sld_delivery_unsubscribe(self->delivery, peer->session,
                                       f->unsubscribe->sub_id, f->unsubscribe->remove);
     if (rc)
         s_error(self, peer, f->corr, rc, "unknown subscription id");
-    else
+    else {
+        if (removal) {
+            sld_audit_add(self->audit, false, sld_ident_name(peer->session->ident), "sub.remove",
+                          name, "ok", detail);
+            s_log(self, 2, "subscription %s removed", name);
+        }
         s_ok(self, peer, f->corr);
+    }
     return false;
 }
 
 static bool s_on_sub_remove(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
 {
     const char *name = f->sub_remove->name ? f->sub_remove->name : "";
+    sld_sub_ref_t ref;
+    char detail[2 * SLC_TOPIC_MAX + 128] = "by SubRemove; no durable subscription by that name";
+    if (sld_delivery_lookup(self->delivery, NULL, 0, name, &ref) == 0)
+        s_removal_detail(&ref, "SubRemove", detail, sizeof detail);
     int rc = sld_delivery_remove(self->delivery, name);
     sld_audit_add(self->audit, false, sld_ident_name(peer->session->ident), "sub.remove", name,
-                  rc ? "failed" : "ok", rc ? "no durable subscription by that name" : NULL);
+                  rc ? "failed" : "ok", detail);
     if (rc)
         s_error(self, peer, f->corr, rc, "no durable subscription by that name");
     else {
@@ -664,26 +747,30 @@ static bool s_on_stats(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *
         reply.n_counters = SLD_M_COUNT;
         reply.counters = cptrs;
     }
-    /* Each identity sees the topics it holds any grant on, the
-     * subscriptions its subscribe or admin grants cover, and the counters
-     * only with admin on everything. Items not shown move to the end, so
-     * the free calls below still see all of them. */
+    /* Each identity sees the topics it holds any topic grant on, the
+     * subscriptions its subscribe or admin grants cover and the durable
+     * ones it may use (its own, those its consume grants name), and the
+     * counters only with admin on everything. Items not shown move to the
+     * end, so the free calls below still see all of them. */
     const sld_ident_t *id = peer->session->ident;
     size_t ntopics = reply.n_topics, nsubs = reply.n_subs, k = 0;
     for (size_t i = 0; i < ntopics; i++)
-        if (sld_ident_allows(id, SLD_PERM_ALL, reply.topics[i]->name)) {
+        if (sld_ident_allows(id, SLD_PERM_TOPIC, reply.topics[i]->name)) {
             Sluice__TopicInfo *t = reply.topics[k];
             reply.topics[k++] = reply.topics[i];
             reply.topics[i] = t;
         }
     reply.n_topics = k;
     k = 0;
-    for (size_t i = 0; i < nsubs; i++)
-        if (sld_ident_covers(id, SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, reply.subs[i]->pattern)) {
+    for (size_t i = 0; i < nsubs; i++) {
+        const Sluice__SubInfo *si = reply.subs[i];
+        if (sld_ident_covers(id, SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, si->pattern)
+            || (!si->ephemeral && sld_ident_may_use_sub(id, si->name, si->pattern, si->owner))) {
             Sluice__SubInfo *t = reply.subs[k];
             reply.subs[k++] = reply.subs[i];
             reply.subs[i] = t;
         }
+    }
     reply.n_subs = k;
     if (!sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
         reply.n_counters = 0;
@@ -832,63 +919,243 @@ static const char *s_admin_action(const Sluice__Frame *f)
     }
 }
 
+/* The top-level "name:" of mapping YAML TEXT into OUT ("" when none): the
+ * target of a refused MappingAdd, which is refused before it is parsed. */
+static void s_yaml_name(const char *text, char *out, size_t len)
+{
+    out[0] = 0;
+    const char *line = text;
+    while (line && *line) {
+        if (strncmp(line, "name:", 5) == 0) {
+            const char *v = line + 5;
+            v += strspn(v, " \t\"'");
+            size_t n = strcspn(v, " \t\r\n\"'#");
+            snprintf(out, len, "%.*s", (int) (n < len ? n : len - 1), v);
+            return;
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+}
+
+/* The arguments of command F as audit text into OUT: names, keys, limits,
+ * sizes. Never secret material (a public key is none); a schema's or a
+ * mapping's text only by its size. */
+static void s_args(const Sluice__Frame *f, char *out, size_t len)
+{
+    static const char *const starts[] = { "default", "earliest", "latest", "offset", "time" };
+    char key[41] = "";
+    out[0] = 0;
+    switch (f->body_case) {
+    case SLUICE__FRAME__BODY_SUBSCRIBE: {
+        const Sluice__Subscribe *sub = f->subscribe;
+        unsigned k = (unsigned) sub->start < 5 ? (unsigned) sub->start : 0;
+        char at[40] = "";
+        if (sub->start == SLUICE__START_KIND__START_OFFSET)
+            snprintf(at, sizeof at, " %" PRIu64, sub->start_offset);
+        else if (sub->start == SLUICE__START_KIND__START_TIME)
+            snprintf(at, sizeof at, " %" PRIu64 " us", sub->start_time_us);
+        if (sub->ephemeral)
+            snprintf(out, len, "ephemeral subscription, pattern %s, start %s%s",
+                     sub->pattern ? sub->pattern : "", starts[k], at);
+        else
+            snprintf(out, len, "durable subscription \"%s\", pattern %s, start %s%s",
+                     sub->name ? sub->name : "", sub->pattern ? sub->pattern : "", starts[k], at);
+        break;
+    }
+    case SLUICE__FRAME__BODY_CREDIT:
+        snprintf(out, len, "subscription id %u, credit %u", f->credit->sub_id,
+                 f->credit->credit);
+        break;
+    case SLUICE__FRAME__BODY_ACK:
+        snprintf(out, len, "subscription id %u, %zu items", f->ack->sub_id, f->ack->n_items);
+        break;
+    case SLUICE__FRAME__BODY_NACK:
+        snprintf(out, len, "subscription id %u, %zu items, delay %u ms", f->nack->sub_id,
+                 f->nack->n_items, f->nack->delay_ms);
+        break;
+    case SLUICE__FRAME__BODY_UNSUBSCRIBE:
+        snprintf(out, len, "subscription id %u%s", f->unsubscribe->sub_id,
+                 f->unsubscribe->remove ? ", remove it" : "");
+        break;
+    case SLUICE__FRAME__BODY_SUB_REMOVE:
+        snprintf(out, len, "subscription \"%s\"", f->sub_remove->name ? f->sub_remove->name : "");
+        break;
+    case SLUICE__FRAME__BODY_TOPIC_CREATE:
+        snprintf(out, len, "max_age_ms %" PRIu64 ", max_bytes %" PRIu64,
+                 f->topic_create->max_age_ms, f->topic_create->max_bytes);
+        break;
+    case SLUICE__FRAME__BODY_TOPIC_SET: {
+        const Sluice__TopicSet *ts = f->topic_set;
+        snprintf(out, len, "schema %s@%u, invalid: %s",
+                 ts->subject && *ts->subject ? ts->subject : "(none)", ts->version,
+                 ts->invalid && *ts->invalid ? ts->invalid : "reject");
+        break;
+    }
+    case SLUICE__FRAME__BODY_SCHEMA_REGISTER:
+        snprintf(out, len, "subject %s, compat %s, %zu bytes of schema%s",
+                 f->schema_register->subject ? f->schema_register->subject : "",
+                 f->schema_register->compat && *f->schema_register->compat
+                     ? f->schema_register->compat : "(default)",
+                 f->schema_register->schema ? strlen(f->schema_register->schema) : 0,
+                 f->schema_register->dry_run ? ", dry run" : "");
+        break;
+    case SLUICE__FRAME__BODY_MAPPING_ADD:
+        snprintf(out, len, "%zu bytes of YAML",
+                 f->mapping_add->yaml ? strlen(f->mapping_add->yaml) : 0);
+        break;
+    case SLUICE__FRAME__BODY_MAPPING_REMOVE:
+        snprintf(out, len, "mapping \"%s\"",
+                 f->mapping_remove->name ? f->mapping_remove->name : "");
+        break;
+    case SLUICE__FRAME__BODY_KEY_ADD:
+        if (f->key_add->public_key.len == 32)
+            zmq_z85_encode(key, f->key_add->public_key.data, 32);
+        else
+            snprintf(key, sizeof key, "(%zu bytes, not a key)", f->key_add->public_key.len);
+        snprintf(out, len, "identity \"%s\", public key %s",
+                 f->key_add->name ? f->key_add->name : "", key);
+        break;
+    case SLUICE__FRAME__BODY_KEY_REVOKE:
+        snprintf(out, len, "identity \"%s\"", f->key_revoke->name ? f->key_revoke->name : "");
+        break;
+    case SLUICE__FRAME__BODY_GRANT_CHANGE: {
+        int k = snprintf(out, len, "identity \"%s\", %s ",
+                         f->grant_change->name ? f->grant_change->name : "",
+                         f->grant_change->revoke ? "take away" : "grant");
+        if (k > 0 && (size_t) k < len)
+            s_grants_text(f->grant_change, out + k, len - (size_t) k);
+        break;
+    }
+    default:                            /* KeyList, RotateKey: none */
+        snprintf(out, len, "no arguments");
+        break;
+    }
+}
+
+/* Refuse F (403) and audit it: ACTION, TARGET, F's arguments and NEED (the
+ * grant it lacked); answered "may not WHAT OBJECT". */
+static void s_deny_cmd(sld_server_t *self, const s_peer_t *peer, const Sluice__Frame *f,
+                       const char *action, const char *target, const char *need,
+                       const char *what, const char *object)
+{
+    char args[768], detail[1024];
+    s_args(f, args, sizeof args);
+    snprintf(detail, sizeof detail, "%s; needs %s", args, need);
+    s_deny(self, peer, f->corr, action, target, detail, what, object);
+}
+
+/* Refuse F (403), aimed at durable subscription REF which PEER's identity
+ * may not use (sld_ident_may_use_sub), and audit it as ACTION with the
+ * subscription's name as target; answered "may not WHAT subscription
+ * NAME: whose it is; needs ...". */
+static void s_deny_sub(sld_server_t *self, const s_peer_t *peer, const Sluice__Frame *f,
+                       const char *action, const sld_sub_ref_t *ref, const char *what)
+{
+    char args[768], need[2 * SLC_TOPIC_MAX + 96], whose[SLD_IDENT_NAME_MAX + 32];
+    char detail[2048], text[3 * SLC_TOPIC_MAX + 256];
+    if (ref->owner[0])
+        snprintf(whose, sizeof whose, "it belongs to \"%s\"", ref->owner);
+    else
+        snprintf(whose, sizeof whose, "it has no owner");
+    snprintf(need, sizeof need, "consume on %s or admin on %s (its pattern)", ref->name,
+             ref->pattern);
+    s_args(f, args, sizeof args);
+    snprintf(detail, sizeof detail, "%s; %s; needs %s%s%s", args, whose,
+             ref->owner[0] ? "to be its owner, " : "", need,
+             ref->owner[0] ? "" : ", or subscribe on its pattern to claim it");
+    snprintf(text, sizeof text, "identity \"%s\" may not %s subscription %s: %s; needs %s",
+             sld_ident_name(peer->session->ident), what, ref->name, whose, need);
+    s_deny_text(self, peer, f->corr, action, ref->name, detail, text);
+}
+
 /* May PEER's identity send F? Publishes are checked per message where they
  * are handled; malformed names pass here and get their 422 from the
- * handler. A refusal is answered (403) and audited here. */
+ * handler. A refusal is answered (403) and audited here, with the command,
+ * its arguments and its target. */
 static bool s_permitted(sld_server_t *self, const s_peer_t *peer, Sluice__Frame *f)
 {
     const sld_ident_t *id = peer->session->ident;
-    const char *p = NULL;
+    const char *p = NULL, *action = NULL, *target = NULL;
+    char need[SLC_TOPIC_MAX + 32], name[SLC_TOPIC_MAX + 1];
     uint32_t sub_id = 0;
+    sld_sub_ref_t ref;
     switch (f->body_case) {
     case SLUICE__FRAME__BODY_SUBSCRIBE:
         p = f->subscribe->pattern;
-        if (!p || slc_pattern_validate(p) != 0 || sld_ident_covers(id, SLD_PERM_SUBSCRIBE, p))
+        if (!p || slc_pattern_validate(p) != 0)
             return true;
-        s_deny(self, peer, f->corr, "subscribe", "subscribe to", p);
+        if (!sld_ident_covers(id, SLD_PERM_SUBSCRIBE, p)) {
+            snprintf(need, sizeof need, "subscribe on %s", p);
+            s_deny_cmd(self, peer, f, "subscribe", p, need, "subscribe to", p);
+            return false;
+        }
+        /* A new durable name is the subscriber's (s_on_subscribe). An
+         * existing one is attached to by who may use it, or claimed by a
+         * subscriber of its whole pattern when it has no owner. */
+        if (f->subscribe->ephemeral || !f->subscribe->name
+            || sld_delivery_lookup(self->delivery, NULL, 0, f->subscribe->name, &ref) != 0
+            || sld_ident_may_use_sub(id, ref.name, ref.pattern, ref.owner)
+            || (!ref.owner[0] && sld_ident_covers(id, SLD_PERM_SUBSCRIBE, ref.pattern)))
+            return true;
+        s_deny_sub(self, peer, f, "subscribe", &ref, "attach to");
         return false;
     case SLUICE__FRAME__BODY_CREDIT:
         sub_id = f->credit->sub_id;
+        action = "credit";
         break;
     case SLUICE__FRAME__BODY_ACK:
         sub_id = f->ack->sub_id;
+        action = "ack";
         break;
     case SLUICE__FRAME__BODY_NACK:
         sub_id = f->nack->sub_id;
+        action = "nack";
         break;
     case SLUICE__FRAME__BODY_UNSUBSCRIBE:
         sub_id = f->unsubscribe->sub_id;
+        action = "unsubscribe";
         break;
     case SLUICE__FRAME__BODY_SUB_REMOVE:
-        p = sld_delivery_pattern(self->delivery, NULL, 0,
-                                 f->sub_remove->name ? f->sub_remove->name : "");
-        if (!p || sld_ident_covers(id, SLD_PERM_ADMIN, p))
+        target = f->sub_remove->name ? f->sub_remove->name : "";
+        if (sld_delivery_lookup(self->delivery, NULL, 0, target, &ref) != 0
+            || sld_ident_may_use_sub(id, ref.name, ref.pattern, ref.owner))
             return true;
-        s_deny(self, peer, f->corr, "sub.remove", "remove a subscription to", p);
+        s_deny_sub(self, peer, f, "sub.remove", &ref, "remove");
         return false;
     case SLUICE__FRAME__BODY_TOPIC_CREATE:
         p = f->topic_create->name;
         if (!p || slc_topic_validate(p, false) != 0 || sld_ident_allows(id, SLD_PERM_ADMIN, p))
             return true;
-        s_deny(self, peer, f->corr, "topic.create", "create topic", p);
+        snprintf(need, sizeof need, "admin on %s", p);
+        s_deny_cmd(self, peer, f, "topic.create", p, need, "create topic", p);
         return false;
     case SLUICE__FRAME__BODY_TOPIC_SET:
         p = f->topic_set->topic;
         if (!p || slc_topic_validate(p, false) != 0 || sld_ident_allows(id, SLD_PERM_ADMIN, p))
             return true;
-        s_deny(self, peer, f->corr, "topic.set", "bind a schema to topic", p);
+        snprintf(need, sizeof need, "admin on %s", p);
+        s_deny_cmd(self, peer, f, "topic.set", p, need, "bind a schema to topic", p);
         return false;
     case SLUICE__FRAME__BODY_MAPPING_ADD:
     case SLUICE__FRAME__BODY_MAPPING_REMOVE:
         if (sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
             return true;
-        s_deny(self, peer, f->corr, "mapping", "change", "mappings");
+        if (f->body_case == SLUICE__FRAME__BODY_MAPPING_ADD)
+            s_yaml_name(f->mapping_add->yaml ? f->mapping_add->yaml : "", name, sizeof name);
+        else
+            snprintf(name, sizeof name, "%s",
+                     f->mapping_remove->name ? f->mapping_remove->name : "");
+        s_deny_cmd(self, peer, f, f->body_case == SLUICE__FRAME__BODY_MAPPING_ADD
+                   ? "mapping.add" : "mapping.remove", name[0] ? name : "(mapping)",
+                   "admin on >", "change", "mappings");
         return false;
     case SLUICE__FRAME__BODY_SCHEMA_REGISTER:
         if (sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
             return true;
-        s_deny(self, peer, f->corr, "schema.register", "register schema",
-               f->schema_register->subject);
+        s_deny_cmd(self, peer, f, "schema.register", f->schema_register->subject, "admin on >",
+                   "register schema", f->schema_register->subject);
         return false;
     case SLUICE__FRAME__BODY_KEY_ADD:
     case SLUICE__FRAME__BODY_KEY_REVOKE:
@@ -897,18 +1164,32 @@ static bool s_permitted(sld_server_t *self, const s_peer_t *peer, Sluice__Frame 
     case SLUICE__FRAME__BODY_ROTATE_KEY:
         if (sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
             return true;
-        s_deny(self, peer, f->corr, s_admin_action(f), "administer", "keys and grants");
+        target = f->body_case == SLUICE__FRAME__BODY_KEY_ADD ? f->key_add->name
+               : f->body_case == SLUICE__FRAME__BODY_KEY_REVOKE ? f->key_revoke->name
+               : f->body_case == SLUICE__FRAME__BODY_GRANT_CHANGE ? f->grant_change->name
+               : f->body_case == SLUICE__FRAME__BODY_KEY_LIST ? "(identities)"
+               : "at-rest data key";
+        s_deny_cmd(self, peer, f, s_admin_action(f), target ? target : "", "admin on >",
+                   "administer", "keys and grants");
         return false;
     default:
         return true;
     }
     /* Subscription commands: the identity must still cover the pattern
-     * (a grant may have been revoked since it subscribed). An unknown id
-     * passes and gets its 404 from the handler. */
-    p = sld_delivery_pattern(self->delivery, peer->session, sub_id, NULL);
-    if (!p || sld_ident_covers(id, SLD_PERM_SUBSCRIBE, p))
+     * and, for a durable subscription, still may use it (a grant may have
+     * been revoked since it attached). An unknown id passes and gets its
+     * 404 from the handler. */
+    if (sld_delivery_lookup(self->delivery, peer->session, sub_id, NULL, &ref) != 0)
         return true;
-    s_deny(self, peer, f->corr, "ack", "use its subscription to", p);
+    p = ref.pattern;
+    if (!sld_ident_covers(id, SLD_PERM_SUBSCRIBE, p)) {
+        snprintf(need, sizeof need, "subscribe on %s", p);
+        s_deny_cmd(self, peer, f, action, p, need, "use its subscription to", p);
+        return false;
+    }
+    if (ref.ephemeral || sld_ident_may_use_sub(id, ref.name, ref.pattern, ref.owner))
+        return true;
+    s_deny_sub(self, peer, f, action, &ref, "use");
     return false;
 }
 
@@ -984,10 +1265,12 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
     else if (len > self->cfg.max_frame_bytes)
         s_error(self, &peer, corr, SL_ETOOBIG, "frame larger than limits/max_frame_bytes");
     /* By reference: a kept frame keeps BODY with it (s_keep). */
-    else if ((rc = slc_frame_decode_ref(zmq_msg_data(&body), len, &f)) != 0)
-        s_error(self, &peer, corr, rc,
-                rc == SL_ENOMEM ? "out of memory decoding the frame"
-                                : "frame does not decode as a sluice Frame (protobuf)");
+    else if ((rc = slc_frame_decode_ref(zmq_msg_data(&body), len, &f)) != 0) {
+        char why[256] = "out of memory decoding the frame";
+        if (rc != SL_ENOMEM)    /* which string field, when one is why */
+            slc_frame_why(zmq_msg_data(&body), len, why, sizeof why);
+        s_error(self, &peer, corr, rc, why);
+    }
     else {
         if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH)
             *msgs += f->publish_batch->n_msgs;
@@ -1122,6 +1405,15 @@ static int s_schema_dlq(sld_server_t *self, sld_txn_t *txn, const char *topic, s
     return rc;
 }
 
+/* Why publishes are refused as storage full: the disk, or the map's
+ * ceiling. */
+static const char *s_full_text(const sld_server_t *self)
+{
+    return self->disk_full
+        ? "storage full: the disk holding the data directory is full; retry later"
+        : "storage full: the store reached storage/map_size_max; retry later";
+}
+
 /* Store one message (SPAN: where it lies in W's frame, or NULL). Fills C;
  * returns 0, or a store failure that dooms the whole transaction (SL_EFULL,
  * SL_ESTORE, SL_ENOMEM). */
@@ -1132,7 +1424,7 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const s_write_t *w,
     int rc;
     c->seq = e->seq;
     if (refuse) {
-        s_nack(c, SL_EFULL, "storage full: the store reached storage/map_size_max; retry later");
+        s_nack(c, SL_EFULL, s_full_text(self));
         return 0;
     }
     if (e->payload.len > self->cfg.max_message_bytes) {
@@ -1275,7 +1567,7 @@ static int s_apply_publish(sld_server_t *self, sld_txn_t *txn, const s_write_t *
         if (fail) {
             c->seq = msgs[i]->seq;
             s_nack(c, fail, fail == SL_EFULL
-                   ? "storage full: the store reached storage/map_size_max; retry later"
+                   ? s_full_text(self)
                    : "storage failed; the message was not stored");
             continue;
         }
@@ -1368,12 +1660,14 @@ static void s_grants_text(const Sluice__GrantChange *gc, char *out, size_t len)
     size_t k = 0;
     out[0] = 0;
     for (size_t i = 0; i < gc->n_grants && k < len; i++) {
+        static const char *const names[] = { "publish", "subscribe", "admin", "consume" };
         uint32_t p = gc->grants[i]->perms;
-        int w = snprintf(out + k, len - k, "%s%s%s%s%s %s", i ? "; " : "",
-                         p & SLD_PERM_PUBLISH ? "publish" : "",
-                         (p & SLD_PERM_PUBLISH) && (p & ~SLD_PERM_PUBLISH) ? "," : "",
-                         p & SLD_PERM_SUBSCRIBE ? (p & SLD_PERM_ADMIN ? "subscribe," : "subscribe") : "",
-                         p & SLD_PERM_ADMIN ? "admin" : "",
+        char perms[48] = "";
+        for (unsigned b = 0, n = 0; b < 4; b++)
+            if (p & (1u << b))
+                n += (unsigned) snprintf(perms + n, sizeof perms - n, "%s%s", n ? "," : "",
+                                         names[b]);
+        int w = snprintf(out + k, len - k, "%s%s %s", i ? "; " : "", perms,
                          gc->grants[i]->pattern ? gc->grants[i]->pattern : "");
         if (w < 0)
             break;
@@ -1681,7 +1975,17 @@ static void s_commit(sld_server_t *self)
     if (now >= self->next_space_ms || self->space_used + need + s_reserve(max) > max)
         s_measure_space(self, now);
     bool refuse = self->near_full || self->space_used + need + s_reserve(max) > max;
+    self->disk_full = self->disk && sld_disk_room(self->disk, need, now, false) != 0;
+    refuse = refuse || self->disk_full;
     int rc = s_try(self, refuse);
+    if ((rc == SL_EFULL || rc == SL_ESTORE) && !refuse && self->disk
+        && sld_disk_room(self->disk, need, now, true) != 0) {
+        /* The disk filled up between two looks: LMDB says ENOSPC, or EIO
+         * when a write came back short. Refuse the publishes, commit the
+         * rest into the reserve. */
+        self->disk_full = refuse = true;
+        rc = s_try(self, true);
+    }
     if (rc == SL_EFULL) {
         sld_metrics_add(self->metrics, SLD_M_COMMIT_FULL, 1);
         while (rc == SL_EFULL && sld_store_grow(self->store) == 0) {
@@ -1744,16 +2048,18 @@ static void s_turn(sld_server_t *self)
 
 /* ------------------------------------------------------------- lifecycle */
 
-/* ZAP refused a connection: count, log and audit it. */
+/* ZAP refused a connection: count it, and audit and log it as sld_audit
+ * tallies it (the first of a key from an address at once, repeats once an
+ * interval), so refusals as fast as a client can connect grow neither the
+ * trail nor the log by more than that. */
 static void s_refused(void *arg, const char *name, const char *key, const char *address,
                       const char *why)
 {
     sld_server_t *self = arg;
-    char detail[160];
-    snprintf(detail, sizeof detail, "%s; public key %s", why, *key ? key : "(none)");
     sld_metrics_add(self->metrics, SLD_M_AUTH_REFUSED, 1);
-    sld_audit_add(self->audit, false, name, "connect", address, "refused", detail);
-    s_log(self, 2, "connection from %s refused: %s", address, detail);
+    bool recorded = sld_audit_refused(self->audit, slc_now_us(), name, key, address, why);
+    s_log(self, recorded ? 2 : 3, "connection from %s refused: %s; public key %s%s", address,
+          why, *key ? key : "(none)", recorded ? " (repeats are counted in _audit)" : "");
 }
 
 /* First transaction: the local admin identity holds DATA/admin.cert's key
@@ -1776,8 +2082,24 @@ static int s_bootstrap(sld_server_t *self, const uint8_t *admin_key)
              admin_key ? "CurveZMQ" : "PLAIN TEXT (--insecure-plaintext)", self->endpoint,
              sld_store_seal_key_id(self->store) ? "sealed" : "plain");
     sld_audit_add(self->audit, true, NULL, "broker.start", self->instance, "ok", detail);
+    /* _audit keeps security/audit_retention by age and nothing by size, so
+     * no record inside the window is ever trimmed. A change is recorded. */
+    const sld_topic_info_t *audit = sld_store_topic_by_name(self->store, SLD_AUDIT_TOPIC);
+    uint64_t keep = self->cfg.audit_retention_ms;
+    bool retain = !audit || audit->max_age_ms != keep || audit->max_bytes != 0;
+    if (retain) {
+        char was[64] = "a new topic";
+        if (audit)
+            snprintf(was, sizeof was, "max_age_ms %" PRIu64 ", max_bytes %" PRIu64,
+                     audit->max_age_ms, audit->max_bytes);
+        snprintf(detail, sizeof detail, "max_age_ms %" PRIu64 "%s, max_bytes 0 "
+                 "(security/audit_retention); was %s", keep, keep ? "" : " (keep forever)", was);
+        sld_audit_add(self->audit, true, NULL, "audit.retention", SLD_AUDIT_TOPIC, "ok", detail);
+    }
     if (rc == 0)
         rc = sld_audit_write(self->audit, txn, &audit_id);
+    if (rc == 0 && retain)
+        rc = sld_store_topic_set_retention(txn, audit_id, keep, 0);
     if (rc) {
         sld_txn_abort(&txn);
         sld_auth_committed(self->auth, false);
@@ -1817,6 +2139,8 @@ static int s_open_store(sld_server_t *self, const sld_config_t *cfg)
         so.seal_key = key;
     }
     rc = sld_store_open(&so, &self->store);
+    if (rc == 0)
+        rc = sld_disk_new(cfg->data_dir, cfg->disk_reserve, &self->disk);
 fail:
     sodium_free(key);
     return rc;
@@ -1868,7 +2192,8 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     char why[512];
     rc = sld_metrics_new(&self->metrics);
     if (rc == 0)
-        rc = sld_audit_new(cfg->audit_file[0] ? cfg->audit_file : NULL, &self->audit);
+        rc = sld_audit_new(cfg->audit_file[0] ? cfg->audit_file : NULL,
+                           cfg->audit_refusal_interval_ms, &self->audit);
     if (rc == 0)
         rc = s_open_store(self, cfg);
     if (rc == 0)
@@ -1916,17 +2241,32 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     self->router = zmq_socket(self->zctx, ZMQ_ROUTER);
     if (!self->router)
         goto fail;
-    int one = 1, zero = 0, linger = 2000;
+    int one = 1, linger = 2000;
     /* The transport drops the connection of a peer whose frame passes
      * ZMQ_MAXMSGSIZE, without a word: that bound only keeps one frame from
      * taking unbounded memory. It sits at twice the protocol's limit, so a
      * frame a little too big still reaches us and gets its 413. */
     int64_t maxmsg = 2 * (int64_t) cfg->max_frame_bytes;
     zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    /* Credit bounds what we send per subscriber; HWM would drop. */
-    zmq_setsockopt(self->router, ZMQ_SNDHWM, &zero, sizeof zero);
+    /* Credit and the unacked-bytes budget bound what deliveries queue per
+     * connection; the high-water mark is the backstop for everything else
+     * (replies to a client that does not read): past it a send fails with
+     * EAGAIN (ROUTER_MANDATORY), never queues more. */
+    int hwm = cfg->max_queued_frames > INT32_MAX ? INT32_MAX : (int) cfg->max_queued_frames;
+    zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    /* A connection that has not finished its handshake (greeting, CurveZMQ,
+     * the ZAP answer) within limits/handshake_timeout is closed by libzmq:
+     * an idle or stalled socket holds a descriptor that long, not forever
+     * (libzmq's default is 30 s). sld_monitor counts them. */
+    int ivl = cfg->handshake_timeout_ms > INT32_MAX ? INT32_MAX : (int) cfg->handshake_timeout_ms;
+    zmq_setsockopt(self->router, ZMQ_HANDSHAKE_IVL, &ivl, sizeof ivl);
+    rc = sld_monitor_new(self->zctx, self->router, self->metrics, cfg->handshake_timeout_ms,
+                         &self->monitor);
+    if (rc)
+        goto fail;
+    rc = SL_ESYS;
     if (!cfg->insecure_plaintext) {
         rc = s_secure(self, admin_key);
         if (rc)
@@ -1978,6 +2318,7 @@ void sld_server_destroy(sld_server_t **self_p)
     for (size_t i = 0; i < self->nwrites; i++)
         s_write_free(&self->writes[i]);
     free(self->writes);
+    sld_monitor_destroy(&self->monitor);    /* before the socket it watches */
     if (self->router)
         zmq_close(self->router);
     sld_auth_destroy(&self->auth);          /* closes the ZAP socket */
@@ -1990,6 +2331,7 @@ void sld_server_destroy(sld_server_t **self_p)
     s_texts_free(self);
     free(self->texts);
     sld_topics_destroy(&self->topics);
+    sld_disk_destroy(&self->disk);
     sld_store_destroy(&self->store);
     sld_metrics_destroy(&self->metrics);
     free(self->appended);
@@ -2041,6 +2383,7 @@ static long s_after(sld_server_t *self)
     bool defer = self->helper && self->turn_committed && s_input_waiting(self);
     self->turn_committed = false;
     int t = defer ? 0 : sld_delivery_pump(self->delivery, now);
+    long t4 = sld_audit_tick(self->audit, slc_now_us());    /* refusal summaries due */
     if (sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit)) {
         /* Dead letters found by the pump, and audit records of refused
          * connections, are written at once. */
@@ -2050,21 +2393,29 @@ static long s_after(sld_server_t *self)
     s_reap(self);
     int t2 = sld_topics_trim(self->topics, now);
     long t3 = s_expire(self, now);
+    if (self->trim_at_ms && now >= self->trim_at_ms) {
+        malloc_trim(0);
+        self->trim_at_ms = 0;
+    }
     long timeout = t < t2 ? t : t2;
     timeout = timeout < t3 ? timeout : t3;
+    timeout = timeout < t4 ? timeout : t4;
     return timeout > 1000 ? 1000 : timeout;
 }
 
 int sld_server_step(sld_server_t *self, int timeout_ms)
 {
-    zmq_pollitem_t items[2] = {
+    zmq_pollitem_t items[3] = {
         { self->router, 0, ZMQ_POLLIN, 0 },
+        { sld_monitor_socket(self->monitor), 0, ZMQ_POLLIN, 0 },
         { sld_auth_zap_socket(self->auth), 0, ZMQ_POLLIN, 0 },
     };
-    int n = zmq_poll(items, items[1].socket ? 2 : 1, timeout_ms);
+    int n = zmq_poll(items, items[2].socket ? 3 : 2, timeout_ms);
     if (n < 0 && errno != EINTR)
         return SL_ESYS;
     if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+        sld_monitor_handle(self->monitor);
+    if (n > 0 && (items[2].revents & ZMQ_POLLIN))
         sld_auth_zap_handle(self->auth, s_refused, self);
     if (n > 0 && (items[0].revents & ZMQ_POLLIN))
         s_turn(self);
@@ -2074,9 +2425,13 @@ int sld_server_step(sld_server_t *self, int timeout_ms)
 
 int sld_server_run(sld_server_t *self, int stop_fd)
 {
-    /* Router, stop descriptor (if any), ZAP socket (if any). */
-    zmq_pollitem_t items[3] = { { self->router, 0, ZMQ_POLLIN, 0 } };
-    int nitems = 1, istop = -1, izap = -1;
+    /* Router, connection events, stop descriptor (if any), ZAP socket (if
+     * any). */
+    zmq_pollitem_t items[4] = {
+        { self->router, 0, ZMQ_POLLIN, 0 },
+        { sld_monitor_socket(self->monitor), 0, ZMQ_POLLIN, 0 },
+    };
+    int nitems = 2, istop = -1, izap = -1;
     if (stop_fd >= 0) {
         istop = nitems;
         items[nitems++] = (zmq_pollitem_t) { NULL, stop_fd, ZMQ_POLLIN, 0 };
@@ -2094,6 +2449,8 @@ int sld_server_run(sld_server_t *self, int stop_fd)
         }
         if (n > 0 && istop >= 0 && (items[istop].revents & ZMQ_POLLIN))
             return 0;
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+            sld_monitor_handle(self->monitor);
         if (n > 0 && izap >= 0 && (items[izap].revents & ZMQ_POLLIN))
             sld_auth_zap_handle(self->auth, s_refused, self);
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))

@@ -6,6 +6,8 @@
  *  Broker thread only. It does not decide who may write what, does not
  *  decode envelopes, and never resets or repairs data it cannot read.  */
 #include "sld_store.h"
+#include "sld_guard.h"
+#include "sld_pages.h"
 #include "sld_seal.h"
 
 #include <assert.h>
@@ -19,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sodium.h>
+#include <xxhash.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -30,15 +33,22 @@
  *  Databases. One environment in the data dir, named databases whose keys
  *  are big-endian so that LMDB's byte order is the order we walk in:
  *
- *    meta       "format" -> u32 (2, or 3 once encrypted at rest);
- *               "instance" -> 16 random bytes; "plain_below" (format 3)
- *               -> per topic id u32 + offset u64: records below it may be
- *               plain (written before encryption began), none above
- *    topics     name -> version u8, id u32, first, next, messages, bytes,
- *               max_age_ms, max_bytes (u64 each)
- *    msgs       topic id u32 + offset u64 -> ingest_us u64 + envelope,
- *               or, sealed: ingest_us u64 + 0x00 + data key id u32 +
- *               nonce (24) + sealed envelope + tag (16)
+ *    meta       "format" -> u32 (4; 5 once encrypted at rest; 2 and 3
+ *               are the same before records had checksums);
+ *               "instance" -> 16 random bytes; "plain_below" (formats 3
+ *               and 5) -> per topic id u32 + offset u64: records below it
+ *               may be plain (written before encryption began), none
+ *               above; "sum_below" (formats 4 and 5), the same for
+ *               records without a checksum (written before format 4)
+ *    topics     name -> version u8 (2), id u32, first, next, messages,
+ *               bytes, max_age_ms, max_bytes (u64 each), checksum (8:
+ *               SipHash of the name and the bytes before it; version 1,
+ *               formats 2 and 3 only, has none)
+ *    msgs       topic id u32 + offset u64 -> ingest_us u64 + 0x01 +
+ *               envelope + checksum (8); or, sealed: ingest_us u64 +
+ *               0x00 + data key id u32 + nonce (24) + sealed envelope +
+ *               tag (16); or, stored before format 4: ingest_us u64 +
+ *               envelope
  *    producers  producer id (16) -> highest stored seq u64
  *    pseq       producer id + first seq u64 -> topic id u32 + first
  *               offset u64 + count u64: a run of COUNT consecutive seqs
@@ -146,14 +156,54 @@
  *  64 at a time. Without a key none of this runs: one test of `secret` in
  *  append and read, no allocation.
  *
+ *  Checksums. A plain record ends with 8 bytes of XXH3 (libxxhash) over
+ *  its header, marker and envelope, seeded with its topic id and offset:
+ *  a flipped bit anywhere in it, or a record that appears at another key
+ *  because its key was damaged, fails the check and is reported, never
+ *  served. (A sealed record's AEAD tag does the same, with the same
+ *  associated data.) XXH3 rather than libsodium's SipHash or BLAKE2b: on
+ *  W1 SipHash cost 5-7% (two hashes a message, 130 ns each), XXH3 nothing
+ *  measurable (docs/performance.md); a checksum needs no key. The 0x01
+ *  marker works as the seal's 0x00 does: an envelope never starts with a
+ *  byte below 0x08 (field number 0), so records written before format 4
+ *  are told apart by their first byte,
+ *  and `sum_below` keeps a damaged marker from passing a new record off
+ *  as an old one: at or above its topic's bound, a record without a
+ *  checksum is damage. Format 4 (5 when sealed) makes a build that knows
+ *  nothing of checksums refuse the store instead of serving checksums as
+ *  envelope bytes.
+ *
+ *  Damage. LMDB 0.9 trusts its file: a page with a wrong node offset,
+ *  size or flag makes it read past the file (SIGBUS), through a NULL
+ *  pointer, or into an assertion that aborts, and a writer that touches
+ *  such a page corrupts memory. So nothing reaches LMDB unchecked:
+ *  before mdb_env_open, sld_pages checks that data.mdb reaches the
+ *  environment's last page and that the meta pages are sound; then it
+ *  reads, with pread, every page a writer will touch (every page of every
+ *  database but the leaves of `msgs`, and of those the ones at each
+ *  topic's head and tail), and a damaged one refuses the open. The leaves
+ *  inside the topic logs are only ever read, and only in read
+ *  transactions: each such read runs under sld_guard, which turns a
+ *  fault or an LMDB assertion into SL_ESTORE for that record; the read
+ *  transaction then keeps its dead LMDB transaction (what it returned
+ *  stays valid) and goes on in a fresh one. Retention deletes at a
+ *  topic's head, so trim first has sld_pages check the leaves it will
+ *  delete from (and their neighbours, which a delete may merge with).
+ *  A key that is missing between a topic's first and next offset is
+ *  damage too (the B-tree no longer leads to it), not "trimmed".
+ *
  *  Allocation. The bookkeeping arrays are small and grow rarely; failing
  *  half way through applying a commit would leave memory disagreeing with
  *  disk, so, as Redis does, they abort the process on out-of-memory.  */
 
-#define S_FORMAT 2               /* 2: pseq holds runs (1 held one entry per seq) */
-#define S_FORMAT_SEALED 3        /* 2 + data keys: records may be sealed */
-#define S_TOPIC_VERSION 1
-#define S_TOPIC_REC_LEN 53
+#define S_FORMAT_LEGACY 2        /* pseq holds runs (1 held one entry per seq) */
+#define S_FORMAT_SEALED_LEGACY 3 /* 2 + data keys: records may be sealed */
+#define S_FORMAT 4               /* 2 + plain records carry a checksum */
+#define S_FORMAT_SEALED 5        /* 3 + 4 */
+#define S_TOPIC_VERSION_LEGACY 1 /* 53 bytes, no checksum (formats 2 and 3) */
+#define S_TOPIC_VERSION 2        /* the same and a checksum */
+#define S_TOPIC_LEGACY_LEN 53
+#define S_TOPIC_REC_LEN (S_TOPIC_LEGACY_LEN + 8)
 #define S_MSG_KEY_LEN 12
 #define S_PSEQ_KEY_LEN (SLC_PRODUCER_ID_LEN + 8)
 #define S_PSEQ_VAL_LEN 20
@@ -166,6 +216,12 @@
 #define S_DEFAULT_PRODUCER_WINDOW 1000000
 #define S_NONE SIZE_MAX
 #define S_SEAL_MARK 0x00         /* first byte after the header of a sealed record */
+#define S_SUM_MARK 0x01          /* ... of a plain record with a checksum */
+#define S_MARK_MAX 0x07          /* an envelope never starts with a byte up to here */
+#define S_SUM_LEN 8
+#define S_RETIRE_MAX 16          /* dead LMDB txns one read txn may keep */
+#define S_TRIM_CHECK 65536       /* records of a topic's head checked per trim walk */
+#define S_START_SHOW 20          /* problems the open logs one by one */
 #define S_SEAL_AD_LEN 20         /* topic id u32 + offset u64 + header */
 #define S_SEAL_NONCE_AT (SLD_RECORD_HEADER + 1 + 4)
 #define S_SEAL_BODY_AT (S_SEAL_NONCE_AT + SLD_SEAL_NONCE_LEN)
@@ -179,6 +235,9 @@
 _Static_assert(SLD_RECORD_SEAL_OVERHEAD == 1 + 4 + SLD_SEAL_NONCE_LEN + SLD_SEAL_TAG_LEN,
                "sealed record layout");
 _Static_assert(4 + SLD_SEAL_HASH_LEN <= 4 + SLD_MSG_ID_MAX, "dedup key buffers");
+_Static_assert(SLD_RECORD_SUM_OVERHEAD == 1 + S_SUM_LEN, "checksummed record layout");
+_Static_assert(crypto_shorthash_BYTES == S_SUM_LEN && crypto_shorthash_KEYBYTES == 16,
+               "SipHash-2-4");
 
 /* One chunk of a transaction's arena of opened (decrypted) envelopes. */
 typedef struct s_chunk s_chunk_t;
@@ -198,6 +257,9 @@ typedef struct {
     sld_topic_info_t info;      /* committed state */
     sld_topic_info_t work;      /* the write txn's copy; valid while dirty */
     bool dirty;                 /* the write txn changed this topic */
+    uint64_t trim_ok_below;     /* trim may delete below this offset: its
+                                   pages were checked (0: none yet) */
+    bool trim_blocked;          /* its head's pages are damaged: not trimmed */
 } s_topic_t;
 
 typedef struct {
@@ -230,8 +292,14 @@ struct sld_txn {
     uint64_t roff;
     bool rvalid;
     uint32_t seal_id;           /* data key appends use; > store->nkeys after a rotate */
-    bool seal_logged;           /* a record that did not open was logged */
+    bool logged;                /* a record that did not read was logged */
+    const char *why;            /* why the last read failed (static), or "" */
+    bool verified;              /* the last record read had a checksum or seal */
     s_chunk_t *arena;           /* opened envelopes, valid until the txn ends */
+    MDB_txn *retired[S_RETIRE_MAX];     /* read txns: dead ones, kept until
+                                           the end (what they returned
+                                           stays valid) */
+    size_t nretired;
 };
 
 struct sld_store {
@@ -274,6 +342,14 @@ struct sld_store {
     uint32_t nkeys;             /* committed data keys = the current key id */
     s_plain_t *plain;           /* plain_below, sorted by id */
     size_t nplain;
+    uint32_t format;            /* as the meta says */
+    bool format_sums;           /* format 4 or 5: sum_below applies */
+    s_plain_t *sums;            /* sum_below, sorted by id */
+    size_t nsums;
+    bool read_only;             /* opts->read_only */
+    char *file;                 /* DIR/data.mdb */
+    size_t psize;               /* LMDB's page size */
+    size_t damage;              /* problems the start check found */
     uint8_t nonces[S_NONCE_POOL * SLD_SEAL_NONCE_LEN];
     size_t nonces_left;
     s_chunk_t *spare;           /* an arena chunk kept for the next txn */
@@ -302,21 +378,33 @@ static void *s_grow(void *p, size_t *cap, size_t need, size_t size)
     return q;
 }
 
-/* Translate an LMDB failure; MAP_FULL is expected and not logged. */
+/* Translate an LMDB failure; MAP_FULL is expected and not logged. A full
+ * disk (a write that found no room) is storage full too, retryable: the
+ * server then refuses publishes until sld_disk sees room again. */
 static int s_mdb_fail(const char *what, int mrc)
 {
     if (mrc == MDB_MAP_FULL)
         return SL_EFULL;
+    if (mrc == ENOSPC || mrc == EDQUOT) {
+        fprintf(stderr, "sluiced: store: %s: the disk is full (%s)\n", what, strerror(mrc));
+        return SL_EFULL;
+    }
     fprintf(stderr, "sluiced: store: %s: %s\n", what, mdb_strerror(mrc));
     return SL_ESTORE;
 }
 
-/* Same, and remember it: LMDB will not let the transaction go on anyway. */
+static int s_txn_renew(sld_txn_t *txn);
+
+/* Same, and remember it: LMDB will not let the transaction go on anyway.
+ * A write transaction fails its commit; a read transaction goes on in a
+ * fresh LMDB transaction (s_txn_renew). */
 static int s_txn_fail(sld_txn_t *txn, const char *what, int mrc)
 {
     int rc = s_mdb_fail(what, mrc);
     if (txn->write && txn->err == 0)
         txn->err = rc;
+    else if (!txn->write)
+        (void) s_txn_renew(txn);
     return rc;
 }
 
@@ -356,6 +444,63 @@ static int s_sub_key(uint8_t *k, const char *name, uint32_t id, size_t *len)
     return 0;
 }
 
+/* The checksum of topic record R (its first S_TOPIC_LEGACY_LEN bytes)
+ * stored under NAME (NLEN bytes): a damaged counter would hide records
+ * or let retention delete ones it must keep. */
+static void s_topic_sum(uint8_t out[8], const void *name, size_t nlen, const uint8_t *r)
+{
+    static const uint8_t key[crypto_shorthash_KEYBYTES] = "sluice topic v2";
+    uint8_t buf[SLC_TOPIC_MAX + S_TOPIC_LEGACY_LEN];
+    memcpy(buf, name, nlen);
+    memcpy(buf + nlen, r, S_TOPIC_LEGACY_LEN);
+    crypto_shorthash(out, buf, nlen + S_TOPIC_LEGACY_LEN, key);
+}
+
+/* The checksum the small databases' values end with (format 4 on):
+ * BLAKE2b over database TAG, KEY and VAL (streamed, so nothing is
+ * copied; these are written rarely), cut to 8 bytes. */
+static void s_rec_sum(uint8_t out[S_SUM_LEN], const char *tag, const void *key, size_t klen,
+                      const void *val, size_t vlen)
+{
+    crypto_generichash_state st;
+    uint8_t full[crypto_generichash_BYTES_MIN];
+    crypto_generichash_init(&st, NULL, 0, sizeof full);
+    crypto_generichash_update(&st, (const uint8_t *) tag, strlen(tag) + 1);
+    crypto_generichash_update(&st, key, klen);
+    crypto_generichash_update(&st, val, vlen);
+    crypto_generichash_final(&st, full, sizeof full);
+    memcpy(out, full, S_SUM_LEN);
+}
+
+/* Strip and verify the checksum of value *V under KEY in database TAG
+ * (a store of format 2 or 3 has none: V stays as it is). False when it
+ * is missing or wrong. */
+static bool s_rec_open(const sld_store_t *s, const char *tag, const MDB_val *key, MDB_val *v)
+{
+    uint8_t sum[S_SUM_LEN];
+    if (!s->format_sums)
+        return true;
+    if (v->mv_size < S_SUM_LEN)
+        return false;
+    v->mv_size -= S_SUM_LEN;
+    s_rec_sum(sum, tag, key->mv_data, key->mv_size, v->mv_data, v->mv_size);
+    return memcmp(sum, (const uint8_t *) v->mv_data + v->mv_size, S_SUM_LEN) == 0;
+}
+
+/* Put KEY -> VAL and its checksum into database DBI (TAG) of write MT. */
+static int s_rec_put(MDB_txn *mt, MDB_dbi dbi, const char *tag, MDB_val *key,
+                     const void *val, size_t vlen)
+{
+    MDB_val v = s_val(NULL, vlen + S_SUM_LEN);
+    int mrc = mdb_put(mt, dbi, key, &v, MDB_RESERVE);
+    if (mrc == 0) {
+        if (vlen)
+            memcpy(v.mv_data, val, vlen);
+        s_rec_sum((uint8_t *) v.mv_data + vlen, tag, key->mv_data, key->mv_size, val, vlen);
+    }
+    return mrc;
+}
+
 static void s_topic_encode(uint8_t r[S_TOPIC_REC_LEN], const sld_topic_info_t *t)
 {
     r[0] = S_TOPIC_VERSION;
@@ -366,14 +511,26 @@ static void s_topic_encode(uint8_t r[S_TOPIC_REC_LEN], const sld_topic_info_t *t
     slc_put_be64(r + 29, t->bytes);
     slc_put_be64(r + 37, t->max_age_ms);
     slc_put_be64(r + 45, t->max_bytes);
+    s_topic_sum(r + S_TOPIC_LEGACY_LEN, t->name, strlen(t->name), r);
 }
 
-static int s_topic_decode(const MDB_val *k, const MDB_val *v, sld_topic_info_t *t)
+/* Decode topic record K -> V into *T: version 2 with its checksum right,
+ * or, when LEGACY (a store of format 2 or 3), version 1. */
+static int s_topic_decode(const MDB_val *k, const MDB_val *v, sld_topic_info_t *t,
+                          bool legacy)
 {
     const uint8_t *r = v->mv_data;
-    if (k->mv_size == 0 || k->mv_size > SLC_TOPIC_MAX
-        || v->mv_size != S_TOPIC_REC_LEN || r[0] != S_TOPIC_VERSION)
+    uint8_t sum[8];
+    if (k->mv_size == 0 || k->mv_size > SLC_TOPIC_MAX || v->mv_size == 0)
         return SL_ESTORE;
+    if (r[0] == S_TOPIC_VERSION && v->mv_size == S_TOPIC_REC_LEN) {
+        s_topic_sum(sum, k->mv_data, k->mv_size, r);
+        if (memcmp(sum, r + S_TOPIC_LEGACY_LEN, sizeof sum) != 0)
+            return SL_ESTORE;
+    } else if (!legacy || r[0] != S_TOPIC_VERSION_LEGACY
+               || v->mv_size != S_TOPIC_LEGACY_LEN) {
+        return SL_ESTORE;
+    }
     memset(t, 0, sizeof *t);
     memcpy(t->name, k->mv_data, k->mv_size);
     t->id = slc_get_be32(r + 1);
@@ -383,7 +540,11 @@ static int s_topic_decode(const MDB_val *k, const MDB_val *v, sld_topic_info_t *
     t->bytes = slc_get_be64(r + 29);
     t->max_age_ms = slc_get_be64(r + 37);
     t->max_bytes = slc_get_be64(r + 45);
-    return t->id == 0 ? SL_ESTORE : 0;
+    /* Offsets are contiguous from first to next. */
+    if (t->id == 0 || strlen(t->name) != k->mv_size || t->first_offset > t->next_offset
+        || t->messages != t->next_offset - t->first_offset)
+        return SL_ESTORE;
+    return 0;
 }
 
 static uint64_t s_hash(const void *p, size_t len)
@@ -506,32 +667,24 @@ fail:
     return rc;
 }
 
+static int s_bounds_put(sld_store_t *s, MDB_txn *mt, const char *key, int *mrc);
+
 /* Encryption starts on this store: data key 1, plain_below from the
- * committed topics (their records so far are plain), format 3. */
+ * committed topics (their records so far are plain), format 5. */
 static int s_keys_start(sld_store_t *s, MDB_txn *mt)
 {
     int rc = 0, mrc;
-    uint8_t *bounds = NULL, fmt[4];
+    uint8_t fmt[4];
     MDB_val k, v;
 
     rc = s_key_new(s, mt, 1, &mrc);
     if (rc || mrc)
         goto fail;
-    bounds = malloc(s->ntopics * S_PLAIN_REC_LEN + 1);
-    if (!bounds) {
-        rc = SL_ENOMEM;
+    rc = s_bounds_put(s, mt, "plain_below", &mrc);
+    if (rc || mrc)
         goto fail;
-    }
-    for (size_t i = 0; i < s->ntopics; i++) {
-        slc_put_be32(bounds + i * S_PLAIN_REC_LEN, s->topics[i].info.id);
-        slc_put_be64(bounds + i * S_PLAIN_REC_LEN + 4, s->topics[i].info.next_offset);
-    }
-    k = s_val("plain_below", 11);
-    v = s_val(bounds, s->ntopics * S_PLAIN_REC_LEN);
-    mrc = mdb_put(mt, s->db_meta, &k, &v, 0);
-    if (mrc)
-        goto fail;
-    slc_put_be32(fmt, S_FORMAT_SEALED);
+    s->format = S_FORMAT_SEALED;
+    slc_put_be32(fmt, s->format);
     k = s_val("format", 6);
     v = s_val(fmt, sizeof fmt);
     mrc = mdb_put(mt, s->db_meta, &k, &v, 0);
@@ -544,7 +697,6 @@ static int s_keys_start(sld_store_t *s, MDB_txn *mt)
 fail:
     if (rc == 0 && mrc)
         rc = s_mdb_fail("start encryption at rest", mrc);
-    free(bounds);
     return rc;
 }
 
@@ -596,33 +748,163 @@ fail:
     return rc;
 }
 
-static int s_plain_load(sld_store_t *s, MDB_txn *mt)
+/* Load meta KEY, per topic id u32 + offset u64 sorted by id, into *OUT.
+ * A missing KEY is an empty list when OPTIONAL, else a refusal. */
+static int s_bounds_load(sld_store_t *s, MDB_txn *mt, const char *key, bool optional,
+                         s_plain_t **out, size_t *n)
 {
     int rc = 0, mrc;
-    MDB_val k = s_val("plain_below", 11), v;
+    MDB_val k = s_val(key, strlen(key)), v;
     const uint8_t *p;
+    char why[96];
 
     mrc = mdb_get(mt, s->db_meta, &k, &v);
-    if (mrc || v.mv_size % S_PLAIN_REC_LEN != 0) {
-        rc = s_refuse(s, "encrypted store without a valid plain_below record");
+    if (mrc == MDB_NOTFOUND && optional)
+        v = s_val("", 0);
+    else if (mrc || v.mv_size % S_PLAIN_REC_LEN != 0) {
+        snprintf(why, sizeof why, "no valid %s record", key);
+        rc = s_refuse(s, why);
         goto fail;
     }
-    s->nplain = v.mv_size / S_PLAIN_REC_LEN;
-    s->plain = calloc(s->nplain + 1, sizeof *s->plain);
-    if (!s->plain) {
+    *n = v.mv_size / S_PLAIN_REC_LEN;
+    *out = calloc(*n + 1, sizeof **out);
+    if (!*out) {
         rc = SL_ENOMEM;
         goto fail;
     }
     p = v.mv_data;
-    for (size_t i = 0; i < s->nplain; i++) {
-        s->plain[i].id = slc_get_be32(p + i * S_PLAIN_REC_LEN);
-        s->plain[i].below = slc_get_be64(p + i * S_PLAIN_REC_LEN + 4);
-        if (i > 0 && s->plain[i].id <= s->plain[i - 1].id) {
-            rc = s_refuse(s, "plain_below record out of order");
+    for (size_t i = 0; i < *n; i++) {
+        (*out)[i].id = slc_get_be32(p + i * S_PLAIN_REC_LEN);
+        (*out)[i].below = slc_get_be64(p + i * S_PLAIN_REC_LEN + 4);
+        if (i > 0 && (*out)[i].id <= (*out)[i - 1].id) {
+            snprintf(why, sizeof why, "%s record out of order", key);
+            rc = s_refuse(s, why);
             goto fail;
         }
     }
 fail:
+    return rc;
+}
+
+static int s_plain_load(sld_store_t *s, MDB_txn *mt)
+{
+    return s_bounds_load(s, mt, "plain_below", false, &s->plain, &s->nplain);
+}
+
+/* META KEY <- each committed topic's next offset (records below it are
+ * what was stored so far). */
+static int s_bounds_put(sld_store_t *s, MDB_txn *mt, const char *key, int *mrc)
+{
+    uint8_t *bounds = malloc(s->ntopics * S_PLAIN_REC_LEN + 1);
+    MDB_val k = s_val(key, strlen(key)), v;
+    if (!bounds)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < s->ntopics; i++) {
+        slc_put_be32(bounds + i * S_PLAIN_REC_LEN, s->topics[i].info.id);
+        slc_put_be64(bounds + i * S_PLAIN_REC_LEN + 4, s->topics[i].info.next_offset);
+    }
+    v = s_val(bounds, s->ntopics * S_PLAIN_REC_LEN);
+    *mrc = mdb_put(mt, s->db_meta, &k, &v, 0);
+    free(bounds);
+    return 0;
+}
+
+/* A store of format 2 (3) moves to 4 (5): its records so far keep
+ * reading without a checksum (sum_below), every new one gets one, and
+ * every topic record is rewritten with one. */
+/* Give every value of DBI (TAG), written without one, its checksum. */
+static int s_resum(MDB_txn *mt, MDB_dbi dbi, const char *tag)
+{
+    int mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t *copy = NULL;
+    size_t n = 0, cap = 0;
+
+    /* Copied out first: puts may move the pages a cursor walks. Each
+     * entry: key length, value length (size_t each), key, value. */
+    mrc = mdb_cursor_open(mt, dbi, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t need = n + 2 * sizeof(size_t) + k.mv_size + v.mv_size;
+        if (need > cap) {
+            size_t ncap = cap ? cap : 4096;
+            while (ncap < need)
+                ncap *= 2;
+            uint8_t *p = realloc(copy, ncap);
+            if (!p) {
+                mrc = ENOMEM;
+                break;
+            }
+            copy = p;
+            cap = ncap;
+        }
+        memcpy(copy + n, &k.mv_size, sizeof(size_t));
+        memcpy(copy + n + sizeof(size_t), &v.mv_size, sizeof(size_t));
+        memcpy(copy + n + 2 * sizeof(size_t), k.mv_data, k.mv_size);
+        memcpy(copy + n + 2 * sizeof(size_t) + k.mv_size, v.mv_data, v.mv_size);
+        n = need;
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    if (mrc == MDB_NOTFOUND)
+        mrc = 0;
+    for (size_t at = 0; mrc == 0 && at < n;) {
+        size_t klen, vlen;
+        memcpy(&klen, copy + at, sizeof(size_t));
+        memcpy(&vlen, copy + at + sizeof(size_t), sizeof(size_t));
+        k = s_val(copy + at + 2 * sizeof(size_t), klen);
+        mrc = s_rec_put(mt, dbi, tag, &k, copy + at + 2 * sizeof(size_t) + klen, vlen);
+        at += 2 * sizeof(size_t) + klen + vlen;
+    }
+    free(copy);
+    return mrc;
+}
+
+static int s_sums_start(sld_store_t *s, MDB_txn *mt)
+{
+    int rc, mrc = 0;
+    uint8_t fmt[4], rec[S_TOPIC_REC_LEN];
+    MDB_val k, v;
+    /* Topic records get their checksum now: from format 4 on, one
+     * without is damage. */
+    for (size_t i = 0; i < s->ntopics && mrc == 0; i++) {
+        s_topic_encode(rec, &s->topics[i].info);
+        k = s_val(s->topics[i].info.name, strlen(s->topics[i].info.name));
+        v = s_val(rec, sizeof rec);
+        mrc = mdb_put(mt, s->db_topics, &k, &v, 0);
+    }
+    if (mrc == 0)
+        mrc = s_resum(mt, s->db_subs, "subs");
+    if (mrc == 0)
+        mrc = s_resum(mt, s->db_idents, "idents");
+    if (mrc == 0)
+        mrc = s_resum(mt, s->db_registry, "registry");
+    if (mrc == 0)
+        mrc = s_resum(mt, s->db_cursors, "cursors");
+    if (mrc == 0)
+        mrc = s_resum(mt, s->db_acked, "acked");
+    if (mrc == ENOMEM)
+        return SL_ENOMEM;
+    if (mrc)
+        return s_mdb_fail("start checksums", mrc);
+    rc = s_bounds_put(s, mt, "sum_below", &mrc);
+    if (rc == 0 && mrc == 0) {
+        s->format = s->format_sealed ? S_FORMAT_SEALED : S_FORMAT;
+        slc_put_be32(fmt, s->format);
+        k = s_val("format", 6);
+        v = s_val(fmt, sizeof fmt);
+        mrc = mdb_put(mt, s->db_meta, &k, &v, 0);
+    }
+    if (rc == 0 && mrc)
+        rc = s_mdb_fail("start checksums", mrc);
+    if (rc == 0) {
+        s->format_sums = true;
+        fprintf(stderr, "sluiced: store: %s: records now carry checksums (format %" PRIu32
+                ")%s\n", s->dir, s->format, s->ntopics ? "; records stored before stay "
+                "readable without one" : "");
+    }
     return rc;
 }
 
@@ -640,13 +922,18 @@ static int s_load_keys(sld_store_t *s, MDB_txn *mt, const uint8_t *master)
         goto fail;
     }
     if (st.ms_entries > 0 && !s->format_sealed) {
-        rc = s_refuse(s, "data keys in a store of format 2: damaged");
+        rc = s_refuse(s, "data keys in a store whose format says it is not encrypted: "
+                      "damaged");
         goto fail;
     }
     if (st.ms_entries == 0 && s->format_sealed) {
-        rc = s_refuse(s, "store format 3 (encrypted) but no data keys: damaged");
+        rc = s_refuse(s, "store format says encrypted but there are no data keys: "
+                      "damaged");
         goto fail;
     }
+    /* Reading and checking only: a key does not start encryption. */
+    if (st.ms_entries == 0 && s->read_only)
+        goto fail;
     if (!master) {
         if (st.ms_entries > 0)
             rc = s_refuse(s, "this store is encrypted at rest: start with "
@@ -970,11 +1257,13 @@ static int s_check_meta(sld_store_t *s, MDB_txn *mt)
         rc = s_refuse(s, "no store format recorded");
         goto fail;
     }
-    s->format_sealed = slc_get_be32(v.mv_data) == S_FORMAT_SEALED;
-    if (slc_get_be32(v.mv_data) != S_FORMAT && !s->format_sealed) {
+    s->format = slc_get_be32(v.mv_data);
+    s->format_sealed = s->format == S_FORMAT_SEALED || s->format == S_FORMAT_SEALED_LEGACY;
+    s->format_sums = s->format == S_FORMAT || s->format == S_FORMAT_SEALED;
+    if (!s->format_sealed && !s->format_sums && s->format != S_FORMAT_LEGACY) {
         char why[96];
         snprintf(why, sizeof why, "store format %" PRIu32 ", this build reads formats "
-                 "%d and %d", slc_get_be32(v.mv_data), S_FORMAT, S_FORMAT_SEALED);
+                 "%d to %d", s->format, S_FORMAT_LEGACY, S_FORMAT_SEALED);
         rc = s_refuse(s, why);
         goto fail;
     }
@@ -1024,6 +1313,8 @@ static int s_load_meta(sld_store_t *s, MDB_txn *mt)
         rc = s_random(s->instance, sizeof s->instance);
         if (rc)
             goto fail;
+        s->format = S_FORMAT;
+        s->format_sums = true;
         slc_put_be32(fmt, S_FORMAT);
         k = s_val("format", 6);
         v = s_val(fmt, 4);
@@ -1112,7 +1403,7 @@ static int s_load_topics(sld_store_t *s, MDB_txn *mt)
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         s->topics = s_grow(s->topics, &s->ctopics, s->ntopics + 1, sizeof *s->topics);
         memset(&s->topics[s->ntopics], 0, sizeof s->topics[0]);
-        if (s_topic_decode(&k, &v, &s->topics[s->ntopics].info) != 0) {
+        if (s_topic_decode(&k, &v, &s->topics[s->ntopics].info, !s->format_sums) != 0) {
             rc = s_refuse(s, "damaged topic record");
             goto fail;
         }
@@ -1179,8 +1470,12 @@ static int s_load(sld_store_t *s, const uint8_t *seal_key)
         }
     }
     rc = s_load_topics(s, mt);
+    if (rc == 0 && !s->format_sums && !s->read_only)
+        rc = s_sums_start(s, mt);
     if (rc == 0)
         rc = s_load_keys(s, mt, seal_key);
+    if (rc == 0 && s->format_sums)
+        rc = s_bounds_load(s, mt, "sum_below", true, &s->sums, &s->nsums);
     if (rc)
         goto fail;
     mrc = mdb_txn_commit(mt);
@@ -1192,6 +1487,170 @@ fail:
         mdb_txn_abort(mt);
     return rc;
 }
+
+/* ------------------------------------------------------- damage at open */
+
+/* The open's report of one problem (sld_pages_problem_fn): the first
+ * S_START_SHOW are logged, all counted. */
+static void s_open_problem(void *arg, const char *text)
+{
+    sld_store_t *s = arg;
+    if (s->damage++ < S_START_SHOW)
+        fprintf(stderr, "sluiced: store: %s: damaged: %s\n", s->file, text);
+    else if (s->damage == S_START_SHOW + 1)
+        fprintf(stderr, "sluiced: store: %s: damaged: (more problems not shown)\n",
+                s->file);
+}
+
+/* Topic records as the structure walk meets them: id, first and next. */
+typedef struct {
+    uint8_t (*keys)[2][S_MSG_KEY_LEN];  /* ranges for the msgs walk */
+    size_t n, cap;
+} s_targets_t;
+
+static int s_target_add(s_targets_t *t, uint32_t id, uint64_t from, uint64_t to)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 32;
+        void *p = realloc(t->keys, cap * sizeof *t->keys);
+        if (!p)
+            return SL_ENOMEM;
+        t->keys = p;
+        t->cap = cap;
+    }
+    s_msg_key(t->keys[t->n][0], id, from);
+    s_msg_key(t->keys[t->n][1], id, to);
+    t->n++;
+    return 0;
+}
+
+static int s_target_topic(const void *key, size_t klen, const void *val, size_t vlen,
+                          void *arg)
+{
+    sld_topic_info_t t;
+    MDB_val k = s_val(key, klen), v = s_val(val, vlen);
+    int rc = 0;
+    /* A damaged topic record is refused by the load that follows. */
+    if (s_topic_decode(&k, &v, &t, true) == 0) {
+        rc = s_target_add(arg, t.id, t.first_offset, t.first_offset);
+        if (rc == 0)
+            rc = s_target_add(arg, t.id, t.next_offset, t.next_offset);
+    }
+    return rc;
+}
+
+/* Check, with pread and before LMDB reads a page, every page a writer of
+ * this store will touch: every database in full but `msgs`, and of `msgs`
+ * every branch page and the leaves at each topic's head and tail (and at
+ * the ends of the log) with their neighbours. MT (a read txn) pins the
+ * pages being read. 0, SL_ESTORE (damaged: each problem logged), other
+ * errors. */
+static int s_structure(sld_store_t *s, MDB_txn *mt)
+{
+    int rc;
+    long n = 0, found;
+    sld_pages_t *pg = NULL;
+    s_targets_t t = { 0 };
+    size_t count;
+    const char *const *names;
+
+    rc = sld_pages_open(s->file, mdb_txn_id(mt), s_open_problem, s, &pg);
+    if (rc == SL_ESTORE && pg)
+        rc = 0;         /* problems in the main database: counted, walk on */
+    if (rc)
+        goto fail;
+    names = sld_pages_names(pg, &count);
+    for (size_t i = 0; i < count && n >= 0; i++)
+        if (strcmp(names[i], "msgs") != 0)
+            n = sld_pages_walk(pg, names[i], NULL, 0, 0,
+                               strcmp(names[i], "topics") == 0 ? s_target_topic : NULL,
+                               &t);
+    /* The two ends of the whole log too: LMDB seeks to the last key. */
+    if (n >= 0)
+        n = s_target_add(&t, 0, 0, 0);
+    if (n >= 0)
+        n = s_target_add(&t, UINT32_MAX, UINT64_MAX, UINT64_MAX);
+    if (n >= 0) {
+        n = sld_pages_walk(pg, "msgs", t.keys, S_MSG_KEY_LEN, t.n, NULL, NULL);
+        if (n == SL_ENOTFOUND)
+            n = 0;
+    }
+    if (n >= 0)
+        n = sld_pages_walk_free(pg);
+    if (n < 0) {
+        rc = (int) n;
+        goto fail;
+    }
+    found = (long) sld_pages_problems(pg);
+    if (found) {
+        fprintf(stderr, "sluiced: store: %s: %ld problem%s in pages the broker writes "
+                "to; refusing to open it (nothing was changed). `sluiced --check` "
+                "reports the whole store; restore it from a backup\n", s->file, found,
+                found == 1 ? "" : "s");
+        rc = SL_ESTORE;
+    }
+fail:
+    free(t.keys);
+    sld_pages_destroy(&pg);
+    return rc;
+}
+
+/* Before LMDB maps it: data.mdb's meta pages sound and the file as long
+ * as the environment they describe (LMDB reads a page past the end of
+ * the file as a SIGBUS). A missing or empty file is a new store. */
+static int s_preflight(sld_store_t *s)
+{
+    sld_pages_t *pg = NULL;
+    struct stat st;
+    int rc = sld_pages_open(s->file, 0, s_open_problem, s, &pg);
+    sld_pages_destroy(&pg);
+    /* LMDB writes a new file's meta pages before anything else: an empty
+     * data.mdb was cut short, and starting over in it would lose it all. */
+    if (rc == SL_ENOTFOUND && stat(s->file, &st) == 0)
+        return s_refuse(s, "the file is empty (cut short?); a new store has no data.mdb "
+                        "yet: remove the empty file to start one");
+    if (rc == SL_ENOTFOUND)
+        return 0;
+    if (rc == SL_ESTORE)
+        rc = s_refuse(s, "damaged (the problems above)");
+    return rc;
+}
+
+/* LMDB's own view, once it has opened the file: its last page in it. */
+static int s_covers(sld_store_t *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    int mrc = mdb_env_info(s->env, &info);
+    if (mrc == 0)
+        mrc = mdb_env_stat(s->env, &st);
+    if (mrc)
+        return s_mdb_fail("environment info", mrc);
+    if (stat(s->file, &fst) != 0) {
+        fprintf(stderr, "sluiced: store: stat %s: %s\n", s->file, strerror(errno));
+        return SL_ESYS;
+    }
+    s->psize = st.ms_psize;
+    if (((uint64_t) info.me_last_pgno + 1) * st.ms_psize > (uint64_t) fst.st_size) {
+        char why[160];
+        snprintf(why, sizeof why, "the file is %jd bytes but its last page (%zu) ends at "
+                 "byte %" PRIu64 ": the file was cut short", (intmax_t) fst.st_size,
+                 info.me_last_pgno, ((uint64_t) info.me_last_pgno + 1) * st.ms_psize);
+        return s_refuse(s, why);
+    }
+    return 0;
+}
+
+/* LMDB's assertions abort the process; inside a guarded read one ends
+ * that read instead (sld_guard). */
+static void s_lmdb_assert(MDB_env *env, const char *msg)
+{
+    (void) env;
+    sld_guard_escape(msg);
+}
+
+static void s_start_check(sld_store_t *s);
 
 void sld_store_options_init(sld_store_options_t *opts)
 {
@@ -1218,11 +1677,11 @@ int sld_store_open(const sld_store_options_t *opts, sld_store_t **out)
     if (s)
         s->lock_fd = -1;
     if (!s || !(s->dir = strdup(opts->dir))
-        || asprintf(&file, "%s/data.mdb", opts->dir) < 0) {
-        file = NULL;
+        || asprintf(&file, "%s/data.mdb", opts->dir) < 0 || !(s->file = strdup(file))) {
         rc = SL_ENOMEM;
         goto fail;
     }
+    s->read_only = opts->read_only;
     page = sysconf(_SC_PAGESIZE);
     s->page = page > 0 ? (size_t) page : 4096;
     s->producer_window = opts->producer_window ? opts->producer_window
@@ -1231,6 +1690,12 @@ int sld_store_open(const sld_store_options_t *opts, sld_store_t **out)
     rc = s_mkdirs(opts->dir);
     if (rc == 0 && opts->exclusive)
         rc = s_lock(s, opts->dir);
+    if (rc == 0)
+        rc = sld_seal_init();
+    if (rc == 0)
+        rc = sld_guard_init();
+    if (rc == 0)
+        rc = s_preflight(s);
     if (rc)
         goto fail;
     /* A map smaller than the file would hide data the file holds. */
@@ -1242,6 +1707,8 @@ int sld_store_open(const sld_store_options_t *opts, sld_store_t **out)
         s->map_size_max = s->map_size;
 
     mrc = mdb_env_create(&s->env);
+    if (mrc == 0)
+        mrc = mdb_env_set_assert(s->env, s_lmdb_assert);
     if (mrc == 0)
         mrc = mdb_env_set_maxdbs(s->env, S_MAXDBS);
     if (mrc == 0)
@@ -1271,9 +1738,29 @@ int sld_store_open(const sld_store_options_t *opts, sld_store_t **out)
     s->map_size = info.me_mapsize;
     if (s->map_size_max < s->map_size)
         s->map_size_max = s->map_size;
+    rc = s_covers(s);
+    if (rc)
+        goto fail;
+    for (int attempt = 0;; attempt++) {
+        MDB_txn *pin = NULL;
+        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &pin);
+        if (mrc) {
+            rc = s_mdb_fail("begin", mrc);
+            goto fail;
+        }
+        rc = s_structure(s, pin);
+        mdb_txn_abort(pin);
+        /* A writer elsewhere committed twice meanwhile: look again. */
+        if (rc != SL_EBUSY || attempt == 10)
+            break;
+    }
+    if (rc)
+        goto fail;
     rc = s_load(s, opts->seal_key);
     if (rc)
         goto fail;
+    if (!s->read_only)
+        s_start_check(s);
     *out = s;
     s = NULL;
 fail:
@@ -1308,7 +1795,9 @@ void sld_store_destroy(sld_store_t **self_p)
     free(s->producers);
     free(s->prod_slots);
     free(s->dir);
+    free(s->file);
     free(s->plain);
+    free(s->sums);
     free(s->spare);             /* wiped when it was put aside */
     s_secret_free(s);
     free(s);
@@ -1337,6 +1826,10 @@ int sld_store_begin(sld_store_t *self, bool write, sld_txn_t **out)
     assert(self && out);
     assert(!write || !self->writing);
     *out = NULL;
+    if (write && self->read_only) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
     mrc = mdb_txn_begin(self->env, NULL, write ? 0 : MDB_RDONLY, &mt);
     if (mrc) {
         rc = s_mdb_fail("begin transaction", mrc);
@@ -1360,7 +1853,9 @@ int sld_store_begin(sld_store_t *self, bool write, sld_txn_t **out)
     txn->ndirty = txn->nfresh = txn->npdirty = 0;
     txn->last_work = NULL;
     txn->seal_id = self->nkeys;
-    txn->seal_logged = false;
+    txn->logged = false;
+    txn->why = "";
+    txn->nretired = 0;
     mt = NULL;
     *out = txn;
 fail:
@@ -1398,6 +1893,9 @@ static void s_txn_release(sld_txn_t *txn)
     if (txn->mt)
         mdb_txn_abort(txn->mt);
     txn->mt = NULL;
+    for (size_t i = 0; i < txn->nretired; i++)
+        mdb_txn_abort(txn->retired[i]);
+    txn->nretired = 0;
     if (txn->arena)
         s_arena_reset(txn);
     /* Data keys a rotate made in a transaction that did not commit. */
@@ -1520,6 +2018,24 @@ int sld_txn_commit(sld_txn_t **txn_p)
 fail:
     s_txn_release(txn);
     return rc;
+}
+
+const char *sld_txn_why(const sld_txn_t *txn)
+{
+    assert(txn);
+    return txn->why;
+}
+
+bool sld_txn_verified(const sld_txn_t *txn)
+{
+    assert(txn);
+    return txn->verified;
+}
+
+size_t sld_store_damage(const sld_store_t *self)
+{
+    assert(self);
+    return self->damage;
 }
 
 void sld_txn_abort(sld_txn_t **txn_p)
@@ -1813,19 +2329,43 @@ fail:
     return rc;
 }
 
-/* May topic ID hold a plain record at OFFSET in an encrypted store? Only
- * below the bound of a topic that existed when encryption began. */
-static bool s_plain_allowed(const sld_store_t *s, uint32_t id, uint64_t offset)
+/* Is (ID, OFFSET) below the bound BOUNDS (N entries sorted by id) sets
+ * for its topic? A topic without an entry has no room below. */
+static bool s_below(const s_plain_t *bounds, size_t n, uint32_t id, uint64_t offset)
 {
-    size_t lo = 0, hi = s->nplain;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (s->plain[mid].id < id)
+        if (bounds[mid].id < id)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < s->nplain && s->plain[lo].id == id && offset < s->plain[lo].below;
+    return lo < n && bounds[lo].id == id && offset < bounds[lo].below;
+}
+
+/* May topic ID hold a plain record at OFFSET in an encrypted store? Only
+ * below the bound of a topic that existed when encryption began. */
+static bool s_plain_allowed(const sld_store_t *s, uint32_t id, uint64_t offset)
+{
+    return s_below(s->plain, s->nplain, id, offset);
+}
+
+/* May a record without a checksum lie at (ID, OFFSET)? In a store of
+ * format 2 or 3 anywhere; else only below the topic's sum_below bound. */
+static bool s_unsummed_allowed(const sld_store_t *s, uint32_t id, uint64_t offset)
+{
+    return !s->format_sums || s_below(s->sums, s->nsums, id, offset);
+}
+
+/* XXH3 (64 bits) of the first LEN bytes of plain record REC (header,
+ * marker, envelope) seeded with its place (ID, OFFSET), into OUT. */
+static void s_sum(uint8_t out[S_SUM_LEN], uint32_t id, uint64_t offset, const uint8_t *rec,
+                  size_t len)
+{
+    /* The seed is the record's place: the same bytes elsewhere differ. */
+    XXH64_hash_t h = XXH3_64bits_withSeed(rec, len, (uint64_t) id << 40 ^ offset ^ 0x73756d31u);
+    slc_put_be64(out, h);
 }
 
 /* N bytes from TXN's arena, valid until TXN ends. NULL when out of memory. */
@@ -1856,54 +2396,81 @@ static uint8_t *s_arena_alloc(sld_txn_t *txn, size_t n)
     return p;
 }
 
-/* The envelope of record VAL at (ID, OFFSET) in an encrypted store: a
- * sealed one opened into TXN's arena, a plain one where plain is allowed.
- * 0, SL_ESTORE (logged once per txn), SL_ENOMEM. */
-static int s_record_envelope(sld_txn_t *txn, uint32_t id, uint64_t offset,
-                             const MDB_val *val, const void **envelope, size_t *len)
+/* The envelope of record VAL at (ID, OFFSET), verified: a record with a
+ * checksum once the checksum matches, a sealed one opened into TXN's
+ * arena, one of the older kinds (no checksum, or plain in an encrypted
+ * store) only where the store allows it. 0; SL_ESTORE with *WHY (static
+ * text) and *KEY_ID (the data key a sealed record names, else 0);
+ * SL_ENOMEM. Reads the record: guarded in read transactions. */
+static int s_decode_record(sld_txn_t *txn, uint32_t id, uint64_t offset, const MDB_val *val,
+                           const void **envelope, size_t *len, const char **why,
+                           uint32_t *key_id)
 {
-    int rc = 0;
+    txn->verified = true;
     const sld_store_t *s = txn->store;
     const uint8_t *rec = val->mv_data;
-    uint8_t *out;
-    uint32_t key_id = 0;
-    const char *why = NULL;
+    size_t n = val->mv_size;
+    /* An empty envelope has no first byte: the older plain kind. */
+    unsigned mark = n > SLD_RECORD_HEADER ? rec[SLD_RECORD_HEADER] : 0x100;
+    uint8_t sum[S_SUM_LEN], *out;
 
-    if (val->mv_size == SLD_RECORD_HEADER || rec[SLD_RECORD_HEADER] != S_SEAL_MARK) {
-        if (!s_plain_allowed(s, id, offset)) {
-            rc = SL_ESTORE;
-            why = "is not sealed but lies where only sealed records were written";
-            goto fail;
+    *why = NULL;
+    *key_id = 0;
+    if (mark == S_SUM_MARK) {
+        if (n < SLD_RECORD_HEADER + SLD_RECORD_SUM_OVERHEAD) {
+            *why = "is too short to hold its checksum";
+            return SL_ESTORE;
         }
-        *envelope = rec + SLD_RECORD_HEADER;
-        *len = val->mv_size - SLD_RECORD_HEADER;
-        goto fail;
+        s_sum(sum, id, offset, rec, n - S_SUM_LEN);
+        if (memcmp(sum, rec + n - S_SUM_LEN, S_SUM_LEN) != 0) {
+            *why = "fails its checksum: damaged, or moved from another topic or offset";
+            return SL_ESTORE;
+        }
+        if (s->secret && !s_plain_allowed(s, id, offset)) {
+            *why = "is not sealed but lies where only sealed records were written";
+            return SL_ESTORE;
+        }
+        *envelope = rec + SLD_RECORD_HEADER + 1;
+        *len = n - SLD_RECORD_HEADER - SLD_RECORD_SUM_OVERHEAD;
+        return 0;
     }
-    if (val->mv_size < SLD_RECORD_HEADER + SLD_RECORD_SEAL_OVERHEAD) {
-        rc = SL_ESTORE;
-        why = "is too short to be a sealed record";
-        goto fail;
+    if (mark == S_SEAL_MARK) {
+        if (!s->secret) {
+            *why = "looks sealed but the store has no data keys";
+            return SL_ESTORE;
+        }
+        if (n < SLD_RECORD_HEADER + SLD_RECORD_SEAL_OVERHEAD) {
+            *why = "is too short to be a sealed record";
+            return SL_ESTORE;
+        }
+        *len = n - SLD_RECORD_HEADER - SLD_RECORD_SEAL_OVERHEAD;
+        /* One byte more so that an empty envelope still gets its own address. */
+        out = s_arena_alloc(txn, *len + 1);
+        if (!out)
+            return SL_ENOMEM;
+        if (s_record_open(s, txn->seal_id, id, offset, rec, n, out, key_id) != 0) {
+            *why = "does not open: damaged, or moved from another topic, offset or time";
+            return SL_ESTORE;
+        }
+        *envelope = out;
+        return 0;
     }
-    *len = val->mv_size - SLD_RECORD_HEADER - SLD_RECORD_SEAL_OVERHEAD;
-    /* One byte more so that an empty envelope still gets its own address. */
-    out = s_arena_alloc(txn, *len + 1);
-    if (!out) {
-        rc = SL_ENOMEM;
-        goto fail;
+    if (mark <= S_MARK_MAX) {
+        *why = "starts with a marker byte no record has: damaged";
+        return SL_ESTORE;
     }
-    rc = s_record_open(s, txn->seal_id, id, offset, rec, val->mv_size, out, &key_id);
-    if (rc) {
-        why = "does not open: damaged, or moved from another topic, offset or time";
-        goto fail;
+    if (!s_unsummed_allowed(s, id, offset)) {
+        *why = "has no checksum but lies where every record was written with one";
+        return SL_ESTORE;
     }
-    *envelope = out;
-fail:
-    if (why && !txn->seal_logged) {
-        fprintf(stderr, "sluiced: store: record %" PRIu32 "/%" PRIu64 " (data key %"
-                PRIu32 ") %s\n", id, offset, key_id, why);
-        txn->seal_logged = true;
+    if (s->secret && !s_plain_allowed(s, id, offset)) {
+        *why = "is not sealed but lies where only sealed records were written";
+        return SL_ESTORE;
     }
-    return rc;
+    txn->verified = false;
+    *envelope = rec + SLD_RECORD_HEADER;
+    *len = n - SLD_RECORD_HEADER;
+    return 0;
 }
 
 int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
@@ -1920,7 +2487,9 @@ int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
     assert(txn && txn->write && (envelope || len == 0) && offset);
     assert(len <= SIZE_MAX - SLD_RECORD_HEADER - SLD_RECORD_SEAL_OVERHEAD);
     s = txn->store;
-    extra = s->secret ? SLD_RECORD_SEAL_OVERHEAD : 0;
+    /* A store that writes is of format 4 or 5, or sealed (3): no record
+     * is written without a checksum or a seal. */
+    extra = s->secret ? SLD_RECORD_SEAL_OVERHEAD : SLD_RECORD_SUM_OVERHEAD;
     if (txn->err) {
         rc = txn->err;
         goto fail;
@@ -1942,12 +2511,17 @@ int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
         goto fail;
     }
     slc_put_be64(val.mv_data, ingest_us);
-    if (extra) {
+    if (s->secret) {
         rc = s_seal_record(txn, id, w->next_offset, val.mv_data, envelope, len);
         if (rc)
             goto fail;
-    } else if (len) {
-        memcpy((uint8_t *) val.mv_data + SLD_RECORD_HEADER, envelope, len);
+    } else {
+        uint8_t *rec = val.mv_data;
+        rec[SLD_RECORD_HEADER] = S_SUM_MARK;
+        if (len)
+            memcpy(rec + SLD_RECORD_HEADER + 1, envelope, len);
+        s_sum(rec + SLD_RECORD_HEADER + 1 + len, id, w->next_offset, rec,
+              SLD_RECORD_HEADER + 1 + len);
     }
     s_append_done(flags, k, s->msgs_last, sizeof k, &s->has_msgs_last);
     *offset = w->next_offset++;
@@ -1957,16 +2531,17 @@ fail:
     return rc;
 }
 
-/* Fetch the raw record at (ID, OFFSET); checks it has its header. */
 /* Look KEY up in msgs for a read transaction. Deliveries read a topic's
  * offsets one after the other: a read of the offset after the previous one
- * steps the transaction's cursor instead of searching from the root. The
- * next key is the wanted one exactly when that offset exists. */
+ * steps the transaction's cursor instead of searching from the root (when
+ * STEP allows it; *STEPPED says whether it did). The next key is the
+ * wanted one exactly when that offset exists. */
 static int s_read_msg(sld_txn_t *txn, uint32_t id, uint64_t offset, MDB_val *key,
-                      MDB_val *val)
+                      MDB_val *val, bool step, bool *stepped)
 {
     int mrc;
-    bool step = txn->rvalid && txn->rid == id && txn->roff + 1 == offset;
+    step = step && txn->rvalid && txn->rid == id && txn->roff + 1 == offset;
+    *stepped = step;
     txn->rvalid = false;
     if (!txn->rcur) {
         mrc = mdb_cursor_open(txn->mt, txn->store->db_msgs, &txn->rcur);
@@ -1990,87 +2565,270 @@ static int s_read_msg(sld_txn_t *txn, uint32_t id, uint64_t offset, MDB_val *key
     return mrc;
 }
 
-static int s_record(sld_txn_t *txn, uint32_t id, uint64_t offset, MDB_val *val)
+/* Does value V lie where LMDB keeps values: inside its page, or as an
+ * overflow run that starts right after its first page's header and is
+ * long enough? A damaged node can give any size. Reads the page header
+ * (guarded). Only when LMDB's pages are the system's, so that the map's
+ * pages are aligned to them. */
+static bool s_val_fits(const sld_store_t *s, const MDB_val *v)
 {
-    int rc = 0, mrc;
+    uintptr_t a = (uintptr_t) v->mv_data, page;
+    const uint8_t *h;
+    if (s->psize != s->page)
+        return true;
+    page = a & ~(uintptr_t) (s->psize - 1);
+    if (a - page + v->mv_size <= s->psize)
+        return true;
+    h = (const uint8_t *) page;
+    if (a - page != 16 || !((h[10] | h[11] << 8) & 0x04))     /* P_OVERFLOW */
+        return false;
+    uint32_t pages = (uint32_t) h[12] | (uint32_t) h[13] << 8 | (uint32_t) h[14] << 16
+                   | (uint32_t) h[15] << 24;
+    return (uint64_t) pages * s->psize >= (uint64_t) v->mv_size + 16;
+}
+
+/* One lookup of a record, run guarded in read transactions. */
+typedef struct {
+    sld_txn_t *txn;
+    uint32_t id;
+    uint64_t offset;
+    bool decode;                /* verify it and find its envelope */
+    bool step;                  /* may step the cursor from the last read */
+    bool stepped;               /* it did */
+    int mrc;                    /* LMDB's result of the lookup */
+    int rc;                     /* 0, SL_ESTORE (why), SL_ENOMEM */
+    const char *why;            /* static text */
+    MDB_val val;
+    uint64_t ingest;
+    const void *env;
+    size_t len;
+    uint32_t key_id;
+} s_lookup_t;
+
+static int s_lookup_run(void *arg)
+{
+    s_lookup_t *l = arg;
+    sld_txn_t *txn = l->txn;
     uint8_t k[S_MSG_KEY_LEN];
     MDB_val key;
 
-    s_msg_key(k, id, offset);
+    s_msg_key(k, l->id, l->offset);
     key = s_val(k, sizeof k);
-    mrc = txn->write ? mdb_get(txn->mt, txn->store->db_msgs, &key, val)
-                     : s_read_msg(txn, id, offset, &key, val);
-    if (mrc == MDB_NOTFOUND) {
-        rc = SL_ENOTFOUND;
-        goto fail;
+    if (txn->write)
+        l->mrc = mdb_get(txn->mt, txn->store->db_msgs, &key, &l->val);
+    else
+        l->mrc = s_read_msg(txn, l->id, l->offset, &key, &l->val, l->step, &l->stepped);
+    if (l->mrc)
+        return 0;
+    if (l->val.mv_size < SLD_RECORD_HEADER) {
+        l->rc = SL_ESTORE;
+        l->why = "is shorter than its header";
+        return 0;
     }
+    if (!txn->write && !s_val_fits(txn->store, &l->val)) {
+        l->rc = SL_ESTORE;
+        l->why = "reaches past its page: a damaged page";
+        return 0;
+    }
+    l->ingest = slc_get_be64(l->val.mv_data);
+    if (l->decode)
+        l->rc = s_decode_record(txn, l->id, l->offset, &l->val, &l->env, &l->len, &l->why,
+                                &l->key_id);
+    return 0;
+}
+
+/* TXN's LMDB transaction failed or faulted: LMDB refuses it from now on,
+ * or it is in no state to go on. Keep it until TXN ends, so what it
+ * returned stays valid, and go on in a fresh one. 0, or SL_EBUSY (TXN
+ * keeps S_RETIRE_MAX already, or no transaction could begin). */
+static int s_txn_renew(sld_txn_t *txn)
+{
+    MDB_txn *mt = NULL;
+    int mrc;
+    if (txn->rcur)
+        mdb_cursor_close(txn->rcur);
+    txn->rcur = NULL;
+    txn->rvalid = false;
+    if (txn->nretired == S_RETIRE_MAX)
+        return SL_EBUSY;
+    mrc = mdb_txn_begin(txn->store->env, NULL, MDB_RDONLY, &mt);
     if (mrc) {
-        rc = s_txn_fail(txn, "read record", mrc);
-        goto fail;
+        s_mdb_fail("begin after damage", mrc);
+        return SL_EBUSY;
     }
-    if (val->mv_size < SLD_RECORD_HEADER) {
-        fprintf(stderr, "sluiced: store: record %" PRIu32 "/%" PRIu64 " is damaged "
-                "(%zu bytes)\n", id, offset, val->mv_size);
+    txn->retired[txn->nretired++] = txn->mt;
+    txn->mt = mt;
+    return 0;
+}
+
+/* Find record L->offset of topic L->id in TXN and, with L->decode,
+ * verify it. 0; SL_ENOTFOUND (below the topic's first offset or at or
+ * past its next); SL_ESTORE (TXN->why says why; logged once per txn);
+ * SL_EBUSY; SL_ENOMEM. A write transaction is not guarded: the pages it
+ * reads were checked before LMDB touched them (see the top of the file),
+ * and an LMDB failure poisons it as any failed write does. */
+static int s_lookup(sld_txn_t *txn, s_lookup_t *l)
+{
+    int rc = 0;
+    const char *fault = NULL, *detail = NULL;
+
+    l->txn = txn;
+    for (int attempt = 0;; attempt++) {
+        bool faulted = false;
+        l->mrc = 0;
+        l->rc = 0;
+        l->why = NULL;
+        l->key_id = 0;
+        l->stepped = false;
+        l->step = attempt == 0;
+        if (txn->write)
+            s_lookup_run(l);
+        else
+            faulted = sld_guard_call(s_lookup_run, l, &fault) != 0;
+        if (!faulted && l->mrc == 0) {
+            rc = l->rc;
+            break;
+        }
+        if (!faulted && l->mrc == MDB_NOTFOUND) {
+            const sld_topic_info_t *t = s_topic_view(txn, l->id);
+            rc = SL_ENOTFOUND;
+            if (t && l->offset >= t->first_offset && l->offset < t->next_offset) {
+                rc = SL_ESTORE;
+                l->why = "is missing: the topic's offsets reach past it but the B-tree "
+                         "does not lead to it";
+            }
+            break;
+        }
+        /* LMDB failed (a damaged page: MDB_PAGE_NOTFOUND, MDB_CORRUPTED,
+         * ...) or faulted: this LMDB transaction is done for. */
+        l->why = faulted ? "made LMDB fault: a damaged page"
+                         : "could not be read: LMDB failed on a damaged page";
+        detail = faulted ? fault : mdb_strerror(l->mrc);
+        if (txn->write) {
+            s_txn_fail(txn, "read record", l->mrc);
+            rc = SL_ESTORE;
+            break;
+        }
+        rc = s_txn_renew(txn);
+        if (rc)
+            break;
+        /* A cursor step goes through the neighbouring pages: from the
+         * root, the record may still be found. */
+        if (attempt == 0 && l->stepped)
+            continue;
         rc = SL_ESTORE;
+        break;
     }
-fail:
+    if (rc == SL_ESTORE) {
+        txn->why = l->why;
+        if (!txn->logged) {
+            char key[32] = "";
+            if (l->key_id)
+                snprintf(key, sizeof key, " (data key %" PRIu32 ")", l->key_id);
+            fprintf(stderr, "sluiced: store: record %" PRIu32 "/%" PRIu64 "%s %s%s%s%s\n",
+                    l->id, l->offset, key, l->why, detail ? " (" : "", detail ? detail : "",
+                    detail ? ")" : "");
+            txn->logged = true;
+        }
+    } else if (rc == SL_EBUSY && !txn->logged) {
+        fprintf(stderr, "sluiced: store: a read transaction met too many damaged pages; "
+                "reads go on in the next\n");
+        txn->logged = true;
+    }
+    return rc;
+}
+
+/* The raw record at (ID, OFFSET): *VAL, and its time *INGEST. */
+static int s_record(sld_txn_t *txn, uint32_t id, uint64_t offset, MDB_val *val,
+                    uint64_t *ingest)
+{
+    s_lookup_t l;
+    int rc;
+    memset(&l, 0, sizeof l);
+    l.id = id;
+    l.offset = offset;
+    rc = s_lookup(txn, &l);
+    if (rc == 0) {
+        *val = l.val;
+        *ingest = l.ingest;
+    }
     return rc;
 }
 
 int sld_store_read(sld_txn_t *txn, uint32_t id, uint64_t offset,
                    const void **envelope, size_t *len, uint64_t *ingest_us)
 {
+    s_lookup_t l;
     int rc;
-    MDB_val val;
     assert(txn && envelope && len);
-    rc = s_record(txn, id, offset, &val);
-    if (rc)
-        goto fail;
-    if (txn->store->secret) {
-        rc = s_record_envelope(txn, id, offset, &val, envelope, len);
-        if (rc)
-            goto fail;
-    } else {
-        *envelope = (const uint8_t *) val.mv_data + SLD_RECORD_HEADER;
-        *len = val.mv_size - SLD_RECORD_HEADER;
+    memset(&l, 0, sizeof l);
+    l.id = id;
+    l.offset = offset;
+    l.decode = true;
+    rc = s_lookup(txn, &l);
+    if (rc == 0) {
+        *envelope = l.env;
+        *len = l.len;
+        if (ingest_us)
+            *ingest_us = l.ingest;
     }
-    if (ingest_us)
-        *ingest_us = slc_get_be64(val.mv_data);
-fail:
     return rc;
+}
+
+/* One range seek, run guarded in read transactions. */
+typedef struct {
+    MDB_cursor *cur;
+    uint8_t k[S_MSG_KEY_LEN];
+    int mrc;
+    uint32_t id;
+    uint64_t found;
+} s_seek_t;
+
+static int s_seek_run(void *arg)
+{
+    s_seek_t *q = arg;
+    MDB_val key = s_val(q->k, sizeof q->k), val;
+    q->mrc = mdb_cursor_get(q->cur, &key, &val, MDB_SET_RANGE);
+    if (q->mrc == 0 && key.mv_size == S_MSG_KEY_LEN && slc_get_be32(key.mv_data) == q->id)
+        q->found = slc_get_be64((const uint8_t *) key.mv_data + 4);
+    return 0;
 }
 
 uint64_t sld_store_seek(sld_txn_t *txn, uint32_t id, uint64_t offset)
 {
-    uint64_t found = SLD_OFFSET_NONE;
-    int mrc;
-    MDB_cursor *cur = NULL;
-    uint8_t k[S_MSG_KEY_LEN];
-    MDB_val key, val;
+    s_seek_t q;
+    bool faulted = false;
 
     assert(txn);
-    mrc = mdb_cursor_open(txn->mt, txn->store->db_msgs, &cur);
-    if (mrc) {
-        s_txn_fail(txn, "seek", mrc);
-        goto fail;
+    memset(&q, 0, sizeof q);
+    q.id = id;
+    q.found = SLD_OFFSET_NONE;
+    q.mrc = mdb_cursor_open(txn->mt, txn->store->db_msgs, &q.cur);
+    if (q.mrc == 0) {
+        s_msg_key(q.k, id, offset);
+        if (txn->write)
+            s_seek_run(&q);
+        else
+            faulted = sld_guard_call(s_seek_run, &q, NULL) != 0;
     }
-    s_msg_key(k, id, offset);
-    key = s_val(k, sizeof k);
-    mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    if (mrc && mrc != MDB_NOTFOUND)
-        s_txn_fail(txn, "seek", mrc);
-    if (mrc == 0 && key.mv_size == S_MSG_KEY_LEN && slc_get_be32(key.mv_data) == id)
-        found = slc_get_be64((const uint8_t *) key.mv_data + 4);
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
-    return found;
+    if (q.cur)
+        mdb_cursor_close(q.cur);
+    if (faulted || (q.mrc && q.mrc != MDB_NOTFOUND)) {
+        q.found = SLD_OFFSET_NONE;
+        if (txn->write)
+            s_txn_fail(txn, "seek", q.mrc);
+        else
+            (void) s_txn_renew(txn);
+        fprintf(stderr, "sluiced: store: seek in topic %" PRIu32 ": %s\n", id,
+                faulted ? "LMDB faulted on a damaged page" : mdb_strerror(q.mrc));
+    }
+    return q.found;
 }
 
 uint64_t sld_store_offset_at_time(sld_txn_t *txn, uint32_t id, uint64_t time_us)
 {
     const sld_topic_info_t *t;
-    uint64_t lo, hi;
+    uint64_t lo, hi, at;
     MDB_val val;
 
     assert(txn);
@@ -2086,12 +2844,71 @@ uint64_t sld_store_offset_at_time(sld_txn_t *txn, uint32_t id, uint64_t time_us)
      * answer inside [first, next). */
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        if (s_record(txn, id, mid, &val) == 0 && slc_get_be64(val.mv_data) < time_us)
+        if (s_record(txn, id, mid, &val, &at) == 0 && at < time_us)
             lo = mid + 1;
         else
             hi = mid;
     }
     return lo;
+}
+
+/* The cheap part of sld_store_check, at open: the topic counters against
+ * LMDB's count of records, and the first and last record of each topic
+ * read and verified (guarded, as any read). What it finds is logged and
+ * counted in s->damage; the store opens all the same. */
+static void s_start_check(sld_store_t *s)
+{
+    sld_txn_t *txn = NULL;
+    MDB_stat st;
+    uint64_t total = 0;
+    char text[SLC_TOPIC_MAX + 200];
+    size_t before = s->damage;
+
+    if (sld_store_begin(s, false, &txn) != 0)
+        return;
+    txn->logged = true;         /* s_open_problem logs */
+    for (size_t i = 0; i < s->ntopics; i++)
+        total += s->topics[i].info.messages;
+    if (mdb_stat(txn->mt, s->db_msgs, &st) == 0 && st.ms_entries != total) {
+        snprintf(text, sizeof text, "the topics count %" PRIu64 " records, the log holds "
+                 "%zu", total, (size_t) st.ms_entries);
+        s_open_problem(s, text);
+    }
+    for (size_t i = 0; i < s->ntopics && txn; i++) {
+        const sld_topic_info_t *t = &s->topics[i].info;
+        /* The first and last record read; none lies just outside them
+         * (a topic record with wrong offsets would hide records). */
+        uint64_t at[4] = { t->first_offset, t->next_offset - 1, t->next_offset,
+                           t->first_offset - 1 };
+        for (int k = 0; k < 4 && txn; k++) {
+            const void *env;
+            size_t len;
+            int rc;
+            if ((k < 2 && t->messages == 0) || (k == 3 && t->first_offset == 0))
+                continue;
+            rc = sld_store_read(txn, t->id, at[k], &env, &len, NULL);
+            if (k >= 2 && rc != SL_ENOTFOUND && rc != SL_EBUSY) {
+                snprintf(text, sizeof text, "topic %s: a record lies at offset %" PRIu64
+                         ", outside the offsets its topic record gives (%" PRIu64 " to %"
+                         PRIu64 ")", t->name, at[k], t->first_offset, t->next_offset);
+                s_open_problem(s, text);
+            } else if (k < 2 && rc == SL_ESTORE) {
+                snprintf(text, sizeof text, "topic %s: record %" PRIu64 " %s", t->name,
+                         at[k], sld_txn_why(txn));
+                s_open_problem(s, text);
+            } else if (rc == SL_EBUSY) {
+                sld_txn_abort(&txn);
+                if (sld_store_begin(s, false, &txn) == 0)
+                    txn->logged = true;
+            }
+        }
+    }
+    sld_txn_abort(&txn);
+    if (s->damage > before)
+        fprintf(stderr, "sluiced: store: %s is DAMAGED: the start check found %zu "
+                "problem%s. What reads is served; a record that does not read is "
+                "dead-lettered (deliver.unreadable). `sluiced --check` reports the whole "
+                "store\n", s->file, s->damage - before, s->damage - before == 1 ? "" : "s");
 }
 
 /* ------------------------------------------------------ encryption keys */
@@ -2434,14 +3251,16 @@ static int s_del_prefix(sld_txn_t *txn, MDB_dbi dbi, const uint8_t *prefix, size
     return rc;
 }
 
-/* Put VAL (VLEN bytes) under KEY (1..MAX bytes) in DBI inside write TXN;
- * WHAT names the record in a failure. 0, SL_EINVAL (key length), SL_EFULL,
- * SL_ESTORE, or the transaction's earlier failure. */
-static int s_put_keyed(sld_txn_t *txn, MDB_dbi dbi, const void *key, size_t klen, size_t max,
-                       const void *val, size_t vlen, const char *what)
+/* Put VAL (VLEN bytes) and its checksum under KEY (1..MAX bytes) in DBI
+ * (named TAG) inside write TXN; WHAT names the record in a failure. 0,
+ * SL_EINVAL (key length), SL_EFULL, SL_ESTORE, or the transaction's
+ * earlier failure. */
+static int s_put_keyed(sld_txn_t *txn, MDB_dbi dbi, const char *tag, const void *key,
+                       size_t klen, size_t max, const void *val, size_t vlen,
+                       const char *what)
 {
     int rc = 0, mrc;
-    MDB_val k, v;
+    MDB_val k;
 
     assert(txn && txn->write && key && (val || vlen == 0));
     if (txn->err) {
@@ -2453,8 +3272,7 @@ static int s_put_keyed(sld_txn_t *txn, MDB_dbi dbi, const void *key, size_t klen
         goto fail;
     }
     k = s_val(key, klen);
-    v = s_val(val, vlen);
-    mrc = mdb_put(txn->mt, dbi, &k, &v, 0);
+    mrc = s_rec_put(txn->mt, dbi, tag, &k, val, vlen);
     if (mrc)
         rc = s_txn_fail(txn, what, mrc);
 fail:
@@ -2464,8 +3282,8 @@ fail:
 int sld_store_sub_put(sld_txn_t *txn, const char *name, const void *config, size_t len)
 {
     size_t n = name ? strnlen(name, SLD_SUB_NAME_MAX + 1) : 0;
-    return s_put_keyed(txn, txn->store->db_subs, name ? name : "", n, SLD_SUB_NAME_MAX,
-                       config, len, "store subscription");
+    return s_put_keyed(txn, txn->store->db_subs, "subs", name ? name : "", n,
+                       SLD_SUB_NAME_MAX, config, len, "store subscription");
 }
 
 int sld_store_sub_delete(sld_txn_t *txn, const char *name)
@@ -2505,9 +3323,11 @@ fail:
     return rc;
 }
 
-/* Walk DBI, whose keys are names of 1..MAX bytes, calling FN for each in
- * name order (subscriptions and identities). WHAT names them in errors. */
-static int s_named_foreach(sld_txn_t *txn, MDB_dbi dbi, size_t max, const char *what,
+/* Walk DBI (named TAG), whose keys are names of 1..MAX bytes, calling FN
+ * for each in name order (subscriptions and identities) once its
+ * checksum is verified. WHAT names them in errors. */
+static int s_named_foreach(sld_txn_t *txn, MDB_dbi dbi, const char *tag, size_t max,
+                           const char *what,
                            int (*fn)(const char *, const void *, size_t, void *), void *arg)
 {
     int rc = 0, mrc;
@@ -2527,6 +3347,12 @@ static int s_named_foreach(sld_txn_t *txn, MDB_dbi dbi, size_t max, const char *
         }
         memcpy(name, key.mv_data, key.mv_size);
         name[key.mv_size] = 0;
+        if (!s_rec_open(txn->store, tag, &key, &val)) {
+            fprintf(stderr, "sluiced: store: %s %s: the stored record fails its checksum "
+                    "(damaged); `sluiced --check` reports the store\n", what, name);
+            rc = SL_ESTORE;
+            goto fail;
+        }
         rc = fn(name, val.mv_data, val.mv_size, arg);
         if (rc)
             goto fail;
@@ -2542,7 +3368,8 @@ fail:
 
 int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg)
 {
-    return s_named_foreach(txn, txn->store->db_subs, SLD_SUB_NAME_MAX, "subscription", fn, arg);
+    return s_named_foreach(txn, txn->store->db_subs, "subs", SLD_SUB_NAME_MAX, "subscription",
+                           fn, arg);
 }
 
 /* ------------------------------------------------------------ identities */
@@ -2550,13 +3377,14 @@ int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg)
 int sld_store_ident_put(sld_txn_t *txn, const char *name, const void *record, size_t len)
 {
     size_t n = name ? strnlen(name, SLD_IDENT_NAME_MAX + 1) : 0;
-    return s_put_keyed(txn, txn->store->db_idents, name ? name : "", n, SLD_IDENT_NAME_MAX,
-                       record, len, "store identity");
+    return s_put_keyed(txn, txn->store->db_idents, "idents", name ? name : "", n,
+                       SLD_IDENT_NAME_MAX, record, len, "store identity");
 }
 
 int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg)
 {
-    return s_named_foreach(txn, txn->store->db_idents, SLD_IDENT_NAME_MAX, "identity", fn, arg);
+    return s_named_foreach(txn, txn->store->db_idents, "idents", SLD_IDENT_NAME_MAX,
+                           "identity", fn, arg);
 }
 
 /* -------------------------------------------------------------- registry */
@@ -2564,8 +3392,8 @@ int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg)
 int sld_store_reg_put(sld_txn_t *txn, const void *key, size_t klen,
                       const void *val, size_t vlen)
 {
-    return s_put_keyed(txn, txn->store->db_registry, key, klen, SLD_REG_KEY_MAX, val, vlen,
-                       "store registry record");
+    return s_put_keyed(txn, txn->store->db_registry, "registry", key, klen, SLD_REG_KEY_MAX,
+                       val, vlen, "store registry record");
 }
 
 int sld_store_reg_del(sld_txn_t *txn, const void *key, size_t klen)
@@ -2603,6 +3431,12 @@ int sld_store_reg_foreach(sld_txn_t *txn, sld_store_reg_fn *fn, void *arg)
     if (mrc == 0)
         mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
     while (mrc == 0) {
+        if (!s_rec_open(txn->store, "registry", &key, &val)) {
+            fprintf(stderr, "sluiced: store: a registry record fails its checksum "
+                    "(damaged); `sluiced --check` reports the store\n");
+            rc = SL_ESTORE;
+            goto fail;
+        }
         rc = fn(key.mv_data, key.mv_size, val.mv_data, val.mv_size, arg);
         if (rc)
             goto fail;
@@ -2637,7 +3471,7 @@ int sld_store_cursor_get(sld_txn_t *txn, const char *name, uint32_t id, uint64_t
         rc = s_txn_fail(txn, "read cursor", mrc);
         goto fail;
     }
-    if (val.mv_size != 8) {
+    if (!s_rec_open(txn->store, "cursors", &key, &val) || val.mv_size != 8) {
         fprintf(stderr, "sluiced: store: damaged cursor of %s\n", name);
         rc = SL_ESTORE;
         goto fail;
@@ -2652,7 +3486,7 @@ int sld_store_cursor_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t
     int rc, mrc;
     uint8_t k[S_SUB_KEY_MAX], v[8];
     size_t klen;
-    MDB_val key, val;
+    MDB_val key;
 
     assert(txn && txn->write);
     rc = txn->err ? txn->err : s_sub_key(k, name, id, &klen);
@@ -2660,8 +3494,7 @@ int sld_store_cursor_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t
         goto fail;
     slc_put_be64(v, floor);
     key = s_val(k, klen);
-    val = s_val(v, sizeof v);
-    mrc = mdb_put(txn->mt, txn->store->db_cursors, &key, &val, 0);
+    mrc = s_rec_put(txn->mt, txn->store->db_cursors, "cursors", &key, v, sizeof v);
     if (mrc)
         rc = s_txn_fail(txn, "store cursor", mrc);
 fail:
@@ -2683,14 +3516,14 @@ int sld_store_acked_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t 
     int rc, mrc;
     uint8_t k[S_SUB_KEY_MAX];
     size_t klen;
-    MDB_val key, val = s_val(NULL, 0);
+    MDB_val key;
 
     assert(txn && txn->write);
     rc = txn->err ? txn->err : s_acked_key(k, name, id, offset, &klen);
     if (rc)
         goto fail;
     key = s_val(k, klen);
-    mrc = mdb_put(txn->mt, txn->store->db_acked, &key, &val, 0);
+    mrc = s_rec_put(txn->mt, txn->store->db_acked, "acked", &key, NULL, 0);
     if (mrc)
         rc = s_txn_fail(txn, "store ack", mrc);
 fail:
@@ -2729,10 +3562,14 @@ int sld_store_acked_test(sld_txn_t *txn, const char *name, uint32_t id, uint64_t
         goto fail;
     key = s_val(k, klen);
     mrc = mdb_get(txn->mt, txn->store->db_acked, &key, &val);
-    if (mrc == 0)
+    if (mrc == 0 && !s_rec_open(txn->store, "acked", &key, &val)) {
+        fprintf(stderr, "sluiced: store: damaged acked offset of %s\n", name);
+        rc = SL_ESTORE;
+    } else if (mrc == 0) {
         rc = 1;
-    else if (mrc != MDB_NOTFOUND)
+    } else if (mrc != MDB_NOTFOUND) {
         rc = s_txn_fail(txn, "test ack", mrc);
+    }
 fail:
     return rc;
 }
@@ -2758,6 +3595,11 @@ int sld_store_acked_foreach(sld_txn_t *txn, const char *name, uint32_t id,
     while (mrc == 0) {
         if (key.mv_size != klen || memcmp(key.mv_data, k, plen) != 0)
             goto fail;
+        if (!s_rec_open(txn->store, "acked", &key, &val)) {
+            fprintf(stderr, "sluiced: store: damaged acked offset of %s\n", name);
+            rc = SL_ESTORE;
+            goto fail;
+        }
         rc = fn(slc_get_be64((const uint8_t *) key.mv_data + plen), arg);
         if (rc)
             goto fail;
@@ -2785,6 +3627,44 @@ static bool s_over_limit(const sld_topic_info_t *t, uint64_t ingest_us, uint64_t
     return false;
 }
 
+/* May trim delete topic I's record FIRST? Only once sld_pages has
+ * checked, in the file (the last commit: this transaction has written
+ * nothing yet), the leaves trim deletes from and their neighbours (a
+ * delete may merge a page with one): LMDB would write through a damaged
+ * page's garbage. Checks the next S_TRIM_CHECK records at a time; a
+ * damaged head stops retention for the topic (logged once). */
+static bool s_trim_checked(sld_store_t *s, size_t i, uint64_t first)
+{
+    s_topic_t *t = &s->topics[i];
+    uint8_t r[2][S_MSG_KEY_LEN];
+    sld_pages_t *pg = NULL;
+    uint64_t end;
+    long n;
+
+    if (t->trim_blocked)
+        return false;
+    if (first < t->trim_ok_below)
+        return true;
+    end = first + S_TRIM_CHECK;
+    s_msg_key(r[0], t->info.id, first);
+    s_msg_key(r[1], t->info.id, end);
+    n = sld_pages_open(s->file, 0, NULL, NULL, &pg);
+    if (n == 0)
+        n = sld_pages_walk(pg, "msgs", r, S_MSG_KEY_LEN, 1, NULL, NULL);
+    sld_pages_destroy(&pg);
+    if (n == 0) {
+        t->trim_ok_below = end;
+        return true;
+    }
+    if (n > 0 || n == SL_ESTORE) {
+        t->trim_blocked = true;
+        fprintf(stderr, "sluiced: store: topic %s: the pages at its head (offset %" PRIu64
+                ") are damaged; retention stops for this topic. `sluiced --check` "
+                "reports the store\n", t->info.name, first);
+    }
+    return false;
+}
+
 static int s_trim_topics(sld_txn_t *txn, uint64_t now_us, size_t *budget, size_t *trimmed)
 {
     int rc = 0, mrc;
@@ -2792,6 +3672,7 @@ static int s_trim_topics(sld_txn_t *txn, uint64_t now_us, size_t *budget, size_t
     size_t n = s->ntopics;
     MDB_val key, val;
     uint8_t k[S_MSG_KEY_LEN];
+    uint64_t ingest;
 
     for (size_t step = 0; step < n && *budget > 0; step++) {
         size_t i = (s->trim_topic + step) % n;
@@ -2801,17 +3682,22 @@ static int s_trim_topics(sld_txn_t *txn, uint64_t now_us, size_t *budget, size_t
         if (!t->max_age_ms && !t->max_bytes)
             continue;
         while (*budget > 0 && t->messages > 0) {
-            rc = s_record(txn, id, t->first_offset, &val);
-            if (rc == SL_ENOTFOUND) {
-                /* The counters disagree with the log; check() reports it. */
-                fprintf(stderr, "sluiced: store: topic %s: head record %" PRIu64
-                        " missing, not trimming it\n", t->name, t->first_offset);
+            if (!s_trim_checked(s, i, t->first_offset))
+                break;
+            rc = s_record(txn, id, t->first_offset, &val, &ingest);
+            if ((rc == SL_ESTORE && !txn->err) || rc == SL_ENOTFOUND) {
+                /* The head does not read: never delete what we cannot see. */
+                if (!s->topics[i].trim_blocked)
+                    fprintf(stderr, "sluiced: store: topic %s: head record %" PRIu64
+                            " does not read; retention stops for this topic. `sluiced "
+                            "--check` reports the store\n", t->name, t->first_offset);
+                s->topics[i].trim_blocked = true;
                 rc = 0;
                 break;
             }
             if (rc)
                 goto fail;
-            if (!s_over_limit(t, slc_get_be64(val.mv_data), now_us))
+            if (!s_over_limit(t, ingest, now_us))
                 break;
             if (!w)
                 t = w = s_topic_work(txn, id);
@@ -2985,13 +3871,18 @@ typedef struct {
 } s_check_topic_t;
 
 typedef struct {
+    sld_store_t *store;
     FILE *out;
     size_t problems;
     s_check_topic_t *topics;    /* sorted by id */
     size_t ntopics, ctopics;
+    uint64_t records;           /* in `msgs` */
     uint64_t plain, sealed;     /* records of each kind */
+    uint64_t unsummed;          /* plain records without a checksum */
     uint8_t *buf;               /* an opened envelope; wiped at the end */
     size_t cbuf;
+    sld_store_verify_fn *verify;
+    s_check_topic_t *t;         /* the topic of the last record */
 } s_check_t;
 
 static void s_problem(s_check_t *c, const char *fmt, ...)
@@ -3008,6 +3899,12 @@ static void s_problem(s_check_t *c, const char *fmt, ...)
     vfprintf(c->out, fmt, ap);
     va_end(ap);
     fputc('\n', c->out);
+}
+
+/* A problem of data.mdb's structure (sld_pages_problem_fn). */
+static void s_check_page_problem(void *arg, const char *text)
+{
+    s_problem(arg, "%s", text);
 }
 
 static s_check_topic_t *s_check_find(s_check_t *c, uint32_t id)
@@ -3030,29 +3927,25 @@ static int s_check_topic_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int s_check_topics(sld_store_t *s, MDB_txn *mt, s_check_t *c)
+/* One record of `topics`, read from the file (sld_pages_record_fn). */
+static int s_check_topic_rec(const void *key, size_t klen, const void *val, size_t vlen,
+                             void *arg)
 {
-    int rc = 0, mrc;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
+    s_check_t *c = arg;
+    MDB_val k = s_val(key, klen), v = s_val(val, vlen);
+    c->topics = s_grow(c->topics, &c->ctopics, c->ntopics + 1, sizeof *c->topics);
+    memset(&c->topics[c->ntopics], 0, sizeof c->topics[0]);
+    if (s_topic_decode(&k, &v, &c->topics[c->ntopics].info, !c->store->format_sums) == 0)
+        c->ntopics++;
+    else
+        s_problem(c, "topic record '%.*s' is damaged", (int) (klen > 200 ? 200 : klen),
+                  (const char *) key);
+    return 0;
+}
 
-    mrc = mdb_cursor_open(mt, s->db_topics, &cur);
-    if (mrc == 0)
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (mrc == 0) {
-        c->topics = s_grow(c->topics, &c->ctopics, c->ntopics + 1, sizeof *c->topics);
-        memset(&c->topics[c->ntopics], 0, sizeof c->topics[0]);
-        if (s_topic_decode(&k, &v, &c->topics[c->ntopics].info) == 0)
-            c->ntopics++;
-        else
-            s_problem(c, "topic record '%.*s' is damaged", (int) k.mv_size,
-                      (const char *) k.mv_data);
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    if (mrc != MDB_NOTFOUND) {
-        rc = s_mdb_fail("check topics", mrc);
-        goto fail;
-    }
+/* After the topics: in id order, ids unique, memory equal to the file. */
+static void s_check_topics_done(sld_store_t *s, s_check_t *c)
+{
     if (c->ntopics > 1)
         qsort(c->topics, c->ntopics, sizeof *c->topics, s_check_topic_cmp);
     for (size_t i = 0; i < c->ntopics; i++) {
@@ -3067,28 +3960,43 @@ static int s_check_topics(sld_store_t *s, MDB_txn *mt, s_check_t *c)
                       t->name);
         c->topics[i].first = UINT64_MAX;
     }
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
-    return rc;
 }
 
-/* One record's envelope: opened when sealed (with the store's keys), then
- * given to VERIFY. 0, or SL_ENOMEM (problems are counted, not returned). */
+/* Room for N bytes of opened envelope in C's buffer. */
+static int s_check_room(s_check_t *c, size_t n)
+{
+    size_t cap = c->cbuf ? c->cbuf : 4096;
+    uint8_t *p;
+    if (n <= c->cbuf)
+        return 0;
+    while (cap < n)
+        cap *= 2;
+    p = malloc(cap);
+    if (!p)
+        return SL_ENOMEM;
+    if (c->buf) {
+        sodium_memzero(c->buf, c->cbuf);
+        free(c->buf);
+    }
+    c->buf = p;
+    c->cbuf = cap;
+    return 0;
+}
+
+/* One record's envelope: its checksum verified or, sealed, opened (with
+ * the store's keys), then given to VERIFY. 0, or SL_ENOMEM (problems are
+ * counted, not returned). */
 static int s_check_envelope(const sld_store_t *s, s_check_t *c, const s_check_topic_t *t,
-                            uint64_t off, const MDB_val *v, sld_store_verify_fn *verify)
+                            uint64_t off, const uint8_t *rec, size_t n)
 {
     int rc = 0;
-    const uint8_t *rec = v->mv_data, *env = rec + SLD_RECORD_HEADER;
-    size_t len = v->mv_size - SLD_RECORD_HEADER;
+    const uint8_t *env = rec + SLD_RECORD_HEADER;
+    size_t len = n - SLD_RECORD_HEADER;
+    unsigned mark = len ? rec[SLD_RECORD_HEADER] : 0x100;
+    uint8_t sum[S_SUM_LEN];
     uint32_t key_id;
 
-    if (len == 0 || rec[SLD_RECORD_HEADER] != S_SEAL_MARK) {
-        c->plain++;
-        if (s->secret && !s_plain_allowed(s, t->info.id, off))
-            s_problem(c, "topic %s: record %" PRIu64 " is not sealed but lies where "
-                      "only sealed records were written", t->info.name, off);
-    } else {
+    if (mark == S_SEAL_MARK) {
         c->sealed++;
         if (!s->secret) {
             s_problem(c, "topic %s: record %" PRIu64 " looks sealed but the store has "
@@ -3101,93 +4009,105 @@ static int s_check_envelope(const sld_store_t *s, s_check_t *c, const s_check_to
             goto fail;
         }
         len -= SLD_RECORD_SEAL_OVERHEAD;
-        if (len + 1 > c->cbuf) {
-            size_t n = c->cbuf ? c->cbuf : 4096;
-            uint8_t *p;
-            while (n < len + 1)
-                n *= 2;
-            p = malloc(n);
-            if (!p) {
-                rc = SL_ENOMEM;
-                goto fail;
-            }
-            if (c->buf) {
-                sodium_memzero(c->buf, c->cbuf);
-                free(c->buf);
-            }
-            c->buf = p;
-            c->cbuf = n;
-        }
-        if (s_record_open(s, s->nkeys, t->info.id, off, rec, v->mv_size, c->buf,
-                          &key_id) != 0) {
+        rc = s_check_room(c, len + 1);
+        if (rc)
+            goto fail;
+        if (s_record_open(s, s->nkeys, t->info.id, off, rec, n, c->buf, &key_id) != 0) {
             s_problem(c, "topic %s: record %" PRIu64 " (data key %" PRIu32 ") does not "
                       "open: damaged, or moved from another topic, offset or time",
                       t->info.name, off, key_id);
             goto fail;
         }
         env = c->buf;
+    } else if (mark == S_SUM_MARK) {
+        c->plain++;
+        if (len < SLD_RECORD_SUM_OVERHEAD) {
+            s_problem(c, "topic %s: record %" PRIu64 " is too short to hold its "
+                      "checksum", t->info.name, off);
+            goto fail;
+        }
+        s_sum(sum, t->info.id, off, rec, n - S_SUM_LEN);
+        if (memcmp(sum, rec + n - S_SUM_LEN, S_SUM_LEN) != 0) {
+            s_problem(c, "topic %s: record %" PRIu64 " fails its checksum: damaged, or "
+                      "moved from another topic or offset", t->info.name, off);
+            goto fail;
+        }
+        if (s->secret && !s_plain_allowed(s, t->info.id, off))
+            s_problem(c, "topic %s: record %" PRIu64 " is not sealed but lies where "
+                      "only sealed records were written", t->info.name, off);
+        env = rec + SLD_RECORD_HEADER + 1;
+        len -= SLD_RECORD_SUM_OVERHEAD;
+    } else if (mark <= S_MARK_MAX) {
+        s_problem(c, "topic %s: record %" PRIu64 " starts with a marker byte no record "
+                  "has: damaged", t->info.name, off);
+        goto fail;
+    } else {
+        c->plain++;
+        c->unsummed++;
+        if (!s_unsummed_allowed(s, t->info.id, off))
+            s_problem(c, "topic %s: record %" PRIu64 " has no checksum but lies where "
+                      "every record was written with one", t->info.name, off);
+        if (s->secret && !s_plain_allowed(s, t->info.id, off))
+            s_problem(c, "topic %s: record %" PRIu64 " is not sealed but lies where "
+                      "only sealed records were written", t->info.name, off);
     }
-    if (verify && verify(env, len) != 0)
+    if (c->verify && c->verify(env, len) != 0)
         s_problem(c, "topic %s: record %" PRIu64 ": envelope does not decode",
                   t->info.name, off);
 fail:
     return rc;
 }
 
-static int s_check_msgs(sld_store_t *s, MDB_txn *mt, s_check_t *c,
-                        sld_store_verify_fn *verify, uint64_t *records)
+/* One record of `msgs`, read from the file (sld_pages_record_fn). */
+static int s_check_msg_rec(const void *key, size_t klen, const void *val, size_t vlen,
+                           void *arg)
 {
-    int rc = 0, mrc;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    s_check_topic_t *t = NULL;
+    s_check_t *c = arg;
+    s_check_topic_t *t = c->t;
+    uint32_t id;
+    uint64_t off;
 
-    mrc = mdb_cursor_open(mt, s->db_msgs, &cur);
-    if (mrc == 0)
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint32_t id;
-        uint64_t off;
-        (*records)++;
-        if (k.mv_size != S_MSG_KEY_LEN) {
-            s_problem(c, "message key of %zu bytes", k.mv_size);
-            continue;
-        }
-        id = slc_get_be32(k.mv_data);
-        off = slc_get_be64((const uint8_t *) k.mv_data + 4);
-        if (!t || t->info.id != id)
-            t = s_check_find(c, id);
-        if (!t) {
-            s_problem(c, "record %" PRIu32 "/%" PRIu64 ": no such topic", id, off);
-            continue;
-        }
-        if (t->records > 0 && off != t->last + 1)
-            s_problem(c, "topic %s: offsets %" PRIu64 "..%" PRIu64 " missing",
-                      t->info.name, t->last + 1, off - 1);
-        if (t->records == 0)
-            t->first = off;
-        t->last = off;
-        t->records++;
-        t->bytes += v.mv_size;
-        if (off >= t->info.next_offset)
-            s_problem(c, "topic %s: record %" PRIu64 " at or past next offset %" PRIu64,
-                      t->info.name, off, t->info.next_offset);
-        if (v.mv_size < SLD_RECORD_HEADER) {
-            s_problem(c, "topic %s: record %" PRIu64 " has %zu bytes, no header",
-                      t->info.name, off, v.mv_size);
-            continue;
-        }
-        rc = s_check_envelope(s, c, t, off, &v, verify);
-        if (rc)
-            goto fail;
+    c->records++;
+    if (klen != S_MSG_KEY_LEN) {
+        s_problem(c, "message key of %zu bytes", klen);
+        return 0;
     }
-    if (mrc != MDB_NOTFOUND) {
-        rc = s_mdb_fail("check msgs", mrc);
-        goto fail;
+    id = slc_get_be32(key);
+    off = slc_get_be64((const uint8_t *) key + 4);
+    if (!t || t->info.id != id)
+        t = c->t = s_check_find(c, id);
+    if (!t) {
+        s_problem(c, "record %" PRIu32 "/%" PRIu64 ": no such topic", id, off);
+        return 0;
     }
+    if (t->records > 0 && off != t->last + 1)
+        s_problem(c, "topic %s: offsets %" PRIu64 "..%" PRIu64 " missing",
+                  t->info.name, t->last + 1, off - 1);
+    if (t->records == 0)
+        t->first = off;
+    t->last = off;
+    t->records++;
+    t->bytes += vlen;
+    if (off >= t->info.next_offset)
+        s_problem(c, "topic %s: record %" PRIu64 " at or past next offset %" PRIu64,
+                  t->info.name, off, t->info.next_offset);
+    if (vlen < SLD_RECORD_HEADER) {
+        s_problem(c, "topic %s: record %" PRIu64 " has %zu bytes, no header",
+                  t->info.name, off, vlen);
+        return 0;
+    }
+    return s_check_envelope(c->store, c, t, off, val, vlen);
+}
+
+/* After the records: every topic's counters against what the log holds. */
+static void s_check_msgs_done(s_check_t *c)
+{
     for (size_t i = 0; i < c->ntopics; i++) {
         const s_check_topic_t *x = &c->topics[i];
         uint64_t first = x->records ? x->first : x->info.next_offset;
+        if (x->records && x->last + 1 != x->info.next_offset)
+            s_problem(c, "topic %s: offsets %" PRIu64 "..%" PRIu64 " missing",
+                      x->info.name, x->last + 1, x->info.next_offset - 1);
         if (x->records != x->info.messages)
             s_problem(c, "topic %s: %" PRIu64 " messages recorded, %" PRIu64 " stored",
                       x->info.name, x->info.messages, x->records);
@@ -3198,10 +4118,6 @@ static int s_check_msgs(sld_store_t *s, MDB_txn *mt, s_check_t *c,
             s_problem(c, "topic %s: first offset %" PRIu64 " recorded, %" PRIu64 " stored",
                       x->info.name, x->info.first_offset, first);
     }
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
-    return rc;
 }
 
 /* Cursors and acked offsets: NAME '\0' id [offset] -> known sub and topic. */
@@ -3221,6 +4137,10 @@ static int s_check_subs(sld_store_t *s, MDB_txn *mt, s_check_t *c, bool acked)
         const s_check_topic_t *t;
         uint64_t at;
         int n;
+        if (!s_rec_open(s, acked ? "acked" : "cursors", &k, &v)) {
+            s_problem(c, "%s entry fails its checksum (damaged)", what);
+            continue;
+        }
         if (k.mv_size <= tail || p[k.mv_size - tail] != 0 || (!acked && v.mv_size != 8)) {
             s_problem(c, "damaged %s entry", what);
             continue;
@@ -3244,6 +4164,29 @@ static int s_check_subs(sld_store_t *s, MDB_txn *mt, s_check_t *c, bool acked)
     }
     if (mrc != MDB_NOTFOUND)
         rc = s_mdb_fail("check subscriptions", mrc);
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Every value of DBI (TAG: subscriptions, identities, registry) with
+ * its checksum right. */
+static int s_check_sums(sld_store_t *s, MDB_txn *mt, s_check_t *c, MDB_dbi dbi,
+                        const char *tag)
+{
+    int rc = 0, mrc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+
+    mrc = mdb_cursor_open(mt, dbi, &cur);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        if (!s_rec_open(s, tag, &k, &v))
+            s_problem(c, "%s: the record '%.*s' fails its checksum (damaged)", tag,
+                      (int) (k.mv_size > 100 ? 100 : k.mv_size), (const char *) k.mv_data);
+    if (mrc != MDB_NOTFOUND)
+        rc = s_mdb_fail("check records", mrc);
     if (cur)
         mdb_cursor_close(cur);
     return rc;
@@ -3284,47 +4227,118 @@ static int s_check_pseq(sld_store_t *s, MDB_txn *mt, s_check_t *c)
     return rc;
 }
 
+/* Walk every database of data.mdb with sld_pages in the snapshot MT
+ * pins; the records of `topics` and `msgs` go to the logical checks.
+ * *SOUND says whether the databases the LMDB-level checks read
+ * (subscriptions, cursors, acked offsets, producer index) are well
+ * formed. 0, SL_EBUSY (a writer moved on: pin again), or an error. */
+static int s_check_pages(sld_store_t *s, MDB_txn *mt, s_check_t *c, bool *sound)
+{
+    static const char *const lmdb_read[] = { "subs", "cursors", "acked", "pseq", "idents",
+                                             "registry" };
+    sld_pages_t *pg = NULL;
+    size_t count;
+    const char *const *names;
+    long n = 0;
+    int rc;
+
+    *sound = false;
+    rc = sld_pages_open(s->file, mdb_txn_id(mt), s_check_page_problem, c, &pg);
+    if (rc == SL_ESTORE && !pg)
+        return 0;       /* reported: the file's metas are damaged */
+    if (rc && rc != SL_ESTORE)
+        return rc;
+    /* A damaged main database may misplace every database LMDB opens. */
+    *sound = rc == 0;
+    n = sld_pages_walk(pg, "topics", NULL, 0, 0, s_check_topic_rec, c);
+    if (n >= 0 || n == SL_ENOTFOUND) {
+        s_check_topics_done(s, c);
+        n = sld_pages_walk(pg, "msgs", NULL, 0, 0, s_check_msg_rec, c);
+    }
+    if (n >= 0 || n == SL_ENOTFOUND) {
+        s_check_msgs_done(c);
+        n = 0;
+    }
+    names = sld_pages_names(pg, &count);
+    for (size_t i = 0; i < count && n >= 0; i++) {
+        if (strcmp(names[i], "topics") == 0 || strcmp(names[i], "msgs") == 0)
+            continue;
+        n = sld_pages_walk(pg, names[i], NULL, 0, 0, NULL, NULL);
+        for (size_t k = 0; n > 0 && k < sizeof lmdb_read / sizeof lmdb_read[0]; k++)
+            if (strcmp(names[i], lmdb_read[k]) == 0)
+                *sound = false;
+    }
+    if (n >= 0)
+        n = sld_pages_walk_free(pg);
+    sld_pages_destroy(&pg);
+    return n < 0 ? (int) n : 0;
+}
+
 int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out)
 {
     int rc, mrc;
     MDB_txn *mt = NULL;
     MDB_stat st;
     s_check_t c;
-    uint64_t records = 0;
+    bool sound = false;
 
     assert(self);
     memset(&c, 0, sizeof c);
+    c.store = self;
     c.out = out;
+    c.verify = verify;
     st.ms_entries = 0;
-    mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &mt);
-    if (mrc) {
-        rc = s_mdb_fail("begin check", mrc);
-        goto fail;
+    for (int attempt = 0;; attempt++) {
+        mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &mt);
+        if (mrc) {
+            rc = s_mdb_fail("begin check", mrc);
+            goto fail;
+        }
+        rc = s_check_pages(self, mt, &c, &sound);
+        if (rc != SL_EBUSY || attempt == 10)
+            break;
+        mdb_txn_abort(mt);
+        mt = NULL;
     }
-    rc = s_check_topics(self, mt, &c);
-    if (rc == 0)
-        rc = s_check_msgs(self, mt, &c, verify, &records);
-    if (rc == 0)
-        rc = s_check_subs(self, mt, &c, false);
-    if (rc == 0)
-        rc = s_check_subs(self, mt, &c, true);
-    if (rc == 0)
-        rc = s_check_pseq(self, mt, &c);
     if (rc)
         goto fail;
-    mrc = mdb_stat(mt, self->db_subs, &st);
-    if (mrc) {
-        rc = s_mdb_fail("check subscriptions", mrc);
-        goto fail;
+    /* What LMDB reads below was found well formed; else it is skipped. */
+    if (sound) {
+        rc = s_check_subs(self, mt, &c, false);
+        if (rc == 0)
+            rc = s_check_subs(self, mt, &c, true);
+        if (rc == 0)
+            rc = s_check_pseq(self, mt, &c);
+        if (rc == 0)
+            rc = s_check_sums(self, mt, &c, self->db_subs, "subs");
+        if (rc == 0)
+            rc = s_check_sums(self, mt, &c, self->db_idents, "idents");
+        if (rc == 0)
+            rc = s_check_sums(self, mt, &c, self->db_registry, "registry");
+        if (rc)
+            goto fail;
+        mrc = mdb_stat(mt, self->db_subs, &st);
+        if (mrc) {
+            rc = s_mdb_fail("check subscriptions", mrc);
+            goto fail;
+        }
+    } else if (out) {
+        fprintf(out, "store check: subscriptions, cursors, identities, the registry and "
+                "the producer index not checked: their pages are damaged\n");
     }
     if (out && (self->secret || c.sealed))
         fprintf(out, "store check: %zu topics, %" PRIu64 " records (%" PRIu64 " plain, %"
                 PRIu64 " sealed; data key %" PRIu32 " current), %zu subscriptions, "
-                "%zu problems\n", c.ntopics, records, c.plain, c.sealed, self->nkeys,
+                "%zu problems", c.ntopics, c.records, c.plain, c.sealed, self->nkeys,
                 (size_t) st.ms_entries, c.problems);
     else if (out)
         fprintf(out, "store check: %zu topics, %" PRIu64 " records, %zu subscriptions, "
-                "%zu problems\n", c.ntopics, records, (size_t) st.ms_entries, c.problems);
+                "%zu problems", c.ntopics, c.records, (size_t) st.ms_entries, c.problems);
+    if (out && c.unsummed)
+        fprintf(out, "; %" PRIu64 " plain records stored before checksums (format %d) "
+                "have none", c.unsummed, S_FORMAT);
+    if (out)
+        fputc('\n', out);
     rc = c.problems ? SL_ESTORE : 0;
 fail:
     if (mt)

@@ -1,6 +1,7 @@
 /*  sld_store - the broker's durable state in one LMDB environment: topic logs,
  *  topic metadata, producer sequences, msg-id dedup windows, durable
- *  subscriptions with their cursors; optionally sealed at rest. Owns the
+ *  subscriptions with their cursors; every record checksummed, optionally
+ *  sealed at rest, damage reported and never served. Owns the
  *  MDB_env, an in-memory copy of each topic's metadata (equal to the
  *  committed state: a write transaction's changes reach it on commit) and
  *  the encryption keys. Broker thread only (one write transaction at a
@@ -21,6 +22,9 @@ typedef struct sld_txn sld_txn_t;
 /* Bytes a sealed record adds after the header: 0x00 marker, u32 data key
  * id, 24-byte nonce, 16-byte tag (encrypted stores; see sld_store.c). */
 #define SLD_RECORD_SEAL_OVERHEAD 45
+/* Bytes a plain record adds: 0x01 marker after the header, 8-byte
+ * checksum after the envelope (stores of format 4; see sld_store.c). */
+#define SLD_RECORD_SUM_OVERHEAD 9
 #define SLD_OFFSET_NONE UINT64_MAX
 /* Longest msg id the dedup functions take, bytes (longer: SL_EINVAL). */
 #define SLD_MSG_ID_MAX 256
@@ -41,6 +45,10 @@ typedef struct {
                                    records at rest; borrowed during
                                    sld_store_open only (the store keeps a
                                    locked copy); default NULL = off */
+    bool read_only;             /* to read and check (sluiced --check): no
+                                   write transactions, and a store of an
+                                   older format is not moved to the
+                                   current one; default false */
 } sld_store_options_t;
 
 /* What the broker knows about one topic (committed state). */
@@ -51,7 +59,8 @@ typedef struct {
     uint64_t next_offset;       /* offset the next append gets; offsets start at 0 */
     uint64_t messages;          /* stored records */
     uint64_t bytes;             /* stored record bytes (header + envelope, and
-                                   SLD_RECORD_SEAL_OVERHEAD when sealed) */
+                                   SLD_RECORD_SEAL_OVERHEAD when sealed or
+                                   SLD_RECORD_SUM_OVERHEAD with a checksum) */
     uint64_t max_age_ms;        /* retention by age; 0 = unlimited */
     uint64_t max_bytes;         /* retention by size; 0 = unlimited */
 } sld_topic_info_t;
@@ -60,8 +69,19 @@ void sld_store_options_init(sld_store_options_t *opts);
 
 /* Open (creating when absent) the store in opts->dir. Refuses a data dir
  * written by an incompatible format or damaged: SL_ESTORE with the reason
- * logged to stderr. With opts->exclusive, a data dir another process holds
- * so is SL_EBUSY (its pid logged).
+ * logged to stderr. Damaged means: data.mdb shorter than the environment
+ * it holds, damaged meta pages, or a damaged page in any structure a
+ * writer touches (every page but the leaves inside topic logs, which
+ * readers meet guarded: see sld_store_read); each problem is logged.
+ * Then the cheap part of sld_store_check runs (topic counters, the first
+ * and last record of each topic): what it finds is logged as damage and
+ * counted (sld_store_damage) but the store opens, so what still reads can
+ * be served. With opts->exclusive, a data dir another process holds so is
+ * SL_EBUSY (its pid logged).
+ * Checksums: a store written before records had them (format 2) moves to
+ * format 4 at its first open that is not read_only: records stored
+ * before stay readable without one, every new one has one, and a build
+ * that knows nothing of checksums refuses the store from then on.
  * Encryption at rest: with opts->seal_key, a store without data keys gets
  * data key 1 (records already stored stay plain and readable; every new
  * one is sealed); a store with data keys must open them with that key, or
@@ -81,8 +101,22 @@ void sld_store_instance_id(const sld_store_t *self, char hex[33]);
 /* ---------------------------------------------------------- transactions */
 
 /* Begin a write (WRITE) or read transaction. At most one write transaction
- * is open at a time. 0 and *out (caller owns: commit or abort), SL_ESTORE. */
+ * is open at a time. 0 and *out (caller owns: commit or abort), SL_ESTORE,
+ * SL_EINVAL (a write transaction on a read_only store). */
 int sld_store_begin(sld_store_t *self, bool write, sld_txn_t **out);
+
+/* Why the last read of TXN that returned SL_ESTORE failed ("fails its
+ * checksum", ...): static text, or "" when none failed. */
+const char *sld_txn_why(const sld_txn_t *txn);
+
+/* Whether the record the last successful sld_store_read in TXN returned
+ * carried a checksum or a seal that verified. False for a record stored
+ * before format 4 without one: nothing vouches for its bytes. */
+bool sld_txn_verified(const sld_txn_t *txn);
+
+/* Problems the start check found (0: none seen; sld_store_check looks at
+ * everything). */
+size_t sld_store_damage(const sld_store_t *self);
 
 /* Commit and free *txn_p (always, whatever the result); applies the
  * transaction's topic-metadata changes (and a rotated data key) to the
@@ -163,9 +197,17 @@ int sld_store_append(sld_txn_t *txn, uint32_t id, uint64_t ingest_us,
  * (borrowed, valid until TXN ends: it points into the map, or, for a
  * sealed record, into plaintext TXN owns and wipes when it ends; any
  * number of reads may be held at once), *ingest_us its time (may be NULL).
- * 0, SL_ENOTFOUND (never stored, or trimmed), SL_ESTORE (a sealed record
- * that does not open, or a plain one where only sealed ones were written:
- * logged, once per transaction), SL_ENOMEM. */
+ * The record is verified first: its checksum, or its seal.
+ * 0; SL_ENOTFOUND: OFFSET is below the topic's first offset (trimmed) or
+ * at or past its next (never stored); SL_ESTORE: the record should be
+ * there and cannot be read, or does not verify (missing, damaged, a
+ * checksum or seal that fails, or LMDB failed or faulted on the way to
+ * it: sld_txn_why says which; logged, once per transaction); SL_EBUSY:
+ * TXN met too much damage to go on, nothing was read: end it and try in a
+ * new one; SL_ENOMEM.
+ * A read transaction survives damage: when LMDB fails or faults on a
+ * damaged page, TXN keeps what it returned so far valid and goes on in a
+ * fresh LMDB transaction (of the latest commit). */
 int sld_store_read(sld_txn_t *txn, uint32_t id, uint64_t offset,
                    const void **envelope, size_t *len, uint64_t *ingest_us);
 
@@ -288,8 +330,10 @@ int sld_store_reg_foreach(sld_txn_t *txn, sld_store_reg_fn *fn, void *arg);
 /* Trim, in its own write transaction, at most MAX_RECORDS records from the
  * heads of topics over their age or size limit, expired dedup entries and
  * producer index entries older than the producer window. *trimmed (may be
- * NULL) counts removed records. Call between loop turns with no
- * transaction open. 0, SL_EFULL, SL_ESTORE. */
+ * NULL) counts removed records. The pages a topic's head is deleted from
+ * are checked first: a topic whose head is damaged is not trimmed again
+ * (logged once). Call between loop turns with no transaction open. 0,
+ * SL_EFULL, SL_ESTORE. */
 int sld_store_trim(sld_store_t *self, uint64_t now_us, uint64_t dedup_window_us,
                    size_t max_records, size_t *trimmed);
 
@@ -308,13 +352,17 @@ uint32_t sld_store_seal_key_id(const sld_store_t *self);
 
 /* ----------------------------------------------------------------- check */
 
-/* Verify the store: every record readable and a decodable envelope (by
- * VERIFY, may be NULL: returns 0 when a record's envelope is fine; sealed
- * records are opened first), topic counters equal to the records, every
- * cursor <= its topic's next offset, producer index entries pointing at
- * stored or trimmed offsets. Prints a summary (in an encrypted store with
- * the plain and sealed record counts and the current data key) and each
- * problem to OUT. 0 when clean, SL_ESTORE otherwise, SL_ENOMEM. */
+/* Verify the store: every page of data.mdb that is in use well formed
+ * (sld_pages), every record readable, its checksum or seal good and a
+ * decodable envelope (by VERIFY, may be NULL: returns 0 when a record's
+ * envelope is fine; sealed records are opened first), topic counters
+ * equal to the records, every cursor <= its topic's next offset, producer
+ * index entries pointing at stored or trimmed offsets. Records are read
+ * from the file, not through LMDB, so damage is reported, never a fault.
+ * Prints a summary (in an encrypted store with the plain and sealed
+ * record counts and the current data key; records without a checksum,
+ * stored before format 4, are counted) and each problem to OUT. 0 when
+ * clean, SL_ESTORE otherwise, SL_ENOMEM. */
 #include <stdio.h>
 typedef int (sld_store_verify_fn)(const void *envelope, size_t len);
 int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out);

@@ -20,6 +20,7 @@ packages=(
     liblmdb-dev
     lmdb-utils              # mdb_stat / mdb_dump, for operators and tests
     libsodium-dev
+    libxxhash-dev           # XXH3 checksums of stored records (broker/sld_store)
     libcjson-dev            # JSON documents: schemas, mappings, audit records
     libfyaml-dev            # YAML: mapping files (proto/slc_map)
     libpcre2-dev            # schema "pattern" regular expressions (proto/slc_schema)

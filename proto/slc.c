@@ -1,4 +1,5 @@
-/*  slc - result-code names, topic names and patterns, clocks.
+/*  slc - result-code names, topic names and patterns, the text rule of
+ *  string fields (UTF-8 without NUL), clocks.
  *  Stateless; safe from any thread.  */
 #include "slc.h"
 #include <stdarg.h>
@@ -181,6 +182,59 @@ bool slc_pattern_covers(const char *grant, const char *pattern)
         p++;
         first = false;
     }
+}
+
+bool slc_text_valid(const void *s, size_t len)
+{
+    static const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    if (len == 0)
+        return true;            /* S may be NULL then */
+    const uint8_t *p = s, *end = p + len;
+    while (p < end) {
+        if (end - p >= 8) {     /* names are ASCII: eight bytes at a time */
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!(w & highs) && !((w - ones) & ~w & highs)) {  /* none >= 0x80, none 0 */
+                p += 8;
+                continue;
+            }
+        }
+        uint8_t c = *p;
+        if ((unsigned) c - 1u < 0x7fu) {        /* ASCII but NUL */
+            p++;
+            continue;
+        }
+        size_t n;               /* continuation bytes */
+        uint32_t cp, min;       /* the code point, its smallest for N */
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1fu;
+            min = 0x80;
+        }
+        else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0fu;
+            min = 0x800;
+        }
+        else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07u;
+            min = 0x10000;
+        }
+        else
+            return false;       /* NUL, a lone continuation, C0, C1, F5-FF */
+        if ((size_t) (end - p) <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[k] & 0x3fu);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;       /* overlong, beyond Unicode, a surrogate */
+        p += n + 1;
+    }
+    return true;
 }
 
 void slc_errf(char *err, size_t errlen, const char *fmt, ...)

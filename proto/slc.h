@@ -1,5 +1,6 @@
 /*  slc - the small common library linked by both the broker and the SDK:
- *  result-code names, topic names and patterns, clocks, big-endian helpers.
+ *  result-code names, topic names and patterns, the text rule of string
+ *  fields, clocks, big-endian helpers.
  *  Pure functions; no state; any thread. The wire codec is in slc_codec.h.  */
 #ifndef SLC_H
 #define SLC_H
@@ -41,6 +42,13 @@ bool slc_pattern_match(const char *pattern, const char *topic);
  * slc_pattern_match, so a wildcard first word of GRANT never covers a
  * reserved ('_') first word of PATTERN. */
 bool slc_pattern_covers(const char *grant, const char *pattern);
+
+/* True when the LEN bytes at S are UTF-8 (RFC 3629: no overlong form, no
+ * surrogate, nothing above U+10FFFF) and hold no NUL byte: what every
+ * string field of a Frame must be (docs/protocol.md, "Names"). A C string
+ * cannot hold the NUL, so a name that passed here is whole in C. */
+bool slc_text_valid(const void *s, size_t len);
+
 /* printf FMT into ERR (ERRLEN bytes; nothing when ERR is NULL or ERRLEN
  * 0): the "why" text of functions that take an ERR buffer. */
 void slc_errf(char *err, size_t errlen, const char *fmt, ...)

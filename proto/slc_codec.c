@@ -164,8 +164,17 @@ static bool s_has_tag0(const ProtobufCMessage *m)
     return false;
 }
 
+struct s_bad;
+static int s_strings_check(const ProtobufCMessageDescriptor *desc, const uint8_t *b,
+                           size_t len, struct s_bad *bad, bool fix);
+
 int slc_frame_decode(const void *data, size_t len, Sluice__Frame **out)
 {
+    /* The strings first: a frame refused for one costs no unpack, and the
+     * fields' heads the walk read are in the cache for protobuf-c. */
+    *out = NULL;
+    if (s_strings_check(&sluice__frame__descriptor, data, len, NULL, false) != 0)
+        return SL_EMALFORMED;
     *out = (Sluice__Frame *) s_unpack(&sluice__frame__descriptor, data, len);
     if (*out && s_has_tag0(&(*out)->base))
         slc_frame_free(out);
@@ -433,6 +442,204 @@ static bool s_field_next(const uint8_t **p, const uint8_t *end, uint64_t *field,
     }
 }
 
+/* ------------------------------------------------------ whole strings
+ *
+ * protobuf-c hands every string field over as a C string, so a string
+ * whose wire bytes hold a NUL looks shorter in C than it was sent: a topic
+ * "shop.a\0hr.salaries" was checked and stored as shop.a while the stored
+ * envelope kept every byte, and KeyAdd "a\0b" registered a. proto3 also
+ * wants every string field to be UTF-8 (Google's parsers refuse a message
+ * that breaks it, and so would a subscriber written with them). So every
+ * decoded Frame has each string field checked on its wire bytes
+ * (slc_text_valid): a walk guided by the generated descriptors that reads
+ * the bytes of string fields only, descends into message fields and steps
+ * over everything else by its length, so payloads, keys and the stored
+ * envelopes of a Deliver (bytes fields) are never read. A frame that fails
+ * does not decode, whatever field it is: the broker never sees a shortened
+ * name, and a frame is decoded exactly as sent or not at all. The
+ * by-reference reader below checks the strings it copies (s_ref_str) and
+ * leaves a frame that fails to protobuf-c and this walk, which refuse it.
+ * An envelope read back with slc_envelope_decode* is not walked: the broker
+ * stores the bytes of walked frames. */
+
+/* Where the walk stopped: the path to the field, innermost first. The walk
+ * goes only as deep as the descriptors do (sluice.proto nests four deep
+ * and has no recursive message), whatever the input. */
+#define S_PATH_MAX 8
+struct s_bad {
+    const char *name[S_PATH_MAX];
+    long index[S_PATH_MAX];     /* position in a repeated field, or -1 */
+    size_t n;
+    const char *what;           /* how the string is wrong; NULL: not protobuf */
+};
+
+/* How many fields numbered NUM come before AT in the message at B. */
+static long s_index_before(const uint8_t *b, const uint8_t *at, uint64_t num)
+{
+    long k = 0;
+    const uint8_t *p = b, *body;
+    uint64_t field;
+    size_t blen;
+    while (p < at && s_field_next(&p, at, &field, &body, &blen))
+        k += field == num;
+    return k;
+}
+
+/* The field numbered NUM of DESC, or NULL. protobuf-c lists fields in
+ * number order, and most messages number them 1..n: then it is found
+ * without protobuf-c's binary search. */
+static const ProtobufCFieldDescriptor *s_field_of(const ProtobufCMessageDescriptor *desc,
+                                                  uint64_t num)
+{
+    if (num - 1 < desc->n_fields && desc->fields[num - 1].id == num)
+        return &desc->fields[num - 1];
+    return num <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned) num)
+                             : NULL;
+}
+
+/* Read a varint at *P (before END) into *V, the one-byte case inline: the
+ * walk below reads two per field. False when it does not fit. */
+static inline bool s_varint_fast(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    if (*p < end && **p < 0x80) {
+        *v = *(*p)++;
+        return true;
+    }
+    return s_varint_get(p, end, v);
+}
+
+/* Length of the character at S (N bytes left): 1-4, or 0 when no
+ * well-formed character other than NUL starts there. */
+static size_t s_char_len(const uint8_t *s, size_t n)
+{
+    for (size_t k = 1; k <= 4 && k <= n; k++)
+        if (slc_text_valid(s, k))
+            return k;
+    return 0;
+}
+
+/* Every byte of the N at S that does not belong to a well-formed character
+ * becomes '?': the text is UTF-8 and keeps its length. */
+static void s_text_repair(uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = s_char_len(s + i, n - i);
+        if (k)
+            i += k;
+        else
+            s[i++] = '?';
+    }
+}
+
+/* 0 when every string field of the DESC message at B (LEN bytes), and of
+ * the messages inside it, is slc_text_valid; else SL_EMALFORMED and, when
+ * BAD is not NULL, where and why (the walk is repeated for that). With FIX
+ * (B is then writable) a bad string is repaired instead (s_text_repair)
+ * and the walk goes on. Bytes it cannot step over (a group, a length past
+ * the end) are malformed too: protobuf-c refuses them as well. */
+static int s_strings_check(const ProtobufCMessageDescriptor *desc, const uint8_t *b,
+                           size_t len, struct s_bad *bad, bool fix)
+{
+    const uint8_t *p = b, *end = b + len;
+    while (p < end) {
+        const uint8_t *at = p, *body;
+        uint64_t key, v;
+        if (!s_varint_fast(&p, end, &key))
+            goto unreadable;
+        switch (key & 7) {
+        case 0:
+            if (!s_varint_fast(&p, end, &v))
+                goto unreadable;
+            continue;
+        case 1:
+        case 5:
+            v = (key & 7) == 1 ? 8 : 4;
+            if ((uint64_t) (end - p) < v)
+                goto unreadable;
+            p += v;
+            continue;
+        case 2:
+            if (!s_varint_fast(&p, end, &v) || v > (uint64_t) (end - p))
+                goto unreadable;
+            body = p;
+            p += v;
+            break;
+        default:
+            goto unreadable;
+        }
+        const ProtobufCFieldDescriptor *fd = s_field_of(desc, key >> 3);
+        if (!fd)
+            continue;           /* unknown: kept as bytes, never read */
+        if (fd->type == PROTOBUF_C_TYPE_STRING) {
+            if (slc_text_valid(body, (size_t) v))
+                continue;
+            if (fix) {
+                s_text_repair((uint8_t *) body, (size_t) v);
+                continue;
+            }
+            if (bad) {
+                bad->n = 0;
+                bad->what = memchr(body, 0, (size_t) v) ? "holds a NUL byte" : "is not UTF-8";
+            }
+        }
+        else if (fd->type != PROTOBUF_C_TYPE_MESSAGE
+                 || s_strings_check(fd->descriptor, body, (size_t) v, bad, fix) == 0)
+            continue;
+        if (bad && bad->n < S_PATH_MAX) {
+            bad->name[bad->n] = fd->name;
+            bad->index[bad->n] = fd->label == PROTOBUF_C_LABEL_REPEATED
+                               ? s_index_before(b, at, key >> 3) : -1;
+            bad->n++;
+        }
+        return SL_EMALFORMED;
+    }
+    return 0;
+unreadable:
+    if (bad) {
+        bad->n = 0;
+        bad->what = NULL;
+    }
+    return SL_EMALFORMED;
+}
+
+void slc_frame_why(const void *data, size_t len, char *why, size_t whylen)
+{
+    struct s_bad bad = { .n = 0 };
+    if (s_strings_check(&sluice__frame__descriptor, data, len, &bad, false) == 0 || !bad.what) {
+        slc_errf(why, whylen, "frame does not decode as a sluice Frame (protobuf)");
+        return;
+    }
+    char path[S_PATH_MAX * 48] = "";
+    size_t k = 0;
+    for (size_t i = bad.n; i-- > 0 && k < sizeof path;) {
+        int w = bad.index[i] >= 0
+              ? snprintf(path + k, sizeof path - k, "%s%s[%ld]", k ? "." : "",
+                         bad.name[i], bad.index[i])
+              : snprintf(path + k, sizeof path - k, "%s%s", k ? "." : "", bad.name[i]);
+        k += w > 0 ? (size_t) w : 0;
+    }
+    slc_errf(why, whylen, "frame does not decode: string field %s %s (string fields are "
+             "UTF-8 without NUL bytes)", path, bad.what);
+}
+
+void slc_frame_texts_repair(const Sluice__Frame *frame, zmq_msg_t *msg)
+{
+    /* PublishAck is the bulk reply, all numbers but the texts of nacks:
+     * those are looked at in the struct, and the frame walked only when
+     * one is bad. */
+    if (frame->body_case == SLUICE__FRAME__BODY_PUBLISH_ACK && frame->publish_ack) {
+        const Sluice__PublishAck *pa = frame->publish_ack;
+        size_t i = 0;
+        for (const char *t; i < pa->n_confirms; i++)
+            if ((t = pa->confirms[i]->text) && *t && !slc_text_valid(t, strlen(t)))
+                break;
+        if (i == pa->n_confirms)
+            return;
+    }
+    s_strings_check(&sluice__frame__descriptor, zmq_msg_data(msg), zmq_msg_size(msg), NULL,
+                    true);
+}
+
 uint64_t slc_frame_peek_corr(const void *data, size_t len)
 {
     const uint8_t *p = data, *end = p + len;
@@ -548,7 +755,9 @@ enum { S_REF_OK = 0, S_REF_OTHER = 1, S_REF_NOMEM = 2 };
 
 static int s_ref_str(s_arena_t *a, const s_fv_t *f, char **out)
 {
-    if (f->wt != 2)
+    /* A string that is not whole in C: protobuf-c and the walk refuse it
+     * in a frame, and decode it as before in a stored envelope. */
+    if (f->wt != 2 || !slc_text_valid(f->b, f->len))
         return S_REF_OTHER;
     char *s = s_arena_alloc(a, f->len + 1);
     if (!s)

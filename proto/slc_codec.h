@@ -1,5 +1,6 @@
 /*  slc_codec - the one door to the generated protobuf-c code: decode a wire
- *  frame with limits, encode a frame into a ZeroMQ message, send it.
+ *  frame with limits (every string whole: UTF-8 without NUL), encode a
+ *  frame into a ZeroMQ message, send it.
  *  Broker and SDK use the generated Sluice__* structs through this header;
  *  nothing else includes sluice.pb-c.h. Any thread; no state.  */
 #ifndef SLC_CODEC_H
@@ -12,14 +13,27 @@
 #include "slc.h"
 
 /* Decode one wire frame of LEN bytes. Returns 0 and sets *out (caller owns,
- * free with slc_frame_free), or SL_EMALFORMED. */
+ * free with slc_frame_free), or SL_EMALFORMED: bytes that are not a Frame,
+ * or a Frame with a string field, at any depth, that is not UTF-8 or holds
+ * a NUL byte (slc_text_valid), so that every string of a decoded frame is
+ * whole as a C string. */
 int slc_frame_decode(const void *data, size_t len, Sluice__Frame **out);
+
+/* Why DATA (LEN bytes), which slc_frame_decode or slc_frame_decode_ref
+ * refused with SL_EMALFORMED, does not decode, for the 400's text, into
+ * WHY (WHYLEN bytes): "frame does not decode: string field PATH holds a
+ * NUL byte" (or "is not UTF-8"), PATH as in publish_batch.msgs[2].topic;
+ * else that the bytes are not a sluice Frame. Walks DATA again: for the
+ * error path. */
+void slc_frame_why(const void *data, size_t len, char *why, size_t whylen);
 
 /* Free a frame from slc_frame_decode. NULL-safe; sets *frame_p to NULL. */
 void slc_frame_free(Sluice__Frame **frame_p);
 
 /* Decode an encoded Envelope (as stored and as carried in Delivery).
- * 0 and *out (caller owns, slc_envelope_free), or SL_EMALFORMED. */
+ * 0 and *out (caller owns, slc_envelope_free), or SL_EMALFORMED. Its
+ * strings are not checked as a Frame's are: a stored envelope is the bytes
+ * of a checked frame, and one stored before the check reads as before. */
 int slc_envelope_decode(const void *data, size_t len, Sluice__Envelope **out);
 void slc_envelope_free(Sluice__Envelope **env_p);
 
@@ -29,7 +43,8 @@ void slc_envelope_free(Sluice__Envelope **env_p);
  * into DATA, which must then stay alive and unchanged until the frame or
  * envelope is freed. (Moving a zmq_msg_t with zmq_msg_move keeps its bytes
  * where they are for the sizes this takes by reference; shorter input is
- * copied.) Other frames are decoded as slc_frame_decode does. 0, or
+ * copied.) Other frames are decoded as slc_frame_decode does; a frame's
+ * strings are checked as slc_frame_decode checks them. 0, or
  * SL_EMALFORMED, or SL_ENOMEM. */
 int slc_frame_decode_ref(const void *data, size_t len, Sluice__Frame **out);
 int slc_envelope_decode_ref(const void *data, size_t len, Sluice__Envelope **out);
@@ -53,6 +68,15 @@ size_t slc_envelope_pack(const Sluice__Envelope *e, uint8_t *out);
 /* Encode FRAME into MSG (initialised here; the caller sends or closes it).
  * 0 or SL_ENOMEM. */
 int slc_frame_encode(const Sluice__Frame *frame, zmq_msg_t *msg);
+
+/* Make the strings of FRAME, encoded into MSG by slc_frame_encode, UTF-8
+ * again where they are not, in place: each byte that is not part of a
+ * well-formed character becomes '?', so every length stays. For a sender
+ * of composed texts (the broker's replies) that may quote a name or a
+ * value cut inside a character: a receiver (the SDK, any proto3 parser)
+ * refuses a frame whose strings are not UTF-8. Client input is not
+ * repaired: it is refused (slc_frame_decode). */
+void slc_frame_texts_repair(const Sluice__Frame *frame, zmq_msg_t *msg);
 
 /* Send FRAME on SOCKET. With ROUTING_ID (borrowed, LEN bytes) a routing
  * frame goes first (the ROUTER side); with NULL only the frame (DEALER).

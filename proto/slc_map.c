@@ -449,6 +449,10 @@ static bool s_name_ok(const char *s, size_t n)
 /* SUBJECT@VERSION */
 static bool s_subject_ok(const char *s, size_t n)
 {
+    /* A YAML escape can put a NUL in a scalar: "a\0b@1" would check as a
+     * and live on as a C string without its version. */
+    if (memchr(s, '\0', n))
+        return false;
     const char *at = memchr(s, '@', n);
     char subj[SLC_TOPIC_MAX + 1];
     if (!at || at == s || (size_t) (at - s) > SLC_TOPIC_MAX)

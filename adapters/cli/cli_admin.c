@@ -126,15 +126,16 @@ static void s_topics_table(const sl_topic_info_t *t, size_t n, FILE *out)
 static void s_subs_table(const sl_sub_info_t *s, size_t n, FILE *out)
 {
     static const char *const headers[] = {
-        "SUBSCRIPTION", "PATTERN", "CURSOR", "LAG", "IN-FLIGHT", "DELIVERED",
+        "SUBSCRIPTION", "PATTERN", "OWNER", "CURSOR", "LAG", "IN-FLIGHT", "DELIVERED",
         "REDELIVERED", "DEAD-LETTERED", "ACKED", "DROPPED", "ATTACHED",
     };
-    cli_table_t *table = cli_table_new(11, headers, "llrrrrrrrrl");
+    cli_table_t *table = cli_table_new(12, headers, "lllrrrrrrrrl");
     size_t i;
 
     for (i = 0; i < n; i++) {
         cli_table_cell(table, "%s", s[i].ephemeral ? "(ephemeral)" : s[i].name);
         cli_table_cell(table, "%s", s[i].pattern);
+        cli_table_cell(table, "%s", s[i].owner[0] ? s[i].owner : "-");
         if (s[i].ephemeral) {
             cli_table_cell(table, "-");     /* nothing is kept for it */
             cli_table_cell(table, "-");
@@ -182,6 +183,8 @@ static void s_subs_json(const sl_sub_info_t *s, size_t n, FILE *out)
         cli_json_string(out, s[i].name);
         fputs(",\"pattern\":", out);
         cli_json_string(out, s[i].pattern);
+        fputs(",\"owner\":", out);
+        cli_json_string(out, s[i].owner);
         fprintf(out, ",\"ephemeral\":%s,\"attached\":%s,\"lag\":%" PRIu64
                 ",\"in_flight\":%" PRIu32 ",\"delivered\":%" PRIu64
                 ",\"redelivered\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
@@ -302,10 +305,9 @@ fail:
 static const char s_stats_usage[] =
     "usage: sluice stats [--json] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
-    "Show topics, subscriptions (pattern, lag = stored messages not yet acked,\n"
-    "cursor, in flight, delivered, redelivered, dead-lettered, acked, dropped,\n"
-    "attached) and\n"
-    "the broker's counters.\n"
+    "Show topics, subscriptions (pattern, owner, lag = stored messages not yet\n"
+    "acked, cursor, in flight, delivered, redelivered, dead-lettered, acked,\n"
+    "dropped, attached) and the broker's counters.\n"
     "\n"
     "  --json                  one JSON object {\"topics\": [...],\n"
     "                          \"subscriptions\": [...], \"counters\": {...}}\n"
@@ -438,7 +440,8 @@ static const char s_sub_rm_usage[] =
     "usage: sluice sub-rm NAME [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
     "Delete durable subscription NAME and its cursor. A consumer attached to\n"
-    "it is detached.\n"
+    "it is detached. Needs to be its owner (the identity that created it), a\n"
+    "consume grant on NAME or admin on its pattern; the removal is audited.\n"
     "\n"
     CLI_COMMON_USAGE;
 

@@ -11,8 +11,15 @@
 
 enum {
     S_OPT_JSON = CLI_OPT_OWN, S_OPT_OUT, S_OPT_PUBLISH, S_OPT_SUBSCRIBE,
-    S_OPT_ADMIN,
+    S_OPT_ADMIN, S_OPT_CONSUME,
 };
+
+/* Every permission by its name, in the order they are shown. */
+static const struct { uint32_t bit; const char *name; } s_perm_names[] = {
+    { SL_PERM_PUBLISH, "publish" }, { SL_PERM_SUBSCRIBE, "subscribe" },
+    { SL_PERM_ADMIN, "admin" }, { SL_PERM_CONSUME, "consume" },
+};
+#define S_PERM_ALL (SL_PERM_PUBLISH | SL_PERM_SUBSCRIBE | SL_PERM_ADMIN | SL_PERM_CONSUME)
 
 /* Longest identity name keygen takes: it becomes a file name. */
 #define S_KEYGEN_NAME_MAX 64
@@ -20,7 +27,7 @@ enum {
 typedef struct {
     bool json;                      /* --json */
     const char *out;                /* keygen --out DIR */
-    sl_grant_t *grants;             /* grant --publish/--subscribe/--admin, owned
+    sl_grant_t *grants;             /* grant --publish/--subscribe/--admin/--consume, owned
                                        array; patterns borrowed from argv */
     size_t ngrants;
 } s_keys_t;
@@ -58,12 +65,14 @@ static int s_on_option(void *self_, cli_ctx_t *ctx, int opt, const char *arg)
     case S_OPT_PUBLISH:
     case S_OPT_SUBSCRIBE:
     case S_OPT_ADMIN:
+    case S_OPT_CONSUME:
         if (!*arg)
             return cli_usage_error(ctx, "a permission needs a topic pattern "
                                    "(shop.>, audit.*, >)");
         s_grant_add(self, opt == S_OPT_PUBLISH ? SL_PERM_PUBLISH
                         : opt == S_OPT_SUBSCRIBE ? SL_PERM_SUBSCRIBE
-                        : SL_PERM_ADMIN, arg);
+                        : opt == S_OPT_ADMIN ? SL_PERM_ADMIN
+                        : SL_PERM_CONSUME, arg);
         return CLI_EXIT_OK;
     default:
         return cli_usage_error(ctx, "unexpected option");
@@ -73,25 +82,19 @@ static int s_on_option(void *self_, cli_ctx_t *ctx, int opt, const char *arg)
 /* "publish+subscribe" for a permission set. */
 static void s_perms_text(uint32_t perms, char *buf, size_t len)
 {
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        { SL_PERM_PUBLISH, "publish" }, { SL_PERM_SUBSCRIBE, "subscribe" },
-        { SL_PERM_ADMIN, "admin" },
-    };
     size_t i, used = 0;
 
     buf[0] = '\0';
-    for (i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (perms & names[i].bit) {
+    for (i = 0; i < sizeof s_perm_names / sizeof s_perm_names[0]; i++)
+        if (perms & s_perm_names[i].bit) {
             used += (size_t)snprintf(buf + used, len - used, "%s%s",
-                                     used ? "+" : "", names[i].name);
+                                     used ? "+" : "", s_perm_names[i].name);
             if (used >= len)
                 return;
         }
-    if ((perms & ~(SL_PERM_PUBLISH | SL_PERM_SUBSCRIBE | SL_PERM_ADMIN))
-        && used < len)
+    if ((perms & ~(uint32_t)S_PERM_ALL) && used < len)
         snprintf(buf + used, len - used, "%s0x%" PRIx32, used ? "+" : "",
-                 perms & ~(uint32_t)(SL_PERM_PUBLISH | SL_PERM_SUBSCRIBE
-                                     | SL_PERM_ADMIN));
+                 perms & ~(uint32_t)S_PERM_ALL);
 }
 
 /* "publish shop.> · subscribe audit.*", or "-" for none. Caller frees. */
@@ -301,10 +304,6 @@ static int s_identity_cmp(const void *a, const void *b)
 
 static void s_keys_json(const sl_identity_t *ids, size_t n, FILE *out)
 {
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        { SL_PERM_PUBLISH, "publish" }, { SL_PERM_SUBSCRIBE, "subscribe" },
-        { SL_PERM_ADMIN, "admin" },
-    };
     size_t i, g, k;
     bool first;
 
@@ -323,9 +322,9 @@ static void s_keys_json(const sl_identity_t *ids, size_t n, FILE *out)
             cli_json_string(out, ids[i].grants[g].pattern);
             fputs(",\"perms\":[", out);
             first = true;
-            for (k = 0; k < sizeof names / sizeof names[0]; k++)
-                if (ids[i].grants[g].perms & names[k].bit) {
-                    fprintf(out, "%s\"%s\"", first ? "" : ",", names[k].name);
+            for (k = 0; k < sizeof s_perm_names / sizeof s_perm_names[0]; k++)
+                if (ids[i].grants[g].perms & s_perm_names[k].bit) {
+                    fprintf(out, "%s\"%s\"", first ? "" : ",", s_perm_names[k].name);
                     first = false;
                 }
             fputs("]}", out);
@@ -386,7 +385,7 @@ int cli_keys_list(int argc, char **argv)
 
 static const char s_grant_usage[] =
     "usage: sluice grant NAME [--publish PATTERN]... [--subscribe PATTERN]...\n"
-    "                    [--admin PATTERN]... [OPTIONS]\n"
+    "                    [--admin PATTERN]... [--consume PATTERN]... [OPTIONS]\n"
     "\n"
     "Give identity NAME permissions on topic patterns ('*' one word, '>' the\n"
     "rest). Each option may be repeated; at least one is needed. Needs the\n"
@@ -397,12 +396,16 @@ static const char s_grant_usage[] =
     "  --admin PATTERN         may administer (keys, grants, topics,\n"
     "                          subscriptions, audit: the admin commands need\n"
     "                          it on '>')\n"
+    "  --consume PATTERN       may attach to, ack and remove the durable\n"
+    "                          subscriptions whose NAMES match, whoever\n"
+    "                          created them (attaching also needs --subscribe\n"
+    "                          on their topics)\n"
     CLI_COMMON_USAGE;
 
 static const char s_revoke_grant_usage[] =
     "usage: sluice revoke-grant NAME [--publish PATTERN]...\n"
     "                           [--subscribe PATTERN]... [--admin PATTERN]...\n"
-    "                           [OPTIONS]\n"
+    "                           [--consume PATTERN]... [OPTIONS]\n"
     "\n"
     "Take permissions away from identity NAME: each option removes that\n"
     "permission from NAME's grant with exactly that pattern. Needs the admin\n"
@@ -411,6 +414,8 @@ static const char s_revoke_grant_usage[] =
     "  --publish PATTERN       no more publishing under PATTERN\n"
     "  --subscribe PATTERN     no more subscribing under PATTERN\n"
     "  --admin PATTERN         no more administering under PATTERN\n"
+    "  --consume PATTERN       no more using others' subscriptions named\n"
+    "                          under PATTERN\n"
     CLI_COMMON_USAGE;
 
 static const struct option s_grant_options[] = {
@@ -418,6 +423,7 @@ static const struct option s_grant_options[] = {
     { "publish", required_argument, NULL, S_OPT_PUBLISH },
     { "subscribe", required_argument, NULL, S_OPT_SUBSCRIBE },
     { "admin", required_argument, NULL, S_OPT_ADMIN },
+    { "consume", required_argument, NULL, S_OPT_CONSUME },
     { NULL, 0, NULL, 0 },
 };
 
@@ -464,7 +470,7 @@ static int s_run_grant(const char *cmd, const char *usage, int argc,
         goto fail;
     if (self.ngrants == 0) {
         rc = cli_usage_error(&ctx, "give at least one of --publish, "
-                             "--subscribe, --admin");
+                             "--subscribe, --admin, --consume");
         goto fail;
     }
     rc = cli_connect(&ctx, NULL, &client);

@@ -114,6 +114,7 @@ int sl_stats(sl_client_t *self, sl_topic_info_t **topics, size_t *ntopics,
             s[i].acked = si->acked;
             s[i].cursor = si->cursor;
             s[i].dropped = si->dropped;
+            snprintf(s[i].owner, sizeof s[i].owner, "%s", si->owner ? si->owner : "");
         }
     }
     if (topics) {
@@ -322,7 +323,7 @@ fail:
 int sl_grant(sl_client_t *self, const char *name, const sl_grant_t *grants,
              size_t n, bool revoke)
 {
-    const uint32_t all = SL_PERM_PUBLISH | SL_PERM_SUBSCRIBE | SL_PERM_ADMIN;
+    const uint32_t all = SL_PERM_PUBLISH | SL_PERM_SUBSCRIBE | SL_PERM_ADMIN | SL_PERM_CONSUME;
     Sluice__Grant *g = NULL;
     Sluice__Grant **gp = NULL;
     int rc = s_name_check(self, name);
@@ -336,7 +337,7 @@ int sl_grant(sl_client_t *self, const char *name, const sl_grant_t *grants,
     for (size_t i = 0; i < n; i++) {
         if (grants[i].perms == 0 || (grants[i].perms & ~all)) {
             sli_error_set(self, "permissions are a set of SL_PERM_PUBLISH, "
-                          "SL_PERM_SUBSCRIBE and SL_PERM_ADMIN");
+                          "SL_PERM_SUBSCRIBE, SL_PERM_ADMIN and SL_PERM_CONSUME");
             rc = SL_EINVAL;
             goto fail;
         }

@@ -185,6 +185,14 @@ static int s_topic_check(sl_client_t *self, const char *topic)
     return 0;
 }
 
+/* True for a string the broker takes (NULL is none): UTF-8. A frame
+ * holding anything else is refused whole, with the messages batched with
+ * it (docs/protocol.md, "Names"), so it is refused here, alone. */
+static bool s_text_ok(const char *s)
+{
+    return !s || slc_text_valid(s, strlen(s));
+}
+
 static int s_check(sl_client_t *self, const sl_message_t *msg)
 {
     if (self->state == SLI_SESS_VERSION)
@@ -195,8 +203,11 @@ static int s_check(sl_client_t *self, const sl_message_t *msg)
     if (rc)
         return rc;
     for (size_t i = 0; i < msg->nheaders; i++)
-        if (!msg->headers[i].key || !*msg->headers[i].key)
+        if (!msg->headers[i].key || !*msg->headers[i].key
+            || !s_text_ok(msg->headers[i].key) || !s_text_ok(msg->headers[i].value))
             return SL_EINVAL;
+    if (!s_text_ok(msg->content_type) || !s_text_ok(msg->msg_id))
+        return SL_EINVAL;
     if (msg->len > self->max_msg)
         return SL_ETOOBIG;
     return 0;

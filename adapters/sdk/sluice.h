@@ -223,7 +223,8 @@ typedef void (sl_confirm_fn)(const sl_confirm_t *confirm, void *arg);
  * committed the message to disk, or with a nack that is final. Retryable
  * failures (broker restart, lost connection, SL_EBUSY from the broker) are
  * retried by the client and not reported. On 0, *seq (may be NULL) is the
- * sequence given to the message. Returns 0, SL_EINVAL (bad topic, too big),
+ * sequence given to the message. Returns 0, SL_EINVAL (bad topic, a header
+ * without key, a header, content type or msg_id that is not UTF-8),
  * SL_EDENIED (a topic starting with '_': written only by the broker),
  * SL_EBUSY (max_unacked messages await confirm for longer than block_ms).
  * A payload larger than the broker's max_message_bytes (1 MiB until the
@@ -280,7 +281,9 @@ void sl_sub_options_init(sl_sub_options_t *opts);
 /* Subscribe and wait for the broker's answer (connect_timeout_ms). Returns 0
  * and *out (borrowed from the client: valid until sl_unsubscribe or
  * sl_client_destroy), SL_EINVAL (bad name or pattern), SL_EEXIST (the
- * durable name exists with another pattern), SL_ETIMEOUT. After a reconnect
+ * durable name exists with another pattern), SL_EDENIED (no subscribe grant
+ * on the pattern, or the durable name is another identity's and no consume
+ * grant covers it: docs/security.md), SL_ETIMEOUT. After a reconnect
  * the client subscribes again by itself and the broker resumes after the
  * last ack. */
 int sl_subscribe(sl_client_t *self, const sl_sub_options_t *opts,
@@ -357,6 +360,7 @@ typedef struct {
     uint64_t acked;
     uint64_t cursor;            /* durable: sum over its topics of the acked floor */
     uint64_t dropped;           /* ephemeral: transient messages missed for lack of credit */
+    char owner[65];             /* durable: the identity that created it; "" when none */
 } sl_sub_info_t;
 
 /* Create topic NAME with retention limits (0 = broker default). Existing
@@ -374,7 +378,9 @@ int sl_counters(sl_client_t *self,
                 void (*cb)(const char *name, uint64_t value, void *arg),
                 void *arg);
 
-/* Delete durable subscription NAME and its cursor. 0, SL_ENOTFOUND. */
+/* Delete durable subscription NAME and its cursor. Needs to be its owner, a
+ * consume grant on NAME or admin on its pattern. 0, SL_ENOTFOUND,
+ * SL_EDENIED. */
 int sl_sub_remove(sl_client_t *self, const char *name);
 
 /* Identities and grants. Every call below needs the admin permission on
@@ -388,10 +394,13 @@ int sl_sub_remove(sl_client_t *self, const char *name);
 #define SL_PERM_PUBLISH   1u
 #define SL_PERM_SUBSCRIBE 2u
 #define SL_PERM_ADMIN     4u    /* keys, grants, topics, subscriptions, audit */
+#define SL_PERM_CONSUME   8u    /* the pattern matches durable subscription NAMES:
+                                   attach to, ack and remove them (not topics) */
 
 typedef struct {
     uint32_t perms;             /* SL_PERM_* bits */
-    const char *pattern;        /* topic pattern: '*' one word, '>' the rest; in
+    const char *pattern;        /* topic pattern: '*' one word, '>' the rest (for
+                                   SL_PERM_CONSUME, of subscription names); in
                                    a list from sl_key_list owned by the list */
 } sl_grant_t;
 

@@ -151,6 +151,14 @@ def test_denied_command(w):
     # Checked on every command: a subscribe grant revoked stops the next ack.
     admin.ok('grant_change', name='conf-deny',
              grants=[pb().Grant(perms=PERM_SUBSCRIBE, pattern='conf.deny.>')])
+    # A subscribe grant on the topics does not reach another identity's
+    # durable subscription (docs/security.md, "Subscription names").
+    r, k = c.admin('subscribe', name='conf-deny-owned', pattern='conf.deny.>', credit=1)
+    try:
+        expect_error(r, 403, k, text='identity "conf-deny" may not attach to subscription '
+                     'conf-deny-owned', contains=('belongs to "admin"',))
+    except harness.Fail as e:
+        problems.append('attach to admin\'s subscription: %s' % e)
     s = c.subscribe_ok('conf-deny-acks', 'conf.deny.>', credit=5)
     admin.publish_ok('conf.deny.m')
     d = c.deliveries(1)[0]
@@ -303,6 +311,9 @@ def test_foreign_key(w):
     owner.hello()
     owner.close()
     w.clients.remove(owner)
+    # The broker's ROUTER lets go of the owner's pipe once it has seen the
+    # TCP close; a peer claiming the id before that is never read.
+    time.sleep(0.5)
     intruder = w.client('curve', keys=keys, routing_id=rid, monitor=True)
     intruder.wait_event({zmq.EVENT_HANDSHAKE_SUCCEEDED})
     f = heartbeat(intruder)
@@ -574,7 +585,9 @@ unreachable('refusals', 'the store failed to write',
             'the map filling up is 507, its own row')
 
 
-@row('refusals', 'the store is full (`storage/map_size_max`)')
+# The disk's half is tests/integration/test_disk.c (it mounts a tmpfs).
+@row('refusals', 'the store is full: the map at `storage/map_size_max`, or the disk down to '
+                 '`storage/disk_reserve`')
 def test_507(w):
     c = w.session('full')  # map_size = map_size_max = 1 MiB
     conf = None
@@ -610,3 +623,46 @@ unreachable('refusals', 'the broker is out of memory',
             'every allocation a client can size is bounded by the limits (frame, message, '
             'batch, connections, subscriptions, unacked bytes), so a client cannot exhaust '
             'the broker\'s memory in a test')
+
+
+@row('refusals', 'a string field holding a NUL byte or bytes that are not UTF-8 (see "Names")')
+def test_400_string(w):
+    c = w.session('plain')
+    start = 'frame does not decode: string field '
+    # A NUL in a topic: a C broker would have read the name up to it. The
+    # frame is refused whole: its good message is not stored either.
+    f = pb().Frame(corr=corr())
+    f.publish_batch.msgs.add(topic='conf.nul.a', payload=b'1')
+    f.publish_batch.msgs.add(topic='conf.nul.a\x00hr.salaries', payload=b'2')
+    expect_error(c.request(f), 400, f.corr,
+                 text=start + 'publish_batch.msgs[1].topic holds a NUL byte')
+    check(c.publish_ok('conf.nul.a').offset == 0, 'a message of the refused batch was stored')
+    # Bytes that are not UTF-8, in a header's value (built by hand: the
+    # Python protobuf library refuses to encode them).
+    f = c.publish('conf.nul.b', headers=[('x-h', 'ab~~')])
+    c.send_raw(f.SerializeToString().replace(b'ab~~', b'ab\xc3\x28'))
+    expect_error(c.reply(f.corr), 400, f.corr,
+                 text=start + 'publish.msg.headers[0].value is not UTF-8')
+    # UTF-8 where text is free is taken as sent.
+    conf = c.publish_one('conf.nul.b', headers=[('x-h', 'caf\u00e9 \u2615')])
+    check(conf.code == 0, 'UTF-8 header refused: %d %s' % (conf.code, conf.text))
+    check(c.request(heartbeat(c)).WhichOneof('body') == 'heartbeat', 'session unusable after 400')
+    # An identity name: KeyAdd "conf\0nul" registers nothing (not "conf").
+    admin = w.session('curve')
+    pub, _ = zmq.curve_keypair()
+    r, k = admin.admin('key_add', name='conf\x00nul', public_key=harness.raw_key(pub))
+    expect_error(r, 400, k, text=start + 'key_add.name holds a NUL byte')
+    r, k = admin.admin('key_list')
+    expect_body(r, 'key_list_reply', k)
+    names = [i.name for i in r.key_list_reply.identities]
+    check('conf' not in names, 'KeyAdd "conf\\0nul" registered "conf": %s' % names)
+    # UTF-8 in a name is whole text but outside the name's grammar: 422, not
+    # 400, and the error quoting the name (cut at 64 bytes, inside a
+    # character) is UTF-8 still, or this client could not read it.
+    for subj in ('conf.utf8.a', 'conf.utf8.b'):
+        r, k = c.admin('schema_register', subject=subj, schema='{"type": "object"}')
+        expect_body(r, 'schema_register_reply', k)
+    yaml = ('name: a%s\nfrom: conf.utf8.a@1\nto: conf.utf8.b@1\nmap:\n  x: $.x\n'
+            % ('\u00e9' * 40))
+    r, k = c.admin('mapping_add', yaml=yaml)
+    expect_error(r, 422, k, contains=("bad mapping name 'a\u00e9",))

@@ -4,8 +4,11 @@
  *  stored record and Delivery.envelope format). Checks what the broker and
  *  the SDK rely on without re-checking: a decoded command's body is never
  *  NULL, envelope strings are never NULL, an envelope repacked the way the
- *  broker stores it decodes again, encode(decode(x)) is a fixed point, and
- *  the by-reference decoders agree with protobuf-c.
+ *  broker stores it decodes again, encode(decode(x)) is a fixed point, the
+ *  by-reference decoders agree with protobuf-c, and a frame decodes only
+ *  when every string field in it, at any depth, is UTF-8 without NUL (a
+ *  naive reference walk, so no name reaches the broker cut short), and
+ *  slc_frame_texts_repair leaves none bad.
  *  Single thread; no state between inputs.  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ref_text.h"
 #include "slc_codec.h"
 
 #define S_CHECK(cond) \
@@ -232,6 +236,105 @@ static void s_check_ref(const uint8_t *data, size_t size)
     slc_envelope_free(&er);
 }
 
+static bool s_ref_varint(const uint8_t *b, size_t len, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned k = 0; k < 10; k++) {
+        if (*i >= len)
+            return false;
+        uint8_t c = b[(*i)++];
+        *v |= (uint64_t) (c & 0x7f) << (7 * k);
+        if (!(c & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Does a string field of the DESC message at B (LEN bytes), at any depth,
+ * break ref_text_valid? 1 yes, 0 no, -1 when the bytes cannot be walked
+ * (no claim then). Fields are looked up one by one, the slow way. */
+static int s_ref_strings_bad(const ProtobufCMessageDescriptor *desc, const uint8_t *b,
+                             size_t len)
+{
+    size_t i = 0;
+    int bad = 0;
+    while (i < len) {
+        uint64_t key, v;
+        if (!s_ref_varint(b, len, &i, &key))
+            return -1;
+        switch (key & 7) {
+        case 0:
+            if (!s_ref_varint(b, len, &i, &v))
+                return -1;
+            continue;
+        case 1:
+        case 5:
+            v = (key & 7) == 1 ? 8 : 4;
+            if (len - i < v)
+                return -1;
+            i += v;
+            continue;
+        case 2:
+            break;
+        default:
+            return -1;
+        }
+        if (!s_ref_varint(b, len, &i, &v) || v > len - i)
+            return -1;
+        const ProtobufCFieldDescriptor *f = NULL;
+        for (unsigned k = 0; k < desc->n_fields; k++)
+            if (desc->fields[k].id == key >> 3)
+                f = &desc->fields[k];
+        if (f && f->type == PROTOBUF_C_TYPE_STRING && !ref_text_valid(b + i, v))
+            bad = 1;
+        else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            int r = s_ref_strings_bad(f->descriptor, b + i, v);
+            if (r < 0)
+                return -1;
+            bad |= r;
+        }
+        i += v;
+    }
+    return bad;
+}
+
+/* Both decoders refuse a frame with a bad string and decode none that has
+ * one; a refused frame's explanation names a string field exactly when
+ * one is bad. */
+static void s_check_strings(const uint8_t *data, size_t size)
+{
+    int bad = s_ref_strings_bad(&sluice__frame__descriptor, data, size);
+    Sluice__Frame *f = NULL;
+    int rc = slc_frame_decode(data, size, &f);
+    slc_frame_free(&f);
+    S_CHECK(rc != 0 || bad == 0);
+    S_CHECK(bad != 1 || rc == SL_EMALFORMED);
+    if (rc == 0)
+        return;
+    char why[256];
+    slc_frame_why(data, size, why, sizeof why);
+    bool named = strncmp(why, "frame does not decode: string field ", 36) == 0;
+    S_CHECK(!named || bad != 0);
+    S_CHECK(bad != 1 || named);
+}
+
+/* slc_frame_texts_repair (the broker's replies) leaves no bad string in a
+ * frame it can walk, and changes nothing in a frame without one. */
+static void s_check_repair(const uint8_t *data, size_t size)
+{
+    zmq_msg_t msg;
+    S_CHECK(zmq_msg_init_size(&msg, size) == 0);
+    if (size)
+        memcpy(zmq_msg_data(&msg), data, size);
+    Sluice__Frame none = SLUICE__FRAME__INIT;     /* no shortcut: walk it all */
+    slc_frame_texts_repair(&none, &msg);
+    S_CHECK(zmq_msg_size(&msg) == size);
+    S_CHECK(s_ref_strings_bad(&sluice__frame__descriptor, zmq_msg_data(&msg), size) != 1);
+    if (s_ref_strings_bad(&sluice__frame__descriptor, data, size) == 0)
+        S_CHECK(size == 0 || memcmp(zmq_msg_data(&msg), data, size) == 0);
+    zmq_msg_close(&msg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -248,5 +351,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         S_CHECK(f == NULL);
     s_check_envelope_bytes(data, size);
     s_check_ref(data, size);
+    s_check_strings(data, size);
+    s_check_repair(data, size);
     return 0;
 }

@@ -1,14 +1,18 @@
 /*  fuzz_topic - libFuzzer target for topic names and subscription patterns:
  *  slc_topic_validate, slc_pattern_validate, slc_pattern_is_literal,
- *  slc_pattern_match and slc_pattern_covers. Input: PATTERN '\n' TOPIC (no '\n': the whole input
- *  is both). slc's answers are checked against a small, deliberately naive
- *  reference written from proto/slc.h, and the documented invariants.
+ *  slc_pattern_match and slc_pattern_covers, and for slc_text_valid, the
+ *  rule every string field of a frame meets first (UTF-8 without NUL).
+ *  Input: PATTERN '\n' TOPIC (no '\n': the whole input is both); each half
+ *  may hold NULs, as a name on the wire may. slc's answers are checked
+ *  against small, deliberately naive references written from proto/slc.h
+ *  and ref_text.h, and the documented invariants.
  *  Single thread; no state between inputs.  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ref_text.h"
 #include "slc.h"
 
 /* Like assert, but kept under NDEBUG and naming the input's halves. */
@@ -139,6 +143,25 @@ static void s_check_one(const char *s)
         S_CHECK(slc_pattern_is_literal(s) == s_ref_literal(s), s, s);
 }
 
+/* A name as a frame carries it: N bytes at S, NULs included (S[N] is 0).
+ * The broker takes it only when it is whole text and valid as a C string:
+ * a name that holds a NUL is refused whatever its first part is, so
+ * "shop.a\0hr.salaries" never counts as shop.a. */
+static void s_check_wire(const char *s, size_t n)
+{
+    bool text = slc_text_valid(s, n);
+    S_CHECK(text == ref_text_valid((const uint8_t *) s, n), s, s);
+    bool nul = memchr(s, 0, n) != NULL;
+    S_CHECK(!(text && nul), s, s);
+    bool topic = text && slc_topic_validate(s, true) == 0;
+    bool pattern = text && slc_pattern_validate(s) == 0;
+    if (nul)
+        S_CHECK(!topic && !pattern, s, s);
+    /* The grammar is ASCII: a name that passes is all of its bytes. */
+    if (topic || pattern)
+        S_CHECK(strlen(s) == n, s, s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -147,13 +170,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!buf)
         return 0;
     memcpy(buf, data, size);
-    buf[size] = 0;                      /* an inner NUL just ends the text */
-    char *nl = strchr(buf, '\n');
+    buf[size] = 0;
+    /* Split on the bytes, past any NUL; as C strings the validators see
+     * each half up to its first NUL, as protobuf-c's strings ended. */
+    char *nl = memchr(buf, '\n', size);
     const char *pattern = buf, *topic = buf;
+    size_t plen = size, tlen = size;
     if (nl) {
         *nl = 0;
         topic = nl + 1;
+        plen = (size_t) (nl - buf);
+        tlen = size - plen - 1;
     }
+    s_check_wire(pattern, plen);
+    if (topic != pattern)
+        s_check_wire(topic, tlen);
     s_check_one(pattern);
     if (topic != pattern)
         s_check_one(topic);

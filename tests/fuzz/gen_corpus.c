@@ -113,9 +113,8 @@ static void s_publish(s_buf_t *b, const char *topic, bool transient, uint64_t se
 
 /* PLAIN: no headers and every envelope from one producer with sequences,
  * as the SDK sends them (the frame the codec decodes by reference). */
-static void s_batch(s_buf_t *b, bool plain)
+static void s_batch(s_buf_t *b, bool plain, const char *const topics[4])
 {
-    static const char *topics[] = { "orders.eu", "orders.us", "_reserved.x", "bad..name" };
     Sluice__Envelope e[4], *ep[4];
     Sluice__Header h[4], *hp[4];
     Sluice__PublishBatch m = SLUICE__PUBLISH_BATCH__INIT;
@@ -349,6 +348,21 @@ static void s_publish_ack(s_buf_t *b)
     s_encode(&f, b);
 }
 
+/* Overwrite the bytes of the one copy of MARKED in B from its byte AT on
+ * with the LEN bytes of WITH: a NUL or bytes that are not UTF-8 in a
+ * string field, which protobuf-c cannot encode (the field keeps its
+ * length). */
+static void s_patch(s_buf_t *b, const char *marked, size_t at, const char *with, size_t len)
+{
+    size_t n = strlen(marked);
+    uint8_t *p = memmem(b->data, b->len, marked, n);
+    if (!p || at + len > n || memmem(p + 1, b->len - (size_t) (p + 1 - b->data), marked, n)) {
+        fprintf(stderr, "gen_corpus: no single '%s' to patch\n", marked);
+        exit(1);
+    }
+    memcpy(p + at, with, len);
+}
+
 /* ------------------------------------------------------ the conversations */
 
 /* A fuzz_dispatch input: FLAGS, a separator absent from every frame (so
@@ -395,8 +409,38 @@ int main(int argc, char **argv)
     s_publish(&pub, "orders.eu", false, 0);
     s_publish(&pubseq, "orders.eu", false, 1);
     s_publish(&pubt, "orders.eu", true, 0);
-    s_batch(&batch, false);
-    s_batch(&batchplain, true);
+    static const char *const topics[] = { "orders.eu", "orders.us", "_reserved.x", "bad..name" };
+    s_batch(&batch, false, topics);
+    s_batch(&batchplain, true, topics);
+    /* Names with a NUL inside and strings that are not UTF-8 (issue 16:
+     * "shop.a\0hr.salaries" was stored in shop.a, KeyAdd "a\0b" made a),
+     * and UTF-8 where text is free: the frame is refused whole or taken. */
+    static s_buf_t batchnul, kaddnul, subnul, hdrbad, pubutf8;
+    static const char *const nul_topics[] = { "orders.eu", "shop.a~hr.salaries", "orders.us",
+                                              "orders.us" };
+    s_batch(&batchnul, true, nul_topics);
+    s_patch(&batchnul, "shop.a~hr", 6, "", 1);
+    s_key_add(&kaddnul);
+    s_patch(&kaddnul, "alice", 1, "", 1);           /* "a\0ice" */
+    s_subscribe(&subnul, "s~nul", "orders.~>", false);
+    s_patch(&subnul, "s~nul", 1, "", 1);
+    s_patch(&subnul, "orders.~>", 7, "", 1);
+    s_publish(&hdrbad, "orders.eu", false, 0);
+    s_patch(&hdrbad, "m-1", 1, "\xc3\x28", 2);    /* the msg-id header's value */
+    s_patch(&hdrbad, "json", 1, "\xed\xa0\x80", 3); /* content type: a surrogate */
+    {
+        Sluice__Envelope e;
+        Sluice__Header h, *hp;
+        Sluice__Publish m = SLUICE__PUBLISH__INIT;
+        Sluice__Frame f = SLUICE__FRAME__INIT;
+        s_envelope(&e, &h, &hp, "orders.eu", 0, "caf\xc3\xa9 \xe2\x98\x95 \xf0\x9d\x84\x9e");
+        e.content_type = (char *) "text/plain; charset=utf-8";
+        m.msg = &e;
+        f.corr = 3;
+        f.body_case = SLUICE__FRAME__BODY_PUBLISH;
+        f.publish = &m;
+        s_encode(&f, &pubutf8);
+    }
     s_subscribe(&sub, "s1", "orders.>", false);
     s_subscribe(&subeph, "", "*.eu", true);
     s_subscribe(&subreserved, "dlq-reader", "_dlq.>", false);
@@ -428,7 +472,9 @@ int main(int argc, char **argv)
         { "publish-ack", &pack }, { "key-add", &kadd }, { "grant", &kgrant },
         { "revoke-grant", &kungrant }, { "key-revoke", &krevoke }, { "key-list", &klist },
         { "rotate-key", &krotate }, { "publish-batch-plain", &batchplain },
-        { "deliver-plain", &deliverplain },
+        { "deliver-plain", &deliverplain }, { "publish-batch-nul-topic", &batchnul },
+        { "key-add-nul-name", &kaddnul }, { "subscribe-nul-names", &subnul },
+        { "publish-not-utf8", &hdrbad }, { "publish-utf8", &pubutf8 },
     };
     for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++)
         s_write("fuzz_frame", frames[i].name, frames[i].b->data, frames[i].b->len);
@@ -461,5 +507,9 @@ int main(int argc, char **argv)
     s_conversation("key-admin", 0x01, c11, 4);
     const s_buf_t c12[] = { kadd, kungrant, krotate, kgrant };
     s_conversation("key-admin-revoke-grant", 0x01, c12, 4);
+    const s_buf_t c13[] = { batchnul, kaddnul, subnul, hdrbad };
+    s_conversation("nul-names", 0x01, c13, 4);
+    const s_buf_t c14[] = { pubutf8, kaddnul, klist, stats };
+    s_conversation("utf8-and-nul-key", 0x01, c14, 4);
     return 0;
 }

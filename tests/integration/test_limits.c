@@ -36,6 +36,9 @@
 
 #define S_RSS_BOUND_MIB 256
 #define S_ANON_GROWTH_MIB 8
+/* A greedy ephemeral subscriber may hold the broker's max_unacked_bytes
+ * (64 MiB) in its queue, plus the frames' own overhead. */
+#define S_GREEDY_GROWTH_MIB 96
 
 /* ------------------------------------------------------------ helpers */
 
@@ -359,6 +362,124 @@ static void test_stalled_subscriber_bounded(void **state)
     free(subs);
     sl_client_destroy(&c);
     s_raw_close(&stalled);
+    h_broker_destroy(&b);
+}
+
+/* Issue 16: an ephemeral subscriber that grants a huge credit and never
+ * reads. The broker sends it at most limits/max_unacked_bytes that its
+ * credit has not paid back (then stored messages wait and transient ones
+ * are dropped for it, counted), and queues at most max_queued_frames for
+ * its connection: 1,000,000 stored and 200,000 transient messages of
+ * 256 B keep the broker's memory within that budget of the same load
+ * without it (before: 588 MiB in all, in the issue's run), and once
+ * the subscriber has gone the broker's anonymous memory is back near what
+ * the same load took without it. */
+static void test_greedy_ephemeral_bounded(void **state)
+{
+    (void) state;
+    bool tool = S_SANITIZED || getenv("SLUICE_TEST_WRAP");
+    const uint64_t n = 1000000, nt = 200000;
+    h_broker_t b;
+    h_broker_init(&b, NULL);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b, "greedy-producer");
+    char payload[256];
+    memset(payload, 'g', sizeof payload);
+    /* The same load without the subscriber first: the baseline. */
+    s_confirms_t warm = { 0 };
+    for (uint64_t i = 0; i < n + nt; i++) {
+        sl_message_t m = { .topic = "warm", .payload = payload, .len = sizeof payload };
+        int rc = i < n ? sl_publish(c, &m, s_on_confirm, &warm, NULL)
+                       : sl_publish_transient(c, &m);
+        if (rc)
+            fail_msg("warm-up publish %llu: %s", (unsigned long long) i, sl_strerror(rc));
+    }
+    while (sl_unconfirmed(c) > 0 || sl_flush(c, 1000) != 0)
+        (void) sl_flush(c, 1000);
+    uint64_t base_kib = s_rss_kib(b.pid, "RssAnon:");
+
+    s_raw_t greedy;
+    s_raw_open(&greedy, b.endpoint);
+    Sluice__Subscribe sub = SLUICE__SUBSCRIBE__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    sub.pattern = "greedy";
+    sub.ephemeral = true;
+    sub.credit = 4000000000u;
+    f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
+    f.subscribe = &sub;
+    Sluice__Frame *reply = s_raw_call(&greedy, &f);
+    assert_int_equal(reply->body_case, SLUICE__FRAME__BODY_SUBSCRIBE_OK);
+    slc_frame_free(&reply);
+
+    s_rss_t rss = { .pid = b.pid, .field = "RssAnon:" };
+    atomic_init(&rss.stop, false);
+    pthread_t sampler;
+    assert_int_equal(pthread_create(&sampler, NULL, s_rss_run, &rss), 0);
+    s_confirms_t conf = { 0 };
+    uint64_t last_hb = slc_mono_ms();
+    for (uint64_t i = 0; i < n + nt; i++) {
+        sl_message_t m = { .topic = "greedy", .payload = payload, .len = sizeof payload };
+        int rc = i < n ? sl_publish(c, &m, s_on_confirm, &conf, NULL)
+                       : sl_publish_transient(c, &m);
+        if (rc)
+            fail_msg("publish %llu: %s", (unsigned long long) i, sl_strerror(rc));
+        if ((i & 1023) == 0 && slc_mono_ms() - last_hb >= 1000) {
+            s_raw_heartbeat(&greedy);
+            last_hb = slc_mono_ms();
+        }
+    }
+    uint64_t deadline = slc_mono_ms() + 300000;
+    while ((sl_unconfirmed(c) > 0 || sl_flush(c, 1000) != 0) && slc_mono_ms() < deadline) {
+        (void) sl_flush(c, 1000);
+        s_raw_heartbeat(&greedy);
+    }
+    atomic_store(&rss.stop, true);
+    pthread_join(sampler, NULL);
+
+    sl_topic_info_t *topics = NULL;
+    sl_sub_info_t *subs = NULL;
+    size_t ntopics = 0, nsubs = 0;
+    assert_int_equal(sl_stats(c, &topics, &ntopics, &subs, &nsubs), 0);
+    assert_int_equal(nsubs, 1);
+    uint64_t dropped = subs[0].dropped, delivered = subs[0].delivered;
+    free(topics);
+    free(subs);
+
+    s_raw_close(&greedy);
+    /* Its session ends at the first send that finds it gone, or by its
+     * timeout (10 s); then its queue and its budget are freed. */
+    uint64_t end_kib = 0;
+    for (int i = 0; i < 150; i++) {
+        usleep(100000);
+        assert_int_equal(sl_stats(c, &topics, &ntopics, &subs, &nsubs), 0);
+        free(topics);
+        free(subs);
+        end_kib = s_rss_kib(b.pid, "RssAnon:");
+        if (nsubs == 0 && end_kib < base_kib + 16 * 1024)
+            break;
+    }
+    printf("limits: greedy ephemeral subscriber: %llu stored + %llu transient messages of "
+           "256 B, %llu confirmed; sent to it %llu, dropped for it %llu; broker anonymous "
+           "memory peak %.1f MiB (bound: %d MiB over the %.1f MiB the same load took without "
+           "it%s), %.1f MiB after it left (%u subscriptions left)\n",
+           (unsigned long long) n, (unsigned long long) nt, (unsigned long long) conf.ok,
+           (unsigned long long) delivered, (unsigned long long) dropped,
+           (double) rss.peak_kib / 1024.0, S_GREEDY_GROWTH_MIB, (double) base_kib / 1024.0,
+           tool ? "; not asserted under a memory tool" : "",
+           (double) end_kib / 1024.0, (unsigned) nsubs);
+    assert_int_equal(conf.ok, n);
+    /* Nothing it did not pay back beyond max_unacked_bytes (64 MiB: fewer
+     * than 262,144 envelopes of more than 256 B); the rest of the stored
+     * messages wait, transient ones that did not fit were dropped. */
+    assert_true(delivered > 0);
+    assert_true(delivered < 64u * 1024 * 1024 / 256);
+    assert_true(dropped > 0);
+    assert_int_equal(nsubs, 0);
+    if (!tool) {
+        assert_true(rss.peak_kib < base_kib + (uint64_t) S_GREEDY_GROWTH_MIB * 1024);
+        assert_true(end_kib < base_kib + 16 * 1024);
+    }
+    sl_client_destroy(&c);
     h_broker_destroy(&b);
 }
 
@@ -690,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_max_unacked_bytes),
         cmocka_unit_test(test_sdk_max_unacked_blocks),
         cmocka_unit_test(test_stalled_subscriber_bounded),
+        cmocka_unit_test(test_greedy_ephemeral_bounded),
         cmocka_unit_test(test_consumer_memory_flat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1522,6 +1522,174 @@ static void test_redelivery_take_over_order(void **state)
     s_expect_no_dlv(a, 0, 200);
 }
 
+/* Pack F with corr CORR, put a NUL in place of the '~' inside the one copy
+ * of MARKED in it, and send the bytes raw (protobuf-c cannot encode a NUL
+ * in a string: the field keeps its length). */
+static void s_send_nul(s_client_t *c, Sluice__Frame *f, uint64_t corr, const char *marked)
+{
+    f->corr = corr;
+    size_t len = sluice__frame__get_packed_size(f);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    sluice__frame__pack(f, buf);
+    uint8_t *at = memmem(buf, len, marked, strlen(marked));
+    assert_non_null(at);
+    uint8_t *tilde = memchr(at, '~', strlen(marked));
+    assert_non_null(tilde);
+    *tilde = 0;
+    assert_int_equal(h_raw_send_bytes(&c->raw, buf, len), 0);
+    free(buf);
+}
+
+/* Expect Error 400 with CORR whose text names string field PATH. */
+static void s_expect_nul_refused(s_client_t *c, uint64_t corr, const char *path)
+{
+    Sluice__Frame *r = s_wait(c, corr, 0, S_REPLY_MS);
+    if (!r)
+        fail_msg("no reply to the frame with a NUL in %s", path);
+    if (r->body_case != SLUICE__FRAME__BODY_ERROR)
+        fail_msg("a NUL in %s: got %s, not Error 400", path, slc_frame_name(r));
+    char want[160];
+    snprintf(want, sizeof want, "frame does not decode: string field %s holds a NUL byte", path);
+    if (strncmp(r->error->text, want, strlen(want)) != 0)
+        fail_msg("a NUL in %s: text \"%s\"", path, r->error->text);
+    assert_false(r->error->retryable);
+    s_expect_error(r, 400);
+}
+
+/* 7 (issue 16). A name is checked on all its bytes: "shop.a\0hr.salaries"
+ *    was stored in shop.a (its stored envelope keeping the whole name) and
+ *    KeyAdd "a\0b" registered a. Now the frame is refused whole with 400
+ *    naming the field, nothing is stored or registered, and the session
+ *    goes on. */
+static void test_names_nul(void **state)
+{
+    s_fx_t *fx = *state;
+    s_broker_start(fx, NULL);
+    s_client_t *c = s_connect(fx, true);
+
+    /* A batch of a good message and the bad one: neither is stored. */
+    Sluice__Envelope env[2] = { SLUICE__ENVELOPE__INIT, SLUICE__ENVELOPE__INIT };
+    Sluice__Envelope *envp[2] = { &env[0], &env[1] };
+    Sluice__PublishBatch batch = SLUICE__PUBLISH_BATCH__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    env[0].topic = "shop.b";
+    env[1].topic = "shop.a~hr.salaries";
+    for (int i = 0; i < 2; i++) {
+        env[i].payload.data = (uint8_t *) "{\"salary\": 1}";
+        env[i].payload.len = 13;
+    }
+    batch.msgs = envp;
+    batch.n_msgs = 2;
+    f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
+    f.publish_batch = &batch;
+    s_send_nul(c, &f, 901, "shop.a~hr");
+    s_expect_nul_refused(c, 901, "publish_batch.msgs[1].topic");
+    /* One message alone, in Publish. */
+    Sluice__Publish pub = SLUICE__PUBLISH__INIT;
+    Sluice__Frame pf = SLUICE__FRAME__INIT;
+    pub.msg = &env[1];
+    pf.body_case = SLUICE__FRAME__BODY_PUBLISH;
+    pf.publish = &pub;
+    s_send_nul(c, &pf, 902, "shop.a~hr");
+    s_expect_nul_refused(c, 902, "publish.msg.topic");
+
+    /* Nothing reached shop.a (nor shop.b): the first message stored there
+     * now gets offset 0, and reads back with its own name. */
+    Sluice__Frame *st = s_stats(c);
+    assert_null(s_topic(st, "shop.a"));
+    assert_null(s_topic(st, "shop.b"));
+    assert_int_equal(s_counter(st, "errors.malformed"), 2);
+    slc_frame_free(&st);
+    s_publish_at(c, &(s_msg_t) { .topic = "shop.a", .payload = "ok", .len = 2 }, 0);
+    uint32_t sub = s_subscribe(c, "audit-shop", "shop.>", SLUICE__START_KIND__START_EARLIEST,
+                               10, 0);
+    s_dlv_t d = s_expect_dlv(c, sub, 2000, 0, 1);
+    assert_string_equal(d.topic, "shop.a");
+    assert_string_equal(d.env->topic, "shop.a");
+    slc_envelope_free(&d.env);
+    s_expect_no_dlv(c, sub, 200);
+
+    /* KeyAdd "a\0b" (plain text: this session may administer) registers
+     * nothing: afterwards "a" is free, and so is the key. */
+    static uint8_t key[32] = { 0x42, 1, 2, 3 };
+    Sluice__KeyAdd ka = SLUICE__KEY_ADD__INIT;
+    Sluice__Frame kf = SLUICE__FRAME__INIT;
+    ka.name = "a~b";
+    ka.public_key.data = key;
+    ka.public_key.len = sizeof key;
+    kf.body_case = SLUICE__FRAME__BODY_KEY_ADD;
+    kf.key_add = &ka;
+    s_send_nul(c, &kf, 903, "a~b");
+    s_expect_nul_refused(c, 903, "key_add.name");
+    Sluice__KeyList kl = SLUICE__KEY_LIST__INIT;
+    Sluice__Frame lf = SLUICE__FRAME__INIT;
+    lf.body_case = SLUICE__FRAME__BODY_KEY_LIST;
+    lf.key_list = &kl;
+    Sluice__Frame *r = s_request(c, &lf);
+    assert_int_equal(r->body_case, SLUICE__FRAME__BODY_KEY_LIST_REPLY);
+    for (size_t i = 0; i < r->key_list_reply->n_identities; i++)
+        if (r->key_list_reply->identities[i]->public_key.len == sizeof key
+            && memcmp(r->key_list_reply->identities[i]->public_key.data, key, sizeof key) == 0)
+            fail_msg("the key was registered as \"%s\"", r->key_list_reply->identities[i]->name);
+    slc_frame_free(&r);
+    ka.name = "a";
+    r = s_request(c, &kf);
+    if (r->body_case != SLUICE__FRAME__BODY_OK)
+        fail_msg("KeyAdd a after the refused \"a\\0b\": got %s %s", slc_frame_name(r),
+                 r->error ? r->error->text : "");
+    slc_frame_free(&r);
+
+    /* A durable subscription name and a pattern: refused the same way,
+     * nothing created under the shortened name. */
+    Sluice__Subscribe sb = SLUICE__SUBSCRIBE__INIT;
+    Sluice__Frame sf = SLUICE__FRAME__INIT;
+    sb.name = "pay~roll";
+    sb.pattern = "hr.>";
+    sb.credit = 10;
+    sf.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
+    sf.subscribe = &sb;
+    s_send_nul(c, &sf, 904, "pay~roll");
+    s_expect_nul_refused(c, 904, "subscribe.name");
+    sb.name = "payroll";
+    sb.pattern = "shop.a~.>";
+    s_send_nul(c, &sf, 905, "shop.a~");
+    s_expect_nul_refused(c, 905, "subscribe.pattern");
+    st = s_stats(c);
+    for (size_t i = 0; i < st->stats_reply->n_subs; i++)
+        if (strncmp(st->stats_reply->subs[i]->name, "pay", 3) == 0)
+            fail_msg("subscription %s created", st->stats_reply->subs[i]->name);
+    slc_frame_free(&st);
+    s_expect_heartbeat(c);
+
+    /* UTF-8 in a name is whole but outside the grammar: 422, and the
+     * error, which quotes the name cut at 64 bytes, is UTF-8 still (this
+     * client's decoder, like any proto3 parser, refuses anything else). */
+    for (int i = 0; i < 2; i++) {
+        Sluice__SchemaRegister sr = SLUICE__SCHEMA_REGISTER__INIT;
+        Sluice__Frame rf = SLUICE__FRAME__INIT;
+        sr.subject = i ? "b" : "a";
+        sr.schema = "{\"type\": \"object\"}";
+        rf.body_case = SLUICE__FRAME__BODY_SCHEMA_REGISTER;
+        rf.schema_register = &sr;
+        r = s_request(c, &rf);
+        assert_int_equal(r->body_case, SLUICE__FRAME__BODY_SCHEMA_REGISTER_REPLY);
+        slc_frame_free(&r);
+    }
+    char yaml[256] = "name: a";
+    for (int i = 0; i < 40; i++)
+        strcat(yaml, "\xc3\xa9");                /* 1 + 80 bytes: the cut is inside one */
+    strcat(yaml, "\nfrom: a@1\nto: b@1\nmap:\n  x: $.x\n");
+    Sluice__MappingAdd ma = SLUICE__MAPPING_ADD__INIT;
+    Sluice__Frame mf = SLUICE__FRAME__INIT;
+    ma.yaml = yaml;
+    mf.body_case = SLUICE__FRAME__BODY_MAPPING_ADD;
+    mf.mapping_add = &ma;
+    r = s_request(c, &mf);
+    assert_non_null(strstr(r->error ? r->error->text : "", "bad mapping name 'a\xc3\xa9"));
+    s_expect_error(r, 422);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1549,6 +1717,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redelivery_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_short_credit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_take_over_order, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_names_nul, s_setup, s_teardown),
     };
     /* SLUICE_TEST=test_nack runs one test (cmocka glob). */
     if (getenv("SLUICE_TEST"))

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "slc_codec.h"
@@ -707,6 +708,401 @@ static void test_send_recv(void **state)
     assert_int_equal(zmq_ctx_term(ctx), 0);
 }
 
+/* ------------------------------------------------------ whole strings */
+
+/* The frames of the string tests: each puts TEXT into one string field (a
+ * name the broker acts on, or a text), packed into *LEN bytes (caller
+ * frees). PATH is what slc_frame_why names. */
+enum {
+    S_PUBLISH, S_BATCH_PLAIN, S_BATCH_HEADER, S_BATCH_LINEAGE, S_SUB_PATTERN,
+    S_SUB_NAME, S_SUB_REMOVE, S_KEY_ADD, S_KEY_REVOKE, S_GRANT, S_SCHEMA_REGISTER,
+    S_SCHEMA_GET, S_TOPIC_SET, S_TOPIC_CREATE, S_MAPPING_GET, S_MAPPING_REMOVE,
+    S_MAPPING_ADD, S_HELLO, S_CONTENT_TYPE, S_DELIVERY_TOPIC, S_NCASES
+};
+static const char *const s_paths[S_NCASES] = {
+    "publish.msg.topic", "publish_batch.msgs[1].topic",
+    "publish_batch.msgs[2].headers[1].value", "publish_batch.msgs[1].lineage.route",
+    "subscribe.pattern", "subscribe.name", "sub_remove.name", "key_add.name",
+    "key_revoke.name", "grant_change.grants[1].pattern", "schema_register.subject",
+    "schema_get.subject", "topic_set.topic", "topic_create.name", "mapping_get.name",
+    "mapping_remove.name", "mapping_add.yaml", "hello.client",
+    "publish_batch.msgs[0].content_type", "deliver.msgs[0].topic",
+};
+
+static uint8_t *s_string_frame(int which, const char *text, size_t *len)
+{
+    static uint8_t key[32] = { 1, 2, 3 };
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    Sluice__Publish pub = SLUICE__PUBLISH__INIT;
+    Sluice__Envelope env = SLUICE__ENVELOPE__INIT;
+    Sluice__Subscribe sub = SLUICE__SUBSCRIBE__INIT;
+    Sluice__SubRemove rm = SLUICE__SUB_REMOVE__INIT;
+    Sluice__KeyAdd ka = SLUICE__KEY_ADD__INIT;
+    Sluice__KeyRevoke kr = SLUICE__KEY_REVOKE__INIT;
+    Sluice__Grant g[2] = { SLUICE__GRANT__INIT, SLUICE__GRANT__INIT };
+    Sluice__Grant *gp[2] = { &g[0], &g[1] };
+    Sluice__GrantChange gc = SLUICE__GRANT_CHANGE__INIT;
+    Sluice__SchemaRegister sr = SLUICE__SCHEMA_REGISTER__INIT;
+    Sluice__SchemaGet sg = SLUICE__SCHEMA_GET__INIT;
+    Sluice__TopicSet ts = SLUICE__TOPIC_SET__INIT;
+    Sluice__TopicCreate tc = SLUICE__TOPIC_CREATE__INIT;
+    Sluice__MappingGet mg = SLUICE__MAPPING_GET__INIT;
+    Sluice__MappingRemove mr = SLUICE__MAPPING_REMOVE__INIT;
+    Sluice__MappingAdd ma = SLUICE__MAPPING_ADD__INIT;
+    Sluice__Hello hello = SLUICE__HELLO__INIT;
+    Sluice__Delivery d = SLUICE__DELIVERY__INIT, *dp[1] = { &d };
+    Sluice__Deliver dl = SLUICE__DELIVER__INIT;
+    char yaml[256];
+    batch_t b;
+    f.corr = 77;
+    switch (which) {
+    case S_PUBLISH:
+        env.topic = (char *) text;
+        env.payload.data = (uint8_t *) "{}";
+        env.payload.len = 2;
+        pub.msg = &env;
+        f.body_case = SLUICE__FRAME__BODY_PUBLISH;
+        f.publish = &pub;
+        break;
+    case S_BATCH_PLAIN:         /* the by-reference reader's frame */
+        s_batch_init_plain(&b);
+        b.env[1].topic = (char *) text;
+        f = b.frame;
+        break;
+    case S_BATCH_HEADER:        /* protobuf-c's */
+        s_batch_init(&b);
+        b.hdr[2][1].value = (char *) text;
+        f = b.frame;
+        break;
+    case S_BATCH_LINEAGE:
+        s_batch_init(&b);
+        b.lineage.route = (char *) text;
+        f = b.frame;
+        break;
+    case S_CONTENT_TYPE:
+        s_batch_init_plain(&b);
+        b.env[0].content_type = (char *) text;
+        f = b.frame;
+        break;
+    case S_SUB_PATTERN:
+    case S_SUB_NAME:
+        sub.name = which == S_SUB_NAME ? (char *) text : "orders-eu";
+        sub.pattern = which == S_SUB_PATTERN ? (char *) text : "orders.eu";
+        f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
+        f.subscribe = &sub;
+        break;
+    case S_SUB_REMOVE:
+        rm.name = (char *) text;
+        f.body_case = SLUICE__FRAME__BODY_SUB_REMOVE;
+        f.sub_remove = &rm;
+        break;
+    case S_KEY_ADD:
+        ka.name = (char *) text;
+        ka.public_key.data = key;
+        ka.public_key.len = sizeof key;
+        f.body_case = SLUICE__FRAME__BODY_KEY_ADD;
+        f.key_add = &ka;
+        break;
+    case S_KEY_REVOKE:
+        kr.name = (char *) text;
+        f.body_case = SLUICE__FRAME__BODY_KEY_REVOKE;
+        f.key_revoke = &kr;
+        break;
+    case S_GRANT:
+        g[0].perms = 1;
+        g[0].pattern = "orders.>";
+        g[1].perms = 2;
+        g[1].pattern = (char *) text;
+        gc.name = "alice";
+        gc.grants = gp;
+        gc.n_grants = 2;
+        f.body_case = SLUICE__FRAME__BODY_GRANT_CHANGE;
+        f.grant_change = &gc;
+        break;
+    case S_SCHEMA_REGISTER:
+        sr.subject = (char *) text;
+        sr.schema = "{\"type\": \"object\"}";
+        f.body_case = SLUICE__FRAME__BODY_SCHEMA_REGISTER;
+        f.schema_register = &sr;
+        break;
+    case S_SCHEMA_GET:
+        sg.subject = (char *) text;
+        f.body_case = SLUICE__FRAME__BODY_SCHEMA_GET;
+        f.schema_get = &sg;
+        break;
+    case S_TOPIC_SET:
+        ts.topic = (char *) text;
+        ts.subject = "orders";
+        f.body_case = SLUICE__FRAME__BODY_TOPIC_SET;
+        f.topic_set = &ts;
+        break;
+    case S_TOPIC_CREATE:
+        tc.name = (char *) text;
+        f.body_case = SLUICE__FRAME__BODY_TOPIC_CREATE;
+        f.topic_create = &tc;
+        break;
+    case S_MAPPING_GET:
+        mg.name = (char *) text;
+        f.body_case = SLUICE__FRAME__BODY_MAPPING_GET;
+        f.mapping_get = &mg;
+        break;
+    case S_MAPPING_REMOVE:
+        mr.name = (char *) text;
+        f.body_case = SLUICE__FRAME__BODY_MAPPING_REMOVE;
+        f.mapping_remove = &mr;
+        break;
+    case S_MAPPING_ADD:
+        snprintf(yaml, sizeof yaml, "name: %s\nfrom: a@1\nto: b@1\nmap:\n  x: $.x\n", text);
+        ma.yaml = yaml;
+        f.body_case = SLUICE__FRAME__BODY_MAPPING_ADD;
+        f.mapping_add = &ma;
+        break;
+    case S_HELLO:
+        hello.version = 1;
+        hello.client = (char *) text;
+        f.body_case = SLUICE__FRAME__BODY_HELLO;
+        f.hello = &hello;
+        break;
+    case S_DELIVERY_TOPIC:
+        d.sub_id = 1;
+        d.topic = (char *) text;
+        d.offset = 5;
+        d.token = 9;
+        d.envelope.data = (uint8_t *) "\x0a\x06orders\x32\x30" "012345678901234567890123456789012345678901234567";
+        d.envelope.len = 8 + 2 + 48;
+        dl.msgs = dp;
+        dl.n_msgs = 1;
+        f.body_case = SLUICE__FRAME__BODY_DELIVER;
+        f.deliver = &dl;
+        break;
+    default:
+        fail();
+    }
+    return s_pack(&f, len);
+}
+
+/* The '~' inside the one copy of TEXT in BUF (LEN bytes): the byte the
+ * string tests overwrite, so that the field keeps its length. */
+static uint8_t *s_tilde(uint8_t *buf, size_t len, const char *text)
+{
+    size_t n = strlen(text);
+    uint8_t *at = memmem(buf, len, text, n);
+    assert_non_null(at);
+    assert_null(memmem(at + 1, len - (size_t) (at + 1 - buf), text, n));
+    uint8_t *t = memchr(at, '~', n);
+    assert_non_null(t);
+    return t;
+}
+
+/* A NUL in any string field, at any depth, on either decoder's path: the
+ * frame does not decode, and slc_frame_why names the field. The same
+ * frame with '~' in its place decodes: the NUL alone is refused. (Before,
+ * protobuf-c's C string stopped at the NUL: "shop.a\0hr.salaries" decoded
+ * as shop.a, KeyAdd "a\0b" as a.) */
+static void test_string_nul(void **state)
+{
+    (void) state;
+    static const char *const texts[S_NCASES] = {
+        "shop.a~hr.salaries", "shop.a~hr.salaries", "v~w", "r~oute", "orders.~>",
+        "sub~x", "sub~x", "a~b", "a~b", "a.~>", "subj~x", "subj~x", "shop.a~hr",
+        "shop.a~hr", "m~x", "m~x", "m~x", "cli~ent", "text/~plain", "orders.~eu",
+    };
+    for (int i = 0; i < S_NCASES; i++) {
+        size_t len;
+        uint8_t *buf = s_string_frame(i, texts[i], &len);
+        Sluice__Frame *f = NULL;
+        if (slc_frame_decode(buf, len, &f) != 0 || slc_frame_decode_ref(buf, len, &f) != 0)
+            fail_msg("%s: the frame without a NUL does not decode", s_paths[i]);
+        slc_frame_free(&f);
+        *s_tilde(buf, len, texts[i]) = 0;
+        f = (Sluice__Frame *) 1;
+        int rc = slc_frame_decode(buf, len, &f);
+        if (rc != SL_EMALFORMED || f)
+            fail_msg("%s with a NUL: slc_frame_decode gave %d", s_paths[i], rc);
+        f = (Sluice__Frame *) 1;
+        rc = slc_frame_decode_ref(buf, len, &f);
+        if (rc != SL_EMALFORMED || f)
+            fail_msg("%s with a NUL: slc_frame_decode_ref gave %d", s_paths[i], rc);
+        char why[256], want[256];
+        slc_frame_why(buf, len, why, sizeof why);
+        snprintf(want, sizeof want, "frame does not decode: string field %s holds a NUL byte",
+                 s_paths[i]);
+        if (strncmp(why, want, strlen(want)) != 0)
+            fail_msg("why: \"%s\", expected it to start \"%s\"", why, want);
+        free(buf);
+    }
+    /* A frame that is not protobuf at all says so. */
+    char why[256];
+    slc_frame_why("\xff\xff\xff", 3, why, sizeof why);
+    assert_string_equal(why, "frame does not decode as a sluice Frame (protobuf)");
+    slc_frame_why("\x72\x03\x0a\x01", 4, why, 8);     /* cut to WHYLEN */
+    assert_int_equal(strlen(why), 7);
+}
+
+/* Bytes that are not UTF-8 in a string field (proto3 requires it) are
+ * refused the same way; UTF-8 of 2, 3 and 4 bytes is taken as sent. Names
+ * stay ASCII by their grammar, which slc_topic_validate applies. */
+static void test_string_utf8(void **state)
+{
+    (void) state;
+    static const struct { uint8_t b[4]; size_t n; } bad[] = {
+        { { 0xc3, 0x28 }, 2 },                  /* lead without continuation */
+        { { 0xc0, 0xaf }, 2 },                  /* overlong '/' */
+        { { 0xe0, 0x80, 0xaf }, 3 },            /* overlong, 3 bytes */
+        { { 0xed, 0xa0, 0x80 }, 3 },            /* a UTF-16 surrogate */
+        { { 0xf4, 0x90, 0x80, 0x80 }, 4 },      /* above U+10FFFF */
+        { { 0xff }, 1 }, { { 0x80 }, 1 }, { { 0xe2, 0x82 }, 2 },    /* cut short */
+    };
+    static const int where[] = { S_CONTENT_TYPE, S_BATCH_HEADER, S_PUBLISH, S_KEY_ADD };
+    for (size_t w = 0; w < sizeof where / sizeof where[0]; w++)
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            /* '~' then filler: the bad bytes replace them, length kept. */
+            size_t len;
+            uint8_t *buf = s_string_frame(where[w], "x~@@@z", &len);
+            uint8_t *at = s_tilde(buf, len, "x~@@@z");
+            memcpy(at, bad[i].b, bad[i].n);
+            for (size_t k = bad[i].n; k < 4; k++)
+                at[k] = 'y';
+            Sluice__Frame *f = NULL;
+            assert_int_equal(slc_frame_decode(buf, len, &f), SL_EMALFORMED);
+            assert_int_equal(slc_frame_decode_ref(buf, len, &f), SL_EMALFORMED);
+            assert_null(f);
+            char why[256], want[256];
+            slc_frame_why(buf, len, why, sizeof why);
+            snprintf(want, sizeof want, "frame does not decode: string field %s is not UTF-8",
+                     s_paths[where[w]]);
+            if (strncmp(why, want, strlen(want)) != 0)
+                fail_msg("case %zu: why \"%s\"", i, why);
+            free(buf);
+        }
+
+    /* é, ☕, 𝄞 (2, 3 and 4 bytes) where text is free: decoded as sent. */
+    static const char *utf8 = "caf\xc3\xa9 \xe2\x98\x95 \xf0\x9d\x84\x9e";
+    static const int free_text[] = { S_BATCH_HEADER, S_CONTENT_TYPE, S_HELLO, S_BATCH_LINEAGE };
+    for (size_t w = 0; w < sizeof free_text / sizeof free_text[0]; w++) {
+        size_t len;
+        uint8_t *buf = s_string_frame(free_text[w], utf8, &len);
+        Sluice__Frame *f = NULL, *g = NULL;
+        assert_int_equal(slc_frame_decode(buf, len, &f), 0);
+        assert_int_equal(slc_frame_decode_ref(buf, len, &g), 0);
+        const char *got = free_text[w] == S_HELLO ? f->hello->client
+                        : free_text[w] == S_CONTENT_TYPE
+                          ? g->publish_batch->msgs[0]->content_type
+                        : free_text[w] == S_BATCH_LINEAGE
+                          ? f->publish_batch->msgs[1]->lineage->route
+                        : f->publish_batch->msgs[2]->headers[1]->value;
+        assert_string_equal(got, utf8);
+        slc_frame_free(&f);
+        slc_frame_free(&g);
+        free(buf);
+    }
+    /* In a topic the codec takes UTF-8 too; the name's grammar refuses it
+     * (a 422 for that message, not a 400 for the frame). */
+    size_t len;
+    uint8_t *buf = s_string_frame(S_BATCH_PLAIN, "caf\xc3\xa9", &len);
+    Sluice__Frame *f = NULL;
+    assert_int_equal(slc_frame_decode_ref(buf, len, &f), 0);
+    assert_string_equal(f->publish_batch->msgs[1]->topic, "caf\xc3\xa9");
+    assert_int_equal(slc_topic_validate(f->publish_batch->msgs[1]->topic, false), SL_EINVAL);
+    slc_frame_free(&f);
+    free(buf);
+}
+
+/* Only string fields are read: a NUL or any byte in a bytes field (a
+ * payload, a key, the stored envelope a Deliver carries) is data. A stored
+ * envelope decodes as it was stored, also one written before the check. */
+static void test_string_bytes_fields(void **state)
+{
+    (void) state;
+    size_t len;
+    uint8_t *buf = s_string_frame(S_DELIVERY_TOPIC, "orders", &len);
+    uint8_t *at = memmem(buf, len, "\x0a\x06orders", 8);
+    assert_non_null(at);
+    at[5] = 0;                  /* the envelope's topic: "ord\0rs" */
+    at[10] = 0xff;              /* and a payload byte that is not UTF-8 */
+    Sluice__Frame *f = NULL;
+    assert_int_equal(slc_frame_decode(buf, len, &f), 0);
+    slc_frame_free(&f);
+    assert_int_equal(slc_frame_decode_ref(buf, len, &f), 0);
+    const Sluice__Delivery *d = f->deliver->msgs[0];
+    Sluice__Envelope *e = NULL;
+    assert_int_equal(slc_envelope_decode(d->envelope.data, d->envelope.len, &e), 0);
+    assert_string_equal(e->topic, "ord");
+    slc_envelope_free(&e);
+    slc_frame_free(&f);
+    free(buf);
+
+    batch_t b;                  /* payloads and producer ids with NULs and 0xff */
+    s_batch_init_plain(&b);
+    for (size_t i = 0; i < N_MSGS; i++)
+        b.payload[i][0] = 0xff, b.producer[i] = 0;
+    buf = s_pack(&b.frame, &len);
+    assert_int_equal(slc_frame_decode_ref(buf, len, &f), 0);
+    s_assert_batch(f, &b);
+    slc_frame_free(&f);
+    free(buf);
+}
+
+/* The broker's replies may quote a name cut inside a character (a mapping
+ * name cut at 64 bytes in its error): slc_frame_texts_repair makes every
+ * string UTF-8 again, each stray byte a '?', lengths kept, so the reply
+ * decodes; a PublishAck whose texts are whole is left as it is. */
+static void test_texts_repair(void **state)
+{
+    (void) state;
+    Sluice__Error err = SLUICE__ERROR__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    err.code = 422;
+    err.text = "bad mapping name 'a\xc3\xa9\xc3\xa9\xc3' (\xff\xe2\x82)";
+    f.corr = 5;
+    f.body_case = SLUICE__FRAME__BODY_ERROR;
+    f.error = &err;
+    zmq_msg_t msg;
+    assert_int_equal(slc_frame_encode(&f, &msg), 0);
+    size_t len = zmq_msg_size(&msg);
+    Sluice__Frame *got = NULL;
+    assert_int_equal(slc_frame_decode(zmq_msg_data(&msg), len, &got), SL_EMALFORMED);
+    slc_frame_texts_repair(&f, &msg);
+    assert_int_equal(zmq_msg_size(&msg), len);
+    assert_int_equal(slc_frame_decode(zmq_msg_data(&msg), len, &got), 0);
+    assert_string_equal(got->error->text, "bad mapping name 'a\xc3\xa9\xc3\xa9?' (?" "?" "?)");
+    slc_frame_free(&got);
+    zmq_msg_close(&msg);
+
+    Sluice__Confirm c[3] = { SLUICE__CONFIRM__INIT, SLUICE__CONFIRM__INIT,
+                             SLUICE__CONFIRM__INIT };
+    Sluice__Confirm *cp[3] = { &c[0], &c[1], &c[2] };
+    Sluice__PublishAck pa = SLUICE__PUBLISH_ACK__INIT;
+    Sluice__Frame af = SLUICE__FRAME__INIT;
+    c[0].offset = 7;
+    c[1].code = 422;
+    c[1].text = "/name: 'Jos\xc3\xa9' is not one of ['Ren\xc3";      /* cut at a buffer's end */
+    c[2].code = 413;
+    c[2].text = "too big";
+    pa.confirms = cp;
+    pa.n_confirms = 3;
+    af.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
+    af.publish_ack = &pa;
+    assert_int_equal(slc_frame_encode(&af, &msg), 0);
+    slc_frame_texts_repair(&af, &msg);
+    assert_int_equal(slc_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &got), 0);
+    assert_string_equal(got->publish_ack->confirms[1]->text,
+                        "/name: 'Jos\xc3\xa9' is not one of ['Ren?");
+    assert_string_equal(got->publish_ack->confirms[2]->text, "too big");
+    slc_frame_free(&got);
+    zmq_msg_close(&msg);
+    c[1].text = "/name: 'Jos\xc3\xa9' is not one of ['Ren\xc3\xa9" "e']";
+    assert_int_equal(slc_frame_encode(&af, &msg), 0);
+    len = zmq_msg_size(&msg);
+    uint8_t *before = malloc(len);
+    assert_non_null(before);
+    memcpy(before, zmq_msg_data(&msg), len);
+    slc_frame_texts_repair(&af, &msg);
+    assert_memory_equal(zmq_msg_data(&msg), before, len);
+    free(before);
+    zmq_msg_close(&msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +1119,10 @@ int main(void)
         cmocka_unit_test(test_unknown_command),
         cmocka_unit_test(test_frame_name),
         cmocka_unit_test(test_send_recv),
+        cmocka_unit_test(test_string_nul),
+        cmocka_unit_test(test_string_utf8),
+        cmocka_unit_test(test_string_bytes_fields),
+        cmocka_unit_test(test_texts_repair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,6 +63,9 @@ static void s_assert_equal(const sld_config_t *a, const sld_config_t *b)
     assert_int_equal(a->ack_wait_ms, b->ack_wait_ms);
     assert_int_equal(a->max_deliver, b->max_deliver);
     assert_int_equal(a->deliver_batch, b->deliver_batch);
+    assert_int_equal(a->handshake_timeout_ms, b->handshake_timeout_ms);
+    assert_int_equal(a->audit_retention_ms, b->audit_retention_ms);
+    assert_int_equal(a->audit_refusal_interval_ms, b->audit_refusal_interval_ms);
 }
 
 /* Every field different from its default (and from zero). */
@@ -94,6 +97,9 @@ static void s_scramble(sld_config_t *cfg)
     cfg->ack_wait_ms = 45 * 60 * 1000;
     cfg->max_deliver = 14;
     cfg->deliver_batch = 15;
+    cfg->handshake_timeout_ms = 750;
+    cfg->audit_retention_ms = 30 * 24 * 3600 * 1000ull;
+    cfg->audit_refusal_interval_ms = 10 * 1000;
 }
 
 /* Load TEXT (as a 0600 file) over defaults; ERR gets the message. */
@@ -138,6 +144,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.ack_wait_ms, 30000);
     assert_int_equal(c.max_deliver, 5);
     assert_int_equal(c.deliver_batch, 1000);
+    assert_int_equal(c.handshake_timeout_ms, 5000);
+    assert_int_equal(c.audit_retention_ms, 90 * 24 * 3600 * 1000ull);
+    assert_int_equal(c.audit_refusal_interval_ms, 60000);
 }
 
 /* The example file names every key with its default value: loaded over a
@@ -191,8 +200,8 @@ static void test_bad_files(void **state)
         { "storage\n    map_size = 1.5G\n",
           "storage/map_size: \"1.5G\" is not a size" },
         { "storage\n    map_size = 1 G\n", "storage/map_size: \"1 G\" is not a size" },
-        { "storage\n    dedup_window = 2d\n",
-          "storage/dedup_window: \"2d\" is not a duration" },
+        { "storage\n    dedup_window = 2w\n",
+          "storage/dedup_window: \"2w\" is not a duration" },
         { "delivery\n    ack_wait = 5000000h\n",
           "delivery/ack_wait: \"5000000h\" is too large" },
         { "broker\n    sync = maybe\n", "broker/sync: \"maybe\" is not a boolean" },
@@ -273,9 +282,9 @@ static void test_file_details(void **state)
         "    listen = 'tcp://*:5555'   # a comment\n"
         "    log_level = debug\n"
         "retention\n"
-        "    max_age = 7d\n", &c, err, sizeof err);
+        "    max_age = 7w\n", &c, err, sizeof err);
     assert_int_equal(rc, SL_EINVAL);
-    assert_non_null(strstr(err, "retention/max_age: \"7d\" is not a duration"));
+    assert_non_null(strstr(err, "retention/max_age: \"7w\" is not a duration"));
     assert_string_equal(c.data_dir, "./var/sluice");
 
     rc = s_load_text(
@@ -330,6 +339,7 @@ static void test_suffixes(void **state)
         { "retention/max_age", "0", 0 },
         { "retention/max_bytes", "0", 0 },
         { "retention/max_bytes", "10G", 10 * GiB },
+        { "retention/max_age", "2d", 2 * 24 * 3600 * 1000ull },
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         sld_config_t c;

@@ -1309,6 +1309,20 @@ static void test_no_types(void **state)
     s_bad("upper(1.5)", NULL, "upper() expects a string, got a number");
 }
 
+/* A YAML escape puts a NUL inside a scalar: the mapping's name, from and
+ * to are checked on every byte, so "a\0b@1" is no subject (it checked as
+ * a and stayed a C string "a", without its version). */
+static void test_names_nul(void **state)
+{
+    (void) state;
+    s_compile_fails("name: \"m\\0x\"\nfrom: a@1\nto: b@1\nmap:\n  a: 1\n", NULL, SL_EINVAL);
+    assert_non_null(strstr(s_err, "bad mapping name"));
+    s_compile_fails("name: m\nfrom: \"a\\0b@1\"\nto: b@1\nmap:\n  a: 1\n", NULL, SL_EINVAL);
+    assert_non_null(strstr(s_err, "bad from"));
+    s_compile_fails("name: m\nfrom: a@1\nto: \"b@1\\0\"\nmap:\n  a: 1\n", NULL, SL_EINVAL);
+    assert_non_null(strstr(s_err, "bad to"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1337,6 +1351,7 @@ int main(void)
         cmocka_unit_test(test_runtime_meta),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_no_types),
+        cmocka_unit_test(test_names_nul),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1376,6 +1376,18 @@ static void t_invalid(void **state)
     m.headers = &h;
     m.nheaders = 1;
     assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), SL_EINVAL);
+    /* Text that is not UTF-8 (Latin-1 here) would have the broker refuse
+     * the whole batch frame: refused here, alone. UTF-8 is fine. */
+    h = (sl_header_t) { "x-name", "Jos\xe9" };
+    assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), SL_EINVAL);
+    h.value = "Jos\xc3\xa9";
+    assert_int_equal(sl_publish_transient(c, &m), 0);
+    m.content_type = "text/plain; charset=\xff";
+    assert_int_equal(sl_publish_transient(c, &m), SL_EINVAL);
+    m.content_type = NULL;
+    m.msg_id = "id-\xc0\xaf";
+    assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), SL_EINVAL);
+    m.msg_id = NULL;
     sl_sub_options_t so;
     sl_sub_options_init(&so);
     sl_sub_t *sub = NULL;
@@ -1848,13 +1860,20 @@ static void t_keys(void **state)
     sl_grant_t bad = { SL_PERM_PUBLISH, "shop..x" };
     assert_int_equal(sl_grant(c, "bob", &bad, 1, false), SL_EINVAL);
     assert_non_null(strstr(sl_client_last_error(c), "shop..x"));
-    bad = (sl_grant_t) { 8, "shop" };
+    bad = (sl_grant_t) { 16, "shop" };          /* no such permission */
     assert_int_equal(sl_grant(c, "bob", &bad, 1, false), SL_EINVAL);
     assert_int_equal(sl_grant(c, "bob", g, 0, false), SL_EINVAL);
     pthread_mutex_lock(&fb->mu);
     assert_int_equal(fb->grant_changes, 2);
     pthread_mutex_unlock(&fb->mu);
     assert_int_equal(sl_grant(c, "ghost", g, 1, false), SL_ENOTFOUND);
+    /* Consume is a permission: its pattern names subscriptions. */
+    sl_grant_t consume = { SL_PERM_CONSUME, "alice.>" };
+    assert_int_equal(sl_grant(c, "bob", &consume, 1, false), 0);
+    pthread_mutex_lock(&fb->mu);
+    assert_int_equal(fb->grant_perms[0], 8);
+    assert_string_equal(fb->grant_pattern[0], "alice.>");
+    pthread_mutex_unlock(&fb->mu);
 
     uint32_t id = 0;
     assert_int_equal(sl_rotate_key(c, &id), 0);

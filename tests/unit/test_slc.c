@@ -1,5 +1,6 @@
 /*  test_slc - the shared slc library: topic names, patterns and matching,
- *  result-code names and retryability, big-endian helpers, clocks.
+ *  the text rule of string fields (UTF-8 without NUL), result-code names
+ *  and retryability, big-endian helpers, clocks.
  *  Pure functions only: no sockets, no files; single thread.
  *  The wire codec has its own test (test_codec).  */
 #include <setjmp.h>
@@ -7,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 #include "slc.h"
 
@@ -106,6 +108,74 @@ static void test_pattern_validate(void **state)
     assert_false(slc_pattern_is_literal("a.*"));
     assert_false(slc_pattern_is_literal("a.*.c"));
     assert_false(slc_pattern_is_literal("a.>"));
+}
+
+/* Every byte value 1-255 at the start, middle and end of a word: a topic
+ * or pattern takes exactly [A-Za-z0-9_-] there (and '.', '*', '>' only as
+ * separators and whole wildcard words). Nothing beyond the grammar, UTF-8
+ * included, gets through. */
+static void test_names_every_byte(void **state)
+{
+    (void) state;
+    for (int c = 1; c < 256; c++) {
+        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                 || (c >= '0' && c <= '9') || c == '_' || c == '-';
+        static const char *const forms[] = { "Xab.cd", "ab.cXd", "ab.cdX", "ab.X" };
+        for (size_t k = 0; k < sizeof forms / sizeof forms[0]; k++) {
+            char name[8];
+            snprintf(name, sizeof name, "%s", forms[k]);
+            *strchr(name, 'X') = (char) c;
+            bool topic = slc_topic_validate(name, true) == 0;
+            bool pattern = slc_pattern_validate(name) == 0;
+            bool want = word || (k == 1 && c == '.');     /* "ab.c.d" */
+            bool wild = k == 3 && (c == '*' || c == '>');
+            if (topic != want || pattern != (want || wild))
+                fail_msg("byte 0x%02x in \"%s\": topic %d pattern %d", c, forms[k],
+                         topic, pattern);
+        }
+    }
+}
+
+/* slc_text_valid: UTF-8 (RFC 3629) without NUL, every length counted. */
+static void test_text_valid(void **state)
+{
+    (void) state;
+    static const struct { const char *s; size_t n; bool ok; } cases[] = {
+        { "", 0, true },
+        { "shop.orders", 11, true },
+        { "a\0b", 3, false },
+        { "\0", 1, false },
+        { "ab\0", 3, false },
+        { "caf\xc3\xa9", 5, true },                     /* U+00E9 */
+        { "\xe2\x98\x95", 3, true },                    /* U+2615 */
+        { "\xf0\x9d\x84\x9e", 4, true },                /* U+1D11E */
+        { "\xc2\x80", 2, true },                        /* smallest 2-byte */
+        { "\xef\xbf\xbf", 3, true },                    /* U+FFFF */
+        { "\xf4\x8f\xbf\xbf", 4, true },                /* U+10FFFF */
+        { "\xee\x80\x80", 3, true },                    /* U+E000, after surrogates */
+        { "\x7f", 1, true },
+        { "\x80", 1, false },                           /* lone continuation */
+        { "\xc3", 1, false },                           /* cut */
+        { "\xc3\x28", 2, false },
+        { "\xc0\xaf", 2, false },                       /* overlong */
+        { "\xc1\xbf", 2, false },
+        { "\xe0\x9f\xbf", 3, false },                   /* overlong 3-byte */
+        { "\xf0\x8f\xbf\xbf", 4, false },               /* overlong 4-byte */
+        { "\xed\xa0\x80", 3, false },                   /* U+D800 */
+        { "\xed\xbf\xbf", 3, false },                   /* U+DFFF */
+        { "\xf4\x90\x80\x80", 4, false },               /* U+110000 */
+        { "\xf5\x80\x80\x80", 4, false },
+        { "\xff", 1, false },
+        { "\xe2\x82", 2, false },
+        { "\xe2\x82\xac\xe2\x82", 5, false },           /* a good one, then cut */
+        { "\xc3\xa9\0", 3, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (slc_text_valid(cases[i].s, cases[i].n) != cases[i].ok)
+            fail_msg("case %zu: expected %s", i, cases[i].ok ? "valid" : "invalid");
+    /* Only LEN bytes are read: a string cut before its bad byte is fine. */
+    assert_true(slc_text_valid("ab\xff", 2));
+    assert_true(slc_text_valid(NULL, 0));
 }
 
 typedef struct {
@@ -318,6 +388,8 @@ int main(void)
         cmocka_unit_test(test_topic_invalid),
         cmocka_unit_test(test_topic_reserved),
         cmocka_unit_test(test_pattern_validate),
+        cmocka_unit_test(test_names_every_byte),
+        cmocka_unit_test(test_text_valid),
         cmocka_unit_test(test_pattern_match),
         cmocka_unit_test(test_pattern_covers),
         cmocka_unit_test(test_strerror),

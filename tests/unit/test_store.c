@@ -146,7 +146,7 @@ static void test_append_read_roundtrip(void **state)
     assert_int_equal(t->first_offset, 0);
     assert_int_equal(t->next_offset, 3);
     assert_int_equal(t->messages, 3);
-    assert_int_equal(t->bytes, 3 * SLD_RECORD_HEADER + 5 + 4 + 5);
+    assert_int_equal(t->bytes, 3 * (SLD_RECORD_HEADER + SLD_RECORD_SUM_OVERHEAD) + 5 + 4 + 5);
     assert_int_equal(sld_store_topic_count(f->store), 2);
     assert_int_equal(sld_store_topic_at(f->store, 0)->id, id);
     assert_null(sld_store_topic_at(f->store, 2));
@@ -664,7 +664,7 @@ static void test_retention_by_bytes(void **state)
     sld_txn_t *txn;
     uint32_t a, other;
     size_t trimmed;
-    const uint64_t rec = SLD_RECORD_HEADER + 100;
+    const uint64_t rec = SLD_RECORD_HEADER + SLD_RECORD_SUM_OVERHEAD + 100;
     s_open(f);
     a = s_topic(f, "a");
     other = s_topic(f, "other");
@@ -1027,16 +1027,17 @@ static void s_raw_put(const char *dir, const char *db, const char *key,
 static void test_refuses_other_format(void **state)
 {
     fixture_t *f = *state;
-    /* Format 1 (one producer index entry per seq), 3 (encrypted) with no
-     * data keys, and a future 4. */
-    static const uint8_t formats[3][4] = { { 0, 0, 0, 1 }, { 0, 0, 0, 3 }, { 0, 0, 0, 4 } };
-    for (int i = 0; i < 3; i++) {
+    /* Format 1 (one producer index entry per seq), 3 and 5 (encrypted)
+     * with no data keys, and a future 6. */
+    static const uint8_t formats[4][4] = { { 0, 0, 0, 1 }, { 0, 0, 0, 3 }, { 0, 0, 0, 5 },
+                                           { 0, 0, 0, 6 } };
+    for (int i = 0; i < 4; i++) {
         s_open(f);
         sld_store_destroy(&f->store);
         s_raw_put(f->path, "meta", "format", formats[i], sizeof formats[i]);
         assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
         assert_null(f->store);
-        s_raw_put(f->path, "meta", "format", (const uint8_t[4]) { 0, 0, 0, 2 }, 4);
+        s_raw_put(f->path, "meta", "format", (const uint8_t[4]) { 0, 0, 0, 4 }, 4);
     }
 }
 
@@ -1607,6 +1608,459 @@ static void test_seal_keyfile(void **state)
     assert_int_equal(sld_seal_key_load(f->dir, key, err, sizeof err), SL_EINVAL);
 }
 
+/* ---------------------------------------------------------------- damage */
+
+#define S_PG 4096
+#define S_F_DUPDATA 0x04
+
+static void s_data_path(const fixture_t *f, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/data.mdb", f->path);
+}
+
+static uint16_t s_le16(const uint8_t *b)
+{
+    return (uint16_t) (b[0] | b[1] << 8);
+}
+
+/* The whole of FILE (caller frees); *len its size. */
+static uint8_t *s_slurp(const char *file, size_t *len)
+{
+    struct stat st;
+    int fd = open(file, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    uint8_t *buf = malloc((size_t) st.st_size);
+    assert_non_null(buf);
+    assert_int_equal(read(fd, buf, (size_t) st.st_size), st.st_size);
+    close(fd);
+    *len = (size_t) st.st_size;
+    return buf;
+}
+
+/* The page of FILE holding KEY (12 bytes) in a leaf, and *node the file
+ * offset of its node; or, with BRANCH, a branch page whose keys carry
+ * KEY's topic id. -1 when none. */
+static long s_find_page(const char *file, const uint8_t key[12], bool branch, long *node)
+{
+    size_t len;
+    uint8_t *buf = s_slurp(file, &len);
+    long found = -1;
+    for (size_t i = 2; found < 0 && (i + 1) * S_PG <= len; i++) {
+        const uint8_t *p = buf + i * S_PG;
+        unsigned flags = s_le16(p + 10), n = (s_le16(p + 12) - 16) / 2;
+        if (flags != (branch ? 0x01u : 0x02u))
+            continue;
+        for (unsigned j = branch ? 1 : 0; j < n && found < 0; j++) {
+            unsigned off = s_le16(p + 16 + 2 * j);
+            if (off + 8 + 12 > S_PG || s_le16(p + off + 6) != 12)
+                continue;
+            if (memcmp(p + off + 8, key, branch ? 4 : 12) == 0) {
+                found = (long) i;
+                if (node)
+                    *node = (long) (i * S_PG + off);
+            }
+        }
+    }
+    free(buf);
+    return found;
+}
+
+static void s_poke(const char *file, long at, const void *bytes, size_t n)
+{
+    int fd = open(file, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, bytes, n, at), (ssize_t) n);
+    close(fd);
+}
+
+static void s_raw_msg_del(const char *dir, uint32_t id, uint64_t off)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t kb[12];
+    MDB_val k = { sizeof kb, kb };
+    s_raw_msg_key(kb, id, off);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A flipped byte in a plain record is found by its checksum: the record
+ * is refused (SL_ESTORE, saying why), its neighbours read, and the check
+ * names it. Before checksums it was handed out as if valid. */
+static void test_damage_checksum(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    const void *env;
+    size_t len, n;
+    uint8_t rec[200];
+    uint32_t a;
+    s_open(f);
+    a = s_topic(f, "a");
+    s_fill(f, a, 3, 1, 1, 50);
+    sld_store_destroy(&f->store);
+    n = s_raw_msg_get(f->path, a, 1, rec, sizeof rec);
+    assert_int_equal(n, SLD_RECORD_HEADER + SLD_RECORD_SUM_OVERHEAD + 50);
+    rec[SLD_RECORD_HEADER + 1 + 20] ^= 0x01;
+    s_raw_msg_put(f->path, a, 1, rec, n);
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_read(txn, a, 0, &env, &len, NULL), 0);
+    assert_true(sld_txn_verified(txn));
+    assert_int_equal(sld_store_read(txn, a, 1, &env, &len, NULL), SL_ESTORE);
+    assert_non_null(strstr(sld_txn_why(txn), "checksum"));
+    assert_int_equal(sld_store_read(txn, a, 2, &env, &len, NULL), 0);
+    assert_int_equal(len, 50);
+    sld_txn_abort(&txn);
+    char *text = s_check_text(f, SL_ESTORE);
+    assert_non_null(strstr(text, "topic a: record 1 fails its checksum"));
+    assert_non_null(strstr(text, ", 1 problems"));
+    free(text);
+
+    /* The last record damaged too: the start check says so. */
+    sld_store_destroy(&f->store);
+    n = s_raw_msg_get(f->path, a, 2, rec, sizeof rec);
+    rec[n - 1] ^= 0x80;
+    s_raw_msg_put(f->path, a, 2, rec, n);
+    s_open(f);
+    assert_int_equal(sld_store_damage(f->store), 1);
+}
+
+/* A store an older build left (format 2: topic records and message
+ * records without checksums) still reads, read-only without a change,
+ * and moves to format 4 at its first writable open: old records read
+ * unverified, new ones carry a checksum, and a record without one above
+ * the old ones is damage. */
+static void test_damage_legacy_records(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    const void *env;
+    size_t len;
+    uint32_t a;
+    uint64_t off;
+    uint8_t topic[53] = { 1 }, rec[32];
+    char *text;
+    s_open(f);
+    a = s_topic(f, "old");
+    sld_store_destroy(&f->store);
+    for (int i = 0; i < 4; i++)
+        topic[1 + i] = (uint8_t) (a >> (24 - 8 * i));
+    topic[20] = 3;                                  /* next offset */
+    topic[28] = 3;                                  /* messages */
+    topic[36] = 3 * (SLD_RECORD_HEADER + 5);        /* bytes */
+    s_raw_put(f->path, "topics", "old", topic, sizeof topic);
+    s_raw_put(f->path, "meta", "format", (const uint8_t[4]) { 0, 0, 0, 2 }, 4);
+    for (uint64_t i = 0; i < 3; i++) {
+        memset(rec, 0, SLD_RECORD_HEADER);
+        rec[7] = (uint8_t) (i + 1);
+        snprintf((char *) rec + SLD_RECORD_HEADER, sizeof rec - SLD_RECORD_HEADER,
+                 "old-%d", (int) i);
+        s_raw_msg_put(f->path, a, i, rec, SLD_RECORD_HEADER + 5);
+    }
+
+    /* Read-only (sluiced --check): reads it, changes nothing. */
+    f->opts.read_only = true;
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), SL_EINVAL);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_read(txn, a, 1, &env, &len, NULL), 0);
+    assert_false(sld_txn_verified(txn));
+    assert_memory_equal(env, "old-1", 5);
+    sld_txn_abort(&txn);
+    text = s_check_text(f, 0);
+    assert_non_null(strstr(text, "3 plain records stored before checksums"));
+    free(text);
+    sld_store_destroy(&f->store);
+    f->opts.read_only = false;
+    assert_int_equal(s_raw_msg_get(f->path, a, 0, rec, sizeof rec), SLD_RECORD_HEADER + 5);
+
+    /* Writable: moves to format 4. */
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 9, "new-3", 5, &off), 0);
+    assert_int_equal(off, 3);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    for (uint64_t i = 0; i < 4; i++) {
+        assert_int_equal(sld_store_read(txn, a, i, &env, &len, NULL), 0);
+        assert_int_equal(sld_txn_verified(txn), i == 3);
+    }
+    sld_txn_abort(&txn);
+    text = s_check_text(f, 0);
+    assert_non_null(strstr(text, "0 problems; 3 plain records stored before checksums"));
+    free(text);
+    sld_store_destroy(&f->store);
+    assert_int_equal(s_raw_msg_get(f->path, a, 3, rec, sizeof rec),
+                     SLD_RECORD_HEADER + SLD_RECORD_SUM_OVERHEAD + 5);
+
+    /* A record without a checksum where only new ones were written. */
+    memcpy(rec + SLD_RECORD_HEADER, "fake!", 5);
+    s_raw_msg_put(f->path, a, 3, rec, SLD_RECORD_HEADER + 5);
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_read(txn, a, 3, &env, &len, NULL), SL_ESTORE);
+    assert_non_null(strstr(sld_txn_why(txn), "no checksum"));
+    sld_txn_abort(&txn);
+}
+
+/* data.mdb cut to half its size, or to nothing: refused at open, the
+ * read-only open (--check) too, never a SIGBUS, nothing changed. Before,
+ * the half-size file killed the process on the first read past its end,
+ * and the empty one was taken for a new store. */
+static void test_damage_truncated(void **state)
+{
+    fixture_t *f = *state;
+    char file[160];
+    struct stat st;
+    s_open(f);
+    uint32_t a = s_topic(f, "a");
+    s_fill(f, a, 3000, 1, 1, 200);
+    sld_store_destroy(&f->store);
+    s_data_path(f, file, sizeof file);
+    assert_int_equal(stat(file, &st), 0);
+    for (int round = 0; round < 2; round++) {
+        off_t size = round == 0 ? st.st_size / 2 : 0;
+        assert_int_equal(truncate(file, size), 0);
+        assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+        f->opts.read_only = true;
+        assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+        f->opts.read_only = false;
+        struct stat after;
+        assert_int_equal(stat(file, &after), 0);
+        assert_int_equal(after.st_size, size);
+    }
+}
+
+/* 64 bytes of garbage over a branch page of the log: the open refuses
+ * (a writer would go through it), and so does the check's. Before, the
+ * broker opened it and its reads failed, one MDB_BAD_TXN after another. */
+static void test_damage_branch_page(void **state)
+{
+    fixture_t *f = *state;
+    char file[160];
+    uint8_t key[12], junk[64];
+    s_open(f);
+    uint32_t a = s_topic(f, "a");
+    s_fill(f, a, 3000, 1, 1, 200);
+    sld_store_destroy(&f->store);
+    s_data_path(f, file, sizeof file);
+    s_raw_msg_key(key, a, 0);
+    long page = s_find_page(file, key, true, NULL);
+    assert_true(page >= 2);
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t) (i * 37 + 11);
+    s_poke(file, page * S_PG + 3000, junk, sizeof junk);
+    assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+    f->opts.read_only = true;
+    assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+}
+
+/* A leaf inside the log with a node flag LMDB follows into a NULL
+ * pointer (F_DUPDATA on a database without duplicates): the store opens
+ * (that leaf is only read), that record's read fails and says why, the
+ * same read transaction goes on with the others, and the check names the
+ * page. Before, the first read of it was a SIGSEGV. */
+static void test_damage_leaf_guarded(void **state)
+{
+    fixture_t *f = *state;
+    char file[160];
+    uint8_t key[12], flags[2];
+    long node;
+    sld_txn_t *txn;
+    const void *env;
+    size_t len;
+    int bad = 0;
+    s_open(f);
+    uint32_t a = s_topic(f, "a");
+    s_fill(f, a, 2000, 1, 1, 100);
+    sld_store_destroy(&f->store);
+    s_data_path(f, file, sizeof file);
+    s_raw_msg_key(key, a, 1000);
+    assert_true(s_find_page(file, key, false, &node) >= 2);
+    int fd = open(file, O_RDONLY);
+    assert_int_equal(pread(fd, flags, 2, node + 4), 2);
+    close(fd);
+    flags[0] |= S_F_DUPDATA;
+    s_poke(file, node + 4, flags, 2);
+
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    /* In order (the cursor steps) and out of order (searches). */
+    for (uint64_t i = 950; i < 1050; i++) {
+        int rc = sld_store_read(txn, a, i, &env, &len, NULL);
+        if (i == 1000) {
+            assert_int_equal(rc, SL_ESTORE);
+            assert_non_null(strstr(sld_txn_why(txn), "fault"));
+            bad++;
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(len, 100);
+        }
+    }
+    assert_int_equal(sld_store_read(txn, a, 1000, &env, &len, NULL), SL_ESTORE);
+    assert_int_equal(sld_store_read(txn, a, 1500, &env, &len, NULL), 0);
+    sld_txn_abort(&txn);
+    assert_int_equal(bad, 1);
+    char *text = s_check_text(f, SL_ESTORE);
+    assert_non_null(strstr(text, "flags 0x4"));
+    free(text);
+}
+
+/* Damage that appears while the store is open (a leaf's header made not
+ * a leaf): LMDB fails the read (MDB_CORRUPTED) and would refuse its
+ * transaction from then on; the store's read transaction goes on in a
+ * fresh one, so only the records of that leaf fail. Before, every read
+ * after the first failure failed too (MDB_BAD_TXN). Retention stops at
+ * such a head instead of deleting through it. */
+static void test_damage_read_txn_goes_on(void **state)
+{
+    fixture_t *f = *state;
+    char file[160];
+    uint8_t key[12], zero[2] = { 0, 0 };
+    sld_txn_t *txn;
+    const void *env;
+    size_t len, trimmed;
+    int failed = 0;
+    s_open(f);
+    uint32_t a = s_topic(f, "a");
+    s_fill(f, a, 2000, 1, 1, 100);
+    s_data_path(f, file, sizeof file);
+    s_raw_msg_key(key, a, 1000);
+    long page = s_find_page(file, key, false, NULL);
+    assert_true(page >= 2);
+    s_poke(file, page * S_PG + 10, zero, 2);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    for (uint64_t i = 900; i < 1100; i++) {
+        int rc = sld_store_read(txn, a, i, &env, &len, NULL);
+        if (rc == SL_EBUSY) {
+            /* Damage wore this transaction out (each failure costs LMDB
+             * one): a new one, as the pump does. */
+            sld_txn_abort(&txn);
+            assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+            rc = sld_store_read(txn, a, i, &env, &len, NULL);
+        }
+        assert_true(rc == 0 || rc == SL_ESTORE);
+        failed += rc != 0;
+    }
+    assert_int_equal(sld_store_read(txn, a, 1000, &env, &len, NULL), SL_ESTORE);
+    assert_int_equal(sld_store_read(txn, a, 1999, &env, &len, NULL), 0);
+    sld_txn_abort(&txn);
+    assert_true(failed > 0 && failed < 100);
+
+    /* The head's leaf damaged: retention does not delete through it. */
+    s_raw_msg_key(key, a, 0);
+    page = s_find_page(file, key, false, NULL);
+    assert_true(page >= 2);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_topic_set_retention(txn, a, 1, 0), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    page = s_find_page(file, key, false, NULL);
+    assert_true(page >= 2);
+    s_poke(file, page * S_PG + 10, zero, 2);
+    assert_int_equal(sld_store_trim(f->store, 1000000000, 0, 100, &trimmed), 0);
+    assert_int_equal(trimmed, 0);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->first_offset, 0);
+}
+
+/* A record that should be there and is not (its key gone from the
+ * B-tree) is damage, not "trimmed": only offsets below the topic's first
+ * are. */
+static void test_damage_missing_record(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    const void *env;
+    size_t len;
+    s_open(f);
+    uint32_t a = s_topic(f, "a");
+    s_fill(f, a, 10, 1, 1, 0);
+    sld_store_destroy(&f->store);
+    s_raw_msg_del(f->path, a, 5);
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    assert_int_equal(sld_store_read(txn, a, 4, &env, &len, NULL), 0);
+    assert_int_equal(sld_store_read(txn, a, 5, &env, &len, NULL), SL_ESTORE);
+    assert_non_null(strstr(sld_txn_why(txn), "missing"));
+    assert_int_equal(sld_store_read(txn, a, 6, &env, &len, NULL), 0);
+    assert_int_equal(sld_store_read(txn, a, 10, &env, &len, NULL), SL_ENOTFOUND);
+    sld_txn_abort(&txn);
+    char *text = s_check_text(f, SL_ESTORE);
+    assert_non_null(strstr(text, "offsets 5..5 missing"));
+    free(text);
+}
+
+/* Topic records, subscription configurations, cursors, identities and
+ * registry records carry checksums too: a damaged topic record refuses
+ * the open (its counters decide what is served and what retention
+ * deletes), a damaged subscription is refused to whoever lists it, and
+ * the check names both. A meta page whose transaction id was damaged is
+ * refused. */
+static void test_damage_metadata(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    char file[160];
+    uint8_t v[128];
+    s_open(f);
+    uint32_t a = s_topic(f, "a");
+    s_fill(f, a, 5, 1, 1, 0);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_sub_put(txn, "s", "config", 6), 0);
+    assert_int_equal(sld_store_cursor_put(txn, "s", a, 2), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    sld_store_destroy(&f->store);
+
+    /* The subscription's configuration. */
+    memcpy(v, "cinfig", 6);
+    memcpy(v + 6, "12345678", 8);
+    s_raw_put(f->path, "subs", "s", v, 14);
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    sub_list_t list = { 0 };
+    assert_int_equal(sld_store_sub_foreach(txn, s_collect_sub, &list), SL_ESTORE);
+    assert_int_equal(list.count, 0);
+    sld_txn_abort(&txn);
+    char *text = s_check_text(f, SL_ESTORE);
+    assert_non_null(strstr(text, "subs: the record 's' fails its checksum"));
+    free(text);
+    sld_store_destroy(&f->store);
+
+    /* The topic record: next offset 5 -> 4 would hide record 4. */
+    MDB_env *env;
+    MDB_txn *mt;
+    MDB_dbi dbi;
+    MDB_val k = { 1, "a" }, val;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &mt), 0);
+    assert_int_equal(mdb_dbi_open(mt, "topics", 0, &dbi), 0);
+    assert_int_equal(mdb_get(mt, dbi, &k, &val), 0);
+    assert_true(val.mv_size <= sizeof v);
+    memcpy(v, val.mv_data, val.mv_size);
+    v[20] = 4;
+    val.mv_data = v;
+    assert_int_equal(mdb_put(mt, dbi, &k, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(mt), 0);
+    mdb_env_close(env);
+    assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+
+    /* Meta page 1's transaction id. */
+    s_data_path(f, file, sizeof file);
+    uint8_t txnid[8] = { 0x3f, 0x42, 0x0f };
+    s_poke(file, S_PG + 16 + 128, txnid, sizeof txnid);
+    assert_int_equal(sld_store_open(&f->opts, &f->store), SL_ESTORE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1639,6 +2093,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seal_plain_store_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seal_dedup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seal_keyfile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_checksum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_legacy_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_branch_page, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_leaf_guarded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_read_txn_goes_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_missing_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_metadata, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
