@@ -911,8 +911,11 @@ static void test_string_nul(void **state)
         size_t len;
         uint8_t *buf = s_string_frame(i, texts[i], &len);
         Sluice__Frame *f = NULL;
-        if (slc_frame_decode(buf, len, &f) != 0 || slc_frame_decode_ref(buf, len, &f) != 0)
+        if (slc_frame_decode(buf, len, &f) != 0)
             fail_msg("%s: the frame without a NUL does not decode", s_paths[i]);
+        slc_frame_free(&f);
+        if (slc_frame_decode_ref(buf, len, &f) != 0)
+            fail_msg("%s: the frame without a NUL does not decode by reference", s_paths[i]);
         slc_frame_free(&f);
         *s_tilde(buf, len, texts[i]) = 0;
         f = (Sluice__Frame *) 1;
