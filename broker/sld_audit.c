@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
-#include "slc_doc.h"
+#include "slt_doc.h"
 #include "slc_codec.h"
 
 typedef struct {
@@ -136,7 +136,7 @@ static char *s_format(uint64_t ts_us, const char *identity, const char *action,
     s_when(ts_us, when);
     const char *text[] = { identity, action, target, result, detail };
     for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
-        if (text[i] && !slc_doc_utf8(text[i], strlen(text[i])))
+        if (text[i] && !slt_doc_utf8(text[i], strlen(text[i])))
             return NULL;    /* a client-supplied name that is not UTF-8 never lands */
     char *json = NULL;
     cJSON *o = cJSON_CreateObject();
@@ -150,7 +150,7 @@ static char *s_format(uint64_t ts_us, const char *identity, const char *action,
         && cJSON_AddStringToObject(o, "result", result)
         && cJSON_AddStringToObject(o, "detail", detail ? detail : "")
         && (!count || cJSON_AddNumberToObject(o, "count", (double) count)))
-        (void) slc_doc_encode(o, &json, NULL);
+        (void) slt_doc_encode(o, &json, NULL);
     cJSON_Delete(o);
     return json;
 }

@@ -10,7 +10,7 @@
  *    'v' subject '\0' version u32 BE -> SchemaInfo{subject, version, schema,
  *                                       created_us}
  *
- *  In memory every version stays compiled (slc_schema), so validating a
+ *  In memory every version stays compiled (slt_schema), so validating a
  *  publish is a hash lookup of its topic, a decode and a walk of the
  *  compiled schema. Subjects are never deleted, so a binding may keep a
  *  pointer to its subject. Changes are staged like sld_auth's: written in
@@ -22,10 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
-#include "slc_doc.h"
-#include "slc_map.h"
-#include "slc_map_schema.h"
-#include "slc_schema.h"
+#include "slt_doc.h"
+#include "slt_map.h"
+#include "slt_map_schema.h"
+#include "slt_schema.h"
 
 #define S_ERRORS_MAX 8          /* failures named in one refusal */
 #define S_DOCS_MAX 1000         /* documents in one message (NDJSON, CSV) */
@@ -33,7 +33,7 @@
 typedef struct {
     uint32_t version;
     uint64_t created_us;
-    slc_schema_t *schema;       /* owned */
+    slt_schema_t *schema;       /* owned */
 } s_version_t;
 
 typedef struct {
@@ -52,10 +52,10 @@ typedef struct {
 
 /* A registered mapping, compiled. */
 typedef struct {
-    char name[SLC_MAP_NAME_MAX + 1];
+    char name[SLT_MAP_NAME_MAX + 1];
     char *yaml;                 /* as registered (owned) */
     uint64_t created_us;
-    slc_map_t *map;             /* owned */
+    slt_map_t *map;             /* owned */
 } s_mapping_t;
 
 /* One staged change. */
@@ -64,11 +64,11 @@ typedef enum { S_OP_VERSION, S_OP_BIND, S_OP_MAP_ADD, S_OP_MAP_REMOVE } s_op_kin
 typedef struct {
     s_op_kind_t kind;
     s_mapping_t *mapping;       /* S_OP_MAP_ADD: owned until committed */
-    char name[SLC_MAP_NAME_MAX + 1];    /* subject, topic (binding) or mapping name */
+    char name[SLT_MAP_NAME_MAX + 1];    /* subject, topic (binding) or mapping name */
     slc_compat_t compat;
     uint32_t version;           /* new version (0 = only the mode changed) */
     uint64_t created_us;
-    slc_schema_t *schema;       /* owned until committed */
+    slt_schema_t *schema;       /* owned until committed */
     char subject[SLD_SUBJECT_MAX + 1];  /* binding: "" = remove */
     bool dlq;
 } s_op_t;
@@ -124,7 +124,7 @@ static void s_subject_free(void **item)
 {
     s_subject_t *s = *item;
     for (size_t i = 0; s && i < s->n; i++)
-        slc_schema_destroy(&s->v[i].schema);
+        slt_schema_destroy(&s->v[i].schema);
     if (s)
         free(s->v);
     free(s);
@@ -141,7 +141,7 @@ static void s_mapping_free(void **item)
 {
     s_mapping_t *m = *item;
     if (m) {
-        slc_map_destroy(&m->map);
+        slt_map_destroy(&m->map);
         free(m->yaml);
         free(m);
     }
@@ -165,7 +165,7 @@ static s_subject_t *s_subject(sld_registry_t *self, const char *name, bool creat
 }
 
 static int s_add_version(s_subject_t *s, uint32_t version, uint64_t created_us,
-                         slc_schema_t **schema)
+                         slt_schema_t **schema)
 {
     if (version != s->n + 1)
         return SL_ESTORE;
@@ -254,11 +254,11 @@ static int s_load_one(const void *key, size_t klen, const void *val, size_t vlen
     else if (k[0] == 's')
         rc = slc_compat_parse(info->compat, &s->compat);
     else if (k[0] == 'v') {
-        slc_schema_t *schema = NULL;
-        rc = slc_schema_compile(info->schema, strlen(info->schema), &schema, err, sizeof err);
+        slt_schema_t *schema = NULL;
+        rc = slt_schema_compile(info->schema, strlen(info->schema), &schema, err, sizeof err);
         if (rc == 0)
             rc = s_add_version(s, info->version, info->created_us, &schema);
-        slc_schema_destroy(&schema);
+        slt_schema_destroy(&schema);
     }
     if (rc)
         fprintf(stderr, "sluiced: store: registry record of \"%s\" is damaged %s\n",
@@ -334,7 +334,7 @@ static int s_check_name(const char *name, size_t max, const char *what, char *wh
 
 /* The newest version of SUBJECT counting staged ones, and its schema. */
 static uint32_t s_latest(const sld_registry_t *self, const s_subject_t *s, const char *subject,
-                         const slc_schema_t **schema)
+                         const slt_schema_t **schema)
 {
     uint32_t latest = s ? (uint32_t) s->n : 0;
     *schema = latest ? s->v[latest - 1].schema : NULL;
@@ -348,7 +348,7 @@ static uint32_t s_latest(const sld_registry_t *self, const s_subject_t *s, const
 }
 
 static void s_list_errors(char *why, size_t whylen, const char *head,
-                          const slc_schema_error_t *errs, size_t n)
+                          const slt_schema_error_t *errs, size_t n)
 {
     size_t k = (size_t) snprintf(why, whylen, "%s", head);
     for (size_t i = 0; i < n && k < whylen; i++)
@@ -361,8 +361,8 @@ int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subj
                           bool dry_run, uint32_t *version, bool *existed,
                           char *why, size_t whylen)
 {
-    slc_schema_t *schema = NULL;
-    slc_schema_error_t errs[S_ERRORS_MAX];
+    slt_schema_t *schema = NULL;
+    slt_schema_error_t errs[S_ERRORS_MAX];
     size_t nerrs = 0;
     char err[512] = "";
     uint8_t key[SLD_REG_KEY_MAX + 1];
@@ -379,37 +379,37 @@ int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subj
                  compat);
         return SL_EINVAL;
     }
-    rc = slc_schema_compile(text, len, &schema, err, sizeof err);
+    rc = slt_schema_compile(text, len, &schema, err, sizeof err);
     if (rc) {
         slc_errf(why, whylen, "the schema does not compile: %s", err);
         return SL_EINVAL;
     }
-    const slc_schema_t *prev = NULL;
+    const slt_schema_t *prev = NULL;
     uint32_t latest = s_latest(self, s, subject, &prev);
-    if (prev && strcmp(slc_schema_text(prev), slc_schema_text(schema)) == 0) {
+    if (prev && strcmp(slt_schema_text(prev), slt_schema_text(schema)) == 0) {
         *existed = true;
         *version = latest;
-        slc_schema_destroy(&schema);
+        slt_schema_destroy(&schema);
         if (dry_run || !set_mode || (s && mode == s->compat))
             return 0;
     }
-    else if (prev && slc_schema_compatible(prev, schema, mode, errs, S_ERRORS_MAX, &nerrs) != 0) {
+    else if (prev && slt_schema_compatible(prev, schema, mode, errs, S_ERRORS_MAX, &nerrs) != 0) {
         char head[SLD_SUBJECT_MAX + 96];
         snprintf(head, sizeof head, "incompatible with %s@%u (%s): ", subject, latest,
                  slc_compat_name(mode));
         s_list_errors(why, whylen, head, errs, nerrs);
-        slc_schema_destroy(&schema);
+        slt_schema_destroy(&schema);
         return SL_EINVAL;
     }
     else
         *version = latest + 1;
     if (dry_run) {
-        slc_schema_destroy(&schema);
+        slt_schema_destroy(&schema);
         return 0;
     }
     rc = slc_grow((void **) &self->ops, &self->capops, self->nops + 1, sizeof(s_op_t));
     if (rc) {
-        slc_schema_destroy(&schema);
+        slt_schema_destroy(&schema);
         return rc;
     }
     s_op_t *op = &self->ops[self->nops++];
@@ -424,7 +424,7 @@ int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subj
         Sluice__SchemaInfo info = SLUICE__SCHEMA_INFO__INIT;
         info.subject = (char *) subject;
         info.version = op->version;
-        info.schema = (char *) slc_schema_text(schema);
+        info.schema = (char *) slt_schema_text(schema);
         info.created_us = op->created_us;
         rc = s_put_info(txn, key, s_key(key, 'v', subject, op->version), &info);
     }
@@ -454,7 +454,7 @@ int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
         return SL_EINVAL;
     }
     if (!unbind) {
-        const slc_schema_t *latest_schema;
+        const slt_schema_t *latest_schema;
         s_subject_t *s = s_subject(self, subject, false);
         uint32_t latest = s_latest(self, s, subject, &latest_schema);
         if (latest == 0 || version > latest) {
@@ -519,7 +519,7 @@ void sld_registry_committed(sld_registry_t *self, bool ok)
         else if (ok)
             s_set_binding(self, op->name, op->subject[0] ? s_subject(self, op->subject, false)
                                                          : NULL, op->version, op->dlq);
-        slc_schema_destroy(&op->schema);
+        slt_schema_destroy(&op->schema);
     }
     self->nops = 0;
 }
@@ -528,11 +528,11 @@ void sld_registry_committed(sld_registry_t *self, bool ok)
 
 /* The schema of SUBJECT@VERSION (VERSION 0 = latest), committed or staged
  * in the open transaction; NULL when there is none. */
-static const slc_schema_t *s_schema_of(sld_registry_t *self, const char *subject,
+static const slt_schema_t *s_schema_of(sld_registry_t *self, const char *subject,
                                        uint32_t version)
 {
     s_subject_t *s = s_subject(self, subject, false);
-    const slc_schema_t *latest;
+    const slt_schema_t *latest;
     uint32_t n = s_latest(self, s, subject, &latest);
     if (version == 0)
         return n ? latest : NULL;
@@ -550,14 +550,14 @@ static const slc_schema_t *s_schema_of(sld_registry_t *self, const char *subject
 static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
                              s_mapping_t **out, char *why, size_t whylen)
 {
-    slc_map_t *map = NULL;
+    slt_map_t *map = NULL;
     char subject[SLD_SUBJECT_MAX + 1], from_ref[512], to_ref[512];
     uint32_t version;
-    const slc_schema_t *from = NULL;
+    const slt_schema_t *from = NULL;
     int rc = 0;
     /* A YAML that does not parse, or names no valid schema, is left to the
      * compiler to explain; a valid reference to a missing schema is ours. */
-    if (slc_map_peek(yaml, len, from_ref, to_ref, sizeof from_ref) == 0) {
+    if (slt_map_peek(yaml, len, from_ref, to_ref, sizeof from_ref) == 0) {
         if (slc_subject_ref(from_ref, subject, sizeof subject, &version) == 0
             && !(from = s_schema_of(self, subject, version))) {
             slc_errf(why, whylen, "from: no schema %s registered", from_ref);
@@ -569,7 +569,7 @@ static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
             return SL_ENOTFOUND;
         }
     }
-    rc = slc_map_compile(yaml, len, NULL, from ? slc_map_schema_types : NULL, (void *) from,
+    rc = slt_map_compile(yaml, len, NULL, from ? slt_map_schema_types : NULL, (void *) from,
                          &map, why, whylen);
     if (rc)
         return rc == SL_ENOMEM ? rc : SL_EINVAL;
@@ -578,12 +578,12 @@ static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
     if (!m || !copy) {
         free(m);
         free(copy);
-        slc_map_destroy(&map);
+        slt_map_destroy(&map);
         return SL_ENOMEM;
     }
     memcpy(copy, yaml, len);
     copy[len] = 0;
-    snprintf(m->name, sizeof m->name, "%s", slc_map_name(map));
+    snprintf(m->name, sizeof m->name, "%s", slt_map_name(map));
     m->yaml = copy;
     m->map = map;
     m->created_us = slc_now_us();
@@ -600,7 +600,7 @@ int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml,
     if (rc)
         return rc;
     if (strlen(m->name) + 1 > SLD_REG_KEY_MAX
-        || s_check_name(m->name, SLC_MAP_NAME_MAX, "mapping", why, whylen) != 0) {
+        || s_check_name(m->name, SLT_MAP_NAME_MAX, "mapping", why, whylen) != 0) {
         s_mapping_free((void **) &m);
         return SL_EINVAL;
     }
@@ -616,8 +616,8 @@ int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml,
     snprintf(op->name, sizeof op->name, "%s", m->name);
     sluice__mapping_info__init(info);
     info->name = m->name;
-    info->from = (char *) slc_map_from(m->map);
-    info->to = (char *) slc_map_to(m->map);
+    info->from = (char *) slt_map_from(m->map);
+    info->to = (char *) slt_map_to(m->map);
     info->yaml = m->yaml;
     info->created_us = m->created_us;
     size_t vlen = sluice__mapping_info__get_packed_size(info);
@@ -652,8 +652,8 @@ static void s_map_info(const s_mapping_t *m, Sluice__MappingInfo *out, bool yaml
 {
     sluice__mapping_info__init(out);
     out->name = (char *) m->name;
-    out->from = (char *) slc_map_from(m->map);
-    out->to = (char *) slc_map_to(m->map);
+    out->from = (char *) slt_map_from(m->map);
+    out->to = (char *) slt_map_to(m->map);
     out->yaml = yaml ? m->yaml : "";
     out->created_us = m->created_us;
 }
@@ -702,7 +702,7 @@ int sld_registry_get(sld_registry_t *self, const char *subject, uint32_t version
     sluice__schema_info__init(out);
     out->subject = s->name;
     out->version = v->version;
-    out->schema = (char *) slc_schema_text(v->schema);
+    out->schema = (char *) slt_schema_text(v->schema);
     out->compat = (char *) slc_compat_name(s->compat);
     out->created_us = v->created_us;
     out->versions = (uint32_t) s->n;
@@ -757,7 +757,7 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
 {
     cJSON **docs = NULL;
     size_t ndocs = 0, nerrs = 0;
-    slc_schema_error_t errs[S_ERRORS_MAX];
+    slt_schema_error_t errs[S_ERRORS_MAX];
     char err[512] = "";
     int rc = 0;
     *dlq = false;
@@ -767,11 +767,11 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
     *dlq = b->dlq;
     uint32_t version = b->version && b->version <= b->subject->n ? b->version
                                                                   : (uint32_t) b->subject->n;
-    const slc_schema_t *schema = b->subject->v[version - 1].schema;
+    const slt_schema_t *schema = b->subject->v[version - 1].schema;
     docs = calloc(S_DOCS_MAX, sizeof(cJSON *));
     if (!docs)
         return SL_ENOMEM;
-    rc = slc_doc_decode(content_type && *content_type ? content_type : NULL, payload, len,
+    rc = slt_doc_decode(content_type && *content_type ? content_type : NULL, payload, len,
                         docs, S_DOCS_MAX, &ndocs, err, sizeof err);
     if (rc) {
         slc_errf(why, whylen, "schema %s@%u: the payload does not decode: %s",
@@ -780,7 +780,7 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
         goto fail;
     }
     for (size_t i = 0; i < ndocs; i++) {
-        if (slc_schema_validate(schema, docs[i], errs, S_ERRORS_MAX, &nerrs) == 0)
+        if (slt_schema_validate(schema, docs[i], errs, S_ERRORS_MAX, &nerrs) == 0)
             continue;
         char head[SLD_SUBJECT_MAX + 64];
         if (ndocs > 1)

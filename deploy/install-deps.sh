@@ -22,8 +22,8 @@ packages=(
     libsodium-dev
     libxxhash-dev           # XXH3 checksums of stored records (broker/sld_store)
     libcjson-dev            # JSON documents: schemas, mappings, audit records
-    libfyaml-dev            # YAML: mapping files (proto/slc_map)
-    libpcre2-dev            # schema "pattern" regular expressions (proto/slc_schema)
+    libfyaml-dev            # YAML: mapping files (transform/slt_map)
+    libpcre2-dev            # schema "pattern" regular expressions (transform/slt_schema)
     libcmocka-dev           # unit tests
     libasan8                # AddressSanitizer + LeakSanitizer runtime (build-asan)
     libubsan1               # UBSan runtime (build-asan)

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
-#include "slc_doc.h"
+#include "slt_doc.h"
 
 /* ----------------------------------------------------------- options */
 
@@ -873,7 +873,7 @@ void cli_json_string(FILE *out, const char *text)
 {
     cJSON *item = cJSON_CreateString(text);
     char *json = NULL;
-    if (!item || slc_doc_encode(item, &json, NULL) != 0)
+    if (!item || slt_doc_encode(item, &json, NULL) != 0)
         s_oom();
     fputs(json, out);
     free(json);
@@ -886,7 +886,7 @@ int cli_json_field(const char *json, size_t len, const char *key, char *out,
     int rc = -1;
     cJSON *doc = NULL;
     char *text = NULL;
-    if (slc_doc_parse(json, len, &doc, NULL, 0) != 0 || !cJSON_IsObject(doc))
+    if (slt_doc_parse(json, len, &doc, NULL, 0) != 0 || !cJSON_IsObject(doc))
         goto done;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
     rc = v ? 1 : 0;
@@ -896,7 +896,7 @@ int cli_json_field(const char *json, size_t len, const char *key, char *out,
         *is_string = cJSON_IsString(v);
     if (cJSON_IsString(v))
         snprintf(out, outlen, "%s", v->valuestring);
-    else if (slc_doc_encode(v, &text, NULL) == 0)
+    else if (slt_doc_encode(v, &text, NULL) == 0)
         snprintf(out, outlen, "%s", text);
     else
         rc = -1;

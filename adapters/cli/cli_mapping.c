@@ -6,7 +6,7 @@
  *  `mapping test` is the one part of the command that does not talk to the
  *  broker when it need not: with --schemas DIR it compiles the mapping and
  *  reads the schemas from files, so a user's own CI can run it offline. It
- *  therefore links the shared engines (slc_map, slc_schema) directly, the
+ *  therefore links the shared engines (slt_map, slt_schema) directly, the
  *  same code the broker runs, rather than only sluice.h. Single-threaded.  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,10 +18,10 @@
 #include <libfyaml.h>
 #include "cli.h"
 #include "slc.h"
-#include "slc_doc.h"
-#include "slc_map.h"
-#include "slc_map_schema.h"
-#include "slc_schema.h"
+#include "slt_doc.h"
+#include "slt_map.h"
+#include "slt_map_schema.h"
+#include "slt_schema.h"
 
 enum { S_OPT_SCHEMAS = CLI_OPT_OWN, S_OPT_JSON };
 
@@ -236,12 +236,12 @@ typedef struct {
     sl_client_t *client;
 } s_source_t;
 
-static slc_schema_t *s_schema(s_source_t *src, const char *ref)
+static slt_schema_t *s_schema(s_source_t *src, const char *ref)
 {
     char subject[256], path[4096], err[S_ERR_MAX];
     uint32_t version;
     char *text = NULL;
-    slc_schema_t *schema = NULL;
+    slt_schema_t *schema = NULL;
     if (slc_subject_ref(ref, subject, sizeof subject, &version) != 0) {
         fprintf(stderr, "sluice %s: \"%s\" is not SUBJECT@VERSION\n", src->ctx->cmd, ref);
         return NULL;
@@ -264,7 +264,7 @@ static slc_schema_t *s_schema(s_source_t *src, const char *ref)
             cli_fail(src->ctx, rc, "cannot fetch schema %s (use --schemas DIR offline)", ref);
         snprintf(path, sizeof path, "%s (broker)", ref);
     }
-    if (text && slc_schema_compile(text, strlen(text), &schema, err, sizeof err) != 0)
+    if (text && slt_schema_compile(text, strlen(text), &schema, err, sizeof err) != 0)
         fprintf(stderr, "sluice %s: schema %s does not compile: %s\n", src->ctx->cmd, path, err);
     free(text);
     return schema;
@@ -280,7 +280,7 @@ static cJSON *s_json(struct fy_node *node, char *err, size_t errlen)
     char *text = fy_emit_node_to_string(node, FYECF_MODE_JSON_ONELINE);
     if (!text)
         snprintf(err, errlen, "out of memory");
-    else if (slc_doc_parse(text, strlen(text), &v, err, errlen) != 0)
+    else if (slt_doc_parse(text, strlen(text), &v, err, errlen) != 0)
         v = NULL;
     free(text);
     return v;
@@ -289,7 +289,7 @@ static cJSON *s_json(struct fy_node *node, char *err, size_t errlen)
 static char *s_text(const cJSON *v)
 {
     char *text = NULL;
-    return slc_doc_encode(v, &text, NULL) == 0 ? text : NULL;
+    return slt_doc_encode(v, &text, NULL) == 0 ? text : NULL;
 }
 
 static const char *s_scalar(struct fy_node *parent, const char *key)
@@ -336,7 +336,7 @@ static void s_diff(const char *path, const cJSON *want, const cJSON *got, int *l
 }
 
 /* Run one case; true when it passed. */
-static bool s_case(const slc_map_t *map, const slc_schema_t *to, struct fy_node *c, int index)
+static bool s_case(const slt_map_t *map, const slt_schema_t *to, struct fy_node *c, int index)
 {
     char err[S_ERR_MAX] = "", name[300];
     const char *n = s_scalar(c, "name");
@@ -355,12 +355,12 @@ static bool s_case(const slc_map_t *map, const slc_schema_t *to, struct fy_node 
                : "the case has no input", *ierr ? ierr : oerr);
         goto done;
     }
-    int rc = slc_map_eval(map, input, NULL, &got, &dropped, err, sizeof err);
-    slc_schema_error_t errs[8];
+    int rc = slt_map_eval(map, input, NULL, &got, &dropped, err, sizeof err);
+    slt_schema_error_t errs[8];
     size_t nerrs = 0;
-    if (rc == 0 && !dropped && to && slc_schema_validate(to, got, errs, 8, &nerrs) != 0) {
+    if (rc == 0 && !dropped && to && slt_schema_validate(to, got, errs, 8, &nerrs) != 0) {
         size_t k = (size_t) snprintf(err, sizeof err, "the output breaks %s: ",
-                                     slc_map_to(map));
+                                     slt_map_to(map));
         for (size_t i = 0; i < nerrs && k < sizeof err; i++)
             k += (size_t) snprintf(err + k, sizeof err - k, "%s%s: %s", i ? "; " : "",
                                    errs[i].pointer[0] ? errs[i].pointer : "/", errs[i].rule);
@@ -407,8 +407,8 @@ static int s_test(cli_ctx_t *ctx, const char *file, const char *schemas)
 {
     char dir[4096], mpath[8192], err[S_ERR_MAX] = "";
     s_source_t src = { ctx, schemas, NULL };
-    slc_map_t *map = NULL;
-    slc_schema_t *from = NULL, *to = NULL;
+    slt_map_t *map = NULL;
+    slt_schema_t *from = NULL, *to = NULL;
     char *yaml = NULL;
     int rc = CLI_EXIT_FAILED, passed = 0, failed = 0;
     struct fy_document *doc = fy_document_build_from_file(NULL, file);
@@ -459,14 +459,14 @@ static int s_test(cli_ctx_t *ctx, const char *file, const char *schemas)
     /* The schemas first (named in the YAML), then one compilation against
      * the source schema, so every problem is reported together. */
     char from_ref[512], to_ref[512];
-    if (slc_map_peek(yaml, len, from_ref, to_ref, sizeof from_ref) == 0 && from_ref[0]
+    if (slt_map_peek(yaml, len, from_ref, to_ref, sizeof from_ref) == 0 && from_ref[0]
         && to_ref[0]) {
         from = s_schema(&src, from_ref);
         to = s_schema(&src, to_ref);
         if (!from || !to)
             goto fail;
     }
-    if (slc_map_compile(yaml, len, mpath, from ? slc_map_schema_types : NULL, from, &map,
+    if (slt_map_compile(yaml, len, mpath, from ? slt_map_schema_types : NULL, from, &map,
                         err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         goto fail;
@@ -483,9 +483,9 @@ static int s_test(cli_ctx_t *ctx, const char *file, const char *schemas)
     printf("%d passed, %d failed (%s)\n", passed, failed, file);
     rc = failed ? CLI_EXIT_FAILED : CLI_EXIT_OK;
 fail:
-    slc_map_destroy(&map);
-    slc_schema_destroy(&from);
-    slc_schema_destroy(&to);
+    slt_map_destroy(&map);
+    slt_schema_destroy(&from);
+    slt_schema_destroy(&to);
     sl_client_destroy(&src.client);
     free(yaml);
     if (doc)

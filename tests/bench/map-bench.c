@@ -1,7 +1,7 @@
 /*  map-bench - the cost of a mapping at ingest (issue 5, point 5): a
  *  10-field, ~300-byte JSON order through a 10-field mapping, decode
- *  (slc_doc_parse) + map (slc_map_eval) + validate the output against the
- *  target schema (slc_schema_validate) + encode (slc_doc_encode), on one
+ *  (slt_doc_parse) + map (slt_map_eval) + validate the output against the
+ *  target schema (slt_schema_validate) + encode (slt_doc_encode), on one
  *  core: the path a mapped message takes through the broker.
  *  Also times each stage alone, so that a slow run says where the time
  *  went. Single thread; no broker. Last line:
@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "slc_doc.h"
-#include "slc_map.h"
-#include "slc_schema.h"
+#include "slt_doc.h"
+#include "slt_map.h"
+#include "slt_schema.h"
 
 static const char s_mapping[] =
     "name: shop-a-to-canonical\n"
@@ -65,22 +65,22 @@ static double s_now(void)
 }
 
 /* Messages per second of STAGE over about SECS seconds; -1 on error. */
-static double s_run(const slc_map_t *m, const slc_schema_t *schema, s_stage_t stage,
+static double s_run(const slt_map_t *m, const slt_schema_t *schema, s_stage_t stage,
                     double secs, size_t *bytes)
 {
-    slc_schema_error_t errs[4];
+    slt_schema_error_t errs[4];
     size_t nerrs = 0;
     double rate = -1, start = s_now(), now = start;
     size_t n = 0, len = strlen(s_order);
     cJSON *doc = NULL, *out = NULL;
     bool dropped;
     char err[512] = "";
-    if (slc_doc_parse(s_order, len, &doc, err, sizeof err) != 0
-        || slc_map_eval(m, doc, NULL, &out, &dropped, err, sizeof err) != 0) {
+    if (slt_doc_parse(s_order, len, &doc, err, sizeof err) != 0
+        || slt_map_eval(m, doc, NULL, &out, &dropped, err, sizeof err) != 0) {
         fprintf(stderr, "map-bench: the mapping fails: %s\n", err);
         goto fail;
     }
-    if (slc_schema_validate(schema, out, errs, 4, &nerrs) != 0) {
+    if (slt_schema_validate(schema, out, errs, 4, &nerrs) != 0) {
         fprintf(stderr, "map-bench: the output is invalid: %s: %s\n", errs[0].pointer,
                 errs[0].rule);
         goto fail;
@@ -92,17 +92,17 @@ static double s_run(const slc_map_t *m, const slc_schema_t *schema, s_stage_t st
             char *text = NULL;
             size_t tlen = 0;
             if ((stage == S_ALL || stage == S_DECODE)
-                && slc_doc_parse(s_order, len, &d, err, sizeof err) != 0)
+                && slt_doc_parse(s_order, len, &d, err, sizeof err) != 0)
                 goto fail;
             if (stage == S_ALL || stage == S_MAP) {
-                if (slc_map_eval(m, d, NULL, &o, &dropped, err, sizeof err) != 0)
+                if (slt_map_eval(m, d, NULL, &o, &dropped, err, sizeof err) != 0)
                     goto fail;
             }
             if ((stage == S_ALL || stage == S_VALIDATE)
-                && slc_schema_validate(schema, o, errs, 4, &nerrs) != 0)
+                && slt_schema_validate(schema, o, errs, 4, &nerrs) != 0)
                 goto fail;
             if (stage == S_ALL || stage == S_ENCODE) {
-                if (slc_doc_encode(o, &text, &tlen) != 0)
+                if (slt_doc_encode(o, &text, &tlen) != 0)
                     goto fail;
                 *bytes += tlen;
             }
@@ -126,8 +126,8 @@ int main(int argc, char **argv)
 {
     int rc = 1;
     char err[4096];
-    slc_map_t *m = NULL;
-    slc_schema_t *schema = NULL;
+    slt_map_t *m = NULL;
+    slt_schema_t *schema = NULL;
     double secs = argc > 1 ? atof(argv[1]) : 3.0;
     const char *only = argc > 2 ? argv[2] : NULL;
     size_t bytes = 0;
@@ -138,11 +138,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: map-bench [SECONDS [decode|map|validate|encode|total]]\n");
         goto fail;
     }
-    if (slc_schema_compile(s_schema, strlen(s_schema), &schema, err, sizeof err) != 0) {
+    if (slt_schema_compile(s_schema, strlen(s_schema), &schema, err, sizeof err) != 0) {
         fprintf(stderr, "map-bench: schema: %s\n", err);
         goto fail;
     }
-    if (slc_map_compile(s_mapping, strlen(s_mapping), "map-bench", NULL, NULL, &m, err,
+    if (slt_map_compile(s_mapping, strlen(s_mapping), "map-bench", NULL, NULL, &m, err,
                         sizeof err) != 0) {
         fprintf(stderr, "map-bench: %s\n", err);
         goto fail;
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
     printf("RESULT workload=map msgs_per_s=%.0f\n", all);
     rc = 0;
 fail:
-    slc_map_destroy(&m);
-    slc_schema_destroy(&schema);
+    slt_map_destroy(&m);
+    slt_schema_destroy(&schema);
     return rc;
 }

@@ -1,4 +1,4 @@
-/*  test_doc - slc_doc: each content type decoded to the exact documents
+/*  test_doc - slt_doc: each content type decoded to the exact documents
  *  (JSON, NDJSON, CSV with RFC 4180 quoting, logfmt), the errors with
  *  their line and column, the document limit, and compact encoding.
  *  Pure functions on memory; single thread.  */
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "slc_doc.h"
+#include "slt_doc.h"
 
 #define S_MAX 8
 
@@ -20,13 +20,13 @@ static void s_ok(const char *ct, const char *text, const char *want)
     cJSON *docs[S_MAX];
     size_t n = 99;
     char err[256] = "", got[4096] = "";
-    int rc = slc_doc_decode(ct, text, strlen(text), docs, S_MAX, &n, err, sizeof err);
+    int rc = slt_doc_decode(ct, text, strlen(text), docs, S_MAX, &n, err, sizeof err);
     if (rc != 0)
         fail_msg("%s %s: rc %d: %s", ct ? ct : "(null)", text, rc, err);
     for (size_t i = 0; i < n; i++) {
         char *one = NULL;
         size_t len = 0;
-        assert_int_equal(slc_doc_encode(docs[i], &one, &len), 0);
+        assert_int_equal(slt_doc_encode(docs[i], &one, &len), 0);
         assert_int_equal(len, strlen(one));
         snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "\n" : "", one);
         free(one);
@@ -43,7 +43,7 @@ static void s_fails_n(const char *ct, const char *text, size_t len, size_t max,
     cJSON *docs[S_MAX];
     size_t n = 99;
     char err[256] = "";
-    int rc = slc_doc_decode(ct, text, len, docs, max, &n, err, sizeof err);
+    int rc = slt_doc_decode(ct, text, len, docs, max, &n, err, sizeof err);
     if (rc != code)
         fail_msg("%s %s: rc %d, expected %d (%s)", ct, text, rc, code, err);
     assert_int_equal(n, 0);
@@ -100,18 +100,18 @@ static void test_int(void **state)
     cJSON *doc = NULL;
     int64_t v = 0;
     const char *text = "[1, 1.0, 1.5, -7, 9007199254740992, \"3\"]";
-    assert_int_equal(slc_doc_parse(text, strlen(text), &doc, NULL, 0), 0);
+    assert_int_equal(slt_doc_parse(text, strlen(text), &doc, NULL, 0), 0);
     cJSON *e = doc->child;
-    assert_true(slc_doc_int(e, &v));
+    assert_true(slt_doc_int(e, &v));
     assert_int_equal(v, 1);
-    assert_true(slc_doc_int(e->next, &v));   /* 1.0 is an integer */
-    assert_false(slc_doc_int(e->next->next, &v));
-    assert_true(slc_doc_int(e->next->next->next, &v));
+    assert_true(slt_doc_int(e->next, &v));   /* 1.0 is an integer */
+    assert_false(slt_doc_int(e->next->next, &v));
+    assert_true(slt_doc_int(e->next->next->next, &v));
     assert_int_equal(v, -7);
-    assert_true(slc_doc_int(e->next->next->next->next, &v));
+    assert_true(slt_doc_int(e->next->next->next->next, &v));
     assert_int_equal(v, 9007199254740992LL);
-    assert_false(slc_doc_int(e->next->next->next->next->next, NULL));
-    assert_false(slc_doc_int(NULL, NULL));
+    assert_false(slt_doc_int(e->next->next->next->next->next, NULL));
+    assert_false(slt_doc_int(NULL, NULL));
     cJSON_Delete(doc);
 }
 
@@ -201,7 +201,7 @@ static void test_encode(void **state)
     assert_non_null(cJSON_AddNumberToObject(doc, "r", 0.5));
     char *out = NULL;
     size_t len = 0;
-    assert_int_equal(slc_doc_encode(doc, &out, &len), 0);
+    assert_int_equal(slt_doc_encode(doc, &out, &len), 0);
     assert_string_equal(out, "{\"z\":1,\"a\":[\"x\\\"y\",true,null],\"r\":0.5}");
     assert_int_equal(len, strlen(out));
     free(out);
@@ -210,14 +210,14 @@ static void test_encode(void **state)
     /* Sorted keys (canonical texts), at every level. */
     cJSON *un = NULL;
     const char *text = "{\"b\":1,\"a\":{\"z\":[{\"y\":1,\"x\":2}],\"c\":null}}";
-    assert_int_equal(slc_doc_parse(text, strlen(text), &un, NULL, 0), 0);
-    assert_int_equal(slc_doc_encode_ex(un, SLC_DOC_SORTED, &out, NULL), 0);
+    assert_int_equal(slt_doc_parse(text, strlen(text), &un, NULL, 0), 0);
+    assert_int_equal(slt_doc_encode_ex(un, SLT_DOC_SORTED, &out, NULL), 0);
     assert_string_equal(out, "{\"a\":{\"c\":null,\"z\":[{\"x\":2,\"y\":1}]},\"b\":1}");
     free(out);
     cJSON_Delete(un);
     /* A scalar is a document too; LEN may be NULL. */
     cJSON *s = cJSON_CreateString("\xc3\xa9");
-    assert_int_equal(slc_doc_encode(s, &out, NULL), 0);
+    assert_int_equal(slt_doc_encode(s, &out, NULL), 0);
     assert_string_equal(out, "\"\xc3\xa9\"");
     free(out);
     cJSON_Delete(s);

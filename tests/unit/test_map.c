@@ -1,9 +1,9 @@
-/*  test_map - slc_map: the mapping language end to end. Every operator and
+/*  test_map - slt_map: the mapping language end to end. Every operator and
  *  function on sample documents, the issue's example mapping, drop_if,
  *  nested targets, tables, ?? and lambdas; each class of compile error
  *  with its exact position and caret; runtime errors and every limit; an
  *  output that outlives its document and mapping. Documents are cJSON
- *  trees from slc_doc_parse. Type information comes from a small table of
+ *  trees from slt_doc_parse. Type information comes from a small table of
  *  paths (s_types), standing in for a real schema.  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "slc_map.h"
-#include "slc_doc.h"
+#include "slt_map.h"
+#include "slt_doc.h"
 
 /* ---- the source schema of the tests: shop-a.order@1 */
 
@@ -23,20 +23,20 @@ static const struct {
     const char *path;
     unsigned types;
 } s_schema[] = {
-    { "$", SLC_MAP_T_OBJECT },
-    { "$.id", SLC_MAP_T_STRING },
-    { "$.buyer", SLC_MAP_T_OBJECT },
-    { "$.buyer.email", SLC_MAP_T_STRING },
-    { "$.buyer.country", SLC_MAP_T_STRING },
-    { "$.total", SLC_MAP_T_NUMBER },
-    { "$.currency", SLC_MAP_T_STRING | SLC_MAP_T_NULL },
-    { "$.test", SLC_MAP_T_BOOLEAN },
-    { "$.count", SLC_MAP_T_INTEGER },
-    { "$.items", SLC_MAP_T_ARRAY },
-    { "$.items[*]", SLC_MAP_T_OBJECT },
-    { "$.items[*].sku", SLC_MAP_T_STRING },
-    { "$.items[*].qty", SLC_MAP_T_INTEGER },
-    { "$[\"content-type\"]", SLC_MAP_T_STRING },
+    { "$", SLT_MAP_T_OBJECT },
+    { "$.id", SLT_MAP_T_STRING },
+    { "$.buyer", SLT_MAP_T_OBJECT },
+    { "$.buyer.email", SLT_MAP_T_STRING },
+    { "$.buyer.country", SLT_MAP_T_STRING },
+    { "$.total", SLT_MAP_T_NUMBER },
+    { "$.currency", SLT_MAP_T_STRING | SLT_MAP_T_NULL },
+    { "$.test", SLT_MAP_T_BOOLEAN },
+    { "$.count", SLT_MAP_T_INTEGER },
+    { "$.items", SLT_MAP_T_ARRAY },
+    { "$.items[*]", SLT_MAP_T_OBJECT },
+    { "$.items[*].sku", SLT_MAP_T_STRING },
+    { "$.items[*].qty", SLT_MAP_T_INTEGER },
+    { "$[\"content-type\"]", SLT_MAP_T_STRING },
 };
 
 static int s_types(void *arg, const char *path, unsigned *types)
@@ -75,7 +75,7 @@ static cJSON *s_json(const char *text)
 {
     cJSON *j = NULL;
     char e[256];
-    if (slc_doc_parse(text, strlen(text), &j, e, sizeof e) != 0)
+    if (slt_doc_parse(text, strlen(text), &j, e, sizeof e) != 0)
         fail_msg("bad test JSON: %s: %s", e, text);
     return j;
 }
@@ -111,7 +111,7 @@ static char *s_dump(const cJSON *j)
     cJSON *c = cJSON_Duplicate(j, true);
     assert_non_null(c);
     s_sort(c);
-    assert_int_equal(slc_doc_encode(c, &text, NULL), 0);
+    assert_int_equal(slt_doc_encode(c, &text, NULL), 0);
     cJSON_Delete(c);
     return text;
 }
@@ -120,14 +120,14 @@ static char *s_dump(const cJSON *j)
 static char *s_text(const cJSON *j)
 {
     char *text = NULL;
-    assert_int_equal(slc_doc_encode(j, &text, NULL), 0);
+    assert_int_equal(slt_doc_encode(j, &text, NULL), 0);
     return text;
 }
 
-static slc_map_t *s_compile(const char *yaml, slc_map_types_fn *types)
+static slt_map_t *s_compile(const char *yaml, slt_map_types_fn *types)
 {
-    slc_map_t *m = NULL;
-    int rc = slc_map_compile(yaml, strlen(yaml), "t.yaml", types, NULL, &m, s_err, sizeof s_err);
+    slt_map_t *m = NULL;
+    int rc = slt_map_compile(yaml, strlen(yaml), "t.yaml", types, NULL, &m, s_err, sizeof s_err);
     if (rc != 0)
         fail_msg("compile failed (%d):\n%s\n--- in ---\n%s", rc, s_err, yaml);
     assert_string_equal(s_err, "");
@@ -135,10 +135,10 @@ static slc_map_t *s_compile(const char *yaml, slc_map_types_fn *types)
 }
 
 /* Compile YAML expecting failure RC; the diagnostics are in s_err. */
-static void s_compile_fails(const char *yaml, slc_map_types_fn *types, int rc)
+static void s_compile_fails(const char *yaml, slt_map_types_fn *types, int rc)
 {
-    slc_map_t *m = (slc_map_t *) 1;
-    assert_int_equal(slc_map_compile(yaml, strlen(yaml), "t.yaml", types, NULL, &m, s_err,
+    slt_map_t *m = (slt_map_t *) 1;
+    assert_int_equal(slt_map_compile(yaml, strlen(yaml), "t.yaml", types, NULL, &m, s_err,
                                      sizeof s_err), rc);
     assert_null(m);
     assert_true(strlen(s_err) > 0);
@@ -157,10 +157,10 @@ static cJSON *s_run(const char *pre, const char *expr, const char *doc, int want
 {
     char yaml[65536];
     snprintf(yaml, sizeof yaml, HEAD "%smap:\n  r: |\n    %s\n", pre, expr);
-    slc_map_t *m = s_compile(yaml, NULL);
+    slt_map_t *m = s_compile(yaml, NULL);
     cJSON *d = s_json(doc), *meta = s_meta(), *out = NULL, *r = NULL;
     bool dropped = true;
-    int rc = slc_map_eval(m, d, meta, &out, &dropped, s_err, sizeof s_err);
+    int rc = slt_map_eval(m, d, meta, &out, &dropped, s_err, sizeof s_err);
     if (rc != want_rc)
         fail_msg("eval of %s: rc %d, wanted %d: %s", expr, rc, want_rc, s_err);
     assert_false(dropped);
@@ -174,7 +174,7 @@ static cJSON *s_run(const char *pre, const char *expr, const char *doc, int want
     cJSON_Delete(out);
     cJSON_Delete(d);
     cJSON_Delete(meta);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
     return r;
 }
 
@@ -208,7 +208,7 @@ static void s_fails(const char *expr, const char *want)
 }
 
 /* EXPR does not compile; the diagnostics contain WANT. */
-static void s_bad(const char *expr, slc_map_types_fn *types, const char *want)
+static void s_bad(const char *expr, slt_map_types_fn *types, const char *want)
 {
     char yaml[65536];
     snprintf(yaml, sizeof yaml, HEAD "map:\n  r: |\n    %s\n", expr);
@@ -230,11 +230,11 @@ static const char *s_example =
     "  currency: $.currency ?? \"EUR\"\n"
     "drop_if: $.test == true\n";
 
-static void s_example_on(const slc_map_t *m, const char *doc, const char *want)
+static void s_example_on(const slt_map_t *m, const char *doc, const char *want)
 {
     cJSON *d = s_json(doc), *out = NULL;
     bool dropped = true;
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
     if (!want) {
         assert_true(dropped);
         assert_null(out);
@@ -252,13 +252,13 @@ static void test_example(void **state)
 {
     (void) state;
     int calls = 0;
-    slc_map_t *m = NULL;
-    assert_int_equal(slc_map_compile(s_example, strlen(s_example), "shop-a.yaml", s_types, &calls,
+    slt_map_t *m = NULL;
+    assert_int_equal(slt_map_compile(s_example, strlen(s_example), "shop-a.yaml", s_types, &calls,
                                      &m, s_err, sizeof s_err), 0);
     assert_true(calls > 0);         /* the schema was asked */
-    assert_string_equal(slc_map_name(m), "shop-a-to-canonical");
-    assert_string_equal(slc_map_from(m), "shop-a.order@1");
-    assert_string_equal(slc_map_to(m), "canonical.order@1");
+    assert_string_equal(slt_map_name(m), "shop-a-to-canonical");
+    assert_string_equal(slt_map_from(m), "shop-a.order@1");
+    assert_string_equal(slt_map_to(m), "canonical.order@1");
     s_example_on(m, s_order, "{\"amount_cents\":12999,\"currency\":\"USD\","
                  "\"customer\":{\"email\":\"jane.doe@example.com\"},\"order_id\":\"A-1\"}");
     /* ?? with null and with missing */
@@ -274,16 +274,16 @@ static void test_example(void **state)
     /* A missing id is an error that names the field and the path. */
     cJSON *d = s_json("{\"buyer\": {\"email\": \"a@b\"}, \"total\": 1}"), *out = NULL;
     bool dropped = true;
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
     assert_null(out);
     assert_false(dropped);
     assert_string_equal(s_err, "mapping 'shop-a-to-canonical': field 'order_id' (shop-a.yaml:5:13): "
                         "$.id is missing (write $.id ?? DEFAULT to give a default)");
     cJSON_Delete(d);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
     assert_null(m);
-    slc_map_destroy(&m);            /* NULL-safe */
-    slc_map_destroy(NULL);
+    slt_map_destroy(&m);            /* NULL-safe */
+    slt_map_destroy(NULL);
 }
 
 /* No node of J is a cJSON reference or has a borrowed key: the output
@@ -302,7 +302,7 @@ static void s_owns_all(const cJSON *j)
 static void test_no_alias(void **state)
 {
     (void) state;
-    slc_map_t *m = s_compile(HEAD "tables:\n  t:\n    k: tabled\n"
+    slt_map_t *m = s_compile(HEAD "tables:\n  t:\n    k: tabled\n"
                              "map:\n  b: $.buyer\n  i: $.items\n  s: $.id\n"
                              "  m: map($.items, x => x)\n  f: filter($.items, x => x.qty > 1)\n"
                              "  p: $.items[*].sku\n  l: lookup(t, \"k\")\n"
@@ -312,7 +312,7 @@ static void test_no_alias(void **state)
     cJSON *d = s_json(s_order), *meta = s_meta(), *out = NULL;
     bool dropped;
     char *text = s_dump(d);
-    assert_int_equal(slc_map_eval(m, d, meta, &out, &dropped, s_err, sizeof s_err), 0);
+    assert_int_equal(slt_map_eval(m, d, meta, &out, &dropped, s_err, sizeof s_err), 0);
     s_owns_all(out);
     assert_ptr_not_equal(cJSON_GetObjectItemCaseSensitive(out, "b"),
                          cJSON_GetObjectItemCaseSensitive(d, "buyer"));
@@ -339,10 +339,10 @@ static void test_no_alias(void **state)
     free(after);
     /* A fresh output outlives the document, META and the mapping. */
     cJSON_Delete(out);
-    assert_int_equal(slc_map_eval(m, d, meta, &out, &dropped, s_err, sizeof s_err), 0);
+    assert_int_equal(slt_map_eval(m, d, meta, &out, &dropped, s_err, sizeof s_err), 0);
     cJSON_Delete(d);
     cJSON_Delete(meta);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
     after = s_text(out);
     assert_string_equal(want, after);
     free(after);
@@ -417,14 +417,14 @@ static void test_paths(void **state)
     s_fails("$.items[7].sku", "$.items[7].sku is missing");
     s_fails("$.items[-7].sku", "$.items[-7].sku is missing");
     /* Without a META every $meta path is missing. */
-    slc_map_t *m = s_compile(HEAD "map:\n  r: $meta.topic ?? \"none\"\n", NULL);
+    slt_map_t *m = s_compile(HEAD "map:\n  r: $meta.topic ?? \"none\"\n", NULL);
     cJSON *d = s_json("{}"), *out = NULL;
     bool dropped;
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(out, "r")->valuestring, "none");
     cJSON_Delete(out);
     cJSON_Delete(d);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
 }
 
 static void test_arithmetic(void **state)
@@ -656,8 +656,8 @@ static void test_starts_ends_contains(void **state)
     s_bad("contains($.total, \"1\")", s_types, "contains() expects a string, got a number (from $.total)");
     s_bad("start_with($.id, \"A\")", NULL, "(did you mean 'starts_with'?)");
     /* A boolean: fine as drop_if. */
-    slc_map_t *m = s_compile(HEAD "map:\n  r: 1\ndrop_if: not starts_with($.id, \"A-\")\n", s_types);
-    slc_map_destroy(&m);
+    slt_map_t *m = s_compile(HEAD "map:\n  r: 1\ndrop_if: not starts_with($.id, \"A-\")\n", s_types);
+    slt_map_destroy(&m);
 }
 
 static void test_conversions(void **state)
@@ -816,17 +816,17 @@ static void test_map_filter(void **state)
 static void test_targets(void **state)
 {
     (void) state;
-    slc_map_t *m = s_compile(HEAD "map:\n  a.b.c: 1\n  a.d: 2\n  e: 3\n  a.b.f: 4\n"
+    slt_map_t *m = s_compile(HEAD "map:\n  a.b.c: 1\n  a.d: 2\n  e: 3\n  a.b.f: 4\n"
                              "  \"g-h\": 5\n  x.y z: 6\n", NULL);
     cJSON *d = s_json("{}"), *out = NULL;
     bool dropped;
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
     char *got = s_text(out);        /* file order kept */
     assert_string_equal(got, "{\"a\":{\"b\":{\"c\":1,\"f\":4},\"d\":2},\"e\":3,\"g-h\":5,"
                         "\"x\":{\"y z\":6}}");
     free(got);
     cJSON_Delete(out);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
     /* Many parent objects, deep ones, and an order that revisits them. */
     char yaml[8192];
     size_t n = (size_t) snprintf(yaml, sizeof yaml, HEAD "map:\n");
@@ -835,7 +835,7 @@ static void test_targets(void **state)
     n += (size_t) snprintf(yaml + n, sizeof yaml - n, "  a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p: 1\n"
                            "  g0.y: 2\n  a.b.c.z: 3\n");
     m = s_compile(yaml, NULL);
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
     got = s_text(out);
     assert_non_null(strstr(got, "{\"g0\":{\"x\":0,\"y\":2},\"g1\":{\"x\":1},"));
     assert_non_null(strstr(got, "\"g39\":{\"x\":39},\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":"
@@ -844,40 +844,40 @@ static void test_targets(void **state)
     free(got);
     cJSON_Delete(out);
     cJSON_Delete(d);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
 }
 
 static void test_drop_if(void **state)
 {
     (void) state;
-    slc_map_t *m = s_compile(HEAD "map:\n  r: 1 / $.n\ndrop_if: $.n == 0 or $.kind != \"order\"\n",
+    slt_map_t *m = s_compile(HEAD "map:\n  r: 1 / $.n\ndrop_if: $.n == 0 or $.kind != \"order\"\n",
                              NULL);
     cJSON *d = s_json("{\"n\": 0, \"kind\": \"order\"}"), *out = NULL;
     bool dropped = false;
     /* Dropped before the fields run: no division by zero. */
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
     assert_true(dropped);
     assert_null(out);
     cJSON_Delete(d);
     d = s_json("{\"n\": 2, \"kind\": \"order\"}");
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), 0);
     assert_false(dropped);
     assert_true(cJSON_GetObjectItemCaseSensitive(out, "r")->valuedouble == 0.5);
     cJSON_Delete(out);
     cJSON_Delete(d);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
     /* Not a boolean at run time. */
     m = s_compile(HEAD "map:\n  r: 1\ndrop_if: $.flag\n", NULL);
     d = s_json("{\"flag\": \"yes\"}");
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
     assert_string_equal(s_err, "mapping 't': drop_if (t.yaml:6:10): drop_if must be a boolean, "
                         "got a string (from $.flag)");
     cJSON_Delete(d);
     d = s_json("{}");
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
     assert_non_null(strstr(s_err, "$.flag is missing"));
     cJSON_Delete(d);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
     /* Not a boolean at compile time. */
     s_compile_fails(HEAD "map:\n  r: 1\ndrop_if: $.id\n", s_types, SL_EINVAL);
     assert_non_null(strstr(s_err, "t.yaml:6:10: error: drop_if expects a boolean, got a string (from $.id)"));
@@ -974,17 +974,17 @@ static void test_many_errors(void **state)
     int blocks = 0;
     for (const char *p = s_err; (p = strstr(p, ": error: ")); p++)
         blocks++;
-    assert_int_equal(blocks, SLC_MAP_ERRORS_MAX);
+    assert_int_equal(blocks, SLT_MAP_ERRORS_MAX);
     assert_non_null(strstr(s_err, "t.yaml: 4 more errors not shown"));
     /* A short buffer is cut, never overrun, always terminated. */
     char small[40];
     memset(small, 'x', sizeof small);
-    slc_map_t *m = NULL;
-    assert_int_equal(slc_map_compile(yaml, strlen(yaml), "t.yaml", NULL, NULL, &m, small, 32),
+    slt_map_t *m = NULL;
+    assert_int_equal(slt_map_compile(yaml, strlen(yaml), "t.yaml", NULL, NULL, &m, small, 32),
                      SL_EINVAL);
     assert_int_equal(strlen(small), 31);
     assert_int_equal(small[32], 'x');
-    assert_int_equal(slc_map_compile(yaml, strlen(yaml), "t.yaml", NULL, NULL, &m, NULL, 0),
+    assert_int_equal(slt_map_compile(yaml, strlen(yaml), "t.yaml", NULL, NULL, &m, NULL, 0),
                      SL_EINVAL);
 }
 
@@ -1088,13 +1088,13 @@ static void test_compile_errors(void **state)
     s_bad("$[\"content-typ\"]", s_types, "(did you mean $[\"content-type\"]?)");
     s_bad("filter($.items, it => it.sku)", s_types, "the filter condition expects a boolean, got a string");
     /* what the schema makes possible is fine */
-    slc_map_t *m = s_compile(HEAD "map:\n  a: $.currency ?? \"EUR\"\n  b: $[\"content-type\"]\n"
+    slt_map_t *m = s_compile(HEAD "map:\n  a: $.currency ?? \"EUR\"\n  b: $[\"content-type\"]\n"
                              "  c: map($.items, i => i.qty + 1)\n  d: $.items[0].sku\n", s_types);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
     /* A failing types callback ends the compilation with its code. */
-    slc_map_t *bad = NULL;
+    slt_map_t *bad = NULL;
     const char *y = HEAD "map:\n  a: $.id\n";
-    assert_int_equal(slc_map_compile(y, strlen(y), "t.yaml", s_types_broken, NULL, &bad, s_err,
+    assert_int_equal(slt_map_compile(y, strlen(y), "t.yaml", s_types_broken, NULL, &bad, s_err,
                                      sizeof s_err), SL_ESTORE);
     assert_null(bad);
     assert_non_null(strstr(s_err, "types callback failed"));
@@ -1104,38 +1104,38 @@ static void test_compile_errors(void **state)
 static void test_runtime_errors(void **state)
 {
     (void) state;
-    slc_map_t *m = s_compile("name: rt\nfrom: a.b@1\nto: c.d@2\nmap:\n  ok: 1\n"
+    slt_map_t *m = s_compile("name: rt\nfrom: a.b@1\nto: c.d@2\nmap:\n  ok: 1\n"
                              "  customer.email: lower(trim($.buyer.email))\n"
                              "  ratio: $.a / $.b\n", NULL);
     cJSON *d = s_json("{\"buyer\": {\"email\": 5}, \"a\": 1, \"b\": 0}"), *out = NULL;
     bool dropped;
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
     assert_string_equal(s_err, "mapping 'rt': field 'customer.email' (t.yaml:6:30): trim() "
                         "expects a string, got a number (from $.buyer.email)");
     assert_null(out);
     cJSON_Delete(d);
     d = s_json("{\"buyer\": {\"email\": \"x\"}, \"a\": 1, \"b\": 0}");
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
     assert_string_equal(s_err, "mapping 'rt': field 'ratio' (t.yaml:7:16): division by zero "
                         "(from $.b)");
     /* NULL err buffer is fine. */
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, NULL, 0), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, NULL, 0), SL_EINVAL);
     cJSON_Delete(d);
     /* Any JSON value is a document. */
     d = cJSON_CreateString("text");
-    assert_int_equal(slc_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, NULL, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
     assert_non_null(strstr(s_err, "$.buyer.email is missing"));
     cJSON_Delete(d);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
 }
 
 /* With a META that has them, every runtime error ends with the message's
  * topic and offset. */
-static void s_meta_err(const slc_map_t *m, const char *doc, const char *meta, const char *want)
+static void s_meta_err(const slt_map_t *m, const char *doc, const char *meta, const char *want)
 {
     cJSON *d = s_json(doc), *mt = meta ? s_json(meta) : NULL, *out = (cJSON *) 1;
     bool dropped = true;
-    assert_int_equal(slc_map_eval(m, d, mt, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, mt, &out, &dropped, s_err, sizeof s_err), SL_EINVAL);
     assert_null(out);
     assert_false(dropped);
     assert_string_equal(s_err, want);
@@ -1146,7 +1146,7 @@ static void s_meta_err(const slc_map_t *m, const char *doc, const char *meta, co
 static void test_runtime_meta(void **state)
 {
     (void) state;
-    slc_map_t *m = s_compile("name: rt\nfrom: a.b@1\nto: c.d@2\nmap:\n  ok: 1\n"
+    slt_map_t *m = s_compile("name: rt\nfrom: a.b@1\nto: c.d@2\nmap:\n  ok: 1\n"
                              "  ratio: $.a / $.b\ndrop_if: $.flag\n", NULL);
     const char *meta = "{\"topic\": \"shop.orders\", \"offset\": 42, \"headers\": {}}";
     s_meta_err(m, "{\"a\": 1, \"b\": 0, \"flag\": false}", meta,
@@ -1174,12 +1174,12 @@ static void test_runtime_meta(void **state)
     char small[40];
     bool dropped;
     memset(small, 'x', sizeof small);
-    assert_int_equal(slc_map_eval(m, d, mt, &out, &dropped, small, 32), SL_EINVAL);
+    assert_int_equal(slt_map_eval(m, d, mt, &out, &dropped, small, 32), SL_EINVAL);
     assert_int_equal(strlen(small), 31);
     assert_int_equal(small[32], 'x');
     cJSON_Delete(mt);
     cJSON_Delete(d);
-    slc_map_destroy(&m);
+    slt_map_destroy(&m);
 }
 
 /* ---- limits */
@@ -1188,23 +1188,23 @@ static void test_limits(void **state)
 {
     (void) state;
     /* file size */
-    size_t big = SLC_MAP_YAML_MAX + 1;
+    size_t big = SLT_MAP_YAML_MAX + 1;
     char *y = malloc(big + 1);
     assert_non_null(y);
     memset(y, '#', big);
     y[big] = '\0';
-    slc_map_t *m = NULL;
-    assert_int_equal(slc_map_compile(y, big, "big.yaml", NULL, NULL, &m, s_err, sizeof s_err),
+    slt_map_t *m = NULL;
+    assert_int_equal(slt_map_compile(y, big, "big.yaml", NULL, NULL, &m, s_err, sizeof s_err),
                      SL_ETOOBIG);
     assert_non_null(strstr(s_err, "big.yaml: mapping file too large"));
     free(y);
     /* nesting: parentheses, unary chains and long operator chains */
     char e[4096];
     size_t n = 0;
-    for (int k = 0; k < SLC_MAP_DEPTH_MAX + 1; k++)
+    for (int k = 0; k < SLT_MAP_DEPTH_MAX + 1; k++)
         e[n++] = '(';
     e[n++] = '1';
-    for (int k = 0; k < SLC_MAP_DEPTH_MAX + 1; k++)
+    for (int k = 0; k < SLT_MAP_DEPTH_MAX + 1; k++)
         e[n++] = ')';
     e[n] = '\0';
     s_bad(e, NULL, "expression nested too deeply (limit 64)");
@@ -1225,18 +1225,18 @@ static void test_limits(void **state)
     e[n] = '\0';
     s_is(e, "1");
     /* expression length */
-    char *longe = malloc(SLC_MAP_EXPR_MAX + 200);
+    char *longe = malloc(SLT_MAP_EXPR_MAX + 200);
     assert_non_null(longe);
     n = (size_t) snprintf(longe, 200, HEAD "map:\n  r: \"");
-    memset(longe + n, 'a', SLC_MAP_EXPR_MAX + 1);
-    snprintf(longe + n + SLC_MAP_EXPR_MAX + 1, 90, "\"\n");
+    memset(longe + n, 'a', SLT_MAP_EXPR_MAX + 1);
+    snprintf(longe + n + SLT_MAP_EXPR_MAX + 1, 90, "\"\n");
     s_compile_fails(longe, NULL, SL_EINVAL);
     assert_non_null(strstr(s_err, "expression too long"));
     free(longe);
     /* arguments */
     s_bad("concat(1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17)", NULL, "too many arguments (limit 16)");
     /* run time: string size, array size, steps, bytes, JSON depth */
-    size_t half = SLC_MAP_STR_MAX / 2 + 1;
+    size_t half = SLT_MAP_STR_MAX / 2 + 1;
     char *doc = malloc(half + 64);
     assert_non_null(doc);
     n = (size_t) snprintf(doc, 64, "{\"s\": \"");
@@ -1304,8 +1304,8 @@ static void test_limits(void **state)
 static void test_no_types(void **state)
 {
     (void) state;
-    slc_map_t *m = s_compile(HEAD "map:\n  a: $.anything.at.all\n  b: lower($.x)\n", NULL);
-    slc_map_destroy(&m);
+    slt_map_t *m = s_compile(HEAD "map:\n  a: $.anything.at.all\n  b: lower($.x)\n", NULL);
+    slt_map_destroy(&m);
     s_bad("upper(1.5)", NULL, "upper() expects a string, got a number");
 }
 

@@ -1,8 +1,8 @@
-/*  test_schema - slc_schema: every keyword of the subset accepting and
+/*  test_schema - slt_schema: every keyword of the subset accepting and
  *  refusing, the exact pointers and texts of the reasons, $ref with a
  *  cycle, what compile refuses (and where it says), the limits, the
- *  compatibility modes with every reason listed, and slc_schema_type_at.
- *  Documents are cJSON trees read by slc_doc_parse, as the broker reads
+ *  compatibility modes with every reason listed, and slt_schema_type_at.
+ *  Documents are cJSON trees read by slt_doc_parse, as the broker reads
  *  them. Pure functions on memory; single thread.  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,16 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "slc_doc.h"
-#include "slc_schema.h"
+#include "slt_doc.h"
+#include "slt_schema.h"
 
 #define S_ERRS 16
 
-static slc_schema_t *s_compile(const char *text)
+static slt_schema_t *s_compile(const char *text)
 {
-    slc_schema_t *s = NULL;
+    slt_schema_t *s = NULL;
     char err[256] = "";
-    int rc = slc_schema_compile(text, strlen(text), &s, err, sizeof err);
+    int rc = slt_schema_compile(text, strlen(text), &s, err, sizeof err);
     if (rc != 0)
         fail_msg("schema %s refused (%d): %s", text, rc, err);
     return s;
@@ -31,24 +31,24 @@ static slc_schema_t *s_compile(const char *text)
 /* Compile must fail with CODE and an ERR equal to WANT. */
 static void s_refused(const char *text, int code, const char *want)
 {
-    slc_schema_t *s = (slc_schema_t *) 1;
+    slt_schema_t *s = (slt_schema_t *) 1;
     char err[256] = "";
-    int rc = slc_schema_compile(text, strlen(text), &s, err, sizeof err);
+    int rc = slt_schema_compile(text, strlen(text), &s, err, sizeof err);
     if (rc != code)
         fail_msg("schema %s: rc %d, expected %d (%s)", text, rc, code, err);
     assert_null(s);
     assert_string_equal(err, want);
 }
 
-/* Compile must fail with SL_EINVAL because slc_doc_parse refused TEXT:
- * ERR is "not JSON: " then slc_doc_parse's reason, which starts with
+/* Compile must fail with SL_EINVAL because slt_doc_parse refused TEXT:
+ * ERR is "not JSON: " then slt_doc_parse's reason, which starts with
  * WANT_START and contains WANT_IN (its exact words are test_doc's). */
 static void s_not_json(const char *text, const char *want_start,
                        const char *want_in)
 {
-    slc_schema_t *s = (slc_schema_t *) 1;
+    slt_schema_t *s = (slt_schema_t *) 1;
     char err[256] = "", start[128];
-    int rc = slc_schema_compile(text, strlen(text), &s, err, sizeof err);
+    int rc = slt_schema_compile(text, strlen(text), &s, err, sizeof err);
     if (rc != SL_EINVAL)
         fail_msg("schema %s: rc %d, expected %d (%s)", text, rc, SL_EINVAL, err);
     assert_null(s);
@@ -58,19 +58,19 @@ static void s_not_json(const char *text, const char *want_start,
                  text, err, start, want_in);
 }
 
-/* DOC parsed by slc_doc_parse (caller owns: cJSON_Delete); fails the test
+/* DOC parsed by slt_doc_parse (caller owns: cJSON_Delete); fails the test
  * when it is refused. */
 static cJSON *s_doc(const char *doc)
 {
     cJSON *j = NULL;
     char err[256] = "";
-    if (slc_doc_parse(doc, strlen(doc), &j, err, sizeof err) != 0)
+    if (slt_doc_parse(doc, strlen(doc), &j, err, sizeof err) != 0)
         fail_msg("test document %.200s: %s", doc, err);
     return j;
 }
 
 /* The reasons as "pointer: rule" lines, "" when there are none. */
-static void s_lines(const slc_schema_error_t *errs, size_t n, char *out,
+static void s_lines(const slt_schema_error_t *errs, size_t n, char *out,
                     size_t size)
 {
     size_t len = 0;
@@ -86,12 +86,12 @@ static void s_lines(const slc_schema_error_t *errs, size_t n, char *out,
 /* Validate DOC against SCHEMA: WANT is NULL for valid, else the lines. */
 static void s_expect(const char *schema, const char *doc, const char *want)
 {
-    slc_schema_t *s = s_compile(schema);
+    slt_schema_t *s = s_compile(schema);
     cJSON *j = s_doc(doc);
-    slc_schema_error_t errs[S_ERRS];
+    slt_schema_error_t errs[S_ERRS];
     size_t n = 99;
     char got[S_ERRS * 480];
-    int rc = slc_schema_validate(s, j, errs, S_ERRS, &n);
+    int rc = slt_schema_validate(s, j, errs, S_ERRS, &n);
     s_lines(errs, n, got, sizeof got);
     if (!want) {
         if (rc != 0)
@@ -105,10 +105,10 @@ static void s_expect(const char *schema, const char *doc, const char *want)
             fail_msg("%s against %s:\n got:\n%s\n want:\n%s", doc, schema, got, want);
     }
     /* MAX 0 gives the same verdict and writes nothing. */
-    assert_int_equal(slc_schema_validate(s, j, NULL, 0, &n), rc);
+    assert_int_equal(slt_schema_validate(s, j, NULL, 0, &n), rc);
     assert_int_equal(n, 0);
     cJSON_Delete(j);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
     assert_null(s);
 }
 
@@ -116,11 +116,11 @@ static void s_expect(const char *schema, const char *doc, const char *want)
 static void s_compat(const char *older, const char *newer, slc_compat_t mode,
                      const char *want)
 {
-    slc_schema_t *o = s_compile(older), *n = s_compile(newer);
-    slc_schema_error_t errs[S_ERRS];
+    slt_schema_t *o = s_compile(older), *n = s_compile(newer);
+    slt_schema_error_t errs[S_ERRS];
     size_t count = 99;
     char got[S_ERRS * 480];
-    int rc = slc_schema_compatible(o, n, mode, errs, S_ERRS, &count);
+    int rc = slt_schema_compatible(o, n, mode, errs, S_ERRS, &count);
     s_lines(errs, count, got, sizeof got);
     if (!want) {
         if (rc != 0)
@@ -135,8 +135,8 @@ static void s_compat(const char *older, const char *newer, slc_compat_t mode,
             fail_msg("%s -> %s (%s):\n got:\n%s\n want:\n%s", older, newer,
                      slc_compat_name(mode), got, want);
     }
-    slc_schema_destroy(&o);
-    slc_schema_destroy(&n);
+    slt_schema_destroy(&o);
+    slt_schema_destroy(&n);
 }
 
 /* ----------------------------------------------------------- validation */
@@ -182,7 +182,7 @@ static void test_integer(void **state)
     s_expect(i, "2.5e1", NULL);
     s_expect(i, "9007199254740992", NULL);
     s_expect(i, "-9007199254740992", NULL);
-    /* Past 2^53 every double is whole (and slc_doc_parse lets it through
+    /* Past 2^53 every double is whole (and slt_doc_parse lets it through
      * only with a fraction or an exponent). */
     s_expect(i, "1e20", NULL);
     s_expect(i, "1.0e300", NULL);
@@ -192,14 +192,14 @@ static void test_integer(void **state)
     s_expect("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"}}}",
              "{\"n\":1.25}", "/n: expected integer, got number");
     /* A document built in memory: a whole double is an integer too. */
-    slc_schema_t *s = s_compile(i);
+    slt_schema_t *s = s_compile(i);
     cJSON *j = cJSON_CreateNumber(42.0);
     assert_non_null(j);
-    assert_int_equal(slc_schema_validate(s, j, NULL, 0, NULL), 0);
+    assert_int_equal(slt_schema_validate(s, j, NULL, 0, NULL), 0);
     cJSON_SetNumberValue(j, 42.5);
-    assert_int_equal(slc_schema_validate(s, j, NULL, 0, NULL), SL_EINVAL);
+    assert_int_equal(slt_schema_validate(s, j, NULL, 0, NULL), SL_EINVAL);
     cJSON_Delete(j);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
     /* Counts: 2.0 is 2; a whole number past 2^53 is as large as a size. */
     s_expect("{\"minLength\":2.0}", "\"a\"", ": must be at least 2 characters long");
     s_expect("{\"maxItems\":1e20}", "[1,2,3]", NULL);
@@ -302,18 +302,18 @@ static void test_enum_const(void **state)
                  i ? "," : "", i);
     strcat(big, "]}");
     s_expect(big, "\"value-59\"", NULL);
-    slc_schema_t *sc = s_compile(big);
+    slt_schema_t *sc = s_compile(big);
     cJSON *j = cJSON_CreateString("nope");
     assert_non_null(j);
-    slc_schema_error_t e;
+    slt_schema_error_t e;
     size_t n = 0;
-    assert_int_equal(slc_schema_validate(sc, j, &e, 1, &n), SL_EINVAL);
+    assert_int_equal(slt_schema_validate(sc, j, &e, 1, &n), SL_EINVAL);
     assert_int_equal(n, 1);
     assert_true(strlen(e.rule) < sizeof e.rule);
     assert_non_null(strstr(e.rule, "\"value-00\", \"value-01\""));
     assert_non_null(strstr(e.rule, "..."));
     cJSON_Delete(j);
-    slc_schema_destroy(&sc);
+    slt_schema_destroy(&sc);
     /* Numbers are equal only when their doubles are (cJSON_Compare would
      * take one rounding error apart for equal). */
     s_expect("{\"const\":1}", "1.0000000000000002", ": must be equal to 1");
@@ -345,11 +345,11 @@ static void test_enum_const(void **state)
     s_expect(deep, val, NULL);
     sc = s_compile(deep);
     j = s_doc(other);
-    assert_int_equal(slc_schema_validate(sc, j, &e, 1, &n), SL_EINVAL);
+    assert_int_equal(slt_schema_validate(sc, j, &e, 1, &n), SL_EINVAL);
     assert_string_equal(e.pointer, "");
     assert_string_equal(e.rule, "must be equal to ...");   /* text cut */
     cJSON_Delete(j);
-    slc_schema_destroy(&sc);
+    slt_schema_destroy(&sc);
     assert_true((double) (clock() - t0) / CLOCKS_PER_SEC < 1.0);
 }
 
@@ -482,22 +482,22 @@ static void test_ref(void **state)
              "\"items\":{\"$ref\":\"#/$defs/a\"}}", "[null,0]",
              "/1: expected null, got integer");
     /* A document nested past the limit is refused, not recursed into. */
-    static char doc[32 * SLC_SCHEMA_DOC_DEPTH_MAX] = "";
-    for (int i = 0; i < SLC_SCHEMA_DOC_DEPTH_MAX + 2; i++)
+    static char doc[32 * SLT_SCHEMA_DOC_DEPTH_MAX] = "";
+    for (int i = 0; i < SLT_SCHEMA_DOC_DEPTH_MAX + 2; i++)
         strcat(doc, "{\"name\":\"n\",\"children\":[");
     doc[strlen(doc) - strlen(",\"children\":[")] = '\0';
     strcat(doc, "}");
-    for (int i = 0; i < SLC_SCHEMA_DOC_DEPTH_MAX + 1; i++)
+    for (int i = 0; i < SLT_SCHEMA_DOC_DEPTH_MAX + 1; i++)
         strcat(doc, "]}");
-    slc_schema_t *s = s_compile(tree);
+    slt_schema_t *s = s_compile(tree);
     cJSON *j = s_doc(doc);
-    slc_schema_error_t e;
+    slt_schema_error_t e;
     size_t n = 0;
-    assert_int_equal(slc_schema_validate(s, j, &e, 1, &n), SL_EINVAL);
+    assert_int_equal(slt_schema_validate(s, j, &e, 1, &n), SL_EINVAL);
     assert_int_equal(n, 1);
     assert_string_equal(e.rule, "nested deeper than 128 levels");
     cJSON_Delete(j);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
 }
 
 static void test_ref_refused(void **state)
@@ -566,7 +566,7 @@ static void test_compile_refused(void **state)
                      "((((((((((((((((((((((((((((((((((", depth,
                      "))))))))))))))))))))))))))))))))))");
             if (depth == 32)
-                slc_schema_destroy((slc_schema_t *[]) { s_compile(pat) });
+                slt_schema_destroy((slt_schema_t *[]) { s_compile(pat) });
             else
                 s_refused(pat, SL_EINVAL, "/pattern: not a regular expression: "
                           "parentheses are too deeply nested at offset 33");
@@ -576,18 +576,18 @@ static void test_compile_refused(void **state)
      * meaning. Escaped, it is text. */
     s_refused("{\"pattern\":\"x{,99}\"}", SL_EINVAL,
               "/pattern: {,m} is literal text in ECMA-262: write {0,m}");
-    slc_schema_destroy((slc_schema_t *[]) { s_compile("{\"pattern\":\"x\\\\{,99}\"}") });
+    slt_schema_destroy((slt_schema_t *[]) { s_compile("{\"pattern\":\"x\\\\{,99}\"}") });
     /* Shapes that took glibc's regcomp seconds compile at once. */
     {
         char pat[512] = "{\"pattern\":\"^";
         for (int i = 0; i < 20; i++)
             strcat(pat, i % 2 ? "(a*)*" : "(()+|x{0,3}){2,}");
         strcat(pat, "$\"}");
-        slc_schema_destroy((slc_schema_t *[]) { s_compile(pat) });
+        slt_schema_destroy((slt_schema_t *[]) { s_compile(pat) });
     }
-    slc_schema_destroy((slc_schema_t *[]) { s_compile(
+    slt_schema_destroy((slt_schema_t *[]) { s_compile(
         "{\"pattern\":\"^[a-z0-9]{1,63}([.][a-z0-9]{1,63}){0,10}@[[:alnum:]]{2,}$\"}") });
-    /* What slc_doc_parse refuses, with its reason after "not JSON: ". */
+    /* What slt_doc_parse refuses, with its reason after "not JSON: ". */
     s_not_json("{\"type\":\"string\",", "line 1, column 17: ", "");
     s_not_json("{\"type\":\"string\",\"type\":\"null\"}", "", "\"type\"");
     /* Duplicate keys anywhere, not only at the top. */
@@ -604,13 +604,13 @@ static void test_compile_refused(void **state)
     s_not_json("{\"title\":\"a\\u0000b\"}", "line 1, column ", "");
     s_not_json("{\"minimum\":1e999}", "", "/minimum");
     /* Annotations are accepted and ignored. */
-    slc_schema_t *s = s_compile(
+    slt_schema_t *s = s_compile(
         "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
         "\"$id\":\"urn:shop:order\",\"title\":\"Order\",\"description\":\"d\","
         "\"$comment\":\"c\",\"examples\":[{}],\"deprecated\":false,"
         "\"readOnly\":true,\"writeOnly\":false,\"default\":{}}");
-    slc_schema_destroy(&s);
-    slc_schema_destroy(&s);         /* NULL-safe */
+    slt_schema_destroy(&s);
+    slt_schema_destroy(&s);         /* NULL-safe */
 }
 
 static void test_limits(void **state)
@@ -623,8 +623,8 @@ static void test_limits(void **state)
     strcat(text, "{\"enum\":[[]]}");
     for (int i = 0; i < 61; i++)
         strcat(text, "}");
-    slc_schema_t *s = s_compile(text);
-    slc_schema_destroy(&s);
+    slt_schema_t *s = s_compile(text);
+    slt_schema_destroy(&s);
     text[0] = '\0';
     for (int i = 0; i < 61; i++)
         strcat(text, "{\"items\":");
@@ -633,23 +633,23 @@ static void test_limits(void **state)
         strcat(text, "}");
     s_refused(text, SL_EINVAL, "the schema nests deeper than 64 levels");
     /* More than 1 MiB is refused before it is parsed. */
-    size_t big = SLC_SCHEMA_TEXT_MAX + 1;
+    size_t big = SLT_SCHEMA_TEXT_MAX + 1;
     char *huge = malloc(big);
     assert_non_null(huge);
     memset(huge, ' ', big);
     huge[0] = '{';
     huge[big - 1] = '}';
     char err[128];
-    s = (slc_schema_t *) 1;
-    assert_int_equal(slc_schema_compile(huge, big, &s, err, sizeof err), SL_ETOOBIG);
+    s = (slt_schema_t *) 1;
+    assert_int_equal(slt_schema_compile(huge, big, &s, err, sizeof err), SL_ETOOBIG);
     assert_null(s);
     assert_string_equal(err, "the schema is 1048577 bytes; the limit is 1048576");
     /* Exactly 1 MiB is parsed: first unterminated, then whole. */
-    assert_int_equal(slc_schema_compile(huge, big - 1, &s, err, sizeof err),
+    assert_int_equal(slt_schema_compile(huge, big - 1, &s, err, sizeof err),
                      SL_EINVAL);
     huge[big - 2] = '}';
-    assert_int_equal(slc_schema_compile(huge, big - 1, &s, err, sizeof err), 0);
-    slc_schema_destroy(&s);
+    assert_int_equal(slt_schema_compile(huge, big - 1, &s, err, sizeof err), 0);
+    slt_schema_destroy(&s);
     free(huge);
 }
 
@@ -659,7 +659,7 @@ static void test_limits(void **state)
 static void test_required_many(void **state)
 {
     (void) state;
-    const int count = 4200;     /* more than slc_schema.c's S_SEEN_MAX */
+    const int count = 4200;     /* more than slt_schema.c's S_SEEN_MAX */
     size_t size = (size_t) count * 24 + 64;
     char *text = malloc(size), *doc = malloc(size);
     assert_non_null(text);
@@ -697,40 +697,40 @@ static void test_required_many(void **state)
     free(text);
     free(doc);
     /* A key twice does not stand for another one that is missing. */
-    slc_schema_t *s = s_compile("{\"required\":[\"a\",\"b\"]}");
+    slt_schema_t *s = s_compile("{\"required\":[\"a\",\"b\"]}");
     cJSON *obj = cJSON_CreateObject();
     assert_non_null(obj);
     assert_non_null(cJSON_AddNullToObject(obj, "a"));
     assert_non_null(cJSON_AddNullToObject(obj, "a"));
-    slc_schema_error_t e;
+    slt_schema_error_t e;
     size_t n = 0;
-    assert_int_equal(slc_schema_validate(s, obj, &e, 1, &n), SL_EINVAL);
+    assert_int_equal(slt_schema_validate(s, obj, &e, 1, &n), SL_EINVAL);
     assert_int_equal(n, 1);
     assert_string_equal(e.rule, "required property \"b\" is missing");
     cJSON_Delete(obj);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
 }
 
 static void test_max_and_order(void **state)
 {
     (void) state;
-    slc_schema_t *s = s_compile("{\"additionalProperties\":{\"type\":\"string\"}}");
+    slt_schema_t *s = s_compile("{\"additionalProperties\":{\"type\":\"string\"}}");
     cJSON *doc = s_doc("{\"a\":1,\"b\":2,\"c\":\"ok\",\"d\":4}");
-    slc_schema_error_t errs[2];
+    slt_schema_error_t errs[2];
     memset(errs, 'x', sizeof errs);
     size_t n = 0;
-    assert_int_equal(slc_schema_validate(s, doc, errs, 2, &n), SL_EINVAL);
+    assert_int_equal(slt_schema_validate(s, doc, errs, 2, &n), SL_EINVAL);
     assert_int_equal(n, 2);
     assert_string_equal(errs[0].pointer, "/a");
     assert_string_equal(errs[1].pointer, "/b");
     assert_string_equal(errs[1].rule, "expected string, got integer");
-    assert_int_equal(slc_schema_validate(s, doc, errs, 1, NULL), SL_EINVAL);
+    assert_int_equal(slt_schema_validate(s, doc, errs, 1, NULL), SL_EINVAL);
     cJSON_Delete(doc);
     doc = s_doc("{\"c\":\"ok\"}");
-    assert_int_equal(slc_schema_validate(s, doc, errs, 2, &n), 0);
+    assert_int_equal(slt_schema_validate(s, doc, errs, 2, &n), 0);
     assert_int_equal(n, 0);
     cJSON_Delete(doc);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
     /* A pointer longer than the field is cut, still terminated. */
     char key[400];
     memset(key, 'k', sizeof key - 1);
@@ -739,30 +739,30 @@ static void test_max_and_order(void **state)
     doc = cJSON_CreateObject();
     assert_non_null(doc);
     assert_non_null(cJSON_AddTrueToObject(doc, key));
-    assert_int_equal(slc_schema_validate(s, doc, errs, 1, &n), SL_EINVAL);
+    assert_int_equal(slt_schema_validate(s, doc, errs, 1, &n), SL_EINVAL);
     assert_int_equal(strlen(errs[0].pointer), sizeof errs[0].pointer - 1);
     assert_true(strlen(errs[0].rule) == sizeof errs[0].rule - 1);
     cJSON_Delete(doc);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
 }
 
 static void test_text(void **state)
 {
     (void) state;
-    slc_schema_t *s = s_compile(" { \"type\" : \"object\",\n \"properties\": "
+    slt_schema_t *s = s_compile(" { \"type\" : \"object\",\n \"properties\": "
                                 "{\"b\":{\"maximum\":0.1},\"a\":{}}, \"$id\":\"x\"}");
     const char *want = "{\"$id\":\"x\",\"properties\":{\"a\":{},\"b\":{\"maximum\":0.1}},"
                        "\"type\":\"object\"}";
-    assert_string_equal(slc_schema_text(s), want);
-    slc_schema_t *again = s_compile(slc_schema_text(s));
-    assert_string_equal(slc_schema_text(again), want);
-    slc_schema_destroy(&s);
-    slc_schema_destroy(&again);
+    assert_string_equal(slt_schema_text(s), want);
+    slt_schema_t *again = s_compile(slt_schema_text(s));
+    assert_string_equal(slt_schema_text(again), want);
+    slt_schema_destroy(&s);
+    slt_schema_destroy(&again);
     /* A number that needs 17 digits keeps them. */
     s = s_compile("{\"minimum\":0.30000000000000004}");
-    assert_string_equal(slc_schema_text(s), "{\"minimum\":0.30000000000000004}");
-    slc_schema_destroy(&s);
-    /* Numbers as slc_doc_number writes them: a whole one up to 2^53 in
+    assert_string_equal(slt_schema_text(s), "{\"minimum\":0.30000000000000004}");
+    slt_schema_destroy(&s);
+    /* Numbers as slt_doc_number writes them: a whole one up to 2^53 in
      * digits (1.0 is 1); past 2^53 with ".0" or an exponent, so that it
      * reads back. Strings: control characters escaped, '/' and UTF-8 as
      * they are. Each text compiles to itself. */
@@ -770,11 +770,11 @@ static void test_text(void **state)
                   "0.1,\"\\u001f\\n/\\u00e9\\\"\"],\"maximum\":1E+300}");
     want = "{\"enum\":[1,0,25,9007199254740994.0,1e+20,-1.5e-07,0.1,"
            "\"\\u001f\\n/\xc3\xa9\\\"\"],\"maximum\":1e+300}";
-    assert_string_equal(slc_schema_text(s), want);
-    again = s_compile(slc_schema_text(s));
-    assert_string_equal(slc_schema_text(again), want);
-    slc_schema_destroy(&s);
-    slc_schema_destroy(&again);
+    assert_string_equal(slt_schema_text(s), want);
+    again = s_compile(slt_schema_text(s));
+    assert_string_equal(slt_schema_text(again), want);
+    slt_schema_destroy(&s);
+    slt_schema_destroy(&again);
 }
 
 /* -------------------------------------------------------- compatibility */
@@ -946,15 +946,15 @@ static void test_compat_names(void **state)
     assert_int_equal(slc_compat_parse("", &m), SL_EINVAL);
     assert_string_equal(slc_compat_name((slc_compat_t) 9), "?");
     /* Reasons past MAX are counted as broken but not written. */
-    slc_schema_t *a = s_compile(s_v1), *b = s_compile("{\"type\":\"string\"}");
-    slc_schema_error_t e[1];
+    slt_schema_t *a = s_compile(s_v1), *b = s_compile("{\"type\":\"string\"}");
+    slt_schema_error_t e[1];
     size_t n = 0;
-    assert_int_equal(slc_schema_compatible(a, b, SLC_COMPAT_FULL, e, 1, &n), SL_EINVAL);
+    assert_int_equal(slt_schema_compatible(a, b, SLC_COMPAT_FULL, e, 1, &n), SL_EINVAL);
     assert_int_equal(n, 1);
-    assert_int_equal(slc_schema_compatible(a, b, SLC_COMPAT_FULL, NULL, 0, &n), SL_EINVAL);
+    assert_int_equal(slt_schema_compatible(a, b, SLC_COMPAT_FULL, NULL, 0, &n), SL_EINVAL);
     assert_int_equal(n, 0);
-    slc_schema_destroy(&a);
-    slc_schema_destroy(&b);
+    slt_schema_destroy(&a);
+    slt_schema_destroy(&b);
 }
 
 /* ------------------------------------------------------------ type query */
@@ -962,7 +962,7 @@ static void test_compat_names(void **state)
 static void test_type_at(void **state)
 {
     (void) state;
-    slc_schema_t *s = s_compile(
+    slt_schema_t *s = s_compile(
         "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
         "\"buyer\":{\"type\":\"object\",\"properties\":{"
         "\"email\":{\"type\":[\"string\",\"null\"]}}},"
@@ -974,49 +974,49 @@ static void test_type_at(void **state)
         "\"extra\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"boolean\"}}},"
         "\"$defs\":{\"line\":{\"type\":\"object\",\"properties\":{\"sku\":{\"type\":\"string\"}}}}}");
     unsigned t = 0;
-    assert_int_equal(slc_schema_type_at(s, "", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "", &t), 0);
     assert_int_equal(t, SLC_JSON_OBJECT);
-    assert_int_equal(slc_schema_type_at(s, "buyer.email", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "buyer.email", &t), 0);
     assert_int_equal(t, SLC_JSON_STRING | SLC_JSON_NULL);
-    assert_int_equal(slc_schema_type_at(s, "total", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "total", &t), 0);
     assert_int_equal(t, SLC_JSON_NUMBER | SLC_JSON_INTEGER);
-    assert_int_equal(slc_schema_type_at(s, "n", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "n", &t), 0);
     assert_int_equal(t, SLC_JSON_INTEGER);
-    assert_int_equal(slc_schema_type_at(s, "cur", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "cur", &t), 0);
     assert_int_equal(t, SLC_JSON_STRING | SLC_JSON_INTEGER);
-    assert_int_equal(slc_schema_type_at(s, "pair[*].sku", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "pair[*].sku", &t), 0);
     assert_int_equal(t, SLC_JSON_STRING);
-    assert_int_equal(slc_schema_type_at(s, "pair[1]", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "pair[1]", &t), 0);
     assert_int_equal(t, SLC_JSON_OBJECT);
-    assert_int_equal(slc_schema_type_at(s, "extra.anything", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "extra.anything", &t), 0);
     assert_int_equal(t, SLC_JSON_BOOLEAN);
     /* Open objects and untyped values: unknown, so every bit. */
-    assert_int_equal(slc_schema_type_at(s, "buyer.name", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "buyer.name", &t), 0);
     assert_int_equal(t, SLC_JSON_ANY);
-    assert_int_equal(slc_schema_type_at(s, "pair[0].sku2.x[3]", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "pair[0].sku2.x[3]", &t), 0);
     assert_int_equal(t, SLC_JSON_ANY);
     /* Paths the schema rules out. */
-    assert_int_equal(slc_schema_type_at(s, "nope", &t), SL_ENOTFOUND);
-    assert_int_equal(slc_schema_type_at(s, "tot", &t), SL_ENOTFOUND);
-    assert_int_equal(slc_schema_type_at(s, "buyer.emai", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "nope", &t), SL_ENOTFOUND);
+    assert_int_equal(slt_schema_type_at(s, "tot", &t), SL_ENOTFOUND);
+    assert_int_equal(slt_schema_type_at(s, "buyer.emai", &t), 0);
     assert_int_equal(t, SLC_JSON_ANY);
-    assert_int_equal(slc_schema_type_at(s, "never", &t), SL_ENOTFOUND);
-    assert_int_equal(slc_schema_type_at(s, "pair[2]", &t), SL_ENOTFOUND);
-    assert_int_equal(slc_schema_type_at(s, "total.x", &t), SL_ENOTFOUND);
-    assert_int_equal(slc_schema_type_at(s, "buyer[0]", &t), SL_ENOTFOUND);
-    assert_int_equal(slc_schema_type_at(s, "extra.a.b", &t), SL_ENOTFOUND);
+    assert_int_equal(slt_schema_type_at(s, "never", &t), SL_ENOTFOUND);
+    assert_int_equal(slt_schema_type_at(s, "pair[2]", &t), SL_ENOTFOUND);
+    assert_int_equal(slt_schema_type_at(s, "total.x", &t), SL_ENOTFOUND);
+    assert_int_equal(slt_schema_type_at(s, "buyer[0]", &t), SL_ENOTFOUND);
+    assert_int_equal(slt_schema_type_at(s, "extra.a.b", &t), SL_ENOTFOUND);
     /* Malformed paths. */
     static const char *bad[] = {
         ".a", "a.", "a..b", "a[", "a[]", "a[x]", "a[1", "a]", "a[*]b", "a.[0]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (slc_schema_type_at(s, bad[i], &t) != SL_EINVAL)
+        if (slt_schema_type_at(s, bad[i], &t) != SL_EINVAL)
             fail_msg("path \"%s\" accepted", bad[i]);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
     s = s_compile("{}");
-    assert_int_equal(slc_schema_type_at(s, "a.b[0]", &t), 0);
+    assert_int_equal(slt_schema_type_at(s, "a.b[0]", &t), 0);
     assert_int_equal(t, SLC_JSON_ANY);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
 }
 
 int main(void)

@@ -1,30 +1,30 @@
-/*  slc_map_parse - recursive descent from tokens to the AST of one mapping
+/*  slt_map_parse - recursive descent from tokens to the AST of one mapping
  *  expression, one function per precedence level of the grammar in
  *  docs/mapping.md. Syntax only: names, functions and types are resolved by
- *  slc_map_check. The first syntax error ends the expression (what follows
+ *  slt_map_check. The first syntax error ends the expression (what follows
  *  it cannot be trusted). Nesting is bounded twice: the C recursion (parens,
  *  unary chains) and the depth of the tree built (left-associative chains
  *  like a + b + c... grow the tree without recursing here, but the
  *  evaluator recurses over the tree). Nodes live in the mapping's arena.  */
-#include "slc_map_int.h"
+#include "slt_map_int.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define S_PATH_STEPS_MAX SLC_MAP_DEPTH_MAX
+#define S_PATH_STEPS_MAX SLT_MAP_DEPTH_MAX
 #define S_QUOTED_HINT "YAML removed the quotes around this value: to write a " \
     "string literal, quote it twice, e.g. '\"EUR\"'"
 
 typedef struct {
-    slc_map_cc_t *cc;
-    const slc_map_tok_t *t;         /* tokens, EOF-terminated */
+    slt_map_cc_t *cc;
+    const slt_map_tok_t *t;         /* tokens, EOF-terminated */
     size_t i;                       /* current token */
     unsigned nest;                  /* C recursion */
 } s_parser_t;
 
-static int s_expr(s_parser_t *p, slc_map_node_t **out);
+static int s_expr(s_parser_t *p, slt_map_node_t **out);
 
-static const slc_map_tok_t *s_peek(s_parser_t *p)
+static const slt_map_tok_t *s_peek(s_parser_t *p)
 {
     return &p->t[p->i];
 }
@@ -39,12 +39,12 @@ static bool s_accept(s_parser_t *p, int kind)
 
 static int s_unexpected(s_parser_t *p, const char *want)
 {
-    const slc_map_tok_t *t = s_peek(p);
+    const slt_map_tok_t *t = s_peek(p);
     const char *hint = p->cc->quoted ? S_QUOTED_HINT : NULL;
     if (t->kind == SLC_TK_EOF)
-        return slc_map__error(p->cc, t->pos, hint, "expected %s, got end of expression", want);
-    return slc_map__error(p->cc, t->pos, hint, "expected %s, got %s", want,
-                          slc_map__tok_name(t->kind));
+        return slt_map__error(p->cc, t->pos, hint, "expected %s, got end of expression", want);
+    return slt_map__error(p->cc, t->pos, hint, "expected %s, got %s", want,
+                          slt_map__tok_name(t->kind));
 }
 
 static int s_expect(s_parser_t *p, int kind, const char *want)
@@ -56,17 +56,17 @@ static int s_expect(s_parser_t *p, int kind, const char *want)
 
 static int s_enter(s_parser_t *p)
 {
-    if (++p->nest > SLC_MAP_DEPTH_MAX)
-        return slc_map__error(p->cc, s_peek(p)->pos, "split it over several fields",
-                              "expression nested too deeply (limit %d)", SLC_MAP_DEPTH_MAX);
+    if (++p->nest > SLT_MAP_DEPTH_MAX)
+        return slt_map__error(p->cc, s_peek(p)->pos, "split it over several fields",
+                              "expression nested too deeply (limit %d)", SLT_MAP_DEPTH_MAX);
     return 0;
 }
 
 static int s_node(s_parser_t *p, int kind, uint32_t pos, size_t nkids,
-                  slc_map_node_t **out)
+                  slt_map_node_t **out)
 {
     int rc = 0;
-    slc_map_node_t *n = slc_map__alloc(&p->cc->m->arena, sizeof *n);
+    slt_map_node_t *n = slt_map__alloc(&p->cc->m->arena, sizeof *n);
     if (!n) {
         rc = SL_ENOMEM;
         goto fail;
@@ -74,9 +74,9 @@ static int s_node(s_parser_t *p, int kind, uint32_t pos, size_t nkids,
     n->kind = kind;
     n->pos = pos;
     n->depth = 1;
-    n->types = SLC_MAP_T_ANY;
+    n->types = SLT_MAP_T_ANY;
     if (nkids) {
-        n->kids = slc_map__alloc(&p->cc->m->arena, nkids * sizeof *n->kids);
+        n->kids = slt_map__alloc(&p->cc->m->arena, nkids * sizeof *n->kids);
         if (!n->kids) {
             rc = SL_ENOMEM;
             goto fail;
@@ -89,21 +89,21 @@ fail:
 }
 
 /* Set N's depth from its kids; the evaluator recurses this deep. */
-static int s_depth(s_parser_t *p, slc_map_node_t *n)
+static int s_depth(s_parser_t *p, slt_map_node_t *n)
 {
     unsigned d = 0;
     for (size_t k = 0; k < n->nkids; k++)
         if (n->kids[k] && n->kids[k]->depth > d)
             d = n->kids[k]->depth;
     n->depth = d + 1;
-    if (n->depth > SLC_MAP_DEPTH_MAX)
-        return slc_map__error(p->cc, n->pos, "split it over several fields",
-                              "expression nested too deeply (limit %d)", SLC_MAP_DEPTH_MAX);
+    if (n->depth > SLT_MAP_DEPTH_MAX)
+        return slt_map__error(p->cc, n->pos, "split it over several fields",
+                              "expression nested too deeply (limit %d)", SLT_MAP_DEPTH_MAX);
     return 0;
 }
 
 static int s_binary(s_parser_t *p, int kind, int op, uint32_t pos,
-                    slc_map_node_t *a, slc_map_node_t *b, slc_map_node_t **out)
+                    slt_map_node_t *a, slt_map_node_t *b, slt_map_node_t **out)
 {
     int rc = s_node(p, kind, pos, 2, out);
     if (rc != 0)
@@ -119,24 +119,24 @@ fail:
 /* Comma-separated items up to CLOSE, gathered in a growing array and then
  * moved into N's kids. ITEM parses one. */
 typedef int (s_item_fn)(s_parser_t *p, void *ctx, size_t k,
-                        slc_map_node_t **out);
+                        slt_map_node_t **out);
 
-static int s_list(s_parser_t *p, slc_map_node_t *n, int close,
+static int s_list(s_parser_t *p, slt_map_node_t *n, int close,
                   const char *what, size_t max, s_item_fn *item, void *ctx)
 {
     int rc = 0;
-    slc_map_node_t **v = NULL;
+    slt_map_node_t **v = NULL;
     size_t cnt = 0, cap = 0;
     if (!s_accept(p, close)) {
         for (;;) {
             if (cnt == max) {
-                rc = slc_map__error(p->cc, s_peek(p)->pos, NULL,
+                rc = slt_map__error(p->cc, s_peek(p)->pos, NULL,
                                     "too many %s (limit %zu)", what, max);
                 goto fail;
             }
             if (cnt == cap) {
                 cap = cap ? cap * 2 : 4;
-                slc_map_node_t **nv = realloc(v, cap * sizeof *nv);
+                slt_map_node_t **nv = realloc(v, cap * sizeof *nv);
                 if (!nv) {
                     rc = SL_ENOMEM;
                     goto fail;
@@ -151,14 +151,14 @@ static int s_list(s_parser_t *p, slc_map_node_t *n, int close,
                 break;
             if (!s_accept(p, SLC_TK_COMMA)) {
                 char want[48];
-                snprintf(want, sizeof want, "',' or %s", slc_map__tok_name(close));
+                snprintf(want, sizeof want, "',' or %s", slt_map__tok_name(close));
                 rc = s_unexpected(p, want);
                 goto fail;
             }
         }
     }
     if (cnt) {
-        n->kids = slc_map__alloc(&p->cc->m->arena, cnt * sizeof *n->kids);
+        n->kids = slt_map__alloc(&p->cc->m->arena, cnt * sizeof *n->kids);
         if (!n->kids) {
             rc = SL_ENOMEM;
             goto fail;
@@ -173,7 +173,7 @@ fail:
 }
 
 static int s_element(s_parser_t *p, void *ctx, size_t k,
-                     slc_map_node_t **out)
+                     slt_map_node_t **out)
 {
     (void) ctx;
     (void) k;
@@ -183,14 +183,14 @@ static int s_element(s_parser_t *p, void *ctx, size_t k,
 /* name => body, allowed wherever an argument is (the checker tells where
  * a lambda belongs). */
 static int s_argument(s_parser_t *p, void *ctx, size_t k,
-                      slc_map_node_t **out)
+                      slt_map_node_t **out)
 {
     int rc = 0;
     (void) ctx;
     (void) k;
-    const slc_map_tok_t *t = s_peek(p);
+    const slt_map_tok_t *t = s_peek(p);
     if (t->kind == SLC_TK_NAME && p->t[p->i + 1].kind == SLC_TK_ARROW) {
-        slc_map_node_t *body = NULL;
+        slt_map_node_t *body = NULL;
         p->i += 2;
         rc = s_expr(p, &body);
         if (rc != 0)
@@ -199,7 +199,7 @@ static int s_argument(s_parser_t *p, void *ctx, size_t k,
         if (rc != 0)
             goto fail;
         /* NUL-terminated: the checker suggests among parameter names. */
-        (*out)->name = slc_map__strndup(&p->cc->m->arena, t->s, t->n);
+        (*out)->name = slt_map__strndup(&p->cc->m->arena, t->s, t->n);
         (*out)->namelen = t->n;
         (*out)->kids[0] = body;
         if (!(*out)->name) {
@@ -222,11 +222,11 @@ typedef struct {
 } s_keys_t;
 
 static int s_member(s_parser_t *p, void *ctx, size_t k,
-                    slc_map_node_t **out)
+                    slt_map_node_t **out)
 {
     int rc = 0;
     s_keys_t *keys = ctx;
-    const slc_map_tok_t *t = s_peek(p);
+    const slt_map_tok_t *t = s_peek(p);
     if (t->kind != SLC_TK_NAME && t->kind != SLC_TK_STR
         && !(t->kind >= SLC_TK_AND && t->kind <= SLC_TK_NULL)) {
         rc = s_unexpected(p, "a member name");
@@ -249,7 +249,7 @@ static int s_member(s_parser_t *p, void *ctx, size_t k,
         keys->lens = nl;
         keys->cap = cap;
     }
-    keys->keys[k] = slc_map__strndup(&p->cc->m->arena, t->s, t->n);
+    keys->keys[k] = slt_map__strndup(&p->cc->m->arena, t->s, t->n);
     if (!keys->keys[k]) {
         rc = SL_ENOMEM;
         goto fail;
@@ -257,7 +257,7 @@ static int s_member(s_parser_t *p, void *ctx, size_t k,
     keys->lens[k] = t->n;
     for (size_t j = 0; j < k; j++)
         if (keys->lens[j] == t->n && memcmp(keys->keys[j], t->s, t->n) == 0) {
-            rc = slc_map__error(p->cc, t->pos, NULL, "member '%.*s' given twice",
+            rc = slt_map__error(p->cc, t->pos, NULL, "member '%.*s' given twice",
                                 (int) t->n, t->s);
             goto fail;
         }
@@ -269,20 +269,20 @@ fail:
     return rc;
 }
 
-static int s_object(s_parser_t *p, uint32_t pos, slc_map_node_t **out)
+static int s_object(s_parser_t *p, uint32_t pos, slt_map_node_t **out)
 {
     int rc = 0;
     s_keys_t keys = { 0 };
     rc = s_node(p, SLC_N_OBJECT, pos, 0, out);
     if (rc != 0)
         goto fail;
-    rc = s_list(p, *out, SLC_TK_RBRACE, "members", SLC_MAP_ARRAY_MAX, s_member, &keys);
+    rc = s_list(p, *out, SLC_TK_RBRACE, "members", SLT_MAP_ARRAY_MAX, s_member, &keys);
     if (rc != 0)
         goto fail;
     size_t n = (*out)->nkids;
     if (n) {
-        (*out)->keys = slc_map__alloc(&p->cc->m->arena, n * sizeof *keys.keys);
-        (*out)->keylens = slc_map__alloc(&p->cc->m->arena, n * sizeof *keys.lens);
+        (*out)->keys = slt_map__alloc(&p->cc->m->arena, n * sizeof *keys.keys);
+        (*out)->keylens = slt_map__alloc(&p->cc->m->arena, n * sizeof *keys.lens);
         if (!(*out)->keys || !(*out)->keylens) {
             rc = SL_ENOMEM;
             goto fail;
@@ -296,10 +296,10 @@ fail:
     return rc;
 }
 
-static int s_primary(s_parser_t *p, slc_map_node_t **out)
+static int s_primary(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = 0;
-    const slc_map_tok_t *t = s_peek(p);
+    const slt_map_tok_t *t = s_peek(p);
     switch (t->kind) {
     case SLC_TK_INT:
     case SLC_TK_REAL:
@@ -335,9 +335,9 @@ static int s_primary(s_parser_t *p, slc_map_node_t **out)
                 goto fail;
             (*out)->name = t->s;
             (*out)->namelen = t->n;
-            rc = s_list(p, *out, SLC_TK_RPAREN, "arguments", SLC_MAP_ARGS_MAX, s_argument, NULL);
+            rc = s_list(p, *out, SLC_TK_RPAREN, "arguments", SLT_MAP_ARGS_MAX, s_argument, NULL);
         } else if (s_peek(p)->kind == SLC_TK_ARROW) {
-            rc = slc_map__error(p->cc, t->pos, "e.g. map($.items, x => x.sku)",
+            rc = slt_map__error(p->cc, t->pos, "e.g. map($.items, x => x.sku)",
                                 "a lambda (x => ...) is only allowed as the second "
                                 "argument of map() or filter()");
         } else {
@@ -360,7 +360,7 @@ static int s_primary(s_parser_t *p, slc_map_node_t **out)
         rc = s_node(p, SLC_N_ARRAY, t->pos, 0, out);
         if (rc != 0)
             goto fail;
-        rc = s_list(p, *out, SLC_TK_RBRACK, "elements", SLC_MAP_ARRAY_MAX, s_element, NULL);
+        rc = s_list(p, *out, SLC_TK_RBRACK, "elements", SLT_MAP_ARRAY_MAX, s_element, NULL);
         break;
     case SLC_TK_LBRACE:
         p->i++;
@@ -375,30 +375,30 @@ fail:
 }
 
 /* primary { .name | [int] | [-int] | [*] | ["name"] } */
-static int s_postfix(s_parser_t *p, slc_map_node_t **out)
+static int s_postfix(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = 0;
-    slc_map_node_t *base = NULL, *n = NULL;
-    slc_map_step_t steps[S_PATH_STEPS_MAX];
+    slt_map_node_t *base = NULL, *n = NULL;
+    slt_map_step_t steps[S_PATH_STEPS_MAX];
     size_t cnt = 0;
     bool star = false;
     rc = s_primary(p, &base);
     if (rc != 0)
         goto fail;
     for (;;) {
-        const slc_map_tok_t *t = s_peek(p);
+        const slt_map_tok_t *t = s_peek(p);
         if (t->kind != SLC_TK_DOT && t->kind != SLC_TK_LBRACK)
             break;
         if (cnt == S_PATH_STEPS_MAX) {
-            rc = slc_map__error(p->cc, t->pos, NULL, "path too long (limit %d steps)",
+            rc = slt_map__error(p->cc, t->pos, NULL, "path too long (limit %d steps)",
                                 S_PATH_STEPS_MAX);
             goto fail;
         }
-        slc_map_step_t *s = &steps[cnt];
+        slt_map_step_t *s = &steps[cnt];
         memset(s, 0, sizeof *s);
         s->pos = t->pos;
         p->i++;
-        const slc_map_tok_t *w = s_peek(p);
+        const slt_map_tok_t *w = s_peek(p);
         if (t->kind == SLC_TK_DOT) {
             /* Keywords are fine as member names: $.if, x.null. */
             if (w->kind != SLC_TK_NAME && !(w->kind >= SLC_TK_AND && w->kind <= SLC_TK_NULL)) {
@@ -443,7 +443,7 @@ static int s_postfix(s_parser_t *p, slc_map_node_t **out)
     if (rc != 0)
         goto fail;
     n->kids[0] = base;
-    n->steps = slc_map__alloc(&p->cc->m->arena, cnt * sizeof *n->steps);
+    n->steps = slt_map__alloc(&p->cc->m->arena, cnt * sizeof *n->steps);
     if (!n->steps) {
         rc = SL_ENOMEM;
         goto fail;
@@ -451,7 +451,7 @@ static int s_postfix(s_parser_t *p, slc_map_node_t **out)
     for (size_t k = 0; k < cnt; k++) {
         n->steps[k] = steps[k];
         if (steps[k].kind == SLC_STEP_MEMBER) {
-            n->steps[k].name = slc_map__strndup(&p->cc->m->arena, steps[k].name, steps[k].len);
+            n->steps[k].name = slt_map__strndup(&p->cc->m->arena, steps[k].name, steps[k].len);
             if (!n->steps[k].name) {
                 rc = SL_ENOMEM;
                 goto fail;
@@ -468,12 +468,12 @@ fail:
     return rc;
 }
 
-static int s_unary(s_parser_t *p, slc_map_node_t **out)
+static int s_unary(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = 0;
     bool nested = false;
-    slc_map_node_t *a = NULL;
-    const slc_map_tok_t *t = s_peek(p);
+    slt_map_node_t *a = NULL;
+    const slt_map_tok_t *t = s_peek(p);
     if (!s_accept(p, SLC_TK_MINUS)) {
         rc = s_postfix(p, out);
         goto fail;
@@ -509,14 +509,14 @@ fail:
     return rc;
 }
 
-static int s_term(s_parser_t *p, slc_map_node_t **out)
+static int s_term(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = s_unary(p, out);
     while (rc == 0) {
-        const slc_map_tok_t *t = s_peek(p);
+        const slt_map_tok_t *t = s_peek(p);
         if (t->kind != SLC_TK_STAR && t->kind != SLC_TK_SLASH && t->kind != SLC_TK_PCT)
             break;
-        slc_map_node_t *b = NULL;
+        slt_map_node_t *b = NULL;
         p->i++;
         rc = s_unary(p, &b);
         if (rc == 0)
@@ -525,14 +525,14 @@ static int s_term(s_parser_t *p, slc_map_node_t **out)
     return rc;
 }
 
-static int s_additive(s_parser_t *p, slc_map_node_t **out)
+static int s_additive(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = s_term(p, out);
     while (rc == 0) {
-        const slc_map_tok_t *t = s_peek(p);
+        const slt_map_tok_t *t = s_peek(p);
         if (t->kind != SLC_TK_PLUS && t->kind != SLC_TK_MINUS)
             break;
-        slc_map_node_t *b = NULL;
+        slt_map_node_t *b = NULL;
         p->i++;
         rc = s_term(p, &b);
         if (rc == 0)
@@ -542,14 +542,14 @@ static int s_additive(s_parser_t *p, slc_map_node_t **out)
 }
 
 /* a ?? b ?? c groups to the right: the first present value wins. */
-static int s_coalesce(s_parser_t *p, slc_map_node_t **out)
+static int s_coalesce(s_parser_t *p, slt_map_node_t **out)
 {
-    slc_map_node_t *a = NULL, *b = NULL;
+    slt_map_node_t *a = NULL, *b = NULL;
     bool nested = false;
     int rc = s_additive(p, &a);
     if (rc != 0)
         goto fail;
-    const slc_map_tok_t *t = s_peek(p);
+    const slt_map_tok_t *t = s_peek(p);
     if (!s_accept(p, SLC_TK_QQ)) {
         *out = a;
         goto fail;
@@ -572,13 +572,13 @@ static bool s_is_cmp(int kind)
     return kind >= SLC_TK_EQ && kind <= SLC_TK_GE;
 }
 
-static int s_comparison(s_parser_t *p, slc_map_node_t **out)
+static int s_comparison(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = s_coalesce(p, out);
-    slc_map_node_t *b = NULL;
+    slt_map_node_t *b = NULL;
     if (rc != 0)
         goto fail;
-    const slc_map_tok_t *t = s_peek(p);
+    const slt_map_tok_t *t = s_peek(p);
     if (!s_is_cmp(t->kind))
         goto fail;
     p->i++;
@@ -589,18 +589,18 @@ static int s_comparison(s_parser_t *p, slc_map_node_t **out)
     if (rc != 0)
         goto fail;
     if (s_is_cmp(s_peek(p)->kind))
-        rc = slc_map__error(p->cc, s_peek(p)->pos, "write a < b and b < c",
+        rc = slt_map__error(p->cc, s_peek(p)->pos, "write a < b and b < c",
                             "comparisons do not chain");
 fail:
     return rc;
 }
 
-static int s_not(s_parser_t *p, slc_map_node_t **out)
+static int s_not(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = 0;
     bool nested = false;
-    slc_map_node_t *a = NULL;
-    const slc_map_tok_t *t = s_peek(p);
+    slt_map_node_t *a = NULL;
+    const slt_map_tok_t *t = s_peek(p);
     if (!s_accept(p, SLC_TK_NOT)) {
         rc = s_comparison(p, out);
         goto fail;
@@ -622,14 +622,14 @@ fail:
     return rc;
 }
 
-static int s_and(s_parser_t *p, slc_map_node_t **out)
+static int s_and(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = s_not(p, out);
     while (rc == 0) {
-        const slc_map_tok_t *t = s_peek(p);
+        const slt_map_tok_t *t = s_peek(p);
         if (!s_accept(p, SLC_TK_AND))
             break;
-        slc_map_node_t *b = NULL;
+        slt_map_node_t *b = NULL;
         rc = s_not(p, &b);
         if (rc == 0)
             rc = s_binary(p, SLC_N_AND, t->kind, t->pos, *out, b, out);
@@ -637,14 +637,14 @@ static int s_and(s_parser_t *p, slc_map_node_t **out)
     return rc;
 }
 
-static int s_or(s_parser_t *p, slc_map_node_t **out)
+static int s_or(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = s_and(p, out);
     while (rc == 0) {
-        const slc_map_tok_t *t = s_peek(p);
+        const slt_map_tok_t *t = s_peek(p);
         if (!s_accept(p, SLC_TK_OR))
             break;
-        slc_map_node_t *b = NULL;
+        slt_map_node_t *b = NULL;
         rc = s_and(p, &b);
         if (rc == 0)
             rc = s_binary(p, SLC_N_OR, t->kind, t->pos, *out, b, out);
@@ -652,11 +652,11 @@ static int s_or(s_parser_t *p, slc_map_node_t **out)
     return rc;
 }
 
-static int s_expr(s_parser_t *p, slc_map_node_t **out)
+static int s_expr(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = s_enter(p);
-    slc_map_node_t *c = NULL, *a = NULL, *b = NULL;
-    const slc_map_tok_t *t = s_peek(p);
+    slt_map_node_t *c = NULL, *a = NULL, *b = NULL;
+    const slt_map_tok_t *t = s_peek(p);
     if (rc != 0)
         goto fail;
     if (!s_accept(p, SLC_TK_IF)) {
@@ -669,8 +669,8 @@ static int s_expr(s_parser_t *p, slc_map_node_t **out)
     if (rc == 0)
         rc = s_expr(p, &a);
     if (rc == 0 && !s_accept(p, SLC_TK_ELSE))
-        rc = slc_map__error(p->cc, s_peek(p)->pos, "every if needs an else: if C then A else B",
-                            "expected 'else', got %s", slc_map__tok_name(s_peek(p)->kind));
+        rc = slt_map__error(p->cc, s_peek(p)->pos, "every if needs an else: if C then A else B",
+                            "expected 'else', got %s", slt_map__tok_name(s_peek(p)->kind));
     if (rc == 0)
         rc = s_expr(p, &b);
     if (rc == 0)
@@ -686,31 +686,31 @@ fail:
     return rc;
 }
 
-int slc_map__parse(slc_map_cc_t *cc, const char *text, size_t len,
-                   slc_map_node_t **out)
+int slt_map__parse(slt_map_cc_t *cc, const char *text, size_t len,
+                   slt_map_node_t **out)
 {
-    slc_map_tok_t *toks = NULL;
+    slt_map_tok_t *toks = NULL;
     size_t ntoks = 0;
     s_parser_t p = { .cc = cc };
     *out = NULL;
-    int rc = slc_map__lex(cc, text, len, &toks, &ntoks);
+    int rc = slt_map__lex(cc, text, len, &toks, &ntoks);
     if (rc != 0)
         goto fail;
     p.t = toks;
     if (toks[0].kind == SLC_TK_EOF) {
-        rc = slc_map__error(cc, 0, NULL, "empty expression");
+        rc = slt_map__error(cc, 0, NULL, "empty expression");
         goto fail;
     }
     rc = s_expr(&p, out);
     if (rc != 0)
         goto fail;
     if (s_peek(&p)->kind != SLC_TK_EOF) {
-        const slc_map_tok_t *t = s_peek(&p);
+        const slt_map_tok_t *t = s_peek(&p);
         const char *hint = cc->quoted ? S_QUOTED_HINT : NULL;
         if (!hint && (t->kind == SLC_TK_STR || t->kind == SLC_TK_NAME || t->kind == SLC_TK_INT))
             hint = "an operator is missing before it (concat() joins strings)";
-        rc = slc_map__error(cc, t->pos, hint, "unexpected %s after the expression",
-                            slc_map__tok_name(t->kind));
+        rc = slt_map__error(cc, t->pos, hint, "unexpected %s after the expression",
+                            slt_map__tok_name(t->kind));
     }
 fail:
     if (rc != 0)

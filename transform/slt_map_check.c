@@ -1,9 +1,9 @@
-/*  slc_map_check - the second pass over a parsed expression: resolve every
+/*  slt_map_check - the second pass over a parsed expression: resolve every
  *  function, table and lambda parameter, and compute the set of types each
  *  node may have, so that wrong programs fail when the mapping is loaded
  *  instead of on the first message.
  *
- *  Types are sets (SLC_MAP_T_* bits). A literal has one type, a function
+ *  Types are sets (SLT_MAP_T_* bits). A literal has one type, a function
  *  its declared result, a path into the document what the caller's types
  *  callback says (ANY without one). An operation reports an error only when
  *  the set of an operand shares no type with what the operation accepts:
@@ -12,7 +12,7 @@
  *  $.items knows its parameter is $.items[*] and x.sku can be checked too.
  *  A node in error gets ANY, which keeps one mistake from causing a chain
  *  of others. Compile time only.  */
-#include "slc_map_int.h"
+#include "slt_map_int.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +20,14 @@
 
 #define S_PATH_MAX 1024             /* longest schema path we ask about */
 #define S_FIX_MAX 64                /* longest name we look for typos in */
-#define S_NUM (SLC_MAP_T_NUMBER | SLC_MAP_T_INTEGER)
+#define S_NUM (SLT_MAP_T_NUMBER | SLT_MAP_T_INTEGER)
 
 typedef struct {
-    slc_map_cc_t *cc;
-    const char *names[SLC_MAP_DEPTH_MAX];     /* lambda parameters in scope */
-    size_t lens[SLC_MAP_DEPTH_MAX];
-    unsigned types[SLC_MAP_DEPTH_MAX];
-    const char *spaths[SLC_MAP_DEPTH_MAX];
+    slt_map_cc_t *cc;
+    const char *names[SLT_MAP_DEPTH_MAX];     /* lambda parameters in scope */
+    size_t lens[SLT_MAP_DEPTH_MAX];
+    unsigned types[SLT_MAP_DEPTH_MAX];
+    const char *spaths[SLT_MAP_DEPTH_MAX];
     size_t n;
 } s_checker_t;
 
@@ -93,7 +93,7 @@ static void s_put_member(s_buf_t *b, const char *s, size_t n)
 }
 
 /* Step K of a path; SCHEMA writes every index as [*]. */
-static void s_put_step(s_buf_t *b, const slc_map_step_t *st, bool schema)
+static void s_put_step(s_buf_t *b, const slt_map_step_t *st, bool schema)
 {
     char idx[32];
     if (st->kind == SLC_STEP_MEMBER)
@@ -106,22 +106,22 @@ static void s_put_step(s_buf_t *b, const slc_map_step_t *st, bool schema)
     }
 }
 
-const char *slc_map__types_text(unsigned types, char *buf, size_t len)
+const char *slt_map__types_text(unsigned types, char *buf, size_t len)
 {
     static const struct { unsigned bit; const char *name; } names[] = {
-        { SLC_MAP_T_STRING, "string" }, { S_NUM, "number" },
-        { SLC_MAP_T_BOOLEAN, "boolean" }, { SLC_MAP_T_OBJECT, "object" },
-        { SLC_MAP_T_ARRAY, "array" }, { SLC_MAP_T_NULL, "null" },
+        { SLT_MAP_T_STRING, "string" }, { S_NUM, "number" },
+        { SLT_MAP_T_BOOLEAN, "boolean" }, { SLT_MAP_T_OBJECT, "object" },
+        { SLT_MAP_T_ARRAY, "array" }, { SLT_MAP_T_NULL, "null" },
     };
     const char *pick[6];
     size_t cnt = 0;
-    if ((types & SLC_MAP_T_ANY) == SLC_MAP_T_ANY) {
+    if ((types & SLT_MAP_T_ANY) == SLT_MAP_T_ANY) {
         snprintf(buf, len, "any type");
         return buf;
     }
     for (size_t k = 0; k < 6; k++)
         if (types & names[k].bit)
-            pick[cnt++] = names[k].bit == S_NUM && !(types & SLC_MAP_T_NUMBER)
+            pick[cnt++] = names[k].bit == S_NUM && !(types & SLT_MAP_T_NUMBER)
                               ? "integer" : names[k].name;
     buf[0] = '\0';
     size_t used = 0;
@@ -169,7 +169,7 @@ static size_t s_distance(const char *a, size_t n, const char *b, size_t m)
     return prev[m];
 }
 
-const char *slc_map__suggest(const char *name, size_t len,
+const char *slt_map__suggest(const char *name, size_t len,
                              const char *const *names, size_t n)
 {
     const char *best = NULL;
@@ -188,16 +188,16 @@ const char *slc_map__suggest(const char *name, size_t len,
 static const char *s_a(unsigned types, char *buf, size_t len)
 {
     char t[96];
-    slc_map__types_text(types, t, sizeof t);
+    slt_map__types_text(types, t, sizeof t);
     bool vowel = strchr("aeiou", t[0]) != NULL;
-    if ((types & SLC_MAP_T_ANY) == SLC_MAP_T_NULL || (types & SLC_MAP_T_ANY) == SLC_MAP_T_ANY)
+    if ((types & SLT_MAP_T_ANY) == SLT_MAP_T_NULL || (types & SLT_MAP_T_ANY) == SLT_MAP_T_ANY)
         snprintf(buf, len, "%s", t);
     else
         snprintf(buf, len, "%s %s", vowel ? "an" : "a", t);
     return buf;
 }
 
-static const char *s_from(const slc_map_node_t *n, char *buf, size_t len)
+static const char *s_from(const slt_map_node_t *n, char *buf, size_t len)
 {
     if (n->src && n->kind != SLC_N_STR && n->kind != SLC_N_INT && n->kind != SLC_N_REAL)
         snprintf(buf, len, " (from %s)", n->src);
@@ -207,16 +207,16 @@ static const char *s_from(const slc_map_node_t *n, char *buf, size_t len)
 }
 
 /* Error unless N may have one of ACCEPT; WHAT names the operation. */
-static void s_want(s_checker_t *c, slc_map_node_t *n, unsigned accept,
+static void s_want(s_checker_t *c, slt_map_node_t *n, unsigned accept,
                    const char *what, const char *hint)
 {
     char a[128], g[96], f[S_PATH_MAX + 16];
     if (n->types & accept)
         return;
-    slc_map__error(c->cc, n->pos, hint, "%s expects %s, got %s%s", what,
+    slt_map__error(c->cc, n->pos, hint, "%s expects %s, got %s%s", what,
                    s_a(accept, a, sizeof a), s_a(n->types, g, sizeof g),
                    s_from(n, f, sizeof f));
-    n->types = SLC_MAP_T_ANY;
+    n->types = SLT_MAP_T_ANY;
 }
 
 /* Ask the types callback about PATH: 0 and *TYPES, or SL_ENOTFOUND. A
@@ -224,12 +224,12 @@ static void s_want(s_checker_t *c, slc_map_node_t *n, unsigned accept,
 static int s_types_at(s_checker_t *c, const char *path, unsigned *types)
 {
     unsigned t = 0;
-    *types = SLC_MAP_T_ANY;
+    *types = SLT_MAP_T_ANY;
     if (!c->cc->types || c->cc->cb_rc != 0)
         return 0;
     int rc = c->cc->types(c->cc->arg, path, &t);
     if (rc == 0)
-        *types = t & SLC_MAP_T_ANY ? t & SLC_MAP_T_ANY : SLC_MAP_T_ANY;
+        *types = t & SLT_MAP_T_ANY ? t & SLT_MAP_T_ANY : SLT_MAP_T_ANY;
     else if (rc != SL_ENOTFOUND) {
         c->cc->cb_rc = rc;
         rc = 0;
@@ -297,7 +297,7 @@ static bool s_fix_member(s_checker_t *c, const char *prefix, const char *name,
     return false;
 }
 
-static const char *s_base_text(const slc_map_node_t *base)
+static const char *s_base_text(const slt_map_node_t *base)
 {
     switch (base->kind) {
     case SLC_N_ROOT:
@@ -315,10 +315,10 @@ static const char *s_base_text(const slc_map_node_t *base)
 
 /* The path as the user wrote it (indices kept), for messages. With
  * REPLACE, step K's member name is replaced by it. */
-static void s_display(const slc_map_node_t *n, size_t upto, size_t k,
+static void s_display(const slt_map_node_t *n, size_t upto, size_t k,
                       const char *replace, s_buf_t *b)
 {
-    const slc_map_node_t *base = n->kids[0];
+    const slt_map_node_t *base = n->kids[0];
     const char *t = s_base_text(base);
     if (t)
         s_puts(b, t);
@@ -337,10 +337,10 @@ static void s_display(const slc_map_node_t *n, size_t upto, size_t k,
 
 /* N's path does not exist: find the first step that leaves the schema,
  * say so, and suggest a name one edit away. */
-static void s_path_missing(s_checker_t *c, slc_map_node_t *n, const char *from)
+static void s_path_missing(s_checker_t *c, slt_map_node_t *n, const char *from)
 {
     s_buf_t pre = { .n = 0 }, shown = { .n = 0 }, prev = { .n = 0 }, fix = { .n = 0 };
-    unsigned t = SLC_MAP_T_ANY, prev_t = n->kids[0]->types;
+    unsigned t = SLT_MAP_T_ANY, prev_t = n->kids[0]->types;
     size_t k = 0;
     s_puts(&pre, n->kids[0]->spath);
     for (k = 0; k < n->nsteps; k++) {
@@ -355,21 +355,21 @@ static void s_path_missing(s_checker_t *c, slc_map_node_t *n, const char *from)
         return;
     if (k == n->nsteps)
         k = n->nsteps - 1;      /* the whole path failed but no prefix did */
-    const slc_map_step_t *st = &n->steps[k];
+    const slt_map_step_t *st = &n->steps[k];
     s_display(n, n->nsteps, (size_t) -1, NULL, &shown);
     s_display(n, k, (size_t) -1, NULL, &prev);
     char name[S_FIX_MAX + 2], hint[S_PATH_MAX + 64], tt[96];
     const char *h = NULL;
     bool fixed = false;
-    if (st->kind == SLC_STEP_MEMBER && (prev_t & SLC_MAP_T_OBJECT))
+    if (st->kind == SLC_STEP_MEMBER && (prev_t & SLT_MAP_T_OBJECT))
         fixed = s_fix_member(c, pre.b, st->name, st->len, name, sizeof name);
     if (fixed)
         s_display(n, n->nsteps, k, name, &fix);
-    if (st->kind == SLC_STEP_MEMBER && !(prev_t & SLC_MAP_T_OBJECT)) {
+    if (st->kind == SLC_STEP_MEMBER && !(prev_t & SLT_MAP_T_OBJECT)) {
         snprintf(hint, sizeof hint, "%s is %s, which has no members", prev.b,
                  s_a(prev_t, tt, sizeof tt));
         h = hint;
-    } else if (st->kind != SLC_STEP_MEMBER && !(prev_t & SLC_MAP_T_ARRAY)) {
+    } else if (st->kind != SLC_STEP_MEMBER && !(prev_t & SLT_MAP_T_ARRAY)) {
         snprintf(hint, sizeof hint, "%s is %s, not an array", prev.b, s_a(prev_t, tt, sizeof tt));
         h = hint;
     }
@@ -379,25 +379,25 @@ static void s_path_missing(s_checker_t *c, slc_map_node_t *n, const char *from)
         s_buf_t sp = pre;
         s_put_step(&sp, st, true);
         if (fixed)
-            slc_map__error(c->cc, pos, h, "path %s (%s) does not exist in %s (did you mean %s?)",
+            slt_map__error(c->cc, pos, h, "path %s (%s) does not exist in %s (did you mean %s?)",
                            shown.b, sp.b, from, fix.b);
         else
-            slc_map__error(c->cc, pos, h, "path %s (%s) does not exist in %s", shown.b, sp.b, from);
+            slt_map__error(c->cc, pos, h, "path %s (%s) does not exist in %s", shown.b, sp.b, from);
     } else if (fixed) {
-        slc_map__error(c->cc, pos, h, "path %s does not exist in %s (did you mean %s?)",
+        slt_map__error(c->cc, pos, h, "path %s does not exist in %s (did you mean %s?)",
                        shown.b, from, fix.b);
     } else {
-        slc_map__error(c->cc, pos, h, "path %s does not exist in %s", shown.b, from);
+        slt_map__error(c->cc, pos, h, "path %s does not exist in %s", shown.b, from);
     }
 }
 
-static void s_meta_path(s_checker_t *c, slc_map_node_t *n)
+static void s_meta_path(s_checker_t *c, slt_map_node_t *n)
 {
     static const char *const fields[] = { "topic", "offset", "headers", "lineage" };
-    const slc_map_step_t *st = &n->steps[0];
-    n->types = SLC_MAP_T_ANY;
+    const slt_map_step_t *st = &n->steps[0];
+    n->types = SLT_MAP_T_ANY;
     if (st->kind != SLC_STEP_MEMBER) {
-        slc_map__error(c->cc, st->pos, "$meta has topic, offset, headers and lineage",
+        slt_map__error(c->cc, st->pos, "$meta has topic, offset, headers and lineage",
                        "$meta is an object, not an array");
         return;
     }
@@ -405,39 +405,39 @@ static void s_meta_path(s_checker_t *c, slc_map_node_t *n)
     while (f < 4 && !(strlen(fields[f]) == st->len && memcmp(fields[f], st->name, st->len) == 0))
         f++;
     if (f == 4) {
-        const char *s = slc_map__suggest(st->name, st->len, fields, 4);
+        const char *s = slt_map__suggest(st->name, st->len, fields, 4);
         char dym[64] = "";
         if (s)
             snprintf(dym, sizeof dym, " (did you mean '%s'?)", s);
-        slc_map__error(c->cc, st->pos + 1, "$meta has topic, offset, headers and lineage",
+        slt_map__error(c->cc, st->pos + 1, "$meta has topic, offset, headers and lineage",
                        "unknown $meta field '%.*s'%s", (int) st->len, st->name, dym);
         return;
     }
     size_t allowed = f < 2 ? 1 : 2;
     if (n->nsteps > allowed) {
-        const slc_map_step_t *x = &n->steps[allowed];
-        slc_map__error(c->cc, x->pos, f < 2 ? NULL : "write $meta.headers.NAME or $meta.headers[\"NAME\"]",
+        const slt_map_step_t *x = &n->steps[allowed];
+        slt_map__error(c->cc, x->pos, f < 2 ? NULL : "write $meta.headers.NAME or $meta.headers[\"NAME\"]",
                        "$meta.%s%s has no %s", fields[f], allowed == 2 ? ".NAME" : "",
                        x->kind == SLC_STEP_MEMBER ? "members" : "elements");
         return;
     }
     if (n->nsteps == 2 && n->steps[1].kind != SLC_STEP_MEMBER) {
-        slc_map__error(c->cc, n->steps[1].pos, NULL, "$meta.%s is an object, not an array", fields[f]);
+        slt_map__error(c->cc, n->steps[1].pos, NULL, "$meta.%s is an object, not an array", fields[f]);
         return;
     }
-    static const unsigned one[] = { SLC_MAP_T_STRING, SLC_MAP_T_INTEGER, SLC_MAP_T_OBJECT, SLC_MAP_T_OBJECT };
-    n->types = n->nsteps == 1 ? one[f] : f == 2 ? SLC_MAP_T_STRING : SLC_MAP_T_ANY;
+    static const unsigned one[] = { SLT_MAP_T_STRING, SLT_MAP_T_INTEGER, SLT_MAP_T_OBJECT, SLT_MAP_T_OBJECT };
+    n->types = n->nsteps == 1 ? one[f] : f == 2 ? SLT_MAP_T_STRING : SLT_MAP_T_ANY;
 }
 
-static int s_check(s_checker_t *c, slc_map_node_t *n);
+static int s_check(s_checker_t *c, slt_map_node_t *n);
 
-static int s_path(s_checker_t *c, slc_map_node_t *n)
+static int s_path(s_checker_t *c, slt_map_node_t *n)
 {
     int rc = 0;
-    slc_map_node_t *base = n->kids[0];
+    slt_map_node_t *base = n->kids[0];
     s_buf_t shown = { .n = 0 };
     s_display(n, n->nsteps, (size_t) -1, NULL, &shown);
-    n->src = shown.over ? "(a long path)" : slc_map__strndup(&c->cc->m->arena, shown.b, shown.n);
+    n->src = shown.over ? "(a long path)" : slt_map__strndup(&c->cc->m->arena, shown.b, shown.n);
     if (!n->src) {
         rc = SL_ENOMEM;
         goto fail;
@@ -446,7 +446,7 @@ static int s_path(s_checker_t *c, slc_map_node_t *n)
         s_meta_path(c, n);
         goto fail;
     }
-    n->types = n->star ? SLC_MAP_T_ARRAY : SLC_MAP_T_ANY;
+    n->types = n->star ? SLT_MAP_T_ARRAY : SLT_MAP_T_ANY;
     if (base->spath) {
         s_buf_t sp = { .n = 0 };
         unsigned t;
@@ -461,27 +461,27 @@ static int s_path(s_checker_t *c, slc_map_node_t *n)
         }
         if (!n->star)
             n->types = t;
-        n->spath = slc_map__strndup(&c->cc->m->arena, sp.b, sp.n);
+        n->spath = slt_map__strndup(&c->cc->m->arena, sp.b, sp.n);
         if (!n->spath)
             rc = SL_ENOMEM;
         goto fail;
     }
     /* A step into something that cannot have it: now().x, split(...).a */
-    const slc_map_step_t *st = &n->steps[0];
-    unsigned need = st->kind == SLC_STEP_MEMBER ? SLC_MAP_T_OBJECT : SLC_MAP_T_ARRAY;
+    const slt_map_step_t *st = &n->steps[0];
+    unsigned need = st->kind == SLC_STEP_MEMBER ? SLT_MAP_T_OBJECT : SLT_MAP_T_ARRAY;
     if (!(base->types & need)) {
         char tt[96];
         s_buf_t b = { .n = 0 };
         s_display(n, 0, (size_t) -1, NULL, &b);
-        slc_map__error(c->cc, st->pos, NULL, "%s is %s: it has no %s", b.b,
+        slt_map__error(c->cc, st->pos, NULL, "%s is %s: it has no %s", b.b,
                        s_a(base->types, tt, sizeof tt),
-                       need == SLC_MAP_T_OBJECT ? "members" : "elements");
+                       need == SLT_MAP_T_OBJECT ? "members" : "elements");
     }
 fail:
     return rc;
 }
 
-static int s_var(s_checker_t *c, slc_map_node_t *n)
+static int s_var(s_checker_t *c, slt_map_node_t *n)
 {
     int rc = 0;
     for (size_t k = c->n; k-- > 0;)
@@ -489,20 +489,20 @@ static int s_var(s_checker_t *c, slc_map_node_t *n)
             n->slot = (int) k;
             n->types = c->types[k];
             n->spath = c->spaths[k];
-            n->src = slc_map__strndup(&c->cc->m->arena, n->name, n->namelen);
+            n->src = slt_map__strndup(&c->cc->m->arena, n->name, n->namelen);
             if (!n->src)
                 rc = SL_ENOMEM;
             goto fail;
         }
-    const char *dym = slc_map__suggest(n->name, n->namelen, c->names, c->n);
-    if (slc_map__table_find(c->cc->m, n->name, n->namelen)) {
-        slc_map__error(c->cc, n->pos, NULL, "'%.*s' is a table: read it with lookup(%.*s, KEY)",
+    const char *dym = slt_map__suggest(n->name, n->namelen, c->names, c->n);
+    if (slt_map__table_find(c->cc->m, n->name, n->namelen)) {
+        slt_map__error(c->cc, n->pos, NULL, "'%.*s' is a table: read it with lookup(%.*s, KEY)",
                        (int) n->namelen, n->name, (int) n->namelen, n->name);
-    } else if (slc_map__fn_find(n->name, n->namelen)) {
-        slc_map__error(c->cc, n->pos, NULL, "'%.*s' is a function: call it as %.*s(...)",
+    } else if (slt_map__fn_find(n->name, n->namelen)) {
+        slt_map__error(c->cc, n->pos, NULL, "'%.*s' is a function: call it as %.*s(...)",
                        (int) n->namelen, n->name, (int) n->namelen, n->name);
     } else if (dym) {
-        slc_map__error(c->cc, n->pos, NULL, "unknown name '%.*s' (did you mean '%s'?)",
+        slt_map__error(c->cc, n->pos, NULL, "unknown name '%.*s' (did you mean '%s'?)",
                        (int) n->namelen, n->name, dym);
     } else {
         char hint[160];
@@ -514,36 +514,36 @@ static int s_var(s_checker_t *c, slc_map_node_t *n)
             snprintf(hint, sizeof hint, "document fields are written $.%.*s, strings \"%.*s\"",
                      (int) (n->namelen > 40 ? 40 : n->namelen), n->name,
                      (int) (n->namelen > 40 ? 40 : n->namelen), n->name);
-        slc_map__error(c->cc, n->pos, hint, "unknown name '%.*s'", (int) n->namelen, n->name);
+        slt_map__error(c->cc, n->pos, hint, "unknown name '%.*s'", (int) n->namelen, n->name);
     }
 fail:
     return rc;
 }
 
-static int s_table(s_checker_t *c, slc_map_node_t *call)
+static int s_table(s_checker_t *c, slt_map_node_t *call)
 {
     int rc = 0;
-    slc_map_node_t *a = call->kids[0];
+    slt_map_node_t *a = call->kids[0];
     const char *name = a->kind == SLC_N_VAR ? a->name : a->s;
     size_t len = a->kind == SLC_N_VAR ? a->namelen : a->slen;
     if (a->kind != SLC_N_VAR && a->kind != SLC_N_STR) {
-        slc_map__error(c->cc, a->pos, "e.g. lookup(countries, $.country)",
+        slt_map__error(c->cc, a->pos, "e.g. lookup(countries, $.country)",
                        "lookup() takes the name of a table first");
         goto fail;
     }
-    call->table = slc_map__table_find(c->cc->m, name, len);
+    call->table = slt_map__table_find(c->cc->m, name, len);
     if (call->table)
         goto fail;
-    const char *names[SLC_MAP_TABLES_MAX];
+    const char *names[SLT_MAP_TABLES_MAX];
     size_t cnt = c->cc->m->ntabs;
     for (size_t k = 0; k < cnt; k++)
         names[k] = c->cc->m->tabs[k].name;
-    const char *dym = slc_map__suggest(name, len, names, cnt);
+    const char *dym = slt_map__suggest(name, len, names, cnt);
     if (dym)
-        slc_map__error(c->cc, a->pos, NULL, "unknown table '%.*s' (did you mean '%s'?)",
+        slt_map__error(c->cc, a->pos, NULL, "unknown table '%.*s' (did you mean '%s'?)",
                        (int) len, name, dym);
     else
-        slc_map__error(c->cc, a->pos, cnt ? NULL : "tables are declared under 'tables:' in the mapping",
+        slt_map__error(c->cc, a->pos, cnt ? NULL : "tables are declared under 'tables:' in the mapping",
                        "unknown table '%.*s'", (int) len, name);
 fail:
     return rc;
@@ -551,21 +551,21 @@ fail:
 
 /* map(ARRAY, x => e) and filter(ARRAY, x => cond): the parameter gets the
  * element type of the array, and its schema path when the array has one. */
-static int s_lambda(s_checker_t *c, slc_map_node_t *call, bool known)
+static int s_lambda(s_checker_t *c, slt_map_node_t *call, bool known)
 {
     int rc = 0;
-    slc_map_node_t *arr = call->kids[0], *lam = call->kids[1];
-    unsigned et = SLC_MAP_T_ANY;
+    slt_map_node_t *arr = call->kids[0], *lam = call->kids[1];
+    unsigned et = SLT_MAP_T_ANY;
     const char *espath = NULL;
     if (lam->kind != SLC_N_LAMBDA) {
-        slc_map__error(c->cc, lam->pos, "e.g. filter($.items, x => x.qty > 0)",
+        slt_map__error(c->cc, lam->pos, "e.g. filter($.items, x => x.qty > 0)",
                        "%.*s() takes a lambda (x => ...) as its second argument",
                        (int) call->namelen, call->name);
         goto fail;
     }
     for (size_t k = 0; k < c->n; k++)
         if (c->lens[k] == lam->namelen && memcmp(c->names[k], lam->name, lam->namelen) == 0) {
-            slc_map__error(c->cc, lam->pos, "give the inner parameter another name",
+            slt_map__error(c->cc, lam->pos, "give the inner parameter another name",
                            "'%.*s' is already a parameter of an enclosing lambda",
                            (int) lam->namelen, lam->name);
             goto fail;
@@ -576,16 +576,16 @@ static int s_lambda(s_checker_t *c, slc_map_node_t *call, bool known)
         if (!arr->star)
             s_puts(&sp, "[*]");
         if (!sp.over && s_types_at(c, sp.b, &et) == 0) {
-            espath = slc_map__strndup(&c->cc->m->arena, sp.b, sp.n);
+            espath = slt_map__strndup(&c->cc->m->arena, sp.b, sp.n);
             if (!espath) {
                 rc = SL_ENOMEM;
                 goto fail;
             }
         } else {
-            et = SLC_MAP_T_ANY;
+            et = SLT_MAP_T_ANY;
         }
     } else if (known && arr->kind == SLC_N_CALL && arr->fn && strcmp(arr->fn->name, "split") == 0) {
-        et = SLC_MAP_T_STRING;
+        et = SLT_MAP_T_STRING;
     }
     lam->slot = (int) c->n;
     c->names[c->n] = lam->name;
@@ -600,32 +600,32 @@ fail:
     return rc;
 }
 
-static int s_call(s_checker_t *c, slc_map_node_t *n)
+static int s_call(s_checker_t *c, slt_map_node_t *n)
 {
     int rc = 0;
-    const slc_map_fn_t *fn = slc_map__fn_find(n->name, n->namelen);
+    const slt_map_fn_t *fn = slt_map__fn_find(n->name, n->namelen);
     if (!fn) {
         size_t cnt;
-        const char *const *names = slc_map__fn_names(&cnt);
-        const char *dym = slc_map__suggest(n->name, n->namelen, names, cnt);
-        bool table = slc_map__table_find(c->cc->m, n->name, n->namelen) != NULL;
+        const char *const *names = slt_map__fn_names(&cnt);
+        const char *dym = slt_map__suggest(n->name, n->namelen, names, cnt);
+        bool table = slt_map__table_find(c->cc->m, n->name, n->namelen) != NULL;
         char hint[128];
         if (table)
             snprintf(hint, sizeof hint, "to read the table, write lookup(%.*s, KEY)",
                      (int) (n->namelen > 40 ? 40 : n->namelen), n->name);
         if (dym)
-            slc_map__error(c->cc, n->pos, table ? hint : NULL,
+            slt_map__error(c->cc, n->pos, table ? hint : NULL,
                            "unknown function '%.*s' (did you mean '%s'?)",
                            (int) n->namelen, n->name, dym);
         else
-            slc_map__error(c->cc, n->pos, table ? hint : "docs/mapping.md lists the functions",
+            slt_map__error(c->cc, n->pos, table ? hint : "docs/mapping.md lists the functions",
                            "unknown function '%.*s'", (int) n->namelen, n->name);
     } else if (n->nkids < fn->min || n->nkids > fn->max) {
         if (fn->min == fn->max)
-            slc_map__error(c->cc, n->pos, NULL, "%s() takes %u argument%s, got %zu",
+            slt_map__error(c->cc, n->pos, NULL, "%s() takes %u argument%s, got %zu",
                            fn->name, fn->min, fn->min == 1 ? "" : "s", n->nkids);
         else
-            slc_map__error(c->cc, n->pos, NULL, "%s() takes %u %s %u arguments, got %zu",
+            slt_map__error(c->cc, n->pos, NULL, "%s() takes %u %s %u arguments, got %zu",
                            fn->name, fn->min, fn->max == fn->min + 1 ? "or" : "to", fn->max,
                            n->nkids);
         fn = NULL;
@@ -634,14 +634,14 @@ static int s_call(s_checker_t *c, slc_map_node_t *n)
     /* Arguments: checked even when the call is wrong, to report their
      * own mistakes in the same run. */
     for (size_t k = 0; k < n->nkids; k++) {
-        slc_map_node_t *a = n->kids[k];
+        slt_map_node_t *a = n->kids[k];
         if (fn && k == 0 && (fn->flags & SLC_FN_TABLE)) {
             rc = s_table(c, n);
         } else if (fn && k == 1 && (fn->flags & SLC_FN_LAMBDA)) {
             rc = s_lambda(c, n, true);
         } else if (a->kind == SLC_N_LAMBDA) {
             if (fn)
-                slc_map__error(c->cc, a->pos, "e.g. map($.items, x => x.sku)",
+                slt_map__error(c->cc, a->pos, "e.g. map($.items, x => x.sku)",
                                "a lambda (x => ...) is only allowed as the second "
                                "argument of map() or filter()");
             else
@@ -663,43 +663,43 @@ static int s_call(s_checker_t *c, slc_map_node_t *n)
         goto fail;
     n->types = fn->result;
     if (strcmp(fn->name, "round") == 0 && n->nkids == 2)
-        n->types = SLC_MAP_T_NUMBER;
+        n->types = SLT_MAP_T_NUMBER;
     else if ((fn->flags & SLC_FN_LAMBDA) && n->kids[1]->kind == SLC_N_LAMBDA
              && strcmp(fn->name, "filter") == 0)
-        s_want(c, n->kids[1]->kids[0], SLC_MAP_T_BOOLEAN, "the filter condition",
+        s_want(c, n->kids[1]->kids[0], SLT_MAP_T_BOOLEAN, "the filter condition",
                "e.g. filter($.items, x => x.qty > 0)");
     else if (fn->flags & SLC_FN_TABLE) {
-        n->types = n->table ? n->table->types : SLC_MAP_T_ANY;
+        n->types = n->table ? n->table->types : SLT_MAP_T_ANY;
         if (n->nkids == 3)
             n->types |= n->kids[2]->types;
         if (!n->types)
-            n->types = SLC_MAP_T_ANY;
+            n->types = SLT_MAP_T_ANY;
     }
 fail:
     return rc;
 }
 
-static int s_check(s_checker_t *c, slc_map_node_t *n)
+static int s_check(s_checker_t *c, slt_map_node_t *n)
 {
     int rc = 0;
     char what[16];
     if (c->cc->cb_rc != 0)
         return c->cc->cb_rc;
     switch (n->kind) {
-    case SLC_N_NULL: n->types = SLC_MAP_T_NULL; break;
-    case SLC_N_BOOL: n->types = SLC_MAP_T_BOOLEAN; break;
-    case SLC_N_INT: n->types = SLC_MAP_T_INTEGER; break;
-    case SLC_N_REAL: n->types = SLC_MAP_T_NUMBER; break;
-    case SLC_N_STR: n->types = SLC_MAP_T_STRING; break;
+    case SLC_N_NULL: n->types = SLT_MAP_T_NULL; break;
+    case SLC_N_BOOL: n->types = SLT_MAP_T_BOOLEAN; break;
+    case SLC_N_INT: n->types = SLT_MAP_T_INTEGER; break;
+    case SLC_N_REAL: n->types = SLT_MAP_T_NUMBER; break;
+    case SLC_N_STR: n->types = SLT_MAP_T_STRING; break;
     case SLC_N_ROOT:
         n->src = "$";
         n->spath = "$";
         if (s_types_at(c, "$", &n->types) != 0)
-            n->types = SLC_MAP_T_ANY;
+            n->types = SLT_MAP_T_ANY;
         break;
     case SLC_N_META:
         n->src = "$meta";
-        n->types = SLC_MAP_T_OBJECT;
+        n->types = SLT_MAP_T_OBJECT;
         break;
     case SLC_N_VAR:
         rc = s_var(c, n);
@@ -713,7 +713,7 @@ static int s_check(s_checker_t *c, slc_map_node_t *n)
         rc = s_call(c, n);
         break;
     case SLC_N_LAMBDA:
-        slc_map__error(c->cc, n->pos, "e.g. map($.items, x => x.sku)",
+        slt_map__error(c->cc, n->pos, "e.g. map($.items, x => x.sku)",
                        "a lambda (x => ...) is only allowed as the second argument "
                        "of map() or filter()");
         break;
@@ -726,52 +726,52 @@ static int s_check(s_checker_t *c, slc_map_node_t *n)
         if (rc != 0)
             break;
         switch (n->kind) {
-        case SLC_N_ARRAY: n->types = SLC_MAP_T_ARRAY; break;
-        case SLC_N_OBJECT: n->types = SLC_MAP_T_OBJECT; break;
+        case SLC_N_ARRAY: n->types = SLT_MAP_T_ARRAY; break;
+        case SLC_N_OBJECT: n->types = SLT_MAP_T_OBJECT; break;
         case SLC_N_NEG:
             s_want(c, n->kids[0], S_NUM, "'-'", NULL);
             n->types = n->kids[0]->types & S_NUM ? n->kids[0]->types & S_NUM : S_NUM;
             break;
         case SLC_N_NOT:
-            s_want(c, n->kids[0], SLC_MAP_T_BOOLEAN, "'not'", NULL);
-            n->types = SLC_MAP_T_BOOLEAN;
+            s_want(c, n->kids[0], SLT_MAP_T_BOOLEAN, "'not'", NULL);
+            n->types = SLT_MAP_T_BOOLEAN;
             break;
         case SLC_N_AND:
         case SLC_N_OR:
             snprintf(what, sizeof what, "'%s'", n->kind == SLC_N_AND ? "and" : "or");
-            s_want(c, n->kids[0], SLC_MAP_T_BOOLEAN, what, NULL);
-            s_want(c, n->kids[1], SLC_MAP_T_BOOLEAN, what, NULL);
-            n->types = SLC_MAP_T_BOOLEAN;
+            s_want(c, n->kids[0], SLT_MAP_T_BOOLEAN, what, NULL);
+            s_want(c, n->kids[1], SLT_MAP_T_BOOLEAN, what, NULL);
+            n->types = SLT_MAP_T_BOOLEAN;
             break;
         case SLC_N_ARITH: {
-            const char *op = slc_map__tok_name(n->op);
+            const char *op = slt_map__tok_name(n->op);
             const char *hint = n->op == SLC_TK_PLUS ? "concat() joins strings" : NULL;
             s_want(c, n->kids[0], S_NUM, op, hint);
             s_want(c, n->kids[1], S_NUM, op, hint);
-            bool ints = !((n->kids[0]->types | n->kids[1]->types) & SLC_MAP_T_NUMBER);
-            n->types = n->op == SLC_TK_SLASH ? SLC_MAP_T_NUMBER
-                     : ints ? SLC_MAP_T_INTEGER : S_NUM;
+            bool ints = !((n->kids[0]->types | n->kids[1]->types) & SLT_MAP_T_NUMBER);
+            n->types = n->op == SLC_TK_SLASH ? SLT_MAP_T_NUMBER
+                     : ints ? SLT_MAP_T_INTEGER : S_NUM;
             break;
         }
         case SLC_N_CMP: {
-            n->types = SLC_MAP_T_BOOLEAN;
+            n->types = SLT_MAP_T_BOOLEAN;
             if (n->op == SLC_TK_EQ || n->op == SLC_TK_NE)
                 break;
             unsigned a = n->kids[0]->types, b = n->kids[1]->types;
-            unsigned ok = S_NUM | SLC_MAP_T_STRING;
+            unsigned ok = S_NUM | SLT_MAP_T_STRING;
             char ta[96], tb[96];
             if (!(a & ok) || !(b & ok)
-                || !(((a & S_NUM) && (b & S_NUM)) || ((a & b) & SLC_MAP_T_STRING)))
-                slc_map__error(c->cc, n->pos, NULL, "%s compares two numbers or two strings, "
-                               "got %s and %s", slc_map__tok_name(n->op),
+                || !(((a & S_NUM) && (b & S_NUM)) || ((a & b) & SLT_MAP_T_STRING)))
+                slt_map__error(c->cc, n->pos, NULL, "%s compares two numbers or two strings, "
+                               "got %s and %s", slt_map__tok_name(n->op),
                                s_a(a, ta, sizeof ta), s_a(b, tb, sizeof tb));
             break;
         }
         case SLC_N_COALESCE:
-            n->types = (n->kids[0]->types & ~SLC_MAP_T_NULL) | n->kids[1]->types;
+            n->types = (n->kids[0]->types & ~SLT_MAP_T_NULL) | n->kids[1]->types;
             break;
         case SLC_N_IF:
-            s_want(c, n->kids[0], SLC_MAP_T_BOOLEAN, "'if'",
+            s_want(c, n->kids[0], SLT_MAP_T_BOOLEAN, "'if'",
                    "compare it, e.g. if $.count > 0 then ...");
             n->types = n->kids[1]->types | n->kids[2]->types;
             break;
@@ -785,14 +785,14 @@ static int s_check(s_checker_t *c, slc_map_node_t *n)
     return rc;
 }
 
-int slc_map__check(slc_map_cc_t *cc, slc_map_node_t *root, unsigned want)
+int slt_map__check(slt_map_cc_t *cc, slt_map_node_t *root, unsigned want)
 {
     s_checker_t c = { .cc = cc };
     unsigned before = cc->errors;
     int rc = s_check(&c, root);
     if (rc != 0)
         goto fail;
-    if (want != SLC_MAP_T_ANY && cc->errors == before)
+    if (want != SLT_MAP_T_ANY && cc->errors == before)
         s_want(&c, root, want, cc->field->target, NULL);
     if (cc->errors != before)
         rc = SL_EINVAL;

@@ -1,14 +1,14 @@
-/*  slc_map_schema - mapping paths answered from a compiled schema.  */
-#include "slc_map_schema.h"
+/*  slt_map_schema - mapping paths answered from a compiled schema.  */
+#include "slt_map_schema.h"
 #include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "slc.h"
 
-int slc_map_schema_types(void *arg, const char *path, unsigned *types)
+int slt_map_schema_types(void *arg, const char *path, unsigned *types)
 {
-    const slc_schema_t *schema = arg;
+    const slt_schema_t *schema = arg;
     unsigned t = 0;
     /* "$" alone is the document; "$." starts the schema's dotted path. */
     if (strcmp(path, "$") == 0)
@@ -28,7 +28,7 @@ int slc_map_schema_types(void *arg, const char *path, unsigned *types)
             size_t n = end ? (size_t) (end - (p + 2)) : 0;
             if (!end || memchr(p + 2, '\\', n) || memchr(p + 2, '.', n) || memchr(p + 2, '[', n)
                 || memchr(p + 2, ']', n) || k + n + 2 >= sizeof dotted) {
-                *types = SLC_MAP_T_ANY;
+                *types = SLT_MAP_T_ANY;
                 return 0;
             }
             if (k)
@@ -39,28 +39,28 @@ int slc_map_schema_types(void *arg, const char *path, unsigned *types)
             continue;
         }
         if (k + 2 >= sizeof dotted) {
-            *types = SLC_MAP_T_ANY;
+            *types = SLT_MAP_T_ANY;
             return 0;
         }
         dotted[k++] = *p++;
     }
     dotted[k] = 0;
-    int rc = slc_schema_type_at(schema, dotted, &t);
+    int rc = slt_schema_type_at(schema, dotted, &t);
     if (rc == SL_EINVAL) {
-        *types = SLC_MAP_T_ANY;         /* a name the schema's paths cannot spell */
+        *types = SLT_MAP_T_ANY;         /* a name the schema's paths cannot spell */
         return 0;
     }
     if (rc)
         return rc;
     /* Same bit layout (string, number, integer, boolean, object, array,
      * null); spelled out so that a change of either is caught here. */
-    *types = ((t & SLC_JSON_STRING) ? SLC_MAP_T_STRING : 0)
-           | ((t & SLC_JSON_NUMBER) ? SLC_MAP_T_NUMBER : 0)
-           | ((t & SLC_JSON_INTEGER) ? SLC_MAP_T_INTEGER : 0)
-           | ((t & SLC_JSON_BOOLEAN) ? SLC_MAP_T_BOOLEAN : 0)
-           | ((t & SLC_JSON_OBJECT) ? SLC_MAP_T_OBJECT : 0)
-           | ((t & SLC_JSON_ARRAY) ? SLC_MAP_T_ARRAY : 0)
-           | ((t & SLC_JSON_NULL) ? SLC_MAP_T_NULL : 0);
+    *types = ((t & SLC_JSON_STRING) ? SLT_MAP_T_STRING : 0)
+           | ((t & SLC_JSON_NUMBER) ? SLT_MAP_T_NUMBER : 0)
+           | ((t & SLC_JSON_INTEGER) ? SLT_MAP_T_INTEGER : 0)
+           | ((t & SLC_JSON_BOOLEAN) ? SLT_MAP_T_BOOLEAN : 0)
+           | ((t & SLC_JSON_OBJECT) ? SLT_MAP_T_OBJECT : 0)
+           | ((t & SLC_JSON_ARRAY) ? SLT_MAP_T_ARRAY : 0)
+           | ((t & SLC_JSON_NULL) ? SLT_MAP_T_NULL : 0);
     return 0;
 }
 
@@ -90,7 +90,7 @@ static void s_peek_one(struct fy_node *root, const char *key, char *out, size_t 
     snprintf(out, len, "%s", v ? v : "");
 }
 
-int slc_map_peek(const char *yaml, size_t len, char *from, char *to, size_t reflen)
+int slt_map_peek(const char *yaml, size_t len, char *from, char *to, size_t reflen)
 {
     /* Quiet: the compiler reports YAML errors with their position. */
     struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };

@@ -1,33 +1,33 @@
-/*  slc_map_int - what the files of the slc_map module share, and nothing
+/*  slt_map_int - what the files of the slt_map module share, and nothing
  *  outside them includes: the arena, tokens, lookup tables, the AST, the
  *  compile context and its diagnostics, runtime values (and who owns
  *  what they point to) and the builtin function table.
- *  slc_map.c reads the YAML and runs the whole mapping, slc_map_lex.c,
- *  slc_map_parse.c and slc_map_check.c turn one expression into a checked
- *  AST, slc_map_eval.c and slc_map_fn.c evaluate it. Internal functions are
- *  named slc_map__verb.  */
-#ifndef SLC_MAP_INT_H
-#define SLC_MAP_INT_H
+ *  slt_map.c reads the YAML and runs the whole mapping, slt_map_lex.c,
+ *  slt_map_parse.c and slt_map_check.c turn one expression into a checked
+ *  AST, slt_map_eval.c and slt_map_fn.c evaluate it. Internal functions are
+ *  named slt_map__verb.  */
+#ifndef SLT_MAP_INT_H
+#define SLT_MAP_INT_H
 #include <locale.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
-#include "slc_map.h"
+#include "slt_map.h"
 
 /* ---- arena: every compile-time allocation of a mapping, freed at once */
 
-typedef struct slc_map_chunk slc_map_chunk_t;
+typedef struct slt_map_chunk slt_map_chunk_t;
 typedef struct {
-    slc_map_chunk_t *head;          /* newest chunk first */
-} slc_map_arena_t;
+    slt_map_chunk_t *head;          /* newest chunk first */
+} slt_map_arena_t;
 
 /* N zeroed bytes that live as long as the arena; NULL when out of memory. */
-void *slc_map__alloc(slc_map_arena_t *a, size_t n);
+void *slt_map__alloc(slt_map_arena_t *a, size_t n);
 /* A NUL-terminated copy of S (N bytes) in the arena; NULL when out of memory. */
-char *slc_map__strndup(slc_map_arena_t *a, const char *s, size_t n);
-void slc_map__arena_free(slc_map_arena_t *a);
+char *slt_map__strndup(slt_map_arena_t *a, const char *s, size_t n);
+void slt_map__arena_free(slt_map_arena_t *a);
 
 /* ---- tokens */
 
@@ -52,14 +52,14 @@ typedef struct {
     size_t n;                       /* bytes of s */
     int64_t i;                      /* INT: magnitude at most 2^53 */
     double d;                       /* REAL */
-} slc_map_tok_t;
+} slt_map_tok_t;
 
 /* Printable form of a token kind for messages ("')'", "end of expression"). */
-const char *slc_map__tok_name(int kind);
+const char *slt_map__tok_name(int kind);
 
 /* Integers are exact in a double (every JSON number is one) up to 2^53:
  * the range of SLC_V_INT values, literals and table integers. */
-#define SLC_MAP_INT_LIMIT INT64_C(9007199254740992)
+#define SLT_MAP_INT_LIMIT INT64_C(9007199254740992)
 
 /* ---- lookup tables (tables: in the mapping) */
 
@@ -67,15 +67,15 @@ typedef struct {
     const char *key;                /* arena, NUL-terminated */
     size_t len;                     /* bytes of key */
     const cJSON *value;             /* in the map's tables tree */
-} slc_map_entry_t;
+} slt_map_entry_t;
 
 typedef struct {
     const char *name;               /* arena, NUL-terminated */
     size_t namelen;
-    const slc_map_entry_t *entries; /* sorted by key bytes (arena); keys unique */
+    const slt_map_entry_t *entries; /* sorted by key bytes (arena); keys unique */
     size_t n;
-    unsigned types;                 /* SLC_MAP_T_* of the values */
-} slc_map_table_t;
+    unsigned types;                 /* SLT_MAP_T_* of the values */
+} slt_map_table_t;
 
 /* ---- the AST */
 
@@ -98,32 +98,32 @@ typedef struct {
     size_t len;                     /* MEMBER: its bytes */
     int64_t index;                  /* INDEX; negative counts from the end */
     uint32_t pos;                   /* where the step starts */
-} slc_map_step_t;
+} slt_map_step_t;
 
-typedef struct slc_map_fn slc_map_fn_t;
-typedef struct slc_map_node slc_map_node_t;
+typedef struct slt_map_fn slt_map_fn_t;
+typedef struct slt_map_node slt_map_node_t;
 
-struct slc_map_node {
+struct slt_map_node {
     int kind;                       /* SLC_N_* */
     int op;                         /* ARITH, CMP: operator token */
     uint32_t pos;                   /* byte offset in the expression text */
     unsigned depth;                 /* AST depth of this subtree */
-    unsigned types;                 /* SLC_MAP_T_* it may have (checker) */
-    slc_map_node_t **kids;          /* operands, arguments, elements */
+    unsigned types;                 /* SLT_MAP_T_* it may have (checker) */
+    slt_map_node_t **kids;          /* operands, arguments, elements */
     size_t nkids;
     const char *name;               /* CALL: function; VAR, LAMBDA: parameter */
     size_t namelen;
     const char **keys;              /* OBJECT: member names (arena) */
     size_t *keylens;
-    slc_map_step_t *steps;          /* PATH */
+    slt_map_step_t *steps;          /* PATH */
     size_t nsteps;
     bool star;                      /* PATH: has a [*] step */
     int64_t i;                      /* INT literal; BOOL literal is i != 0 */
     double d;                       /* REAL literal */
     const char *s;                  /* STR literal (arena) */
     size_t slen;
-    const slc_map_fn_t *fn;         /* CALL: resolved by the checker */
-    const slc_map_table_t *table;   /* CALL of lookup: borrowed from the map */
+    const slt_map_fn_t *fn;         /* CALL: resolved by the checker */
+    const slt_map_table_t *table;   /* CALL of lookup: borrowed from the map */
     int slot;                       /* VAR, LAMBDA: parameter slot */
     const char *src;                /* source path for runtime messages, or NULL */
     const char *spath;              /* schema path of the value, or NULL */
@@ -136,7 +136,7 @@ typedef struct {
     bool exact;                     /* offsets map to columns; else point at line:col */
     unsigned line, col;             /* 1-based position of text[0] */
     unsigned col_next;              /* column of the first byte of later lines */
-} slc_map_loc_t;
+} slt_map_loc_t;
 
 /* An object of the output that holds targets (customer in customer.email),
  * created when the first field that goes into it is placed, so that keys
@@ -144,7 +144,7 @@ typedef struct {
 typedef struct {
     const char *key;                /* its name in its parent (arena, NUL-terminated) */
     int parent;                     /* index of the parent group; -1: the output itself */
-} slc_map_group_t;
+} slt_map_group_t;
 
 typedef struct {
     const char *target;             /* "customer.email", or "drop_if" */
@@ -153,83 +153,83 @@ typedef struct {
     size_t nsegs;
     int *gids;                      /* group of each of the first nsegs - 1 names */
     int group;                      /* where the value goes: a group, -1 the output */
-    slc_map_node_t *expr;           /* NULL for an absent drop_if */
+    slt_map_node_t *expr;           /* NULL for an absent drop_if */
     const char *text;               /* the expression text (arena) */
     size_t textlen;
-    slc_map_loc_t loc;
-} slc_map_field_t;
+    slt_map_loc_t loc;
+} slt_map_field_t;
 
 /* The struct is shared by the module's files only (this header is not
  * installed): the public type stays opaque. */
-struct slc_map {
-    slc_map_arena_t arena;
+struct slt_map {
+    slt_map_arena_t arena;
     const char *name;               /* "" until known (diagnostics) */
     const char *from;
     const char *to;
     const char *origin;
-    slc_map_field_t *fields;
+    slt_map_field_t *fields;
     size_t nfields;
-    slc_map_field_t drop;           /* drop.expr NULL: no drop_if */
-    slc_map_group_t *groups;        /* objects holding targets (arena) */
+    slt_map_field_t drop;           /* drop.expr NULL: no drop_if */
+    slt_map_group_t *groups;        /* objects holding targets (arena) */
     size_t ngroups;
     cJSON *tables;                  /* name -> {key: value}; owned */
-    slc_map_table_t tabs[SLC_MAP_TABLES_MAX];   /* the same, indexed */
+    slt_map_table_t tabs[SLT_MAP_TABLES_MAX];   /* the same, indexed */
     size_t ntabs;
     locale_t c_locale;              /* numbers and times never follow LC_* */
 };
 
 /* Table NAME (LEN bytes) of M, or NULL. */
-const slc_map_table_t *slc_map__table_find(const slc_map_t *m, const char *name, size_t len);
+const slt_map_table_t *slt_map__table_find(const slt_map_t *m, const char *name, size_t len);
 
 /* The value of KEY (LEN bytes) in T (borrowed from the map), or NULL. */
-const cJSON *slc_map__table_get(const slc_map_table_t *t, const char *key, size_t len);
+const cJSON *slt_map__table_get(const slt_map_table_t *t, const char *key, size_t len);
 
 /* Line and column (1-based) of byte POS of F's expression. */
-void slc_map__position(const slc_map_field_t *f, uint32_t pos,
+void slt_map__position(const slt_map_field_t *f, uint32_t pos,
                        unsigned *line, unsigned *col);
 
 /* ---- compiling one expression */
 
-typedef struct slc_map_diag slc_map_diag_t;
+typedef struct slt_map_diag slt_map_diag_t;
 
 typedef struct {
-    slc_map_t *m;                   /* being built: arena, tables, from */
-    slc_map_types_fn *types;        /* may be NULL */
+    slt_map_t *m;                   /* being built: arena, tables, from */
+    slt_map_types_fn *types;        /* may be NULL */
     void *arg;
     int cb_rc;                      /* first TYPES failure other than NOTFOUND */
-    slc_map_diag_t *diag;           /* where errors go */
-    const slc_map_field_t *field;   /* the expression being compiled */
+    slt_map_diag_t *diag;           /* where errors go */
+    const slt_map_field_t *field;   /* the expression being compiled */
     bool quoted;                    /* YAML removed quotes around it */
     unsigned errors;                /* errors recorded so far */
-} slc_map_cc_t;
+} slt_map_cc_t;
 
 /* Record an error at byte POS of the current expression (and count it in
  * CC->errors). HINT (may be NULL) is advice printed on its own line.
  * Returns SL_EINVAL. */
-int slc_map__error(slc_map_cc_t *cc, uint32_t pos, const char *hint,
+int slt_map__error(slt_map_cc_t *cc, uint32_t pos, const char *hint,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Tokens of TEXT (LEN bytes) into *TOKS (caller frees; ends with EOF).
  * 0, SL_EINVAL (reported) or SL_ENOMEM. */
-int slc_map__lex(slc_map_cc_t *cc, const char *text, size_t len,
-                 slc_map_tok_t **toks, size_t *ntoks);
+int slt_map__lex(slt_map_cc_t *cc, const char *text, size_t len,
+                 slt_map_tok_t **toks, size_t *ntoks);
 
 /* Parse TEXT into *OUT (arena). 0, SL_EINVAL (reported) or SL_ENOMEM. */
-int slc_map__parse(slc_map_cc_t *cc, const char *text, size_t len,
-                   slc_map_node_t **out);
+int slt_map__parse(slt_map_cc_t *cc, const char *text, size_t len,
+                   slt_map_node_t **out);
 
 /* Resolve names and check types of ROOT. WANT: the types the result must
- * be able to have (SLC_MAP_T_BOOLEAN for drop_if, else SLC_MAP_T_ANY).
+ * be able to have (SLT_MAP_T_BOOLEAN for drop_if, else SLT_MAP_T_ANY).
  * 0, SL_EINVAL (reported), SL_ENOMEM, or the failure of the types callback. */
-int slc_map__check(slc_map_cc_t *cc, slc_map_node_t *root, unsigned want);
+int slt_map__check(slt_map_cc_t *cc, slt_map_node_t *root, unsigned want);
 
 /* The closest of the N NAMES to NAME (LEN bytes) within a small edit
  * distance, or NULL. */
-const char *slc_map__suggest(const char *name, size_t len,
+const char *slt_map__suggest(const char *name, size_t len,
                              const char *const *names, size_t n);
 
 /* "string", "number or null", ... for TYPES into BUF. */
-const char *slc_map__types_text(unsigned types, char *buf, size_t len);
+const char *slt_map__types_text(unsigned types, char *buf, size_t len);
 
 /* ---- runtime values */
 
@@ -246,7 +246,7 @@ enum {
  *    KEEP. A view's struct may be copied freely.
  *  - A value built during the evaluation owns OWN (a cJSON tree; NODE is
  *    its root or a node inside it) or BUF (string bytes from cJSON_malloc,
- *    U.S.P pointing into them). slc_map__val_release frees both. An owning
+ *    U.S.P pointing into them). slt_map__val_release frees both. An owning
  *    struct is moved (the source zeroed), never copied.
  *  - A built tree may hold cJSON reference nodes (cJSON_IsReference) that
  *    borrow views, so that [*], filter, map and literals do not copy the
@@ -256,7 +256,7 @@ enum {
  *    nothing with the document, META, the mapping or KEEP.
  *  - Before a view is taken into a tree that is about to be released (the
  *    array a lambda runs over, the base of a [*] path, a member of a built
- *    value put into an array), slc_map__park moves the tree to KEEP. */
+ *    value put into an array), slt_map__park moves the tree to KEEP. */
 typedef struct {
     int t;                          /* SLC_V_* */
     bool shared;                    /* OWN holds reference nodes */
@@ -265,95 +265,95 @@ typedef struct {
     char *buf;                      /* owned string bytes (cJSON_malloc), or NULL */
     union {
         bool b;
-        int64_t i;                  /* magnitude at most SLC_MAP_INT_LIMIT */
+        int64_t i;                  /* magnitude at most SLT_MAP_INT_LIMIT */
         double d;                   /* finite */
         struct { const char *p; size_t n; } s;  /* p[n] is readable */
     } u;
-} slc_map_val_t;
+} slt_map_val_t;
 
 typedef struct {
-    const slc_map_t *m;
-    const slc_map_field_t *field;   /* being evaluated */
+    const slt_map_t *m;
+    const slt_map_field_t *field;   /* being evaluated */
     const cJSON *doc;
     const cJSON *meta;
     cJSON *keep;                    /* parked trees (an array), or NULL; owned */
-    slc_map_val_t vars[SLC_MAP_DEPTH_MAX];  /* lambda parameters: views */
+    slt_map_val_t vars[SLT_MAP_DEPTH_MAX];  /* lambda parameters: views */
     size_t steps;                   /* work done */
     size_t scanned;                 /* members and elements walked past, not yet in steps */
     size_t bytes;                   /* bytes produced */
     char *err;
     size_t errlen;
-} slc_map_ctx_t;
+} slt_map_ctx_t;
 
 /* Format a runtime error about node N into the context's ERR (mapping,
  * field, position, source path, topic and offset). Returns SL_EINVAL. */
-int slc_map__fail(slc_map_ctx_t *cx, const slc_map_node_t *n,
+int slt_map__fail(slt_map_ctx_t *cx, const slt_map_node_t *n,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* " (topic T, offset N)" into BUF when META is an object with a string
  * "topic" and a number "offset", else "": every runtime error ends with
  * it, so that it says which message of which topic failed. */
-void slc_map__where(const cJSON *meta, char *buf, size_t len);
+void slt_map__where(const cJSON *meta, char *buf, size_t len);
 
 /* Report that node N's value is missing where one is needed. SL_EINVAL. */
-int slc_map__missing(slc_map_ctx_t *cx, const slc_map_node_t *n);
+int slt_map__missing(slt_map_ctx_t *cx, const slt_map_node_t *n);
 
 /* Evaluate N into *OUT (release it). 0, SL_EINVAL (reported), SL_ENOMEM. */
-int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n,
-                  slc_map_val_t *out);
+int slt_map__eval(slt_map_ctx_t *cx, const slt_map_node_t *n,
+                  slt_map_val_t *out);
 
-void slc_map__val_release(slc_map_val_t *v);
+void slt_map__val_release(slt_map_val_t *v);
 
 /* A view of JSON value J (NULL gives missing). J must live until the
- * evaluation ends (see slc_map_val_t). */
-void slc_map__val_of(const cJSON *j, slc_map_val_t *out);
+ * evaluation ends (see slt_map_val_t). */
+void slt_map__val_of(const cJSON *j, slt_map_val_t *out);
 
 /* Move the tree V owns to the context's KEEP; V becomes a view of the
  * same value. 0 or SL_ENOMEM (V unchanged). */
-int slc_map__park(slc_map_ctx_t *cx, slc_map_val_t *v);
+int slt_map__park(slt_map_ctx_t *cx, slt_map_val_t *v);
 
 /* A cJSON item for V, to go into an array or object built during the
  * evaluation: what V owns is moved into it (V keeps only what it still
  * owns, to release), views become reference nodes and *SHARED is set
  * then. Missing is an error about N. 0, SL_EINVAL or SL_ENOMEM. */
-int slc_map__item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+int slt_map__item(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *v,
                   cJSON **out, bool *shared);
 
 /* A cJSON item for V that shares nothing (for the output): what V owns
  * is moved into it when it holds no reference node, anything else is
  * copied. Missing is an error about N. 0, SL_EINVAL or SL_ENOMEM. */
-int slc_map__to_json(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+int slt_map__to_json(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *v,
                      cJSON **out);
 
 /* A new string item of LEN bytes at P (need not be NUL-terminated), owned
  * by the caller, after charging it. 0, SL_EINVAL or SL_ENOMEM. */
-int slc_map__str_item(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *p,
+int slt_map__str_item(slt_map_ctx_t *cx, const slt_map_node_t *n, const char *p,
                       size_t len, cJSON **out);
 
-/* Count K units of work for N against SLC_MAP_STEPS_MAX. */
-int slc_map__steps(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k);
+/* Count K units of work for N against SLT_MAP_STEPS_MAX. */
+int slt_map__steps(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t k);
 
 /* Count K members or elements walked past (cJSON lists have neither
- * index nor hash): every SLC_MAP_SCAN_PER_STEP of them is one step, about
+ * index nor hash): every SLT_MAP_SCAN_PER_STEP of them is one step, about
  * the cost of evaluating one node. */
-#define SLC_MAP_SCAN_PER_STEP 16
-int slc_map__scan(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k);
+#define SLT_MAP_SCAN_PER_STEP 16
+int slt_map__scan(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t k);
 
 /* Count LEN bytes about to be built for N against the limits. */
-int slc_map__charge(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t len);
+int slt_map__charge(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t len);
 
 /* Make *OUT a string of LEN bytes (BUF to fill; NUL-terminated, from
  * cJSON_malloc) after charging it. 0, SL_EINVAL (limit) or SL_ENOMEM. */
-int slc_map__str_new(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t len,
-                     slc_map_val_t *out);
+int slt_map__str_new(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t len,
+                     slt_map_val_t *out);
 
 /* "string", "number", ... of a runtime value. */
-const char *slc_map__val_type(const slc_map_val_t *v);
+const char *slt_map__val_type(const slt_map_val_t *v);
 
 /* The text string() gives for a scalar V into BUF (at least 32 bytes);
  * strings are returned as they are. Sets *P, *N. False for null, missing
  * and containers. */
-bool slc_map__scalar_text(slc_map_ctx_t *cx, const slc_map_val_t *v,
+bool slt_map__scalar_text(slt_map_ctx_t *cx, const slt_map_val_t *v,
                           char *buf, size_t len, const char **p, size_t *n);
 
 /* ---- builtin functions */
@@ -363,21 +363,21 @@ enum {
     SLC_FN_LAMBDA = 2,              /* argument 1 is a lambda */
 };
 
-typedef int (slc_map_impl_fn)(slc_map_ctx_t *cx, const slc_map_node_t *call,
-                              slc_map_val_t *args, slc_map_val_t *out);
+typedef int (slt_map_impl_fn)(slt_map_ctx_t *cx, const slt_map_node_t *call,
+                              slt_map_val_t *args, slt_map_val_t *out);
 
-struct slc_map_fn {
+struct slt_map_fn {
     const char *name;
     unsigned min, max;              /* arguments */
     int flags;                      /* SLC_FN_* */
     unsigned params[3];             /* accepted types of arguments 0, 1, 2+ */
     unsigned result;                /* result types */
-    slc_map_impl_fn *impl;          /* NULL: the evaluator runs it */
+    slt_map_impl_fn *impl;          /* NULL: the evaluator runs it */
 };
 
 /* The function NAME (LEN bytes), or NULL. */
-const slc_map_fn_t *slc_map__fn_find(const char *name, size_t len);
+const slt_map_fn_t *slt_map__fn_find(const char *name, size_t len);
 /* Every function name, for suggestions. */
-const char *const *slc_map__fn_names(size_t *n);
+const char *const *slt_map__fn_names(size_t *n);
 
 #endif

@@ -1,4 +1,4 @@
-/*  slc_schema - a JSON Schema subset (slc_schema.h).
+/*  slt_schema - a JSON Schema subset (slt_schema.h).
  *
  *  Compiling turns the schema document into one s_node_t per subschema with
  *  every check precomputed: type bits, a property table sorted by name, the
@@ -25,10 +25,10 @@
  *  keeps for its lifetime: nodes borrow their subschema, enum and const
  *  values from it (cJSON has no reference counts). The canonical text is
  *  written here, not by cJSON_Print, because it needs sorted keys and a
- *  number format that slc_doc_parse reads back unchanged.  */
-#include "slc_schema.h"
+ *  number format that slt_doc_parse reads back unchanged.  */
+#include "slt_schema.h"
 #include "slc.h"
-#include "slc_doc.h"
+#include "slt_doc.h"
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <assert.h>
@@ -44,8 +44,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define S_PATH_MAX 256          /* = sizeof slc_schema_error_t.pointer */
-#define S_RULE_MAX 200          /* = sizeof slc_schema_error_t.rule */
+#define S_PATH_MAX 256          /* = sizeof slt_schema_error_t.pointer */
+#define S_RULE_MAX 200          /* = sizeof slt_schema_error_t.rule */
 #define S_LIST_MAX 160          /* enum list text kept for errors */
 #define S_RE_NEST_MAX 32        /* nested ( ) in a pattern */
 #define S_RE_MATCH_LIMIT 1000000 /* pcre2_match steps for one value */
@@ -75,7 +75,7 @@ typedef struct {
 } s_bound_t;
 
 struct s_node {
-    const cJSON *json;      /* the subschema (borrowed from slc_schema.json) */
+    const cJSON *json;      /* the subschema (borrowed from slt_schema.json) */
     s_node_t *ref;          /* $ref: the node it names */
     s_node_t *target;       /* $ref: the first node of the chain without one */
     bool never;             /* the false schema */
@@ -104,7 +104,7 @@ struct s_node {
     int format;             /* S_FMT_* */
 };
 
-struct slc_schema {
+struct slt_schema {
     cJSON *json;            /* the parsed document (owned; nodes borrow) */
     char *text;             /* canonical compact text (owned) */
     s_node_t *root;         /* the document's node */
@@ -156,7 +156,7 @@ static void s_path_pop(s_path_t *p, size_t mark)
 /* The one type bit of value V, 0 for a cJSON item that is no JSON value
  * (raw, invalid). "integer" is JSON Schema's: a number with no fraction,
  * however written (1.0 is one). Every double beyond 2^53 is whole, so
- * those are integers too, as they always were here; slc_doc_int answers
+ * those are integers too, as they always were here; slt_doc_int answers
  * for the rest. The type switch is cJSON_IsX's own test, written out
  * because this runs for every value validated. */
 static unsigned s_kind(const cJSON *v)
@@ -172,9 +172,9 @@ static unsigned s_kind(const cJSON *v)
     default:           return 0;
     }
     double m = fabs(v->valuedouble);
-    if (m > SLC_DOC_INT_LIMIT)
+    if (m > SLT_DOC_INT_LIMIT)
         return m <= DBL_MAX ? SLC_JSON_INTEGER : SLC_JSON_NUMBER;
-    return slc_doc_int(v, NULL) ? SLC_JSON_INTEGER : SLC_JSON_NUMBER;
+    return slt_doc_int(v, NULL) ? SLC_JSON_INTEGER : SLC_JSON_NUMBER;
 }
 
 static const char *s_kind_name(unsigned kind)
@@ -239,7 +239,7 @@ static const cJSON *s_member(const cJSON *obj, const cJSON *hint,
 
 /* JSON equality where 1 and 1.0 are the same number (JSON Schema's rule);
  * numbers are equal only when their doubles are. A is the schema's value
- * (enum, const), whose keys are unique (slc_doc_parse refuses duplicates):
+ * (enum, const), whose keys are unique (slt_doc_parse refuses duplicates):
  * so B with as many members, each of A's found in B and equal, is equal.
  * Not cJSON_Compare: it compares every pair of object members twice, so
  * its time doubles with each level of nesting, and it takes numbers one
@@ -468,13 +468,13 @@ typedef struct {
 } s_frame_t;
 
 typedef struct {
-    slc_schema_error_t *errs;   /* where reasons go (borrowed) */
+    slt_schema_error_t *errs;   /* where reasons go (borrowed) */
     size_t max;                 /* room in errs */
     size_t n;                   /* reasons written */
     bool failed;                /* some check failed */
     bool stop;                  /* enough: unwind */
     size_t depth;               /* frames in use */
-    s_frame_t frames[SLC_SCHEMA_DOC_DEPTH_MAX]; /* the path to the value */
+    s_frame_t frames[SLT_SCHEMA_DOC_DEPTH_MAX]; /* the path to the value */
 } s_vc_t;
 
 static void s_verr(s_vc_t *v, const char *fmt, ...)
@@ -485,7 +485,7 @@ static void s_verr(s_vc_t *v, const char *fmt, ...)
 {
     v->failed = true;
     if (v->n < v->max) {
-        slc_schema_error_t *e = &v->errs[v->n++];
+        slt_schema_error_t *e = &v->errs[v->n++];
         s_path_t p;
         char idx[24];
         p.len = 0;
@@ -515,8 +515,8 @@ static void s_check(s_vc_t *v, const s_node_t *n, const cJSON *val);
  * deep. */
 static bool s_push(s_vc_t *v, const char *key, size_t index)
 {
-    if (v->depth == SLC_SCHEMA_DOC_DEPTH_MAX) {
-        s_verr(v, "nested deeper than %d levels", SLC_SCHEMA_DOC_DEPTH_MAX);
+    if (v->depth == SLT_SCHEMA_DOC_DEPTH_MAX) {
+        s_verr(v, "nested deeper than %d levels", SLT_SCHEMA_DOC_DEPTH_MAX);
         return false;
     }
     v->frames[v->depth].key = key;
@@ -728,7 +728,7 @@ static void s_check(s_vc_t *v, const s_node_t *n, const cJSON *val)
 }
 
 /* Validate VAL against N; on failure the first reason goes to *E. */
-static bool s_valid(const s_node_t *n, const cJSON *val, slc_schema_error_t *e)
+static bool s_valid(const s_node_t *n, const cJSON *val, slt_schema_error_t *e)
 {
     s_vc_t v;
     v.errs = e;
@@ -741,8 +741,8 @@ static bool s_valid(const s_node_t *n, const cJSON *val, slc_schema_error_t *e)
     return !v.failed;
 }
 
-int slc_schema_validate(const slc_schema_t *self, const cJSON *doc,
-                        slc_schema_error_t *errs, size_t max, size_t *nerrs)
+int slt_schema_validate(const slt_schema_t *self, const cJSON *doc,
+                        slt_schema_error_t *errs, size_t max, size_t *nerrs)
 {
     /* Not "= {0}": that would clear the frame stack on every call. */
     s_vc_t v;
@@ -763,12 +763,12 @@ int slc_schema_validate(const slc_schema_t *self, const cJSON *doc,
 
 typedef struct {
     s_node_t *node;         /* the node holding the $ref */
-    const char *ref;        /* its text (borrowed from slc_schema.json) */
+    const char *ref;        /* its text (borrowed from slt_schema.json) */
     char *where;            /* its schema pointer (owned) */
 } s_pending_t;
 
 typedef struct {
-    slc_schema_t *s;        /* the schema being built */
+    slt_schema_t *s;        /* the schema being built */
     char *err;              /* the caller's ERR buffer */
     size_t errlen;          /* its size */
     s_path_t where;         /* pointer of the keyword being compiled */
@@ -992,7 +992,7 @@ static int s_count(s_cc_t *c, const cJSON *v, size_t *out)
     int64_t i;
     if (s_kind(v) != SLC_JSON_INTEGER || v->valuedouble < 0)
         return s_bad(c, "must be a non-negative integer");
-    if (slc_doc_int(v, &i) && (uint64_t) i <= SIZE_MAX)
+    if (slt_doc_int(v, &i) && (uint64_t) i <= SIZE_MAX)
         *out = (size_t) i;
     else
         *out = SIZE_MAX;
@@ -1035,7 +1035,7 @@ static int s_bound(s_cc_t *c, s_bound_t *b, const cJSON *v, bool lower,
         b->set = true;
         b->value = x;
         b->exclusive = exclusive;
-        slc_doc_number(x, num, sizeof num);
+        slt_doc_number(x, num, sizeof num);
         snprintf(b->text, sizeof b->text, "%s %s",
                  lower ? (exclusive ? ">" : ">=") : (exclusive ? "<" : "<="), num);
     }
@@ -1076,7 +1076,7 @@ static char *s_list_text(const cJSON *values, bool one)
          v = one ? NULL : v->next, i++) {
         free(text);
         text = NULL;
-        if (slc_doc_encode(v, &text, &tlen) != 0) {
+        if (slt_doc_encode(v, &text, &tlen) != 0) {
             /* Values come from a parsed schema: only memory can run out. */
             free(out);
             out = NULL;
@@ -1161,7 +1161,7 @@ static int s_kw_pattern(s_cc_t *c, s_node_t *n, const cJSON *v)
     n->mctx = pcre2_match_context_create(NULL);
     n->pattern = strdup(p);
     if (!n->mctx || !n->pattern)
-        return SL_ENOMEM;       /* slc_schema_destroy frees what was made */
+        return SL_ENOMEM;       /* slt_schema_destroy frees what was made */
     pcre2_set_match_limit(n->mctx, S_RE_MATCH_LIMIT);
     pcre2_set_heap_limit(n->mctx, S_RE_HEAP_KIB);
     return 0;
@@ -1251,7 +1251,7 @@ fail:
     return rc;
 }
 
-static int s_node_add(slc_schema_t *s, s_node_t *n)
+static int s_node_add(slt_schema_t *s, s_node_t *n)
 {
     int rc = slc_grow((void **) &s->nodes, &s->cap, s->nnodes + 1, sizeof *s->nodes);
     if (rc == 0)
@@ -1387,7 +1387,7 @@ static int s_node_json_cmp(const void *a, const void *b)
 static int s_resolve(s_cc_t *c)
 {
     int rc = 0;
-    slc_schema_t *s = c->s;
+    slt_schema_t *s = c->s;
     s_node_t **byjson = NULL;
     if (!c->nrefs)
         goto fail;
@@ -1450,27 +1450,27 @@ static int s_depth(const cJSON *j, int limit)
     return 1 + deepest;
 }
 
-/* The canonical text (slc_schema_text): keys sorted, compact, numbers as
- * slc_doc_number writes them. 0 or SL_ENOMEM: slc_doc_parse has refused
+/* The canonical text (slt_schema_text): keys sorted, compact, numbers as
+ * slt_doc_number writes them. 0 or SL_ENOMEM: slt_doc_parse has refused
  * every number JSON text cannot hold. */
-static int s_canonical(slc_schema_t *s)
+static int s_canonical(slt_schema_t *s)
 {
-    return slc_doc_encode_ex(s->json, SLC_DOC_SORTED, &s->text, NULL);
+    return slt_doc_encode_ex(s->json, SLT_DOC_SORTED, &s->text, NULL);
 }
 
-int slc_schema_compile(const char *text, size_t len, slc_schema_t **out,
+int slt_schema_compile(const char *text, size_t len, slt_schema_t **out,
                        char *err, size_t errlen)
 {
     int rc = 0;
-    slc_schema_t *s = NULL;
+    slt_schema_t *s = NULL;
     s_cc_t c;
     char why[200];
     assert(out && (text || len == 0));
     memset(&c, 0, sizeof c);
     *out = NULL;
-    if (len > SLC_SCHEMA_TEXT_MAX) {
+    if (len > SLT_SCHEMA_TEXT_MAX) {
         slc_errf(err, errlen, "the schema is %zu bytes; the limit is %d",
-                 len, SLC_SCHEMA_TEXT_MAX);
+                 len, SLT_SCHEMA_TEXT_MAX);
         rc = SL_ETOOBIG;
         goto fail;
     }
@@ -1479,14 +1479,14 @@ int slc_schema_compile(const char *text, size_t len, slc_schema_t **out,
         rc = SL_ENOMEM;
         goto fail;
     }
-    rc = slc_doc_parse(text, len, &s->json, why, sizeof why);
+    rc = slt_doc_parse(text, len, &s->json, why, sizeof why);
     if (rc == SL_EINVAL)
         slc_errf(err, errlen, "not JSON: %s", why);
     if (rc)
         goto fail;
-    if (s_depth(s->json, SLC_SCHEMA_DEPTH_MAX) > SLC_SCHEMA_DEPTH_MAX) {
+    if (s_depth(s->json, SLT_SCHEMA_DEPTH_MAX) > SLT_SCHEMA_DEPTH_MAX) {
         slc_errf(err, errlen, "the schema nests deeper than %d levels",
-                 SLC_SCHEMA_DEPTH_MAX);
+                 SLT_SCHEMA_DEPTH_MAX);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -1510,13 +1510,13 @@ fail:
     for (size_t i = 0; i < c.nrefs; i++)
         free(c.refs[i].where);
     free(c.refs);
-    slc_schema_destroy(&s);
+    slt_schema_destroy(&s);
     return rc;
 }
 
-void slc_schema_destroy(slc_schema_t **self_p)
+void slt_schema_destroy(slt_schema_t **self_p)
 {
-    slc_schema_t *s = self_p ? *self_p : NULL;
+    slt_schema_t *s = self_p ? *self_p : NULL;
     if (!s)
         return;
     for (size_t i = 0; i < s->nnodes; i++) {
@@ -1538,7 +1538,7 @@ void slc_schema_destroy(slc_schema_t **self_p)
     *self_p = NULL;
 }
 
-const char *slc_schema_text(const slc_schema_t *self)
+const char *slt_schema_text(const slt_schema_t *self)
 {
     assert(self);
     return self->text;
@@ -1552,7 +1552,7 @@ typedef struct {
 } s_pair_t;
 
 typedef struct {
-    slc_schema_error_t *errs;   /* where reasons go (borrowed) */
+    slt_schema_error_t *errs;   /* where reasons go (borrowed) */
     size_t max;                 /* room in errs */
     size_t n;                   /* reasons written */
     bool broken;                /* some rule broke */
@@ -1574,7 +1574,7 @@ static void s_brk(s_cx_t *x, const char *fmt, ...)
     x->broken = true;
     if (x->n >= x->max)
         return;
-    slc_schema_error_t *e = &x->errs[x->n++];
+    slt_schema_error_t *e = &x->errs[x->n++];
     size_t used;
     va_list ap;
     memcpy(e->pointer, x->path.buf, x->path.len + 1);
@@ -1652,7 +1652,7 @@ static void s_subset_values(s_cx_t *x, const s_node_t *a, const s_node_t *b,
     /* ONE may be a member of an object: its next is not in the list. */
     for (const cJSON *v = one ? one : values->child; v && !x->rc;
          v = one ? NULL : v->next) {
-        slc_schema_error_t e;
+        slt_schema_error_t e;
         if (!s_valid(a, v, NULL) || s_valid(b, v, &e))
             continue;
         char *t = s_list_text(v, true);
@@ -1821,9 +1821,9 @@ static void s_subset(s_cx_t *x, const s_node_t *a, const s_node_t *b)
               x->backward ? "new" : "old");
         return;
     }
-    if (x->depth >= SLC_SCHEMA_COMPAT_DEPTH_MAX) {
+    if (x->depth >= SLT_SCHEMA_COMPAT_DEPTH_MAX) {
         s_brk(x, "nested deeper than %d levels: cannot be proved",
-              SLC_SCHEMA_COMPAT_DEPTH_MAX);
+              SLT_SCHEMA_COMPAT_DEPTH_MAX);
         return;
     }
     x->depth++;
@@ -1860,8 +1860,8 @@ done:
     x->depth--;
 }
 
-int slc_schema_compatible(const slc_schema_t *older, const slc_schema_t *newer,
-                          slc_compat_t mode, slc_schema_error_t *errs,
+int slt_schema_compatible(const slt_schema_t *older, const slt_schema_t *newer,
+                          slc_compat_t mode, slt_schema_error_t *errs,
                           size_t max, size_t *nerrs)
 {
     int rc = 0;
@@ -1958,7 +1958,7 @@ static bool s_path_ok(const char *path)
     return !need_key;
 }
 
-int slc_schema_type_at(const slc_schema_t *self, const char *path,
+int slt_schema_type_at(const slt_schema_t *self, const char *path,
                        unsigned *types)
 {
     int rc = 0;

@@ -1,11 +1,11 @@
-/*  slc_map_fn - the builtin functions of the mapping language: their table
+/*  slt_map_fn - the builtin functions of the mapping language: their table
  *  (names, arity, argument and result types, for the checker) and their
  *  run-time bodies (docs/mapping.md, "Functions"). map and filter are in
  *  the table but run by the evaluator, which owns lambda parameters.
  *  Numbers and times are read and written in the C locale whatever the
  *  process's LC_* say; times are milliseconds since the epoch, UTC.
  *  Reentrant: no state outside the call's context.  */
-#include "slc_map_int.h"
+#include "slt_map_int.h"
 #include "slc.h"
 #include <errno.h>
 #include <math.h>
@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#define S_NUM (SLC_MAP_T_NUMBER | SLC_MAP_T_INTEGER)
-#define S_SCALAR (SLC_MAP_T_STRING | S_NUM | SLC_MAP_T_BOOLEAN)
+#define S_NUM (SLT_MAP_T_NUMBER | SLT_MAP_T_INTEGER)
+#define S_SCALAR (SLT_MAP_T_STRING | S_NUM | SLT_MAP_T_BOOLEAN)
 #define S_TIME_TEXT_MAX 256         /* bytes of a time or format given to libc */
 
 /* Run-time kinds an argument may have, as bits of SLC_V_*. */
@@ -25,27 +25,27 @@
 #define S_K_SCALAR (S_K(SLC_V_STR) | S_K_NUM | S_K(SLC_V_BOOL))
 
 /* Argument K of CALL must be of one of KINDS (WANT says which in words). */
-static int s_arg(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
+static int s_arg(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
                  size_t k, unsigned kinds, const char *want)
 {
-    const slc_map_val_t *v = &args[k];
+    const slt_map_val_t *v = &args[k];
     if (kinds & S_K(v->t))
         return 0;
     if (v->t == SLC_V_MISSING)
-        return slc_map__missing(cx, call->kids[k]);
-    return slc_map__fail(cx, call->kids[k], "%s() expects %s, got %s %s", call->fn->name,
+        return slt_map__missing(cx, call->kids[k]);
+    return slt_map__fail(cx, call->kids[k], "%s() expects %s, got %s %s", call->fn->name,
                          want, v->t == SLC_V_ARR || v->t == SLC_V_OBJ ? "an" : "a",
-                         slc_map__val_type(v));
+                         slt_map__val_type(v));
 }
 
 /* Hand argument K over to OUT (it keeps what K owned). */
-static void s_move(slc_map_val_t *args, size_t k, slc_map_val_t *out)
+static void s_move(slt_map_val_t *args, size_t k, slt_map_val_t *out)
 {
     *out = args[k];
     memset(&args[k], 0, sizeof args[k]);
 }
 
-bool slc_map__scalar_text(slc_map_ctx_t *cx, const slc_map_val_t *v,
+bool slt_map__scalar_text(slt_map_ctx_t *cx, const slt_map_val_t *v,
                           char *buf, size_t len, const char **p, size_t *n)
 {
     int w = -1;
@@ -82,11 +82,11 @@ bool slc_map__scalar_text(slc_map_ctx_t *cx, const slc_map_val_t *v,
     return true;
 }
 
-static int s_real(slc_map_ctx_t *cx, const slc_map_node_t *call, double d,
-                  slc_map_val_t *out)
+static int s_real(slt_map_ctx_t *cx, const slt_map_node_t *call, double d,
+                  slt_map_val_t *out)
 {
     if (!isfinite(d))
-        return slc_map__fail(cx, call, "%s() result is not a finite number", call->fn->name);
+        return slt_map__fail(cx, call, "%s() result is not a finite number", call->fn->name);
     out->t = SLC_V_REAL;
     out->u.d = d;
     return 0;
@@ -99,8 +99,8 @@ static bool s_space(char c)
 
 /* ---- strings */
 
-static int s_case(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                  slc_map_val_t *out, bool up)
+static int s_case(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                  slt_map_val_t *out, bool up)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
     const char *p = args[0].u.s.p;
@@ -114,7 +114,7 @@ static int s_case(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *
         s_move(args, 0, out);
         goto fail;
     }
-    rc = slc_map__str_new(cx, call, n, out);
+    rc = slt_map__str_new(cx, call, n, out);
     if (rc != 0)
         goto fail;
     for (k = 0; k < n; k++) {
@@ -125,14 +125,14 @@ fail:
     return rc;
 }
 
-static int s_lower(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                   slc_map_val_t *out)
+static int s_lower(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                   slt_map_val_t *out)
 {
     return s_case(cx, call, args, out, false);
 }
 
-static int s_upper(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                   slc_map_val_t *out)
+static int s_upper(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                   slt_map_val_t *out)
 {
     return s_case(cx, call, args, out, true);
 }
@@ -140,7 +140,7 @@ static int s_upper(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
 /* *OUT = bytes [A, B) of the string argument 0, taking what it holds: a
  * slice kept alive by that, no longer the whole JSON string (unless it is
  * all of it). */
-static void s_slice(slc_map_val_t *args, slc_map_val_t *out, size_t a, size_t b)
+static void s_slice(slt_map_val_t *args, slt_map_val_t *out, size_t a, size_t b)
 {
     const char *p = args[0].u.s.p;
     size_t n = args[0].u.s.n;
@@ -152,8 +152,8 @@ static void s_slice(slc_map_val_t *args, slc_map_val_t *out, size_t a, size_t b)
     out->u.s.n = b - a;
 }
 
-static int s_trim(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                  slc_map_val_t *out)
+static int s_trim(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                  slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
     if (rc != 0)
@@ -169,24 +169,24 @@ fail:
     return rc;
 }
 
-static int s_concat(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                    slc_map_val_t *out)
+static int s_concat(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                    slt_map_val_t *out)
 {
     int rc = 0;
-    char bufs[SLC_MAP_ARGS_MAX][32];
-    const char *p[SLC_MAP_ARGS_MAX];
-    size_t n[SLC_MAP_ARGS_MAX], total = 0;
+    char bufs[SLT_MAP_ARGS_MAX][32];
+    const char *p[SLT_MAP_ARGS_MAX];
+    size_t n[SLT_MAP_ARGS_MAX], total = 0;
     for (size_t k = 0; k < call->nkids; k++) {
         rc = s_arg(cx, call, args, k, S_K_SCALAR, "strings, numbers or booleans");
         if (rc != 0)
             goto fail;
-        if (!slc_map__scalar_text(cx, &args[k], bufs[k], sizeof bufs[k], &p[k], &n[k])) {
+        if (!slt_map__scalar_text(cx, &args[k], bufs[k], sizeof bufs[k], &p[k], &n[k])) {
             rc = SL_EINTERNAL;      /* s_arg let only scalars through */
             goto fail;
         }
         total += n[k];
     }
-    rc = slc_map__str_new(cx, call, total, out);
+    rc = slt_map__str_new(cx, call, total, out);
     if (rc != 0)
         goto fail;
     total = 0;
@@ -198,8 +198,8 @@ fail:
     return rc;
 }
 
-static int s_split(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                   slc_map_val_t *out)
+static int s_split(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                   slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
     cJSON *arr = NULL, *j = NULL;
@@ -211,7 +211,7 @@ static int s_split(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
     const char *s = args[0].u.s.p, *sep = args[1].u.s.p;
     size_t n = args[0].u.s.n, m = args[1].u.s.n;
     if (m == 0) {
-        rc = slc_map__fail(cx, call->kids[1], "split() needs a separator that is not empty");
+        rc = slt_map__fail(cx, call->kids[1], "split() needs a separator that is not empty");
         goto fail;
     }
     arr = cJSON_CreateArray();
@@ -222,14 +222,14 @@ static int s_split(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
     for (;;) {
         const char *hit = memmem(s, n, sep, m);
         size_t len = hit ? (size_t) (hit - s) : n;
-        if (count >= SLC_MAP_ARRAY_MAX) {
-            rc = slc_map__fail(cx, call, "split() gives more than %d parts", SLC_MAP_ARRAY_MAX);
+        if (count >= SLT_MAP_ARRAY_MAX) {
+            rc = slt_map__fail(cx, call, "split() gives more than %d parts", SLT_MAP_ARRAY_MAX);
             goto fail;
         }
-        rc = slc_map__charge(cx, call, 16);
+        rc = slt_map__charge(cx, call, 16);
         /* A valid UTF-8 separator never matches inside a character. */
         if (rc == 0)
-            rc = slc_map__str_item(cx, call, s, len, &j);
+            rc = slt_map__str_item(cx, call, s, len, &j);
         if (rc != 0)
             goto fail;
         if (!cJSON_AddItemToArray(arr, j)) {
@@ -243,7 +243,7 @@ static int s_split(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
         s = hit + m;
         n -= len + m;
     }
-    slc_map__val_of(arr, out);      /* parts are copies: nothing borrowed */
+    slt_map__val_of(arr, out);      /* parts are copies: nothing borrowed */
     out->own = arr;
     arr = NULL;
 fail:
@@ -252,14 +252,14 @@ fail:
     return rc;
 }
 
-static int s_join(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                  slc_map_val_t *out)
+static int s_join(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                  slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_ARR), "an array");
     char num[32];
     const char *p;
     size_t n, total = 0;
-    slc_map_val_t e;
+    slt_map_val_t e;
     if (rc == 0)
         rc = s_arg(cx, call, args, 1, S_K(SLC_V_STR), "a string");
     if (rc != 0)
@@ -267,26 +267,26 @@ static int s_join(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *
     const cJSON *arr = args[0].node, *j;
     size_t k = 0, m = args[1].u.s.n;
     cJSON_ArrayForEach(j, arr) {
-        slc_map__val_of(j, &e);
-        if (!slc_map__scalar_text(cx, &e, num, sizeof num, &p, &n)) {
-            rc = slc_map__fail(cx, call->kids[0], "join() expects strings, numbers or booleans, "
+        slt_map__val_of(j, &e);
+        if (!slt_map__scalar_text(cx, &e, num, sizeof num, &p, &n)) {
+            rc = slt_map__fail(cx, call->kids[0], "join() expects strings, numbers or booleans, "
                                "got %s%s at index %zu", e.t == SLC_V_NULL ? "" : "an ",
-                               slc_map__val_type(&e), k);
+                               slt_map__val_type(&e), k);
             goto fail;
         }
         total += n + (k ? m : 0);
         k++;
-        if (total > SLC_MAP_STR_MAX)
+        if (total > SLT_MAP_STR_MAX)
             break;              /* str_new says why */
     }
-    rc = slc_map__str_new(cx, call, total, out);
+    rc = slt_map__str_new(cx, call, total, out);
     if (rc != 0)
         goto fail;
     total = 0;
     k = 0;
     cJSON_ArrayForEach(j, arr) {
-        slc_map__val_of(j, &e);
-        if (!slc_map__scalar_text(cx, &e, num, sizeof num, &p, &n)) {
+        slt_map__val_of(j, &e);
+        if (!slt_map__scalar_text(cx, &e, num, sizeof num, &p, &n)) {
             rc = SL_EINTERNAL;      /* the first pass checked every element */
             goto fail;
         }
@@ -304,8 +304,8 @@ fail:
 
 /* replace(s, old, new): every occurrence of OLD, left to right, without
  * overlaps. A valid UTF-8 OLD only matches whole characters. */
-static int s_replace(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                     slc_map_val_t *out)
+static int s_replace(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                     slt_map_val_t *out)
 {
     int rc = 0;
     for (size_t k = 0; k < 3 && rc == 0; k++)
@@ -315,7 +315,7 @@ static int s_replace(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_
     const char *s = args[0].u.s.p, *old = args[1].u.s.p, *rep = args[2].u.s.p, *hit;
     size_t n = args[0].u.s.n, m = args[1].u.s.n, r = args[2].u.s.n, hits = 0, k = 0;
     if (m == 0) {
-        rc = slc_map__fail(cx, call->kids[1], "replace() needs a string to replace that is not empty");
+        rc = slt_map__fail(cx, call->kids[1], "replace() needs a string to replace that is not empty");
         goto fail;
     }
     while ((hit = memmem(s + k, n - k, old, m))) {
@@ -326,9 +326,9 @@ static int s_replace(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_
         s_move(args, 0, out);
         goto fail;
     }
-    /* n, r <= SLC_MAP_STR_MAX and hits <= n: no overflow; str_new refuses
+    /* n, r <= SLT_MAP_STR_MAX and hits <= n: no overflow; str_new refuses
      * a result past the limit. */
-    rc = slc_map__str_new(cx, call, n - hits * m + hits * r, out);
+    rc = slt_map__str_new(cx, call, n - hits * m + hits * r, out);
     if (rc != 0)
         goto fail;
     size_t w = 0;
@@ -358,8 +358,8 @@ static size_t s_cp_offset(const char *p, size_t n, int64_t cp)
 /* substring(s, start[, length]) in code points: a negative START counts
  * from the end; START and LENGTH are clamped to the string. A slice of
  * the argument, not a copy. */
-static int s_substring(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                       slc_map_val_t *out)
+static int s_substring(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                       slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
     if (rc == 0)
@@ -387,8 +387,8 @@ fail:
 }
 
 /* starts_with, ends_with and contains: WHERE is -1, 1 or 0. */
-static int s_has(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                 slc_map_val_t *out, int where)
+static int s_has(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                 slt_map_val_t *out, int where)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
     if (rc == 0)
@@ -410,26 +410,26 @@ fail:
     return rc;
 }
 
-static int s_starts_with(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                         slc_map_val_t *out)
+static int s_starts_with(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                         slt_map_val_t *out)
 {
     return s_has(cx, call, args, out, -1);
 }
 
-static int s_ends_with(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                       slc_map_val_t *out)
+static int s_ends_with(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                       slt_map_val_t *out)
 {
     return s_has(cx, call, args, out, 1);
 }
 
-static int s_contains(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                      slc_map_val_t *out)
+static int s_contains(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                      slt_map_val_t *out)
 {
     return s_has(cx, call, args, out, 0);
 }
 
-static int s_length(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                    slc_map_val_t *out)
+static int s_length(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                    slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR) | S_K(SLC_V_ARR) | S_K(SLC_V_OBJ),
                    "a string, an array or an object");
@@ -444,7 +444,7 @@ static int s_length(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t
         const cJSON *e;
         cJSON_ArrayForEach(e, args[0].node)
             len++;
-        rc = slc_map__scan(cx, call, len);
+        rc = slt_map__scan(cx, call, len);
         if (rc != 0)
             goto fail;
     }
@@ -457,14 +457,14 @@ fail:
 /* ---- conversions */
 
 /* A NUL-terminated copy of string argument K into BUF, for libc. */
-static int s_cstr(slc_map_ctx_t *cx, const slc_map_node_t *call, const slc_map_val_t *v,
+static int s_cstr(slt_map_ctx_t *cx, const slt_map_node_t *call, const slt_map_val_t *v,
                   size_t k, char *buf, size_t len)
 {
     if (v->u.s.n >= len)
-        return slc_map__fail(cx, call->kids[k], "%s() argument too long (limit %zu bytes)",
+        return slt_map__fail(cx, call->kids[k], "%s() argument too long (limit %zu bytes)",
                              call->fn->name, len - 1);
     if (memchr(v->u.s.p, '\0', v->u.s.n))
-        return slc_map__fail(cx, call->kids[k], "%s() argument contains a NUL character",
+        return slt_map__fail(cx, call->kids[k], "%s() argument contains a NUL character",
                              call->fn->name);
     memcpy(buf, v->u.s.p, v->u.s.n);
     buf[v->u.s.n] = '\0';
@@ -503,11 +503,11 @@ static bool s_json_number(const char *s, size_t n)
     return k == n;
 }
 
-static int s_int(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                 slc_map_val_t *out)
+static int s_int(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                 slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K_SCALAR, "a number, a string or a boolean");
-    const slc_map_val_t *v = &args[0];
+    const slt_map_val_t *v = &args[0];
     char buf[32];
     if (rc != 0)
         goto fail;
@@ -521,8 +521,8 @@ static int s_int(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *a
         break;
     case SLC_V_REAL: {
         double t = trunc(v->u.d);
-        if (!(t >= (double) -SLC_MAP_INT_LIMIT && t <= (double) SLC_MAP_INT_LIMIT)) {
-            rc = slc_map__fail(cx, call->kids[0], "int() of a number out of the integer "
+        if (!(t >= (double) -SLT_MAP_INT_LIMIT && t <= (double) SLT_MAP_INT_LIMIT)) {
+            rc = slt_map__fail(cx, call->kids[0], "int() of a number out of the integer "
                                "range (-2^53 to 2^53)");
             goto fail;
         }
@@ -542,9 +542,9 @@ static int s_int(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *a
             ok = errno == 0;
         }
         if (!ok)
-            rc = slc_map__fail(cx, call->kids[0], "int() expects a decimal integer in the string");
-        else if (out->u.i > SLC_MAP_INT_LIMIT || out->u.i < -SLC_MAP_INT_LIMIT)
-            rc = slc_map__fail(cx, call->kids[0], "int() of a number out of the integer "
+            rc = slt_map__fail(cx, call->kids[0], "int() expects a decimal integer in the string");
+        else if (out->u.i > SLT_MAP_INT_LIMIT || out->u.i < -SLT_MAP_INT_LIMIT)
+            rc = slt_map__fail(cx, call->kids[0], "int() of a number out of the integer "
                                "range (-2^53 to 2^53)");
         break;
     }
@@ -553,11 +553,11 @@ fail:
     return rc;
 }
 
-static int s_float(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                   slc_map_val_t *out)
+static int s_float(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                   slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K_SCALAR, "a number, a string or a boolean");
-    const slc_map_val_t *v = &args[0];
+    const slt_map_val_t *v = &args[0];
     char buf[S_TIME_TEXT_MAX];
     double d = 0;
     if (rc != 0)
@@ -568,7 +568,7 @@ static int s_float(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
     case SLC_V_BOOL: d = v->u.b ? 1.0 : 0.0; break;
     default:
         if (!s_json_number(v->u.s.p, v->u.s.n) || v->u.s.n >= sizeof buf) {
-            rc = slc_map__fail(cx, call->kids[0], "float() expects a number in the string");
+            rc = slt_map__fail(cx, call->kids[0], "float() expects a number in the string");
             goto fail;
         }
         memcpy(buf, v->u.s.p, v->u.s.n);
@@ -583,19 +583,19 @@ fail:
 
 /* string() of an array or object: compact JSON into a buffer from
  * cJSON_malloc (so that an output item can take it over) that refuses to
- * grow past SLC_MAP_STR_MAX, so a huge value (one shared many times
+ * grow past SLT_MAP_STR_MAX, so a huge value (one shared many times
  * inside an array) stops early. Numbers as string() writes them. */
 typedef struct {
     char *buf;
     size_t len, cap;
 } s_dump_t;
 
-static int s_dump_put(slc_map_ctx_t *cx, const slc_map_node_t *call, s_dump_t *d,
+static int s_dump_put(slt_map_ctx_t *cx, const slt_map_node_t *call, s_dump_t *d,
                       const char *p, size_t n)
 {
     int rc = 0;
-    if (n > SLC_MAP_STR_MAX - d->len) {
-        rc = slc_map__fail(cx, call, "string() result longer than %u bytes", SLC_MAP_STR_MAX);
+    if (n > SLT_MAP_STR_MAX - d->len) {
+        rc = slt_map__fail(cx, call, "string() result longer than %u bytes", SLT_MAP_STR_MAX);
         goto fail;
     }
     if (d->len + n + 1 > d->cap) {
@@ -621,7 +621,7 @@ fail:
 }
 
 /* S (NUL-terminated) as a JSON string: RFC 8259's escapes only. */
-static int s_dump_str(slc_map_ctx_t *cx, const slc_map_node_t *call, s_dump_t *d, const char *s)
+static int s_dump_str(slt_map_ctx_t *cx, const slt_map_node_t *call, s_dump_t *d, const char *s)
 {
     int rc = s_dump_put(cx, call, d, "\"", 1);
     const char *run = s;
@@ -649,20 +649,20 @@ static int s_dump_str(slc_map_ctx_t *cx, const slc_map_node_t *call, s_dump_t *d
     return rc;
 }
 
-static int s_dump(slc_map_ctx_t *cx, const slc_map_node_t *call, s_dump_t *d, const cJSON *j,
+static int s_dump(slt_map_ctx_t *cx, const slt_map_node_t *call, s_dump_t *d, const cJSON *j,
                   unsigned depth)
 {
     int rc = 0;
-    slc_map_val_t v;
+    slt_map_val_t v;
     char num[32];
     const char *p;
     size_t n;
-    if (depth > SLC_MAP_JSON_DEPTH) {
-        rc = slc_map__fail(cx, call, "value nested too deeply (limit %d levels)",
-                           SLC_MAP_JSON_DEPTH);
+    if (depth > SLT_MAP_JSON_DEPTH) {
+        rc = slt_map__fail(cx, call, "value nested too deeply (limit %d levels)",
+                           SLT_MAP_JSON_DEPTH);
         goto fail;
     }
-    slc_map__val_of(j, &v);
+    slt_map__val_of(j, &v);
     if (v.t == SLC_V_ARR || v.t == SLC_V_OBJ) {
         bool obj = v.t == SLC_V_OBJ;
         const cJSON *e;
@@ -684,7 +684,7 @@ static int s_dump(slc_map_ctx_t *cx, const slc_map_node_t *call, s_dump_t *d, co
         rc = s_dump_str(cx, call, d, v.u.s.p);
     } else if (v.t == SLC_V_NULL) {
         rc = s_dump_put(cx, call, d, "null", 4);
-    } else if (slc_map__scalar_text(cx, &v, num, sizeof num, &p, &n)) {
+    } else if (slt_map__scalar_text(cx, &v, num, sizeof num, &p, &n)) {
         rc = s_dump_put(cx, call, d, p, n);
     } else {
         rc = SL_EINTERNAL;          /* every JSON value is one of the above */
@@ -693,11 +693,11 @@ fail:
     return rc;
 }
 
-static int s_string(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                    slc_map_val_t *out)
+static int s_string(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                    slt_map_val_t *out)
 {
     int rc = 0;
-    const slc_map_val_t *v = &args[0];
+    const slt_map_val_t *v = &args[0];
     char buf[32];
     const char *p;
     size_t n;
@@ -710,19 +710,19 @@ static int s_string(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t
         s_move(args, 0, out);
         goto fail;
     }
-    if (v->t == SLC_V_NULL || slc_map__scalar_text(cx, v, buf, sizeof buf, &p, &n)) {
+    if (v->t == SLC_V_NULL || slt_map__scalar_text(cx, v, buf, sizeof buf, &p, &n)) {
         if (v->t == SLC_V_NULL) {
             p = "null";
             n = 4;
         }
-        rc = slc_map__str_new(cx, call, n, out);
+        rc = slt_map__str_new(cx, call, n, out);
         if (rc == 0)
             memcpy(out->buf, p, n);
         goto fail;
     }
     rc = s_dump(cx, call, &d, v->node, 0);
     if (rc == 0)
-        rc = slc_map__charge(cx, call, d.len);
+        rc = slt_map__charge(cx, call, d.len);
     if (rc != 0)
         goto fail;
     memset(out, 0, sizeof *out);
@@ -736,11 +736,11 @@ fail:
     return rc;
 }
 
-static int s_bool(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                  slc_map_val_t *out)
+static int s_bool(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                  slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K_SCALAR, "a boolean, a number or a string");
-    const slc_map_val_t *v = &args[0];
+    const slt_map_val_t *v = &args[0];
     if (rc != 0)
         goto fail;
     out->t = SLC_V_BOOL;
@@ -754,21 +754,21 @@ static int s_bool(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *
         else if (v->u.s.n == 5 && memcmp(v->u.s.p, "false", 5) == 0)
             out->u.b = false;
         else
-            rc = slc_map__fail(cx, call->kids[0], "bool() expects \"true\" or \"false\" in the string");
+            rc = slt_map__fail(cx, call->kids[0], "bool() expects \"true\" or \"false\" in the string");
         break;
     }
 fail:
     return rc;
 }
 
-static int s_round(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                   slc_map_val_t *out)
+static int s_round(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                   slt_map_val_t *out)
 {
     static const double pow10[] = {
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     };
     int rc = s_arg(cx, call, args, 0, S_K_NUM, "a number");
-    const slc_map_val_t *v = &args[0];
+    const slt_map_val_t *v = &args[0];
     if (rc != 0)
         goto fail;
     if (call->nkids == 1) {
@@ -778,8 +778,8 @@ static int s_round(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
             goto fail;
         }
         double r = round(v->u.d);
-        if (!(r >= (double) -SLC_MAP_INT_LIMIT && r <= (double) SLC_MAP_INT_LIMIT)) {
-            rc = slc_map__fail(cx, call->kids[0], "round() of a number out of the integer "
+        if (!(r >= (double) -SLT_MAP_INT_LIMIT && r <= (double) SLT_MAP_INT_LIMIT)) {
+            rc = slt_map__fail(cx, call->kids[0], "round() of a number out of the integer "
                                "range (-2^53 to 2^53)");
             goto fail;
         }
@@ -791,7 +791,7 @@ static int s_round(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t 
         goto fail;
     int64_t d = args[1].u.i;
     if (d < -15 || d > 15) {
-        rc = slc_map__fail(cx, call->kids[1], "round() takes -15 to 15 digits");
+        rc = slt_map__fail(cx, call->kids[1], "round() takes -15 to 15 digits");
         goto fail;
     }
     double x = v->t == SLC_V_INT ? (double) v->u.i : v->u.d;
@@ -893,8 +893,8 @@ static bool s_rfc3339(const char *s, size_t n, int64_t *ms)
     return true;
 }
 
-static int s_now(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                 slc_map_val_t *out)
+static int s_now(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                 slt_map_val_t *out)
 {
     (void) cx;
     (void) call;
@@ -904,8 +904,8 @@ static int s_now(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *a
     return 0;
 }
 
-static int s_parse_time(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                        slc_map_val_t *out)
+static int s_parse_time(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                        slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
     char s[S_TIME_TEXT_MAX], fmt[S_TIME_TEXT_MAX];
@@ -916,7 +916,7 @@ static int s_parse_time(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_v
         goto fail;
     if (call->nkids == 1) {
         if (!s_rfc3339(args[0].u.s.p, args[0].u.s.n, &ms)) {
-            rc = slc_map__fail(cx, call->kids[0], "parse_time() expects an RFC 3339 time "
+            rc = slt_map__fail(cx, call->kids[0], "parse_time() expects an RFC 3339 time "
                                "such as 2024-05-01T12:34:56Z");
             goto fail;
         }
@@ -929,7 +929,7 @@ static int s_parse_time(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_v
         struct tm tm = { .tm_year = 70, .tm_mday = 1 };
         const char *end = strptime_l(s, fmt, &tm, cx->m->c_locale);
         if (!end || *end) {
-            rc = slc_map__fail(cx, call->kids[0], "parse_time() input does not match the format");
+            rc = slt_map__fail(cx, call->kids[0], "parse_time() input does not match the format");
             goto fail;
         }
         /* By hand rather than timegm: no time_t range to worry about, and
@@ -942,13 +942,13 @@ static int s_parse_time(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_v
         }
         int64_t days = s_days(y, (unsigned) mon + 1, 1) + tm.tm_mday - 1;
         /* %Y takes any int: bound the days before multiplying. */
-        const int64_t days_max = SLC_MAP_INT_LIMIT / 86400000 + 1;
+        const int64_t days_max = SLT_MAP_INT_LIMIT / 86400000 + 1;
         if (days <= days_max && days >= -days_max)
             ms = ((days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec)
                   - tm.tm_gmtoff) * 1000;
-        if (days > days_max || days < -days_max || ms > SLC_MAP_INT_LIMIT
-            || ms < -SLC_MAP_INT_LIMIT) {
-            rc = slc_map__fail(cx, call->kids[0], "parse_time() of a time out of the integer "
+        if (days > days_max || days < -days_max || ms > SLT_MAP_INT_LIMIT
+            || ms < -SLT_MAP_INT_LIMIT) {
+            rc = slt_map__fail(cx, call->kids[0], "parse_time() of a time out of the integer "
                                "range (-2^53 to 2^53 ms)");
             goto fail;
         }
@@ -959,8 +959,8 @@ fail:
     return rc;
 }
 
-static int s_format_time(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                         slc_map_val_t *out)
+static int s_format_time(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                         slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K_NUM, "a time in milliseconds");
     char fmt[S_TIME_TEXT_MAX], buf[S_TIME_TEXT_MAX];
@@ -973,7 +973,7 @@ static int s_format_time(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_
     const double lo = -62167219200000.0, hi = 253402300800000.0;
     double t = args[0].t == SLC_V_INT ? (double) args[0].u.i : floor(args[0].u.d);
     if (!(t >= lo && t < hi)) {
-        rc = slc_map__fail(cx, call->kids[0], "format_time() of a time outside the years 0-9999");
+        rc = slt_map__fail(cx, call->kids[0], "format_time() of a time outside the years 0-9999");
         goto fail;
     }
     int64_t ms = (int64_t) t, secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
@@ -1000,12 +1000,12 @@ static int s_format_time(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_
         };
         n = fmt[0] ? strftime_l(buf, sizeof buf, fmt, &tm, cx->m->c_locale) : 0;
         if (fmt[0] && n == 0) {
-            rc = slc_map__fail(cx, call->kids[1], "format_time() result is empty or longer "
+            rc = slt_map__fail(cx, call->kids[1], "format_time() result is empty or longer "
                                "than %d bytes", S_TIME_TEXT_MAX - 1);
             goto fail;
         }
     }
-    rc = slc_map__str_new(cx, call, n, out);
+    rc = slt_map__str_new(cx, call, n, out);
     if (rc == 0)
         memcpy(out->buf, buf, n);
 fail:
@@ -1014,28 +1014,28 @@ fail:
 
 /* ---- hashing and identifiers */
 
-static int s_sha256(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                    slc_map_val_t *out)
+static int s_sha256(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                    slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 0, S_K(SLC_V_STR), "a string");
     unsigned char h[crypto_hash_sha256_BYTES];
     if (rc != 0)
         goto fail;
     crypto_hash_sha256(h, (const unsigned char *) args[0].u.s.p, args[0].u.s.n);
-    rc = slc_map__str_new(cx, call, 2 * sizeof h, out);
+    rc = slt_map__str_new(cx, call, 2 * sizeof h, out);
     if (rc == 0)
         sodium_bin2hex(out->buf, 2 * sizeof h + 1, h, sizeof h);
 fail:
     return rc;
 }
 
-static int s_uuid(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                  slc_map_val_t *out)
+static int s_uuid(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                  slt_map_val_t *out)
 {
     unsigned char b[16];
     char hex[33];
     (void) args;
-    int rc = slc_map__str_new(cx, call, 36, out);
+    int rc = slt_map__str_new(cx, call, 36, out);
     if (rc != 0)
         goto fail;
     randombytes_buf(b, sizeof b);
@@ -1049,8 +1049,8 @@ fail:
 
 /* ---- tables */
 
-static int s_lookup(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t *args,
-                    slc_map_val_t *out)
+static int s_lookup(slt_map_ctx_t *cx, const slt_map_node_t *call, slt_map_val_t *args,
+                    slt_map_val_t *out)
 {
     int rc = s_arg(cx, call, args, 1, S_K_SCALAR, "a string, a number or a boolean key");
     char buf[32];
@@ -1058,21 +1058,21 @@ static int s_lookup(slc_map_ctx_t *cx, const slc_map_node_t *call, slc_map_val_t
     size_t n;
     if (rc != 0)
         goto fail;
-    if (!slc_map__scalar_text(cx, &args[1], buf, sizeof buf, &p, &n)) {
+    if (!slt_map__scalar_text(cx, &args[1], buf, sizeof buf, &p, &n)) {
         rc = SL_EINTERNAL;          /* s_arg let only scalars through */
         goto fail;
     }
-    const cJSON *v = slc_map__table_get(call->table, p, n);
+    const cJSON *v = slt_map__table_get(call->table, p, n);
     if (v) {
-        slc_map__val_of(v, out);    /* the table outlives the evaluation */
+        slt_map__val_of(v, out);    /* the table outlives the evaluation */
         goto fail;
     }
     if (call->nkids == 3) {
         s_move(args, 2, out);
         goto fail;
     }
-    const slc_map_node_t *t = call->kids[0];
-    rc = slc_map__fail(cx, call->kids[1], "key '%.*s%s' is not in table '%.*s' (give "
+    const slt_map_node_t *t = call->kids[0];
+    rc = slt_map__fail(cx, call->kids[1], "key '%.*s%s' is not in table '%.*s' (give "
                        "lookup() a third argument as the default)", (int) (n > 64 ? 64 : n), p,
                        n > 64 ? "..." : "", (int) (t->kind == SLC_N_VAR ? t->namelen : t->slen),
                        t->kind == SLC_N_VAR ? t->name : t->s);
@@ -1082,35 +1082,35 @@ fail:
 
 /* ---- the table of functions */
 
-static const slc_map_fn_t s_fns[] = {
-    { "lower", 1, 1, 0, { SLC_MAP_T_STRING }, SLC_MAP_T_STRING, s_lower },
-    { "upper", 1, 1, 0, { SLC_MAP_T_STRING }, SLC_MAP_T_STRING, s_upper },
-    { "trim", 1, 1, 0, { SLC_MAP_T_STRING }, SLC_MAP_T_STRING, s_trim },
-    { "concat", 1, SLC_MAP_ARGS_MAX, 0, { S_SCALAR, S_SCALAR, S_SCALAR }, SLC_MAP_T_STRING, s_concat },
-    { "split", 2, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_ARRAY, s_split },
-    { "join", 2, 2, 0, { SLC_MAP_T_ARRAY, SLC_MAP_T_STRING }, SLC_MAP_T_STRING, s_join },
-    { "replace", 3, 3, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING, SLC_MAP_T_STRING },
-      SLC_MAP_T_STRING, s_replace },
-    { "substring", 2, 3, 0, { SLC_MAP_T_STRING, SLC_MAP_T_INTEGER, SLC_MAP_T_INTEGER },
-      SLC_MAP_T_STRING, s_substring },
-    { "starts_with", 2, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_BOOLEAN, s_starts_with },
-    { "ends_with", 2, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_BOOLEAN, s_ends_with },
-    { "contains", 2, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_BOOLEAN, s_contains },
-    { "length", 1, 1, 0, { SLC_MAP_T_STRING | SLC_MAP_T_ARRAY | SLC_MAP_T_OBJECT },
-      SLC_MAP_T_INTEGER, s_length },
-    { "int", 1, 1, 0, { S_SCALAR }, SLC_MAP_T_INTEGER, s_int },
-    { "float", 1, 1, 0, { S_SCALAR }, SLC_MAP_T_NUMBER, s_float },
-    { "string", 1, 1, 0, { SLC_MAP_T_ANY }, SLC_MAP_T_STRING, s_string },
-    { "bool", 1, 1, 0, { S_SCALAR }, SLC_MAP_T_BOOLEAN, s_bool },
-    { "round", 1, 2, 0, { S_NUM, SLC_MAP_T_INTEGER }, SLC_MAP_T_INTEGER, s_round },
-    { "now", 0, 0, 0, { 0 }, SLC_MAP_T_INTEGER, s_now },
-    { "parse_time", 1, 2, 0, { SLC_MAP_T_STRING, SLC_MAP_T_STRING }, SLC_MAP_T_INTEGER, s_parse_time },
-    { "format_time", 1, 2, 0, { S_NUM, SLC_MAP_T_STRING }, SLC_MAP_T_STRING, s_format_time },
-    { "sha256", 1, 1, 0, { SLC_MAP_T_STRING }, SLC_MAP_T_STRING, s_sha256 },
-    { "uuid", 0, 0, 0, { 0 }, SLC_MAP_T_STRING, s_uuid },
-    { "lookup", 2, 3, SLC_FN_TABLE, { 0, S_SCALAR, SLC_MAP_T_ANY }, SLC_MAP_T_ANY, s_lookup },
-    { "map", 2, 2, SLC_FN_LAMBDA, { SLC_MAP_T_ARRAY }, SLC_MAP_T_ARRAY, NULL },
-    { "filter", 2, 2, SLC_FN_LAMBDA, { SLC_MAP_T_ARRAY }, SLC_MAP_T_ARRAY, NULL },
+static const slt_map_fn_t s_fns[] = {
+    { "lower", 1, 1, 0, { SLT_MAP_T_STRING }, SLT_MAP_T_STRING, s_lower },
+    { "upper", 1, 1, 0, { SLT_MAP_T_STRING }, SLT_MAP_T_STRING, s_upper },
+    { "trim", 1, 1, 0, { SLT_MAP_T_STRING }, SLT_MAP_T_STRING, s_trim },
+    { "concat", 1, SLT_MAP_ARGS_MAX, 0, { S_SCALAR, S_SCALAR, S_SCALAR }, SLT_MAP_T_STRING, s_concat },
+    { "split", 2, 2, 0, { SLT_MAP_T_STRING, SLT_MAP_T_STRING }, SLT_MAP_T_ARRAY, s_split },
+    { "join", 2, 2, 0, { SLT_MAP_T_ARRAY, SLT_MAP_T_STRING }, SLT_MAP_T_STRING, s_join },
+    { "replace", 3, 3, 0, { SLT_MAP_T_STRING, SLT_MAP_T_STRING, SLT_MAP_T_STRING },
+      SLT_MAP_T_STRING, s_replace },
+    { "substring", 2, 3, 0, { SLT_MAP_T_STRING, SLT_MAP_T_INTEGER, SLT_MAP_T_INTEGER },
+      SLT_MAP_T_STRING, s_substring },
+    { "starts_with", 2, 2, 0, { SLT_MAP_T_STRING, SLT_MAP_T_STRING }, SLT_MAP_T_BOOLEAN, s_starts_with },
+    { "ends_with", 2, 2, 0, { SLT_MAP_T_STRING, SLT_MAP_T_STRING }, SLT_MAP_T_BOOLEAN, s_ends_with },
+    { "contains", 2, 2, 0, { SLT_MAP_T_STRING, SLT_MAP_T_STRING }, SLT_MAP_T_BOOLEAN, s_contains },
+    { "length", 1, 1, 0, { SLT_MAP_T_STRING | SLT_MAP_T_ARRAY | SLT_MAP_T_OBJECT },
+      SLT_MAP_T_INTEGER, s_length },
+    { "int", 1, 1, 0, { S_SCALAR }, SLT_MAP_T_INTEGER, s_int },
+    { "float", 1, 1, 0, { S_SCALAR }, SLT_MAP_T_NUMBER, s_float },
+    { "string", 1, 1, 0, { SLT_MAP_T_ANY }, SLT_MAP_T_STRING, s_string },
+    { "bool", 1, 1, 0, { S_SCALAR }, SLT_MAP_T_BOOLEAN, s_bool },
+    { "round", 1, 2, 0, { S_NUM, SLT_MAP_T_INTEGER }, SLT_MAP_T_INTEGER, s_round },
+    { "now", 0, 0, 0, { 0 }, SLT_MAP_T_INTEGER, s_now },
+    { "parse_time", 1, 2, 0, { SLT_MAP_T_STRING, SLT_MAP_T_STRING }, SLT_MAP_T_INTEGER, s_parse_time },
+    { "format_time", 1, 2, 0, { S_NUM, SLT_MAP_T_STRING }, SLT_MAP_T_STRING, s_format_time },
+    { "sha256", 1, 1, 0, { SLT_MAP_T_STRING }, SLT_MAP_T_STRING, s_sha256 },
+    { "uuid", 0, 0, 0, { 0 }, SLT_MAP_T_STRING, s_uuid },
+    { "lookup", 2, 3, SLC_FN_TABLE, { 0, S_SCALAR, SLT_MAP_T_ANY }, SLT_MAP_T_ANY, s_lookup },
+    { "map", 2, 2, SLC_FN_LAMBDA, { SLT_MAP_T_ARRAY }, SLT_MAP_T_ARRAY, NULL },
+    { "filter", 2, 2, SLC_FN_LAMBDA, { SLT_MAP_T_ARRAY }, SLT_MAP_T_ARRAY, NULL },
 };
 
 static const char *const s_names[] = {
@@ -1123,7 +1123,7 @@ static const char *const s_names[] = {
 _Static_assert(sizeof s_names / sizeof s_names[0] == sizeof s_fns / sizeof s_fns[0],
                "every function has its name in s_names");
 
-const slc_map_fn_t *slc_map__fn_find(const char *name, size_t len)
+const slt_map_fn_t *slt_map__fn_find(const char *name, size_t len)
 {
     for (size_t k = 0; k < sizeof s_fns / sizeof s_fns[0]; k++)
         if (strlen(s_fns[k].name) == len && memcmp(s_fns[k].name, name, len) == 0)
@@ -1131,7 +1131,7 @@ const slc_map_fn_t *slc_map__fn_find(const char *name, size_t len)
     return NULL;
 }
 
-const char *const *slc_map__fn_names(size_t *n)
+const char *const *slt_map__fn_names(size_t *n)
 {
     *n = sizeof s_names / sizeof s_names[0];
     return s_names;

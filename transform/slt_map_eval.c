@@ -1,27 +1,27 @@
-/*  slc_map_eval - evaluate a checked expression tree on one document.
+/*  slt_map_eval - evaluate a checked expression tree on one document.
  *
- *  Values (slc_map_val_t) are mostly views: a path gives a view of the
+ *  Values (slt_map_val_t) are mostly views: a path gives a view of the
  *  document's own cJSON node, a string function may return a slice of its
  *  argument; only what is built (a lowered string, a mapped array) is
  *  owned, as string bytes or a cJSON tree. cJSON has no reference counts,
  *  so arrays and objects built inside one evaluation borrow document
  *  values through cJSON reference nodes, and a built tree that a view
- *  must outlive is parked until the evaluation ends (slc_map_int.h has
+ *  must outlive is parked until the evaluation ends (slt_map_int.h has
  *  the rules). What goes to the output is copied or, when it was built
- *  here and borrows nothing, moved (slc_map__to_json), so the result never
+ *  here and borrows nothing, moved (slt_map__to_json), so the result never
  *  aliases the caller's document, META or the mapping.
  *
- *  Bounds: recursion follows the tree (depth <= SLC_MAP_DEPTH_MAX, checked
+ *  Bounds: recursion follows the tree (depth <= SLT_MAP_DEPTH_MAX, checked
  *  by the parser) and, for copies and comparisons, JSON nesting (at most
- *  SLC_MAP_JSON_DEPTH). Every node evaluated and every element produced is
- *  one step of SLC_MAP_STEPS_MAX, and so is every SLC_MAP_SCAN_PER_STEP
+ *  SLT_MAP_JSON_DEPTH). Every node evaluated and every element produced is
+ *  one step of SLT_MAP_STEPS_MAX, and so is every SLT_MAP_SCAN_PER_STEP
  *  members or elements walked past to find one (cJSON lists are linear);
- *  every byte built counts against SLC_MAP_BYTES_MAX; arrays stop at
- *  SLC_MAP_ARRAY_MAX. So a hostile document or mapping ends in an error,
+ *  every byte built counts against SLT_MAP_BYTES_MAX; arrays stop at
+ *  SLT_MAP_ARRAY_MAX. So a hostile document or mapping ends in an error,
  *  never in a crash or a hang. Reentrant: all state is in the
- *  slc_map_ctx_t of the call.  */
-#include "slc_map_int.h"
-#include "slc_doc.h"
+ *  slt_map_ctx_t of the call.  */
+#include "slt_map_int.h"
+#include "slt_doc.h"
 #include <assert.h>
 #include <inttypes.h>
 #include <math.h>
@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void slc_map__val_release(slc_map_val_t *v)
+void slt_map__val_release(slt_map_val_t *v)
 {
     /* Most values own nothing: no calls into the library for them. */
     if (v->buf)
@@ -39,7 +39,7 @@ void slc_map__val_release(slc_map_val_t *v)
     memset(v, 0, sizeof *v);
 }
 
-void slc_map__val_of(const cJSON *j, slc_map_val_t *out)
+void slt_map__val_of(const cJSON *j, slt_map_val_t *out)
 {
     memset(out, 0, sizeof *out);
     out->node = j;
@@ -56,7 +56,7 @@ void slc_map__val_of(const cJSON *j, slc_map_val_t *out)
         out->u.s.n = strlen(out->u.s.p);
         break;
     case cJSON_Number:
-        if (slc_doc_int(j, &out->u.i)) {
+        if (slt_doc_int(j, &out->u.i)) {
             out->t = SLC_V_INT;
         } else {
             out->t = SLC_V_REAL;
@@ -74,7 +74,7 @@ void slc_map__val_of(const cJSON *j, slc_map_val_t *out)
     }
 }
 
-const char *slc_map__val_type(const slc_map_val_t *v)
+const char *slt_map__val_type(const slt_map_val_t *v)
 {
     static const char *const names[] = {
         [SLC_V_MISSING] = "missing", [SLC_V_NULL] = "null",
@@ -87,7 +87,7 @@ const char *slc_map__val_type(const slc_map_val_t *v)
 
 /* ---- errors */
 
-void slc_map__where(const cJSON *meta, char *buf, size_t len)
+void slt_map__where(const cJSON *meta, char *buf, size_t len)
 {
     const cJSON *topic = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "topic") : NULL;
     const cJSON *offset = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "offset") : NULL;
@@ -95,23 +95,23 @@ void slc_map__where(const cJSON *meta, char *buf, size_t len)
     buf[0] = '\0';
     if (!cJSON_IsString(topic) || !topic->valuestring || !cJSON_IsNumber(offset))
         return;
-    if (slc_doc_int(offset, &off))
+    if (slt_doc_int(offset, &off))
         snprintf(buf, len, " (topic %.255s, offset %" PRId64 ")", topic->valuestring, off);
     else
         snprintf(buf, len, " (topic %.255s, offset %.17g)", topic->valuestring, offset->valuedouble);
 }
 
-static int s_vfail(slc_map_ctx_t *cx, const slc_map_node_t *n, bool src,
+static int s_vfail(slt_map_ctx_t *cx, const slt_map_node_t *n, bool src,
                    const char *fmt, va_list ap)
 {
     char msg[512], where[320];
     unsigned line = 0, col = 0;
-    const slc_map_field_t *f = cx->field;
+    const slt_map_field_t *f = cx->field;
     if (!cx->err || !cx->errlen)
         return SL_EINVAL;
     vsnprintf(msg, sizeof msg, fmt, ap);
-    slc_map__position(f, n ? n->pos : 0, &line, &col);
-    slc_map__where(cx->meta, where, sizeof where);
+    slt_map__position(f, n ? n->pos : 0, &line, &col);
+    slt_map__where(cx->meta, where, sizeof where);
     bool drop = f == &cx->m->drop;
     snprintf(cx->err, cx->errlen, "mapping '%s': %s%s%s (%s:%u:%u): %s%s%s%s",
              cx->m->name, drop ? "" : "field '", f->target, drop ? "" : "'",
@@ -122,7 +122,7 @@ static int s_vfail(slc_map_ctx_t *cx, const slc_map_node_t *n, bool src,
     return SL_EINVAL;
 }
 
-int slc_map__fail(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *fmt, ...)
+int slt_map__fail(slt_map_ctx_t *cx, const slt_map_node_t *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -131,10 +131,10 @@ int slc_map__fail(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *fmt, .
     return rc;
 }
 
-static int s_fail_plain(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *fmt, ...)
+static int s_fail_plain(slt_map_ctx_t *cx, const slt_map_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int s_fail_plain(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *fmt, ...)
+static int s_fail_plain(slt_map_ctx_t *cx, const slt_map_node_t *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -143,7 +143,7 @@ static int s_fail_plain(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *
     return rc;
 }
 
-int slc_map__missing(slc_map_ctx_t *cx, const slc_map_node_t *n)
+int slt_map__missing(slt_map_ctx_t *cx, const slt_map_node_t *n)
 {
     if (n->src)
         return s_fail_plain(cx, n, "%s is missing (write %s ?? DEFAULT to give a default)",
@@ -152,50 +152,50 @@ int slc_map__missing(slc_map_ctx_t *cx, const slc_map_node_t *n)
 }
 
 /* The value of node N has the wrong type for WHAT. */
-static int s_bad_type(slc_map_ctx_t *cx, const slc_map_node_t *n,
-                      const slc_map_val_t *v, const char *what, const char *want)
+static int s_bad_type(slt_map_ctx_t *cx, const slt_map_node_t *n,
+                      const slt_map_val_t *v, const char *what, const char *want)
 {
     if (v->t == SLC_V_MISSING)
-        return slc_map__missing(cx, n);
-    return slc_map__fail(cx, n, "%s expects %s, got %s %s", what, want,
+        return slt_map__missing(cx, n);
+    return slt_map__fail(cx, n, "%s expects %s, got %s %s", what, want,
                          v->t == SLC_V_ARR || v->t == SLC_V_OBJ ? "an" : "a",
-                         slc_map__val_type(v));
+                         slt_map__val_type(v));
 }
 
-int slc_map__steps(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k)
+int slt_map__steps(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t k)
 {
     cx->steps += k;
-    if (cx->steps > SLC_MAP_STEPS_MAX)
+    if (cx->steps > SLT_MAP_STEPS_MAX)
         return s_fail_plain(cx, n, "evaluation limit reached (%d steps for one message)",
-                            SLC_MAP_STEPS_MAX);
+                            SLT_MAP_STEPS_MAX);
     return 0;
 }
 
-int slc_map__scan(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t k)
+int slt_map__scan(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t k)
 {
     cx->scanned += k;
-    if (cx->scanned < SLC_MAP_SCAN_PER_STEP)
+    if (cx->scanned < SLT_MAP_SCAN_PER_STEP)
         return 0;
-    size_t steps = cx->scanned / SLC_MAP_SCAN_PER_STEP;
-    cx->scanned %= SLC_MAP_SCAN_PER_STEP;
-    return slc_map__steps(cx, n, steps);
+    size_t steps = cx->scanned / SLT_MAP_SCAN_PER_STEP;
+    cx->scanned %= SLT_MAP_SCAN_PER_STEP;
+    return slt_map__steps(cx, n, steps);
 }
 
-int slc_map__charge(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t len)
+int slt_map__charge(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t len)
 {
-    if (len > SLC_MAP_STR_MAX)
-        return s_fail_plain(cx, n, "string too long (%zu bytes, limit %u)", len, SLC_MAP_STR_MAX);
+    if (len > SLT_MAP_STR_MAX)
+        return s_fail_plain(cx, n, "string too long (%zu bytes, limit %u)", len, SLT_MAP_STR_MAX);
     cx->bytes += len;
-    if (cx->bytes > SLC_MAP_BYTES_MAX)
+    if (cx->bytes > SLT_MAP_BYTES_MAX)
         return s_fail_plain(cx, n, "output limit reached (%u bytes built for one message)",
-                            SLC_MAP_BYTES_MAX);
+                            SLT_MAP_BYTES_MAX);
     return 0;
 }
 
-int slc_map__str_new(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t len,
-                     slc_map_val_t *out)
+int slt_map__str_new(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t len,
+                     slt_map_val_t *out)
 {
-    int rc = slc_map__charge(cx, n, len);
+    int rc = slt_map__charge(cx, n, len);
     if (rc != 0)
         goto fail;
     memset(out, 0, sizeof *out);
@@ -215,10 +215,10 @@ fail:
 
 /* ---- JSON items */
 
-static int s_array_full(slc_map_ctx_t *cx, const slc_map_node_t *n, size_t count)
+static int s_array_full(slt_map_ctx_t *cx, const slt_map_node_t *n, size_t count)
 {
-    if (count >= SLC_MAP_ARRAY_MAX)
-        return s_fail_plain(cx, n, "array too long (limit %d elements)", SLC_MAP_ARRAY_MAX);
+    if (count >= SLT_MAP_ARRAY_MAX)
+        return s_fail_plain(cx, n, "array too long (limit %d elements)", SLT_MAP_ARRAY_MAX);
     return 0;
 }
 
@@ -234,10 +234,10 @@ static cJSON *s_str_take(char *buf)
     return j;
 }
 
-int slc_map__str_item(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *p,
+int slt_map__str_item(slt_map_ctx_t *cx, const slt_map_node_t *n, const char *p,
                       size_t len, cJSON **out)
 {
-    int rc = slc_map__charge(cx, n, len);
+    int rc = slt_map__charge(cx, n, len);
     char *b = NULL;
     *out = NULL;
     if (rc != 0)
@@ -250,7 +250,7 @@ int slc_map__str_item(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *p,
     memcpy(b, p, len);
     b[len] = '\0';
     /* Every string of an evaluation is valid UTF-8 without NUL: the
-     * document's (slc_doc_parse checked it), the mapping's (YAML, the
+     * document's (slt_doc_parse checked it), the mapping's (YAML, the
      * lexer and the table reader checked them), and what functions build
      * from those (they cut only at code point boundaries). */
     *out = s_str_take(b);
@@ -264,7 +264,7 @@ fail:
     return rc;
 }
 
-int slc_map__park(slc_map_ctx_t *cx, slc_map_val_t *v)
+int slt_map__park(slt_map_ctx_t *cx, slt_map_val_t *v)
 {
     int rc = 0;
     if (!v->own)
@@ -282,17 +282,17 @@ fail:
 }
 
 /* A copy of J that shares nothing, counted against the limits. */
-static int s_copy(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+static int s_copy(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *j,
                   unsigned depth, cJSON **out)
 {
     int rc = 0;
     cJSON *c = NULL, *kid = NULL;
     *out = NULL;
-    if (depth > SLC_MAP_JSON_DEPTH) {
-        rc = s_fail_plain(cx, n, "value nested too deeply (limit %d levels)", SLC_MAP_JSON_DEPTH);
+    if (depth > SLT_MAP_JSON_DEPTH) {
+        rc = s_fail_plain(cx, n, "value nested too deeply (limit %d levels)", SLT_MAP_JSON_DEPTH);
         goto fail;
     }
-    rc = slc_map__charge(cx, n, 16);
+    rc = slt_map__charge(cx, n, 16);
     if (rc != 0)
         goto fail;
     switch (j->type & 0xFF) {
@@ -307,7 +307,7 @@ static int s_copy(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
         const cJSON *e;
         cJSON_ArrayForEach(e, j) {
             if (obj)
-                rc = slc_map__charge(cx, n, strlen(e->string));
+                rc = slt_map__charge(cx, n, strlen(e->string));
             if (rc == 0)
                 rc = s_copy(cx, n, e, depth + 1, &kid);
             if (rc != 0)
@@ -321,7 +321,7 @@ static int s_copy(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
         break;
     }
     case cJSON_String:
-        rc = slc_map__str_item(cx, n, j->valuestring, strlen(j->valuestring), &c);
+        rc = slt_map__str_item(cx, n, j->valuestring, strlen(j->valuestring), &c);
         if (rc != 0)
             goto fail;
         break;
@@ -343,7 +343,7 @@ fail:
 }
 
 /* A new item for scalar V (not a string); NULL when out of memory. */
-static cJSON *s_scalar_item(const slc_map_val_t *v)
+static cJSON *s_scalar_item(const slt_map_val_t *v)
 {
     switch (v->t) {
     case SLC_V_BOOL: return cJSON_CreateBool(v->u.b);
@@ -356,13 +356,13 @@ static cJSON *s_scalar_item(const slc_map_val_t *v)
 /* V's string as an item of its own, counted against the limits: the
  * bytes V owns are taken over when they are exactly the string, else
  * copied. */
-static int s_str_own(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v, cJSON **out)
+static int s_str_own(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *v, cJSON **out)
 {
     int rc = 0;
     *out = NULL;
     if (!(v->buf && v->u.s.p == v->buf && v->buf[v->u.s.n] == '\0'))
-        return slc_map__str_item(cx, n, v->u.s.p, v->u.s.n, out);
-    rc = slc_map__charge(cx, n, v->u.s.n);
+        return slt_map__str_item(cx, n, v->u.s.p, v->u.s.n, out);
+    rc = slt_map__charge(cx, n, v->u.s.n);
     if (rc != 0)
         goto fail;
     *out = s_str_take(v->buf);
@@ -375,10 +375,10 @@ fail:
     return rc;
 }
 
-/* slc_map__item (SHARED not NULL: views become reference nodes, *SHARED
- * set then) and slc_map__to_json (SHARED NULL: nothing is shared, views
+/* slt_map__item (SHARED not NULL: views become reference nodes, *SHARED
+ * set then) and slt_map__to_json (SHARED NULL: nothing is shared, views
  * and trees holding reference nodes are copied). */
-static int s_item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+static int s_item(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *v,
                   cJSON **out, bool *shared)
 {
     int rc = 0;
@@ -386,7 +386,7 @@ static int s_item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
     *out = NULL;
     switch (v->t) {
     case SLC_V_MISSING:
-        rc = slc_map__missing(cx, n);
+        rc = slt_map__missing(cx, n);
         goto fail;
     case SLC_V_STR:
         /* A whole string the view borrows: referenced, not copied. */
@@ -414,7 +414,7 @@ static int s_item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
                 goto fail;
             break;
         }
-        rc = slc_map__park(cx, v);      /* a node inside a built value */
+        rc = slt_map__park(cx, v);      /* a node inside a built value */
         if (rc != 0)
             goto fail;
         j = v->t == SLC_V_ARR ? cJSON_CreateArrayReference(v->node->child)
@@ -434,14 +434,14 @@ fail:
     return rc;
 }
 
-int slc_map__item(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+int slt_map__item(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *v,
                   cJSON **out, bool *shared)
 {
     assert(shared);
     return s_item(cx, n, v, out, shared);
 }
 
-int slc_map__to_json(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *v,
+int slt_map__to_json(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *v,
                      cJSON **out)
 {
     return s_item(cx, n, v, out, NULL);
@@ -467,7 +467,7 @@ static inline bool s_key_is(const char *k, const char *name)
 }
 
 /* Member NAME of object J, or NULL; a linear scan, counted. */
-static const cJSON *s_member(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+static const cJSON *s_member(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *j,
                              const char *name, int *rc)
 {
     const cJSON *e;
@@ -477,12 +477,12 @@ static const cJSON *s_member(slc_map_ctx_t *cx, const slc_map_node_t *n, const c
         if (e->string && e->string[0] == name[0] && s_key_is(e->string, name))
             break;
     }
-    *rc = slc_map__scan(cx, n, k);
+    *rc = slt_map__scan(cx, n, k);
     return e;
 }
 
 /* Element INDEX of array J (negative: from the end), or NULL; counted. */
-static const cJSON *s_element(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+static const cJSON *s_element(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *j,
                               int64_t index, int *rc)
 {
     const cJSON *e = j->child, *lead = j->child;
@@ -501,12 +501,12 @@ static const cJSON *s_element(slc_map_ctx_t *cx, const slc_map_node_t *n, const 
             lead = lead->next;
         }
     }
-    *rc = slc_map__scan(cx, n, k);
+    *rc = slt_map__scan(cx, n, k);
     return e;
 }
 
-static const cJSON *s_step(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
-                           const slc_map_step_t *st, int *rc)
+static const cJSON *s_step(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *j,
+                           const slt_map_step_t *st, int *rc)
 {
     *rc = 0;
     if (st->kind == SLC_STEP_MEMBER)
@@ -517,14 +517,14 @@ static const cJSON *s_step(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJS
 /* Apply steps K.. of N to J, appending what they reach to ARR (*COUNT
  * elements so far); a [*] applies the rest to every element (recursion:
  * one level per [*]). */
-static int s_walk(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
+static int s_walk(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *j,
                   size_t k, cJSON *arr, size_t *count)
 {
     int rc = 0;
     cJSON *item = NULL;
     bool shared = false;
     for (; k < n->nsteps && j && rc == 0; k++) {
-        const slc_map_step_t *st = &n->steps[k];
+        const slt_map_step_t *st = &n->steps[k];
         if (st->kind != SLC_STEP_ALL) {
             j = s_step(cx, n, j, st, &rc);
             continue;
@@ -533,7 +533,7 @@ static int s_walk(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
             goto fail;
         const cJSON *e;
         cJSON_ArrayForEach(e, j) {
-            rc = slc_map__steps(cx, n, 1);
+            rc = slt_map__steps(cx, n, 1);
             if (rc == 0)
                 rc = s_walk(cx, n, e, k + 1, arr, count);
             if (rc != 0)
@@ -546,9 +546,9 @@ static int s_walk(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *j,
     rc = s_array_full(cx, n, *count);
     if (rc != 0)
         goto fail;
-    slc_map_val_t v;
-    slc_map__val_of(j, &v);         /* a view: J lives as long as the evaluation */
-    rc = slc_map__item(cx, n, &v, &item, &shared);
+    slt_map_val_t v;
+    slt_map__val_of(j, &v);         /* a view: J lives as long as the evaluation */
+    rc = slt_map__item(cx, n, &v, &item, &shared);
     if (rc != 0)
         goto fail;
     if (!cJSON_AddItemToArray(arr, item)) {
@@ -562,11 +562,11 @@ fail:
     return rc;
 }
 
-static int s_path(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
+static int s_path(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out)
 {
     int rc = 0;
-    slc_map_val_t base = { 0 };
-    const slc_map_node_t *b = n->kids[0];
+    slt_map_val_t base = { 0 };
+    const slt_map_node_t *b = n->kids[0];
     const cJSON *j = NULL;
     cJSON *arr = NULL;
     size_t count = 0;
@@ -577,7 +577,7 @@ static int s_path(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
     else if (b->kind == SLC_N_VAR)
         j = cx->vars[b->slot].node;
     else {
-        rc = slc_map__eval(cx, b, &base);
+        rc = slt_map__eval(cx, b, &base);
         if (rc != 0)
             goto fail;
         j = base.t == SLC_V_ARR || base.t == SLC_V_OBJ ? base.node : NULL;
@@ -587,7 +587,7 @@ static int s_path(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
             j = s_step(cx, n, j, &n->steps[k], &rc);
         if (rc != 0)
             goto fail;
-        slc_map__val_of(j, out);
+        slt_map__val_of(j, out);
         if (j && base.own) {        /* J is inside the base: take it along */
             out->own = base.own;
             out->shared = base.shared;
@@ -595,7 +595,7 @@ static int s_path(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
         }
         goto fail;
     }
-    rc = slc_map__park(cx, &base);  /* the elements will point into it */
+    rc = slt_map__park(cx, &base);  /* the elements will point into it */
     if (rc != 0)
         goto fail;
     arr = cJSON_CreateArray();
@@ -606,48 +606,48 @@ static int s_path(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
     rc = s_walk(cx, n, j, 0, arr, &count);
     if (rc != 0)
         goto fail;
-    slc_map__val_of(arr, out);
+    slt_map__val_of(arr, out);
     out->own = arr;
     out->shared = count > 0;
     arr = NULL;
 fail:
     cJSON_Delete(arr);
-    slc_map__val_release(&base);
+    slt_map__val_release(&base);
     return rc;
 }
 
 /* ---- operators */
 
-static bool s_num(const slc_map_val_t *v)
+static bool s_num(const slt_map_val_t *v)
 {
     return v->t == SLC_V_INT || v->t == SLC_V_REAL;
 }
 
 /* Integers are at most 2^53 in magnitude: exact as doubles, so mixed
  * comparisons and arithmetic are exact where the double result is. */
-static double s_d(const slc_map_val_t *v)
+static double s_d(const slt_map_val_t *v)
 {
     return v->t == SLC_V_INT ? (double) v->u.i : v->u.d;
 }
 
-static int s_finite(slc_map_ctx_t *cx, const slc_map_node_t *n, double d,
-                    slc_map_val_t *out)
+static int s_finite(slt_map_ctx_t *cx, const slt_map_node_t *n, double d,
+                    slt_map_val_t *out)
 {
     if (!isfinite(d))
-        return slc_map__fail(cx, n, "result is not a finite number");
+        return slt_map__fail(cx, n, "result is not a finite number");
     out->t = SLC_V_REAL;
     out->u.d = d;
     return 0;
 }
 
-static int s_arith(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
+static int s_arith(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out)
 {
     int rc = 0;
-    slc_map_val_t a = { 0 }, b = { 0 };
-    const char *op = slc_map__tok_name(n->op);
-    rc = slc_map__eval(cx, n->kids[0], &a);
+    slt_map_val_t a = { 0 }, b = { 0 };
+    const char *op = slt_map__tok_name(n->op);
+    rc = slt_map__eval(cx, n->kids[0], &a);
     if (rc == 0)
-        rc = slc_map__eval(cx, n->kids[1], &b);
+        rc = slt_map__eval(cx, n->kids[1], &b);
     if (rc != 0)
         goto fail;
     if (!s_num(&a) || !s_num(&b)) {
@@ -657,7 +657,7 @@ static int s_arith(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *ou
     }
     if ((n->op == SLC_TK_SLASH || n->op == SLC_TK_PCT)
         && (b.t == SLC_V_INT ? b.u.i == 0 : b.u.d == 0.0)) {
-        rc = slc_map__fail(cx, n->kids[1], "division by zero");
+        rc = slt_map__fail(cx, n->kids[1], "division by zero");
         goto fail;
     }
     if (a.t == SLC_V_INT && b.t == SLC_V_INT && n->op != SLC_TK_SLASH) {
@@ -671,8 +671,8 @@ static int s_arith(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *ou
         }
         /* An integer result stays exact or is an error; it never turns
          * into a rounded float. */
-        if (over || r > SLC_MAP_INT_LIMIT || r < -SLC_MAP_INT_LIMIT) {
-            rc = slc_map__fail(cx, n, "integer overflow in %s (integers are exact up to 2^53)",
+        if (over || r > SLT_MAP_INT_LIMIT || r < -SLT_MAP_INT_LIMIT) {
+            rc = slt_map__fail(cx, n, "integer overflow in %s (integers are exact up to 2^53)",
                                op);
             goto fail;
         }
@@ -690,19 +690,19 @@ static int s_arith(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *ou
     }
     rc = s_finite(cx, n, r, out);
 fail:
-    slc_map__val_release(&a);
-    slc_map__val_release(&b);
+    slt_map__val_release(&a);
+    slt_map__val_release(&b);
     return rc;
 }
 
-static int s_json_equal(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *x,
+static int s_json_equal(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *x,
                         const cJSON *y, unsigned depth, bool *eq);
 
 /* Deep equality; missing counts as null (so $.flag == true is false when
  * flag is absent). Numbers by value, exactly (not cJSON_Compare's
  * relative epsilon). */
-static int s_equal(slc_map_ctx_t *cx, const slc_map_node_t *n,
-                   const slc_map_val_t *a, const slc_map_val_t *b, bool *eq)
+static int s_equal(slt_map_ctx_t *cx, const slt_map_node_t *n,
+                   const slt_map_val_t *a, const slt_map_val_t *b, bool *eq)
 {
     int ta = a->t == SLC_V_MISSING ? SLC_V_NULL : a->t;
     int tb = b->t == SLC_V_MISSING ? SLC_V_NULL : b->t;
@@ -726,7 +726,7 @@ static int s_equal(slc_map_ctx_t *cx, const slc_map_node_t *n,
 
 /* Member KEY of object Y, trying HINT (the member at the same place)
  * first: objects compared are usually in the same order. */
-static const cJSON *s_same_member(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *y,
+static const cJSON *s_same_member(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *y,
                                   const cJSON *hint, const char *key, int *rc)
 {
     *rc = 0;
@@ -735,23 +735,23 @@ static const cJSON *s_same_member(slc_map_ctx_t *cx, const slc_map_node_t *n, co
     return s_member(cx, n, y, key, rc);
 }
 
-static int s_json_equal(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON *x,
+static int s_json_equal(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *x,
                         const cJSON *y, unsigned depth, bool *eq)
 {
     int rc = 0;
-    slc_map_val_t a, b;
+    slt_map_val_t a, b;
     const cJSON *e, *f;
     *eq = false;
-    if (depth > SLC_MAP_JSON_DEPTH) {
+    if (depth > SLT_MAP_JSON_DEPTH) {
         rc = s_fail_plain(cx, n, "value nested too deeply to compare (limit %d levels)",
-                          SLC_MAP_JSON_DEPTH);
+                          SLT_MAP_JSON_DEPTH);
         goto fail;
     }
-    rc = slc_map__steps(cx, n, 1);
+    rc = slt_map__steps(cx, n, 1);
     if (rc != 0)
         goto fail;
-    slc_map__val_of(x, &a);
-    slc_map__val_of(y, &b);
+    slt_map__val_of(x, &a);
+    slt_map__val_of(y, &b);
     if (a.t == SLC_V_ARR && b.t == SLC_V_ARR) {
         *eq = true;
         for (e = x->child, f = y->child; e && f && *eq && rc == 0; e = e->next, f = f->next)
@@ -764,7 +764,7 @@ static int s_json_equal(slc_map_ctx_t *cx, const slc_map_node_t *n, const cJSON 
             nx++;
         cJSON_ArrayForEach(f, y)
             ny++;
-        rc = slc_map__scan(cx, n, nx + ny);
+        rc = slt_map__scan(cx, n, nx + ny);
         if (rc != 0 || nx != ny)
             goto fail;
         /* Keys are unique (the parser and the builders see to it), so
@@ -789,14 +789,14 @@ fail:
     return rc;
 }
 
-static int s_cmp(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
+static int s_cmp(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out)
 {
     int rc = 0;
-    slc_map_val_t a = { 0 }, b = { 0 };
+    slt_map_val_t a = { 0 }, b = { 0 };
     bool r = false;
-    rc = slc_map__eval(cx, n->kids[0], &a);
+    rc = slt_map__eval(cx, n->kids[0], &a);
     if (rc == 0)
-        rc = slc_map__eval(cx, n->kids[1], &b);
+        rc = slt_map__eval(cx, n->kids[1], &b);
     if (rc != 0)
         goto fail;
     if (n->op == SLC_TK_EQ || n->op == SLC_TK_NE) {
@@ -804,7 +804,7 @@ static int s_cmp(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
         if (n->op == SLC_TK_NE)
             r = !r;
     } else if (a.t == SLC_V_MISSING || b.t == SLC_V_MISSING) {
-        rc = slc_map__missing(cx, n->kids[a.t == SLC_V_MISSING ? 0 : 1]);
+        rc = slt_map__missing(cx, n->kids[a.t == SLC_V_MISSING ? 0 : 1]);
     } else {
         int c = 0;
         if (s_num(&a) && s_num(&b)) {
@@ -817,9 +817,9 @@ static int s_cmp(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
                 c = a.u.s.n < b.u.s.n ? -1 : a.u.s.n > b.u.s.n ? 1 : 0;
             c = c < 0 ? -1 : c > 0 ? 1 : 0;
         } else {
-            rc = slc_map__fail(cx, n, "%s compares two numbers or two strings, got %s and %s",
-                               slc_map__tok_name(n->op), slc_map__val_type(&a),
-                               slc_map__val_type(&b));
+            rc = slt_map__fail(cx, n, "%s compares two numbers or two strings, got %s and %s",
+                               slt_map__tok_name(n->op), slt_map__val_type(&a),
+                               slt_map__val_type(&b));
             goto fail;
         }
         switch (n->op) {
@@ -832,21 +832,21 @@ static int s_cmp(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
     out->t = SLC_V_BOOL;
     out->u.b = r;
 fail:
-    slc_map__val_release(&a);
-    slc_map__val_release(&b);
+    slt_map__val_release(&a);
+    slt_map__val_release(&b);
     return rc;
 }
 
 /* The boolean value of node N for WHAT (and, or, not, if, drop_if). */
-static int s_bool(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *what, bool *b)
+static int s_bool(slt_map_ctx_t *cx, const slt_map_node_t *n, const char *what, bool *b)
 {
-    slc_map_val_t v = { 0 };
-    int rc = slc_map__eval(cx, n, &v);
+    slt_map_val_t v = { 0 };
+    int rc = slt_map__eval(cx, n, &v);
     if (rc == 0 && v.t != SLC_V_BOOL)
         rc = s_bad_type(cx, n, &v, what, "a boolean");
     if (rc == 0)
         *b = v.u.b;
-    slc_map__val_release(&v);
+    slt_map__val_release(&v);
     return rc;
 }
 
@@ -854,19 +854,19 @@ static int s_bool(slc_map_ctx_t *cx, const slc_map_node_t *n, const char *what, 
 
 /* Evaluate KID into a new item *J (caller owns) for an array or object
  * literal; *SHARED is set when it borrows. */
-static int s_kid_item(slc_map_ctx_t *cx, const slc_map_node_t *kid, cJSON **j, bool *shared)
+static int s_kid_item(slt_map_ctx_t *cx, const slt_map_node_t *kid, cJSON **j, bool *shared)
 {
-    slc_map_val_t v = { 0 };
-    int rc = slc_map__eval(cx, kid, &v);
+    slt_map_val_t v = { 0 };
+    int rc = slt_map__eval(cx, kid, &v);
     if (rc == 0)
-        rc = slc_map__item(cx, kid, &v, j, shared);
-    slc_map__val_release(&v);
+        rc = slt_map__item(cx, kid, &v, j, shared);
+    slt_map__val_release(&v);
     return rc;
 }
 
 /* [e, ...] and {name: e, ...}: both build in order, keys from the parser
  * (unique, valid UTF-8, NUL-terminated in the arena; cJSON copies them). */
-static int s_literal(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
+static int s_literal(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out)
 {
     int rc = 0;
     bool obj = n->kind == SLC_N_OBJECT, shared = false;
@@ -885,7 +885,7 @@ static int s_literal(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *
         }
         j = NULL;
     }
-    slc_map__val_of(c, out);
+    slt_map__val_of(c, out);
     out->own = c;
     out->shared = shared;
     c = NULL;
@@ -896,17 +896,17 @@ fail:
 }
 
 /* map(ARR, x => e) and filter(ARR, x => cond). */
-static int s_lambda(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
+static int s_lambda(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out)
 {
     int rc = 0;
-    slc_map_val_t arr = { 0 }, v = { 0 };
-    const slc_map_node_t *lam = n->kids[1], *body = lam->kids[0];
+    slt_map_val_t arr = { 0 }, v = { 0 };
+    const slt_map_node_t *lam = n->kids[1], *body = lam->kids[0];
     bool filter = n->fn->name[0] == 'f', shared = false;
     cJSON *res = NULL, *j = NULL;
     size_t count = 0;
     char what[16];
     snprintf(what, sizeof what, "%s()", n->fn->name);
-    rc = slc_map__eval(cx, n->kids[0], &arr);
+    rc = slt_map__eval(cx, n->kids[0], &arr);
     if (rc != 0)
         goto fail;
     if (arr.t != SLC_V_ARR) {
@@ -915,7 +915,7 @@ static int s_lambda(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *o
     }
     /* The parameter is a view of each element; what the body returns may
      * borrow from it, and may be kept in the result. */
-    rc = slc_map__park(cx, &arr);
+    rc = slt_map__park(cx, &arr);
     if (rc != 0)
         goto fail;
     res = cJSON_CreateArray();
@@ -925,10 +925,10 @@ static int s_lambda(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *o
     }
     const cJSON *e;
     cJSON_ArrayForEach(e, arr.node) {
-        rc = slc_map__steps(cx, n, 1);
+        rc = slt_map__steps(cx, n, 1);
         if (rc != 0)
             goto fail;
-        slc_map__val_of(e, &cx->vars[lam->slot]);
+        slt_map__val_of(e, &cx->vars[lam->slot]);
         if (filter) {
             bool keep = false;
             rc = s_bool(cx, body, "the filter condition", &keep);
@@ -938,14 +938,14 @@ static int s_lambda(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *o
                 continue;
             v = cx->vars[lam->slot];
         } else {
-            rc = slc_map__eval(cx, body, &v);
+            rc = slt_map__eval(cx, body, &v);
             if (rc != 0)
                 goto fail;
         }
         rc = s_array_full(cx, n, count);
         if (rc == 0)
-            rc = slc_map__item(cx, body, &v, &j, &shared);
-        slc_map__val_release(&v);
+            rc = slt_map__item(cx, body, &v, &j, &shared);
+        slt_map__val_release(&v);
         if (rc != 0)
             goto fail;
         if (!cJSON_AddItemToArray(res, j)) {
@@ -955,23 +955,23 @@ static int s_lambda(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *o
         j = NULL;
         count++;
     }
-    slc_map__val_of(res, out);
+    slt_map__val_of(res, out);
     out->own = res;
     out->shared = shared;
     res = NULL;
 fail:
     memset(&cx->vars[lam->slot], 0, sizeof cx->vars[lam->slot]);
-    slc_map__val_release(&v);
+    slt_map__val_release(&v);
     cJSON_Delete(j);
     cJSON_Delete(res);
-    slc_map__val_release(&arr);
+    slt_map__val_release(&arr);
     return rc;
 }
 
-static int s_call(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
+static int s_call(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out)
 {
     int rc = 0;
-    slc_map_val_t args[SLC_MAP_ARGS_MAX];
+    slt_map_val_t args[SLT_MAP_ARGS_MAX];
     size_t k = 0;
     if (!n->fn->impl)
         return s_lambda(cx, n, out);
@@ -979,23 +979,23 @@ static int s_call(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
     for (k = 0; k < n->nkids; k++) {
         if (k == 0 && (n->fn->flags & SLC_FN_TABLE))
             continue;
-        rc = slc_map__eval(cx, n->kids[k], &args[k]);
+        rc = slt_map__eval(cx, n->kids[k], &args[k]);
         if (rc != 0)
             goto fail;
     }
     rc = n->fn->impl(cx, n, args, out);
 fail:
     for (size_t j = 0; j < n->nkids; j++)
-        slc_map__val_release(&args[j]);
+        slt_map__val_release(&args[j]);
     return rc;
 }
 
-int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out)
+int slt_map__eval(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out)
 {
     int rc = 0;
     bool b = false;
     memset(out, 0, sizeof *out);
-    rc = slc_map__steps(cx, n, 1);
+    rc = slt_map__steps(cx, n, 1);
     if (rc != 0)
         goto fail;
     switch (n->kind) {
@@ -1008,8 +1008,8 @@ int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
         out->u.s.p = n->s;
         out->u.s.n = n->slen;
         break;
-    case SLC_N_ROOT: slc_map__val_of(cx->doc, out); break;
-    case SLC_N_META: slc_map__val_of(cx->meta, out); break;
+    case SLC_N_ROOT: slt_map__val_of(cx->doc, out); break;
+    case SLC_N_META: slt_map__val_of(cx->meta, out); break;
     case SLC_N_VAR:
         *out = cx->vars[n->slot];   /* parameters are views */
         break;
@@ -1017,7 +1017,7 @@ int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
     case SLC_N_ARRAY:
     case SLC_N_OBJECT: rc = s_literal(cx, n, out); break;
     case SLC_N_NEG:
-        rc = slc_map__eval(cx, n->kids[0], out);
+        rc = slt_map__eval(cx, n->kids[0], out);
         if (rc != 0)
             break;
         if (out->t == SLC_V_INT)
@@ -1048,16 +1048,16 @@ int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
         out->u.b = b;
         break;
     case SLC_N_COALESCE:
-        rc = slc_map__eval(cx, n->kids[0], out);
+        rc = slt_map__eval(cx, n->kids[0], out);
         if (rc == 0 && (out->t == SLC_V_MISSING || out->t == SLC_V_NULL)) {
-            slc_map__val_release(out);
-            rc = slc_map__eval(cx, n->kids[1], out);
+            slt_map__val_release(out);
+            rc = slt_map__eval(cx, n->kids[1], out);
         }
         break;
     case SLC_N_IF:
         rc = s_bool(cx, n->kids[0], "'if'", &b);
         if (rc == 0)
-            rc = slc_map__eval(cx, n->kids[b ? 1 : 2], out);
+            rc = slt_map__eval(cx, n->kids[b ? 1 : 2], out);
         break;
     case SLC_N_CALL: rc = s_call(cx, n, out); break;
     default:
@@ -1066,6 +1066,6 @@ int slc_map__eval(slc_map_ctx_t *cx, const slc_map_node_t *n, slc_map_val_t *out
     }
 fail:
     if (rc != 0)
-        slc_map__val_release(out);
+        slt_map__val_release(out);
     return rc;
 }

@@ -1,14 +1,14 @@
-/*  slc_map_lex - the tokens of one mapping expression (docs/mapping.md,
+/*  slt_map_lex - the tokens of one mapping expression (docs/mapping.md,
  *  "Grammar"). Owns nothing: names point into the text, decoded strings go
  *  to the mapping's arena. Reports the first bad character with a hint for
  *  the usual slips (=, &&, ||, !, single quotes). Compile time only; any
  *  thread that owns the mapping being compiled.  */
-#include "slc_map_int.h"
+#include "slt_map_int.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *slc_map__tok_name(int kind)
+const char *slt_map__tok_name(int kind)
 {
     static const char *const names[] = {
         [SLC_TK_EOF] = "end of expression", [SLC_TK_INT] = "number",
@@ -109,8 +109,8 @@ static size_t s_utf8_put(char *o, unsigned cp)
 
 /* A "..." literal starting at T[*I]; JSON escapes. The decoded text is
  * never longer than the source, so one buffer of the source's size does. */
-static int s_string(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
-                    slc_map_tok_t *tok)
+static int s_string(slt_map_cc_t *cc, const char *t, size_t len, size_t *i,
+                    slt_map_tok_t *tok)
 {
     int rc = 0;
     size_t start = *i, k = start + 1;
@@ -121,11 +121,11 @@ static int s_string(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
         end++;
     }
     if (end >= len) {
-        rc = slc_map__error(cc, (uint32_t) start, "close it with '\"'",
+        rc = slt_map__error(cc, (uint32_t) start, "close it with '\"'",
                             "unterminated string");
         goto fail;
     }
-    char *o = slc_map__alloc(&cc->m->arena, end - k + 1);
+    char *o = slt_map__alloc(&cc->m->arena, end - k + 1);
     if (!o) {
         rc = SL_ENOMEM;
         goto fail;
@@ -134,7 +134,7 @@ static int s_string(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
     while (k < end) {
         unsigned char c = (unsigned char) t[k];
         if (c < 0x20 || c == 0x7F) {
-            rc = slc_map__error(cc, (uint32_t) k, "write it as an escape, e.g. \\n or \\t",
+            rc = slt_map__error(cc, (uint32_t) k, "write it as an escape, e.g. \\n or \\t",
                                 "control character in a string");
             goto fail;
         }
@@ -153,7 +153,7 @@ static int s_string(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
         }
         unsigned cp = 0, lo = 0;
         if (e != 'u' || k + 6 > end || s_hex4(t + k + 2, &cp) != 0) {
-            rc = slc_map__error(cc, (uint32_t) k,
+            rc = slt_map__error(cc, (uint32_t) k,
                                 "escapes are \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX",
                                 "bad escape in a string");
             goto fail;
@@ -162,14 +162,14 @@ static int s_string(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
         if (cp >= 0xD800 && cp <= 0xDBFF) {
             if (k + 12 > end || t[k + 6] != '\\' || t[k + 7] != 'u'
                 || s_hex4(t + k + 8, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF) {
-                rc = slc_map__error(cc, (uint32_t) k, "a \\uD800-\\uDBFF escape must be followed by \\uDC00-\\uDFFF",
+                rc = slt_map__error(cc, (uint32_t) k, "a \\uD800-\\uDBFF escape must be followed by \\uDC00-\\uDFFF",
                                     "lone surrogate in a string");
                 goto fail;
             }
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             used = 12;
         } else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0) {
-            rc = slc_map__error(cc, (uint32_t) k, NULL,
+            rc = slt_map__error(cc, (uint32_t) k, NULL,
                                 cp ? "lone surrogate in a string"
                                    : "\\u0000 is not allowed in a string");
             goto fail;
@@ -186,8 +186,8 @@ fail:
     return rc;
 }
 
-static int s_number(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
-                    slc_map_tok_t *tok)
+static int s_number(slt_map_cc_t *cc, const char *t, size_t len, size_t *i,
+                    slt_map_tok_t *tok)
 {
     int rc = 0;
     size_t k = *i;
@@ -215,12 +215,12 @@ static int s_number(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
         }
     }
     if (k < len && s_name_char(t[k])) {
-        rc = slc_map__error(cc, (uint32_t) *i, NULL, "bad number '%.*s'",
+        rc = slt_map__error(cc, (uint32_t) *i, NULL, "bad number '%.*s'",
                             (int) (k - *i + 1), t + *i);
         goto fail;
     }
     if (k - *i >= sizeof buf) {
-        rc = slc_map__error(cc, (uint32_t) *i, NULL, "number too long");
+        rc = slt_map__error(cc, (uint32_t) *i, NULL, "number too long");
         goto fail;
     }
     memcpy(buf, t + *i, k - *i);
@@ -230,14 +230,14 @@ static int s_number(slc_map_cc_t *cc, const char *t, size_t len, size_t *i,
         tok->kind = SLC_TK_REAL;
         tok->d = strtod_l(buf, NULL, cc->m->c_locale);
         if (errno == ERANGE && (tok->d > 1 || tok->d < -1)) {
-            rc = slc_map__error(cc, (uint32_t) *i, NULL, "number out of range");
+            rc = slt_map__error(cc, (uint32_t) *i, NULL, "number out of range");
             goto fail;
         }
     } else {
         tok->kind = SLC_TK_INT;
         tok->i = strtoll(buf, NULL, 10);
-        if (errno == ERANGE || tok->i > SLC_MAP_INT_LIMIT) {
-            rc = slc_map__error(cc, (uint32_t) *i, "integers are exact up to 2^53 "
+        if (errno == ERANGE || tok->i > SLT_MAP_INT_LIMIT) {
+            rc = slt_map__error(cc, (uint32_t) *i, "integers are exact up to 2^53 "
                                 "(9007199254740992); write a larger number as a float, 1e16",
                                 "integer out of range");
             goto fail;
@@ -267,11 +267,11 @@ static const char *s_stray_hint(const char *t, size_t len, size_t i)
     return NULL;
 }
 
-int slc_map__lex(slc_map_cc_t *cc, const char *t, size_t len,
-                 slc_map_tok_t **toks, size_t *ntoks)
+int slt_map__lex(slt_map_cc_t *cc, const char *t, size_t len,
+                 slt_map_tok_t **toks, size_t *ntoks)
 {
     int rc = 0;
-    slc_map_tok_t *v = NULL;
+    slt_map_tok_t *v = NULL;
     size_t n = 0, cap = 0, i = 0;
     *toks = NULL;
     *ntoks = 0;
@@ -280,14 +280,14 @@ int slc_map__lex(slc_map_cc_t *cc, const char *t, size_t len,
             i++;
         if (n == cap) {
             cap = cap ? cap * 2 : 32;
-            slc_map_tok_t *nv = realloc(v, cap * sizeof *nv);
+            slt_map_tok_t *nv = realloc(v, cap * sizeof *nv);
             if (!nv) {
                 rc = SL_ENOMEM;
                 goto fail;
             }
             v = nv;
         }
-        slc_map_tok_t *tok = &v[n];
+        slt_map_tok_t *tok = &v[n];
         memset(tok, 0, sizeof *tok);
         tok->pos = (uint32_t) i;
         if (i >= len) {
@@ -320,7 +320,7 @@ int slc_map__lex(slc_map_cc_t *cc, const char *t, size_t len,
             } else if (i - w == 4 && memcmp(t + w, "meta", 4) == 0) {
                 tok->kind = SLC_TK_META;
             } else {
-                rc = slc_map__error(cc, (uint32_t) start,
+                rc = slt_map__error(cc, (uint32_t) start,
                                     "document paths start with '$.' and message metadata with '$meta.'",
                                     "unknown root '$%.*s'", (int) (i - w), t + w);
             }
@@ -355,10 +355,10 @@ int slc_map__lex(slc_map_cc_t *cc, const char *t, size_t len,
                 else if (c == '>')
                     tok->kind = SLC_TK_GT;
                 else if ((unsigned char) c >= 0x21 && (unsigned char) c < 0x7F)
-                    rc = slc_map__error(cc, (uint32_t) start, s_stray_hint(t, len, start),
+                    rc = slt_map__error(cc, (uint32_t) start, s_stray_hint(t, len, start),
                                         "unexpected character '%c'", c);
                 else
-                    rc = slc_map__error(cc, (uint32_t) start, NULL,
+                    rc = slt_map__error(cc, (uint32_t) start, NULL,
                                         "unexpected character (byte 0x%02x)",
                                         (unsigned) (unsigned char) c);
             }

@@ -1,4 +1,4 @@
-/*  slc_doc - message bodies as JSON documents (slc_doc.h).
+/*  slt_doc - message bodies as JSON documents (slt_doc.h).
  *  JSON and NDJSON go through cJSON, after one pass of our own over the
  *  bytes for what cJSON lets through (bad UTF-8, raw control characters,
  *  "\u0000", integers a double cannot carry) and a walk of the tree for
@@ -7,7 +7,7 @@
  *  the start of the line, so every error can say where it is. Field text
  *  is unescaped into one scratch buffer reused for the whole body.
  *  No state; any thread.  */
-#include "slc_doc.h"
+#include "slt_doc.h"
 #include "slc.h"
 #include <assert.h>
 #include <ctype.h>
@@ -344,9 +344,9 @@ static int s_walk(const cJSON *j, const s_frame_t *at, int depth, char *err,
     }
     if (!cJSON_IsObject(j) && !cJSON_IsArray(j))
         return 0;
-    if (depth > SLC_DOC_DEPTH_MAX) {
+    if (depth > SLT_DOC_DEPTH_MAX) {
         s_pointer(at, ptr, sizeof ptr);
-        slc_errf(err, errlen, "at %s: nested deeper than %d", S_PTR(ptr), SLC_DOC_DEPTH_MAX);
+        slc_errf(err, errlen, "at %s: nested deeper than %d", S_PTR(ptr), SLT_DOC_DEPTH_MAX);
         return SL_EINVAL;
     }
     if (cJSON_IsObject(j) && (dup = s_dup_key(j, &nomem)) != NULL) {
@@ -368,7 +368,7 @@ static int s_walk(const cJSON *j, const s_frame_t *at, int depth, char *err,
     return rc;
 }
 
-/* slc_doc_parse, for a text whose first line is LINE0 of its body. */
+/* slt_doc_parse, for a text whose first line is LINE0 of its body. */
 static int s_parse(const char *data, size_t len, size_t line0, cJSON **out,
                    char *err, size_t errlen)
 {
@@ -416,23 +416,23 @@ fail:
     return rc;
 }
 
-int slc_doc_parse(const char *data, size_t len, cJSON **out, char *err, size_t errlen)
+int slt_doc_parse(const char *data, size_t len, cJSON **out, char *err, size_t errlen)
 {
     assert(out && (data || len == 0));
     return s_parse(data ? data : "", len, 1, out, err, errlen);
 }
 
-bool slc_doc_utf8(const char *s, size_t len)
+bool slt_doc_utf8(const char *s, size_t len)
 {
     return s_utf8_ok((const unsigned char *) s, len) == len;
 }
 
-bool slc_doc_int(const cJSON *j, int64_t *v)
+bool slt_doc_int(const cJSON *j, int64_t *v)
 {
     if (!cJSON_IsNumber(j))
         return false;
     double d = j->valuedouble;
-    if (!(d >= -SLC_DOC_INT_LIMIT && d <= SLC_DOC_INT_LIMIT) || d != trunc(d))
+    if (!(d >= -SLT_DOC_INT_LIMIT && d <= SLT_DOC_INT_LIMIT) || d != trunc(d))
         return false;
     if (v)
         *v = (int64_t) d;
@@ -844,7 +844,7 @@ static int s_format(const char *ct)
     return S_JSON;
 }
 
-int slc_doc_decode(const char *content_type, const void *data, size_t len,
+int slt_doc_decode(const char *content_type, const void *data, size_t len,
                    cJSON **docs, size_t max, size_t *ndocs,
                    char *err, size_t errlen)
 {
@@ -872,7 +872,7 @@ int slc_doc_decode(const char *content_type, const void *data, size_t len,
 /* Our own writer over cJSON trees: cJSON's printer keeps 15 significant
  * digits whenever they read back within an epsilon, so 1234567890123456
  * would leave as 1.23456789012346e+15 (and cJSON cannot sort keys, which
- * canonical schema texts need). Numbers as slc_doc_number writes them;
+ * canonical schema texts need). Numbers as slt_doc_number writes them;
  * strings escape what RFC 8259 requires. */
 typedef struct {
     char *buf;
@@ -923,7 +923,7 @@ static int s_w_string(s_w_t *w, const char *s)
     return rc;
 }
 
-void slc_doc_number(double d, char *buf, size_t len)
+void slt_doc_number(double d, char *buf, size_t len)
 {
     cJSON probe = { .type = cJSON_Number, .valuedouble = d };
     int64_t v;
@@ -932,7 +932,7 @@ void slc_doc_number(double d, char *buf, size_t len)
         snprintf(buf, len, "null");
         return;
     }
-    if (slc_doc_int(&probe, &v)) {
+    if (slt_doc_int(&probe, &v)) {
         char rev[24];
         uint64_t u = v < 0 ? (uint64_t) -v : (uint64_t) v;
         size_t n = 0, k = 0;
@@ -952,7 +952,7 @@ void slc_doc_number(double d, char *buf, size_t len)
             break;
     }
     /* A whole number past 2^53 in digits alone would read back as an
-     * integer slc_doc_parse refuses: mark it a real. */
+     * integer slt_doc_parse refuses: mark it a real. */
     if (!strpbrk(buf, ".e"))
         strcat(buf, ".0");
 }
@@ -962,7 +962,7 @@ static int s_w_number(s_w_t *w, double d)
     char num[40];
     if (!isfinite(d))
         return SL_EINVAL;
-    slc_doc_number(d, num, sizeof num);
+    slt_doc_number(d, num, sizeof num);
     return s_w_put(w, num, strlen(num));
 }
 
@@ -976,7 +976,7 @@ static int s_w_value(s_w_t *w, const cJSON *j, unsigned flags, int depth)
 {
     int rc = 0;
     const cJSON **sorted = NULL;
-    if (depth > SLC_DOC_DEPTH_MAX)
+    if (depth > SLT_DOC_DEPTH_MAX)
         return SL_EINVAL;
     switch (j->type & 0xFF) {
     case cJSON_NULL:   return s_w_put(w, "null", 4);
@@ -992,7 +992,7 @@ static int s_w_value(s_w_t *w, const cJSON *j, unsigned flags, int depth)
     }
     bool obj = cJSON_IsObject(j);
     size_t n = 0, i = 0;
-    if (obj && (flags & SLC_DOC_SORTED)) {
+    if (obj && (flags & SLT_DOC_SORTED)) {
         for (const cJSON *c = j->child; c; c = c->next)
             n++;
         sorted = n > 1 ? malloc(n * sizeof *sorted) : NULL;
@@ -1022,12 +1022,12 @@ static int s_w_value(s_w_t *w, const cJSON *j, unsigned flags, int depth)
     return rc;
 }
 
-int slc_doc_encode(const cJSON *doc, char **out, size_t *len)
+int slt_doc_encode(const cJSON *doc, char **out, size_t *len)
 {
-    return slc_doc_encode_ex(doc, 0, out, len);
+    return slt_doc_encode_ex(doc, 0, out, len);
 }
 
-int slc_doc_encode_ex(const cJSON *doc, unsigned flags, char **out, size_t *len)
+int slt_doc_encode_ex(const cJSON *doc, unsigned flags, char **out, size_t *len)
 {
     s_w_t w = { NULL, 0, 0 };
     int rc = 0;

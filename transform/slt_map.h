@@ -1,11 +1,11 @@
-/*  slc_map - the mapping language (docs/mapping.md): compile a YAML mapping
+/*  slt_map - the mapping language (docs/mapping.md): compile a YAML mapping
  *  once, then turn JSON documents of its source schema into documents of
  *  its target schema. The broker runs it at ingest, the CLI on fixtures.
  *  A compiled mapping is immutable: any number of threads may evaluate the
  *  same one at once. It does not read files, know schemas (the caller gives
  *  a types callback) or publish anything.  */
-#ifndef SLC_MAP_H
-#define SLC_MAP_H
+#ifndef SLT_MAP_H
+#define SLT_MAP_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
@@ -13,67 +13,67 @@
 
 /* Types a path may have, as a bit set: the answer of a types callback and
  * what the type checker tracks. NUMBER is any number, INTEGER an integer. */
-#define SLC_MAP_T_STRING  (1u << 0)
-#define SLC_MAP_T_NUMBER  (1u << 1)
-#define SLC_MAP_T_INTEGER (1u << 2)
-#define SLC_MAP_T_BOOLEAN (1u << 3)
-#define SLC_MAP_T_OBJECT  (1u << 4)
-#define SLC_MAP_T_ARRAY   (1u << 5)
-#define SLC_MAP_T_NULL    (1u << 6)
-#define SLC_MAP_T_ANY     ((1u << 7) - 1)
+#define SLT_MAP_T_STRING  (1u << 0)
+#define SLT_MAP_T_NUMBER  (1u << 1)
+#define SLT_MAP_T_INTEGER (1u << 2)
+#define SLT_MAP_T_BOOLEAN (1u << 3)
+#define SLT_MAP_T_OBJECT  (1u << 4)
+#define SLT_MAP_T_ARRAY   (1u << 5)
+#define SLT_MAP_T_NULL    (1u << 6)
+#define SLT_MAP_T_ANY     ((1u << 7) - 1)
 
 /* Limits (docs/mapping.md, "Limits"). */
-#define SLC_MAP_YAML_MAX     (1u << 20)    /* bytes of a mapping file */
-#define SLC_MAP_EXPR_MAX     (16u << 10)   /* bytes of one expression */
-#define SLC_MAP_DEPTH_MAX    64            /* AST depth of one expression */
-#define SLC_MAP_FIELDS_MAX   1024          /* target fields */
-#define SLC_MAP_TARGET_DEPTH 16            /* names in one target path */
-#define SLC_MAP_NAME_MAX     256           /* bytes of one target name */
-#define SLC_MAP_ARGS_MAX     16            /* arguments of one call */
-#define SLC_MAP_TABLES_MAX   64            /* tables */
-#define SLC_MAP_ENTRIES_MAX  65536         /* table entries in all */
-#define SLC_MAP_ERRORS_MAX   16            /* compile errors reported */
-#define SLC_MAP_STR_MAX      (1u << 20)    /* bytes of a string built */
-#define SLC_MAP_ARRAY_MAX    65536         /* elements of an array built */
-#define SLC_MAP_STEPS_MAX    1000000       /* work units per evaluation */
-#define SLC_MAP_BYTES_MAX    (16u << 20)   /* bytes produced per evaluation */
-#define SLC_MAP_JSON_DEPTH   256           /* JSON nesting copied, compared, string() */
+#define SLT_MAP_YAML_MAX     (1u << 20)    /* bytes of a mapping file */
+#define SLT_MAP_EXPR_MAX     (16u << 10)   /* bytes of one expression */
+#define SLT_MAP_DEPTH_MAX    64            /* AST depth of one expression */
+#define SLT_MAP_FIELDS_MAX   1024          /* target fields */
+#define SLT_MAP_TARGET_DEPTH 16            /* names in one target path */
+#define SLT_MAP_NAME_MAX     256           /* bytes of one target name */
+#define SLT_MAP_ARGS_MAX     16            /* arguments of one call */
+#define SLT_MAP_TABLES_MAX   64            /* tables */
+#define SLT_MAP_ENTRIES_MAX  65536         /* table entries in all */
+#define SLT_MAP_ERRORS_MAX   16            /* compile errors reported */
+#define SLT_MAP_STR_MAX      (1u << 20)    /* bytes of a string built */
+#define SLT_MAP_ARRAY_MAX    65536         /* elements of an array built */
+#define SLT_MAP_STEPS_MAX    1000000       /* work units per evaluation */
+#define SLT_MAP_BYTES_MAX    (16u << 20)   /* bytes produced per evaluation */
+#define SLT_MAP_JSON_DEPTH   256           /* JSON nesting copied, compared, string() */
 
-typedef struct slc_map slc_map_t;
+typedef struct slt_map slt_map_t;
 
 /* The source schema, as seen by the type checker: set *TYPES to the
- * SLC_MAP_T_* bits PATH may have (0 counts as ANY) and return 0, or return
+ * SLT_MAP_T_* bits PATH may have (0 counts as ANY) and return 0, or return
  * SL_ENOTFOUND when no document of the schema can have PATH. PATH is "$"
  * followed by ".name" (or ["name"] in JSON string syntax for names that
  * are not identifiers) and "[*]" (an array element, whatever index the
  * expression used), e.g. "$.items[*].sku", "$[\"content-type\"]". ARG is
  * the caller's. Any other return code aborts the compilation with it. */
-typedef int (slc_map_types_fn)(void *arg, const char *path, unsigned *types);
+typedef int (slt_map_types_fn)(void *arg, const char *path, unsigned *types);
 
 /* Compile the mapping YAML (LEN bytes, need not be NUL-terminated; borrowed
  * for the call). ORIGIN (borrowed; NULL gives "<mapping>") names the file
  * in diagnostics and runtime errors. TYPES (may be NULL: then paths into the
  * document are not checked and have any type) and ARG describe the source
  * schema. On 0, *OUT is the compiled mapping (caller owns; destroy with
- * slc_map_destroy). Otherwise *OUT is NULL and ERR (ERRLEN bytes, may be
+ * slt_map_destroy). Otherwise *OUT is NULL and ERR (ERRLEN bytes, may be
  * NULL) holds every diagnostic, one block of lines each: ORIGIN:LINE:COL,
  * the message, the mapping and field, the YAML line with a caret under
  * the column, and a hint when there is one. Returns SL_EINVAL when the
- * mapping is wrong, SL_ETOOBIG when LEN > SLC_MAP_YAML_MAX, SL_ENOMEM,
+ * mapping is wrong, SL_ETOOBIG when LEN > SLT_MAP_YAML_MAX, SL_ENOMEM,
  * SL_ESYS when libsodium cannot start, or the code a TYPES call returned
  * other than 0 and SL_ENOTFOUND. */
-int slc_map_compile(const char *yaml, size_t len, const char *origin,
-                    slc_map_types_fn *types, void *arg, slc_map_t **out,
+int slt_map_compile(const char *yaml, size_t len, const char *origin,
+                    slt_map_types_fn *types, void *arg, slt_map_t **out,
                     char *err, size_t errlen);
 
 /* Destroy the mapping. NULL-safe; sets *SELF_P to NULL. */
-void slc_map_destroy(slc_map_t **self_p);
+void slt_map_destroy(slt_map_t **self_p);
 
 /* The mapping's name, its "from" and "to" as SUBJECT@VERSION. Borrowed,
  * valid until the mapping is destroyed; never NULL. */
-const char *slc_map_name(const slc_map_t *self);
-const char *slc_map_from(const slc_map_t *self);
-const char *slc_map_to(const slc_map_t *self);
+const char *slt_map_name(const slt_map_t *self);
+const char *slt_map_from(const slt_map_t *self);
+const char *slt_map_to(const slt_map_t *self);
 
 /* Evaluate the mapping on DOC (any JSON value, usually an object) with
  * META ({"topic", "offset", "headers", "lineage"}, may be NULL: then every
@@ -88,7 +88,7 @@ const char *slc_map_to(const slc_map_t *self);
  * path in ERR, followed by " (topic T, offset N)" when META has a string
  * "topic" and a number "offset"; or SL_ENOMEM. On error *OUT is NULL and
  * *DROPPED false. */
-int slc_map_eval(const slc_map_t *self, const cJSON *doc, const cJSON *meta,
+int slt_map_eval(const slt_map_t *self, const cJSON *doc, const cJSON *meta,
                  cJSON **out, bool *dropped, char *err, size_t errlen);
 
 #endif

@@ -1,5 +1,5 @@
-/*  slc_map - a mapping file from YAML to a compiled, checked program, and
- *  the run of that program over one document (slc_map.h).
+/*  slt_map - a mapping file from YAML to a compiled, checked program, and
+ *  the run of that program over one document (slt_map.h).
  *
  *  Compiling reads the YAML with libfyaml into a document tree (its depth
  *  is bounded by libfyaml), takes the keys in a fixed order (name, from and
@@ -12,14 +12,14 @@
  *  arena), freed together; the objects that hold nested targets are
  *  worked out once, here.
  *
- *  Evaluating is slc_map__eval over each field in file order, after
+ *  Evaluating is slt_map__eval over each field in file order, after
  *  drop_if, into a fresh cJSON object that borrows nothing from the
  *  document or the mapping. The compiled mapping is never written after
  *  compile, so threads may share it.  */
-#include "slc_map.h"
-#include "slc_map_int.h"
+#include "slt_map.h"
+#include "slt_map_int.h"
 #include "slc.h"
-#include "slc_doc.h"
+#include "slt_doc.h"
 #include <assert.h>
 #include <errno.h>
 #include <libfyaml.h>
@@ -35,18 +35,18 @@
 
 /* ---- arena */
 
-struct slc_map_chunk {
-    slc_map_chunk_t *next;
+struct slt_map_chunk {
+    slt_map_chunk_t *next;
     size_t used;
     size_t cap;
     max_align_t data[];
 };
 
-void *slc_map__alloc(slc_map_arena_t *a, size_t n)
+void *slt_map__alloc(slt_map_arena_t *a, size_t n)
 {
     const size_t align = sizeof(max_align_t);
     n = (n + align - 1) / align * align;
-    slc_map_chunk_t *c = a->head;
+    slt_map_chunk_t *c = a->head;
     if (!c || c->cap - c->used < n) {
         size_t cap = n > S_CHUNK ? n : S_CHUNK;
         c = malloc(sizeof *c + cap);
@@ -63,18 +63,18 @@ void *slc_map__alloc(slc_map_arena_t *a, size_t n)
     return p;
 }
 
-char *slc_map__strndup(slc_map_arena_t *a, const char *s, size_t n)
+char *slt_map__strndup(slt_map_arena_t *a, const char *s, size_t n)
 {
-    char *p = slc_map__alloc(a, n + 1);
+    char *p = slt_map__alloc(a, n + 1);
     if (p && n)
         memcpy(p, s, n);
     return p;
 }
 
-void slc_map__arena_free(slc_map_arena_t *a)
+void slt_map__arena_free(slt_map_arena_t *a)
 {
     while (a->head) {
-        slc_map_chunk_t *next = a->head->next;
+        slt_map_chunk_t *next = a->head->next;
         free(a->head);
         a->head = next;
     }
@@ -92,7 +92,7 @@ static unsigned s_chars(const char *s, size_t n)
     return c;
 }
 
-void slc_map__position(const slc_map_field_t *f, uint32_t pos,
+void slt_map__position(const slt_map_field_t *f, uint32_t pos,
                        unsigned *line, unsigned *col)
 {
     *line = f->loc.line;
@@ -135,15 +135,15 @@ typedef struct {
     char *field;                    /* "field 'a.b'", "drop_if", or NULL */
 } s_item_t;
 
-struct slc_map_diag {
-    s_item_t items[SLC_MAP_ERRORS_MAX];
+struct slt_map_diag {
+    s_item_t items[SLT_MAP_ERRORS_MAX];
     size_t n;
     size_t more;                    /* errors beyond the limit */
     bool oom;
 };
 
 /* How diagnostics name field F (NULL: none) into BUF. */
-static const char *s_label(const slc_map_t *m, const slc_map_field_t *f, char *buf, size_t len)
+static const char *s_label(const slt_map_t *m, const slt_map_field_t *f, char *buf, size_t len)
 {
     if (!f || !f->target)
         return NULL;
@@ -153,11 +153,11 @@ static const char *s_label(const slc_map_t *m, const slc_map_field_t *f, char *b
     return buf;
 }
 
-static void s_diag_vadd(slc_map_diag_t *d, unsigned line, unsigned col, const char *field,
+static void s_diag_vadd(slt_map_diag_t *d, unsigned line, unsigned col, const char *field,
                         const char *hint, const char *fmt, va_list ap)
 {
     char msg[1024];
-    if (d->n == SLC_MAP_ERRORS_MAX) {
+    if (d->n == SLT_MAP_ERRORS_MAX) {
         d->more++;
         return;
     }
@@ -178,11 +178,11 @@ static void s_diag_vadd(slc_map_diag_t *d, unsigned line, unsigned col, const ch
     d->n++;
 }
 
-static void s_diag_add(slc_map_diag_t *d, unsigned line, unsigned col, const char *field,
+static void s_diag_add(slt_map_diag_t *d, unsigned line, unsigned col, const char *field,
                        const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-static void s_diag_add(slc_map_diag_t *d, unsigned line, unsigned col, const char *field,
+static void s_diag_add(slt_map_diag_t *d, unsigned line, unsigned col, const char *field,
                        const char *hint, const char *fmt, ...)
 {
     va_list ap;
@@ -191,12 +191,12 @@ static void s_diag_add(slc_map_diag_t *d, unsigned line, unsigned col, const cha
     va_end(ap);
 }
 
-int slc_map__error(slc_map_cc_t *cc, uint32_t pos, const char *hint, const char *fmt, ...)
+int slt_map__error(slt_map_cc_t *cc, uint32_t pos, const char *hint, const char *fmt, ...)
 {
     unsigned line, col;
-    char label[SLC_MAP_NAME_MAX * SLC_MAP_TARGET_DEPTH + 32];
+    char label[SLT_MAP_NAME_MAX * SLT_MAP_TARGET_DEPTH + 32];
     va_list ap;
-    slc_map__position(cc->field, pos, &line, &col);
+    slt_map__position(cc->field, pos, &line, &col);
     va_start(ap, fmt);
     s_diag_vadd(cc->diag, line, col, s_label(cc->m, cc->field, label, sizeof label), hint, fmt, ap);
     va_end(ap);
@@ -204,7 +204,7 @@ int slc_map__error(slc_map_cc_t *cc, uint32_t pos, const char *hint, const char 
     return SL_EINVAL;
 }
 
-static void s_diag_free(slc_map_diag_t *d)
+static void s_diag_free(slt_map_diag_t *d)
 {
     for (size_t k = 0; k < d->n; k++) {
         free(d->items[k].msg);
@@ -285,7 +285,7 @@ static void s_show_line(s_out_t *o, const char *yaml, size_t len, unsigned line,
 }
 
 /* Every recorded error, in file order, into ERR. */
-static void s_render(slc_map_diag_t *d, const slc_map_t *m, const char *yaml, size_t len,
+static void s_render(slt_map_diag_t *d, const slt_map_t *m, const char *yaml, size_t len,
                      char *err, size_t errlen)
 {
     s_out_t o = { .b = err, .cap = errlen };
@@ -370,7 +370,7 @@ static size_t s_utf8_bad(const char *s, size_t len)
 }
 
 typedef struct {
-    slc_map_cc_t *cc;
+    slt_map_cc_t *cc;
     const char *yaml;
     size_t len;
 } s_yaml_t;
@@ -386,14 +386,14 @@ static void s_node_pos(const s_yaml_t *y, struct fy_node *n, unsigned *line, uns
         s_text_pos(y->yaml, y->len, mk->input_pos, line, col);
 }
 
-static void s_yerr(const s_yaml_t *y, struct fy_node *at, const slc_map_field_t *f,
+static void s_yerr(const s_yaml_t *y, struct fy_node *at, const slt_map_field_t *f,
                    const char *hint, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void s_yerr(const s_yaml_t *y, struct fy_node *at, const slc_map_field_t *f,
+static void s_yerr(const s_yaml_t *y, struct fy_node *at, const slt_map_field_t *f,
                    const char *hint, const char *fmt, ...)
 {
     unsigned line, col;
-    char label[SLC_MAP_NAME_MAX * SLC_MAP_TARGET_DEPTH + 32];
+    char label[SLT_MAP_NAME_MAX * SLT_MAP_TARGET_DEPTH + 32];
     va_list ap;
     s_node_pos(y, at, &line, &col);
     va_start(ap, fmt);
@@ -492,7 +492,7 @@ static int s_head(const s_yaml_t *y, struct fy_node *key, struct fy_node *val,
                    "bad %s '%.*s'", what, (int) (n > 64 ? 64 : n), s);
         return 0;
     }
-    *out = slc_map__strndup(&y->cc->m->arena, s, n);
+    *out = slt_map__strndup(&y->cc->m->arena, s, n);
     return *out ? 0 : SL_ENOMEM;
 }
 
@@ -532,7 +532,7 @@ static int s_table_value(const s_yaml_t *y, struct fy_node *n, cJSON **out)
             if (ints) {
                 errno = 0;
                 long long v = strtoll(buf, &end, 10);
-                if (errno != 0 || v > SLC_MAP_INT_LIMIT || v < -SLC_MAP_INT_LIMIT) {
+                if (errno != 0 || v > SLT_MAP_INT_LIMIT || v < -SLT_MAP_INT_LIMIT) {
                     s_yerr(y, n, NULL, "quote it to keep it as a string: '\"...\"'",
                            "table integer %s is out of range (integers are exact up to 2^53)",
                            buf);
@@ -548,7 +548,7 @@ static int s_table_value(const s_yaml_t *y, struct fy_node *n, cJSON **out)
     }
     if (!*out) {
         /* NUL-terminated for cJSON; the file is valid UTF-8. */
-        const char *z = slc_map__strndup(&y->cc->m->arena, s, len);
+        const char *z = slt_map__strndup(&y->cc->m->arena, s, len);
         *out = z ? cJSON_CreateString(z) : NULL;
     }
     if (!*out)
@@ -559,20 +559,20 @@ fail:
 
 static int s_entry_cmp(const void *a, const void *b)
 {
-    const slc_map_entry_t *x = a, *y = b;
+    const slt_map_entry_t *x = a, *y = b;
     size_t m = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->key, y->key, m);
     return c ? c : x->len < y->len ? -1 : x->len > y->len;
 }
 
-static int s_key_cmp(const char *key, size_t len, const slc_map_entry_t *e)
+static int s_key_cmp(const char *key, size_t len, const slt_map_entry_t *e)
 {
     size_t m = len < e->len ? len : e->len;
     int c = memcmp(key, e->key, m);
     return c ? c : len < e->len ? -1 : len > e->len;
 }
 
-const cJSON *slc_map__table_get(const slc_map_table_t *t, const char *key, size_t len)
+const cJSON *slt_map__table_get(const slt_map_table_t *t, const char *key, size_t len)
 {
     size_t lo = 0, hi = t->n;
     while (lo < hi) {
@@ -588,7 +588,7 @@ const cJSON *slc_map__table_get(const slc_map_table_t *t, const char *key, size_
     return NULL;
 }
 
-const slc_map_table_t *slc_map__table_find(const slc_map_t *m, const char *name, size_t len)
+const slt_map_table_t *slt_map__table_find(const slt_map_t *m, const char *name, size_t len)
 {
     for (size_t k = 0; k < m->ntabs; k++)
         if (m->tabs[k].namelen == len && memcmp(m->tabs[k].name, name, len) == 0)
@@ -599,18 +599,18 @@ const slc_map_table_t *slc_map__table_find(const slc_map_t *m, const char *name,
 /* TAB's CNT entries ES (arena), sorted by key for lookups, and the types
  * of their values. The YAML reader refused duplicate keys (it compares
  * values, so 1 and "1" are the same key), so keys are unique. */
-static void s_table_index(slc_map_table_t *tab, slc_map_entry_t *es, size_t cnt)
+static void s_table_index(slt_map_table_t *tab, slt_map_entry_t *es, size_t cnt)
 {
     if (cnt)
         qsort(es, cnt, sizeof *es, s_entry_cmp);
     for (size_t k = 0; k < cnt; k++) {
         switch (es[k].value->type & 0xFF) {
-        case cJSON_String: tab->types |= SLC_MAP_T_STRING; break;
+        case cJSON_String: tab->types |= SLT_MAP_T_STRING; break;
         case cJSON_Number:
-            tab->types |= slc_doc_int(es[k].value, NULL) ? SLC_MAP_T_INTEGER : SLC_MAP_T_NUMBER;
+            tab->types |= slt_doc_int(es[k].value, NULL) ? SLT_MAP_T_INTEGER : SLT_MAP_T_NUMBER;
             break;
-        case cJSON_True: case cJSON_False: tab->types |= SLC_MAP_T_BOOLEAN; break;
-        default: tab->types |= SLC_MAP_T_NULL; break;
+        case cJSON_True: case cJSON_False: tab->types |= SLT_MAP_T_BOOLEAN; break;
+        default: tab->types |= SLT_MAP_T_NULL; break;
         }
     }
     tab->entries = es;
@@ -620,12 +620,12 @@ static void s_table_index(slc_map_table_t *tab, slc_map_entry_t *es, size_t cnt)
 static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
 {
     int rc = 0;
-    slc_map_t *m = y->cc->m;
+    slt_map_t *m = y->cc->m;
     struct fy_node_pair *p;
     void *it = NULL;
     size_t entries = 0, cnt = 0;
     cJSON *table = NULL, *v = NULL;
-    slc_map_entry_t *es = NULL;
+    slt_map_entry_t *es = NULL;
     if (!val || fy_node_is_alias(val) || fy_node_get_type(val) != FYNT_MAPPING) {
         s_yerr(y, key, NULL, "e.g. tables: {countries: {DE: Germany}}", "tables must be a YAML mapping, got %s",
                s_kind_text(val));
@@ -646,8 +646,8 @@ static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
                    "bad table name '%.*s'", (int) (n > 64 ? 64 : n), name);
             continue;
         }
-        if (m->ntabs == SLC_MAP_TABLES_MAX) {
-            s_yerr(y, tk, NULL, NULL, "too many tables (limit %d)", SLC_MAP_TABLES_MAX);
+        if (m->ntabs == SLT_MAP_TABLES_MAX) {
+            s_yerr(y, tk, NULL, NULL, "too many tables (limit %d)", SLT_MAP_TABLES_MAX);
             break;
         }
         if (!tv || fy_node_is_alias(tv) || fy_node_get_type(tv) != FYNT_MAPPING) {
@@ -655,14 +655,14 @@ static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
                    (int) n, name, s_kind_text(tv));
             continue;
         }
-        slc_map_table_t *tab = &m->tabs[m->ntabs];
+        slt_map_table_t *tab = &m->tabs[m->ntabs];
         memset(tab, 0, sizeof *tab);
-        tab->name = slc_map__strndup(&m->arena, name, n);
+        tab->name = slt_map__strndup(&m->arena, name, n);
         tab->namelen = n;
         table = cJSON_CreateObject();
         /* At most one entry per YAML pair; the arena keeps them. */
         int pairs = fy_node_mapping_item_count(tv);
-        es = slc_map__alloc(&m->arena, (pairs > 0 ? (size_t) pairs : 1) * sizeof *es);
+        es = slt_map__alloc(&m->arena, (pairs > 0 ? (size_t) pairs : 1) * sizeof *es);
         if (!tab->name || !table || !es) {
             rc = SL_ENOMEM;
             goto fail;
@@ -686,8 +686,8 @@ static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
                 s_yerr(y, ek, NULL, NULL, "a table key cannot contain a NUL character");
                 continue;
             }
-            if (++entries > SLC_MAP_ENTRIES_MAX) {
-                s_yerr(y, ek, NULL, NULL, "too many table entries (limit %d)", SLC_MAP_ENTRIES_MAX);
+            if (++entries > SLT_MAP_ENTRIES_MAX) {
+                s_yerr(y, ek, NULL, NULL, "too many table entries (limit %d)", SLT_MAP_ENTRIES_MAX);
                 goto fail;
             }
             rc = s_table_value(y, ev, &v);
@@ -695,12 +695,12 @@ static int s_tables(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
                 goto fail;
             if (!v)
                 continue;           /* reported */
-            const char *kz = slc_map__strndup(&m->arena, ks, kl);
+            const char *kz = slt_map__strndup(&m->arena, ks, kl);
             if (!kz || !cJSON_AddItemToObject(table, kz, v)) {
                 rc = SL_ENOMEM;
                 goto fail;
             }
-            es[cnt++] = (slc_map_entry_t) { kz, kl, v };
+            es[cnt++] = (slt_map_entry_t) { kz, kl, v };
             v = NULL;
         }
         s_table_index(tab, es, cnt);
@@ -722,7 +722,7 @@ fail:
  * scalars without escapes or folding) or for a literal block (each line
  * shifted by the block's indentation); otherwise the scalar's start. */
 static void s_loc(const s_yaml_t *y, struct fy_node *n, const char *text, size_t tl,
-                  slc_map_loc_t *loc)
+                  slt_map_loc_t *loc)
 {
     struct fy_token *t = fy_node_get_scalar_token(n);
     const struct fy_mark *sm = t ? fy_token_start_mark(t) : NULL;
@@ -754,10 +754,10 @@ static void s_loc(const s_yaml_t *y, struct fy_node *n, const char *text, size_t
 
 /* Compile the expression VAL (the value of KEY) into F. */
 static int s_expr(const s_yaml_t *y, struct fy_node *key, struct fy_node *val,
-                  slc_map_field_t *f, unsigned want)
+                  slt_map_field_t *f, unsigned want)
 {
     int rc = 0;
-    slc_map_cc_t *cc = y->cc;
+    slt_map_cc_t *cc = y->cc;
     size_t tl = 0;
     const char *text = NULL;
     if (!val) {
@@ -781,12 +781,12 @@ static int s_expr(const s_yaml_t *y, struct fy_node *key, struct fy_node *val,
         s_yerr(y, key, f, NULL, "empty expression");
         goto fail;
     }
-    if (tl > SLC_MAP_EXPR_MAX) {
+    if (tl > SLT_MAP_EXPR_MAX) {
         s_yerr(y, val, f, "split it over several fields", "expression too long "
-               "(%zu bytes, limit %u)", tl, SLC_MAP_EXPR_MAX);
+               "(%zu bytes, limit %u)", tl, SLT_MAP_EXPR_MAX);
         goto fail;
     }
-    f->text = slc_map__strndup(&cc->m->arena, text, tl);
+    f->text = slt_map__strndup(&cc->m->arena, text, tl);
     if (!f->text) {
         rc = SL_ENOMEM;
         goto fail;
@@ -796,10 +796,10 @@ static int s_expr(const s_yaml_t *y, struct fy_node *key, struct fy_node *val,
     cc->field = f;
     enum fy_node_style st = fy_node_get_style(val);
     cc->quoted = st == FYNS_SINGLE_QUOTED || st == FYNS_DOUBLE_QUOTED;
-    slc_map_node_t *root = NULL;
-    rc = slc_map__parse(cc, f->text, tl, &root);
+    slt_map_node_t *root = NULL;
+    rc = slt_map__parse(cc, f->text, tl, &root);
     if (rc == 0)
-        rc = slc_map__check(cc, root, want);
+        rc = slt_map__check(cc, root, want);
     if (rc == 0)
         f->expr = root;
     if (rc == SL_EINVAL)
@@ -810,14 +810,14 @@ fail:
 }
 
 /* Split target KEY into its names; report bad ones. */
-static int s_target(const s_yaml_t *y, struct fy_node *key, slc_map_field_t *f)
+static int s_target(const s_yaml_t *y, struct fy_node *key, slt_map_field_t *f)
 {
     int rc = 0;
     size_t n;
     const char *s = s_scalar(y, key, key, "a target", &n);
     if (!s)
         goto fail;
-    f->target = slc_map__strndup(&y->cc->m->arena, s, n);
+    f->target = slt_map__strndup(&y->cc->m->arena, s, n);
     if (!f->target) {
         rc = SL_ENOMEM;
         goto fail;
@@ -825,13 +825,13 @@ static int s_target(const s_yaml_t *y, struct fy_node *key, slc_map_field_t *f)
     size_t segs = 1;
     for (size_t k = 0; k < n; k++)
         segs += s[k] == '.';
-    if (segs > SLC_MAP_TARGET_DEPTH) {
+    if (segs > SLT_MAP_TARGET_DEPTH) {
         s_yerr(y, key, f, NULL, "target path too deep (%zu names, limit %d)",
-               segs, SLC_MAP_TARGET_DEPTH);
+               segs, SLT_MAP_TARGET_DEPTH);
         goto fail;
     }
-    f->segs = slc_map__alloc(&y->cc->m->arena, segs * sizeof *f->segs);
-    f->seglens = slc_map__alloc(&y->cc->m->arena, segs * sizeof *f->seglens);
+    f->segs = slt_map__alloc(&y->cc->m->arena, segs * sizeof *f->segs);
+    f->seglens = slt_map__alloc(&y->cc->m->arena, segs * sizeof *f->seglens);
     if (!f->segs || !f->seglens) {
         rc = SL_ENOMEM;
         goto fail;
@@ -844,14 +844,14 @@ static int s_target(const s_yaml_t *y, struct fy_node *key, slc_map_field_t *f)
     for (size_t j = 0; j <= n; j++) {
         if (j < n && s[j] != '.')
             continue;
-        if (j == start || j - start > SLC_MAP_NAME_MAX) {
+        if (j == start || j - start > SLT_MAP_NAME_MAX) {
             s_yerr(y, key, f, "a target is names separated by single dots: customer.email",
                    j == start ? "empty name in target '%.*s'" : "name too long in target '%.*s'",
                    (int) (n > 64 ? 64 : n), s);
             goto fail;
         }
         /* NUL-terminated: they become keys of the output. */
-        f->segs[k] = slc_map__strndup(&y->cc->m->arena, s + start, j - start);
+        f->segs[k] = slt_map__strndup(&y->cc->m->arena, s + start, j - start);
         if (!f->segs[k]) {
             rc = SL_ENOMEM;
             goto fail;
@@ -866,11 +866,11 @@ fail:
 }
 
 /* One target may not be another's parent, nor appear twice. */
-static void s_conflicts(const s_yaml_t *y, struct fy_node *key, slc_map_field_t *fields, size_t n)
+static void s_conflicts(const s_yaml_t *y, struct fy_node *key, slt_map_field_t *fields, size_t n)
 {
-    slc_map_field_t *f = &fields[n];
+    slt_map_field_t *f = &fields[n];
     for (size_t k = 0; k < n; k++) {
-        const slc_map_field_t *g = &fields[k];
+        const slt_map_field_t *g = &fields[k];
         if (!g->nsegs)
             continue;
         size_t m = f->nsegs < g->nsegs ? f->nsegs : g->nsegs, j = 0;
@@ -894,31 +894,31 @@ static void s_conflicts(const s_yaml_t *y, struct fy_node *key, slc_map_field_t 
  * its value goes into. A field shares the objects of its longest common
  * prefix with an earlier field, so each is made once, and evaluation
  * never searches the output for a parent. */
-static int s_groups(slc_map_t *m)
+static int s_groups(slt_map_t *m)
 {
     int rc = 0;
     size_t cap = 1;
     for (size_t k = 0; k < m->nfields; k++)
         cap += m->fields[k].nsegs > 1 ? m->fields[k].nsegs - 1 : 0;
-    m->groups = slc_map__alloc(&m->arena, cap * sizeof *m->groups);
+    m->groups = slt_map__alloc(&m->arena, cap * sizeof *m->groups);
     if (!m->groups) {
         rc = SL_ENOMEM;
         goto fail;
     }
     for (size_t k = 0; k < m->nfields; k++) {
-        slc_map_field_t *f = &m->fields[k];
-        const slc_map_field_t *from = NULL;
+        slt_map_field_t *f = &m->fields[k];
+        const slt_map_field_t *from = NULL;
         size_t best = 0;
         f->group = -1;
         if (f->nsegs < 2)
             continue;
-        f->gids = slc_map__alloc(&m->arena, (f->nsegs - 1) * sizeof *f->gids);
+        f->gids = slt_map__alloc(&m->arena, (f->nsegs - 1) * sizeof *f->gids);
         if (!f->gids) {
             rc = SL_ENOMEM;
             goto fail;
         }
         for (size_t j = 0; j < k; j++) {
-            const slc_map_field_t *g = &m->fields[j];
+            const slt_map_field_t *g = &m->fields[j];
             size_t lim = g->nsegs < f->nsegs ? g->nsegs : f->nsegs, c = 0;
             lim = lim ? lim - 1 : 0;
             while (c < lim && f->seglens[c] == g->seglens[c]
@@ -947,7 +947,7 @@ fail:
 static int s_map(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
 {
     int rc = 0;
-    slc_map_t *m = y->cc->m;
+    slt_map_t *m = y->cc->m;
     struct fy_node_pair *p;
     void *it = NULL;
     if (!val || fy_node_is_alias(val) || fy_node_get_type(val) != FYNT_MAPPING) {
@@ -960,18 +960,18 @@ static int s_map(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
         s_yerr(y, key, NULL, "map: holds TARGET: EXPRESSION pairs", "map has no fields");
         goto fail;
     }
-    if (cnt > SLC_MAP_FIELDS_MAX) {
-        s_yerr(y, key, NULL, NULL, "too many fields (%d, limit %d)", cnt, SLC_MAP_FIELDS_MAX);
+    if (cnt > SLT_MAP_FIELDS_MAX) {
+        s_yerr(y, key, NULL, NULL, "too many fields (%d, limit %d)", cnt, SLT_MAP_FIELDS_MAX);
         goto fail;
     }
-    m->fields = slc_map__alloc(&m->arena, (size_t) cnt * sizeof *m->fields);
+    m->fields = slt_map__alloc(&m->arena, (size_t) cnt * sizeof *m->fields);
     if (!m->fields) {
         rc = SL_ENOMEM;
         goto fail;
     }
     while ((p = fy_node_mapping_iterate(val, &it)) && (int) m->nfields < cnt) {
         struct fy_node *tk = fy_node_pair_key(p), *tv = fy_node_pair_value(p);
-        slc_map_field_t *f = &m->fields[m->nfields];
+        slt_map_field_t *f = &m->fields[m->nfields];
         rc = s_target(y, tk, f);
         if (rc != 0)
             goto fail;
@@ -979,7 +979,7 @@ static int s_map(const s_yaml_t *y, struct fy_node *key, struct fy_node *val)
             continue;               /* reported */
         s_node_pos(y, tk, &f->loc.line, &f->loc.col);
         s_conflicts(y, tk, m->fields, m->nfields);
-        rc = s_expr(y, tk, tv, f, SLC_MAP_T_ANY);
+        rc = s_expr(y, tk, tv, f, SLT_MAP_T_ANY);
         if (rc != 0)
             goto fail;
         m->nfields++;
@@ -1022,7 +1022,7 @@ static void s_top(const s_yaml_t *y, struct fy_node *root, struct fy_node **keys
             vals[j] = fy_node_pair_value(p);
             continue;
         }
-        const char *dym = slc_map__suggest(s, n, s_keys, S_NKEYS);
+        const char *dym = slt_map__suggest(s, n, s_keys, S_NKEYS);
         char msg[64] = "";
         if (dym)
             snprintf(msg, sizeof msg, " (did you mean '%s'?)", dym);
@@ -1050,16 +1050,16 @@ static void s_fy_errors(const s_yaml_t *y, struct fy_diag *fd)
     }
 }
 
-int slc_map_compile(const char *yaml, size_t len, const char *origin,
-                    slc_map_types_fn *types, void *arg, slc_map_t **out,
+int slt_map_compile(const char *yaml, size_t len, const char *origin,
+                    slt_map_types_fn *types, void *arg, slt_map_t **out,
                     char *err, size_t errlen)
 {
     int rc = 0;
-    slc_map_t *m = NULL;
+    slt_map_t *m = NULL;
     struct fy_diag *fd = NULL;
     struct fy_document *doc = NULL;
-    slc_map_diag_t diag = { .n = 0 };
-    slc_map_cc_t cc = { .types = types, .arg = arg, .diag = &diag };
+    slt_map_diag_t diag = { .n = 0 };
+    slt_map_cc_t cc = { .types = types, .arg = arg, .diag = &diag };
     s_yaml_t y = { .cc = &cc, .yaml = yaml, .len = len };
     struct fy_node *keys[S_NKEYS] = { 0 }, *vals[S_NKEYS] = { 0 };
     assert(yaml || len == 0);
@@ -1069,9 +1069,9 @@ int slc_map_compile(const char *yaml, size_t len, const char *origin,
         err[0] = '\0';
     if (!origin)
         origin = "<mapping>";
-    if (len > SLC_MAP_YAML_MAX) {
+    if (len > SLT_MAP_YAML_MAX) {
         slc_errf(err, errlen, "%s: mapping file too large (%zu bytes, limit %u)", origin, len,
-                 SLC_MAP_YAML_MAX);
+                 SLT_MAP_YAML_MAX);
         rc = SL_ETOOBIG;
         goto fail;
     }
@@ -1087,7 +1087,7 @@ int slc_map_compile(const char *yaml, size_t len, const char *origin,
     }
     m->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t) 0);
     m->tables = cJSON_CreateObject();
-    m->origin = slc_map__strndup(&m->arena, origin, strlen(origin));
+    m->origin = slt_map__strndup(&m->arena, origin, strlen(origin));
     m->name = m->from = m->to = "";
     m->drop.target = "drop_if";
     if (!m->c_locale || !m->tables || !m->origin) {
@@ -1151,7 +1151,7 @@ int slc_map_compile(const char *yaml, size_t len, const char *origin,
         rc = s_map(&y, keys[S_MAP], vals[S_MAP]);
     if (rc == 0 && keys[S_DROP]) {
         s_node_pos(&y, keys[S_DROP], &m->drop.loc.line, &m->drop.loc.col);
-        rc = s_expr(&y, keys[S_DROP], vals[S_DROP], &m->drop, SLC_MAP_T_BOOLEAN);
+        rc = s_expr(&y, keys[S_DROP], vals[S_DROP], &m->drop, SLT_MAP_T_BOOLEAN);
     }
 fail:
     if ((rc == 0 || rc == cc.cb_rc) && cc.cb_rc != 0) {
@@ -1172,34 +1172,34 @@ fail:
     if (rc == 0)
         *out = m;
     else
-        slc_map_destroy(&m);
+        slt_map_destroy(&m);
     return rc;
 }
 
-void slc_map_destroy(slc_map_t **self_p)
+void slt_map_destroy(slt_map_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    slc_map_t *m = *self_p;
+    slt_map_t *m = *self_p;
     cJSON_Delete(m->tables);
     if (m->c_locale)
         freelocale(m->c_locale);
-    slc_map__arena_free(&m->arena);
+    slt_map__arena_free(&m->arena);
     free(m);
     *self_p = NULL;
 }
 
-const char *slc_map_name(const slc_map_t *self)
+const char *slt_map_name(const slt_map_t *self)
 {
     return self->name;
 }
 
-const char *slc_map_from(const slc_map_t *self)
+const char *slt_map_from(const slt_map_t *self)
 {
     return self->from;
 }
 
-const char *slc_map_to(const slc_map_t *self)
+const char *slt_map_to(const slt_map_t *self)
 {
     return self->to;
 }
@@ -1208,8 +1208,8 @@ const char *slc_map_to(const slc_map_t *self)
 
 /* Output object G (-1: RES itself), created and put into its parent when
  * the first field that goes into it is placed: keys keep the order of the
- * targets. OBJS[G] remembers it; recursion is at most SLC_MAP_TARGET_DEPTH. */
-static int s_group(const slc_map_t *m, cJSON *res, cJSON **objs, int g, cJSON **out)
+ * targets. OBJS[G] remembers it; recursion is at most SLT_MAP_TARGET_DEPTH. */
+static int s_group(const slt_map_t *m, cJSON *res, cJSON **objs, int g, cJSON **out)
 {
     int rc = 0;
     cJSON *parent = NULL, *o = NULL;
@@ -1231,14 +1231,14 @@ fail:
     return rc;
 }
 
-int slc_map_eval(const slc_map_t *self, const cJSON *doc, const cJSON *meta,
+int slt_map_eval(const slt_map_t *self, const cJSON *doc, const cJSON *meta,
                  cJSON **out, bool *dropped, char *err, size_t errlen)
 {
     int rc = 0;
     cJSON *res = NULL, *j = NULL, *parent = NULL;
     cJSON *objs_small[32], **objs = objs_small;
-    slc_map_val_t v = { 0 };
-    slc_map_ctx_t cx;
+    slt_map_val_t v = { 0 };
+    slt_map_ctx_t cx;
     assert(self && doc && out && dropped);
     /* Field by field: cx.vars (3 KiB) is written by a lambda before any
      * parameter is read, and clearing it costs a tenth of a small
@@ -1259,24 +1259,24 @@ int slc_map_eval(const slc_map_t *self, const cJSON *doc, const cJSON *meta,
         err[0] = '\0';
     if (self->drop.expr) {
         cx.field = &self->drop;
-        rc = slc_map__eval(&cx, self->drop.expr, &v);
+        rc = slt_map__eval(&cx, self->drop.expr, &v);
         if (rc != 0)
             goto fail;
         if (v.t == SLC_V_MISSING) {
-            rc = slc_map__missing(&cx, self->drop.expr);
+            rc = slt_map__missing(&cx, self->drop.expr);
             goto fail;
         }
         if (v.t != SLC_V_BOOL) {
-            rc = slc_map__fail(&cx, self->drop.expr, "drop_if must be a boolean, got %s %s",
+            rc = slt_map__fail(&cx, self->drop.expr, "drop_if must be a boolean, got %s %s",
                                v.t == SLC_V_ARR || v.t == SLC_V_OBJ ? "an" : "a",
-                               slc_map__val_type(&v));
+                               slt_map__val_type(&v));
             goto fail;
         }
         if (v.u.b) {
             *dropped = true;
             goto fail;
         }
-        slc_map__val_release(&v);
+        slt_map__val_release(&v);
     }
     if (self->ngroups > sizeof objs_small / sizeof objs_small[0])
         objs = calloc(self->ngroups, sizeof *objs);
@@ -1288,12 +1288,12 @@ int slc_map_eval(const slc_map_t *self, const cJSON *doc, const cJSON *meta,
         goto fail;
     }
     for (size_t k = 0; k < self->nfields; k++) {
-        const slc_map_field_t *f = &self->fields[k];
+        const slt_map_field_t *f = &self->fields[k];
         cx.field = f;
-        rc = slc_map__eval(&cx, f->expr, &v);
+        rc = slt_map__eval(&cx, f->expr, &v);
         if (rc == 0)
-            rc = slc_map__to_json(&cx, f->expr, &v, &j);
-        slc_map__val_release(&v);
+            rc = slt_map__to_json(&cx, f->expr, &v, &j);
+        slt_map__val_release(&v);
         parent = f->group < 0 ? res : objs[f->group];
         if (rc == 0 && !parent)
             rc = s_group(self, res, objs, f->group, &parent);
@@ -1312,10 +1312,10 @@ int slc_map_eval(const slc_map_t *self, const cJSON *doc, const cJSON *meta,
 fail:
     if (rc == SL_ENOMEM && err && errlen) {
         char where[320];
-        slc_map__where(meta, where, sizeof where);
+        slt_map__where(meta, where, sizeof where);
         slc_errf(err, errlen, "mapping '%s': out of memory%s", self->name, where);
     }
-    slc_map__val_release(&v);
+    slt_map__val_release(&v);
     cJSON_Delete(j);
     cJSON_Delete(res);
     cJSON_Delete(cx.keep);
