@@ -125,8 +125,3 @@ int sld_disk_room(sld_disk_t *self, uint64_t need, uint64_t now_ms, bool force)
     self->full = full;
     return full ? SL_EFULL : 0;
 }
-
-bool sld_disk_full(const sld_disk_t *self)
-{
-    return self && self->full;
-}

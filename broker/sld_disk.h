@@ -29,7 +29,4 @@ void sld_disk_destroy(sld_disk_t **self_p);
  * most every 200 ms (500 ms while full) unless FORCE: a commit failed for
  * want of room, so look now, and release the ballast if it is tight. */
 int sld_disk_room(sld_disk_t *self, uint64_t need, uint64_t now_ms, bool force);
-
-/* Did the last sld_disk_room find the disk full? */
-bool sld_disk_full(const sld_disk_t *self);
 #endif

@@ -18,7 +18,12 @@
  *  happen only after the commit.
  *
  *  Per session the protocol is a table of state x command -> handler
- *  (s_ready_table); a peer without a session may only say Hello.  */
+ *  (s_ready_table); a peer without a session may only say Hello.
+ *
+ *  Size: about 2,450 lines, twice the house's 1,200: transport, sessions,
+ *  dispatch, authorization, ingest, admin and commit policy are separate
+ *  concerns that issue 17 splits into their own files; new concerns go
+ *  in files of their own meanwhile (sld_disk, sld_monitor).  */
 #include "sld_server.h"
 #include <czmq.h>
 #include <errno.h>
@@ -1251,11 +1256,11 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
      * reused) is refused, and the session ends. */
     const char *uid = peer.session && parts && !sld_auth_plaintext(self->auth)
                     ? zmq_msg_gets(&body, "User-Id") : NULL;
-    /* Every direct reply echoes corr, also for a frame not decoded. */
-    uint64_t corr = parts && !extra ? slc_frame_peek_corr(zmq_msg_data(&body), len) : 0;
+    /* Every direct reply echoes corr, also for a frame not decoded: read
+     * from its leading bytes, only on the refusals below. */
     if (peer.session && parts && !sld_auth_plaintext(self->auth)
         && (!uid || strcmp(uid, sld_ident_name(peer.session->ident)) != 0)) {
-        s_error(self, &peer, corr, SL_EAUTH,
+        s_error(self, &peer, slc_frame_peek_corr(zmq_msg_data(&body), len), SL_EAUTH,
                 "this connection's key does not own the session: reconnect");
         s_mark_gone(self, peer.session);
     }
@@ -1263,13 +1268,14 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
         s_error(self, &peer, 0, SL_EMALFORMED,
                 "a sluice message is exactly one frame holding one Frame");
     else if (len > self->cfg.max_frame_bytes)
-        s_error(self, &peer, corr, SL_ETOOBIG, "frame larger than limits/max_frame_bytes");
+        s_error(self, &peer, slc_frame_peek_corr(zmq_msg_data(&body), len), SL_ETOOBIG,
+                "frame larger than limits/max_frame_bytes");
     /* By reference: a kept frame keeps BODY with it (s_keep). */
     else if ((rc = slc_frame_decode_ref(zmq_msg_data(&body), len, &f)) != 0) {
         char why[256] = "out of memory decoding the frame";
         if (rc != SL_ENOMEM)    /* which string field, when one is why */
             slc_frame_why(zmq_msg_data(&body), len, why, sizeof why);
-        s_error(self, &peer, corr, rc, why);
+        s_error(self, &peer, slc_frame_peek_corr(zmq_msg_data(&body), len), rc, why);
     }
     else {
         if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH)

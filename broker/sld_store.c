@@ -4,7 +4,13 @@
  *  MDB_env, the committed in-memory topic table, the producer cache, the
  *  keys (in locked memory) and the one write transaction's pending changes.
  *  Broker thread only. It does not decide who may write what, does not
- *  decode envelopes, and never resets or repairs data it cannot read.  */
+ *  decode envelopes, and never resets or repairs data it cannot read.
+ *
+ *  Size: over 4,000 lines, far past the house's 1,200, and not one piece:
+ *  environment and transactions, the topic log, idempotence, the vault,
+ *  other modules' tables, trimming and the check live here together. Issue
+ *  17 splits them under broker/store/; until then new store code goes in a
+ *  file of its own (sld_pages, sld_guard, sld_seal show how).  */
 #include "sld_store.h"
 #include "sld_guard.h"
 #include "sld_pages.h"

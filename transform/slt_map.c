@@ -15,7 +15,12 @@
  *  Evaluating is slt_map__eval over each field in file order, after
  *  drop_if, into a fresh cJSON object that borrows nothing from the
  *  document or the mapping. The compiled mapping is never written after
- *  compile, so threads may share it.  */
+ *  compile, so threads may share it.
+ *
+ *  Size: about 1,300 lines, a little past the house's 1,200, for one
+ *  stage, reading the YAML into the program: its parts share the arena,
+ *  the caret diagnostics and the walk of the tree, which splitting would
+ *  have to export through slt_map_int.h for no reader's gain.  */
 #include "slt_map.h"
 #include "slt_map_int.h"
 #include "slc.h"

@@ -24,7 +24,11 @@
  *  side; the broker cutting two handshakes short) ends the session; until
  *  the next attempt, SLI_AUTH_RETRY_MS later, every call that waits for the
  *  broker returns SL_EAUTH at once. Not terminal: the key may be registered
- *  meanwhile, and the next successful handshake clears the refusal.  */
+ *  meanwhile, and the next successful handshake clears the refusal.
+ *
+ *  Size: about 1,250 lines, just past the house's 1,200: the options and
+ *  producer-id file are separable from the session and issue 17 moves
+ *  them out.  */
 #include "sl_internal.h"
 #include <errno.h>
 #include <fcntl.h>
