@@ -163,8 +163,7 @@ struct sld_delivery {
     sld_store_t *store;
     sld_metrics_t *metrics;
     sld_delivery_options_t opts;
-    sld_delivery_send_fn *send;
-    void *send_arg;
+    sld_outbox_t outbox;        /* how frames leave */
     s_subvec_t subs;            /* every subscription */
     zhashx_t *by_name;          /* durable name -> s_sub_t (borrowed) */
     zhashx_t *by_id;            /* "sub_id" -> s_sub_t (borrowed) */
@@ -765,8 +764,7 @@ fail:
 
 int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
                      const sld_delivery_options_t *opts,
-                     sld_delivery_send_fn *send, void *arg,
-                     sld_delivery_t **out)
+                     const sld_outbox_t *outbox, sld_delivery_t **out)
 {
     int rc = SL_ENOMEM;
     sld_txn_t *txn = NULL;
@@ -780,8 +778,7 @@ int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
         self->opts.deliver_batch = 1000;
     if (self->opts.max_inflight == 0)
         self->opts.max_inflight = 10000;
-    self->send = send;
-    self->send_arg = arg;
+    self->outbox = *outbox;
     self->next_token = slc_now_us();
     self->by_name = zhashx_new();
     self->by_id = zhashx_new();
@@ -1244,7 +1241,7 @@ static int s_send_items(sld_delivery_t *self, s_sub_t *sub, size_t n)
     deliver.msgs = self->item_ptrs;
     frame.body_case = SLUICE__FRAME__BODY_DELIVER;
     frame.deliver = &deliver;
-    int rc = self->send(self->send_arg, sub->session, &frame);
+    int rc = self->outbox.send(self->outbox.arg, sub->session, &frame);
     if (rc == SL_EBUSY && sub->ephemeral) {
         s_lens_t *r = &sub->owed;
         uint64_t freed = 0;

@@ -6,7 +6,7 @@
  *  state only inside the server's write transaction (sld_delivery_persist).
  *  Broker thread only. It does not decode client frames beyond the
  *  generated structs it is handed, and never talks to sockets: frames go out
- *  through the send callback.  */
+ *  through the outbox (sld_outbox.h).  */
 #ifndef SLD_DELIVERY_H
 #define SLD_DELIVERY_H
 #include <stdbool.h>
@@ -14,19 +14,10 @@
 #include <stdint.h>
 #include "slc_codec.h"
 #include "sld_metrics.h"
+#include "sld_outbox.h"
 #include "sld_store.h"
 
 typedef struct sld_delivery sld_delivery_t;
-
-/* A session as the delivery module sees it: an opaque owner pointer. */
-typedef struct sld_session sld_session_t;
-
-/* Send FRAME (borrowed for the call) to SESSION. 0, SL_EBUSY when the
- * peer's send queue is full (the frame is dropped, the session stays), or
- * another negative code when the peer is gone (the server then calls
- * sld_delivery_session_gone). */
-typedef int (sld_delivery_send_fn)(void *arg, sld_session_t *session,
-                                   const Sluice__Frame *frame);
 
 typedef struct {
     uint32_t ack_wait_ms;       /* default when Subscribe says 0 */
@@ -38,13 +29,13 @@ typedef struct {
     uint32_t max_message_bytes; /* bounds a Deliver frame with deliver_batch */
 } sld_delivery_options_t;
 
-/* Create over STORE and METRICS (borrowed; must outlive it); SEND(ARG) is how
- * frames leave. Loads every durable subscription from the store. 0 and *out
+/* Create over STORE and METRICS (borrowed; must outlive it); OUTBOX (copied)
+ * is how frames leave; a peer it reports gone is passed back through
+ * sld_delivery_session_gone. Loads every durable subscription from the store. 0 and *out
  * (caller owns), SL_ENOMEM, SL_ESTORE. */
 int sld_delivery_new(sld_store_t *store, sld_metrics_t *metrics,
                      const sld_delivery_options_t *opts,
-                     sld_delivery_send_fn *send, void *arg,
-                     sld_delivery_t **out);
+                     const sld_outbox_t *outbox, sld_delivery_t **out);
 void sld_delivery_destroy(sld_delivery_t **self_p);
 
 /* Subscribe SESSION per REQ (borrowed). A durable name is created on first

@@ -2228,7 +2228,8 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
         .max_subscriptions = cfg->max_subscriptions,
         .max_message_bytes = cfg->max_message_bytes,
     };
-    rc = sld_delivery_new(self->store, self->metrics, &dopts, s_deliver_send, self,
+    sld_outbox_t outbox = { s_deliver_send, self };
+    rc = sld_delivery_new(self->store, self->metrics, &dopts, &outbox,
                           &self->delivery);
     if (rc == 0)
         rc = sld_helper_new(s_pump_ahead, self, &self->helper);

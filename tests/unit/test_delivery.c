@@ -47,7 +47,7 @@ static void s_load(s_fixture_t *f)
                                  .deliver_batch = 10, .max_subscriptions = 100,
                                  .max_message_bytes = 1 << 20 };
     sld_delivery_destroy(&f->delivery);
-    assert_int_equal(sld_delivery_new(f->store, f->metrics, &o, s_drop, NULL, &f->delivery), 0);
+    assert_int_equal(sld_delivery_new(f->store, f->metrics, &o, &(sld_outbox_t) { s_drop, NULL }, &f->delivery), 0);
 }
 
 /* Write what the delivery module has pending, in one committed txn. */
