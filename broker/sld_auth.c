@@ -141,6 +141,49 @@ static void s_to_msg(const sld_ident_t *ident, Sluice__Identity *msg, Sluice__Gr
     msg->sessions = ident->sessions;
 }
 
+/* ------------------------------------------------------------- records */
+
+/* Identity NAME's record (RECORD, LEN bytes, what s_write encodes) in the
+ * store's "idents" table, replacing any earlier one. Identities are never
+ * deleted (a revoked one stays for the audit trail). 0, SL_EINVAL (name
+ * empty or longer than SLD_IDENT_NAME_MAX), SL_EFULL, SL_ESTORE. */
+static int s_ident_put(sld_txn_t *txn, const char *name, const void *record, size_t len)
+{
+    size_t n = name ? strnlen(name, SLD_IDENT_NAME_MAX + 1) : 0;
+    if (n == 0 || n > SLD_IDENT_NAME_MAX)
+        return SL_EINVAL;
+    return sld_table_put(txn, SLD_TABLE_IDENTS, name, n, record, len);
+}
+
+typedef int (s_ident_fn)(const char *name, const void *record, size_t len, void *arg);
+
+typedef struct {
+    s_ident_fn *fn;
+    void *arg;
+} s_ident_walk_t;
+
+static int s_ident_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    const s_ident_walk_t *w = arg;
+    char name[SLD_IDENT_NAME_MAX + 1];
+    if (klen == 0 || klen > SLD_IDENT_NAME_MAX) {
+        fprintf(stderr, "sluiced: store: damaged identity name\n");
+        return SL_ESTORE;
+    }
+    memcpy(name, key, klen);
+    name[klen] = 0;
+    return w->fn(name, val, vlen, w->arg);
+}
+
+/* Call FN for each stored identity in name order (NAME and RECORD
+ * borrowed for the call); FN returning non-zero stops the walk and that
+ * value is returned. SL_ESTORE for a damaged record (logged). */
+static int s_ident_foreach(sld_txn_t *txn, s_ident_fn *fn, void *arg)
+{
+    s_ident_walk_t w = { fn, arg };
+    return sld_table_foreach(txn, SLD_TABLE_IDENTS, NULL, 0, s_ident_one, &w);
+}
+
 static int s_write(sld_txn_t *txn, const sld_ident_t *ident)
 {
     int rc = SL_ENOMEM;
@@ -157,7 +200,7 @@ static int s_write(sld_txn_t *txn, const sld_ident_t *ident)
     if (!buf)
         goto fail;
     sluice__identity__pack(&msg, buf);
-    rc = sld_store_ident_put(txn, ident->name, buf, len);
+    rc = s_ident_put(txn, ident->name, buf, len);
 fail:
     free(g);
     free(gp);
@@ -239,7 +282,7 @@ int sld_auth_new(sld_store_t *store, bool plaintext, sld_auth_t **out)
     }
     rc = sld_store_begin(store, false, &txn);
     if (rc == 0)
-        rc = sld_store_ident_foreach(txn, s_load_one, self);
+        rc = s_ident_foreach(txn, s_load_one, self);
     sld_txn_abort(&txn);
     if (rc)
         goto fail;

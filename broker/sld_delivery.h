@@ -2,11 +2,13 @@
  *  an owner identity kept with their config) and ephemeral (session-bound
  *  fan-out). Owns every subscription, its per-topic cursors, in-flight
  *  table, redelivery heap and dead-lettering. Reads messages from the
- *  borrowed store in short read transactions; writes its
- *  state only inside the server's write transaction (sld_delivery_persist).
- *  Broker thread only. It does not decode client frames beyond the
- *  generated structs it is handed, and never talks to sockets: frames go out
- *  through the outbox (sld_outbox.h).  */
+ *  borrowed store in short read transactions; writes its state only
+ *  inside the server's write transaction (sld_delivery_persist). Broker
+ *  thread only, except sld_delivery_pump_ahead: the helper thread, while
+ *  the broker thread waits in a commit. It does not decode client frames
+ *  beyond the generated structs it is handed, and never talks to sockets:
+ *  frames go out through the outbox (sld_outbox.h). sld_delivery_int.h
+ *  maps the module's files.  */
 #ifndef SLD_DELIVERY_H
 #define SLD_DELIVERY_H
 #include <stdbool.h>

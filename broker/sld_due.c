@@ -1,5 +1,7 @@
 /*  sld_due - redeliveries due, lowest (topic id, offset) first: a binary
- *  min-heap. See sld_due.h. Broker thread only.  */
+ *  min-heap over the caller's sld_due_t, owning only its array. Runs on
+ *  the thread that runs sld_delivery (see sld_due.h); knows nothing of
+ *  flights or timers.  */
 #include "sld_due.h"
 #include <assert.h>
 #include <stdlib.h>

@@ -3,8 +3,10 @@
  *  redelivery never runs ahead of an earlier one, whatever order their
  *  timers, nacks or a take-over made them due in. A binary min-heap; owns
  *  only its array. It may hold keys that are no longer due (acked while
- *  waiting): the caller checks each one it takes. Broker thread only
- *  (sld_delivery); it knows nothing of flights, timers or the store.  */
+ *  waiting): the caller checks each one it takes. Used by sld_delivery
+ *  only, on the thread that runs it (the broker thread, or the helper
+ *  during sld_delivery_pump_ahead); it knows nothing of flights, timers or
+ *  the store.  */
 #ifndef SLD_DUE_H
 #define SLD_DUE_H
 #include <stddef.h>

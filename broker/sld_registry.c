@@ -104,7 +104,7 @@ static int s_put_info(sld_txn_t *txn, const uint8_t *key, size_t klen,
     if (!buf)
         return SL_ENOMEM;
     sluice__schema_info__pack(info, buf);
-    int rc = sld_store_reg_put(txn, key, klen, buf, len);
+    int rc = sld_table_put(txn, SLD_TABLE_REGISTRY, key, klen, buf, len);
     free(buf);
     return rc;
 }
@@ -288,10 +288,10 @@ int sld_registry_new(sld_store_t *store, sld_registry_t **out)
     rc = sld_store_begin(store, false, &txn);
     s_load_t l = { self, false };
     if (rc == 0)
-        rc = sld_store_reg_foreach(txn, s_load_one, &l);
+        rc = sld_table_foreach(txn, SLD_TABLE_REGISTRY, NULL, 0, s_load_one, &l);
     l.bindings = true;
     if (rc == 0)
-        rc = sld_store_reg_foreach(txn, s_load_one, &l);
+        rc = sld_table_foreach(txn, SLD_TABLE_REGISTRY, NULL, 0, s_load_one, &l);
     sld_txn_abort(&txn);
     if (rc)
         goto fail;
@@ -475,7 +475,7 @@ int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
     op->dlq = dlq;
     size_t klen = s_key(key, 'b', topic, 0);
     if (unbind) {
-        rc = sld_store_reg_del(txn, key, klen);
+        rc = sld_table_del(txn, SLD_TABLE_REGISTRY, key, klen);
         return rc == SL_ENOTFOUND ? 0 : rc;
     }
     Sluice__TopicSet ts = SLUICE__TOPIC_SET__INIT;
@@ -488,7 +488,7 @@ int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
     if (!buf)
         return SL_ENOMEM;
     sluice__topic_set__pack(&ts, buf);
-    rc = sld_store_reg_put(txn, key, klen, buf, len);
+    rc = sld_table_put(txn, SLD_TABLE_REGISTRY, key, klen, buf, len);
     free(buf);
     return rc;
 }
@@ -625,7 +625,7 @@ int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml,
     if (!buf)
         return SL_ENOMEM;
     sluice__mapping_info__pack(info, buf);
-    rc = sld_store_reg_put(txn, key, s_key(key, 'm', m->name, 0), buf, vlen);
+    rc = sld_table_put(txn, SLD_TABLE_REGISTRY, key, s_key(key, 'm', m->name, 0), buf, vlen);
     free(buf);
     return rc;
 }
@@ -645,7 +645,7 @@ int sld_registry_map_remove(sld_registry_t *self, sld_txn_t *txn, const char *na
     memset(op, 0, sizeof *op);
     op->kind = S_OP_MAP_REMOVE;
     snprintf(op->name, sizeof op->name, "%s", name);
-    return sld_store_reg_del(txn, key, s_key(key, 'm', name, 0));
+    return sld_table_del(txn, SLD_TABLE_REGISTRY, key, s_key(key, 'm', name, 0));
 }
 
 static void s_map_info(const s_mapping_t *m, Sluice__MappingInfo *out, bool yaml)

@@ -1,9 +1,10 @@
 /*  sld_server - the broker: one ROUTER socket, the poll loop, sessions and
- *  the protocol (state x command -> action), group commit. Owns the store,
- *  topics, delivery and metrics modules and the ZeroMQ context.
+ *  the protocol (state x command -> action), group commit. Owns every
+ *  broker module (metrics, audit, store, disk, auth, registry, topics,
+ *  delivery, commit coordinator, monitor) and the ZeroMQ context.
  *  Broker thread only: create, run and destroy on one thread. It does not
  *  parse the command line (main.c does) or handle signals beyond polling
- *  the descriptor it is given.  */
+ *  the descriptor it is given. Its files share sld_server_int.h.  */
 #ifndef SLD_SERVER_H
 #define SLD_SERVER_H
 #include "sld_config.h"

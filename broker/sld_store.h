@@ -1,12 +1,30 @@
 /*  sld_store - the broker's durable state in one LMDB environment: topic logs,
- *  topic metadata, producer sequences, msg-id dedup windows, durable
- *  subscriptions with their cursors; every record checksummed, optionally
- *  sealed at rest, damage reported and never served. Owns the
+ *  topic metadata, producer sequences, msg-id dedup windows, and named
+ *  tables other modules keep their records in; every record checksummed,
+ *  optionally sealed at rest, damage reported and never served. Owns the
  *  MDB_env, an in-memory copy of each topic's metadata (equal to the
  *  committed state: a write transaction's changes reach it on commit) and
- *  the encryption keys. Broker thread only (one write transaction at a
- *  time; read transactions never outlive a loop turn). It knows nothing of
- *  sessions, delivery or the wire.  */
+ *  the encryption keys. Broker thread, with one exception (see Threads).
+ *  It knows nothing of sessions, delivery or the wire.
+ *
+ *  Threads. Everything is for the broker thread (one write transaction at
+ *  a time; read transactions never outlive a loop turn), except that while
+ *  the broker thread is inside sld_txn_sync_lmdb (LMDB writing and syncing
+ *  a commit: it calls nothing else meanwhile) ONE other thread, the
+ *  server's helper running sld_delivery_pump_ahead, may call:
+ *  sld_store_begin (read only), sld_store_read, sld_txn_why,
+ *  sld_txn_verified, sld_txn_abort / sld_txn_commit of that read
+ *  transaction, sld_store_topic_by_id / _by_name / _count / _at. Safe
+ *  because: the store is opened MDB_NOTLS, so a read transaction may run
+ *  on any thread beside the write one and sees the commit before; the
+ *  committed in-memory state (topics, data keys, bounds) changes only in
+ *  sld_txn_sync_apply, which the broker thread calls after it has waited
+ *  for the helper; the write transaction's pending changes live apart
+ *  (working copies) and the LMDB commit touches no in-memory state; what a
+ *  read transaction shares with others (the reader count, the spare arena
+ *  chunk) is touched only by read transactions, which are then all the
+ *  helper's. sld_txn_sync (apply included) or sld_txn_commit must therefore
+ *  not run while the helper reads.  */
 #ifndef SLD_STORE_H
 #define SLD_STORE_H
 #include <stdbool.h>
@@ -20,19 +38,14 @@ typedef struct sld_txn sld_txn_t;
 /* Bytes before the envelope in a stored record: u64 ingest time (µs, BE). */
 #define SLD_RECORD_HEADER 8
 /* Bytes a sealed record adds after the header: 0x00 marker, u32 data key
- * id, 24-byte nonce, 16-byte tag (encrypted stores; see sld_store.c). */
+ * id, 24-byte nonce, 16-byte tag (encrypted stores; see store/sld_store_int.h). */
 #define SLD_RECORD_SEAL_OVERHEAD 45
 /* Bytes a plain record adds: 0x01 marker after the header, 8-byte
- * checksum after the envelope (stores of format 4; see sld_store.c). */
+ * checksum after the envelope (stores of format 4; see store/sld_store_int.h). */
 #define SLD_RECORD_SUM_OVERHEAD 9
 #define SLD_OFFSET_NONE UINT64_MAX
 /* Longest msg id the dedup functions take, bytes (longer: SL_EINVAL). */
 #define SLD_MSG_ID_MAX 256
-/* Longest subscription name, bytes (longer or empty: SL_EINVAL). */
-#define SLD_SUB_NAME_MAX 255
-/* Longest identity name, bytes (longer or empty: SL_EINVAL). */
-#define SLD_IDENT_NAME_MAX 64
-
 typedef struct {
     const char *dir;            /* data directory; created if missing */
     size_t map_size;            /* initial LMDB map size; default 64 MiB */
@@ -121,15 +134,49 @@ size_t sld_store_damage(const sld_store_t *self);
 /* Commit and free *txn_p (always, whatever the result); applies the
  * transaction's topic-metadata changes (and a rotated data key) to the
  * in-memory state on success. Every envelope sld_store_read returned in
- * the transaction becomes invalid, as on abort.
+ * the transaction becomes invalid, as on abort. The same as
+ * sld_txn_flush, then (when it returned 0) sld_txn_sync; on a flush
+ * failure the transaction is aborted here.
  * 0, SL_EFULL (map full: nothing was written, see sld_store_grow),
  * SL_ESTORE. */
 int sld_txn_commit(sld_txn_t **txn_p);
 
+/* A commit in two steps, for a caller that has work to overlap with the
+ * disk (the server's pump-ahead on the helper thread).
+ *
+ * sld_txn_flush: everything before LMDB's commit: returns TXN's sticky
+ * error if a write failed before, else writes each changed topic record
+ * and producer entry once (the working metadata). TXN stays the caller's:
+ * on 0 call sld_txn_sync (nothing else in TXN after it); on error call
+ * sld_txn_abort (nothing reaches the disk). 0 for a read transaction.
+ * 0, SL_EFULL, SL_ESTORE.
+ *
+ * sld_txn_sync: mdb_txn_commit (LMDB writes and, with opts->sync, fsyncs),
+ * then, when that succeeded, makes the transaction's metadata the
+ * committed in-memory state (sld_store_topic_by_id & co., the producers'
+ * highest seqs, a rotated data key), and frees *txn_p always. Every
+ * envelope sld_store_read returned in TXN becomes invalid.
+ * 0, SL_EFULL (nothing was written), SL_ESTORE.
+ *
+ * sld_txn_sync is sld_txn_sync_lmdb then sld_txn_sync_apply. Another
+ * thread may read the store while LMDB writes (see Threads at the top), but
+ * not while the committed state changes: a caller that runs a reader
+ * across the commit calls sld_txn_sync_lmdb (LMDB commit only; TXN stays
+ * the caller's, the in-memory state is untouched; returns as
+ * sld_txn_sync), waits for the reader, then sld_txn_sync_apply (applies
+ * when the LMDB commit succeeded, frees *txn_p always, returns the LMDB
+ * commit's result). */
+int sld_txn_flush(sld_txn_t *txn);
+int sld_txn_sync(sld_txn_t **txn_p);
+int sld_txn_sync_lmdb(sld_txn_t *txn);
+int sld_txn_sync_apply(sld_txn_t **txn_p);
+
 /* Abort and free; discards the transaction's metadata changes. NULL-safe. */
 void sld_txn_abort(sld_txn_t **txn_p);
 
-/* FN(ARG, false) runs inside every sld_txn_commit just before LMDB's
+/* Deprecated (issue 17): being replaced by sld_txn_flush / sld_txn_sync
+ * and removed; call it from nowhere new.
+ * FN(ARG, false) runs inside every sld_txn_commit just before LMDB's
  * commit, FN(ARG, true) once it has returned (done or failed) and before
  * the in-memory state takes the commit. In between, while LMDB writes and
  * syncs, another thread may read the store as of the commit before (a read
@@ -256,74 +303,70 @@ int sld_store_dedup_check(sld_txn_t *txn, uint32_t id, const void *msg_id,
 int sld_store_dedup_record(sld_txn_t *txn, uint32_t id, const void *msg_id,
                            size_t len, uint64_t now_us, uint64_t offset);
 
-/* --------------------------------------------------------- subscriptions */
+/* ---------------------------------------------------------- named tables */
 
-/* Store durable subscription NAME's configuration (opaque bytes the
- * delivery module encodes). 0, SL_EFULL, SL_ESTORE. */
-int sld_store_sub_put(sld_txn_t *txn, const char *name,
-                      const void *config, size_t len);
+/* The named tables other modules keep their records in. The record
+ * formats are the modules' (sld_subrec, sld_auth, sld_registry); the
+ * store keeps each value with a checksum, verified on every read, and
+ * answers in key order (byte order of the keys). The names are LMDB
+ * database names of the store format: never renamed. */
+typedef enum {
+    SLD_TABLE_SUBS,             /* "subs": subscription name -> config (sld_subrec) */
+    SLD_TABLE_CURSORS,          /* "cursors": name '\0' topic id -> acked floor (sld_subrec) */
+    SLD_TABLE_ACKED,            /* "acked": name '\0' topic id offset -> "" (sld_subrec) */
+    SLD_TABLE_IDENTS,           /* "idents": identity name -> record (sld_auth) */
+    SLD_TABLE_REGISTRY,         /* "registry": key -> value (sld_registry) */
+} sld_table_t;
 
-/* Delete subscription NAME with all its cursors and acked offsets.
- * 0 or SL_ENOTFOUND. */
-int sld_store_sub_delete(sld_txn_t *txn, const char *name);
+/* Longest key of a named table, bytes (LMDB's limit). */
+#define SLD_TABLE_KEY_MAX 511
 
-/* Call FN for each stored subscription in name order; FN returning non-zero
- * stops the walk and that value is returned. CONFIG is borrowed for the
- * call. */
-typedef int (sld_store_sub_fn)(const char *name, const void *config,
-                               size_t len, void *arg);
-int sld_store_sub_foreach(sld_txn_t *txn, sld_store_sub_fn *fn, void *arg);
+/* Put KEY (KLEN bytes, 1..SLD_TABLE_KEY_MAX) -> VAL (VLEN bytes, may be
+ * 0) into TABLE inside write TXN, replacing any earlier value; both
+ * borrowed, copied. 0, SL_EINVAL (key length), SL_EFULL, SL_ESTORE, or
+ * TXN's earlier failure. */
+int sld_table_put(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen,
+                  const void *val, size_t vlen);
 
-/* Acked floor of subscription NAME on topic ID: every offset below it is
- * acked. 0 and *floor, or SL_ENOTFOUND when never set. */
-int sld_store_cursor_get(sld_txn_t *txn, const char *name, uint32_t id,
-                         uint64_t *floor);
-int sld_store_cursor_put(sld_txn_t *txn, const char *name, uint32_t id,
-                         uint64_t floor);
+/* Look KEY up in TABLE (any txn): 0 and *val / *vlen (borrowed: valid
+ * until TXN ends or, in a write txn, its next write), SL_ENOTFOUND,
+ * SL_EINVAL (key length), SL_ESTORE (the value fails its checksum:
+ * logged, or LMDB failed). */
+int sld_table_get(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen,
+                  const void **val, size_t *vlen);
 
-/* Offsets acked above the floor. put/del: 0 or error (deleting an offset
- * that is not there is 0); test: 1 / 0 / error. foreach calls FN(offset) in
- * ascending order for offsets >= FROM; FN returning non-zero stops the walk
- * and that value is returned; FN must not change this subscription's acked
- * set (collect, then delete after the walk). */
-int sld_store_acked_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
-int sld_store_acked_del(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
-int sld_store_acked_test(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
-typedef int (sld_store_offset_fn)(uint64_t offset, void *arg);
-int sld_store_acked_foreach(sld_txn_t *txn, const char *name, uint32_t id,
-                            uint64_t from, sld_store_offset_fn *fn, void *arg);
+/* Delete KEY from TABLE inside write TXN. 0, SL_ENOTFOUND (not there;
+ * TXN goes on), SL_EINVAL, SL_EFULL, SL_ESTORE, or TXN's earlier failure. */
+int sld_table_del(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen);
 
-/* ------------------------------------------------------------ identities */
+/* Delete every key of TABLE that starts with PREFIX (PLEN bytes,
+ * 1..SLD_TABLE_KEY_MAX) inside write TXN; none is 0. 0, SL_EINVAL,
+ * SL_EFULL, SL_ESTORE, or TXN's earlier failure. */
+int sld_table_del_prefix(sld_txn_t *txn, sld_table_t table, const void *prefix,
+                         size_t plen);
 
-/* Store identity NAME's record (opaque bytes sld_auth encodes), replacing
- * any earlier one. Identities are never deleted (a revoked one stays for
- * the audit trail). 0, SL_EINVAL (bad name), SL_EFULL, SL_ESTORE. */
-int sld_store_ident_put(sld_txn_t *txn, const char *name,
-                        const void *record, size_t len);
+/* Call FN for each record of TABLE whose key starts with PREFIX (PLEN
+ * bytes; 0: every record), in key order; KEY and VAL are borrowed for the
+ * call. FN returning non-zero stops the walk and that value is returned.
+ * FN must not write to TABLE (collect, then change after the walk).
+ * 0, SL_EINVAL, SL_ESTORE (a value fails its checksum: logged, the walk
+ * stops there; or LMDB failed). foreach_from starts at the first key >=
+ * FROM (FLEN bytes) and walks the keys that start with FROM's first PLEN
+ * bytes (PLEN <= FLEN). */
+typedef int (sld_table_fn)(const void *key, size_t klen, const void *val, size_t vlen,
+                           void *arg);
+int sld_table_foreach(sld_txn_t *txn, sld_table_t table, const void *prefix, size_t plen,
+                      sld_table_fn *fn, void *arg);
+int sld_table_foreach_from(sld_txn_t *txn, sld_table_t table, const void *from,
+                           size_t flen, size_t plen, sld_table_fn *fn, void *arg);
 
-/* Call FN for each stored identity in name order; FN returning non-zero
- * stops the walk and that value is returned. RECORD is borrowed for the
- * call. */
-typedef int (sld_store_ident_fn)(const char *name, const void *record,
-                                 size_t len, void *arg);
-int sld_store_ident_foreach(sld_txn_t *txn, sld_store_ident_fn *fn, void *arg);
-
-/* -------------------------------------------------------------- registry */
-
+/* Key limits of the records other modules keep in the tables. */
+/* Longest subscription name, bytes (longer or empty: SL_EINVAL). */
+#define SLD_SUB_NAME_MAX 255
+/* Longest identity name, bytes (longer or empty: SL_EINVAL). */
+#define SLD_IDENT_NAME_MAX 64
 /* Longest registry key, bytes. */
-#define SLD_REG_KEY_MAX 511
-
-/* Records of the schema registry (opaque keys and values sld_registry
- * encodes), in key order. put replaces; del: 0 or SL_ENOTFOUND; both
- * SL_EINVAL for an empty or too long key, SL_EFULL, SL_ESTORE. foreach
- * calls FN for each record (borrowed for the call); FN returning non-zero
- * stops the walk and that value is returned. */
-int sld_store_reg_put(sld_txn_t *txn, const void *key, size_t klen,
-                      const void *val, size_t vlen);
-int sld_store_reg_del(sld_txn_t *txn, const void *key, size_t klen);
-typedef int (sld_store_reg_fn)(const void *key, size_t klen, const void *val,
-                               size_t vlen, void *arg);
-int sld_store_reg_foreach(sld_txn_t *txn, sld_store_reg_fn *fn, void *arg);
+#define SLD_REG_KEY_MAX SLD_TABLE_KEY_MAX
 
 /* ------------------------------------------------------------- retention */
 

@@ -1,5 +1,7 @@
 /*  sld_topics - topic policy: publishable names, default retention, trim
- *  schedule, listings. Broker thread only; borrows store and metrics.  */
+ *  schedule, listings. Owns only its options and the next trim time;
+ *  borrows store and metrics. Broker thread only. It keeps no records:
+ *  the store does (see sld_topics.h).  */
 #include "sld_topics.h"
 #include <stdio.h>
 #include <stdlib.h>

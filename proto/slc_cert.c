@@ -568,13 +568,14 @@ static int s_name_check(const char *name, char *err, size_t errlen)
     return 0;
 }
 
-static bool s_exists(const char *path, char *err, size_t errlen)
+/* 0 when nothing is at PATH, SL_EEXIST (ERR says so) when something is. */
+static int s_absent(const char *path, char *err, size_t errlen)
 {
     struct stat st;
     if (lstat(path, &st) != 0)
-        return false;
+        return 0;
     slc_errf(err, errlen, "%s exists: not overwritten", path);
-    return true;
+    return SL_EEXIST;
 }
 
 int slc_cert_save(const slc_cert_t *cert, const char *name,
@@ -604,11 +605,12 @@ int slc_cert_save(const slc_cert_t *cert, const char *name,
     }
     /* Checked up front so that nothing is written when either exists; the
      * rename without replace still catches a file created meanwhile. */
-    if ((cert_path && s_exists(cert_path, err, errlen))
-        || (pub_path && s_exists(pub_path, err, errlen))) {
-        rc = SL_EEXIST;
+    if (cert_path)
+        rc = s_absent(cert_path, err, errlen);
+    if (rc == 0 && pub_path)
+        rc = s_absent(pub_path, err, errlen);
+    if (rc)
         goto fail;
-    }
     if (cert_path) {
         slc_key_z85(cert->secret_key, sec);
         int n = snprintf(text, sizeof text,

@@ -1038,3 +1038,109 @@ void slc_envelope_release(void *buf)
     }
     a->more = NULL;
 }
+
+/* ------------------------------------------- PublishBatch, by hand (SDK) */
+
+#define S_TAG_FRAME_BATCH 0x72          /* Frame.publish_batch (14), bytes */
+#define S_TAG_BATCH_TRANSIENT 0x10      /* PublishBatch.transient (2), varint */
+
+static size_t s_batch_body(size_t msgs, bool transient)
+{
+    return msgs + (transient ? 2 : 0);
+}
+
+size_t slc_publish_batch_size(uint64_t corr, size_t msgs, bool transient)
+{
+    size_t body = s_batch_body(msgs, transient);
+    return 1 + slc_varint_len(corr) + 1 + slc_varint_len(body) + body;
+}
+
+uint8_t *slc_publish_batch_open(uint8_t *p, uint64_t corr, size_t msgs,
+                                bool transient)
+{
+    *p++ = S_TAG_CORR;
+    p = slc_varint_put(p, corr);
+    *p++ = S_TAG_FRAME_BATCH;
+    return slc_varint_put(p, s_batch_body(msgs, transient));
+}
+
+uint8_t *slc_publish_batch_close(uint8_t *p, bool transient)
+{
+    if (transient) {
+        *p++ = S_TAG_BATCH_TRANSIENT;
+        *p++ = 1;
+    }
+    return p;
+}
+
+int slc_frame_set_body(Sluice__Frame *frame, Sluice__Frame__BodyCase body,
+                       void *msg)
+{
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field(&sluice__frame__descriptor,
+                                                (unsigned) body);
+    if (!fd || fd->type != PROTOBUF_C_TYPE_MESSAGE
+        || !(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+        return SL_EINVAL;
+    memcpy((char *) frame + fd->offset, &msg, sizeof msg);
+    frame->body_case = body;
+    return 0;
+}
+
+/* Envelope.ingest_ts_us (7, varint), Envelope.source (8, bytes) and
+ * Envelope.headers (4, bytes) with Header.key (1) and Header.value (2),
+ * for the broker's additions to a stored envelope. */
+#define S_TAG_ENVELOPE_INGEST_TS 0x38
+#define S_TAG_ENVELOPE_SOURCE 0x42
+#define S_TAG_ENVELOPE_HEADERS 0x22
+#define S_TAG_HEADER_KEY 0x0a
+#define S_TAG_HEADER_VALUE 0x12
+
+size_t slc_envelope_stamp_max(const char *source, size_t slen)
+{
+    return 1 + 10 + (source ? 1 + 10 + slen : 0);
+}
+
+uint8_t *slc_envelope_stamp(uint8_t *out, uint64_t ingest_ts_us, const char *source,
+                            size_t slen)
+{
+    uint8_t *p = out;
+    *p++ = S_TAG_ENVELOPE_INGEST_TS;
+    p = slc_varint_put(p, ingest_ts_us);
+    if (source) {
+        *p++ = S_TAG_ENVELOPE_SOURCE;
+        p = slc_varint_put(p, slen);
+        memcpy(p, source, slen);
+        p += slen;
+    }
+    return p;
+}
+
+/* Length of a Header{key, value} message body. */
+static size_t s_header_len(size_t klen, size_t vlen)
+{
+    return 1 + slc_varint_len(klen) + klen + 1 + slc_varint_len(vlen) + vlen;
+}
+
+size_t slc_envelope_header_size(size_t klen, size_t vlen)
+{
+    size_t hlen = s_header_len(klen, vlen);
+    return 1 + slc_varint_len(hlen) + hlen;
+}
+
+uint8_t *slc_envelope_header_put(uint8_t *out, const char *key, size_t klen,
+                                 const char *value, size_t vlen)
+{
+    uint8_t *p = out;
+    *p++ = S_TAG_ENVELOPE_HEADERS;
+    p = slc_varint_put(p, s_header_len(klen, vlen));
+    *p++ = S_TAG_HEADER_KEY;
+    p = slc_varint_put(p, klen);
+    memcpy(p, key, klen);
+    p += klen;
+    *p++ = S_TAG_HEADER_VALUE;
+    p = slc_varint_put(p, vlen);
+    memcpy(p, value, vlen);
+    p += vlen;
+    return p;
+}

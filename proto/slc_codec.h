@@ -131,4 +131,61 @@ static inline uint8_t *slc_varint_put(uint8_t *p, uint64_t v)
     return p;
 }
 
+/* A PublishBatch frame assembled from envelopes encoded once (the SDK's
+ * publish hot path: a resend never encodes again), byte for byte what
+ * sluice__frame__pack gives for {corr, publish_batch {msgs, transient}}.
+ * MSGS is the byte count of the msgs fields (each slc_batch_msg_size).
+ * The caller sizes one buffer with slc_publish_batch_size, writes the head
+ * with slc_publish_batch_open, each msgs field (slc_batch_msg_head, then
+ * the envelope's bytes) and ends with slc_publish_batch_close: no
+ * allocation, the envelopes copied once. */
+#define SLC_TAG_BATCH_MSG 0x0a      /* PublishBatch.msgs (1), bytes */
+
+/* Bytes a msgs field holding an envelope of LEN bytes takes. */
+static inline size_t slc_batch_msg_size(size_t len)
+{
+    return 1 + slc_varint_len(len) + len;
+}
+
+/* Write the tag and length of a msgs field of LEN bytes at P; the
+ * envelope's LEN bytes go at the pointer returned. */
+static inline uint8_t *slc_batch_msg_head(uint8_t *p, size_t len)
+{
+    *p++ = SLC_TAG_BATCH_MSG;
+    return slc_varint_put(p, len);
+}
+
+size_t slc_publish_batch_size(uint64_t corr, size_t msgs, bool transient);
+/* Frame.corr and the publish_batch field's tag and length at P; the msgs
+ * fields go at the pointer returned. */
+uint8_t *slc_publish_batch_open(uint8_t *p, uint64_t corr, size_t msgs,
+                                bool transient);
+/* PublishBatch.transient after the msgs fields; returns the frame's end. */
+uint8_t *slc_publish_batch_close(uint8_t *p, bool transient);
+
+/* Point FRAME's body at MSG (borrowed), a message of the type BODY
+ * carries, and set body_case: for callers that build requests of many
+ * kinds through one path (the SDK's admin calls). 0, or SL_EINVAL when
+ * BODY is no message field of Frame. */
+int slc_frame_set_body(Sluice__Frame *frame, Sluice__Frame__BodyCase body,
+                       void *msg);
+
+/* The broker's fields of a stored envelope, appended after the bytes it
+ * arrived in (protobuf's "the last value of a field wins"):
+ * Envelope.ingest_ts_us = INGEST_TS_US and, when SOURCE is not NULL,
+ * Envelope.source = SOURCE (SLEN bytes, borrowed). Written at OUT, which
+ * has room for slc_envelope_stamp_max(SOURCE, SLEN) bytes; returns the
+ * byte after the last one written. */
+size_t slc_envelope_stamp_max(const char *source, size_t slen);
+uint8_t *slc_envelope_stamp(uint8_t *out, uint64_t ingest_ts_us, const char *source,
+                            size_t slen);
+
+/* One more Envelope.headers entry {KEY (KLEN bytes), VALUE (VLEN bytes)}
+ * appended to an encoded envelope (a repeated field adds up): exactly
+ * slc_envelope_header_size(KLEN, VLEN) bytes written at OUT; returns the
+ * byte after them. */
+size_t slc_envelope_header_size(size_t klen, size_t vlen);
+uint8_t *slc_envelope_header_put(uint8_t *out, const char *key, size_t klen,
+                                 const char *value, size_t vlen);
+
 #endif

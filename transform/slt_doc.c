@@ -48,6 +48,7 @@ typedef struct {
     size_t col;             /* its byte column, from 1 */
 } s_field_t;
 
+#define S_WHY_MAX 128           /* a reason s_prescan gives, bytes */
 #define S_COL(r, at) ((size_t) ((at) - (r)->bol) + 1)
 
 /* Take DOC (owned) into the output. */
@@ -183,44 +184,53 @@ static void s_where(const char *data, const char *at, size_t line0, size_t *line
     *col = (size_t) (at - bol) + 1;
 }
 
-/* The first problem cJSON does not see in the JSON text [P, END), or NULL:
- * bytes that are not UTF-8, raw control characters in strings, "\u0000",
- * and integers (no fraction, no exponent) of magnitude above 2^53. Sets
- * *WHY. Strings are tracked so that digits inside them are left alone. */
-static const char *s_prescan(const char *data, size_t len, const char **why)
+/* The first problem cJSON does not see in the LEN bytes at DATA: bytes
+ * that are not UTF-8, raw control characters in strings, "\u0000", and
+ * integers (no fraction, no exponent) of magnitude above 2^53. Returns 0
+ * (*AT NULL) or SL_EINVAL with *AT where it is and ERR (ERRLEN bytes, may
+ * be NULL) saying what. Strings are tracked so that digits inside them
+ * are left alone. */
+static int s_prescan(const char *data, size_t len, const char **at, char *err,
+                     size_t errlen)
 {
     const char *p = data, *end = data + len;
+    *at = NULL;
     size_t ok = s_utf8_ok((const unsigned char *) data, len);
     if (ok < len) {
-        *why = data[ok] ? "not UTF-8 text" : "a NUL byte";
-        return data + ok;
+        slc_errf(err, errlen, "%s", data[ok] ? "not UTF-8 text" : "a NUL byte");
+        *at = data + ok;
+        return SL_EINVAL;
     }
     while (p < end) {
         unsigned char c = (unsigned char) *p;
         if (c == '"') {
             for (p++; p < end && *p != '"'; p++) {
                 if ((unsigned char) *p < 0x20) {
-                    *why = "a control character inside a string (escape it)";
-                    return p;
+                    slc_errf(err, errlen, "a control character inside a string (escape it)");
+                    *at = p;
+                    return SL_EINVAL;
                 }
                 if (*p != '\\' || ++p >= end)
                     continue;
                 /* cJSON takes a bad \u escape ("\u12g4") for U+0000 and
                  * cuts the string there: check escapes here. */
                 if (!strchr("\"\\/bfnrtu", *p) || !*p) {
-                    *why = "an unknown escape in a string";
-                    return p - 1;
+                    slc_errf(err, errlen, "an unknown escape in a string");
+                    *at = p - 1;
+                    return SL_EINVAL;
                 }
                 if (*p != 'u')
                     continue;
                 for (int k = 1; k <= 4; k++)
                     if (end - p <= k || !isxdigit((unsigned char) p[k])) {
-                        *why = "\\u must be followed by four hex digits";
-                        return p - 1;
+                        slc_errf(err, errlen, "\\u must be followed by four hex digits");
+                        *at = p - 1;
+                        return SL_EINVAL;
                     }
                 if (!memcmp(p + 1, "0000", 4)) {
-                    *why = "\\u0000 in a string (NUL is not allowed)";
-                    return p - 1;
+                    slc_errf(err, errlen, "\\u0000 in a string (NUL is not allowed)");
+                    *at = p - 1;
+                    return SL_EINVAL;
                 }
             }
             p++;
@@ -237,15 +247,16 @@ static const char *s_prescan(const char *data, size_t len, const char **why)
                 while (p < end && strchr("0123456789.eE+-", *p))
                     p++;    /* a real: a double by definition */
             else if (n > 16 || (n == 16 && memcmp(digits, "9007199254740992", 16) > 0)) {
-                *why = "an integer beyond 2^53 (9007199254740992), which would "
-                       "not be kept exactly; send it as a string";
-                return start;
+                slc_errf(err, errlen, "an integer beyond 2^53 (9007199254740992), which "
+                         "would not be kept exactly; send it as a string");
+                *at = start;
+                return SL_EINVAL;
             }
         }
         else
             p++;
     }
-    return NULL;
+    return 0;
 }
 
 /* Where the walk is: the chain of containers from the top, so that a
@@ -373,21 +384,23 @@ static int s_parse(const char *data, size_t len, size_t line0, cJSON **out,
                    char *err, size_t errlen)
 {
     int rc = 0;
-    const char *why = NULL, *at = s_prescan(data, len, &why), *end = NULL;
+    char why[S_WHY_MAX];        /* "" when cJSON's error is at AT */
+    const char *at = NULL, *end = NULL;
     size_t line, col;
     cJSON *doc = NULL;
     *out = NULL;
-    if (!at) {
+    why[0] = '\0';
+    if (s_prescan(data, len, &at, why, sizeof why) == 0) {
         doc = cJSON_ParseWithLengthOpts(data, len, &end, false);
-        if (!doc) {
+        if (!doc)
             at = end && end >= data && end <= data + len ? end : data;
-            why = NULL;
-        }
         else {
             while (end < data + len && strchr(" \t\r\n", *end))
                 end++;
-            if (end < data + len)
-                at = end, why = "text after the JSON value";
+            if (end < data + len) {
+                at = end;
+                snprintf(why, sizeof why, "text after the JSON value");
+            }
         }
     }
     if (at) {
@@ -395,7 +408,7 @@ static int s_parse(const char *data, size_t len, size_t line0, cJSON **out,
         size_t near = 0;
         while (at + near < data + len && near < 16 && (unsigned char) at[near] >= 0x20)
             near++;
-        if (why)
+        if (why[0])
             slc_errf(err, errlen, "line %zu, column %zu: %s", line, col, why);
         else if (near)
             slc_errf(err, errlen, "line %zu, column %zu: not valid JSON near '%.*s'",

@@ -17,10 +17,9 @@
  *  document or the mapping. The compiled mapping is never written after
  *  compile, so threads may share it.
  *
- *  Size: about 1,300 lines, a little past the house's 1,200, for one
- *  stage, reading the YAML into the program: its parts share the arena,
- *  the caret diagnostics and the walk of the tree, which splitting would
- *  have to export through slt_map_int.h for no reader's gain.  */
+ *  Errors are recorded and rendered by slt_map_diag.c; this file says
+ *  where (line and column) and what. Any thread; a compile touches only
+ *  its own mapping.  */
 #include "slt_map.h"
 #include "slt_map_int.h"
 #include "slc.h"
@@ -35,7 +34,6 @@
 #include <string.h>
 
 #define S_CHUNK 4096                /* arena chunk, bytes */
-#define S_LINE_SHOW 160             /* characters of a source line shown */
 #define S_NAME_MAX 128              /* bytes of a mapping name */
 
 /* ---- arena */
@@ -83,253 +81,6 @@ void slt_map__arena_free(slt_map_arena_t *a)
         free(a->head);
         a->head = next;
     }
-}
-
-/* ---- positions */
-
-/* Characters (UTF-8 lead bytes) in S[0..N). */
-static unsigned s_chars(const char *s, size_t n)
-{
-    unsigned c = 0;
-    for (size_t k = 0; k < n; k++)
-        if (((unsigned char) s[k] & 0xC0) != 0x80)
-            c++;
-    return c;
-}
-
-void slt_map__position(const slt_map_field_t *f, uint32_t pos,
-                       unsigned *line, unsigned *col)
-{
-    *line = f->loc.line;
-    *col = f->loc.col;
-    if (!f->loc.exact || !f->text)
-        return;
-    size_t start = 0;
-    if (pos > f->textlen)
-        pos = (uint32_t) f->textlen;
-    for (size_t k = 0; k < pos; k++)
-        if (f->text[k] == '\n') {
-            (*line)++;
-            start = k + 1;
-        }
-    *col = (start ? f->loc.col_next : f->loc.col) + s_chars(f->text + start, pos - start);
-}
-
-/* 1-based line and column of byte POS of the YAML text. */
-static void s_text_pos(const char *yaml, size_t len, size_t pos, unsigned *line, unsigned *col)
-{
-    size_t ls = 0;
-    unsigned l = 1;
-    if (pos > len)
-        pos = len;
-    for (size_t k = 0; k < pos; k++)
-        if (yaml[k] == '\n') {
-            l++;
-            ls = k + 1;
-        }
-    *line = l;
-    *col = 1 + s_chars(yaml + ls, pos - ls);
-}
-
-/* ---- diagnostics */
-
-typedef struct {
-    unsigned line, col;             /* 0: about the whole file */
-    char *msg;
-    char *hint;                     /* or NULL */
-    char *field;                    /* "field 'a.b'", "drop_if", or NULL */
-} s_item_t;
-
-struct slt_map_diag {
-    s_item_t items[SLT_MAP_ERRORS_MAX];
-    size_t n;
-    size_t more;                    /* errors beyond the limit */
-    bool oom;
-};
-
-/* How diagnostics name field F (NULL: none) into BUF. */
-static const char *s_label(const slt_map_t *m, const slt_map_field_t *f, char *buf, size_t len)
-{
-    if (!f || !f->target)
-        return NULL;
-    if (f == &m->drop)
-        return "drop_if";
-    snprintf(buf, len, "field '%s'", f->target);
-    return buf;
-}
-
-static void s_diag_vadd(slt_map_diag_t *d, unsigned line, unsigned col, const char *field,
-                        const char *hint, const char *fmt, va_list ap)
-{
-    char msg[1024];
-    if (d->n == SLT_MAP_ERRORS_MAX) {
-        d->more++;
-        return;
-    }
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    s_item_t *it = &d->items[d->n];
-    it->line = line;
-    it->col = col;
-    it->msg = strdup(msg);
-    it->hint = hint ? strdup(hint) : NULL;
-    it->field = field ? strdup(field) : NULL;
-    if (!it->msg || (hint && !it->hint) || (field && !it->field)) {
-        free(it->msg);
-        free(it->hint);
-        free(it->field);
-        d->oom = true;
-        return;
-    }
-    d->n++;
-}
-
-static void s_diag_add(slt_map_diag_t *d, unsigned line, unsigned col, const char *field,
-                       const char *hint, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-
-static void s_diag_add(slt_map_diag_t *d, unsigned line, unsigned col, const char *field,
-                       const char *hint, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    s_diag_vadd(d, line, col, field, hint, fmt, ap);
-    va_end(ap);
-}
-
-int slt_map__error(slt_map_cc_t *cc, uint32_t pos, const char *hint, const char *fmt, ...)
-{
-    unsigned line, col;
-    char label[SLT_MAP_NAME_MAX * SLT_MAP_TARGET_DEPTH + 32];
-    va_list ap;
-    slt_map__position(cc->field, pos, &line, &col);
-    va_start(ap, fmt);
-    s_diag_vadd(cc->diag, line, col, s_label(cc->m, cc->field, label, sizeof label), hint, fmt, ap);
-    va_end(ap);
-    cc->errors++;
-    return SL_EINVAL;
-}
-
-static void s_diag_free(slt_map_diag_t *d)
-{
-    for (size_t k = 0; k < d->n; k++) {
-        free(d->items[k].msg);
-        free(d->items[k].hint);
-        free(d->items[k].field);
-    }
-    d->n = 0;
-}
-
-/* snprintf that appends to ERR and never overflows it. */
-typedef struct {
-    char *b;
-    size_t cap, len;
-} s_out_t;
-
-static void s_outf(s_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void s_outf(s_out_t *o, const char *fmt, ...)
-{
-    va_list ap;
-    if (!o->b || o->len + 1 >= o->cap)
-        return;
-    va_start(ap, fmt);
-    int w = vsnprintf(o->b + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        o->len = (size_t) w >= o->cap - o->len ? o->cap - 1 : o->len + (size_t) w;
-}
-
-/* Line LINE of the YAML with a caret under column COL. Long lines show a
- * window around the column; control characters show as '?'. */
-static void s_show_line(s_out_t *o, const char *yaml, size_t len, unsigned line, unsigned col)
-{
-    size_t ls = 0, k = 0;
-    unsigned l = 1;
-    while (l < line && k < len) {
-        if (yaml[k++] == '\n') {
-            l++;
-            ls = k;
-        }
-    }
-    if (l != line)
-        return;
-    size_t le = ls;
-    while (le < len && yaml[le] != '\n' && yaml[le] != '\r')
-        le++;
-    unsigned total = s_chars(yaml + ls, le - ls), first = 1;
-    if (total > S_LINE_SHOW && col > S_LINE_SHOW / 2)
-        first = col - S_LINE_SHOW / 2;
-    char num[16];
-    int w = snprintf(num, sizeof num, "%4u", line);
-    char text[S_LINE_SHOW * 4 + 8], caret[S_LINE_SHOW + 8];
-    size_t tn = 0, cn = 0;
-    unsigned c = 0;
-    if (first > 1) {
-        memcpy(text, "...", 3);
-        memcpy(caret, "   ", 3);
-        tn = cn = 3;
-    }
-    for (size_t b = ls; b < le; b++) {
-        unsigned char ch = (unsigned char) yaml[b];
-        if ((ch & 0xC0) != 0x80)
-            c++;
-        if (c < first)
-            continue;
-        if (c >= first + S_LINE_SHOW) {
-            memcpy(text + tn, "...", 3);
-            tn += 3;
-            break;
-        }
-        text[tn++] = ch < 0x20 && ch != '\t' ? '?' : ch == 0x7F ? '?' : (char) ch;
-        if ((ch & 0xC0) != 0x80 && c < col)
-            caret[cn++] = ch == '\t' ? '\t' : ' ';
-    }
-    text[tn] = '\0';
-    caret[cn] = '\0';
-    s_outf(o, "%s | %s\n%*s | %s^\n", num, text, w, "", caret);
-}
-
-/* Every recorded error, in file order, into ERR. */
-static void s_render(slt_map_diag_t *d, const slt_map_t *m, const char *yaml, size_t len,
-                     char *err, size_t errlen)
-{
-    s_out_t o = { .b = err, .cap = errlen };
-    /* Insertion sort keeps errors at one place in the order found. */
-    for (size_t k = 1; k < d->n; k++) {
-        s_item_t it = d->items[k];
-        size_t j = k;
-        while (j > 0 && (d->items[j - 1].line > it.line
-                         || (d->items[j - 1].line == it.line && d->items[j - 1].col > it.col))) {
-            d->items[j] = d->items[j - 1];
-            j--;
-        }
-        d->items[j] = it;
-    }
-    for (size_t k = 0; k < d->n; k++) {
-        const s_item_t *it = &d->items[k];
-        if (it->line == 0) {        /* about the whole file */
-            s_outf(&o, "%s: error: %s\n", m->origin, it->msg);
-            if (it->hint)
-                s_outf(&o, "  hint: %s\n", it->hint);
-            continue;
-        }
-        s_outf(&o, "%s:%u:%u: error: %s\n", m->origin, it->line, it->col, it->msg);
-        if (m->name[0] && it->field)
-            s_outf(&o, "  in mapping '%s', %s\n", m->name, it->field);
-        else if (m->name[0])
-            s_outf(&o, "  in mapping '%s'\n", m->name);
-        else if (it->field)
-            s_outf(&o, "  in %s\n", it->field);
-        s_show_line(&o, yaml, len, it->line, it->col);
-        if (it->hint)
-            s_outf(&o, "  hint: %s\n", it->hint);
-    }
-    if (d->more)
-        s_outf(&o, "%s: %zu more error%s not shown\n", m->origin, d->more, d->more == 1 ? "" : "s");
-    if (d->oom)
-        s_outf(&o, "%s: out of memory while reporting errors\n", m->origin);
-    if (o.b && o.len > 0 && o.b[o.len - 1] == '\n')
-        o.b[--o.len] = '\0';
 }
 
 /* ---- YAML helpers */
@@ -388,7 +139,7 @@ static void s_node_pos(const s_yaml_t *y, struct fy_node *n, unsigned *line, uns
     *line = 1;
     *col = 1;
     if (mk)
-        s_text_pos(y->yaml, y->len, mk->input_pos, line, col);
+        slt_map__text_pos(y->yaml, y->len, mk->input_pos, line, col);
 }
 
 static void s_yerr(const s_yaml_t *y, struct fy_node *at, const slt_map_field_t *f,
@@ -402,7 +153,8 @@ static void s_yerr(const s_yaml_t *y, struct fy_node *at, const slt_map_field_t 
     va_list ap;
     s_node_pos(y, at, &line, &col);
     va_start(ap, fmt);
-    s_diag_vadd(y->cc->diag, line, col, s_label(y->cc->m, f, label, sizeof label), hint, fmt, ap);
+    slt_map__diag_vadd(y->cc->diag, line, col, slt_map__label(y->cc->m, f, label, sizeof label),
+                       hint, fmt, ap);
     va_end(ap);
     y->cc->errors++;
 }
@@ -736,7 +488,7 @@ static void s_loc(const s_yaml_t *y, struct fy_node *n, const char *text, size_t
     loc->line = loc->col = loc->col_next = 1;
     if (!sm || !em || sm->input_pos > y->len || em->input_pos > y->len)
         return;
-    s_text_pos(y->yaml, y->len, sm->input_pos, &loc->line, &loc->col);
+    slt_map__text_pos(y->yaml, y->len, sm->input_pos, &loc->line, &loc->col);
     enum fy_node_style st = fy_node_get_style(n);
     if (st == FYNS_LITERAL) {
         size_t ls = sm->input_pos;
@@ -1045,12 +797,12 @@ static void s_fy_errors(const s_yaml_t *y, struct fy_diag *fd)
     while ((e = fy_diag_errors_iterate(fd, &it))) {
         unsigned line = e->line > 0 ? (unsigned) e->line : 1;
         unsigned col = e->column > 0 ? (unsigned) e->column : 1;
-        s_diag_add(y->cc->diag, line, col, NULL, NULL, "YAML: %s", e->msg ? e->msg : "syntax error");
+        slt_map__diag_add(y->cc->diag, line, col, NULL, NULL, "YAML: %s", e->msg ? e->msg : "syntax error");
         y->cc->errors++;
         any = true;
     }
     if (!any) {
-        s_diag_add(y->cc->diag, 1, 1, NULL, NULL, "YAML: not a valid YAML document");
+        slt_map__diag_add(y->cc->diag, 1, 1, NULL, NULL, "YAML: not a valid YAML document");
         y->cc->errors++;
     }
 }
@@ -1103,8 +855,8 @@ int slt_map_compile(const char *yaml, size_t len, const char *origin,
     size_t bad = s_utf8_bad(yaml, len);
     if (bad < len) {
         unsigned line, col;
-        s_text_pos(yaml, len, bad, &line, &col);
-        s_diag_add(&diag, line, col, NULL, NULL, "the file is not valid UTF-8 (byte 0x%02x)",
+        slt_map__text_pos(yaml, len, bad, &line, &col);
+        slt_map__diag_add(&diag, line, col, NULL, NULL, "the file is not valid UTF-8 (byte 0x%02x)",
                    (unsigned) (unsigned char) yaml[bad]);
         goto fail;
     }
@@ -1130,7 +882,7 @@ int slt_map_compile(const char *yaml, size_t len, const char *origin,
     }
     struct fy_node *root = doc ? fy_document_root(doc) : NULL;
     if (!root || fy_node_is_alias(root) || fy_node_get_type(root) != FYNT_MAPPING) {
-        s_diag_add(&diag, 1, 1, NULL, "name:, from:, to:, map: and optionally tables: and drop_if:",
+        slt_map__diag_add(&diag, 1, 1, NULL, "name:, from:, to:, map: and optionally tables: and drop_if:",
                    "a mapping file is a YAML mapping, got %s", s_kind_text(root));
         goto fail;
     }
@@ -1138,7 +890,7 @@ int slt_map_compile(const char *yaml, size_t len, const char *origin,
     const char **heads[] = { &m->name, &m->from, &m->to };
     for (int k = S_NAME; k <= S_TO; k++) {
         if (!keys[k]) {
-            s_diag_add(&diag, 0, 0, NULL, NULL, "missing '%s:'", s_keys[k]);
+            slt_map__diag_add(&diag, 0, 0, NULL, NULL, "missing '%s:'", s_keys[k]);
             continue;
         }
         rc = s_head(&y, keys[k], vals[k], s_keys[k], heads[k]);
@@ -1151,7 +903,7 @@ int slt_map_compile(const char *yaml, size_t len, const char *origin,
             goto fail;
     }
     if (!keys[S_MAP])
-        s_diag_add(&diag, 0, 0, NULL, "map: holds TARGET: EXPRESSION pairs", "missing 'map:'");
+        slt_map__diag_add(&diag, 0, 0, NULL, "map: holds TARGET: EXPRESSION pairs", "missing 'map:'");
     else
         rc = s_map(&y, keys[S_MAP], vals[S_MAP]);
     if (rc == 0 && keys[S_DROP]) {
@@ -1164,12 +916,12 @@ fail:
                  slc_strerror(cc.cb_rc));
         rc = cc.cb_rc;
     } else if (rc == 0 && (diag.n || diag.more || diag.oom)) {
-        s_render(&diag, m, yaml, len, err, errlen);
+        slt_map__render(&diag, m, yaml, len, err, errlen);
         rc = SL_EINVAL;
     } else if (rc == SL_ENOMEM) {
         slc_errf(err, errlen, "%s: out of memory", origin);
     }
-    s_diag_free(&diag);
+    slt_map__diag_free(&diag);
     if (doc)
         fy_document_destroy(doc);
     if (fd)

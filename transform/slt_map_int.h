@@ -2,10 +2,11 @@
  *  outside them includes: the arena, tokens, lookup tables, the AST, the
  *  compile context and its diagnostics, runtime values (and who owns
  *  what they point to) and the builtin function table.
- *  slt_map.c reads the YAML and runs the whole mapping, slt_map_lex.c,
- *  slt_map_parse.c and slt_map_check.c turn one expression into a checked
- *  AST, slt_map_eval.c and slt_map_fn.c evaluate it. Internal functions are
- *  named slt_map__verb.  */
+ *  slt_map.c reads the YAML and runs the whole mapping, slt_map_diag.c
+ *  records and renders compile errors, slt_map_lex.c, slt_map_parse.c and
+ *  slt_map_check.c turn one expression into a checked AST, slt_map_eval.c
+ *  and slt_map_fn.c evaluate it. Internal functions are named
+ *  slt_map__verb.  */
 #ifndef SLT_MAP_INT_H
 #define SLT_MAP_INT_H
 #include <locale.h>
@@ -208,6 +209,50 @@ typedef struct {
  * Returns SL_EINVAL. */
 int slt_map__error(slt_map_cc_t *cc, uint32_t pos, const char *hint,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- diagnostics (slt_map_diag.c): the errors of one compile */
+
+typedef struct {
+    unsigned line, col;             /* 0: about the whole file */
+    char *msg;
+    char *hint;                     /* or NULL */
+    char *field;                    /* "field 'a.b'", "drop_if", or NULL */
+} slt_map_diag_item_t;
+
+/* Zero-initialise (.n = 0); slt_map__diag_free frees what was recorded. */
+struct slt_map_diag {
+    slt_map_diag_item_t items[SLT_MAP_ERRORS_MAX];
+    size_t n;
+    size_t more;                    /* errors beyond the limit */
+    bool oom;
+};
+
+/* 1-based line and column of byte POS of the YAML text. */
+void slt_map__text_pos(const char *yaml, size_t len, size_t pos, unsigned *line,
+                       unsigned *col);
+
+/* How diagnostics name field F (NULL: none) into BUF: "drop_if", "field
+ * 'a.b'"; NULL when F names nothing. */
+const char *slt_map__label(const slt_map_t *m, const slt_map_field_t *f, char *buf,
+                           size_t len);
+
+/* Record an error at LINE:COL (0:0 about the whole file) for FIELD (a
+ * label, may be NULL) with HINT (may be NULL). Past SLT_MAP_ERRORS_MAX it
+ * is only counted; out of memory sets D->oom. Does not touch CC->errors. */
+void slt_map__diag_vadd(slt_map_diag_t *d, unsigned line, unsigned col, const char *field,
+                        const char *hint, const char *fmt, va_list ap);
+void slt_map__diag_add(slt_map_diag_t *d, unsigned line, unsigned col, const char *field,
+                       const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Free the recorded texts; D is empty again. */
+void slt_map__diag_free(slt_map_diag_t *d);
+
+/* Every recorded error of D, in file order, into ERR (ERRLEN bytes, may be
+ * NULL): "origin:line:col: error: ...", the mapping and field, the source
+ * line of YAML (LEN bytes) with a caret, the hint. Sorts D's items. */
+void slt_map__render(slt_map_diag_t *d, const slt_map_t *m, const char *yaml, size_t len,
+                     char *err, size_t errlen);
 
 /* Tokens of TEXT (LEN bytes) into *TOKS (caller frees; ends with EOF).
  * 0, SL_EINVAL (reported) or SL_ENOMEM. */

@@ -1,13 +1,20 @@
-/*  sl_admin - the request/response admin calls: topic create, stats,
- *  counters, subscription removal, identities (keys and grants) and data
- *  key rotation. Owns nothing beyond each call; results are copied out
- *  (stats arrays and identity lists are malloc'd for the caller). Client
- *  thread only. Each call waits at most connect_timeout_ms, doing the
- *  client's other I/O meanwhile (sli_request), and is resent after a
- *  reconnect; the broker's refusal text lands in sl_client_last_error.  */
-#include "sl_internal.h"
+/*  sl_admin - the request/response admin calls: topics, stats, counters,
+ *  subscription removal, identities and grants, data key rotation, schema
+ *  registry, mappings. Owns nothing beyond each call; results are copied
+ *  out (arrays malloc'd for the caller). Client thread only; knows only the
+ *  session. Every call is one s_call (send, wait at most
+ *  connect_timeout_ms doing the client's other I/O, resend after a
+ *  reconnect, expect one reply case, copy): a new admin call is a request
+ *  struct, a copy function when the reply carries data, and one s_call.  */
 #include <stdlib.h>
 #include <string.h>
+#include "sl_client_int.h"
+#include "sl_session.h"
+
+/* Copy what REPLY (borrowed, of the expected case) says to the caller's
+ * places in ARG. 0 or a code (SL_ENOMEM), after which the caller's places
+ * hold nothing to free. */
+typedef int s_copy_fn(const Sluice__Frame *reply, void *arg);
 
 static int s_expect(Sluice__Frame **reply, Sluice__Frame__BodyCase body)
 {
@@ -17,67 +24,58 @@ static int s_expect(Sluice__Frame **reply, Sluice__Frame__BodyCase body)
     return rc;
 }
 
+/* The shape of every admin call: a request of case BODY carrying MSG
+ * (borrowed), resent after a reconnect; a reply of case EXPECT, handed to
+ * COPY (NULL: nothing to copy) with ARG. 0, the broker's code (its text in
+ * the sticky last error, see sli_request), SL_EMALFORMED for another
+ * reply, or what COPY returns. */
+static int s_call(sl_client_t *client, Sluice__Frame__BodyCase body, void *msg,
+                  Sluice__Frame__BodyCase expect, s_copy_fn *copy, void *arg)
+{
+    sli_session_t *sess = client->sess;
+    Sluice__Frame *reply = NULL;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    int rc = slc_frame_set_body(&f, body, msg);
+    if (rc == 0)
+        rc = sli_request(sess, &f, true, sess->opts.connect_timeout_ms, &reply);
+    if (rc == 0)
+        rc = s_expect(&reply, expect);
+    if (rc == 0 && copy)
+        rc = copy(reply, arg);
+    slc_frame_free(&reply);
+    return rc;
+}
+
 int sl_topic_create(sl_client_t *self, const char *name,
                     uint64_t max_age_ms, uint64_t max_bytes)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
     if (!name || slc_topic_validate(name, false) != 0)
         return SL_EINVAL;
     Sluice__TopicCreate tc = SLUICE__TOPIC_CREATE__INIT;
     tc.name = (char *) name;
     tc.max_age_ms = max_age_ms;
     tc.max_bytes = max_bytes;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.body_case = SLUICE__FRAME__BODY_TOPIC_CREATE;
-    f.topic_create = &tc;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc)
-        goto fail;
-    rc = s_expect(&reply, SLUICE__FRAME__BODY_OK);
-fail:
-    slc_frame_free(&reply);
-    return rc;
+    return s_call(self, SLUICE__FRAME__BODY_TOPIC_CREATE, &tc,
+                  SLUICE__FRAME__BODY_OK, NULL, NULL);
 }
 
-static int s_stats(sl_client_t *self, bool topics, bool subs, bool counters,
-                   Sluice__Frame **reply)
-{
-    Sluice__StatsRequest sr = SLUICE__STATS_REQUEST__INIT;
-    sr.topics = topics;
-    sr.subs = subs;
-    sr.counters = counters;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.body_case = SLUICE__FRAME__BODY_STATS;
-    f.stats = &sr;
-    int rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, reply);
-    if (rc == 0)
-        rc = s_expect(reply, SLUICE__FRAME__BODY_STATS_REPLY);
-    return rc;
-}
+/* ----------------------------------------------------------------- stats */
 
-int sl_stats(sl_client_t *self, sl_topic_info_t **topics, size_t *ntopics,
-             sl_sub_info_t **subs, size_t *nsubs)
+typedef struct {
+    sl_topic_info_t **topics;   /* NULL: not asked for */
+    size_t *ntopics;
+    sl_sub_info_t **subs;       /* NULL: not asked for */
+    size_t *nsubs;
+} s_stats_out_t;
+
+static int s_stats_copy(const Sluice__Frame *reply, void *arg)
 {
     int rc = 0;
-    Sluice__Frame *reply = NULL;
+    s_stats_out_t *o = arg;
     sl_topic_info_t *t = NULL;
     sl_sub_info_t *s = NULL;
-    if ((topics && !ntopics) || (subs && !nsubs))
-        return SL_EINVAL;
-    if (topics) {
-        *topics = NULL;
-        *ntopics = 0;
-    }
-    if (subs) {
-        *subs = NULL;
-        *nsubs = 0;
-    }
-    rc = s_stats(self, topics != NULL, subs != NULL, false, &reply);
-    if (rc)
-        goto fail;
     const Sluice__StatsReply *st = reply->stats_reply;
-    if (topics && st->n_topics) {
+    if (o->topics && st->n_topics) {
         t = calloc(st->n_topics, sizeof *t);
         if (!t) {
             rc = SL_ENOMEM;
@@ -94,7 +92,7 @@ int sl_stats(sl_client_t *self, sl_topic_info_t **topics, size_t *ntopics,
             t[i].max_bytes = ti->max_bytes;
         }
     }
-    if (subs && st->n_subs) {
+    if (o->subs && st->n_subs) {
         s = calloc(st->n_subs, sizeof *s);
         if (!s) {
             rc = SL_ENOMEM;
@@ -117,60 +115,78 @@ int sl_stats(sl_client_t *self, sl_topic_info_t **topics, size_t *ntopics,
             snprintf(s[i].owner, sizeof s[i].owner, "%s", si->owner ? si->owner : "");
         }
     }
-    if (topics) {
-        *topics = t;
-        *ntopics = t ? st->n_topics : 0;
+    if (o->topics) {
+        *o->topics = t;
+        *o->ntopics = t ? st->n_topics : 0;
         t = NULL;
     }
-    if (subs) {
-        *subs = s;
-        *nsubs = s ? st->n_subs : 0;
+    if (o->subs) {
+        *o->subs = s;
+        *o->nsubs = s ? st->n_subs : 0;
         s = NULL;
     }
 fail:
     free(t);
     free(s);
-    slc_frame_free(&reply);
     return rc;
+}
+
+int sl_stats(sl_client_t *self, sl_topic_info_t **topics, size_t *ntopics,
+             sl_sub_info_t **subs, size_t *nsubs)
+{
+    if ((topics && !ntopics) || (subs && !nsubs))
+        return SL_EINVAL;
+    if (topics) {
+        *topics = NULL;
+        *ntopics = 0;
+    }
+    if (subs) {
+        *subs = NULL;
+        *nsubs = 0;
+    }
+    Sluice__StatsRequest sr = SLUICE__STATS_REQUEST__INIT;
+    sr.topics = topics != NULL;
+    sr.subs = subs != NULL;
+    s_stats_out_t o = { topics, ntopics, subs, nsubs };
+    return s_call(self, SLUICE__FRAME__BODY_STATS, &sr,
+                  SLUICE__FRAME__BODY_STATS_REPLY, s_stats_copy, &o);
+}
+
+typedef struct {
+    void (*cb)(const char *name, uint64_t value, void *arg);
+    void *arg;
+} s_counters_out_t;
+
+static int s_counters_copy(const Sluice__Frame *reply, void *arg)
+{
+    const s_counters_out_t *o = arg;
+    const Sluice__StatsReply *st = reply->stats_reply;
+    for (size_t i = 0; i < st->n_counters; i++)
+        o->cb(st->counters[i]->name, st->counters[i]->value, o->arg);
+    return 0;
 }
 
 int sl_counters(sl_client_t *self,
                 void (*cb)(const char *name, uint64_t value, void *arg),
                 void *arg)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
     if (!cb)
         return SL_EINVAL;
-    rc = s_stats(self, false, false, true, &reply);
-    if (rc)
-        goto fail;
-    const Sluice__StatsReply *st = reply->stats_reply;
-    for (size_t i = 0; i < st->n_counters; i++)
-        cb(st->counters[i]->name, st->counters[i]->value, arg);
-fail:
-    slc_frame_free(&reply);
-    return rc;
+    Sluice__StatsRequest sr = SLUICE__STATS_REQUEST__INIT;
+    sr.counters = true;
+    s_counters_out_t o = { cb, arg };
+    return s_call(self, SLUICE__FRAME__BODY_STATS, &sr,
+                  SLUICE__FRAME__BODY_STATS_REPLY, s_counters_copy, &o);
 }
 
 int sl_sub_remove(sl_client_t *self, const char *name)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
     if (!name || !*name)
         return SL_EINVAL;
     Sluice__SubRemove sr = SLUICE__SUB_REMOVE__INIT;
     sr.name = (char *) name;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.body_case = SLUICE__FRAME__BODY_SUB_REMOVE;
-    f.sub_remove = &sr;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc)
-        goto fail;
-    rc = s_expect(&reply, SLUICE__FRAME__BODY_OK);
-fail:
-    slc_frame_free(&reply);
-    return rc;
+    return s_call(self, SLUICE__FRAME__BODY_SUB_REMOVE, &sr,
+                  SLUICE__FRAME__BODY_OK, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ identities */
@@ -179,21 +195,10 @@ static int s_name_check(sl_client_t *self, const char *name)
 {
     size_t len = name ? strnlen(name, 256) : 0;
     if (len == 0 || len > 255) {
-        sli_error_set(self, "an identity name has 1 to 255 bytes");
+        sli_error_set(self->sess, "an identity name has 1 to 255 bytes");
         return SL_EINVAL;
     }
     return 0;
-}
-
-/* Send F and expect Ok. */
-static int s_request_ok(sl_client_t *self, Sluice__Frame *f)
-{
-    Sluice__Frame *reply = NULL;
-    int rc = sli_request(self, f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_OK);
-    slc_frame_free(&reply);
-    return rc;
 }
 
 int sl_key_add(sl_client_t *self, const char *name, const char *public_key)
@@ -205,17 +210,15 @@ int sl_key_add(sl_client_t *self, const char *name, const char *public_key)
         goto fail;
     rc = slc_key_parse(public_key, key, why, sizeof why);
     if (rc) {
-        sli_error_set(self, "%s", why);
+        sli_error_set(self->sess, "%s", why);
         goto fail;
     }
     Sluice__KeyAdd ka = SLUICE__KEY_ADD__INIT;
     ka.name = (char *) name;
     ka.public_key.data = key;
     ka.public_key.len = sizeof key;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.body_case = SLUICE__FRAME__BODY_KEY_ADD;
-    f.key_add = &ka;
-    rc = s_request_ok(self, &f);
+    rc = s_call(self, SLUICE__FRAME__BODY_KEY_ADD, &ka, SLUICE__FRAME__BODY_OK,
+                NULL, NULL);
 fail:
     return rc;
 }
@@ -224,15 +227,11 @@ int sl_key_revoke(sl_client_t *self, const char *name)
 {
     int rc = s_name_check(self, name);
     if (rc)
-        goto fail;
+        return rc;
     Sluice__KeyRevoke kr = SLUICE__KEY_REVOKE__INIT;
     kr.name = (char *) name;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.body_case = SLUICE__FRAME__BODY_KEY_REVOKE;
-    f.key_revoke = &kr;
-    rc = s_request_ok(self, &f);
-fail:
-    return rc;
+    return s_call(self, SLUICE__FRAME__BODY_KEY_REVOKE, &kr,
+                  SLUICE__FRAME__BODY_OK, NULL, NULL);
 }
 
 void sl_identity_list_free(sl_identity_t *list, size_t n)
@@ -279,23 +278,17 @@ fail:
     return rc;
 }
 
-int sl_key_list(sl_client_t *self, sl_identity_t **out, size_t *n)
+typedef struct {
+    sl_identity_t **list;
+    size_t *n;
+} s_identities_out_t;
+
+static int s_identities_copy(const Sluice__Frame *reply, void *arg)
 {
     int rc = 0;
-    Sluice__Frame *reply = NULL;
+    const s_identities_out_t *o = arg;
     sl_identity_t *list = NULL;
     size_t count = 0;
-    *out = NULL;
-    *n = 0;
-    Sluice__KeyList kl = SLUICE__KEY_LIST__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.body_case = SLUICE__FRAME__BODY_KEY_LIST;
-    f.key_list = &kl;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_KEY_LIST_REPLY);
-    if (rc)
-        goto fail;
     const Sluice__KeyListReply *kr = reply->key_list_reply;
     if (kr->n_identities == 0)
         goto fail;
@@ -311,13 +304,22 @@ int sl_key_list(sl_client_t *self, sl_identity_t **out, size_t *n)
             goto fail;
         }
     }
-    *out = list;
-    *n = count;
+    *o->list = list;
+    *o->n = count;
     list = NULL;
 fail:
     sl_identity_list_free(list, count);
-    slc_frame_free(&reply);
     return rc;
+}
+
+int sl_key_list(sl_client_t *self, sl_identity_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    Sluice__KeyList kl = SLUICE__KEY_LIST__INIT;
+    s_identities_out_t o = { out, n };
+    return s_call(self, SLUICE__FRAME__BODY_KEY_LIST, &kl,
+                  SLUICE__FRAME__BODY_KEY_LIST_REPLY, s_identities_copy, &o);
 }
 
 int sl_grant(sl_client_t *self, const char *name, const sl_grant_t *grants,
@@ -330,19 +332,19 @@ int sl_grant(sl_client_t *self, const char *name, const sl_grant_t *grants,
     if (rc)
         goto fail;
     if (!grants || n == 0) {
-        sli_error_set(self, "no permission given");
+        sli_error_set(self->sess, "no permission given");
         rc = SL_EINVAL;
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
         if (grants[i].perms == 0 || (grants[i].perms & ~all)) {
-            sli_error_set(self, "permissions are a set of SL_PERM_PUBLISH, "
+            sli_error_set(self->sess, "permissions are a set of SL_PERM_PUBLISH, "
                           "SL_PERM_SUBSCRIBE, SL_PERM_ADMIN and SL_PERM_CONSUME");
             rc = SL_EINVAL;
             goto fail;
         }
         if (slc_pattern_validate(grants[i].pattern) != 0) {
-            sli_error_set(self, "invalid topic pattern '%s': words of "
+            sli_error_set(self->sess, "invalid topic pattern '%s': words of "
                           "[A-Za-z0-9_-] separated by '.', '*' for one "
                           "word, '>' last for the rest",
                           grants[i].pattern ? grants[i].pattern : "");
@@ -367,59 +369,59 @@ int sl_grant(sl_client_t *self, const char *name, const sl_grant_t *grants,
     gc.n_grants = n;
     gc.grants = gp;
     gc.revoke = revoke;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.body_case = SLUICE__FRAME__BODY_GRANT_CHANGE;
-    f.grant_change = &gc;
-    rc = s_request_ok(self, &f);
+    rc = s_call(self, SLUICE__FRAME__BODY_GRANT_CHANGE, &gc,
+                SLUICE__FRAME__BODY_OK, NULL, NULL);
 fail:
     free(g);
     free(gp);
     return rc;
 }
 
+static int s_key_id_copy(const Sluice__Frame *reply, void *arg)
+{
+    uint32_t *key_id = arg;
+    if (key_id)
+        *key_id = reply->rotate_key_reply->key_id;
+    return 0;
+}
+
 int sl_rotate_key(sl_client_t *self, uint32_t *key_id)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
     Sluice__RotateKey rk = SLUICE__ROTATE_KEY__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.body_case = SLUICE__FRAME__BODY_ROTATE_KEY;
-    f.rotate_key = &rk;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_ROTATE_KEY_REPLY);
-    if (rc == 0 && key_id)
-        *key_id = reply->rotate_key_reply->key_id;
-    slc_frame_free(&reply);
-    return rc;
+    return s_call(self, SLUICE__FRAME__BODY_ROTATE_KEY, &rk,
+                  SLUICE__FRAME__BODY_ROTATE_KEY_REPLY, s_key_id_copy, key_id);
 }
 
 /* ------------------------------------------------------ schema registry */
 
+typedef struct {
+    uint32_t *version;
+    bool *existed;
+} s_registered_out_t;
+
+static int s_registered_copy(const Sluice__Frame *reply, void *arg)
+{
+    const s_registered_out_t *o = arg;
+    if (o->version)
+        *o->version = reply->schema_register_reply->version;
+    if (o->existed)
+        *o->existed = reply->schema_register_reply->existed;
+    return 0;
+}
+
 int sl_schema_register(sl_client_t *self, const char *subject, const char *schema,
                        const char *compat, bool dry_run, uint32_t *version, bool *existed)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
-    Sluice__SchemaRegister sr = SLUICE__SCHEMA_REGISTER__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
     if (!subject || !schema)
         return SL_EINVAL;
+    Sluice__SchemaRegister sr = SLUICE__SCHEMA_REGISTER__INIT;
     sr.subject = (char *) subject;
     sr.schema = (char *) schema;
     sr.compat = (char *) (compat ? compat : "");
     sr.dry_run = dry_run;
-    f.body_case = SLUICE__FRAME__BODY_SCHEMA_REGISTER;
-    f.schema_register = &sr;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_SCHEMA_REGISTER_REPLY);
-    if (rc == 0 && version)
-        *version = reply->schema_register_reply->version;
-    if (rc == 0 && existed)
-        *existed = reply->schema_register_reply->existed;
-    slc_frame_free(&reply);
-    return rc;
+    s_registered_out_t o = { version, existed };
+    return s_call(self, SLUICE__FRAME__BODY_SCHEMA_REGISTER, &sr,
+                  SLUICE__FRAME__BODY_SCHEMA_REGISTER_REPLY, s_registered_copy, &o);
 }
 
 static void s_schema_copy(const Sluice__SchemaInfo *in, sl_schema_info_t *out, char *text)
@@ -433,32 +435,27 @@ static void s_schema_copy(const Sluice__SchemaInfo *in, sl_schema_info_t *out, c
     out->schema = text;
 }
 
+static int s_schema_info_copy(const Sluice__Frame *reply, void *arg)
+{
+    const Sluice__SchemaInfo *si = reply->schema_info;
+    char *text = strdup(si->schema ? si->schema : "");
+    if (!text)
+        return SL_ENOMEM;
+    s_schema_copy(si, arg, text);
+    return 0;
+}
+
 int sl_schema_get(sl_client_t *self, const char *subject, uint32_t version,
                   sl_schema_info_t *out)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
-    Sluice__SchemaGet sg = SLUICE__SCHEMA_GET__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
     if (!subject || !out)
         return SL_EINVAL;
     memset(out, 0, sizeof *out);
+    Sluice__SchemaGet sg = SLUICE__SCHEMA_GET__INIT;
     sg.subject = (char *) subject;
     sg.version = version;
-    f.body_case = SLUICE__FRAME__BODY_SCHEMA_GET;
-    f.schema_get = &sg;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_SCHEMA_INFO);
-    if (rc == 0) {
-        char *text = strdup(reply->schema_info->schema ? reply->schema_info->schema : "");
-        if (!text)
-            rc = SL_ENOMEM;
-        else
-            s_schema_copy(reply->schema_info, out, text);
-    }
-    slc_frame_free(&reply);
-    return rc;
+    return s_call(self, SLUICE__FRAME__BODY_SCHEMA_GET, &sg,
+                  SLUICE__FRAME__BODY_SCHEMA_INFO, s_schema_info_copy, out);
 }
 
 void sl_schema_info_clear(sl_schema_info_t *info)
@@ -469,33 +466,34 @@ void sl_schema_info_clear(sl_schema_info_t *info)
     info->schema = NULL;
 }
 
+typedef struct {
+    sl_schema_info_t **list;
+    size_t *n;
+} s_schemas_out_t;
+
+static int s_schemas_copy(const Sluice__Frame *reply, void *arg)
+{
+    const s_schemas_out_t *o = arg;
+    const Sluice__SchemaListReply *r = reply->schema_list_reply;
+    *o->list = calloc(r->n_subjects + 1, sizeof(sl_schema_info_t));
+    if (!*o->list)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < r->n_subjects; i++)
+        s_schema_copy(r->subjects[i], &(*o->list)[i], NULL);
+    *o->n = r->n_subjects;
+    return 0;
+}
+
 int sl_schema_list(sl_client_t *self, sl_schema_info_t **out, size_t *n)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
-    Sluice__SchemaList sl = SLUICE__SCHEMA_LIST__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
     if (!out || !n)
         return SL_EINVAL;
     *out = NULL;
     *n = 0;
-    f.body_case = SLUICE__FRAME__BODY_SCHEMA_LIST;
-    f.schema_list = &sl;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_SCHEMA_LIST_REPLY);
-    if (rc == 0) {
-        const Sluice__SchemaListReply *r = reply->schema_list_reply;
-        *out = calloc(r->n_subjects + 1, sizeof(sl_schema_info_t));
-        if (!*out)
-            rc = SL_ENOMEM;
-        for (size_t i = 0; rc == 0 && i < r->n_subjects; i++)
-            s_schema_copy(r->subjects[i], &(*out)[i], NULL);
-        if (rc == 0)
-            *n = r->n_subjects;
-    }
-    slc_frame_free(&reply);
-    return rc;
+    Sluice__SchemaList sl = SLUICE__SCHEMA_LIST__INIT;
+    s_schemas_out_t o = { out, n };
+    return s_call(self, SLUICE__FRAME__BODY_SCHEMA_LIST, &sl,
+                  SLUICE__FRAME__BODY_SCHEMA_LIST_REPLY, s_schemas_copy, &o);
 }
 
 void sl_schema_list_free(sl_schema_info_t *list, size_t n)
@@ -507,17 +505,15 @@ void sl_schema_list_free(sl_schema_info_t *list, size_t n)
 int sl_topic_set_schema(sl_client_t *self, const char *topic, const char *subject,
                         uint32_t version, const char *invalid)
 {
-    Sluice__TopicSet ts = SLUICE__TOPIC_SET__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
     if (!topic)
         return SL_EINVAL;
+    Sluice__TopicSet ts = SLUICE__TOPIC_SET__INIT;
     ts.topic = (char *) topic;
     ts.subject = (char *) (subject ? subject : "");
     ts.version = version;
     ts.invalid = (char *) (invalid ? invalid : "");
-    f.body_case = SLUICE__FRAME__BODY_TOPIC_SET;
-    f.topic_set = &ts;
-    return s_request_ok(self, &f);
+    return s_call(self, SLUICE__FRAME__BODY_TOPIC_SET, &ts,
+                  SLUICE__FRAME__BODY_OK, NULL, NULL);
 }
 
 /* ------------------------------------------------------------- mappings */
@@ -532,50 +528,44 @@ static void s_mapping_copy(const Sluice__MappingInfo *in, sl_mapping_info_t *out
     out->yaml = yaml;
 }
 
+/* A MappingInfo into ARG (NULL: not wanted), without its YAML. */
+static int s_mapping_head_copy(const Sluice__Frame *reply, void *arg)
+{
+    if (arg)
+        s_mapping_copy(reply->mapping_info, arg, NULL);
+    return 0;
+}
+
+/* A MappingInfo into ARG with its YAML (caller frees, sl_mapping_info_clear). */
+static int s_mapping_info_copy(const Sluice__Frame *reply, void *arg)
+{
+    const Sluice__MappingInfo *mi = reply->mapping_info;
+    char *yaml = strdup(mi->yaml ? mi->yaml : "");
+    if (!yaml)
+        return SL_ENOMEM;
+    s_mapping_copy(mi, arg, yaml);
+    return 0;
+}
+
 int sl_mapping_add(sl_client_t *self, const char *yaml, sl_mapping_info_t *out)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
-    Sluice__MappingAdd ma = SLUICE__MAPPING_ADD__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
     if (!yaml)
         return SL_EINVAL;
+    Sluice__MappingAdd ma = SLUICE__MAPPING_ADD__INIT;
     ma.yaml = (char *) yaml;
-    f.body_case = SLUICE__FRAME__BODY_MAPPING_ADD;
-    f.mapping_add = &ma;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_MAPPING_INFO);
-    if (rc == 0 && out)
-        s_mapping_copy(reply->mapping_info, out, NULL);
-    slc_frame_free(&reply);
-    return rc;
+    return s_call(self, SLUICE__FRAME__BODY_MAPPING_ADD, &ma,
+                  SLUICE__FRAME__BODY_MAPPING_INFO, s_mapping_head_copy, out);
 }
 
 int sl_mapping_get(sl_client_t *self, const char *name, sl_mapping_info_t *out)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
-    Sluice__MappingGet mg = SLUICE__MAPPING_GET__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
     if (!name || !out)
         return SL_EINVAL;
     memset(out, 0, sizeof *out);
+    Sluice__MappingGet mg = SLUICE__MAPPING_GET__INIT;
     mg.name = (char *) name;
-    f.body_case = SLUICE__FRAME__BODY_MAPPING_GET;
-    f.mapping_get = &mg;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_MAPPING_INFO);
-    if (rc == 0) {
-        char *yaml = strdup(reply->mapping_info->yaml ? reply->mapping_info->yaml : "");
-        if (!yaml)
-            rc = SL_ENOMEM;
-        else
-            s_mapping_copy(reply->mapping_info, out, yaml);
-    }
-    slc_frame_free(&reply);
-    return rc;
+    return s_call(self, SLUICE__FRAME__BODY_MAPPING_GET, &mg,
+                  SLUICE__FRAME__BODY_MAPPING_INFO, s_mapping_info_copy, out);
 }
 
 void sl_mapping_info_clear(sl_mapping_info_t *info)
@@ -586,33 +576,34 @@ void sl_mapping_info_clear(sl_mapping_info_t *info)
     info->yaml = NULL;
 }
 
+typedef struct {
+    sl_mapping_info_t **list;
+    size_t *n;
+} s_mappings_out_t;
+
+static int s_mappings_copy(const Sluice__Frame *reply, void *arg)
+{
+    const s_mappings_out_t *o = arg;
+    const Sluice__MappingListReply *r = reply->mapping_list_reply;
+    *o->list = calloc(r->n_mappings + 1, sizeof(sl_mapping_info_t));
+    if (!*o->list)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < r->n_mappings; i++)
+        s_mapping_copy(r->mappings[i], &(*o->list)[i], NULL);
+    *o->n = r->n_mappings;
+    return 0;
+}
+
 int sl_mapping_list(sl_client_t *self, sl_mapping_info_t **out, size_t *n)
 {
-    int rc = 0;
-    Sluice__Frame *reply = NULL;
-    Sluice__MappingList ml = SLUICE__MAPPING_LIST__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
     if (!out || !n)
         return SL_EINVAL;
     *out = NULL;
     *n = 0;
-    f.body_case = SLUICE__FRAME__BODY_MAPPING_LIST;
-    f.mapping_list = &ml;
-    rc = sli_request(self, &f, true, self->opts.connect_timeout_ms, &reply);
-    if (rc == 0)
-        rc = s_expect(&reply, SLUICE__FRAME__BODY_MAPPING_LIST_REPLY);
-    if (rc == 0) {
-        const Sluice__MappingListReply *r = reply->mapping_list_reply;
-        *out = calloc(r->n_mappings + 1, sizeof(sl_mapping_info_t));
-        if (!*out)
-            rc = SL_ENOMEM;
-        for (size_t i = 0; rc == 0 && i < r->n_mappings; i++)
-            s_mapping_copy(r->mappings[i], &(*out)[i], NULL);
-        if (rc == 0)
-            *n = r->n_mappings;
-    }
-    slc_frame_free(&reply);
-    return rc;
+    Sluice__MappingList ml = SLUICE__MAPPING_LIST__INIT;
+    s_mappings_out_t o = { out, n };
+    return s_call(self, SLUICE__FRAME__BODY_MAPPING_LIST, &ml,
+                  SLUICE__FRAME__BODY_MAPPING_LIST_REPLY, s_mappings_copy, &o);
 }
 
 void sl_mapping_list_free(sl_mapping_info_t *list, size_t n)
@@ -623,12 +614,10 @@ void sl_mapping_list_free(sl_mapping_info_t *list, size_t n)
 
 int sl_mapping_remove(sl_client_t *self, const char *name)
 {
-    Sluice__MappingRemove mr = SLUICE__MAPPING_REMOVE__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
     if (!name)
         return SL_EINVAL;
+    Sluice__MappingRemove mr = SLUICE__MAPPING_REMOVE__INIT;
     mr.name = (char *) name;
-    f.body_case = SLUICE__FRAME__BODY_MAPPING_REMOVE;
-    f.mapping_remove = &mr;
-    return s_request_ok(self, &f);
+    return s_call(self, SLUICE__FRAME__BODY_MAPPING_REMOVE, &mr,
+                  SLUICE__FRAME__BODY_OK, NULL, NULL);
 }

@@ -1,34 +1,86 @@
 /*  sl_pub - publishing: the unconfirmed ring, batching, confirms and their
  *  callbacks, retries with backoff, and the transient batch. Owns every
- *  unconfirmed message. Client thread only; the session (socket, HelloOk)
- *  belongs to sl_client.c, which calls sli_pub_session_ready on each one.
+ *  unconfirmed message and the publish state (struct sli_pub). Client
+ *  thread only. The session (socket, HelloOk) is sl_session's: this part
+ *  registers with it (ready / service / deadline hooks, PublishAck and
+ *  Error handlers) and calls nothing else of the SDK but the session.
  *
  *  The ring keeps unconfirmed publishes at slot seq & (cap - 1): seqs are
  *  handed out in order, so a Confirm finds its message in O(1) and the
  *  oldest one is always at base_seq. Seqs >= send_seq have not gone out in
  *  this session. Each envelope is encoded once, in sl_publish; a batch
- *  frame is then the Frame tags followed by the stored envelopes, each as a
- *  length-delimited PublishBatch.msgs field - byte for byte what protobuf
- *  would emit - so resending after a reconnect never re-encodes anything.  */
-#include "sl_internal.h"
+ *  frame is then the Frame's head followed by the stored envelopes, each as
+ *  a length-delimited PublishBatch.msgs field - byte for byte what protobuf
+ *  would emit, written by slc_publish_batch_* (the codec owns the tags) -
+ *  so resending after a reconnect never re-encodes anything.  */
+#include "sl_pub.h"
 #include <stdlib.h>
 #include <string.h>
+#include "sl_client_int.h"
 
 #define SLI_RING_MIN 1024
 #define SLI_HDR_STACK 16
 
-/* Protobuf tags of the fields the batch frame is assembled from. */
-#define SLI_TAG_FRAME_CORR 0x08             /* Frame.corr, varint */
-#define SLI_TAG_FRAME_BATCH 0x72            /* Frame.publish_batch (14), bytes */
-#define SLI_TAG_BATCH_MSG 0x0a              /* PublishBatch.msgs (1), bytes */
-#define SLI_TAG_BATCH_TRANSIENT 0x10        /* PublishBatch.transient (2), varint */
+/* Transient batches the broker has not yet answered, at most: this paces a
+ * transient publisher to the broker's fan-out speed instead of letting it
+ * outrun every subscriber's credit. */
+#ifndef SLI_TRANSIENT_WINDOW
+#define SLI_TRANSIENT_WINDOW 4
+#endif
+
+typedef enum {
+    SLI_PEND_UNSENT,            /* waits in the outgoing batch (seq >= send_seq) */
+    SLI_PEND_SENT,              /* in a frame, awaiting its Confirm */
+    SLI_PEND_RETRY,             /* retryable nack: resend at retry_at */
+} sli_pend_state_t;
+
+/* One unconfirmed publish: the envelope is encoded once here and copied
+ * into every frame that carries it (first send, retries, resends). */
+typedef struct {
+    uint64_t seq;
+    uint64_t corr;              /* frame it last went out in */
+    uint64_t retry_at;          /* mono ms, state RETRY */
+    sl_confirm_fn *cb;
+    void *arg;
+    char *topic;                /* points into this allocation */
+    uint32_t len;               /* bytes in enc */
+    uint8_t state;              /* sli_pend_state_t */
+    uint8_t retries;
+    uint8_t enc[];              /* encoded Envelope, then the topic string */
+} sli_pending_t;
+
+struct sli_pub {
+    sli_session_t *sess;        /* borrowed: the client's session */
+    char valid_topic[SLC_TOPIC_MAX + 1];    /* last topic that passed validation */
+
+    /* unconfirmed publishes, slot = seq & (ring_cap - 1) */
+    sli_pending_t **ring;
+    size_t ring_cap;
+    uint64_t base_seq;          /* every live seq is in [base_seq, next_seq) */
+    uint64_t next_seq;
+    uint64_t send_seq;          /* seqs >= this are UNSENT */
+    size_t live;
+    size_t unsent_n;
+    size_t unsent_bytes;
+    uint64_t batch_since;       /* mono ms of the oldest unsent publish */
+    size_t retry_n;
+    uint64_t retry_at;          /* earliest retry */
+    sli_pending_t **scratch;    /* max_batch entries, to assemble a frame */
+
+    /* transient batch: PublishBatch.msgs fields, already framed */
+    uint8_t *tbuf;
+    size_t tlen, tcap, tn;
+    uint64_t tsince;
+    uint64_t tcorr[SLI_TRANSIENT_WINDOW]; /* corrs of transient batches not yet answered */
+    size_t tout;                /* how many of tcorr are in use */
+};
 
 /* ---------------------------------------------------------------- ring */
 
-int sli_pub_init(sl_client_t *self)
+static int s_ring_init(sli_pub_t *self)
 {
     self->ring = calloc(SLI_RING_MIN, sizeof *self->ring);
-    self->scratch = calloc((size_t) self->opts.max_batch, sizeof *self->scratch);
+    self->scratch = calloc((size_t) self->sess->opts.max_batch, sizeof *self->scratch);
     if (!self->ring || !self->scratch)
         return SL_ENOMEM;
     self->ring_cap = SLI_RING_MIN;
@@ -36,8 +88,11 @@ int sli_pub_init(sl_client_t *self)
     return 0;
 }
 
-void sli_pub_destroy(sl_client_t *self)
+void sli_pub_destroy(sli_pub_t **self_p)
 {
+    if (!self_p || !*self_p)
+        return;
+    sli_pub_t *self = *self_p;
     if (self->ring)
         for (uint64_t s = self->base_seq; s < self->next_seq; s++) {
             sli_pending_t *p = self->ring[s & (self->ring_cap - 1)];
@@ -47,12 +102,11 @@ void sli_pub_destroy(sl_client_t *self)
     free(self->ring);
     free(self->scratch);
     free(self->tbuf);
-    self->ring = NULL;
-    self->scratch = NULL;
-    self->tbuf = NULL;
+    free(self);
+    *self_p = NULL;
 }
 
-static sli_pending_t *s_get(const sl_client_t *self, uint64_t seq)
+static sli_pending_t *s_get(const sli_pub_t *self, uint64_t seq)
 {
     if (seq < self->base_seq || seq >= self->next_seq)
         return NULL;
@@ -61,7 +115,7 @@ static sli_pending_t *s_get(const sl_client_t *self, uint64_t seq)
 }
 
 /* Make room so that seq next_seq has a slot of its own. */
-static int s_fit(sl_client_t *self)
+static int s_fit(sli_pub_t *self)
 {
     uint64_t span = self->next_seq - self->base_seq + 1;
     if (span <= self->ring_cap)
@@ -86,7 +140,7 @@ static int s_fit(sl_client_t *self)
     return 0;
 }
 
-static void s_remove(sl_client_t *self, sli_pending_t *p)
+static void s_remove(sli_pub_t *self, sli_pending_t *p)
 {
     self->ring[p->seq & (self->ring_cap - 1)] = NULL;
     self->live--;
@@ -123,7 +177,7 @@ static void s_env_free(sli_env_t *e)
 }
 
 /* Fill E to encode MSG; it borrows MSG's strings and bytes. */
-static int s_env_build(sl_client_t *self, const sl_message_t *msg,
+static int s_env_build(sli_pub_t *self, const sl_message_t *msg,
                        bool transient, sli_env_t *e)
 {
     size_t nh = msg->nheaders + (msg->msg_id ? 1 : 0);
@@ -155,8 +209,8 @@ static int s_env_build(sl_client_t *self, const sl_message_t *msg,
     sluice__envelope__init(&e->env);
     e->env.topic = (char *) msg->topic;
     if (!transient) {
-        e->env.producer_id.data = self->producer_id;
-        e->env.producer_id.len = sizeof self->producer_id;
+        e->env.producer_id.data = self->sess->producer_id;
+        e->env.producer_id.len = sizeof self->sess->producer_id;
     }
     e->env.n_headers = nh;
     e->env.headers = hp;
@@ -171,7 +225,7 @@ static int s_env_build(sl_client_t *self, const sl_message_t *msg,
  * broker topic ('_'), which the broker refuses with 403 for everyone.
  * Publishers mostly repeat one topic: the last one that passed is
  * remembered. */
-static int s_topic_check(sl_client_t *self, const char *topic)
+static int s_topic_check(sli_pub_t *self, const char *topic)
 {
     if (!topic)
         return SL_EINVAL;
@@ -193,9 +247,9 @@ static bool s_text_ok(const char *s)
     return !s || slc_text_valid(s, strlen(s));
 }
 
-static int s_check(sl_client_t *self, const sl_message_t *msg)
+static int s_check(sli_pub_t *self, const sl_message_t *msg)
 {
-    if (self->state == SLI_SESS_VERSION)
+    if (self->sess->state == SLI_SESS_VERSION)
         return SL_EVERSION;
     if (!msg || (msg->len && !msg->payload) || (msg->nheaders && !msg->headers))
         return SL_EINVAL;
@@ -208,7 +262,7 @@ static int s_check(sl_client_t *self, const sl_message_t *msg)
             return SL_EINVAL;
     if (!s_text_ok(msg->content_type) || !s_text_ok(msg->msg_id))
         return SL_EINVAL;
-    if (msg->len > self->max_msg)
+    if (msg->len > self->sess->max_msg)
         return SL_ETOOBIG;
     return 0;
 }
@@ -216,28 +270,22 @@ static int s_check(sl_client_t *self, const sl_message_t *msg)
 /* -------------------------------------------------------------- frames */
 
 /* Send V[0..N) in one PublishBatch frame. On 0 they are SENT with its corr. */
-static int s_send_entries(sl_client_t *self, sli_pending_t **v, size_t n)
+static int s_send_entries(sli_pub_t *self, sli_pending_t **v, size_t n)
 {
     size_t body = 0;
     for (size_t i = 0; i < n; i++)
-        body += 1 + slc_varint_len(v[i]->len) + v[i]->len;
-    uint64_t corr = sli_corr(self);
-    size_t total = 1 + slc_varint_len(corr) + 1 + slc_varint_len(body) + body;
+        body += slc_batch_msg_size(v[i]->len);
+    uint64_t corr = sli_corr(self->sess);
     zmq_msg_t msg;
-    if (zmq_msg_init_size(&msg, total) != 0)
+    if (zmq_msg_init_size(&msg, slc_publish_batch_size(corr, body, false)) != 0)
         return SL_ENOMEM;
-    uint8_t *p = zmq_msg_data(&msg);
-    *p++ = SLI_TAG_FRAME_CORR;
-    p = slc_varint_put(p, corr);
-    *p++ = SLI_TAG_FRAME_BATCH;
-    p = slc_varint_put(p, body);
+    uint8_t *p = slc_publish_batch_open(zmq_msg_data(&msg), corr, body, false);
     for (size_t i = 0; i < n; i++) {
-        *p++ = SLI_TAG_BATCH_MSG;
-        p = slc_varint_put(p, v[i]->len);
+        p = slc_batch_msg_head(p, v[i]->len);
         memcpy(p, v[i]->enc, v[i]->len);
         p += v[i]->len;
     }
-    int rc = sli_send_msg(self, &msg);
+    int rc = sli_send_msg(self->sess, &msg);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -248,15 +296,15 @@ static int s_send_entries(sl_client_t *self, sli_pending_t **v, size_t n)
 }
 
 /* One frame of the oldest unsent publishes. */
-static int s_send_fresh(sl_client_t *self)
+static int s_send_fresh(sli_pub_t *self)
 {
     size_t n = 0, bytes = 0;
     uint64_t s = self->send_seq;
-    for (; s < self->next_seq && n < self->max_batch; s++) {
+    for (; s < self->next_seq && n < self->sess->max_batch; s++) {
         sli_pending_t *p = s_get(self, s);
         if (!p)
             continue;
-        if (n && bytes + p->len > self->opts.max_batch_bytes)
+        if (n && bytes + p->len > self->sess->opts.max_batch_bytes)
             break;
         self->scratch[n++] = p;
         bytes += p->len;
@@ -270,7 +318,7 @@ static int s_send_fresh(sl_client_t *self)
     return 0;
 }
 
-static int s_send_retry_batch(sl_client_t *self, size_t n)
+static int s_send_retry_batch(sli_pub_t *self, size_t n)
 {
     int rc = s_send_entries(self, self->scratch, n);
     if (rc == 0)
@@ -279,7 +327,7 @@ static int s_send_retry_batch(sl_client_t *self, size_t n)
 }
 
 /* Resend every RETRY publish that is due, oldest first. */
-static void s_send_retries(sl_client_t *self, uint64_t now)
+static void s_send_retries(sli_pub_t *self, uint64_t now)
 {
     uint64_t next_at = UINT64_MAX;
     size_t n = 0, bytes = 0;
@@ -291,8 +339,8 @@ static void s_send_retries(sl_client_t *self, uint64_t now)
             next_at = sli_min(next_at, p->retry_at);
             continue;
         }
-        if (n == self->max_batch
-            || (n && bytes + p->len > self->opts.max_batch_bytes)) {
+        if (n == self->sess->max_batch
+            || (n && bytes + p->len > self->sess->opts.max_batch_bytes)) {
             if (s_send_retry_batch(self, n) != 0)
                 goto blocked;
             n = bytes = 0;
@@ -311,26 +359,18 @@ blocked:
 /* Send the transient batch with a corr: the broker answers it with an empty
  * PublishAck once fanned out, which frees a place in the window. SL_EBUSY
  * while the window is full. */
-static int s_send_transient(sl_client_t *self)
+static int s_send_transient(sli_pub_t *self)
 {
     if (self->tout >= SLI_TRANSIENT_WINDOW)
         return SL_EBUSY;
-    uint64_t corr = sli_corr(self);
-    size_t body = self->tlen + 2;
-    size_t total = 1 + slc_varint_len(corr) + 1 + slc_varint_len(body) + body;
+    uint64_t corr = sli_corr(self->sess);
     zmq_msg_t msg;
-    if (zmq_msg_init_size(&msg, total) != 0)
+    if (zmq_msg_init_size(&msg, slc_publish_batch_size(corr, self->tlen, true)) != 0)
         return SL_ENOMEM;
-    uint8_t *p = zmq_msg_data(&msg);
-    *p++ = SLI_TAG_FRAME_CORR;
-    p = slc_varint_put(p, corr);
-    *p++ = SLI_TAG_FRAME_BATCH;
-    p = slc_varint_put(p, body);
+    uint8_t *p = slc_publish_batch_open(zmq_msg_data(&msg), corr, self->tlen, true);
     memcpy(p, self->tbuf, self->tlen);
-    p += self->tlen;
-    *p++ = SLI_TAG_BATCH_TRANSIENT;
-    *p++ = 1;
-    int rc = sli_send_msg(self, &msg);
+    (void) slc_publish_batch_close(p + self->tlen, true);
+    int rc = sli_send_msg(self->sess, &msg);
     if (rc == 0) {
         self->tlen = self->tn = 0;
         self->tcorr[self->tout++] = corr;
@@ -339,7 +379,7 @@ static int s_send_transient(sl_client_t *self)
 }
 
 /* True when CORR answered one of our transient batches (and frees it). */
-static bool s_transient_answered(sl_client_t *self, uint64_t corr)
+static bool s_transient_answered(sli_pub_t *self, uint64_t corr)
 {
     for (size_t i = 0; i < self->tout; i++)
         if (self->tcorr[i] == corr) {
@@ -349,42 +389,46 @@ static bool s_transient_answered(sl_client_t *self, uint64_t corr)
     return false;
 }
 
-void sli_pub_service(sl_client_t *self, uint64_t now, bool force)
+static void s_service(void *part, uint64_t now, bool force)
 {
-    if (self->state != SLI_SESS_READY)
+    sli_pub_t *self = part;
+    if (self->sess->state != SLI_SESS_READY)
         return;
     if (self->retry_n && now >= self->retry_at)
         s_send_retries(self, now);
     while (self->unsent_n > 0) {
-        if (!force && self->unsent_n < self->max_batch
-            && self->unsent_bytes < self->opts.max_batch_bytes
-            && now - self->batch_since < (uint64_t) self->opts.linger_ms)
+        if (!force && self->unsent_n < self->sess->max_batch
+            && self->unsent_bytes < self->sess->opts.max_batch_bytes
+            && now - self->batch_since < (uint64_t) self->sess->opts.linger_ms)
             break;
         if (s_send_fresh(self) != 0)
             break;              /* pipe full: the next turn tries again */
     }
-    if (self->tn && (force || self->tn >= self->max_batch
-                     || self->tlen >= self->opts.max_batch_bytes
-                     || now - self->tsince >= (uint64_t) self->opts.linger_ms))
+    if (self->tn && (force || self->tn >= self->sess->max_batch
+                     || self->tlen >= self->sess->opts.max_batch_bytes
+                     || now - self->tsince >= (uint64_t) self->sess->opts.linger_ms))
         (void) s_send_transient(self);
 }
 
-uint64_t sli_pub_deadline(const sl_client_t *self)
+static uint64_t s_deadline(const void *part)
 {
+    const sli_pub_t *self = part;
     uint64_t d = UINT64_MAX;
-    if (self->state != SLI_SESS_READY)
+    if (self->sess->state != SLI_SESS_READY)
         return d;
     if (self->unsent_n)
-        d = self->batch_since + (uint64_t) self->opts.linger_ms;
+        d = self->batch_since + (uint64_t) self->sess->opts.linger_ms;
     if (self->retry_n)
         d = sli_min(d, self->retry_at);
     if (self->tn)
-        d = sli_min(d, self->tsince + (uint64_t) self->opts.linger_ms);
+        d = sli_min(d, self->tsince + (uint64_t) self->sess->opts.linger_ms);
     return d;
 }
 
-void sli_pub_session_ready(sl_client_t *self, uint64_t last_seq)
+static void s_session_ready(void *part, const Sluice__HelloOk *ok)
 {
+    sli_pub_t *self = part;
+    uint64_t last_seq = ok->producer_last_seq;
     self->tout = 0;             /* a new session answers nothing of the old */
     if (last_seq >= self->next_seq) {
         if (self->live)
@@ -414,7 +458,7 @@ void sli_pub_session_ready(sl_client_t *self, uint64_t last_seq)
 
 /* ------------------------------------------------------------ confirms */
 
-static void s_settle(sl_client_t *self, sli_pending_t *p, int rc,
+static void s_settle(sli_pub_t *self, sli_pending_t *p, int rc,
                      const char *text, uint64_t offset, bool duplicate)
 {
     s_remove(self, p);
@@ -422,21 +466,21 @@ static void s_settle(sl_client_t *self, sli_pending_t *p, int rc,
         sl_confirm_t c = { .rc = rc, .text = text, .topic = p->topic,
                            .seq = p->seq, .offset = offset,
                            .duplicate = duplicate };
-        self->cb_depth++;
+        self->sess->cb_depth++;
         p->cb(&c, p->arg);
-        self->cb_depth--;
+        self->sess->cb_depth--;
     }
     free(p);
 }
 
-static void s_retry(sl_client_t *self, sli_pending_t *p, uint64_t now)
+static void s_retry(sli_pub_t *self, sli_pending_t *p, uint64_t now)
 {
     if (p->state != SLI_PEND_SENT)
         return;
     if (p->retries < UINT8_MAX)
         p->retries++;
     p->state = SLI_PEND_RETRY;
-    p->retry_at = now + sli_backoff(self, p->retries);
+    p->retry_at = now + sli_backoff(self->sess, p->retries);
     self->retry_at = self->retry_n ? sli_min(self->retry_at, p->retry_at)
                                    : p->retry_at;
     self->retry_n++;
@@ -444,7 +488,7 @@ static void s_retry(sl_client_t *self, sli_pending_t *p, uint64_t now)
 
 /* A Confirm without seq: find the INDEX-th message of frame CORR. Only a
  * fallback, hence the scan. */
-static sli_pending_t *s_by_index(const sl_client_t *self, uint64_t corr,
+static sli_pending_t *s_by_index(const sli_pub_t *self, uint64_t corr,
                                  uint32_t index)
 {
     uint32_t i = 0;
@@ -456,12 +500,13 @@ static sli_pending_t *s_by_index(const sl_client_t *self, uint64_t corr,
     return NULL;
 }
 
-void sli_pub_on_ack(sl_client_t *self, const Sluice__Frame *frame)
+static bool s_on_ack(void *arg, const Sluice__Frame *frame)
 {
+    sli_pub_t *self = arg;
     const Sluice__PublishAck *pa = frame->publish_ack;
     uint64_t now = slc_mono_ms();
     if (pa->n_confirms == 0 && s_transient_answered(self, frame->corr))
-        return;
+        return true;
     for (size_t i = 0; i < pa->n_confirms; i++) {
         const Sluice__Confirm *c = pa->confirms[i];
         sli_pending_t *p = c->seq ? s_get(self, c->seq)
@@ -476,14 +521,19 @@ void sli_pub_on_ack(sl_client_t *self, const Sluice__Frame *frame)
             s_settle(self, p, c->code > 0 ? -c->code : SL_EINTERNAL,
                      c->text, 0, false);
     }
+    return true;
 }
 
-void sli_pub_on_error(sl_client_t *self, uint64_t corr,
-                      const Sluice__Error *err)
+/* An Error answering one of our batch frames; false for any other (the
+ * session logs what no part claims). */
+static bool s_on_error(void *arg, const Sluice__Frame *frame)
 {
+    sli_pub_t *self = arg;
+    uint64_t corr = frame->corr;
+    const Sluice__Error *err = frame->error;
     if (s_transient_answered(self, corr)) {
         SLI_LOG("transient batch refused: %s", err->text);
-        return;
+        return true;
     }
     uint64_t now = slc_mono_ms();
     int code = err->code > 0 ? -err->code : SL_EINTERNAL;
@@ -501,28 +551,57 @@ void sli_pub_on_error(sl_client_t *self, uint64_t corr,
         else
             s_settle(self, p, code, err->text, 0, false);
     }
-    if (!hit)
-        SLI_LOG("broker error %d for request %llu: %s", err->code,
-                (unsigned long long) corr, err->text);
+    return hit > 0;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static const sli_part_ops_t s_part = {
+    .ready = s_session_ready,
+    .service = s_service,
+    .deadline = s_deadline,
+};
+
+int sli_pub_new(sli_session_t *sess, sli_pub_t **out)
+{
+    int rc = 0;
+    *out = NULL;
+    sli_pub_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return SL_ENOMEM;
+    self->sess = sess;
+    rc = s_ring_init(self);
+    if (!rc)
+        rc = sli_session_part_add(sess, &s_part, self);
+    if (!rc)
+        rc = sli_session_on(sess, SLUICE__FRAME__BODY_PUBLISH_ACK, s_on_ack, self);
+    if (!rc)
+        rc = sli_session_on(sess, SLUICE__FRAME__BODY_ERROR, s_on_error, self);
+    if (rc) {
+        sli_pub_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return 0;
 }
 
 /* -------------------------------------------------------------- public */
 
-static int s_wait_room(sl_client_t *self)
+static int s_wait_room(sli_pub_t *self)
 {
     int rc = 0;
-    if (self->cb_depth > 0 || self->opts.block_ms == 0)
+    if (self->sess->cb_depth > 0 || self->sess->opts.block_ms == 0)
         return SL_EBUSY;
-    uint64_t deadline = slc_mono_ms() + (uint64_t) self->opts.block_ms;
-    while (self->live >= (size_t) self->opts.max_unacked) {
+    uint64_t deadline = slc_mono_ms() + (uint64_t) self->sess->opts.block_ms;
+    while (self->live >= (size_t) self->sess->opts.max_unacked) {
         /* Everything out now: only confirms make room. */
-        sli_pub_service(self, slc_mono_ms(), true);
-        int left = sli_remaining(deadline, self->opts.block_ms);
+        s_service(self, slc_mono_ms(), true);
+        int left = sli_remaining(deadline, self->sess->opts.block_ms);
         if (left == 0) {
             rc = SL_EBUSY;
             goto fail;
         }
-        rc = sli_turn(self, left);
+        rc = sli_turn(self->sess, left);
         if (rc < 0)
             goto fail;
         rc = 0;
@@ -531,9 +610,10 @@ fail:
     return rc;
 }
 
-int sl_publish(sl_client_t *self, const sl_message_t *msg,
+int sl_publish(sl_client_t *client, const sl_message_t *msg,
                sl_confirm_fn *cb, void *arg, uint64_t *seq)
 {
+    sli_pub_t *self = client->pub;
     int rc = s_check(self, msg);
     sli_pending_t *p = NULL;
     sli_env_t e;
@@ -542,13 +622,13 @@ int sl_publish(sl_client_t *self, const sl_message_t *msg,
     /* With a persistent id the broker knows where our sequence stands:
      * numbering before HelloOk could reuse stored seqs, which the broker
      * would then take for duplicates. */
-    if (self->id_fd >= 0 && !self->ever_ready) {
-        rc = self->cb_depth ? SL_EBUSY
-                            : sli_wait_ready(self, self->opts.connect_timeout_ms);
+    if (self->sess->id_file && !self->sess->ever_ready) {
+        rc = self->sess->cb_depth ? SL_EBUSY
+                            : sli_wait_ready(self->sess, self->sess->opts.connect_timeout_ms);
         if (rc)
             goto fail;
     }
-    if (self->live >= (size_t) self->opts.max_unacked) {
+    if (self->live >= (size_t) self->sess->opts.max_unacked) {
         rc = s_wait_room(self);
         if (rc)
             goto fail;
@@ -589,17 +669,18 @@ int sl_publish(sl_client_t *self, const sl_message_t *msg,
     self->unsent_bytes += len;
     if (seq)
         *seq = p->seq;
-    if (self->unsent_n >= self->max_batch
-        || self->unsent_bytes >= self->opts.max_batch_bytes)
-        sli_pub_service(self, now, false);
-    sli_tick(self, now);
+    if (self->unsent_n >= self->sess->max_batch
+        || self->unsent_bytes >= self->sess->opts.max_batch_bytes)
+        s_service(self, now, false);
+    sli_tick(self->sess, now);
     return 0;
 fail:
     return rc;
 }
 
-int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
+int sl_publish_transient(sl_client_t *client, const sl_message_t *msg)
 {
+    sli_pub_t *self = client->pub;
     int rc = s_check(self, msg);
     sli_env_t e;
     if (rc)
@@ -608,18 +689,18 @@ int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
     if (rc)
         goto fail;
     size_t len = slc_envelope_size(&e.env);
-    size_t need = 1 + slc_varint_len(len) + len;
+    size_t need = slc_batch_msg_size(len);
     uint64_t now = slc_mono_ms();
-    if (self->tn && (self->tn >= self->max_batch
-                     || self->tlen + need > self->opts.max_batch_bytes)) {
+    if (self->tn && (self->tn >= self->sess->max_batch
+                     || self->tlen + need > self->sess->opts.max_batch_bytes)) {
         /* Full: it must leave before this one joins; when the window is
          * full too, do I/O until the broker answers (at most block_ms). */
-        uint64_t deadline = now + (uint64_t) self->opts.block_ms;
+        uint64_t deadline = now + (uint64_t) self->sess->opts.block_ms;
         while (self->tn) {
-            if (self->state == SLI_SESS_READY && s_send_transient(self) == 0)
+            if (self->sess->state == SLI_SESS_READY && s_send_transient(self) == 0)
                 break;
-            int left = self->cb_depth > 0 ? 0 : sli_remaining(deadline, self->opts.block_ms);
-            if (left == 0 || sli_turn(self, left) < 0)
+            int left = self->sess->cb_depth > 0 ? 0 : sli_remaining(deadline, self->sess->opts.block_ms);
+            if (left == 0 || sli_turn(self->sess, left) < 0)
                 break;
         }
         if (self->tn) {
@@ -642,38 +723,36 @@ int sl_publish_transient(sl_client_t *self, const sl_message_t *msg)
         self->tbuf = buf;
         self->tcap = cap;
     }
-    uint8_t *p = self->tbuf + self->tlen;
-    *p++ = SLI_TAG_BATCH_MSG;
-    p = slc_varint_put(p, len);
-    slc_envelope_pack(&e.env, p);
+    slc_envelope_pack(&e.env, slc_batch_msg_head(self->tbuf + self->tlen, len));
     s_env_free(&e);
     self->tlen += need;
     if (self->tn++ == 0)
         self->tsince = now;
-    if (self->state == SLI_SESS_READY
-        && (self->tn >= self->max_batch
-            || self->tlen >= self->opts.max_batch_bytes))
+    if (self->sess->state == SLI_SESS_READY
+        && (self->tn >= self->sess->max_batch
+            || self->tlen >= self->sess->opts.max_batch_bytes))
         (void) s_send_transient(self);
-    sli_tick(self, now);
+    sli_tick(self->sess, now);
     return 0;
 fail:
     return rc;
 }
 
-int sl_flush(sl_client_t *self, int timeout_ms)
+int sl_flush(sl_client_t *client, int timeout_ms)
 {
+    sli_pub_t *self = client->pub;
     int rc = 0;
-    if (self->cb_depth > 0)
+    if (self->sess->cb_depth > 0)
         return SL_EBUSY;
     uint64_t deadline = slc_mono_ms() + (uint64_t) (timeout_ms > 0 ? timeout_ms : 0);
     while (true) {
-        if (self->state == SLI_SESS_VERSION) {
+        if (self->sess->state == SLI_SESS_VERSION) {
             rc = SL_EVERSION;
             break;
         }
         uint64_t now = slc_mono_ms();
-        sli_pub_service(self, now, true);
-        sli_sub_service(self, now, true);
+        /* Every part's: the subscriptions' acks go out too. */
+        sli_session_service(self->sess, now, true);
         /* Transient batches count until the broker has answered them: a
          * batch still in the socket when the client closes is lost. */
         if (self->live == 0 && self->tn == 0 && self->tout == 0)
@@ -683,7 +762,7 @@ int sl_flush(sl_client_t *self, int timeout_ms)
             rc = SL_ETIMEOUT;
             break;
         }
-        rc = sli_turn(self, left);
+        rc = sli_turn(self->sess, left);
         if (rc < 0)
             break;
         rc = 0;
@@ -705,22 +784,23 @@ static void s_sync_cb(const sl_confirm_t *c, void *arg)
     st->c.topic = NULL;
 }
 
-int sl_publish_sync(sl_client_t *self, const sl_message_t *msg,
+int sl_publish_sync(sl_client_t *client, const sl_message_t *msg,
                     int timeout_ms, sl_confirm_t *out)
 {
+    sli_pub_t *self = client->pub;
     int rc = 0;
     uint64_t seq = 0;
     sli_sync_t st = { 0 };
-    if (self->cb_depth > 0)
+    if (self->sess->cb_depth > 0)
         return SL_EBUSY;
-    rc = sl_publish(self, msg, s_sync_cb, &st, &seq);
+    rc = sl_publish(client, msg, s_sync_cb, &st, &seq);
     if (rc)
         goto fail;
     uint64_t deadline = slc_mono_ms() + (uint64_t) (timeout_ms > 0 ? timeout_ms : 0);
     while (!st.done) {
-        sli_pub_service(self, slc_mono_ms(), true);
+        s_service(self, slc_mono_ms(), true);
         int left = sli_remaining(deadline, timeout_ms);
-        rc = left == 0 ? SL_ETIMEOUT : sli_turn(self, left);
+        rc = left == 0 ? SL_ETIMEOUT : sli_turn(self->sess, left);
         if (rc < 0)
             goto detach;
         rc = 0;
@@ -740,7 +820,7 @@ fail:
     return rc;
 }
 
-size_t sl_unconfirmed(const sl_client_t *self)
+size_t sl_unconfirmed(const sl_client_t *client)
 {
-    return self->live;
+    return client->pub->live;
 }

@@ -14,10 +14,105 @@
  *
  *  A subscription is reference counted: the client's list holds one
  *  reference and every live sl_msg_t one, so messages stay valid (and
- *  harmless to ack) after sl_unsubscribe or sl_client_destroy.  */
-#include "sl_internal.h"
+ *  harmless to ack) after sl_unsubscribe or sl_client_destroy.
+ *
+ *  A part of the client (struct sli_subs): it registers with the session
+ *  (ready / lost / service / deadline hooks; Deliver, SubscribeOk, AckReply
+ *  and Error handlers) and calls nothing else of the SDK but the session
+ *  and the key map.  */
+#include "sl_sub.h"
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sl_client_int.h"
+#include "sl_kmap.h"
+
+#define SLI_ACK_BATCH 1024                    /* acks that go out without waiting */
+#define SLI_ACK_FRAME_MAX 8192                /* most items per Ack frame */
+#define SLI_ACKED_RING 65536                  /* recently acked keys remembered */
+#define SLI_MSG_ENVBUF 384      /* a message's envelope and strings, in place */
+#define SLI_MSG_POOL 64         /* destroyed messages a subscription keeps for reuse */
+
+typedef enum {
+    SLI_SUB_PENDING,            /* Subscribe to send or sent, no answer yet */
+    SLI_SUB_ACTIVE,             /* SubscribeOk for this session */
+    SLI_SUB_FAILED,             /* broker refused; rc says why */
+    SLI_SUB_CLOSING,            /* sl_unsubscribe under way: no resubscribe */
+} sli_sub_state_t;
+
+/* A received Deliver frame, shared by the queued deliveries it carries and
+ * by the messages handed out from it: the frame is decoded by reference,
+ * so its envelopes and their payloads are bytes of RAW. */
+typedef struct {
+    Sluice__Frame *frame;
+    zmq_msg_t raw;
+    size_t refs;
+} sli_dframe_t;
+
+typedef struct {
+    sli_dframe_t *df;
+    Sluice__Delivery *d;        /* borrowed from df->frame */
+} sli_qitem_t;
+
+typedef struct {
+    uint64_t offset;
+    uint32_t topic_id;
+} sli_key_t;
+
+/* The client's subscriptions. */
+struct sli_subs {
+    sli_session_t *sess;        /* borrowed: the client's session */
+    sl_sub_t *head;             /* the list, in subscription order */
+};
+
+struct sl_sub {
+    sli_subs_t *owner;          /* NULL once detached (unsubscribed, client gone) */
+    sl_sub_t *next;             /* owner's list */
+    char *name;                 /* "" for ephemeral */
+    char *pattern;
+    sl_sub_options_t opts;      /* copy; its strings point at name/pattern */
+    uint8_t state;              /* sli_sub_state_t */
+    bool ok_once;               /* had a SubscribeOk: resubscribe with START_DEFAULT */
+    int rc;                     /* state FAILED */
+    uint32_t sub_id;            /* this session's handle */
+    uint64_t corr;              /* of the Subscribe awaiting its answer */
+    size_t refs;                /* 1 for the owner's list + 1 per live sl_msg_t */
+    /* deliveries received, not yet handed out (FIFO ring) */
+    sli_qitem_t *q;
+    size_t qcap, qhead, qn;
+    uint32_t owed;              /* credit to give back to the broker */
+    /* acks queued for the next Ack frame */
+    Sluice__AckItem *acks;
+    Sluice__AckItem **ackp;
+    size_t nacks, ackcap;
+    uint64_t ack_since;         /* mono ms of the first queued ack */
+    /* dedupe: handed out and not acked -> latest token */
+    sli_kmap_t out;
+    /* recently acked keys: ring + membership, (topic id, offset / 64) ->
+     * bitmap of the block's acked offsets (s_acked_has) */
+    sli_key_t *acked;
+    size_t acked_head, acked_n;
+    sli_kmap_t acked_set;
+    uint64_t refused;           /* acks the broker refused (unsolicited AckReply) */
+    uint64_t malformed;         /* deliveries whose envelope did not decode */
+    /* destroyed messages kept for the next ones: no malloc per message */
+    sl_msg_t *pool[SLI_MSG_POOL];
+    size_t pool_n;
+};
+
+struct sl_msg {
+    sl_sub_t *sub;              /* holds a reference */
+    sli_dframe_t *df;           /* holds a reference: ENV's bytes are in it */
+    Sluice__Envelope *env;      /* owned */
+    char *topic_own;            /* owned copy when Delivery.topic differs from env's */
+    uint64_t offset;
+    uint64_t token;             /* token at hand-out; sl_ack uses the latest */
+    uint32_t topic_id;
+    uint32_t attempt;
+    bool settled;               /* acked or nacked */
+    bool env_in_buf;            /* ENV lives in ENVBUF (slc_envelope_decode_in) */
+    alignas(max_align_t) unsigned char envbuf[SLI_MSG_ENVBUF];
+};
 
 /* ------------------------------------------------------------ lifetime */
 
@@ -62,36 +157,41 @@ static void s_sub_unref(sl_sub_t *sub)
 }
 
 /* Take SUB off the client and drop the client's reference. */
-static void s_sub_detach(sl_client_t *self, sl_sub_t *sub)
+static void s_sub_detach(sli_subs_t *self, sl_sub_t *sub)
 {
-    for (sl_sub_t **pp = &self->subs; *pp; pp = &(*pp)->next)
+    for (sl_sub_t **pp = &self->head; *pp; pp = &(*pp)->next)
         if (*pp == sub) {
             *pp = sub->next;
             break;
         }
     sub->next = NULL;
-    sub->client = NULL;
+    sub->owner = NULL;
     s_queue_clear(sub);
     s_sub_unref(sub);
 }
 
-void sli_sub_destroy_all(sl_client_t *self)
+void sli_subs_destroy(sli_subs_t **self_p)
 {
-    while (self->subs)
-        s_sub_detach(self, self->subs);
+    if (!self_p || !*self_p)
+        return;
+    sli_subs_t *self = *self_p;
+    while (self->head)
+        s_sub_detach(self, self->head);
+    free(self);
+    *self_p = NULL;
 }
 
-static sl_sub_t *s_by_id(const sl_client_t *self, uint32_t sub_id)
+static sl_sub_t *s_by_id(const sli_subs_t *self, uint32_t sub_id)
 {
-    for (sl_sub_t *s = self->subs; s; s = s->next)
+    for (sl_sub_t *s = self->head; s; s = s->next)
         if (s->state == SLI_SUB_ACTIVE && s->sub_id == sub_id)
             return s;
     return NULL;
 }
 
-static sl_sub_t *s_by_corr(const sl_client_t *self, uint64_t corr)
+static sl_sub_t *s_by_corr(const sli_subs_t *self, uint64_t corr)
 {
-    for (sl_sub_t *s = self->subs; s; s = s->next)
+    for (sl_sub_t *s = self->head; s; s = s->next)
         if (s->state == SLI_SUB_PENDING && s->corr == corr)
             return s;
     return NULL;
@@ -127,7 +227,7 @@ static int s_ack_queue(sl_sub_t *sub, uint32_t topic_id, uint64_t offset,
 }
 
 /* Send the queued acks (with all owed credit piggy-backed). */
-static int s_flush_acks(sl_client_t *self, sl_sub_t *sub)
+static int s_flush_acks(sli_subs_t *self, sl_sub_t *sub)
 {
     while (sub->nacks > 0) {
         size_t n = sub->nacks < SLI_ACK_FRAME_MAX ? sub->nacks
@@ -140,7 +240,7 @@ static int s_flush_acks(sl_client_t *self, sl_sub_t *sub)
         Sluice__Frame f = SLUICE__FRAME__INIT;
         f.body_case = SLUICE__FRAME__BODY_ACK;
         f.ack = &ack;
-        int rc = sli_send(self, &f);
+        int rc = sli_send(self->sess, &f);
         if (rc)
             return rc;
         sub->owed = 0;
@@ -150,7 +250,7 @@ static int s_flush_acks(sl_client_t *self, sl_sub_t *sub)
     return 0;
 }
 
-static int s_send_credit(sl_client_t *self, sl_sub_t *sub)
+static int s_send_credit(sli_subs_t *self, sl_sub_t *sub)
 {
     Sluice__Credit c = SLUICE__CREDIT__INIT;
     c.sub_id = sub->sub_id;
@@ -158,7 +258,7 @@ static int s_send_credit(sl_client_t *self, sl_sub_t *sub)
     Sluice__Frame f = SLUICE__FRAME__INIT;
     f.body_case = SLUICE__FRAME__BODY_CREDIT;
     f.credit = &c;
-    int rc = sli_send(self, &f);
+    int rc = sli_send(self->sess, &f);
     if (rc == 0)
         sub->owed = 0;
     return rc;
@@ -172,10 +272,10 @@ static uint32_t s_credit_step(const sl_sub_t *sub)
     return step ? step : 1;
 }
 
-static void s_give_credit(sl_client_t *self, sl_sub_t *sub)
+static void s_give_credit(sli_subs_t *self, sl_sub_t *sub)
 {
     if (sub->owed < s_credit_step(sub) || sub->state != SLI_SUB_ACTIVE
-        || self->state != SLI_SESS_READY)
+        || self->sess->state != SLI_SESS_READY)
         return;
     /* Failure (full pipe) leaves it owed for the next turn. */
     if (sub->nacks)
@@ -184,28 +284,30 @@ static void s_give_credit(sl_client_t *self, sl_sub_t *sub)
         (void) s_send_credit(self, sub);
 }
 
-void sli_sub_service(sl_client_t *self, uint64_t now, bool force)
+static void s_service(void *part, uint64_t now, bool force)
 {
-    if (self->state != SLI_SESS_READY)
+    sli_subs_t *self = part;
+    if (self->sess->state != SLI_SESS_READY)
         return;
-    for (sl_sub_t *s = self->subs; s; s = s->next) {
+    for (sl_sub_t *s = self->head; s; s = s->next) {
         if (s->state != SLI_SUB_ACTIVE)
             continue;
         if (s->nacks && (force || s->nacks >= SLI_ACK_BATCH
-                         || now - s->ack_since >= (uint64_t) self->opts.linger_ms))
+                         || now - s->ack_since >= (uint64_t) self->sess->opts.linger_ms))
             (void) s_flush_acks(self, s);
         s_give_credit(self, s);
     }
 }
 
-uint64_t sli_sub_deadline(const sl_client_t *self)
+static uint64_t s_deadline(const void *part)
 {
+    const sli_subs_t *self = part;
     uint64_t d = UINT64_MAX;
-    for (const sl_sub_t *s = self->subs; s; s = s->next) {
+    for (const sl_sub_t *s = self->head; s; s = s->next) {
         if (s->state != SLI_SUB_ACTIVE)
             continue;
         if (s->nacks)
-            d = sli_min(d, s->ack_since + (uint64_t) self->opts.linger_ms);
+            d = sli_min(d, s->ack_since + (uint64_t) self->sess->opts.linger_ms);
         if (s->owed >= s_credit_step(s))
             d = 0;
     }
@@ -282,7 +384,7 @@ static bool s_fresh(sl_sub_t *sub, const Sluice__Delivery *d)
 
 /* ------------------------------------------------------------ session */
 
-static int s_subscribe_send(sl_client_t *self, sl_sub_t *sub)
+static int s_subscribe_send(sli_subs_t *self, sl_sub_t *sub)
 {
     Sluice__Subscribe s = SLUICE__SUBSCRIBE__INIT;
     s.name = sub->name;
@@ -297,22 +399,23 @@ static int s_subscribe_send(sl_client_t *self, sl_sub_t *sub)
     s.max_deliver = sub->opts.max_deliver;
     s.ephemeral = sub->opts.ephemeral;
     Sluice__Frame f = SLUICE__FRAME__INIT;
-    f.corr = sli_corr(self);
+    f.corr = sli_corr(self->sess);
     f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
     f.subscribe = &s;
     sub->state = SLI_SUB_PENDING;
     sub->sub_id = 0;
     sub->owed = 0;
-    int rc = sli_send(self, &f);
+    int rc = sli_send(self->sess, &f);
     sub->corr = rc == 0 ? f.corr : 0;
     return rc;
 }
 
-void sli_sub_session_lost(sl_client_t *self)
+static void s_session_lost(void *part)
 {
+    sli_subs_t *self = part;
     /* Queued deliveries belong to the old session: the broker returns them
      * to redelivery. Queued acks stay and go out after resubscribing. */
-    for (sl_sub_t *s = self->subs; s; s = s->next) {
+    for (sl_sub_t *s = self->head; s; s = s->next) {
         s_queue_clear(s);
         s->owed = 0;
         s->sub_id = 0;
@@ -322,15 +425,18 @@ void sli_sub_session_lost(sl_client_t *self)
     }
 }
 
-void sli_sub_session_ready(sl_client_t *self)
+static void s_session_ready(void *part, const Sluice__HelloOk *ok)
 {
-    for (sl_sub_t *s = self->subs; s; s = s->next)
+    sli_subs_t *self = part;
+    (void) ok;
+    for (sl_sub_t *s = self->head; s; s = s->next)
         if (s->state == SLI_SUB_PENDING)
             (void) s_subscribe_send(self, s);   /* retried by the waiter */
 }
 
-void sli_sub_on_subscribe_ok(sl_client_t *self, const Sluice__Frame *frame)
+static bool s_on_subscribe_ok(void *arg, const Sluice__Frame *frame)
 {
+    sli_subs_t *self = arg;
     const Sluice__SubscribeOk *ok = frame->subscribe_ok;
     sl_sub_t *sub = frame->corr ? s_by_corr(self, frame->corr) : NULL;
     if (!sub) {
@@ -340,20 +446,25 @@ void sli_sub_on_subscribe_ok(sl_client_t *self, const Sluice__Frame *frame)
         Sluice__Frame f = SLUICE__FRAME__INIT;
         f.body_case = SLUICE__FRAME__BODY_UNSUBSCRIBE;
         f.unsubscribe = &u;
-        (void) sli_send(self, &f);
-        return;
+        (void) sli_send(self->sess, &f);
+        return true;
     }
     sub->corr = 0;
     sub->sub_id = ok->sub_id;
     sub->state = SLI_SUB_ACTIVE;
     sub->ok_once = true;
+    return true;
 }
 
-bool sli_sub_on_error(sl_client_t *self, uint64_t corr, int code)
+/* An Error answering a Subscribe of ours: why sl_subscribe failed. */
+static bool s_on_error(void *arg, const Sluice__Frame *frame)
 {
-    sl_sub_t *sub = s_by_corr(self, corr);
+    sli_subs_t *self = arg;
+    int code = frame->error->code;
+    sl_sub_t *sub = s_by_corr(self, frame->corr);
     if (!sub)
         return false;
+    sli_error_set(self->sess, "%s", frame->error->text);
     if (sub->ok_once)
         SLI_LOG("subscribing %s again failed: %s", sub->name[0] ? sub->name
                 : sub->pattern, slc_strerror(code));
@@ -363,14 +474,16 @@ bool sli_sub_on_error(sl_client_t *self, uint64_t corr, int code)
     return true;
 }
 
-void sli_sub_on_ack_reply(sl_client_t *self, const Sluice__Frame *frame)
+static bool s_on_ack_reply(void *arg, const Sluice__Frame *frame)
 {
+    sli_subs_t *self = arg;
     /* Unsolicited: refused acks. Each refused key is in the acked set, so
      * its redelivery is acked again with the new token. */
     const Sluice__AckReply *r = frame->ack_reply;
-    for (sl_sub_t *s = self->subs; s; s = s->next)
+    for (sl_sub_t *s = self->head; s; s = s->next)
         if (s->sub_id == r->sub_id && s->state == SLI_SUB_ACTIVE)
             s->refused += r->n_refused;
+    return true;
 }
 
 static int s_q_push(sl_sub_t *sub, sli_dframe_t *df, Sluice__Delivery *d)
@@ -393,8 +506,10 @@ static int s_q_push(sl_sub_t *sub, sli_dframe_t *df, Sluice__Delivery *d)
     return 0;
 }
 
-void sli_sub_on_deliver(sl_client_t *self, Sluice__Frame *frame, zmq_msg_t *raw)
+/* Takes FRAME (a Deliver decoded by reference) and RAW, its bytes. */
+static void s_on_deliver(void *arg, Sluice__Frame *frame, zmq_msg_t *raw)
 {
+    sli_subs_t *self = arg;
     const Sluice__Deliver *dv = frame->deliver;
     sli_dframe_t *df = malloc(sizeof *df);
     if (df) {
@@ -422,6 +537,41 @@ void sli_sub_on_deliver(sl_client_t *self, Sluice__Frame *frame, zmq_msg_t *raw)
         SLI_LOG("out of memory: deliveries dropped");
         slc_frame_free(&frame);
     }
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static const sli_part_ops_t s_part = {
+    .ready = s_session_ready,
+    .lost = s_session_lost,
+    .service = s_service,
+    .deadline = s_deadline,
+};
+
+int sli_subs_new(sli_session_t *sess, sli_subs_t **out)
+{
+    int rc = 0;
+    *out = NULL;
+    sli_subs_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return SL_ENOMEM;
+    self->sess = sess;
+    rc = sli_session_part_add(sess, &s_part, self);
+    if (!rc)
+        rc = sli_session_take(sess, SLUICE__FRAME__BODY_DELIVER, s_on_deliver, self);
+    if (!rc)
+        rc = sli_session_on(sess, SLUICE__FRAME__BODY_SUBSCRIBE_OK,
+                            s_on_subscribe_ok, self);
+    if (!rc)
+        rc = sli_session_on(sess, SLUICE__FRAME__BODY_ACK_REPLY, s_on_ack_reply, self);
+    if (!rc)
+        rc = sli_session_on(sess, SLUICE__FRAME__BODY_ERROR, s_on_error, self);
+    if (rc) {
+        sli_subs_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return 0;
 }
 
 /* ----------------------------------------------------------- messages */
@@ -527,7 +677,7 @@ int sl_sub_next(sl_sub_t *sub, int timeout_ms, sl_msg_t **out)
 {
     int rc = 0;
     *out = NULL;
-    sl_client_t *self = sub->client;
+    sli_subs_t *self = sub->owner;
     if (!self)
         return SL_EINVAL;
     /* The clock is read once per call where a message is queued (for the
@@ -539,7 +689,7 @@ int sl_sub_next(sl_sub_t *sub, int timeout_ms, sl_msg_t **out)
         rc = s_take(sub, out);
         if (rc == 0) {
             s_give_credit(self, sub);
-            sli_tick(self, slc_mono_ms());
+            sli_tick(self->sess, slc_mono_ms());
             break;
         }
         if (rc < 0)
@@ -555,7 +705,7 @@ int sl_sub_next(sl_sub_t *sub, int timeout_ms, sl_msg_t **out)
             rc = SL_ETIMEOUT;
             break;
         }
-        rc = sli_turn(self, left);
+        rc = sli_turn(self->sess, left);
         polled = true;
         if (rc < 0)
             break;
@@ -570,9 +720,10 @@ void sl_sub_options_init(sl_sub_options_t *opts)
     opts->credit = 1000;
 }
 
-int sl_subscribe(sl_client_t *self, const sl_sub_options_t *opts,
+int sl_subscribe(sl_client_t *client, const sl_sub_options_t *opts,
                  sl_sub_t **out)
 {
+    sli_subs_t *self = client->subs;
     int rc = 0;
     sl_sub_t *sub = NULL;
     *out = NULL;
@@ -583,15 +734,15 @@ int sl_subscribe(sl_client_t *self, const sl_sub_options_t *opts,
         rc = SL_EINVAL;
         goto fail;
     }
-    if (self->state == SLI_SESS_VERSION) {
+    if (self->sess->state == SLI_SESS_VERSION) {
         rc = SL_EVERSION;
         goto fail;
     }
-    if (self->cb_depth > 0) {
+    if (self->sess->cb_depth > 0) {
         rc = SL_EBUSY;
         goto fail;
     }
-    self->last_error[0] = '\0';
+    sli_error_clear(self->sess);
     sub = calloc(1, sizeof *sub);
     if (!sub) {
         rc = SL_ENOMEM;
@@ -613,22 +764,22 @@ int sl_subscribe(sl_client_t *self, const sl_sub_options_t *opts,
     if (!sub->opts.credit)
         sub->opts.credit = 1000;
     sub->refs = 1;
-    sub->client = self;
+    sub->owner = self;
     sub->state = SLI_SUB_PENDING;
-    sl_sub_t **tail = &self->subs;
+    sl_sub_t **tail = &self->head;
     while (*tail)
         tail = &(*tail)->next;
     *tail = sub;
-    uint64_t deadline = slc_mono_ms() + (uint64_t) self->opts.connect_timeout_ms;
+    uint64_t deadline = slc_mono_ms() + (uint64_t) self->sess->opts.connect_timeout_ms;
     while (sub->state == SLI_SUB_PENDING) {
-        if (self->state == SLI_SESS_READY && !sub->corr)
+        if (self->sess->state == SLI_SESS_READY && !sub->corr)
             (void) s_subscribe_send(self, sub);
-        int left = sli_remaining(deadline, self->opts.connect_timeout_ms);
+        int left = sli_remaining(deadline, self->sess->opts.connect_timeout_ms);
         if (left == 0) {
             rc = SL_ETIMEOUT;
             goto fail;
         }
-        rc = sli_turn(self, left);
+        rc = sli_turn(self->sess, left);
         if (rc < 0)
             goto fail;
         rc = 0;
@@ -652,12 +803,12 @@ int sl_unsubscribe(sl_sub_t **sub_p, bool remove)
         return SL_EINVAL;
     sl_sub_t *sub = *sub_p;
     *sub_p = NULL;
-    sl_client_t *self = sub->client;
+    sli_subs_t *self = sub->owner;
     if (!self)
         return SL_EINVAL;
     Sluice__Frame *reply = NULL;
     bool attached = sub->state == SLI_SUB_ACTIVE
-                 && self->state == SLI_SESS_READY;
+                 && self->sess->state == SLI_SESS_READY;
     bool done = false;
     if (attached) {
         /* What the application acked must reach the broker first. */
@@ -670,7 +821,8 @@ int sl_unsubscribe(sl_sub_t **sub_p, bool remove)
         f.body_case = SLUICE__FRAME__BODY_UNSUBSCRIBE;
         f.unsubscribe = &u;
         /* No resend: sub_id means nothing in a later session. */
-        rc = sli_request(self, &f, false, self->opts.connect_timeout_ms, &reply);
+        rc = sli_request(self->sess, &f, false, self->sess->opts.connect_timeout_ms,
+                         &reply);
         slc_frame_free(&reply);
         done = rc != SL_EUNAVAIL;
     }
@@ -683,7 +835,7 @@ int sl_unsubscribe(sl_sub_t **sub_p, bool remove)
             Sluice__Frame f = SLUICE__FRAME__INIT;
             f.body_case = SLUICE__FRAME__BODY_SUB_REMOVE;
             f.sub_remove = &sr;
-            rc = sli_request(self, &f, true, self->opts.connect_timeout_ms,
+            rc = sli_request(self->sess, &f, true, self->sess->opts.connect_timeout_ms,
                              &reply);
             slc_frame_free(&reply);
         }
@@ -702,7 +854,7 @@ static uint64_t s_token(const sl_msg_t *m)
 static int s_settle_check(const sl_msg_t *msg)
 {
     const sl_sub_t *sub = msg->sub;
-    if (msg->settled || sub->opts.ephemeral || !sub->client
+    if (msg->settled || sub->opts.ephemeral || !sub->owner
         || sub->state == SLI_SUB_CLOSING)
         return SL_EINVAL;
     return 0;
@@ -722,9 +874,9 @@ int sl_ack(sl_msg_t *msg)
     (void) sli_kmap_remove(&sub->out, msg->topic_id, msg->offset);
     msg->settled = true;
     if (sub->nacks >= SLI_ACK_BATCH && sub->state == SLI_SUB_ACTIVE
-        && sub->client->state == SLI_SESS_READY)
-        (void) s_flush_acks(sub->client, sub);
-    sli_tick(sub->client, slc_mono_ms());
+        && sub->owner->sess->state == SLI_SESS_READY)
+        (void) s_flush_acks(sub->owner, sub);
+    sli_tick(sub->owner->sess, slc_mono_ms());
 fail:
     return rc;
 }
@@ -735,15 +887,15 @@ int sl_ack_sync(sl_msg_t *msg, int timeout_ms)
     if (rc)
         return rc;
     sl_sub_t *sub = msg->sub;
-    sl_client_t *self = sub->client;
-    if (self->cb_depth > 0)
+    sli_subs_t *self = sub->owner;
+    if (self->sess->cb_depth > 0)
         return SL_EBUSY;
-    sli_req_t w = { .next = self->reqs };
-    self->reqs = &w;
+    sli_req_t w = { 0 };
+    sli_session_wait_add(self->sess, &w);
     uint64_t sent_gen = 0;
     uint64_t deadline = slc_mono_ms() + (uint64_t) (timeout_ms > 0 ? timeout_ms : 0);
     while (!w.done) {
-        if (self->state == SLI_SESS_VERSION) {
+        if (self->sess->state == SLI_SESS_VERSION) {
             rc = SL_EVERSION;
             break;
         }
@@ -753,8 +905,8 @@ int sl_ack_sync(sl_msg_t *msg, int timeout_ms)
         }
         /* (Re)send in every session the subscription is active in, with
          * the newest token and the new sub_id. */
-        if (self->state == SLI_SESS_READY && sub->state == SLI_SUB_ACTIVE
-            && sent_gen != self->gen) {
+        if (self->sess->state == SLI_SESS_READY && sub->state == SLI_SUB_ACTIVE
+            && sent_gen != self->sess->gen) {
             (void) s_flush_acks(self, sub);
             Sluice__AckItem item = SLUICE__ACK_ITEM__INIT;
             item.topic_id = msg->topic_id;
@@ -767,12 +919,12 @@ int sl_ack_sync(sl_msg_t *msg, int timeout_ms)
             ack.items = &items;
             ack.credit = sub->owed;
             Sluice__Frame f = SLUICE__FRAME__INIT;
-            f.corr = w.corr = sli_corr(self);
+            f.corr = w.corr = sli_corr(self->sess);
             f.body_case = SLUICE__FRAME__BODY_ACK;
             f.ack = &ack;
-            rc = sli_send(self, &f);
+            rc = sli_send(self->sess, &f);
             if (rc == 0) {
-                sent_gen = self->gen;
+                sent_gen = self->sess->gen;
                 sub->owed = 0;
             }
             else if (rc != SL_EBUSY)
@@ -784,17 +936,13 @@ int sl_ack_sync(sl_msg_t *msg, int timeout_ms)
             rc = SL_ETIMEOUT;
             break;
         }
-        int n = sli_turn(self, left);
+        int n = sli_turn(self->sess, left);
         if (n < 0) {
             rc = n;
             break;
         }
     }
-    for (sli_req_t **pp = &self->reqs; *pp; pp = &(*pp)->next)
-        if (*pp == &w) {
-            *pp = w.next;
-            break;
-        }
+    sli_session_wait_remove(self->sess, &w);
     if (w.done) {
         rc = 0;
         Sluice__Frame *reply = w.reply;
@@ -830,8 +978,8 @@ int sl_nack(sl_msg_t *msg, uint32_t delay_ms)
     if (rc)
         goto fail;
     sl_sub_t *sub = msg->sub;
-    sl_client_t *self = sub->client;
-    if (sub->state == SLI_SUB_ACTIVE && self->state == SLI_SESS_READY) {
+    sli_subs_t *self = sub->owner;
+    if (sub->state == SLI_SUB_ACTIVE && self->sess->state == SLI_SESS_READY) {
         Sluice__AckItem item = SLUICE__ACK_ITEM__INIT;
         item.topic_id = msg->topic_id;
         item.offset = msg->offset;
@@ -846,7 +994,7 @@ int sl_nack(sl_msg_t *msg, uint32_t delay_ms)
         Sluice__Frame f = SLUICE__FRAME__INIT;
         f.body_case = SLUICE__FRAME__BODY_NACK;
         f.nack = &nack;
-        rc = sli_send(self, &f);
+        rc = sli_send(self->sess, &f);
         if (rc)
             goto fail;
         sub->owed = 0;

@@ -22,7 +22,10 @@
  *  sl_client_last_error say why.
  *
  *  Every int-returning function returns 0 or a negative SL_E* code from
- *  sluice_codes.h; sl_strerror() names them.  */
+ *  sluice_codes.h; sl_strerror() names them. Where a reason is worth
+ *  having, a call without a client takes `char *err, size_t errlen` last
+ *  (sl_options_check, sl_cert_create); a call on a client keeps it in
+ *  sl_client_last_error, the handle's sticky form of the same rule.  */
 #ifndef SLUICE_H
 #define SLUICE_H
 #include <stdbool.h>

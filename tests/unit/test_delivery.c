@@ -16,6 +16,7 @@
 #include "sld_delivery.h"
 #include "sld_metrics.h"
 #include "sld_store.h"
+#include "sld_subrec.h"
 #include "sluice_codes.h"
 
 typedef struct {
@@ -153,7 +154,7 @@ static void test_legacy_claimed(void **state)
     size_t len = sluice__subscribe__pack(&cfg, buf);
     sld_txn_t *txn = NULL;
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    assert_int_equal(sld_store_sub_put(txn, "legacy", buf, len), 0);
+    assert_int_equal(sld_subrec_put(txn, "legacy", buf, len), 0);
     assert_int_equal(sld_txn_commit(&txn), 0);
     s_load(f);
     assert_string_equal(s_owner(f, "legacy"), "");

@@ -659,7 +659,7 @@ static void test_limits(void **state)
 static void test_required_many(void **state)
 {
     (void) state;
-    const int count = 4200;     /* more than slt_schema.c's S_SEEN_MAX */
+    const int count = 4200;     /* more than slt_schema_validate.c's S_SEEN_MAX */
     size_t size = (size_t) count * 24 + 64;
     char *text = malloc(size), *doc = malloc(size);
     assert_non_null(text);

@@ -1,5 +1,6 @@
-/*  test_store - unit tests of sld_store (and sld_seal's key files) against
- *  a real LMDB in a temp dir. Each test makes its own directory under /tmp
+/*  test_store - unit tests of sld_store (its named tables, the commit in
+ *  steps), sld_subrec and sld_seal's key files against a real LMDB in a
+ *  temp dir. Each test makes its own directory under /tmp
  *  and removes it at the end. Asserts what a user of the broker would
  *  notice: offsets, durability across reopen, duplicates, retention, map
  *  growth, refusal of bad data, no plaintext on disk when encrypted.  */
@@ -20,6 +21,7 @@
 
 #include "sld_seal.h"
 #include "sld_store.h"
+#include "sld_subrec.h"
 
 #define MIB ((size_t) 1 << 20)
 
@@ -264,7 +266,7 @@ static void test_abort_leaves_no_trace(void **state)
     assert_int_equal(sld_store_topic_ensure(txn, "ghost", &ghost), 0);
     assert_int_equal(sld_store_append(txn, ghost, 5, "boo", 3, &off), 0);
     assert_int_equal(sld_store_producer_record(txn, pid, 10, a, 2), 0);
-    assert_int_equal(sld_store_sub_put(txn, "s1", "cfg", 3), 0);
+    assert_int_equal(sld_subrec_put(txn, "s1", "cfg", 3), 0);
     sld_txn_abort(&txn);
     assert_null(txn);
 
@@ -595,65 +597,65 @@ static void test_subscriptions(void **state)
     s_fill(f, a, 20, 0, 1, 0);
     s_fill(f, b, 20, 0, 1, 0);
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    assert_int_equal(sld_store_sub_put(txn, "billing", "cfg-b", 5), 0);
-    assert_int_equal(sld_store_sub_put(txn, "audit", "cfg-a", 5), 0);
+    assert_int_equal(sld_subrec_put(txn, "billing", "cfg-b", 5), 0);
+    assert_int_equal(sld_subrec_put(txn, "audit", "cfg-a", 5), 0);
     /* "bill" is a prefix of "billing": deleting one must spare the other. */
-    assert_int_equal(sld_store_sub_put(txn, "bill", "cfg-x", 5), 0);
-    assert_int_equal(sld_store_sub_put(txn, "", "x", 1), SL_EINVAL);
-    assert_int_equal(sld_store_cursor_get(txn, "billing", a, &floor), SL_ENOTFOUND);
-    assert_int_equal(sld_store_cursor_put(txn, "billing", a, 5), 0);
-    assert_int_equal(sld_store_cursor_put(txn, "billing", b, 2), 0);
-    assert_int_equal(sld_store_cursor_put(txn, "bill", a, 9), 0);
-    assert_int_equal(sld_store_acked_put(txn, "billing", a, 7), 0);
-    assert_int_equal(sld_store_acked_put(txn, "billing", a, 12), 0);
-    assert_int_equal(sld_store_acked_put(txn, "billing", a, 9), 0);
-    assert_int_equal(sld_store_acked_put(txn, "billing", b, 3), 0);
-    assert_int_equal(sld_store_acked_put(txn, "bill", a, 10), 0);
+    assert_int_equal(sld_subrec_put(txn, "bill", "cfg-x", 5), 0);
+    assert_int_equal(sld_subrec_put(txn, "", "x", 1), SL_EINVAL);
+    assert_int_equal(sld_subrec_cursor_get(txn, "billing", a, &floor), SL_ENOTFOUND);
+    assert_int_equal(sld_subrec_cursor_put(txn, "billing", a, 5), 0);
+    assert_int_equal(sld_subrec_cursor_put(txn, "billing", b, 2), 0);
+    assert_int_equal(sld_subrec_cursor_put(txn, "bill", a, 9), 0);
+    assert_int_equal(sld_subrec_acked_put(txn, "billing", a, 7), 0);
+    assert_int_equal(sld_subrec_acked_put(txn, "billing", a, 12), 0);
+    assert_int_equal(sld_subrec_acked_put(txn, "billing", a, 9), 0);
+    assert_int_equal(sld_subrec_acked_put(txn, "billing", b, 3), 0);
+    assert_int_equal(sld_subrec_acked_put(txn, "bill", a, 10), 0);
     assert_int_equal(sld_txn_commit(&txn), 0);
 
     s_reopen(f);
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
     memset(&subs, 0, sizeof subs);
-    assert_int_equal(sld_store_sub_foreach(txn, s_collect_sub, &subs), 0);
+    assert_int_equal(sld_subrec_foreach(txn, s_collect_sub, &subs), 0);
     assert_int_equal(subs.count, 3);
     assert_string_equal(subs.names[0], "audit");
     assert_string_equal(subs.configs[0], "cfg-a");
     assert_string_equal(subs.names[1], "bill");
     assert_string_equal(subs.names[2], "billing");
-    assert_int_equal(sld_store_sub_foreach(txn, s_stop_sub, NULL), 7);
-    assert_int_equal(sld_store_cursor_get(txn, "billing", a, &floor), 0);
+    assert_int_equal(sld_subrec_foreach(txn, s_stop_sub, NULL), 7);
+    assert_int_equal(sld_subrec_cursor_get(txn, "billing", a, &floor), 0);
     assert_int_equal(floor, 5);
-    assert_int_equal(sld_store_cursor_get(txn, "billing", b, &floor), 0);
+    assert_int_equal(sld_subrec_cursor_get(txn, "billing", b, &floor), 0);
     assert_int_equal(floor, 2);
-    assert_int_equal(sld_store_acked_test(txn, "billing", a, 7), 1);
-    assert_int_equal(sld_store_acked_test(txn, "billing", a, 8), 0);
-    assert_int_equal(sld_store_acked_test(txn, "billing", b, 7), 0);
+    assert_int_equal(sld_subrec_acked_test(txn, "billing", a, 7), 1);
+    assert_int_equal(sld_subrec_acked_test(txn, "billing", a, 8), 0);
+    assert_int_equal(sld_subrec_acked_test(txn, "billing", b, 7), 0);
     memset(&offs, 0, sizeof offs);
-    assert_int_equal(sld_store_acked_foreach(txn, "billing", a, 8, s_collect_off, &offs), 0);
+    assert_int_equal(sld_subrec_acked_foreach(txn, "billing", a, 8, s_collect_off, &offs), 0);
     assert_int_equal(offs.count, 2);
     assert_int_equal(offs.offsets[0], 9);
     assert_int_equal(offs.offsets[1], 12);
-    assert_int_equal(sld_store_acked_del(txn, "billing", a, 9), 0);
-    assert_int_equal(sld_store_acked_del(txn, "billing", a, 9), 0);
-    assert_int_equal(sld_store_acked_test(txn, "billing", a, 9), 0);
+    assert_int_equal(sld_subrec_acked_del(txn, "billing", a, 9), 0);
+    assert_int_equal(sld_subrec_acked_del(txn, "billing", a, 9), 0);
+    assert_int_equal(sld_subrec_acked_test(txn, "billing", a, 9), 0);
 
-    assert_int_equal(sld_store_sub_delete(txn, "billing"), 0);
-    assert_int_equal(sld_store_sub_delete(txn, "billing"), SL_ENOTFOUND);
+    assert_int_equal(sld_subrec_delete(txn, "billing"), 0);
+    assert_int_equal(sld_subrec_delete(txn, "billing"), SL_ENOTFOUND);
     assert_int_equal(sld_txn_commit(&txn), 0);
     assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
     memset(&subs, 0, sizeof subs);
-    assert_int_equal(sld_store_sub_foreach(txn, s_collect_sub, &subs), 0);
+    assert_int_equal(sld_subrec_foreach(txn, s_collect_sub, &subs), 0);
     assert_int_equal(subs.count, 2);
-    assert_int_equal(sld_store_cursor_get(txn, "billing", a, &floor), SL_ENOTFOUND);
-    assert_int_equal(sld_store_cursor_get(txn, "billing", b, &floor), SL_ENOTFOUND);
-    assert_int_equal(sld_store_acked_test(txn, "billing", a, 7), 0);
-    assert_int_equal(sld_store_acked_test(txn, "billing", b, 3), 0);
+    assert_int_equal(sld_subrec_cursor_get(txn, "billing", a, &floor), SL_ENOTFOUND);
+    assert_int_equal(sld_subrec_cursor_get(txn, "billing", b, &floor), SL_ENOTFOUND);
+    assert_int_equal(sld_subrec_acked_test(txn, "billing", a, 7), 0);
+    assert_int_equal(sld_subrec_acked_test(txn, "billing", b, 3), 0);
     memset(&offs, 0, sizeof offs);
-    assert_int_equal(sld_store_acked_foreach(txn, "billing", a, 0, s_collect_off, &offs), 0);
+    assert_int_equal(sld_subrec_acked_foreach(txn, "billing", a, 0, s_collect_off, &offs), 0);
     assert_int_equal(offs.count, 0);
-    assert_int_equal(sld_store_cursor_get(txn, "bill", a, &floor), 0);
+    assert_int_equal(sld_subrec_cursor_get(txn, "bill", a, &floor), 0);
     assert_int_equal(floor, 9);
-    assert_int_equal(sld_store_acked_test(txn, "bill", a, 10), 1);
+    assert_int_equal(sld_subrec_acked_test(txn, "bill", a, 10), 1);
     sld_txn_abort(&txn);
     assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
 }
@@ -793,6 +795,223 @@ static uint64_t s_fill_until_full(fixture_t *f, uint32_t id)
         committed += 10;
         assert_true(committed < 100000);
     }
+}
+
+/* ----------------------------------------------------------- named tables */
+
+typedef struct {
+    char keys[8][16];
+    char vals[8][16];
+    int count;
+    int stop_at;                /* return 5 at this call (1-based); 0: never */
+} rec_list_t;
+
+static int s_collect_rec(const void *key, size_t klen, const void *val, size_t vlen,
+                         void *arg)
+{
+    rec_list_t *l = arg;
+    size_t kshown = klen < 15 ? klen : 15;      /* a long key: its start */
+    assert_true(l->count < 8 && vlen < 16);
+    memcpy(l->keys[l->count], key, kshown);
+    l->keys[l->count][kshown] = 0;
+    memcpy(l->vals[l->count], val, vlen);
+    l->vals[l->count][vlen] = 0;
+    l->count++;
+    return l->count == l->stop_at ? 5 : 0;
+}
+
+static void s_expect_value(sld_txn_t *txn, sld_table_t table, const char *key,
+                           const char *val)
+{
+    const void *v;
+    size_t vlen;
+    assert_int_equal(sld_table_get(txn, table, key, strlen(key), &v, &vlen), 0);
+    assert_int_equal(vlen, strlen(val));
+    assert_memory_equal(v, val, vlen);
+}
+
+/* put / get / del / del_prefix / foreach by prefix and from a key, each
+ * table on its own, values across a reopen, an abort discarding it all. */
+static void test_table(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    rec_list_t l;
+    const void *v;
+    size_t vlen;
+    static char big[SLD_TABLE_KEY_MAX + 1];
+    memset(big, 'k', sizeof big);
+    s_open(f);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, "b/1", 3, "one", 3), 0);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, "c/1", 3, "three", 5), 0);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, "b/2", 3, "two", 3), 0);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, "b", 1, NULL, 0), 0);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, "b/2", 3, "TWO", 3), 0);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_IDENTS, "b/1", 3, "ident", 5), 0);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, "", 0, "x", 1), SL_EINVAL);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, big, sizeof big, "x", 1),
+                     SL_EINVAL);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, big, sizeof big - 1, "x", 1), 0);
+    /* The write txn sees its own writes. */
+    s_expect_value(txn, SLD_TABLE_REGISTRY, "b/1", "one");
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    s_reopen(f);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_value(txn, SLD_TABLE_REGISTRY, "b/2", "TWO");
+    s_expect_value(txn, SLD_TABLE_REGISTRY, "b", "");
+    s_expect_value(txn, SLD_TABLE_IDENTS, "b/1", "ident");     /* tables apart */
+    assert_int_equal(sld_table_get(txn, SLD_TABLE_SUBS, "b/1", 3, &v, &vlen), SL_ENOTFOUND);
+    assert_int_equal(sld_table_get(txn, SLD_TABLE_REGISTRY, "b/3", 3, &v, &vlen),
+                     SL_ENOTFOUND);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(sld_table_foreach(txn, SLD_TABLE_REGISTRY, "b/", 2, s_collect_rec, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.keys[0], "b/1");
+    assert_string_equal(l.vals[0], "one");
+    assert_string_equal(l.keys[1], "b/2");
+    assert_string_equal(l.vals[1], "TWO");
+    memset(&l, 0, sizeof l);
+    assert_int_equal(sld_table_foreach_from(txn, SLD_TABLE_REGISTRY, "b/15", 4, 2,
+                                            s_collect_rec, &l), 0);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.keys[0], "b/2");
+    memset(&l, 0, sizeof l);
+    l.stop_at = 2;
+    assert_int_equal(sld_table_foreach(txn, SLD_TABLE_REGISTRY, NULL, 0, s_collect_rec, &l),
+                     5);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.keys[0], "b");
+    assert_string_equal(l.keys[1], "b/1");
+    sld_txn_abort(&txn);
+
+    /* An abort discards puts and deletes alike. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_table_del(txn, SLD_TABLE_REGISTRY, "b/1", 3), 0);
+    assert_int_equal(sld_table_del(txn, SLD_TABLE_REGISTRY, "b/1", 3), SL_ENOTFOUND);
+    assert_int_equal(sld_table_del_prefix(txn, SLD_TABLE_REGISTRY, "c/", 2), 0);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, "d", 1, "new", 3), 0);
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    s_expect_value(txn, SLD_TABLE_REGISTRY, "b/1", "one");
+    s_expect_value(txn, SLD_TABLE_REGISTRY, "c/1", "three");
+    assert_int_equal(sld_table_get(txn, SLD_TABLE_REGISTRY, "d", 1, &v, &vlen), SL_ENOTFOUND);
+    sld_txn_abort(&txn);
+
+    /* del_prefix takes the prefix's keys and nothing else. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_table_del_prefix(txn, SLD_TABLE_REGISTRY, "b/", 2), 0);
+    assert_int_equal(sld_table_del_prefix(txn, SLD_TABLE_REGISTRY, "x/", 2), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(sld_table_foreach(txn, SLD_TABLE_REGISTRY, NULL, 0, s_collect_rec, &l), 0);
+    assert_int_equal(l.count, 3);
+    assert_string_equal(l.keys[0], "b");
+    assert_string_equal(l.keys[1], "c/1");
+    assert_int_equal(l.keys[2][0], 'k');
+    s_expect_value(txn, SLD_TABLE_IDENTS, "b/1", "ident");
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+/* ----------------------------------------------------- commit in two steps */
+
+/* flush then sync is a commit: nothing of it is visible before sync (the
+ * committed state neither, between sync_lmdb and sync_apply), all of it
+ * after, in memory and to a new read txn. */
+static void test_flush_sync(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn, *rd;
+    uint32_t a, b;
+    uint64_t off;
+    const void *env;
+    size_t len;
+    s_open(f);
+    a = s_topic(f, "a");
+    s_fill(f, a, 3, 100, 1, 0);
+
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_topic_ensure(txn, "b", &b), 0);
+    assert_int_equal(sld_store_append(txn, b, 7, "b-0", 3, &off), 0);
+    assert_int_equal(sld_store_append(txn, a, 8, "a-3", 3, &off), 0);
+    assert_int_equal(off, 3);
+    assert_int_equal(sld_txn_flush(txn), 0);
+    assert_null(sld_store_topic_by_name(f->store, "b"));
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->next_offset, 3);
+    assert_int_equal(sld_store_begin(f->store, false, &rd), 0);
+    assert_int_equal(sld_store_read(rd, a, 3, &env, &len, NULL), SL_ENOTFOUND);
+    sld_txn_abort(&rd);
+    assert_int_equal(sld_txn_sync(&txn), 0);
+    assert_null(txn);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->next_offset, 4);
+    assert_non_null(sld_store_topic_by_name(f->store, "b"));
+    assert_int_equal(sld_store_topic_by_name(f->store, "b")->messages, 1);
+    assert_int_equal(sld_store_begin(f->store, false, &rd), 0);
+    s_expect_record(rd, a, 3, "a-3", 8);
+    s_expect_record(rd, b, 0, "b-0", 7);
+    sld_txn_abort(&rd);
+
+    /* The two halves of sync: LMDB has it, memory takes it at apply. */
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_append(txn, a, 9, "a-4", 3, &off), 0);
+    assert_int_equal(sld_txn_flush(txn), 0);
+    assert_int_equal(sld_txn_sync_lmdb(txn), 0);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->next_offset, 4);
+    assert_int_equal(sld_txn_sync_apply(&txn), 0);
+    assert_null(txn);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->next_offset, 5);
+
+    /* A read txn commits as it aborts. */
+    assert_int_equal(sld_store_begin(f->store, false, &rd), 0);
+    assert_int_equal(sld_txn_flush(rd), 0);
+    assert_int_equal(sld_txn_sync(&rd), 0);
+    assert_null(rd);
+    s_reopen(f);
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->next_offset, 5);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+}
+
+/* A write that failed makes flush fail with it; the abort that follows
+ * leaves nothing: no topic, no record, no producer seq, on disk or in
+ * memory. */
+static void test_flush_error_aborts(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t producer[16] = { 9 };
+    char buf[1024];
+    sld_txn_t *txn;
+    uint32_t a, fresh;
+    uint64_t off, next;
+    int rc = 0;
+    memset(buf, 'z', sizeof buf);
+    f->opts.map_size = 1 * MIB;
+    f->opts.map_size_max = 1 * MIB;
+    s_open(f);
+    a = s_topic(f, "a");
+    (void) s_fill_until_full(f, a);
+    next = sld_store_topic_by_id(f->store, a)->next_offset;
+
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    assert_int_equal(sld_store_topic_ensure(txn, "fresh", &fresh), 0);
+    assert_int_equal(sld_store_producer_record(txn, producer, 1, a, next), 0);
+    for (int i = 0; i < 1000 && rc == 0; i++)
+        rc = sld_store_append(txn, a, 1, buf, sizeof buf, &off);
+    assert_int_equal(rc, SL_EFULL);
+    assert_int_equal(sld_txn_flush(txn), SL_EFULL);
+    sld_txn_abort(&txn);
+    assert_null(txn);
+
+    assert_null(sld_store_topic_by_name(f->store, "fresh"));
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->next_offset, next);
+    assert_int_equal(sld_store_producer_last_seq(f->store, producer), 0);
+    s_reopen(f);
+    assert_null(sld_store_topic_by_name(f->store, "fresh"));
+    assert_int_equal(sld_store_topic_by_id(f->store, a)->next_offset, next);
+    assert_int_equal(sld_store_producer_last_seq(f->store, producer), 0);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
 }
 
 /* A full map is SL_EFULL wherever in the transaction it strikes: in an
@@ -956,8 +1175,8 @@ static void test_check(void **state)
     a = s_topic(f, "a");
     s_fill(f, a, 5, 1, 1, 0);
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    assert_int_equal(sld_store_sub_put(txn, "s", "c", 1), 0);
-    assert_int_equal(sld_store_cursor_put(txn, "s", a, 3), 0);
+    assert_int_equal(sld_subrec_put(txn, "s", "c", 1), 0);
+    assert_int_equal(sld_subrec_cursor_put(txn, "s", a, 3), 0);
     assert_int_equal(sld_txn_commit(&txn), 0);
 
     out = open_memstream(&text, &size);
@@ -970,7 +1189,7 @@ static void test_check(void **state)
     /* A record the verifier rejects and a cursor past the end are found. */
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
     assert_int_equal(sld_store_append(txn, a, 9, "bad!", 4, &off), 0);
-    assert_int_equal(sld_store_cursor_put(txn, "s", a, 1000), 0);
+    assert_int_equal(sld_subrec_cursor_put(txn, "s", a, 1000), 0);
     assert_int_equal(sld_txn_commit(&txn), 0);
     out = open_memstream(&text, &size);
     assert_non_null(out);
@@ -2014,8 +2233,8 @@ static void test_damage_metadata(void **state)
     uint32_t a = s_topic(f, "a");
     s_fill(f, a, 5, 1, 1, 0);
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    assert_int_equal(sld_store_sub_put(txn, "s", "config", 6), 0);
-    assert_int_equal(sld_store_cursor_put(txn, "s", a, 2), 0);
+    assert_int_equal(sld_subrec_put(txn, "s", "config", 6), 0);
+    assert_int_equal(sld_subrec_cursor_put(txn, "s", a, 2), 0);
     assert_int_equal(sld_txn_commit(&txn), 0);
     sld_store_destroy(&f->store);
 
@@ -2026,7 +2245,7 @@ static void test_damage_metadata(void **state)
     s_open(f);
     assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
     sub_list_t list = { 0 };
-    assert_int_equal(sld_store_sub_foreach(txn, s_collect_sub, &list), SL_ESTORE);
+    assert_int_equal(sld_subrec_foreach(txn, s_collect_sub, &list), SL_ESTORE);
     assert_int_equal(list.count, 0);
     sld_txn_abort(&txn);
     char *text = s_check_text(f, SL_ESTORE);
@@ -2074,6 +2293,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_producer_window_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_error_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offset_at_time, setup, teardown),

@@ -1,0 +1,251 @@
+/*  sld_groupcommit - the server's commit policy: one write transaction per
+ *  loop turn holding every kept frame (each applied by its command-table
+ *  row) and the participants' state (delivery, registry, auth, audit,
+ *  sessions, registered here in the order they must run); the storage
+ *  reserve, the disk check and the map-full retries around it. Broker
+ *  thread only. The commit mechanics are the coordinator's (sld_commit);
+ *  what a frame does is its command's.
+ *
+ *  When LMDB reports the map full the transaction is aborted, the map grows
+ *  (up to map_size_max) and the kept frames are applied again; at the
+ *  ceiling they are applied once more with every publish refused (507),
+ *  so acks and subscriptions still commit while publishers see a clear,
+ *  retryable error. Nothing is half applied: in-memory effects of writes
+ *  happen only after the commit.  */
+#include <inttypes.h>
+#include "sld_commands.h"
+#include "sld_commit.h"
+#include "sld_server_int.h"
+#include "sld_session.h"
+
+/* ------------------------------------------------------- participants */
+
+static int s_delivery_persist(void *arg, sld_txn_t *txn)
+{
+    sld_server_t *self = arg;
+    return sld_delivery_persist(self->delivery, txn);
+}
+
+static void s_delivery_persisted(void *arg, bool ok)
+{
+    sld_server_t *self = arg;
+    sld_delivery_persisted(self->delivery, ok);
+}
+
+static void s_registry_committed(void *arg, bool ok)
+{
+    sld_server_t *self = arg;
+    sld_registry_committed(self->registry, ok);
+}
+
+static void s_auth_committed(void *arg, bool ok)
+{
+    sld_server_t *self = arg;
+    self->revoked = sld_auth_committed(self->auth, ok);
+}
+
+/* Last among the persists, so that the records of this turn's changes and
+ * denials go in. */
+static int s_audit_write(void *arg, sld_txn_t *txn)
+{
+    sld_server_t *self = arg;
+    uint32_t audit_id = 0;
+    int rc = sld_audit_write(self->audit, txn, &audit_id);
+    if (rc == 0 && audit_id)
+        rc = sld_ingest_note_appended(self, audit_id);
+    return rc;
+}
+
+static void s_audit_committed(void *arg, bool ok)
+{
+    sld_server_t *self = arg;
+    sld_audit_committed(self->audit, ok);
+}
+
+/* A committed change revoked an identity: its sessions end now. */
+static void s_sessions_committed(void *arg, bool ok)
+{
+    sld_server_t *self = arg;
+    (void) ok;
+    if (self->revoked)
+        sld_session_cut_revoked(self);
+    self->revoked = false;
+}
+
+static bool s_ahead_ready(void *arg)
+{
+    sld_server_t *self = arg;
+    return sld_delivery_awake(self->delivery);
+}
+
+static void s_ahead_run(void *arg, uint64_t now_ms)
+{
+    sld_server_t *self = arg;
+    sld_delivery_pump_ahead(self->delivery, now_ms);
+}
+
+int sld_groupcommit_wire(sld_server_t *self)
+{
+    const sld_commit_ahead_t ahead = { s_ahead_ready, s_ahead_run, self };
+    const sld_commit_participant_t parts[] = {
+        { s_delivery_persist, s_delivery_persisted, self },
+        { NULL, s_registry_committed, self },
+        { NULL, s_auth_committed, self },
+        { s_audit_write, s_audit_committed, self },
+        { NULL, s_sessions_committed, self },
+    };
+    int rc = sld_commit_new(&ahead, &self->commit);
+    for (size_t i = 0; rc == 0 && i < sizeof parts / sizeof parts[0]; i++)
+        rc = sld_commit_add(self->commit, &parts[i]);
+    return rc;
+}
+
+/* ------------------------------------------------------------ attempts */
+
+/* Apply every kept frame and the participants' state in TXN (NULL with
+ * FAIL). */
+static int s_apply(sld_server_t *self, sld_txn_t *txn, bool refuse, int fail)
+{
+    int rc = 0;
+    sld_session_drop_queue(&self->wreplies);
+    sld_audit_attempt(self->audit);
+    self->nappended = 0;
+    self->t_stored = self->t_bytes = self->t_dups = self->t_nacked = 0;
+    for (size_t i = 0; rc == 0 && i < self->nwrites; i++) {
+        const sld_write_t *w = &self->writes[i];
+        rc = w->cmd->apply(self, txn, w, refuse, fail);
+    }
+    if (rc == 0 && txn)
+        rc = sld_commit_persist(self->commit, txn);
+    return rc;
+}
+
+/* One attempt: begin, apply, commit. 0 or the failure. */
+static int s_try(sld_server_t *self, bool refuse)
+{
+    sld_txn_t *txn = NULL;
+    int rc = sld_store_begin(self->store, true, &txn);
+    if (rc == 0)
+        rc = s_apply(self, txn, refuse, 0);
+    if (rc) {
+        sld_commit_abort(self->commit, &txn);
+        return rc;
+    }
+    return sld_commit_finish(self->commit, &txn, true);
+}
+
+/* Publishes stop while less than this is free below the ceiling, so that
+ * retention, acks and subscriptions always have pages to commit with (an
+ * LMDB delete needs fresh pages too) and can free space again. */
+static uint64_t s_reserve(uint64_t map_max)
+{
+    uint64_t r = map_max / 32;
+    return r < (256u << 10) ? 256u << 10 : r;
+}
+
+static void s_measure_space(sld_server_t *self, uint64_t now)
+{
+    self->next_space_ms = now + 200;
+    uint64_t used, size, max = sld_store_map_max(self->store);
+    sld_store_usage(self->store, &used, &size);
+    self->space_used = used;
+    bool full = used + s_reserve(max) > max;
+    if (full != self->near_full)
+        sld_server_log(self, full ? 1 : 2, full
+              ? "storage nearly full (%" PRIu64 " of %" PRIu64 " MiB used): refusing publishes"
+              : "storage has room again (%" PRIu64 " of %" PRIu64 " MiB used): accepting publishes",
+              used >> 20, max >> 20);
+    self->near_full = full;
+}
+
+/* The most this turn's publishes can take in the map: their records with
+ * index entries and part-empty pages (measured: about 1.35 times a 1 KiB
+ * payload, 120 bytes for a 12-byte one). */
+static uint64_t s_turn_need(const sld_server_t *self)
+{
+    uint64_t need = 0;
+    for (size_t i = 0; i < self->nwrites; i++) {
+        const Sluice__Frame *f = self->writes[i].frame;
+        size_t n = f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH ? f->publish_batch->n_msgs
+                 : f->body_case == SLUICE__FRAME__BODY_PUBLISH ? 1 : 0;
+        if (n)
+            need += zmq_msg_size((zmq_msg_t *) &self->writes[i].raw) * 3 / 2 + n * 128;
+    }
+    return need;
+}
+
+static void s_write_free(sld_write_t *w)
+{
+    slc_frame_free(&w->frame);
+    zmq_msg_close(&w->raw);
+}
+
+void sld_groupcommit_drop(sld_server_t *self)
+{
+    for (size_t i = 0; i < self->nwrites; i++)
+        s_write_free(&self->writes[i]);
+    self->nwrites = 0;
+}
+
+void sld_groupcommit_run(sld_server_t *self)
+{
+    uint64_t now = slc_mono_ms(), max = sld_store_map_max(self->store);
+    /* Publishes must never eat into the reserve, or retention could not
+     * free anything: measure again when this turn could reach it. */
+    uint64_t need = s_turn_need(self);
+    if (now >= self->next_space_ms || self->space_used + need + s_reserve(max) > max)
+        s_measure_space(self, now);
+    bool refuse = self->near_full || self->space_used + need + s_reserve(max) > max;
+    self->disk_full = self->disk && sld_disk_room(self->disk, need, now, false) != 0;
+    refuse = refuse || self->disk_full;
+    int rc = s_try(self, refuse);
+    if ((rc == SL_EFULL || rc == SL_ESTORE) && !refuse && self->disk
+        && sld_disk_room(self->disk, need, now, true) != 0) {
+        /* The disk filled up between two looks: LMDB says ENOSPC, or EIO
+         * when a write came back short. Refuse the publishes, commit the
+         * rest into the reserve. */
+        self->disk_full = refuse = true;
+        rc = s_try(self, true);
+    }
+    if (rc == SL_EFULL) {
+        sld_metrics_add(self->metrics, SLD_M_COMMIT_FULL, 1);
+        while (rc == SL_EFULL && sld_store_grow(self->store) == 0) {
+            uint64_t used, size;
+            sld_store_usage(self->store, &used, &size);
+            sld_server_log(self, 2, "storage map grown to %" PRIu64 " MiB", size >> 20);
+            sld_metrics_add(self->metrics, SLD_M_MAP_GROWN, 1);
+            rc = s_try(self, refuse);
+        }
+        /* At the ceiling with room on the freelist: the pages the last
+         * commit freed (a retention pass, say) are LMDB's to reuse only
+         * once another commit has followed it. */
+        if (rc == SL_EFULL) {
+            s_measure_space(self, now);
+            refuse = self->near_full;
+            if (!refuse && sld_store_settle(self->store) == 0)
+                rc = s_try(self, false);
+        }
+        if (rc == SL_EFULL) {
+            refuse = true;
+            rc = s_try(self, true);
+        }
+    }
+    if (rc == 0 && !refuse)
+        self->space_used += need;
+    if (rc == 0) {
+        sld_metrics_add(self->metrics, SLD_M_COMMITS, 1);
+        sld_metrics_add(self->metrics, SLD_M_PUBLISHED, self->t_stored);
+        sld_metrics_add(self->metrics, SLD_M_PUBLISH_BYTES, self->t_bytes);
+        sld_metrics_add(self->metrics, SLD_M_DUPLICATES, self->t_dups);
+        sld_metrics_add(self->metrics, SLD_M_NACKED, self->t_nacked);
+        for (size_t i = 0; i < self->nappended; i++)
+            sld_delivery_topic_appended(self->delivery, self->appended[i]);
+    }
+    else {
+        sld_server_log(self, 0, "commit failed: %s", slc_strerror(rc));
+        s_apply(self, NULL, false, rc == SL_EFULL || rc == SL_ESTORE ? rc : SL_ESTORE);
+        sld_metrics_add(self->metrics, SLD_M_NACKED, self->t_nacked);
+    }
+    self->nappended = 0;
+    sld_groupcommit_drop(self);
+}

@@ -1,0 +1,188 @@
+/*  sld_server_int - private to the server's files: the broker struct they
+ *  share, the peer, reply queue and kept-frame types, and the stages'
+ *  functions (loop, ingest, subscription commands, admin). The public API
+ *  is sld_server.h; sessions, commands and commit have headers of their
+ *  own (they include this one). Broker thread only, like everything it
+ *  declares. For the server's files (sld_server*.c, sld_loop, sld_session,
+ *  sld_commands, sld_ingest, sld_consume, sld_admin, sld_groupcommit) and
+ *  the unit test of the command table; no other module includes it.  */
+#ifndef SLD_SERVER_INT_H
+#define SLD_SERVER_INT_H
+#include <czmq.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "slc_codec.h"
+#include "sld_audit.h"
+#include "sld_auth.h"
+#include "sld_config.h"
+#include "sld_delivery.h"
+#include "sld_disk.h"
+#include "sld_metrics.h"
+#include "sld_monitor.h"
+#include "sld_registry.h"
+#include "sld_server.h"
+#include "sld_store.h"
+#include "sld_topics.h"
+
+typedef struct sld_commit sld_commit_t;
+typedef struct sld_command sld_command_t;
+
+/* Longest ZeroMQ routing id. */
+#define SLD_ID_MAX 255
+
+/* The peer a frame came from: always an id, a session once it said Hello. */
+typedef struct {
+    const uint8_t *id;
+    size_t id_len;
+    sld_session_t *session;
+    zmq_msg_t *raw;             /* the frame's encoding while it is handled, or NULL */
+} sld_peer_t;
+
+typedef struct {
+    uint8_t id[SLD_ID_MAX];
+    size_t id_len;
+    zmq_msg_t msg;
+} sld_reply_t;
+
+typedef struct {
+    sld_reply_t *v;
+    size_t n, cap;
+} sld_replies_t;
+
+/* A frame kept for the write phase. */
+typedef struct {
+    uint8_t id[SLD_ID_MAX];
+    size_t id_len;
+    sld_session_t *session;
+    Sluice__Frame *frame;
+    const sld_command_t *cmd;   /* FRAME's row in the command table */
+    zmq_msg_t raw;              /* FRAME's encoding: stored envelopes are cut from it */
+} sld_write_t;
+
+struct sld_server {
+    sld_config_t cfg;
+    char endpoint[256];
+    void *zctx;
+    void *router;
+    sld_metrics_t *metrics;
+    sld_store_t *store;
+    sld_disk_t *disk;           /* room on the disk ahead of the store's writes */
+    bool disk_full;             /* this turn's publishes refused for want of disk */
+    sld_topics_t *topics;
+    sld_delivery_t *delivery;
+    sld_auth_t *auth;
+    sld_audit_t *audit;
+    sld_monitor_t *monitor;     /* the ROUTER's connection events */
+    sld_registry_t *registry;
+    sld_commit_t *commit;       /* the commit coordinator and its helper thread */
+    char **texts;               /* nack texts of the frame being applied (owned) */
+    size_t ntexts, captexts;
+    zhashx_t *sessions;         /* key -> sld_session_t (owned) */
+    uint64_t epoch;
+    char instance[33];
+    sld_write_t *writes;        /* frames of this turn that write */
+    size_t nwrites, capwrites;
+    sld_replies_t replies;      /* replies of this turn, sent after commit */
+    sld_replies_t wreplies;     /* replies of the write phase (redone on retry) */
+    bool turn_committed;        /* the last turn committed: its pump may wait */
+    bool revoked;               /* the commit under way revoked an identity */
+    uint32_t *appended;         /* topics appended to in the open txn */
+    size_t nappended, capappended;
+    uint8_t *scratch;           /* envelope packing */
+    size_t capscratch;
+    Sluice__Confirm *confirms;
+    Sluice__Confirm **confirm_ptrs;
+    size_t capconfirms;
+    slc_span_t *spans;          /* where a kept frame's envelopes lie in its encoding */
+    size_t capspans;
+    sld_refusal_t *refusals;
+    size_t caprefusals;
+    sld_session_t **gone;
+    size_t ngone, capgone;
+    uint64_t next_expiry_ms;
+    uint64_t trim_at_ms;        /* give freed heap back to the system then (0: no) */
+    uint64_t next_space_ms;     /* when to measure free space again */
+    uint64_t space_used;        /* map bytes in use as measured, plus what
+                                 * publishes may have taken since */
+    bool near_full;             /* free space below the reserve: refuse publishes */
+    uint64_t t_stored, t_bytes, t_dups, t_nacked; /* this attempt's publishes */
+};
+
+/* Log FMT at LEVEL (0 error, 1 warn, 2 info, 3 debug) when cfg.log_level
+ * lets it through (sld_server_log.c). */
+void sld_server_log(const sld_server_t *self, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------- sld_loop.c */
+
+/* ZAP refused a connection (sld_auth_zap_handle's callback). */
+void sld_loop_refused(void *arg, const char *name, const char *key, const char *address,
+                      const char *why);
+
+/* ------------------------------------------------ sld_groupcommit.c */
+
+/* Create self->commit and register the participants. 0 or a code. */
+int sld_groupcommit_wire(sld_server_t *self);
+
+/* Commit the turn: the kept frames and the participants' state in one
+ * transaction (with the reserve and map-full retries); their replies wait
+ * in self->wreplies. The kept frames are freed. */
+void sld_groupcommit_run(sld_server_t *self);
+
+/* Free the kept frames unapplied (destroy). */
+void sld_groupcommit_drop(sld_server_t *self);
+
+/* ----------------------------------------------------- sld_ingest.c */
+
+/* Publish and PublishBatch as they arrive: limits, transient fan-out; a
+ * durable publish is kept for the write phase (*f_p taken). */
+int sld_ingest_on_publish(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+
+/* Apply kept publish W in TXN; queue its PublishAck. REFUSE: every message
+ * is nacked "storage full"; FAIL != 0: nacked with that code (no TXN).
+ * 0 or a failure that dooms the transaction. */
+int sld_ingest_apply(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w, bool refuse,
+                     int fail);
+
+/* Remember that topic ID was appended to in the open transaction (delivery
+ * hears of it after the commit). 0 or SL_ENOMEM. */
+int sld_ingest_note_appended(sld_server_t *self, uint32_t id);
+
+/* Free the nack texts of the frame being applied. */
+void sld_ingest_texts_free(sld_server_t *self);
+
+/* ---------------------------------------------------- sld_consume.c */
+
+int sld_consume_on_subscribe(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+int sld_consume_on_credit(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+int sld_consume_on_ack(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+int sld_consume_on_unsubscribe(sld_server_t *self, const sld_peer_t *peer,
+                               Sluice__Frame **f_p);
+int sld_consume_on_sub_remove(sld_server_t *self, const sld_peer_t *peer,
+                              Sluice__Frame **f_p);
+
+/* ------------------------------------------------------ sld_admin.c */
+
+/* Immediate reads: any session (stats filtered by its grants; key list
+ * needs admin, checked by the command table). */
+int sld_admin_on_stats(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+int sld_admin_on_schema_read(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+int sld_admin_on_mapping_read(sld_server_t *self, const sld_peer_t *peer,
+                              Sluice__Frame **f_p);
+int sld_admin_on_key_list(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+
+/* Write phase: apply kept admin frame W in TXN, queue its reply and audit
+ * it. Errors of the request are answered; failures of the transaction are
+ * returned (unless FAIL: then the request fails with it). REFUSE unused. */
+int sld_admin_apply_topic_create(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
+                                 bool refuse, int fail);
+int sld_admin_apply_keys(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
+                         bool refuse, int fail);
+int sld_admin_apply_registry(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
+                             bool refuse, int fail);
+
+/* GRANTS of a GrantChange as audit text: "publish,subscribe shop.> ...". */
+void sld_admin_grants_text(const Sluice__GrantChange *gc, char *out, size_t len);
+
+#endif

@@ -1,0 +1,283 @@
+/*  store_table - the named tables other modules keep their records in
+ *  (subscriptions, cursors, acked offsets: sld_subrec; identities:
+ *  sld_auth; the schema registry: sld_registry): put, get, delete,
+ *  delete by prefix, walk by prefix, every value with its checksum.
+ *  Broker thread only. It knows nothing of what the records mean: their
+ *  formats are the modules' own.  */
+#include "sld_store_int.h"
+
+/* The checksum the small databases' values end with (format 4 on):
+ * BLAKE2b over database TAG, KEY and VAL (streamed, so nothing is
+ * copied; these are written rarely), cut to 8 bytes. */
+static void s_rec_sum(uint8_t out[S_SUM_LEN], const char *tag, const void *key, size_t klen,
+                      const void *val, size_t vlen)
+{
+    crypto_generichash_state st;
+    uint8_t full[crypto_generichash_BYTES_MIN];
+    crypto_generichash_init(&st, NULL, 0, sizeof full);
+    crypto_generichash_update(&st, (const uint8_t *) tag, strlen(tag) + 1);
+    crypto_generichash_update(&st, key, klen);
+    crypto_generichash_update(&st, val, vlen);
+    crypto_generichash_final(&st, full, sizeof full);
+    memcpy(out, full, S_SUM_LEN);
+}
+
+/* Strip and verify the checksum of value *V under KEY in database TAG
+ * (a store of format 2 or 3 has none: V stays as it is). False when it
+ * is missing or wrong. */
+bool sld_store__rec_open(const sld_store_t *s, const char *tag, const MDB_val *key, MDB_val *v)
+{
+    uint8_t sum[S_SUM_LEN];
+    if (!s->format_sums)
+        return true;
+    if (v->mv_size < S_SUM_LEN)
+        return false;
+    v->mv_size -= S_SUM_LEN;
+    s_rec_sum(sum, tag, key->mv_data, key->mv_size, v->mv_data, v->mv_size);
+    return memcmp(sum, (const uint8_t *) v->mv_data + v->mv_size, S_SUM_LEN) == 0;
+}
+
+/* Put KEY -> VAL and its checksum into database DBI (TAG) of write MT. */
+int sld_store__rec_put(MDB_txn *mt, MDB_dbi dbi, const char *tag, MDB_val *key,
+                       const void *val, size_t vlen)
+{
+    MDB_val v = sld_store__val(NULL, vlen + S_SUM_LEN);
+    int mrc = mdb_put(mt, dbi, key, &v, MDB_RESERVE);
+    if (mrc == 0) {
+        if (vlen)
+            memcpy(v.mv_data, val, vlen);
+        s_rec_sum((uint8_t *) v.mv_data + vlen, tag, key->mv_data, key->mv_size, val, vlen);
+    }
+    return mrc;
+}
+
+/* ------------------------------------------------------------ the tables */
+
+/* TABLE's database, and *TAG, the name its checksums are keyed with. */
+static MDB_dbi s_dbi(const sld_store_t *s, sld_table_t table, const char **tag)
+{
+    switch (table) {
+    case SLD_TABLE_SUBS:
+        *tag = "subs";
+        return s->db_subs;
+    case SLD_TABLE_CURSORS:
+        *tag = "cursors";
+        return s->db_cursors;
+    case SLD_TABLE_ACKED:
+        *tag = "acked";
+        return s->db_acked;
+    case SLD_TABLE_IDENTS:
+        *tag = "idents";
+        return s->db_idents;
+    case SLD_TABLE_REGISTRY:
+        *tag = "registry";
+        return s->db_registry;
+    }
+    assert(!"unknown table");
+    *tag = "";
+    return 0;
+}
+
+/* Log that the value under KEY in TAG fails its checksum: SL_ESTORE.
+ * Keys are names or binary: printable bytes as they are, others \xNN. */
+static int s_damaged(const char *tag, const void *key, size_t klen)
+{
+    char text[4 * 64 + 4];
+    const uint8_t *k = key;
+    size_t n = 0;
+    for (size_t i = 0; i < klen && i < 64; i++) {
+        if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '\\')
+            text[n++] = (char) k[i];
+        else
+            n += (size_t) snprintf(text + n, sizeof text - n, "\\x%02x", k[i]);
+    }
+    text[n] = 0;
+    fprintf(stderr, "sluiced: store: %s: the record '%s%s' fails its checksum (damaged); "
+            "`sluiced --check` reports the store\n", tag, text, klen > 64 ? "..." : "");
+    return SL_ESTORE;
+}
+
+int sld_table_put(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen,
+                  const void *val, size_t vlen)
+{
+    int rc = 0, mrc;
+    const char *tag;
+    char what[32];
+    MDB_dbi dbi;
+    MDB_val k;
+
+    assert(txn && txn->write && (key || klen == 0) && (val || vlen == 0));
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    if (klen == 0 || klen > SLD_TABLE_KEY_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    dbi = s_dbi(txn->store, table, &tag);
+    k = sld_store__val(key, klen);
+    mrc = sld_store__rec_put(txn->mt, dbi, tag, &k, val, vlen);
+    if (mrc) {
+        snprintf(what, sizeof what, "write %s", tag);
+        rc = sld_store__txn_fail(txn, what, mrc);
+    }
+fail:
+    return rc;
+}
+
+int sld_table_get(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen,
+                  const void **val, size_t *vlen)
+{
+    int rc = 0, mrc;
+    const char *tag;
+    char what[32];
+    MDB_dbi dbi;
+    MDB_val k, v;
+
+    assert(txn && (key || klen == 0) && val && vlen);
+    if (klen == 0 || klen > SLD_TABLE_KEY_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    dbi = s_dbi(txn->store, table, &tag);
+    k = sld_store__val(key, klen);
+    mrc = mdb_get(txn->mt, dbi, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        rc = SL_ENOTFOUND;
+        goto fail;
+    }
+    if (mrc) {
+        snprintf(what, sizeof what, "read %s", tag);
+        rc = sld_store__txn_fail(txn, what, mrc);
+        goto fail;
+    }
+    if (!sld_store__rec_open(txn->store, tag, &k, &v)) {
+        rc = s_damaged(tag, key, klen);
+        goto fail;
+    }
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+fail:
+    return rc;
+}
+
+int sld_table_del(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen)
+{
+    int rc = 0, mrc;
+    const char *tag;
+    char what[32];
+    MDB_dbi dbi;
+    MDB_val k;
+
+    assert(txn && txn->write && (key || klen == 0));
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    if (klen == 0 || klen > SLD_TABLE_KEY_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    dbi = s_dbi(txn->store, table, &tag);
+    k = sld_store__val(key, klen);
+    mrc = mdb_del(txn->mt, dbi, &k, NULL);
+    if (mrc == MDB_NOTFOUND)
+        rc = SL_ENOTFOUND;
+    else if (mrc) {
+        snprintf(what, sizeof what, "delete in %s", tag);
+        rc = sld_store__txn_fail(txn, what, mrc);
+    }
+fail:
+    return rc;
+}
+
+int sld_table_del_prefix(sld_txn_t *txn, sld_table_t table, const void *prefix,
+                         size_t plen)
+{
+    int rc = 0, mrc;
+    const char *tag;
+    char what[32];
+    MDB_dbi dbi;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+
+    assert(txn && txn->write && (prefix || plen == 0));
+    if (txn->err) {
+        rc = txn->err;
+        goto fail;
+    }
+    if (plen == 0 || plen > SLD_TABLE_KEY_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    dbi = s_dbi(txn->store, table, &tag);
+    mrc = mdb_cursor_open(txn->mt, dbi, &cur);
+    while (mrc == 0) {
+        /* Re-seek after each delete: simple, and never trips over a cursor
+         * left on a page the delete merged away. */
+        key = sld_store__val(prefix, plen);
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+        if (mrc || key.mv_size < plen || memcmp(key.mv_data, prefix, plen) != 0)
+            break;
+        mrc = mdb_cursor_del(cur, 0);
+    }
+    if (mrc && mrc != MDB_NOTFOUND) {
+        snprintf(what, sizeof what, "delete in %s", tag);
+        rc = sld_store__txn_fail(txn, what, mrc);
+    }
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+int sld_table_foreach_from(sld_txn_t *txn, sld_table_t table, const void *from,
+                           size_t flen, size_t plen, sld_table_fn *fn, void *arg)
+{
+    int rc = 0, mrc;
+    const char *tag;
+    char what[32];
+    MDB_dbi dbi;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+
+    assert(txn && fn && (from || flen == 0) && plen <= flen);
+    if (flen > SLD_TABLE_KEY_MAX) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    dbi = s_dbi(txn->store, table, &tag);
+    mrc = mdb_cursor_open(txn->mt, dbi, &cur);
+    key = sld_store__val(from, flen);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &key, &val, flen ? MDB_SET_RANGE : MDB_FIRST);
+    while (mrc == 0) {
+        if (key.mv_size < plen || (plen && memcmp(key.mv_data, from, plen) != 0)) {
+            mrc = MDB_NOTFOUND;     /* past the prefix: done */
+            break;
+        }
+        if (!sld_store__rec_open(txn->store, tag, &key, &val)) {
+            rc = s_damaged(tag, key.mv_data, key.mv_size);
+            goto fail;
+        }
+        rc = fn(key.mv_data, key.mv_size, val.mv_data, val.mv_size, arg);
+        if (rc)
+            goto fail;
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    if (mrc != MDB_NOTFOUND) {
+        snprintf(what, sizeof what, "list %s", tag);
+        rc = sld_store__txn_fail(txn, what, mrc);
+    }
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+int sld_table_foreach(sld_txn_t *txn, sld_table_t table, const void *prefix, size_t plen,
+                      sld_table_fn *fn, void *arg)
+{
+    return sld_table_foreach_from(txn, table, prefix, plen, plen, fn, arg);
+}
