@@ -183,10 +183,10 @@ int sld_admin_apply_topic_create(sld_server_t *self, sld_txn_t *txn, const sld_w
 {
     (void) refuse;
     Sluice__TopicCreate *tc = w->frame->topic_create;
-    const char *why = NULL;
+    char why[160] = "";
     uint32_t id = 0;
     int rc = fail ? fail : sld_topics_create(self->topics, txn, tc->name, tc->max_age_ms,
-                                             tc->max_bytes, &id, &why);
+                                             tc->max_bytes, &id, why, sizeof why);
     /* A new topic may match existing pattern subscriptions: tell delivery
      * after the commit, like an append. */
     if (rc == 0)
@@ -200,8 +200,8 @@ int sld_admin_apply_topic_create(sld_server_t *self, sld_txn_t *txn, const sld_w
              (unsigned long long) tc->max_age_ms, (unsigned long long) tc->max_bytes);
     sld_audit_add(self->audit, true, w->session ? sld_ident_name(w->session->ident) : NULL,
                   "topic.create", tc->name, rc ? "failed" : "ok",
-                  rc ? (why ? why : slc_strerror(rc)) : detail);
-    s_queue_result(self, w, rc, why, NULL);
+                  rc ? (why[0] ? why : slc_strerror(rc)) : detail);
+    s_queue_result(self, w, rc, why[0] ? why : NULL, NULL);
     return 0;
 }
 
@@ -231,7 +231,8 @@ int sld_admin_apply_keys(sld_server_t *self, sld_txn_t *txn, const sld_write_t *
 {
     (void) refuse;
     Sluice__Frame *f = w->frame;
-    const char *why = NULL, *target = NULL;
+    const char *target = NULL;
+    char why[160] = "";
     char detail[512] = "";
     uint32_t key_id = 0;
     int rc = fail;
@@ -242,28 +243,30 @@ int sld_admin_apply_keys(sld_server_t *self, sld_txn_t *txn, const sld_write_t *
             zmq_z85_encode(detail, f->key_add->public_key.data, 32);
         if (!rc && f->key_add->public_key.len != 32) {
             rc = SL_EINVAL;
-            why = "a public key is 32 bytes (40 characters in Z85)";
+            slc_errf(why, sizeof why, "a public key is 32 bytes (40 characters in Z85)");
         }
         if (!rc)
-            rc = sld_auth_key_add(self->auth, txn, target, f->key_add->public_key.data, &why);
+            rc = sld_auth_key_add(self->auth, txn, target, f->key_add->public_key.data, why,
+                                  sizeof why);
         break;
     case SLUICE__FRAME__BODY_KEY_REVOKE:
         target = f->key_revoke->name;
         if (!rc)
-            rc = sld_auth_key_revoke(self->auth, txn, target, &why);
+            rc = sld_auth_key_revoke(self->auth, txn, target, why, sizeof why);
         break;
     case SLUICE__FRAME__BODY_GRANT_CHANGE:
         target = f->grant_change->name;
         sld_admin_grants_text(f->grant_change, detail, sizeof detail);
         if (!rc)
             rc = sld_auth_grant(self->auth, txn, target, f->grant_change->grants,
-                                f->grant_change->n_grants, f->grant_change->revoke, &why);
+                                f->grant_change->n_grants, f->grant_change->revoke, why, sizeof why);
         break;
     default:                            /* RotateKey */
         target = "at-rest data key";
         if (!rc && sld_store_seal_key_id(self->store) == 0) {
             rc = SL_EINVAL;
-            why = "encryption at rest is off: start sluiced with --encrypt-at-rest KEYFILE";
+            slc_errf(why, sizeof why,
+                     "encryption at rest is off: start sluiced with --encrypt-at-rest KEYFILE");
         }
         if (!rc)
             rc = sld_store_rotate_key(txn, &key_id);
@@ -275,14 +278,14 @@ int sld_admin_apply_keys(sld_server_t *self, sld_txn_t *txn, const sld_write_t *
         return rc;
     sld_audit_add(self->audit, true, w->session ? sld_ident_name(w->session->ident) : NULL,
                   sld_command_action(w->cmd, f), target, rc ? "failed" : "ok",
-                  rc ? (why ? why : slc_strerror(rc)) : detail);
+                  rc ? (why[0] ? why : slc_strerror(rc)) : detail);
     Sluice__Frame frame = SLUICE__FRAME__INIT;
     Sluice__RotateKeyReply rk = SLUICE__ROTATE_KEY_REPLY__INIT;
     bool rotated = f->body_case == SLUICE__FRAME__BODY_ROTATE_KEY;
     rk.key_id = key_id;
     frame.body_case = SLUICE__FRAME__BODY_ROTATE_KEY_REPLY;
     frame.rotate_key_reply = &rk;
-    s_queue_result(self, w, rc, why, rotated ? &frame : NULL);
+    s_queue_result(self, w, rc, why[0] ? why : NULL, rotated ? &frame : NULL);
     return 0;
 }
 

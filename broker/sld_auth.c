@@ -506,7 +506,7 @@ static int s_stage(sld_auth_t *self, const char *name, bool create, sld_ident_t 
     return 0;
 }
 
-static int s_check_name(const char *name, const char **why)
+static int s_check_name(const char *name, char *err, size_t errlen)
 {
     size_t n = name ? strlen(name) : 0;
     bool ok = n > 0 && n <= SLD_IDENT_NAME_MAX;
@@ -516,11 +516,11 @@ static int s_check_name(const char *name, const char **why)
           || c == '-' || c == '_' || c == '.' || c == '@';
     }
     if (!ok) {
-        *why = "identity names are 1-64 characters of [A-Za-z0-9._@-]";
+        slc_errf(err, errlen, "identity names are 1-64 characters of [A-Za-z0-9._@-]");
         return SL_EINVAL;
     }
     if (strcmp(name, SLD_AUTH_PLAINTEXT) == 0) {
-        *why = "\"plaintext\" is reserved for plain-text sessions";
+        slc_errf(err, errlen, "\"plaintext\" is reserved for plain-text sessions");
         return SL_EINVAL;
     }
     return 0;
@@ -538,15 +538,14 @@ static bool s_key_taken(const sld_auth_t *self, const char *name, const uint8_t 
 }
 
 int sld_auth_key_add(sld_auth_t *self, sld_txn_t *txn, const char *name,
-                     const uint8_t key[32], const char **why)
+                     const uint8_t key[32], char *err, size_t errlen)
 {
     sld_ident_t *work;
-    *why = NULL;
-    int rc = s_check_name(name, why);
+    int rc = s_check_name(name, err, errlen);
     if (rc)
         return rc;
     if (s_key_taken(self, name, key)) {
-        *why = "this public key is already registered under another name";
+        slc_errf(err, errlen, "this public key is already registered under another name");
         return SL_EEXIST;
     }
     rc = s_stage(self, name, true, &work);
@@ -555,11 +554,12 @@ int sld_auth_key_add(sld_auth_t *self, sld_txn_t *txn, const char *name,
     bool fresh = work->created_us && sodium_is_zero(work->key, sizeof work->key);
     if (!fresh) {
         if (work->revoked) {
-            *why = "this identity was revoked; register the key under a new name";
+            slc_errf(err, errlen, "this identity was revoked; register the key under a new name");
             return SL_EEXIST;
         }
         if (sodium_memcmp(work->key, key, 32) != 0) {
-            *why = "this name is registered with another key; revoke it or choose a new name";
+            slc_errf(err, errlen,
+                     "this name is registered with another key; revoke it or choose a new name");
             return SL_EEXIST;
         }
         return 0;
@@ -569,15 +569,14 @@ int sld_auth_key_add(sld_auth_t *self, sld_txn_t *txn, const char *name,
 }
 
 int sld_auth_key_revoke(sld_auth_t *self, sld_txn_t *txn, const char *name,
-                        const char **why)
+                        char *err, size_t errlen)
 {
     sld_ident_t *work;
-    *why = NULL;
     int rc = s_stage(self, name ? name : "", false, &work);
     if (rc)
         return rc;
     if (!work || sodium_is_zero(work->key, sizeof work->key)) {
-        *why = "no identity by that name";
+        slc_errf(err, errlen, "no identity by that name");
         return SL_ENOTFOUND;
     }
     if (work->revoked)
@@ -589,21 +588,22 @@ int sld_auth_key_revoke(sld_auth_t *self, sld_txn_t *txn, const char *name,
 
 int sld_auth_grant(sld_auth_t *self, sld_txn_t *txn, const char *name,
                    Sluice__Grant *const *grants, size_t n, bool revoke,
-                   const char **why)
+                   char *err, size_t errlen)
 {
     sld_ident_t *work;
-    *why = NULL;
     if (n == 0) {
-        *why = "no permission given: use --publish, --subscribe, --admin or --consume";
+        slc_errf(err, errlen,
+                 "no permission given: use --publish, --subscribe, --admin or --consume");
         return SL_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if (!grants[i]->pattern || slc_pattern_validate(grants[i]->pattern) != 0) {
-            *why = "invalid pattern: dot-separated words, '*' one word, '>' the rest";
+            slc_errf(err, errlen,
+                     "invalid pattern: dot-separated words, '*' one word, '>' the rest");
             return SL_EINVAL;
         }
         if ((grants[i]->perms & SLD_PERM_ALL) == 0 || (grants[i]->perms & ~SLD_PERM_ALL)) {
-            *why = "permissions are publish, subscribe, admin and consume";
+            slc_errf(err, errlen, "permissions are publish, subscribe, admin and consume");
             return SL_EINVAL;
         }
     }
@@ -611,7 +611,7 @@ int sld_auth_grant(sld_auth_t *self, sld_txn_t *txn, const char *name,
     if (rc)
         return rc;
     if (!work || sodium_is_zero(work->key, sizeof work->key)) {
-        *why = "no identity by that name: add its key first (sluice keys add)";
+        slc_errf(err, errlen, "no identity by that name: add its key first (sluice keys add)");
         return SL_ENOTFOUND;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {

@@ -96,23 +96,23 @@ bool sld_ident_may_use_sub(const sld_ident_t *ident, const char *name, const cha
 /* Changes are written in TXN and staged: lookups and the ZAP handler see
  * them only after sld_auth_committed(self, true). A second change of the
  * same identity in one transaction sees the first. Each returns 0, or an
- * error with *why (static text) for the caller to send: SL_EINVAL,
+ * error with its reason in ERR for the caller to send: SL_EINVAL,
  * SL_EEXIST, SL_ENOTFOUND; or SL_EFULL / SL_ESTORE / SL_ENOMEM, which doom
  * the transaction. */
 
 /* Register NAME with KEY and no grants. Adding the same name with the same
  * key again is 0. */
 int sld_auth_key_add(sld_auth_t *self, sld_txn_t *txn, const char *name,
-                     const uint8_t key[32], const char **why);
+                     const uint8_t key[32], char *err, size_t errlen);
 
 /* Revoke NAME: refused from the next connection on. */
 int sld_auth_key_revoke(sld_auth_t *self, sld_txn_t *txn, const char *name,
-                        const char **why);
+                        char *err, size_t errlen);
 
 /* Add (REVOKE false) or remove PERMS on each pattern of GRANTS. */
 int sld_auth_grant(sld_auth_t *self, sld_txn_t *txn, const char *name,
                    Sluice__Grant *const *grants, size_t n, bool revoke,
-                   const char **why);
+                   char *err, size_t errlen);
 
 /* Make identity SLD_AUTH_ADMIN hold KEY with every permission on '>' and
  * the broker's own topics, creating it or replacing its key (and lifting a

@@ -205,7 +205,7 @@ static bool s_printable(const char *text)
 }
 
 static int s_apply_text(char *field, const s_setting_t *s, const char *text,
-                        char *err, size_t err_len)
+                        char *err, size_t errlen)
 {
     int rc = 0;
     size_t len = strlen(text);
@@ -215,24 +215,24 @@ static int s_apply_text(char *field, const s_setting_t *s, const char *text,
         return 0;
     }
     if (len == 0) {
-        slc_errf(err, err_len, "%s/%s: must not be empty", s->section, s->key);
+        slc_errf(err, errlen, "%s/%s: must not be empty", s->section, s->key);
         rc = SL_EINVAL;
         goto fail;
     }
     if (len >= s->width) {
-        slc_errf(err, err_len, "%s/%s: too long (at most %zu bytes)",
+        slc_errf(err, errlen, "%s/%s: too long (at most %zu bytes)",
               s->section, s->key, s->width - 1);
         rc = SL_EINVAL;
         goto fail;
     }
     if (!s_printable(text)) {
-        slc_errf(err, err_len, "%s/%s: \"%s\" holds control characters or "
+        slc_errf(err, errlen, "%s/%s: \"%s\" holds control characters or "
               "both kinds of quote", s->section, s->key, text);
         rc = SL_EINVAL;
         goto fail;
     }
     if (s->kind == S_ENDPOINT && (!sep || sep == text || !sep[3])) {
-        slc_errf(err, err_len, "%s/%s: \"%s\" is not an endpoint "
+        slc_errf(err, errlen, "%s/%s: \"%s\" is not an endpoint "
               "(e.g. tcp://127.0.0.1:5555)", s->section, s->key, text);
         rc = SL_EINVAL;
         goto fail;
@@ -244,7 +244,7 @@ fail:
 }
 
 static int s_apply_level(int *field, const s_setting_t *s, const char *text,
-                         char *err, size_t err_len)
+                         char *err, size_t errlen)
 {
     int rc = 0;
     uint64_t v = 0;
@@ -255,7 +255,7 @@ static int s_apply_level(int *field, const s_setting_t *s, const char *text,
             return 0;
         }
     if (!s_digits(text, &v, &end) || *end || v > 3) {
-        slc_errf(err, err_len, "%s/%s: \"%s\" is not a log level "
+        slc_errf(err, errlen, "%s/%s: \"%s\" is not a log level "
               "(0-3 or error, warn, info, debug)", s->section, s->key, text);
         rc = SL_EINVAL;
         goto fail;
@@ -268,7 +268,7 @@ fail:
 
 /* Sizes, durations and counts: digits, an optional unit, range checks. */
 static int s_apply_number(char *field, const s_setting_t *s, const char *text,
-                          char *err, size_t err_len)
+                          char *err, size_t errlen)
 {
     int rc = 0;
     uint64_t n = 0, v = 0, unit = 0;
@@ -280,7 +280,7 @@ static int s_apply_number(char *field, const s_setting_t *s, const char *text,
     if (!s_digits(text, &n, &end)) {
         /* Either no digits at all or more than 64 bits of them. */
         bool digits = *text >= '0' && *text <= '9';
-        slc_errf(err, err_len, "%s/%s: \"%s\" is %s%s", s->section, s->key,
+        slc_errf(err, errlen, "%s/%s: \"%s\" is %s%s", s->section, s->key,
               text, digits ? "too large for " : "not ", what);
         rc = SL_EINVAL;
         goto fail;
@@ -290,20 +290,20 @@ static int s_apply_number(char *field, const s_setting_t *s, const char *text,
     else
         unit = s_unit(end, s->kind != S_SIZE);
     if (unit == 0) {
-        slc_errf(err, err_len, "%s/%s: \"%s\" is not %s",
+        slc_errf(err, errlen, "%s/%s: \"%s\" is not %s",
               s->section, s->key, text, what);
         rc = SL_EINVAL;
         goto fail;
     }
     if (!s_scale(n, unit, &v) || v > max) {
-        slc_errf(err, err_len, "%s/%s: \"%s\" is too large (at most %llu%s)",
+        slc_errf(err, errlen, "%s/%s: \"%s\" is too large (at most %llu%s)",
               s->section, s->key, text, (unsigned long long) max,
               s->kind == S_SIZE ? " bytes" : s->kind == S_COUNT ? "" : " ms");
         rc = SL_EINVAL;
         goto fail;
     }
     if (v == 0 && !s->zero_ok) {
-        slc_errf(err, err_len, "%s/%s: must not be 0", s->section, s->key);
+        slc_errf(err, errlen, "%s/%s: must not be 0", s->section, s->key);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -318,7 +318,7 @@ fail:
 
 /* Set setting S of CFG from TEXT. On error ERR says "section/key: why". */
 static int s_apply(sld_config_t *cfg, const s_setting_t *s, const char *text,
-                   char *err, size_t err_len)
+                   char *err, size_t errlen)
 {
     int rc = 0;
     char *field = (char *) cfg + s->offset;
@@ -329,24 +329,24 @@ static int s_apply(sld_config_t *cfg, const s_setting_t *s, const char *text,
     case S_PATH:
     case S_OPTPATH:
     case S_ENDPOINT:
-        rc = s_apply_text(field, s, text, err, err_len);
+        rc = s_apply_text(field, s, text, err, errlen);
         break;
     case S_BOOL:
         rc = s_parse_bool(text, &b);
         if (rc)
-            slc_errf(err, err_len, "%s/%s: \"%s\" is not a boolean "
+            slc_errf(err, errlen, "%s/%s: \"%s\" is not a boolean "
                   "(on/off, true/false, yes/no, 1/0)", s->section, s->key, text);
         else
             *(bool *) (void *) field = b;
         break;
     case S_LEVEL:
-        rc = s_apply_level((int *) (void *) field, s, text, err, err_len);
+        rc = s_apply_level((int *) (void *) field, s, text, err, errlen);
         break;
     case S_SIZE:
     case S_MS:
     case S_DURATION:
     case S_COUNT:
-        rc = s_apply_number(field, s, text, err, err_len);
+        rc = s_apply_number(field, s, text, err, errlen);
         break;
     }
     if (rc)
@@ -386,11 +386,11 @@ bool sld_config_loopback(const char *endpoint)
     return false;
 }
 
-static int s_check(const sld_config_t *cfg, char *err, size_t err_len)
+static int s_check(const sld_config_t *cfg, char *err, size_t errlen)
 {
     int rc = 0;
     if (cfg->map_size_max < cfg->map_size) {
-        slc_errf(err, err_len, "storage/map_size_max (%llu bytes) is smaller than "
+        slc_errf(err, errlen, "storage/map_size_max (%llu bytes) is smaller than "
               "storage/map_size (%llu bytes)",
               (unsigned long long) cfg->map_size_max,
               (unsigned long long) cfg->map_size);
@@ -398,14 +398,14 @@ static int s_check(const sld_config_t *cfg, char *err, size_t err_len)
         goto fail;
     }
     if (cfg->insecure_plaintext && !sld_config_loopback(cfg->listen)) {
-        slc_errf(err, err_len, "security/insecure_plaintext: refused on %s; plain text "
+        slc_errf(err, errlen, "security/insecure_plaintext: refused on %s; plain text "
               "is allowed only on loopback (tcp://127.0.0.1, tcp://[::1], "
               "tcp://localhost) or ipc:// and inproc://", cfg->listen);
         rc = SL_EINVAL;
         goto fail;
     }
     if (cfg->max_message_bytes > cfg->max_frame_bytes) {
-        slc_errf(err, err_len, "limits/max_message_bytes (%lu bytes) is larger "
+        slc_errf(err, errlen, "limits/max_message_bytes (%lu bytes) is larger "
               "than limits/max_frame_bytes (%lu bytes)",
               (unsigned long) cfg->max_message_bytes,
               (unsigned long) cfg->max_frame_bytes);
@@ -418,13 +418,13 @@ fail:
 }
 
 int sld_config_set(sld_config_t *cfg, const char *key, const char *value,
-                   char *err, size_t err_len)
+                   char *err, size_t errlen)
 {
     int rc = 0;
     const s_setting_t *s = NULL;
     const char *slash = key ? strchr(key, '/') : NULL;
     if (!key || !*key) {
-        slc_errf(err, err_len, "empty setting name");
+        slc_errf(err, errlen, "empty setting name");
         rc = SL_EINVAL;
         goto fail;
     }
@@ -445,19 +445,19 @@ int sld_config_set(sld_config_t *cfg, const char *key, const char *value,
                 found++;
             }
         if (found > 1) {
-            slc_errf(err, err_len, "%s: ambiguous setting; name it as section/%s",
+            slc_errf(err, errlen, "%s: ambiguous setting; name it as section/%s",
                   key, key);
             rc = SL_EINVAL;
             goto fail;
         }
     }
     if (!s) {
-        slc_errf(err, err_len, "%s: unknown setting (sluiced --help lists them)",
+        slc_errf(err, errlen, "%s: unknown setting (sluiced --help lists them)",
               key);
         rc = SL_EINVAL;
         goto fail;
     }
-    rc = s_apply(cfg, s, value, err, err_len);
+    rc = s_apply(cfg, s, value, err, errlen);
     if (rc)
         goto fail;
     return 0;
@@ -468,7 +468,7 @@ fail:
 /* ------------------------------------------------------------ the file */
 
 /* Read PATH (a regular file, not world-writable) into a new string. */
-static int s_read_file(const char *path, char **text_p, char *err, size_t err_len)
+static int s_read_file(const char *path, char **text_p, char *err, size_t errlen)
 {
     int rc = 0;
     char *text = NULL;
@@ -476,28 +476,28 @@ static int s_read_file(const char *path, char **text_p, char *err, size_t err_le
     /* O_NONBLOCK: a FIFO given by mistake must not hang start-up. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        slc_errf(err, err_len, "%s: %s", path, strerror(errno));
+        slc_errf(err, errlen, "%s: %s", path, strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
     if (fstat(fd, &st) != 0) {
-        slc_errf(err, err_len, "%s: %s", path, strerror(errno));
+        slc_errf(err, errlen, "%s: %s", path, strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        slc_errf(err, err_len, "%s: not a regular file", path);
+        slc_errf(err, errlen, "%s: not a regular file", path);
         rc = SL_EINVAL;
         goto fail;
     }
     if (st.st_mode & S_IWOTH) {
-        slc_errf(err, err_len, "%s: world-writable; refusing it (chmod o-w %s)",
+        slc_errf(err, errlen, "%s: world-writable; refusing it (chmod o-w %s)",
               path, path);
         rc = SL_EINVAL;
         goto fail;
     }
     if (st.st_size > S_FILE_MAX) {
-        slc_errf(err, err_len, "%s: larger than %d bytes; not a config file",
+        slc_errf(err, errlen, "%s: larger than %d bytes; not a config file",
               path, S_FILE_MAX);
         rc = SL_EINVAL;
         goto fail;
@@ -505,7 +505,7 @@ static int s_read_file(const char *path, char **text_p, char *err, size_t err_le
     size_t size = (size_t) st.st_size, got = 0;
     text = malloc(size + 1);
     if (!text) {
-        slc_errf(err, err_len, "%s: out of memory", path);
+        slc_errf(err, errlen, "%s: out of memory", path);
         rc = SL_ENOMEM;
         goto fail;
     }
@@ -514,7 +514,7 @@ static int s_read_file(const char *path, char **text_p, char *err, size_t err_le
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            slc_errf(err, err_len, "%s: %s", path, strerror(errno));
+            slc_errf(err, errlen, "%s: %s", path, strerror(errno));
             rc = SL_ESYS;
             goto fail;
         }
@@ -524,7 +524,7 @@ static int s_read_file(const char *path, char **text_p, char *err, size_t err_le
     }
     text[got] = 0;
     if (memchr(text, 0, got)) {
-        slc_errf(err, err_len, "%s: holds a NUL byte; not a config file", path);
+        slc_errf(err, errlen, "%s: holds a NUL byte; not a config file", path);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -540,20 +540,20 @@ fail:
 
 /* Apply the sections of ROOT to CFG. ERR names the key, not the file. */
 static int s_apply_tree(sld_config_t *cfg, zconfig_t *root,
-                        char *err, size_t err_len)
+                        char *err, size_t errlen)
 {
     int rc = 0;
     for (zconfig_t *sec = zconfig_child(root); sec; sec = zconfig_next(sec)) {
         const char *sname = zconfig_name(sec);
         const char *svalue = zconfig_value(sec);
         if (!s_section_known(sname)) {
-            slc_errf(err, err_len, "%s: unknown section (expected broker, limits, "
+            slc_errf(err, errlen, "%s: unknown section (expected broker, limits, "
                   "storage, retention or delivery)", sname);
             rc = SL_EINVAL;
             goto fail;
         }
         if (svalue && *svalue) {
-            slc_errf(err, err_len, "%s: a section takes no value (\"%s\")",
+            slc_errf(err, errlen, "%s: a section takes no value (\"%s\")",
                   sname, svalue);
             rc = SL_EINVAL;
             goto fail;
@@ -561,17 +561,17 @@ static int s_apply_tree(sld_config_t *cfg, zconfig_t *root,
         for (zconfig_t *k = zconfig_child(sec); k; k = zconfig_next(k)) {
             const s_setting_t *s = s_lookup(sname, zconfig_name(k));
             if (!s) {
-                slc_errf(err, err_len, "%s/%s: unknown key", sname, zconfig_name(k));
+                slc_errf(err, errlen, "%s/%s: unknown key", sname, zconfig_name(k));
                 rc = SL_EINVAL;
                 goto fail;
             }
             if (zconfig_child(k)) {
-                slc_errf(err, err_len, "%s/%s: a key takes no nested items",
+                slc_errf(err, errlen, "%s/%s: a key takes no nested items",
                       sname, zconfig_name(k));
                 rc = SL_EINVAL;
                 goto fail;
             }
-            rc = s_apply(cfg, s, zconfig_value(k), err, err_len);
+            rc = s_apply(cfg, s, zconfig_value(k), err, errlen);
             if (rc)
                 goto fail;
         }
@@ -582,26 +582,26 @@ fail:
 }
 
 /* Load PATH over CFG without the cross-setting checks; ERR names PATH. */
-static int s_load(sld_config_t *cfg, const char *path, char *err, size_t err_len)
+static int s_load(sld_config_t *cfg, const char *path, char *err, size_t errlen)
 {
     int rc = 0;
     char *text = NULL;
     zconfig_t *root = NULL;
     char why[S_ERRBUF] = "";
-    rc = s_read_file(path, &text, err, err_len);
+    rc = s_read_file(path, &text, err, errlen);
     if (rc)
         goto fail;
     root = zconfig_str_load(text);
     if (!root) {
         /* zconfig has already logged the line and the reason on stderr. */
-        slc_errf(err, err_len, "%s: not valid ZPL (indent 4 spaces per level, "
+        slc_errf(err, errlen, "%s: not valid ZPL (indent 4 spaces per level, "
               "key = value)", path);
         rc = SL_EINVAL;
         goto fail;
     }
     rc = s_apply_tree(cfg, root, why, sizeof why);
     if (rc) {
-        slc_errf(err, err_len, "%s: %s", path, why);
+        slc_errf(err, errlen, "%s: %s", path, why);
         goto fail;
     }
     zconfig_destroy(&root);
@@ -614,17 +614,17 @@ fail:
 }
 
 int sld_config_load(sld_config_t *cfg, const char *path,
-                    char *err, size_t err_len)
+                    char *err, size_t errlen)
 {
     int rc = 0;
     sld_config_t tmp = *cfg;
     char why[S_ERRBUF] = "";
-    rc = s_load(&tmp, path, err, err_len);
+    rc = s_load(&tmp, path, err, errlen);
     if (rc)
         goto fail;
     rc = s_check(&tmp, why, sizeof why);
     if (rc) {
-        slc_errf(err, err_len, "%s: %s", path, why);
+        slc_errf(err, errlen, "%s: %s", path, why);
         goto fail;
     }
     *cfg = tmp;
@@ -741,7 +741,7 @@ static const s_option_t s_options[] = {
 /* Read the option at ARGV[*i] (advancing *i past its value): *opt and
  * *value (borrowed from ARGV, NULL for flags without one). */
 static int s_next_option(int argc, char **argv, int *i, const s_option_t **opt,
-                         const char **value, char *err, size_t err_len)
+                         const char **value, char *err, size_t errlen)
 {
     int rc = 0;
     const char *arg = argv[*i];
@@ -759,15 +759,15 @@ static int s_next_option(int argc, char **argv, int *i, const s_option_t **opt,
     }
     if (!*opt) {
         if (arg[0] == '-')
-            slc_errf(err, err_len, "unknown option %s (try --help)", arg);
+            slc_errf(err, errlen, "unknown option %s (try --help)", arg);
         else
-            slc_errf(err, err_len, "unexpected argument \"%s\" (try --help)", arg);
+            slc_errf(err, errlen, "unexpected argument \"%s\" (try --help)", arg);
         rc = SL_EINVAL;
         goto fail;
     }
     if (!(*opt)->takes_value) {
         if (eq) {
-            slc_errf(err, err_len, "%s takes no value", (*opt)->name);
+            slc_errf(err, errlen, "%s takes no value", (*opt)->name);
             rc = SL_EINVAL;
             goto fail;
         }
@@ -778,7 +778,7 @@ static int s_next_option(int argc, char **argv, int *i, const s_option_t **opt,
     else if (*i + 1 < argc)
         *value = argv[++*i];
     else {
-        slc_errf(err, err_len, "%s needs a value (try --help)", (*opt)->name);
+        slc_errf(err, errlen, "%s needs a value (try --help)", (*opt)->name);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -787,7 +787,7 @@ fail:
     return rc;
 }
 
-static int s_usage(FILE *out, char *err, size_t err_len)
+static int s_usage(FILE *out, char *err, size_t errlen)
 {
     int rc = 0;
     sld_config_t defaults;
@@ -843,7 +843,7 @@ static int s_usage(FILE *out, char *err, size_t err_len)
         "refused handshake of a key from an address is recorded at once, repeats\n"
         "in one record per interval with their count (docs/security.md).\n");
     if (fflush(out) != 0 || ferror(out)) {
-        slc_errf(err, err_len, "cannot write the usage: %s", strerror(errno));
+        slc_errf(err, errlen, "cannot write the usage: %s", strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
@@ -852,12 +852,12 @@ fail:
     return rc;
 }
 
-static int s_version(FILE *out, char *err, size_t err_len)
+static int s_version(FILE *out, char *err, size_t errlen)
 {
     int rc = 0;
     fprintf(out, "sluiced %s\n", SLUICE_VERSION);
     if (fflush(out) != 0 || ferror(out)) {
-        slc_errf(err, err_len, "cannot write the version: %s", strerror(errno));
+        slc_errf(err, errlen, "cannot write the version: %s", strerror(errno));
         rc = SL_ESYS;
         goto fail;
     }
@@ -869,7 +869,7 @@ fail:
 /* Apply one non-config option (second pass). */
 static int s_apply_option(sld_config_t *cfg, const s_option_t *opt,
                           const char *value, sld_action_t *action,
-                          char *err, size_t err_len)
+                          char *err, size_t errlen)
 {
     int rc = 0;
     char why[S_ERRBUF] = "";
@@ -933,7 +933,7 @@ static int s_apply_option(sld_config_t *cfg, const s_option_t *opt,
         break;                          /* handled in the first pass */
     }
     if (rc) {
-        slc_errf(err, err_len, "%s: %s", opt->name, why);
+        slc_errf(err, errlen, "%s: %s", opt->name, why);
         goto fail;
     }
     return 0;
@@ -942,7 +942,7 @@ fail:
 }
 
 int sld_config_args(sld_config_t *cfg, int argc, char **argv,
-                    sld_action_t *action, FILE *out, char *err, size_t err_len)
+                    sld_action_t *action, FILE *out, char *err, size_t errlen)
 {
     int rc = 0;
     sld_config_t tmp;
@@ -955,7 +955,7 @@ int sld_config_args(sld_config_t *cfg, int argc, char **argv,
 
     /* First pass: syntax, --help/--version, and where the file is. */
     for (int i = 1; i < argc; i++) {
-        rc = s_next_option(argc, argv, &i, &opt, &value, err, err_len);
+        rc = s_next_option(argc, argv, &i, &opt, &value, err, errlen);
         if (rc)
             goto fail;
         if (opt->id == S_OPT_HELP)
@@ -964,7 +964,7 @@ int sld_config_args(sld_config_t *cfg, int argc, char **argv,
             version = true;
         else if (opt->id == S_OPT_CONFIG) {
             if (config) {
-                slc_errf(err, err_len, "--config given twice (%s, %s)",
+                slc_errf(err, errlen, "--config given twice (%s, %s)",
                       config, value);
                 rc = SL_EINVAL;
                 goto fail;
@@ -973,7 +973,7 @@ int sld_config_args(sld_config_t *cfg, int argc, char **argv,
         }
     }
     if (help || version) {
-        rc = help ? s_usage(out, err, err_len) : s_version(out, err, err_len);
+        rc = help ? s_usage(out, err, errlen) : s_version(out, err, errlen);
         if (rc)
             goto fail;
         *cfg = tmp;
@@ -981,25 +981,25 @@ int sld_config_args(sld_config_t *cfg, int argc, char **argv,
         return 0;
     }
     if (config) {
-        rc = s_load(&tmp, config, err, err_len);
+        rc = s_load(&tmp, config, err, errlen);
         if (rc)
             goto fail;
     }
     /* Second pass: every other flag in order, over the file. */
     for (int i = 1; i < argc; i++) {
-        rc = s_next_option(argc, argv, &i, &opt, &value, err, err_len);
+        rc = s_next_option(argc, argv, &i, &opt, &value, err, errlen);
         if (rc)
             goto fail;
-        rc = s_apply_option(&tmp, opt, value, &act, err, err_len);
+        rc = s_apply_option(&tmp, opt, value, &act, err, errlen);
         if (rc)
             goto fail;
     }
     rc = s_check(&tmp, why, sizeof why);
     if (rc) {
         if (config)
-            slc_errf(err, err_len, "%s with flags: %s", config, why);
+            slc_errf(err, errlen, "%s with flags: %s", config, why);
         else
-            slc_errf(err, err_len, "%s", why);
+            slc_errf(err, errlen, "%s", why);
         goto fail;
     }
     *cfg = tmp;

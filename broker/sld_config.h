@@ -76,7 +76,7 @@ void sld_config_defaults(sld_config_t *cfg);
  * max_message_bytes <= max_frame_bytes) are checked by sld_config_load and
  * sld_config_args on the finished result, not here. ERR may be NULL. */
 int sld_config_set(sld_config_t *cfg, const char *key, const char *value,
-                   char *err, size_t err_len);
+                   char *err, size_t errlen);
 
 /* Read the ZPL file PATH into CFG (settings not in the file keep their
  * values). Unknown sections or keys, bad values, a world-writable file and
@@ -84,7 +84,7 @@ int sld_config_set(sld_config_t *cfg, const char *key, const char *value,
  * be opened or read is SL_ESYS. 0, or the code with a message naming the
  * file and the key in ERR; on error CFG is unchanged. */
 int sld_config_load(sld_config_t *cfg, const char *path,
-                    char *err, size_t err_len);
+                    char *err, size_t errlen);
 
 /* What main() should do after sld_config_args. */
 typedef enum {
@@ -104,7 +104,7 @@ typedef enum {
  * --version (both before loading any file). 0 and *action, or SL_EINVAL
  * (SL_ESYS when the file cannot be read) with a message in ERR. */
 int sld_config_args(sld_config_t *cfg, int argc, char **argv,
-                    sld_action_t *action, FILE *out, char *err, size_t err_len);
+                    sld_action_t *action, FILE *out, char *err, size_t errlen);
 
 /* Write CFG as a ZPL file that sld_config_load reads back unchanged.
  * Write errors are left on OUT's error flag: check ferror(OUT). */

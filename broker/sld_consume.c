@@ -14,7 +14,7 @@ int sld_consume_on_subscribe(sld_server_t *self, const sld_peer_t *peer, Sluice_
 {
     const Sluice__Frame *f = *f_p;
     Sluice__SubscribeOk ok = SLUICE__SUBSCRIBE_OK__INIT;
-    const char *why = NULL;
+    char why[160] = "";
     const sld_ident_t *id = peer->session->ident;
     /* Plain-text clients are all one identity: what they create has no
      * owner, so a store moved to CurveZMQ later is claimed like one made
@@ -25,9 +25,10 @@ int sld_consume_on_subscribe(sld_server_t *self, const sld_peer_t *peer, Sluice_
         && sld_delivery_lookup(self->delivery, NULL, 0, f->subscribe->name, &ref) == 0
         && !ref.owner[0] && !sld_ident_may_use_sub(id, ref.name, ref.pattern, ref.owner);
     int rc = sld_delivery_subscribe(self->delivery, peer->session, f->subscribe,
-                                    plain ? NULL : sld_ident_name(id), &ok, &why);
+                                    plain ? NULL : sld_ident_name(id), &ok, why,
+                                    sizeof why);
     if (rc) {
-        return sld_session_error(self, peer, f->corr, rc, why);
+        return sld_session_error(self, peer, f->corr, rc, why[0] ? why : NULL);
     }
     /* A subscription without owner is its first subscriber's when that
      * one attached by its subscribe grant alone (sld_commands: SUBSCRIBE). */

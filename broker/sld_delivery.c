@@ -425,28 +425,30 @@ static int s_rekey(sld_delivery_t *self, sld_delivery_sub_t *sub)
 
 int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
                            const Sluice__Subscribe *req, const char *owner,
-                           Sluice__SubscribeOk *reply, const char **why)
+                           Sluice__SubscribeOk *reply, char *err, size_t errlen)
 {
     int rc = 0;
     sld_delivery_sub_t *sub = NULL;
-    *why = NULL;
     if (!req->pattern || slc_pattern_validate(req->pattern) != 0) {
-        *why = "invalid topic pattern: words of [A-Za-z0-9_-] separated by '.', '*' for one word, '>' last for the rest";
+        slc_errf(err, errlen,
+                 "invalid topic pattern: words of [A-Za-z0-9_-] separated by '.', '*' for one word, '>' last for the rest");
         return SL_EINVAL;
     }
     if (!req->ephemeral && (!req->name || !s_valid_sub_name(req->name))) {
-        *why = "invalid subscription name: 1-200 characters of [A-Za-z0-9_.-], not starting with '_' or '.'";
+        slc_errf(err, errlen,
+                 "invalid subscription name: 1-200 characters of [A-Za-z0-9_.-], not starting with '_' or '.'");
         return SL_EINVAL;
     }
     if (req->start > SLUICE__START_KIND__START_TIME) {
-        *why = "unknown start position";
+        slc_errf(err, errlen, "unknown start position");
         return SL_EINVAL;
     }
     if (!req->ephemeral)
         sub = zhashx_lookup(self->by_name, req->name);
     if (sub) {
         if (strcmp(sub->pattern, req->pattern) != 0) {
-            *why = "a durable subscription with this name exists with another pattern";
+            slc_errf(err, errlen,
+                     "a durable subscription with this name exists with another pattern");
             return SL_EEXIST;
         }
         /* Take-over: the newest consumer wins; what the previous one had
@@ -459,7 +461,7 @@ int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
     }
     else {
         if (self->subs.n >= self->opts.max_subscriptions) {
-            *why = "too many subscriptions (limits/max_subscriptions)";
+            slc_errf(err, errlen, "too many subscriptions (limits/max_subscriptions)");
             return SL_EBUSY;
         }
         rc = s_sub_new(self, &sub);

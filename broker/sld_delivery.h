@@ -46,11 +46,11 @@ void sld_delivery_destroy(sld_delivery_t **self_p);
  * session holding it. REQ->owner is ignored: only the broker sets owners.
  * Whether SESSION may attach is the caller's to check. 0 and *reply filled
  * (name borrowed until the subscription ends), SL_EINVAL, SL_EEXIST (other
- * pattern), SL_EBUSY (too many subscriptions), SL_ESTORE. *why (static
- * text) explains errors. */
+ * pattern), SL_EBUSY (too many subscriptions), SL_ESTORE; the reason in
+ * ERR. */
 int sld_delivery_subscribe(sld_delivery_t *self, sld_session_t *session,
                            const Sluice__Subscribe *req, const char *owner,
-                           Sluice__SubscribeOk *reply, const char **why);
+                           Sluice__SubscribeOk *reply, char *err, size_t errlen);
 
 /* Detach SESSION's subscription SUB_ID; with REMOVE delete a durable one
  * (and its cursors, at the next persist). 0 or SL_ENOTFOUND. */
@@ -142,10 +142,11 @@ void sld_delivery_replies_sent(sld_delivery_t *self);
 bool sld_delivery_awake(const sld_delivery_t *self);
 
 /* The pump's sending half, for another thread while the owner is blocked
- * in a commit (sld_store_on_commit): what subscriptions with credit can
- * take of the commits before it. It expires nothing, and stops at a record
- * that does not read (sld_delivery_pump deals with it), so nothing it
- * changes is state that the commit under way persists. */
+ * in a commit (sld_commit_finish, during sld_txn_sync_lmdb): what
+ * subscriptions with credit can take of the commits before it. It expires
+ * nothing, and stops at a record that does not read (sld_delivery_pump
+ * deals with it), so nothing it changes is state that the commit under way
+ * persists. */
 void sld_delivery_pump_ahead(sld_delivery_t *self, uint64_t now_ms);
 
 /* Fill *subs (caller frees with sld_delivery_stats_free) with one SubInfo

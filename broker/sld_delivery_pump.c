@@ -4,8 +4,8 @@
  *  Deliver frames of at most deliver_batch messages, through the outbox;
  *  records that do not read are dead-lettered. Broker thread; the sending
  *  half, sld_delivery_pump_ahead, runs on the helper thread while the
- *  broker thread waits on an fsync (sld_store_on_commit): then it expires
- *  nothing and skips or dead-letters nothing. It writes nothing.  */
+ *  broker thread waits on an fsync (sld_commit_finish runs it during
+ *  sld_txn_sync_lmdb): then it expires nothing and skips or dead-letters nothing. It writes nothing.  */
 #include "sld_delivery_int.h"
 
 #define S_TIMER_CHECK_MS 10
@@ -325,7 +325,7 @@ bool sld_delivery_awake(const sld_delivery_t *self)
 }
 
 /* Runs on the helper thread while the broker thread is blocked in
- * sld_txn_commit (sld_store_on_commit): nothing else touches SELF
+ * sld_commit_finish, during sld_txn_sync_lmdb: nothing else touches SELF
  * meanwhile, and it changes only what the commit under way does not
  * persist (sends, flights, timers, budgets; never cursors or dlq moves). */
 void sld_delivery_pump_ahead(sld_delivery_t *self, uint64_t now_ms)

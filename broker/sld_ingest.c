@@ -18,19 +18,20 @@
  * when not: a broker topic ('_') is written by no client, any other valid
  * name needs a publish grant. An invalid name passes here: its 422 comes
  * from where it is stored. */
-static bool s_may_publish(const sld_ident_t *ident, const char *topic, char *why, size_t len)
+static int s_may_publish(const sld_ident_t *ident, const char *topic, char *err,
+                         size_t errlen)
 {
     const char *who = sld_ident_name(ident);
     if (topic[0] == '_' && slc_topic_validate(topic, true) == 0)
-        snprintf(why, len, "identity \"%s\" may not publish to %s: topics starting with '_' "
-                 "are written only by the broker", who, topic);
+        slc_errf(err, errlen, "identity \"%s\" may not publish to %s: topics starting with "
+                 "'_' are written only by the broker", who, topic);
     else if (slc_topic_validate(topic, false) == 0
              && !sld_ident_allows(ident, SLD_PERM_PUBLISH, topic))
-        snprintf(why, len, "identity \"%s\" may not publish to %s: no grant covers it",
+        slc_errf(err, errlen, "identity \"%s\" may not publish to %s: no grant covers it",
                  who, topic);
     else
-        return true;
-    return false;
+        return 0;
+    return SL_EDENIED;
 }
 
 int sld_ingest_on_publish(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p)
@@ -63,7 +64,7 @@ int sld_ingest_on_publish(sld_server_t *self, const sld_peer_t *peer, Sluice__Fr
         if (!(topic && valid && strcmp(topic, valid) == 0)) {
             if (!topic || slc_topic_validate(topic, true) != 0)
                 code = SL_EINVAL;
-            else if (!s_may_publish(peer->session->ident, topic, why, sizeof why)) {
+            else if (s_may_publish(peer->session->ident, topic, why, sizeof why) != 0) {
                 code = SL_EDENIED;
                 denied_topic = topic;   /* the one WHY names */
             }
@@ -264,10 +265,10 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
             return 0;
         }
     }
-    const char *why = NULL;
-    rc = sld_topics_resolve(self->topics, txn, e->topic, &topic_id, &why);
+    char why[128];
+    rc = sld_topics_resolve(self->topics, txn, e->topic, &topic_id, why, sizeof why);
     if (rc == SL_EINVAL) {
-        s_nack(c, rc, why);
+        s_nack(c, rc, s_text(self, why));
         return 0;
     }
     if (rc)
@@ -360,7 +361,7 @@ int sld_ingest_apply(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w, b
         const char *topic = msgs[i]->topic;
         if (!fail && topic && !(allowed && strcmp(allowed, topic) == 0)) {
             char why[SLC_TOPIC_MAX + SLD_IDENT_NAME_MAX + 96];
-            if (s_may_publish(ident, topic, why, sizeof why))
+            if (s_may_publish(ident, topic, why, sizeof why) == 0)
                 allowed = topic;
             else {
                 const char *text = s_text(self, why);

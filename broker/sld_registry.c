@@ -199,7 +199,7 @@ static int s_set_binding(sld_registry_t *self, const char *topic, s_subject_t *s
 }
 
 static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
-                             s_mapping_t **out, char *why, size_t whylen);
+                             s_mapping_t **out, char *err, size_t errlen);
 
 /* Load pass: versions and subjects ('s', 'v'), or bindings and mappings
  * ('b', 'm'). */
@@ -212,7 +212,7 @@ static int s_load_one(const void *key, size_t klen, const void *val, size_t vlen
 {
     s_load_t *l = arg;
     const uint8_t *k = key;
-    char err[512] = "";
+    char cause[512] = "";
     int rc = 0;
     /* Bindings and mappings name subjects: the second pass. */
     if ((k[0] == 'b' || k[0] == 'm') != l->bindings)
@@ -221,14 +221,14 @@ static int s_load_one(const void *key, size_t klen, const void *val, size_t vlen
         Sluice__MappingInfo *mi = sluice__mapping_info__unpack(NULL, vlen, val);
         s_mapping_t *m = NULL;
         rc = mi && mi->yaml ? s_mapping_compile(l->self, mi->yaml, strlen(mi->yaml), &m,
-                                                err, sizeof err) : SL_ESTORE;
+                                                cause, sizeof cause) : SL_ESTORE;
         if (rc == 0) {
             m->created_us = mi->created_us;
             zhashx_update(l->self->mappings, m->name, m);
         }
         else
             fprintf(stderr, "sluiced: store: mapping \"%s\" no longer compiles: %s\n",
-                    mi && mi->name ? mi->name : "?", err);
+                    mi && mi->name ? mi->name : "?", cause);
         if (mi)
             sluice__mapping_info__free_unpacked(mi, NULL);
         return rc ? SL_ESTORE : 0;
@@ -255,14 +255,14 @@ static int s_load_one(const void *key, size_t klen, const void *val, size_t vlen
         rc = slc_compat_parse(info->compat, &s->compat);
     else if (k[0] == 'v') {
         slt_schema_t *schema = NULL;
-        rc = slt_schema_compile(info->schema, strlen(info->schema), &schema, err, sizeof err);
+        rc = slt_schema_compile(info->schema, strlen(info->schema), &schema, cause, sizeof cause);
         if (rc == 0)
             rc = s_add_version(s, info->version, info->created_us, &schema);
         slt_schema_destroy(&schema);
     }
     if (rc)
         fprintf(stderr, "sluiced: store: registry record of \"%s\" is damaged %s\n",
-                info && info->subject ? info->subject : "?", err);
+                info && info->subject ? info->subject : "?", cause);
     if (info)
         sluice__schema_info__free_unpacked(info, NULL);
     (void) klen;
@@ -318,7 +318,7 @@ void sld_registry_destroy(sld_registry_t **self_p)
 
 /* --------------------------------------------------------------- admin */
 
-static int s_check_name(const char *name, size_t max, const char *what, char *why, size_t whylen)
+static int s_check_name(const char *name, size_t max, const char *what, char *err, size_t errlen)
 {
     size_t n = name ? strlen(name) : 0;
     bool ok = n > 0 && n <= max;
@@ -328,7 +328,7 @@ static int s_check_name(const char *name, size_t max, const char *what, char *wh
           || c == '-' || c == '_' || c == '.';
     }
     if (!ok)
-        slc_errf(why, whylen, "%s names are 1-%zu characters of [A-Za-z0-9._-]", what, max);
+        slc_errf(err, errlen, "%s names are 1-%zu characters of [A-Za-z0-9._-]", what, max);
     return ok ? 0 : SL_EINVAL;
 }
 
@@ -347,41 +347,41 @@ static uint32_t s_latest(const sld_registry_t *self, const s_subject_t *s, const
     return latest;
 }
 
-static void s_list_errors(char *why, size_t whylen, const char *head,
+static void s_list_errors(char *err, size_t errlen, const char *head,
                           const slt_schema_error_t *errs, size_t n)
 {
-    size_t k = (size_t) snprintf(why, whylen, "%s", head);
-    for (size_t i = 0; i < n && k < whylen; i++)
-        k += (size_t) snprintf(why + k, whylen - k, "%s%s: %s", i ? "; " : "",
+    size_t k = (size_t) snprintf(err, errlen, "%s", head);
+    for (size_t i = 0; i < n && k < errlen; i++)
+        k += (size_t) snprintf(err + k, errlen - k, "%s%s: %s", i ? "; " : "",
                                errs[i].pointer[0] ? errs[i].pointer : "/", errs[i].rule);
 }
 
 int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subject,
                           const char *text, size_t len, const char *compat,
                           bool dry_run, uint32_t *version, bool *existed,
-                          char *why, size_t whylen)
+                          char *err, size_t errlen)
 {
     slt_schema_t *schema = NULL;
     slt_schema_error_t errs[S_ERRORS_MAX];
     size_t nerrs = 0;
-    char err[512] = "";
+    char cause[512] = "";
     uint8_t key[SLD_REG_KEY_MAX + 1];
     *existed = false;
     *version = 0;
-    int rc = s_check_name(subject, SLD_SUBJECT_MAX, "subject", why, whylen);
+    int rc = s_check_name(subject, SLD_SUBJECT_MAX, "subject", err, errlen);
     if (rc)
         return rc;
     s_subject_t *s = s_subject(self, subject, false);
     slc_compat_t mode = s ? s->compat : SLC_COMPAT_BACKWARD;
     bool set_mode = compat && *compat;
     if (set_mode && slc_compat_parse(compat, &mode) != 0) {
-        slc_errf(why, whylen, "unknown compatibility mode \"%s\": BACKWARD, FORWARD, FULL or NONE",
+        slc_errf(err, errlen, "unknown compatibility mode \"%s\": BACKWARD, FORWARD, FULL or NONE",
                  compat);
         return SL_EINVAL;
     }
-    rc = slt_schema_compile(text, len, &schema, err, sizeof err);
+    rc = slt_schema_compile(text, len, &schema, cause, sizeof cause);
     if (rc) {
-        slc_errf(why, whylen, "the schema does not compile: %s", err);
+        slc_errf(err, errlen, "the schema does not compile: %s", cause);
         return SL_EINVAL;
     }
     const slt_schema_t *prev = NULL;
@@ -397,7 +397,7 @@ int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subj
         char head[SLD_SUBJECT_MAX + 96];
         snprintf(head, sizeof head, "incompatible with %s@%u (%s): ", subject, latest,
                  slc_compat_name(mode));
-        s_list_errors(why, whylen, head, errs, nerrs);
+        s_list_errors(err, errlen, head, errs, nerrs);
         slt_schema_destroy(&schema);
         return SL_EINVAL;
     }
@@ -440,17 +440,17 @@ int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subj
 
 int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
                       const char *subject, uint32_t version, const char *invalid,
-                      char *why, size_t whylen)
+                      char *err, size_t errlen)
 {
     uint8_t key[SLD_REG_KEY_MAX + 1];
     bool unbind = !subject || !*subject;
     bool dlq = invalid && strcmp(invalid, "dlq") == 0;
     if (!topic || slc_topic_validate(topic, false) != 0) {
-        slc_errf(why, whylen, "invalid topic name");
+        slc_errf(err, errlen, "invalid topic name");
         return SL_EINVAL;
     }
     if (invalid && *invalid && !dlq && strcmp(invalid, "reject") != 0) {
-        slc_errf(why, whylen, "--invalid is reject or dlq, not \"%s\"", invalid);
+        slc_errf(err, errlen, "--invalid is reject or dlq, not \"%s\"", invalid);
         return SL_EINVAL;
     }
     if (!unbind) {
@@ -458,7 +458,7 @@ int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
         s_subject_t *s = s_subject(self, subject, false);
         uint32_t latest = s_latest(self, s, subject, &latest_schema);
         if (latest == 0 || version > latest) {
-            slc_errf(why, whylen, version ? "no schema %s@%u: register it first"
+            slc_errf(err, errlen, version ? "no schema %s@%u: register it first"
                                           : "no schema %s: register it first", subject, version);
             return SL_ENOTFOUND;
         }
@@ -548,7 +548,7 @@ static const slt_schema_t *s_schema_of(sld_registry_t *self, const char *subject
 /* Compile YAML once, against its `from` schema (found by peeking at the
  * YAML), so that syntax, names, paths and types are reported together. */
 static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
-                             s_mapping_t **out, char *why, size_t whylen)
+                             s_mapping_t **out, char *err, size_t errlen)
 {
     slt_map_t *map = NULL;
     char subject[SLD_SUBJECT_MAX + 1], from_ref[512], to_ref[512];
@@ -560,17 +560,17 @@ static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
     if (slt_map_peek(yaml, len, from_ref, to_ref, sizeof from_ref) == 0) {
         if (slc_subject_ref(from_ref, subject, sizeof subject, &version) == 0
             && !(from = s_schema_of(self, subject, version))) {
-            slc_errf(why, whylen, "from: no schema %s registered", from_ref);
+            slc_errf(err, errlen, "from: no schema %s registered", from_ref);
             return SL_ENOTFOUND;
         }
         if (slc_subject_ref(to_ref, subject, sizeof subject, &version) == 0
             && !s_schema_of(self, subject, version)) {
-            slc_errf(why, whylen, "to: no schema %s registered", to_ref);
+            slc_errf(err, errlen, "to: no schema %s registered", to_ref);
             return SL_ENOTFOUND;
         }
     }
     rc = slt_map_compile(yaml, len, NULL, from ? slt_map_schema_types : NULL, (void *) from,
-                         &map, why, whylen);
+                         &map, err, errlen);
     if (rc)
         return rc == SL_ENOMEM ? rc : SL_EINVAL;
     s_mapping_t *m = calloc(1, sizeof *m);
@@ -592,15 +592,15 @@ static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
 }
 
 int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml, size_t len,
-                         Sluice__MappingInfo *info, char *why, size_t whylen)
+                         Sluice__MappingInfo *info, char *err, size_t errlen)
 {
     uint8_t key[SLD_REG_KEY_MAX + 1];
     s_mapping_t *m = NULL;
-    int rc = s_mapping_compile(self, yaml, len, &m, why, whylen);
+    int rc = s_mapping_compile(self, yaml, len, &m, err, errlen);
     if (rc)
         return rc;
     if (strlen(m->name) + 1 > SLD_REG_KEY_MAX
-        || s_check_name(m->name, SLT_MAP_NAME_MAX, "mapping", why, whylen) != 0) {
+        || s_check_name(m->name, SLT_MAP_NAME_MAX, "mapping", err, errlen) != 0) {
         s_mapping_free((void **) &m);
         return SL_EINVAL;
     }
@@ -631,11 +631,11 @@ int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml,
 }
 
 int sld_registry_map_remove(sld_registry_t *self, sld_txn_t *txn, const char *name,
-                            char *why, size_t whylen)
+                            char *err, size_t errlen)
 {
     uint8_t key[SLD_REG_KEY_MAX + 1];
     if (!name || !zhashx_lookup(self->mappings, name)) {
-        slc_errf(why, whylen, "no mapping named \"%s\"", name ? name : "");
+        slc_errf(err, errlen, "no mapping named \"%s\"", name ? name : "");
         return SL_ENOTFOUND;
     }
     int rc = slc_grow((void **) &self->ops, &self->capops, self->nops + 1, sizeof(s_op_t));
@@ -753,12 +753,12 @@ bool sld_registry_any(const sld_registry_t *self)
 
 int sld_registry_check(sld_registry_t *self, const char *topic, const char *content_type,
                        const void *payload, size_t len, bool *dlq,
-                       char *why, size_t whylen)
+                       char *err, size_t errlen)
 {
     cJSON **docs = NULL;
     size_t ndocs = 0, nerrs = 0;
     slt_schema_error_t errs[S_ERRORS_MAX];
-    char err[512] = "";
+    char cause[512] = "";
     int rc = 0;
     *dlq = false;
     s_binding_t *b = topic ? zhashx_lookup(self->bindings, topic) : NULL;
@@ -772,10 +772,10 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
     if (!docs)
         return SL_ENOMEM;
     rc = slt_doc_decode(content_type && *content_type ? content_type : NULL, payload, len,
-                        docs, S_DOCS_MAX, &ndocs, err, sizeof err);
+                        docs, S_DOCS_MAX, &ndocs, cause, sizeof cause);
     if (rc) {
-        slc_errf(why, whylen, "schema %s@%u: the payload does not decode: %s",
-                 b->subject->name, version, err);
+        slc_errf(err, errlen, "schema %s@%u: the payload does not decode: %s",
+                 b->subject->name, version, cause);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -788,7 +788,7 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
                      version, i + 1);
         else
             snprintf(head, sizeof head, "schema %s@%u: ", b->subject->name, version);
-        s_list_errors(why, whylen, head, errs, nerrs);
+        s_list_errors(err, errlen, head, errs, nerrs);
         rc = SL_EINVAL;
         break;
     }

@@ -25,19 +25,19 @@ void sld_registry_destroy(sld_registry_t **self_p);
 
 /* ---------------------------------------------------------------- admin */
 /* Changes are written in TXN and staged: they take effect (for lookups and
- * validation) after sld_registry_committed(self, true). On refusal WHY
- * (WHYLEN bytes) holds every reason. */
+ * validation) after sld_registry_committed(self, true). On refusal ERR
+ * (ERRLEN bytes) holds every reason. */
 
 /* Register TEXT (LEN bytes) as the next version of SUBJECT. COMPAT (NULL or
  * "" = keep the subject's mode; BACKWARD for a new subject) sets the mode
  * the check uses. A text equal to the latest version is not stored again:
  * *existed. With DRY_RUN nothing is written. 0 and *version; SL_EINVAL (bad
- * subject, schema or mode; or incompatible: every reason in WHY), SL_EFULL,
+ * subject, schema or mode; or incompatible: every reason in ERR), SL_EFULL,
  * SL_ESTORE, SL_ENOMEM. */
 int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subject,
                           const char *text, size_t len, const char *compat,
                           bool dry_run, uint32_t *version, bool *existed,
-                          char *why, size_t whylen);
+                          char *err, size_t errlen);
 
 /* Bind TOPIC to SUBJECT@VERSION (0 = the latest at each publish); INVALID
  * "reject" (or NULL/"") or "dlq". An empty SUBJECT removes the binding.
@@ -45,7 +45,7 @@ int sld_registry_register(sld_registry_t *self, sld_txn_t *txn, const char *subj
  * SL_ESTORE. */
 int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
                       const char *subject, uint32_t version, const char *invalid,
-                      char *why, size_t whylen);
+                      char *err, size_t errlen);
 
 /* After the transaction: OK = committed (staged changes take effect), else
  * they are dropped. */
@@ -68,15 +68,15 @@ void sld_registry_list_free(Sluice__SchemaInfo ***out, size_t n);
 /* Add (or replace) the mapping in YAML (LEN bytes): compiled, its `from`
  * and `to` schemas must be registered, and its paths and types are checked
  * against `from` (docs/mapping.md). *info (strings borrowed until the next
- * change) names it. 0; SL_EINVAL (WHY holds the diagnostics, line:column
+ * change) names it. 0; SL_EINVAL (ERR holds the diagnostics, line:column
  * with a caret), SL_ENOTFOUND (a schema it names is not registered),
  * SL_EFULL, SL_ESTORE, SL_ENOMEM. Staged like the other changes. */
 int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml, size_t len,
-                         Sluice__MappingInfo *info, char *why, size_t whylen);
+                         Sluice__MappingInfo *info, char *err, size_t errlen);
 
 /* Remove mapping NAME. 0, SL_ENOTFOUND, SL_EFULL, SL_ESTORE. */
 int sld_registry_map_remove(sld_registry_t *self, sld_txn_t *txn, const char *name,
-                            char *why, size_t whylen);
+                            char *err, size_t errlen);
 
 /* Mapping NAME with its YAML (borrowed until the next committed change).
  * 0 or SL_ENOTFOUND. */
@@ -95,11 +95,11 @@ bool sld_registry_any(const sld_registry_t *self);
 
 /* Validate a message to TOPIC: PAYLOAD (LEN bytes) decoded by CONTENT_TYPE
  * (docs/schemas.md), each document against the bound schema. 0 when valid
- * or TOPIC is not bound; SL_EINVAL when invalid (WHY: the JSON pointers of
+ * or TOPIC is not bound; SL_EINVAL when invalid (ERR: the JSON pointers of
  * the first failures and the rules broken; *dlq: the binding asks for the
  * message to go to _dlq.schema.<topic>). */
 int sld_registry_check(sld_registry_t *self, const char *topic, const char *content_type,
                        const void *payload, size_t len, bool *dlq,
-                       char *why, size_t whylen);
+                       char *err, size_t errlen);
 
 #endif

@@ -174,16 +174,6 @@ int sld_txn_sync_apply(sld_txn_t **txn_p);
 /* Abort and free; discards the transaction's metadata changes. NULL-safe. */
 void sld_txn_abort(sld_txn_t **txn_p);
 
-/* Deprecated (issue 17): being replaced by sld_txn_flush / sld_txn_sync
- * and removed; call it from nowhere new.
- * FN(ARG, false) runs inside every sld_txn_commit just before LMDB's
- * commit, FN(ARG, true) once it has returned (done or failed) and before
- * the in-memory state takes the commit. In between, while LMDB writes and
- * syncs, another thread may read the store as of the commit before (a read
- * transaction, the topics' committed state): FN starts it and waits for
- * it. NULL FN: none. */
-void sld_store_on_commit(sld_store_t *self, void (*fn)(void *, bool), void *arg);
-
 /* Every write function below returns SL_EFULL when LMDB reports the map
  * full; the transaction is then unusable: abort it, call sld_store_grow and,
  * if that returned 0, redo the work in a new transaction. */

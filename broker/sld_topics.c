@@ -55,9 +55,8 @@ static int s_ensure(sld_topics_t *self, sld_txn_t *txn, const char *name,
 }
 
 int sld_topics_resolve(sld_topics_t *self, sld_txn_t *txn, const char *name,
-                       uint32_t *id, const char **why)
+                       uint32_t *id, char *err, size_t errlen)
 {
-    *why = NULL;
     /* A stored topic was validated when it was created; the broker's own
      * (a leading '_') are stored too, and refused below. */
     const sld_topic_info_t *info = name ? sld_store_topic_by_name(self->store, name) : NULL;
@@ -66,9 +65,9 @@ int sld_topics_resolve(sld_topics_t *self, sld_txn_t *txn, const char *name,
         return 0;
     }
     if (!name || slc_topic_validate(name, false) != 0) {
-        *why = name && name[0] == '_'
+        slc_errf(err, errlen, "%s", name && name[0] == '_'
              ? "topic names starting with '_' belong to the broker"
-             : "invalid topic name: dot-separated words of [A-Za-z0-9_-], at most 255 bytes";
+             : "invalid topic name: dot-separated words of [A-Za-z0-9_-], at most 255 bytes");
         return SL_EINVAL;
     }
     return s_ensure(self, txn, name, 0, 0, false, id);
@@ -76,11 +75,11 @@ int sld_topics_resolve(sld_topics_t *self, sld_txn_t *txn, const char *name,
 
 int sld_topics_create(sld_topics_t *self, sld_txn_t *txn, const char *name,
                       uint64_t max_age_ms, uint64_t max_bytes, uint32_t *id,
-                      const char **why)
+                      char *err, size_t errlen)
 {
-    *why = NULL;
     if (!name || slc_topic_validate(name, false) != 0) {
-        *why = "invalid topic name: dot-separated words of [A-Za-z0-9_-], not starting with '_'";
+        slc_errf(err, errlen,
+                 "invalid topic name: dot-separated words of [A-Za-z0-9_-], not starting with '_'");
         return SL_EINVAL;
     }
     return s_ensure(self, txn, name, max_age_ms, max_bytes, true, id);

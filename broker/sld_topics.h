@@ -28,15 +28,15 @@ void sld_topics_destroy(sld_topics_t **self_p);
 
 /* Topic NAME for a client's publish inside TXN, created with the default
  * retention when new. 0 and *id; SL_EINVAL (bad or reserved name) with
- * *why; SL_EFULL / SL_ESTORE from the store. */
+ * the reason in ERR; SL_EFULL / SL_ESTORE from the store. */
 int sld_topics_resolve(sld_topics_t *self, sld_txn_t *txn, const char *name,
-                       uint32_t *id, const char **why);
+                       uint32_t *id, char *err, size_t errlen);
 
 /* Operator: create NAME or change its retention (0 = the default); *id is
  * the topic's id. */
 int sld_topics_create(sld_topics_t *self, sld_txn_t *txn, const char *name,
                       uint64_t max_age_ms, uint64_t max_bytes, uint32_t *id,
-                      const char **why);
+                      char *err, size_t errlen);
 
 /* The dedup window for msg-id headers, in microseconds. */
 uint64_t sld_topics_dedup_window_us(const sld_topics_t *self);

@@ -602,11 +602,11 @@ unreadable:
     return SL_EMALFORMED;
 }
 
-void slc_frame_why(const void *data, size_t len, char *why, size_t whylen)
+void slc_frame_why(const void *data, size_t len, char *err, size_t errlen)
 {
     struct s_bad bad = { .n = 0 };
     if (s_strings_check(&sluice__frame__descriptor, data, len, &bad, false) == 0 || !bad.what) {
-        slc_errf(why, whylen, "frame does not decode as a sluice Frame (protobuf)");
+        slc_errf(err, errlen, "frame does not decode as a sluice Frame (protobuf)");
         return;
     }
     char path[S_PATH_MAX * 48] = "";
@@ -618,7 +618,7 @@ void slc_frame_why(const void *data, size_t len, char *why, size_t whylen)
               : snprintf(path + k, sizeof path - k, "%s%s", k ? "." : "", bad.name[i]);
         k += w > 0 ? (size_t) w : 0;
     }
-    slc_errf(why, whylen, "frame does not decode: string field %s %s (string fields are "
+    slc_errf(err, errlen, "frame does not decode: string field %s %s (string fields are "
              "UTF-8 without NUL bytes)", path, bad.what);
 }
 

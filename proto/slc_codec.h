@@ -21,11 +21,11 @@ int slc_frame_decode(const void *data, size_t len, Sluice__Frame **out);
 
 /* Why DATA (LEN bytes), which slc_frame_decode or slc_frame_decode_ref
  * refused with SL_EMALFORMED, does not decode, for the 400's text, into
- * WHY (WHYLEN bytes): "frame does not decode: string field PATH holds a
+ * ERR (ERRLEN bytes): "frame does not decode: string field PATH holds a
  * NUL byte" (or "is not UTF-8"), PATH as in publish_batch.msgs[2].topic;
  * else that the bytes are not a sluice Frame. Walks DATA again: for the
  * error path. */
-void slc_frame_why(const void *data, size_t len, char *why, size_t whylen);
+void slc_frame_why(const void *data, size_t len, char *err, size_t errlen);
 
 /* Free a frame from slc_frame_decode. NULL-safe; sets *frame_p to NULL. */
 void slc_frame_free(Sluice__Frame **frame_p);

@@ -369,8 +369,6 @@ struct sld_store {
     uint8_t nonces[S_NONCE_POOL * SLD_SEAL_NONCE_LEN];
     size_t nonces_left;
     sld_store_chunk_t *spare;           /* an arena chunk kept for the next txn */
-    void (*on_commit)(void *, bool);    /* sld_store_on_commit */
-    void *on_commit_arg;
 };
 
 /* ---------------------------------------------------- store_env.c: helpers */

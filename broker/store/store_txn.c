@@ -271,11 +271,7 @@ int sld_txn_commit(sld_txn_t **txn_p)
         sld_txn_abort(txn_p);
         return rc;
     }
-    if (txn->write && txn->store->on_commit)
-        txn->store->on_commit(txn->store->on_commit_arg, false);
     (void) sld_txn_sync_lmdb(txn);
-    if (txn->write && txn->store->on_commit)
-        txn->store->on_commit(txn->store->on_commit_arg, true);
     return sld_txn_sync_apply(txn_p);
 }
 
@@ -298,10 +294,4 @@ void sld_txn_abort(sld_txn_t **txn_p)
         return;
     s_txn_release(*txn_p);
     *txn_p = NULL;
-}
-
-void sld_store_on_commit(sld_store_t *self, void (*fn)(void *, bool), void *arg)
-{
-    self->on_commit = fn;
-    self->on_commit_arg = arg;
 }

@@ -70,17 +70,17 @@ static void s_ident(s_fixture_t *f, const char *name, uint8_t byte, uint32_t per
                     const char *pattern)
 {
     uint8_t key[32];
-    const char *why = NULL;
+    char why[160] = "";
     sld_txn_t *txn = NULL;
     memset(key, byte, sizeof key);
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    assert_int_equal(sld_auth_key_add(f->auth, txn, name, key, &why), 0);
+    assert_int_equal(sld_auth_key_add(f->auth, txn, name, key, why, sizeof why), 0);
     if (perms) {
         Sluice__Grant g = SLUICE__GRANT__INIT;
         Sluice__Grant *gp = &g;
         g.perms = perms;
         g.pattern = (char *) pattern;
-        assert_int_equal(sld_auth_grant(f->auth, txn, name, &gp, 1, false, &why), 0);
+        assert_int_equal(sld_auth_grant(f->auth, txn, name, &gp, 1, false, why, sizeof why), 0);
     }
     assert_int_equal(sld_txn_commit(&txn), 0);
     sld_auth_committed(f->auth, true);
@@ -90,18 +90,18 @@ static void s_ident(s_fixture_t *f, const char *name, uint8_t byte, uint32_t per
 static int s_grant(s_fixture_t *f, const char *name, uint32_t perms, const char *pattern,
                    bool revoke)
 {
-    const char *why = NULL;
+    char why[160] = "";
     sld_txn_t *txn = NULL;
     Sluice__Grant g = SLUICE__GRANT__INIT;
     Sluice__Grant *gp = &g;
     g.perms = perms;
     g.pattern = (char *) pattern;
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    int rc = sld_auth_grant(f->auth, txn, name, &gp, 1, revoke, &why);
+    int rc = sld_auth_grant(f->auth, txn, name, &gp, 1, revoke, why, sizeof why);
     if (rc == 0)
         assert_int_equal(sld_txn_commit(&txn), 0);
     else {
-        assert_non_null(why);
+        assert_true(why[0] != '\0');
         sld_txn_abort(&txn);
     }
     sld_auth_committed(f->auth, rc == 0);
@@ -112,12 +112,12 @@ static int s_grant(s_fixture_t *f, const char *name, uint32_t perms, const char 
  * Returns the revoke's rc; *NEWLY gets what sld_auth_committed answered. */
 static int s_revoke(s_fixture_t *f, const char *name, bool commit, bool *newly)
 {
-    const char *why = NULL;
+    char why[160] = "";
     sld_txn_t *txn = NULL;
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    int rc = sld_auth_key_revoke(f->auth, txn, name, &why);
+    int rc = sld_auth_key_revoke(f->auth, txn, name, why, sizeof why);
     if (rc)
-        assert_non_null(why);
+        assert_true(why[0] != '\0');
     if (rc == 0 && commit)
         assert_int_equal(sld_txn_commit(&txn), 0);
     else
@@ -282,10 +282,10 @@ static void test_revoke(void **state)
     assert_true(sld_ident_allows(alice, SLD_PERM_PUBLISH, "shop.orders"));
 
     /* Staged but not yet committed: lookups still see the old state. */
-    const char *why = NULL;
+    char why[160] = "";
     sld_txn_t *txn = NULL;
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    assert_int_equal(sld_auth_key_revoke(f->auth, txn, "alice", &why), 0);
+    assert_int_equal(sld_auth_key_revoke(f->auth, txn, "alice", why, sizeof why), 0);
     assert_false(sld_ident_revoked(alice));
     assert_true(sld_ident_allows(alice, SLD_PERM_PUBLISH, "shop.orders"));
     assert_int_equal(sld_txn_commit(&txn), 0);
@@ -314,10 +314,11 @@ static void test_revoke(void **state)
     uint8_t key[32];
     memset(key, 1, sizeof key);
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    assert_int_equal(sld_auth_key_add(f->auth, txn, "alice", key, &why), SL_EEXIST);
-    assert_non_null(why);
-    assert_int_equal(sld_auth_key_add(f->auth, txn, "alice2", key, &why), SL_EEXIST);
-    assert_non_null(why);
+    assert_int_equal(sld_auth_key_add(f->auth, txn, "alice", key, why, sizeof why), SL_EEXIST);
+    assert_true(why[0] != '\0');
+    why[0] = '\0';
+    assert_int_equal(sld_auth_key_add(f->auth, txn, "alice2", key, why, sizeof why), SL_EEXIST);
+    assert_true(why[0] != '\0');
     sld_txn_abort(&txn);
     sld_auth_committed(f->auth, false);
 
@@ -384,10 +385,10 @@ static void test_may_use_sub(void **state)
      * subscriptions included. */
     assert_int_equal(s_grant(f, "bob", SLD_PERM_CONSUME, "alice.>", true), 0);
     assert_false(sld_ident_may_use_sub(bob, "alice.orders", "shop.orders", "alice"));
-    const char *why = NULL;
+    char why[160] = "";
     sld_txn_t *txn = NULL;
     assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
-    assert_int_equal(sld_auth_key_revoke(f->auth, txn, "alice", &why), 0);
+    assert_int_equal(sld_auth_key_revoke(f->auth, txn, "alice", why, sizeof why), 0);
     assert_int_equal(sld_txn_commit(&txn), 0);
     sld_auth_committed(f->auth, true);
     assert_false(sld_ident_may_use_sub(alice, "alice.orders", "shop.orders", "alice"));

@@ -94,11 +94,11 @@ static void s_subscribe(s_fixture_t *f, void *session, const char *name, const c
 {
     Sluice__Subscribe req = SLUICE__SUBSCRIBE__INIT;
     Sluice__SubscribeOk ok = SLUICE__SUBSCRIBE_OK__INIT;
-    const char *why = NULL;
+    char why[160] = "";
     req.name = (char *) name;
     req.pattern = "shop.orders";
     req.owner = (char *) sent_owner;
-    assert_int_equal(sld_delivery_subscribe(f->delivery, session, &req, owner, &ok, &why), 0);
+    assert_int_equal(sld_delivery_subscribe(f->delivery, session, &req, owner, &ok, why, sizeof why), 0);
 }
 
 static const char *s_owner(s_fixture_t *f, const char *name)

@@ -152,13 +152,13 @@ static uint32_t s_subscribe(s_fixture_t *f, sld_session_t *session, const char *
 {
     Sluice__Subscribe req = SLUICE__SUBSCRIBE__INIT;
     Sluice__SubscribeOk ok = SLUICE__SUBSCRIBE_OK__INIT;
-    const char *why = NULL;
+    char why[160] = "";
     req.name = (char *) name;
     req.ephemeral = name == NULL;
     req.pattern = "shop.>";
     req.start = SLUICE__START_KIND__START_EARLIEST;
     req.credit = credit;
-    assert_int_equal(sld_delivery_subscribe(f->delivery, session, &req, NULL, &ok, &why), 0);
+    assert_int_equal(sld_delivery_subscribe(f->delivery, session, &req, NULL, &ok, why, sizeof why), 0);
     sld_delivery_replies_sent(f->delivery);
     return ok.sub_id;
 }
