@@ -38,7 +38,7 @@ static void s_check_envelope(const Sluice__Envelope *e)
     S_CHECK(e->payload.len == 0 || e->payload.data);
 }
 
-/* Pack E as the broker stores it (a stamped shallow copy, sld_server.c
+/* Pack E as the broker stores it (a stamped shallow copy, sld_ingest.c
  * s_ingest) and decode the result: a stored record must always decode. */
 static void s_check_restamp(const Sluice__Envelope *e)
 {

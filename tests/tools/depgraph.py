@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""depgraph - the call graph between the SDK's source files, and a check
-that it has no cycle (issue 17: "no call cycle between SDK files").
+"""depgraph - the call graph between a library's source files, and a check
+that it has no cycle (issue 17: "no call cycle between SDK files"; the
+house rule "no call cycles between modules" for the broker).
 
 Reads the object files libsluice is built from (nm): file A depends on
 file B when A's object refers to a symbol B's object defines. Calls made
@@ -13,6 +14,11 @@ Use:
                              LIB.p/, meson's private dir); SRCDIR: the SDK
                              sources, to check every .c was seen.
   depgraph.py --objects A.o B.o ...
+  --lib LIB                  add LIB.p/*.o (may be given more than once)
+  --module PREFIX            files whose name starts with PREFIX are one
+                             node (a module split into stages, such as
+                             store_*.c or sld_delivery*.c: its files may
+                             call each other; other modules may not loop)
   --dot                      print the graph as Graphviz instead
   --add-edge A B             pretend A calls B (to see the check fail)
 Exit 0 without a cycle, 1 with one (printed), 2 when the input is missing.
@@ -83,16 +89,43 @@ def s_cycle(graph):
     return None
 
 
+def s_modules(graph, prefixes):
+    """GRAPH with each file named by the first of PREFIXES it starts with."""
+    def mod(f):
+        return next((p for p in prefixes if f.startswith(p)), f)
+    merged = {}
+    for f, calls in graph.items():
+        merged.setdefault(mod(f), {})
+        for g, syms in calls.items():
+            if mod(g) != mod(f):
+                merged[mod(f)].setdefault(mod(g), []).extend(syms)
+    return merged
+
+
+def s_take(argv, flag):
+    """Remove every FLAG VALUE pair from ARGV; the values."""
+    values = []
+    while flag in argv:
+        i = argv.index(flag)
+        values.append(argv[i + 1])
+        del argv[i:i + 2]
+    return values
+
+
 def main(argv):
     dot = "--dot" in argv
     argv = [a for a in argv if a != "--dot"]
+    prefixes = s_take(argv, "--module")
+    libs = s_take(argv, "--lib")
     extra = []
     while "--add-edge" in argv:
         i = argv.index("--add-edge")
         extra.append((argv[i + 1], argv[i + 2]))
         del argv[i:i + 3]
     srcdir = None
-    if argv[:1] == ["--objects"]:
+    if libs:
+        objs = sorted(o for lib in libs for o in glob.glob(os.path.join(lib + ".p", "*.o")))
+    elif argv[:1] == ["--objects"]:
         objs = argv[1:]
     elif argv:
         objs = sorted(glob.glob(os.path.join(argv[0] + ".p", "*.o")))
@@ -101,7 +134,7 @@ def main(argv):
         print(__doc__)
         return 2
     if not objs:
-        print("depgraph: no object files found (was %s built?)" % argv[0])
+        print("depgraph: no object files found (was %s built?)" % (libs or argv)[0])
         return 2
     graph = s_graph(objs)
     if srcdir:
@@ -112,11 +145,13 @@ def main(argv):
             print("depgraph: sources without an object in the library: "
                   + ", ".join(missing))
             return 2
+    if prefixes:
+        graph = s_modules(graph, prefixes)
     for a, b in extra:
         graph.setdefault(a, {}).setdefault(b, []).append("(--add-edge)")
         graph.setdefault(b, {})
     if dot:
-        print("digraph sdk {")
+        print("digraph deps {")
         for f in sorted(graph):
             for g in sorted(graph[f]):
                 print('  "%s" -> "%s";' % (f, g))
@@ -131,7 +166,8 @@ def main(argv):
     if cycle:
         print("depgraph: call cycle between files: " + " -> ".join(cycle))
         return 1
-    print("depgraph: no call cycle between %d files" % len(graph))
+    print("depgraph: no call cycle between %d %s" % (len(graph),
+                                                    "modules" if prefixes else "files"))
     return 0
 
 
