@@ -34,14 +34,7 @@ bool sld_delivery_dirty(const sld_delivery_t *self)
 
 static int s_note_appended(sld_delivery_t *self, uint32_t id)
 {
-    for (size_t i = 0; i < self->nappended; i++)
-        if (self->appended[i] == id)
-            return 0;
-    int rc = slc_grow((void **) &self->appended, &self->capappended,
-                    self->nappended + 1, sizeof(uint32_t));
-    if (rc == 0)
-        self->appended[self->nappended++] = id;
-    return rc;
+    return slc_idset_add(&self->appended, &self->nappended, &self->capappended, id);
 }
 
 static int s_collect_below(uint64_t offset, void *arg)

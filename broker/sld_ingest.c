@@ -114,14 +114,7 @@ int sld_ingest_on_publish(sld_server_t *self, const sld_peer_t *peer, Sluice__Fr
 
 int sld_ingest_note_appended(sld_server_t *self, uint32_t id)
 {
-    for (size_t i = self->nappended; i > 0; i--)
-        if (self->appended[i - 1] == id)
-            return 0;
-    int rc = slc_grow((void **) &self->appended, &self->capappended,
-                    self->nappended + 1, sizeof(uint32_t));
-    if (rc == 0)
-        self->appended[self->nappended++] = id;
-    return rc;
+    return slc_idset_add(&self->appended, &self->nappended, &self->capappended, id);
 }
 
 static const char *s_header(const Sluice__Envelope *e, const char *key)

@@ -145,6 +145,17 @@ int slc_grow(void **items, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+int slc_idset_add(uint32_t **v, size_t *n, size_t *cap, uint32_t id)
+{
+    for (size_t i = *n; i > 0; i--)
+        if ((*v)[i - 1] == id)
+            return 0;
+    int rc = slc_grow((void **) v, cap, *n + 1, sizeof **v);
+    if (rc == 0)
+        (*v)[(*n)++] = id;
+    return rc;
+}
+
 uint64_t slc_now_us(void)
 {
     struct timespec ts;

@@ -58,6 +58,10 @@ void slc_errf(char *err, size_t errlen, const char *fmt, ...)
  * NEED items, doubling. On failure the array is untouched. 0 or SL_ENOMEM. */
 int slc_grow(void **items, size_t *cap, size_t need, size_t elem);
 
+/* Add ID to the set *V (*N ids, *CAP allocated) unless it holds it
+ * already; searched from the newest, the likeliest match. 0 or SL_ENOMEM. */
+int slc_idset_add(uint32_t **v, size_t *n, size_t *cap, uint32_t id);
+
 /* Wall clock in microseconds since the epoch, monotonic clock in ms. */
 uint64_t slc_now_us(void);
 uint64_t slc_mono_ms(void);

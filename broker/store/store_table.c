@@ -97,122 +97,96 @@ static int s_damaged(const char *tag, const void *key, size_t klen)
     return SL_ESTORE;
 }
 
+/* What every table call checks first: a write TXN not already failed
+ * (WRITE), a key of 1..SLD_TABLE_KEY_MAX bytes (KLEN; 0 allowed with
+ * EMPTY_OK); then TABLE's database and tag. 0 or the code to return. */
+static int s_enter(sld_txn_t *txn, sld_table_t table, size_t klen, bool write, bool empty_ok,
+                   MDB_dbi *dbi, const char **tag)
+{
+    if (write && txn->err)
+        return txn->err;
+    if ((klen == 0 && !empty_ok) || klen > SLD_TABLE_KEY_MAX)
+        return SL_EINVAL;
+    *dbi = s_dbi(txn->store, table, tag);
+    return 0;
+}
+
+/* LMDB failed (MRC) doing VERB in TAG: the transaction is doomed. */
+static int s_failed(sld_txn_t *txn, const char *verb, const char *tag, int mrc)
+{
+    char what[32];
+    snprintf(what, sizeof what, "%s %s", verb, tag);
+    return sld_store__txn_fail(txn, what, mrc);
+}
+
 int sld_table_put(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen,
                   const void *val, size_t vlen)
 {
-    int rc = 0, mrc;
     const char *tag;
-    char what[32];
     MDB_dbi dbi;
-    MDB_val k;
 
     assert(txn && txn->write && (key || klen == 0) && (val || vlen == 0));
-    if (txn->err) {
-        rc = txn->err;
-        goto fail;
-    }
-    if (klen == 0 || klen > SLD_TABLE_KEY_MAX) {
-        rc = SL_EINVAL;
-        goto fail;
-    }
-    dbi = s_dbi(txn->store, table, &tag);
-    k = sld_store__val(key, klen);
-    mrc = sld_store__rec_put(txn->mt, dbi, tag, &k, val, vlen);
-    if (mrc) {
-        snprintf(what, sizeof what, "write %s", tag);
-        rc = sld_store__txn_fail(txn, what, mrc);
-    }
-fail:
-    return rc;
+    int rc = s_enter(txn, table, klen, true, false, &dbi, &tag);
+    if (rc)
+        return rc;
+    MDB_val k = sld_store__val(key, klen);
+    int mrc = sld_store__rec_put(txn->mt, dbi, tag, &k, val, vlen);
+    return mrc ? s_failed(txn, "write", tag, mrc) : 0;
 }
 
 int sld_table_get(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen,
                   const void **val, size_t *vlen)
 {
-    int rc = 0, mrc;
     const char *tag;
-    char what[32];
     MDB_dbi dbi;
-    MDB_val k, v;
+    MDB_val v;
 
     assert(txn && (key || klen == 0) && val && vlen);
-    if (klen == 0 || klen > SLD_TABLE_KEY_MAX) {
-        rc = SL_EINVAL;
-        goto fail;
-    }
-    dbi = s_dbi(txn->store, table, &tag);
-    k = sld_store__val(key, klen);
-    mrc = mdb_get(txn->mt, dbi, &k, &v);
-    if (mrc == MDB_NOTFOUND) {
-        rc = SL_ENOTFOUND;
-        goto fail;
-    }
-    if (mrc) {
-        snprintf(what, sizeof what, "read %s", tag);
-        rc = sld_store__txn_fail(txn, what, mrc);
-        goto fail;
-    }
-    if (!sld_store__rec_open(txn->store, tag, &k, &v)) {
-        rc = s_damaged(tag, key, klen);
-        goto fail;
-    }
+    int rc = s_enter(txn, table, klen, false, false, &dbi, &tag);
+    if (rc)
+        return rc;
+    MDB_val k = sld_store__val(key, klen);
+    int mrc = mdb_get(txn->mt, dbi, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return SL_ENOTFOUND;
+    if (mrc)
+        return s_failed(txn, "read", tag, mrc);
+    if (!sld_store__rec_open(txn->store, tag, &k, &v))
+        return s_damaged(tag, key, klen);
     *val = v.mv_data;
     *vlen = v.mv_size;
-fail:
-    return rc;
+    return 0;
 }
 
 int sld_table_del(sld_txn_t *txn, sld_table_t table, const void *key, size_t klen)
 {
-    int rc = 0, mrc;
     const char *tag;
-    char what[32];
     MDB_dbi dbi;
-    MDB_val k;
 
     assert(txn && txn->write && (key || klen == 0));
-    if (txn->err) {
-        rc = txn->err;
-        goto fail;
-    }
-    if (klen == 0 || klen > SLD_TABLE_KEY_MAX) {
-        rc = SL_EINVAL;
-        goto fail;
-    }
-    dbi = s_dbi(txn->store, table, &tag);
-    k = sld_store__val(key, klen);
-    mrc = mdb_del(txn->mt, dbi, &k, NULL);
+    int rc = s_enter(txn, table, klen, true, false, &dbi, &tag);
+    if (rc)
+        return rc;
+    MDB_val k = sld_store__val(key, klen);
+    int mrc = mdb_del(txn->mt, dbi, &k, NULL);
     if (mrc == MDB_NOTFOUND)
-        rc = SL_ENOTFOUND;
-    else if (mrc) {
-        snprintf(what, sizeof what, "delete in %s", tag);
-        rc = sld_store__txn_fail(txn, what, mrc);
-    }
-fail:
-    return rc;
+        return SL_ENOTFOUND;
+    return mrc ? s_failed(txn, "delete in", tag, mrc) : 0;
 }
 
 int sld_table_del_prefix(sld_txn_t *txn, sld_table_t table, const void *prefix,
                          size_t plen)
 {
-    int rc = 0, mrc;
     const char *tag;
-    char what[32];
     MDB_dbi dbi;
     MDB_cursor *cur = NULL;
     MDB_val key, val;
 
     assert(txn && txn->write && (prefix || plen == 0));
-    if (txn->err) {
-        rc = txn->err;
-        goto fail;
-    }
-    if (plen == 0 || plen > SLD_TABLE_KEY_MAX) {
-        rc = SL_EINVAL;
-        goto fail;
-    }
-    dbi = s_dbi(txn->store, table, &tag);
-    mrc = mdb_cursor_open(txn->mt, dbi, &cur);
+    int rc = s_enter(txn, table, plen, true, false, &dbi, &tag);
+    if (rc)
+        return rc;
+    int mrc = mdb_cursor_open(txn->mt, dbi, &cur);
     while (mrc == 0) {
         /* Re-seek after each delete: simple, and never trips over a cursor
          * left on a page the delete merged away. */
@@ -222,11 +196,8 @@ int sld_table_del_prefix(sld_txn_t *txn, sld_table_t table, const void *prefix,
             break;
         mrc = mdb_cursor_del(cur, 0);
     }
-    if (mrc && mrc != MDB_NOTFOUND) {
-        snprintf(what, sizeof what, "delete in %s", tag);
-        rc = sld_store__txn_fail(txn, what, mrc);
-    }
-fail:
+    if (mrc && mrc != MDB_NOTFOUND)
+        rc = s_failed(txn, "delete in", tag, mrc);
     if (cur)
         mdb_cursor_close(cur);
     return rc;
@@ -235,20 +206,16 @@ fail:
 int sld_table_foreach_from(sld_txn_t *txn, sld_table_t table, const void *from,
                            size_t flen, size_t plen, sld_table_fn *fn, void *arg)
 {
-    int rc = 0, mrc;
     const char *tag;
-    char what[32];
     MDB_dbi dbi;
     MDB_cursor *cur = NULL;
     MDB_val key, val;
 
     assert(txn && fn && (from || flen == 0) && plen <= flen);
-    if (flen > SLD_TABLE_KEY_MAX) {
-        rc = SL_EINVAL;
-        goto fail;
-    }
-    dbi = s_dbi(txn->store, table, &tag);
-    mrc = mdb_cursor_open(txn->mt, dbi, &cur);
+    int rc = s_enter(txn, table, flen, false, true, &dbi, &tag);
+    if (rc)
+        return rc;
+    int mrc = mdb_cursor_open(txn->mt, dbi, &cur);
     key = sld_store__val(from, flen);
     if (mrc == 0)
         mrc = mdb_cursor_get(cur, &key, &val, flen ? MDB_SET_RANGE : MDB_FIRST);
@@ -266,10 +233,8 @@ int sld_table_foreach_from(sld_txn_t *txn, sld_table_t table, const void *from,
             goto fail;
         mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
-    if (mrc != MDB_NOTFOUND) {
-        snprintf(what, sizeof what, "list %s", tag);
-        rc = sld_store__txn_fail(txn, what, mrc);
-    }
+    if (mrc != MDB_NOTFOUND)
+        rc = s_failed(txn, "list", tag, mrc);
 fail:
     if (cur)
         mdb_cursor_close(cur);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "slc.h"
 
@@ -372,6 +373,28 @@ static void test_big_endian(void **state)
     assert_true(memcmp(lo, hi, 8) < 0);
 }
 
+/* An id set: each id once, in the order first added; it grows past its
+ * first allocation. */
+static void test_idset(void **state)
+{
+    (void) state;
+    uint32_t *v = NULL;
+    size_t n = 0, cap = 0;
+    for (uint32_t id = 1; id <= 40; id++)
+        assert_int_equal(slc_idset_add(&v, &n, &cap, id), 0);
+    for (uint32_t id = 40; id >= 1; id--)
+        assert_int_equal(slc_idset_add(&v, &n, &cap, id), 0);
+    assert_int_equal(slc_idset_add(&v, &n, &cap, 7), 0);
+    assert_int_equal(n, 40);
+    assert_true(cap >= 40);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(v[i], i + 1);
+    assert_int_equal(slc_idset_add(&v, &n, &cap, 0), 0);
+    assert_int_equal(n, 41);
+    assert_int_equal(v[40], 0);
+    free(v);
+}
+
 static void test_clocks(void **state)
 {
     (void) state;
@@ -396,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_retryable),
         cmocka_unit_test(test_big_endian),
         cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_idset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
