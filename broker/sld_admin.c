@@ -1,6 +1,7 @@
 /*  sld_admin - the operator's commands: topics (TopicCreate), keys and
  *  grants (KeyAdd, KeyRevoke, GrantChange, RotateKey), registry changes
- *  (SchemaRegister, TopicSet, MappingAdd, MappingRemove), applied in the
+ *  (SchemaRegister, TopicSet, MappingAdd, MappingRemove: refused while the
+ *  live routing table names the mapping), applied in the
  *  turn's write transaction and audited; and the reads answered at once
  *  (Stats, KeyList, SchemaGet/List, MappingGet/List). Broker thread only.
  *  Permissions are checked before (sld_commands); the state itself is
@@ -61,6 +62,11 @@ int sld_admin_on_stats(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame
     reply.n_subs = k;
     if (!sld_ident_covers(id, SLD_PERM_ADMIN, ">"))
         reply.n_counters = 0;
+    /* The routing counters: any session may read the tables themselves. */
+    Sluice__RoutingStats *routing = NULL;
+    if (rc == 0 && (all || req->counters) && sld_routes_version(self->routes))
+        rc = sld_routes_stats(self->routes, &routing);
+    reply.routing = routing;
     if (rc)
         sld_session_error(self, peer, f->corr, rc, NULL);
     else {
@@ -71,6 +77,7 @@ int sld_admin_on_stats(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame
     }
     sld_topics_info_free(&reply.topics, ntopics);
     sld_delivery_stats_free(&reply.subs, nsubs);
+    sld_routes_stats_free(&routing);
     return rc;
 }
 
@@ -335,6 +342,13 @@ int sld_admin_apply_registry(sld_server_t *self, sld_txn_t *txn, const sld_write
     else if (f->body_case == SLUICE__FRAME__BODY_MAPPING_REMOVE) {
         action = "mapping.remove";
         target = f->mapping_remove->name;
+        /* A mapping the live (or a staged) routing table names stays. */
+        if (!rc && sld_routes_uses_mapping(self->routes, target)) {
+            rc = SL_ESTALE;
+            slc_errf(why, sizeof why, "mapping \"%s\" is in use by the live routing table "
+                     "(version %u): apply a table without it first", target,
+                     sld_routes_version(self->routes));
+        }
         if (!rc)
             rc = sld_registry_map_remove(self->registry, txn, target, why, sizeof why);
     }

@@ -64,6 +64,14 @@ static const sld_command_t s_table[] = {
           "mapping.get", NULL, NULL),
     S_ROW(MAPPING_LIST, "mapping_list", IMMEDIATE, ANY, sld_admin_on_mapping_read, NULL,
           "mapping.list", NULL, NULL),
+    S_ROW(ROUTES_APPLY, "routes_apply", WRITE, ADMIN, NULL, sld_admin_apply_routes,
+          "routes.apply", "change", "the routing table"),
+    S_ROW(ROUTES_ROLLBACK, "routes_rollback", WRITE, ADMIN, NULL, sld_admin_apply_routes,
+          "routes.rollback", "change", "the routing table"),
+    S_ROW(ROUTES_GET, "routes_get", IMMEDIATE, ANY, sld_admin_on_routes_read, NULL,
+          "routes.get", NULL, NULL),
+    S_ROW(ROUTES_LIST, "routes_list", IMMEDIATE, ANY, sld_admin_on_routes_read, NULL,
+          "routes.list", NULL, NULL),
 };
 #define S_TABLE_SIZE (sizeof s_table / sizeof s_table[0])
 
@@ -169,6 +177,15 @@ static void s_args(const Sluice__Frame *f, char *out, size_t len)
         snprintf(out, len, "mapping \"%s\"",
                  f->mapping_remove->name ? f->mapping_remove->name : "");
         break;
+    case SLUICE__FRAME__BODY_ROUTES_APPLY:
+        snprintf(out, len, "%zu bytes of YAML, expect_version %u%s",
+                 f->routes_apply->yaml ? strlen(f->routes_apply->yaml) : 0,
+                 f->routes_apply->expect_version, f->routes_apply->dry_run ? ", dry run" : "");
+        break;
+    case SLUICE__FRAME__BODY_ROUTES_ROLLBACK:
+        snprintf(out, len, "to version %u, expect_version %u", f->routes_rollback->version,
+                 f->routes_rollback->expect_version);
+        break;
     case SLUICE__FRAME__BODY_KEY_ADD:
         if (f->key_add->public_key.len == 32)
             zmq_z85_encode(key, f->key_add->public_key.data, 32);
@@ -213,6 +230,9 @@ static const char *s_target(const Sluice__Frame *f, char *buf, size_t len)
         else
             snprintf(buf, len, "%s", f->mapping_remove->name ? f->mapping_remove->name : "");
         return buf[0] ? buf : "(mapping)";
+    case SLUICE__FRAME__BODY_ROUTES_APPLY:
+    case SLUICE__FRAME__BODY_ROUTES_ROLLBACK:
+        return "routing table";
     default:
         target = f->body_case == SLUICE__FRAME__BODY_KEY_ADD ? f->key_add->name
                : f->body_case == SLUICE__FRAME__BODY_KEY_REVOKE ? f->key_revoke->name

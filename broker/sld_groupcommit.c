@@ -1,7 +1,7 @@
 /*  sld_groupcommit - the server's commit policy: one write transaction per
  *  loop turn holding every kept frame (each applied by its command-table
- *  row) and the participants' state (delivery, registry, auth, audit,
- *  sessions, registered here in the order they must run); the storage
+ *  row) and the participants' state (delivery, registry, routes, auth,
+ *  audit, sessions, registered here in the order they must run); the storage
  *  reserve, the disk check and the map-full retries around it. Broker
  *  thread only. The commit mechanics are the coordinator's (sld_commit);
  *  what a frame does is its command's.
@@ -36,6 +36,14 @@ static void s_registry_committed(void *arg, bool ok)
 {
     sld_server_t *self = arg;
     sld_registry_committed(self->registry, ok);
+}
+
+/* After the registry's: a mapping change makes the live table compile
+ * again against the committed mappings. */
+static void s_routes_committed(void *arg, bool ok)
+{
+    sld_server_t *self = arg;
+    sld_routes_committed(self->routes, ok);
 }
 
 static void s_auth_committed(void *arg, bool ok)
@@ -90,6 +98,7 @@ int sld_groupcommit_wire(sld_server_t *self)
     const sld_commit_participant_t parts[] = {
         { s_delivery_persist, s_delivery_persisted, self },
         { NULL, s_registry_committed, self },
+        { NULL, s_routes_committed, self },
         { NULL, s_auth_committed, self },
         { s_audit_write, s_audit_committed, self },
         { NULL, s_sessions_committed, self },

@@ -2,9 +2,10 @@
  *  (limits, the transient fan-out), then, in the turn's write transaction,
  *  each message: per-topic permission, producer and msg-id deduplication,
  *  stamping (ingest time, source), the schema check and the schema
- *  dead-letter topic, the append; the PublishAck of the frame. Routing
- *  will plug in here, between the schema check and the append. Broker
- *  thread only. It does not commit (sld_groupcommit) nor send (replies
+ *  dead-letter topic, the append, then routing (sld_route_ingest, only
+ *  when a table is live: one pointer test); the PublishAck of the frame.
+ *  A duplicate is answered before routing, so it is never routed again.
+ *  Broker thread only. It does not commit (sld_groupcommit) nor send (replies
  *  wait in the server's queues). Hot path: no allocation per message but
  *  the growth of reused buffers.  */
 #include <inttypes.h>
@@ -313,6 +314,13 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
         rc = sld_store_dedup_record(txn, topic_id, msg_id, strlen(msg_id), now, offset);
     if (rc == 0)
         rc = sld_ingest_note_appended(self, topic_id);
+    /* Routing: derived messages commit with the original or not at all. */
+    const slt_route_table_t *routes = sld_routes_live(self->routes);
+    if (rc == 0 && routes)
+        rc = sld_route_ingest(self, txn, routes, e,
+                              (!e->source || !*e->source) && w->session ? w->session->client
+                                                                         : e->source,
+                              offset, now);
     if (rc)
         return rc;
     c->offset = offset;

@@ -78,6 +78,7 @@ struct sld_registry {
     zhashx_t *subjects;         /* name -> s_subject_t (owned) */
     zhashx_t *bindings;         /* topic -> s_binding_t (owned) */
     zhashx_t *mappings;         /* name -> s_mapping_t (owned) */
+    uint64_t mappings_gen;      /* committed mapping changes */
     s_op_t *ops;
     size_t nops, capops;
 };
@@ -498,6 +499,8 @@ void sld_registry_committed(sld_registry_t *self, bool ok)
     for (size_t i = 0; i < self->nops; i++) {
         s_op_t *op = &self->ops[i];
         if (op->kind == S_OP_MAP_ADD || op->kind == S_OP_MAP_REMOVE) {
+            if (ok)
+                self->mappings_gen++;
             if (ok && op->kind == S_OP_MAP_ADD) {
                 zhashx_update(self->mappings, op->mapping->name, op->mapping);
                 op->mapping = NULL;
@@ -797,4 +800,48 @@ fail:
         cJSON_Delete(docs[i]);
     free(docs);
     return rc;
+}
+
+/* ------------------------------------------------------------- routing */
+
+uint64_t sld_registry_mappings_gen(const sld_registry_t *self)
+{
+    return self->mappings_gen;
+}
+
+int sld_registry_topic_schema(sld_registry_t *self, const char *topic,
+                              const struct slt_schema **schema, char *ref, size_t reflen)
+{
+    s_binding_t *b = topic ? zhashx_lookup(self->bindings, topic) : NULL;
+    if (!b || b->subject->n == 0)
+        return SL_ENOTFOUND;
+    uint32_t version = b->version && b->version <= b->subject->n ? b->version
+                                                                  : (uint32_t) b->subject->n;
+    *schema = b->subject->v[version - 1].schema;
+    snprintf(ref, reflen, "%s@%u", b->subject->name, version);
+    return 0;
+}
+
+int sld_registry_validate_ref(sld_registry_t *self, const char *ref, const cJSON *doc,
+                              char *err, size_t errlen)
+{
+    char subject[SLD_SUBJECT_MAX + 1];
+    uint32_t version = 0;
+    slt_schema_error_t errs[S_ERRORS_MAX];
+    size_t nerrs = 0;
+    s_subject_t *s = NULL;
+    if (slc_subject_ref(ref, subject, sizeof subject, &version) == 0)
+        s = s_subject(self, subject, false);
+    if (!s || s->n == 0 || version > s->n) {
+        slc_errf(err, errlen, "no schema %s registered", ref ? ref : "");
+        return SL_ENOTFOUND;
+    }
+    if (version == 0)
+        version = (uint32_t) s->n;
+    if (slt_schema_validate(s->v[version - 1].schema, doc, errs, S_ERRORS_MAX, &nerrs) == 0)
+        return 0;
+    char head[SLD_SUBJECT_MAX + 64];
+    snprintf(head, sizeof head, "schema %s@%u: ", s->name, version);
+    s_list_errors(err, errlen, head, errs, nerrs);
+    return SL_EINVAL;
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cjson/cJSON.h>
 #include "slc_codec.h"
 #include "sld_store.h"
 
@@ -86,6 +87,28 @@ int sld_registry_map_get(sld_registry_t *self, const char *name, Sluice__Mapping
  * sld_registry_map_list_free). 0 or SL_ENOMEM. */
 int sld_registry_map_list(sld_registry_t *self, Sluice__MappingInfo ***out, size_t *n);
 void sld_registry_map_list_free(Sluice__MappingInfo ***out, size_t n);
+
+/* Bumped by every committed mapping change (add, replace, remove): a
+ * holder of compiled copies of mappings (sld_routes) compiles again when
+ * it moved. */
+uint64_t sld_registry_mappings_gen(const sld_registry_t *self);
+
+/* ------------------------------------------------------------- routing */
+/* Reads for the routing table's compiler and its evaluation at ingest
+ * (sld_routes). Committed state only. */
+
+/* The schema TOPIC is bound to, resolved to a version (the binding's, or
+ * the latest now): 0 with *schema (borrowed until the next committed
+ * change) and SUBJECT@VERSION in REF (REFLEN bytes), or SL_ENOTFOUND. */
+struct slt_schema;
+int sld_registry_topic_schema(sld_registry_t *self, const char *topic,
+                              const struct slt_schema **schema, char *ref, size_t reflen);
+
+/* Validate DOC against schema REF ("SUBJECT@VERSION", 0 or no "@": the
+ * latest). 0; SL_EINVAL with the failures (JSON pointer: rule) in ERR;
+ * SL_ENOTFOUND (no such schema: ERR says which). */
+int sld_registry_validate_ref(sld_registry_t *self, const char *ref, const cJSON *doc,
+                              char *err, size_t errlen);
 
 /* ----------------------------------------------------------- validation */
 

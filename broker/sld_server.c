@@ -1,9 +1,10 @@
 /*  sld_server - the wiring: creates and owns the modules (metrics, audit,
- *  store, disk, auth, registry, topics, delivery, the commit coordinator,
+ *  store, disk, auth, registry, routes, topics, delivery, the commit coordinator,
  *  monitor), the ZeroMQ context and the ROUTER socket; the first
  *  transaction (bootstrap), reload, the endpoint. Broker thread only. The
  *  loop is sld_loop, sessions sld_session, the protocol sld_commands with
- *  one file per concern (sld_ingest, sld_consume, sld_admin), the commit
+ *  one file per concern (sld_ingest, sld_route_ingest, sld_consume,
+ *  sld_admin, sld_admin_routes), the commit
  *  sld_groupcommit over sld_commit. It handles no frame itself.  */
 #include "sld_server.h"
 #include <czmq.h>
@@ -158,6 +159,8 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
         rc = sld_auth_new(self->store, cfg->insecure_plaintext, &self->auth);
     if (rc == 0)
         rc = sld_registry_new(self->store, &self->registry);
+    if (rc == 0)
+        rc = sld_routes_new(self->store, self->registry, &self->routes);
     if (rc)
         goto fail;
     sld_store_instance_id(self->store, self->instance);
@@ -282,6 +285,7 @@ void sld_server_destroy(sld_server_t **self_p)
     sld_delivery_destroy(&self->delivery);
     zhashx_destroy(&self->sessions);
     sld_audit_destroy(&self->audit);
+    sld_routes_destroy(&self->routes);     /* holds copies of the registry's mappings */
     sld_registry_destroy(&self->registry);
     sld_ingest_texts_free(self);
     free(self->texts);

@@ -4,7 +4,8 @@
  *  is sld_server.h; sessions, commands and commit have headers of their
  *  own (they include this one). Broker thread only, like everything it
  *  declares. For the server's files (sld_server*.c, sld_loop, sld_session,
- *  sld_commands, sld_ingest, sld_consume, sld_admin, sld_groupcommit) and
+ *  sld_commands, sld_ingest, sld_route_ingest, sld_consume, sld_admin*,
+ *  sld_groupcommit) and
  *  the unit test of the command table; no other module includes it.  */
 #ifndef SLD_SERVER_INT_H
 #define SLD_SERVER_INT_H
@@ -21,6 +22,7 @@
 #include "sld_metrics.h"
 #include "sld_monitor.h"
 #include "sld_registry.h"
+#include "sld_routes.h"
 #include "sld_server.h"
 #include "sld_store.h"
 #include "sld_topics.h"
@@ -75,6 +77,7 @@ struct sld_server {
     sld_audit_t *audit;
     sld_monitor_t *monitor;     /* the ROUTER's connection events */
     sld_registry_t *registry;
+    sld_routes_t *routes;       /* routing tables: versions, the live one */
     sld_commit_t *commit;       /* the commit coordinator and its helper thread */
     char **texts;               /* nack texts of the frame being applied (owned) */
     size_t ntexts, captexts;
@@ -152,6 +155,16 @@ int sld_ingest_note_appended(sld_server_t *self, uint32_t id);
 /* Free the nack texts of the frame being applied. */
 void sld_ingest_texts_free(sld_server_t *self);
 
+/* ------------------------------------------------ sld_route_ingest.c */
+
+/* Route message E, just stored at OFFSET of its topic with SOURCE (the
+ * stored source) at NOW, through live TABLE in TXN: derived messages,
+ * dead-lettered legs and advisories, chains. Runtime failures of routes
+ * are legs, not errors. 0 or a store failure that dooms TXN. */
+int sld_route_ingest(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
+                     const Sluice__Envelope *e, const char *source, uint64_t offset,
+                     uint64_t now);
+
 /* ---------------------------------------------------- sld_consume.c */
 
 int sld_consume_on_subscribe(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
@@ -181,6 +194,15 @@ int sld_admin_apply_keys(sld_server_t *self, sld_txn_t *txn, const sld_write_t *
                          bool refuse, int fail);
 int sld_admin_apply_registry(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
                              bool refuse, int fail);
+
+/* ----------------------------------------------- sld_admin_routes.c */
+
+/* RoutesGet and RoutesList: any session. */
+int sld_admin_on_routes_read(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+
+/* RoutesApply and RoutesRollback in the write phase (audited). */
+int sld_admin_apply_routes(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
+                           bool refuse, int fail);
 
 /* GRANTS of a GrantChange as audit text: "publish,subscribe shop.> ...". */
 void sld_admin_grants_text(const Sluice__GrantChange *gc, char *out, size_t len);

@@ -306,6 +306,7 @@ typedef enum {
     SLD_TABLE_ACKED,            /* "acked": name '\0' topic id offset -> "" (sld_subrec) */
     SLD_TABLE_IDENTS,           /* "idents": identity name -> record (sld_auth) */
     SLD_TABLE_REGISTRY,         /* "registry": key -> value (sld_registry) */
+    SLD_TABLE_ROUTES,           /* "routes": table version u32 BE -> record (sld_routes) */
 } sld_table_t;
 
 /* Longest key of a named table, bytes (LMDB's limit). */

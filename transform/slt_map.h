@@ -91,4 +91,46 @@ const char *slt_map_to(const slt_map_t *self);
 int slt_map_eval(const slt_map_t *self, const cJSON *doc, const cJSON *meta,
                  cJSON **out, bool *dropped, char *err, size_t errlen);
 
+/* ---- one expression outside a mapping file (routing predicates) */
+
+typedef struct slt_map_expr slt_map_expr_t;
+
+/* Compile the one expression TEXT (LEN bytes; borrowed for the call) of
+ * the mapping language. ORIGIN (NULL: "<expr>") and LINE:COL (1-based;
+ * where TEXT[0] sits in ORIGIN; EXACT when the file holds TEXT byte for
+ * byte from there, so that offsets become columns) place diagnostics.
+ * OWNER ("route 'x'") and LABEL ("where") name it in runtime errors.
+ * WANT: the types the value must be able to have (SLT_MAP_T_BOOLEAN for a
+ * predicate: a value the checker proves is not a boolean is an error;
+ * SLT_MAP_T_ANY: anything). TYPES/ARG: the document's schema, as for
+ * slt_map_compile (NULL: unchecked). On 0 *OUT owns the expression.
+ * Otherwise ERR holds one line per error, "ORIGIN:LINE:COL: message"
+ * (no trailing newline). SL_EINVAL, SL_ENOMEM, or what TYPES returned. */
+int slt_map_expr_compile(const char *text, size_t len, const char *origin,
+                         unsigned line, unsigned col, bool exact,
+                         const char *owner, const char *label, unsigned want,
+                         slt_map_types_fn *types, void *arg,
+                         slt_map_expr_t **out, char *err, size_t errlen);
+
+/* Whether the expression reads the document ($); false when it reads only
+ * $meta and literals (the payload need not be parsed for it). */
+bool slt_map_expr_uses_doc(const slt_map_expr_t *self);
+
+/* Evaluate the expression on DOC (may be NULL only when it does not use
+ * the document) and META (may be NULL) into *RESULT, which must be a
+ * boolean: a missing or other value is a runtime error. 0, or SL_EINVAL
+ * with "OWNER: LABEL (ORIGIN:LINE:COL): reason (from PATH) (topic T,
+ * offset N)" in ERR, or SL_ENOMEM. */
+int slt_map_expr_eval_bool(const slt_map_expr_t *self, const cJSON *doc,
+                           const cJSON *meta, bool *result,
+                           char *err, size_t errlen);
+
+/* Evaluate into *OUT (a new JSON value, caller owns): for tools. 0,
+ * SL_EINVAL (a runtime error, as above; missing is one), SL_ENOMEM. */
+int slt_map_expr_eval(const slt_map_expr_t *self, const cJSON *doc,
+                      const cJSON *meta, cJSON **out, char *err, size_t errlen);
+
+/* Destroy; NULL-safe; sets *SELF_P to NULL. */
+void slt_map_expr_destroy(slt_map_expr_t **self_p);
+
 #endif

@@ -28,6 +28,7 @@ typedef struct {
     size_t lens[SLT_MAP_DEPTH_MAX];
     unsigned types[SLT_MAP_DEPTH_MAX];
     const char *spaths[SLT_MAP_DEPTH_MAX];
+    const char *srcs[SLT_MAP_DEPTH_MAX];      /* let: the value's source path, or NULL */
     size_t n;
 } s_checker_t;
 
@@ -489,7 +490,8 @@ static int s_var(s_checker_t *c, slt_map_node_t *n)
             n->slot = (int) k;
             n->types = c->types[k];
             n->spath = c->spaths[k];
-            n->src = slt_map__strndup(&c->cc->m->arena, n->name, n->namelen);
+            n->src = c->srcs[k] ? c->srcs[k]
+                     : slt_map__strndup(&c->cc->m->arena, n->name, n->namelen);
             if (!n->src)
                 rc = SL_ENOMEM;
             goto fail;
@@ -517,6 +519,37 @@ static int s_var(s_checker_t *c, slt_map_node_t *n)
         slt_map__error(c->cc, n->pos, hint, "unknown name '%.*s'", (int) n->namelen, n->name);
     }
 fail:
+    return rc;
+}
+
+/* let NAME = VALUE in BODY: NAME has VALUE's types and schema path in BODY. */
+static int s_let(s_checker_t *c, slt_map_node_t *n)
+{
+    int rc = s_check(c, n->kids[0]);
+    if (rc != 0)
+        return rc;
+    for (size_t k = 0; k < c->n; k++)
+        if (c->lens[k] == n->namelen && memcmp(c->names[k], n->name, n->namelen) == 0) {
+            slt_map__error(c->cc, n->pos, "give it another name",
+                           "'%.*s' is already a name here", (int) n->namelen, n->name);
+            return 0;
+        }
+    if (c->n == SLT_MAP_DEPTH_MAX) {
+        slt_map__error(c->cc, n->pos, NULL, "too many names in scope");
+        return 0;
+    }
+    n->slot = (int) c->n;
+    c->names[c->n] = n->name;
+    c->lens[c->n] = n->namelen;
+    c->types[c->n] = n->kids[0]->types ? n->kids[0]->types : SLT_MAP_T_ANY;
+    c->spaths[c->n] = n->kids[0]->spath;
+    c->srcs[c->n] = n->kids[0]->kind == SLC_N_PATH ? n->kids[0]->src : NULL;
+    c->n++;
+    rc = s_check(c, n->kids[1]);
+    c->n--;
+    n->types = n->kids[1]->types;
+    n->spath = n->kids[1]->spath;
+    n->src = n->kids[1]->src;
     return rc;
 }
 
@@ -592,6 +625,7 @@ static int s_lambda(s_checker_t *c, slt_map_node_t *call, bool known)
     c->lens[c->n] = lam->namelen;
     c->types[c->n] = et;
     c->spaths[c->n] = espath;
+    c->srcs[c->n] = NULL;
     c->n++;
     rc = s_check(c, lam->kids[0]);
     c->n--;
@@ -711,6 +745,9 @@ static int s_check(s_checker_t *c, slt_map_node_t *n)
         break;
     case SLC_N_CALL:
         rc = s_call(c, n);
+        break;
+    case SLC_N_LET:
+        rc = s_let(c, n);
         break;
     case SLC_N_LAMBDA:
         slt_map__error(c->cc, n->pos, "e.g. map($.items, x => x.sku)",

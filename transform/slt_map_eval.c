@@ -113,8 +113,13 @@ static int s_vfail(slt_map_ctx_t *cx, const slt_map_node_t *n, bool src,
     slt_map__position(f, n ? n->pos : 0, &line, &col);
     slt_map__where(cx->meta, where, sizeof where);
     bool drop = f == &cx->m->drop;
-    snprintf(cx->err, cx->errlen, "mapping '%s': %s%s%s (%s:%u:%u): %s%s%s%s",
-             cx->m->name, drop ? "" : "field '", f->target, drop ? "" : "'",
+    char owner[SLT_MAP_NAME_MAX + 16];
+    if (cx->m->owner)
+        snprintf(owner, sizeof owner, "%s", cx->m->owner);
+    else
+        snprintf(owner, sizeof owner, "mapping '%.*s'", SLT_MAP_NAME_MAX, cx->m->name);
+    snprintf(cx->err, cx->errlen, "%s: %s%s%s (%s:%u:%u): %s%s%s%s",
+             owner, drop ? "" : "field '", f->target, drop ? "" : "'",
              cx->m->origin, line, col, msg, src && n && n->src ? " (from " : "",
              src && n && n->src ? n->src : "", src && n && n->src ? ")" : "");
     size_t w = strlen(cx->err);
@@ -559,6 +564,36 @@ static int s_walk(slt_map_ctx_t *cx, const slt_map_node_t *n, const cJSON *j,
     (*count)++;
 fail:
     cJSON_Delete(item);
+    return rc;
+}
+
+/* let NAME = VALUE in BODY: the value is made a view (what it owns is
+ * parked until the evaluation ends) and is NAME's slot during BODY. */
+static int s_let(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out)
+{
+    slt_map_val_t v = { 0 }, saved = cx->vars[n->slot];
+    int rc = slt_map__eval(cx, n->kids[0], &v);
+    if (rc == 0 && v.buf) {
+        cJSON *s = cJSON_CreateString("");
+        if (!s) {
+            rc = SL_ENOMEM;
+        } else {
+            cJSON_free(s->valuestring);
+            s->valuestring = v.buf;     /* from cJSON_malloc: cJSON_Delete frees it */
+            v.buf = NULL;
+            v.node = s;
+            v.own = s;
+        }
+    }
+    if (rc == 0)
+        rc = slt_map__park(cx, &v);
+    if (rc != 0) {
+        slt_map__val_release(&v);
+        return rc;
+    }
+    cx->vars[n->slot] = v;
+    rc = slt_map__eval(cx, n->kids[1], out);
+    cx->vars[n->slot] = saved;
     return rc;
 }
 
@@ -1060,6 +1095,7 @@ int slt_map__eval(slt_map_ctx_t *cx, const slt_map_node_t *n, slt_map_val_t *out
             rc = slt_map__eval(cx, n->kids[b ? 1 : 2], out);
         break;
     case SLC_N_CALL: rc = s_call(cx, n, out); break;
+    case SLC_N_LET: rc = s_let(cx, n, out); break;
     default:
         rc = SL_EINTERNAL;          /* lambdas are run by s_lambda */
         break;

@@ -43,6 +43,7 @@ enum {
     SLC_TK_QQ,
     SLC_TK_AND, SLC_TK_OR, SLC_TK_NOT, SLC_TK_IF, SLC_TK_THEN, SLC_TK_ELSE,
     SLC_TK_TRUE, SLC_TK_FALSE, SLC_TK_NULL,
+    SLC_TK_ASSIGN,                  /* '=', only in let NAME = */
 };
 
 typedef struct {
@@ -89,6 +90,7 @@ enum {
     SLC_N_ARITH, SLC_N_CMP,         /* op: the SLC_TK_ of the operator */
     SLC_N_AND, SLC_N_OR, SLC_N_COALESCE, SLC_N_IF,
     SLC_N_CALL, SLC_N_LAMBDA,
+    SLC_N_LET,                      /* let NAME = kids[0] in kids[1]; name, slot */
 };
 
 enum { SLC_STEP_MEMBER, SLC_STEP_INDEX, SLC_STEP_ALL };
@@ -112,7 +114,7 @@ struct slt_map_node {
     unsigned types;                 /* SLT_MAP_T_* it may have (checker) */
     slt_map_node_t **kids;          /* operands, arguments, elements */
     size_t nkids;
-    const char *name;               /* CALL: function; VAR, LAMBDA: parameter */
+    const char *name;               /* CALL: function; VAR, LAMBDA, LET: the name */
     size_t namelen;
     const char **keys;              /* OBJECT: member names (arena) */
     size_t *keylens;
@@ -125,7 +127,7 @@ struct slt_map_node {
     size_t slen;
     const slt_map_fn_t *fn;         /* CALL: resolved by the checker */
     const slt_map_table_t *table;   /* CALL of lookup: borrowed from the map */
-    int slot;                       /* VAR, LAMBDA: parameter slot */
+    int slot;                       /* VAR, LAMBDA, LET: the name's slot */
     const char *src;                /* source path for runtime messages, or NULL */
     const char *spath;              /* schema path of the value, or NULL */
 };
@@ -165,6 +167,7 @@ typedef struct {
 struct slt_map {
     slt_map_arena_t arena;
     const char *name;               /* "" until known (diagnostics) */
+    const char *owner;              /* runtime errors' prefix, or NULL: "mapping 'NAME'" */
     const char *from;
     const char *to;
     const char *origin;

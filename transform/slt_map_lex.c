@@ -28,7 +28,7 @@ const char *slt_map__tok_name(int kind)
         [SLC_TK_NOT] = "'not'", [SLC_TK_IF] = "'if'",
         [SLC_TK_THEN] = "'then'", [SLC_TK_ELSE] = "'else'",
         [SLC_TK_TRUE] = "'true'", [SLC_TK_FALSE] = "'false'",
-        [SLC_TK_NULL] = "'null'",
+        [SLC_TK_NULL] = "'null'", [SLC_TK_ASSIGN] = "'='",
     };
     if (kind < 0 || (size_t) kind >= sizeof names / sizeof names[0] || !names[kind])
         return "token";
@@ -354,6 +354,10 @@ int slt_map__lex(slt_map_cc_t *cc, const char *t, size_t len,
                     tok->kind = SLC_TK_LT;
                 else if (c == '>')
                     tok->kind = SLC_TK_GT;
+                else if (c == '=' && n >= 2 && v[n - 1].kind == SLC_TK_NAME
+                         && v[n - 2].kind == SLC_TK_NAME && v[n - 2].n == 3
+                         && memcmp(v[n - 2].s, "let", 3) == 0)
+                    tok->kind = SLC_TK_ASSIGN;  /* let NAME = ...: elsewhere '=' is a typo */
                 else if ((unsigned char) c >= 0x21 && (unsigned char) c < 0x7F)
                     rc = slt_map__error(cc, (uint32_t) start, s_stray_hint(t, len, start),
                                         "unexpected character '%c'", c);

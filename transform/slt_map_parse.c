@@ -652,6 +652,43 @@ static int s_or(s_parser_t *p, slt_map_node_t **out)
     return rc;
 }
 
+static bool s_word(const slt_map_tok_t *t, const char *w)
+{
+    return t->kind == SLC_TK_NAME && t->n == strlen(w) && memcmp(t->s, w, t->n) == 0;
+}
+
+/* let NAME = VALUE in BODY (the lexer made '=' an ASSIGN only here). */
+static int s_let(s_parser_t *p, slt_map_node_t **out)
+{
+    int rc = 0;
+    const slt_map_tok_t *t = s_peek(p), *name = &p->t[p->i + 1];
+    slt_map_node_t *val = NULL, *body = NULL;
+    p->i += 3;
+    rc = s_expr(p, &val);
+    if (rc == 0 && !s_word(s_peek(p), "in"))
+        rc = slt_map__error(p->cc, s_peek(p)->pos, "let NAME = VALUE in EXPRESSION",
+                            "expected 'in', got %s", slt_map__tok_name(s_peek(p)->kind));
+    if (rc != 0)
+        goto fail;
+    p->i++;
+    rc = s_expr(p, &body);
+    if (rc == 0)
+        rc = s_node(p, SLC_N_LET, t->pos, 2, out);
+    if (rc != 0)
+        goto fail;
+    (*out)->name = slt_map__strndup(&p->cc->m->arena, name->s, name->n);
+    (*out)->namelen = name->n;
+    (*out)->kids[0] = val;
+    (*out)->kids[1] = body;
+    if (!(*out)->name) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    rc = s_depth(p, *out);
+fail:
+    return rc;
+}
+
 static int s_expr(s_parser_t *p, slt_map_node_t **out)
 {
     int rc = s_enter(p);
@@ -659,6 +696,11 @@ static int s_expr(s_parser_t *p, slt_map_node_t **out)
     const slt_map_tok_t *t = s_peek(p);
     if (rc != 0)
         goto fail;
+    if (s_word(t, "let") && p->t[p->i + 1].kind == SLC_TK_NAME
+        && p->t[p->i + 2].kind == SLC_TK_ASSIGN) {
+        rc = s_let(p, out);
+        goto fail;
+    }
     if (!s_accept(p, SLC_TK_IF)) {
         rc = s_or(p, out);
         goto fail;

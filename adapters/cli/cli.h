@@ -21,6 +21,8 @@ enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_FAILED = 1,            /* some messages or the request failed */
     CLI_EXIT_UNREACHABLE = 2,       /* broker unreachable or no progress in time */
+    CLI_EXIT_NOTRUN = 2,            /* routes test (offline): nothing could be
+                                       tested (a file unreadable or invalid) */
     CLI_EXIT_AUTH = 3,              /* the broker did not admit our key (SL_EAUTH) */
     CLI_EXIT_USAGE = 64,            /* bad command line (EX_USAGE) */
     CLI_EXIT_INTERRUPTED = 130,     /* stopped by SIGINT, after a clean close */
@@ -273,5 +275,20 @@ int cli_mapping_list(int argc, char **argv);
 int cli_mapping_show(int argc, char **argv);
 int cli_mapping_rm(int argc, char **argv);
 int cli_mapping_test(int argc, char **argv);
+int cli_routes_apply(int argc, char **argv);
+int cli_routes_list(int argc, char **argv);
+int cli_routes_show(int argc, char **argv);
+int cli_routes_diff(int argc, char **argv);
+int cli_routes_rollback(int argc, char **argv);
+int cli_routes_test(int argc, char **argv);
+
+/* Run fixture file FILE (docs/routing.md, "Fixtures") offline against the
+ * table ROUTES (NULL: the fixture's `routes:`), with mappings from DIR
+ * MAPPINGS and schemas from DIR SCHEMAS (NULL: the fixture's own keys, or
+ * none). Prints PASS / FAIL per case on stdout, reasons on stderr, "sluice
+ * CMD: ..." in messages. CLI_EXIT_OK, CLI_EXIT_FAILED (a case failed) or
+ * CLI_EXIT_NOTRUN (nothing tested). cli_routes_test.c. */
+int cli_routes_fixtures(const char *cmd, const char *file, const char *routes,
+                        const char *mappings, const char *schemas);
 
 #endif

@@ -302,15 +302,61 @@ fail:
     return rc;
 }
 
+/* The routing table's counters (docs/routing.md, "Counters"). */
+static void s_routing_table(const sl_routing_stats_t *r, FILE *out)
+{
+    static const char *const headers[] = {
+        "ROUTE", "MATCHED", "DELIVERED", "DROPPED", "DEAD-LETTERED", "ERRORS",
+    };
+    char when[40];
+    if (r->version == 0) {
+        fprintf(out, "routing: no table applied; unrouted %" PRIu64 "\n", r->unrouted);
+        return;
+    }
+    cli_format_time(r->applied_us, when, sizeof when);
+    fprintf(out, "routing: version %" PRIu32 " applied %s; unrouted %" PRIu64 "\n",
+            r->version, when, r->unrouted);
+    cli_table_t *table = cli_table_new(6, headers, "lrrrrr");
+    for (size_t i = 0; i < r->nroutes; i++) {
+        const sl_route_stats_t *s = &r->routes[i];
+        cli_table_cell(table, "%s", s->name);
+        cli_table_cell(table, "%" PRIu64, s->matched);
+        cli_table_cell(table, "%" PRIu64, s->delivered);
+        cli_table_cell(table, "%" PRIu64, s->dropped);
+        cli_table_cell(table, "%" PRIu64, s->dead_lettered);
+        cli_table_cell(table, "%" PRIu64, s->errors);
+    }
+    cli_table_print(table, out);
+    cli_table_destroy(&table);
+}
+
+static void s_routing_json(const sl_routing_stats_t *r, FILE *out)
+{
+    fprintf(out, "\"routing\":{\"version\":%" PRIu32 ",\"applied_us\":%" PRIu64
+            ",\"unrouted\":%" PRIu64 ",\"routes\":[", r->version, r->applied_us, r->unrouted);
+    for (size_t i = 0; i < r->nroutes; i++) {
+        const sl_route_stats_t *s = &r->routes[i];
+        fputs(i ? ",{\"name\":" : "{\"name\":", out);
+        cli_json_string(out, s->name);
+        fprintf(out, ",\"matched\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"dropped\":%" PRIu64
+                ",\"dead_lettered\":%" PRIu64 ",\"errors\":%" PRIu64 "}", s->matched,
+                s->delivered, s->dropped, s->dead_lettered, s->errors);
+    }
+    fputs("]}", out);
+}
+
 static const char s_stats_usage[] =
     "usage: sluice stats [--json] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
     "Show topics, subscriptions (pattern, owner, lag = stored messages not yet\n"
     "acked, cursor, in flight, delivered, redelivered, dead-lettered, acked,\n"
-    "dropped, attached) and the broker's counters.\n"
+    "dropped, attached), the broker's counters and the routing table's (live\n"
+    "version, unrouted messages; per route matched, delivered, dropped,\n"
+    "dead-lettered, errors).\n"
     "\n"
     "  --json                  one JSON object {\"topics\": [...],\n"
-    "                          \"subscriptions\": [...], \"counters\": {...}}\n"
+    "                          \"subscriptions\": [...], \"counters\": {...},\n"
+    "                          \"routing\": {...}}\n"
     CLI_COMMON_USAGE;
 
 int cli_stats(int argc, char **argv)
@@ -323,6 +369,7 @@ int cli_stats(int argc, char **argv)
     static const char *const counter_headers[] = { "COUNTER", "VALUE" };
     s_admin_t self = { 0 };
     s_counters_t counters = { 0 };
+    sl_routing_stats_t routing = { 0 };
     cli_ctx_t ctx;
     sl_client_t *client = NULL;
     sl_topic_info_t *topics = NULL;
@@ -347,6 +394,11 @@ int cli_stats(int argc, char **argv)
         rc = cli_fail(&ctx, rc, "cannot fetch counters");
         goto fail;
     }
+    rc = sl_routing_stats(client, &routing);
+    if (rc != 0) {
+        rc = cli_fail(&ctx, rc, "cannot fetch the routing counters");
+        goto fail;
+    }
     if (ntopics)
         qsort(topics, ntopics, sizeof *topics, s_topic_cmp);
     if (nsubs)
@@ -367,7 +419,9 @@ int cli_stats(int argc, char **argv)
             cli_json_string(stdout, counters.items[i].name);
             fprintf(stdout, ":%" PRIu64, counters.items[i].value);
         }
-        fputs("}}\n", stdout);
+        fputs("},", stdout);
+        s_routing_json(&routing, stdout);
+        fputs("}\n", stdout);
     } else {
         s_topics_table(topics, ntopics, stdout);
         fputs("\n", stdout);
@@ -380,9 +434,12 @@ int cli_stats(int argc, char **argv)
         }
         cli_table_print(table, stdout);
         cli_table_destroy(&table);
+        fputs("\n", stdout);
+        s_routing_table(&routing, stdout);
     }
     rc = s_finish_stdout(&ctx);
 fail:
+    sl_routing_stats_clear(&routing);
     s_counters_free(&counters);
     free(topics);
     free(subs);

@@ -1,6 +1,7 @@
 /*  sluice - the command for people and scripts: publish lines, print a
  *  subscription, list topics and statistics, create topics, remove
- *  subscriptions, manage keys, grants and the audit trail. This file only
+ *  subscriptions, manage keys, grants, the audit trail, schemas, mappings
+ *  and routing tables. This file only
  *  dispatches to the subcommands (cli_*.c), handing them the connection
  *  options typed before the command, and owns the SIGINT flag.
  *  Single-threaded. Talks to the broker only through libsluice (sluice.h);
@@ -56,6 +57,11 @@ static const char s_usage[] =
     "  mapping add FILE        register a mapping (YAML)\n"
     "  mapping list|show NAME|rm NAME  the registered mappings\n"
     "  mapping test FILE.test.yaml [--schemas DIR]  run a mapping's fixtures\n"
+    "  routes apply FILE       make FILE the next routing table version\n"
+    "  routes list|show [N]    the table's versions; one version's YAML\n"
+    "  routes diff A [B]       two versions or files, or one against the live\n"
+    "  routes rollback N       a new version with version N's table\n"
+    "  routes test FIXTURES    run routing fixtures offline (no broker)\n"
     "  sub-rm NAME             delete a durable subscription and its cursor\n"
     "  keygen NAME             write a key pair: NAME.cert and NAME.pub\n"
     "  keys add NAME PUBKEY    register a client's public key (or its file)\n"
@@ -108,6 +114,12 @@ static const s_command_t s_commands[] = {
     { "mapping", "show", cli_mapping_show },
     { "mapping", "rm", cli_mapping_rm },
     { "mapping", "test", cli_mapping_test },
+    { "routes", "apply", cli_routes_apply },
+    { "routes", "list", cli_routes_list },
+    { "routes", "show", cli_routes_show },
+    { "routes", "diff", cli_routes_diff },
+    { "routes", "rollback", cli_routes_rollback },
+    { "routes", "test", cli_routes_test },
     { "sub-rm", NULL, cli_sub_rm },
     { "keygen", NULL, cli_keygen },
     { "keys", "add", cli_keys_add },
@@ -178,6 +190,10 @@ static int s_unknown(const char *word)
     else if (strcmp(word, "schema") == 0)
         fputs("sluice: 'schema' needs a subcommand: schema register SUBJECT FILE, "
               "schema check SUBJECT FILE, schema list, schema show SUBJECT[@N]\n", stderr);
+    else if (strcmp(word, "routes") == 0)
+        fputs("sluice: 'routes' needs a subcommand: routes apply FILE, routes list, "
+              "routes show [N], routes diff A [B], routes rollback N, "
+              "routes test FIXTURES\n", stderr);
     else if (strcmp(word, "keys") == 0)
         fputs("sluice: 'keys' needs a subcommand: keys add NAME PUBKEY, "
               "keys list, keys revoke NAME\n", stderr);

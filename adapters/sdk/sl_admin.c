@@ -1,6 +1,6 @@
 /*  sl_admin - the request/response admin calls: topics, stats, counters,
  *  subscription removal, identities and grants, data key rotation, schema
- *  registry, mappings. Owns nothing beyond each call; results are copied
+ *  registry, mappings, routing tables. Owns nothing beyond each call; results are copied
  *  out (arrays malloc'd for the caller). Client thread only; knows only the
  *  session. Every call is one s_call (send, wait at most
  *  connect_timeout_ms doing the client's other I/O, resend after a
@@ -620,4 +620,206 @@ int sl_mapping_remove(sl_client_t *self, const char *name)
     mr.name = (char *) name;
     return s_call(self, SLUICE__FRAME__BODY_MAPPING_REMOVE, &mr,
                   SLUICE__FRAME__BODY_OK, NULL, NULL);
+}
+
+/* -------------------------------------------------------------- routing */
+
+static void s_routes_copy(const Sluice__RoutesInfo *in, sl_routes_info_t *out, char *yaml)
+{
+    memset(out, 0, sizeof *out);
+    out->version = in->version;
+    out->applied_us = in->applied_us;
+    snprintf(out->identity, sizeof out->identity, "%s", in->identity ? in->identity : "");
+    out->routes = in->routes;
+    out->rollback_of = in->rollback_of;
+    out->yaml = yaml;
+}
+
+typedef struct {
+    uint32_t *version;
+    char **diff;
+    bool *changed;
+} s_applied_out_t;
+
+static int s_applied_copy(const Sluice__Frame *reply, void *arg)
+{
+    const s_applied_out_t *o = arg;
+    const Sluice__RoutesApplyReply *r = reply->routes_apply_reply;
+    if (o->diff) {
+        *o->diff = strdup(r->diff ? r->diff : "");
+        if (!*o->diff)
+            return SL_ENOMEM;
+    }
+    if (o->version)
+        *o->version = r->version;
+    if (o->changed)
+        *o->changed = r->changed;
+    return 0;
+}
+
+int sl_routes_apply(sl_client_t *self, const char *yaml, size_t len, bool dry_run,
+                    uint32_t expect_version, uint32_t *version, char **diff,
+                    bool *changed)
+{
+    if (diff)
+        *diff = NULL;
+    if (!yaml)
+        return SL_EINVAL;
+    /* The wire carries a string: the table must be LEN bytes of text. */
+    if (memchr(yaml, '\0', len)) {
+        sli_error_set(self->sess, "the routing table holds a NUL byte");
+        return SL_EINVAL;
+    }
+    char *text = malloc(len + 1);
+    if (!text)
+        return SL_ENOMEM;
+    memcpy(text, yaml, len);
+    text[len] = '\0';
+    Sluice__RoutesApply ra = SLUICE__ROUTES_APPLY__INIT;
+    ra.yaml = text;
+    ra.dry_run = dry_run;
+    ra.expect_version = expect_version;
+    s_applied_out_t o = { version, diff, changed };
+    int rc = s_call(self, SLUICE__FRAME__BODY_ROUTES_APPLY, &ra,
+                    SLUICE__FRAME__BODY_ROUTES_APPLY_REPLY, s_applied_copy, &o);
+    free(text);
+    return rc;
+}
+
+int sl_routes_rollback(sl_client_t *self, uint32_t version, uint32_t expect_version,
+                       uint32_t *new_version, char **diff, bool *changed)
+{
+    if (diff)
+        *diff = NULL;
+    if (version == 0) {
+        sli_error_set(self->sess, "versions are numbered from 1");
+        return SL_EINVAL;
+    }
+    Sluice__RoutesRollback rr = SLUICE__ROUTES_ROLLBACK__INIT;
+    rr.version = version;
+    rr.expect_version = expect_version;
+    s_applied_out_t o = { new_version, diff, changed };
+    return s_call(self, SLUICE__FRAME__BODY_ROUTES_ROLLBACK, &rr,
+                  SLUICE__FRAME__BODY_ROUTES_APPLY_REPLY, s_applied_copy, &o);
+}
+
+static int s_routes_info_copy(const Sluice__Frame *reply, void *arg)
+{
+    const Sluice__RoutesInfo *ri = reply->routes_info;
+    char *yaml = strdup(ri->yaml ? ri->yaml : "");
+    if (!yaml)
+        return SL_ENOMEM;
+    s_routes_copy(ri, arg, yaml);
+    return 0;
+}
+
+int sl_routes_get(sl_client_t *self, uint32_t version, sl_routes_info_t *out)
+{
+    if (!out)
+        return SL_EINVAL;
+    memset(out, 0, sizeof *out);
+    Sluice__RoutesGet rg = SLUICE__ROUTES_GET__INIT;
+    rg.version = version;
+    return s_call(self, SLUICE__FRAME__BODY_ROUTES_GET, &rg,
+                  SLUICE__FRAME__BODY_ROUTES_INFO, s_routes_info_copy, out);
+}
+
+void sl_routes_info_clear(sl_routes_info_t *info)
+{
+    if (!info)
+        return;
+    free(info->yaml);
+    info->yaml = NULL;
+}
+
+typedef struct {
+    sl_routes_info_t **list;
+    size_t *n;
+    uint32_t *live;
+} s_routes_out_t;
+
+static int s_routes_list_copy(const Sluice__Frame *reply, void *arg)
+{
+    const s_routes_out_t *o = arg;
+    const Sluice__RoutesListReply *r = reply->routes_list_reply;
+    *o->list = calloc(r->n_versions + 1, sizeof(sl_routes_info_t));
+    if (!*o->list)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < r->n_versions; i++)
+        s_routes_copy(r->versions[i], &(*o->list)[i], NULL);
+    *o->n = r->n_versions;
+    if (o->live)
+        *o->live = r->live;
+    return 0;
+}
+
+int sl_routes_list(sl_client_t *self, sl_routes_info_t **out, size_t *n,
+                   uint32_t *live)
+{
+    if (!out || !n)
+        return SL_EINVAL;
+    *out = NULL;
+    *n = 0;
+    if (live)
+        *live = 0;
+    Sluice__RoutesList rl = SLUICE__ROUTES_LIST__INIT;
+    s_routes_out_t o = { out, n, live };
+    return s_call(self, SLUICE__FRAME__BODY_ROUTES_LIST, &rl,
+                  SLUICE__FRAME__BODY_ROUTES_LIST_REPLY, s_routes_list_copy, &o);
+}
+
+void sl_routes_list_free(sl_routes_info_t *list, size_t n)
+{
+    (void) n;                   /* list entries own no text */
+    free(list);
+}
+
+static int s_routing_copy(const Sluice__Frame *reply, void *arg)
+{
+    sl_routing_stats_t *out = arg;
+    const Sluice__RoutingStats *r = reply->stats_reply->routing;
+    if (!r)
+        return 0;               /* a broker without routing: zeros */
+    out->version = r->version;
+    out->applied_us = r->applied_us;
+    out->unrouted = r->unrouted;
+    if (r->n_routes == 0)
+        return 0;
+    out->routes = calloc(r->n_routes, sizeof *out->routes);
+    if (!out->routes)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < r->n_routes; i++) {
+        const Sluice__RouteStats *rs = r->routes[i];
+        sl_route_stats_t *s = &out->routes[i];
+        snprintf(s->name, sizeof s->name, "%s", rs->name ? rs->name : "");
+        s->matched = rs->matched;
+        s->delivered = rs->delivered;
+        s->dropped = rs->dropped;
+        s->dead_lettered = rs->dead_lettered;
+        s->errors = rs->errors;
+    }
+    out->nroutes = r->n_routes;
+    return 0;
+}
+
+int sl_routing_stats(sl_client_t *self, sl_routing_stats_t *out)
+{
+    if (!out)
+        return SL_EINVAL;
+    memset(out, 0, sizeof *out);
+    /* Routing comes with every Stats reply; asking for the counters alone
+     * keeps the reply small. */
+    Sluice__StatsRequest sr = SLUICE__STATS_REQUEST__INIT;
+    sr.counters = true;
+    return s_call(self, SLUICE__FRAME__BODY_STATS, &sr,
+                  SLUICE__FRAME__BODY_STATS_REPLY, s_routing_copy, out);
+}
+
+void sl_routing_stats_clear(sl_routing_stats_t *stats)
+{
+    if (!stats)
+        return;
+    free(stats->routes);
+    stats->routes = NULL;
+    stats->nroutes = 0;
 }

@@ -95,7 +95,8 @@ struct sli_session {
     bool hs_pending;            /* connected, handshake not yet decided */
     unsigned hs_lost;           /* handshakes the broker cut short, in a row */
     char auth_text[SLI_ERROR_MAX];          /* why, while auth != OK */
-    char last_error[SLI_ERROR_MAX];         /* sl_client_last_error */
+    char last_error[16384];     /* sl_client_last_error: large, since a refused
+                                   routing table or mapping lists every error */
     uint8_t state;              /* sli_sess_state_t */
     bool ever_ready;
     int hello_refused;          /* last code the broker refused Hello with (429), or 0 */

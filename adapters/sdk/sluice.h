@@ -511,6 +511,76 @@ void sl_mapping_list_free(sl_mapping_info_t *list, size_t n);
 /* 0, SL_ENOTFOUND, SL_EDENIED, SL_ETIMEOUT. */
 int sl_mapping_remove(sl_client_t *self, const char *name);
 
+/* -------------------------------------------------------------- routing */
+/* docs/routing.md. Applying and rolling back need admin on '>'; reading
+ * needs any session. On a refusal the broker's reasons (every error of a
+ * refused table, one per line: FILE:LINE:COL: route NAME: field: reason)
+ * are in sl_client_last_error. EXPECT_VERSION: 0 = any; else the call is
+ * refused with SL_ESTALE (409) unless the live version is this one. */
+
+typedef struct {
+    uint32_t version;
+    uint64_t applied_us;        /* microseconds since the epoch */
+    char identity[256];         /* who applied it */
+    uint32_t routes;            /* number of routes */
+    uint32_t rollback_of;       /* made by rolling back to this version; 0: no */
+    char *yaml;                 /* sl_routes_get only (owned: free with
+                                   sl_routes_info_clear), else NULL */
+} sl_routes_info_t;
+
+/* Apply the table in YAML (LEN bytes) as the next version; with DRY_RUN
+ * only validate and diff. *version (may be NULL): the new live version (dry
+ * run: the live one); *diff (may be NULL; caller frees; never NULL on 0):
+ * a readable diff against the version it replaces, "(no change)" when
+ * equal; *changed (may be NULL): false when the table equals the live one.
+ * 0, SL_EINVAL (the table is wrong: every error in the last error),
+ * SL_ETOOBIG, SL_ESTALE, SL_EDENIED, SL_ETIMEOUT. */
+int sl_routes_apply(sl_client_t *self, const char *yaml, size_t len, bool dry_run,
+                    uint32_t expect_version, uint32_t *version, char **diff,
+                    bool *changed);
+
+/* Version VERSION (0 = the live one) with its YAML into *out (free with
+ * sl_routes_info_clear). 0, SL_ENOTFOUND (no such version, or no table
+ * applied yet), SL_ETIMEOUT. */
+int sl_routes_get(sl_client_t *self, uint32_t version, sl_routes_info_t *out);
+void sl_routes_info_clear(sl_routes_info_t *info);
+
+/* Every version, oldest first (yaml NULL): *out holds *n entries (caller
+ * frees with sl_routes_list_free); *live (may be NULL) the live version, 0
+ * when none was applied. */
+int sl_routes_list(sl_client_t *self, sl_routes_info_t **out, size_t *n,
+                   uint32_t *live);
+void sl_routes_list_free(sl_routes_info_t *list, size_t n);
+
+/* Make a new version whose table is VERSION's. *new_version, *diff,
+ * *changed (each may be NULL) as in sl_routes_apply. 0, SL_ENOTFOUND,
+ * SL_ESTALE, SL_EDENIED, SL_ETIMEOUT. */
+int sl_routes_rollback(sl_client_t *self, uint32_t version, uint32_t expect_version,
+                       uint32_t *new_version, char **diff, bool *changed);
+
+typedef struct {
+    char name[129];
+    uint64_t matched;           /* topic and predicate matched */
+    uint64_t delivered;         /* derived messages stored */
+    uint64_t dropped;
+    uint64_t dead_lettered;     /* legs sent to _dlq.routes (action or failure) */
+    uint64_t errors;            /* predicate or mapping failures */
+} sl_route_stats_t;
+
+typedef struct {
+    uint32_t version;           /* live table version; 0: none */
+    uint64_t applied_us;
+    uint64_t unrouted;          /* messages no route fired for, since start */
+    sl_route_stats_t *routes;   /* NROUTES entries in table order (owned:
+                                   free with sl_routing_stats_clear) */
+    size_t nroutes;
+} sl_routing_stats_t;
+
+/* The broker's routing counters into *out (free with
+ * sl_routing_stats_clear). 0 or an error. */
+int sl_routing_stats(sl_client_t *self, sl_routing_stats_t *out);
+void sl_routing_stats_clear(sl_routing_stats_t *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,6 +71,8 @@
  *    idents     identity name -> opaque record (sld_auth encodes it)
  *    registry   opaque key -> opaque value (sld_registry: schemas,
  *               subjects, topic bindings)
+ *    routes     table version u32 BE -> opaque record (sld_routes: the
+ *               routing tables; created on open, so older stores gain it)
  *    cursors    name '\0' topic id u32 -> floor u64 (sld_subrec)
  *    acked      name '\0' topic id u32 + offset u64 -> (empty) (sld_subrec)
  *               (the five above are the named tables of store_table.c:
@@ -323,7 +325,8 @@ struct sld_store {
     int lock_fd;                /* DIR/sluiced.lock, flocked (exclusive stores); else -1 */
     bool env_open;              /* mdb_env_open succeeded: close needs a sync */
     MDB_dbi db_meta, db_topics, db_msgs, db_producers, db_pseq, db_dedup,
-            db_dedup_exp, db_subs, db_cursors, db_acked, db_idents, db_registry;
+            db_dedup_exp, db_subs, db_cursors, db_acked, db_idents, db_registry,
+            db_routes;
     char *dir;
     size_t page;                /* OS page size; map sizes are multiples of it */
     size_t map_size;            /* current map size */

@@ -601,7 +601,7 @@ static int s_check_pseq(sld_store_t *s, MDB_txn *mt, s_check_t *c)
 static int s_check_pages(sld_store_t *s, MDB_txn *mt, s_check_t *c, bool *sound)
 {
     static const char *const lmdb_read[] = { "subs", "cursors", "acked", "pseq", "idents",
-                                             "registry" };
+                                             "registry", "routes" };
     sld_pages_t *pg = NULL;
     size_t count;
     const char *const *names;
@@ -681,6 +681,8 @@ int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out)
             rc = s_check_sums(self, mt, &c, self->db_idents, "idents");
         if (rc == 0)
             rc = s_check_sums(self, mt, &c, self->db_registry, "registry");
+        if (rc == 0)
+            rc = s_check_sums(self, mt, &c, self->db_routes, "routes");
         if (rc)
             goto fail;
         mrc = mdb_stat(mt, self->db_subs, &st);
@@ -689,8 +691,8 @@ int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out)
             goto fail;
         }
     } else if (out) {
-        fprintf(out, "store check: subscriptions, cursors, identities, the registry and "
-                "the producer index not checked: their pages are damaged\n");
+        fprintf(out, "store check: subscriptions, cursors, identities, the registry, the routing "
+                "tables and the producer index not checked: their pages are damaged\n");
     }
     if (out && (self->secret || c.sealed))
         fprintf(out, "store check: %zu topics, %" PRIu64 " records (%" PRIu64 " plain, %"

@@ -136,6 +136,8 @@ static int s_sums_start(sld_store_t *s, MDB_txn *mt)
     if (mrc == 0)
         mrc = s_resum(mt, s->db_registry, "registry");
     if (mrc == 0)
+        mrc = s_resum(mt, s->db_routes, "routes");
+    if (mrc == 0)
         mrc = s_resum(mt, s->db_cursors, "cursors");
     if (mrc == 0)
         mrc = s_resum(mt, s->db_acked, "acked");
@@ -352,7 +354,7 @@ static int s_load(sld_store_t *s, const uint8_t *seal_key)
         { "dedup", &s->db_dedup },         { "dedup_exp", &s->db_dedup_exp },
         { "subs", &s->db_subs },           { "cursors", &s->db_cursors },
         { "acked", &s->db_acked },         { "idents", &s->db_idents },
-        { "registry", &s->db_registry },
+        { "registry", &s->db_registry },   { "routes", &s->db_routes },
         { "keys", &s->db_keys },
     };
 

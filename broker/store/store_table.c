@@ -1,6 +1,7 @@
 /*  store_table - the named tables other modules keep their records in
  *  (subscriptions, cursors, acked offsets: sld_subrec; identities:
- *  sld_auth; the schema registry: sld_registry): put, get, delete,
+ *  sld_auth; the schema registry: sld_registry; routing tables:
+ *  sld_routes): put, get, delete,
  *  delete by prefix, walk by prefix, every value with its checksum.
  *  Broker thread only. It knows nothing of what the records mean: their
  *  formats are the modules' own.  */
@@ -72,6 +73,9 @@ static MDB_dbi s_dbi(const sld_store_t *s, sld_table_t table, const char **tag)
     case SLD_TABLE_REGISTRY:
         *tag = "registry";
         return s->db_registry;
+    case SLD_TABLE_ROUTES:
+        *tag = "routes";
+        return s->db_routes;
     }
     assert(!"unknown table");
     *tag = "";

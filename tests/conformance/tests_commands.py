@@ -681,6 +681,105 @@ def test_mapping_remove(w):
     expect_error(r, 404, k)
 
 
+# Routing tables (docs/routing.md). The brokers are shared by every test:
+# each test that applies a table ends by applying an empty one.
+ROUTES = """routes:
+  - name: conf-rt
+    match: { topic: "conf.rt.in" }
+    to: conf.rt.out
+"""
+ROUTES_EMPTY = 'routes: []\n'
+
+
+def routes_apply(c, yaml, **kw):
+    r, k = c.admin('routes_apply', yaml=yaml, **kw)
+    expect_body(r, 'routes_apply_reply', k)
+    return r.routes_apply_reply
+
+
+def routes_live(c):
+    r, k = c.admin('routes_list')
+    expect_body(r, 'routes_list_reply', k)
+    return r.routes_list_reply.live
+
+
+@row('commands', '`RoutesApply{yaml, dry_run, expect_version}`')
+def test_routes_apply(w):
+    c = w.session('plain')
+    live = routes_live(c)
+    dry = routes_apply(c, ROUTES, dry_run=True)
+    check(dry.version == live and '+ conf-rt' in dry.diff, 'dry run: %s' % harness.dump(dry))
+    check(routes_live(c) == live, 'a dry run changed the live version')
+    try:
+        a = routes_apply(c, ROUTES, expect_version=live)
+        check(a.version == live + 1 and a.changed, 'apply: %s' % harness.dump(a))
+        # The table routes: a publish to conf.rt.in is also stored on conf.rt.out.
+        c.subscribe_ok('conf-rt-out-%d' % os.getpid(), 'conf.rt.out', ephemeral=True)
+        expect_confirm(c.publish_one('conf.rt.in', b'{"n": 1}'), 0)
+        d = c.deliveries(1)[0]
+        e = envelope(d)
+        check(e.payload == b'{"n": 1}' and e.lineage.source_topic == 'conf.rt.in'
+              and e.lineage.route == 'conf-rt' and e.lineage.table_version == a.version,
+              'derived message: %s' % harness.dump(e))
+        r, k = c.admin('routes_apply', yaml='routes:\n  - name: x\n    match: {}\n')
+        expect_error(r, 422, k)
+    finally:
+        routes_apply(c, ROUTES_EMPTY)
+
+
+@row('commands', '`RoutesGet{version}`')
+def test_routes_get(w):
+    c = w.session('plain')
+    try:
+        v = routes_apply(c, ROUTES).version
+        r, k = c.admin('routes_get', version=v)
+        expect_body(r, 'routes_info', k)
+        check(r.routes_info.version == v and 'conf-rt' in r.routes_info.yaml
+              and r.routes_info.routes == 1, 'RoutesGet: %s' % harness.dump(r))
+        r, k = c.admin('routes_get', version=0)
+        expect_body(r, 'routes_info', k)
+        check(r.routes_info.version == v, 'RoutesGet 0 is not the live version')
+        r, k = c.admin('routes_get', version=v + 1000)
+        expect_error(r, 404, k)
+    finally:
+        routes_apply(c, ROUTES_EMPTY)
+
+
+@row('commands', '`RoutesList`')
+def test_routes_list(w):
+    c = w.session('plain')
+    try:
+        v = routes_apply(c, ROUTES).version
+        r, k = c.admin('routes_list')
+        expect_body(r, 'routes_list_reply', k)
+        vs = r.routes_list_reply.versions
+        check(r.routes_list_reply.live == v and vs and vs[-1].version == v
+              and all(not i.yaml for i in vs), 'RoutesList: %s' % harness.dump(r))
+        check([i.version for i in vs] == sorted(i.version for i in vs), 'not oldest first')
+    finally:
+        routes_apply(c, ROUTES_EMPTY)
+
+
+@row('commands', '`RoutesRollback{version, expect_version}`')
+def test_routes_rollback(w):
+    c = w.session('plain')
+    try:
+        v1 = routes_apply(c, ROUTES).version
+        v2 = routes_apply(c, ROUTES_EMPTY).version
+        r, k = c.admin('routes_rollback', version=v1, expect_version=v2)
+        expect_body(r, 'routes_apply_reply', k)
+        check(r.routes_apply_reply.version == v2 + 1 and '+ conf-rt' in r.routes_apply_reply.diff,
+              'rollback: %s' % harness.dump(r))
+        r, k = c.admin('routes_get', version=0)
+        expect_body(r, 'routes_info', k)
+        check(r.routes_info.rollback_of == v1 and 'conf-rt' in r.routes_info.yaml,
+              'after rollback: %s' % harness.dump(r))
+        r, k = c.admin('routes_rollback', version=v2 + 1000)
+        expect_error(r, 404, k)
+    finally:
+        routes_apply(c, ROUTES_EMPTY)
+
+
 @row('commands',
      'a `Frame` with no body, or a body only the broker sends (`HelloOk`, `Deliver`, …)')
 def test_no_body(w):

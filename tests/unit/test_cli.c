@@ -2,7 +2,8 @@
  *  the keys and the endpoint come from (flags, environment, --home, the
  *  ./var/sluice default, a plain-text broker's endpoint file), connection
  *  options typed before the command, times for --since, and the JSON field
- *  reader `audit` uses. No broker: only what
+ *  reader `audit` uses, and the offline fixture runner of `routes test`
+ *  (its file format and exit codes). No broker: only what
  *  cli_parse settles before connecting. Changes the process's working
  *  directory and environment, so it runs alone in its own process.  */
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
@@ -505,6 +507,131 @@ static void test_json_field(void **state)
             fail_msg("'%s' was taken for JSON", bad[i]);
 }
 
+/* `sluice routes test ARGS...` (NULL-terminated) with its stdout into
+ * OUT (OUTLEN bytes); the exit code. */
+static int s_routes_test(char *out, size_t outlen, ...)
+{
+    char *argv[16] = { (char *) "test" }, path[256];
+    int argc = 1;
+    va_list ap;
+    va_start(ap, outlen);
+    for (const char *a; (a = va_arg(ap, const char *)); )
+        argv[argc++] = (char *) a;
+    va_end(ap);
+    s_path(path, sizeof path, "routes/stdout");
+    fflush(stdout);
+    int saved = dup(1), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, 1), 1);
+    close(fd);
+    int rc = cli_routes_test(argc, argv);
+    fflush(stdout);
+    assert_int_equal(dup2(saved, 1), 1);
+    close(saved);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, outlen - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    printf("routes test -> %d\n%s", rc, out);
+    return rc;
+}
+
+static void test_routes_fixtures(void **state)
+{
+    (void) state;
+    char out[8192];
+    s_env("empty");
+    s_mkdir("routes");
+    s_put("routes/t.yaml", "routes:\n"
+          "  - name: keep\n"
+          "    match: {topic: \"a.b\"}\n"
+          "    to: c.d\n");
+    s_put("routes/ok.test.yaml", "routes: t.yaml\n"
+          "cases:\n"
+          "  - name: copied\n"
+          "    topic: a.b\n"
+          "    input: {x: 1}\n"
+          "    output: {c.d: {x: 1}}\n"
+          "  - name: elsewhere\n"
+          "    topic: a.z\n"
+          "    input: {x: 1}\n"
+          "    unrouted: true\n");
+    s_put("routes/bad.test.yaml", "routes: t.yaml\n"
+          "cases:\n"
+          "  - name: typo\n"
+          "    topic: a.b\n"
+          "    input: {x: 1}\n"
+          "    ouput: {c.d: {x: 1}}\n"
+          "  - name: expects nothing\n"
+          "    topic: a.b\n"
+          "    input: {x: 1}\n"
+          "  - name: two payloads\n"
+          "    topic: a.b\n"
+          "    input: {x: 1}\n"
+          "    payload: raw\n"
+          "    dropped: false\n"
+          "  - name: wrong value\n"
+          "    topic: a.b\n"
+          "    input: {x: 1}\n"
+          "    output: {c.d: {x: 2}}\n"
+          "  - name: wrong topic\n"
+          "    topic: a.b\n"
+          "    input: {x: 1}\n"
+          "    output: {e.f: {x: 1}}\n"
+          "    nothing_on: c.d\n");
+    /* A chain t0 -> t1 -> ... -> t10: the ninth hop is refused. */
+    char chain[4096] = "routes:\n", c[200];
+    for (int i = 0; i < 10; i++) {
+        snprintf(c, sizeof c, "  - name: hop%d\n    match: {topic: t%d}\n    to: t%d\n",
+                 i, i, i + 1);
+        strcat(chain, c);
+    }
+    s_put("routes/chain.yaml", chain);
+    s_put("routes/chain.test.yaml", "routes: chain.yaml\n"
+          "cases:\n"
+          "  - name: eight hops and no more\n"
+          "    topic: t0\n"
+          "    input: {n: 1}\n"
+          "    output: {t1: {n: 1}, t8: {n: 1}}\n"
+          "    nothing_on: [t9, t10]\n"
+          "    dead_letter: \"route hop8: routing chain longer than 8 hops\"\n");
+    s_put("routes/nokey.test.yaml", "routes: t.yaml\ncase: []\n");
+    s_put("routes/notable.test.yaml", "cases: []\n");
+
+    /* Usage: 64, as every command. */
+    assert_int_equal(s_routes_test(out, sizeof out, NULL), CLI_EXIT_USAGE);
+    assert_int_equal(s_routes_test(out, sizeof out, "a", "b", NULL), CLI_EXIT_USAGE);
+    assert_int_equal(s_routes_test(out, sizeof out, "--bogus", "x", NULL), CLI_EXIT_USAGE);
+    /* Nothing could be tested: 2. */
+    assert_int_equal(s_routes_test(out, sizeof out, "../routes/none.yaml", NULL),
+                     CLI_EXIT_NOTRUN);
+    assert_int_equal(s_routes_test(out, sizeof out, "../routes/nokey.test.yaml", NULL),
+                     CLI_EXIT_NOTRUN);
+    assert_int_equal(s_routes_test(out, sizeof out, "../routes/notable.test.yaml", NULL),
+                     CLI_EXIT_NOTRUN);
+    assert_int_equal(s_routes_test(out, sizeof out, "../routes/ok.test.yaml", "--routes",
+                                   "../routes/missing.yaml", NULL), CLI_EXIT_NOTRUN);
+    /* The table is found beside the fixture, not in the working directory. */
+    assert_int_equal(s_routes_test(out, sizeof out, "../routes/ok.test.yaml", NULL),
+                     CLI_EXIT_OK);
+    assert_non_null(strstr(out, "PASS copied"));
+    assert_non_null(strstr(out, "2 passed, 0 failed"));
+    assert_int_equal(s_routes_test(out, sizeof out, "../routes/chain.test.yaml", NULL),
+                     CLI_EXIT_OK);
+    assert_non_null(strstr(out, "1 passed, 0 failed"));
+    /* Every wrong case fails with a reason; the right one passes. */
+    assert_int_equal(s_routes_test(out, sizeof out, "../routes/bad.test.yaml", NULL),
+                     CLI_EXIT_FAILED);
+    assert_non_null(strstr(out, "FAIL typo\n      unknown key 'ouput'"));
+    assert_non_null(strstr(out, "FAIL expects nothing\n      the case expects nothing"));
+    assert_non_null(strstr(out, "FAIL two payloads\n      the case needs one of input"));
+    assert_non_null(strstr(out, "FAIL wrong value\n      c.d/x: expected 2, got 1"));
+    assert_non_null(strstr(out, "e.f: expected a message, got none"));
+    assert_non_null(strstr(out, "c.d: expected nothing, got 1 message"));
+    assert_non_null(strstr(out, "0 passed, 5 failed"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_leading_argv),
         cmocka_unit_test(test_times),
         cmocka_unit_test(test_json_field),
+        cmocka_unit_test(test_routes_fixtures),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

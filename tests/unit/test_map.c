@@ -628,6 +628,37 @@ static void test_substring(void **state)
     s_bad("substring($.id, $.total)", s_types, "substring() expects an integer, got a number (from $.total)");
 }
 
+/* let NAME = VALUE in BODY: local names (docs/mapping.md, "Local names"). */
+static void test_let(void **state)
+{
+    (void) state;
+    s_is("let e = lower(trim($.buyer.email)) in concat(e, \"|\", e)",
+         "\"jane.doe@example.com|jane.doe@example.com\"");
+    s_is("let n = $.count * 2 in n + n", "12");
+    s_is("let b = $.buyer in b.country", "\"DE\"");
+    s_is("let a = 1 in let b = a + 1 in [a, b]", "[1,2]");
+    s_is("let xs = filter($.items, i => i.qty > 1) in map(xs, x => x.sku)", "[\"X-1\",\"Z-3\"]");
+    s_is("let s = $.items[-1] in s.tags[-1]", "\"b\"");
+    s_is("let m = $.nope in m ?? \"none\"", "\"none\"");
+    s_is("if (let t = $.total in t > 100) then \"big\" else \"small\"", "\"big\"");
+    s_is("map($.items, i => let q = i.qty in q * 10)", "[20,10,50]");
+    /* 'let' and 'in' stay ordinary names elsewhere */
+    s_is("map([1, 2], let => let + 1)", "[2,3]");
+    /* the name is typed from its value: the checker still sees the schema */
+    s_bad("let b = $.buyer in b.emial", s_types, "emial");
+    s_bad("let n = $.id in n * 2", s_types, "'*' expects a number");
+    s_bad("let a = 1 in let a = 2 in a", NULL, "'a' is already a name here");
+    s_bad("let a = 1 a", NULL, "expected 'in', got name");
+    s_bad("let a = 1", NULL, "expected 'in', got end of expression");
+    s_bad("let a = 1 in b", NULL, "unknown name 'b'");
+    s_bad("a + let", NULL, "unknown name 'a'");
+    /* '=' outside let NAME = is still the typo it was */
+    s_bad("let = 1", NULL, "unexpected character '='");
+    s_bad("let a == 1 in a", NULL, "t.yaml:6:");
+    /* runtime errors name the name's source */
+    s_fails("let c = $.buyer.city in upper(c)", "$.buyer.city is missing");
+}
+
 static void test_starts_ends_contains(void **state)
 {
     (void) state;
@@ -1352,6 +1383,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_no_types),
         cmocka_unit_test(test_names_nul),
+        cmocka_unit_test(test_let),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
