@@ -72,11 +72,6 @@ typedef struct {
     size_t nq, capq;
 } s_pass_t;
 
-static int s_note(sld_server_t *self, uint32_t id)
-{
-    return slc_idset_add(&self->appended, &self->nappended, &self->capappended, id);
-}
-
 /* Pack ENV into the server's scratch buffer and append it on topic ID.
  * 0 and *offset, or a store failure. */
 static int s_store(s_pass_t *p, uint32_t id, const Sluice__Envelope *env, uint64_t *offset)
@@ -88,7 +83,7 @@ static int s_store(s_pass_t *p, uint32_t id, const Sluice__Envelope *env, uint64
     slc_envelope_pack(env, self->scratch);
     int rc = sld_store_append(p->txn, id, p->now, self->scratch, len, offset);
     if (rc == 0)
-        rc = s_note(self, id);
+        rc = sld_ingest_note_appended(self, id);
     return rc;
 }
 
