@@ -72,6 +72,8 @@ static const sld_command_t s_table[] = {
           "routes.get", NULL, NULL),
     S_ROW(ROUTES_LIST, "routes_list", IMMEDIATE, ANY, sld_admin_on_routes_read, NULL,
           "routes.list", NULL, NULL),
+    S_ROW(TRACE, "trace", IMMEDIATE, SUBSCRIBE, sld_admin_on_trace, NULL, "trace",
+          "trace messages of", NULL),
 };
 #define S_TABLE_SIZE (sizeof s_table / sizeof s_table[0])
 
@@ -132,6 +134,10 @@ static void s_args(const Sluice__Frame *f, char *out, size_t len)
                      sub->name ? sub->name : "", sub->pattern ? sub->pattern : "", starts[k], at);
         break;
     }
+    case SLUICE__FRAME__BODY_TRACE:
+        snprintf(out, len, "topic %s, offset %" PRIu64,
+                 f->trace->topic ? f->trace->topic : "", f->trace->offset);
+        break;
     case SLUICE__FRAME__BODY_CREDIT:
         snprintf(out, len, "subscription id %u, credit %u", f->credit->sub_id,
                  f->credit->credit);
@@ -310,6 +316,16 @@ static bool s_permitted(sld_server_t *self, const sld_peer_t *peer, const sld_co
     case SLD_CMD_PUBLISH:
         return true;
     case SLD_CMD_SUBSCRIBE:
+        if (f->body_case == SLUICE__FRAME__BODY_TRACE) {
+            /* Trace reads one topic's messages: subscribe on the topic. */
+            p = f->trace->topic;
+            if (!p || slc_topic_validate(p, true) != 0
+                || sld_ident_covers(id, SLD_PERM_SUBSCRIBE, p))
+                return true;
+            snprintf(need, sizeof need, "subscribe on %s", p);
+            s_deny_cmd(self, peer, f, cmd->action, p, need, cmd->what, p);
+            return false;
+        }
         p = f->subscribe->pattern;
         if (!p || slc_pattern_validate(p) != 0)
             return true;

@@ -4,8 +4,9 @@
  *  (with its lineage), each dead-lettered leg on _dlq.routes (and an
  *  advisory on _advisory.routes for failures), then route the derived
  *  messages in turn (a work queue, at most SLD_ROUTE_HOPS hops, a target
- *  already in the path is a `routing loop` leg). Broker thread only,
- *  called by sld_ingest. The table's versions and counters are
+ *  already in the path is a `routing loop` leg), and the trace record of
+ *  each message a route's pattern matched (sld_trace). Broker thread
+ *  only, called by sld_ingest. The table's versions and counters are
  *  sld_routes'; what routes do is docs/routing.md.  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include "sld_routes.h"
 #include "sld_server_int.h"
+#include "sld_trace.h"
 
 #define SLD_ROUTE_HOPS 8
 #define S_DLQ_TOPIC "_dlq.routes"
@@ -59,6 +61,7 @@ typedef struct {
     Sluice__Envelope env;       /* shallow; strings in the arena or the frame */
     Sluice__Lineage lin;
     uint64_t offset;
+    uint32_t id;                /* topic id (an original's: looked up when needed) */
     bool original;
 } s_item_t;
 
@@ -70,6 +73,7 @@ typedef struct {
     s_arena_t arena;
     s_item_t **q;
     size_t nq, capq;
+    sld_trace_t trace;          /* the record of the message being routed */
 } s_pass_t;
 
 /* Pack ENV into the server's scratch buffer and append it on topic ID.
@@ -82,8 +86,10 @@ static int s_store(s_pass_t *p, uint32_t id, const Sluice__Envelope *env, uint64
         return SL_ENOMEM;
     slc_envelope_pack(env, self->scratch);
     int rc = sld_store_append(p->txn, id, p->now, self->scratch, len, offset);
+    /* What sld_ingest_note_appended does, without calling back into
+     * sld_ingest (which calls this stage): no call cycle. */
     if (rc == 0)
-        rc = sld_ingest_note_appended(self, id);
+        rc = slc_idset_add(&self->appended, &self->nappended, &self->capappended, id);
     return rc;
 }
 
@@ -255,6 +261,8 @@ static int s_dlq(s_pass_t *p, const s_item_t *it, size_t route_ix, const char *r
     int rc = sld_store_topic_ensure(p->txn, S_DLQ_TOPIC, &id);
     if (rc == 0)
         rc = s_store(p, id, &env, &dlq_off);
+    if (rc == 0)
+        rc = sld_trace_leg(&p->trace, id, dlq_off);
     if (rc)
         return rc;
     sld_routes_count(p->self->routes, route_ix, SLD_ROUTE_DLQ, 1);
@@ -303,7 +311,10 @@ static int s_derive(s_pass_t *p, const s_item_t *it, size_t route_ix, const char
     d->env.lineage = s_lineage(p, it, route, mapping, target);
     if (!d->env.lineage)
         return SL_ENOMEM;
+    d->id = id;
     rc = s_store(p, id, &d->env, &d->offset);
+    if (rc == 0)
+        rc = sld_trace_leg(&p->trace, id, d->offset);
     if (rc)
         return rc;
     sld_routes_count(p->self->routes, route_ix, SLD_ROUTE_DELIVERED, 1);
@@ -329,6 +340,7 @@ static int s_deliver(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st
             char text[1200];
             snprintf(text, sizeof text, "mapping %s: its output is invalid: %s",
                      step->mapping ? step->mapping : "", why);
+            sld_trace_fail(&p->trace, text);
             return s_dlq(p, it, step->route, route, "sluice-error", text);
         }
         char *json = s_keep(&p->arena, cJSON_PrintUnformatted(step->output));
@@ -359,10 +371,17 @@ static int s_route_one(s_pass_t *p, const slt_route_table_t *table, const s_item
                                 ? it->env.content_type : NULL, meta };
     int rc = slt_route_eval(table, &msg, res);
     bool fired = false;
+    sld_trace_reset(&p->trace, p->version);
     for (size_t i = 0; rc == 0 && i < res->nsteps; i++) {
         const slt_route_step_t *st = &res->steps[i];
         const char *name = slt_route_name(table, st->route);
-        if (st->outcome == SLT_ROUTE_SKIPPED)
+        sld_trace_outcome_t outcome =
+            st->outcome == SLT_ROUTE_SKIPPED ? SLD_TRACE_SKIPPED
+          : st->outcome == SLT_ROUTE_FAILED ? SLD_TRACE_FAILED
+          : st->action == SLT_ROUTE_DROP ? SLD_TRACE_DROP
+          : st->action == SLT_ROUTE_DLQ ? SLD_TRACE_DLQ : SLD_TRACE_DELIVER;
+        rc = sld_trace_step(&p->trace, (uint32_t) st->route, outcome, st->reason);
+        if (rc || st->outcome == SLT_ROUTE_SKIPPED)
             continue;
         fired = true;
         if (st->outcome == SLT_ROUTE_FAILED) {
@@ -379,6 +398,12 @@ static int s_route_one(s_pass_t *p, const slt_route_table_t *table, const s_item
     }
     if (rc == 0 && !fired && it->original)
         sld_routes_count_unrouted(p->self->routes);
+    /* The trace record: only when some route's pattern matched. */
+    uint32_t id = it->id;
+    if (rc == 0 && res->nsteps > 0 && it->original)
+        rc = sld_store_topic_ensure(p->txn, it->env.topic, &id);
+    if (rc == 0 && res->nsteps > 0)
+        rc = sld_trace_put(p->txn, id, it->offset, &p->trace);
     cJSON_Delete(meta);
     return rc;
 }
@@ -408,6 +433,7 @@ int sld_route_ingest(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t
     for (size_t i = 0; rc == 0 && i < p.nq; i++)
         rc = s_route_one(&p, table, p.q[i], &res);
     slt_route_result_free(&res);
+    sld_trace_free(&p.trace);
     free(p.q);
     s_arena_free(&p.arena);
     return rc;

@@ -204,6 +204,10 @@ int sld_admin_on_routes_read(sld_server_t *self, const sld_peer_t *peer, Sluice_
 int sld_admin_apply_routes(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
                            bool refuse, int fail);
 
+/* Trace: what routing did with one stored message (sld_trace's records,
+ * the stored envelope's lineage). Subscribe permission on the topic. */
+int sld_admin_on_trace(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+
 /* GRANTS of a GrantChange as audit text: "publish,subscribe shop.> ...". */
 void sld_admin_grants_text(const Sluice__GrantChange *gc, char *out, size_t len);
 

@@ -307,6 +307,9 @@ typedef enum {
     SLD_TABLE_IDENTS,           /* "idents": identity name -> record (sld_auth) */
     SLD_TABLE_REGISTRY,         /* "registry": key -> value (sld_registry) */
     SLD_TABLE_ROUTES,           /* "routes": table version u32 BE -> record (sld_routes) */
+    SLD_TABLE_TRACE,            /* "trace": topic id u32 BE + offset u64 BE -> what
+                                   routing did with that message (sld_trace); retention
+                                   deletes a message's record with the message */
 } sld_table_t;
 
 /* Longest key of a named table, bytes (LMDB's limit). */

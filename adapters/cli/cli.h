@@ -280,6 +280,7 @@ int cli_routes_list(int argc, char **argv);
 int cli_routes_show(int argc, char **argv);
 int cli_routes_diff(int argc, char **argv);
 int cli_routes_rollback(int argc, char **argv);
+int cli_trace(int argc, char **argv);
 int cli_routes_test(int argc, char **argv);
 
 /* Run fixture file FILE (docs/routing.md, "Fixtures") offline against the
@@ -290,5 +291,16 @@ int cli_routes_test(int argc, char **argv);
  * CLI_EXIT_NOTRUN (nothing tested). cli_routes_test.c. */
 int cli_routes_fixtures(const char *cmd, const char *file, const char *routes,
                         const char *mappings, const char *schemas);
+
+/* `routes diff --replay`: route the last LAST stored messages of TOPIC
+ * (read through an ephemeral subscription: nothing is written) through
+ * table BEFORE (YAML; NULL: no table) and AFTER, offline with the broker's
+ * mappings and schemas; print every message whose route set or output
+ * differs and a summary by route. BEFORE_WHAT / AFTER_WHAT name the sides.
+ * CLI_EXIT_OK (nothing would change), CLI_EXIT_FAILED (something would),
+ * CLI_EXIT_NOTRUN (nothing replayed; said why). cli_routes_replay.c. */
+int cli_routes_replay(cli_ctx_t *ctx, sl_client_t *client, const char *before,
+                      const char *before_what, const char *after, const char *after_what,
+                      const char *topic, uint64_t last);
 
 #endif

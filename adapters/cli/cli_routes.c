@@ -3,7 +3,8 @@
  *  list, show, diff (versions or files, diffed here with slt_route_diff)
  *  and rollback. One request each through the SDK, except diff, which
  *  fetches what it compares and compiles both sides without resolving
- *  mappings (a diff is about the routes, not whether their mappings exist).
+ *  mappings (a diff is about the routes, not whether their mappings exist)
+ *  and, with --replay, hands both tables to cli_routes_replay.c.
  *  Single-threaded. docs/routing.md, "Commands".  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
+#include "slc.h"
 #include "slt_route.h"
 
 enum {
@@ -20,7 +22,11 @@ enum {
     S_OPT_MAPPINGS,
     S_OPT_SCHEMAS,
     S_OPT_JSON,
+    S_OPT_REPLAY,
+    S_OPT_LAST,
 };
+
+#define S_LAST_DEFAULT 100      /* diff --replay without --last */
 
 #define S_ERR_MAX 16384
 
@@ -31,6 +37,8 @@ typedef struct {
     const char *mappings;
     const char *schemas;
     bool json;                  /* list --json */
+    const char *replay;         /* diff --replay TOPIC */
+    uint64_t last;              /* diff --last N; 0 = not given */
 } s_routes_t;
 
 /* A version number: 1 .. UINT32_MAX. */
@@ -66,6 +74,16 @@ static int s_on_option(void *self_, cli_ctx_t *ctx, int opt, const char *arg)
         return CLI_EXIT_OK;
     case S_OPT_JSON:
         self->json = true;
+        return CLI_EXIT_OK;
+    case S_OPT_REPLAY:
+        if (slc_topic_validate(arg, true) != 0)
+            return cli_usage_error(ctx, "--replay wants a topic name (no wildcards), "
+                                   "not '%s'", arg);
+        self->replay = arg;
+        return CLI_EXIT_OK;
+    case S_OPT_LAST:
+        if (cli_parse_u64(arg, &self->last) != 0 || self->last == 0)
+            return cli_usage_error(ctx, "--last wants a positive number, not '%s'", arg);
         return CLI_EXIT_OK;
     default:
         return cli_usage_error(ctx, "unexpected option");
@@ -355,20 +373,31 @@ static const char s_diff_usage[] =
     "`sluice routes diff new.yaml` shows what applying new.yaml would do.\n"
     "A FILE that names an existing file is read as a file, even when it is\n"
     "all digits.\n"
+    "\n"
+    "  --replay TOPIC          also route the last stored messages of TOPIC\n"
+    "                          through both tables (offline, with the\n"
+    "                          broker's mappings; nothing is written) and\n"
+    "                          print each message whose route set or output\n"
+    "                          would change, then a summary by route\n"
+    "  --last N                how many messages --replay reads (default 100)\n"
+    "\n"
+    "Exit with --replay: 0 no message would change, 1 some would, 2 nothing\n"
+    "could be replayed (broker, topic, a table that does not compile), 64\n"
+    "usage. Without: 0, or 1 / 2 / 64 as every command.\n"
     CLI_COMMON_USAGE;
 
-/* The table OPERAND names, compiled into *out (NULL: no table, the live
- * one when none was applied): a file when one exists by that name, else a
- * version number (0 = live). *what describes it for the header line. */
-static int s_side(cli_ctx_t *ctx, sl_client_t *client, const char *operand,
-                  slt_route_table_t **out, char *what, size_t whatlen)
+/* The YAML of the table OPERAND names into *yaml (caller frees; NULL: no
+ * table, the live one when none was applied): a file when one exists by
+ * that name, else a version number (NULL = live). *what describes it for
+ * the header line. */
+static int s_side_yaml(cli_ctx_t *ctx, sl_client_t *client, const char *operand,
+                       char **yaml_out, char *what, size_t whatlen)
 {
     struct stat st;
     uint32_t version = 0;
-    char *yaml = NULL, *err = NULL;
+    char *yaml = NULL;
     size_t len = 0;
-    int rc = CLI_EXIT_OK;
-    *out = NULL;
+    *yaml_out = NULL;
     if (operand && stat(operand, &st) == 0) {
         yaml = cli_read_file(operand, SLT_ROUTE_YAML_MAX, &len);
         if (!yaml) {
@@ -392,15 +421,27 @@ static int s_side(cli_ctx_t *ctx, sl_client_t *client, const char *operand,
             return cli_fail(ctx, r, "cannot fetch %s%" PRIu32,
                             version ? "version " : "the live version", version);
         yaml = info.yaml;
-        len = strlen(yaml);
         snprintf(what, whatlen, "version %" PRIu32 "%s", info.version,
                  version ? "" : " (live)");
-        operand = what;
     }
+    *yaml_out = yaml;
+    return CLI_EXIT_OK;
+}
+
+/* The table OPERAND names (as s_side_yaml), compiled into *out. */
+static int s_side(cli_ctx_t *ctx, sl_client_t *client, const char *operand,
+                  slt_route_table_t **out, char *what, size_t whatlen)
+{
+    char *yaml = NULL, *err = NULL;
+    *out = NULL;
+    int rc = s_side_yaml(ctx, client, operand, &yaml, what, whatlen);
+    if (rc != CLI_EXIT_OK || !yaml)
+        return rc;
+    size_t len = strlen(yaml);
     err = cli_xmalloc(S_ERR_MAX);
     err[0] = '\0';
     slt_route_resolver_t none = { NULL, NULL, NULL };
-    int crc = slt_route_compile(yaml, len, operand, &none, out, err, S_ERR_MAX);
+    int crc = slt_route_compile(yaml, len, what, &none, out, err, S_ERR_MAX);
     if (crc != 0) {
         fprintf(stderr, "%s%ssluice %s: %s does not compile (%s)\n", err,
                 *err && err[strlen(err) - 1] != '\n' ? "\n" : "", ctx->cmd, what,
@@ -412,14 +453,42 @@ static int s_side(cli_ctx_t *ctx, sl_client_t *client, const char *operand,
     return rc;
 }
 
+/* diff --replay: both tables' YAML to cli_routes_replay.c. Its failures
+ * before the replay are "nothing replayed" (2), not "changes" (1). */
+static int s_replay_run(cli_ctx_t *ctx, const s_routes_t *self, sl_client_t *client,
+                        const char *first, const char *second)
+{
+    char *ya = NULL, *yb = NULL, wa[4200], wb[4200];
+    int rc = s_side_yaml(ctx, client, first, &ya, wa, sizeof wa);
+    if (rc == CLI_EXIT_OK)
+        rc = s_side_yaml(ctx, client, second, &yb, wb, sizeof wb);
+    if (rc == CLI_EXIT_OK && !yb) {
+        fprintf(stderr, "sluice %s: no routing table applied yet: give the table to "
+                "replay as a file\n", ctx->cmd);
+        rc = CLI_EXIT_NOTRUN;
+    }
+    if (rc == CLI_EXIT_OK)
+        rc = cli_routes_replay(ctx, client, ya, wa, yb, wb, self->replay,
+                               self->last ? self->last : S_LAST_DEFAULT);
+    else if (rc == CLI_EXIT_FAILED)
+        rc = CLI_EXIT_NOTRUN;
+    free(ya);
+    free(yb);
+    return rc;
+}
+
 static int s_diff_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
-    (void) self_;
+    const s_routes_t *self = self_;
     slt_route_table_t *a = NULL, *b = NULL;
     char wa[4200], wb[4200];
     /* One operand: the live version against it. */
     const char *first = ctx->npos == 2 ? ctx->pos[0] : NULL;
     const char *second = ctx->npos == 2 ? ctx->pos[1] : ctx->pos[0];
+    if (self->replay)
+        return s_replay_run(ctx, self, client, first, second);
+    if (self->last)
+        return cli_usage_error(ctx, "--last goes with --replay");
     int rc = s_side(ctx, client, first, &a, wa, sizeof wa);
     if (rc == CLI_EXIT_OK)
         rc = s_side(ctx, client, second, &b, wb, sizeof wb);
@@ -443,7 +512,12 @@ static int s_diff_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 
 int cli_routes_diff(int argc, char **argv)
 {
-    static const struct option options[] = { CLI_COMMON_OPTIONS, { NULL, 0, NULL, 0 } };
+    static const struct option options[] = {
+        CLI_COMMON_OPTIONS,
+        { "replay", required_argument, NULL, S_OPT_REPLAY },
+        { "last", required_argument, NULL, S_OPT_LAST },
+        { NULL, 0, NULL, 0 },
+    };
     s_routes_t self = { 0 };
     return s_request("routes diff", s_diff_usage, argc, argv, options, &self, 1, 2,
                      S_POS_VERSIONS_OR_FILES, s_diff_run);

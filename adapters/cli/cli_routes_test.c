@@ -4,8 +4,9 @@
  *  turn, loops and hop limits as at ingest), and prints a readable
  *  difference for every case that does not give what it says. Also the
  *  check `routes apply --test` runs before it sends anything.
- *  Links the routing, mapping and schema engines (slt) directly: the same
- *  code the broker runs. Talks to no broker. Single-threaded.  */
+ *  Routes each message with cli_route_run.c (the slt engines the broker
+ *  runs); this file reads the fixture, mappings and schemas from files and
+ *  checks the cases. Talks to no broker. Single-threaded.  */
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
@@ -15,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <libfyaml.h>
 #include "cli.h"
+#include "cli_route_run.h"
 #include "slc.h"
 #include "slt_doc.h"
 #include "slt_map.h"
@@ -26,30 +28,16 @@ enum { S_OPT_ROUTES = CLI_OPT_OWN, S_OPT_MAPPINGS, S_OPT_SCHEMAS };
 
 #define S_FILE_MAX (4 * 1024 * 1024)
 #define S_ERR_MAX 16384
-#define S_HOPS_MAX 8            /* docs/routing.md, "Limits" */
-#define S_DLQ_TOPIC "_dlq.routes"
+#define S_DLQ_TOPIC CLI_ROUTE_DLQ_TOPIC
 
 /* ------------------------------------------------------------ the world */
 
+/* What a run knows: the mappings and schemas it read (cli_route_run.c),
+ * where schemas are read from, the topic bindings the fixture declares,
+ * and the compiled table. */
 typedef struct {
-    char *ref;                  /* SUBJECT@VERSION */
-    slt_schema_t *schema;       /* NULL: could not be read (said once) */
-} s_schema_t;
-
-typedef struct {
-    slt_map_t *map;
-    char *file;
-} s_mapping_t;
-
-/* What a run knows: the schemas and mappings it read, the topic bindings
- * the fixture declares, and the compiled table. */
-typedef struct {
-    const char *cmd;
+    cli_route_world_t rw;
     char *schemas_dir;          /* NULL: schemas unknown (nothing validated) */
-    s_schema_t *schemas;
-    size_t nschemas;
-    s_mapping_t *maps;
-    size_t nmaps;
     struct fy_node *bindings;   /* fixture's `bindings:` (topic -> SUBJECT@VERSION) */
     slt_route_table_t *table;
 } s_world_t;
@@ -67,30 +55,31 @@ static char *s_path(const char *path, const char *relative_to)
     return cli_xstrdup(buf);
 }
 
-/* Schema REF from the schemas directory, read once; NULL when there is no
- * directory or it cannot be read (said on stderr, once). */
-static slt_schema_t *s_schema(s_world_t *w, const char *ref)
+/* Schema REF's text from the schemas directory (cli_route_schema_text_fn). */
+static char *s_schema_text(void *arg, const char *ref, size_t *len)
 {
-    char path[8192], err[S_ERR_MAX];
-    if (!w->schemas_dir || !ref || !*ref)
+    s_world_t *w = arg;
+    char path[8192];
+    if (!w->schemas_dir)
         return NULL;
-    for (size_t i = 0; i < w->nschemas; i++)
-        if (strcmp(w->schemas[i].ref, ref) == 0)
-            return w->schemas[i].schema;
-    w->schemas = cli_xrealloc(w->schemas, (w->nschemas + 1) * sizeof *w->schemas);
-    s_schema_t *s = &w->schemas[w->nschemas++];
-    s->ref = cli_xstrdup(ref);
-    s->schema = NULL;
     snprintf(path, sizeof path, "%s/%s.json", w->schemas_dir, ref);
-    size_t len = 0;
-    char *text = cli_read_file(path, S_FILE_MAX, &len);
+    char *text = cli_read_file(path, S_FILE_MAX, len);
     if (!text)
-        fprintf(stderr, "sluice %s: cannot read schema %s: %s\n", w->cmd, path,
+        fprintf(stderr, "sluice %s: cannot read schema %s: %s\n", w->rw.cmd, path,
                 strerror(errno));
-    else if (slt_schema_compile(text, len, &s->schema, err, sizeof err) != 0)
-        fprintf(stderr, "sluice %s: schema %s does not compile: %s\n", w->cmd, path, err);
-    free(text);
-    return s->schema;
+    return text;
+}
+
+static const char *s_scalar(struct fy_node *parent, const char *key)
+{
+    struct fy_node *n = parent ? fy_node_mapping_lookup_by_string(parent, key, FY_NT) : NULL;
+    return n && fy_node_is_scalar(n) ? fy_node_get_scalar0(n) : NULL;
+}
+
+static const char *s_binding(void *arg, const char *topic)
+{
+    s_world_t *w = arg;
+    return s_scalar(w->bindings, topic);
 }
 
 static bool s_yaml_name(const char *name)
@@ -108,11 +97,11 @@ static bool s_yaml_name(const char *name)
  * compilation. 0, or -1 when DIR cannot be read. */
 static int s_load_mappings(s_world_t *w, const char *dir)
 {
-    char path[8192], err[S_ERR_MAX], from[512], to[512];
+    char path[8192];
     DIR *d = opendir(dir);
     struct dirent *e;
     if (!d) {
-        fprintf(stderr, "sluice %s: cannot read mappings directory %s: %s\n", w->cmd, dir,
+        fprintf(stderr, "sluice %s: cannot read mappings directory %s: %s\n", w->rw.cmd, dir,
                 strerror(errno));
         return -1;
     }
@@ -123,286 +112,32 @@ static int s_load_mappings(s_world_t *w, const char *dir)
         size_t len = 0;
         char *yaml = cli_read_file(path, S_FILE_MAX, &len);
         if (!yaml) {
-            fprintf(stderr, "sluice %s: cannot read %s: %s\n", w->cmd, path, strerror(errno));
+            fprintf(stderr, "sluice %s: cannot read %s: %s\n", w->rw.cmd, path,
+                    strerror(errno));
             continue;
         }
-        slt_schema_t *src = NULL;
-        if (slt_map_peek(yaml, len, from, to, sizeof from) == 0 && from[0])
-            src = s_schema(w, from);
-        slt_map_t *map = NULL;
-        if (slt_map_compile(yaml, len, path, src ? slt_map_schema_types : NULL, src, &map,
-                            err, sizeof err) != 0)
-            fprintf(stderr, "sluice %s: mapping %s left out:\n%s\n", w->cmd, path, err);
-        else {
-            w->maps = cli_xrealloc(w->maps, (w->nmaps + 1) * sizeof *w->maps);
-            w->maps[w->nmaps].map = map;
-            w->maps[w->nmaps].file = cli_xstrdup(path);
-            w->nmaps++;
-        }
+        (void) cli_route_add_mapping(&w->rw, yaml, len, path);  /* said why when not */
         free(yaml);
     }
     closedir(d);
     return 0;
 }
 
-static int s_resolve_mapping(void *arg, const char *name, const slt_map_t **map)
-{
-    const s_world_t *w = arg;
-    for (size_t i = 0; i < w->nmaps; i++)
-        if (strcmp(slt_map_name(w->maps[i].map), name) == 0) {
-            *map = w->maps[i].map;
-            return 0;
-        }
-    return SL_ENOTFOUND;
-}
-
-static const char *s_scalar(struct fy_node *parent, const char *key)
-{
-    struct fy_node *n = parent ? fy_node_mapping_lookup_by_string(parent, key, FY_NT) : NULL;
-    return n && fy_node_is_scalar(n) ? fy_node_get_scalar0(n) : NULL;
-}
-
-static int s_resolve_schema(void *arg, const char *topic, slt_map_types_fn **types,
-                            void **types_arg, const char **subject)
-{
-    s_world_t *w = arg;
-    const char *ref = s_scalar(w->bindings, topic);
-    slt_schema_t *schema = s_schema(w, ref);
-    if (!schema)
-        return SL_ENOTFOUND;
-    for (size_t i = 0; i < w->nschemas; i++)
-        if (w->schemas[i].schema == schema)
-            *subject = w->schemas[i].ref;
-    *types = slt_map_schema_types;
-    *types_arg = schema;
-    return 0;
-}
-
 static void s_world_free(s_world_t *w)
 {
     slt_route_destroy(&w->table);
-    for (size_t i = 0; i < w->nmaps; i++) {
-        slt_map_destroy(&w->maps[i].map);
-        free(w->maps[i].file);
-    }
-    for (size_t i = 0; i < w->nschemas; i++) {
-        slt_schema_destroy(&w->schemas[i].schema);
-        free(w->schemas[i].ref);
-    }
-    free(w->maps);
-    free(w->schemas);
+    cli_route_world_free(&w->rw);
     free(w->schemas_dir);
 }
 
-/* ---------------------------------------------------- routing one case */
+typedef cli_route_outcome_t s_outcome_t;
 
-/* A derived message on a topic, or a leg on _dlq.routes. */
-typedef struct {
-    char *topic;
-    cJSON *doc;                 /* the payload as JSON, or a string when it is not JSON */
-    char *text;                 /* dlq: "route NAME: reason" */
-} s_leg_t;
-
-/* What the routing of one case's message did. */
-typedef struct {
-    s_leg_t *legs;              /* derived messages and dlq legs, in order */
-    size_t nlegs;
-    bool dropped;               /* a drop route fired */
-    bool routed;                /* a route fired or failed for the original */
-} s_outcome_t;
-
-/* A message waiting to be routed. */
+/* A case's message (its strings owned). */
 typedef struct {
     char *topic;
     char *payload;              /* NUL-terminated */
     size_t len;
-    cJSON *lineage;             /* NULL for the original */
-    int hops;
-} s_work_t;
-
-static void s_outcome_free(s_outcome_t *o)
-{
-    for (size_t i = 0; i < o->nlegs; i++) {
-        free(o->legs[i].topic);
-        cJSON_Delete(o->legs[i].doc);
-        free(o->legs[i].text);
-    }
-    free(o->legs);
-    memset(o, 0, sizeof *o);
-}
-
-static cJSON *s_payload_doc(const char *payload, size_t len)
-{
-    cJSON *doc = NULL;
-    char err[256];
-    if (slt_doc_parse(payload, len, &doc, err, sizeof err) != 0)
-        doc = cJSON_CreateString(payload);
-    return doc;
-}
-
-static void s_leg(s_outcome_t *o, const char *topic, cJSON *doc, char *text)
-{
-    o->legs = cli_xrealloc(o->legs, (o->nlegs + 1) * sizeof *o->legs);
-    o->legs[o->nlegs].topic = cli_xstrdup(topic);
-    o->legs[o->nlegs].doc = doc;
-    o->legs[o->nlegs].text = text;
-    o->nlegs++;
-}
-
-static void s_dlq(s_outcome_t *o, const char *route, const char *why)
-{
-    size_t n = strlen(route) + strlen(why) + 16;
-    char *text = cli_xmalloc(n);
-    snprintf(text, n, "route %s: %s", route, why);
-    s_leg(o, S_DLQ_TOPIC, NULL, text);
-}
-
-/* Whether TOPIC is the current one or in LINEAGE's path. */
-static bool s_passed(const s_work_t *m, const char *topic)
-{
-    if (strcmp(m->topic, topic) == 0)
-        return true;
-    const cJSON *t, *path = cJSON_GetObjectItemCaseSensitive(m->lineage, "path");
-    cJSON_ArrayForEach(t, path)
-        if (cJSON_IsString(t) && strcmp(t->valuestring, topic) == 0)
-            return true;
-    return false;
-}
-
-/* The lineage of a message derived from M (at OFFSET) by ROUTE (through
- * MAPPING) onto TARGET, as the broker writes it: the parent's topic and
- * offset, and the path with TARGET last. */
-static cJSON *s_lineage(const s_work_t *m, uint64_t offset, const char *route,
-                        const char *mapping, const char *target)
-{
-    cJSON *l = cJSON_CreateObject();
-    cJSON_AddStringToObject(l, "source_topic", m->topic);
-    cJSON_AddNumberToObject(l, "source_offset", m->lineage ? 0 : (double) offset);
-    cJSON_AddStringToObject(l, "route", route);
-    cJSON_AddStringToObject(l, "mapping", mapping ? mapping : "");
-    cJSON_AddNumberToObject(l, "table_version", 0);
-    cJSON *path = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(m->lineage, "path"), true);
-    if (!path) {
-        path = cJSON_CreateArray();
-        cJSON_AddItemToArray(path, cJSON_CreateString(m->topic));
-    }
-    cJSON_AddItemToArray(path, cJSON_CreateString(target));
-    cJSON_AddItemToObject(l, "path", path);
-    return l;
-}
-
-/* Validate a mapped OUTPUT against the mapping's `to` schema when it is
- * known; on failure WHY says what breaks it. */
-static bool s_valid(s_world_t *w, const slt_map_t *map, const cJSON *output, char *why,
-                    size_t len)
-{
-    slt_schema_t *to = map ? s_schema(w, slt_map_to(map)) : NULL;
-    slt_schema_error_t errs[8];
-    size_t nerrs = 0;
-    if (!to || slt_schema_validate(to, output, errs, 8, &nerrs) == 0)
-        return true;
-    size_t k = (size_t) snprintf(why, len, "the output breaks %s: ", slt_map_to(map));
-    for (size_t i = 0; i < nerrs && k < len; i++)
-        k += (size_t) snprintf(why + k, len - k, "%s%s: %s", i ? "; " : "",
-                               errs[i].pointer[0] ? errs[i].pointer : "/", errs[i].rule);
-    return false;
-}
-
-/* Route M (taking its strings) and what derives from it, breadth first,
- * into O. HEADERS and OFFSET go into every $meta. 0 or SL_ENOMEM. */
-static int s_route(s_world_t *w, s_work_t first, const cJSON *headers, uint64_t offset,
-                   s_outcome_t *o)
-{
-    s_work_t *queue = cli_xmalloc(sizeof *queue);
-    size_t head = 0, tail = 0;
-    int rc = 0;
-    char why[2048];
-    queue[tail++] = first;
-    while (head < tail) {
-        s_work_t m = queue[head++];
-        cJSON *meta = cJSON_CreateObject();
-        cJSON_AddStringToObject(meta, "topic", m.topic);
-        cJSON_AddNumberToObject(meta, "offset", (double) offset);
-        cJSON_AddItemToObject(meta, "headers", headers ? cJSON_Duplicate(headers, true)
-                                                       : cJSON_CreateObject());
-        if (m.lineage)
-            cJSON_AddItemToObject(meta, "lineage", cJSON_Duplicate(m.lineage, true));
-        slt_route_msg_t msg = { m.topic, m.payload, m.len, NULL, meta };
-        slt_route_result_t res = { 0 };
-        if (slt_route_eval(w->table, &msg, &res) != 0)
-            rc = SL_ENOMEM;
-        for (size_t i = 0; rc == 0 && i < res.nsteps; i++) {
-            const slt_route_step_t *s = &res.steps[i];
-            const char *route = slt_route_name(w->table, s->route);
-            if (s->outcome == SLT_ROUTE_SKIPPED)
-                continue;
-            if (head == 1)
-                o->routed = true;
-            if (s->outcome == SLT_ROUTE_FAILED) {
-                s_dlq(o, route, s->reason ? s->reason : "failed");
-                continue;
-            }
-            if (s->action == SLT_ROUTE_DROP) {   /* or the mapping's drop_if */
-                o->dropped = true;
-                continue;
-            }
-            if (s->action == SLT_ROUTE_DLQ) {
-                s_dlq(o, route, s->reason ? s->reason : "");
-                continue;
-            }
-            if (s->output && !s_valid(w, s->map, s->output, why, sizeof why)) {
-                s_dlq(o, route, why);
-                continue;
-            }
-            for (size_t t = 0; t < s->ntargets; t++) {
-                const char *target = s->targets[t];
-                /* The broker's words (sld_route_ingest.c). */
-                if (s_passed(&m, target)) {
-                    snprintf(why, sizeof why, "routing loop: %s is already in the "
-                             "message's path", target);
-                    s_dlq(o, route, why);
-                    continue;
-                }
-                if (m.hops + 1 > S_HOPS_MAX) {
-                    snprintf(why, sizeof why, "routing chain longer than %d hops: not "
-                             "routed to %s", S_HOPS_MAX, target);
-                    s_dlq(o, route, why);
-                    continue;
-                }
-                s_work_t d = { cli_xstrdup(target), NULL, 0,
-                               s_lineage(&m, offset, route, s->mapping, target),
-                               m.hops + 1 };
-                if (s->output) {
-                    if (slt_doc_encode(s->output, &d.payload, &d.len) != 0) {
-                        rc = SL_ENOMEM;
-                        break;
-                    }
-                }
-                else {
-                    d.payload = cli_xmalloc(m.len + 1);
-                    memcpy(d.payload, m.payload, m.len);
-                    d.payload[m.len] = '\0';
-                    d.len = m.len;
-                }
-                s_leg(o, target, s_payload_doc(d.payload, d.len), NULL);
-                queue = cli_xrealloc(queue, (tail + 1) * sizeof *queue);
-                queue[tail++] = d;
-            }
-        }
-        slt_route_result_free(&res);
-        cJSON_Delete(meta);
-        free(m.topic);
-        free(m.payload);
-        cJSON_Delete(m.lineage);
-    }
-    for (; head < tail; head++) {
-        free(queue[head].topic);
-        free(queue[head].payload);
-        cJSON_Delete(queue[head].lineage);
-    }
-    free(queue);
-    return rc;
-}
+} s_msg_t;
 
 /* ----------------------------------------------------- checking a case */
 
@@ -606,7 +341,7 @@ static const char *const s_case_keys[] = {
 
 /* The message of case C into *M (caller frees its strings); HEADERS as
  * JSON (caller owns; may stay NULL). false after a report line. */
-static bool s_message(s_report_t *r, struct fy_node *c, s_work_t *m, cJSON **headers,
+static bool s_message(s_report_t *r, struct fy_node *c, s_msg_t *m, cJSON **headers,
                       uint64_t *offset)
 {
     char err[512];
@@ -656,7 +391,7 @@ static bool s_case(s_world_t *w, struct fy_node *c, int index)
 {
     s_report_t r = { 0 };
     s_outcome_t o = { 0 };
-    s_work_t m;
+    s_msg_t m = { 0 };
     cJSON *headers = NULL;
     uint64_t offset = 0;
     char name[300];
@@ -683,7 +418,8 @@ static bool s_case(s_world_t *w, struct fy_node *c, int index)
     }
     if (r.lines || !s_message(&r, c, &m, &headers, &offset))
         goto done;
-    if (s_route(w, m, headers, offset, &o) != 0) {
+    cli_route_input_t in = { m.topic, m.payload, m.len, NULL, headers, offset };
+    if (cli_route_message(&w->rw, w->table, &in, &o) != 0) {
         s_say(&r, "out of memory");
         goto done;
     }
@@ -733,7 +469,9 @@ done:
     bool ok = r.lines == 0;
     free(r.buf);
     cJSON_Delete(headers);
-    s_outcome_free(&o);
+    cli_route_outcome_free(&o);
+    free(m.topic);
+    free(m.payload);
     return ok;
 }
 
@@ -746,7 +484,9 @@ static const char *const s_top_keys[] = {
 int cli_routes_fixtures(const char *cmd, const char *file, const char *routes,
                         const char *mappings, const char *schemas)
 {
-    s_world_t w = { .cmd = cmd };
+    s_world_t w = { .rw = { .cmd = cmd, .schema_text = s_schema_text,
+                            .binding = s_binding } };
+    w.rw.arg = &w;
     char *table_path = NULL, *maps_dir = NULL, *yaml = NULL, *err = NULL;
     int rc = CLI_EXIT_NOTRUN, passed = 0, failed = 0;
     struct fy_document *doc = NULL;
@@ -808,7 +548,7 @@ int cli_routes_fixtures(const char *cmd, const char *file, const char *routes,
                 errno == EFBIG ? "larger than 4 MiB" : strerror(errno));
         goto fail;
     }
-    slt_route_resolver_t resolver = { s_resolve_mapping, s_resolve_schema, &w };
+    slt_route_resolver_t resolver = cli_route_resolver(&w.rw);
     err = cli_xmalloc(S_ERR_MAX);
     err[0] = '\0';
     int crc = slt_route_compile(yaml, len, table_path, &resolver, &w.table, err, S_ERR_MAX);

@@ -62,6 +62,7 @@ static const char s_usage[] =
     "  routes diff A [B]       two versions or files, or one against the live\n"
     "  routes rollback N       a new version with version N's table\n"
     "  routes test FIXTURES    run routing fixtures offline (no broker)\n"
+    "  trace TOPIC OFFSET      what routing did with one message\n"
     "  sub-rm NAME             delete a durable subscription and its cursor\n"
     "  keygen NAME             write a key pair: NAME.cert and NAME.pub\n"
     "  keys add NAME PUBKEY    register a client's public key (or its file)\n"
@@ -120,6 +121,7 @@ static const s_command_t s_commands[] = {
     { "routes", "diff", cli_routes_diff },
     { "routes", "rollback", cli_routes_rollback },
     { "routes", "test", cli_routes_test },
+    { "trace", NULL, cli_trace },
     { "sub-rm", NULL, cli_sub_rm },
     { "keygen", NULL, cli_keygen },
     { "keys", "add", cli_keys_add },

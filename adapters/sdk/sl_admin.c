@@ -1,7 +1,7 @@
 /*  sl_admin - the request/response admin calls: topics, stats, counters,
  *  subscription removal, identities and grants, data key rotation, schema
- *  registry, mappings, routing tables. Owns nothing beyond each call; results are copied
- *  out (arrays malloc'd for the caller). Client thread only; knows only the
+ *  registry, mappings, routing tables, traces. Owns nothing beyond each
+ *  call; results are copied out (arrays malloc'd for the caller). Client thread only; knows only the
  *  session. Every call is one s_call (send, wait at most
  *  connect_timeout_ms doing the client's other I/O, resend after a
  *  reconnect, expect one reply case, copy): a new admin call is a request
@@ -822,4 +822,96 @@ void sl_routing_stats_clear(sl_routing_stats_t *stats)
     free(stats->routes);
     stats->routes = NULL;
     stats->nroutes = 0;
+}
+
+/* ---------------------------------------------------------------- trace */
+
+static int s_trace_copy_one(const Sluice__TraceReply *r, sl_trace_t *out, int depth)
+{
+    snprintf(out->topic, sizeof out->topic, "%s", r->topic ? r->topic : "");
+    out->offset = r->offset;
+    out->ingest_us = r->ingest_us;
+    out->routed = r->routed;
+    out->table_version = r->table_version;
+    snprintf(out->note, sizeof out->note, "%s", r->note ? r->note : "");
+    const Sluice__Lineage *l = r->lineage;
+    if (l && l->source_topic && *l->source_topic) {
+        out->derived = true;
+        snprintf(out->source_topic, sizeof out->source_topic, "%s", l->source_topic);
+        out->source_offset = l->source_offset;
+        snprintf(out->route, sizeof out->route, "%s", l->route ? l->route : "");
+        snprintf(out->mapping, sizeof out->mapping, "%s", l->mapping ? l->mapping : "");
+        out->lineage_version = l->table_version;
+    }
+    if (r->n_steps) {
+        out->steps = calloc(r->n_steps, sizeof *out->steps);
+        if (!out->steps)
+            return SL_ENOMEM;
+        out->nsteps = r->n_steps;
+    }
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const Sluice__TraceStep *st = r->steps[i];
+        sl_trace_step_t *s = &out->steps[i];
+        s->index = st->index;
+        snprintf(s->route, sizeof s->route, "%s", st->route ? st->route : "");
+        snprintf(s->outcome, sizeof s->outcome, "%s", st->outcome ? st->outcome : "");
+        snprintf(s->action, sizeof s->action, "%s", st->action ? st->action : "");
+        snprintf(s->error, sizeof s->error, "%s", st->error ? st->error : "");
+        if (st->n_legs) {
+            s->legs = calloc(st->n_legs, sizeof *s->legs);
+            if (!s->legs)
+                return SL_ENOMEM;
+            s->nlegs = st->n_legs;
+        }
+        for (size_t k = 0; k < st->n_legs; k++) {
+            snprintf(s->legs[k].topic, sizeof s->legs[k].topic, "%s",
+                     st->legs[k]->topic ? st->legs[k]->topic : "");
+            s->legs[k].offset = st->legs[k]->offset;
+        }
+    }
+    if (r->source && depth < 16) {
+        out->source = calloc(1, sizeof *out->source);
+        if (!out->source)
+            return SL_ENOMEM;
+        return s_trace_copy_one(r->source, out->source, depth + 1);
+    }
+    return 0;
+}
+
+static int s_trace_copy(const Sluice__Frame *reply, void *arg)
+{
+    int rc = s_trace_copy_one(reply->trace_reply, arg, 0);
+    if (rc)
+        sl_trace_clear(arg);
+    return rc;
+}
+
+int sl_trace(sl_client_t *self, const char *topic, uint64_t offset, sl_trace_t *out)
+{
+    if (!out)
+        return SL_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!topic || slc_topic_validate(topic, true) != 0)
+        return SL_EINVAL;
+    Sluice__Trace tr = SLUICE__TRACE__INIT;
+    tr.topic = (char *) topic;
+    tr.offset = offset;
+    return s_call(self, SLUICE__FRAME__BODY_TRACE, &tr,
+                  SLUICE__FRAME__BODY_TRACE_REPLY, s_trace_copy, out);
+}
+
+void sl_trace_clear(sl_trace_t *trace)
+{
+    if (!trace)
+        return;
+    for (size_t i = 0; i < trace->nsteps; i++)
+        free(trace->steps[i].legs);
+    free(trace->steps);
+    trace->steps = NULL;
+    trace->nsteps = 0;
+    if (trace->source) {
+        sl_trace_clear(trace->source);
+        free(trace->source);
+        trace->source = NULL;
+    }
 }

@@ -581,6 +581,52 @@ typedef struct {
 int sl_routing_stats(sl_client_t *self, sl_routing_stats_t *out);
 void sl_routing_stats_clear(sl_routing_stats_t *stats);
 
+/* ---------------------------------------------------------------- trace */
+/* What routing did with one stored message (docs/routing.md, "Trace"). */
+
+typedef struct {
+    char topic[256];            /* a target topic, or _dlq.routes */
+    uint64_t offset;
+} sl_trace_leg_t;
+
+typedef struct {
+    uint32_t index;             /* the route's position in its table version */
+    char route[129];            /* its name in that version */
+    char outcome[16];           /* "fired", "skipped" (predicate false), "failed" */
+    char action[16];            /* fired: "deliver", "drop" or "dlq"; else "" */
+    char error[256];            /* failed: the error */
+    sl_trace_leg_t *legs;       /* messages it stored, in order (owned) */
+    size_t nlegs;
+} sl_trace_step_t;
+
+typedef struct sl_trace sl_trace_t;
+struct sl_trace {
+    char topic[256];
+    uint64_t offset;
+    uint64_t ingest_us;         /* when it was stored */
+    bool routed;                /* a route's topic pattern matched it: STEPS */
+    uint32_t table_version;     /* the version that routed it (not routed: the
+                                   one live then; 0: none) */
+    sl_trace_step_t *steps;     /* NSTEPS, in evaluation order (owned) */
+    size_t nsteps;
+    char note[512];             /* not routed: why, in words; "" otherwise */
+    bool derived;               /* made by a route: the lineage below */
+    char source_topic[256];     /* derived: where it came from */
+    uint64_t source_offset;
+    char route[129];            /* the route that made it */
+    char mapping[129];          /* its mapping, or "" */
+    uint32_t lineage_version;   /* the table version that made it */
+    sl_trace_t *source;         /* derived: the source's own trace (owned;
+                                   NULL when not sent) */
+};
+
+/* The trace of TOPIC@OFFSET into *out (free with sl_trace_clear). Needs
+ * the subscribe permission on TOPIC. 0, SL_ENOTFOUND (no such topic or no
+ * message at OFFSET: the last error says which), SL_EDENIED, SL_EINVAL,
+ * SL_ETIMEOUT. */
+int sl_trace(sl_client_t *self, const char *topic, uint64_t offset, sl_trace_t *out);
+void sl_trace_clear(sl_trace_t *trace);
+
 #ifdef __cplusplus
 }
 #endif

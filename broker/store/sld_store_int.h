@@ -73,9 +73,12 @@
  *               subjects, topic bindings)
  *    routes     table version u32 BE -> opaque record (sld_routes: the
  *               routing tables; created on open, so older stores gain it)
+ *    trace      topic id u32 BE + offset u64 BE -> opaque record (sld_trace:
+ *               what routing did with that message; created on open; trim
+ *               deletes it with the message)
  *    cursors    name '\0' topic id u32 -> floor u64 (sld_subrec)
  *    acked      name '\0' topic id u32 + offset u64 -> (empty) (sld_subrec)
- *               (the five above are the named tables of store_table.c:
+ *               (the named tables above are those of store_table.c:
  *               the store keeps each value with a checksum, the module
  *               named owns the record format; --check still knows the
  *               key layout of cursors and acked to check them)
@@ -326,7 +329,7 @@ struct sld_store {
     bool env_open;              /* mdb_env_open succeeded: close needs a sync */
     MDB_dbi db_meta, db_topics, db_msgs, db_producers, db_pseq, db_dedup,
             db_dedup_exp, db_subs, db_cursors, db_acked, db_idents, db_registry,
-            db_routes;
+            db_routes, db_trace;
     char *dir;
     size_t page;                /* OS page size; map sizes are multiples of it */
     size_t map_size;            /* current map size */

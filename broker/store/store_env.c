@@ -138,6 +138,8 @@ static int s_sums_start(sld_store_t *s, MDB_txn *mt)
     if (mrc == 0)
         mrc = s_resum(mt, s->db_routes, "routes");
     if (mrc == 0)
+        mrc = s_resum(mt, s->db_trace, "trace");
+    if (mrc == 0)
         mrc = s_resum(mt, s->db_cursors, "cursors");
     if (mrc == 0)
         mrc = s_resum(mt, s->db_acked, "acked");
@@ -355,7 +357,7 @@ static int s_load(sld_store_t *s, const uint8_t *seal_key)
         { "subs", &s->db_subs },           { "cursors", &s->db_cursors },
         { "acked", &s->db_acked },         { "idents", &s->db_idents },
         { "registry", &s->db_registry },   { "routes", &s->db_routes },
-        { "keys", &s->db_keys },
+        { "trace", &s->db_trace },         { "keys", &s->db_keys },
     };
 
     mrc = mdb_txn_begin(s->env, NULL, 0, &mt);

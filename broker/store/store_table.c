@@ -76,6 +76,9 @@ static MDB_dbi s_dbi(const sld_store_t *s, sld_table_t table, const char **tag)
     case SLD_TABLE_ROUTES:
         *tag = "routes";
         return s->db_routes;
+    case SLD_TABLE_TRACE:
+        *tag = "trace";
+        return s->db_trace;
     }
     assert(!"unknown table");
     *tag = "";

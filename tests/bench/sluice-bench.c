@@ -2,7 +2,9 @@
  *  W0: transient fan-out (1 publisher, 1 ephemeral subscriber). W1: durable
  *  publish with confirms (window 1000) and an acking durable subscriber.
  *  W1-lat: W1 paced at a fixed rate, for latency. W2: 8 such producer and
- *  subscriber pairs on 8 topics at once. Each thread owns its own
+ *  subscriber pairs on 8 topics at once. W4: W1's pair through a live
+ *  1,000-route table (bench_w4.c): JSON orders in, mapped orders acked.
+ *  Each thread owns its own
  *  client; a run's shared record is written by one thread per field and
  *  read by main after the join. Starts and stops its own sluiced unless
  *  --broker is given. Last line: "RESULT broker=sluice workload=...
@@ -24,10 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 #include "sluice.h"
+#include "bench_w4.h"
 #include "peers/peer_common.h"   /* the payload stamp: PEER_W0_STAMP_EVERY */
 
 #ifndef SLUICED_PATH
 #error "SLUICED_PATH must name the sluiced executable (meson sets it)"
+#endif
+#ifndef SLUICE_SCHEMAS_DIR
+#error "SLUICE_SCHEMAS_DIR must name schemas/ecommerce (meson sets it)"
 #endif
 
 enum {
@@ -60,7 +66,7 @@ enum {
 #define S_W2_STREAMS 8
 #define S_STREAMS_MAX 64
 
-typedef enum { S_W0, S_W1, S_W1_LAT, S_W2 } s_workload_t;
+typedef enum { S_W0, S_W1, S_W1_LAT, S_W2, S_W4 } s_workload_t;
 
 typedef struct {
     s_workload_t workload;
@@ -101,7 +107,10 @@ typedef struct {
     const char *endpoint;
     const s_creds_t *creds;
     uint64_t count;                 /* this pair's messages */
-    char topic[128];
+    uint64_t expect;                /* messages the subscriber must get (W4:
+                                       the originals not dropped) */
+    char topic[128];                /* the subscriber's (and W0-W2 producer's) */
+    char pub_topic[128];            /* the producer's */
     char subname[128];
     pthread_barrier_t *ready;       /* main + every producer and subscriber */
     atomic_bool producer_done;
@@ -440,7 +449,7 @@ fail:
 static int s_producer_w1(s_run_t *run, sl_client_t *client, char *buf)
 {
     const s_config_t *cfg = run->cfg;
-    sl_message_t msg = { .topic = run->topic, .payload = buf, .len = cfg->size };
+    sl_message_t msg = { .topic = run->pub_topic, .payload = buf, .len = cfg->size };
     bool paced = cfg->workload == S_W1_LAT;
     uint64_t t0_ns, interval_ns = 0, due_ns, i, done, last_done = 0;
     double last_progress;
@@ -468,7 +477,11 @@ static int s_producer_w1(s_run_t *run, sl_client_t *client, char *buf)
                 goto fail;
             }
         }
-        s_fill_payload(buf, i, true);
+        if (cfg->workload == S_W4) {
+            msg.len = peer_w4_order(buf, i, s_now_ns());
+            msg.content_type = "application/json";
+        } else
+            s_fill_payload(buf, i, true);
         /* Paced: stamp the scheduled time, not the actual one, so a
          * producer held back by a slow broker adds that wait to the
          * latency instead of hiding it (coordinated omission). */
@@ -510,7 +523,8 @@ static void *s_producer(void *arg)
     s_run_t *run = arg;
     sl_options_t opts;
     sl_client_t *client = NULL;
-    char *buf = calloc(1, run->cfg->size);
+    size_t size = run->cfg->workload == S_W4 ? PEER_W4_ORDER_MAX : run->cfg->size;
+    char *buf = calloc(1, size);
     int rc;
 
     s_client_options(&opts, run->endpoint, run->creds, "bench-producer", run->cfg->linger_ms);
@@ -521,7 +535,7 @@ static void *s_producer(void *arg)
         rc = sl_client_connect(client);
     if (rc != 0)
         atomic_store(&run->abort, true);
-    if (buf)
+    if (buf && run->cfg->workload != S_W4)
         memset(buf + S_HEADER_BYTES, 'x', run->cfg->size - S_HEADER_BYTES);
     pthread_barrier_wait(run->ready);
     if (rc == 0 && !atomic_load(&run->abort))
@@ -547,7 +561,7 @@ static bool s_record(s_run_t *run, const sl_msg_t *msg, uint64_t *last_offset,
     size_t len = 0;
     const char *p = sl_msg_payload(msg, &len);
     uint32_t seq;
-    uint64_t ts, now, offset = sl_msg_offset(msg);
+    uint64_t ts, now, offset = sl_msg_offset(msg), seq64;
 
     if (run->cfg->workload != S_W0) {
         if (*have_offset && offset <= *last_offset)
@@ -555,12 +569,21 @@ static bool s_record(s_run_t *run, const sl_msg_t *msg, uint64_t *last_offset,
         *last_offset = offset;
         *have_offset = true;
     }
-    if (len < S_HEADER_BYTES) {
+    if (run->cfg->workload == S_W4) {
+        /* A mapped order; a test order here means the drop route failed. */
+        if (!peer_w4_parse(p, len, &seq64, &ts) || seq64 >= run->count
+            || peer_w4_is_test(seq64)) {
+            run->duplicates++;
+            return false;
+        }
+        seq = (uint32_t)seq64;
+    } else if (len < S_HEADER_BYTES) {
         run->duplicates++;          /* not ours: count it as an anomaly */
         return false;
+    } else {
+        memcpy(&seq, p, 4);
+        memcpy(&ts, p + 4, 8);
     }
-    memcpy(&seq, p, 4);
-    memcpy(&ts, p + 4, 8);
     if (seq >= run->count || run->seen[seq]) {
         run->duplicates++;
         return false;
@@ -569,7 +592,7 @@ static bool s_record(s_run_t *run, const sl_msg_t *msg, uint64_t *last_offset,
     run->received++;
     /* The clock is read for stamped messages (all but W0's unstamped
      * ones) and the last: it also ends the run's time. */
-    if (ts != 0 || run->received == run->count) {
+    if (ts != 0 || run->received == run->expect) {
         now = s_now_ns();
         run->t_sub_end = (double)now / 1e9;
         if (ts != 0)
@@ -615,7 +638,7 @@ static void *s_subscriber(void *arg)
         goto fail;
 
     last_msg = s_now();
-    while (run->received < run->count) {
+    while (run->received < run->expect) {
         rc = sl_sub_next(sub, 100, &msg);
         if (rc == SL_ETIMEOUT) {
             rc = 0;
@@ -647,7 +670,7 @@ static void *s_subscriber(void *arg)
         if (durable) {
             /* The last ack is waited for: the run ends when the broker
              * has stored every ack, not when they sit in the client. */
-            if (fresh && run->received == run->count) {
+            if (fresh && run->received == run->expect) {
                 rc = sl_ack_sync(msg, (int)(S_IDLE_S * 1000));
                 run->t_sub_end = s_now();
             }
@@ -712,6 +735,16 @@ static double s_median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* W4 outside the timed part (bench_w4_admin): set up, or check after. */
+static int s_w4_admin(const char *endpoint, const s_creds_t *creds,
+                      const bench_w4_topics_t *t, bool check, uint64_t count)
+{
+    sl_options_t opts;
+
+    s_client_options(&opts, endpoint, creds, "bench-w4-admin", -1);
+    return bench_w4_admin(&opts, t, SLUICE_SCHEMAS_DIR, check, count);
+}
+
 /* One run against ENDPOINT; fills *res and prints its line. W2 runs
  * --streams (default S_W2_STREAMS) producer/subscriber pairs at once, each on its own topic
  * with its share of the messages; every other workload one pair. */
@@ -727,8 +760,14 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
     double first = 0, end = 0, prod_end = 0, sub_end = 0;
     int rc = S_EXIT_SETUP;
     bool failed = false;
+    bench_w4_topics_t w4;
+    char prefix[64];
 
     memset(res, 0, sizeof *res);
+    /* W4's topics and route names are fresh per run and process, as W1's
+     * topic is: the routing counters of one run are not another's. */
+    snprintf(prefix, sizeof prefix, "w4p%ldr%d", (long)getpid(), index);
+    bench_w4_topics(&w4, prefix);
     lat = malloc(cfg->count * sizeof *lat);
     if (!runs || !threads || !lat) {
         fprintf(stderr, "sluice-bench: out of memory for %" PRIu64 " messages\n",
@@ -755,12 +794,24 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
                  cfg->workload == S_W0 ? "w0" : "w1", (long)getpid(), index, k);
         snprintf(run->subname, sizeof run->subname, "bench-%ld-%d-%u",
                  (long)getpid(), index, k);
+        memcpy(run->pub_topic, run->topic, sizeof run->topic);
+        run->expect = run->count;
+        if (cfg->workload == S_W4) {
+            /* Publish orders, subscribe to the mapped ones. */
+            snprintf(run->pub_topic, sizeof run->pub_topic, "%s", w4.orders);
+            snprintf(run->topic, sizeof run->topic, "%s", w4.canonical);
+            run->expect = peer_w4_expected(run->count);
+        }
         run->lat_ns = malloc((run->count ? run->count : 1) * sizeof *run->lat_ns);
         run->seen = calloc(run->count ? run->count : 1, 1);
         if (!run->lat_ns || !run->seen) {
             fprintf(stderr, "sluice-bench: out of memory\n");
             abort();        /* threads of earlier pairs are not started yet */
         }
+    }
+    if (cfg->workload == S_W4 && s_w4_admin(endpoint, creds, &w4, false, 0) != 0) {
+        pthread_barrier_destroy(&ready);
+        goto fail;
     }
     /* Subscribers first, and all set up before the clock starts:
      * connecting and subscribing are not part of the figure. */
@@ -798,7 +849,7 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
         memcpy(lat + nlat, run->lat_ns, run->nlat * sizeof *lat);
         nlat += run->nlat;
         received += run->received;
-        lost += run->count - run->received;
+        lost += run->expect - run->received;
         dups += run->duplicates;
         nacked += run->nacked;
         confirmed += run->confirmed;
@@ -810,7 +861,10 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
                   || (cfg->workload != S_W0 && run->confirmed != run->count);
     }
     res->seconds = end - first;
-    res->msgs_per_s = res->seconds > 0 ? (double)received / res->seconds : 0;
+    /* W4 counts originals (confirmed once they and every derived message
+     * are stored), over the time until the last mapped one is acked too. */
+    res->msgs_per_s = res->seconds <= 0 ? 0
+                    : (double)(cfg->workload == S_W4 ? confirmed : received) / res->seconds;
     qsort(lat, nlat, sizeof *lat, s_u64_cmp);
     res->p50_us = s_pct_us(lat, nlat, 0.50);
     res->p99_us = s_pct_us(lat, nlat, 0.99);
@@ -819,7 +873,8 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
     printf("run %d/%d %s: %" PRIu64 " of %" PRIu64 " messages received in "
            "%.3f s = %.0f msgs/s; latency p50 %" PRIu64 " us, p99 %" PRIu64
            " us, p99.9 %" PRIu64 " us\n", index + 1, cfg->runs, cfg->name,
-           received, cfg->count, res->seconds, res->msgs_per_s,
+           received, cfg->workload == S_W4 ? peer_w4_expected(cfg->count) : cfg->count,
+           res->seconds, res->msgs_per_s,
            res->p50_us, res->p99_us, res->p999_us);
     if (cfg->workload == S_W0) {
         printf("  published %" PRIu64 " transient, lost/dropped %" PRIu64
@@ -838,6 +893,12 @@ static int s_run(const s_config_t *cfg, const char *endpoint,
                prod_end - first, sub_end - first);
         res->ok = lost == 0 && dups == 0 && out_of_order == 0 && nacked == 0
                   && !failed;
+        if (cfg->workload == S_W4) {
+            printf("  W4: %" PRIu64 " originals confirmed = %.0f originals/s; the "
+                   "mapped ones above\n", confirmed, res->msgs_per_s);
+            if (s_w4_admin(endpoint, creds, &w4, true, cfg->count) != 0)
+                res->ok = false;
+        }
     }
     res->lost = lost;
     res->dups = dups;
@@ -859,7 +920,7 @@ fail:
 /* ------------------------------------------------------------ options */
 
 static const char s_usage[] =
-    "usage: sluice-bench W0|W1|W1-lat|W2 [--broker ENDPOINT [--home DIR]]\n"
+    "usage: sluice-bench W0|W1|W1-lat|W2|W4 [--broker ENDPOINT [--home DIR]]\n"
     "                    [--plaintext] [--count N] [--size BYTES] [--rate R]\n"
     "                    [--runs K] [--streams K] [--linger MS]\n"
     "\n"
@@ -870,6 +931,11 @@ static const char s_usage[] =
     "  W1-lat  W1 paced at --rate msgs/s (default 5000) for 10 s\n"
     "  W2      --streams (8) W1 pairs on as many topics at once (default\n"
     "          400000 x 256 bytes in all); W3 is W1 with --size 1024 or 12\n"
+    "  W4      W1 through a 1,000-route table: JSON orders (~300 bytes) on\n"
+    "          shop.orders, 5% dropped, the rest mapped to canonical.orders\n"
+    "          (acked) and copied to audit.orders; msgs/s in originals\n"
+    "          (default 200000; --size ignored). With --broker it REPLACES\n"
+    "          the live routing table\n"
     "\n"
     "  --broker ENDPOINT  use this broker; default: start " SLUICED_PATH "\n"
     "                     on a free port with a temporary data dir (CurveZMQ,\n"
@@ -1024,6 +1090,8 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
         cfg->workload = S_W1_LAT;
     else if (strcmp(cfg->name, "W2") == 0)
         cfg->workload = S_W2;
+    else if (strcmp(cfg->name, "W4") == 0)
+        cfg->workload = S_W4;
     else {
         fprintf(stderr, "sluice-bench: unknown workload '%s'\n%s", cfg->name,
                 s_usage);
@@ -1031,7 +1099,7 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
     }
     if (!count_given)
         cfg->count = cfg->workload == S_W0 ? 1000000
-                   : cfg->workload == S_W1 ? 200000
+                   : cfg->workload == S_W1 || cfg->workload == S_W4 ? 200000
                    : cfg->workload == S_W2 ? 400000 : cfg->rate * 10;
     if (cfg->count > UINT32_MAX) {
         fprintf(stderr, "sluice-bench: at most %" PRIu32 " messages (the "
@@ -1040,6 +1108,8 @@ static int s_parse(int argc, char **argv, s_config_t *cfg, bool *help)
     }
     if (!size_given)
         cfg->size = cfg->workload == S_W0 ? 64 : 256;
+    if (cfg->workload == S_W4)
+        cfg->size = 300;            /* the orders' size, about */
     return S_EXIT_OK;
 }
 
@@ -1123,6 +1193,9 @@ int main(int argc, char **argv)
            " durability=\"%s\"\n", cfg.name, cfg.size, s_median(rates, cfg.runs),
            s_median(p50, cfg.runs), s_median(p99, cfg.runs), s_median(p999, cfg.runs),
            lost, dups, cfg.workload == S_W0 ? "none: transient messages"
+           : cfg.workload == S_W4 ? "fsync before ack: the original and its "
+             "mapped and audit copies in one transaction, fdatasync before the "
+             "original's confirm; 1,000 routes, JSON mapped and schema-checked"
            : "fsync before ack: fdatasync before every confirm, group commit");
 fail:
     s_broker_stop(&broker);

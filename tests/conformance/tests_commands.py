@@ -780,6 +780,32 @@ def test_routes_rollback(w):
         routes_apply(c, ROUTES_EMPTY)
 
 
+@row('commands', '`Trace{topic, offset}`')
+def test_trace(w):
+    c = w.session('plain')
+    try:
+        v = routes_apply(c, ROUTES).version
+        off = c.publish_ok('conf.rt.in').offset
+        r, k = c.admin('trace', topic='conf.rt.in', offset=off)
+        expect_body(r, 'trace_reply', k)
+        t = r.trace_reply
+        check(t.routed and t.table_version == v and len(t.steps) == 1
+              and t.steps[0].route == 'conf-rt' and t.steps[0].outcome == 'fired'
+              and len(t.steps[0].legs) == 1 and t.steps[0].legs[0].topic == 'conf.rt.out',
+              'Trace of a routed message: %s' % harness.dump(r))
+        leg = t.steps[0].legs[0]
+        r, k = c.admin('trace', topic=leg.topic, offset=leg.offset)
+        expect_body(r, 'trace_reply', k)
+        t = r.trace_reply
+        check(t.lineage.source_topic == 'conf.rt.in' and t.lineage.source_offset == off
+              and t.source.topic == 'conf.rt.in' and t.source.routed,
+              'Trace of a derived message: %s' % harness.dump(r))
+        r, k = c.admin('trace', topic='conf.rt.*', offset=0)
+        expect_error(r, 422, k)
+    finally:
+        routes_apply(c, ROUTES_EMPTY)
+
+
 @row('commands',
      'a `Frame` with no body, or a body only the broker sends (`HelloOk`, `Deliver`, …)')
 def test_no_body(w):

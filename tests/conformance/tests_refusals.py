@@ -139,6 +139,7 @@ def test_denied_command(w):
         ('schema_register', dict(subject='conf.deny', schema=SCHEMA_V1), None),
         ('mapping_add', dict(yaml='name: conf-deny\n'), None),
         ('mapping_remove', dict(name='conf-deny'), None),
+        ('trace', dict(topic='conf.deny.t', offset=0), 'conf.deny.t'),
     ]
     problems = []
     for body, fields, target in cases:
@@ -690,6 +691,17 @@ def test_routes_unknown_version(w):
     expect_error(r, 404, k, text='no routing table version 999999')
     r, k = c.admin('routes_rollback', version=999999)
     expect_error(r, 404, k, text='no routing table version 999999')
+
+
+@row('refusals', '`Trace` of a topic that does not exist, or of an offset holding no message '
+                 '(never stored, or removed by retention)')
+def test_trace_not_found(w):
+    c = w.session('plain')
+    r, k = c.admin('trace', topic='conf.trace.none', offset=0)
+    expect_error(r, 404, k, text='no topic conf.trace.none')
+    c.publish_ok('conf.trace.one')
+    r, k = c.admin('trace', topic='conf.trace.one', offset=5)
+    expect_error(r, 404, k, text='no message at conf.trace.one@5')
 
 
 @row('refusals', "`RoutesApply` or `RoutesRollback` whose `expect_version` is not the live "

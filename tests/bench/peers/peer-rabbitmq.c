@@ -5,6 +5,10 @@
  *  record is shared (locked). Does not start the server (rabbitmq.sh does).
  *  W0: transient, exclusive queue, auto-ack. Others: persistent, durable
  *  queue, confirms (at most --window unconfirmed), batched multiple acks.
+ *  W4 (issue 18, routing): as W1, but the JSON orders go to a topic exchange
+ *  with 1,000 bindings, 2 of which take each order into durable queues (the
+ *  consumed one and an audit queue); RabbitMQ cannot map or drop by the
+ *  body, so the consumer gets every order unchanged.
  *  Env: PEER_RABBITMQ_QUEUE=classic|quorum (durable queue type, default
  *  classic); PEER_RABBITMQ_PREFETCH=N (consumer prefetch, default --window).  */
 #include <assert.h>
@@ -71,6 +75,17 @@ static const char *const S_DURABILITY_CLASSIC =
 static const char *const S_DURABILITY_QUORUM =
     "fsync before confirm: quorum queue (1 node), persistent msgs; confirm after Raft WAL fsync (batched)";
 
+/* W4: the topic exchange, the bindings in all, the orders' routing key. */
+#define S_W4_EXCHANGE "sluicebench.w4"
+#define S_W4_BINDINGS 1000
+#define S_W4_KEY "shop.orders"
+static const char *const S_DURABILITY_W4 =
+    "fsync before confirm unless consumed first: as W1 (classic durable queues, persistent msgs), "
+    "the order stored in 2 queues; a topic exchange with 1,000 bindings routes each order to "
+    "the consumed queue and an audit queue. No transformation possible: RabbitMQ cannot map "
+    "the order to the canonical one nor drop test orders by a predicate on the body, so the "
+    "consumer gets every order unchanged";
+
 typedef enum { S_CLASSIC, S_QUORUM } s_qtype_t;
 
 /* Where the server is: INFO's strings point into URL. */
@@ -84,6 +99,7 @@ typedef struct {
     const peer_opts_t *o;
     bool durable;                       /* W1, W1-lat, W2 */
     bool paced;                         /* W1-lat */
+    bool w4;                            /* W4: JSON orders through the exchange */
     s_qtype_t qtype;
     uint16_t prefetch;                  /* durable consumers' basic.qos */
     uint16_t ack_batch;                 /* most deliveries one ack covers */
@@ -355,10 +371,17 @@ static int s_produce(s_stream_t *s)
         ._flags = AMQP_BASIC_DELIVERY_MODE_FLAG,
         .delivery_mode = run->durable ? AMQP_DELIVERY_PERSISTENT : AMQP_DELIVERY_NONPERSISTENT,
     };
-    uint8_t *buf = malloc(o->size);
+    uint8_t *buf = malloc(run->w4 ? PEER_W4_ORDER_MAX : o->size);
+    amqp_bytes_t exchange = run->w4 ? amqp_cstring_bytes(S_W4_EXCHANGE) : amqp_empty_bytes;
+    amqp_bytes_t key = amqp_cstring_bytes(run->w4 ? S_W4_KEY : s->queue);
+    size_t len = o->size;
     uint64_t i, due = 0;
     int rc = -1;
 
+    if (run->w4) {
+        props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+        props.content_type = amqp_cstring_bytes("application/json");
+    }
     if (!buf) {
         fprintf(stderr, S_DRIVER ": out of memory\n");
         goto fail;
@@ -377,15 +400,16 @@ static int s_produce(s_stream_t *s)
         }
         if (run->durable && s_confirms_wait(s, o->window))
             goto fail;
-        if (run->paced)
+        if (run->w4)
+            len = peer_w4_order((char *) buf, i, peer_now_ns());
+        else if (run->paced)
             peer_stamp_at(buf, o->size, i, due);    /* the slot (peer_common.h) */
         else if (!run->durable)
             peer_stamp_w0(buf, o->size, i);
         else
             peer_stamp(buf, o->size, i);
-        if (s_status_check(amqp_basic_publish(s->pub, S_CHANNEL, amqp_empty_bytes,
-                                              amqp_cstring_bytes(s->queue), 0, 0, &props,
-                                              (amqp_bytes_t) { .len = o->size, .bytes = buf }),
+        if (s_status_check(amqp_basic_publish(s->pub, S_CHANNEL, exchange, key, 0, 0, &props,
+                                              (amqp_bytes_t) { .len = len, .bytes = buf }),
                            "basic.publish"))
             goto fail;
         s->published++;
@@ -417,7 +441,10 @@ static void s_record(s_stream_t *s, const amqp_bytes_t *body, uint64_t now)
     uint64_t seq, sent;
     int e;
 
-    if (!peer_unstamp(body->bytes, body->len, &seq, &sent) || seq >= s->count) {
+    bool ok = s->run->w4 ? peer_w4_parse(body->bytes, body->len, &seq, &sent)
+                         : peer_unstamp(body->bytes, body->len, &seq, &sent);
+
+    if (!ok || seq >= s->count) {
         s->foreign++;
     } else if (peer_seen_add(s->seen, seq)) {
         /* A default mutex fails only when misused: asserts. */
@@ -529,6 +556,48 @@ static void *s_consumer(void *arg)
 
 /* ------------------------------------------------------------ setup */
 
+/* W4: the topic exchange and S's queue bound to S_W4_KEY, a durable audit
+ * queue bound to it too, and S_W4_BINDINGS - 2 filler bindings (patterns
+ * that never match S_W4_KEY) into a durable filler queue; queues deleted
+ * first. The audit and filler queues are not consumed. 0, or -1. */
+static int s_w4_declare(s_stream_t *s)
+{
+    amqp_bytes_t ex = amqp_cstring_bytes(S_W4_EXCHANGE), key = amqp_cstring_bytes(S_W4_KEY);
+    char audit[96], filler[96], pattern[64];
+    int i;
+
+    snprintf(audit, sizeof audit, "%s.audit", s->queue);
+    snprintf(filler, sizeof filler, "%s.filler", s->queue);
+    amqp_exchange_declare(s->sub, S_CHANNEL, ex, amqp_cstring_bytes("topic"), 0, 1, 0, 0,
+                          amqp_empty_table);
+    if (s_reply_check(amqp_get_rpc_reply(s->sub), "exchange.declare"))
+        return -1;
+    for (i = 0; i < 2; i++) {
+        amqp_bytes_t q = amqp_cstring_bytes(i ? filler : audit);
+        amqp_queue_delete(s->sub, S_CHANNEL, q, 0, 0);
+        if (s_reply_check(amqp_get_rpc_reply(s->sub), "queue.delete"))
+            return -1;
+        amqp_queue_declare(s->sub, S_CHANNEL, q, 0, 1, 0, 0, amqp_empty_table);
+        if (s_reply_check(amqp_get_rpc_reply(s->sub), "queue.declare"))
+            return -1;
+    }
+    amqp_queue_bind(s->sub, S_CHANNEL, amqp_cstring_bytes(s->queue), ex, key, amqp_empty_table);
+    amqp_queue_bind(s->sub, S_CHANNEL, amqp_cstring_bytes(audit), ex, key, amqp_empty_table);
+    for (i = 0; i < S_W4_BINDINGS - 2; i++) {
+        /* The shapes of sluice-bench's filler routes (bench_w4.c). */
+        switch (i % 5) {
+        case 0: snprintf(pattern, sizeof pattern, "shop.orders.v%d", i); break;
+        case 1: snprintf(pattern, sizeof pattern, "tenant%d.orders", i); break;
+        case 2: snprintf(pattern, sizeof pattern, "shop.*.r%d", i); break;
+        case 3: snprintf(pattern, sizeof pattern, "region%d.#", i); break;
+        default: snprintf(pattern, sizeof pattern, "shop.returns%d", i); break;
+        }
+        amqp_queue_bind(s->sub, S_CHANNEL, amqp_cstring_bytes(filler), ex,
+                        amqp_cstring_bytes(pattern), amqp_empty_table);
+    }
+    return s_reply_check(amqp_get_rpc_reply(s->sub), "queue.bind");
+}
+
 /* Open both connections of S and declare its queue fresh (delete first),
  * consumer subscribed, producer in confirm mode. 0, or -1. */
 static int s_stream_open(s_stream_t *s, const s_server_t *srv)
@@ -555,6 +624,8 @@ static int s_stream_open(s_stream_t *s, const s_server_t *srv)
     amqp_queue_declare(s->sub, S_CHANNEL, q, 0, run->durable, !run->durable, !run->durable,
                        args);
     if (s_reply_check(amqp_get_rpc_reply(s->sub), "queue.declare"))
+        goto fail;
+    if (run->w4 && s_w4_declare(s))
         goto fail;
     /* W0 consumes with no-ack, where RabbitMQ ignores basic.qos (a
      * message counts as acked when sent): no prefetch to set. */
@@ -585,6 +656,14 @@ static void s_stream_close(s_stream_t *s)
     if (sub_ok && s->run->durable) {
         amqp_queue_delete(s->sub, S_CHANNEL, amqp_cstring_bytes(s->queue), 0, 0);
         sub_ok = !s_reply_check(amqp_get_rpc_reply(s->sub), "queue.delete (cleanup)");
+    }
+    if (sub_ok && s->run->w4) {
+        char q[96];
+        for (int i = 0; i < 2 && sub_ok; i++) {
+            snprintf(q, sizeof q, "%s.%s", s->queue, i ? "filler" : "audit");
+            amqp_queue_delete(s->sub, S_CHANNEL, amqp_cstring_bytes(q), 0, 0);
+            sub_ok = !s_reply_check(amqp_get_rpc_reply(s->sub), "queue.delete (cleanup)");
+        }
     }
     s_disconnect(&s->sub, sub_ok);
     s_disconnect(&s->pub, pub_ok);
@@ -642,6 +721,7 @@ int main(int argc, char **argv)
     }
     run.durable = o.workload != PEER_W0;
     run.paced = o.workload == PEER_W1_LAT;
+    run.w4 = o.workload == PEER_W4;
     if (s_env_parse(&run) || s_server_parse(o.server, &srv))
         goto fail;
     rc = S_EXIT_SETUP;
@@ -720,7 +800,7 @@ int main(int argc, char **argv)
      * to the last message received and acked (W0: received). */
     secs = last > first ? (double) (last - first) / 1e9 : 0;
     rate = secs > 0 ? (double) unique / secs : 0;
-    durability = !run.durable ? S_DURABILITY_W0
+    durability = !run.durable ? S_DURABILITY_W0 : run.w4 ? S_DURABILITY_W4
                : run.qtype == S_QUORUM ? S_DURABILITY_QUORUM : S_DURABILITY_CLASSIC;
     fprintf(stderr, S_DRIVER ": %s, %s queue, prefetch %u: %" PRIu64 " of %" PRIu64
             " in %.3f s\n", o.name,

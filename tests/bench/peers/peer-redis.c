@@ -2,6 +2,10 @@
  *  against a running redis-server (start one with redis.sh), one RESULT line.
  *  W0 is PUBLISH/SUBSCRIBE; W1, W1-lat and W2 are Streams: XADD, and a
  *  consumer group per stream read with XREADGROUP and acknowledged with XACK.
+ *  W4 (issue 18, routing) is W1 through one Lua script per order (s_w4_lua):
+ *  it stores the order, looks up the routes of its topic, drops test orders,
+ *  maps the rest to canonical orders with cjson and copies them to an audit
+ *  stream, atomically; the consumer group reads the canonical stream.
  *  The main thread connects and prepares; every producer and consumer is one
  *  thread owning one hiredis context. It never starts or configures the server.  */
 #include "peer_common.h"
@@ -25,7 +29,73 @@
 #define S_IDLE_NS (3 * 1000000000ull)
 /* A server that owes replies and sends nothing this long has failed. */
 #define S_STALL_NS (30 * 1000000000ull)
-#define S_TEXT_MAX 768
+#define S_TEXT_MAX 1536
+/* W4: routes in the routes hash (3 of them on the orders' topic). */
+#define S_W4_ROUTES 1000
+
+/* W4's script. KEYS: the routes hash (topic -> comma list of route names),
+ * the orders stream, the canonical stream, the audit stream; ARGV: the
+ * topic, the order. The routes are those of sluice-bench's W4 table
+ * (tests/bench/bench_w4.c), the mapping schemas/ecommerce/
+ * shop-a-to-canonical.yaml written in Lua; Redis has no schema check. */
+static const char s_w4_lua[] =
+    "local function trim(s) return (string.gsub(s, '^%s*(.-)%s*$', '%1')) end\n"
+    "local function days(y, m, d)\n"
+    "  if m <= 2 then y = y - 1 end\n"
+    "  local era = math.floor(y / 400)\n"
+    "  local yoe = y - era * 400\n"
+    "  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1\n"
+    "  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468\n"
+    "end\n"
+    "local function utc(t)\n"
+    "  local y, mo, d, h, mi, sec, frac, z = string.match(t,\n"
+    "    '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)(%.?%d*)(.*)$')\n"
+    "  local off = 0\n"
+    "  if z ~= 'Z' then\n"
+    "    local sign, zh, zm = string.match(z, '^([+-])(%d+):(%d+)$')\n"
+    "    off = (tonumber(zh) * 60 + tonumber(zm)) * 60\n"
+    "    if sign == '-' then off = -off end\n"
+    "  end\n"
+    "  local t2 = days(tonumber(y), tonumber(mo), tonumber(d)) * 86400 + h * 3600 + mi * 60 + sec - off\n"
+    "  local z2 = math.floor(t2 / 86400)\n"
+    "  local r = t2 - z2 * 86400\n"
+    "  z2 = z2 + 719468\n"
+    "  local era = math.floor(z2 / 146097)\n"
+    "  local doe = z2 - era * 146097\n"
+    "  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)\n"
+    "  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))\n"
+    "  local mp = math.floor((5 * doy + 2) / 153)\n"
+    "  local dd = doy - math.floor((153 * mp + 2) / 5) + 1\n"
+    "  local mm = mp < 10 and mp + 3 or mp - 9\n"
+    "  local yy = yoe + era * 400\n"
+    "  if mm <= 2 then yy = yy + 1 end\n"
+    "  return string.format('%04d-%02d-%02dT%02d:%02d:%02d%sZ', yy, mm, dd,\n"
+    "    math.floor(r / 3600), math.floor(r % 3600 / 60), r % 60, frac)\n"
+    "end\n"
+    "local order = ARGV[2]\n"
+    "redis.call('XADD', KEYS[2], '*', 'd', order)\n"
+    "local routes = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not routes then return 0 end\n"
+    "local o = cjson.decode(order)\n"
+    "for name in string.gmatch(routes, '[^,]+') do\n"
+    "  if name == 'drop-tests' then\n"
+    "    if o.test == true then return 1 end\n"
+    "  elseif name == 'canonical' then\n"
+    "    local n = o.buyer.name\n"
+    "    if n == nil or n == cjson.null or trim(n) == '' then n = cjson.null else n = trim(n) end\n"
+    "    local lines = {}\n"
+    "    for i, l in ipairs(o.lines) do lines[i] = {sku = string.upper(trim(l.sku)), qty = l.qty} end\n"
+    "    redis.call('XADD', KEYS[3], '*', 'd', cjson.encode({\n"
+    "      order_id = 'a-' .. o.id, source = 'shop-a',\n"
+    "      customer = {email = string.lower(trim(o.buyer.email)), name = n},\n"
+    "      amount_cents = math.floor(o.total * 100 + 0.5),\n"
+    "      currency = string.upper(trim(o.currency or 'eur')),\n"
+    "      lines = lines, placed_at = utc(o.created_at)}))\n"
+    "  elseif name == 'audit' then\n"
+    "    redis.call('XADD', KEYS[4], '*', 'd', order)\n"
+    "  end\n"
+    "end\n"
+    "return 2\n";
 
 /* Return codes of this file; main turns them into exit codes. */
 enum {
@@ -42,8 +112,12 @@ enum {
  * consumer thread writes the consumer fields; main reads all after joining. */
 typedef struct {
     const peer_opts_t *o;       /* borrowed from main */
-    char key[48];               /* stream key, or W0's channel */
+    char key[48];               /* stream key, or W0's channel (W4: the
+                                   canonical stream, which is consumed) */
     uint64_t count;             /* messages on this lane */
+    uint64_t expect;            /* messages the consumer gets (W4: the
+                                   orders that are not test orders) */
+    char sha[41];               /* W4: the script's SHA1 */
     redisContext *pub;          /* producer's connection (owned) */
     redisContext *sub;          /* consumer's connection (owned) */
     uint64_t first_ns;          /* producer: first command appended */
@@ -192,6 +266,9 @@ static int s_produced_one(s_lane_t *self, const redisReply *r)
             goto fail;
         if (r->integer < 1)
             self->unheard++;
+    } else if (self->o->workload == PEER_W4) {
+        if ((rc = s_expect(r, REDIS_REPLY_INTEGER, "EVALSHA")))
+            goto fail;
     } else if ((rc = s_expect(r, REDIS_REPLY_STRING, "XADD")))
         goto fail;
     self->acked++;
@@ -213,15 +290,22 @@ static void *s_produce(void *arg)
     double gap_ns = o->workload == PEER_W1_LAT ? 1e9 / o->rate : 0;
     uint64_t sent = 0;
     redisReply *r = NULL;
-    uint8_t *buf = malloc(o->size);
-    const char *argv[5];
-    size_t lens[5];
+    bool w4 = o->workload == PEER_W4;
+    uint8_t *buf = malloc(w4 ? PEER_W4_ORDER_MAX : o->size);
+    const char *argv[9];
+    size_t lens[9];
     int argc;
     if (!buf) {
         rc = S_ENOMEM;
         goto fail;
     }
-    if (w0) {
+    if (w4) {
+        argc = 9;
+        argv[0] = "EVALSHA", argv[1] = self->sha, argv[2] = "4";
+        argv[3] = "peer-redis:w4:routes", argv[4] = "peer-redis:w4:orders";
+        argv[5] = self->key, argv[6] = "peer-redis:w4:audit";
+        argv[7] = "shop.orders", argv[8] = (const char *) buf;
+    } else if (w0) {
         argc = 3;
         argv[0] = "PUBLISH", argv[1] = self->key, argv[2] = (const char *) buf;
     } else {
@@ -243,7 +327,9 @@ static void *s_produce(void *arg)
                 wait = due - now;
                 break;
             }
-            if (gap_ns > 0)
+            if (w4)
+                lens[argc - 1] = peer_w4_order((char *) buf, sent, peer_now_ns());
+            else if (gap_ns > 0)
                 peer_stamp_at(buf, o->size, sent, due);
             else if (w0)
                 peer_stamp_w0(buf, o->size, sent);
@@ -288,14 +374,20 @@ fail:
 static uint64_t s_deliver(s_lane_t *self, const redisReply *payload, uint64_t now)
 {
     uint64_t seq, sent_ns;
-    if (payload->type != REDIS_REPLY_STRING || payload->len != self->o->size
-        || !peer_unstamp((const uint8_t *) payload->str, payload->len, &seq, &sent_ns)
-        || seq >= self->count) {
+    bool ok;
+    if (self->o->workload == PEER_W4)
+        ok = payload->type == REDIS_REPLY_STRING
+             && peer_w4_parse(payload->str, payload->len, &seq, &sent_ns)
+             && !peer_w4_is_test(seq);
+    else
+        ok = payload->type == REDIS_REPLY_STRING && payload->len == self->o->size
+             && peer_unstamp((const uint8_t *) payload->str, payload->len, &seq, &sent_ns);
+    if (!ok || seq >= self->count) {
         self->bad++;
         return now;
     }
     if (!now)
-        now = peer_rx_ns(sent_ns, peer_seen_unique(self->seen) + 1 >= self->count);
+        now = peer_rx_ns(sent_ns, peer_seen_unique(self->seen) + 1 >= self->expect);
     if (peer_seen_add(self->seen, seq) && self->lat && now)
         peer_lat_add(self->lat, sent_ns, now);
     return now;
@@ -318,7 +410,7 @@ static void *s_subscribe(void *arg)
     int rc = S_OK;
     redisReply *r = NULL;
     uint64_t last_msg_ns = peer_now_ns();
-    while (peer_seen_unique(self->seen) < self->count) {
+    while (peer_seen_unique(self->seen) < self->expect) {
         if ((rc = s_reply(self->sub, (uint64_t) S_BLOCK_MS * 1000000u, &r)))
             goto fail;
         if (!r) {
@@ -411,7 +503,7 @@ static void *s_consume(void *arg)
     for (int i = 0; i < 3; i++)
         acklen[i] = strlen(ack[i]);
     for (;;) {
-        bool more = peer_seen_unique(self->seen) < self->count && !(pending == 0
+        bool more = peer_seen_unique(self->seen) < self->expect && !(pending == 0
                     && s_give_up(self, last_msg_ns));
         size_t n;
         if (more && redisAppendCommandArgv(self->sub, 11, rd, NULL) != REDIS_OK) {
@@ -532,6 +624,17 @@ static int s_durability(redisContext *c, const peer_opts_t *o, char *text, size_
                  "acknowledgement, a subscriber gets what is published while it is "
                  "connected; publishes pipelined, at most %u replies outstanding",
                  version, o->window * 10);
+    else if (o->workload == PEER_W4 && !strcmp(appendonly, "yes")
+             && !strcmp(appendfsync, "always"))
+        snprintf(text, max, "fsync before ack: redis %s appendonly yes appendfsync always; "
+                 "one EVALSHA per order runs a Lua script atomically: XADD the order, HGET "
+                 "its topic's routes from a hash of %d routes (an exact-topic lookup: no "
+                 "topic patterns, which favours redis), cjson.decode, drop test orders, "
+                 "map to the canonical order in Lua (no schema check: redis has none), "
+                 "cjson.encode and XADD it, XADD the order unchanged to the audit stream; "
+                 "the script's writes reach the AOF together and are fdatasynced before "
+                 "its reply. At most %u EVALSHAs unanswered; the consumer group reads the "
+                 "canonical stream as in W1", version, S_W4_ROUTES, o->window);
     else if (!strcmp(appendonly, "yes") && !strcmp(appendfsync, "always"))
         snprintf(text, max, "fsync before ack: redis %s appendonly yes appendfsync always; "
                  "an XADD counts when its reply arrives, and redis writes and fdatasyncs "
@@ -558,6 +661,43 @@ fail:
     return rc;
 }
 
+/* W4: fresh orders and audit streams, the routes hash (the orders' topic
+ * with its three routes, and S_W4_ROUTES - 3 filler topics with one route
+ * each) and the script loaded (its SHA1 in LANE->sha). */
+static int s_w4_prepare(s_lane_t *lane)
+{
+    int rc = S_OK, n = 0;
+    redisReply *r = NULL;
+    const char *del[] = { "DEL", "peer-redis:w4:orders", "peer-redis:w4:audit",
+                          "peer-redis:w4:routes" };
+    const char *load[] = { "SCRIPT", "LOAD", s_w4_lua };
+    enum { S_FILLERS = S_W4_ROUTES - 3 };
+    const char **hset = malloc((3 + 2 * (S_FILLERS + 1)) * sizeof *hset);
+    char (*names)[2][32] = malloc(S_FILLERS * sizeof *names);
+    if (!hset || !names) {
+        rc = S_ENOMEM;
+        goto fail;
+    }
+    hset[n++] = "HSET", hset[n++] = "peer-redis:w4:routes";
+    hset[n++] = "shop.orders", hset[n++] = "drop-tests,canonical,audit";
+    for (int i = 0; i < S_FILLERS; i++) {
+        snprintf(names[i][0], sizeof names[i][0], "tenant%d.orders", i);
+        snprintf(names[i][1], sizeof names[i][1], "f%d", i);
+        hset[n++] = names[i][0], hset[n++] = names[i][1];
+    }
+    if ((rc = s_command(lane->pub, REDIS_REPLY_INTEGER, "DEL", 4, del, NULL))
+        || (rc = s_command(lane->pub, REDIS_REPLY_INTEGER, "HSET", n, hset, NULL))
+        || (rc = s_command(lane->pub, REDIS_REPLY_STRING, "SCRIPT LOAD", 3, load, &r)))
+        goto fail;
+    snprintf(lane->sha, sizeof lane->sha, "%s", r->str);
+fail:
+    if (r)
+        freeReplyObject(r);
+    free(hset);
+    free(names);
+    return rc;
+}
+
 /* Connect LANE's two connections and make its stream fresh (DEL, XGROUP
  * CREATE ... MKSTREAM), or for W0 subscribe before anything is published. */
 static int s_lane_prepare(s_lane_t *lane, const char *host, int port)
@@ -581,6 +721,8 @@ static int s_lane_prepare(s_lane_t *lane, const char *host, int port)
         const char *create[] = { "XGROUP", "CREATE", lane->key, S_GROUP, "0", "MKSTREAM" };
         if ((rc = s_command(lane->pub, REDIS_REPLY_INTEGER, "DEL", 2, del, NULL))
             || (rc = s_command(lane->pub, REDIS_REPLY_STATUS, "XGROUP CREATE", 6, create, NULL)))
+            goto fail;
+        if (lane->o->workload == PEER_W4 && (rc = s_w4_prepare(lane)))
             goto fail;
     }
 fail:
@@ -611,8 +753,8 @@ static int s_report(const peer_opts_t *o, s_lane_t *lanes, const char *durabilit
         start = lane->first_ns < start ? lane->first_ns : start;
         end = lane->last_ns > end ? lane->last_ns : end;
         end = lane->done_ns > end ? lane->done_ns : end;
-        unique += peer_seen_unique(lane->seen);
-        lost += lane->count - peer_seen_unique(lane->seen);
+        unique += o->workload == PEER_W4 ? lane->acked : peer_seen_unique(lane->seen);
+        lost += lane->expect - peer_seen_unique(lane->seen);
         dups += peer_seen_dups(lane->seen);
         bad += lane->bad;
     }
@@ -644,9 +786,12 @@ static int s_run(const peer_opts_t *o, const char *host, int port)
         s_lane_t *lane = &lanes[i];
         lane->o = o;
         lane->count = o->count / k + (i < o->count % k);
+        lane->expect = o->workload == PEER_W4 ? peer_w4_expected(lane->count) : lane->count;
         atomic_init(&lane->produced, false);
         if (o->workload == PEER_W0)
             snprintf(lane->key, sizeof lane->key, "peer-redis:w0");
+        else if (o->workload == PEER_W4)
+            snprintf(lane->key, sizeof lane->key, "peer-redis:w4:canonical");
         else
             snprintf(lane->key, sizeof lane->key, "peer-redis:stream:%u", i);
         if (!(lane->seen = peer_seen_new(lane->count))

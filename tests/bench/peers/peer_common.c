@@ -60,11 +60,13 @@ int peer_opts_parse(int argc, char **argv, const char *driver,
         case 'k': rc = s_num(driver, "--streams", optarg, 1, &streams); break;
         case 'w': rc = s_num(driver, "--window", optarg, 1, &window); break;
         case 'h':
-            printf("usage: %s W0|W1|W1-lat|W2 [--server S] [--count N] [--size B]\n"
+            printf("usage: %s W0|W1|W1-lat|W2|W4 [--server S] [--count N] [--size B]\n"
                    "       [--rate R] [--streams K] [--window W]\n"
                    "One run against a running server (default %s); prints\n"
                    "RESULT broker=... workload=... msgs_per_s=... (see peer_common.h).\n"
-                   "W3 is W1 with --size 1024 or --size 12.\n", driver, default_server);
+                   "W3 is W1 with --size 1024 or --size 12. W4 publishes JSON orders\n"
+                   "(~300 B, --size ignored) through the broker's routing set-up.\n",
+                   driver, default_server);
             return 1;
         default: rc = -1; break;
         }
@@ -84,8 +86,10 @@ int peer_opts_parse(int argc, char **argv, const char *driver,
         o->workload = PEER_W1_LAT, o->size = 256;
     else if (!strcmp(w, "W2"))
         o->workload = PEER_W2, o->count = 400000, o->size = 256;
+    else if (!strcmp(w, "W4"))
+        o->workload = PEER_W4, o->count = 200000, o->size = 300;
     else {
-        fprintf(stderr, "%s: unknown workload '%s' (W0, W1, W1-lat, W2)\n", driver, w);
+        fprintf(stderr, "%s: unknown workload '%s' (W0, W1, W1-lat, W2, W4)\n", driver, w);
         return -1;
     }
     o->name = w;
@@ -95,7 +99,7 @@ int peer_opts_parse(int argc, char **argv, const char *driver,
         o->count = (uint64_t) (rate * o->secs);
     if (count > 0)
         o->count = (uint64_t) count;
-    if (size > 0)
+    if (size > 0 && o->workload != PEER_W4)
         o->size = (size_t) size;
     o->streams = o->workload == PEER_W2 ? (unsigned) streams : 1;
     o->window = (unsigned) window;
@@ -263,4 +267,72 @@ void peer_result(const peer_opts_t *o, const char *broker, double msgs_per_s,
            " durability=\"%s\"\n", broker, o->name, o->size, msgs_per_s, p50, p99,
            p999, lost, dups, durability);
     fflush(stdout);
+}
+
+bool peer_w4_is_test(uint64_t seq)
+{
+    return seq % PEER_W4_TEST_EVERY == PEER_W4_TEST_EVERY - 1;
+}
+
+uint64_t peer_w4_expected(uint64_t count)
+{
+    return count - count / PEER_W4_TEST_EVERY;
+}
+
+size_t peer_w4_order(char *buf, uint64_t seq, uint64_t sent_ns)
+{
+    unsigned s = (unsigned) seq;
+    int n = snprintf(buf, PEER_W4_ORDER_MAX,
+                     "{\"id\":\"%u-%" PRIu64 "\",\"buyer\":{\"email\":\" Customer%u@"
+                     "Example.com \",\"name\":\"Customer %u\"},\"total\":%u.%02u,"
+                     "\"currency\":\"eur\",\"created_at\":\"2026-12-07T18:13:26+01:00\","
+                     "\"lines\":[{\"sku\":\"tee-blue-m\",\"qty\":2,\"price\":19.95},"
+                     "{\"sku\":\"mug-01\",\"qty\":1,\"price\":20.0},{\"sku\":\"sticker-%u\","
+                     "\"qty\":%u,\"price\":0.5}],\"test\":%s}",
+                     s, sent_ns, s % 1000, s % 1000, 60 + s % 100, s % 100, s % 50,
+                     1 + s % 5, peer_w4_is_test(seq) ? "true" : "false");
+    if (n < 0)
+        return 0;
+    return (size_t) n < PEER_W4_ORDER_MAX ? (size_t) n : PEER_W4_ORDER_MAX - 1;
+}
+
+/* The string value of FIELD in the JSON text P (NUL-terminated): a pointer
+ * just past its opening quote, or NULL. */
+static const char *s_json_str(const char *p, const char *field)
+{
+    size_t n = strlen(field);
+    while ((p = strstr(p, field)) != NULL) {
+        const char *q = p + n;
+        p = q;
+        q += strspn(q, " \t\r\n");
+        if (*q++ != ':')
+            continue;
+        q += strspn(q, " \t\r\n");
+        if (*q == '"')
+            return q + 1;
+    }
+    return NULL;
+}
+
+bool peer_w4_parse(const char *payload, size_t len, uint64_t *seq, uint64_t *sent_ns)
+{
+    char buf[PEER_W4_ORDER_MAX * 2], *end;
+    const char *p;
+    if (len >= sizeof buf)
+        return false;
+    memcpy(buf, payload, len);
+    buf[len] = '\0';
+    if ((p = s_json_str(buf, "\"order_id\""))) {
+        if (strncmp(p, "a-", 2) != 0)
+            return false;
+        p += 2;
+    } else if (!(p = s_json_str(buf, "\"id\"")))
+        return false;
+    errno = 0;
+    *seq = strtoull(p, &end, 10);
+    if (end == p || *end != '-' || errno)
+        return false;
+    p = end + 1;
+    *sent_ns = strtoull(p, &end, 10);
+    return end != p && *end == '"' && !errno;
 }

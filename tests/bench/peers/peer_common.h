@@ -13,11 +13,11 @@
  * 12-byte variant is exactly this). */
 #define PEER_STAMP_BYTES 12
 
-typedef enum { PEER_W0, PEER_W1, PEER_W1_LAT, PEER_W2 } peer_workload_t;
+typedef enum { PEER_W0, PEER_W1, PEER_W1_LAT, PEER_W2, PEER_W4 } peer_workload_t;
 
 typedef struct {
     peer_workload_t workload;
-    const char *name;       /* "W0", "W1", "W1-lat", "W2" */
+    const char *name;       /* "W0", "W1", "W1-lat", "W2", "W4" */
     const char *server;     /* --server, the peer's URL/host:port */
     uint64_t count;         /* messages in all */
     size_t size;            /* payload bytes, >= PEER_STAMP_BYTES */
@@ -68,6 +68,22 @@ uint64_t peer_rx_ns(uint64_t sent_ns, bool last);
 
 /* Read a stamp back; false when LEN is too short. */
 bool peer_unstamp(const uint8_t *buf, size_t len, uint64_t *seq, uint64_t *sent_ns);
+
+/* W4 (issue 18, routing): the orders every driver publishes, shop A's
+ * JSON (schemas/ecommerce/schemas/shop-a.order@1.json, ~300 bytes). One
+ * in PEER_W4_TEST_EVERY is a test order ("test": true) the routes drop. */
+#define PEER_W4_TEST_EVERY 20
+#define PEER_W4_ORDER_MAX 512
+bool peer_w4_is_test(uint64_t seq);
+/* The orders of COUNT that are not test orders. */
+uint64_t peer_w4_expected(uint64_t count);
+/* Write order SEQ stamped SENT_NS (its id is "SEQ-SENT_NS") into BUF
+ * (PEER_W4_ORDER_MAX bytes); its length. */
+size_t peer_w4_order(char *buf, uint64_t seq, uint64_t sent_ns);
+/* SEQ and SENT_NS back from an order as published (its "id") or as
+ * mapped to the canonical order ("order_id": "a-" + id); false when the
+ * payload is neither. */
+bool peer_w4_parse(const char *payload, size_t len, uint64_t *seq, uint64_t *sent_ns);
 
 /* Latencies in microseconds, up to a fixed number of samples. */
 typedef struct peer_lat peer_lat_t;
