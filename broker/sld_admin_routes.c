@@ -240,7 +240,8 @@ static int s_tr_steps(s_tr_t *a, const sld_trace_t *t, Sluice__TraceReply *r)
             return SL_ENOMEM;
         sluice__trace_step__init(s);
         s->index = st->route;
-        s->route = s_tr_route(a, t->version, st->route);
+        s->route = s_tr_route(a, st->version ? st->version : t->version, st->route);
+        s->table_version = st->version;     /* a backfilled step's own version */
         s->outcome = (char *) sld_trace_outcome_name(st->outcome);
         s->action = (char *) sld_trace_action_name(st->outcome);
         s->error = s_tr_str(a, st->error);

@@ -74,6 +74,8 @@ static const sld_command_t s_table[] = {
           "routes.list", NULL, NULL),
     S_ROW(TRACE, "trace", IMMEDIATE, SUBSCRIBE, sld_admin_on_trace, NULL, "trace",
           "trace messages of", NULL),
+    S_ROW(ROUTES_BACKFILL, "routes_backfill", WRITE, TOPIC_ADMIN, NULL,
+          sld_route_backfill_apply, "routes.backfill", "backfill routes on topic", NULL),
 };
 #define S_TABLE_SIZE (sizeof s_table / sizeof s_table[0])
 
@@ -192,6 +194,13 @@ static void s_args(const Sluice__Frame *f, char *out, size_t len)
         snprintf(out, len, "to version %u, expect_version %u", f->routes_rollback->version,
                  f->routes_rollback->expect_version);
         break;
+    case SLUICE__FRAME__BODY_ROUTES_BACKFILL:
+        snprintf(out, len, "route \"%.128s\", from offset %" PRIu64 " / time %" PRIu64
+                 " us, until %" PRIu64 ", max %u",
+                 f->routes_backfill->route ? f->routes_backfill->route : "",
+                 f->routes_backfill->from_offset, f->routes_backfill->from_time_us,
+                 f->routes_backfill->until_offset, f->routes_backfill->max);
+        break;
     case SLUICE__FRAME__BODY_KEY_ADD:
         if (f->key_add->public_key.len == 32)
             zmq_z85_encode(key, f->key_add->public_key.data, 32);
@@ -227,6 +236,8 @@ static const char *s_target(const Sluice__Frame *f, char *buf, size_t len)
         return f->topic_create->name;
     case SLUICE__FRAME__BODY_TOPIC_SET:
         return f->topic_set->topic;
+    case SLUICE__FRAME__BODY_ROUTES_BACKFILL:
+        return f->routes_backfill->topic;
     case SLUICE__FRAME__BODY_SCHEMA_REGISTER:
         return f->schema_register->subject;
     case SLUICE__FRAME__BODY_MAPPING_ADD:
@@ -270,7 +281,7 @@ static void s_deny_cmd(sld_server_t *self, const sld_peer_t *peer, const Sluice_
     char args[768], detail[1024];
     char text[SLC_TOPIC_MAX + SLD_IDENT_NAME_MAX + 96];
     s_args(f, args, sizeof args);
-    snprintf(detail, sizeof detail, "%s; needs %s", args, need);
+    snprintf(detail, sizeof detail, "%s; needs %.200s", args, need);
     snprintf(text, sizeof text, "identity \"%s\" may not %s %s: no grant covers it",
              sld_ident_name(peer->session->ident), what, object ? object : "");
     sld_session_deny(self, peer, f->corr, action, target, detail, text);

@@ -282,6 +282,9 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
         }
     }
     size_t len;
+    /* Routing reads the payload the schema check parsed: parsed once. */
+    const slt_route_table_t *routes = sld_routes_live(self->routes);
+    cJSON *doc = NULL;
     rc = s_stamp(self, w, span, e, now, &len);
     if (rc == 0 && sld_registry_any(self->registry)) {
         /* A topic bound to a schema stores only valid messages; an invalid
@@ -289,8 +292,9 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
          * dead-letter topic when the binding says so). */
         bool dlq = false;
         char why[1536];
-        rc = sld_registry_check(self->registry, e->topic, e->content_type, e->payload.data,
-                                e->payload.len, &dlq, why, sizeof why);
+        rc = sld_registry_check_doc(self->registry, e->topic, e->content_type,
+                                    e->payload.data, e->payload.len, &dlq,
+                                    routes ? &doc : NULL, why, sizeof why);
         if (rc == SL_EINVAL) {
             uint64_t dlq_off = 0;
             rc = dlq ? s_schema_dlq(self, txn, e->topic, len, now, why, &dlq_off) : 0;
@@ -315,12 +319,12 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
     if (rc == 0)
         rc = sld_ingest_note_appended(self, topic_id);
     /* Routing: derived messages commit with the original or not at all. */
-    const slt_route_table_t *routes = sld_routes_live(self->routes);
     if (rc == 0 && routes)
-        rc = sld_route_ingest(self, txn, routes, e,
-                              (!e->source || !*e->source) && w->session ? w->session->client
-                                                                         : e->source,
-                              offset, now);
+        rc = sld_route_ingest_doc(self, txn, routes, e,
+                                  (!e->source || !*e->source) && w->session
+                                      ? w->session->client : e->source,
+                                  offset, now, doc, &topic_id);
+    cJSON_Delete(doc);
     if (rc)
         return rc;
     c->offset = offset;

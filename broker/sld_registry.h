@@ -125,4 +125,12 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
                        const void *payload, size_t len, bool *dlq,
                        char *err, size_t errlen);
 
+/* sld_registry_check that also gives the parsed payload, so that it is not
+ * parsed again (routing): when valid and the payload is one document,
+ * *DOC (DOC may be NULL; set it to NULL before) is that document (caller
+ * owns: cJSON_Delete); otherwise *DOC is left as it was. */
+int sld_registry_check_doc(sld_registry_t *self, const char *topic, const char *content_type,
+                           const void *payload, size_t len, bool *dlq, cJSON **doc,
+                           char *err, size_t errlen);
+
 #endif

@@ -5,8 +5,9 @@
  *  advisory on _advisory.routes for failures), then route the derived
  *  messages in turn (a work queue, at most SLD_ROUTE_HOPS hops, a target
  *  already in the path is a `routing loop` leg), and the trace record of
- *  each message a route's pattern matched (sld_trace). Broker thread
- *  only, called by sld_ingest. The table's versions and counters are
+ *  each message a route's pattern matched (sld_trace); and the same for
+ *  one route run on a stored message (sld_route_backfill, for
+ *  sld_route_backfill.c). Broker thread only, called by sld_ingest. The table's versions and counters are
  *  sld_routes'; what routes do is docs/routing.md.  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "sld_routes.h"
 #include "sld_server_int.h"
 #include "sld_trace.h"
+#include "slt_doc.h"
 
 #define SLD_ROUTE_HOPS 8
 #define S_DLQ_TOPIC "_dlq.routes"
@@ -62,7 +64,10 @@ typedef struct {
     Sluice__Lineage lin;
     uint64_t offset;
     uint32_t id;                /* topic id (an original's: looked up when needed) */
+    bool has_id;                /* ID is known */
     bool original;
+    const cJSON *doc;           /* the payload parsed (borrowed), or NULL */
+    cJSON *meta;                /* $meta, built when a route reads it */
 } s_item_t;
 
 typedef struct {
@@ -343,11 +348,14 @@ static int s_deliver(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st
             sld_trace_fail(&p->trace, text);
             return s_dlq(p, it, step->route, route, "sluice-error", text);
         }
-        char *json = s_keep(&p->arena, cJSON_PrintUnformatted(step->output));
-        if (!json)
+        /* cJSON_PrintUnformatted's bytes, without its printf round trips. */
+        char *json = NULL;
+        int prc = slt_doc_print(step->output, &json, &len);
+        if (prc)
+            return prc;
+        if (!s_keep(&p->arena, json))
             return SL_ENOMEM;
         payload = json;
-        len = strlen(json);
         ct = "application/json";
     }
     for (size_t t = 0; t < step->ntargets; t++) {
@@ -359,58 +367,84 @@ static int s_deliver(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st
     return 0;
 }
 
+/* slt_route_msg_t's meta_fn: IT's $meta, built on first use. */
+static const cJSON *s_meta_fn(void *arg)
+{
+    s_item_t *it = arg;
+    if (!it->meta)
+        it->meta = s_meta(it);
+    return it->meta;
+}
+
+/* What fired or failed STEP is in the trace record. */
+static sld_trace_outcome_t s_outcome(const slt_route_step_t *st)
+{
+    return st->outcome == SLT_ROUTE_SKIPPED ? SLD_TRACE_SKIPPED
+         : st->outcome == SLT_ROUTE_FAILED ? SLD_TRACE_FAILED
+         : st->action == SLT_ROUTE_DROP ? SLD_TRACE_DROP
+         : st->action == SLT_ROUTE_DLQ ? SLD_TRACE_DLQ : SLD_TRACE_DELIVER;
+}
+
+/* Do what fired or failed step ST of route NAME says for IT (its trace
+ * step is already added): a leg, a drop, derived messages. */
+static int s_act(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st,
+                 const char *name)
+{
+    if (st->outcome == SLT_ROUTE_FAILED)
+        return s_dlq(p, it, st->route, name, "sluice-error", st->reason);
+    sld_routes_count(p->self->routes, st->route, SLD_ROUTE_MATCHED, 1);
+    if (st->action == SLT_ROUTE_DROP) {
+        sld_routes_count(p->self->routes, st->route, SLD_ROUTE_DROPPED, 1);
+        return 0;
+    }
+    if (st->action == SLT_ROUTE_DLQ)
+        return s_dlq(p, it, st->route, name, "sluice-reason", st->reason);
+    return s_deliver(p, it, st, name);
+}
+
 /* Evaluate TABLE for IT and do what its steps say. */
-static int s_route_one(s_pass_t *p, const slt_route_table_t *table, const s_item_t *it,
+static int s_route_one(s_pass_t *p, const slt_route_table_t *table, s_item_t *it,
                        slt_route_result_t *res)
 {
-    cJSON *meta = s_meta(it);
-    if (!meta)
-        return SL_ENOMEM;
     slt_route_msg_t msg = { it->env.topic, it->env.payload.data, it->env.payload.len,
                             it->env.content_type && *it->env.content_type
-                                ? it->env.content_type : NULL, meta };
-    int rc = slt_route_eval(table, &msg, res);
+                                ? it->env.content_type : NULL, NULL };
+    slt_route_given_t given = { it->doc, s_meta_fn, it };
+    int rc = slt_route_eval_given(table, &msg, &given, res);
     bool fired = false;
     sld_trace_reset(&p->trace, p->version);
     for (size_t i = 0; rc == 0 && i < res->nsteps; i++) {
         const slt_route_step_t *st = &res->steps[i];
         const char *name = slt_route_name(table, st->route);
-        sld_trace_outcome_t outcome =
-            st->outcome == SLT_ROUTE_SKIPPED ? SLD_TRACE_SKIPPED
-          : st->outcome == SLT_ROUTE_FAILED ? SLD_TRACE_FAILED
-          : st->action == SLT_ROUTE_DROP ? SLD_TRACE_DROP
-          : st->action == SLT_ROUTE_DLQ ? SLD_TRACE_DLQ : SLD_TRACE_DELIVER;
-        rc = sld_trace_step(&p->trace, (uint32_t) st->route, outcome, st->reason);
+        rc = sld_trace_step(&p->trace, (uint32_t) st->route, s_outcome(st), st->reason);
         if (rc || st->outcome == SLT_ROUTE_SKIPPED)
             continue;
         fired = true;
-        if (st->outcome == SLT_ROUTE_FAILED) {
-            rc = s_dlq(p, it, st->route, name, "sluice-error", st->reason);
-            continue;
-        }
-        sld_routes_count(p->self->routes, st->route, SLD_ROUTE_MATCHED, 1);
-        if (st->action == SLT_ROUTE_DROP)
-            sld_routes_count(p->self->routes, st->route, SLD_ROUTE_DROPPED, 1);
-        else if (st->action == SLT_ROUTE_DLQ)
-            rc = s_dlq(p, it, st->route, name, "sluice-reason", st->reason);
-        else
-            rc = s_deliver(p, it, st, name);
+        rc = s_act(p, it, st, name);
     }
     if (rc == 0 && !fired && it->original)
         sld_routes_count_unrouted(p->self->routes);
     /* The trace record: only when some route's pattern matched. */
     uint32_t id = it->id;
-    if (rc == 0 && res->nsteps > 0 && it->original)
+    if (rc == 0 && res->nsteps > 0 && it->original && !it->has_id)
         rc = sld_store_topic_ensure(p->txn, it->env.topic, &id);
     if (rc == 0 && res->nsteps > 0)
         rc = sld_trace_put(p->txn, id, it->offset, &p->trace);
-    cJSON_Delete(meta);
+    cJSON_Delete(it->meta);
+    it->meta = NULL;
     return rc;
 }
 
 int sld_route_ingest(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
                      const Sluice__Envelope *e, const char *source, uint64_t offset,
                      uint64_t now)
+{
+    return sld_route_ingest_doc(self, txn, table, e, source, offset, now, NULL, NULL);
+}
+
+int sld_route_ingest_doc(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
+                         const Sluice__Envelope *e, const char *source, uint64_t offset,
+                         uint64_t now, const cJSON *doc, const uint32_t *topic_id)
 {
     s_pass_t p;
     memset(&p, 0, sizeof p);
@@ -425,6 +459,11 @@ int sld_route_ingest(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t
     orig.env.ingest_ts_us = now;
     orig.offset = offset;
     orig.original = true;
+    orig.doc = doc;
+    if (topic_id) {
+        orig.id = *topic_id;
+        orig.has_id = true;
+    }
     slt_route_result_t res;
     memset(&res, 0, sizeof res);
     int rc = s_route_one(&p, table, &orig, &res);
@@ -432,6 +471,75 @@ int sld_route_ingest(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t
      * queue grows while it is walked. */
     for (size_t i = 0; rc == 0 && i < p.nq; i++)
         rc = s_route_one(&p, table, p.q[i], &res);
+    slt_route_result_free(&res);
+    sld_trace_free(&p.trace);
+    free(p.q);
+    s_arena_free(&p.arena);
+    return rc;
+}
+
+/* ------------------------------------------------------------ backfill */
+
+int sld_route_backfill(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
+                       size_t route, const Sluice__Envelope *e, uint32_t id, uint64_t offset,
+                       uint64_t now, sld_trace_t *rec, sld_backfill_outcome_t *outcome,
+                       uint64_t *delivered)
+{
+    s_pass_t p;
+    memset(&p, 0, sizeof p);
+    p.self = self;
+    p.txn = txn;
+    p.now = now;
+    p.version = sld_routes_version(self->routes);
+    *outcome = SLD_BACKFILL_SKIPPED;
+    *delivered = 0;
+    s_item_t src;
+    memset(&src, 0, sizeof src);
+    src.env = *e;
+    src.offset = offset;
+    src.id = id;
+    /* A stored derived message keeps the path it passed through (loops,
+     * hops); anything else is an original, as at ingest. */
+    src.original = !(e->lineage && e->lineage->source_topic && *e->lineage->source_topic);
+    slt_route_result_t res;
+    memset(&res, 0, sizeof res);
+    cJSON *meta = s_meta(&src);
+    int rc = meta ? 0 : SL_ENOMEM;
+    slt_route_msg_t msg = { src.env.topic, src.env.payload.data, src.env.payload.len,
+                            src.env.content_type && *src.env.content_type
+                                ? src.env.content_type : NULL, meta };
+    /* The whole table decides, so that the route is reached only where
+     * ingest would have reached it; only the named route acts. */
+    if (rc == 0)
+        rc = slt_route_eval(table, &msg, &res);
+    const slt_route_step_t *st = NULL;
+    for (size_t i = 0; rc == 0 && i < res.nsteps; i++)
+        if (res.steps[i].route == route)
+            st = &res.steps[i];
+    if (rc == 0 && st && st->outcome != SLT_ROUTE_SKIPPED) {
+        /* The message's record gains the step (a new record when it had
+         * none), marked with the live version its index belongs to. */
+        p.trace = *rec;
+        if (!p.trace.version && !p.trace.nsteps)
+            p.trace.version = p.version;
+        rc = sld_trace_step(&p.trace, (uint32_t) route, s_outcome(st), st->reason);
+        if (rc == 0) {
+            sld_trace_backfilled(&p.trace, p.version);
+            rc = s_act(&p, &src, st, slt_route_name(table, route));
+        }
+        if (rc == 0)
+            rc = sld_trace_put(txn, id, offset, &p.trace);
+        *rec = p.trace;                 /* its memory goes back to the caller */
+        memset(&p.trace, 0, sizeof p.trace);
+        *delivered = p.nq;
+        /* A mapped output its schema refused turned the step FAILED. */
+        *outcome = rc == 0 && rec->steps[rec->nsteps - 1].outcome == SLD_TRACE_FAILED
+                   ? SLD_BACKFILL_FAILED : SLD_BACKFILL_FIRED;
+    }
+    /* What the route made is routed in turn, by the whole live table. */
+    for (size_t i = 0; rc == 0 && i < p.nq; i++)
+        rc = s_route_one(&p, table, p.q[i], &res);
+    cJSON_Delete(meta);
     slt_route_result_free(&res);
     sld_trace_free(&p.trace);
     free(p.q);

@@ -26,6 +26,7 @@
 #include "sld_server.h"
 #include "sld_store.h"
 #include "sld_topics.h"
+#include "sld_trace.h"
 
 typedef struct sld_commit sld_commit_t;
 typedef struct sld_command sld_command_t;
@@ -164,6 +165,37 @@ void sld_ingest_texts_free(sld_server_t *self);
 int sld_route_ingest(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
                      const Sluice__Envelope *e, const char *source, uint64_t offset,
                      uint64_t now);
+
+/* sld_route_ingest with what the caller knows already: DOC (borrowed;
+ * NULL: parsed when a route needs it), the one document slt_doc_decode
+ * gives for E's payload (sld_registry_check_doc's), and TOPIC_ID (NULL:
+ * looked up), the id of E's topic. */
+int sld_route_ingest_doc(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
+                         const Sluice__Envelope *e, const char *source, uint64_t offset,
+                         uint64_t now, const cJSON *doc, const uint32_t *topic_id);
+
+/* Backfill (sld_route_backfill.c): run route ROUTE (an index of live
+ * TABLE) on message E stored at OFFSET of topic ID, as ingest would have:
+ * the whole table is evaluated so the route acts only where it would be
+ * reached, and only ROUTE acts (legs, derived messages with the live
+ * version in their lineage, which the whole table then routes in turn).
+ * REC is the message's trace record (empty: none; the caller owns it):
+ * when the route fired or failed it gains the step, marked backfilled,
+ * and is written back. *OUTCOME what the route did; *DELIVERED the derived
+ * messages it stored. 0 or a store failure that dooms TXN. */
+typedef enum {
+    SLD_BACKFILL_SKIPPED,       /* predicate false, or not reached */
+    SLD_BACKFILL_FIRED,
+    SLD_BACKFILL_FAILED         /* a _dlq.routes leg */
+} sld_backfill_outcome_t;
+int sld_route_backfill(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
+                       size_t route, const Sluice__Envelope *e, uint32_t id, uint64_t offset,
+                       uint64_t now, sld_trace_t *rec, sld_backfill_outcome_t *outcome,
+                       uint64_t *delivered);
+
+/* RoutesBackfill in the write phase (audited); admin on the topic. */
+int sld_route_backfill_apply(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
+                             bool refuse, int fail);
 
 /* ---------------------------------------------------- sld_consume.c */
 

@@ -5,7 +5,9 @@
  *    format (1 byte, 1), table version, number of steps, then per step:
  *    route index, outcome (1 byte, sld_trace_outcome_t), for FAILED the
  *    error's length and bytes, number of legs, then per leg topic id and
- *    offset.
+ *    offset. Format 2 (a record a backfill added to): an outcome byte
+ *    with bit 0x80 is followed by the varint table version its step's
+ *    route index belongs to.
  *  A typical record (one route, one target) is under 10 bytes.  */
 #include "sld_trace.h"
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "slc_codec.h"
 
 #define S_FORMAT 1
+#define S_FORMAT_BACKFILLED 2
 
 void sld_trace_reset(sld_trace_t *t, uint32_t version)
 {
@@ -51,19 +54,31 @@ int sld_trace_step(sld_trace_t *t, uint32_t route, sld_trace_outcome_t outcome,
                    const char *error)
 {
     if (t->nsteps == t->capsteps) {
-        size_t old = t->capsteps;
-        if (slc_grow((void **) &t->steps, &t->capsteps, t->nsteps + 1, sizeof *t->steps) != 0)
+        /* From 4, not slc_grow's 8: a step holds its error text, and 8 of
+         * them (2 KiB) were a large allocation for every message routed. */
+        size_t old = t->capsteps, cap = old ? 2 * old : 4;
+        sld_trace_step_t *v = realloc(t->steps, cap * sizeof *v);
+        if (!v)
             return SL_ENOMEM;
+        t->steps = v;
+        t->capsteps = cap;
         memset(t->steps + old, 0, (t->capsteps - old) * sizeof *t->steps);
     }
     sld_trace_step_t *s = &t->steps[t->nsteps++];
     s->route = route;
+    s->version = 0;
     s->outcome = outcome;
     s->nlegs = 0;
     s->error[0] = 0;
     if (outcome == SLD_TRACE_FAILED && error)
         s_error(s->error, error, strlen(error));
     return 0;
+}
+
+void sld_trace_backfilled(sld_trace_t *t, uint32_t version)
+{
+    if (t->nsteps)
+        t->steps[t->nsteps - 1].version = version;
 }
 
 void sld_trace_fail(sld_trace_t *t, const char *error)
@@ -91,18 +106,24 @@ int sld_trace_leg(sld_trace_t *t, uint32_t topic, uint64_t offset)
 int sld_trace_put(sld_txn_t *txn, uint32_t topic, uint64_t offset, sld_trace_t *t)
 {
     size_t max = 1 + 10 + 10;
-    for (size_t i = 0; i < t->nsteps; i++)
-        max += 10 + 1 + 10 + SLD_TRACE_ERROR_MAX + 10 + t->steps[i].nlegs * 20;
+    for (size_t i = 0; i < t->nsteps; i++)      /* route, outcome, version, legs */
+        max += 10 + 1 + 10 + 10 + t->steps[i].nlegs * 20
+             + (t->steps[i].outcome == SLD_TRACE_FAILED ? 10 + strlen(t->steps[i].error) : 0);
     if (slc_grow((void **) &t->buf, &t->capbuf, max, 1) != 0)
         return SL_ENOMEM;
     uint8_t *p = t->buf;
-    *p++ = S_FORMAT;
+    bool backfilled = false;
+    for (size_t i = 0; i < t->nsteps; i++)
+        backfilled |= t->steps[i].version != 0;
+    *p++ = backfilled ? S_FORMAT_BACKFILLED : S_FORMAT;
     p = slc_varint_put(p, t->version);
     p = slc_varint_put(p, t->nsteps);
     for (size_t i = 0; i < t->nsteps; i++) {
         const sld_trace_step_t *s = &t->steps[i];
         p = slc_varint_put(p, s->route);
-        *p++ = (uint8_t) s->outcome;
+        *p++ = (uint8_t) (s->outcome | (s->version ? 0x80 : 0));
+        if (s->version)
+            p = slc_varint_put(p, s->version);
         if (s->outcome == SLD_TRACE_FAILED) {
             size_t n = strlen(s->error);
             p = slc_varint_put(p, n);
@@ -155,7 +176,8 @@ int sld_trace_get(sld_txn_t *txn, uint32_t topic, uint64_t offset, sld_trace_t *
     if (rc)
         return rc;
     s_rd_t r = { val, (const uint8_t *) val + vlen, false };
-    if (vlen < 1 || *r.p++ != S_FORMAT)
+    uint8_t format = vlen ? *r.p++ : 0;
+    if (format != S_FORMAT && format != S_FORMAT_BACKFILLED)
         return SL_ESTORE;
     t->version = (uint32_t) s_varint(&r);
     uint64_t nsteps = s_varint(&r);
@@ -166,12 +188,18 @@ int sld_trace_get(sld_txn_t *txn, uint32_t topic, uint64_t offset, sld_trace_t *
             break;
         }
         uint8_t outcome = *r.p++;
+        uint32_t version = 0;
+        if ((outcome & 0x80) && format == S_FORMAT_BACKFILLED) {
+            outcome &= 0x7f;
+            version = (uint32_t) s_varint(&r);
+        }
         if (outcome < SLD_TRACE_DELIVER || outcome > SLD_TRACE_FAILED) {
             r.bad = true;
             break;
         }
         if (sld_trace_step(t, route, (sld_trace_outcome_t) outcome, NULL) != 0)
             return SL_ENOMEM;
+        t->steps[t->nsteps - 1].version = version;
         if (outcome == SLD_TRACE_FAILED) {
             uint64_t n = s_varint(&r);
             if (r.bad || n > (uint64_t) (r.end - r.p) || n > SLD_TRACE_ERROR_MAX) {

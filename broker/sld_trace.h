@@ -32,6 +32,8 @@ typedef struct {
 
 typedef struct {
     uint32_t route;             /* index in the table version */
+    uint32_t version;           /* backfilled (sld_route_backfill): the table version
+                                   ROUTE indexes (0: the record's) */
     sld_trace_outcome_t outcome;
     char error[SLD_TRACE_ERROR_MAX + 1];        /* FAILED: the error, else "" */
     sld_trace_leg_t *legs;      /* derived messages and legs, in order made */
@@ -56,6 +58,10 @@ void sld_trace_free(sld_trace_t *t);
  * SLD_TRACE_ERROR_MAX bytes; may be NULL). 0 or SL_ENOMEM. */
 int sld_trace_step(sld_trace_t *t, uint32_t route, sld_trace_outcome_t outcome,
                    const char *error);
+
+/* Mark the last step as backfilled from table VERSION (its route index is
+ * that version's). No step: nothing. */
+void sld_trace_backfilled(sld_trace_t *t, uint32_t version);
 
 /* Make the last step FAILED with ERROR (a mapped output refused after the
  * route fired). No step: nothing. */

@@ -11,6 +11,8 @@
 #include "slc.h"
 #include <assert.h>
 #include <ctype.h>
+#include <float.h>
+#include <locale.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -892,9 +894,10 @@ typedef struct {
     size_t len, cap;
 } s_w_t;
 
-static int s_w_put(s_w_t *w, const char *p, size_t n)
+static inline int s_w_put(s_w_t *w, const char *p, size_t n)
 {
-    int rc = slc_grow((void **) &w->buf, &w->cap, w->len + n + 1, 1);
+    int rc = w->len + n + 1 <= w->cap
+           ? 0 : slc_grow((void **) &w->buf, &w->cap, w->len + n + 1, 1);
     if (rc == 0) {
         memcpy(w->buf + w->len, p, n);
         w->len += n;
@@ -1049,6 +1052,109 @@ int slt_doc_encode_ex(const cJSON *doc, unsigned flags, char **out, size_t *len)
     rc = slc_grow((void **) &w.buf, &w.cap, 256, 1);
     if (rc == 0)
         rc = s_w_value(&w, doc, flags, 1);
+    if (rc) {
+        free(w.buf);
+        return rc;
+    }
+    *out = w.buf;
+    if (len)
+        *len = w.len;
+    return 0;
+}
+
+/* --------------------------------------------- cJSON_PrintUnformatted's bytes */
+
+/* cJSON 1.7's compare_double: equal within an epsilon. */
+static bool s_c_same(double a, double b)
+{
+    double max = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+    return fabs(a - b) <= max * DBL_EPSILON;
+}
+
+/* The digits of V, without printf. */
+static int s_c_int(s_w_t *w, long long v)
+{
+    char buf[24], *p = buf + sizeof buf;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long) v : (unsigned long long) v;
+    do
+        *--p = (char) ('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    return s_w_put(w, p, (size_t) (buf + sizeof buf - p));
+}
+
+/* cJSON 1.7.15's print_number, byte for byte: "null" when not finite,
+ * else %1.15g, or %1.17g when that does not read back (within cJSON's
+ * epsilon). An integral value under 10^15 is its digits under %1.15g
+ * ("-0" for minus zero): that case, every integer of a mapped order,
+ * skips printf and sscanf. */
+static int s_c_number(s_w_t *w, const cJSON *j)
+{
+    double d = j->valuedouble;
+    if (isnan(d) || isinf(d))
+        return s_w_put(w, "null", 4);
+    if (d == 0 && signbit(d))
+        return s_w_put(w, "-0", 2);
+    if (fabs(d) < 1e15 && d == (double) (long long) d)
+        return s_c_int(w, (long long) d);
+    char buf[32];
+    double test = 0.0;
+    int n = snprintf(buf, sizeof buf, "%1.15g", d);
+    if (sscanf(buf, "%lg", &test) != 1 || !s_c_same(test, d))
+        n = snprintf(buf, sizeof buf, "%1.17g", d);
+    if (n < 0 || (size_t) n >= sizeof buf)
+        return SL_EINVAL;
+    char point = localeconv()->decimal_point[0];
+    for (int i = 0; i < n && point != '.'; i++)
+        if (buf[i] == point)
+            buf[i] = '.';
+    return s_w_put(w, buf, (size_t) n);
+}
+
+static int s_c_value(s_w_t *w, const cJSON *j, int depth)
+{
+    int rc = 0;
+    if (depth > SLT_DOC_DEPTH_MAX + 1)
+        return SL_EINVAL;
+    switch (j->type & 0xFF) {
+    case cJSON_NULL:   return s_w_put(w, "null", 4);
+    case cJSON_False:  return s_w_put(w, "false", 5);
+    case cJSON_True:   return s_w_put(w, "true", 4);
+    case cJSON_Number: return s_c_number(w, j);
+    case cJSON_Raw:
+        return j->valuestring ? s_w_put(w, j->valuestring, strlen(j->valuestring)) : SL_EINVAL;
+    case cJSON_String: return s_w_string(w, j->valuestring ? j->valuestring : "");
+    case cJSON_Array:
+    case cJSON_Object: {
+        bool obj = (j->type & 0xFF) == cJSON_Object;
+        rc = s_w_put(w, obj ? "{" : "[", 1);
+        for (const cJSON *c = j->child; rc == 0 && c; c = c->next) {
+            if (obj) {
+                rc = s_w_string(w, c->string ? c->string : "");
+                if (rc == 0)
+                    rc = s_w_put(w, ":", 1);
+            }
+            if (rc == 0)
+                rc = s_c_value(w, c, depth + 1);
+            if (rc == 0 && c->next)
+                rc = s_w_put(w, ",", 1);
+        }
+        return rc ? rc : s_w_put(w, obj ? "}" : "]", 1);
+    }
+    default:
+        return SL_EINVAL;
+    }
+}
+
+int slt_doc_print(const cJSON *doc, char **out, size_t *len)
+{
+    s_w_t w = { NULL, 0, 0 };
+    assert(doc && out);
+    *out = NULL;
+    int rc = slc_grow((void **) &w.buf, &w.cap, 512, 1);
+    if (rc == 0)
+        rc = s_c_value(&w, doc, 1);
     if (rc) {
         free(w.buf);
         return rc;

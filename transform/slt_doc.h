@@ -80,4 +80,12 @@ int slt_doc_encode_ex(const cJSON *doc, unsigned flags, char **out, size_t *len)
  * not finite. */
 void slt_doc_number(double d, char *buf, size_t len);
 
+/* DOC (borrowed) as exactly the bytes cJSON_PrintUnformatted gives for it
+ * (cJSON 1.7's number format: %d, %1.15g or %1.17g; its escapes), without
+ * its printf/sscanf round trip for integers: for texts that must not
+ * change (derived messages). *OUT (caller owns: free), *LEN (may be NULL)
+ * its length without the NUL. 0, SL_EINVAL (an invalid node, nesting
+ * deeper than SLT_DOC_DEPTH_MAX) or SL_ENOMEM; *OUT NULL on failure. */
+int slt_doc_print(const cJSON *doc, char **out, size_t *len);
+
 #endif

@@ -116,6 +116,12 @@ int slt_map_expr_compile(const char *text, size_t len, const char *origin,
  * $meta and literals (the payload need not be parsed for it). */
 bool slt_map_expr_uses_doc(const slt_map_expr_t *self);
 
+/* Whether the expression, or any field or the drop_if of mapping SELF,
+ * reads $meta (when not, $meta need not be built for it: only a runtime
+ * error's " (topic T, offset N)" suffix reads META then). */
+bool slt_map_expr_uses_meta(const slt_map_expr_t *self);
+bool slt_map_uses_meta(const slt_map_t *self);
+
 /* Evaluate the expression on DOC (may be NULL only when it does not use
  * the document) and META (may be NULL) into *RESULT, which must be a
  * boolean: a missing or other value is a runtime error. 0, or SL_EINVAL

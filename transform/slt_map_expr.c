@@ -13,18 +13,25 @@
 struct slt_map_expr {
     slt_map_t m;                    /* m.drop holds the expression */
     bool uses_doc;
+    bool uses_meta;
 };
 
-static bool s_uses_doc(const slt_map_node_t *n)
+/* Whether the tree N has a node of KIND ($: SLC_N_ROOT, $meta: SLC_N_META). */
+static bool s_uses(const slt_map_node_t *n, int kind)
 {
     if (!n)
         return false;
-    if (n->kind == SLC_N_ROOT)
+    if (n->kind == kind)
         return true;
     for (size_t k = 0; k < n->nkids; k++)
-        if (s_uses_doc(n->kids[k]))
+        if (s_uses(n->kids[k], kind))
             return true;
     return false;
+}
+
+static bool s_uses_doc(const slt_map_node_t *n)
+{
+    return s_uses(n, SLC_N_ROOT);
 }
 
 void slt_map_expr_destroy(slt_map_expr_t **self_p)
@@ -135,6 +142,7 @@ int slt_map_expr_compile(const char *text, size_t len, const char *origin,
         goto fail;
     m->drop.expr = root;
     e->uses_doc = s_uses_doc(root);
+    e->uses_meta = s_uses(root, SLC_N_META);
     *out = e;
     e = NULL;
 fail:
@@ -148,6 +156,21 @@ fail:
 bool slt_map_expr_uses_doc(const slt_map_expr_t *self)
 {
     return self->uses_doc;
+}
+
+bool slt_map_expr_uses_meta(const slt_map_expr_t *self)
+{
+    return self->uses_meta;
+}
+
+bool slt_map_uses_meta(const slt_map_t *self)
+{
+    if (s_uses(self->drop.expr, SLC_N_META))
+        return true;
+    for (size_t k = 0; k < self->nfields; k++)
+        if (s_uses(self->fields[k].expr, SLC_N_META))
+            return true;
+    return false;
 }
 
 static void s_ctx(const slt_map_expr_t *self, const cJSON *doc, const cJSON *meta,

@@ -128,6 +128,11 @@ const char *slt_route_mapping(const slt_route_table_t *self, size_t i)
     return self && i < self->n ? self->routes[i].mapping : NULL;
 }
 
+const char *slt_route_pattern(const slt_route_table_t *self, size_t i)
+{
+    return self && i < self->n ? self->routes[i].pattern : NULL;
+}
+
 int slt_route_compile(const char *yaml, size_t len, const char *origin,
                       const slt_route_resolver_t *resolver,
                       slt_route_table_t **out, char *err, size_t errlen)

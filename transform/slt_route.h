@@ -79,6 +79,10 @@ const char *slt_route_name(const slt_route_table_t *self, size_t i);
  * until destroy. For "a mapping a live route uses cannot be removed". */
 const char *slt_route_mapping(const slt_route_table_t *self, size_t i);
 
+/* The topic pattern (`match.topic`) of route I, or NULL: borrowed, valid
+ * until destroy. For `routes backfill`, which refuses a topic it misses. */
+const char *slt_route_pattern(const slt_route_table_t *self, size_t i);
+
 /* One route's outcome for one message. A DELIVER route whose mapping's
  * drop_if is true gives a FIRED step with action SLT_ROUTE_DROP (MAP and
  * MAPPING set, no targets, no output). FAILED steps keep the route's
@@ -124,6 +128,21 @@ typedef struct {
     const cJSON *meta;
 } slt_route_msg_t;
 
+/* What a caller may give slt_route_eval_given besides the message, so
+ * that nothing is done twice or for nothing. DOC, when not NULL, is the
+ * payload already parsed (the one document slt_doc_decode gives for it,
+ * e.g. the schema check's): used as is, never parsed again. When the
+ * message's META is NULL and META_FN is set, META_FN(META_ARG) gives
+ * `$meta` (NULL: out of memory), called at most once per evaluation and
+ * only when a route's predicate or mapping reads `$meta` or fails (a
+ * runtime error's text names the topic and offset from it): the caller
+ * builds `$meta` only when it is used. Borrowed for the call. */
+typedef struct {
+    const cJSON *doc;
+    const cJSON *(*meta_fn)(void *arg);
+    void *meta_arg;
+} slt_route_given_t;
+
 /* Evaluate the table for MSG into *RES (initialise it to zeros before the
  * first call; each call clears what the last one left). Routes are tried
  * in file order among those whose pattern matches MSG->topic (the trie
@@ -132,6 +151,11 @@ typedef struct {
  * no route fired for has no FIRED step (the caller counts it unrouted). */
 int slt_route_eval(const slt_route_table_t *self, const slt_route_msg_t *msg,
                    slt_route_result_t *res);
+
+/* slt_route_eval with GIVEN (may be NULL: as slt_route_eval); the same
+ * result. */
+int slt_route_eval_given(const slt_route_table_t *self, const slt_route_msg_t *msg,
+                         const slt_route_given_t *given, slt_route_result_t *res);
 
 /* Free what RES holds. NULL-safe. */
 void slt_route_result_free(slt_route_result_t *res);

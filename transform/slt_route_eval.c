@@ -2,8 +2,10 @@
  *  routes whose pattern matches its topic (the trie), in file order, each
  *  skipped, fired or failed, until one with continue: false fires or
  *  fails. The payload is parsed once, and only when a route needs it (a
- *  predicate that reads $, or a mapping). Any thread, on a shared table;
- *  the result belongs to the caller. It stores and publishes nothing.  */
+ *  predicate that reads $, or a mapping), unless the caller gives it
+ *  parsed; $meta is asked of the caller only when a route reads it or
+ *  fails. Any thread, on a shared table; the result belongs to the
+ *  caller. It stores and publishes nothing.  */
 #include "slt_route_int.h"
 #include "slt_doc.h"
 #include "slc.h"
@@ -37,11 +39,39 @@ static void s_clear(slt_route_result_t *res)
 
 typedef struct {
     const slt_route_msg_t *msg;
+    const slt_route_given_t *given; /* never NULL */
     slt_route_result_t *res;
-    cJSON *doc;                     /* parsed payload, or NULL */
+    const cJSON *doc;               /* parsed payload, or NULL */
+    cJSON *own;                     /* DOC when parsed here (freed at the end) */
     bool tried;                     /* parse attempted */
     char docerr[512];               /* why it did not parse */
+    const cJSON *meta;              /* $meta, once asked for (or given) */
+    bool meta_tried;
 } s_ev_t;
+
+/* $meta: the caller's, built on first use. 0, or SL_ENOMEM. */
+static int s_meta(s_ev_t *ev, const cJSON **meta)
+{
+    if (!ev->meta_tried) {
+        ev->meta_tried = true;
+        ev->meta = ev->msg->meta ? ev->msg->meta
+                 : ev->given->meta_fn ? ev->given->meta_fn(ev->given->meta_arg) : NULL;
+        if (!ev->meta && !ev->msg->meta && ev->given->meta_fn)
+            return SL_ENOMEM;
+    }
+    *meta = ev->meta;
+    return 0;
+}
+
+/* $meta for an expression that reads it when USES, else NULL (a failure
+ * then evaluates again with it, for the same error text). */
+static int s_meta_if(s_ev_t *ev, bool uses, const cJSON **meta)
+{
+    *meta = NULL;
+    if (ev->msg->meta || uses)
+        return s_meta(ev, meta);
+    return 0;
+}
 
 /* The payload as one JSON document: 0 with ev->doc, or SL_EINVAL with the
  * reason in ev->docerr, or SL_ENOMEM. */
@@ -51,6 +81,10 @@ static int s_doc(s_ev_t *ev)
         return ev->doc ? 0 : SL_EINVAL;
     ev->tried = true;
     ev->res->decoded = true;
+    if (ev->given->doc) {
+        ev->doc = ev->given->doc;
+        return 0;
+    }
     cJSON *docs[1] = { NULL };
     size_t n = 0;
     char err[400] = "";
@@ -68,7 +102,7 @@ static int s_doc(s_ev_t *ev)
     else if (n != 1)
         snprintf(ev->docerr, sizeof ev->docerr, "the payload (%.64s) holds no document", ct);
     else
-        ev->doc = docs[0];
+        ev->doc = ev->own = docs[0];
     return ev->doc ? 0 : SL_EINVAL;
 }
 
@@ -76,6 +110,7 @@ static int s_doc(s_ev_t *ev)
 static int s_route(s_ev_t *ev, const slt_route_def_t *r, slt_route_step_t *st)
 {
     char err[S_ERR_MAX];
+    const cJSON *meta;
     int rc;
     if (r->pred) {
         bool yes = false;
@@ -85,7 +120,15 @@ static int s_route(s_ev_t *ev, const slt_route_def_t *r, slt_route_step_t *st)
             snprintf(err, sizeof err, "route '%s': where: %s", r->name, ev->docerr);
             goto failed;
         }
-        rc = slt_map_expr_eval_bool(r->pred, ev->doc, ev->msg->meta, &yes, err, sizeof err);
+        if ((rc = s_meta_if(ev, slt_map_expr_uses_meta(r->pred), &meta)) != 0)
+            return rc;
+        rc = slt_map_expr_eval_bool(r->pred, ev->doc, meta, &yes, err, sizeof err);
+        if (rc == SL_EINVAL && !meta && ev->given->meta_fn) {
+            /* The same failure, with the topic and offset $meta gives. */
+            if ((rc = s_meta(ev, &meta)) != 0)
+                return rc;
+            rc = slt_map_expr_eval_bool(r->pred, ev->doc, meta, &yes, err, sizeof err);
+        }
         if (rc == SL_ENOMEM)
             return rc;
         if (rc != 0)
@@ -122,7 +165,14 @@ static int s_route(s_ev_t *ev, const slt_route_def_t *r, slt_route_step_t *st)
     }
     bool dropped = false;
     char merr[S_ERR_MAX - 160];
-    rc = slt_map_eval(r->map, ev->doc, ev->msg->meta, &st->output, &dropped, merr, sizeof merr);
+    if ((rc = s_meta_if(ev, slt_map_uses_meta(r->map), &meta)) != 0)
+        return rc;
+    rc = slt_map_eval(r->map, ev->doc, meta, &st->output, &dropped, merr, sizeof merr);
+    if (rc == SL_EINVAL && !meta && ev->given->meta_fn) {
+        if ((rc = s_meta(ev, &meta)) != 0)
+            return rc;
+        rc = slt_map_eval(r->map, ev->doc, meta, &st->output, &dropped, merr, sizeof merr);
+    }
     if (rc == SL_ENOMEM)
         return rc;
     if (rc != 0) {
@@ -149,8 +199,15 @@ failed:
 int slt_route_eval(const slt_route_table_t *self, const slt_route_msg_t *msg,
                    slt_route_result_t *res)
 {
+    return slt_route_eval_given(self, msg, NULL, res);
+}
+
+int slt_route_eval_given(const slt_route_table_t *self, const slt_route_msg_t *msg,
+                         const slt_route_given_t *given, slt_route_result_t *res)
+{
+    static const slt_route_given_t none = { NULL, NULL, NULL };
     size_t *idx = NULL, cap = 0, n = 0;
-    s_ev_t ev = { .msg = msg, .res = res };
+    s_ev_t ev = { .msg = msg, .given = given ? given : &none, .res = res };
     s_clear(res);
     int rc = slt_route__lookup(self, msg->topic, &idx, &cap, &n);
     for (size_t k = 0; rc == 0 && k < n; k++) {
@@ -168,6 +225,6 @@ int slt_route_eval(const slt_route_table_t *self, const slt_route_msg_t *msg,
             break;
     }
     free(idx);
-    cJSON_Delete(ev.doc);
+    cJSON_Delete(ev.own);
     return rc;
 }

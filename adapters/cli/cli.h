@@ -280,6 +280,7 @@ int cli_routes_list(int argc, char **argv);
 int cli_routes_show(int argc, char **argv);
 int cli_routes_diff(int argc, char **argv);
 int cli_routes_rollback(int argc, char **argv);
+int cli_routes_backfill(int argc, char **argv);
 int cli_trace(int argc, char **argv);
 int cli_routes_test(int argc, char **argv);
 

@@ -1,7 +1,8 @@
 /*  cli_routes - the routing-table subcommands of `sluice` that talk to the
  *  broker: apply (optionally after the fixtures pass, cli_routes_test.c),
  *  list, show, diff (versions or files, diffed here with slt_route_diff)
- *  and rollback. One request each through the SDK, except diff, which
+ *  rollback and backfill (a request per chunk, with a progress line). One
+ *  request each through the SDK, except diff, which
  *  fetches what it compares and compiles both sides without resolving
  *  mappings (a diff is about the routes, not whether their mappings exist)
  *  and, with --replay, hands both tables to cli_routes_replay.c.
@@ -24,6 +25,9 @@ enum {
     S_OPT_JSON,
     S_OPT_REPLAY,
     S_OPT_LAST,
+    S_OPT_TOPIC,
+    S_OPT_FROM,
+    S_OPT_BATCH,
 };
 
 #define S_LAST_DEFAULT 100      /* diff --replay without --last */
@@ -39,6 +43,10 @@ typedef struct {
     bool json;                  /* list --json */
     const char *replay;         /* diff --replay TOPIC */
     uint64_t last;              /* diff --last N; 0 = not given */
+    const char *topic;          /* backfill --topic */
+    const char *from;           /* backfill --from, as given */
+    uint64_t from_offset, from_time_us;         /* what it says (time 0: an offset) */
+    uint64_t batch;             /* backfill --batch; 0 = the broker's default */
 } s_routes_t;
 
 /* A version number: 1 .. UINT32_MAX. */
@@ -84,6 +92,27 @@ static int s_on_option(void *self_, cli_ctx_t *ctx, int opt, const char *arg)
     case S_OPT_LAST:
         if (cli_parse_u64(arg, &self->last) != 0 || self->last == 0)
             return cli_usage_error(ctx, "--last wants a positive number, not '%s'", arg);
+        return CLI_EXIT_OK;
+    case S_OPT_TOPIC:
+        if (slc_topic_validate(arg, true) != 0)
+            return cli_usage_error(ctx, "--topic wants a topic name (no wildcards), "
+                                   "not '%s'", arg);
+        self->topic = arg;
+        return CLI_EXIT_OK;
+    case S_OPT_FROM:
+        self->from = arg;
+        self->from_offset = self->from_time_us = 0;
+        if (strcmp(arg, "earliest") == 0 || cli_parse_u64(arg, &self->from_offset) == 0)
+            return CLI_EXIT_OK;
+        if (cli_parse_time_us(arg, slc_now_us(), &self->from_time_us) != 0
+            || self->from_time_us == 0)
+            return cli_usage_error(ctx, "--from wants an offset, earliest, an RFC 3339 time, "
+                                   "a duration ago (10m) or @TIME_US, not '%s'", arg);
+        return CLI_EXIT_OK;
+    case S_OPT_BATCH:
+        if (cli_parse_u64(arg, &self->batch) != 0 || self->batch == 0 || self->batch > 1000)
+            return cli_usage_error(ctx, "--batch wants a number from 1 to 1000, not '%s'",
+                                   arg);
         return CLI_EXIT_OK;
     default:
         return cli_usage_error(ctx, "unexpected option");
@@ -566,4 +595,98 @@ int cli_routes_rollback(int argc, char **argv)
     s_routes_t self = { 0 };
     return s_request("routes rollback", s_rollback_usage, argc, argv, options, &self, 1, 1,
                      S_POS_VERSIONS, s_rollback_run);
+}
+
+/* ------------------------------------------------------------ backfill */
+
+static const char s_backfill_usage[] =
+    "usage: sluice routes backfill ROUTE --topic TOPIC --from WHERE [--batch N] [OPTIONS]\n"
+    "\n"
+    "Run route ROUTE of the live table over the messages TOPIC already holds\n"
+    "(for a route added after they arrived), from WHERE to the topic's end as\n"
+    "of the start, in chunks of N messages (default 100, at most 1000), each\n"
+    "in one broker transaction; prints a line per chunk and the totals.\n"
+    "Messages whose trace shows the route already fired or failed are left\n"
+    "alone: running it again, or after an interruption, stores nothing twice.\n"
+    "Needs the admin permission on TOPIC.\n"
+    "\n"
+    "  --topic TOPIC           the stored topic (ROUTE's pattern must match it)\n"
+    "  --from WHERE            an offset, earliest, an RFC 3339 time, a duration\n"
+    "                          ago (10m, 2h) or @TIME_US: the first message stored\n"
+    "                          at or after that time\n"
+    "  --batch N               messages per chunk (1..1000; default 100)\n"
+    CLI_COMMON_USAGE;
+
+static int s_backfill_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
+{
+    s_routes_t *self = self_;
+    const char *route = ctx->pos[0];
+    sl_backfill_t sum, b;
+    memset(&sum, 0, sizeof sum);
+    uint64_t from = self->from_offset, time_us = self->from_time_us, until = 0;
+    for (;;) {
+        int rc = sl_routes_backfill(client, route, self->topic, from, time_us, until,
+                                    (uint32_t) self->batch, &b);
+        if (rc == SL_ENOTFOUND || rc == SL_EINVAL)
+            return cli_fail(ctx, rc, "cannot backfill route %s on %s", route, self->topic);
+        if (rc != 0)
+            return cli_fail(ctx, rc, "backfill of route %s on %s stopped at offset %" PRIu64
+                            " (run it again from there: nothing is done twice)", route,
+                            self->topic, from);
+        if (!until) {
+            /* The end is the topic's as of the first chunk: messages
+             * stored since are routed by the live table at ingest. */
+            until = b.until_offset;
+            sum.from_offset = b.from_offset;
+            printf("backfilling route %s (table version %" PRIu32 ") on %s, offsets %"
+                   PRIu64 "..%" PRIu64 "\n", route, b.table_version, self->topic,
+                   b.from_offset, until);
+        }
+        sum.processed += b.processed;
+        sum.fired += b.fired;
+        sum.failed += b.failed;
+        sum.skipped += b.skipped;
+        sum.already += b.already;
+        sum.delivered += b.delivered;
+        if (b.processed)
+            printf("  %" PRIu64 "..%" PRIu64 ": %" PRIu64 " messages, %" PRIu64 " fired, %"
+                   PRIu64 " failed, %" PRIu64 " skipped, %" PRIu64 " already done, %" PRIu64
+                   " derived\n", b.from_offset, b.next_offset, b.processed, b.fired,
+                   b.failed, b.skipped, b.already, b.delivered);
+        fflush(stdout);
+        if (b.done || b.processed == 0)     /* no progress: never loop */
+            break;
+        from = b.next_offset;
+        time_us = 0;
+    }
+    printf("%" PRIu64 " messages: %" PRIu64 " fired, %" PRIu64 " failed (dead-lettered), %"
+           PRIu64 " skipped (predicate false or not reached), %" PRIu64 " already done; %"
+           PRIu64 " derived messages stored\n", sum.processed, sum.fired, sum.failed,
+           sum.skipped, sum.already, sum.delivered);
+    return s_finish_stdout(ctx);
+}
+
+int cli_routes_backfill(int argc, char **argv)
+{
+    static const struct option options[] = {
+        CLI_COMMON_OPTIONS,
+        { "topic", required_argument, NULL, S_OPT_TOPIC },
+        { "from", required_argument, NULL, S_OPT_FROM },
+        { "batch", required_argument, NULL, S_OPT_BATCH },
+        { NULL, 0, NULL, 0 },
+    };
+    s_routes_t self = { 0 };
+    cli_ctx_t ctx;
+    int rc;
+    cli_ctx_init(&ctx, "routes backfill", s_backfill_usage);
+    if (!cli_parse(&ctx, argc, argv, options, s_on_option, &self, 1, 1, &rc))
+        return rc;
+    if (!self.topic || !self.from)
+        return cli_usage_error(&ctx, "%s is required", !self.topic ? "--topic" : "--from");
+    sl_client_t *client = NULL;
+    rc = cli_connect(&ctx, NULL, &client);
+    if (rc == CLI_EXIT_OK)
+        rc = s_backfill_run(&ctx, &self, client);
+    sl_client_destroy(&client);
+    return rc;
 }

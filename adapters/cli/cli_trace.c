@@ -76,7 +76,11 @@ static void s_print_text(const sl_trace_t *t, int depth)
             const sl_trace_step_t *s = &t->steps[i];
             char what[400];
             s_outcome(s, what, sizeof what);
-            printf("    route %s (#%" PRIu32 "): %s\n", s->route, s->index, what);
+            char from[64] = "";
+            if (s->backfilled)
+                snprintf(from, sizeof from, " (backfilled, table version %" PRIu32 ")",
+                         s->backfilled);
+            printf("    route %s (#%" PRIu32 ")%s: %s\n", s->route, s->index, from, what);
             for (size_t k = 0; k < s->nlegs; k++)
                 printf("      -> %s@%" PRIu64 "\n", s->legs[k].topic, s->legs[k].offset);
         }
@@ -104,7 +108,10 @@ static void s_print_json(const sl_trace_t *t)
     fputs(",\"steps\":[", stdout);
     for (size_t i = 0; i < t->nsteps; i++) {
         const sl_trace_step_t *s = &t->steps[i];
-        printf("%s{\"index\":%" PRIu32 ",\"route\":", i ? "," : "", s->index);
+        printf("%s{\"index\":%" PRIu32 ",", i ? "," : "", s->index);
+        if (s->backfilled)              /* only then: older output is unchanged */
+            printf("\"backfilled\":%" PRIu32 ",", s->backfilled);
+        fputs("\"route\":", stdout);
         cli_json_string(stdout, s->route);
         fputs(",\"outcome\":", stdout);
         cli_json_string(stdout, s->outcome);

@@ -61,6 +61,7 @@ static const char s_usage[] =
     "  routes list|show [N]    the table's versions; one version's YAML\n"
     "  routes diff A [B]       two versions or files, or one against the live\n"
     "  routes rollback N       a new version with version N's table\n"
+    "  routes backfill ROUTE   run one route over a topic's stored messages\n"
     "  routes test FIXTURES    run routing fixtures offline (no broker)\n"
     "  trace TOPIC OFFSET      what routing did with one message\n"
     "  sub-rm NAME             delete a durable subscription and its cursor\n"
@@ -120,6 +121,7 @@ static const s_command_t s_commands[] = {
     { "routes", "show", cli_routes_show },
     { "routes", "diff", cli_routes_diff },
     { "routes", "rollback", cli_routes_rollback },
+    { "routes", "backfill", cli_routes_backfill },
     { "routes", "test", cli_routes_test },
     { "trace", NULL, cli_trace },
     { "sub-rm", NULL, cli_sub_rm },

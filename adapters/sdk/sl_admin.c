@@ -802,6 +802,42 @@ static int s_routing_copy(const Sluice__Frame *reply, void *arg)
     return 0;
 }
 
+static int s_backfill_copy(const Sluice__Frame *reply, void *arg)
+{
+    const Sluice__RoutesBackfillReply *r = reply->routes_backfill_reply;
+    sl_backfill_t *out = arg;
+    out->from_offset = r->from_offset;
+    out->next_offset = r->next_offset;
+    out->until_offset = r->until_offset;
+    out->done = r->done;
+    out->table_version = r->table_version;
+    out->processed = r->processed;
+    out->fired = r->fired;
+    out->failed = r->failed;
+    out->skipped = r->skipped;
+    out->already = r->already;
+    out->delivered = r->delivered;
+    return 0;
+}
+
+int sl_routes_backfill(sl_client_t *self, const char *route, const char *topic,
+                       uint64_t from_offset, uint64_t from_time_us, uint64_t until_offset,
+                       uint32_t max, sl_backfill_t *out)
+{
+    if (!route || !topic || !out)
+        return SL_EINVAL;
+    memset(out, 0, sizeof *out);
+    Sluice__RoutesBackfill rb = SLUICE__ROUTES_BACKFILL__INIT;
+    rb.route = (char *) route;
+    rb.topic = (char *) topic;
+    rb.from_offset = from_offset;
+    rb.from_time_us = from_time_us;
+    rb.until_offset = until_offset;
+    rb.max = max;
+    return s_call(self, SLUICE__FRAME__BODY_ROUTES_BACKFILL, &rb,
+                  SLUICE__FRAME__BODY_ROUTES_BACKFILL_REPLY, s_backfill_copy, out);
+}
+
 int sl_routing_stats(sl_client_t *self, sl_routing_stats_t *out)
 {
     if (!out)
@@ -857,6 +893,7 @@ static int s_trace_copy_one(const Sluice__TraceReply *r, sl_trace_t *out, int de
         snprintf(s->outcome, sizeof s->outcome, "%s", st->outcome ? st->outcome : "");
         snprintf(s->action, sizeof s->action, "%s", st->action ? st->action : "");
         snprintf(s->error, sizeof s->error, "%s", st->error ? st->error : "");
+        s->backfilled = st->table_version;
         if (st->n_legs) {
             s->legs = calloc(st->n_legs, sizeof *s->legs);
             if (!s->legs)

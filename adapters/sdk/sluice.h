@@ -581,6 +581,37 @@ typedef struct {
 int sl_routing_stats(sl_client_t *self, sl_routing_stats_t *out);
 void sl_routing_stats_clear(sl_routing_stats_t *stats);
 
+/* ------------------------------------------------------------- backfill */
+/* One chunk of running one route of the live table over a topic's stored
+ * messages (docs/routing.md, "Backfill"). */
+
+typedef struct {
+    uint64_t from_offset;       /* where the chunk started (a time resolved) */
+    uint64_t next_offset;       /* where the next chunk starts */
+    uint64_t until_offset;      /* the end the chunk worked towards */
+    bool done;                  /* next_offset reached until_offset */
+    uint32_t table_version;     /* the live version the route is from */
+    uint64_t processed;         /* stored messages looked at */
+    uint64_t fired;             /* the route fired (deliver, drop or dlq) */
+    uint64_t failed;            /* it failed: a _dlq.routes leg */
+    uint64_t skipped;           /* predicate false, or not reached */
+    uint64_t already;           /* done before (their trace shows it): nothing done */
+    uint64_t delivered;         /* derived messages it stored */
+} sl_backfill_t;
+
+/* Run route ROUTE of the live table on at most MAX (0: 100; at most 1000)
+ * stored messages of TOPIC from FROM_OFFSET, or, when FROM_TIME_US is not
+ * 0, from the first one stored at or after it, and stop before
+ * UNTIL_OFFSET (0: the topic's next offset now). Messages whose trace
+ * shows the route already fired or failed are skipped, so a chunk may be
+ * sent again. Call again from out->next_offset with out->until_offset
+ * until out->done. Needs the admin permission on TOPIC. 0, SL_ENOTFOUND
+ * (no such route or topic), SL_EINVAL (the route's pattern does not match
+ * TOPIC, a bad name), SL_EDENIED, SL_ETIMEOUT. */
+int sl_routes_backfill(sl_client_t *self, const char *route, const char *topic,
+                       uint64_t from_offset, uint64_t from_time_us, uint64_t until_offset,
+                       uint32_t max, sl_backfill_t *out);
+
 /* ---------------------------------------------------------------- trace */
 /* What routing did with one stored message (docs/routing.md, "Trace"). */
 
@@ -597,6 +628,8 @@ typedef struct {
     char error[256];            /* failed: the error */
     sl_trace_leg_t *legs;       /* messages it stored, in order (owned) */
     size_t nlegs;
+    uint32_t backfilled;        /* added by `routes backfill`: the table version
+                                   the route (INDEX, ROUTE) is from; 0: at ingest */
 } sl_trace_step_t;
 
 typedef struct sl_trace sl_trace_t;

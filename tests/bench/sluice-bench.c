@@ -4,9 +4,10 @@
  *  W1-lat: W1 paced at a fixed rate, for latency. W2: 8 such producer and
  *  subscriber pairs on 8 topics at once. W4: W1's pair through a live
  *  1,000-route table (bench_w4.c): JSON orders in, mapped orders acked.
- *  Each thread owns its own
- *  client; a run's shared record is written by one thread per field and
- *  read by main after the join. Starts and stops its own sluiced unless
+ *  Each thread owns its own client; a run's shared record is written by
+ *  one thread per field and read by main after the join. About 1,200
+ *  lines: the workloads share the run record and the broker start; W4's
+ *  set-up already lives apart, and the next workload's should too. Starts and stops its own sluiced unless
  *  --broker is given. Last line: "RESULT broker=sluice workload=...
  *  msgs_per_s=..." as the peer drivers of tests/bench/compare print it.  */
 #include <errno.h>

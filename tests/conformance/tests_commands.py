@@ -806,6 +806,45 @@ def test_trace(w):
         routes_apply(c, ROUTES_EMPTY)
 
 
+ROUTES_BF = """routes:
+  - name: conf-bf
+    match: { topic: "conf.bf.*" }
+    to: conf.bfout
+"""
+
+
+@row('commands', '`RoutesBackfill{route, topic, from_offset, from_time_us, until_offset, max}`')
+def test_routes_backfill(w):
+    c = w.session('plain')
+    topic = 'conf.bf.in'
+    try:
+        routes_apply(c, ROUTES_EMPTY)
+        offs = [c.publish_ok(topic).offset for _ in range(3)]
+        v = routes_apply(c, ROUTES_BF).version
+        r, k = c.admin('routes_backfill', route='conf-bf', topic=topic, from_offset=offs[0],
+                       max=2)
+        expect_body(r, 'routes_backfill_reply', k)
+        b = r.routes_backfill_reply
+        check(b.processed == 2 and b.fired == 2 and b.delivered == 2 and not b.done
+              and b.next_offset == offs[1] + 1 and b.until_offset == offs[2] + 1
+              and b.table_version == v, 'first chunk: %s' % harness.dump(r))
+        r, k = c.admin('routes_backfill', route='conf-bf', topic=topic, from_offset=offs[0],
+                       until_offset=b.until_offset)
+        expect_body(r, 'routes_backfill_reply', k)
+        b = r.routes_backfill_reply
+        check(b.processed == 3 and b.already == 2 and b.fired == 1 and b.delivered == 1
+              and b.done and b.next_offset == offs[2] + 1,
+              'chunk sent again, over the whole range: %s' % harness.dump(r))
+        r, k = c.admin('trace', topic=topic, offset=offs[0])
+        expect_body(r, 'trace_reply', k)
+        st = r.trace_reply.steps
+        check(len(st) == 1 and st[0].route == 'conf-bf' and st[0].table_version == v
+              and len(st[0].legs) == 1 and st[0].legs[0].topic == 'conf.bfout',
+              'trace of a backfilled message: %s' % harness.dump(r))
+    finally:
+        routes_apply(c, ROUTES_EMPTY)
+
+
 @row('commands',
      'a `Frame` with no body, or a body only the broker sends (`HelloOk`, `Deliver`, …)')
 def test_no_body(w):

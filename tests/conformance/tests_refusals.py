@@ -140,6 +140,7 @@ def test_denied_command(w):
         ('mapping_add', dict(yaml='name: conf-deny\n'), None),
         ('mapping_remove', dict(name='conf-deny'), None),
         ('trace', dict(topic='conf.deny.t', offset=0), 'conf.deny.t'),
+        ('routes_backfill', dict(route='r', topic='conf.deny.t'), 'conf.deny.t'),
     ]
     problems = []
     for body, fields, target in cases:
@@ -702,6 +703,35 @@ def test_trace_not_found(w):
     c.publish_ok('conf.trace.one')
     r, k = c.admin('trace', topic='conf.trace.one', offset=5)
     expect_error(r, 404, k, text='no message at conf.trace.one@5')
+
+
+@row('refusals', '`RoutesBackfill` of a route the live routing table does not have, or of a '
+                 'topic that does not exist')
+def test_routes_backfill_not_found(w):
+    c = w.session('plain')
+    try:
+        v = routes_apply(c, ROUTES).version
+        c.publish_ok('conf.rt.in')
+        r, k = c.admin('routes_backfill', route='conf-none', topic='conf.rt.in')
+        expect_error(r, 404, k, text='no route "conf-none" in the live routing table '
+                     '(version %d)' % v)
+        r, k = c.admin('routes_backfill', route='conf-rt', topic='conf.rt.never')
+        expect_error(r, 404, k, text='no topic conf.rt.never')
+    finally:
+        routes_apply(c, ROUTES_EMPTY)
+
+
+@row('refusals', "`RoutesBackfill` of a topic the route's pattern does not match")
+def test_routes_backfill_pattern(w):
+    c = w.session('plain')
+    try:
+        routes_apply(c, ROUTES)
+        c.publish_ok('conf.bfx.other')
+        r, k = c.admin('routes_backfill', route='conf-rt', topic='conf.bfx.other')
+        expect_error(r, 422, k, text='route conf-rt matches topics conf.rt.in, not '
+                     'conf.bfx.other')
+    finally:
+        routes_apply(c, ROUTES_EMPTY)
 
 
 @row('refusals', "`RoutesApply` or `RoutesRollback` whose `expect_version` is not the live "

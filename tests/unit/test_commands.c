@@ -25,7 +25,7 @@ static const char *const s_replies[] = {
     "hello_ok", "publish_ack", "subscribe_ok", "deliver", "ack_reply", "stats_reply", "ok",
     "error", "key_list_reply", "rotate_key_reply", "schema_register_reply", "schema_info",
     "schema_list_reply", "mapping_info", "mapping_list_reply", "routes_apply_reply",
-    "routes_info", "routes_list_reply", "trace_reply",
+    "routes_info", "routes_list_reply", "trace_reply", "routes_backfill_reply",
 };
 
 /* Commands that write the store: kept for the turn's write transaction
@@ -34,7 +34,7 @@ static const char *const s_replies[] = {
 static const char *const s_writers[] = {
     "publish", "publish_batch", "topic_create", "topic_set", "key_add", "key_revoke",
     "grant_change", "rotate_key", "schema_register", "mapping_add", "mapping_remove",
-    "routes_apply", "routes_rollback",
+    "routes_apply", "routes_rollback", "routes_backfill",
 };
 
 static bool s_in(const char *name, const char *const *list, size_t n)

@@ -224,6 +224,33 @@ static void test_encode(void **state)
     cJSON_Delete(doc);
 }
 
+/* slt_doc_print writes exactly what cJSON_PrintUnformatted writes (derived
+ * messages must not change bytes when the faster printer is used): numbers
+ * of every kind, escapes, nesting, empty containers. */
+static void test_print_like_cjson(void **state)
+{
+    (void) state;
+    static const char *docs[] = {
+        "{\"a\":1,\"b\":-0.5,\"c\":1e300,\"d\":123456789012345678,\"e\":0.1}",
+        "[0,-1,2147483647,-2147483648,4294967296,1e-7,3.141592653589793,-0]",
+        "{\"s\":\"quote \\\" slash \\\\ tab \\t nl \\n ctl \\u0001 \\u00e9 \\u2028\"}",
+        "{\"n\":null,\"t\":true,\"f\":false,\"o\":{},\"l\":[],\"x\":{\"y\":[{\"z\":[1,[2,[3]]]}]}}",
+        "12.5", "\"plain\"", "[9007199254740993,1.7976931348623157e308,5e-324]",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        cJSON *doc = cJSON_Parse(docs[i]);
+        assert_non_null(doc);
+        char *want = cJSON_PrintUnformatted(doc), *got = NULL;
+        size_t len = 0;
+        assert_int_equal(slt_doc_print(doc, &got, &len), 0);
+        assert_string_equal(got, want);
+        assert_int_equal(len, strlen(want));
+        free(got);
+        cJSON_free(want);
+        cJSON_Delete(doc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_print_like_cjson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

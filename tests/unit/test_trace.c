@@ -3,7 +3,7 @@
  *  outcomes, errors, legs) and survives a reopen and `--check`; a long
  *  error is shortened on a character boundary; a message without a
  *  record is SL_ENOTFOUND; retention deletes the records of the offsets
- *  it trims and keeps the others.  */
+ *  it trims and keeps the others; a backfilled step keeps its version.  */
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,6 +143,54 @@ static void test_round_trip(void **state)
     sld_trace_free(&r);
 }
 
+/* A step `routes backfill` added keeps the version its route index is
+ * in; a record without one keeps format 1, byte for byte. */
+static void test_backfilled_step(void **state)
+{
+    fixture_t *f = *state;
+    sld_txn_t *txn;
+    sld_trace_t t, r;
+    const void *val;
+    size_t vlen;
+    uint8_t key[12] = { 0 };
+    memset(&t, 0, sizeof t);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(sld_store_begin(f->store, true, &txn), 0);
+    sld_trace_reset(&t, 2);
+    assert_int_equal(sld_trace_step(&t, 0, SLD_TRACE_DELIVER, NULL), 0);
+    assert_int_equal(sld_trace_leg(&t, f->b, 1), 0);
+    assert_int_equal(sld_trace_put(txn, f->a, 7, &t), 0);
+    assert_int_equal(sld_trace_step(&t, 3, SLD_TRACE_FAILED, "route 'x': where: boom"), 0);
+    sld_trace_backfilled(&t, 5);
+    assert_int_equal(sld_trace_leg(&t, f->b, 9), 0);
+    assert_int_equal(sld_trace_put(txn, f->a, 8, &t), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+
+    assert_int_equal(sld_store_begin(f->store, false, &txn), 0);
+    key[3] = (uint8_t) f->a;
+    key[11] = 7;
+    assert_int_equal(sld_table_get(txn, SLD_TABLE_TRACE, key, sizeof key, &val, &vlen), 0);
+    assert_int_equal(((const uint8_t *) val)[0], 1);
+    assert_int_equal(sld_trace_get(txn, f->a, 7, &r), 0);
+    assert_int_equal(r.nsteps, 1);
+    assert_int_equal(r.steps[0].version, 0);
+    assert_int_equal(sld_trace_get(txn, f->a, 8, &r), 0);
+    assert_int_equal(r.version, 2);
+    assert_int_equal(r.nsteps, 2);
+    assert_int_equal(r.steps[0].version, 0);
+    assert_int_equal(r.steps[0].outcome, SLD_TRACE_DELIVER);
+    assert_int_equal(r.steps[1].route, 3);
+    assert_int_equal(r.steps[1].version, 5);
+    assert_int_equal(r.steps[1].outcome, SLD_TRACE_FAILED);
+    assert_string_equal(r.steps[1].error, "route 'x': where: boom");
+    assert_int_equal(r.steps[1].nlegs, 1);
+    assert_int_equal(r.steps[1].legs[0].offset, 9);
+    sld_txn_abort(&txn);
+    assert_int_equal(sld_store_check(f->store, NULL, NULL), 0);
+    sld_trace_free(&t);
+    sld_trace_free(&r);
+}
+
 static void test_retention_removes_records(void **state)
 {
     fixture_t *f = *state;
@@ -180,6 +228,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backfilled_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_removes_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
