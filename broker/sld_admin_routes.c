@@ -136,8 +136,7 @@ int sld_admin_apply_routes(sld_server_t *self, sld_txn_t *txn, const sld_write_t
 
 /* Memory of one Trace answer, freed together. */
 typedef struct {
-    void **v;
-    size_t n, cap;
+    slc_pool_t pool;
     sld_server_t *self;
     sld_txn_t *txn;
     Sluice__RoutesInfo **versions;      /* every version, for "live at" */
@@ -148,28 +147,6 @@ typedef struct {
 } s_tr_t;
 
 #define S_TRACE_DEPTH 9         /* a derived chain is at most 8 hops */
-
-static void *s_tr_keep(s_tr_t *a, void *p)
-{
-    if (!p)
-        return NULL;
-    if (slc_grow((void **) &a->v, &a->cap, a->n + 1, sizeof(void *)) != 0) {
-        free(p);
-        return NULL;
-    }
-    a->v[a->n++] = p;
-    return p;
-}
-
-static void *s_tr_alloc(s_tr_t *a, size_t size)
-{
-    return s_tr_keep(a, calloc(1, size ? size : 1));
-}
-
-static char *s_tr_str(s_tr_t *a, const char *s)
-{
-    return s_tr_keep(a, strdup(s ? s : ""));
-}
 
 /* The name of route IX in table version V, or "#IX" when that version is
  * gone or does not compile any more. */
@@ -188,10 +165,10 @@ static char *s_tr_route(s_tr_t *a, uint32_t v, uint32_t ix)
         a->tables[a->ntables++] = t;
     }
     if (t && ix < slt_route_count(t))
-        return s_tr_str(a, slt_route_name(t, ix));
+        return slc_pool_strdup(&a->pool, slt_route_name(t, ix));
     char text[24];
     snprintf(text, sizeof text, "#%u", ix);
-    return s_tr_str(a, text);
+    return slc_pool_strdup(&a->pool, text);
 }
 
 /* The version live when a message was stored at INGEST_US (0: none). A
@@ -207,19 +184,19 @@ static uint32_t s_tr_live_at(const s_tr_t *a, uint64_t ingest_us)
 
 static Sluice__Lineage *s_tr_lineage(s_tr_t *a, const Sluice__Lineage *l)
 {
-    Sluice__Lineage *c = s_tr_alloc(a, sizeof *c);
-    char **path = s_tr_alloc(a, (l->n_path + 1) * sizeof(char *));
+    Sluice__Lineage *c = slc_pool_alloc(&a->pool, sizeof *c);
+    char **path = slc_pool_alloc(&a->pool, (l->n_path + 1) * sizeof(char *));
     if (!c || !path)
         return NULL;
     sluice__lineage__init(c);
-    c->source_topic = s_tr_str(a, l->source_topic);
+    c->source_topic = slc_pool_strdup(&a->pool, l->source_topic);
     c->source_offset = l->source_offset;
-    c->route = s_tr_str(a, l->route);
-    c->mapping = s_tr_str(a, l->mapping);
+    c->route = slc_pool_strdup(&a->pool, l->route);
+    c->mapping = slc_pool_strdup(&a->pool, l->mapping);
     c->mapping_version = l->mapping_version;
     c->table_version = l->table_version;
     for (size_t i = 0; i < l->n_path; i++)
-        if (!(path[i] = s_tr_str(a, l->path[i])))
+        if (!(path[i] = slc_pool_strdup(&a->pool, l->path[i])))
             return NULL;
     c->path = path;
     c->n_path = l->n_path;
@@ -229,13 +206,13 @@ static Sluice__Lineage *s_tr_lineage(s_tr_t *a, const Sluice__Lineage *l)
 /* The steps of trace record T into R. */
 static int s_tr_steps(s_tr_t *a, const sld_trace_t *t, Sluice__TraceReply *r)
 {
-    r->steps = s_tr_alloc(a, (t->nsteps + 1) * sizeof *r->steps);
+    r->steps = slc_pool_alloc(&a->pool, (t->nsteps + 1) * sizeof *r->steps);
     if (!r->steps)
         return SL_ENOMEM;
     for (size_t i = 0; i < t->nsteps; i++) {
         const sld_trace_step_t *st = &t->steps[i];
-        Sluice__TraceStep *s = s_tr_alloc(a, sizeof *s);
-        Sluice__TraceLeg **legs = s_tr_alloc(a, (st->nlegs + 1) * sizeof *legs);
+        Sluice__TraceStep *s = slc_pool_alloc(&a->pool, sizeof *s);
+        Sluice__TraceLeg **legs = slc_pool_alloc(&a->pool, (st->nlegs + 1) * sizeof *legs);
         if (!s || !legs)
             return SL_ENOMEM;
         sluice__trace_step__init(s);
@@ -244,17 +221,17 @@ static int s_tr_steps(s_tr_t *a, const sld_trace_t *t, Sluice__TraceReply *r)
         s->table_version = st->version;     /* a backfilled step's own version */
         s->outcome = (char *) sld_trace_outcome_name(st->outcome);
         s->action = (char *) sld_trace_action_name(st->outcome);
-        s->error = s_tr_str(a, st->error);
+        s->error = slc_pool_strdup(&a->pool, st->error);
         if (!s->route || !s->error)
             return SL_ENOMEM;
         for (size_t k = 0; k < st->nlegs; k++) {
             const sld_topic_info_t *ti = sld_store_topic_by_id(a->self->store,
                                                                st->legs[k].topic);
-            Sluice__TraceLeg *l = s_tr_alloc(a, sizeof *l);
+            Sluice__TraceLeg *l = slc_pool_alloc(&a->pool, sizeof *l);
             if (!l)
                 return SL_ENOMEM;
             sluice__trace_leg__init(l);
-            l->topic = s_tr_str(a, ti ? ti->name : "?");
+            l->topic = slc_pool_strdup(&a->pool, ti ? ti->name : "?");
             l->offset = st->legs[k].offset;
             if (!l->topic)
                 return SL_ENOMEM;
@@ -273,11 +250,11 @@ static int s_tr_steps(s_tr_t *a, const sld_trace_t *t, Sluice__TraceReply *r)
 static int s_tr_one(s_tr_t *a, const char *topic, uint64_t offset, int depth,
                     Sluice__TraceReply **out, char *why, size_t whylen)
 {
-    Sluice__TraceReply *r = s_tr_alloc(a, sizeof *r);
+    Sluice__TraceReply *r = slc_pool_alloc(&a->pool, sizeof *r);
     if (!r)
         return SL_ENOMEM;
     sluice__trace_reply__init(r);
-    r->topic = s_tr_str(a, topic);
+    r->topic = slc_pool_strdup(&a->pool, topic);
     r->offset = offset;
     r->note = "";
     if (!r->topic)
@@ -345,7 +322,7 @@ static int s_tr_one(s_tr_t *a, const char *topic, uint64_t offset, int depth,
         else
             snprintf(note, sizeof note, "not routed%s: no route of table version %u "
                      "matches topic %s", derived ? " further" : "", r->table_version, topic);
-        if (!(r->note = s_tr_str(a, note)))
+        if (!(r->note = slc_pool_strdup(&a->pool, note)))
             rc = SL_ENOMEM;
     }
     else if (rc == SL_ESTORE)
@@ -359,7 +336,7 @@ static int s_tr_one(s_tr_t *a, const char *topic, uint64_t offset, int depth,
     rc = s_tr_one(a, r->lineage->source_topic, r->lineage->source_offset, depth + 1,
                   &r->source, swhy, sizeof swhy);
     if (rc == SL_ENOTFOUND || rc == SL_ESTORE) {
-        r->source->note = s_tr_str(a, swhy);
+        r->source->note = slc_pool_strdup(&a->pool, swhy);
         rc = r->source->note ? 0 : SL_ENOMEM;
     }
     return rc;
@@ -396,8 +373,6 @@ int sld_admin_on_trace(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame
     for (size_t i = 0; i < a.ntables; i++)
         slt_route_destroy(&a.tables[i]);
     sld_routes_list_free(&a.versions, a.nversions);
-    for (size_t i = 0; i < a.n; i++)
-        free(a.v[i]);
-    free(a.v);
+    slc_pool_free(&a.pool);
     return rc;
 }

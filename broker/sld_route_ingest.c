@@ -23,40 +23,6 @@
 #define S_DLQ_TOPIC "_dlq.routes"
 #define S_ADVISORY_TOPIC "_advisory.routes"
 
-/* Memory of one routing pass, freed together. */
-typedef struct {
-    void **v;
-    size_t n, cap;
-} s_arena_t;
-
-static void *s_keep(s_arena_t *a, void *p)
-{
-    if (!p)
-        return NULL;
-    if (slc_grow((void **) &a->v, &a->cap, a->n + 1, sizeof(void *)) != 0) {
-        free(p);
-        return NULL;
-    }
-    a->v[a->n++] = p;
-    return p;
-}
-
-static void *s_alloc(s_arena_t *a, size_t size)
-{
-    return s_keep(a, calloc(1, size ? size : 1));
-}
-
-static char *s_strdup(s_arena_t *a, const char *s)
-{
-    return s_keep(a, strdup(s ? s : ""));
-}
-
-static void s_arena_free(s_arena_t *a)
-{
-    for (size_t i = 0; i < a->n; i++)
-        free(a->v[i]);
-    free(a->v);
-}
 
 /* A message to route: stored on env.topic at OFFSET. */
 typedef struct {
@@ -75,7 +41,7 @@ typedef struct {
     sld_txn_t *txn;
     uint64_t now;
     uint32_t version;
-    s_arena_t arena;
+    slc_pool_t arena;
     s_item_t **q;
     size_t nq, capq;
     sld_trace_t trace;          /* the record of the message being routed */
@@ -171,8 +137,8 @@ static Sluice__Lineage *s_lineage(s_pass_t *p, const s_item_t *it, const char *r
     size_t n;
     const char *own;
     s_path(it, &path, &n, &own);
-    Sluice__Lineage *l = s_alloc(&p->arena, sizeof *l);
-    char **np = s_alloc(&p->arena, (n + 2) * sizeof(char *));
+    Sluice__Lineage *l = slc_pool_alloc(&p->arena, sizeof *l);
+    char **np = slc_pool_alloc(&p->arena, (n + 2) * sizeof(char *));
     if (!l || !np)
         return NULL;
     sluice__lineage__init(l);
@@ -207,7 +173,7 @@ static int s_advisory(s_pass_t *p, const s_item_t *it, const char *route, const 
     cJSON_AddStringToObject(j, "error", error);
     cJSON_AddNumberToObject(j, "table_version", p->version);
     cJSON_AddNumberToObject(j, "dlq_offset", (double) dlq_offset);
-    char *text = s_keep(&p->arena, cJSON_PrintUnformatted(j));
+    char *text = slc_pool_keep(&p->arena, cJSON_PrintUnformatted(j));
     cJSON_Delete(j);
     if (!text)
         return SL_ENOMEM;
@@ -238,16 +204,16 @@ static int s_dlq(s_pass_t *p, const s_item_t *it, size_t route_ix, const char *r
         { "sluice-table-version", ver },
     };
     size_t nadd = sizeof add / sizeof add[0], n = it->env.n_headers;
-    Sluice__Header **hp = s_alloc(&p->arena, (n + nadd) * sizeof *hp);
-    Sluice__Header *hs = s_alloc(&p->arena, nadd * sizeof *hs);
+    Sluice__Header **hp = slc_pool_alloc(&p->arena, (n + nadd) * sizeof *hp);
+    Sluice__Header *hs = slc_pool_alloc(&p->arena, nadd * sizeof *hs);
     if (!hp || !hs)
         return SL_ENOMEM;
     for (size_t i = 0; i < n; i++)
         hp[i] = it->env.headers[i];
     for (size_t i = 0; i < nadd; i++) {
         sluice__header__init(&hs[i]);
-        hs[i].key = s_strdup(&p->arena, add[i][0]);
-        hs[i].value = s_strdup(&p->arena, add[i][1]);
+        hs[i].key = slc_pool_strdup(&p->arena, add[i][0]);
+        hs[i].value = slc_pool_strdup(&p->arena, add[i][1]);
         if (!hs[i].key || !hs[i].value)
             return SL_ENOMEM;
         hp[n + i] = &hs[i];
@@ -303,7 +269,7 @@ static int s_derive(s_pass_t *p, const s_item_t *it, size_t route_ix, const char
         return s_dlq(p, it, route_ix, route, "sluice-error", why);
     if (rc)
         return rc;
-    s_item_t *d = s_alloc(&p->arena, sizeof *d);
+    s_item_t *d = slc_pool_alloc(&p->arena, sizeof *d);
     if (!d)
         return SL_ENOMEM;
     d->env = it->env;
@@ -353,7 +319,7 @@ static int s_deliver(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st
         int prc = slt_doc_print(step->output, &json, &len);
         if (prc)
             return prc;
-        if (!s_keep(&p->arena, json))
+        if (!slc_pool_keep(&p->arena, json))
             return SL_ENOMEM;
         payload = json;
         ct = "application/json";
@@ -474,7 +440,7 @@ int sld_route_ingest_doc(sld_server_t *self, sld_txn_t *txn, const slt_route_tab
     slt_route_result_free(&res);
     sld_trace_free(&p.trace);
     free(p.q);
-    s_arena_free(&p.arena);
+    slc_pool_free(&p.arena);
     return rc;
 }
 
@@ -543,6 +509,6 @@ int sld_route_backfill(sld_server_t *self, sld_txn_t *txn, const slt_route_table
     slt_route_result_free(&res);
     sld_trace_free(&p.trace);
     free(p.q);
-    s_arena_free(&p.arena);
+    slc_pool_free(&p.arena);
     return rc;
 }

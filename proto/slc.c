@@ -145,6 +145,37 @@ int slc_grow(void **items, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+void *slc_pool_keep(slc_pool_t *pool, void *p)
+{
+    if (!p)
+        return NULL;
+    if (slc_grow((void **) &pool->v, &pool->cap, pool->n + 1, sizeof(void *)) != 0) {
+        free(p);
+        return NULL;
+    }
+    pool->v[pool->n++] = p;
+    return p;
+}
+
+void *slc_pool_alloc(slc_pool_t *pool, size_t size)
+{
+    return slc_pool_keep(pool, calloc(1, size ? size : 1));
+}
+
+char *slc_pool_strdup(slc_pool_t *pool, const char *s)
+{
+    return slc_pool_keep(pool, strdup(s ? s : ""));
+}
+
+void slc_pool_free(slc_pool_t *pool)
+{
+    for (size_t i = 0; i < pool->n; i++)
+        free(pool->v[i]);
+    free(pool->v);
+    pool->v = NULL;
+    pool->n = pool->cap = 0;
+}
+
 int slc_idset_add(uint32_t **v, size_t *n, size_t *cap, uint32_t id)
 {
     for (size_t i = *n; i > 0; i--)

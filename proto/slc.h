@@ -58,6 +58,18 @@ void slc_errf(char *err, size_t errlen, const char *fmt, ...)
  * NEED items, doubling. On failure the array is untouched. 0 or SL_ENOMEM. */
 int slc_grow(void **items, size_t *cap, size_t need, size_t elem);
 
+/* Allocations freed together (one answer, one routing pass): zero it to
+ * start; keep, alloc and strdup return NULL when out of memory (keep frees
+ * P then). Single owner, any thread. */
+typedef struct {
+    void **v;
+    size_t n, cap;
+} slc_pool_t;
+void *slc_pool_keep(slc_pool_t *pool, void *p);
+void *slc_pool_alloc(slc_pool_t *pool, size_t size);       /* zeroed */
+char *slc_pool_strdup(slc_pool_t *pool, const char *s);    /* NULL S: "" */
+void slc_pool_free(slc_pool_t *pool);                      /* and zero it */
+
 /* Add ID to the set *V (*N ids, *CAP allocated) unless it holds it
  * already; searched from the newest, the likeliest match. 0 or SL_ENOMEM. */
 int slc_idset_add(uint32_t **v, size_t *n, size_t *cap, uint32_t id);
