@@ -497,6 +497,12 @@ int cli_routes_fixtures(const char *cmd, const char *file, const char *routes,
         goto fail;
     }
     doc = fy_document_build_from_string(NULL, text, FY_NT);
+    /* Anchors and aliases (&x / *x) are resolved here: a case may reuse
+     * another's input or output. */
+    if (doc && fy_document_resolve(doc) != 0) {
+        fprintf(stderr, "sluice %s: %s: an alias names no anchor\n", cmd, file);
+        goto fail;
+    }
     root = doc ? fy_document_root(doc) : NULL;
     if (!root || !fy_node_is_mapping(root)) {
         fprintf(stderr, "sluice %s: %s is not a YAML map (routes, cases, ...)\n", cmd, file);
