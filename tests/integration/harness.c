@@ -350,6 +350,22 @@ Sluice__Frame *h_raw_expect(h_raw_t *r, int body_case, int timeout_ms)
     return NULL;
 }
 
+Sluice__Frame *h_raw_request(h_raw_t *r, uint64_t *corr, Sluice__Frame *f)
+{
+    f->corr = ++*corr;
+    if (h_raw_send(r, f) != 0)
+        return NULL;
+    for (int i = 0; i < 200; i++) {
+        Sluice__Frame *got = h_raw_recv(r, 5000);
+        if (!got)
+            break;
+        if (got->corr == f->corr)
+            return got;
+        slc_frame_free(&got);
+    }
+    return NULL;
+}
+
 int h_raw_hello(h_raw_t *r)
 {
     Sluice__Hello hello = SLUICE__HELLO__INIT;

@@ -78,6 +78,12 @@ Sluice__Frame *h_raw_recv(h_raw_t *r, int timeout_ms);
 /* Receive until a frame of body CASE arrives (others are dropped). */
 Sluice__Frame *h_raw_expect(h_raw_t *r, int body_case, int timeout_ms);
 
+/* Send F with the next corr (*CORR + 1, kept in *CORR) and return the reply
+ * that echoes it (caller frees; frames with other corrs, such as
+ * deliveries, are dropped), or NULL when sending fails or none comes
+ * within 5 s of the last frame. */
+Sluice__Frame *h_raw_request(h_raw_t *r, uint64_t *corr, Sluice__Frame *f);
+
 /* Hello with protocol version 1; returns 0 on HelloOk. */
 int h_raw_hello(h_raw_t *r);
 

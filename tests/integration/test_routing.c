@@ -52,18 +52,10 @@ static int s_teardown(void **state)
 /* Send F with a fresh corr; the reply with that corr (caller frees). */
 static Sluice__Frame *s_request(s_fx_t *fx, Sluice__Frame *f)
 {
-    f->corr = ++fx->corr;
-    assert_int_equal(h_raw_send(&fx->raw, f), 0);
-    for (int i = 0; i < 200; i++) {
-        Sluice__Frame *r = h_raw_recv(&fx->raw, 5000);
-        if (!r)
-            break;
-        if (r->corr == f->corr)
-            return r;
-        slc_frame_free(&r);
-    }
-    fail_msg("no reply to %s", slc_frame_name(f));
-    return NULL;
+    Sluice__Frame *r = h_raw_request(&fx->raw, &fx->corr, f);
+    if (!r)
+        fail_msg("no reply to %s", slc_frame_name(f));
+    return r;
 }
 
 /* ------------------------------------------------------------- routing */
