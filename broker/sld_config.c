@@ -56,6 +56,7 @@ static const s_setting_t s_settings[] = {
     { "broker", "heartbeat_ms", S_MS, S_FIELD(heartbeat_ms), false },
     { "broker", "session_timeout_ms", S_MS, S_FIELD(session_timeout_ms), false },
     { "broker", "log_level", S_LEVEL, S_FIELD(log_level), true },
+    { "broker", "route_prep_threads", S_COUNT, S_FIELD(route_prep_threads), true },
     { "limits", "max_message_bytes", S_SIZE, S_FIELD(max_message_bytes), false },
     { "limits", "max_frame_bytes", S_SIZE, S_FIELD(max_frame_bytes), false },
     { "limits", "max_batch", S_COUNT, S_FIELD(max_batch), false },
@@ -99,6 +100,7 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->heartbeat_ms = 1000;
     cfg->session_timeout_ms = 10000;
     cfg->log_level = 2;
+    cfg->route_prep_threads = 1;
     cfg->max_message_bytes = 1 * S_MIB;
     cfg->max_frame_bytes = 64 * S_MIB;
     cfg->max_batch = 10000;
@@ -389,6 +391,12 @@ bool sld_config_loopback(const char *endpoint)
 static int s_check(const sld_config_t *cfg, char *err, size_t errlen)
 {
     int rc = 0;
+    if (cfg->route_prep_threads > 16) {
+        slc_errf(err, errlen, "broker/route_prep_threads: %u is too many (at most 16; 0 "
+              "checks and routes publishes on the loop thread)", cfg->route_prep_threads);
+        rc = SL_EINVAL;
+        goto fail;
+    }
     if (cfg->map_size_max < cfg->map_size) {
         slc_errf(err, errlen, "storage/map_size_max (%llu bytes) is smaller than "
               "storage/map_size (%llu bytes)",

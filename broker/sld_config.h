@@ -22,6 +22,9 @@ typedef struct {
     uint32_t heartbeat_ms;          /* heartbeat_ms; default 1000 */
     uint32_t session_timeout_ms;    /* session_timeout_ms: silent session is dropped; default 10000 */
     int log_level;                  /* log_level: 0 error, 1 warn, 2 info, 3 debug; default 2 */
+    uint32_t route_prep_threads;    /* route_prep_threads: threads besides the loop that check
+                                       and route publishes ahead of the write transaction
+                                       (sld_route_prep), at most 16; 0 = all on the loop; default 1 */
     /* [limits] */
     uint32_t max_message_bytes;     /* max_message_bytes; default 1 MiB */
     uint32_t max_frame_bytes;       /* max_frame_bytes; default 64 MiB */

@@ -74,7 +74,8 @@ int sld_consume_on_ack(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame
     }
     size_t nrefused = 0;
     int rc = sld_delivery_ack(self->delivery, peer->session, sub_id, items, n, nack,
-                              nack ? f->nack->delay_ms : 0, credit,
+                              nack ? f->nack->delay_ms : 0,
+                              nack ? f->nack->reason : NULL, credit,
                               self->refusals, &nrefused);
     if (rc) {
         return sld_session_error(self, peer, f->corr, rc,

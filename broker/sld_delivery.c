@@ -40,6 +40,9 @@ static void s_sub_free(sld_delivery_sub_t **sub_p)
         free(sub->topics[i].fresh);
     }
     free(sub->topics);
+    for (size_t i = 0; i < sub->flight.cap; i++)
+        if (sub->flight.slot[i].state != SLD_FLIGHT_FREE)
+            free(sub->flight.slot[i].reason);
     free(sub->flight.slot);
     free(sub->timers.v);
     sld_due_clear(&sub->ready);
@@ -341,6 +344,7 @@ void sld_delivery_destroy(sld_delivery_t **self_p)
     for (size_t i = 0; i < self->nremoved; i++)
         free(self->removed[i]);
     free(self->removed);
+    sld_delivery__dlq_clear(self);
     free(self->dlq);
     free(self->appended);
     free(self->items);

@@ -93,13 +93,22 @@ typedef struct {
     int code;                   /* SL_ESTALE, SL_ENOTFOUND */
 } sld_refusal_t;
 
+/* Most bytes of a nack's reason kept; a longer one is cut at a UTF-8
+ * character boundary (never refused). */
+#define SLD_NACK_REASON_MAX 512
+
 /* Apply acks (NACK false) or nacks (redeliver after DELAY_MS) for SESSION's
- * SUB_ID, then add CREDIT. Refused items go to REFUSED (room for N
+ * SUB_ID, then add CREDIT. A nack's REASON (borrowed; NULL or "" = none;
+ * cut to SLD_NACK_REASON_MAX bytes, control characters made spaces) is
+ * kept in memory with each nacked attempt, replacing an earlier one, and
+ * named by the dead-letter copy and advisory if that attempt was the
+ * last; it is never persisted (a broker restart forgets it), and lost
+ * alone when out of memory. Refused items go to REFUSED (room for N
  * entries), their count to *nrefused. 0, or SL_ENOTFOUND for an unknown
  * subscription (then no item is applied). */
 int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
                      uint32_t sub_id, Sluice__AckItem *const *items, size_t n,
-                     bool nack, uint32_t delay_ms, uint32_t credit,
+                     bool nack, uint32_t delay_ms, const char *reason, uint32_t credit,
                      sld_refusal_t *refused, size_t *nrefused);
 
 /* SESSION is gone: detach its subscriptions (in-flight messages become due

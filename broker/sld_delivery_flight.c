@@ -1,13 +1,15 @@
 /*  sld_delivery_flight - deliveries in flight: the open-addressing table,
  *  the heap of ack-wait timers, the acked-offset sets; acks and nacks
- *  (attempt-stamped by token), and expiry, which makes an attempt due for
- *  redelivery or, after max_deliver attempts, queues its dead-letter move.
+ *  (attempt-stamped by token; a nack's reason kept on its entry), and
+ *  expiry, which makes an attempt due for redelivery or, after max_deliver
+ *  attempts, queues its dead-letter move.
  *  Broker thread (acks, expiry); the pump, also on the helper thread during
  *  sld_delivery_pump_ahead, only puts entries and arms timers. It reads
  *  nothing from the store and sends nothing.  */
 #include "sld_delivery_int.h"
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define S_TIMERS_SLACK 1024     /* stale timers kept before a rebuild, beyond 2x in flight */
@@ -35,6 +37,8 @@ void sld_delivery__flight_del(sld_delivery_ftable_t *t, sld_delivery_flight_t *f
 {
     size_t mask = t->cap - 1;
     size_t i = (size_t) (f - t->slot);
+    free(f->reason);
+    f->reason = NULL;
     t->slot[i].state = SLD_FLIGHT_FREE;
     t->count--;
     for (size_t j = (i + 1) & mask; t->slot[j].state != SLD_FLIGHT_FREE; j = (j + 1) & mask) {
@@ -173,6 +177,21 @@ int sld_delivery__mark_acked(sld_delivery_t *self, sld_delivery_sub_t *sub,
     return rc;
 }
 
+/* A copy of a nack's REASON as it is kept (caller owns), or NULL for none
+ * or out of memory (the reason alone is lost): one line of at most
+ * SLD_NACK_REASON_MAX bytes (slc_text_line), so the dlq-reason header
+ * reads on one line whatever a client sent. */
+static char *s_reason_copy(const char *reason)
+{
+    if (!reason || !reason[0])
+        return NULL;
+    size_t len = strlen(reason);
+    char *out = malloc((len < SLD_NACK_REASON_MAX ? len : SLD_NACK_REASON_MAX) + 1);
+    if (out)
+        slc_text_line(reason, out, SLD_NACK_REASON_MAX);
+    return out;
+}
+
 /* Acks under an id a take-over replaced: each is refused as superseded
  * (SL_ESTALE) unless its offset is acked by now. SL_ENOTFOUND when the id
  * was never this session's. */
@@ -202,7 +221,7 @@ static int s_ack_retired(sld_delivery_t *self, sld_session_t *session,
 
 int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
                      uint32_t sub_id, Sluice__AckItem *const *items, size_t n,
-                     bool nack, uint32_t delay_ms, uint32_t credit,
+                     bool nack, uint32_t delay_ms, const char *reason, uint32_t credit,
                      sld_refusal_t *refused, size_t *nrefused)
 {
     *nrefused = 0;
@@ -233,6 +252,8 @@ int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
             else {
                 sld_metrics_add(self->metrics, SLD_M_NACKS, 1);
                 f->nacked = true;
+                free(f->reason);
+                f->reason = s_reason_copy(reason);
                 sld_delivery__set_state(self, sub, f, SLD_FLIGHT_DELAYED);
                 f->deadline = now + delay_ms;
                 sld_delivery_timer_t t = { f->deadline, f->offset, f->token, f->topic_id };
@@ -273,7 +294,8 @@ void sld_delivery__expire(sld_delivery_t *self, sld_delivery_sub_t *sub,
         if (f->attempt >= sub->max_deliver) {
             sld_delivery_subtopic_t *st = sld_delivery__subtopic_find(sub, f->topic_id);
             if (sld_delivery__queue_dlq(self, sub, f->topic_id, f->offset, f->attempt,
-                                        f->nacked, false) != 0 || !st)
+                                        f->nacked, false, f->nacked ? f->reason : NULL) != 0
+                || !st)
                 continue;
             sub->dead_lettered++;
             sld_metrics_add(self->metrics, SLD_M_DEAD_LETTERED, 1);

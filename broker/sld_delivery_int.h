@@ -64,6 +64,8 @@ typedef struct {
     uint64_t offset;
     uint64_t token;
     uint64_t deadline;
+    char *reason;               /* the last nack's reason (owned; NULL = none): read
+                                   only when it dead-letters, freed with the entry */
 } sld_delivery_flight_t;
 
 typedef struct {
@@ -153,6 +155,7 @@ typedef struct {
     bool nacked;
     bool unreadable;            /* the stored record did not read or open */
     const char *why;            /* unreadable: why (static text), or NULL */
+    char *reason;               /* nacked: the last nack's reason (owned), or NULL */
 } sld_delivery_dlq_t;
 
 typedef struct {
@@ -284,7 +287,7 @@ void sld_delivery__eph_paid(sld_delivery_t *self, sld_delivery_sub_t *sub, uint6
 /* Insert a fresh entry for (TOPIC_ID, OFFSET), which must be absent. */
 sld_delivery_flight_t *sld_delivery__flight_put(sld_delivery_ftable_t *t,
                                                 uint32_t topic_id, uint64_t offset);
-/* Remove F from T. */
+/* Remove F from T, freeing its reason. */
 void sld_delivery__flight_del(sld_delivery_ftable_t *t, sld_delivery_flight_t *f);
 /* Arm timer T for SUB. 0 or SL_ENOMEM. */
 int sld_delivery__timer_arm(sld_delivery_sub_t *sub, sld_delivery_timer_t t);
@@ -310,10 +313,13 @@ int sld_delivery__send_items(sld_delivery_t *self, sld_delivery_sub_t *sub, size
 
 /* ---- sld_delivery_persist.c: dead-letter moves */
 
-/* Queue a dead-letter move of (TOPIC_ID, OFFSET) for the next persist.
- * 0 or SL_ENOMEM. */
+/* Queue a dead-letter move of (TOPIC_ID, OFFSET) for the next persist;
+ * REASON (the last nack's, borrowed and copied; NULL for none) goes into
+ * its dlq-reason and advisory. 0 or SL_ENOMEM (nothing queued). */
 int sld_delivery__queue_dlq(sld_delivery_t *self, const sld_delivery_sub_t *sub,
                             uint32_t topic_id, uint64_t offset, uint32_t attempts,
-                            bool nacked, bool unreadable);
+                            bool nacked, bool unreadable, const char *reason);
+/* Free the queued dead-letter moves' reasons and empty the queue. */
+void sld_delivery__dlq_clear(sld_delivery_t *self);
 
 #endif

@@ -5,18 +5,24 @@
  *  removals and dead-letter moves. Broker thread only. It opens no write
  *  transaction of its own and never commits.  */
 #include "sld_delivery_int.h"
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int sld_delivery__queue_dlq(sld_delivery_t *self, const sld_delivery_sub_t *sub,
                             uint32_t topic_id, uint64_t offset, uint32_t attempts,
-                            bool nacked, bool unreadable)
+                            bool nacked, bool unreadable, const char *reason)
 {
     int rc = slc_grow((void **) &self->dlq, &self->capdlq, self->ndlq + 1,
                       sizeof(sld_delivery_dlq_t));
     if (rc)
         return rc;
+    char *copy = NULL;
+    if (reason && !(copy = strdup(reason)))
+        return SL_ENOMEM;
     sld_delivery_dlq_t *d = &self->dlq[self->ndlq++];
+    d->reason = copy;
     snprintf(d->sub, sizeof d->sub, "%s", sub->name);
     d->topic_id = topic_id;
     d->offset = offset;
@@ -25,6 +31,13 @@ int sld_delivery__queue_dlq(sld_delivery_t *self, const sld_delivery_sub_t *sub,
     d->unreadable = unreadable;
     d->why = NULL;
     return 0;
+}
+
+void sld_delivery__dlq_clear(sld_delivery_t *self)
+{
+    for (size_t i = 0; i < self->ndlq; i++)
+        free(self->dlq[i].reason);
+    self->ndlq = 0;
 }
 
 bool sld_delivery_dirty(const sld_delivery_t *self)
@@ -80,13 +93,16 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const sld_deliver
     snprintf(topic, sizeof topic, "_dlq.%s", d->sub);
     const sld_topic_info_t *src = sld_store_topic_by_id(self->store, d->topic_id);
     const char *src_name = src ? src->name : "";
-    char reason[256], offset[32], attempts[16];
+    /* Under 128 bytes of our text, then at most SLD_NACK_REASON_MAX of
+     * the consumer's, already cut and cleaned by sld_delivery_ack. */
+    char reason[SLD_NACK_REASON_MAX + 128], offset[32], attempts[16];
     if (d->unreadable)
         snprintf(reason, sizeof reason, "stored record unreadable (%s)", d->why ? d->why
                  : "damaged, or sealed with a key this broker does not have");
     else
-        snprintf(reason, sizeof reason, "%s %u times without ack (max_deliver)",
-                 d->nacked ? "nacked" : "delivered", d->attempts);
+        snprintf(reason, sizeof reason, "%s %u times without ack (max_deliver)%s%s",
+                 d->nacked ? "nacked" : "delivered", d->attempts,
+                 d->reason ? "; last nack: " : "", d->reason ? d->reason : "");
     snprintf(offset, sizeof offset, "%llu", (unsigned long long) d->offset);
     snprintf(attempts, sizeof attempts, "%u", d->attempts);
 
@@ -95,7 +111,9 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const sld_deliver
     size_t len = 0;
     Sluice__Envelope *e = NULL;
     bool decoded = false;       /* E is slc_envelope_decode's, else calloc's */
-    uint8_t *buf = NULL;
+    uint8_t *buf = NULL, *advbuf = NULL;
+    char *json = NULL;
+    cJSON *o = NULL;
     uint32_t dlq_id, adv_id;
     uint64_t dlq_off, adv_off, now = slc_now_us();
     int rc = 0;
@@ -160,22 +178,34 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const sld_deliver
         goto done;
     s_note_appended(self, dlq_id);
 
-    /* Advisory: a small JSON document operators can alert on. */
-    char json[1024];
-    int jl = snprintf(json, sizeof json,
-        "{\"subscription\":\"%s\",\"topic\":\"%s\",\"offset\":%llu,"
-        "\"attempts\":%u,\"reason\":\"%s\",\"dlq_topic\":\"%s\",\"dlq_offset\":%llu}",
-        d->sub, src_name, (unsigned long long) d->offset, d->attempts, reason,
-        topic, (unsigned long long) dlq_off);
+    /* Advisory: a small JSON document operators can alert on. cJSON
+     * escapes what a nack's reason may hold (quotes, backslashes). */
+    o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "subscription", d->sub)
+        || !cJSON_AddStringToObject(o, "topic", src_name)
+        || !cJSON_AddNumberToObject(o, "offset", (double) d->offset)
+        || !cJSON_AddNumberToObject(o, "attempts", d->attempts)
+        || !cJSON_AddStringToObject(o, "reason", reason)
+        || !cJSON_AddStringToObject(o, "dlq_topic", topic)
+        || !cJSON_AddNumberToObject(o, "dlq_offset", (double) dlq_off)
+        || !(json = cJSON_PrintUnformatted(o))) {
+        rc = SL_ENOMEM;
+        goto done;
+    }
     Sluice__Envelope adv = SLUICE__ENVELOPE__INIT;
     adv.topic = "_advisory.dlq";
     adv.content_type = "application/json";
     adv.payload.data = (uint8_t *) json;
-    adv.payload.len = (size_t) jl;
+    adv.payload.len = strlen(json);
     adv.ingest_ts_us = now;
     adv.source = "sluiced";
-    uint8_t advbuf[1200];
-    size_t alen = sluice__envelope__pack(&adv, advbuf);
+    size_t alen = sluice__envelope__get_packed_size(&adv);
+    advbuf = malloc(alen ? alen : 1);
+    if (!advbuf) {
+        rc = SL_ENOMEM;
+        goto done;
+    }
+    sluice__envelope__pack(&adv, advbuf);
     rc = sld_store_topic_ensure(txn, adv.topic, &adv_id);
     if (rc == 0)
         rc = sld_store_append(txn, adv_id, now, advbuf, alen, &adv_off);
@@ -183,6 +213,9 @@ static int s_persist_dlq(sld_delivery_t *self, sld_txn_t *txn, const sld_deliver
         s_note_appended(self, adv_id);
 done:
     free(buf);
+    free(advbuf);
+    cJSON_free(json);
+    cJSON_Delete(o);
     /* Only a decoded envelope is freed by slc_envelope_free: it finds its
      * arena in front of the message, which a calloc'd one does not have
      * (that was glibc's "double free or corruption (out)" when a record
@@ -252,7 +285,7 @@ void sld_delivery_persisted(sld_delivery_t *self, bool ok)
         }
     }
     self->dirty.n = 0;
-    self->ndlq = 0;
+    sld_delivery__dlq_clear(self);
     for (size_t i = 0; i < self->nappended; i++)
         sld_delivery_topic_appended(self, self->appended[i]);
     self->nappended = 0;

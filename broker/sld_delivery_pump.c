@@ -106,7 +106,7 @@ static int s_unreadable(sld_delivery_t *self, sld_delivery_sub_t *sub,
 {
     if (!sub->ephemeral) {
         int rc = sld_delivery__queue_dlq(self, sub, st->topic_id, offset, attempts,
-                                         false, true);
+                                         false, true, NULL);
         if (rc)
             return rc;
         self->dlq[self->ndlq - 1].why = why;

@@ -5,6 +5,8 @@
  *  dead-letter topic, the append, then routing (sld_route_ingest, only
  *  when a table is live: one pointer test); the PublishAck of the frame.
  *  A duplicate is answered before routing, so it is never routed again.
+ *  The schema check and the evaluation come from sld_route_prep when it
+ *  made them ahead of the transaction and they are still valid.
  *  Broker thread only. It does not commit (sld_groupcommit) nor send (replies
  *  wait in the server's queues). Hot path: no allocation per message but
  *  the growth of reused buffers.  */
@@ -285,16 +287,28 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
     /* Routing reads the payload the schema check parsed: parsed once. */
     const slt_route_table_t *routes = sld_routes_live(self->routes);
     cJSON *doc = NULL;
+    /* The check and the evaluation sld_route_prep made ahead of the
+     * transaction, while the registry and the table are still theirs. */
+    bool routed = false;
+    const sld_route_prepared_t *pre = self->prep
+        ? sld_route_prep_take(self->prep, self->registry, self->routes, e, &routed) : NULL;
     rc = s_stamp(self, w, span, e, now, &len);
     if (rc == 0 && sld_registry_any(self->registry)) {
         /* A topic bound to a schema stores only valid messages; an invalid
          * one is refused with the reasons (and kept in the topic's schema
          * dead-letter topic when the binding says so). */
         bool dlq = false;
-        char why[1536];
-        rc = sld_registry_check_doc(self->registry, e->topic, e->content_type,
-                                    e->payload.data, e->payload.len, &dlq,
-                                    routes ? &doc : NULL, why, sizeof why);
+        char why[SLD_ROUTE_PREP_WHY_MAX];
+        if (pre) {
+            rc = pre->check;
+            dlq = pre->dlq;
+            if (rc)
+                snprintf(why, sizeof why, "%s", pre->why);
+        }
+        else
+            rc = sld_registry_check_doc(self->registry, e->topic, e->content_type,
+                                        e->payload.data, e->payload.len, &dlq,
+                                        routes ? &doc : NULL, why, sizeof why);
         if (rc == SL_EINVAL) {
             uint64_t dlq_off = 0;
             rc = dlq ? s_schema_dlq(self, txn, e->topic, len, now, why, &dlq_off) : 0;
@@ -319,11 +333,17 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
     if (rc == 0)
         rc = sld_ingest_note_appended(self, topic_id);
     /* Routing: derived messages commit with the original or not at all. */
-    if (rc == 0 && routes)
+    if (rc == 0 && routes) {
+        if (routed)
+            self->t_prepared++;
+        else if (self->prep && sld_route_prep_active(self->prep))
+            self->t_prep_inline++;
         rc = sld_route_ingest_doc(self, txn, routes, e,
                                   (!e->source || !*e->source) && w->session
                                       ? w->session->client : e->source,
-                                  offset, now, doc, &topic_id);
+                                  offset, now, pre ? pre->doc : doc, &topic_id,
+                                  routed ? pre : NULL);
+    }
     cJSON_Delete(doc);
     if (rc)
         return rc;

@@ -13,6 +13,9 @@ typedef enum {
     SLD_M_DUPLICATES,           /* resends answered with the original offset */
     SLD_M_NACKED,               /* publishes refused */
     SLD_M_SCHEMA_INVALID,       /* publishes refused by their topic's schema */
+    SLD_M_ROUTE_PREPARED,       /* originals routed with the evaluation sld_route_prep made */
+    SLD_M_ROUTE_PREP_INLINE,    /* originals of a prepared turn routed inline instead
+                                   ($meta, a failed route, a table or registry change) */
     SLD_M_TRANSIENT,            /* transient messages fanned out */
     SLD_M_COMMITS,              /* write transactions committed */
     SLD_M_COMMIT_FULL,          /* commits that hit the map ceiling */

@@ -79,6 +79,7 @@ struct sld_registry {
     zhashx_t *bindings;         /* topic -> s_binding_t (owned) */
     zhashx_t *mappings;         /* name -> s_mapping_t (owned) */
     uint64_t mappings_gen;      /* committed mapping changes */
+    uint64_t gen;               /* committed changes of any kind (sld_registry_gen) */
     s_op_t *ops;
     size_t nops, capops;
 };
@@ -496,6 +497,8 @@ int sld_registry_bind(sld_registry_t *self, sld_txn_t *txn, const char *topic,
 
 void sld_registry_committed(sld_registry_t *self, bool ok)
 {
+    if (ok && self->nops)
+        self->gen++;
     for (size_t i = 0; i < self->nops; i++) {
         s_op_t *op = &self->ops[i];
         if (op->kind == S_OP_MAP_ADD || op->kind == S_OP_MAP_REMOVE) {
@@ -762,23 +765,40 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
                                   err, errlen);
 }
 
+void sld_registry_resolve(sld_registry_t *self, const char *topic, sld_registry_bound_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_binding_t *b = topic ? zhashx_lookup(self->bindings, topic) : NULL;
+    if (!b || b->subject->n == 0)
+        return;
+    out->version = b->version && b->version <= b->subject->n ? b->version
+                                                              : (uint32_t) b->subject->n;
+    out->schema = b->subject->v[out->version - 1].schema;
+    out->subject = b->subject->name;
+    out->dlq = b->dlq;
+}
+
 int sld_registry_check_doc(sld_registry_t *self, const char *topic, const char *content_type,
                            const void *payload, size_t len, bool *dlq, cJSON **doc,
                            char *err, size_t errlen)
+{
+    sld_registry_bound_t b;
+    sld_registry_resolve(self, topic, &b);
+    *dlq = b.dlq;
+    return sld_registry_check_bound(&b, content_type, payload, len, doc, err, errlen);
+}
+
+int sld_registry_check_bound(const sld_registry_bound_t *b, const char *content_type,
+                             const void *payload, size_t len, cJSON **doc,
+                             char *err, size_t errlen)
 {
     cJSON **docs = NULL;
     size_t ndocs = 0, nerrs = 0;
     slt_schema_error_t errs[S_ERRORS_MAX];
     char cause[512] = "";
     int rc = 0;
-    *dlq = false;
-    s_binding_t *b = topic ? zhashx_lookup(self->bindings, topic) : NULL;
-    if (!b || b->subject->n == 0)
+    if (!b->schema)
         return 0;
-    *dlq = b->dlq;
-    uint32_t version = b->version && b->version <= b->subject->n ? b->version
-                                                                  : (uint32_t) b->subject->n;
-    const slt_schema_t *schema = b->subject->v[version - 1].schema;
     /* Most payloads are one document: room for one first, on the stack
      * (an 8 KiB calloc per message cost more than the check); more than
      * one (NDJSON, CSV) decodes again with room for all. */
@@ -795,19 +815,19 @@ int sld_registry_check_doc(sld_registry_t *self, const char *topic, const char *
     }
     if (rc) {
         slc_errf(err, errlen, "schema %s@%u: the payload does not decode: %s",
-                 b->subject->name, version, cause);
+                 b->subject, b->version, cause);
         rc = SL_EINVAL;
         goto fail;
     }
     for (size_t i = 0; i < ndocs; i++) {
-        if (slt_schema_validate(schema, docs[i], errs, S_ERRORS_MAX, &nerrs) == 0)
+        if (slt_schema_validate(b->schema, docs[i], errs, S_ERRORS_MAX, &nerrs) == 0)
             continue;
         char head[SLD_SUBJECT_MAX + 64];
         if (ndocs > 1)
-            snprintf(head, sizeof head, "schema %s@%u, document %zu: ", b->subject->name,
-                     version, i + 1);
+            snprintf(head, sizeof head, "schema %s@%u, document %zu: ", b->subject,
+                     b->version, i + 1);
         else
-            snprintf(head, sizeof head, "schema %s@%u: ", b->subject->name, version);
+            snprintf(head, sizeof head, "schema %s@%u: ", b->subject, b->version);
         s_list_errors(err, errlen, head, errs, nerrs);
         rc = SL_EINVAL;
         break;
@@ -822,6 +842,11 @@ fail:
     if (docs != one)
         free(docs);
     return rc;
+}
+
+uint64_t sld_registry_gen(const sld_registry_t *self)
+{
+    return self->gen;
 }
 
 /* ------------------------------------------------------------- routing */
@@ -844,26 +869,42 @@ int sld_registry_topic_schema(sld_registry_t *self, const char *topic,
     return 0;
 }
 
-int sld_registry_validate_ref(sld_registry_t *self, const char *ref, const cJSON *doc,
-                              char *err, size_t errlen)
+int sld_registry_resolve_ref(sld_registry_t *self, const char *ref, sld_registry_bound_t *out,
+                             char *err, size_t errlen)
 {
     char subject[SLD_SUBJECT_MAX + 1];
     uint32_t version = 0;
-    slt_schema_error_t errs[S_ERRORS_MAX];
-    size_t nerrs = 0;
     s_subject_t *s = NULL;
+    memset(out, 0, sizeof *out);
     if (slc_subject_ref(ref, subject, sizeof subject, &version) == 0)
         s = s_subject(self, subject, false);
     if (!s || s->n == 0 || version > s->n) {
         slc_errf(err, errlen, "no schema %s registered", ref ? ref : "");
         return SL_ENOTFOUND;
     }
-    if (version == 0)
-        version = (uint32_t) s->n;
-    if (slt_schema_validate(s->v[version - 1].schema, doc, errs, S_ERRORS_MAX, &nerrs) == 0)
+    out->version = version ? version : (uint32_t) s->n;
+    out->schema = s->v[out->version - 1].schema;
+    out->subject = s->name;
+    return 0;
+}
+
+int sld_registry_validate_bound(const sld_registry_bound_t *b, const cJSON *doc,
+                                char *err, size_t errlen)
+{
+    slt_schema_error_t errs[S_ERRORS_MAX];
+    size_t nerrs = 0;
+    if (slt_schema_validate(b->schema, doc, errs, S_ERRORS_MAX, &nerrs) == 0)
         return 0;
     char head[SLD_SUBJECT_MAX + 64];
-    snprintf(head, sizeof head, "schema %s@%u: ", s->name, version);
+    snprintf(head, sizeof head, "schema %s@%u: ", b->subject, b->version);
     s_list_errors(err, errlen, head, errs, nerrs);
     return SL_EINVAL;
+}
+
+int sld_registry_validate_ref(sld_registry_t *self, const char *ref, const cJSON *doc,
+                              char *err, size_t errlen)
+{
+    sld_registry_bound_t b;
+    int rc = sld_registry_resolve_ref(self, ref, &b, err, errlen);
+    return rc ? rc : sld_registry_validate_bound(&b, doc, err, errlen);
 }

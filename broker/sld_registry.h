@@ -2,8 +2,10 @@
  *  JSON Schema (compiled once, kept compiled), each subject's compatibility
  *  mode, and topics bound to a subject so that every publish to them is
  *  validated when it is stored. Owns the compiled schemas and the bindings;
- *  records live in the store's `registry` table. Broker thread only. It does
- *  not decide who may register (the server checks grants).  */
+ *  records live in the store's `registry` table. Broker thread only, but
+ *  for sld_registry_check_bound and sld_registry_validate_bound (pure: any
+ *  thread, on what a resolve gave on the broker thread; sld_route_prep).
+ *  It does not decide who may register (the server checks grants).  */
 #ifndef SLD_REGISTRY_H
 #define SLD_REGISTRY_H
 #include <stdbool.h>
@@ -132,5 +134,47 @@ int sld_registry_check(sld_registry_t *self, const char *topic, const char *cont
 int sld_registry_check_doc(sld_registry_t *self, const char *topic, const char *content_type,
                            const void *payload, size_t len, bool *dlq, cJSON **doc,
                            char *err, size_t errlen);
+
+/* ------------------------------------------- checks off the broker thread */
+/* The checks above are a lookup (broker thread: the hash tables are not
+ * safe to read from two threads, a lookup writes a cursor) and a pure
+ * part. sld_route_prep resolves on the broker thread and runs the pure
+ * part on its worker; the checks above are the same two calls, so the
+ * results and texts are the same bytes. */
+
+/* A schema resolved: SCHEMA NULL means none (a topic not bound). Every
+ * pointer is borrowed until the next committed change (sld_registry_gen
+ * moves then). */
+typedef struct {
+    const struct slt_schema *schema;
+    const char *subject;        /* its subject's name */
+    uint32_t version;
+    bool dlq;                   /* a binding's: invalid messages go to _dlq.schema.<topic> */
+} sld_registry_bound_t;
+
+/* Bumped by every committed change (versions, modes, bindings, mappings):
+ * what a resolve gave stays valid while it does not move. */
+uint64_t sld_registry_gen(const sld_registry_t *self);
+
+/* The schema TOPIC is bound to into *OUT (OUT->schema NULL: none). Broker
+ * thread. */
+void sld_registry_resolve(sld_registry_t *self, const char *topic, sld_registry_bound_t *out);
+
+/* sld_registry_check_doc's check against B: 0 when valid or B has no
+ * schema; SL_EINVAL (ERR), SL_ENOMEM; *DOC as there. Any thread (reads B
+ * and its schema only). */
+int sld_registry_check_bound(const sld_registry_bound_t *b, const char *content_type,
+                             const void *payload, size_t len, cJSON **doc,
+                             char *err, size_t errlen);
+
+/* Schema REF ("SUBJECT@VERSION", 0 or no "@": the latest) into *OUT: 0, or
+ * SL_ENOTFOUND with sld_registry_validate_ref's text in ERR. Broker thread. */
+int sld_registry_resolve_ref(sld_registry_t *self, const char *ref, sld_registry_bound_t *out,
+                             char *err, size_t errlen);
+
+/* sld_registry_validate_ref's validation against resolved B (B->schema not
+ * NULL): 0 or SL_EINVAL with the failures in ERR. Any thread. */
+int sld_registry_validate_bound(const sld_registry_bound_t *b, const cJSON *doc,
+                                char *err, size_t errlen);
 
 #endif

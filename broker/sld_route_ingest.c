@@ -7,7 +7,10 @@
  *  already in the path is a `routing loop` leg), and the trace record of
  *  each message a route's pattern matched (sld_trace); and the same for
  *  one route run on a stored message (sld_route_backfill, for
- *  sld_route_backfill.c). Broker thread only, called by sld_ingest. The table's versions and counters are
+ *  sld_route_backfill.c). Broker thread only, called by sld_ingest. An
+ *  original's evaluation may come made (sld_route_prep, before the
+ *  transaction): its steps and mapped outputs are then used as they are,
+ *  with the same effects byte for byte. The table's versions and counters are
  *  sld_routes'; what routes do is docs/routing.md.  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -295,37 +298,49 @@ static int s_derive(s_pass_t *p, const s_item_t *it, size_t route_ix, const char
     return 0;
 }
 
-/* A fired deliver STEP of IT. */
+/* A fired deliver STEP of IT; OUT (NULL: done here) its mapped output
+ * validated and printed ahead of the transaction. */
 static int s_deliver(s_pass_t *p, const s_item_t *it, const slt_route_step_t *step,
-                     const char *route)
+                     const char *route, const sld_route_prep_out_t *out)
 {
     const void *payload = it->env.payload.data;
     size_t len = it->env.payload.len;
     const char *ct = it->env.content_type;
-    if (step->output) {
-        char why[1024];
+    bool mapped = out ? out->mapped : step->output != NULL;
+    if (mapped) {
+        char buf[SLD_ROUTE_PREP_OUT_WHY_MAX];
+        const char *why = buf;
         const char *to = step->map ? slt_map_to(step->map) : NULL;
-        int rc = to ? sld_registry_validate_ref(p->self->registry, to, step->output, why,
-                                                sizeof why) : 0;
+        int rc = out ? out->rc
+               : to ? sld_registry_validate_ref(p->self->registry, to, step->output, buf,
+                                                sizeof buf) : 0;
         if (rc) {
             char text[1200];
+            if (out)
+                why = out->why;
             snprintf(text, sizeof text, "mapping %s: its output is invalid: %s",
                      step->mapping ? step->mapping : "", why);
             sld_trace_fail(&p->trace, text);
             return s_dlq(p, it, step->route, route, "sluice-error", text);
         }
-        /* cJSON_PrintUnformatted's bytes, without its printf round trips. */
-        char *json = NULL;
-        int prc = slt_doc_print(step->output, &json, &len);
-        if (prc)
-            return prc;
-        if (!slc_pool_keep(&p->arena, json))
-            return SL_ENOMEM;
-        payload = json;
+        if (out) {
+            payload = out->json;        /* the prep's, until the turn ends */
+            len = out->len;
+        }
+        else {
+            /* cJSON_PrintUnformatted's bytes, without its printf round trips. */
+            char *json = NULL;
+            int prc = slt_doc_print(step->output, &json, &len);
+            if (prc)
+                return prc;
+            if (!slc_pool_keep(&p->arena, json))
+                return SL_ENOMEM;
+            payload = json;
+        }
         ct = "application/json";
     }
     for (size_t t = 0; t < step->ntargets; t++) {
-        int rc = s_derive(p, it, step->route, route, step->output ? step->mapping : NULL,
+        int rc = s_derive(p, it, step->route, route, mapped ? step->mapping : NULL,
                           step->targets[t], payload, len, ct);
         if (rc)
             return rc;
@@ -352,9 +367,10 @@ static sld_trace_outcome_t s_outcome(const slt_route_step_t *st)
 }
 
 /* Do what fired or failed step ST of route NAME says for IT (its trace
- * step is already added): a leg, a drop, derived messages. */
+ * step is already added): a leg, a drop, derived messages. OUT: ST's
+ * prepared output, or NULL. */
 static int s_act(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st,
-                 const char *name)
+                 const char *name, const sld_route_prep_out_t *out)
 {
     if (st->outcome == SLT_ROUTE_FAILED)
         return s_dlq(p, it, st->route, name, "sluice-error", st->reason);
@@ -365,36 +381,41 @@ static int s_act(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st,
     }
     if (st->action == SLT_ROUTE_DLQ)
         return s_dlq(p, it, st->route, name, "sluice-reason", st->reason);
-    return s_deliver(p, it, st, name);
+    return s_deliver(p, it, st, name, out);
 }
 
-/* Evaluate TABLE for IT and do what its steps say. */
+/* Evaluate TABLE for IT (into RES; or take PRE's evaluation) and do what
+ * its steps say. */
 static int s_route_one(s_pass_t *p, const slt_route_table_t *table, s_item_t *it,
-                       slt_route_result_t *res)
+                       slt_route_result_t *res, const sld_route_prepared_t *pre)
 {
-    slt_route_msg_t msg = { it->env.topic, it->env.payload.data, it->env.payload.len,
-                            it->env.content_type && *it->env.content_type
-                                ? it->env.content_type : NULL, NULL };
-    slt_route_given_t given = { it->doc, s_meta_fn, it };
-    int rc = slt_route_eval_given(table, &msg, &given, res);
+    int rc = 0;
+    const slt_route_result_t *r = pre ? &pre->res : res;
+    if (!pre) {
+        slt_route_msg_t msg = { it->env.topic, it->env.payload.data, it->env.payload.len,
+                                it->env.content_type && *it->env.content_type
+                                    ? it->env.content_type : NULL, NULL };
+        slt_route_given_t given = { it->doc, s_meta_fn, it };
+        rc = slt_route_eval_given(table, &msg, &given, res);
+    }
     bool fired = false;
     sld_trace_reset(&p->trace, p->version);
-    for (size_t i = 0; rc == 0 && i < res->nsteps; i++) {
-        const slt_route_step_t *st = &res->steps[i];
+    for (size_t i = 0; rc == 0 && i < r->nsteps; i++) {
+        const slt_route_step_t *st = &r->steps[i];
         const char *name = slt_route_name(table, st->route);
         rc = sld_trace_step(&p->trace, (uint32_t) st->route, s_outcome(st), st->reason);
         if (rc || st->outcome == SLT_ROUTE_SKIPPED)
             continue;
         fired = true;
-        rc = s_act(p, it, st, name);
+        rc = s_act(p, it, st, name, pre ? &pre->outs[i] : NULL);
     }
     if (rc == 0 && !fired && it->original)
         sld_routes_count_unrouted(p->self->routes);
     /* The trace record: only when some route's pattern matched. */
     uint32_t id = it->id;
-    if (rc == 0 && res->nsteps > 0 && it->original && !it->has_id)
+    if (rc == 0 && r->nsteps > 0 && it->original && !it->has_id)
         rc = sld_store_topic_ensure(p->txn, it->env.topic, &id);
-    if (rc == 0 && res->nsteps > 0)
+    if (rc == 0 && r->nsteps > 0)
         rc = sld_trace_put(p->txn, id, it->offset, &p->trace);
     cJSON_Delete(it->meta);
     it->meta = NULL;
@@ -405,12 +426,13 @@ int sld_route_ingest(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t
                      const Sluice__Envelope *e, const char *source, uint64_t offset,
                      uint64_t now)
 {
-    return sld_route_ingest_doc(self, txn, table, e, source, offset, now, NULL, NULL);
+    return sld_route_ingest_doc(self, txn, table, e, source, offset, now, NULL, NULL, NULL);
 }
 
 int sld_route_ingest_doc(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
                          const Sluice__Envelope *e, const char *source, uint64_t offset,
-                         uint64_t now, const cJSON *doc, const uint32_t *topic_id)
+                         uint64_t now, const cJSON *doc, const uint32_t *topic_id,
+                         const sld_route_prepared_t *pre)
 {
     s_pass_t p;
     memset(&p, 0, sizeof p);
@@ -432,11 +454,11 @@ int sld_route_ingest_doc(sld_server_t *self, sld_txn_t *txn, const slt_route_tab
     }
     slt_route_result_t res;
     memset(&res, 0, sizeof res);
-    int rc = s_route_one(&p, table, &orig, &res);
+    int rc = s_route_one(&p, table, &orig, &res, pre);
     /* Derived messages in the order they were made (breadth first); the
      * queue grows while it is walked. */
     for (size_t i = 0; rc == 0 && i < p.nq; i++)
-        rc = s_route_one(&p, table, p.q[i], &res);
+        rc = s_route_one(&p, table, p.q[i], &res, NULL);
     slt_route_result_free(&res);
     sld_trace_free(&p.trace);
     free(p.q);
@@ -491,7 +513,7 @@ int sld_route_backfill(sld_server_t *self, sld_txn_t *txn, const slt_route_table
         rc = sld_trace_step(&p.trace, (uint32_t) route, s_outcome(st), st->reason);
         if (rc == 0) {
             sld_trace_backfilled(&p.trace, p.version);
-            rc = s_act(&p, &src, st, slt_route_name(table, route));
+            rc = s_act(&p, &src, st, slt_route_name(table, route), NULL);
         }
         if (rc == 0)
             rc = sld_trace_put(txn, id, offset, &p.trace);
@@ -504,7 +526,7 @@ int sld_route_backfill(sld_server_t *self, sld_txn_t *txn, const slt_route_table
     }
     /* What the route made is routed in turn, by the whole live table. */
     for (size_t i = 0; rc == 0 && i < p.nq; i++)
-        rc = s_route_one(&p, table, p.q[i], &res);
+        rc = s_route_one(&p, table, p.q[i], &res, NULL);
     cJSON_Delete(meta);
     slt_route_result_free(&res);
     sld_trace_free(&p.trace);

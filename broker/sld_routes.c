@@ -53,6 +53,7 @@ struct sld_routes {
     size_t npend;
     uint64_t unrouted, pend_unrouted;
     uint64_t reg_gen;
+    uint64_t gen;               /* changes of the live table (sld_routes_gen) */
 };
 
 static void s_compiled_free(s_compiled_t **c_p)
@@ -278,6 +279,11 @@ const slt_route_table_t *sld_routes_live(const sld_routes_t *self)
     return self->live && slt_route_count(self->live->table) ? self->live->table : NULL;
 }
 
+uint64_t sld_routes_gen(const sld_routes_t *self)
+{
+    return self->gen;
+}
+
 uint32_t sld_routes_version(const sld_routes_t *self)
 {
     return self->nmetas ? self->metas[self->nmetas - 1].version : 0;
@@ -449,6 +455,7 @@ static void s_recompile(sld_routes_t *self)
     s_carry(self->live, c);
     s_compiled_free(&self->live);
     self->live = c;
+    self->gen++;
 }
 
 void sld_routes_committed(sld_routes_t *self, bool ok)
@@ -459,6 +466,8 @@ void sld_routes_committed(sld_routes_t *self, bool ok)
             for (int k = 0; k < SLD_ROUTE_NCOUNTERS; k++)
                 self->live->counts[i][k] += self->pend[i][k];
         self->unrouted += self->pend_unrouted;
+        if (self->nstaged || self->next)
+            self->gen++;
         for (size_t i = 0; i < self->nstaged; i++) {
             if (slc_grow((void **) &self->metas, &self->capmetas, self->nmetas + 1,
                          sizeof(s_meta_t)) == 0)

@@ -33,6 +33,12 @@ const slt_route_table_t *sld_routes_live(const sld_routes_t *self);
 /* The live version (0: none). */
 uint32_t sld_routes_version(const sld_routes_t *self);
 
+/* Bumped whenever the live table or the versions change (an applied or
+ * rolled back version going live, the table compiled again after a
+ * mapping change): a result computed from the live table (sld_route_prep)
+ * is still the live table's while this and the table pointer stay. */
+uint64_t sld_routes_gen(const sld_routes_t *self);
+
 /* The compiled mapping of the live table named NAME (its `to` schema is
  * what a mapped output is validated against), or NULL. */
 const slt_map_t *sld_routes_mapping(const sld_routes_t *self, const char *name);

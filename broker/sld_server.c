@@ -161,6 +161,8 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
         rc = sld_registry_new(self->store, &self->registry);
     if (rc == 0)
         rc = sld_routes_new(self->store, self->registry, &self->routes);
+    if (rc == 0 && cfg->route_prep_threads)
+        rc = sld_route_prep_new(cfg->route_prep_threads, &self->prep);
     if (rc)
         goto fail;
     sld_store_instance_id(self->store, self->instance);
@@ -272,6 +274,7 @@ void sld_server_destroy(sld_server_t **self_p)
     sld_session_drop_queue(&self->replies);
     sld_session_drop_queue(&self->wreplies);
     sld_commit_destroy(&self->commit);      /* joins the helper thread */
+    sld_route_prep_destroy(&self->prep);    /* joins its workers */
     free(self->replies.v);
     free(self->wreplies.v);
     sld_groupcommit_drop(self);

@@ -22,6 +22,7 @@
 #include "sld_metrics.h"
 #include "sld_monitor.h"
 #include "sld_registry.h"
+#include "sld_route_prep.h"
 #include "sld_routes.h"
 #include "sld_server.h"
 #include "sld_store.h"
@@ -80,6 +81,8 @@ struct sld_server {
     sld_registry_t *registry;
     sld_routes_t *routes;       /* routing tables: versions, the live one */
     sld_commit_t *commit;       /* the commit coordinator and its helper thread */
+    sld_route_prep_t *prep;     /* checks and routing ahead of the transaction (NULL:
+                                   route_prep_threads = 0) */
     char **texts;               /* nack texts of the frame being applied (owned) */
     size_t ntexts, captexts;
     zhashx_t *sessions;         /* key -> sld_session_t (owned) */
@@ -111,6 +114,8 @@ struct sld_server {
                                  * publishes may have taken since */
     bool near_full;             /* free space below the reserve: refuse publishes */
     uint64_t t_stored, t_bytes, t_dups, t_nacked; /* this attempt's publishes */
+    uint64_t t_prepared, t_prep_inline;     /* this attempt's originals routed with a
+                                               prepared result / inline in a prepared turn */
 };
 
 /* Log FMT at LEVEL (0 error, 1 warn, 2 info, 3 debug) when cfg.log_level
@@ -168,11 +173,15 @@ int sld_route_ingest(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t
 
 /* sld_route_ingest with what the caller knows already: DOC (borrowed;
  * NULL: parsed when a route needs it), the one document slt_doc_decode
- * gives for E's payload (sld_registry_check_doc's), and TOPIC_ID (NULL:
- * looked up), the id of E's topic. */
+ * gives for E's payload (sld_registry_check_doc's), TOPIC_ID (NULL:
+ * looked up), the id of E's topic, and PRE (NULL: evaluate here), E's
+ * evaluation by TABLE made ahead of the transaction (sld_route_prep_take
+ * said it may be used): its steps and mapped outputs are used as they
+ * are; what derives from E is evaluated here. */
 int sld_route_ingest_doc(sld_server_t *self, sld_txn_t *txn, const slt_route_table_t *table,
                          const Sluice__Envelope *e, const char *source, uint64_t offset,
-                         uint64_t now, const cJSON *doc, const uint32_t *topic_id);
+                         uint64_t now, const cJSON *doc, const uint32_t *topic_id,
+                         const sld_route_prepared_t *pre);
 
 /* Backfill (sld_route_backfill.c): run route ROUTE (an index of live
  * TABLE) on message E stored at OFFSET of topic ID, as ingest would have:

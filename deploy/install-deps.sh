@@ -36,6 +36,15 @@ packages=(
     python3-zmq             # tests/conformance: raw ZeroMQ client
     python3-protobuf        # tests/conformance: Frame encoding
     protobuf-compiler       # tests/conformance: protoc --python_out at build time
+    libmicrohttpd-dev       # adapters/http: the HTTP server (sluice-http serve; TLS through GnuTLS)
+    libgnutls28-dev         # adapters/http: TLS certificates for libmicrohttpd
+    libcurl4-openssl-dev    # adapters/http: webhook delivery (sluice-http push)
+    curl                    # tests/http: every endpoint from the command line
+    wrk                     # tests/bench: HTTP ingest load
+    python3-cffi            # adapters/python: the binding of libsluice
+    python3-pytest          # adapters/python: its tests
+    python3-pip             # pip install adapters/python
+    python3-venv            # the venv docs/python.md installs the SDK into
     ca-certificates
 )
 

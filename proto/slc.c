@@ -279,6 +279,38 @@ bool slc_text_valid(const void *s, size_t len)
     return true;
 }
 
+/* Bytes of the UTF-8 character at S (LEFT bytes) when it is well formed,
+ * else 0. */
+static size_t s_char_len(const unsigned char *s, size_t left)
+{
+    size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+             : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    return n && n <= left && slc_text_valid(s, n) ? n : 0;
+}
+
+size_t slc_text_line(const char *text, char *out, size_t max)
+{
+    const unsigned char *s = (const unsigned char *) text;
+    size_t len = strlen(text), o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = s_char_len(s + i, len - i);
+        if (o + (n ? n : 1) > max)
+            break;
+        if (n == 0)
+            out[o++] = '?';
+        else if ((n == 1 && (s[i] < 0x20 || s[i] == 0x7F))
+                 || (n == 2 && s[i] == 0xC2 && s[i + 1] < 0xA0))
+            out[o++] = ' ';
+        else {
+            memcpy(out + o, s + i, n);
+            o += n;
+        }
+        i += n ? n : 1;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void slc_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)

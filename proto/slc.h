@@ -49,6 +49,13 @@ bool slc_pattern_covers(const char *grant, const char *pattern);
  * cannot hold the NUL, so a name that passed here is whole in C. */
 bool slc_text_valid(const void *s, size_t len);
 
+/* TEXT made one line of at most MAX bytes, into OUT (MAX + 1 bytes):
+ * cut at a character boundary, each control character (C0, DEL, C1) a
+ * space, each byte that is no UTF-8 character a '?'. What a nack's
+ * reason becomes, in the SDK before it is sent and in the broker again
+ * for other clients. Returns the length written. */
+size_t slc_text_line(const char *text, char *out, size_t max);
+
 /* printf FMT into ERR (ERRLEN bytes; nothing when ERR is NULL or ERRLEN
  * 0): the "why" text of functions that take an ERR buffer. */
 void slc_errf(char *err, size_t errlen, const char *fmt, ...)

@@ -906,13 +906,36 @@ static inline int s_w_put(s_w_t *w, const char *p, size_t n)
     return rc;
 }
 
+/* Bytes a string carries as they are: not below 0x20, not '"' or '\\'. */
+static inline bool s_w_plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\';
+}
+
 static int s_w_string(s_w_t *w, const char *s)
 {
+    /* Most strings need no escape: write them with one copy. */
+    size_t plain = 0;
+    while (s_w_plain((unsigned char) s[plain]))
+        plain++;
+    if (!s[plain]) {
+        size_t need = w->len + plain + 3;
+        int rc = need <= w->cap ? 0 : slc_grow((void **) &w->buf, &w->cap, need, 1);
+        if (rc == 0) {
+            char *b = w->buf + w->len;
+            b[0] = '"';
+            memcpy(b + 1, s, plain);
+            b[plain + 1] = '"';
+            b[plain + 2] = '\0';
+            w->len += plain + 2;
+        }
+        return rc;
+    }
     int rc = s_w_put(w, "\"", 1);
     const char *run = s;
-    for (; rc == 0 && *s; s++) {
+    for (s += plain; rc == 0 && *s; s++) {
         unsigned char c = (unsigned char) *s;
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (s_w_plain(c))
             continue;
         char esc[8];
         size_t n = 2;

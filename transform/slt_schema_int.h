@@ -75,8 +75,8 @@ struct slt_schema_node {
     size_t min_len;         /* minLength in code points, 0 when absent */
     size_t max_len;         /* maxLength, SIZE_MAX when absent */
     char *pattern;          /* pattern text */
-    pcre2_code *re;         /* the compiled pattern, NULL: none */
-    pcre2_match_context *mctx; /* its limits for one value */
+    pcre2_code *re;         /* the compiled pattern (JIT'd where PCRE2 can), NULL: none */
+    pcre2_match_context *mctx; /* its limits for one value (read-only once made) */
     int format;             /* SLT_SCHEMA_FMT_* */
 };
 
@@ -159,6 +159,26 @@ slt_schema__prop_find(const slt_schema_node_t *n, const char *key, size_t len)
     return NULL;
 }
 
+/* N's entry for the NUL-terminated KEY, NULL when it has none: as
+ * slt_schema__prop_find without a strlen per key (validation looks up
+ * every member of every object). */
+static inline const slt_schema_prop_t *
+slt_schema__prop_find_z(const slt_schema_node_t *n, const char *key)
+{
+    size_t lo = 0, hi = n->nprops;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(key, n->props[mid].name);
+        if (c == 0)
+            return &n->props[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
 /* "string", "integer", ... for one SLC_JSON_* bit (slt_schema.c). */
 const char *slt_schema__kind_name(unsigned kind);
 
@@ -200,7 +220,8 @@ int slt_schema__pattern_compile(slt_schema_node_t *n, const char *p,
 /* Match NUL-terminated S against N's pattern (N->re set). Returns 0 when S
  * contains a match, SL_EINVAL when not or when it cannot be checked within
  * the limits (or is not UTF-8); ERR (ERRLEN bytes, may be NULL) then holds
- * the reason a validation error gives. */
+ * the reason a validation error gives. Threads may match the same N at
+ * once: each uses match data of its own. */
 int slt_schema__pattern_match(const slt_schema_node_t *n, const char *s,
                               char *err, size_t errlen);
 

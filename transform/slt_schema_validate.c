@@ -2,10 +2,11 @@
  *  (slt_schema_validate) and the one-reason check the compatibility test
  *  uses on enum and const values (slt_schema__valid).
  *
- *  Validation is a walk over the document that allocates nothing but a
- *  pattern's match data (PCRE2's API) and builds a JSON pointer only when
- *  it reports (from a stack of keys and indexes). Any thread; reads the
- *  schema only. Formats and patterns are matched by slt_schema_format.c.  */
+ *  Validation is a walk over the document that allocates nothing (a
+ *  pattern's match data is the thread's, made once) and builds a JSON
+ *  pointer only when it reports (from a stack of keys and indexes). Any
+ *  thread; reads the schema only. Formats and patterns are matched by
+ *  slt_schema_format.c.  */
 #include "slt_schema_int.h"
 #include <assert.h>
 #include <stdarg.h>
@@ -239,7 +240,7 @@ s_check_required(s_vc_t *v, const slt_schema_node_t *n, const cJSON *obj)
     }
     memset(seen, 0, (n->nprops + 63) / 64 * sizeof seen[0]);
     cJSON_ArrayForEach(m, obj) {
-        const slt_schema_prop_t *p = slt_schema__prop_find(n, m->string, strlen(m->string));
+        const slt_schema_prop_t *p = slt_schema__prop_find_z(n, m->string);
         if (p && p->required) {
             size_t k = (size_t) (p - n->props);
             uint64_t bit = (uint64_t) 1 << (k % 64);
@@ -261,7 +262,7 @@ static void s_check_object(s_vc_t *v, const slt_schema_node_t *n, const cJSON *o
         return;
     cJSON_ArrayForEach(val, obj) {
         const char *key = val->string;
-        const slt_schema_prop_t *p = n->nprops ? slt_schema__prop_find(n, key, strlen(key)) : NULL;
+        const slt_schema_prop_t *p = n->nprops ? slt_schema__prop_find_z(n, key) : NULL;
         const slt_schema_node_t *sub = p && p->declared ? p->node : n->addl;
         if (sub && s_push(v, key, 0)) {
             if (sub == n->addl && slt_schema__res(sub)->never)

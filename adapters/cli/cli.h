@@ -68,35 +68,32 @@ enum {
     "  --timeout SECONDS       give up after this long (default 30)\n"        \
     CLI_KEY_USAGE
 
-/* The broker's data directory when nothing else says where the keys are. */
-#define CLI_DEFAULT_HOME "./var/sluice"
-
 #define CLI_DEFAULT_TIMEOUT_S 30.0
 
 typedef struct {
     const char *cmd;                /* "pub", "topic create": for messages */
     const char *usage;              /* the subcommand's --help text */
-    const char *broker;             /* --broker, else $SLUICE_BROKER, else the home's
-                                       endpoint file, else default */
+    const char *broker;             /* before cli_parse settles it: --broker or
+                                       NULL; after: --broker, else $SLUICE_BROKER,
+                                       else the home's endpoint file, else
+                                       default (sl_connect_resolve) */
     double timeout_s;               /* --timeout, default 30 */
     bool timeout_given;             /* --timeout was on the command line */
     char **pos;                     /* positional arguments after parsing (borrowed argv) */
     int npos;                       /* how many */
     bool offline;                   /* set before cli_parse: talks to no broker,
                                        so no keys are looked up */
-    bool broker_given;              /* --broker or $SLUICE_BROKER */
+    bool broker_given;              /* after cli_parse: --broker or $SLUICE_BROKER */
     const char *cert_opt;           /* --cert as given, or NULL */
     const char *server_key_opt;     /* --server-key as given, or NULL */
     const char *home_opt;           /* --home as given, or NULL */
     bool plaintext;                 /* --insecure-plaintext */
     /* after cli_parse: what cli_connect uses (see docs/cli.md for the order) */
+    sl_connect_t conn;              /* the settled endpoint and keys */
     const char *cert;               /* client certificate file, or NULL */
     const char *server_key;         /* broker key or its file, or NULL = plain text */
     const char *home;               /* data directory the keys came from, or NULL */
-    bool home_auto;                 /* home is CLI_DEFAULT_HOME, found, not asked for */
-    char home_cert[PATH_MAX];       /* HOME/admin.cert */
-    char home_pub[PATH_MAX];        /* HOME/server.pub */
-    char home_endpoint[256];        /* first line of HOME/endpoint */
+    bool home_auto;                 /* home is SL_DEFAULT_HOME, found, not asked for */
     sl_client_t *client;            /* set by cli_connect, borrowed: lets cli_fail
                                        show the broker's reason; the command
                                        destroys the client after its last
@@ -114,9 +111,9 @@ void cli_ctx_init(cli_ctx_t *ctx, const char *cmd, const char *usage);
 /* Parse ARGV (ARGV[0] is the subcommand's name) with OPTIONS, which must
  * hold CLI_COMMON_OPTIONS unless CTX->offline; own options go to FN with
  * SELF. Checks that between MIN_POS and MAX_POS positional arguments are
- * left, then (unless offline) settles the keys and the endpoint: flags,
- * then $SLUICE_*, then CLI_DEFAULT_HOME. Returns true when the command
- * should run; false with *exit_code set when it should not (CLI_EXIT_OK
+ * left, then (unless offline) settles the keys and the endpoint with
+ * sl_connect_resolve: flags, then $SLUICE_*, then SL_DEFAULT_HOME. Returns
+ * true when the command should run; false with *exit_code set when it should not (CLI_EXIT_OK
  * after --help, CLI_EXIT_USAGE after a usage message, CLI_EXIT_FAILED when
  * the home's endpoint file cannot be read). */
 bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,

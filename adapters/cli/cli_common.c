@@ -18,23 +18,11 @@
 
 /* ----------------------------------------------------------- options */
 
-/* An environment variable, NULL when unset or empty. */
-static const char *s_env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v && *v ? v : NULL;
-}
-
 void cli_ctx_init(cli_ctx_t *ctx, const char *cmd, const char *usage)
 {
-    const char *env = s_env("SLUICE_BROKER");
-
     memset(ctx, 0, sizeof *ctx);
     ctx->cmd = cmd;
     ctx->usage = usage;
-    ctx->broker = env ? env : SL_DEFAULT_ENDPOINT;
-    ctx->broker_given = env != NULL;
     ctx->timeout_s = CLI_DEFAULT_TIMEOUT_S;
 }
 
@@ -50,112 +38,29 @@ int cli_usage_error(const cli_ctx_t *ctx, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
-/* The next line of F into BUF, without its newline and trailing blanks;
- * "" at the end of the file. */
-static void s_line(FILE *f, char *buf, size_t len)
-{
-    size_t n;
-
-    if (!fgets(buf, (int)len, f))
-        buf[0] = '\0';
-    n = strcspn(buf, "\r\n");
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        buf[--n] = '\0';
-}
-
-/* The broker's endpoint file PATH: the endpoint on line 1 into BUF, and
- * *PLAIN when line 2 says the broker runs without keys. 0, 1 when PATH
- * does not exist, -1 with errno on another failure. */
-static int s_read_endpoint(const char *path, char *buf, size_t len,
-                           bool *plain)
-{
-    FILE *f = fopen(path, "r");
-    char second[64];
-    int rc = 0;
-
-    *plain = false;
-    if (!f)
-        return errno == ENOENT ? 1 : -1;
-    s_line(f, buf, len);
-    s_line(f, second, sizeof second);
-    *plain = strcmp(second, "plaintext") == 0;
-    if (ferror(f)) {
-        errno = EIO;
-        rc = -1;
-    }
-    fclose(f);                  /* read-only: nothing to lose */
-    return rc;
-}
-
-/* Settle the keys and the endpoint. Each of cert and server key comes from
- * the first of: its flag, --home, its variable, $SLUICE_HOME; and when no
- * flag or variable names any key, from CLI_DEFAULT_HOME if it holds a
- * server.pub (the operator on the broker's host types no key at all). A
- * home also gives the endpoint, unless --broker or $SLUICE_BROKER did; a
- * home whose endpoint file says "plaintext" gives no keys. */
+/* Settle the keys and the endpoint by the SDK's rule (sluice.h, "where to
+ * connect"); its reasons are this command's usage errors. */
 static int s_resolve(cli_ctx_t *ctx)
 {
-    const char *env_cert = s_env("SLUICE_CERT");
-    const char *env_key = s_env("SLUICE_SERVER_KEY");
-    const char *env_home = s_env("SLUICE_HOME");
-    const char *home = ctx->home_opt ? ctx->home_opt : env_home;
-    bool flag_home = ctx->home_opt != NULL;
-    bool home_keys = false;         /* the home gives keys */
-    bool plain = false;
-    char path[PATH_MAX];
-    int r;
+    sl_connect_args_t args = {
+        .broker = ctx->broker, .home = ctx->home_opt, .cert = ctx->cert_opt,
+        .server_key = ctx->server_key_opt, .plaintext = ctx->plaintext,
+    };
+    char why[512];
+    int rc = sl_connect_resolve(&args, &ctx->conn, why, sizeof why);
 
-    if (ctx->plaintext) {
-        if (ctx->cert_opt || ctx->server_key_opt || ctx->home_opt)
-            return cli_usage_error(ctx, "--insecure-plaintext goes without "
-                                   "--cert, --server-key and --home");
-        return CLI_EXIT_OK;     /* the variables are ignored too */
+    if (rc == SL_ESYS) {
+        fprintf(stderr, "sluice %s: %s\n", ctx->cmd, why);
+        return CLI_EXIT_FAILED;
     }
-    if (!home && !ctx->cert_opt && !ctx->server_key_opt && !env_cert
-        && !env_key
-        && access(CLI_DEFAULT_HOME "/server.pub", F_OK) == 0) {
-        home = CLI_DEFAULT_HOME;
-        ctx->home_auto = true;
-    }
-    if (home) {
-        snprintf(ctx->home_cert, sizeof ctx->home_cert, "%s/admin.cert", home);
-        snprintf(ctx->home_pub, sizeof ctx->home_pub, "%s/server.pub", home);
-        snprintf(path, sizeof path, "%s/endpoint", home);
-        ctx->home = home;
-        r = s_read_endpoint(path, ctx->home_endpoint,
-                            sizeof ctx->home_endpoint, &plain);
-        if (r < 0) {
-            fprintf(stderr, "sluice %s: cannot read %s: %s\n", ctx->cmd, path,
-                    strerror(errno));
-            return CLI_EXIT_FAILED;
-        }
-        home_keys = !plain;
-    }
-    ctx->cert = ctx->cert_opt ? ctx->cert_opt
-              : home_keys && flag_home ? ctx->home_cert
-              : env_cert ? env_cert
-              : home_keys ? ctx->home_cert : NULL;
-    ctx->server_key = ctx->server_key_opt ? ctx->server_key_opt
-                    : home_keys && flag_home ? ctx->home_pub
-                    : env_key ? env_key
-                    : home_keys ? ctx->home_pub : NULL;
-    if (ctx->server_key == ctx->home_pub && access(ctx->home_pub, F_OK) != 0)
-        return cli_usage_error(ctx, "%s not found: is %s the broker's data "
-                               "directory?", ctx->home_pub, home);
-    if (ctx->cert == ctx->home_cert && access(ctx->home_cert, F_OK) != 0)
-        return cli_usage_error(ctx, "%s not found: give this client's "
-                               "certificate with --cert FILE", ctx->home_cert);
-    if (ctx->server_key && !ctx->cert)
-        return cli_usage_error(ctx, "the broker's key needs a client "
-                               "certificate too: --cert FILE (from `sluice "
-                               "keygen NAME`)");
-    if (ctx->cert && !ctx->server_key)
-        return cli_usage_error(ctx, "--cert needs the broker's public key: "
-                               "--server-key KEY|FILE (the broker's "
-                               "DATA/server.pub)");
-    if (home && !ctx->broker_given && ctx->home_endpoint[0])
-        ctx->broker = ctx->home_endpoint;
+    if (rc != 0)
+        return cli_usage_error(ctx, "%s", why);
+    ctx->broker = ctx->conn.endpoint;
+    ctx->broker_given = ctx->conn.broker_given;
+    ctx->cert = ctx->conn.cert[0] ? ctx->conn.cert : NULL;
+    ctx->server_key = ctx->conn.server_key[0] ? ctx->conn.server_key : NULL;
+    ctx->home = ctx->conn.home[0] ? ctx->conn.home : NULL;
+    ctx->home_auto = ctx->conn.home_auto;
     return CLI_EXIT_OK;
 }
 
@@ -195,7 +100,6 @@ bool cli_parse(cli_ctx_t *ctx, int argc, char **argv,
                 return false;
             }
             ctx->broker = optarg;
-            ctx->broker_given = true;
             break;
         case CLI_OPT_CERT:
         case CLI_OPT_SERVER_KEY:
@@ -442,7 +346,7 @@ static int s_refused(const cli_ctx_t *ctx, const sl_client_t *client)
         fprintf(stderr, "sluice %s: (the keys came from %s, found in the "
                 "current directory; --home, --cert, --server-key or "
                 "--insecure-plaintext choose otherwise)\n", ctx->cmd,
-                CLI_DEFAULT_HOME);
+                SL_DEFAULT_HOME);
     return CLI_EXIT_AUTH;
 }
 
@@ -475,11 +379,9 @@ int cli_connect(cli_ctx_t *ctx, sl_options_t *opts, sl_client_t **out)
         sl_options_init(&defaults);
         opts = &defaults;
     }
-    opts->endpoint = ctx->broker;
+    sl_connect_apply(&ctx->conn, opts);
     opts->name = "sluice-cli";
     opts->connect_timeout_ms = cli_timeout_ms(ctx);
-    opts->server_key = ctx->server_key;
-    opts->cert = ctx->cert;
     /* sl_client_new only says that the keys are bad; this says why. */
     rc = sl_options_check(opts, why, sizeof why);
     if (rc != 0) {

@@ -87,7 +87,7 @@ static const char s_usage[] =
     "  --help                  usage of the command\n"
     "\n"
     "Without key options or $SLUICE_CERT / $SLUICE_SERVER_KEY / $SLUICE_HOME,\n"
-    "the keys of " CLI_DEFAULT_HOME " are used when it holds server.pub; else\n"
+    "the keys of " SL_DEFAULT_HOME " are used when it holds server.pub; else\n"
     "the connection is plain text.\n"
     "\n"
     "Exit codes: 0 ok, 1 failed, 2 broker unreachable or timeout, 3 key\n"

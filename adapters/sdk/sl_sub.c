@@ -974,6 +974,12 @@ int sl_ack_sync(sl_msg_t *msg, int timeout_ms)
 
 int sl_nack(sl_msg_t *msg, uint32_t delay_ms)
 {
+    return sl_nack_reason(msg, delay_ms, NULL);
+}
+
+int sl_nack_reason(sl_msg_t *msg, uint32_t delay_ms, const char *reason)
+{
+    char clean[SL_NACK_REASON_MAX + 1];
     int rc = s_settle_check(msg);
     if (rc)
         goto fail;
@@ -990,6 +996,12 @@ int sl_nack(sl_msg_t *msg, uint32_t delay_ms)
         nack.n_items = 1;
         nack.items = &items;
         nack.delay_ms = delay_ms;
+        if (reason && reason[0]) {
+            /* One line, as the broker keeps it (it refuses a frame whose
+             * strings are not UTF-8). */
+            slc_text_line(reason, clean, SL_NACK_REASON_MAX);
+            nack.reason = clean;
+        }
         nack.credit = sub->owed;
         Sluice__Frame f = SLUICE__FRAME__INIT;
         f.body_case = SLUICE__FRAME__BODY_NACK;

@@ -93,6 +93,48 @@ typedef struct {
 /* Fill OPTS with the defaults above. */
 void sl_options_init(sl_options_t *opts);
 
+/* ---- where to connect, the way `sluice` and every adapter settle it ----
+ * What a user typed (flags; NULL = not given) and what the environment
+ * says, settled into an endpoint and key files by one rule shared by the
+ * CLI, the adapters and the Python SDK. Each of cert and server key comes
+ * from the first of: its flag, the home flag, $SLUICE_CERT /
+ * $SLUICE_SERVER_KEY, $SLUICE_HOME; when no flag or variable names any key,
+ * from SL_DEFAULT_HOME if it holds a server.pub (the operator on the
+ * broker's host types no key at all). A home (the broker's data directory)
+ * gives DATA/admin.cert, DATA/server.pub and, unless the broker flag or
+ * $SLUICE_BROKER did, the endpoint written in DATA/endpoint; a home whose
+ * endpoint file says "plaintext" on its second line gives no keys. */
+#define SL_DEFAULT_HOME "./var/sluice"
+
+typedef struct {
+    const char *broker;         /* --broker: endpoint, or NULL */
+    const char *home;           /* --home: the broker's data directory, or NULL */
+    const char *cert;           /* --cert FILE, or NULL */
+    const char *server_key;     /* --server-key KEY|FILE, or NULL */
+    bool plaintext;             /* --insecure-plaintext: no keys at all (the
+                                   variables are ignored too) */
+} sl_connect_args_t;
+
+typedef struct {
+    char endpoint[512];
+    char cert[4096];            /* "" = none */
+    char server_key[4096];      /* "" = none */
+    char home[4096];            /* the home used, "" = none */
+    bool home_auto;             /* home is SL_DEFAULT_HOME, found, not asked for */
+    bool broker_given;          /* endpoint came from --broker or $SLUICE_BROKER */
+} sl_connect_t;
+
+/* Settle ARGS (NULL = nothing typed) and the environment into OUT.
+ * Returns 0; SL_EINVAL with ERR saying what to type instead (a key without
+ * the other, a home without server.pub or admin.cert, --insecure-plaintext
+ * with keys); SL_ESYS when the home's endpoint file cannot be read. */
+int sl_connect_resolve(const sl_connect_args_t *args, sl_connect_t *out,
+                       char *err, size_t errlen);
+
+/* Point OPTS's endpoint, cert and server_key at CONN's (borrowed: CONN
+ * must outlive the sl_client_new call). */
+void sl_connect_apply(const sl_connect_t *conn, sl_options_t *opts);
+
 /* Create a client for OPTS (borrowed; strings are copied) and start to
  * connect. NULL OPTS = defaults. Returns 0 and *out (caller owns; free with
  * sl_client_destroy), SL_EINVAL for bad options (among them a bad key or
@@ -313,8 +355,20 @@ int sl_ack(sl_msg_t *msg);
 int sl_ack_sync(sl_msg_t *msg, int timeout_ms);
 
 /* Negative acknowledge: redeliver MSG no sooner than DELAY_MS from now.
- * 0 or an error. */
+ * 0 or an error. The same as sl_nack_reason with no reason. */
 int sl_nack(sl_msg_t *msg, uint32_t delay_ms);
+
+#define SL_NACK_REASON_MAX 512      /* bytes of a nack's reason kept */
+
+/* sl_nack with REASON (borrowed; NULL or "" = none): why MSG failed, for
+ * the operator. If this was its last attempt (max_deliver), its
+ * dead-letter copy's dlq-reason header and the _advisory.dlq event end
+ * with "; last nack: REASON". At most SL_NACK_REASON_MAX bytes are kept
+ * (a longer reason is cut at a UTF-8 character boundary); each control
+ * character becomes a space and each byte that is not UTF-8 a '?'. The
+ * broker keeps it in memory only: a broker restart forgets it. 0 or an
+ * error, as sl_nack. */
+int sl_nack_reason(sl_msg_t *msg, uint32_t delay_ms, const char *reason);
 
 /* Free MSG. An un-acked durable message is simply left to redelivery.
  * NULL-safe; sets *msg_p to NULL. (Its redelivery is then handed out

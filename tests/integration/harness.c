@@ -366,6 +366,58 @@ Sluice__Frame *h_raw_request(h_raw_t *r, uint64_t *corr, Sluice__Frame *f)
     return NULL;
 }
 
+int h_raw_read_topic(const char *endpoint, const char *topic, Sluice__Envelope **out,
+                     size_t max, size_t *n, char *err, size_t errlen)
+{
+    h_raw_t raw;
+    *n = 0;
+    if (h_raw_open(&raw, endpoint) != 0 || h_raw_hello(&raw) != 0) {
+        snprintf(err, errlen, "no hello from %s", endpoint);
+        h_raw_close(&raw);
+        return -1;
+    }
+    Sluice__Subscribe sub = SLUICE__SUBSCRIBE__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    sub.pattern = (char *) topic;
+    sub.ephemeral = true;
+    sub.start = SLUICE__START_KIND__START_EARLIEST;
+    sub.credit = max < 10000 ? (uint32_t) max + 1 : 10000;
+    f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
+    f.subscribe = &sub;
+    f.corr = 7;
+    int rc = h_raw_send(&raw, &f);
+    if (rc)
+        snprintf(err, errlen, "cannot send the subscribe");
+    while (rc == 0) {
+        Sluice__Frame *r = h_raw_recv(&raw, 400);
+        if (!r)
+            break;
+        if (r->body_case == SLUICE__FRAME__BODY_ERROR) {
+            snprintf(err, errlen, "subscribe %s: %s", topic, r->error->text);
+            rc = -1;
+        }
+        if (r->body_case == SLUICE__FRAME__BODY_DELIVER)
+            for (size_t i = 0; rc == 0 && i < r->deliver->n_msgs && *n < max; i++) {
+                const Sluice__Delivery *d = r->deliver->msgs[i];
+                if (slc_envelope_decode(d->envelope.data, d->envelope.len, &out[*n]) != 0) {
+                    snprintf(err, errlen, "%s: a delivered envelope does not decode", topic);
+                    rc = -1;
+                }
+                else
+                    (*n)++;
+            }
+        slc_frame_free(&r);
+    }
+    h_raw_close(&raw);
+    return rc;
+}
+
+void h_envelopes_free(Sluice__Envelope **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        slc_envelope_free(&v[i]);
+}
+
 int h_raw_hello(h_raw_t *r)
 {
     Sluice__Hello hello = SLUICE__HELLO__INIT;

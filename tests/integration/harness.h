@@ -87,4 +87,14 @@ Sluice__Frame *h_raw_request(h_raw_t *r, uint64_t *corr, Sluice__Frame *f);
 /* Hello with protocol version 1; returns 0 on HelloOk. */
 int h_raw_hello(h_raw_t *r);
 
+/* Every message stored on TOPIC (up to MAX) into OUT (caller frees them
+ * with h_envelopes_free), read from the start through an ephemeral
+ * subscription on a connection of its own to ENDPOINT, until the broker
+ * has sent nothing for 400 ms. 0 with *N, or -1 with ERR saying why. */
+int h_raw_read_topic(const char *endpoint, const char *topic, Sluice__Envelope **out,
+                     size_t max, size_t *n, char *err, size_t errlen);
+
+/* Free the N envelopes of V. */
+void h_envelopes_free(Sluice__Envelope **v, size_t n);
+
 #endif

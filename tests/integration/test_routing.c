@@ -160,47 +160,14 @@ static uint64_t s_pub(s_fx_t *fx, const char *topic, const char *payload,
 /* ---------------------------------------------------------------- read */
 
 /* Every message stored on TOPIC (up to MAX) into OUT (caller frees each
- * with slc_envelope_free), read from the start through an ephemeral
- * subscription on its own connection. Returns how many. */
+ * with h_envelopes_free). */
 static size_t s_read(s_fx_t *fx, const char *topic, Sluice__Envelope **out, size_t max)
 {
-    h_raw_t raw;
+    char err[512];
     size_t n = 0;
-    assert_int_equal(h_raw_open(&raw, fx->b.endpoint), 0);
-    assert_int_equal(h_raw_hello(&raw), 0);
-    Sluice__Subscribe sub = SLUICE__SUBSCRIBE__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    sub.pattern = (char *) topic;
-    sub.ephemeral = true;
-    sub.start = SLUICE__START_KIND__START_EARLIEST;
-    sub.credit = 1000;
-    f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
-    f.subscribe = &sub;
-    f.corr = 7;
-    assert_int_equal(h_raw_send(&raw, &f), 0);
-    for (;;) {
-        Sluice__Frame *r = h_raw_recv(&raw, 400);
-        if (!r)
-            break;
-        if (r->body_case == SLUICE__FRAME__BODY_ERROR)
-            fail_msg("subscribe %s: %s", topic, r->error->text);
-        if (r->body_case == SLUICE__FRAME__BODY_DELIVER)
-            for (size_t i = 0; i < r->deliver->n_msgs && n < max; i++) {
-                const Sluice__Delivery *d = r->deliver->msgs[i];
-                assert_int_equal(slc_envelope_decode(d->envelope.data, d->envelope.len,
-                                                     &out[n]), 0);
-                n++;
-            }
-        slc_frame_free(&r);
-    }
-    h_raw_close(&raw);
+    if (h_raw_read_topic(fx->b.endpoint, topic, out, max, &n, err, sizeof err) != 0)
+        fail_msg("%s", err);
     return n;
-}
-
-static void s_free_all(Sluice__Envelope **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        slc_envelope_free(&v[i]);
 }
 
 static const char *s_header(const Sluice__Envelope *e, const char *key)
@@ -255,7 +222,7 @@ static void test_deliver_lineage(void **state)
     assert_int_equal(m[0]->lineage->n_path, 2);
     assert_string_equal(m[0]->lineage->path[0], "rt.a.in");
     assert_string_equal(m[0]->lineage->path[1], "rt.a.out");
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
 }
 
 /* An admin frame whose reply must not be an Error; freed. */
@@ -309,7 +276,7 @@ static void test_mapping_route(void **state)
     assert_string_equal(m[0]->content_type, "application/json");
     assert_string_equal(m[0]->lineage->mapping, "rt-map");
     assert_string_equal(m[0]->lineage->route, "mapped");
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     n = s_read(fx, "_dlq.routes", m, 64);
     size_t found = 0;
     char off[24];
@@ -323,7 +290,7 @@ static void test_mapping_route(void **state)
         }
     }
     assert_int_equal(found, 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     Sluice__MappingRemove mr = SLUICE__MAPPING_REMOVE__INIT;
     Sluice__Frame g = SLUICE__FRAME__INIT;
     mr.name = "rt-map";
@@ -367,12 +334,12 @@ static void test_fanout_drop_dlq(void **state)
     size_t n = s_read(fx, "rt.f.x", m, 16);
     assert_int_equal(n, 1);
     assert_true(s_payload_is(m[0], "{\"id\":\"a\",\"test\":false}"));
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     assert_int_equal((n = s_read(fx, "rt.f.x2", m, 16)), 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     assert_int_equal((n = s_read(fx, "rt.f.y", m, 16)), 1);
     assert_string_equal(m[0]->lineage->route, "fan-y");
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     assert_int_equal(s_read(fx, "rt.f.z", m, 16), 0);
 
     n = s_read(fx, "_dlq.routes", m, 16);
@@ -392,7 +359,7 @@ static void test_fanout_drop_dlq(void **state)
         assert_true(s_payload_is(m[i], "{\"test\":false}"));
     }
     assert_int_equal(found, 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
 }
 
 /* A predicate that fails (a payload that is not JSON): the original is
@@ -409,7 +376,7 @@ static void test_failure_dlq(void **state)
     Sluice__Envelope *m[64];
     size_t n = s_read(fx, "rt.e.in", m, 64);
     assert_int_equal(n, 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     assert_int_equal(s_read(fx, "rt.e.out", m, 64), 0);
     n = s_read(fx, "_dlq.routes", m, 64);
     size_t found = 0;
@@ -424,7 +391,7 @@ static void test_failure_dlq(void **state)
         assert_true(s_payload_is(m[i], "this is not json"));
     }
     assert_int_equal(found, 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     n = s_read(fx, "_advisory.routes", m, 64);
     found = 0;
     char want[64];
@@ -436,7 +403,7 @@ static void test_failure_dlq(void **state)
         free(text);
     }
     assert_int_equal(found, 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
 }
 
 /* Derived messages are routed in turn; past 8 hops the leg goes to
@@ -458,7 +425,7 @@ static void test_chain_and_hops(void **state)
     assert_int_equal(m[0]->lineage->n_path, 9);
     assert_string_equal(m[0]->lineage->path[0], "rt.h.t0");
     assert_string_equal(m[0]->lineage->source_topic, "rt.h.t7");
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     assert_int_equal(s_read(fx, "rt.h.t9", m, 64), 0);
     n = s_read(fx, "_dlq.routes", m, 64);
     size_t found = 0;
@@ -470,7 +437,7 @@ static void test_chain_and_hops(void **state)
         }
     }
     assert_int_equal(found, 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     /* A static cycle is refused at apply. */
     Sluice__Frame *r = s_apply_r(fx, "routes:\n"
                                      "  - name: ab\n    match: { topic: \"rt.c.a\" }\n"
@@ -508,7 +475,7 @@ static void test_versions(void **state)
     assert_true(s_payload_is(m[1], "{\"m\":2}"));
     assert_int_equal(m[1]->lineage->table_version, v2);
     assert_string_equal(m[1]->lineage->route, "vb");
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
 
     /* expect_version: refused when someone applied in between. */
     Sluice__Frame *r = s_apply_r(fx, va, v1, false);
@@ -540,7 +507,7 @@ static void test_versions(void **state)
     assert_int_equal(n, 3);
     assert_string_equal(m[2]->lineage->route, "va");
     assert_int_equal(m[2]->lineage->table_version, v3);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
 
     /* A dry run: the diff, nothing written. */
     r = s_apply_r(fx, vb, 0, true);
@@ -617,7 +584,7 @@ static void test_restart(void **state)
     size_t n = s_read(fx, "rt.r.out", m, 4);
     assert_int_equal(n, 1);
     assert_int_equal(m[0]->lineage->table_version, v);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
     /* Killed: what was committed is there, the table too. */
     h_raw_close(&fx->raw);
     h_broker_stop(&fx->b, SIGKILL);
@@ -626,7 +593,7 @@ static void test_restart(void **state)
     assert_int_equal(s_live(fx), v);
     n = s_read(fx, "rt.r.out", m, 4);
     assert_int_equal(n, 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
 }
 
 /* Kill -9 while batches are being routed: after the restart every stored
@@ -672,8 +639,8 @@ static void test_kill_atomic(void **state)
     assert_int_equal(nin, nout);
     for (size_t i = 0; i < nout; i++)
         assert_int_equal(out[i]->lineage->source_offset, out[0]->lineage->source_offset + i);
-    s_free_all(in, nin);
-    s_free_all(out, nout);
+    h_envelopes_free(in, nin);
+    h_envelopes_free(out, nout);
     free(in);
     free(out);
 }
@@ -695,7 +662,7 @@ static void test_audit(void **state)
     }
     assert_true(apply >= 5);
     assert_true(rollback >= 1);
-    s_free_all(m, n);
+    h_envelopes_free(m, n);
 }
 
 int main(void)

@@ -188,7 +188,7 @@ static int s_ack(s_fixture_t *f, sld_session_t *session, uint32_t sub_id,
     Sluice__AckItem *items[1] = { &item };
     sld_refusal_t refused[1];
     size_t nrefused = 0;
-    assert_int_equal(sld_delivery_ack(f->delivery, session, sub_id, items, 1, nack, 0, 0,
+    assert_int_equal(sld_delivery_ack(f->delivery, session, sub_id, items, 1, nack, 0, NULL, 0,
                                       refused, &nrefused), 0);
     return nrefused ? refused[0].code : 0;
 }

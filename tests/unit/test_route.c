@@ -298,7 +298,7 @@ static void test_eval(void **state)
     assert_ptr_equal(res.steps[1].map, s_map);
     char *out = cJSON_PrintUnformatted(res.steps[1].output);
     assert_string_equal(out, "{\"order_id\":\"A-1\",\"total_cents\":150}");
-    free(out);
+    cJSON_free(out);
     assert_int_equal(res.steps[2].outcome, SLT_ROUTE_SKIPPED);
     assert_true(res.decoded);
 

@@ -3,12 +3,14 @@
  *  cycle, what compile refuses (and where it says), the limits, the
  *  compatibility modes with every reason listed, and slt_schema_type_at.
  *  Documents are cJSON trees read by slt_doc_parse, as the broker reads
- *  them. Pure functions on memory; single thread.  */
+ *  them. Pure functions on memory; single thread, but for one test where
+ *  two threads validate against one schema at once.  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1019,6 +1021,65 @@ static void test_type_at(void **state)
     slt_schema_destroy(&s);
 }
 
+/* ---- two threads, one compiled schema (the broker's loop and worker) */
+
+typedef struct {
+    const slt_schema_t *schema; /* shared */
+    pthread_barrier_t *go;      /* both start together */
+    int salt;                   /* which values this thread sends */
+    size_t wrong;               /* verdicts or reasons not as expected */
+} s_thread_t;
+
+static void *s_validate_many(void *arg)
+{
+    s_thread_t *t = arg;
+    char text[64];
+    pthread_barrier_wait(t->go);
+    for (int i = 0; i < 20000; i++) {
+        /* Every other value fails the pattern, the other thread's on the
+         * other rounds: each thread must get its own verdicts and reasons
+         * while the other matches the same compiled pattern. */
+        bool good = (i + t->salt) % 2 == 0;
+        snprintf(text, sizeof text, "{\"sku\":\"%s%d\",\"n\":%d}",
+                 good ? "AB-" : "ab-", i, i);
+        cJSON *doc = NULL;
+        slt_schema_error_t e[2];
+        size_t n = 0;
+        if (slt_doc_parse(text, strlen(text), &doc, NULL, 0) != 0) {
+            t->wrong++;
+            continue;
+        }
+        int rc = slt_schema_validate(t->schema, doc, e, 2, &n);
+        t->wrong += good ? rc != 0 || n != 0
+                         : rc != SL_EINVAL || n != 1 || strcmp(e[0].pointer, "/sku")
+                           || strcmp(e[0].rule, "does not match pattern ^[A-Z]+-[0-9]+$");
+        cJSON_Delete(doc);
+    }
+    return NULL;
+}
+
+static void test_two_threads(void **state)
+{
+    (void) state;
+    slt_schema_t *s = s_compile("{\"type\":\"object\",\"properties\":{"
+                                "\"sku\":{\"type\":\"string\",\"pattern\":\"^[A-Z]+-[0-9]+$\"},"
+                                "\"n\":{\"type\":\"integer\",\"minimum\":0}}}");
+    pthread_barrier_t go;
+    pthread_t th[2];
+    s_thread_t t[2];
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    for (int i = 0; i < 2; i++) {
+        t[i] = (s_thread_t) { .schema = s, .go = &go, .salt = i };
+        assert_int_equal(pthread_create(&th[i], NULL, s_validate_many, &t[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(t[i].wrong, 0);
+    }
+    pthread_barrier_destroy(&go);
+    slt_schema_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1043,6 +1104,7 @@ int main(void)
         cmocka_unit_test(test_compat_ref),
         cmocka_unit_test(test_compat_names),
         cmocka_unit_test(test_type_at),
+        cmocka_unit_test(test_two_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,208 @@
+/*  http_common - client options, the log line, signals and small parsers
+ *  shared by `sluice-http serve`, `push` and `token`. The only mutable
+ *  file-scope state is the stop flag the signal handler sets (a handler
+ *  has nowhere else to write). Logging may be called from any thread.  */
+#include "http_common.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t s_stop;
+
+bool http_client_option(http_client_opts_t *self, int opt, const char *arg)
+{
+    switch (opt) {
+    case HTTP_OPT_BROKER:     self->args.broker = arg; return true;
+    case HTTP_OPT_HOME:       self->args.home = arg; return true;
+    case HTTP_OPT_CERT:       self->args.cert = arg; return true;
+    case HTTP_OPT_SERVER_KEY: self->args.server_key = arg; return true;
+    case HTTP_OPT_PLAINTEXT:  self->args.plaintext = true; return true;
+    default:                  return false;
+    }
+}
+
+int http_client_resolve(http_client_opts_t *self)
+{
+    char err[512] = "";
+    int rc = sl_connect_resolve(&self->args, &self->conn, err, sizeof err);
+
+    if (rc == 0)
+        return HTTP_EXIT_OK;
+    return http_usage_error(self->prog, "%s (%s)", err[0] ? err : sl_strerror(rc),
+                            sl_strerror(rc));
+}
+
+void http_client_options(const http_client_opts_t *self, const char *cert,
+                         sl_options_t *out)
+{
+    sl_options_init(out);
+    sl_connect_apply(&self->conn, out);
+    if (cert)
+        out->cert = cert;
+}
+
+int http_usage_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", prog);
+    return HTTP_EXIT_USAGE;
+}
+
+const char *http_bad_option(char **argv, int opt, char *buf, size_t len)
+{
+    if (opt > 0 && opt < 256)
+        snprintf(buf, len, "-%c", opt);
+    else
+        snprintf(buf, len, "%s", argv[optind - 1]);
+    return buf;
+}
+
+/* ------------------------------------------------------------- logging */
+
+void http_log(http_log_level_t level, const char *event, const char *fmt, ...)
+{
+    static const char *const names[] = { "info", "warn", "error" };
+    char line[2048];
+    struct timeval tv;
+    struct tm tm;
+    size_t n;
+    int k;
+    va_list ap;
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    k = snprintf(line + n, sizeof line - n, ".%03dZ %s %s ",
+                 (int)(tv.tv_usec / 1000), names[level], event);
+    n += k > 0 ? (size_t)k : 0;
+    va_start(ap, fmt);
+    k = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        n += (size_t)k < sizeof line - n - 1 ? (size_t)k : sizeof line - n - 2;
+    while (n > 0 && line[n - 1] == ' ')
+        n--;
+    line[n++] = '\n';
+    /* One write so lines of several threads never interleave; a log that
+     * cannot be written has nowhere to report that. */
+    if (write(STDERR_FILENO, line, n) < 0)
+        return;
+}
+
+const char *http_log_quote(const char *text, char *buf, size_t len)
+{
+    size_t i, n = 0;
+    bool plain = *text != '\0';
+
+    for (i = 0; text[i] && plain; i++)
+        plain = (unsigned char)text[i] > ' ' && text[i] != '"' && text[i] != 0x7f;
+    if (plain) {
+        snprintf(buf, len, "%s", text);
+        return buf;
+    }
+    if (len < 3) {
+        buf[0] = '\0';
+        return buf;
+    }
+    buf[n++] = '"';
+    for (i = 0; text[i] && n + 3 < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+
+        if (c == '"' || c == '\\')
+            buf[n++] = '\\';
+        buf[n++] = c < ' ' || c == 0x7f ? '?' : (char)c;
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return buf;
+}
+
+/* ------------------------------------------------------------- signals */
+
+static void s_on_signal(int sig)
+{
+    s_stop = 1;
+    signal(sig, SIG_DFL);       /* a second one kills as usual */
+}
+
+void http_signals_catch(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+bool http_stopping(void)
+{
+    return s_stop != 0;
+}
+
+/* ------------------------------------------------------------- parsers */
+
+int http_parse_u64(const char *text, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!text || !*text)
+        return -1;
+    for (; *text; text++) {
+        if (*text < '0' || *text > '9' || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*text - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int http_parse_size(const char *text, uint64_t *out)
+{
+    char num[32];
+    size_t n = strspn(text, "0123456789");
+    const char *unit = text + n;
+    uint64_t v, mul = 1;
+
+    if (n == 0 || n >= sizeof num)
+        return -1;
+    memcpy(num, text, n);
+    num[n] = '\0';
+    if (http_parse_u64(num, &v) < 0)
+        return -1;
+    switch (*unit) {
+    case 'K': case 'k': mul = 1ull << 10; unit++; break;
+    case 'M': case 'm': mul = 1ull << 20; unit++; break;
+    case 'G': case 'g': mul = 1ull << 30; unit++; break;
+    default: break;
+    }
+    if (mul > 1 && *unit == 'i')
+        unit++;
+    if (*unit == 'B')
+        unit++;
+    if (*unit || (v && mul > UINT64_MAX / v))
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+uint64_t http_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
