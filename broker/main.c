@@ -18,6 +18,9 @@
 #include "sld_seal.h"
 #include "sld_server.h"
 #include "sld_store.h"
+#ifdef SLUICE_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 static int s_verify_envelope(const void *envelope, size_t len)
 {
@@ -128,6 +131,22 @@ static void s_raise_nofile(const sld_config_t *cfg)
                 (uint64_t) want, need);
 }
 
+/* Tell the service manager (Type=notify, deploy/sluiced.service) how far
+ * the broker is: READY=1 once the store is open and the endpoint bound,
+ * RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 on the way out.
+ * Without $NOTIFY_SOCKET, or built without libsystemd, it does nothing. */
+static void s_notify(const char *state)
+{
+#ifdef SLUICE_HAVE_SYSTEMD
+    int rc = sd_notify(0, state);
+    if (rc < 0)
+        fprintf(stderr, "sluiced: cannot tell the service manager %s: %s\n", state,
+                strerror(-rc));
+#else
+    (void) state;
+#endif
+}
+
 int main(int argc, char **argv)
 {
     sld_config_t cfg;
@@ -179,6 +198,7 @@ int main(int argc, char **argv)
         close(sfd);
         return 1;
     }
+    s_notify("READY=1");
     int rc;
     while ((rc = sld_server_run(server, sfd)) == 0) {
         struct signalfd_siginfo si;
@@ -186,13 +206,16 @@ int main(int argc, char **argv)
             continue;
         if (si.ssi_signo != SIGHUP)
             break;
+        s_notify("RELOADING=1");
         sld_config_t fresh;
         sld_action_t again;
         if (sld_config_args(&fresh, argc, argv, &again, stdout, err, sizeof err) != 0)
             fprintf(stderr, "sluiced: reload refused, settings unchanged: %s\n", err);
         else
             sld_server_reload(server, &fresh);
+        s_notify("READY=1");
     }
+    s_notify("STOPPING=1");
     fprintf(stderr, "sluiced: shutting down: every acked message is committed\n");
     sld_server_destroy(&server);
     close(sfd);

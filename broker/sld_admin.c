@@ -332,7 +332,8 @@ int sld_admin_apply_registry(sld_server_t *self, sld_txn_t *txn, const sld_write
                                       strlen(f->mapping_add->yaml), &info, why, sizeof why);
         if (!rc) {
             target = info.name;
-            snprintf(detail, sizeof detail, "%s -> %s", info.from, info.to);
+            snprintf(detail, sizeof detail, "version %u: %s -> %s", info.version, info.from,
+                     info.to);
         }
         frame.body_case = SLUICE__FRAME__BODY_MAPPING_INFO;
         mapping = info;
@@ -343,11 +344,10 @@ int sld_admin_apply_registry(sld_server_t *self, sld_txn_t *txn, const sld_write
         action = "mapping.remove";
         target = f->mapping_remove->name;
         /* A mapping the live (or a staged) routing table names stays. */
-        if (!rc && sld_routes_uses_mapping(self->routes, target)) {
+        if (!rc && sld_routes_uses_mapping(self->routes, target, why, sizeof why)) {
             rc = SL_ESTALE;
-            slc_errf(why, sizeof why, "mapping \"%s\" is in use by the live routing table "
-                     "(version %u): apply a table without it first", target,
-                     sld_routes_version(self->routes));
+            size_t k = strlen(why);
+            snprintf(why + k, sizeof why - k, ": apply a table without it first");
         }
         if (!rc)
             rc = sld_registry_map_remove(self->registry, txn, target, why, sizeof why);

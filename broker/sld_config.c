@@ -57,6 +57,8 @@ static const s_setting_t s_settings[] = {
     { "broker", "session_timeout_ms", S_MS, S_FIELD(session_timeout_ms), false },
     { "broker", "log_level", S_LEVEL, S_FIELD(log_level), true },
     { "broker", "route_prep_threads", S_COUNT, S_FIELD(route_prep_threads), true },
+    { "broker", "metrics_listen", S_OPTPATH, S_FIELD(metrics_listen), true },
+    { "broker", "metrics_public", S_BOOL, S_FIELD(metrics_public), true },
     { "limits", "max_message_bytes", S_SIZE, S_FIELD(max_message_bytes), false },
     { "limits", "max_frame_bytes", S_SIZE, S_FIELD(max_frame_bytes), false },
     { "limits", "max_batch", S_COUNT, S_FIELD(max_batch), false },
@@ -721,6 +723,7 @@ typedef enum {
     S_OPT_CONFIG, S_OPT_DATA_DIR, S_OPT_LISTEN, S_OPT_SYNC, S_OPT_SET,
     S_OPT_CHECK, S_OPT_PRINT, S_OPT_HELP, S_OPT_VERSION,
     S_OPT_PLAINTEXT, S_OPT_AT_REST, S_OPT_AUDIT_FILE, S_OPT_NEW_KEY,
+    S_OPT_METRICS_LISTEN, S_OPT_METRICS_PUBLIC,
 } s_opt_id_t;
 
 typedef struct {
@@ -740,6 +743,8 @@ static const s_option_t s_options[] = {
     { "--encrypt-at-rest", NULL, S_OPT_AT_REST, true },
     { "--audit-file", NULL, S_OPT_AUDIT_FILE, true },
     { "--new-key", NULL, S_OPT_NEW_KEY, true },
+    { "--metrics-listen", NULL, S_OPT_METRICS_LISTEN, true },
+    { "--metrics-public", NULL, S_OPT_METRICS_PUBLIC, false },
     { "--check", NULL, S_OPT_CHECK, false },
     { "--print-config", NULL, S_OPT_PRINT, false },
     { "--help", "-h", S_OPT_HELP, false },
@@ -824,6 +829,10 @@ static int s_usage(FILE *out, char *err, size_t errlen)
         "  --audit-file FILE   also append each audit record to FILE (JSON lines)\n"
         "  --new-key FILE      write a new random at-rest key to FILE (mode 0600)\n"
         "                      and exit\n"
+        "  --metrics-listen ADDR:PORT  serve /metrics (Prometheus), /healthz and\n"
+        "                      /readyz over HTTP there (off by default; loopback\n"
+        "                      only unless --metrics-public; docs/operations.md)\n"
+        "  --metrics-public    allow --metrics-listen on a non-loopback address\n"
         "  --set KEY=VALUE     set any setting below, as section/key or key;\n"
         "                      repeatable (e.g. --set limits/max_batch=5000)\n"
         "  --check             verify the store and exit\n"
@@ -899,6 +908,12 @@ static int s_apply_option(sld_config_t *cfg, const s_option_t *opt,
         break;
     case S_OPT_AUDIT_FILE:
         rc = sld_config_set(cfg, "security/audit_file", value, why, sizeof why);
+        break;
+    case S_OPT_METRICS_LISTEN:
+        rc = sld_config_set(cfg, "broker/metrics_listen", value, why, sizeof why);
+        break;
+    case S_OPT_METRICS_PUBLIC:
+        rc = sld_config_set(cfg, "broker/metrics_public", "on", why, sizeof why);
         break;
     case S_OPT_NEW_KEY:
         if (*action != SLD_RUN) {

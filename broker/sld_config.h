@@ -25,6 +25,10 @@ typedef struct {
     uint32_t route_prep_threads;    /* route_prep_threads: threads besides the loop that check
                                        and route publishes ahead of the write transaction
                                        (sld_route_prep), at most 16; 0 = all on the loop; default 1 */
+    char metrics_listen[256];       /* metrics_listen, --metrics-listen ADDR:PORT: HTTP listener for
+                                       /metrics, /healthz, /readyz (sld_metrics_http); "" = off */
+    bool metrics_public;            /* metrics_public, --metrics-public: allow metrics_listen on a
+                                       non-loopback address; default off */
     /* [limits] */
     uint32_t max_message_bytes;     /* max_message_bytes; default 1 MiB */
     uint32_t max_frame_bytes;       /* max_frame_bytes; default 64 MiB */

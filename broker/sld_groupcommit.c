@@ -17,6 +17,7 @@
  *  checks and routing evaluations on two threads (nothing of the store);
  *  every attempt of the turn uses what is still valid of them.  */
 #include <inttypes.h>
+#include <time.h>
 #include "sld_commands.h"
 #include "sld_commit.h"
 #include "sld_server_int.h"
@@ -148,6 +149,14 @@ static int s_try(sld_server_t *self, bool refuse)
     return sld_commit_finish(self->commit, &txn, true);
 }
 
+/* Monotonic clock in seconds, for the commit-duration histogram. */
+static double s_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
 /* Publishes stop while less than this is free below the ceiling, so that
  * retention, acks and subscriptions always have pages to commit with (an
  * LMDB delete needs fresh pages too) and can free space again. */
@@ -225,6 +234,7 @@ static void s_prepare(sld_server_t *self)
 void sld_groupcommit_run(sld_server_t *self)
 {
     uint64_t now = slc_mono_ms(), max = sld_store_map_max(self->store);
+    double started = s_mono_s();
     /* Publishes must never eat into the reserve, or retention could not
      * free anything: measure again when this turn could reach it. */
     uint64_t need = s_turn_need(self);
@@ -267,6 +277,8 @@ void sld_groupcommit_run(sld_server_t *self)
             rc = s_try(self, true);
         }
     }
+    if (need)
+        self->room_refused = refuse;
     if (rc == 0 && !refuse)
         self->space_used += need;
     if (rc == 0) {
@@ -277,6 +289,7 @@ void sld_groupcommit_run(sld_server_t *self)
         sld_metrics_add(self->metrics, SLD_M_NACKED, self->t_nacked);
         sld_metrics_add(self->metrics, SLD_M_ROUTE_PREPARED, self->t_prepared);
         sld_metrics_add(self->metrics, SLD_M_ROUTE_PREP_INLINE, self->t_prep_inline);
+        sld_metrics_snap_commit(self->msnap, s_mono_s() - started, self->t_stored);
         for (size_t i = 0; i < self->nappended; i++)
             sld_delivery_topic_appended(self->delivery, self->appended[i]);
     }

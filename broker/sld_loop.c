@@ -149,6 +149,7 @@ static long s_before_sleep(sld_server_t *self, bool read)
         sld_session_send_queue(self, &self->wreplies);
     }
     sld_session_reap(self);
+    long t5 = sld_server_metrics_tick(self, now);
     int t2 = sld_topics_trim(self->topics, now);
     long t3 = sld_session_expire(self, now);
     if (self->trim_at_ms && now >= self->trim_at_ms) {
@@ -158,6 +159,7 @@ static long s_before_sleep(sld_server_t *self, bool read)
     long timeout = t < t2 ? t : t2;
     timeout = timeout < t3 ? timeout : t3;
     timeout = timeout < t4 ? timeout : t4;
+    timeout = timeout < t5 ? timeout : t5;
     return timeout > 1000 ? 1000 : timeout;
 }
 

@@ -5,7 +5,10 @@
  *
  *    'b' topic                       -> TopicSet (the binding)
  *    'm' mapping name                -> MappingInfo{name, from, to, yaml,
- *                                       created_us}
+ *                                       created_us, version}; a removed
+ *                                       mapping leaves {name, version} with
+ *                                       an empty yaml, so that adding it
+ *                                       again goes on from that version
  *    's' subject                     -> SchemaInfo{subject, compat, versions}
  *    'v' subject '\0' version u32 BE -> SchemaInfo{subject, version, schema,
  *                                       created_us}
@@ -14,7 +17,12 @@
  *  publish is a hash lookup of its topic, a decode and a walk of the
  *  compiled schema. Subjects are never deleted, so a binding may keep a
  *  pointer to its subject. Changes are staged like sld_auth's: written in
- *  the transaction, applied to memory in sld_registry_committed.  */
+ *  the transaction, applied to memory in sld_registry_committed.
+ *
+ *  Mappings are versioned by name: adding a different text under a name
+ *  is its version N+1 (an equal text changes nothing), so a derived
+ *  message's lineage (mapping, version) names one text. A record stored
+ *  before versions existed (version 0) reads as version 1.  */
 #include "sld_registry.h"
 #include <czmq.h>
 #include <inttypes.h>
@@ -55,6 +63,7 @@ typedef struct {
     char name[SLT_MAP_NAME_MAX + 1];
     char *yaml;                 /* as registered (owned) */
     uint64_t created_us;
+    uint32_t version;           /* 1, 2, ... per name */
     slt_map_t *map;             /* owned */
 } s_mapping_t;
 
@@ -78,6 +87,7 @@ struct sld_registry {
     zhashx_t *subjects;         /* name -> s_subject_t (owned) */
     zhashx_t *bindings;         /* topic -> s_binding_t (owned) */
     zhashx_t *mappings;         /* name -> s_mapping_t (owned) */
+    zhashx_t *removed;          /* name -> last version (uintptr_t) of a removed mapping */
     uint64_t mappings_gen;      /* committed mapping changes */
     uint64_t gen;               /* committed changes of any kind (sld_registry_gen) */
     s_op_t *ops;
@@ -222,10 +232,18 @@ static int s_load_one(const void *key, size_t klen, const void *val, size_t vlen
     if (k[0] == 'm') {
         Sluice__MappingInfo *mi = sluice__mapping_info__unpack(NULL, vlen, val);
         s_mapping_t *m = NULL;
+        if (mi && mi->name && mi->yaml && !*mi->yaml) {
+            /* A removed mapping: only its last version is kept. */
+            zhashx_update(l->self->removed, mi->name,
+                          (void *) (uintptr_t) (mi->version ? mi->version : 1));
+            sluice__mapping_info__free_unpacked(mi, NULL);
+            return 0;
+        }
         rc = mi && mi->yaml ? s_mapping_compile(l->self, mi->yaml, strlen(mi->yaml), &m,
                                                 cause, sizeof cause) : SL_ESTORE;
         if (rc == 0) {
             m->created_us = mi->created_us;
+            m->version = mi->version ? mi->version : 1;
             zhashx_update(l->self->mappings, m->name, m);
         }
         else
@@ -282,7 +300,8 @@ int sld_registry_new(sld_store_t *store, sld_registry_t **out)
     self->subjects = zhashx_new();
     self->bindings = zhashx_new();
     self->mappings = zhashx_new();
-    if (!self->subjects || !self->bindings || !self->mappings)
+    self->removed = zhashx_new();
+    if (!self->subjects || !self->bindings || !self->mappings || !self->removed)
         goto fail;
     zhashx_set_destructor(self->subjects, s_subject_free);
     zhashx_set_destructor(self->bindings, s_binding_free);
@@ -312,6 +331,7 @@ void sld_registry_destroy(sld_registry_t **self_p)
     sld_registry_committed(self, false);
     free(self->ops);
     zhashx_destroy(&self->mappings);
+    zhashx_destroy(&self->removed);
     zhashx_destroy(&self->bindings);
     zhashx_destroy(&self->subjects);
     free(self);
@@ -505,11 +525,14 @@ void sld_registry_committed(sld_registry_t *self, bool ok)
             if (ok)
                 self->mappings_gen++;
             if (ok && op->kind == S_OP_MAP_ADD) {
+                zhashx_delete(self->removed, op->name);
                 zhashx_update(self->mappings, op->mapping->name, op->mapping);
                 op->mapping = NULL;
             }
-            else if (ok)
+            else if (ok) {
                 zhashx_delete(self->mappings, op->name);
+                zhashx_update(self->removed, op->name, (void *) (uintptr_t) op->version);
+            }
             s_mapping_free((void **) &op->mapping);
             continue;
         }
@@ -597,11 +620,42 @@ static int s_mapping_compile(sld_registry_t *self, const char *yaml, size_t len,
     return 0;
 }
 
+/* The newest version of mapping NAME counting staged changes (0: never
+ * added), and *cur the mapping under the name now (NULL: none; removed). */
+static uint32_t s_map_latest(const sld_registry_t *self, const char *name,
+                             const s_mapping_t **cur)
+{
+    const s_mapping_t *m = zhashx_lookup(self->mappings, name);
+    uint32_t v = m ? m->version : (uint32_t) (uintptr_t) zhashx_lookup(self->removed, name);
+    for (size_t i = 0; i < self->nops; i++) {
+        const s_op_t *op = &self->ops[i];
+        if ((op->kind != S_OP_MAP_ADD && op->kind != S_OP_MAP_REMOVE)
+            || strcmp(op->name, name) != 0)
+            continue;
+        m = op->kind == S_OP_MAP_ADD ? op->mapping : NULL;
+        v = op->kind == S_OP_MAP_ADD ? op->mapping->version : op->version;
+    }
+    *cur = m;
+    return v;
+}
+
+static void s_map_info(const s_mapping_t *m, Sluice__MappingInfo *out, bool yaml)
+{
+    sluice__mapping_info__init(out);
+    out->name = (char *) m->name;
+    out->from = (char *) slt_map_from(m->map);
+    out->to = (char *) slt_map_to(m->map);
+    out->yaml = yaml ? m->yaml : "";
+    out->created_us = m->created_us;
+    out->version = m->version;
+}
+
 int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml, size_t len,
                          Sluice__MappingInfo *info, char *err, size_t errlen)
 {
     uint8_t key[SLD_REG_KEY_MAX + 1];
     s_mapping_t *m = NULL;
+    const s_mapping_t *cur = NULL;
     int rc = s_mapping_compile(self, yaml, len, &m, err, errlen);
     if (rc)
         return rc;
@@ -609,6 +663,13 @@ int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml,
         || s_check_name(m->name, SLT_MAP_NAME_MAX, "mapping", err, errlen) != 0) {
         s_mapping_free((void **) &m);
         return SL_EINVAL;
+    }
+    m->version = s_map_latest(self, m->name, &cur) + 1;
+    if (cur && strcmp(cur->yaml, m->yaml) == 0) {
+        /* The same text again: its version stays, nothing is written. */
+        s_map_info(cur, info, true);
+        s_mapping_free((void **) &m);
+        return 0;
     }
     rc = slc_grow((void **) &self->ops, &self->capops, self->nops + 1, sizeof(s_op_t));
     if (rc) {
@@ -626,6 +687,7 @@ int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml,
     info->to = (char *) slt_map_to(m->map);
     info->yaml = m->yaml;
     info->created_us = m->created_us;
+    info->version = m->version;
     size_t vlen = sluice__mapping_info__get_packed_size(info);
     uint8_t *buf = malloc(vlen + 1);
     if (!buf)
@@ -640,7 +702,9 @@ int sld_registry_map_remove(sld_registry_t *self, sld_txn_t *txn, const char *na
                             char *err, size_t errlen)
 {
     uint8_t key[SLD_REG_KEY_MAX + 1];
-    if (!name || !zhashx_lookup(self->mappings, name)) {
+    const s_mapping_t *cur = NULL;
+    uint32_t version = name ? s_map_latest(self, name, &cur) : 0;
+    if (!cur) {
         slc_errf(err, errlen, "no mapping named \"%s\"", name ? name : "");
         return SL_ENOTFOUND;
     }
@@ -650,18 +714,21 @@ int sld_registry_map_remove(sld_registry_t *self, sld_txn_t *txn, const char *na
     s_op_t *op = &self->ops[self->nops++];
     memset(op, 0, sizeof *op);
     op->kind = S_OP_MAP_REMOVE;
+    op->version = version;
     snprintf(op->name, sizeof op->name, "%s", name);
-    return sld_table_del(txn, SLD_TABLE_REGISTRY, key, s_key(key, 'm', name, 0));
-}
-
-static void s_map_info(const s_mapping_t *m, Sluice__MappingInfo *out, bool yaml)
-{
-    sluice__mapping_info__init(out);
-    out->name = (char *) m->name;
-    out->from = (char *) slt_map_from(m->map);
-    out->to = (char *) slt_map_to(m->map);
-    out->yaml = yaml ? m->yaml : "";
-    out->created_us = m->created_us;
+    /* What stays: the name and its last version (a later add goes on). */
+    Sluice__MappingInfo gone = SLUICE__MAPPING_INFO__INIT;
+    gone.name = op->name;
+    gone.yaml = "";
+    gone.version = version;
+    size_t vlen = sluice__mapping_info__get_packed_size(&gone);
+    uint8_t *buf = malloc(vlen + 1);
+    if (!buf)
+        return SL_ENOMEM;
+    sluice__mapping_info__pack(&gone, buf);
+    rc = sld_table_put(txn, SLD_TABLE_REGISTRY, key, s_key(key, 'm', name, 0), buf, vlen);
+    free(buf);
+    return rc;
 }
 
 int sld_registry_map_get(sld_registry_t *self, const char *name, Sluice__MappingInfo *out)

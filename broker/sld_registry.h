@@ -70,14 +70,17 @@ void sld_registry_list_free(Sluice__SchemaInfo ***out, size_t n);
 
 /* Add (or replace) the mapping in YAML (LEN bytes): compiled, its `from`
  * and `to` schemas must be registered, and its paths and types are checked
- * against `from` (docs/mapping.md). *info (strings borrowed until the next
- * change) names it. 0; SL_EINVAL (ERR holds the diagnostics, line:column
+ * against `from` (docs/mapping.md). A new name is version 1; a text other
+ * than the current one under a name (or one removed) is the next version;
+ * the current text again changes nothing (its version in *info). *info
+ * (strings borrowed until the next change) names it. 0; SL_EINVAL (ERR holds the diagnostics, line:column
  * with a caret), SL_ENOTFOUND (a schema it names is not registered),
  * SL_EFULL, SL_ESTORE, SL_ENOMEM. Staged like the other changes. */
 int sld_registry_map_add(sld_registry_t *self, sld_txn_t *txn, const char *yaml, size_t len,
                          Sluice__MappingInfo *info, char *err, size_t errlen);
 
-/* Remove mapping NAME. 0, SL_ENOTFOUND, SL_EFULL, SL_ESTORE. */
+/* Remove mapping NAME (its last version is kept, for a later add). 0,
+ * SL_ENOTFOUND, SL_EFULL, SL_ESTORE. */
 int sld_registry_map_remove(sld_registry_t *self, sld_txn_t *txn, const char *name,
                             char *err, size_t errlen);
 

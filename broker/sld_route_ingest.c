@@ -131,10 +131,12 @@ static bool s_passed(const s_item_t *it, const char *topic)
     return false;
 }
 
-/* IT's lineage for a message made from it by ROUTE (MAPPING may be NULL),
- * with TARGET (NULL: none) added to the path. NULL when out of memory. */
+/* IT's lineage for a message made from it by ROUTE (MAPPING may be NULL;
+ * MAPPING_VERSION its registry version), with TARGET (NULL: none) added to
+ * the path. NULL when out of memory. */
 static Sluice__Lineage *s_lineage(s_pass_t *p, const s_item_t *it, const char *route,
-                                  const char *mapping, const char *target)
+                                  const char *mapping, uint32_t mapping_version,
+                                  const char *target)
 {
     char *const *path;
     size_t n;
@@ -156,6 +158,7 @@ static Sluice__Lineage *s_lineage(s_pass_t *p, const s_item_t *it, const char *r
     l->source_offset = it->offset;
     l->route = (char *) route;
     l->mapping = (char *) (mapping ? mapping : "");
+    l->mapping_version = mapping ? mapping_version : 0;
     l->table_version = p->version;
     l->path = np;
     l->n_path = k;
@@ -227,7 +230,7 @@ static int s_dlq(s_pass_t *p, const s_item_t *it, size_t route_ix, const char *r
     env.headers = hp;
     env.n_headers = n + nadd;
     env.ingest_ts_us = p->now;
-    env.lineage = s_lineage(p, it, route, NULL, NULL);
+    env.lineage = s_lineage(p, it, route, NULL, 0, NULL);
     if (!env.lineage)
         return SL_ENOMEM;
     uint32_t id;
@@ -247,11 +250,12 @@ static int s_dlq(s_pass_t *p, const s_item_t *it, size_t route_ix, const char *r
     return rc;
 }
 
-/* Store IT's derived message on TARGET by ROUTE: PAYLOAD (LEN bytes) with
+/* Store IT's derived message on TARGET by ROUTE (through MAPPING, NULL:
+ * none, of version MAPPING_VERSION): PAYLOAD (LEN bytes) with
  * CONTENT_TYPE; queue it to be routed in turn. */
 static int s_derive(s_pass_t *p, const s_item_t *it, size_t route_ix, const char *route,
-                    const char *mapping, const char *target, const void *payload, size_t len,
-                    const char *content_type)
+                    const char *mapping, uint32_t mapping_version, const char *target,
+                    const void *payload, size_t len, const char *content_type)
 {
     char why[256];
     uint32_t id;
@@ -282,7 +286,7 @@ static int s_derive(s_pass_t *p, const s_item_t *it, size_t route_ix, const char
     d->env.payload.data = (uint8_t *) payload;
     d->env.payload.len = len;
     d->env.ingest_ts_us = p->now;
-    d->env.lineage = s_lineage(p, it, route, mapping, target);
+    d->env.lineage = s_lineage(p, it, route, mapping, mapping_version, target);
     if (!d->env.lineage)
         return SL_ENOMEM;
     d->id = id;
@@ -339,8 +343,11 @@ static int s_deliver(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st
         }
         ct = "application/json";
     }
+    /* The version of the registry's mapping the live table was compiled
+     * with (sld_routes keeps it beside its copy). */
+    uint32_t mv = mapped ? sld_routes_mapping_version(p->self->routes, step->map) : 0;
     for (size_t t = 0; t < step->ntargets; t++) {
-        int rc = s_derive(p, it, step->route, route, mapped ? step->mapping : NULL,
+        int rc = s_derive(p, it, step->route, route, mapped ? step->mapping : NULL, mv,
                           step->targets[t], payload, len, ct);
         if (rc)
             return rc;
@@ -373,7 +380,7 @@ static int s_act(s_pass_t *p, const s_item_t *it, const slt_route_step_t *st,
                  const char *name, const sld_route_prep_out_t *out)
 {
     if (st->outcome == SLT_ROUTE_FAILED)
-        return s_dlq(p, it, st->route, name, "sluice-error", st->reason);
+        return s_dlq(p, it, st->route, name, "sluice-error", slt_route_reason(st->reason, name));
     sld_routes_count(p->self->routes, st->route, SLD_ROUTE_MATCHED, 1);
     if (st->action == SLT_ROUTE_DROP) {
         sld_routes_count(p->self->routes, st->route, SLD_ROUTE_DROPPED, 1);
@@ -403,7 +410,9 @@ static int s_route_one(s_pass_t *p, const slt_route_table_t *table, s_item_t *it
     for (size_t i = 0; rc == 0 && i < r->nsteps; i++) {
         const slt_route_step_t *st = &r->steps[i];
         const char *name = slt_route_name(table, st->route);
-        rc = sld_trace_step(&p->trace, (uint32_t) st->route, s_outcome(st), st->reason);
+        rc = sld_trace_step(&p->trace, (uint32_t) st->route, s_outcome(st),
+                            st->outcome == SLT_ROUTE_FAILED ? slt_route_reason(st->reason, name)
+                                                            : st->reason);
         if (rc || st->outcome == SLT_ROUTE_SKIPPED)
             continue;
         fired = true;
@@ -510,10 +519,13 @@ int sld_route_backfill(sld_server_t *self, sld_txn_t *txn, const slt_route_table
         p.trace = *rec;
         if (!p.trace.version && !p.trace.nsteps)
             p.trace.version = p.version;
-        rc = sld_trace_step(&p.trace, (uint32_t) route, s_outcome(st), st->reason);
+        const char *name = slt_route_name(table, route);
+        rc = sld_trace_step(&p.trace, (uint32_t) route, s_outcome(st),
+                            st->outcome == SLT_ROUTE_FAILED ? slt_route_reason(st->reason, name)
+                                                            : st->reason);
         if (rc == 0) {
             sld_trace_backfilled(&p.trace, p.version);
-            rc = s_act(&p, &src, st, slt_route_name(table, route), NULL);
+            rc = s_act(&p, &src, st, name, NULL);
         }
         if (rc == 0)
             rc = sld_trace_put(txn, id, offset, &p.trace);

@@ -7,7 +7,8 @@
  *  memory (for lists); YAML is read from the store when asked for.
  *
  *  The live table borrows the compiled mappings it names; those are this
- *  module's own copies (compiled from the registry's YAML), so a mapping
+ *  module's own copies (compiled from the registry's YAML, each with the
+ *  registry's version of it, for lineage), so a mapping
  *  replaced or removed in the registry never leaves the table pointing at
  *  freed memory. When the registry's mappings change, the live table is
  *  compiled again after the commit; if it no longer compiles it keeps its
@@ -36,6 +37,7 @@ typedef struct {
     uint64_t applied_us;
     char **names;               /* mapping names (owned) */
     slt_map_t **maps;           /* their compiled copies (owned) */
+    uint32_t *mapvers;          /* the registry's version each copy is of */
     size_t nmaps, capmaps;
     uint64_t (*counts)[SLD_ROUTE_NCOUNTERS];  /* per route */
 } s_compiled_t;
@@ -68,6 +70,7 @@ static void s_compiled_free(s_compiled_t **c_p)
     }
     free(c->names);
     free(c->maps);
+    free(c->mapvers);
     free(c->counts);
     free(c->yaml);
     free(c);
@@ -83,6 +86,16 @@ typedef struct {
     size_t nrefs, caprefs;
 } s_resolve_t;
 
+/* Make *P room for N items of SIZE bytes (kept as it was on failure). */
+static int s_fit(void **p, size_t n, size_t size)
+{
+    void *q = realloc(*p, n * size);
+    if (!q)
+        return SL_ENOMEM;
+    *p = q;
+    return 0;
+}
+
 static int s_res_mapping(void *arg, const char *name, const slt_map_t **map)
 {
     s_resolve_t *r = arg;
@@ -97,8 +110,10 @@ static int s_res_mapping(void *arg, const char *name, const slt_map_t **map)
         return SL_ENOTFOUND;
     slt_map_t *m = NULL;
     char *copy = strdup(name);
+    /* names sets the capacity; maps and mapvers follow it. */
     if (!copy || slc_grow((void **) &c->names, &c->capmaps, c->nmaps + 1, sizeof(char *)) != 0
-        || (c->capmaps && !(c->maps = realloc(c->maps, c->capmaps * sizeof(slt_map_t *))))) {
+        || s_fit((void **) &c->maps, c->capmaps, sizeof(slt_map_t *)) != 0
+        || s_fit((void **) &c->mapvers, c->capmaps, sizeof(uint32_t)) != 0) {
         free(copy);
         return SL_ENOMEM;
     }
@@ -109,6 +124,7 @@ static int s_res_mapping(void *arg, const char *name, const slt_map_t **map)
         return rc == SL_ENOMEM ? rc : SL_ENOTFOUND;
     }
     c->names[c->nmaps] = copy;
+    c->mapvers[c->nmaps] = info.version;
     c->maps[c->nmaps++] = m;
     *map = m;
     return 0;
@@ -296,6 +312,15 @@ const slt_map_t *sld_routes_mapping(const sld_routes_t *self, const char *name)
         if (strcmp(c->names[i], name) == 0)
             return c->maps[i];
     return NULL;
+}
+
+uint32_t sld_routes_mapping_version(const sld_routes_t *self, const slt_map_t *map)
+{
+    const s_compiled_t *c = self->live;
+    for (size_t i = 0; c && map && i < c->nmaps; i++)
+        if (c->maps[i] == map)
+            return c->mapvers[i];
+    return 0;
 }
 
 void sld_routes_count(sld_routes_t *self, size_t route, sld_route_counter_t which, uint64_t n)
@@ -493,14 +518,36 @@ void sld_routes_committed(sld_routes_t *self, bool ok)
     }
 }
 
-bool sld_routes_uses_mapping(const sld_routes_t *self, const char *name)
+bool sld_routes_uses_mapping(const sld_routes_t *self, const char *name, char *why,
+                             size_t whylen)
 {
-    /* The compiled copies are exactly the mappings the table's routes name. */
-    const s_compiled_t *cs[2] = { self->live, self->next };
-    for (int k = 0; k < 2; k++)
-        for (size_t i = 0; cs[k] && name && i < cs[k]->nmaps; i++)
-            if (strcmp(cs[k]->names[i], name) == 0)
-                return true;
+    /* The staged table first: it is the one that goes live at the commit. */
+    const s_compiled_t *cs[2] = { self->next, self->live };
+    for (int k = 0; k < 2 && name; k++) {
+        const slt_route_table_t *t = cs[k] ? cs[k]->table : NULL;
+        size_t n = t ? slt_route_count(t) : 0, users = 0, shown = 0, len = 0;
+        char list[400] = "";
+        for (size_t i = 0; i < n; i++) {
+            const char *m = slt_route_mapping(t, i);
+            if (!m || strcmp(m, name) != 0)
+                continue;
+            users++;
+            /* The names that fit, with room left for " and N more". */
+            if (len + SLT_ROUTE_NAME_MAX + 24 < sizeof list) {
+                len += (size_t) snprintf(list + len, sizeof list - len, "%s%s",
+                                         shown ? ", " : "", slt_route_name(t, i));
+                shown++;
+            }
+        }
+        if (users > shown)
+            snprintf(list + len, sizeof list - len, " and %zu more", users - shown);
+        if (!users)
+            continue;
+        slc_errf(why, whylen, "mapping %s is used by route%s %s of the %s routing table "
+                 "(version %u)", name, users > 1 ? "s" : "", list,
+                 cs[k] == self->live ? "live" : "staged", cs[k]->version);
+        return true;
+    }
     return false;
 }
 

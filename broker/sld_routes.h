@@ -43,6 +43,11 @@ uint64_t sld_routes_gen(const sld_routes_t *self);
  * what a mapped output is validated against), or NULL. */
 const slt_map_t *sld_routes_mapping(const sld_routes_t *self, const char *name);
 
+/* The registry's version of MAP, one of the live table's compiled
+ * mappings (a step's `map`): what a derived message's lineage says it was
+ * made by. 0 when MAP is not the live table's. */
+uint32_t sld_routes_mapping_version(const sld_routes_t *self, const slt_map_t *map);
+
 /* Counters of the open transaction, kept when it commits. ROUTE is an index
  * of the live table. */
 typedef enum {
@@ -82,9 +87,12 @@ int sld_routes_rollback(sld_routes_t *self, sld_txn_t *txn, uint32_t k, const ch
  * compiles the live table again when the registry's mappings changed. */
 void sld_routes_committed(sld_routes_t *self, bool ok);
 
-/* Does the live table, or one staged in the open transaction, name
- * mapping NAME? */
-bool sld_routes_uses_mapping(const sld_routes_t *self, const char *name);
+/* Does a table staged in the open transaction, or the live one, name
+ * mapping NAME? When one does, WHY (WHYLEN bytes) says which routes of
+ * which version: "mapping M is used by route R of the live routing table
+ * (version V)". */
+bool sld_routes_uses_mapping(const sld_routes_t *self, const char *name, char *why,
+                             size_t whylen);
 
 /* --------------------------------------------------------------- reads */
 

@@ -1,7 +1,8 @@
 /*  sld_server - the wiring: creates and owns the modules (metrics, audit,
  *  store, disk, auth, registry, routes, topics, delivery, the commit coordinator,
- *  monitor), the ZeroMQ context and the ROUTER socket; the first
- *  transaction (bootstrap), reload, the endpoint. Broker thread only. The
+ *  monitor, the metrics snapshot and listener), the ZeroMQ context and the
+ *  ROUTER socket; the first transaction (bootstrap), reload, the endpoint,
+ *  the numbers /metrics shows (sld_server_metrics_tick). Broker thread only. The
  *  loop is sld_loop, sessions sld_session, the protocol sld_commands with
  *  one file per concern (sld_ingest, sld_route_ingest, sld_consume,
  *  sld_admin, sld_admin_routes), the commit
@@ -151,6 +152,20 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     char why[512];
     rc = sld_metrics_new(&self->metrics);
     if (rc == 0)
+        rc = sld_metrics_snap_new(&self->msnap);
+    /* The listener first, so /healthz answers and /readyz says "starting"
+     * while the store opens (its checks at open may take a while). */
+    if (rc == 0 && cfg->metrics_listen[0]) {
+        rc = sld_metrics_http_new(cfg->metrics_listen, cfg->metrics_public, self->msnap,
+                                  &self->mhttp, why, sizeof why);
+        if (rc) {
+            fprintf(stderr, "sluiced: %s\n", why);
+            goto fail;
+        }
+        sld_server_log(self, 2, "metrics listening on %s, port %u: /metrics, /healthz, /readyz",
+                       cfg->metrics_listen, (unsigned) sld_metrics_http_port(self->mhttp));
+    }
+    if (rc == 0)
         rc = sld_audit_new(cfg->audit_file[0] ? cfg->audit_file : NULL,
                            cfg->audit_refusal_interval_ms, &self->audit);
     if (rc == 0)
@@ -255,6 +270,7 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     if (cfg->insecure_plaintext)
         sld_server_log(self, 1, "PLAIN TEXT (--insecure-plaintext): no encryption, no keys, every "
               "client may do everything; for local development only");
+    sld_server_metrics_tick(self, 0);      /* ready: the first numbers */
     /* Last: scripts and tests wait for this line before connecting. */
     sld_server_log(self, 2, "listening on %s, data in %s (sync %s), %zu topics",
           self->endpoint, cfg->data_dir, cfg->sync ? "on" : "OFF (unsafe)",
@@ -271,6 +287,8 @@ void sld_server_destroy(sld_server_t **self_p)
     sld_server_t *self = *self_p;
     if (!self)
         return;
+    if (self->msnap)            /* /readyz says so while the rest closes */
+        sld_metrics_snap_set_state(self->msnap, SLD_SNAP_STOPPING);
     sld_session_drop_queue(&self->replies);
     sld_session_drop_queue(&self->wreplies);
     sld_commit_destroy(&self->commit);      /* joins the helper thread */
@@ -295,6 +313,8 @@ void sld_server_destroy(sld_server_t **self_p)
     sld_topics_destroy(&self->topics);
     sld_disk_destroy(&self->disk);
     sld_store_destroy(&self->store);
+    sld_metrics_http_destroy(&self->mhttp);     /* joins its thread: before the snapshot */
+    sld_metrics_snap_destroy(&self->msnap);
     sld_metrics_destroy(&self->metrics);
     free(self->appended);
     free(self->scratch);
@@ -305,6 +325,68 @@ void sld_server_destroy(sld_server_t **self_p)
     free(self->gone);
     free(self);
     *self_p = NULL;
+}
+
+/* Route totals over the live table's routes, kept monotonic: when a new
+ * table drops a route (a sum goes down) its count stays in the base. */
+static void s_route_totals(sld_server_t *self, sld_metrics_values_t *v)
+{
+    uint64_t now[SLD_ROUTE_NCOUNTERS + 1] = { 0 }, out[SLD_ROUTE_NCOUNTERS + 1];
+    Sluice__RoutingStats *rs = NULL;
+    if (sld_routes_stats(self->routes, &rs) != 0)
+        return;                 /* out of memory: these numbers wait a turn */
+    for (size_t i = 0; i < rs->n_routes; i++) {
+        now[SLD_ROUTE_MATCHED] += rs->routes[i]->matched;
+        now[SLD_ROUTE_DELIVERED] += rs->routes[i]->delivered;
+        now[SLD_ROUTE_DROPPED] += rs->routes[i]->dropped;
+        now[SLD_ROUTE_DLQ] += rs->routes[i]->dead_lettered;
+        now[SLD_ROUTE_ERRORS] += rs->routes[i]->errors;
+    }
+    now[SLD_ROUTE_NCOUNTERS] = rs->unrouted;
+    v->route_version = rs->version;
+    sld_routes_stats_free(&rs);
+    for (int k = 0; k <= SLD_ROUTE_NCOUNTERS; k++) {
+        if (now[k] < self->route_last[k])
+            self->route_base[k] += self->route_last[k] - now[k];
+        self->route_last[k] = now[k];
+        out[k] = self->route_base[k] + now[k];
+    }
+    v->route_matched = out[SLD_ROUTE_MATCHED];
+    v->route_delivered = out[SLD_ROUTE_DELIVERED];
+    v->route_dropped = out[SLD_ROUTE_DROPPED];
+    v->route_dlq = out[SLD_ROUTE_DLQ];
+    v->route_errors = out[SLD_ROUTE_ERRORS];
+    v->route_unrouted = out[SLD_ROUTE_NCOUNTERS];
+}
+
+long sld_server_metrics_tick(sld_server_t *self, uint64_t now_ms)
+{
+    /* Without a listener nobody reads the snapshot: skip the work. */
+    if (!self->mhttp)
+        return 1000;
+    uint64_t wait = sld_metrics_snap_due(self->msnap, now_ms, now_ms == 0);
+    if (wait)
+        return (long) wait;
+    sld_metrics_values_t v;
+    memset(&v, 0, sizeof v);
+    v.state = self->near_full || self->disk_full || self->room_refused ? SLD_SNAP_STORAGE_FULL
+            : SLD_SNAP_READY;
+    v.taken_us = slc_now_us();
+    v.start_us = self->epoch;
+    for (int i = 0; i < SLD_M_COUNT; i++)
+        v.counters[i] = sld_metrics_get(self->metrics, (sld_metric_t) i);
+    v.sessions = zhashx_size(self->sessions);
+    v.topics = sld_store_topic_count(self->store);
+    /* sld_store_usage walks LMDB's freelist: fine at most five times a
+     * second, as groupcommit's own measure does. */
+    uint64_t used, size;
+    sld_store_usage(self->store, &used, &size);
+    v.map_used = used;
+    v.map_size = size;
+    v.map_max = sld_store_map_max(self->store);
+    s_route_totals(self, &v);
+    sld_metrics_snap_publish(self->msnap, &v, now_ms ? now_ms : slc_mono_ms());
+    return 1000;
 }
 
 const char *sld_server_endpoint(const sld_server_t *self)
@@ -323,5 +405,8 @@ void sld_server_reload(sld_server_t *self, const sld_config_t *cfg)
     self->cfg.log_level = cfg->log_level;
     if (strcmp(cfg->data_dir, self->cfg.data_dir) != 0 || strcmp(cfg->listen, self->cfg.listen) != 0)
         sld_server_log(self, 1, "data_dir and listen change only with a restart");
+    if (strcmp(cfg->metrics_listen, self->cfg.metrics_listen) != 0
+        || cfg->metrics_public != self->cfg.metrics_public)
+        sld_server_log(self, 1, "metrics_listen and metrics_public change only with a restart");
     sld_server_log(self, 2, "configuration reloaded");
 }

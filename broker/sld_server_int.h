@@ -20,6 +20,8 @@
 #include "sld_delivery.h"
 #include "sld_disk.h"
 #include "sld_metrics.h"
+#include "sld_metrics_http.h"
+#include "sld_metrics_snap.h"
 #include "sld_monitor.h"
 #include "sld_registry.h"
 #include "sld_route_prep.h"
@@ -70,6 +72,11 @@ struct sld_server {
     void *zctx;
     void *router;
     sld_metrics_t *metrics;
+    sld_metrics_snap_t *msnap;  /* the numbers handed to the metrics listener; commit histograms */
+    sld_metrics_http_t *mhttp;  /* --metrics-listen (NULL: off) */
+    uint64_t route_base[SLD_ROUTE_NCOUNTERS + 1], route_last[SLD_ROUTE_NCOUNTERS + 1];
+                                /* keep the exported route totals monotonic when
+                                   a new table drops routes (sld_server_metrics_tick) */
     sld_store_t *store;
     sld_disk_t *disk;           /* room on the disk ahead of the store's writes */
     bool disk_full;             /* this turn's publishes refused for want of disk */
@@ -113,6 +120,8 @@ struct sld_server {
     uint64_t space_used;        /* map bytes in use as measured, plus what
                                  * publishes may have taken since */
     bool near_full;             /* free space below the reserve: refuse publishes */
+    bool room_refused;          /* the last turn with publishes refused them for want of
+                                   room (map or disk): /readyz says 503 until one is taken */
     uint64_t t_stored, t_bytes, t_dups, t_nacked; /* this attempt's publishes */
     uint64_t t_prepared, t_prep_inline;     /* this attempt's originals routed with a
                                                prepared result / inline in a prepared turn */
@@ -122,6 +131,12 @@ struct sld_server {
  * lets it through (sld_server_log.c). */
 void sld_server_log(const sld_server_t *self, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Publish the numbers of /metrics when SLD_SNAP_PERIOD_MS passed since the
+ * last time (sld_server.c; the loop calls it once per turn; NOW_MS 0: at
+ * once). Returns how long the loop may sleep before the next is due: the
+ * rest of the period when this turn's numbers were held back, else 1000. */
+long sld_server_metrics_tick(sld_server_t *self, uint64_t now_ms);
 
 /* ------------------------------------------------------- sld_loop.c */
 

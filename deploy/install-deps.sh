@@ -38,8 +38,10 @@ packages=(
     protobuf-compiler       # tests/conformance: protoc --python_out at build time
     libmicrohttpd-dev       # adapters/http: the HTTP server (sluice-http serve; TLS through GnuTLS)
     libgnutls28-dev         # adapters/http: TLS certificates for libmicrohttpd
+    prometheus              # promtool: tests/integration/test_metrics.py checks /metrics' format
     libcurl4-openssl-dev    # adapters/http: webhook delivery (sluice-http push)
     curl                    # tests/http: every endpoint from the command line
+    libsystemd-dev          # sluiced: sd_notify readiness (deploy/sluiced.service)
     wrk                     # tests/bench: HTTP ingest load
     python3-cffi            # adapters/python: the binding of libsluice
     python3-pytest          # adapters/python: its tests

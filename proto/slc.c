@@ -21,7 +21,7 @@ const char *slc_strerror(int code)
     case SL_ECOMMAND:   return "unknown or unexpected command";
     case SL_EAUTH:      return "not admitted: the broker refused this client's key";
     case SL_ETIMEOUT:   return "timed out";
-    case SL_ESTALE:     return "stale delivery token: the message was redelivered";
+    case SL_ESTALE:     return "conflict: what this refers to has changed (a redelivered message, a newer version)";
     case SL_EEXIST:     return "already exists with a different definition";
     case SL_ETOOBIG:    return "too big";
     case SL_EINVAL:     return "invalid argument";

@@ -18,7 +18,8 @@ enum {
                                (unknown or revoked), or the client has the
                                wrong server key (client side) */
     SL_ETIMEOUT   = -408,   /* no answer in time (client side) */
-    SL_ESTALE     = -409,   /* ack/nack for a superseded delivery attempt */
+    SL_ESTALE     = -409,   /* conflict: an ack/nack for a superseded delivery attempt,
+                                   an expected version that is no longer live, a mapping in use */
     SL_EEXIST     = -412,   /* exists with a different definition */
     SL_ETOOBIG    = -413,   /* message or frame larger than allowed */
     SL_EINVAL     = -422,   /* invalid argument: topic name, option, value */

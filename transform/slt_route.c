@@ -123,6 +123,15 @@ const char *slt_route_name(const slt_route_table_t *self, size_t i)
     return self && i < self->n ? self->routes[i].name : NULL;
 }
 
+const char *slt_route_reason(const char *reason, const char *route)
+{
+    size_t n = route ? strlen(route) : 0;
+    if (!reason || !n || strncmp(reason, "route '", 7) != 0
+        || strncmp(reason + 7, route, n) != 0 || strncmp(reason + 7 + n, "': ", 3) != 0)
+        return reason;
+    return reason + 7 + n + 3;
+}
+
 const char *slt_route_mapping(const slt_route_table_t *self, size_t i)
 {
     return self && i < self->n ? self->routes[i].mapping : NULL;

@@ -79,6 +79,13 @@ const char *slt_route_name(const slt_route_table_t *self, size_t i);
  * until destroy. For "a mapping a live route uses cannot be removed". */
 const char *slt_route_mapping(const slt_route_table_t *self, size_t i);
 
+/* REASON (a failed step's, borrowed) without the "route 'NAME': " the
+ * evaluator and the compiled predicates put first for a reader of the text
+ * alone, when ROUTE is NAME: for a caller that shows the route beside the
+ * text (a _dlq.routes leg, its advisory, a trace step, a fixture's
+ * dead-letter), so that the route is said once. */
+const char *slt_route_reason(const char *reason, const char *route);
+
 /* The topic pattern (`match.topic`) of route I, or NULL: borrowed, valid
  * until destroy. For `routes backfill`, which refuses a topic it misses. */
 const char *slt_route_pattern(const slt_route_table_t *self, size_t i);

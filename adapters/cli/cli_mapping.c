@@ -68,7 +68,8 @@ static const char s_add_usage[] =
     "usage: sluice mapping add FILE [OPTIONS]\n"
     "\n"
     "Register the mapping in FILE (YAML, docs/mapping.md), replacing one of\n"
-    "the same name. The broker compiles it and checks its paths and types\n"
+    "the same name as its next version (the same text again keeps its\n"
+    "version). The broker compiles it and checks its paths and types\n"
     "against its `from` schema; every problem is printed with its line and\n"
     "column. Needs the admin permission.\n"
     CLI_COMMON_USAGE;
@@ -76,7 +77,7 @@ static const char s_add_usage[] =
 static const char s_list_usage[] =
     "usage: sluice mapping list [--json] [OPTIONS]\n"
     "\n"
-    "List the registered mappings: name, from and to schemas.\n"
+    "List the registered mappings: name, version, from and to schemas.\n"
     "\n"
     "  --json                  one JSON object {\"mappings\": [...]}\n"
     CLI_COMMON_USAGE;
@@ -84,7 +85,8 @@ static const char s_list_usage[] =
 static const char s_show_usage[] =
     "usage: sluice mapping show NAME [OPTIONS]\n"
     "\n"
-    "Print mapping NAME's YAML as it was registered.\n"
+    "Print mapping NAME's YAML as it was registered (its name, version and\n"
+    "schemas on stderr).\n"
     CLI_COMMON_USAGE;
 
 static const char s_rm_usage[] =
@@ -108,14 +110,15 @@ static int s_add_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
     free(yaml);
     if (rc != 0)
         return cli_fail(ctx, rc, "cannot add %s", ctx->pos[0]);
-    printf("mapping %s: %s -> %s\n", info.name, info.from, info.to);
+    printf("mapping %s version %" PRIu32 ": %s -> %s\n", info.name, info.version, info.from,
+           info.to);
     return CLI_EXIT_OK;
 }
 
 static int s_list_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
 {
     s_mapping_t *self = self_;
-    static const char *const headers[] = { "NAME", "FROM", "TO" };
+    static const char *const headers[] = { "NAME", "VERSION", "FROM", "TO" };
     sl_mapping_info_t *list = NULL;
     size_t n = 0;
     int rc = sl_mapping_list(client, &list, &n);
@@ -126,7 +129,7 @@ static int s_list_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
         for (size_t i = 0; i < n; i++) {
             fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
             cli_json_string(stdout, list[i].name);
-            fputs(",\"from\":", stdout);
+            printf(",\"version\":%" PRIu32 ",\"from\":", list[i].version);
             cli_json_string(stdout, list[i].from);
             fputs(",\"to\":", stdout);
             cli_json_string(stdout, list[i].to);
@@ -135,9 +138,10 @@ static int s_list_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
         fputs("]}\n", stdout);
     }
     else {
-        cli_table_t *table = cli_table_new(3, headers, "lll");
+        cli_table_t *table = cli_table_new(4, headers, "lrll");
         for (size_t i = 0; i < n; i++) {
             cli_table_cell(table, "%s", list[i].name);
+            cli_table_cell(table, "%" PRIu32, list[i].version);
             cli_table_cell(table, "%s", list[i].from);
             cli_table_cell(table, "%s", list[i].to);
         }
@@ -156,6 +160,10 @@ static int s_show_run(cli_ctx_t *ctx, void *self_, sl_client_t *client)
     int rc = sl_mapping_get(client, ctx->pos[0], &info);
     if (rc != 0)
         return cli_fail(ctx, rc, "cannot show mapping '%s'", ctx->pos[0]);
+    /* stdout is the YAML as registered (adding it again changes nothing);
+     * which version it is goes beside it. */
+    fprintf(stderr, "mapping %s version %" PRIu32 ": %s -> %s\n", info.name, info.version,
+            info.from, info.to);
     fputs(info.yaml, stdout);
     sl_mapping_info_clear(&info);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;

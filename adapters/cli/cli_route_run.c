@@ -279,7 +279,7 @@ int cli_route_message(cli_route_world_t *w, const slt_route_table_t *table,
                 o->routed = true;
             s_fired(o, route);
             if (s->outcome == SLT_ROUTE_FAILED) {
-                s_dlq(o, route, s->reason ? s->reason : "failed");
+                s_dlq(o, route, s->reason ? slt_route_reason(s->reason, route) : "failed");
                 continue;
             }
             if (s->action == SLT_ROUTE_DROP) {   /* or the mapping's drop_if */

@@ -65,9 +65,12 @@ static void s_print_text(const sl_trace_t *t, int depth)
         printf("  stored %s", when);
     fputc('\n', stdout);
     if (t->derived) {
-        printf("  made by route %s (table version %" PRIu32 ") from %s@%" PRIu64 "%s%s%s\n",
-               t->route, t->lineage_version, t->source_topic, t->source_offset,
-               t->mapping[0] ? " through mapping " : "", t->mapping,
+        char mapping[180] = "";
+        if (t->mapping[0])
+            snprintf(mapping, sizeof mapping, " through mapping %s version %" PRIu32,
+                     t->mapping, t->mapping_version);
+        printf("  made by route %s (table version %" PRIu32 ") from %s@%" PRIu64 "%s%s\n",
+               t->route, t->lineage_version, t->source_topic, t->source_offset, mapping,
                strcmp(t->topic, "_dlq.routes") == 0 ? " (a dead-letter leg)" : "");
     }
     if (t->routed) {
@@ -135,7 +138,8 @@ static void s_print_json(const sl_trace_t *t)
         cli_json_string(stdout, t->route);
         fputs(",\"mapping\":", stdout);
         cli_json_string(stdout, t->mapping);
-        printf(",\"table_version\":%" PRIu32 "}", t->lineage_version);
+        printf(",\"mapping_version\":%" PRIu32 ",\"table_version\":%" PRIu32 "}",
+               t->mapping_version, t->lineage_version);
     }
     else
         fputs("null", stdout);

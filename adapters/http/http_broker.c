@@ -9,22 +9,39 @@
  *  with one result per line of a batch. A request still unconfirmed after
  *  publish_timeout_ms (the broker went away) is answered 503 with what is
  *  known; its confirms may still come and are then only logged, and a
- *  retry with the same keys is deduplicated by the broker. The thread
- *  polls each client with a short timeout: libsluice has no descriptor to
- *  wait on together with the queue.  */
+ *  retry with the same keys is deduplicated by the broker.
+ *
+ *  Waiting: http_broker_submit writes an eventfd when the queue was
+ *  empty, and the thread sleeps in sl_poll_fd on its client and that
+ *  descriptor at once, so a job and a broker frame each wake it at once
+ *  (no naps: a request costs its round trip, not a poll interval). The
+ *  clients send with linger 0 (http_serve.c): what the thread published
+ *  from the jobs it took leaves before it waits again, in one batch, and
+ *  the jobs that came meanwhile make the next one. With several clients
+ *  (identities) the thread polls each without waiting and waits on the
+ *  eventfd alone between turns, briefly while publishes are open.  */
 #include "http_broker_int.h"
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 #include "http_common.h"
 
-/* After a job or a broker event the loop stays "hot" this long: it polls
- * without waiting and naps S_HOT_NAP_NS between turns. */
+/* One client: the longest sleep between turns (publish timeouts, pull
+ * deadlines and leases are checked that often when nothing happens). */
+#define S_WAIT_MS 10
+/* Several clients: after a job or a broker event the loop stays "hot"
+ * this long, waiting S_HOT_WAIT_US on the eventfd between turns (their
+ * sockets are not in that wait), else S_IDLE_WAIT_US. */
 #define S_HOT_MS 20
-#define S_HOT_NAP_NS 50000
+#define S_HOT_WAIT_US 50
+#define S_IDLE_WAIT_US 500
 
 /* One message's outcome. */
 typedef struct {
@@ -334,31 +351,81 @@ static void s_dispatch(http_broker_t *self, http_job_t *job)
     }
 }
 
-/* Poll every client once; log session changes. Returns events seen. */
+/* Log CONN's session changes; true while it is connected. */
+static bool s_conn_state(http_conn_t *c)
+{
+    bool up = sl_client_connected(c->client);
+
+    if (up != c->connected) {
+        c->connected = up;
+        if (up)
+            http_log(HTTP_LOG_INFO, "broker_connected", "identity=%s", c->name);
+        else
+            http_log(HTTP_LOG_WARN, "broker_lost", "identity=%s", c->name);
+    }
+    return up;
+}
+
+/* Wait on the eventfd alone, at most US microseconds. */
+static void s_wait_wake(http_broker_t *self, long us)
+{
+    struct pollfd p = { .fd = self->wake_fd, .events = POLLIN };
+    struct timespec ts = { 0, us * 1000 };
+
+    (void) ppoll(&p, 1, &ts, NULL);
+}
+
+/* Do every client's I/O, then sleep until a job or a broker frame comes
+ * (one client) or briefly (several, HOT: publishes are open). Returns the
+ * events seen. */
 static int s_poll(http_broker_t *self, bool hot)
 {
-    int timeout = self->nconns == 1 && !hot ? 1 : 0, events = 0, n;
-    bool all = true;
+    int events = 0, n;
+    bool all = true, woke = false;
     size_t i;
 
-    for (i = 0; i < self->nconns; i++) {
-        http_conn_t *c = &self->conns[i];
-        bool up;
-
-        n = sl_poll(c->client, timeout);
-        events += n > 0 ? n : 0;
-        up = sl_client_connected(c->client);
-        if (up != c->connected) {
-            c->connected = up;
-            if (up)
-                http_log(HTTP_LOG_INFO, "broker_connected", "identity=%s", c->name);
-            else
-                http_log(HTTP_LOG_WARN, "broker_lost", "identity=%s", c->name);
+    if (self->nconns == 1) {
+        n = sl_poll_fd(self->conns[0].client, self->wake_fd, S_WAIT_MS, &woke);
+        events = n > 0 ? n : 0;
+        all = s_conn_state(&self->conns[0]);
+    }
+    else {
+        for (i = 0; i < self->nconns; i++) {
+            n = sl_poll(self->conns[i].client, 0);
+            events += n > 0 ? n : 0;
+            all = s_conn_state(&self->conns[i]) && all;
         }
-        all = all && up;
+        if (!events)
+            s_wait_wake(self, hot ? S_HOT_WAIT_US : S_IDLE_WAIT_US);
     }
     atomic_store(&self->ready, all);
     return events;
+}
+
+/* Take the queued jobs. The eventfd is read first: a job queued after
+ * the take writes it again, so the next wait wakes for it. */
+static http_job_t *s_take(http_broker_t *self)
+{
+    http_job_t *jobs;
+    uint64_t v;
+
+    if (read(self->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+        http_log(HTTP_LOG_WARN, "wake_failed", "errno=%d", errno);
+    pthread_mutex_lock(&self->mu);
+    jobs = self->queue;
+    self->queue = self->tail = NULL;
+    self->woken = false;
+    pthread_mutex_unlock(&self->mu);
+    return jobs;
+}
+
+/* Wake the thread (any thread). */
+static void s_wake(http_broker_t *self)
+{
+    uint64_t one = 1;
+
+    if (write(self->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        http_log(HTTP_LOG_WARN, "wake_failed", "errno=%d", errno);
 }
 
 static bool s_busy(const http_broker_t *self)
@@ -383,10 +450,7 @@ static void *s_run(void *arg)
     size_t i;
 
     for (;;) {
-        pthread_mutex_lock(&self->mu);
-        jobs = self->queue;
-        self->queue = self->tail = NULL;
-        pthread_mutex_unlock(&self->mu);
+        jobs = s_take(self);
         if (jobs)
             hot_until = now + S_HOT_MS;
         while ((job = jobs)) {
@@ -394,16 +458,8 @@ static void *s_run(void *arg)
             job->next = NULL;
             s_dispatch(self, job);
         }
-        /* Busy: a job may come any moment and libsluice cannot wake us
-         * for it, so poll without waiting and nap briefly. Idle: let one
-         * client's poll wait 1 ms (a new job waits at most that long). */
         if (s_poll(self, now < hot_until) > 0)
             hot_until = now + S_HOT_MS;
-        else if (now < hot_until || self->nconns > 1) {
-            struct timespec ts = { 0, now < hot_until ? S_HOT_NAP_NS : 500000 };
-
-            nanosleep(&ts, NULL);
-        }
         now = http_now_ms();
         for (i = 0; i < self->nconns; i++) {
             s_pubs_expire(&self->conns[i], now, false);
@@ -456,6 +512,15 @@ int http_broker_new(const http_broker_config_t *config, http_broker_t **out,
         return SL_ENOMEM;
     }
     pthread_mutex_init(&self->mu, NULL);
+    self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->wake_fd < 0) {
+        snprintf(err, errlen, "cannot make the broker thread's eventfd: %s",
+                 strerror(errno));
+        pthread_mutex_destroy(&self->mu);
+        free(self->conns);
+        free(self);
+        return SL_ESYS;
+    }
     atomic_init(&self->stopping, false);
     atomic_init(&self->ready, false);
     self->publish_timeout_ms = config->publish_timeout_ms;
@@ -489,17 +554,25 @@ fail:
 
 int http_broker_submit(http_broker_t *self, http_job_t *job)
 {
+    bool wake = false;
     int rc = 0;
 
     job->next = NULL;
     pthread_mutex_lock(&self->mu);
     if (self->closed)
         rc = SL_EUNAVAIL;
-    else if (self->tail)
-        self->tail = self->tail->next = job;
-    else
-        self->queue = self->tail = job;
+    else {
+        if (self->tail)
+            self->tail = self->tail->next = job;
+        else
+            self->queue = self->tail = job;
+        /* One write per take: the jobs behind it ride along. */
+        wake = !self->woken;
+        self->woken = true;
+    }
     pthread_mutex_unlock(&self->mu);
+    if (wake)
+        s_wake(self);
     return rc;
 }
 
@@ -514,6 +587,7 @@ void http_broker_stop(http_broker_t *self)
     if (!self->started)
         return;
     atomic_store(&self->stopping, true);
+    s_wake(self);
     pthread_join(self->thread, NULL);
     self->started = false;
 }
@@ -540,6 +614,7 @@ void http_broker_destroy(http_broker_t **self_p)
         }
     }
     free(self->conns);
+    close(self->wake_fd);
     pthread_mutex_destroy(&self->mu);
     free(self);
     *self_p = NULL;

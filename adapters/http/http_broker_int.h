@@ -26,10 +26,13 @@ typedef struct {
 struct http_broker {
     pthread_t thread;
     bool started;               /* the thread runs (main thread's view) */
-    pthread_mutex_t mu;         /* guards QUEUE, TAIL, CLOSED */
+    pthread_mutex_t mu;         /* guards QUEUE, TAIL, CLOSED, WOKEN */
     http_job_t *queue;          /* submitted, not yet taken */
     http_job_t *tail;
     bool closed;                /* no more jobs: submit refuses */
+    bool woken;                 /* WAKE_FD written since the last take */
+    int wake_fd;                /* eventfd: a job came (or stop); the
+                                   thread sleeps on it and its client */
     atomic_bool stopping;       /* stop asked: refuse new work, drain */
     atomic_bool ready;          /* every client connected */
     http_conn_t *conns;         /* NCONNS, owned */

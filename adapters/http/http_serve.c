@@ -272,6 +272,10 @@ static int s_clients(s_opts_t *o, http_server_t *srv, sl_options_t **opts,
 
         so->name = "sluice-http";
         so->block_ms = 0;               /* the broker thread never blocks */
+        /* A publish leaves at the broker thread's next turn, not after a
+         * linger: the jobs the thread took together make the batch, and
+         * a lone request does not wait for company (http_broker.c). */
+        so->linger_ms = 0;
         so->heartbeat_ms = 500;         /* a lost broker is seen within 2 s */
         so->dead_after_ms = 2000;
         so->connect_timeout_ms = 5000;

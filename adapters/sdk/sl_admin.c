@@ -525,6 +525,7 @@ static void s_mapping_copy(const Sluice__MappingInfo *in, sl_mapping_info_t *out
     snprintf(out->from, sizeof out->from, "%s", in->from ? in->from : "");
     snprintf(out->to, sizeof out->to, "%s", in->to ? in->to : "");
     out->created_us = in->created_us;
+    out->version = in->version;
     out->yaml = yaml;
 }
 
@@ -878,6 +879,7 @@ static int s_trace_copy_one(const Sluice__TraceReply *r, sl_trace_t *out, int de
         snprintf(out->route, sizeof out->route, "%s", l->route ? l->route : "");
         snprintf(out->mapping, sizeof out->mapping, "%s", l->mapping ? l->mapping : "");
         out->lineage_version = l->table_version;
+        out->mapping_version = l->mapping_version;
     }
     if (r->n_steps) {
         out->steps = calloc(r->n_steps, sizeof *out->steps);

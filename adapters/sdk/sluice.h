@@ -174,6 +174,18 @@ void sl_client_destroy(sl_client_t **self_p);
  * negative code. Events are frames received from the broker. */
 int sl_poll(sl_client_t *self, int timeout_ms);
 
+/* sl_poll that also wakes when FD (a descriptor of the caller's: an
+ * eventfd, a pipe, a socket) is readable, so one thread can sleep until
+ * either a broker frame or its own work arrives. Does what is ready at
+ * once; before it blocks it sends what lingers (as sl_poll with a timeout
+ * does). Returns when frames were handled, FD became readable, or after
+ * TIMEOUT_MS (0 = do not wait; -1 = no limit). *FD_READY says whether FD
+ * was readable at return; FD is not read: the caller drains it. While the
+ * client is not connected FD is looked at every millisecond. Returns the
+ * number of events handled (>= 0), SL_EINVAL for a negative FD, or what
+ * sl_poll returns. */
+int sl_poll_fd(sl_client_t *self, int fd, int timeout_ms, bool *fd_ready);
+
 /* True while a session with the broker is established. */
 bool sl_client_connected(const sl_client_t *self);
 
@@ -552,9 +564,12 @@ typedef struct {
     uint64_t created_us;
     char *yaml;                 /* sl_mapping_get only (owned: free with
                                    sl_mapping_info_clear), else NULL */
+    uint32_t version;           /* 1, 2, ...: each different text added under
+                                   the name is the next */
 } sl_mapping_info_t;
 
-/* Add (or replace) the mapping in YAML; *out (may be NULL) names it. 0,
+/* Add (or replace) the mapping in YAML; *out (may be NULL) names it and
+ * its version (a text equal to the current one keeps its version). 0,
  * SL_EINVAL (does not compile or check), SL_ENOTFOUND (a schema it names
  * is not registered), SL_EDENIED, SL_ETIMEOUT. */
 int sl_mapping_add(sl_client_t *self, const char *yaml, sl_mapping_info_t *out);
@@ -703,6 +718,7 @@ struct sl_trace {
     char route[129];            /* the route that made it */
     char mapping[129];          /* its mapping, or "" */
     uint32_t lineage_version;   /* the table version that made it */
+    uint32_t mapping_version;   /* MAPPING's version that made it (0: none) */
     sl_trace_t *source;         /* derived: the source's own trace (owned;
                                    NULL when not sent) */
 };

@@ -760,7 +760,7 @@ def test_mapping_in_use(w):
     try:
         routes_apply(c, table)
         r, k = c.admin('mapping_remove', name='conf-map-used')
-        expect_error(r, 409, k, text='mapping "conf-map-used" is in use by the live routing table')
+        expect_error(r, 409, k, text='mapping conf-map-used is used by route conf-rt of the live routing table')
     finally:
         routes_apply(c, ROUTES_EMPTY)
     c.ok('mapping_remove', name='conf-map-used')

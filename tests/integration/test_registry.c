@@ -281,7 +281,7 @@ static void test_mappings(void **state)
     assert_int_equal(s_cli(fx, NULL, &out, "schema register canonical.order %s", p_to), 0);
     free(out);
     assert_int_equal(s_cli(fx, NULL, &out, "mapping add %s", p_map), 0);
-    assert_non_null(strstr(out, "a-to-c: shop-a.order@1 -> canonical.order@1"));
+    assert_non_null(strstr(out, "a-to-c version 1: shop-a.order@1 -> canonical.order@1"));
     free(out);
     /* $.idd does not exist in the closed source schema: line 5, caret. */
     assert_int_not_equal(s_cli(fx, NULL, &out, "mapping add %s", p_bad), 0);

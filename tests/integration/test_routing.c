@@ -218,6 +218,8 @@ static void test_deliver_lineage(void **state)
     assert_string_equal(m[0]->lineage->source_topic, "rt.a.in");
     assert_int_equal(m[0]->lineage->source_offset, off);
     assert_string_equal(m[0]->lineage->route, "copy");
+    assert_string_equal(m[0]->lineage->mapping, "");
+    assert_int_equal(m[0]->lineage->mapping_version, 0);
     assert_int_equal(m[0]->lineage->table_version, v);
     assert_int_equal(m[0]->lineage->n_path, 2);
     assert_string_equal(m[0]->lineage->path[0], "rt.a.in");
@@ -275,6 +277,7 @@ static void test_mapping_route(void **state)
     assert_true(s_payload_is(m[0], "{\"id\":\"a\",\"amount\":5}"));
     assert_string_equal(m[0]->content_type, "application/json");
     assert_string_equal(m[0]->lineage->mapping, "rt-map");
+    assert_int_equal(m[0]->lineage->mapping_version, 1);
     assert_string_equal(m[0]->lineage->route, "mapped");
     h_envelopes_free(m, n);
     n = s_read(fx, "_dlq.routes", m, 64);
@@ -299,6 +302,8 @@ static void test_mapping_route(void **state)
     Sluice__Frame *r = s_request(fx, &g);
     assert_int_equal(r->body_case, SLUICE__FRAME__BODY_ERROR);
     assert_int_equal(r->error->code, 409);
+    assert_non_null(strstr(r->error->text, "mapping rt-map is used by route mapped of the "
+                                           "live routing table"));
     slc_frame_free(&r);
 }
 
@@ -388,6 +393,7 @@ static void test_failure_dlq(void **state)
         const char *error = s_header(m[i], "sluice-error");
         assert_non_null(error);
         assert_true(strlen(error) > 0);
+        assert_null(strstr(error, "needs-json"));  /* the route is in sluice-route */
         assert_true(s_payload_is(m[i], "this is not json"));
     }
     assert_int_equal(found, 1);

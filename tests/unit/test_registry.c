@@ -2,7 +2,9 @@
  *  subjects with numbered versions (a compatible new version is accepted,
  *  an incompatible one refused with its reasons), topics bound to a
  *  subject so that a publish is validated (a readable reason when not),
- *  mappings added, read, listed and removed, a rolled-back transaction
+ *  mappings added, read, listed and removed (each different text under a
+ *  name its next version, kept across a removal and for records stored
+ *  before versions existed), a rolled-back transaction
  *  that leaves nothing, and all of it read back after reopening the store.
  *  No broker: a store in a temp dir. Single thread.  */
 #include <setjmp.h>
@@ -365,6 +367,100 @@ static void test_mappings(void **state)
     s_end(f, txn, SL_ENOTFOUND);
 }
 
+/* Add YAML in its own transaction: the rc and the version *info names. */
+static int s_map_add_v(s_fixture_t *f, const char *yaml, uint32_t *version)
+{
+    Sluice__MappingInfo info = SLUICE__MAPPING_INFO__INIT;
+    sld_txn_t *txn = s_begin(f);
+    int rc = sld_registry_map_add(f->reg, txn, yaml, strlen(yaml), &info,
+                                  f->why, sizeof f->why);
+    *version = rc == 0 ? info.version : 0;
+    return s_end(f, txn, rc);
+}
+
+static uint32_t s_map_version(s_fixture_t *f, const char *name)
+{
+    Sluice__MappingInfo info = SLUICE__MAPPING_INFO__INIT;
+    assert_int_equal(sld_registry_map_get(f->reg, name, &info), 0);
+    return info.version;
+}
+
+/* A mapping's versions: 1 when new; a different text under the name is
+ * the next (two in one transaction too); the same text again is no new
+ * version; list and get say it; a removal keeps the count, across a
+ * reopen; a record stored before versions existed reads as version 1. */
+static void test_mapping_versions(void **state)
+{
+    s_fixture_t *f = *state;
+    uint32_t v = 0;
+    bool existed = false;
+    static const char other[] = S_MAP_YAML "  # changed\n";
+    static const char third[] = S_MAP_YAML "  # changed again\n";
+    assert_int_equal(s_register(f, "order", S_ORDER_V1, NULL, &v, &existed), 0);
+    assert_int_equal(s_register(f, "canon", S_CANON, NULL, &v, &existed), 0);
+
+    assert_int_equal(s_map_add_v(f, S_MAP_YAML, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(s_map_add_v(f, S_MAP_YAML, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(s_map_add_v(f, other, &v), 0);
+    assert_int_equal(v, 2);
+    assert_int_equal(s_map_version(f, "order-to-canon"), 2);
+    Sluice__MappingInfo **list = NULL;
+    size_t n = 0;
+    assert_int_equal(sld_registry_map_list(f->reg, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0]->version, 2);
+    sld_registry_map_list_free(&list, n);
+
+    /* Two in one transaction: 3 then 4 (the staged one counts). */
+    Sluice__MappingInfo info = SLUICE__MAPPING_INFO__INIT;
+    sld_txn_t *txn = s_begin(f);
+    assert_int_equal(sld_registry_map_add(f->reg, txn, third, strlen(third), &info,
+                                          f->why, sizeof f->why), 0);
+    assert_int_equal(info.version, 3);
+    assert_int_equal(sld_registry_map_add(f->reg, txn, S_MAP_YAML, strlen(S_MAP_YAML), &info,
+                                          f->why, sizeof f->why), 0);
+    assert_int_equal(info.version, 4);
+    s_end(f, txn, 0);
+    assert_int_equal(s_map_version(f, "order-to-canon"), 4);
+
+    /* Removed, reopened, added again: the count goes on. */
+    txn = s_begin(f);
+    assert_int_equal(sld_registry_map_remove(f->reg, txn, "order-to-canon",
+                                             f->why, sizeof f->why), 0);
+    s_end(f, txn, 0);
+    s_reopen(f);
+    assert_int_equal(sld_registry_map_get(f->reg, "order-to-canon", &info), SL_ENOTFOUND);
+    assert_int_equal(sld_registry_map_list(f->reg, &list, &n), 0);
+    assert_int_equal(n, 0);
+    sld_registry_map_list_free(&list, n);
+    assert_int_equal(s_map_add_v(f, S_MAP_YAML, &v), 0);
+    assert_int_equal(v, 5);
+    s_reopen(f);
+    assert_int_equal(s_map_version(f, "order-to-canon"), 5);
+
+    /* A record as brokers before versions wrote it (no version field). */
+    Sluice__MappingInfo old = SLUICE__MAPPING_INFO__INIT;
+    old.name = "order-to-canon";
+    old.from = "order@1";
+    old.to = "canon@1";
+    old.yaml = (char *) S_MAP_YAML;
+    old.created_us = 1;
+    uint8_t buf[1024], key[64];
+    size_t len = sluice__mapping_info__pack(&old, buf);
+    key[0] = 'm';
+    memcpy(key + 1, old.name, strlen(old.name));
+    txn = s_begin(f);
+    assert_int_equal(sld_table_put(txn, SLD_TABLE_REGISTRY, key, 1 + strlen(old.name), buf,
+                                   len), 0);
+    assert_int_equal(sld_txn_commit(&txn), 0);
+    s_reopen(f);
+    assert_int_equal(s_map_version(f, "order-to-canon"), 1);
+    assert_int_equal(s_map_add_v(f, other, &v), 0);
+    assert_int_equal(v, 2);
+}
+
 /* Everything written in a transaction that is rolled back is gone: in
  * memory and after reopening. */
 static void test_abort(void **state)
@@ -465,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bind_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mappings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
     };

@@ -321,8 +321,10 @@ static void test_stale(void **state)
     s_turn(f, S_N);
     assert_non_null(sld_route_prep_take(f->prep, f->reg, f->routes, &f->env[0], &routed));
     assert_true(routed);
-    /* The mapping replaced: the live table is compiled again, same version. */
-    s_map(f, S_MAP);
+    /* The mapping replaced (a changed text: its version 2; the same text
+     * again would change nothing): the live table is compiled again,
+     * same table version. */
+    s_map(f, S_MAP "  # changed\n");
     assert_null(sld_route_prep_take(f->prep, f->reg, f->routes, &f->env[0], &routed));
     assert_false(routed);
     sld_route_prep_end(f->prep);

@@ -857,6 +857,69 @@ static void t_batching(void **state)
     fb_destroy(&fb);
 }
 
+/* sl_poll_fd: one wait for broker frames and the caller's descriptor. */
+static void *s_write_later(void *arg)
+{
+    usleep(100 * 1000);
+    assert_int_equal(write(*(int *) arg, "x", 1), 1);
+    return NULL;
+}
+
+static void t_poll_fd(void **state)
+{
+    (void) state;
+    fb_t *fb = fb_new();
+    sl_options_t o;
+    sl_options_init(&o);
+    o.linger_ms = 10000;        /* only a blocking call sends */
+    sl_client_t *c = s_client(fb, &o);
+    assert_int_equal(sl_client_connect(c), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    bool ready = true;
+    assert_int_equal(sl_poll_fd(c, -1, 0, &ready), SL_EINVAL);
+    assert_false(ready);
+    /* Nothing waits on either side: it sleeps out its timeout. */
+    uint64_t t0 = slc_mono_ms();
+    assert_int_equal(sl_poll_fd(c, p[0], 60, &ready), 0);
+    assert_false(ready);
+    assert_true(slc_mono_ms() - t0 >= 60);
+    /* A lingering publish leaves before the wait, and its confirm ends
+     * the wait long before the timeout. */
+    rec_t rec = { 0 };
+    sl_message_t m = s_msg("orders.eu", "fd");
+    assert_int_equal(sl_publish(c, &m, s_rec, &rec, NULL), 0);
+    t0 = slc_mono_ms();
+    while (rec.n == 0 && slc_mono_ms() - t0 < 5000)
+        assert_true(sl_poll_fd(c, p[0], 5000, &ready) >= 0);
+    assert_int_equal(rec.n, 1);
+    assert_int_equal(rec.rc[0], 0);
+    assert_false(ready);
+    assert_true(slc_mono_ms() - t0 < 1000);
+    pthread_mutex_lock(&fb->mu);
+    assert_int_equal(fb->batches, 1);
+    pthread_mutex_unlock(&fb->mu);
+    /* The descriptor written by another thread wakes the wait at once,
+     * not at the timeout; it is left unread. */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_write_later, &p[1]), 0);
+    t0 = slc_mono_ms();
+    while (!ready && slc_mono_ms() - t0 < 5000)
+        assert_true(sl_poll_fd(c, p[0], 5000, &ready) >= 0);
+    uint64_t took = slc_mono_ms() - t0;
+    pthread_join(th, NULL);
+    assert_true(ready);
+    assert_true(took >= 90 && took < 1000);
+    assert_int_equal(sl_poll_fd(c, p[0], 1000, &ready), 0);
+    assert_true(ready);
+    char x;
+    assert_int_equal(read(p[0], &x, 1), 1);
+    close(p[0]);
+    close(p[1]);
+    sl_client_destroy(&c);
+    fb_destroy(&fb);
+}
+
 /* A call that blocks sends what lingers first: nothing can join a batch
  * while the caller waits, so holding it would only add latency. */
 static void t_blocking_sends(void **state)
@@ -1892,6 +1955,7 @@ int main(void)
         cmocka_unit_test(t_publish_confirm),
         cmocka_unit_test(t_batching),
         cmocka_unit_test(t_blocking_sends),
+        cmocka_unit_test(t_poll_fd),
         cmocka_unit_test(t_nacks),
         cmocka_unit_test(t_restart),
         cmocka_unit_test(t_silence),
