@@ -418,6 +418,96 @@ void h_envelopes_free(Sluice__Envelope **v, size_t n)
         slc_envelope_free(&v[i]);
 }
 
+Sluice__Frame *h_raw_admin(h_raw_t *r, uint64_t *corr, Sluice__Frame *f, char *err,
+                           size_t errlen)
+{
+    Sluice__Frame *reply = h_raw_request(r, corr, f);
+    if (!reply)
+        snprintf(err, errlen, "no reply to %s", slc_frame_name(f));
+    else if (reply->body_case == SLUICE__FRAME__BODY_ERROR) {
+        snprintf(err, errlen, "%s refused: %u %s", slc_frame_name(f), reply->error->code,
+                 reply->error->text);
+        slc_frame_free(&reply);
+    }
+    return reply;
+}
+
+int h_raw_schema_register(h_raw_t *r, uint64_t *corr, const char *subject,
+                          const char *schema, char *err, size_t errlen)
+{
+    Sluice__SchemaRegister sr = SLUICE__SCHEMA_REGISTER__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    sr.subject = (char *) subject;
+    sr.schema = (char *) schema;
+    f.body_case = SLUICE__FRAME__BODY_SCHEMA_REGISTER;
+    f.schema_register = &sr;
+    Sluice__Frame *reply = h_raw_admin(r, corr, &f, err, errlen);
+    int rc = reply ? 0 : -1;
+    slc_frame_free(&reply);
+    return rc;
+}
+
+int h_raw_routes_apply(h_raw_t *r, uint64_t *corr, const char *yaml, uint32_t *version,
+                       char *err, size_t errlen)
+{
+    Sluice__RoutesApply ra = SLUICE__ROUTES_APPLY__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    ra.yaml = (char *) yaml;
+    f.body_case = SLUICE__FRAME__BODY_ROUTES_APPLY;
+    f.routes_apply = &ra;
+    Sluice__Frame *reply = h_raw_admin(r, corr, &f, err, errlen);
+    if (!reply)
+        return -1;
+    int rc = 0;
+    if (reply->body_case != SLUICE__FRAME__BODY_ROUTES_APPLY_REPLY) {
+        snprintf(err, errlen, "RoutesApply answered with %s", slc_frame_name(reply));
+        rc = -1;
+    }
+    else if (version)
+        *version = reply->routes_apply_reply->version;
+    slc_frame_free(&reply);
+    return rc;
+}
+
+int h_raw_publish(h_raw_t *r, uint64_t *corr, const char *topic, const char *payload,
+                  uint64_t *offset, char *err, size_t errlen)
+{
+    Sluice__Envelope e = SLUICE__ENVELOPE__INIT;
+    Sluice__Publish p = SLUICE__PUBLISH__INIT;
+    Sluice__Frame f = SLUICE__FRAME__INIT;
+    e.topic = (char *) topic;
+    e.payload.data = (uint8_t *) payload;
+    e.payload.len = strlen(payload);
+    p.msg = &e;
+    f.body_case = SLUICE__FRAME__BODY_PUBLISH;
+    f.publish = &p;
+    Sluice__Frame *reply = h_raw_request(r, corr, &f);
+    int rc = -1;
+    if (!reply)
+        snprintf(err, errlen, "no confirm for a publish on %s", topic);
+    else if (reply->body_case != SLUICE__FRAME__BODY_PUBLISH_ACK
+             || reply->publish_ack->n_confirms != 1)
+        snprintf(err, errlen, "a publish on %s answered with %s", topic,
+                 slc_frame_name(reply));
+    else if (reply->publish_ack->confirms[0]->code)
+        snprintf(err, errlen, "publish on %s refused: %d %s", topic,
+                 reply->publish_ack->confirms[0]->code, reply->publish_ack->confirms[0]->text);
+    else {
+        *offset = reply->publish_ack->confirms[0]->offset;
+        rc = 0;
+    }
+    slc_frame_free(&reply);
+    return rc;
+}
+
+const char *h_envelope_header(const Sluice__Envelope *e, const char *key)
+{
+    for (size_t i = 0; i < e->n_headers; i++)
+        if (strcmp(e->headers[i]->key, key) == 0)
+            return e->headers[i]->value;
+    return NULL;
+}
+
 int h_raw_hello(h_raw_t *r)
 {
     Sluice__Hello hello = SLUICE__HELLO__INIT;

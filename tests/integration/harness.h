@@ -97,4 +97,28 @@ int h_raw_read_topic(const char *endpoint, const char *topic, Sluice__Envelope *
 /* Free the N envelopes of V. */
 void h_envelopes_free(Sluice__Envelope **v, size_t n);
 
+/* h_raw_request of admin frame F whose reply must not be an Error: the
+ * reply (caller frees) or NULL with ERR saying why (no reply in time, or
+ * the refusal's code and text). */
+Sluice__Frame *h_raw_admin(h_raw_t *r, uint64_t *corr, Sluice__Frame *f, char *err,
+                           size_t errlen);
+
+/* SchemaRegister SUBJECT with SCHEMA (JSON text), through h_raw_admin.
+ * 0, or -1 with ERR. */
+int h_raw_schema_register(h_raw_t *r, uint64_t *corr, const char *subject,
+                          const char *schema, char *err, size_t errlen);
+
+/* RoutesApply YAML: 0 with *VERSION (the new live version; VERSION may be
+ * NULL), or -1 with ERR. */
+int h_raw_routes_apply(h_raw_t *r, uint64_t *corr, const char *yaml, uint32_t *version,
+                       char *err, size_t errlen);
+
+/* Publish PAYLOAD (text) on TOPIC and wait for its confirm: 0 with
+ * *OFFSET, or -1 with ERR (no reply, or the confirm's code and text). */
+int h_raw_publish(h_raw_t *r, uint64_t *corr, const char *topic, const char *payload,
+                  uint64_t *offset, char *err, size_t errlen);
+
+/* The value of E's header KEY, or NULL. */
+const char *h_envelope_header(const Sluice__Envelope *e, const char *key);
+
 #endif

@@ -76,22 +76,10 @@ static void s_apply(s_fx_t *fx, const char *yaml)
 
 static uint64_t s_pub(s_fx_t *fx, const char *topic, const char *payload)
 {
-    Sluice__Envelope e = SLUICE__ENVELOPE__INIT;
-    Sluice__Publish p = SLUICE__PUBLISH__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    e.topic = (char *) topic;
-    e.payload.data = (uint8_t *) payload;
-    e.payload.len = strlen(payload);
-    p.msg = &e;
-    f.body_case = SLUICE__FRAME__BODY_PUBLISH;
-    f.publish = &p;
-    Sluice__Frame *r = s_request(fx, &f);
-    assert_int_equal(r->body_case, SLUICE__FRAME__BODY_PUBLISH_ACK);
-    const Sluice__Confirm *c = r->publish_ack->confirms[0];
-    if (c->code)
-        fail_msg("publish to %s refused: %d %s", topic, c->code, c->text);
-    uint64_t off = c->offset;
-    slc_frame_free(&r);
+    char err[1024];
+    uint64_t off = 0;
+    if (h_raw_publish(&fx->raw, &fx->corr, topic, payload, &off, err, sizeof err) != 0)
+        fail_msg("%s", err);
     return off;
 }
 

@@ -91,59 +91,28 @@ static Sluice__Frame *s_request(s_fx_t *fx, Sluice__Frame *f)
     return r;
 }
 
-static void s_admin_ok(s_fx_t *fx, Sluice__Frame *f)
-{
-    Sluice__Frame *r = s_request(fx, f);
-    if (r->body_case == SLUICE__FRAME__BODY_ERROR)
-        fail_msg("%s refused: %s", slc_frame_name(f), r->error->text);
-    slc_frame_free(&r);
-}
-
 static void s_register(s_fx_t *fx, const char *subject, const char *schema)
 {
-    Sluice__SchemaRegister sr = SLUICE__SCHEMA_REGISTER__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    sr.subject = (char *) subject;
-    sr.schema = (char *) schema;
-    f.body_case = SLUICE__FRAME__BODY_SCHEMA_REGISTER;
-    f.schema_register = &sr;
-    s_admin_ok(fx, &f);
+    char err[1024];
+    if (h_raw_schema_register(&fx->raw, &fx->corr, subject, schema, err, sizeof err) != 0)
+        fail_msg("%s", err);
 }
 
 static uint32_t s_apply(s_fx_t *fx, const char *yaml)
 {
-    Sluice__RoutesApply ra = SLUICE__ROUTES_APPLY__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    ra.yaml = (char *) yaml;
-    f.body_case = SLUICE__FRAME__BODY_ROUTES_APPLY;
-    f.routes_apply = &ra;
-    Sluice__Frame *r = s_request(fx, &f);
-    if (r->body_case != SLUICE__FRAME__BODY_ROUTES_APPLY_REPLY)
-        fail_msg("apply refused: %s", r->body_case == SLUICE__FRAME__BODY_ERROR
-                 ? r->error->text : slc_frame_name(r));
-    uint32_t v = r->routes_apply_reply->version;
-    slc_frame_free(&r);
+    char err[4096];
+    uint32_t v = 0;
+    if (h_raw_routes_apply(&fx->raw, &fx->corr, yaml, &v, err, sizeof err) != 0)
+        fail_msg("%s", err);
     return v;
 }
 
 static uint64_t s_pub(s_fx_t *fx, const char *topic, const char *payload)
 {
-    Sluice__Envelope e = SLUICE__ENVELOPE__INIT;
-    Sluice__Publish p = SLUICE__PUBLISH__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    e.topic = (char *) topic;
-    e.payload.data = (uint8_t *) payload;
-    e.payload.len = strlen(payload);
-    p.msg = &e;
-    f.body_case = SLUICE__FRAME__BODY_PUBLISH;
-    f.publish = &p;
-    Sluice__Frame *r = s_request(fx, &f);
-    assert_int_equal(r->body_case, SLUICE__FRAME__BODY_PUBLISH_ACK);
-    const Sluice__Confirm *c = r->publish_ack->confirms[0];
-    if (c->code)
-        fail_msg("publish to %s refused: %d %s", topic, c->code, c->text);
-    uint64_t off = c->offset;
-    slc_frame_free(&r);
+    char err[1024];
+    uint64_t off = 0;
+    if (h_raw_publish(&fx->raw, &fx->corr, topic, payload, &off, err, sizeof err) != 0)
+        fail_msg("%s", err);
     return off;
 }
 
@@ -154,14 +123,6 @@ static size_t s_read(s_fx_t *fx, const char *topic, Sluice__Envelope **out, size
     if (h_raw_read_topic(fx->b.endpoint, topic, out, max, &n, err, sizeof err) != 0)
         fail_msg("%s", err);
     return n;
-}
-
-static const char *s_header(const Sluice__Envelope *e, const char *key)
-{
-    for (size_t i = 0; i < e->n_headers; i++)
-        if (strcmp(e->headers[i]->key, key) == 0)
-            return e->headers[i]->value;
-    return NULL;
 }
 
 static bool s_payload_is(const Sluice__Envelope *e, const char *text)
@@ -356,11 +317,11 @@ static void test_failure_text_once(void **state)
     size_t n = s_read(fx, "_dlq.routes", m, 64);
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *route = s_header(m[i], "sluice-route");
+        const char *route = h_envelope_header(m[i], "sluice-route");
         if (!route || strcmp(route, "mv-json-only") != 0)
             continue;
         found++;
-        const char *error = s_header(m[i], "sluice-error");
+        const char *error = h_envelope_header(m[i], "sluice-error");
         assert_non_null(error);
         printf("sluice-error: %s\n", error);
         assert_true(strncmp(error, "where: the payload is not valid", 31) == 0);

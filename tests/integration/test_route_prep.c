@@ -79,21 +79,18 @@ static Sluice__Frame *s_request(s_fx_t *fx, Sluice__Frame *f)
 
 static void s_admin_ok(s_fx_t *fx, Sluice__Frame *f)
 {
-    Sluice__Frame *r = s_request(fx, f);
-    if (r->body_case == SLUICE__FRAME__BODY_ERROR)
-        fail_msg("%s refused: %s", slc_frame_name(f), r->error->text);
+    char err[2048];
+    Sluice__Frame *r = h_raw_admin(&fx->raw, &fx->corr, f, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
     slc_frame_free(&r);
 }
 
 static void s_register(s_fx_t *fx, const char *subject, const char *schema)
 {
-    Sluice__SchemaRegister sr = SLUICE__SCHEMA_REGISTER__INIT;
-    Sluice__Frame f = SLUICE__FRAME__INIT;
-    sr.subject = (char *) subject;
-    sr.schema = (char *) schema;
-    f.body_case = SLUICE__FRAME__BODY_SCHEMA_REGISTER;
-    f.schema_register = &sr;
-    s_admin_ok(fx, &f);
+    char err[1024];
+    if (h_raw_schema_register(&fx->raw, &fx->corr, subject, schema, err, sizeof err) != 0)
+        fail_msg("%s", err);
 }
 
 static void s_bind_frame(Sluice__Frame *f, Sluice__TopicSet *ts, const char *topic,
