@@ -1,6 +1,7 @@
 /*  sluiced - the sluice broker daemon: parse the configuration, wire the
- *  server, serve until SIGTERM or SIGINT; SIGHUP re-reads the config file
- *  and flags and applies what can change at run time. Nothing else.
+ *  log and the server, serve until SIGTERM or SIGINT; SIGHUP re-reads the
+ *  config file and flags and applies what can change at run time; SIGUSR1
+ *  reopens --log-file. Nothing else.
  *  Signals arrive through a signalfd the server polls, so no handler and
  *  no global flag is needed.  */
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include "sld_config.h"
 #include "sld_seal.h"
 #include "sld_server.h"
+#include "sld_server_log.h"
 #include "sld_store.h"
 #ifdef SLUICE_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -156,7 +158,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluiced: %s\n(sluiced --help lists the options)\n", err);
         return 64;
     }
-    s_malloc_tune();
     switch (action) {
     case SLD_HELP:
     case SLD_VERSION:
@@ -182,20 +183,29 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0) {
         perror("sluiced: sigprocmask");
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    sld_log_t *log = NULL;
+    if (sld_log_open(&cfg, &log, err, sizeof err) != 0) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        return 1;
+    }
+    s_malloc_tune();                    /* after the log: it may say something */
     s_raise_nofile(&cfg);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     if (sfd < 0) {
         perror("sluiced: signalfd");
+        sld_log_destroy(&log);
         return 1;
     }
     sld_server_t *server = NULL;
     if (sld_server_new(&cfg, &server) != 0) {
         close(sfd);
+        sld_log_destroy(&log);
         return 1;
     }
     s_notify("READY=1");
@@ -204,6 +214,11 @@ int main(int argc, char **argv)
         struct signalfd_siginfo si;
         if (read(sfd, &si, sizeof si) != (ssize_t) sizeof si)
             continue;
+        if (si.ssi_signo == SIGUSR1) {
+            if (sld_log_reopen(log, err, sizeof err) == SL_ESYS)
+                sld_log_line(log, 0, "log", "SIGUSR1: %s", err);
+            continue;
+        }
         if (si.ssi_signo != SIGHUP)
             break;
         s_notify("RELOADING=1");
@@ -218,6 +233,7 @@ int main(int argc, char **argv)
     s_notify("STOPPING=1");
     fprintf(stderr, "sluiced: shutting down: every acked message is committed\n");
     sld_server_destroy(&server);
+    sld_log_destroy(&log);
     close(sfd);
     return rc == 0 ? 0 : 1;
 }

@@ -23,6 +23,7 @@
  *  and a summary), so one address makes at most 2 x (8 + 1) records per
  *  interval and every address together 2 x (256 + 1).  */
 #include "sld_audit.h"
+#include "sld_event.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -366,22 +367,9 @@ int sld_audit_write(sld_audit_t *self, sld_txn_t *txn, uint32_t *topic_id)
         return 0;
     uint32_t id;
     rc = sld_store_topic_ensure(txn, SLD_AUDIT_TOPIC, &id);
-    for (size_t i = 0; rc == 0 && i < self->n; i++) {
-        Sluice__Envelope e = SLUICE__ENVELOPE__INIT;
-        e.topic = SLD_AUDIT_TOPIC;
-        e.content_type = "application/json";
-        e.payload.data = (uint8_t *) self->v[i].json;
-        e.payload.len = self->v[i].len;
-        e.ingest_ts_us = self->v[i].ts_us;
-        e.source = "sluiced";
-        size_t len = sluice__envelope__get_packed_size(&e);
-        rc = slc_grow((void **) &self->buf, &self->capbuf, len + 1, 1);
-        if (rc)
-            break;
-        sluice__envelope__pack(&e, self->buf);
-        uint64_t offset;
-        rc = sld_store_append(txn, id, self->v[i].ts_us, self->buf, len, &offset);
-    }
+    for (size_t i = 0; rc == 0 && i < self->n; i++)
+        rc = sld_event_append(txn, id, SLD_AUDIT_TOPIC, self->v[i].json, self->v[i].len,
+                              self->v[i].ts_us, &self->buf, &self->capbuf);
     if (rc == 0)
         *topic_id = id;
     return rc;

@@ -277,6 +277,8 @@ int sld_auth_new(sld_store_t *store, bool plaintext, sld_auth_t **out)
             rc = s_grant_add(&self->plain, SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_dlq.>");
         if (rc == 0)
             rc = s_grant_add(&self->plain, SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_advisory.>");
+        if (rc == 0)
+            rc = s_grant_add(&self->plain, SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_alerts");
         if (rc)
             goto fail;
     }
@@ -636,6 +638,7 @@ int sld_auth_ensure_admin(sld_auth_t *self, sld_txn_t *txn, const uint8_t key[32
         { SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_audit" },
         { SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_dlq.>" },
         { SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_advisory.>" },
+        { SLD_PERM_SUBSCRIBE | SLD_PERM_ADMIN, "_alerts" },
     };
     sld_ident_t *work;
     *changed = false;

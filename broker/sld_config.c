@@ -56,6 +56,8 @@ static const s_setting_t s_settings[] = {
     { "broker", "heartbeat_ms", S_MS, S_FIELD(heartbeat_ms), false },
     { "broker", "session_timeout_ms", S_MS, S_FIELD(session_timeout_ms), false },
     { "broker", "log_level", S_LEVEL, S_FIELD(log_level), true },
+    { "broker", "log_format", S_PATH, S_FIELD(log_format), false },
+    { "broker", "log_file", S_OPTPATH, S_FIELD(log_file), true },
     { "broker", "route_prep_threads", S_COUNT, S_FIELD(route_prep_threads), true },
     { "broker", "metrics_listen", S_OPTPATH, S_FIELD(metrics_listen), true },
     { "broker", "metrics_public", S_BOOL, S_FIELD(metrics_public), true },
@@ -73,6 +75,8 @@ static const s_setting_t s_settings[] = {
     { "storage", "map_size", S_SIZE, S_FIELD(map_size), false },
     { "storage", "map_size_max", S_SIZE, S_FIELD(map_size_max), false },
     { "storage", "disk_reserve", S_SIZE, S_FIELD(disk_reserve), true },
+    { "storage", "high_watermark", S_COUNT, S_FIELD(high_watermark), false },
+    { "storage", "low_watermark", S_COUNT, S_FIELD(low_watermark), false },
     { "storage", "producer_window", S_COUNT, S_FIELD(producer_window), false },
     { "storage", "dedup_window", S_DURATION, S_FIELD(dedup_window_ms), false },
     { "retention", "max_age", S_DURATION, S_FIELD(retention_max_age_ms), true },
@@ -88,6 +92,10 @@ static const s_setting_t s_settings[] = {
     { "security", "audit_retention", S_DURATION, S_FIELD(audit_retention_ms), true },
     { "security", "audit_refusal_interval", S_DURATION, S_FIELD(audit_refusal_interval_ms),
       false },
+    { "alerts", "subscription_lag_max", S_COUNT, S_FIELD(alert_lag_max), true },
+    { "alerts", "subscription_lag_for", S_DURATION, S_FIELD(alert_lag_for_ms), true },
+    { "alerts", "dlq_growth_max", S_COUNT, S_FIELD(alert_dlq_growth), true },
+    { "alerts", "dlq_growth_window", S_DURATION, S_FIELD(alert_dlq_window_ms), false },
 };
 #define S_NSETTINGS (sizeof s_settings / sizeof s_settings[0])
 
@@ -102,6 +110,7 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->heartbeat_ms = 1000;
     cfg->session_timeout_ms = 10000;
     cfg->log_level = 2;
+    snprintf(cfg->log_format, sizeof cfg->log_format, "text");
     cfg->route_prep_threads = 1;
     cfg->max_message_bytes = 1 * S_MIB;
     cfg->max_frame_bytes = 64 * S_MIB;
@@ -117,6 +126,8 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->map_size = 64 * S_MIB;
     cfg->map_size_max = 16 * S_GIB;
     cfg->disk_reserve = 32 * S_MIB;
+    cfg->high_watermark = 90;
+    cfg->low_watermark = 80;
     cfg->producer_window = 1000000;
     cfg->dedup_window_ms = 2 * 60 * 1000;
     cfg->retention_max_age_ms = 0;
@@ -128,6 +139,8 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->deliver_batch = 1000;
     cfg->audit_retention_ms = 90ull * 24 * 60 * 60 * 1000;
     cfg->audit_refusal_interval_ms = 60 * 1000;
+    cfg->alert_lag_for_ms = 60 * 1000;
+    cfg->alert_dlq_window_ms = 5 * 60 * 1000;
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -399,11 +412,30 @@ static int s_check(const sld_config_t *cfg, char *err, size_t errlen)
         rc = SL_EINVAL;
         goto fail;
     }
+    if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
+        slc_errf(err, errlen, "broker/log_format: \"%s\" is not a log format (text or json)",
+                 cfg->log_format);
+        rc = SL_EINVAL;
+        goto fail;
+    }
     if (cfg->map_size_max < cfg->map_size) {
         slc_errf(err, errlen, "storage/map_size_max (%llu bytes) is smaller than "
               "storage/map_size (%llu bytes)",
               (unsigned long long) cfg->map_size_max,
               (unsigned long long) cfg->map_size);
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    if (cfg->alert_dlq_window_ms > 3600 * 1000) {
+        slc_errf(err, errlen, "alerts/dlq_growth_window: %u ms is too long (at most 1h)",
+              cfg->alert_dlq_window_ms);
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    if (cfg->high_watermark > 100 || cfg->low_watermark >= cfg->high_watermark) {
+        slc_errf(err, errlen, "storage/low_watermark (%u%%) and storage/high_watermark "
+              "(%u%%): need 0 < low < high <= 100 (percent of storage/map_size_max)",
+              cfg->low_watermark, cfg->high_watermark);
         rc = SL_EINVAL;
         goto fail;
     }
@@ -723,7 +755,7 @@ typedef enum {
     S_OPT_CONFIG, S_OPT_DATA_DIR, S_OPT_LISTEN, S_OPT_SYNC, S_OPT_SET,
     S_OPT_CHECK, S_OPT_PRINT, S_OPT_HELP, S_OPT_VERSION,
     S_OPT_PLAINTEXT, S_OPT_AT_REST, S_OPT_AUDIT_FILE, S_OPT_NEW_KEY,
-    S_OPT_METRICS_LISTEN, S_OPT_METRICS_PUBLIC,
+    S_OPT_METRICS_LISTEN, S_OPT_METRICS_PUBLIC, S_OPT_LOG_FORMAT, S_OPT_LOG_FILE,
 } s_opt_id_t;
 
 typedef struct {
@@ -745,6 +777,8 @@ static const s_option_t s_options[] = {
     { "--new-key", NULL, S_OPT_NEW_KEY, true },
     { "--metrics-listen", NULL, S_OPT_METRICS_LISTEN, true },
     { "--metrics-public", NULL, S_OPT_METRICS_PUBLIC, false },
+    { "--log-format", NULL, S_OPT_LOG_FORMAT, true },
+    { "--log-file", NULL, S_OPT_LOG_FILE, true },
     { "--check", NULL, S_OPT_CHECK, false },
     { "--print-config", NULL, S_OPT_PRINT, false },
     { "--help", "-h", S_OPT_HELP, false },
@@ -833,6 +867,10 @@ static int s_usage(FILE *out, char *err, size_t errlen)
         "                      /readyz over HTTP there (off by default; loopback\n"
         "                      only unless --metrics-public; docs/operations.md)\n"
         "  --metrics-public    allow --metrics-listen on a non-loopback address\n"
+        "  --log-format text|json  log lines as text (default) or one JSON object\n"
+        "                      per line (time, level, module, msg)\n"
+        "  --log-file FILE     append the log to FILE instead of stderr; SIGUSR1\n"
+        "                      reopens it (logrotate)\n"
         "  --set KEY=VALUE     set any setting below, as section/key or key;\n"
         "                      repeatable (e.g. --set limits/max_batch=5000)\n"
         "  --check             verify the store and exit\n"
@@ -914,6 +952,12 @@ static int s_apply_option(sld_config_t *cfg, const s_option_t *opt,
         break;
     case S_OPT_METRICS_PUBLIC:
         rc = sld_config_set(cfg, "broker/metrics_public", "on", why, sizeof why);
+        break;
+    case S_OPT_LOG_FORMAT:
+        rc = sld_config_set(cfg, "broker/log_format", value, why, sizeof why);
+        break;
+    case S_OPT_LOG_FILE:
+        rc = sld_config_set(cfg, "broker/log_file", value, why, sizeof why);
         break;
     case S_OPT_NEW_KEY:
         if (*action != SLD_RUN) {

@@ -22,6 +22,10 @@ typedef struct {
     uint32_t heartbeat_ms;          /* heartbeat_ms; default 1000 */
     uint32_t session_timeout_ms;    /* session_timeout_ms: silent session is dropped; default 10000 */
     int log_level;                  /* log_level: 0 error, 1 warn, 2 info, 3 debug; default 2 */
+    char log_format[8];             /* log_format, --log-format: "text" (default) or "json",
+                                       one JSON object per line (sld_server_log) */
+    char log_file[PATH_MAX];        /* log_file, --log-file: append the log there instead of
+                                       stderr, reopened on SIGUSR1; "" = stderr */
     uint32_t route_prep_threads;    /* route_prep_threads: threads besides the loop that check
                                        and route publishes ahead of the write transaction
                                        (sld_route_prep), at most 16; 0 = all on the loop; default 1 */
@@ -46,6 +50,10 @@ typedef struct {
     uint64_t map_size;              /* map_size; default 64 MiB */
     uint64_t map_size_max;          /* map_size_max: growth ceiling; default 16 GiB */
     uint64_t disk_reserve;          /* disk_reserve: kept on disk for acks and admin; default 32 MiB, 0 = none */
+    uint32_t high_watermark;        /* high_watermark: map alarm (publishes refused) above this
+                                       percent of map_size_max; default 90 */
+    uint32_t low_watermark;         /* low_watermark: the map alarm clears below this percent;
+                                       default 80, less than high_watermark */
     uint64_t producer_window;       /* producer_window: sequences remembered per producer; default 1000000 */
     uint64_t dedup_window_ms;       /* dedup_window: msg-id dedup window; default 2 min */
     /* [retention] */
@@ -66,6 +74,13 @@ typedef struct {
                                        trimmed (by age only); 0 = keep forever; default 90 d */
     uint32_t audit_refusal_interval_ms; /* audit_refusal_interval: repeated refused handshakes
                                        are summed up in one record per this; default 1 min */
+    /* [alerts] (sld_alerts: events on `_alerts`) */
+    uint64_t alert_lag_max;         /* subscription_lag_max: a subscription with more messages
+                                       than this not acked fires; 0 = off (default) */
+    uint32_t alert_lag_for_ms;      /* subscription_lag_for: ... for this long; default 1 min */
+    uint64_t alert_dlq_growth;      /* dlq_growth_max: this many dead letters or more within
+                                       dlq_growth_window fire; 0 = off (default) */
+    uint32_t alert_dlq_window_ms;   /* dlq_growth_window: default 5 min, at most 1 h */
 } sld_config_t;
 
 /* True when ENDPOINT is loopback, ipc or inproc: where plain text may be

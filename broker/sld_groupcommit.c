@@ -1,10 +1,11 @@
 /*  sld_groupcommit - the server's commit policy: one write transaction per
  *  loop turn holding every kept frame (each applied by its command-table
  *  row) and the participants' state (delivery, registry, routes, auth,
- *  audit, sessions, registered here in the order they must run); the storage
- *  reserve, the disk check and the map-full retries around it. Broker
- *  thread only. The commit mechanics are the coordinator's (sld_commit);
- *  what a frame does is its command's.
+ *  alerts, audit, sessions, registered here in the order they must run); the
+ *  storage alarms (sld_alarm's watermarks and their transitions: log,
+ *  audit, counters, `_alerts`), the reserve, the disk check and the
+ *  map-full retries around it. Broker thread only. The commit mechanics
+ *  are the coordinator's (sld_commit); what a frame does is its command's.
  *
  *  When LMDB reports the map full the transaction is aborted, the map grows
  *  (up to map_size_max) and the kept frames are applied again; at the
@@ -69,6 +70,23 @@ static int s_audit_write(void *arg, sld_txn_t *txn)
     return rc;
 }
 
+/* Before the audit's: alert events of this turn (storage alarms). */
+static int s_alerts_write(void *arg, sld_txn_t *txn)
+{
+    sld_server_t *self = arg;
+    uint32_t id = 0;
+    int rc = sld_alerts_write(self->alerts, txn, &id);
+    if (rc == 0 && id)
+        rc = sld_ingest_note_appended(self, id);
+    return rc;
+}
+
+static void s_alerts_committed(void *arg, bool ok)
+{
+    sld_server_t *self = arg;
+    sld_alerts_committed(self->alerts, ok);
+}
+
 static void s_audit_committed(void *arg, bool ok)
 {
     sld_server_t *self = arg;
@@ -105,6 +123,7 @@ int sld_groupcommit_wire(sld_server_t *self)
         { NULL, s_registry_committed, self },
         { NULL, s_routes_committed, self },
         { NULL, s_auth_committed, self },
+        { s_alerts_write, s_alerts_committed, self },
         { s_audit_write, s_audit_committed, self },
         { NULL, s_sessions_committed, self },
     };
@@ -166,19 +185,59 @@ static uint64_t s_reserve(uint64_t map_max)
     return r < (256u << 10) ? 256u << 10 : r;
 }
 
+/* Storage alarm KIND changed state: one log line, an audit record by
+ * "broker", a counter and a `_alerts` event. */
+static void s_alarm_changed(sld_server_t *self, sld_alarm_kind_t kind)
+{
+    bool up = sld_alarm_raised(self->alarm, kind);
+    const char *name = sld_alarm_kind_name(kind);
+    char detail[400];
+    if (kind == SLD_ALARM_MAP)
+        snprintf(detail, sizeof detail, "map %" PRIu64 " KiB used of storage/map_size_max "
+                 "%" PRIu64 " KiB; high_watermark %u%%, low_watermark %u%%: %s",
+                 self->space_used >> 10, sld_store_map_max(self->store) >> 10,
+                 self->cfg.high_watermark, self->cfg.low_watermark,
+                 up ? "publishes refused until below the low watermark" : "publishes accepted");
+    else
+        snprintf(detail, sizeof detail, "disk of %.200s %s", self->cfg.data_dir,
+                 up ? "nearly full (storage/disk_reserve released): publishes refused"
+                    : "has room again: publishes accepted");
+    sld_server_log(self, up ? 1 : 2, "storage alarm %s: %s", up ? "raised" : "cleared", detail);
+    sld_audit_add(self->audit, false, "broker", up ? "alarm.raised" : "alarm.cleared", name,
+                  "ok", detail);
+    sld_metrics_add(self->metrics, up ? SLD_M_ALARM_RAISED : SLD_M_ALARM_CLEARED, 1);
+    sld_alerts_add(self->alerts, slc_now_us(), "storage_alarm", up,
+                   sld_alarm_detail(self->alarm, kind));
+}
+
+/* The map alarm (sld_alarm): raised above the high watermark, cleared
+ * only below the low one. */
 static void s_measure_space(sld_server_t *self, uint64_t now)
 {
     self->next_space_ms = now + 200;
     uint64_t used, size, max = sld_store_map_max(self->store);
     sld_store_usage(self->store, &used, &size);
     self->space_used = used;
-    bool full = used + s_reserve(max) > max;
-    if (full != self->near_full)
-        sld_server_log(self, full ? 1 : 2, full
-              ? "storage nearly full (%" PRIu64 " of %" PRIu64 " MiB used): refusing publishes"
-              : "storage has room again (%" PRIu64 " of %" PRIu64 " MiB used): accepting publishes",
-              used >> 20, max >> 20);
-    self->near_full = full;
+    if (sld_alarm_map(self->alarm, used, max, s_reserve(max)))
+        s_alarm_changed(self, SLD_ALARM_MAP);
+    self->near_full = sld_alarm_raised(self->alarm, SLD_ALARM_MAP);
+}
+
+/* The disk alarm follows sld_disk's verdict of the turn. */
+static void s_disk_alarm(sld_server_t *self)
+{
+    if (sld_alarm_disk(self->alarm, self->disk_full))
+        s_alarm_changed(self, SLD_ALARM_DISK);
+}
+
+void sld_groupcommit_watch(sld_server_t *self, uint64_t now_ms)
+{
+    if (sld_alarm_raised(self->alarm, SLD_ALARM_MAP) && now_ms >= self->next_space_ms)
+        s_measure_space(self, now_ms);
+    if (sld_alarm_raised(self->alarm, SLD_ALARM_DISK) && self->disk) {
+        self->disk_full = sld_disk_room(self->disk, 0, now_ms, false) != 0;
+        s_disk_alarm(self);
+    }
 }
 
 /* The most this turn's publishes can take in the map: their records with
@@ -242,6 +301,7 @@ void sld_groupcommit_run(sld_server_t *self)
         s_measure_space(self, now);
     bool refuse = self->near_full || self->space_used + need + s_reserve(max) > max;
     self->disk_full = self->disk && sld_disk_room(self->disk, need, now, false) != 0;
+    s_disk_alarm(self);
     refuse = refuse || self->disk_full;
     if (self->prep && !refuse)
         s_prepare(self);
@@ -252,6 +312,7 @@ void sld_groupcommit_run(sld_server_t *self)
          * when a write came back short. Refuse the publishes, commit the
          * rest into the reserve. */
         self->disk_full = refuse = true;
+        s_disk_alarm(self);
         rc = s_try(self, true);
     }
     if (rc == SL_EFULL) {

@@ -211,13 +211,11 @@ static int s_schema_dlq(sld_server_t *self, sld_txn_t *txn, const char *topic, s
     return rc;
 }
 
-/* Why publishes are refused as storage full: the disk, or the map's
- * ceiling. */
+/* Why publishes are refused as storage full: the storage alarm raised
+ * (sld_alarm: which one, the usage, the watermarks). */
 static const char *s_full_text(const sld_server_t *self)
 {
-    return self->disk_full
-        ? "storage full: the disk holding the data directory is full; retry later"
-        : "storage full: the store reached storage/map_size_max; retry later";
+    return sld_alarm_text(self->alarm);
 }
 
 /* Store one message (SPAN: where it lies in W's frame, or NULL). Fills C;

@@ -125,7 +125,7 @@ static long s_before_sleep(sld_server_t *self, bool read)
 {
     if (read) {
         if (self->nwrites || sld_delivery_dirty(self->delivery)
-            || sld_audit_dirty(self->audit)) {
+            || sld_audit_dirty(self->audit) || sld_alerts_dirty(self->alerts)) {
             sld_groupcommit_run(self);
             self->turn_committed = true;
         }
@@ -142,7 +142,10 @@ static long s_before_sleep(sld_server_t *self, bool read)
     self->turn_committed = false;
     int t = defer ? 0 : sld_delivery_pump(self->delivery, now);
     long t4 = sld_audit_tick(self->audit, slc_now_us());    /* refusal summaries due */
-    if (sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit)) {
+    sld_groupcommit_watch(self, now);                       /* storage alarms clear */
+    long t6 = sld_alerts_tick(self->alerts, self->delivery, self->metrics, now);
+    if (sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit)
+        || sld_alerts_dirty(self->alerts)) {
         /* Dead letters found by the pump, and audit records of refused
          * connections, are written at once. */
         sld_groupcommit_run(self);
@@ -160,6 +163,7 @@ static long s_before_sleep(sld_server_t *self, bool read)
     timeout = timeout < t3 ? timeout : t3;
     timeout = timeout < t4 ? timeout : t4;
     timeout = timeout < t5 ? timeout : t5;
+    timeout = timeout < t6 ? timeout : t6;
     return timeout > 1000 ? 1000 : timeout;
 }
 

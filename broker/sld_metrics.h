@@ -39,6 +39,8 @@ typedef enum {
     SLD_M_HANDSHAKE_FAILED,     /* connections that ended in the handshake otherwise (peer left,
                                    protocol error); ZAP refusals are SLD_M_AUTH_REFUSED */
     SLD_M_SESSIONS_REVOKED,     /* sessions closed because their key was revoked */
+    SLD_M_ALARM_RAISED,         /* storage alarms raised (map or disk; sld_alarm) */
+    SLD_M_ALARM_CLEARED,        /* storage alarms cleared */
     SLD_M_ERR_MALFORMED,        /* error replies, one counter per code below */
     SLD_M_ERR_NOSESSION,
     SLD_M_ERR_COMMAND,

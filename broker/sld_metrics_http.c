@@ -95,6 +95,10 @@ static const s_series_t s_counters[SLD_M_COUNT] = {
         "Connections that ended in the handshake otherwise (peer left, protocol error)." },
     [SLD_M_SESSIONS_REVOKED] = { "sluice_sessions_revoked_total",
         "Sessions closed because their key was revoked." },
+    [SLD_M_ALARM_RAISED] = { "sluice_storage_alarms_raised_total",
+        "Storage alarms raised (map above storage/high_watermark, or disk nearly full)." },
+    [SLD_M_ALARM_CLEARED] = { "sluice_storage_alarms_cleared_total",
+        "Storage alarms cleared (map below storage/low_watermark, or disk room again)." },
 };
 
 static bool s_is_error(int i)
@@ -186,6 +190,10 @@ int sld_metrics_http_format(const sld_metrics_values_t *v, uint64_t now_us, FILE
     s_gauge(out, "sluice_map_size_bytes", "Current size of the LMDB map.", v->map_size);
     s_gauge(out, "sluice_map_max_bytes", "Growth ceiling of the LMDB map "
             "(storage/map_size_max).", v->map_max);
+    s_head(out, "sluice_alarm", "gauge", "1 while the storage alarm of this kind is raised "
+           "(publishes refused), else 0.");
+    fprintf(out, "sluice_alarm{kind=\"map\"} %d\n", v->alarm_map ? 1 : 0);
+    fprintf(out, "sluice_alarm{kind=\"disk\"} %d\n", v->alarm_disk ? 1 : 0);
     s_gauge(out, "sluice_route_table_version", "Live routing table version (0: none).",
             v->route_version);
     s_counter(out, "sluice_route_matched_total", "Messages a route's topic and predicate "

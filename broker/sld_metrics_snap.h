@@ -45,6 +45,7 @@ typedef struct {
     uint64_t sessions;                  /* sessions open */
     uint64_t topics;                    /* topics in the store */
     uint64_t map_used, map_size, map_max;   /* bytes */
+    bool alarm_map, alarm_disk;         /* storage alarms raised (sluice_alarm{kind}) */
     uint32_t route_version;             /* live routing table (0: none) */
     uint64_t route_matched, route_delivered, route_dropped, route_dlq, route_errors;
     uint64_t route_unrouted;

@@ -140,6 +140,21 @@ static int s_secure(sld_server_t *self, uint8_t admin_key[32])
     return rc;
 }
 
+void sld_server_alert_rules(sld_server_t *self, const sld_config_t *cfg)
+{
+    const sld_alerts_rules_t rules = {
+        .lag_max = cfg->alert_lag_max,
+        .lag_for_ms = cfg->alert_lag_for_ms,
+        .dlq_growth = cfg->alert_dlq_growth,
+        .dlq_window_ms = cfg->alert_dlq_window_ms,
+    };
+    sld_alerts_set_rules(self->alerts, &rules);
+    self->cfg.alert_lag_max = cfg->alert_lag_max;
+    self->cfg.alert_lag_for_ms = cfg->alert_lag_for_ms;
+    self->cfg.alert_dlq_growth = cfg->alert_dlq_growth;
+    self->cfg.alert_dlq_window_ms = cfg->alert_dlq_window_ms;
+}
+
 int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
 {
     int rc = SL_ENOMEM;
@@ -165,6 +180,12 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
         sld_server_log(self, 2, "metrics listening on %s, port %u: /metrics, /healthz, /readyz",
                        cfg->metrics_listen, (unsigned) sld_metrics_http_port(self->mhttp));
     }
+    if (rc == 0)
+        rc = sld_alarm_new(cfg->high_watermark, cfg->low_watermark, &self->alarm);
+    if (rc == 0)
+        rc = sld_alerts_new(&self->alerts);
+    if (rc == 0)
+        sld_server_alert_rules(self, cfg);
     if (rc == 0)
         rc = sld_audit_new(cfg->audit_file[0] ? cfg->audit_file : NULL,
                            cfg->audit_refusal_interval_ms, &self->audit);
@@ -306,6 +327,8 @@ void sld_server_destroy(sld_server_t **self_p)
     sld_delivery_destroy(&self->delivery);
     zhashx_destroy(&self->sessions);
     sld_audit_destroy(&self->audit);
+    sld_alerts_destroy(&self->alerts);
+    sld_alarm_destroy(&self->alarm);
     sld_routes_destroy(&self->routes);     /* holds copies of the registry's mappings */
     sld_registry_destroy(&self->registry);
     sld_ingest_texts_free(self);
@@ -384,6 +407,8 @@ long sld_server_metrics_tick(sld_server_t *self, uint64_t now_ms)
     v.map_used = used;
     v.map_size = size;
     v.map_max = sld_store_map_max(self->store);
+    v.alarm_map = sld_alarm_raised(self->alarm, SLD_ALARM_MAP);
+    v.alarm_disk = sld_alarm_raised(self->alarm, SLD_ALARM_DISK);
     s_route_totals(self, &v);
     sld_metrics_snap_publish(self->msnap, &v, now_ms ? now_ms : slc_mono_ms());
     return 1000;
@@ -402,6 +427,14 @@ void sld_server_reload(sld_server_t *self, const sld_config_t *cfg)
                        cfg->map_size_max >> 20);
     }
     self->cfg.map_size_max = cfg->map_size_max;
+    if (cfg->high_watermark != self->cfg.high_watermark
+        || cfg->low_watermark != self->cfg.low_watermark)
+        sld_server_log(self, 2, "storage watermarks are now %u%% high, %u%% low",
+                       cfg->high_watermark, cfg->low_watermark);
+    sld_alarm_set_watermarks(self->alarm, cfg->high_watermark, cfg->low_watermark);
+    sld_server_alert_rules(self, cfg);
+    self->cfg.high_watermark = cfg->high_watermark;
+    self->cfg.low_watermark = cfg->low_watermark;
     self->cfg.log_level = cfg->log_level;
     if (strcmp(cfg->data_dir, self->cfg.data_dir) != 0 || strcmp(cfg->listen, self->cfg.listen) != 0)
         sld_server_log(self, 1, "data_dir and listen change only with a restart");

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "slc_codec.h"
+#include "sld_alarm.h"
+#include "sld_alerts.h"
 #include "sld_audit.h"
 #include "sld_auth.h"
 #include "sld_config.h"
@@ -119,7 +121,9 @@ struct sld_server {
     uint64_t next_space_ms;     /* when to measure free space again */
     uint64_t space_used;        /* map bytes in use as measured, plus what
                                  * publishes may have taken since */
-    bool near_full;             /* free space below the reserve: refuse publishes */
+    bool near_full;             /* the map alarm is raised (sld_alarm): refuse publishes */
+    sld_alarm_t *alarm;         /* storage alarms: watermarks and their hysteresis */
+    sld_alerts_t *alerts;       /* alert events waiting for `_alerts` */
     bool room_refused;          /* the last turn with publishes refused them for want of
                                    room (map or disk): /readyz says 503 until one is taken */
     uint64_t t_stored, t_bytes, t_dups, t_nacked; /* this attempt's publishes */
@@ -137,6 +141,10 @@ void sld_server_log(const sld_server_t *self, int level, const char *fmt, ...)
  * once). Returns how long the loop may sleep before the next is due: the
  * rest of the period when this turn's numbers were held back, else 1000. */
 long sld_server_metrics_tick(sld_server_t *self, uint64_t now_ms);
+
+/* The alert rules of CFG's [alerts] into self->alerts and self->cfg
+ * (sld_server.c; start and SIGHUP). */
+void sld_server_alert_rules(sld_server_t *self, const sld_config_t *cfg);
 
 /* ------------------------------------------------------- sld_loop.c */
 
@@ -156,6 +164,12 @@ void sld_groupcommit_run(sld_server_t *self);
 
 /* Free the kept frames unapplied (destroy). */
 void sld_groupcommit_drop(sld_server_t *self);
+
+/* Between turns: while a storage alarm is raised, look again (at most
+ * every 200 ms) so that it clears below the low watermark without waiting
+ * for a publish; the transition's audit record and alert make the loop
+ * commit. */
+void sld_groupcommit_watch(sld_server_t *self, uint64_t now_ms);
 
 /* ----------------------------------------------------- sld_ingest.c */
 

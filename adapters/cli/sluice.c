@@ -11,6 +11,10 @@
 #include <string.h>
 #include "cli.h"
 
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "0.1.0"          /* meson passes its project version */
+#endif
+
 /* The one piece of mutable file-scope state in the command: a signal
  * handler can only tell the program something through a volatile
  * sig_atomic_t, so pub and sub poll this flag to stop cleanly. */
@@ -85,6 +89,9 @@ static const char s_usage[] =
     "                          no progress for this long (default 30)\n"
     CLI_KEY_USAGE
     "  --help                  usage of the command\n"
+    "\n"
+    "sluice --version prints the version; bash completion is installed as\n"
+    "share/bash-completion/completions/sluice.\n"
     "\n"
     "Without key options or $SLUICE_CERT / $SLUICE_SERVER_KEY / $SLUICE_HOME,\n"
     "the keys of " SL_DEFAULT_HOME " are used when it holds server.pub; else\n"
@@ -222,6 +229,10 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fputs(s_usage, stderr);
         return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("sluice %s\n", SLUICE_VERSION);
+        return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
     }
     rc = cli_parse_leading(argc, argv, &first, &help);
     if (rc != CLI_EXIT_OK)

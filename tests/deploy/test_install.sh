@@ -43,6 +43,7 @@ want=(
     "$dest$sysconfdir/sluice/sluiced.cfg"
     "$root/share/man/man1/sluice.1"
     "$root/share/man/man8/sluiced.8"
+    "$root/share/bash-completion/completions/sluice"
 )
 for f in "${want[@]}"; do
     [ -e "$f" ] || fail "meson install did not install ${f#"$dest"}"

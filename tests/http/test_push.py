@@ -139,18 +139,33 @@ def home_args():
 def first_headers(topic, subscription):
     """The headers of the first message of TOPIC, read as the durable
     SUBSCRIPTION with the Python SDK over this build's libsluice (the CLI
-    prints payloads only)."""
-    os.environ["SLUICE_LIB"] = os.path.join(
+    prints payloads only), in a Python of its own: an ASan-built libsluice
+    loads only with the sanitizer runtime preloaded ($SLUICE_ASAN_RT, set
+    by meson in such a build), which this process must not have."""
+    env = dict(os.environ)
+    env["SLUICE_LIB"] = os.path.join(
         os.path.dirname(os.path.dirname(SLUICE)), "sdk", "libsluice.so.0")
-    sys.path.insert(0, os.path.join(SOURCE_ROOT, "adapters", "python"))
-    import sluice
-    with sluice.Client(home=DATA) as c:
-        with c.subscribe(topic, subscription, start="earliest",
-                         idle_timeout=10) as sub:
-            for m in sub:
-                m.ack(sync=True)
-                return m.headers
-    raise AssertionError(f"no message in {topic} within 10 s")
+    env["PYTHONPATH"] = os.path.join(SOURCE_ROOT, "adapters", "python")
+    if env.get("SLUICE_ASAN_RT"):
+        env["LD_PRELOAD"] = env["SLUICE_ASAN_RT"]
+        env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
+    script = """
+import json, sys, sluice
+topic, subscription, home = sys.argv[1:4]
+with sluice.Client(home=home) as c:
+    with c.subscribe(topic, subscription, start="earliest", idle_timeout=10) as sub:
+        for m in sub:
+            m.ack(sync=True)
+            print(json.dumps(dict(m.headers)))
+            sys.exit(0)
+sys.exit(3)
+"""
+    p = subprocess.run(["/usr/bin/python3", "-c", script, topic, subscription, DATA],
+                       env=env, capture_output=True, text=True, timeout=60)
+    if p.returncode == 3:
+        raise AssertionError(f"no message in {topic} within 10 s")
+    assert p.returncode == 0, f"reading {topic} failed ({p.returncode}): {p.stderr}"
+    return json.loads(p.stdout)
 
 
 def run(args, stdin=None, timeout=30):

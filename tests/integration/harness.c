@@ -47,7 +47,8 @@ static int s_find_endpoint(const h_broker_t *b, char *out, size_t len, long from
     char line[1024];
     int rc = -1;
     while (fgets(line, sizeof line, f)) {
-        char *p = strstr(line, "listening on ");
+        /* "tcp://": not the metrics listener's "listening on ADDR:PORT". */
+        char *p = strstr(line, "listening on tcp://");
         if (!p)
             continue;
         p += strlen("listening on ");
