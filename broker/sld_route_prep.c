@@ -70,7 +70,7 @@ typedef struct {
 typedef struct {
     sld_route_prep_t *prep;
     sld_helper_t *helper;
-    size_t from, to;            /* its share: indexes of TODO */
+    size_t from, to;            /* its share: positions in the todo array */
 } s_worker_t;
 
 struct sld_route_prep {

@@ -280,6 +280,23 @@ int h_run(const char *cmd, const char *in, char **out)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int h_cli_v(const char *cli, const char *in, const char *suffix, char **out,
+            const char *fmt, va_list ap)
+{
+    char args[2048], cmd[3072];
+    char *got = NULL;
+    vsnprintf(args, sizeof args, fmt, ap);
+    snprintf(cmd, sizeof cmd, "%s %s%s%s 2>&1", cli, args, suffix ? " " : "",
+             suffix ? suffix : "");
+    int rc = h_run(cmd, in, &got);
+    printf("$ sluice %s -> %d\n%s", args, rc, got ? got : "");
+    if (out)
+        *out = got;
+    else
+        free(got);
+    return rc;
+}
+
 int h_raw_open(h_raw_t *r, const char *endpoint)
 {
     r->ctx = zmq_ctx_new();

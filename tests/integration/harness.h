@@ -6,6 +6,7 @@
 #ifndef HARNESS_H
 #define HARNESS_H
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -49,6 +50,13 @@ void h_broker_destroy(h_broker_t *b);
  * capture stdout into OUT (malloc'd, caller frees; may be NULL). Returns the
  * exit status (or -1). */
 int h_run(const char *cmd, const char *in, char **out);
+
+/* Run `CLI ARGS SUFFIX 2>&1` (ARGS printf'd from FMT; SUFFIX may be NULL,
+ * e.g. "--broker EP") with IN on stdin (may be NULL); print "$ sluice ARGS
+ * -> STATUS" and the output for the test log; the output into *OUT
+ * (malloc'd, caller frees; OUT may be NULL). Returns the exit status. */
+int h_cli_v(const char *cli, const char *in, const char *suffix, char **out,
+            const char *fmt, va_list ap);
 
 /* The broker's counter NAME, asked through client C; UINT64_MAX when the
  * request fails or the broker has no such counter. */

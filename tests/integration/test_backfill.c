@@ -155,15 +155,10 @@ static int s_cli(char **out, const char *fmt, ...) __attribute__((format(printf,
 
 static int s_cli(char **out, const char *fmt, ...)
 {
-    char args[2048], cmd[3072];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = h_cli_v(s_cli_path, NULL, NULL, out, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", s_cli_path, args);
-    int rc = h_run(cmd, NULL, out);
-    if (out && *out)
-        printf("$ sluice %s -> %d\n%s", args, rc, *out);
     return rc;
 }
 

@@ -137,15 +137,12 @@ static int s_cli(s_fx_t *fx, char **out, const char *fmt, ...)
 
 static int s_cli(s_fx_t *fx, char **out, const char *fmt, ...)
 {
-    char args[2048], cmd[3072];
+    char suffix[512];
+    snprintf(suffix, sizeof suffix, "--broker %s", fx->b.endpoint);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = h_cli_v(s_cli_path, NULL, suffix, out, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s --broker %s 2>&1", s_cli_path, args, fx->b.endpoint);
-    int rc = h_run(cmd, NULL, out);
-    if (out && *out)
-        printf("$ sluice %s -> %d\n%s", args, rc, *out);
     return rc;
 }
 

@@ -26,19 +26,10 @@ static int s_cli(const char *in, char **out, const char *fmt, ...)
 
 static int s_cli(const char *in, char **out, const char *fmt, ...)
 {
-    char args[2048], cmd[3072];
-    char *got = NULL;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = h_cli_v(s_cli_path, in, NULL, out, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", s_cli_path, args);
-    int rc = h_run(cmd, in, &got);
-    printf("$ sluice %s -> %d\n%s", args, rc, got ? got : "");
-    if (out)
-        *out = got;
-    else
-        free(got);
     return rc;
 }
 
