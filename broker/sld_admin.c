@@ -7,6 +7,7 @@
  *  Permissions are checked before (sld_commands); the state itself is
  *  sld_topics', sld_auth's, sld_registry's and the store's.  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "sld_commands.h"
 #include "sld_server_int.h"
@@ -21,8 +22,21 @@ int sld_admin_on_stats(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame
     Sluice__StatsRequest *req = f->stats;
     bool all = !req->topics && !req->subs && !req->counters;
     int rc = 0;
+    char (*schemas)[SLD_SUBJECT_MAX + 16] = NULL;
     if (all || req->topics)
         rc = sld_topics_info(self->topics, &reply.topics, &reply.n_topics);
+    /* The bound schema of each topic, the removed dead letters of each
+     * _dlq. topic (those its messages still hold). */
+    if (rc == 0 && reply.n_topics
+        && !(schemas = calloc(reply.n_topics, sizeof *schemas)))
+        rc = SL_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < reply.n_topics; i++) {
+        Sluice__TopicInfo *ti = reply.topics[i];
+        sld_registry_binding(self->registry, ti->name, schemas[i], sizeof schemas[i]);
+        ti->schema = schemas[i];
+        if (sld_dlq_topic(ti->name))
+            ti->dlq_removed = sld_dlq_count(self->dlq, ti->id, ti->first_offset);
+    }
     if (rc == 0 && (all || req->subs))
         rc = sld_delivery_stats(self->delivery, &reply.subs, &reply.n_subs);
     if (rc == 0 && (all || req->counters)) {
@@ -76,6 +90,7 @@ int sld_admin_on_stats(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame
         sld_session_reply(self, peer, f->corr, &frame);
     }
     sld_topics_info_free(&reply.topics, ntopics);
+    free(schemas);
     sld_delivery_stats_free(&reply.subs, nsubs);
     sld_routes_stats_free(&routing);
     return rc;
@@ -161,10 +176,8 @@ int sld_admin_on_key_list(sld_server_t *self, const sld_peer_t *peer, Sluice__Fr
 
 /* ------------------------------------------------------------ write phase */
 
-/* Queue the reply to kept frame W: Error{RC, WHY} when RC, else OK_FRAME
- * (NULL: Ok). */
-static void s_queue_result(sld_server_t *self, const sld_write_t *w, int rc, const char *why,
-                           Sluice__Frame *ok_frame)
+void sld_admin_queue_result(sld_server_t *self, const sld_write_t *w, int rc, const char *why,
+                            Sluice__Frame *ok_frame)
 {
     Sluice__Frame frame = SLUICE__FRAME__INIT;
     Sluice__Ok ok = SLUICE__OK__INIT;
@@ -208,7 +221,7 @@ int sld_admin_apply_topic_create(sld_server_t *self, sld_txn_t *txn, const sld_w
     sld_audit_add(self->audit, true, w->session ? sld_ident_name(w->session->ident) : NULL,
                   "topic.create", tc->name, rc ? "failed" : "ok",
                   rc ? (why[0] ? why : slc_strerror(rc)) : detail);
-    s_queue_result(self, w, rc, why[0] ? why : NULL, NULL);
+    sld_admin_queue_result(self, w, rc, why[0] ? why : NULL, NULL);
     return 0;
 }
 
@@ -292,7 +305,7 @@ int sld_admin_apply_keys(sld_server_t *self, sld_txn_t *txn, const sld_write_t *
     rk.key_id = key_id;
     frame.body_case = SLUICE__FRAME__BODY_ROTATE_KEY_REPLY;
     frame.rotate_key_reply = &rk;
-    s_queue_result(self, w, rc, why[0] ? why : NULL, rotated ? &frame : NULL);
+    sld_admin_queue_result(self, w, rc, why[0] ? why : NULL, rotated ? &frame : NULL);
     return 0;
 }
 
@@ -370,7 +383,7 @@ int sld_admin_apply_registry(sld_server_t *self, sld_txn_t *txn, const sld_write
         sld_audit_add(self->audit, true, w->session ? sld_ident_name(w->session->ident) : NULL,
                       action, target, rc ? "failed" : "ok", rc ? (why[0] ? why : slc_strerror(rc))
                                                                : detail);
-    s_queue_result(self, w, rc, why[0] ? why : NULL,
+    sld_admin_queue_result(self, w, rc, why[0] ? why : NULL,
                    frame.body_case != SLUICE__FRAME__BODY__NOT_SET ? &frame : NULL);
     return 0;
 }

@@ -4,8 +4,10 @@
  *  turn, where any client with subscribe rights on `_alerts` reads them.
  *  Owns the queue of events not yet committed and the state of the rules
  *  from the config's [alerts] (subscription lag above N for T, dead
- *  letters growing by N within T), which it evaluates at most once a
- *  second from the delivery's stats and the counters (borrowed). The
+ *  letters growing by N within T, no publish on a topic for T, a route's
+ *  errors growing by N within T), which it evaluates at most once a second
+ *  from the delivery's stats, the counters, the store's topics, the
+ *  publish times and the routes' stats (all borrowed). The
  *  storage alarms' events are queued by the server (sld_alarm decides
  *  those). Broker thread only.  */
 #ifndef SLD_ALERTS_H
@@ -13,8 +15,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "sld_delivery.h"
+#include "sld_config.h"
 #include "sld_metrics.h"
+#include "sld_routes.h"
 #include "sld_store.h"
+#include "sld_topicstats.h"
 
 typedef struct sld_alerts sld_alerts_t;
 
@@ -34,7 +39,21 @@ typedef struct {
     uint64_t lag_for_ms;        /* subscription_lag_for */
     uint64_t dlq_growth;        /* dlq_growth_max: dead letters within the window */
     uint64_t dlq_window_ms;     /* dlq_growth_window, at most 1 h */
+    char idle[SLD_CONFIG_PATTERNS_MAX][SLC_TOPIC_MAX + 1]; /* topic_idle's patterns */
+    size_t nidle;               /* 0: the idle rule is off */
+    uint64_t idle_for_ms;       /* topic_idle_for */
+    uint64_t route_errors;      /* route_errors_max: errors within the window */
+    uint64_t route_window_ms;   /* route_errors_window, at most 1 h */
 } sld_alerts_rules_t;
+
+/* What the rules read, all borrowed for the call. */
+typedef struct {
+    sld_delivery_t *delivery;           /* subscription lag */
+    const sld_metrics_t *metrics;       /* dead letters */
+    const sld_store_t *store;           /* topics */
+    const sld_topicstats_t *tstats;     /* last publish per topic */
+    sld_routes_t *routes;               /* per-route errors */
+} sld_alerts_sources_t;
 
 /* 0 and *out (caller owns), or SL_ENOMEM. */
 int sld_alerts_new(sld_alerts_t **out);
@@ -44,12 +63,15 @@ int sld_alerts_new(sld_alerts_t **out);
 void sld_alerts_set_rules(sld_alerts_t *self, const sld_alerts_rules_t *rules);
 
 /* Evaluate the rules at NOW_MS (monotonic), at most once a second (an
- * earlier call does nothing): each subscription's lag from DELIVERY, the
- * dead letters from METRICS (both borrowed). Firing and resolved events
- * are queued. Returns the milliseconds until the next evaluation is due
- * (1000 when no rule is on). */
-long sld_alerts_tick(sld_alerts_t *self, sld_delivery_t *delivery,
-                     const sld_metrics_t *metrics, uint64_t now_ms);
+ * earlier call does nothing) from SRC. Firing and resolved events are
+ * queued. Returns the milliseconds until the next evaluation is due
+ * (1000 when no rule is on). A topic that was never published to since
+ * the start counts as idle from the first evaluation. */
+long sld_alerts_tick(sld_alerts_t *self, const sld_alerts_sources_t *src, uint64_t now_ms);
+
+/* Firing events queued since the start, every rule together
+ * (sluice_alerts_fired_total). */
+uint64_t sld_alerts_fired(const sld_alerts_t *self);
 
 /* NULL-safe; nulls *self_p. Events not committed are lost. */
 void sld_alerts_destroy(sld_alerts_t **self_p);

@@ -76,6 +76,12 @@ static const sld_command_t s_table[] = {
           "trace messages of", NULL),
     S_ROW(ROUTES_BACKFILL, "routes_backfill", WRITE, TOPIC_ADMIN, NULL,
           sld_route_backfill_apply, "routes.backfill", "backfill routes on topic", NULL),
+    S_ROW(SUB_SEEK, "sub_seek", WRITE, SUB_REMOVE, NULL, sld_admin_apply_sub_seek,
+          "subscription.seek", "seek", NULL),
+    S_ROW(DLQ_LIST, "dlq_list", IMMEDIATE, SUBSCRIBE, sld_admin_on_dlq_list, NULL, "dlq.list",
+          "list dead letters of", NULL),
+    S_ROW(DLQ_REMOVE, "dlq_remove", WRITE, TOPIC_ADMIN, NULL, sld_admin_apply_dlq_remove,
+          "dlq.remove", "remove dead letters of", NULL),
 };
 #define S_TABLE_SIZE (sizeof s_table / sizeof s_table[0])
 
@@ -140,6 +146,23 @@ static void s_args(const Sluice__Frame *f, char *out, size_t len)
         snprintf(out, len, "topic %s, offset %" PRIu64,
                  f->trace->topic ? f->trace->topic : "", f->trace->offset);
         break;
+    case SLUICE__FRAME__BODY_DLQ_LIST:
+        snprintf(out, len, "topic %s, from %" PRIu64 ", max %u",
+                 f->dlq_list->topic ? f->dlq_list->topic : "", f->dlq_list->from,
+                 f->dlq_list->max);
+        break;
+    case SLUICE__FRAME__BODY_DLQ_REMOVE:
+        snprintf(out, len, "offset %" PRIu64, f->dlq_remove->offset);
+        break;
+    case SLUICE__FRAME__BODY_SUB_SEEK: {
+        const Sluice__SubSeek *ss = f->sub_seek;
+        unsigned k = (unsigned) ss->start < 5 ? (unsigned) ss->start : 0;
+        snprintf(out, len, "subscription \"%.200s\", topic %.255s, start %s, offset %" PRIu64
+                 ", time %" PRIu64 " us", ss->name ? ss->name : "",
+                 ss->topic && ss->topic[0] ? ss->topic : "(every one)", starts[k], ss->offset,
+                 ss->time_us);
+        break;
+    }
     case SLUICE__FRAME__BODY_CREDIT:
         snprintf(out, len, "subscription id %u, credit %u", f->credit->sub_id,
                  f->credit->credit);
@@ -238,6 +261,8 @@ static const char *s_target(const Sluice__Frame *f, char *buf, size_t len)
         return f->topic_set->topic;
     case SLUICE__FRAME__BODY_ROUTES_BACKFILL:
         return f->routes_backfill->topic;
+    case SLUICE__FRAME__BODY_DLQ_REMOVE:
+        return f->dlq_remove->topic;
     case SLUICE__FRAME__BODY_SCHEMA_REGISTER:
         return f->schema_register->subject;
     case SLUICE__FRAME__BODY_MAPPING_ADD:
@@ -327,9 +352,11 @@ static bool s_permitted(sld_server_t *self, const sld_peer_t *peer, const sld_co
     case SLD_CMD_PUBLISH:
         return true;
     case SLD_CMD_SUBSCRIBE:
-        if (f->body_case == SLUICE__FRAME__BODY_TRACE) {
-            /* Trace reads one topic's messages: subscribe on the topic. */
-            p = f->trace->topic;
+        if (f->body_case == SLUICE__FRAME__BODY_TRACE
+            || f->body_case == SLUICE__FRAME__BODY_DLQ_LIST) {
+            /* Trace and DlqList read one topic's messages: subscribe on it. */
+            p = f->body_case == SLUICE__FRAME__BODY_TRACE ? f->trace->topic
+                                                          : f->dlq_list->topic;
             if (!p || slc_topic_validate(p, true) != 0
                 || sld_ident_covers(id, SLD_PERM_SUBSCRIBE, p))
                 return true;
@@ -373,15 +400,19 @@ static bool s_permitted(sld_server_t *self, const sld_peer_t *peer, const sld_co
         s_deny_sub(self, peer, f, cmd->action, &ref, "use");
         return false;
     case SLD_CMD_SUB_REMOVE:
-        target = f->sub_remove->name ? f->sub_remove->name : "";
+        target = f->body_case == SLUICE__FRAME__BODY_SUB_SEEK ? f->sub_seek->name
+                                                              : f->sub_remove->name;
+        target = target ? target : "";
         if (sld_delivery_lookup(self->delivery, NULL, 0, target, &ref) != 0
             || sld_ident_may_use_sub(id, ref.name, ref.pattern, ref.owner))
             return true;
         s_deny_sub(self, peer, f, cmd->action, &ref, cmd->what);
         return false;
     case SLD_CMD_TOPIC_ADMIN:
+        /* DlqRemove names the broker's own _dlq. topics. */
         p = s_target(f, name, sizeof name);
-        if (!p || slc_topic_validate(p, false) != 0 || sld_ident_allows(id, SLD_PERM_ADMIN, p))
+        if (!p || slc_topic_validate(p, f->body_case == SLUICE__FRAME__BODY_DLQ_REMOVE) != 0
+            || sld_ident_allows(id, SLD_PERM_ADMIN, p))
             return true;
         snprintf(need, sizeof need, "admin on %s", p);
         s_deny_cmd(self, peer, f, cmd->action, p, need, cmd->what, p);

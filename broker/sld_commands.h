@@ -27,7 +27,8 @@ typedef enum {
                                  * durable name takes using it (or claiming it) */
     SLD_CMD_SUB_USE,            /* the subscription by id: its pattern still covered,
                                  * a durable one still usable */
-    SLD_CMD_SUB_REMOVE,         /* the durable subscription by name: may use it */
+    SLD_CMD_SUB_REMOVE,         /* the durable subscription by name (SubRemove,
+                                 * SubSeek): may use it */
     SLD_CMD_TOPIC_ADMIN,        /* admin on the topic the command names */
     SLD_CMD_ADMIN,              /* admin on ">" */
 } sld_cmd_perm_t;

@@ -44,58 +44,70 @@ typedef struct {
     size_t offset;              /* of the field in sld_config_t */
     size_t width;               /* sizeof the field (text: buffer size) */
     bool zero_ok;               /* 0 is meaningful (e.g. "unlimited") */
+    bool reload;                /* SIGHUP applies it (sld_server_reload); else a change
+                                   waits for a restart and is named in a warning */
 } s_setting_t;
+
+#define S_RELOAD true
+#define S_RESTART false
 
 #define S_FIELD(f) offsetof(sld_config_t, f), sizeof(((sld_config_t *) 0)->f)
 
 /* The contract with deploy/sluiced.cfg: same sections, same keys, same order. */
 static const s_setting_t s_settings[] = {
-    { "broker", "data_dir", S_PATH, S_FIELD(data_dir), false },
-    { "broker", "listen", S_ENDPOINT, S_FIELD(listen), false },
-    { "broker", "sync", S_BOOL, S_FIELD(sync), true },
-    { "broker", "heartbeat_ms", S_MS, S_FIELD(heartbeat_ms), false },
-    { "broker", "session_timeout_ms", S_MS, S_FIELD(session_timeout_ms), false },
-    { "broker", "log_level", S_LEVEL, S_FIELD(log_level), true },
-    { "broker", "log_format", S_PATH, S_FIELD(log_format), false },
-    { "broker", "log_file", S_OPTPATH, S_FIELD(log_file), true },
-    { "broker", "route_prep_threads", S_COUNT, S_FIELD(route_prep_threads), true },
-    { "broker", "metrics_listen", S_OPTPATH, S_FIELD(metrics_listen), true },
-    { "broker", "metrics_public", S_BOOL, S_FIELD(metrics_public), true },
-    { "limits", "max_message_bytes", S_SIZE, S_FIELD(max_message_bytes), false },
-    { "limits", "max_frame_bytes", S_SIZE, S_FIELD(max_frame_bytes), false },
-    { "limits", "max_batch", S_COUNT, S_FIELD(max_batch), false },
-    { "limits", "commit_max_msgs", S_COUNT, S_FIELD(commit_max_msgs), false },
-    { "limits", "commit_max_bytes", S_SIZE, S_FIELD(commit_max_bytes), false },
-    { "limits", "max_connections", S_COUNT, S_FIELD(max_connections), false },
-    { "limits", "handshake_timeout", S_DURATION, S_FIELD(handshake_timeout_ms), false },
-    { "limits", "max_subscriptions", S_COUNT, S_FIELD(max_subscriptions), false },
-    { "limits", "max_inflight", S_COUNT, S_FIELD(max_inflight), false },
-    { "limits", "max_unacked_bytes", S_SIZE, S_FIELD(max_unacked_bytes), false },
-    { "limits", "max_queued_frames", S_COUNT, S_FIELD(max_queued_frames), false },
-    { "storage", "map_size", S_SIZE, S_FIELD(map_size), false },
-    { "storage", "map_size_max", S_SIZE, S_FIELD(map_size_max), false },
-    { "storage", "disk_reserve", S_SIZE, S_FIELD(disk_reserve), true },
-    { "storage", "high_watermark", S_COUNT, S_FIELD(high_watermark), false },
-    { "storage", "low_watermark", S_COUNT, S_FIELD(low_watermark), false },
-    { "storage", "producer_window", S_COUNT, S_FIELD(producer_window), false },
-    { "storage", "dedup_window", S_DURATION, S_FIELD(dedup_window_ms), false },
-    { "retention", "max_age", S_DURATION, S_FIELD(retention_max_age_ms), true },
-    { "retention", "max_bytes", S_SIZE, S_FIELD(retention_max_bytes), true },
-    { "retention", "trim_interval", S_DURATION, S_FIELD(trim_interval_ms), false },
-    { "retention", "trim_batch", S_COUNT, S_FIELD(trim_batch), false },
-    { "delivery", "ack_wait", S_DURATION, S_FIELD(ack_wait_ms), false },
-    { "delivery", "max_deliver", S_COUNT, S_FIELD(max_deliver), false },
-    { "delivery", "deliver_batch", S_COUNT, S_FIELD(deliver_batch), false },
-    { "security", "insecure_plaintext", S_BOOL, S_FIELD(insecure_plaintext), true },
-    { "security", "encrypt_at_rest", S_OPTPATH, S_FIELD(encrypt_at_rest), true },
-    { "security", "audit_file", S_OPTPATH, S_FIELD(audit_file), true },
-    { "security", "audit_retention", S_DURATION, S_FIELD(audit_retention_ms), true },
+    { "broker", "data_dir", S_PATH, S_FIELD(data_dir), false, S_RESTART },
+    { "broker", "listen", S_ENDPOINT, S_FIELD(listen), false, S_RESTART },
+    { "broker", "sync", S_BOOL, S_FIELD(sync), true, S_RESTART },
+    { "broker", "heartbeat_ms", S_MS, S_FIELD(heartbeat_ms), false, S_RESTART },
+    { "broker", "session_timeout_ms", S_MS, S_FIELD(session_timeout_ms), false, S_RESTART },
+    { "broker", "log_level", S_LEVEL, S_FIELD(log_level), true, S_RELOAD },
+    { "broker", "log_format", S_PATH, S_FIELD(log_format), false, S_RESTART },
+    { "broker", "log_file", S_OPTPATH, S_FIELD(log_file), true, S_RESTART },
+    { "broker", "route_prep_threads", S_COUNT, S_FIELD(route_prep_threads), true, S_RESTART },
+    { "broker", "metrics_listen", S_OPTPATH, S_FIELD(metrics_listen), true, S_RESTART },
+    { "broker", "metrics_public", S_BOOL, S_FIELD(metrics_public), true, S_RESTART },
+    { "broker", "metrics_per_object", S_BOOL, S_FIELD(metrics_per_object), true, S_RELOAD },
+    { "broker", "metrics_max_objects", S_COUNT, S_FIELD(metrics_max_objects), false, S_RELOAD },
+    { "limits", "max_message_bytes", S_SIZE, S_FIELD(max_message_bytes), false, S_RESTART },
+    { "limits", "max_frame_bytes", S_SIZE, S_FIELD(max_frame_bytes), false, S_RESTART },
+    { "limits", "max_batch", S_COUNT, S_FIELD(max_batch), false, S_RESTART },
+    { "limits", "commit_max_msgs", S_COUNT, S_FIELD(commit_max_msgs), false, S_RESTART },
+    { "limits", "commit_max_bytes", S_SIZE, S_FIELD(commit_max_bytes), false, S_RESTART },
+    { "limits", "max_connections", S_COUNT, S_FIELD(max_connections), false, S_RESTART },
+    { "limits", "handshake_timeout", S_DURATION, S_FIELD(handshake_timeout_ms), false, S_RESTART },
+    { "limits", "max_subscriptions", S_COUNT, S_FIELD(max_subscriptions), false, S_RESTART },
+    { "limits", "max_inflight", S_COUNT, S_FIELD(max_inflight), false, S_RESTART },
+    { "limits", "max_unacked_bytes", S_SIZE, S_FIELD(max_unacked_bytes), false, S_RESTART },
+    { "limits", "max_queued_frames", S_COUNT, S_FIELD(max_queued_frames), false, S_RESTART },
+    { "storage", "map_size", S_SIZE, S_FIELD(map_size), false, S_RESTART },
+    { "storage", "map_size_max", S_SIZE, S_FIELD(map_size_max), false, S_RELOAD },
+    { "storage", "disk_reserve", S_SIZE, S_FIELD(disk_reserve), true, S_RESTART },
+    { "storage", "high_watermark", S_COUNT, S_FIELD(high_watermark), false, S_RELOAD },
+    { "storage", "low_watermark", S_COUNT, S_FIELD(low_watermark), false, S_RELOAD },
+    { "storage", "producer_window", S_COUNT, S_FIELD(producer_window), false, S_RESTART },
+    { "storage", "dedup_window", S_DURATION, S_FIELD(dedup_window_ms), false, S_RESTART },
+    { "retention", "max_age", S_DURATION, S_FIELD(retention_max_age_ms), true, S_RESTART },
+    { "retention", "max_bytes", S_SIZE, S_FIELD(retention_max_bytes), true, S_RESTART },
+    { "retention", "trim_interval", S_DURATION, S_FIELD(trim_interval_ms), false, S_RESTART },
+    { "retention", "trim_batch", S_COUNT, S_FIELD(trim_batch), false, S_RESTART },
+    { "delivery", "ack_wait", S_DURATION, S_FIELD(ack_wait_ms), false, S_RESTART },
+    { "delivery", "max_deliver", S_COUNT, S_FIELD(max_deliver), false, S_RESTART },
+    { "delivery", "deliver_batch", S_COUNT, S_FIELD(deliver_batch), false, S_RESTART },
+    { "security", "insecure_plaintext", S_BOOL, S_FIELD(insecure_plaintext), true, S_RESTART },
+    { "security", "encrypt_at_rest", S_OPTPATH, S_FIELD(encrypt_at_rest), true, S_RESTART },
+    { "security", "audit_file", S_OPTPATH, S_FIELD(audit_file), true, S_RESTART },
+    { "security", "audit_retention", S_DURATION, S_FIELD(audit_retention_ms), true, S_RESTART },
     { "security", "audit_refusal_interval", S_DURATION, S_FIELD(audit_refusal_interval_ms),
-      false },
-    { "alerts", "subscription_lag_max", S_COUNT, S_FIELD(alert_lag_max), true },
-    { "alerts", "subscription_lag_for", S_DURATION, S_FIELD(alert_lag_for_ms), true },
-    { "alerts", "dlq_growth_max", S_COUNT, S_FIELD(alert_dlq_growth), true },
-    { "alerts", "dlq_growth_window", S_DURATION, S_FIELD(alert_dlq_window_ms), false },
+      false, S_RESTART },
+    { "alerts", "subscription_lag_max", S_COUNT, S_FIELD(alert_lag_max), true, S_RELOAD },
+    { "alerts", "subscription_lag_for", S_DURATION, S_FIELD(alert_lag_for_ms), true, S_RELOAD },
+    { "alerts", "dlq_growth_max", S_COUNT, S_FIELD(alert_dlq_growth), true, S_RELOAD },
+    { "alerts", "dlq_growth_window", S_DURATION, S_FIELD(alert_dlq_window_ms), false, S_RELOAD },
+    { "alerts", "topic_idle", S_OPTPATH, S_FIELD(alert_topic_idle), true, S_RELOAD },
+    { "alerts", "topic_idle_for", S_DURATION, S_FIELD(alert_topic_idle_for_ms), false, S_RELOAD },
+    { "alerts", "route_errors_max", S_COUNT, S_FIELD(alert_route_errors), true, S_RELOAD },
+    { "alerts", "route_errors_window", S_DURATION, S_FIELD(alert_route_window_ms), false,
+      S_RELOAD },
 };
 #define S_NSETTINGS (sizeof s_settings / sizeof s_settings[0])
 
@@ -112,6 +124,7 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->log_level = 2;
     snprintf(cfg->log_format, sizeof cfg->log_format, "text");
     cfg->route_prep_threads = 1;
+    cfg->metrics_max_objects = 500;
     cfg->max_message_bytes = 1 * S_MIB;
     cfg->max_frame_bytes = 64 * S_MIB;
     cfg->max_batch = 10000;
@@ -141,6 +154,8 @@ void sld_config_defaults(sld_config_t *cfg)
     cfg->audit_refusal_interval_ms = 60 * 1000;
     cfg->alert_lag_for_ms = 60 * 1000;
     cfg->alert_dlq_window_ms = 5 * 60 * 1000;
+    cfg->alert_topic_idle_for_ms = 5 * 60 * 1000;
+    cfg->alert_route_window_ms = 5 * 60 * 1000;
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -432,6 +447,17 @@ static int s_check(const sld_config_t *cfg, char *err, size_t errlen)
         rc = SL_EINVAL;
         goto fail;
     }
+    if (cfg->alert_route_window_ms > 3600 * 1000) {
+        slc_errf(err, errlen, "alerts/route_errors_window: %u ms is too long (at most 1h)",
+              cfg->alert_route_window_ms);
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    size_t npat = 0;
+    rc = sld_config_patterns(cfg->alert_topic_idle, NULL, SLD_CONFIG_PATTERNS_MAX, &npat,
+                             err, errlen);
+    if (rc)
+        goto fail;
     if (cfg->high_watermark > 100 || cfg->low_watermark >= cfg->high_watermark) {
         slc_errf(err, errlen, "storage/low_watermark (%u%%) and storage/high_watermark "
               "(%u%%): need 0 < low < high <= 100 (percent of storage/map_size_max)",
@@ -732,6 +758,68 @@ static void s_format(const s_setting_t *s, const sld_config_t *cfg,
     snprintf(buf, len, "%llu", (unsigned long long) v);
 }
 
+int sld_config_patterns(const char *list, char (*out)[SLC_TOPIC_MAX + 1], size_t max,
+                        size_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ", ");
+        if (len == 0)
+            break;
+        char pat[SLC_TOPIC_MAX + 1];
+        if (len > SLC_TOPIC_MAX || *n == max) {
+            slc_errf(err, errlen, "alerts/topic_idle: %s%zu", len > SLC_TOPIC_MAX
+                     ? "a pattern is longer than " : "more patterns than ",
+                     len > SLC_TOPIC_MAX ? (size_t) SLC_TOPIC_MAX : max);
+            return SL_EINVAL;
+        }
+        memcpy(pat, p, len);
+        pat[len] = 0;
+        if (slc_pattern_validate(pat) != 0) {
+            slc_errf(err, errlen, "alerts/topic_idle: \"%s\" is not a topic pattern "
+                     "(words separated by '.', '*' for one word, '>' for the rest)", pat);
+            return SL_EINVAL;
+        }
+        if (out)
+            memcpy(out[*n], pat, len + 1);
+        (*n)++;
+        p += len;
+    }
+    return 0;
+}
+
+/* Append SECTION/KEY to the list in BUF (LEN >= 4 bytes), ", " between;
+ * when it does not fit the list ends with "..." and takes no more. */
+static void s_list_add(char *buf, size_t len, const char *section, const char *key)
+{
+    size_t k = strlen(buf);
+    if (k >= 3 && strcmp(buf + k - 3, "...") == 0)
+        return;
+    int n = snprintf(buf + k, len - k, "%s%s/%s", k ? ", " : "", section, key);
+    if (n >= 0 && (size_t) n < len - k)
+        return;
+    size_t at = k + 3 < len ? k : len - 4;
+    snprintf(buf + at, len - at, "...");
+}
+
+void sld_config_diff(const sld_config_t *old, const sld_config_t *new,
+                     char *reloaded, size_t rlen, char *restart, size_t slen)
+{
+    reloaded[0] = restart[0] = 0;
+    for (size_t i = 0; i < S_NSETTINGS; i++) {
+        const s_setting_t *s = &s_settings[i];
+        const char *a = (const char *) old + s->offset, *b = (const char *) new + s->offset;
+        bool text = s->kind == S_PATH || s->kind == S_OPTPATH || s->kind == S_ENDPOINT;
+        bool same = text ? strcmp(a, b) == 0 : memcmp(a, b, s->width) == 0;
+        if (!same && s->reload)
+            s_list_add(reloaded, rlen, s->section, s->key);
+        else if (!same)
+            s_list_add(restart, slen, s->section, s->key);
+    }
+}
+
 void sld_config_print(const sld_config_t *cfg, FILE *out)
 {
     const char *section = "";
@@ -755,7 +843,7 @@ typedef enum {
     S_OPT_CONFIG, S_OPT_DATA_DIR, S_OPT_LISTEN, S_OPT_SYNC, S_OPT_SET,
     S_OPT_CHECK, S_OPT_PRINT, S_OPT_HELP, S_OPT_VERSION,
     S_OPT_PLAINTEXT, S_OPT_AT_REST, S_OPT_AUDIT_FILE, S_OPT_NEW_KEY,
-    S_OPT_METRICS_LISTEN, S_OPT_METRICS_PUBLIC, S_OPT_LOG_FORMAT, S_OPT_LOG_FILE,
+    S_OPT_METRICS_LISTEN, S_OPT_METRICS_PUBLIC, S_OPT_METRICS_PER_OBJECT, S_OPT_LOG_FORMAT, S_OPT_LOG_FILE,
 } s_opt_id_t;
 
 typedef struct {
@@ -777,6 +865,7 @@ static const s_option_t s_options[] = {
     { "--new-key", NULL, S_OPT_NEW_KEY, true },
     { "--metrics-listen", NULL, S_OPT_METRICS_LISTEN, true },
     { "--metrics-public", NULL, S_OPT_METRICS_PUBLIC, false },
+    { "--metrics-per-object", NULL, S_OPT_METRICS_PER_OBJECT, false },
     { "--log-format", NULL, S_OPT_LOG_FORMAT, true },
     { "--log-file", NULL, S_OPT_LOG_FILE, true },
     { "--check", NULL, S_OPT_CHECK, false },
@@ -867,8 +956,11 @@ static int s_usage(FILE *out, char *err, size_t errlen)
         "                      /readyz over HTTP there (off by default; loopback\n"
         "                      only unless --metrics-public; docs/operations.md)\n"
         "  --metrics-public    allow --metrics-listen on a non-loopback address\n"
+        "  --metrics-per-object  add per-topic and per-subscription series to\n"
+        "                      /metrics (broker/metrics_max_objects caps them)\n"
         "  --log-format text|json  log lines as text (default) or one JSON object\n"
-        "                      per line (time, level, module, msg)\n"
+        "                      per line (time, level, module, msg, numbers with\n"
+        "                      their unit in their name: silent_ms)\n"
         "  --log-file FILE     append the log to FILE instead of stderr; SIGUSR1\n"
         "                      reopens it (logrotate)\n"
         "  --set KEY=VALUE     set any setting below, as section/key or key;\n"
@@ -878,12 +970,13 @@ static int s_usage(FILE *out, char *err, size_t errlen)
         "  -h, --help          print this help and exit\n"
         "  --version           print the version and exit\n"
         "\n"
-        "Settings and their defaults (section/key = default):\n",
+        "Settings and their defaults (section/key = default; SIGHUP reloads those\n"
+        "marked, the others keep their value until a restart):\n",
         SLD_DEFAULT_DATA_DIR, SLD_DEFAULT_LISTEN);
     for (size_t i = 0; i < S_NSETTINGS; i++) {
         s_format(&s_settings[i], &defaults, value, sizeof value);
-        fprintf(out, "  %s/%s = %s\n", s_settings[i].section,
-                s_settings[i].key, value);
+        fprintf(out, "  %s/%s = %s%s\n", s_settings[i].section,
+                s_settings[i].key, value, s_settings[i].reload ? "  (SIGHUP)" : "");
     }
     fprintf(out,
         "\n"
@@ -952,6 +1045,9 @@ static int s_apply_option(sld_config_t *cfg, const s_option_t *opt,
         break;
     case S_OPT_METRICS_PUBLIC:
         rc = sld_config_set(cfg, "broker/metrics_public", "on", why, sizeof why);
+        break;
+    case S_OPT_METRICS_PER_OBJECT:
+        rc = sld_config_set(cfg, "broker/metrics_per_object", "on", why, sizeof why);
         break;
     case S_OPT_LOG_FORMAT:
         rc = sld_config_set(cfg, "broker/log_format", value, why, sizeof why);

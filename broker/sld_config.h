@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "slc.h"
 
 #define SLD_DEFAULT_DATA_DIR "./var/sluice"
 #define SLD_DEFAULT_LISTEN "tcp://127.0.0.1:5555"
@@ -33,6 +34,10 @@ typedef struct {
                                        /metrics, /healthz, /readyz (sld_metrics_http); "" = off */
     bool metrics_public;            /* metrics_public, --metrics-public: allow metrics_listen on a
                                        non-loopback address; default off */
+    bool metrics_per_object;        /* metrics_per_object, --metrics-per-object: per-topic and
+                                       per-subscription series on /metrics; default off */
+    uint32_t metrics_max_objects;   /* metrics_max_objects: most topics, and most subscriptions,
+                                       given series (the first by name); default 500 */
     /* [limits] */
     uint32_t max_message_bytes;     /* max_message_bytes; default 1 MiB */
     uint32_t max_frame_bytes;       /* max_frame_bytes; default 64 MiB */
@@ -81,6 +86,13 @@ typedef struct {
     uint64_t alert_dlq_growth;      /* dlq_growth_max: this many dead letters or more within
                                        dlq_growth_window fire; 0 = off (default) */
     uint32_t alert_dlq_window_ms;   /* dlq_growth_window: default 5 min, at most 1 h */
+    char alert_topic_idle[1024];    /* topic_idle: topic patterns, comma-separated; a matching
+                                       topic without a publish for topic_idle_for fires;
+                                       "" = off (default) */
+    uint32_t alert_topic_idle_for_ms; /* topic_idle_for: default 5 min */
+    uint64_t alert_route_errors;    /* route_errors_max: a route whose error counter grows by
+                                       this much within route_errors_window fires; 0 = off */
+    uint32_t alert_route_window_ms; /* route_errors_window: default 5 min, at most 1 h */
 } sld_config_t;
 
 /* True when ENDPOINT is loopback, ipc or inproc: where plain text may be
@@ -127,6 +139,20 @@ typedef enum {
  * (SL_ESYS when the file cannot be read) with a message in ERR. */
 int sld_config_args(sld_config_t *cfg, int argc, char **argv,
                     sld_action_t *action, FILE *out, char *err, size_t errlen);
+
+/* Split LIST ("a.b, c.>": patterns separated by commas and spaces) into
+ * OUT[MAX] (may be NULL: only check); *n the count. 0, or SL_EINVAL with
+ * the reason in ERR (a pattern that is not valid, more than MAX). */
+#define SLD_CONFIG_PATTERNS_MAX 32
+int sld_config_patterns(const char *list, char (*out)[SLC_TOPIC_MAX + 1], size_t max,
+                        size_t *n, char *err, size_t errlen);
+
+/* The settings that differ between OLD and NEW, as "section/key" names
+ * separated by ", ": those SIGHUP applies into RELOADED, those that wait
+ * for a restart into RESTART (each "" when none; cut short with "..." when
+ * the buffer is too small). One list of settings: the config table. */
+void sld_config_diff(const sld_config_t *old, const sld_config_t *new,
+                     char *reloaded, size_t rlen, char *restart, size_t slen);
 
 /* Write CFG as a ZPL file that sld_config_load reads back unchanged.
  * Write errors are left on OUT's error flag: check ferror(OUT). */

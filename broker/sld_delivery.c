@@ -346,6 +346,7 @@ void sld_delivery_destroy(sld_delivery_t **self_p)
     free(self->removed);
     sld_delivery__dlq_clear(self);
     free(self->dlq);
+    free(self->seeks);
     free(self->appended);
     free(self->items);
     free(self->item_ptrs);

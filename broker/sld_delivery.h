@@ -81,6 +81,34 @@ int sld_delivery_lookup(sld_delivery_t *self, sld_session_t *session, uint32_t s
  * SL_EEXIST (it has an owner), SL_ENOMEM. */
 int sld_delivery_claim(sld_delivery_t *self, const char *name, const char *owner);
 
+/* One topic a seek sets the cursor of. */
+typedef struct {
+    uint32_t topic_id;
+    uint64_t from;              /* the acked floor before */
+    uint64_t to;                /* the acked floor after */
+    bool moved;                 /* the floor changes, or acked offsets above it or
+                                   attempts in flight are dropped */
+} sld_delivery_move_t;
+
+/* Seek durable subscription NAME's cursor on topic TOPIC_ID (0: on every
+ * topic it has one on) to START: SLUICE__START_KIND__START_OFFSET (OFFSET,
+ * kept inside the topic's stored range), _START_TIME (the first message
+ * stored at or after TIME_US), _START_EARLIEST or _START_LATEST (offsets
+ * as write TXN sees them). The seek is staged: sld_delivery_persist
+ * writes it in TXN (the cursor; the acked offsets go) and
+ * sld_delivery_persisted(true) makes it the subscription's state
+ * (messages from the target on count as not acked, those in flight are
+ * forgotten: a late ack is refused; delivery resumes there and the first
+ * delivery of an offset acked before carries Delivery.rewound);
+ * persisted(false) forgets it. *moves (caller frees; *n entries) says what
+ * each topic's cursor does. Who may is the caller's to check. 0,
+ * SL_ENOTFOUND (no such durable subscription, or TOPIC_ID is not one of
+ * its topics), SL_EINVAL (START), SL_ENOMEM; the reason in ERR. */
+int sld_delivery_seek(sld_delivery_t *self, sld_txn_t *txn, const char *name,
+                      uint32_t topic_id, Sluice__StartKind start, uint64_t offset,
+                      uint64_t time_us, sld_delivery_move_t **moves, size_t *n,
+                      char *err, size_t errlen);
+
 /* Add CREDIT to SESSION's SUB_ID. 0 or SL_ENOTFOUND. */
 int sld_delivery_credit(sld_delivery_t *self, sld_session_t *session,
                         uint32_t sub_id, uint32_t credit);
@@ -162,5 +190,14 @@ void sld_delivery_pump_ahead(sld_delivery_t *self, uint64_t now_ms);
  * per subscription. 0 or SL_ENOMEM. */
 int sld_delivery_stats(sld_delivery_t *self, Sluice__SubInfo ***subs, size_t *n);
 void sld_delivery_stats_free(Sluice__SubInfo ***subs, size_t n);
+
+/* For the first N subscriptions in the order sld_delivery_stats lists them
+ * (called in the same turn): how long before NOW_MS (monotonic) the oldest
+ * delivery attempt still waiting for its ack was sent, into AGE_MS[i]
+ * (0: none sent and unacked). An attempt is sent at its ack deadline minus
+ * the subscription's ack_wait. Walks each in-flight table: the metrics
+ * snapshot's cost, at most five times a second. Broker thread. */
+void sld_delivery_unacked_ages(const sld_delivery_t *self, uint64_t now_ms, uint64_t *age_ms,
+                               size_t n);
 
 #endif

@@ -266,8 +266,9 @@ int sld_delivery_ack(sld_delivery_t *self, sld_session_t *session,
         }
         else if (!f && sld_delivery__is_acked(st, it->offset))
             code = 0;           /* acks are idempotent */
-        else if (!f && it->offset >= st->next)
-            code = SL_ENOTFOUND;    /* never delivered to this subscription */
+        else if (!f && it->offset >= st->next && it->offset >= st->rewound_below)
+            code = SL_ENOTFOUND;    /* never delivered to this subscription (a seek
+                                       forgot those below rewound_below) */
         else
             code = SL_ESTALE;       /* delivered once, superseded since */
         if (code) {
@@ -308,5 +309,20 @@ void sld_delivery__expire(sld_delivery_t *self, sld_delivery_sub_t *sub,
             continue;
         sld_delivery__set_state(self, sub, f, SLD_FLIGHT_READY);
         sld_delivery__wake(self, sub);
+    }
+}
+
+void sld_delivery_unacked_ages(const sld_delivery_t *self, uint64_t now_ms, uint64_t *age_ms,
+                               size_t n)
+{
+    for (size_t i = 0; i < n && i < self->subs.n; i++) {
+        const sld_delivery_sub_t *sub = self->subs.v[i];
+        uint64_t oldest = UINT64_MAX;
+        for (size_t k = 0; sub->flight.count && k < sub->flight.cap; k++) {
+            const sld_delivery_flight_t *f = &sub->flight.slot[k];
+            if (f->state == SLD_FLIGHT_SENT && f->deadline - sub->ack_wait_ms < oldest)
+                oldest = f->deadline - sub->ack_wait_ms;
+        }
+        age_ms[i] = oldest != UINT64_MAX && now_ms > oldest ? now_ms - oldest : 0;
     }
 }

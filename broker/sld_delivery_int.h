@@ -42,7 +42,8 @@
  *  credit and the pump (what to send, batches, unreadable records).
  *  sld_delivery_transient.c: transient fan-out to ephemeral subscriptions.
  *  sld_delivery_persist.c: pending state and dead-letter moves written in
- *  the server's transaction. The due queue is sld_due.  */
+ *  the server's transaction. sld_delivery_seek.c: cursors moved by
+ *  SubSeek, staged, written and applied. The due queue is sld_due.  */
 #ifndef SLD_DELIVERY_INT_H
 #define SLD_DELIVERY_INT_H
 #include <stdbool.h>
@@ -100,6 +101,8 @@ typedef struct {
     size_t nfresh, capfresh;
     uint64_t persisted_floor;
     size_t persisted_acked;     /* entries of ours in the store's acked db */
+    uint64_t rewound_below;     /* a seek made offsets below this (and >= floor) not
+                                   acked again: their next delivery says so */
     bool dirty;
 } sld_delivery_subtopic_t;
 
@@ -158,6 +161,13 @@ typedef struct {
     char *reason;               /* nacked: the last nack's reason (owned), or NULL */
 } sld_delivery_dlq_t;
 
+/* A seek staged by sld_delivery_seek for the open transaction. */
+typedef struct {
+    char sub[SLC_TOPIC_MAX + 1];
+    uint32_t topic_id;
+    uint64_t to;
+} sld_delivery_seek_t;
+
 typedef struct {
     sld_delivery_sub_t **v;
     size_t n, cap;
@@ -193,6 +203,8 @@ struct sld_delivery {
     size_t ndlq, capdlq;
     bool renew;                 /* the pump's read txn met too much damage */
     size_t dlq_persisted;       /* how many of dlq the open txn holds */
+    sld_delivery_seek_t *seeks; /* seeks staged for the open transaction */
+    size_t nseeks, capseeks;
     uint32_t *appended;         /* topics our persist appended to */
     size_t nappended, capappended;
     uint32_t next_sub_id;
@@ -321,5 +333,14 @@ int sld_delivery__queue_dlq(sld_delivery_t *self, const sld_delivery_sub_t *sub,
                             bool nacked, bool unreadable, const char *reason);
 /* Free the queued dead-letter moves' reasons and empty the queue. */
 void sld_delivery__dlq_clear(sld_delivery_t *self);
+
+/* ---- sld_delivery_seek.c: seeks */
+
+/* Write the staged seeks in TXN (after the dirty subscriptions: a seek
+ * replaces what they wrote). 0, SL_EFULL, SL_ESTORE. */
+int sld_delivery__seeks_persist(sld_delivery_t *self, sld_txn_t *txn);
+/* The transaction committed (OK): the staged seeks become the state; or
+ * not: they are forgotten. */
+void sld_delivery__seeks_done(sld_delivery_t *self, bool ok);
 
 #endif

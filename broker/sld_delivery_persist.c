@@ -1,5 +1,6 @@
 /*  sld_delivery_persist - write what waits (new and removed subscriptions,
- *  cursors, acked offsets, dead-letter copies and their advisories) in the
+ *  cursors, acked offsets, dead-letter copies and their advisories, the
+ *  staged seeks through sld_delivery_seek.c) in the
  *  server's write transaction, and forget it once that commits; an aborted
  *  transaction leaves all of it pending for the next. Owns the queues of
  *  removals and dead-letter moves. Broker thread only. It opens no write
@@ -254,6 +255,8 @@ int sld_delivery_persist(sld_delivery_t *self, sld_txn_t *txn)
             if (sub->topics[k].dirty)
                 rc = s_persist_subtopic(txn, sub, &sub->topics[k]);
     }
+    if (rc == 0)
+        rc = sld_delivery__seeks_persist(self, txn);
     for (size_t i = 0; rc == 0 && i < self->ndlq; i++)
         rc = s_persist_dlq(self, txn, &self->dlq[i]);
     return rc;
@@ -266,6 +269,7 @@ void sld_delivery_persisted(sld_delivery_t *self, bool ok)
          * persisted_acked counts may now be too high; that only costs one
          * extra (empty) range walk later. */
         self->nappended = 0;
+        sld_delivery__seeks_done(self, false);
         return;
     }
     for (size_t i = 0; i < self->nremoved; i++)
@@ -285,6 +289,7 @@ void sld_delivery_persisted(sld_delivery_t *self, bool ok)
         }
     }
     self->dirty.n = 0;
+    sld_delivery__seeks_done(self, true);
     sld_delivery__dlq_clear(self);
     for (size_t i = 0; i < self->nappended; i++)
         sld_delivery_topic_appended(self, self->appended[i]);

@@ -175,6 +175,7 @@ static bool s_pump_sub(sld_delivery_t *self, sld_delivery_sub_t *sub, sld_txn_t 
         size_t len;
         sld_delivery_flight_t *f = NULL;
         sld_delivery_subtopic_t *st = NULL;
+        bool rewound = false;   /* an offset a seek made not acked again */
         while (sld_due_size(&sub->ready)) {
             sld_due_key_t k = sld_due_first(&sub->ready);
             f = sld_delivery__flight_get(&sub->flight, k.topic_id, k.offset);
@@ -244,6 +245,7 @@ static bool s_pump_sub(sld_delivery_t *self, sld_delivery_sub_t *sub, sld_txn_t 
             if (!sub->ephemeral) {
                 f = sld_delivery__flight_put(&sub->flight, st->topic_id, off);
                 f->attempt = 1;
+                rewound = off < st->rewound_below;
             }
             else {
                 const sld_topic_info_t *info = sld_store_topic_by_id(self->store, st->topic_id);
@@ -267,6 +269,7 @@ static bool s_pump_sub(sld_delivery_t *self, sld_delivery_sub_t *sub, sld_txn_t 
         const sld_topic_info_t *info = sld_store_topic_by_id(self->store, f->topic_id);
         sld_delivery__item(self, n++, sub, f->topic_id, info ? info->name : "", f->offset,
                            f->token, f->attempt, env, len);
+        self->items[n - 1].rewound = rewound;
         bytes += len;
         sub->credit--;
     }

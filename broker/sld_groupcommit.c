@@ -46,6 +46,13 @@ static void s_registry_committed(void *arg, bool ok)
 
 /* After the registry's: a mapping change makes the live table compile
  * again against the committed mappings. */
+/* Removed dead-letter marks of this transaction (sld_dlq). */
+static void s_dlq_committed(void *arg, bool ok)
+{
+    sld_server_t *self = arg;
+    sld_dlq_committed(self->dlq, ok);
+}
+
 static void s_routes_committed(void *arg, bool ok)
 {
     sld_server_t *self = arg;
@@ -121,6 +128,7 @@ int sld_groupcommit_wire(sld_server_t *self)
     const sld_commit_participant_t parts[] = {
         { s_delivery_persist, s_delivery_persisted, self },
         { NULL, s_registry_committed, self },
+        { NULL, s_dlq_committed, self },
         { NULL, s_routes_committed, self },
         { NULL, s_auth_committed, self },
         { s_alerts_write, s_alerts_committed, self },
@@ -144,6 +152,7 @@ static int s_apply(sld_server_t *self, sld_txn_t *txn, bool refuse, int fail)
     sld_audit_attempt(self->audit);
     self->nappended = 0;
     self->t_stored = self->t_bytes = self->t_dups = self->t_nacked = 0;
+    sld_topicstats_attempt(self->tstats);
     self->t_prepared = self->t_prep_inline = 0;
     for (size_t i = 0; rc == 0 && i < self->nwrites; i++) {
         const sld_write_t *w = &self->writes[i];
@@ -202,7 +211,10 @@ static void s_alarm_changed(sld_server_t *self, sld_alarm_kind_t kind)
         snprintf(detail, sizeof detail, "disk of %.200s %s", self->cfg.data_dir,
                  up ? "nearly full (storage/disk_reserve released): publishes refused"
                     : "has room again: publishes accepted");
-    sld_server_log(self, up ? 1 : 2, "storage alarm %s: %s", up ? "raised" : "cleared", detail);
+    const sld_log_field_t f[] = { { "map_used_bytes", self->space_used },
+                                  { "map_max_bytes", sld_store_map_max(self->store) } };
+    sld_server_log_with(self, up ? 1 : 2, f, kind == SLD_ALARM_MAP ? 2 : 0,
+                        "storage alarm %s: %s", up ? "raised" : "cleared", detail);
     sld_audit_add(self->audit, false, "broker", up ? "alarm.raised" : "alarm.cleared", name,
                   "ok", detail);
     sld_metrics_add(self->metrics, up ? SLD_M_ALARM_RAISED : SLD_M_ALARM_CLEARED, 1);
@@ -320,7 +332,10 @@ void sld_groupcommit_run(sld_server_t *self)
         while (rc == SL_EFULL && sld_store_grow(self->store) == 0) {
             uint64_t used, size;
             sld_store_usage(self->store, &used, &size);
-            sld_server_log(self, 2, "storage map grown to %" PRIu64 " MiB", size >> 20);
+            const sld_log_field_t f[] = { { "map_size_bytes", size },
+                                          { "map_used_bytes", used } };
+            sld_server_log_with(self, 2, f, 2, "storage map grown to %" PRIu64 " MiB",
+                                size >> 20);
             sld_metrics_add(self->metrics, SLD_M_MAP_GROWN, 1);
             rc = s_try(self, refuse);
         }
@@ -351,6 +366,7 @@ void sld_groupcommit_run(sld_server_t *self)
         sld_metrics_add(self->metrics, SLD_M_ROUTE_PREPARED, self->t_prepared);
         sld_metrics_add(self->metrics, SLD_M_ROUTE_PREP_INLINE, self->t_prep_inline);
         sld_metrics_snap_commit(self->msnap, s_mono_s() - started, self->t_stored);
+        sld_topicstats_committed(self->tstats, slc_mono_ms());
         for (size_t i = 0; i < self->nappended; i++)
             sld_delivery_topic_appended(self->delivery, self->appended[i]);
     }

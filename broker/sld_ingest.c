@@ -330,6 +330,8 @@ static int s_ingest(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
         rc = sld_store_dedup_record(txn, topic_id, msg_id, strlen(msg_id), now, offset);
     if (rc == 0)
         rc = sld_ingest_note_appended(self, topic_id);
+    if (rc == 0)
+        rc = sld_topicstats_add(self->tstats, topic_id, e->payload.len);
     /* Routing: derived messages commit with the original or not at all. */
     if (rc == 0 && routes) {
         if (routed)

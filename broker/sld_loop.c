@@ -143,7 +143,9 @@ static long s_before_sleep(sld_server_t *self, bool read)
     int t = defer ? 0 : sld_delivery_pump(self->delivery, now);
     long t4 = sld_audit_tick(self->audit, slc_now_us());    /* refusal summaries due */
     sld_groupcommit_watch(self, now);                       /* storage alarms clear */
-    long t6 = sld_alerts_tick(self->alerts, self->delivery, self->metrics, now);
+    const sld_alerts_sources_t src = { self->delivery, self->metrics, self->store,
+                                       self->tstats, self->routes };
+    long t6 = sld_alerts_tick(self->alerts, &src, now);
     if (sld_delivery_dirty(self->delivery) || sld_audit_dirty(self->audit)
         || sld_alerts_dirty(self->alerts)) {
         /* Dead letters found by the pump, and audit records of refused

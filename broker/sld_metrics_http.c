@@ -3,14 +3,16 @@
  *  request copies the snapshot out (sld_metrics_snap_read) and formats it;
  *  nothing here is shared with the loop but that copy. The series names
  *  and their meaning are listed in docs/operations.md, "Metrics": keep the
- *  two in step. Per-topic and per-subscription series are not made here
- *  (totals only).  */
+ *  two in step. Per-topic and per-subscription series come from the
+ *  snapshot's detail rows when broker/metrics_per_object is on; the loop
+ *  has already capped and sorted them.  */
 #include "sld_metrics_http.h"
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -145,7 +147,101 @@ static void s_histogram(FILE *out, const char *name, const char *help, const sld
     fprintf(out, "%s_count %" PRIu64 "\n", name, h->count);
 }
 
-int sld_metrics_http_format(const sld_metrics_values_t *v, uint64_t now_us, FILE *out)
+/* VALUE as a label value of the text format: \\, \" and \n escaped. */
+static void s_label(FILE *out, const char *value)
+{
+    for (const char *p = value; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            fputc('\\', out);
+        if (*p == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+/* One per-object series: its head, then one sample per row. FIELD is the
+ * byte offset of a uint64_t in the row; SCALE divides it (1000: ms to s). */
+typedef struct {
+    const char *name, *type, *help;
+    size_t field;
+    unsigned scale;
+} s_object_series_t;
+
+#define S_TOPIC(f) offsetof(sld_snap_topic_t, f)
+#define S_SUB(f) offsetof(sld_snap_sub_t, f)
+_Static_assert(S_TOPIC(name) == 0 && S_SUB(name) == 0, "s_objects reads a row's name first");
+
+static const s_object_series_t s_topic_series[] = {
+    { "sluice_topic_appended_messages_total", "counter", "Messages appended to the topic "
+      "since it was created, by publishes and routes (its next offset).", S_TOPIC(appended), 1 },
+    { "sluice_topic_appended_bytes_total", "counter", "Payload bytes appended to the topic "
+      "by publishes and routes since the broker started.", S_TOPIC(appended_bytes), 1 },
+    { "sluice_topic_stored_messages", "gauge", "Messages stored in the topic (after "
+      "retention).", S_TOPIC(messages), 1 },
+    { "sluice_topic_stored_bytes", "gauge", "Bytes the topic's stored records take "
+      "(record header and envelope).", S_TOPIC(bytes), 1 },
+    { "sluice_topic_first_offset", "gauge", "Oldest stored offset of the topic (equal to "
+      "the next offset when it is empty).", S_TOPIC(first_offset), 1 },
+    { "sluice_topic_next_offset", "gauge", "Offset the next message appended to the topic "
+      "gets.", S_TOPIC(next_offset), 1 },
+};
+
+static const s_object_series_t s_sub_series[] = {
+    { "sluice_subscription_pending_messages", "gauge", "Messages stored on the "
+      "subscription's topics and not acked by it (its lag).", S_SUB(pending), 1 },
+    { "sluice_subscription_unacked_messages", "gauge", "Messages delivered to the "
+      "subscription and not acked (in flight, or waiting to be sent again).",
+      S_SUB(unacked), 1 },
+    { "sluice_subscription_oldest_unacked_age_seconds", "gauge", "How long ago the oldest "
+      "delivery attempt still waiting for its ack was sent (0: none).",
+      S_SUB(oldest_unacked_ms), 1000 },
+    { "sluice_subscription_delivered_total", "counter", "First deliveries to the "
+      "subscription since the broker started.", S_SUB(delivered), 1 },
+    { "sluice_subscription_redelivered_total", "counter", "Deliveries again (attempt > 1) "
+      "to the subscription since the broker started.", S_SUB(redelivered), 1 },
+    { "sluice_subscription_acked_total", "counter", "Acks the subscription applied since "
+      "the broker started.", S_SUB(acked), 1 },
+    { "sluice_subscription_dead_lettered_total", "counter", "Messages of the subscription "
+      "moved to _dlq.<subscription> since the broker started.", S_SUB(dead_lettered), 1 },
+};
+
+static void s_objects(FILE *out, const s_object_series_t *series, size_t nseries,
+                      const char *label, const void *rows, size_t nrows, size_t rowsize)
+{
+    for (size_t s = 0; s < nseries; s++) {
+        s_head(out, series[s].name, series[s].type, series[s].help);
+        for (size_t i = 0; i < nrows; i++) {
+            const char *row = (const char *) rows + i * rowsize;
+            uint64_t val;
+            memcpy(&val, row + series[s].field, sizeof val);
+            fprintf(out, "%s{%s=\"", series[s].name, label);
+            s_label(out, row);          /* each row starts with its name */
+            if (series[s].scale == 1)
+                fprintf(out, "\"} %" PRIu64 "\n", val);
+            else
+                fprintf(out, "\"} %.3f\n", (double) val / series[s].scale);
+        }
+    }
+}
+
+static void s_detail(FILE *out, const sld_metrics_detail_t *d)
+{
+    s_head(out, "sluice_metrics_objects_dropped", "gauge", "Topics or subscriptions left "
+           "out of the per-object series over broker/metrics_max_objects (the first by "
+           "name are served).");
+    fprintf(out, "sluice_metrics_objects_dropped{kind=\"topic\"} %" PRIu64 "\n",
+            d->dropped_topics);
+    fprintf(out, "sluice_metrics_objects_dropped{kind=\"subscription\"} %" PRIu64 "\n",
+            d->dropped_subs);
+    s_objects(out, s_topic_series, sizeof s_topic_series / sizeof s_topic_series[0], "topic",
+              d->topics, d->ntopics, sizeof d->topics[0]);
+    s_objects(out, s_sub_series, sizeof s_sub_series / sizeof s_sub_series[0],
+              "subscription", d->subs, d->nsubs, sizeof d->subs[0]);
+}
+
+int sld_metrics_http_format(const sld_metrics_values_t *v, const sld_metrics_detail_t *d,
+                            uint64_t now_us, FILE *out)
 {
     s_head(out, "sluice_build_info", "gauge", "The broker's version; always 1.");
     fprintf(out, "sluice_build_info{version=\"%s\"} 1\n", SLUICE_VERSION);
@@ -194,6 +290,17 @@ int sld_metrics_http_format(const sld_metrics_values_t *v, uint64_t now_us, FILE
            "(publishes refused), else 0.");
     fprintf(out, "sluice_alarm{kind=\"map\"} %d\n", v->alarm_map ? 1 : 0);
     fprintf(out, "sluice_alarm{kind=\"disk\"} %d\n", v->alarm_disk ? 1 : 0);
+    s_gauge(out, "sluice_subscriptions_pending_messages", "Messages stored and not yet "
+            "acked, summed over the durable subscriptions (their lag).", v->subs_pending);
+    s_gauge(out, "sluice_subscriptions_unacked_messages", "Messages delivered and not "
+            "acked, summed over the durable subscriptions.", v->subs_unacked);
+    s_head(out, "sluice_subscriptions_oldest_unacked_age_seconds", "gauge",
+           "How long ago the oldest delivery attempt still waiting for its ack was sent, "
+           "over every durable subscription (0: none).");
+    fprintf(out, "sluice_subscriptions_oldest_unacked_age_seconds %.3f\n",
+            (double) v->oldest_unacked_ms / 1000.0);
+    s_counter(out, "sluice_alerts_fired_total", "Alert events that fired (state "
+              "\"firing\" on _alerts), every rule together.", v->alerts_fired);
     s_gauge(out, "sluice_route_table_version", "Live routing table version (0: none).",
             v->route_version);
     s_counter(out, "sluice_route_matched_total", "Messages a route's topic and predicate "
@@ -215,6 +322,8 @@ int sld_metrics_http_format(const sld_metrics_values_t *v, uint64_t now_us, FILE
     s_histogram(out, "sluice_commit_batch_messages", "Messages stored by one group commit "
                 "(0 for commits of acks, cursors or admin only).", &v->commit_batch,
                 sld_hist_batch_bounds, SLD_HIST_BATCH_N);
+    if (d)
+        s_detail(out, d);
     return ferror(out) ? SL_ESYS : 0;
 }
 
@@ -284,16 +393,18 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     if (strcmp(url, "/healthz") == 0)
         return s_text(c, MHD_HTTP_OK, "ok\n");
     sld_metrics_values_t v;
-    sld_metrics_snap_read(self->snap, &v);
+    const sld_metrics_detail_t *d = NULL;
+    sld_metrics_snap_read(self->snap, &v, strcmp(url, "/metrics") == 0 ? &d : NULL);
     if (strcmp(url, "/readyz") == 0)
         return s_text(c, v.state == SLD_SNAP_READY ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                       s_not_ready(v.state));
     char *body = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&body, &len);
+    int rc = out ? sld_metrics_http_format(&v, d, slc_now_us(), out) : SL_ENOMEM;
+    sld_metrics_snap_release(self->snap, &d);
     if (!out)
         return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    int rc = sld_metrics_http_format(&v, slc_now_us(), out);
     if (fclose(out) != 0 || rc != 0) {
         free(body);
         return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");

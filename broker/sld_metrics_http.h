@@ -29,7 +29,9 @@ void sld_metrics_http_destroy(sld_metrics_http_t **self_p);
 uint16_t sld_metrics_http_port(const sld_metrics_http_t *self);
 
 /* Write V as Prometheus text exposition format 0.0.4 to OUT, NOW_US the
- * wall clock of the scrape. 0, or SL_ESYS when OUT failed. */
-int sld_metrics_http_format(const sld_metrics_values_t *v, uint64_t now_us, FILE *out);
+ * wall clock of the scrape, with the per-topic and per-subscription series
+ * of D (borrowed; NULL: totals only). 0, or SL_ESYS when OUT failed. */
+int sld_metrics_http_format(const sld_metrics_values_t *v, const sld_metrics_detail_t *d,
+                            uint64_t now_us, FILE *out);
 
 #endif

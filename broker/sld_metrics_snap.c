@@ -21,7 +21,35 @@ struct sld_metrics_snap {
     sld_metrics_values_t shown;     /* under LOCK: what readers copy */
     sld_hist_t seconds, batch;      /* broker thread: the live histograms */
     uint64_t last_ms;               /* when the last publish was (0: never) */
+    sld_metrics_detail_t *detail;   /* under LOCK: the shown rows (a reference), or NULL */
 };
+
+sld_metrics_detail_t *sld_metrics_detail_new(size_t ntopics, size_t nsubs)
+{
+    sld_metrics_detail_t *d = calloc(1, sizeof *d);
+    if (d) {
+        d->topics = calloc(ntopics + 1, sizeof *d->topics);
+        d->subs = calloc(nsubs + 1, sizeof *d->subs);
+        d->refs = 1;
+    }
+    if (d && (!d->topics || !d->subs)) {
+        free(d->topics);
+        free(d->subs);
+        free(d);
+        d = NULL;
+    }
+    return d;
+}
+
+/* Under LOCK: drop one reference to D. */
+static void s_unref(sld_metrics_detail_t *d)
+{
+    if (d && --d->refs == 0) {
+        free(d->topics);
+        free(d->subs);
+        free(d);
+    }
+}
 
 int sld_metrics_snap_new(sld_metrics_snap_t **out)
 {
@@ -42,6 +70,7 @@ void sld_metrics_snap_destroy(sld_metrics_snap_t **self_p)
     sld_metrics_snap_t *self = *self_p;
     if (!self)
         return;
+    s_unref(self->detail);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -71,13 +100,18 @@ uint64_t sld_metrics_snap_due(const sld_metrics_snap_t *self, uint64_t now_ms, b
 }
 
 void sld_metrics_snap_publish(sld_metrics_snap_t *self, const sld_metrics_values_t *values,
-                              uint64_t now_ms)
+                              sld_metrics_detail_t **detail, uint64_t now_ms)
 {
     pthread_mutex_lock(&self->lock);
     self->shown = *values;
     self->shown.commit_seconds = self->seconds;
     self->shown.commit_batch = self->batch;
+    sld_metrics_detail_t *old = self->detail;
+    self->detail = detail ? *detail : NULL;
+    s_unref(old);
     pthread_mutex_unlock(&self->lock);
+    if (detail)
+        *detail = NULL;
     self->last_ms = now_ms ? now_ms : 1;
 }
 
@@ -88,9 +122,25 @@ void sld_metrics_snap_set_state(sld_metrics_snap_t *self, sld_snap_state_t state
     pthread_mutex_unlock(&self->lock);
 }
 
-void sld_metrics_snap_read(sld_metrics_snap_t *self, sld_metrics_values_t *out)
+void sld_metrics_snap_read(sld_metrics_snap_t *self, sld_metrics_values_t *out,
+                           const sld_metrics_detail_t **detail)
 {
     pthread_mutex_lock(&self->lock);
     *out = self->shown;
+    if (detail) {
+        *detail = self->detail;
+        if (self->detail)
+            self->detail->refs++;
+    }
     pthread_mutex_unlock(&self->lock);
+}
+
+void sld_metrics_snap_release(sld_metrics_snap_t *self, const sld_metrics_detail_t **detail)
+{
+    if (!detail || !*detail)
+        return;
+    pthread_mutex_lock(&self->lock);
+    s_unref((sld_metrics_detail_t *) *detail);
+    pthread_mutex_unlock(&self->lock);
+    *detail = NULL;
 }

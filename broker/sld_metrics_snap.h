@@ -3,12 +3,16 @@
  *  publishes it (a copy under a mutex, at most every SLD_SNAP_PERIOD_MS);
  *  the listener's thread copies the latest one out. Also keeps the live
  *  commit histograms (broker thread). Owns its mutex and the two copies;
- *  it reads no module itself (sld_server gathers the values).  */
+ *  it reads no module itself (sld_server gathers the values). With
+ *  broker/metrics_per_object, the per-topic and per-subscription rows ride
+ *  along in an immutable, reference-counted sld_metrics_detail_t: the
+ *  reader holds a reference while it formats, the loop never waits on it. */
 #ifndef SLD_METRICS_SNAP_H
 #define SLD_METRICS_SNAP_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "slc.h"
 #include "sld_metrics.h"
 
 /* Publish at most this often (a turn that comes sooner publishes nothing). */
@@ -49,9 +53,44 @@ typedef struct {
     uint32_t route_version;             /* live routing table (0: none) */
     uint64_t route_matched, route_delivered, route_dropped, route_dlq, route_errors;
     uint64_t route_unrouted;
+    uint64_t subs_pending;              /* durable subscriptions: stored, not acked */
+    uint64_t subs_unacked;              /* durable subscriptions: delivered, not acked */
+    uint64_t oldest_unacked_ms;         /* the oldest unacked attempt's age, over them */
+    uint64_t alerts_fired;              /* firing alert events queued (sld_alerts) */
     sld_hist_t commit_seconds;          /* bounds sld_hist_seconds_bounds */
     sld_hist_t commit_batch;            /* bounds sld_hist_batch_bounds */
 } sld_metrics_values_t;
+
+/* One topic's row of the per-object series. */
+typedef struct {
+    char name[SLC_TOPIC_MAX + 1];
+    uint64_t appended;                  /* next offset: messages ever appended */
+    uint64_t appended_bytes;            /* payload bytes appended since the start */
+    uint64_t messages, bytes;           /* stored now */
+    uint64_t first_offset, next_offset;
+} sld_snap_topic_t;
+
+/* One durable subscription's row. */
+typedef struct {
+    char name[SLC_TOPIC_MAX + 1];
+    uint64_t pending, unacked, oldest_unacked_ms;
+    uint64_t delivered, redelivered, acked, dead_lettered;
+} sld_snap_sub_t;
+
+/* The per-object rows of one snapshot, the first max_objects of each kind
+ * by name; immutable once published. */
+typedef struct {
+    sld_snap_topic_t *topics;
+    size_t ntopics;
+    sld_snap_sub_t *subs;
+    size_t nsubs;
+    uint64_t dropped_topics, dropped_subs;  /* left out over the cap */
+    unsigned refs;                      /* under the snapshot's mutex */
+} sld_metrics_detail_t;
+
+/* A detail with room for NTOPICS and NSUBS rows (counts 0, refs 1), or
+ * NULL when out of memory. */
+sld_metrics_detail_t *sld_metrics_detail_new(size_t ntopics, size_t nsubs);
 
 typedef struct sld_metrics_snap sld_metrics_snap_t;
 
@@ -68,15 +107,23 @@ void sld_metrics_snap_commit(sld_metrics_snap_t *self, double seconds, uint64_t 
 uint64_t sld_metrics_snap_due(const sld_metrics_snap_t *self, uint64_t now_ms, bool force);
 
 /* Broker thread: publish VALUES (its histograms are replaced by the live
- * ones) at NOW_MS. */
+ * ones) at NOW_MS, with DETAIL (taken whatever happens, may be NULL: no
+ * per-object rows). */
 void sld_metrics_snap_publish(sld_metrics_snap_t *self, const sld_metrics_values_t *values,
-                              uint64_t now_ms);
+                              sld_metrics_detail_t **detail, uint64_t now_ms);
 
 /* Broker thread: only the state changes (start, stop), published at once. */
 void sld_metrics_snap_set_state(sld_metrics_snap_t *self, sld_snap_state_t state);
 
-/* Any thread: the latest published values into *out. */
-void sld_metrics_snap_read(sld_metrics_snap_t *self, sld_metrics_values_t *out);
+/* Any thread: the latest published values into *out; with DETAIL, a
+ * reference to their per-object rows (NULL when none; give it back with
+ * sld_metrics_snap_release). */
+void sld_metrics_snap_read(sld_metrics_snap_t *self, sld_metrics_values_t *out,
+                           const sld_metrics_detail_t **detail);
+
+/* Any thread: give back a reference sld_metrics_snap_read handed out.
+ * NULL-safe; nulls *detail. */
+void sld_metrics_snap_release(sld_metrics_snap_t *self, const sld_metrics_detail_t **detail);
 
 /* Add one observation V to H with bounds BOUNDS[N]. */
 void sld_hist_observe(sld_hist_t *h, const double *bounds, size_t n, double v);

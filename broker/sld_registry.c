@@ -936,6 +936,17 @@ int sld_registry_topic_schema(sld_registry_t *self, const char *topic,
     return 0;
 }
 
+void sld_registry_binding(sld_registry_t *self, const char *topic, char *ref, size_t reflen)
+{
+    const s_binding_t *b = topic ? zhashx_lookup(self->bindings, topic) : NULL;
+    if (!b)
+        snprintf(ref, reflen, "%s", "");
+    else if (b->version)
+        snprintf(ref, reflen, "%s@%u", b->subject->name, b->version);
+    else
+        snprintf(ref, reflen, "%s@latest", b->subject->name);
+}
+
 int sld_registry_resolve_ref(sld_registry_t *self, const char *ref, sld_registry_bound_t *out,
                              char *err, size_t errlen)
 {

@@ -109,6 +109,11 @@ struct slt_schema;
 int sld_registry_topic_schema(sld_registry_t *self, const char *topic,
                               const struct slt_schema **schema, char *ref, size_t reflen);
 
+/* TOPIC's binding as text into REF (REFLEN bytes): "SUBJECT@VERSION" when
+ * pinned, "SUBJECT@latest" when it follows the latest; "" when not bound
+ * (the stats' TopicInfo.schema). */
+void sld_registry_binding(sld_registry_t *self, const char *topic, char *ref, size_t reflen);
+
 /* Validate DOC against schema REF ("SUBJECT@VERSION", 0 or no "@": the
  * latest). 0; SL_EINVAL with the failures (JSON pointer: rule) in ERR;
  * SL_ENOTFOUND (no such schema: ERR says which). */

@@ -64,6 +64,8 @@ static int s_store(s_pass_t *p, uint32_t id, const Sluice__Envelope *env, uint64
      * sld_ingest (which calls this stage): no call cycle. */
     if (rc == 0)
         rc = slc_idset_add(&self->appended, &self->nappended, &self->capappended, id);
+    if (rc == 0)
+        rc = sld_topicstats_add(self->tstats, id, env->payload.len);
     return rc;
 }
 

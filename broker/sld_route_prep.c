@@ -148,7 +148,8 @@ static int s_outputs(const sld_route_prep_t *self, sld_route_prepared_t *p)
     if (slc_grow((void **) &p->outs, &p->capouts, p->res.nsteps, sizeof *p->outs) != 0)
         return SL_ENOMEM;
     /* Kept zeroed where unused, so that s_clear frees only what is set. */
-    memset(p->outs + cap, 0, (p->capouts - cap) * sizeof *p->outs);
+    if (p->capouts > cap)
+        memset(p->outs + cap, 0, (p->capouts - cap) * sizeof *p->outs);
     for (size_t i = 0; i < p->res.nsteps; i++) {
         slt_route_step_t *st = &p->res.steps[i];
         if (st->outcome == SLT_ROUTE_FAILED)

@@ -1,13 +1,15 @@
 /*  sld_server - the wiring: creates and owns the modules (metrics, audit,
- *  store, disk, auth, registry, routes, topics, delivery, the commit coordinator,
+ *  store, disk, auth, registry, removed dead letters (sld_dlq), routes, topics,
+ *  delivery, the commit coordinator,
  *  monitor, the metrics snapshot and listener), the ZeroMQ context and the
  *  ROUTER socket; the first transaction (bootstrap), reload, the endpoint,
  *  the numbers /metrics shows (sld_server_metrics_tick). Broker thread only. The
  *  loop is sld_loop, sessions sld_session, the protocol sld_commands with
  *  one file per concern (sld_ingest, sld_route_ingest, sld_consume,
- *  sld_admin, sld_admin_routes), the commit
+ *  sld_admin, sld_admin_routes, sld_admin_dlq), the commit
  *  sld_groupcommit over sld_commit. It handles no frame itself.  */
 #include "sld_server.h"
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -142,13 +144,24 @@ static int s_secure(sld_server_t *self, uint8_t admin_key[32])
 
 void sld_server_alert_rules(sld_server_t *self, const sld_config_t *cfg)
 {
-    const sld_alerts_rules_t rules = {
+    sld_alerts_rules_t rules = {
         .lag_max = cfg->alert_lag_max,
         .lag_for_ms = cfg->alert_lag_for_ms,
         .dlq_growth = cfg->alert_dlq_growth,
         .dlq_window_ms = cfg->alert_dlq_window_ms,
+        .idle_for_ms = cfg->alert_topic_idle_for_ms,
+        .route_errors = cfg->alert_route_errors,
+        .route_window_ms = cfg->alert_route_window_ms,
     };
+    if (sld_config_patterns(cfg->alert_topic_idle, rules.idle, SLD_CONFIG_PATTERNS_MAX,
+                            &rules.nidle, NULL, 0) != 0)
+        rules.nidle = 0;                   /* sld_config_load checked them: not reached */
     sld_alerts_set_rules(self->alerts, &rules);
+    snprintf(self->cfg.alert_topic_idle, sizeof self->cfg.alert_topic_idle, "%s",
+             cfg->alert_topic_idle);
+    self->cfg.alert_topic_idle_for_ms = cfg->alert_topic_idle_for_ms;
+    self->cfg.alert_route_errors = cfg->alert_route_errors;
+    self->cfg.alert_route_window_ms = cfg->alert_route_window_ms;
     self->cfg.alert_lag_max = cfg->alert_lag_max;
     self->cfg.alert_lag_for_ms = cfg->alert_lag_for_ms;
     self->cfg.alert_dlq_growth = cfg->alert_dlq_growth;
@@ -185,6 +198,8 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
     if (rc == 0)
         rc = sld_alerts_new(&self->alerts);
     if (rc == 0)
+        rc = sld_topicstats_new(&self->tstats);
+    if (rc == 0)
         sld_server_alert_rules(self, cfg);
     if (rc == 0)
         rc = sld_audit_new(cfg->audit_file[0] ? cfg->audit_file : NULL,
@@ -195,6 +210,8 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
         rc = sld_auth_new(self->store, cfg->insecure_plaintext, &self->auth);
     if (rc == 0)
         rc = sld_registry_new(self->store, &self->registry);
+    if (rc == 0)
+        rc = sld_dlq_new(self->store, &self->dlq);
     if (rc == 0)
         rc = sld_routes_new(self->store, self->registry, &self->routes);
     if (rc == 0 && cfg->route_prep_threads)
@@ -293,9 +310,10 @@ int sld_server_new(const sld_config_t *cfg, sld_server_t **out)
               "client may do everything; for local development only");
     sld_server_metrics_tick(self, 0);      /* ready: the first numbers */
     /* Last: scripts and tests wait for this line before connecting. */
-    sld_server_log(self, 2, "listening on %s, data in %s (sync %s), %zu topics",
-          self->endpoint, cfg->data_dir, cfg->sync ? "on" : "OFF (unsafe)",
-          sld_store_topic_count(self->store));
+    const sld_log_field_t f[] = { { "topics", sld_store_topic_count(self->store) } };
+    sld_server_log_with(self, 2, f, 1, "listening on %s, data in %s (sync %s), %zu topics",
+                        self->endpoint, cfg->data_dir, cfg->sync ? "on" : "OFF (unsafe)",
+                        sld_store_topic_count(self->store));
     *out = self;
     return 0;
 fail:
@@ -328,9 +346,11 @@ void sld_server_destroy(sld_server_t **self_p)
     zhashx_destroy(&self->sessions);
     sld_audit_destroy(&self->audit);
     sld_alerts_destroy(&self->alerts);
+    sld_topicstats_destroy(&self->tstats);
     sld_alarm_destroy(&self->alarm);
     sld_routes_destroy(&self->routes);     /* holds copies of the registry's mappings */
     sld_registry_destroy(&self->registry);
+    sld_dlq_destroy(&self->dlq);
     sld_ingest_texts_free(self);
     free(self->texts);
     sld_topics_destroy(&self->topics);
@@ -382,6 +402,113 @@ static void s_route_totals(sld_server_t *self, sld_metrics_values_t *v)
     v->route_unrouted = out[SLD_ROUTE_NCOUNTERS];
 }
 
+/* A topic, or a subscription with its oldest unacked age, to sort by
+ * name. */
+typedef struct {
+    const char *name;
+    const sld_topic_info_t *topic;
+    const Sluice__SubInfo *sub;
+    uint64_t age_ms;
+} s_named_t;
+
+static int s_by_name(const void *a, const void *b)
+{
+    return strcmp(((const s_named_t *) a)->name, ((const s_named_t *) b)->name);
+}
+
+/* The per-object rows: the first cfg.metrics_max_objects topics and durable
+ * subscriptions by name (SUBS[N] from sld_delivery_stats, AGES[N] their
+ * oldest unacked attempts). NULL when out of memory (totals only). */
+static sld_metrics_detail_t *s_detail(sld_server_t *self, Sluice__SubInfo **subs,
+                                      const uint64_t *ages, size_t n)
+{
+    size_t ntopics = sld_store_topic_count(self->store), cap = self->cfg.metrics_max_objects;
+    s_named_t *tv = calloc(ntopics + 1, sizeof *tv), *sv = calloc(n + 1, sizeof *sv);
+    sld_metrics_detail_t *d = NULL;
+    size_t nt = 0, ns = 0;
+    if (!tv || !sv)
+        goto done;
+    for (size_t i = 0; i < ntopics; i++) {
+        const sld_topic_info_t *t = sld_store_topic_at(self->store, i);
+        if (t)
+            tv[nt++] = (s_named_t) { .name = t->name, .topic = t };
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!subs[i]->ephemeral)
+            sv[ns++] = (s_named_t) { .name = subs[i]->name, .sub = subs[i], .age_ms = ages[i] };
+    qsort(tv, nt, sizeof *tv, s_by_name);
+    qsort(sv, ns, sizeof *sv, s_by_name);
+    d = sld_metrics_detail_new(nt < cap ? nt : cap, ns < cap ? ns : cap);
+    if (!d)
+        goto done;
+    d->dropped_topics = nt > cap ? nt - cap : 0;
+    d->dropped_subs = ns > cap ? ns - cap : 0;
+    for (size_t i = 0; i < nt && i < cap; i++) {
+        const sld_topic_info_t *ti = tv[i].topic;
+        sld_snap_topic_t *t = &d->topics[d->ntopics++];
+        snprintf(t->name, sizeof t->name, "%s", ti->name);
+        t->appended = ti->next_offset;
+        t->appended_bytes = sld_topicstats_bytes(self->tstats, ti->id);
+        t->messages = ti->messages;
+        t->bytes = ti->bytes;
+        t->first_offset = ti->first_offset;
+        t->next_offset = ti->next_offset;
+    }
+    for (size_t i = 0; i < ns && i < cap; i++) {
+        const Sluice__SubInfo *si = sv[i].sub;
+        sld_snap_sub_t *s = &d->subs[d->nsubs++];
+        snprintf(s->name, sizeof s->name, "%s", si->name);
+        s->pending = si->lag;
+        s->unacked = si->in_flight;
+        s->oldest_unacked_ms = sv[i].age_ms;
+        s->delivered = si->delivered;
+        s->redelivered = si->redelivered;
+        s->acked = si->acked;
+        s->dead_lettered = si->dead_lettered;
+    }
+    if ((d->dropped_topics || d->dropped_subs) && !self->detail_dropped_logged) {
+        self->detail_dropped_logged = true;
+        const sld_log_field_t f[] = { { "topics_dropped", d->dropped_topics },
+                                      { "subscriptions_dropped", d->dropped_subs } };
+        sld_server_log_with(self, 1, f, 2, "metrics: %" PRIu64 " topics and %" PRIu64
+                            " subscriptions over broker/metrics_max_objects = %zu are left "
+                            "out of the per-object series (sluice_metrics_objects_dropped); "
+                            "the first by name are served", d->dropped_topics,
+                            d->dropped_subs, cap);
+    }
+done:
+    free(tv);
+    free(sv);
+    return d;
+}
+
+/* The subscription totals into V and, with metrics_per_object, *DETAIL. */
+static void s_subs(sld_server_t *self, uint64_t now_ms, sld_metrics_values_t *v,
+                   sld_metrics_detail_t **detail)
+{
+    Sluice__SubInfo **subs = NULL;
+    size_t n = 0;
+    *detail = NULL;
+    if (sld_delivery_stats(self->delivery, &subs, &n) != 0)
+        return;                 /* out of memory: these numbers wait a turn */
+    uint64_t *ages = calloc(n + 1, sizeof *ages);
+    if (ages) {
+        sld_delivery_unacked_ages(self->delivery, now_ms, ages, n);
+        for (size_t i = 0; i < n; i++) {
+            if (subs[i]->ephemeral)
+                continue;
+            v->subs_pending += subs[i]->lag;
+            v->subs_unacked += subs[i]->in_flight;
+            if (ages[i] > v->oldest_unacked_ms)
+                v->oldest_unacked_ms = ages[i];
+        }
+        if (self->cfg.metrics_per_object)
+            *detail = s_detail(self, subs, ages, n);
+    }
+    free(ages);
+    sld_delivery_stats_free(&subs, n);
+}
+
 long sld_server_metrics_tick(sld_server_t *self, uint64_t now_ms)
 {
     /* Without a listener nobody reads the snapshot: skip the work. */
@@ -409,8 +536,12 @@ long sld_server_metrics_tick(sld_server_t *self, uint64_t now_ms)
     v.map_max = sld_store_map_max(self->store);
     v.alarm_map = sld_alarm_raised(self->alarm, SLD_ALARM_MAP);
     v.alarm_disk = sld_alarm_raised(self->alarm, SLD_ALARM_DISK);
+    v.alerts_fired = sld_alerts_fired(self->alerts);
     s_route_totals(self, &v);
-    sld_metrics_snap_publish(self->msnap, &v, now_ms ? now_ms : slc_mono_ms());
+    uint64_t now = now_ms ? now_ms : slc_mono_ms();
+    sld_metrics_detail_t *detail = NULL;
+    s_subs(self, now, &v, &detail);
+    sld_metrics_snap_publish(self->msnap, &v, &detail, now);
     return 1000;
 }
 
@@ -421,25 +552,27 @@ const char *sld_server_endpoint(const sld_server_t *self)
 
 void sld_server_reload(sld_server_t *self, const sld_config_t *cfg)
 {
-    if (cfg->map_size_max != self->cfg.map_size_max) {
+    char reloaded[1024], restart[1024];
+    sld_config_diff(&self->cfg, cfg, reloaded, sizeof reloaded, restart, sizeof restart);
+    if (cfg->map_size_max != self->cfg.map_size_max)
         sld_store_set_map_max(self->store, cfg->map_size_max);
-        sld_server_log(self, 2, "storage/map_size_max is now %" PRIu64 " MiB",
-                       cfg->map_size_max >> 20);
-    }
     self->cfg.map_size_max = cfg->map_size_max;
-    if (cfg->high_watermark != self->cfg.high_watermark
-        || cfg->low_watermark != self->cfg.low_watermark)
-        sld_server_log(self, 2, "storage watermarks are now %u%% high, %u%% low",
-                       cfg->high_watermark, cfg->low_watermark);
     sld_alarm_set_watermarks(self->alarm, cfg->high_watermark, cfg->low_watermark);
     sld_server_alert_rules(self, cfg);
     self->cfg.high_watermark = cfg->high_watermark;
     self->cfg.low_watermark = cfg->low_watermark;
     self->cfg.log_level = cfg->log_level;
-    if (strcmp(cfg->data_dir, self->cfg.data_dir) != 0 || strcmp(cfg->listen, self->cfg.listen) != 0)
-        sld_server_log(self, 1, "data_dir and listen change only with a restart");
-    if (strcmp(cfg->metrics_listen, self->cfg.metrics_listen) != 0
-        || cfg->metrics_public != self->cfg.metrics_public)
-        sld_server_log(self, 1, "metrics_listen and metrics_public change only with a restart");
-    sld_server_log(self, 2, "configuration reloaded");
+    self->cfg.metrics_per_object = cfg->metrics_per_object;
+    self->cfg.metrics_max_objects = cfg->metrics_max_objects;
+#ifndef NDEBUG
+    /* Every setting the table calls reloadable was applied above. */
+    char left[1024], ignored[1024];
+    sld_config_diff(&self->cfg, cfg, left, sizeof left, ignored, sizeof ignored);
+    assert(left[0] == 0);
+#endif
+    sld_server_log(self, 2, "configuration reloaded: %s", reloaded[0] ? reloaded
+                   : "no reloadable setting changed");
+    if (restart[0])
+        sld_server_log(self, 1, "configuration: %s changed, but keep their running values "
+                       "until a restart", restart);
 }

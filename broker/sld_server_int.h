@@ -21,6 +21,7 @@
 #include "sld_config.h"
 #include "sld_delivery.h"
 #include "sld_disk.h"
+#include "sld_dlq.h"
 #include "sld_metrics.h"
 #include "sld_metrics_http.h"
 #include "sld_metrics_snap.h"
@@ -31,6 +32,7 @@
 #include "sld_server.h"
 #include "sld_store.h"
 #include "sld_topics.h"
+#include "sld_topicstats.h"
 #include "sld_trace.h"
 
 typedef struct sld_commit sld_commit_t;
@@ -88,6 +90,7 @@ struct sld_server {
     sld_audit_t *audit;
     sld_monitor_t *monitor;     /* the ROUTER's connection events */
     sld_registry_t *registry;
+    sld_dlq_t *dlq;             /* dead letters removed (DlqRemove) */
     sld_routes_t *routes;       /* routing tables: versions, the live one */
     sld_commit_t *commit;       /* the commit coordinator and its helper thread */
     sld_route_prep_t *prep;     /* checks and routing ahead of the transaction (NULL:
@@ -124,6 +127,8 @@ struct sld_server {
     bool near_full;             /* the map alarm is raised (sld_alarm): refuse publishes */
     sld_alarm_t *alarm;         /* storage alarms: watermarks and their hysteresis */
     sld_alerts_t *alerts;       /* alert events waiting for `_alerts` */
+    sld_topicstats_t *tstats;   /* per topic: published bytes, last publish (metrics, alerts) */
+    bool detail_dropped_logged; /* metrics_max_objects was hit once: logged */
     bool room_refused;          /* the last turn with publishes refused them for want of
                                    room (map or disk): /readyz says 503 until one is taken */
     uint64_t t_stored, t_bytes, t_dups, t_nacked; /* this attempt's publishes */
@@ -135,6 +140,20 @@ struct sld_server {
  * lets it through (sld_server_log.c). */
 void sld_server_log(const sld_server_t *self, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* One number a log line carries: NAME says its unit when it has one
+ * (silent_ms, map_size_bytes, used_percent; a plain count is a noun:
+ * topics). */
+typedef struct {
+    const char *name;
+    uint64_t value;
+} sld_log_field_t;
+
+/* As sld_server_log, with FIELDS[N]: a JSON line carries each as a number
+ * member after msg (docs/operations.md, "Logs"); a text line says only
+ * its msg, which names the same numbers. */
+void sld_server_log_with(const sld_server_t *self, int level, const sld_log_field_t *fields,
+                         size_t n, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Publish the numbers of /metrics when SLD_SNAP_PERIOD_MS passed since the
  * last time (sld_server.c; the loop calls it once per turn; NOW_MS 0: at
@@ -255,6 +274,10 @@ int sld_admin_on_mapping_read(sld_server_t *self, const sld_peer_t *peer,
                               Sluice__Frame **f_p);
 int sld_admin_on_key_list(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
 
+/* Queue the reply to kept frame W: Error{RC, WHY} (WHY NULL: RC's name)
+ * when RC, else OK_FRAME (NULL: Ok). */
+void sld_admin_queue_result(sld_server_t *self, const sld_write_t *w, int rc, const char *why,
+                            Sluice__Frame *ok_frame);
 /* Write phase: apply kept admin frame W in TXN, queue its reply and audit
  * it. Errors of the request are answered; failures of the transaction are
  * returned (unless FAIL: then the request fails with it). REFUSE unused. */
@@ -278,6 +301,17 @@ int sld_admin_apply_routes(sld_server_t *self, sld_txn_t *txn, const sld_write_t
  * the stored envelope's lineage). Subscribe permission on the topic. */
 int sld_admin_on_trace(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
 
+/* ------------------------------------------------- sld_admin_dlq.c */
+/* DlqList: the dead letters of a _dlq. topic not removed; subscribe
+ * permission on the topic (checked by the command table). */
+int sld_admin_on_dlq_list(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame **f_p);
+/* DlqRemove (admin on the topic) and SubSeek (the subscription's owner, a
+ * consume grant on it or admin on its pattern) in the write phase,
+ * audited. */
+int sld_admin_apply_dlq_remove(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
+                               bool refuse, int fail);
+int sld_admin_apply_sub_seek(sld_server_t *self, sld_txn_t *txn, const sld_write_t *w,
+                             bool refuse, int fail);
 /* GRANTS of a GrantChange as audit text: "publish,subscribe shop.> ...". */
 void sld_admin_grants_text(const Sluice__GrantChange *gc, char *out, size_t len);
 

@@ -1,7 +1,8 @@
 /*  sld_server_log - the broker's log lines and where they go. A line is
  *  text ("TIME sluiced LEVEL: msg", the default) or one JSON object per
- *  line (time RFC 3339 UTC with ms, level, module, msg) with
- *  broker/log_format json; it goes to stderr, which --log-file points at a
+ *  line (time RFC 3339 UTC with ms, level, module, msg, and the numbers
+ *  a line carries as members whose names say their unit: silent_ms,
+ *  map_size_bytes) with broker/log_format json; it goes to stderr, which --log-file points at a
  *  file that SIGUSR1 reopens. In json mode stderr is a pipe: a reader
  *  thread wraps every line that is not JSON already (modules and libraries
  *  that fprintf to stderr) so the destination holds JSON only. Lines are
@@ -10,6 +11,7 @@
  *  thread). It does not count or audit anything.  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,9 +68,11 @@ static void s_json_text(char *buf, size_t cap, size_t *n, const char *s, size_t 
     }
 }
 
-/* One complete line, '\n' included, into BUF; returns its length. */
+/* One complete line, '\n' included, into BUF; returns its length. JSON
+ * lines end with FIELDS[NF] as number members. */
 static size_t s_format(char *buf, size_t cap, bool json, int level, const char *module,
-                       const char *msg, size_t msg_len)
+                       const char *msg, size_t msg_len, const sld_log_field_t *fields,
+                       size_t nf)
 {
     struct timespec ts;
     struct tm tm;
@@ -89,8 +93,20 @@ static size_t s_format(char *buf, size_t cap, bool json, int level, const char *
     memcpy(buf + n, "\",\"msg\":\"", 9);
     n += 9;
     s_json_text(buf, cap, &n, msg, msg_len);
-    memcpy(buf + n, "\"}\n", 3);
-    return n + 3;
+    buf[n++] = '"';
+    /* A field name is a C identifier of ours: no escaping. Room for the
+     * closing "}\n" is kept; a field that does not fit is left out. */
+    for (size_t i = 0; i < nf; i++) {
+        char member[96];
+        int w = snprintf(member, sizeof member, ",\"%s\":%" PRIu64, fields[i].name,
+                         fields[i].value);
+        if (w > 0 && (size_t) w < sizeof member && n + (size_t) w + 3 < cap) {
+            memcpy(buf + n, member, (size_t) w);
+            n += (size_t) w;
+        }
+    }
+    memcpy(buf + n, "}\n", 2);
+    return n + 2;
 }
 
 static void s_write_all(int fd, const char *buf, size_t len)
@@ -106,12 +122,13 @@ static void s_write_all(int fd, const char *buf, size_t len)
     }
 }
 
-static void s_vlog(bool json, int level, const char *module, const char *fmt, va_list ap)
+static void s_vlog(bool json, int level, const char *module, const sld_log_field_t *fields,
+                   size_t nf, const char *fmt, va_list ap)
 {
     char msg[S_LINE_MAX], line[S_LINE_MAX];
     int len = vsnprintf(msg, sizeof msg, fmt, ap);
     size_t mlen = len < 0 ? 0 : (size_t) len >= sizeof msg ? sizeof msg - 1 : (size_t) len;
-    size_t n = s_format(line, sizeof line, json, level, module, msg, mlen);
+    size_t n = s_format(line, sizeof line, json, level, module, msg, mlen, fields, nf);
     s_write_all(STDERR_FILENO, line, n);
 }
 
@@ -121,7 +138,18 @@ void sld_server_log(const sld_server_t *self, int level, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    s_vlog(strcmp(self->cfg.log_format, "json") == 0, level, "broker", fmt, ap);
+    s_vlog(strcmp(self->cfg.log_format, "json") == 0, level, "broker", NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void sld_server_log_with(const sld_server_t *self, int level, const sld_log_field_t *fields,
+                         size_t n, const char *fmt, ...)
+{
+    if (level > self->cfg.log_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vlog(strcmp(self->cfg.log_format, "json") == 0, level, "broker", fields, n, fmt, ap);
     va_end(ap);
 }
 
@@ -129,7 +157,7 @@ void sld_log_line(const sld_log_t *self, int level, const char *module, const ch
 {
     va_list ap;
     va_start(ap, fmt);
-    s_vlog(self && self->json, level, module, fmt, ap);
+    s_vlog(self && self->json, level, module, NULL, 0, fmt, ap);
     va_end(ap);
 }
 
@@ -166,7 +194,7 @@ static void s_wrap(int out_fd, const char *text, size_t len)
     else if (strstr(probe, "cannot") || strstr(probe, "failed") || strstr(probe, "error")
              || strstr(probe, "DAMAGED") || strstr(probe, "damaged") || strstr(probe, "refus"))
         level = 0;
-    size_t n = s_format(line, sizeof line, true, level, module, text, len);
+    size_t n = s_format(line, sizeof line, true, level, module, text, len, NULL, 0);
     s_write_all(out_fd, line, n);
 }
 

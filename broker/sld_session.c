@@ -174,9 +174,11 @@ long sld_session_expire(sld_server_t *self, uint64_t now)
         uint64_t deadline = s->last_seen_ms + s->timeout_ms;
         if (now > deadline) {
             sld_metrics_add(self->metrics, SLD_M_SESSIONS_EXPIRED, 1);
-            sld_server_log(self, 2, "session %s (%s) expired: silent for %" PRIu64
-                           " ms (timeout %u ms)", s->key, s->client, now - s->last_seen_ms,
-                           s->timeout_ms);
+            const sld_log_field_t f[] = { { "silent_ms", now - s->last_seen_ms },
+                                          { "timeout_ms", s->timeout_ms } };
+            sld_server_log_with(self, 2, f, 2, "session %s (%s) expired: silent for %" PRIu64
+                                " ms (timeout %u ms)", s->key, s->client, now - s->last_seen_ms,
+                                s->timeout_ms);
             sld_session_mark_gone(self, s);
         }
         else if (deadline + 1 < next)

@@ -310,6 +310,9 @@ typedef enum {
     SLD_TABLE_TRACE,            /* "trace": topic id u32 BE + offset u64 BE -> what
                                    routing did with that message (sld_trace); retention
                                    deletes a message's record with the message */
+    SLD_TABLE_DLQ,              /* "dlq": topic id u32 BE + offset u64 BE -> "": dead
+                                   letters removed (sld_dlq); retention deletes a
+                                   mark with its message */
 } sld_table_t;
 
 /* Longest key of a named table, bytes (LMDB's limit). */

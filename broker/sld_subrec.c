@@ -159,6 +159,19 @@ int sld_subrec_acked_del(sld_txn_t *txn, const char *name, uint32_t id, uint64_t
     return rc == SL_ENOTFOUND ? 0 : rc;
 }
 
+int sld_subrec_acked_clear(sld_txn_t *txn, const char *name, uint32_t id)
+{
+    int rc;
+    uint8_t k[S_KEY_MAX];
+    size_t klen;
+
+    assert(txn);
+    rc = s_sub_key(k, name, id, &klen);
+    if (rc == 0)
+        rc = sld_table_del_prefix(txn, SLD_TABLE_ACKED, k, klen);
+    return rc;
+}
+
 int sld_subrec_acked_test(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset)
 {
     int rc;

@@ -43,6 +43,9 @@ int sld_subrec_cursor_put(sld_txn_t *txn, const char *name, uint32_t id,
 int sld_subrec_acked_put(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
 int sld_subrec_acked_del(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
 int sld_subrec_acked_test(sld_txn_t *txn, const char *name, uint32_t id, uint64_t offset);
+/* Delete every acked offset of NAME on topic ID (a seek: SubSeek). 0,
+ * SL_EINVAL, SL_EFULL, SL_ESTORE. */
+int sld_subrec_acked_clear(sld_txn_t *txn, const char *name, uint32_t id);
 typedef int (sld_subrec_offset_fn)(uint64_t offset, void *arg);
 int sld_subrec_acked_foreach(sld_txn_t *txn, const char *name, uint32_t id,
                              uint64_t from, sld_subrec_offset_fn *fn, void *arg);

@@ -18,7 +18,7 @@ packages=(
     libzmq3-dev
     libczmq-dev
     liblmdb-dev
-    lmdb-utils              # mdb_stat / mdb_dump, for operators and tests
+    lmdb-utils              # mdb_stat / mdb_dump / mdb_copy (backups, docs/operations.md), for operators and tests
     libsodium-dev
     libxxhash-dev           # XXH3 checksums of stored records (broker/sld_store)
     libcjson-dev            # JSON documents: schemas, mappings, audit records
@@ -48,7 +48,17 @@ packages=(
     python3-pip             # pip install adapters/python
     python3-venv            # the venv docs/python.md installs the SDK into
     ca-certificates
+    mosquitto               # tests/mqtt: the MQTT broker the tests start on loopback
+    mosquitto-clients       # tests/mqtt: mosquitto_pub / mosquitto_sub as devices
+    libmosquitto-dev        # adapters/mqtt: the MQTT client library (sluice-mqtt)
+    chromium                # tests/console/browser: the web console's end-to-end test (headless)
 )
+# The console web app is built with npm (adapters/console/web/build.sh):
+# Debian's nodejs and npm, unless a node is already installed (another
+# node's npm would conflict with Debian's npm package).
+if ! command -v node >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -86,5 +96,17 @@ if ! install_once; then
     echo "install-deps: apt-get failed; refreshing and retrying once" >&2
     sleep 5
     install_once
+fi
+# mosquitto's package enables and starts a system broker on port 1883.
+# sluice does not use it (tests/mqtt starts its own on loopback ports):
+# when this run installed it, stop and disable it again, so it neither
+# holds the port nor is left as a failed unit when 1883 was taken.
+if [[ " ${missing[*]} " == *" mosquitto "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+        "${as_root[@]}" systemctl disable --now mosquitto.service >/dev/null 2>&1 || true
+        "${as_root[@]}" systemctl reset-failed mosquitto.service >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/mosquitto ]]; then
+        "${as_root[@]}" /etc/init.d/mosquitto stop >/dev/null 2>&1 || true
+    fi
 fi
 echo "install-deps: done"

@@ -119,8 +119,8 @@ run_fuzz() {
     local secs=$1 out rc=0 passed failed
     out=$(bash tests/fuzz/run.sh "$secs" 2>&1) || rc=$?
     printf '%s\n' "$out" >&2
-    passed=$(grep -cE '^fuzz_[a-z]+: ok ' <<<"$out" || true)
-    failed=$(grep -cE '^fuzz_[a-z]+: FAIL' <<<"$out" || true)
+    passed=$(grep -cE '^fuzz_[a-z_]+: ok ' <<<"$out" || true)
+    failed=$(grep -cE '^fuzz_[a-z_]+: FAIL' <<<"$out" || true)
     # run.sh exits non-zero on any failure, and says "all N targets clean"
     # only when every target ran: a run that stopped early is a failure
     # even if the targets it got to passed.

@@ -232,7 +232,8 @@ static size_t s_delivery_len(const Sluice__Delivery *d)
     return s_vfield_len(d->sub_id) + s_vfield_len(d->topic_id)
          + s_bfield_len(d->topic ? strlen(d->topic) : 0)
          + s_vfield_len(d->offset) + s_vfield_len(d->token)
-         + s_vfield_len(d->attempt) + s_bfield_len(d->envelope.len);
+         + s_vfield_len(d->attempt) + s_bfield_len(d->envelope.len)
+         + s_vfield_len(d->rewound ? 1 : 0);
 }
 
 static uint8_t *s_vfield_put(uint8_t *p, uint8_t tag, uint64_t v)
@@ -261,7 +262,8 @@ static uint8_t *s_delivery_put(uint8_t *p, const Sluice__Delivery *d)
     p = s_vfield_put(p, 0x20, d->offset);
     p = s_vfield_put(p, 0x28, d->token);
     p = s_vfield_put(p, 0x30, d->attempt);
-    return s_bfield_put(p, 0x3a, d->envelope.data, d->envelope.len);
+    p = s_bfield_put(p, 0x3a, d->envelope.data, d->envelope.len);
+    return s_vfield_put(p, 0x40, d->rewound ? 1 : 0);
 }
 
 /* Envelopes are packed once per published message by the SDK and once per
@@ -793,10 +795,18 @@ static int s_ref_u32(const s_fv_t *f, uint32_t *out)
     return S_REF_OK;
 }
 
+static int s_ref_bool(const s_fv_t *f, protobuf_c_boolean *out)
+{
+    if (f->wt != 0)
+        return S_REF_OTHER;
+    *out = f->v != 0;
+    return S_REF_OK;
+}
+
 /* How one field of a message this reader takes is stored: its kind and
  * where in the protobuf-c struct. Indexed by field number; kind 0 = a field
  * this reader leaves to protobuf-c. */
-enum { S_F_NONE, S_F_STR, S_F_BYTES, S_F_U64, S_F_U32 };
+enum { S_F_NONE, S_F_STR, S_F_BYTES, S_F_U64, S_F_U32, S_F_BOOL };
 typedef struct {
     uint8_t kind;
     uint16_t off;
@@ -821,6 +831,7 @@ static const s_field_t s_delivery_fields[S_FIELDS_MAX] = {
     [5] = { S_F_U64, offsetof(Sluice__Delivery, token) },
     [6] = { S_F_U32, offsetof(Sluice__Delivery, attempt) },
     [7] = { S_F_BYTES, offsetof(Sluice__Delivery, envelope) },
+    [8] = { S_F_BOOL, offsetof(Sluice__Delivery, rewound) },
 };
 
 /* The message at B (LEN bytes) into MSG (initialised by the caller), whose
@@ -841,6 +852,7 @@ static int s_ref_fields(s_arena_t *a, const uint8_t *b, size_t len, void *msg,
         case S_F_BYTES: rc = s_ref_bytes(&f, (ProtobufCBinaryData *) at); break;
         case S_F_U64: rc = s_ref_u64(&f, (uint64_t *) at); break;
         case S_F_U32: rc = s_ref_u32(&f, (uint32_t *) at); break;
+        case S_F_BOOL: rc = s_ref_bool(&f, (protobuf_c_boolean *) at); break;
         default: rc = S_REF_OTHER; break;
         }
         if (rc)

@@ -279,6 +279,10 @@ int cli_routes_diff(int argc, char **argv);
 int cli_routes_rollback(int argc, char **argv);
 int cli_routes_backfill(int argc, char **argv);
 int cli_trace(int argc, char **argv);
+int cli_sub_seek(int argc, char **argv);
+int cli_dlq_list(int argc, char **argv);
+int cli_dlq_rm(int argc, char **argv);
+int cli_dlq_redrive(int argc, char **argv);
 int cli_routes_test(int argc, char **argv);
 
 /* Run fixture file FILE (docs/routing.md, "Fixtures") offline against the

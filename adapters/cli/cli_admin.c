@@ -96,9 +96,9 @@ static void s_fmt_size(char *buf, size_t len, uint64_t bytes)
 static void s_topics_table(const sl_topic_info_t *t, size_t n, FILE *out)
 {
     static const char *const headers[] = {
-        "TOPIC", "MESSAGES", "BYTES", "FIRST", "LAST", "MAX-AGE", "MAX-BYTES",
+        "TOPIC", "MESSAGES", "BYTES", "FIRST", "LAST", "MAX-AGE", "MAX-BYTES", "SCHEMA",
     };
-    cli_table_t *table = cli_table_new(7, headers, "lrrrrrr");
+    cli_table_t *table = cli_table_new(8, headers, "lrrrrrrl");
     char age[32], size[32];
     size_t i;
 
@@ -118,6 +118,7 @@ static void s_topics_table(const sl_topic_info_t *t, size_t n, FILE *out)
         s_fmt_size(size, sizeof size, t[i].max_bytes);
         cli_table_cell(table, "%s", age);
         cli_table_cell(table, "%s", size);
+        cli_table_cell(table, "%s", t[i].schema[0] ? t[i].schema : "-");
     }
     cli_table_print(table, out);
     cli_table_destroy(&table);
@@ -166,9 +167,11 @@ static void s_topics_json(const sl_topic_info_t *t, size_t n, FILE *out)
         cli_json_string(out, t[i].name);
         fprintf(out, ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
                 ",\"first_offset\":%" PRIu64 ",\"next_offset\":%" PRIu64
-                ",\"max_age_ms\":%" PRIu64 ",\"max_bytes\":%" PRIu64 "}",
+                ",\"max_age_ms\":%" PRIu64 ",\"max_bytes\":%" PRIu64 ",\"schema\":",
                 t[i].messages, t[i].bytes, t[i].first_offset,
                 t[i].next_offset, t[i].max_age_ms, t[i].max_bytes);
+        cli_json_string(out, t[i].schema);
+        fprintf(out, ",\"dlq_removed\":%" PRIu64 "}", t[i].dlq_removed);
     }
     fputs("]", out);
 }

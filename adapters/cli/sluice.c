@@ -1,7 +1,7 @@
 /*  sluice - the command for people and scripts: publish lines, print a
  *  subscription, list topics and statistics, create topics, remove
- *  subscriptions, manage keys, grants, the audit trail, schemas, mappings
- *  and routing tables. This file only
+ *  subscriptions, manage keys, grants, the audit trail, schemas, mappings,
+ *  routing tables, dead letters and cursors. This file only
  *  dispatches to the subcommands (cli_*.c), handing them the connection
  *  options typed before the command, and owns the SIGINT flag.
  *  Single-threaded. Talks to the broker only through libsluice (sluice.h);
@@ -68,6 +68,10 @@ static const char s_usage[] =
     "  routes backfill ROUTE   run one route over a topic's stored messages\n"
     "  routes test FIXTURES    run routing fixtures offline (no broker)\n"
     "  trace TOPIC OFFSET      what routing did with one message\n"
+    "  dlq list TOPIC          the dead letters of a _dlq. topic not removed\n"
+    "  dlq rm TOPIC OFFSET...  remove dead letters\n"
+    "  dlq redrive TOPIC (OFFSET...|--all)  publish them back, then remove them\n"
+    "  sub seek NAME --offset N|--time T|--earliest|--latest  move a cursor\n"
     "  sub-rm NAME             delete a durable subscription and its cursor\n"
     "  keygen NAME             write a key pair: NAME.cert and NAME.pub\n"
     "  keys add NAME PUBKEY    register a client's public key (or its file)\n"
@@ -109,6 +113,7 @@ typedef struct {
 
 static const s_command_t s_commands[] = {
     { "pub", NULL, cli_pub },
+    { "sub", "seek", cli_sub_seek },    /* before `sub TOPIC` */
     { "sub", NULL, cli_sub },
     { "topics", NULL, cli_topics },
     { "stats", NULL, cli_stats },
@@ -131,6 +136,9 @@ static const s_command_t s_commands[] = {
     { "routes", "backfill", cli_routes_backfill },
     { "routes", "test", cli_routes_test },
     { "trace", NULL, cli_trace },
+    { "dlq", "list", cli_dlq_list },
+    { "dlq", "rm", cli_dlq_rm },
+    { "dlq", "redrive", cli_dlq_redrive },
     { "sub-rm", NULL, cli_sub_rm },
     { "keygen", NULL, cli_keygen },
     { "keys", "add", cli_keys_add },
@@ -205,6 +213,9 @@ static int s_unknown(const char *word)
         fputs("sluice: 'routes' needs a subcommand: routes apply FILE, routes list, "
               "routes show [N], routes diff A [B], routes rollback N, "
               "routes test FIXTURES\n", stderr);
+    else if (strcmp(word, "dlq") == 0)
+        fputs("sluice: 'dlq' needs a subcommand: dlq list TOPIC, dlq rm TOPIC OFFSET..., "
+              "dlq redrive TOPIC (OFFSET... | --all)\n", stderr);
     else if (strcmp(word, "keys") == 0)
         fputs("sluice: 'keys' needs a subcommand: keys add NAME PUBKEY, "
               "keys list, keys revoke NAME\n", stderr);

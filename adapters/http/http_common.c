@@ -3,7 +3,10 @@
  *  file-scope state is the stop flag the signal handler sets (a handler
  *  has nowhere else to write). Logging may be called from any thread.  */
 #include "http_common.h"
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,6 +71,15 @@ const char *http_bad_option(char **argv, int opt, char *buf, size_t len)
     return buf;
 }
 
+int http_option_error(const char *prog, char **argv, int opt)
+{
+    char bad[128];
+
+    return http_usage_error(prog, opt == ':' ? "option '%s' needs a value"
+                            : "unknown option '%s'",
+                            http_bad_option(argv, optopt, bad, sizeof bad));
+}
+
 /* ------------------------------------------------------------- logging */
 
 void http_log(http_log_level_t level, const char *event, const char *fmt, ...)
@@ -128,6 +140,19 @@ const char *http_log_quote(const char *text, char *buf, size_t len)
     return buf;
 }
 
+void http_log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    char text[512], q[600];
+    size_t n;
+
+    (void) cls;
+    vsnprintf(text, sizeof text, fmt, ap);
+    n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    http_log(HTTP_LOG_WARN, "http_server", "msg=%s", http_log_quote(text, q, sizeof q));
+}
+
 /* ------------------------------------------------------------- signals */
 
 static void s_on_signal(int sig)
@@ -154,6 +179,60 @@ bool http_stopping(void)
 }
 
 /* ------------------------------------------------------------- parsers */
+
+int http_listen_addr(const char *text, struct sockaddr_storage *sa,
+                         socklen_t *salen, bool *loopback, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(text, ':'), *h = text;
+    size_t hl;
+    uint64_t port;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if (!colon || http_parse_u64(colon + 1, &port) || port > 65535) {
+        snprintf(err, errlen, "--listen %s: expected ADDR:PORT, e.g. "
+                 "127.0.0.1:8080", text);
+        return -1;
+    }
+    hl = (size_t)(colon - text);
+    if (hl >= 2 && text[0] == '[' && text[hl - 1] == ']')
+        h++, hl -= 2;
+    if (hl == 0 || hl >= sizeof host) {
+        snprintf(err, errlen, "--listen %s: no address before the port", text);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc || !res) {
+        snprintf(err, errlen, "--listen %s: %s", text, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    *salen = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (sa->ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+
+        in->sin_port = htons((uint16_t)port);
+        *loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+
+        in6->sin6_port = htons((uint16_t)port);
+        *loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)
+                 || (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)
+                     && in6->sin6_addr.s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 
 int http_parse_u64(const char *text, uint64_t *out)
 {
@@ -197,6 +276,23 @@ int http_parse_size(const char *text, uint64_t *out)
         return -1;
     *out = v * mul;
     return 0;
+}
+
+int http_server_check(const char *prog, const char *listen, const char *tokens,
+                      bool no_auth, struct sockaddr_storage *sa, socklen_t *salen)
+{
+    char err[512];
+    bool loopback = false;
+
+    if (!tokens == !no_auth)
+        return http_usage_error(prog, "give --tokens FILE, or --no-auth for a "
+                                "loopback address");
+    if (http_listen_addr(listen, sa, salen, &loopback, err, sizeof err) < 0)
+        return http_usage_error(prog, "%s", err);
+    if (no_auth && !loopback)
+        return http_usage_error(prog, "--no-auth is refused on %s, which is not "
+                                "a loopback address: give --tokens FILE", listen);
+    return HTTP_EXIT_OK;
 }
 
 uint64_t http_now_ms(void)

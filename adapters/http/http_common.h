@@ -2,15 +2,19 @@
  *  options (--broker, --home, --cert, --server-key, --insecure-plaintext and
  *  the SLUICE_* variables, settled by sl_connect_resolve the way `sluice`
  *  settles them), the one-line log (`TIME LEVEL EVENT key=value...` on
- *  stderr), SIGTERM/SIGINT as a flag, and a few small parsers.
+ *  stderr), SIGTERM/SIGINT as a flag, and a few small parsers (among them
+ *  --listen's address). Shared with sluice-console through
+ *  adapter_token_lib (adapters/http/meson.build).
  *  Any thread may log (one write(2) per line); the rest is for the main
  *  thread. Includes only sluice.h of the project.  */
 #ifndef HTTP_COMMON_H
 #define HTTP_COMMON_H
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include "sluice.h"
 
 /* Exit codes of every subcommand (as `sluice`'s, docs/adapters.md). */
@@ -79,6 +83,10 @@ int http_usage_error(const char *prog, const char *fmt, ...)
 /* The text of the option getopt_long just refused (for messages). */
 const char *http_bad_option(char **argv, int opt, char *buf, size_t len);
 
+/* getopt_long's ':' (OPT, a value missing) or an unknown option, as a
+ * usage error of PROG: HTTP_EXIT_USAGE after printing it. */
+int http_option_error(const char *prog, char **argv, int opt);
+
 /* ------------------------------------------------------------- logging */
 
 typedef enum { HTTP_LOG_INFO, HTTP_LOG_WARN, HTTP_LOG_ERROR } http_log_level_t;
@@ -93,6 +101,10 @@ void http_log(http_log_level_t level, const char *event, const char *fmt, ...)
  * character, else quoted with \" and \\ escapes, control characters as
  * '?'. Cut at LEN - 1 bytes. Returns BUF. */
 const char *http_log_quote(const char *text, char *buf, size_t len);
+
+/* libmicrohttpd's external logger (MHD_OPTION_EXTERNAL_LOGGER): its
+ * messages as `warn http_server msg=...` lines. CLS unused. */
+void http_log_mhd(void *cls, const char *fmt, va_list ap);
 
 /* ------------------------------------------------------------- signals */
 
@@ -109,6 +121,19 @@ bool http_stopping(void);
  * (binary multiples, bare = bytes). */
 int http_parse_u64(const char *text, uint64_t *out);
 int http_parse_size(const char *text, uint64_t *out);
+
+/* --listen ADDR:PORT ("[::1]:8080" for IPv6; port 0: any free one) into
+ * SA / SALEN; *loopback says whether ADDR is 127.0.0.0/8 or ::1. 0, or -1
+ * with the reason in ERR. */
+int http_listen_addr(const char *text, struct sockaddr_storage *sa,
+                     socklen_t *salen, bool *loopback, char *err, size_t errlen);
+
+/* A server's --listen / --tokens / --no-auth as parsed: exactly one of
+ * TOKENS and NO_AUTH, LISTEN resolved into SA / SALEN, and --no-auth only
+ * on a loopback address. HTTP_EXIT_OK, or HTTP_EXIT_USAGE after printing
+ * why. */
+int http_server_check(const char *prog, const char *listen, const char *tokens,
+                      bool no_auth, struct sockaddr_storage *sa, socklen_t *salen);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t http_now_ms(void);

@@ -82,7 +82,6 @@ static int s_parse(s_opts_t *o, int argc, char **argv, bool *help)
         { NULL, 0, NULL, 0 },
     };
     const char *prog = o->client.prog;
-    char bad[128];
     int opt;
 
     opterr = 0;
@@ -119,76 +118,15 @@ static int s_parse(s_opts_t *o, int argc, char **argv, bool *help)
                 return http_usage_error(prog, "--publish-timeout takes 1 to "
                                         "3600 seconds");
             break;
-        case ':':
-            return http_usage_error(prog, "option '%s' needs a value",
-                                    http_bad_option(argv, optopt, bad, sizeof bad));
         default:
-            return http_usage_error(prog, "unknown option '%s'",
-                                    http_bad_option(argv, optopt, bad, sizeof bad));
+            return http_option_error(prog, argv, opt);
         }
     }
     if (optind < argc)
         return http_usage_error(prog, "unexpected argument '%s'", argv[optind]);
-    if (!o->tokens == !o->no_auth)
-        return http_usage_error(prog, "give --tokens FILE, or --no-auth for a "
-                                "loopback address");
     if (!o->tls_cert != !o->tls_key)
         return http_usage_error(prog, "--tls-cert and --tls-key go together");
     return HTTP_EXIT_OK;
-}
-
-/* ADDR:PORT ("[::1]:8080" for IPv6) into SA. 0 or -1 with ERR. */
-static int s_listen_addr(const char *text, struct sockaddr_storage *sa,
-                         socklen_t *salen, bool *loopback, char *err, size_t errlen)
-{
-    char host[256];
-    const char *colon = strrchr(text, ':'), *h = text;
-    size_t hl;
-    uint64_t port;
-    struct addrinfo hints, *res = NULL;
-    int rc;
-
-    if (!colon || http_parse_u64(colon + 1, &port) || port > 65535) {
-        snprintf(err, errlen, "--listen %s: expected ADDR:PORT, e.g. "
-                 "127.0.0.1:8080", text);
-        return -1;
-    }
-    hl = (size_t)(colon - text);
-    if (hl >= 2 && text[0] == '[' && text[hl - 1] == ']')
-        h++, hl -= 2;
-    if (hl == 0 || hl >= sizeof host) {
-        snprintf(err, errlen, "--listen %s: no address before the port", text);
-        return -1;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc || !res) {
-        snprintf(err, errlen, "--listen %s: %s", text, gai_strerror(rc));
-        return -1;
-    }
-    memcpy(sa, res->ai_addr, res->ai_addrlen);
-    *salen = res->ai_addrlen;
-    freeaddrinfo(res);
-    if (sa->ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)sa;
-
-        in->sin_port = htons((uint16_t)port);
-        *loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-
-        in6->sin6_port = htons((uint16_t)port);
-        *loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)
-                 || (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)
-                     && in6->sin6_addr.s6_addr[12] == 127);
-    }
-    return 0;
 }
 
 /* The whole of PATH, NUL-terminated (caller frees), or NULL with errno. */
@@ -214,19 +152,6 @@ static char *s_slurp(const char *path)
     return buf;
 }
 
-static void s_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char text[512], q[600];
-    size_t n;
-
-    (void) cls;
-    vsnprintf(text, sizeof text, fmt, ap);
-    n = strlen(text);
-    while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
-        text[--n] = '\0';
-    http_log(HTTP_LOG_WARN, "http_server", "msg=%s", http_log_quote(text, q, sizeof q));
-}
-
 /* The clients: one per identity of the tokens file, or one. */
 static int s_clients(s_opts_t *o, http_server_t *srv, sl_options_t **opts,
                      const char ***names, size_t *n)
@@ -245,17 +170,9 @@ static int s_clients(s_opts_t *o, http_server_t *srv, sl_options_t **opts,
         (*names)[0] = o->client.conn.cert[0] ? o->client.conn.cert : "(plaintext)";
     }
     else {
-        rc = http_tokens_load(o->tokens, &srv->tokens, err, sizeof err);
-        if (rc) {
-            fprintf(stderr, "%s: %s\n", o->client.prog, err);
-            return HTTP_EXIT_FAILED;
-        }
-        if (!o->client.conn.server_key[0]) {
-            fprintf(stderr, "%s: --tokens maps tokens to broker identities, "
-                    "which needs the broker's key: --server-key KEY|FILE or "
-                    "--home DIR (not --insecure-plaintext)\n", o->client.prog);
-            return HTTP_EXIT_USAGE;
-        }
+        rc = http_tokens_open(o->client.prog, o->tokens, &o->client.conn, &srv->tokens);
+        if (rc)
+            return rc;
         *n = http_tokens_identities(srv->tokens);
         *opts = calloc(*n, sizeof **opts);
         *names = calloc(*n, sizeof **names);
@@ -314,7 +231,7 @@ int http_serve_main(int argc, char **argv)
     MHD_socket listen_fd;
     char *tls_cert = NULL, *tls_key = NULL, err[512];
     unsigned flags;
-    bool help = false, loopback = false;
+    bool help = false;
     size_t n = 0, k = 0;
     int rc;
 
@@ -332,12 +249,9 @@ int http_serve_main(int argc, char **argv)
             fputs(s_usage, stdout);
         return rc;
     }
-    if (s_listen_addr(o.listen, &sa, &salen, &loopback, err, sizeof err) < 0)
-        return http_usage_error(o.client.prog, "%s", err);
-    if (o.no_auth && !loopback)
-        return http_usage_error(o.client.prog, "--no-auth is refused on %s, "
-                                "which is not a loopback address: give --tokens "
-                                "FILE", o.listen);
+    rc = http_server_check(o.client.prog, o.listen, o.tokens, o.no_auth, &sa, &salen);
+    if (rc)
+        return rc;
     rc = http_client_resolve(&o.client);
     if (rc)
         return rc;
@@ -370,7 +284,7 @@ int http_serve_main(int argc, char **argv)
     }
     /* The logger first: libmicrohttpd uses its own until it sees it. */
     mo[k++] = (struct MHD_OptionItem) { MHD_OPTION_EXTERNAL_LOGGER,
-                                        (intptr_t)s_mhd_log, NULL };
+                                        (intptr_t)http_log_mhd, NULL };
     mo[k++] = (struct MHD_OptionItem) { MHD_OPTION_SOCK_ADDR, 0, &sa };
     mo[k++] = (struct MHD_OptionItem) { MHD_OPTION_NOTIFY_COMPLETED,
                                         (intptr_t)http_handler_completed, &srv };

@@ -167,6 +167,25 @@ fail:
     return rc;
 }
 
+int http_tokens_open(const char *prog, const char *path, const sl_connect_t *conn,
+                     http_tokens_t **out)
+{
+    char err[1024];
+
+    if (http_tokens_load(path, out, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return HTTP_EXIT_FAILED;
+    }
+    if (!conn->server_key[0]) {
+        fprintf(stderr, "%s: --tokens maps tokens to broker identities, "
+                "which needs the broker's key: --server-key KEY|FILE or "
+                "--home DIR (not --insecure-plaintext)\n", prog);
+        http_tokens_destroy(out);
+        return HTTP_EXIT_USAGE;
+    }
+    return HTTP_EXIT_OK;
+}
+
 int http_tokens_lookup(const http_tokens_t *self, const char *token)
 {
     unsigned char hash[S_HASH_LEN];
@@ -199,20 +218,28 @@ const char *http_tokens_cert(const http_tokens_t *self, size_t i)
 
 /* ------------------------------------------------------- token add */
 
-static const char s_usage[] =
-    "Usage: sluice-http token add IDENTITY --cert FILE --tokens FILE\n"
-    "\n"
-    "Make a bearer token for `sluice-http serve` that acts as broker identity\n"
-    "IDENTITY (registered with `sluice keys add`, its grants given with\n"
-    "`sluice grant`). The token is printed once on stdout; the tokens file\n"
-    "keeps only its SHA-256 with IDENTITY and the certificate's path\n"
-    "(created mode 0600 when missing). Restart `serve` to use it.\n"
-    "\n"
-    "  --cert FILE     IDENTITY's certificate (from `sluice keygen`)\n"
-    "  --tokens FILE   the tokens file `serve --tokens` reads\n"
-    "  --help          this text\n";
+/* PROG is "sluice-http" or another adapter's program sharing the format. */
+static void s_usage(const char *prog)
+{
+    printf("Usage: %s token add IDENTITY --cert FILE --tokens FILE\n"
+           "\n"
+           "Make a bearer token for `%s serve` that acts as broker identity\n"
+           "IDENTITY (registered with `sluice keys add`, its grants given with\n"
+           "`sluice grant`). The token is printed once on stdout; the tokens file\n"
+           "keeps only its SHA-256 with IDENTITY and the certificate's path\n"
+           "(created mode 0600 when missing). Restart `serve` to use it.\n"
+           "\n"
+           "  --cert FILE     IDENTITY's certificate (from `sluice keygen`)\n"
+           "  --tokens FILE   the tokens file `serve --tokens` reads\n"
+           "  --help          this text\n", prog, prog);
+}
 
 int http_token_main(int argc, char **argv)
+{
+    return http_token_run("sluice-http", argc, argv);
+}
+
+int http_token_run(const char *program, int argc, char **argv)
 {
     static const struct option options[] = {
         { "cert", required_argument, NULL, 'c' },
@@ -220,19 +247,21 @@ int http_token_main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *prog = "sluice-http token add";
+    char prog[96], word[96];
     const char *cert = NULL, *tokens = NULL, *name;
     unsigned char raw[32], hash[S_HASH_LEN];
     char token[64], hex[2 * S_HASH_LEN + 1], cert_abs[PATH_MAX], bad[128];
     int opt, fd;
     FILE *f;
 
+    snprintf(prog, sizeof prog, "%s token add", program);
+    snprintf(word, sizeof word, "%s token", program);
     if (argc < 2 || strcmp(argv[1], "add") != 0) {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-            fputs(s_usage, stdout);
+            s_usage(program);
             return HTTP_EXIT_OK;
         }
-        return http_usage_error("sluice-http token", "expected `token add IDENTITY "
+        return http_usage_error(word, "expected `token add IDENTITY "
                                 "--cert FILE --tokens FILE`");
     }
     opterr = 0;
@@ -241,7 +270,7 @@ int http_token_main(int argc, char **argv)
     argv++;
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
-        case 'h': fputs(s_usage, stdout); return HTTP_EXIT_OK;
+        case 'h': s_usage(program); return HTTP_EXIT_OK;
         case 'c': cert = optarg; break;
         case 't': tokens = optarg; break;
         case ':':

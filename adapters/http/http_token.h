@@ -7,6 +7,7 @@
 #ifndef HTTP_TOKEN_H
 #define HTTP_TOKEN_H
 #include <stddef.h>
+#include "sluice.h"
 
 typedef struct http_tokens http_tokens_t;
 
@@ -16,6 +17,12 @@ typedef struct http_tokens http_tokens_t;
  * the reason in ERR. */
 int http_tokens_load(const char *path, http_tokens_t **out, char *err,
                      size_t errlen);
+
+/* http_tokens_load for a server PROG that maps tokens to identities,
+ * which needs CONN's server key. HTTP_EXIT_OK and *out (caller owns), or
+ * HTTP_EXIT_FAILED / HTTP_EXIT_USAGE after printing why. */
+int http_tokens_open(const char *prog, const char *path, const sl_connect_t *conn,
+                     http_tokens_t **out);
 
 /* NULL-safe; sets *self_p to NULL. */
 void http_tokens_destroy(http_tokens_t **self_p);
@@ -34,5 +41,9 @@ const char *http_tokens_cert(const http_tokens_t *self, size_t i);
 
 /* Run `sluice-http token add` with ARGV[0] = "token". Exit code. */
 int http_token_main(int argc, char **argv);
+
+/* The same for program PROGRAM ("sluice-console": the console shares the
+ * tokens file's format and this code). Exit code. */
+int http_token_run(const char *program, int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /*  sl_admin - the request/response admin calls: topics, stats, counters,
  *  subscription removal, identities and grants, data key rotation, schema
- *  registry, mappings, routing tables, traces. Owns nothing beyond each
+ *  registry, mappings, routing tables, traces (cursors and dead letters:
+ *  sl_dlq.c, through sli_admin_call). Owns nothing beyond each
  *  call; results are copied out (arrays malloc'd for the caller). Client thread only; knows only the
  *  session. Every call is one s_call (send, wait at most
  *  connect_timeout_ms doing the client's other I/O, resend after a
@@ -11,10 +12,7 @@
 #include "sl_client_int.h"
 #include "sl_session.h"
 
-/* Copy what REPLY (borrowed, of the expected case) says to the caller's
- * places in ARG. 0 or a code (SL_ENOMEM), after which the caller's places
- * hold nothing to free. */
-typedef int s_copy_fn(const Sluice__Frame *reply, void *arg);
+typedef sli_admin_copy_fn s_copy_fn;
 
 static int s_expect(Sluice__Frame **reply, Sluice__Frame__BodyCase body)
 {
@@ -44,6 +42,13 @@ static int s_call(sl_client_t *client, Sluice__Frame__BodyCase body, void *msg,
         rc = copy(reply, arg);
     slc_frame_free(&reply);
     return rc;
+}
+
+int sli_admin_call(sl_client_t *client, int body, void *msg, int expect,
+                   sli_admin_copy_fn *copy, void *arg)
+{
+    return s_call(client, (Sluice__Frame__BodyCase) body, msg,
+                  (Sluice__Frame__BodyCase) expect, copy, arg);
 }
 
 int sl_topic_create(sl_client_t *self, const char *name,
@@ -90,6 +95,8 @@ static int s_stats_copy(const Sluice__Frame *reply, void *arg)
             t[i].bytes = ti->bytes;
             t[i].max_age_ms = ti->max_age_ms;
             t[i].max_bytes = ti->max_bytes;
+            snprintf(t[i].schema, sizeof t[i].schema, "%s", ti->schema ? ti->schema : "");
+            t[i].dlq_removed = ti->dlq_removed;
         }
     }
     if (o->subs && st->n_subs) {

@@ -18,4 +18,18 @@ struct sl_client {
     int id_fd;                  /* locked producer id file, or -1 */
 };
 
+/* Copy what REPLY (borrowed, of the expected case) says to the caller's
+ * places in ARG. 0 or a code (SL_ENOMEM), after which the caller's places
+ * hold nothing to free. */
+struct Sluice__Frame;
+typedef int sli_admin_copy_fn(const struct Sluice__Frame *reply, void *arg);
+
+/* One admin call (sl_admin.c): a request of Frame body case BODY carrying
+ * MSG (borrowed), resent after a reconnect; a reply of case EXPECT handed
+ * to COPY (NULL: nothing to copy) with ARG. 0, the broker's code (its text
+ * in the sticky last error), SL_EMALFORMED for another reply, or what COPY
+ * returns. */
+int sli_admin_call(sl_client_t *client, int body, void *msg, int expect,
+                   sli_admin_copy_fn *copy, void *arg);
+
 #endif

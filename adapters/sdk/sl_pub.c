@@ -610,6 +610,17 @@ fail:
     return rc;
 }
 
+/* With a persistent id the broker knows where our sequence stands:
+ * numbering before HelloOk could reuse stored seqs, which the broker would
+ * then take for duplicates. 0 once numbering may start, or why not. */
+static int s_wait_numbering(sli_pub_t *self)
+{
+    if (!self->sess->id_file || self->sess->ever_ready)
+        return 0;
+    return self->sess->cb_depth ? SL_EBUSY
+                                : sli_wait_ready(self->sess, self->sess->opts.connect_timeout_ms);
+}
+
 int sl_publish(sl_client_t *client, const sl_message_t *msg,
                sl_confirm_fn *cb, void *arg, uint64_t *seq)
 {
@@ -619,15 +630,9 @@ int sl_publish(sl_client_t *client, const sl_message_t *msg,
     sli_env_t e;
     if (rc)
         goto fail;
-    /* With a persistent id the broker knows where our sequence stands:
-     * numbering before HelloOk could reuse stored seqs, which the broker
-     * would then take for duplicates. */
-    if (self->sess->id_file && !self->sess->ever_ready) {
-        rc = self->sess->cb_depth ? SL_EBUSY
-                            : sli_wait_ready(self->sess, self->sess->opts.connect_timeout_ms);
-        if (rc)
-            goto fail;
-    }
+    rc = s_wait_numbering(self);
+    if (rc)
+        goto fail;
     if (self->live >= (size_t) self->sess->opts.max_unacked) {
         rc = s_wait_room(self);
         if (rc)
@@ -823,4 +828,13 @@ fail:
 size_t sl_unconfirmed(const sl_client_t *client)
 {
     return client->pub->live;
+}
+
+int sl_publish_next_seq(sl_client_t *client, uint64_t *next)
+{
+    sli_pub_t *self = client->pub;
+    int rc = s_wait_numbering(self);
+    if (rc == 0)
+        *next = self->next_seq;
+    return rc;
 }

@@ -374,7 +374,10 @@ static bool s_fresh(sl_sub_t *sub, const Sluice__Delivery *d)
         s->token = d->token;
         return false;
     }
-    if (s_acked_has(sub, d->topic_id, d->offset)) {
+    /* A seek (sl_sub_seek) made it not acked again: it is due once more. */
+    if (d->rewound)
+        s_acked_forget(sub, d->topic_id, d->offset);
+    else if (s_acked_has(sub, d->topic_id, d->offset)) {
         /* Out of memory only delays it: the broker redelivers again. */
         (void) s_ack_queue(sub, d->topic_id, d->offset, d->token);
         return false;
@@ -647,6 +650,28 @@ fail:
     s_msg_clear(m);
     s_msg_recycle(sub, m);
     return rc;
+}
+
+int sli_msg_detached(const char *topic, uint32_t topic_id, uint64_t offset, const void *env,
+                     size_t len, sl_msg_t **out)
+{
+    sl_msg_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return SL_ENOMEM;
+    int rc = slc_envelope_decode(env, len, &m->env);
+    if (rc == 0 && topic && topic[0] && strcmp(topic, m->env->topic ? m->env->topic : "") != 0
+        && !(m->topic_own = strdup(topic)))
+        rc = SL_ENOMEM;
+    if (rc) {
+        s_msg_clear(m);
+        free(m);
+        return rc;
+    }
+    m->topic_id = topic_id;
+    m->offset = offset;
+    m->settled = true;          /* nothing to ack: sl_ack & co. say SL_EINVAL */
+    *out = m;
+    return 0;
 }
 
 /* Hand out the next queued delivery: 0 and *OUT, 1 when none is queued,
@@ -1025,6 +1050,12 @@ void sl_msg_destroy(sl_msg_t **msg_p)
         return;
     sl_msg_t *m = *msg_p;
     sl_sub_t *sub = m->sub;
+    if (!sub) {                 /* sli_msg_detached's */
+        s_msg_clear(m);
+        free(m);
+        *msg_p = NULL;
+        return;
+    }
     /* Not acked: forget that we hold it, so its redelivery is handed out. */
     if (!m->settled && !sub->opts.ephemeral)
         (void) sli_kmap_remove(&sub->out, m->topic_id, m->offset);
@@ -1101,5 +1132,5 @@ uint64_t sl_msg_seq(const sl_msg_t *msg)
 
 const char *sl_msg_subscription(const sl_msg_t *msg)
 {
-    return msg->sub->name;
+    return msg->sub ? msg->sub->name : "";
 }

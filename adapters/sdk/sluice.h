@@ -310,6 +310,16 @@ int sl_flush(sl_client_t *self, int timeout_ms);
 /* Messages published and not yet confirmed. */
 size_t sl_unconfirmed(const sl_client_t *self);
 
+/* The sequence the next sl_publish on SELF will give its message, into
+ * *next. With a producer_id_file it first waits for the session (at most
+ * connect_timeout_ms), as the first sl_publish does: the broker tells the
+ * last sequence it stored for the id and numbering goes on after it, so a
+ * producer that numbers its records itself (sequence = record number, as
+ * `sluice-file import` does) learns where an earlier run of the same id
+ * stopped. 0, SL_ETIMEOUT, SL_EVERSION, SL_EAUTH, or SL_EBUSY inside a
+ * callback before the first session. */
+int sl_publish_next_seq(sl_client_t *self, uint64_t *next);
+
 /* ------------------------------------------------------------- subscribe */
 
 typedef enum {
@@ -414,6 +424,9 @@ typedef struct {
     uint64_t bytes;
     uint64_t max_age_ms;        /* retention; 0 = unlimited */
     uint64_t max_bytes;
+    char schema[272];           /* bound schema SUBJECT@VERSION ("latest" when
+                                   not pinned); "" when none */
+    uint64_t dlq_removed;       /* _dlq. topics: dead letters removed */
 } sl_topic_info_t;
 
 typedef struct {
@@ -729,6 +742,61 @@ struct sl_trace {
  * SL_ETIMEOUT. */
 int sl_trace(sl_client_t *self, const char *topic, uint64_t offset, sl_trace_t *out);
 void sl_trace_clear(sl_trace_t *trace);
+
+/* ------------------------------------------------- cursors, dead letters */
+/* docs/operations.md, "Dead letters and cursors". */
+
+/* Move durable subscription NAME's cursor on TOPIC (NULL: every topic the
+ * subscription has a cursor on) so that delivery goes on from OFFSET
+ * (START = SL_START_OFFSET; an offset below the topic's first stored one
+ * means its first), from the first message stored at or after TIME_US
+ * (SL_START_TIME), or from the first / next offset (SL_START_EARLIEST /
+ * SL_START_LATEST). Messages from there on count as not acked; messages
+ * before it as acked; what is in flight is forgotten (a late ack of it is
+ * refused). Works while a consumer is attached (delivery resumes from the
+ * new cursor; what it had received before the seek still reaches it, and
+ * messages it acked before are handed out again, not dropped as
+ * duplicates). Needs to be the subscription's owner, a consume grant on
+ * NAME or admin on its pattern; audited. *moved (may be NULL): topics
+ * whose cursor moved. 0, SL_ENOTFOUND (no such subscription, or TOPIC is
+ * not one of it), SL_EINVAL, SL_EDENIED, SL_ETIMEOUT. */
+int sl_sub_seek(sl_client_t *self, const char *name, const char *topic,
+                sl_start_t start, uint64_t offset, uint64_t time_us,
+                uint32_t *moved);
+
+/* The dead letters of TOPIC (a name starting "_dlq.") still there: at
+ * most MAX (0: 100; at most 1000) from offset FROM on, oldest first,
+ * without the ones removed (sl_dlq_remove). *out (caller frees: each with
+ * sl_msg_destroy, then the array with free) holds *n messages (their
+ * attempt is 0; acking them is SL_EINVAL); *next (may be NULL) the offset
+ * to list from next (the topic's next offset once everything was seen);
+ * *remaining (may be NULL) how many dead letters TOPIC holds that were
+ * not removed. Needs the subscribe permission on TOPIC. 0, SL_ENOTFOUND,
+ * SL_EINVAL (not a _dlq. topic), SL_EDENIED, SL_ETIMEOUT. */
+int sl_dlq_list(sl_client_t *self, const char *topic, uint64_t from, uint32_t max,
+                sl_msg_t ***out, size_t *n, uint64_t *next, uint64_t *remaining);
+
+/* Mark dead letter TOPIC@OFFSET as removed: listing no longer shows it and
+ * it no longer counts. The record stays until retention trims it (the
+ * trace and the audit still find it). Needs the admin permission on TOPIC;
+ * audited. Removing one already removed is 0. 0, SL_ENOTFOUND, SL_EINVAL,
+ * SL_EDENIED, SL_ETIMEOUT. */
+int sl_dlq_remove(sl_client_t *self, const char *topic, uint64_t offset);
+
+/* Redrive dead letter TOPIC@OFFSET: read it (it must not be removed),
+ * publish its payload, content type and headers (without the dead-letter
+ * headers; with "sluice-redriven-from: TOPIC@OFFSET") to its original
+ * topic (the dlq-topic header of a subscription's dead letter, TOPIC's
+ * tail for _dlq.schema.TOPIC) with msg_id "redrive:TOPIC@OFFSET", wait
+ * for the durable confirm, then sl_dlq_remove it. A failure between the
+ * publish and the remove leaves the dead letter in place; redriving it
+ * again within the broker's dedup_window stores nothing twice. _dlq.routes
+ * legs are refused (SL_EINVAL: re-publishing the source would route it
+ * again; use `sluice routes backfill`). *to (may be NULL, TO_LEN bytes)
+ * the topic it went to, *new_offset (may be NULL) its offset there. 0,
+ * the publish's or the remove's code (the reason in the last error). */
+int sl_dlq_redrive(sl_client_t *self, const char *topic, uint64_t offset,
+                   char *to, size_t to_len, uint64_t *new_offset);
 
 #ifdef __cplusplus
 }

@@ -76,6 +76,9 @@
  *    trace      topic id u32 BE + offset u64 BE -> opaque record (sld_trace:
  *               what routing did with that message; created on open; trim
  *               deletes it with the message)
+ *    dlq        topic id u32 BE + offset u64 BE -> (empty) (sld_dlq: a dead
+ *               letter removed from listing; created on open; trim deletes
+ *               it with the message)
  *    cursors    name '\0' topic id u32 -> floor u64 (sld_subrec)
  *    acked      name '\0' topic id u32 + offset u64 -> (empty) (sld_subrec)
  *               (the named tables above are those of store_table.c:
@@ -229,7 +232,7 @@
 #define S_PSEQ_VAL_LEN 20
 #define S_DEDUP_VAL_LEN 16
 #define S_DEDUP_KEY_MAX (8 + 4 + SLD_MSG_ID_MAX)
-#define S_MAXDBS 16
+#define S_MAXDBS 24
 #define S_DEFAULT_MAP_SIZE ((size_t) 64 << 20)
 #define S_DEFAULT_MAP_MAX ((size_t) 16 << 30)
 #define S_DEFAULT_PRODUCER_WINDOW 1000000
@@ -329,7 +332,7 @@ struct sld_store {
     bool env_open;              /* mdb_env_open succeeded: close needs a sync */
     MDB_dbi db_meta, db_topics, db_msgs, db_producers, db_pseq, db_dedup,
             db_dedup_exp, db_subs, db_cursors, db_acked, db_idents, db_registry,
-            db_routes, db_trace;
+            db_routes, db_trace, db_dlq;
     char *dir;
     size_t page;                /* OS page size; map sizes are multiples of it */
     size_t map_size;            /* current map size */

@@ -601,7 +601,7 @@ static int s_check_pseq(sld_store_t *s, MDB_txn *mt, s_check_t *c)
 static int s_check_pages(sld_store_t *s, MDB_txn *mt, s_check_t *c, bool *sound)
 {
     static const char *const lmdb_read[] = { "subs", "cursors", "acked", "pseq", "idents",
-                                             "registry", "routes", "trace" };
+                                             "registry", "routes", "trace", "dlq" };
     sld_pages_t *pg = NULL;
     size_t count;
     const char *const *names;
@@ -685,6 +685,8 @@ int sld_store_check(sld_store_t *self, sld_store_verify_fn *verify, FILE *out)
             rc = s_check_sums(self, mt, &c, self->db_routes, "routes");
         if (rc == 0)
             rc = s_check_sums(self, mt, &c, self->db_trace, "trace");
+        if (rc == 0)
+            rc = s_check_sums(self, mt, &c, self->db_dlq, "dlq");
         if (rc)
             goto fail;
         mrc = mdb_stat(mt, self->db_subs, &st);

@@ -358,6 +358,7 @@ static int s_load(sld_store_t *s, const uint8_t *seal_key)
         { "acked", &s->db_acked },         { "idents", &s->db_idents },
         { "registry", &s->db_registry },   { "routes", &s->db_routes },
         { "trace", &s->db_trace },         { "keys", &s->db_keys },
+        { "dlq", &s->db_dlq },
     };
 
     mrc = mdb_txn_begin(s->env, NULL, 0, &mt);

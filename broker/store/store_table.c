@@ -79,6 +79,9 @@ static MDB_dbi s_dbi(const sld_store_t *s, sld_table_t table, const char **tag)
     case SLD_TABLE_TRACE:
         *tag = "trace";
         return s->db_trace;
+    case SLD_TABLE_DLQ:
+        *tag = "dlq";
+        return s->db_dlq;
     }
     assert(!"unknown table");
     *tag = "";

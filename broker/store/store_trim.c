@@ -1,8 +1,9 @@
 /*  store_trim - retention: one bounded write transaction that deletes
  *  the heads of topics over their age or size limit (after sld_pages has
- *  checked the pages it deletes from) with their trace records, then
- *  expired dedup entries and producer runs (store_idem.c). Broker thread
- *  only, between loop turns. It never deletes what it cannot read.  */
+ *  checked the pages it deletes from) with their trace records and
+ *  removed dead-letter marks, then expired dedup entries and producer
+ *  runs (store_idem.c). Broker thread only, between loop turns. It
+ *  never deletes what it cannot read.  */
 #include "sld_store_int.h"
 #include "sld_pages.h"
 
@@ -96,9 +97,15 @@ static int s_trim_topics(sld_txn_t *txn, uint64_t now_us, size_t *budget, size_t
             sld_store__msg_key(k, id, w->first_offset);
             key = sld_store__val(k, sizeof k);
             mrc = mdb_del(txn->mt, s->db_msgs, &key, NULL);
-            /* The message's routing trace (sld_trace) goes with it. */
+            /* The message's routing trace (sld_trace) and its removed
+             * mark (sld_dlq) go with it. */
             if (mrc == 0) {
                 mrc = mdb_del(txn->mt, s->db_trace, &key, NULL);
+                if (mrc == MDB_NOTFOUND)
+                    mrc = 0;
+            }
+            if (mrc == 0) {
+                mrc = mdb_del(txn->mt, s->db_dlq, &key, NULL);
                 if (mrc == MDB_NOTFOUND)
                     mrc = 0;
             }

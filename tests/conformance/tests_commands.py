@@ -10,7 +10,8 @@ import time
 import zmq
 
 import harness
-from harness import (Fail, check, corr, expect_body, expect_confirm, expect_error, row)
+from harness import (Fail, check, corr, expect_body, expect_confirm, expect_error,
+                     expect_refused, row)
 
 PERM_PUBLISH, PERM_SUBSCRIBE, PERM_ADMIN = 1, 2, 4  # proto Permission bits
 PERM_ALL = PERM_PUBLISH | PERM_SUBSCRIBE | PERM_ADMIN
@@ -843,6 +844,111 @@ def test_routes_backfill(w):
               'trace of a backfilled message: %s' % harness.dump(r))
     finally:
         routes_apply(c, ROUTES_EMPTY)
+
+
+def dead_letters(c, sub, topic, n):
+    """Publish N messages to TOPIC, subscribe SUB (max_deliver 1) and nack
+    each with a reason: they go to _dlq.SUB. Returns the original offsets."""
+    offs = [c.publish_ok(topic, b'{"n":%d}' % i).offset for i in range(n)]
+    s = c.subscribe_ok(sub, topic, credit=n, max_deliver=1, start=pb().START_EARLIEST)
+    ds = c.deliveries(n)
+    f = pb().Frame(corr=corr())
+    f.nack.sub_id = s.sub_id
+    f.nack.reason = 'conformance says no'
+    f.nack.items.extend(ack_items(ds))
+    expect_body(c.request(f), 'ack_reply', f.corr)
+    return offs
+
+
+def dlq_list(c, topic, want, **kw):
+    """DlqList of TOPIC once it lists WANT items (dead-lettering is the
+    pump's, a moment after the nack)."""
+    deadline = time.monotonic() + 5
+    while True:
+        r, k = c.admin('dlq_list', topic=topic, **kw)
+        expect_body(r, 'dlq_list_reply', k)
+        if len(r.dlq_list_reply.items) >= want or time.monotonic() > deadline:
+            return r.dlq_list_reply
+        time.sleep(0.05)
+
+
+@row('commands', '`SubSeek{name, topic, start, offset, time_us}`')
+def test_sub_seek(w):
+    c = w.session('plain')
+    topic = 'conf.seek.t'
+    offs = [c.publish_ok(topic).offset for _ in range(3)]
+    s = c.subscribe_ok('conf-seek', topic, credit=10, start=pb().START_EARLIEST)
+    ds = c.deliveries(3)
+    f = pb().Frame(corr=corr())
+    f.ack.sub_id = s.sub_id
+    f.ack.items.extend(ack_items(ds[:1] + ds[2:]))     # offs[1] stays in flight
+    r = c.request(f)
+    expect_body(r, 'ack_reply', f.corr)
+    r, k = c.admin('sub_seek', name='conf-seek', start=pb().START_OFFSET, offset=offs[1])
+    expect_body(r, 'sub_seek_reply', k)
+    sr = r.sub_seek_reply
+    # The floor was offs[1] (in flight), with offs[2] acked above it.
+    check(sr.moved == 1 and len(sr.moves) == 1 and sr.moves[0].topic == topic
+          and sr.moves[0].to == offs[1] and getattr(sr.moves[0], 'from') == offs[1],
+          'SubSeekReply: %s' % harness.dump(r))
+    # Delivered again from the target, marked rewound; the old attempt's
+    # ack is refused.
+    again = c.deliveries(2)
+    check([d.offset for d in again] == offs[1:] and all(d.rewound for d in again)
+          and all(d.attempt == 1 for d in again), 'after the seek: %s'
+          % [harness.dump(d) for d in again])
+    f = pb().Frame(corr=corr())
+    f.ack.sub_id = s.sub_id
+    f.ack.items.extend(ack_items([ds[1]]))
+    r = c.request(f)
+    expect_body(r, 'ack_reply', f.corr)
+    check(len(r.ack_reply.refused) == 1, 'late ack of a forgotten attempt: %s' % harness.dump(r))
+    expect_refused(r.ack_reply.refused[0], 409, text='stale token')
+    f = pb().Frame(corr=corr())
+    f.ack.sub_id = s.sub_id
+    f.ack.items.extend(ack_items(again))
+    r = c.request(f)
+    expect_body(r, 'ack_reply', f.corr)
+    check(not r.ack_reply.refused, 'ack after the seek: %s' % harness.dump(r))
+    # Latest: nothing more; every topic when none is named.
+    r, k = c.admin('sub_seek', name='conf-seek', start=pb().START_LATEST)
+    expect_body(r, 'sub_seek_reply', k)
+    check(r.sub_seek_reply.moves[0].to == offs[2] + 1, 'seek latest: %s' % harness.dump(r))
+    c.no_delivery(0.3)
+
+
+@row('commands', '`DlqList{topic, from, max}`')
+def test_dlq_list(w):
+    c = w.session('plain')
+    offs = dead_letters(c, 'conf-dlql', 'conf.dlql', 3)
+    dl = dlq_list(c, '_dlq.conf-dlql', 3)
+    check(len(dl.items) == 3 and dl.remaining == 3 and dl.next == 3, 'DlqList: %s' % dl)
+    for i, d in enumerate(dl.items):
+        e = envelope(d)
+        hs = dict((h.key, h.value) for h in e.headers)
+        check(d.topic == '_dlq.conf-dlql' and d.offset == i and d.token == 0
+              and d.attempt == 0 and e.payload == b'{"n":%d}' % i
+              and hs.get('dlq-topic') == 'conf.dlql' and hs.get('dlq-offset') == str(offs[i])
+              and 'conformance says no' in hs.get('dlq-reason', ''),
+              'item %d: %s %s' % (i, harness.dump(d), hs))
+    dl = dlq_list(c, '_dlq.conf-dlql', 1, **{'from': 1, 'max': 1})
+    check(len(dl.items) == 1 and dl.items[0].offset == 1 and dl.next == 2
+          and dl.remaining == 3, 'DlqList from 1 max 1: %s' % dl)
+
+
+@row('commands', '`DlqRemove{topic, offset}`')
+def test_dlq_remove(w):
+    c = w.session('plain')
+    dead_letters(c, 'conf-dlqr', 'conf.dlqr', 2)
+    dlq_list(c, '_dlq.conf-dlqr', 2)
+    c.ok('dlq_remove', topic='_dlq.conf-dlqr', offset=0)
+    c.ok('dlq_remove', topic='_dlq.conf-dlqr', offset=0)     # again: Ok
+    dl = dlq_list(c, '_dlq.conf-dlqr', 1)
+    check([d.offset for d in dl.items] == [1] and dl.remaining == 1,
+          'DlqList after DlqRemove: %s' % dl)
+    t = [x for x in stats(c, topics=True).topics if x.name == '_dlq.conf-dlqr']
+    check(len(t) == 1 and t[0].messages == 2 and t[0].dlq_removed == 1,
+          'TopicInfo of the dead-letter topic: %s' % t)
 
 
 @row('commands',

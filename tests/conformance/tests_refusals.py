@@ -13,7 +13,8 @@ import harness
 from harness import (check, corr, expect_body, expect_confirm, expect_error, expect_refused,
                      row, unreachable)
 from tests_commands import (MAPPING, PERM_PUBLISH, PERM_SUBSCRIBE, ROUTES, ROUTES_EMPTY,
-                            SCHEMA_V1, ack_items, new_identity, register, routes_apply)
+                            SCHEMA_V1, ack_items, dead_letters, dlq_list, new_identity,
+                            register, routes_apply)
 
 
 def pb():
@@ -141,6 +142,10 @@ def test_denied_command(w):
         ('mapping_remove', dict(name='conf-deny'), None),
         ('trace', dict(topic='conf.deny.t', offset=0), 'conf.deny.t'),
         ('routes_backfill', dict(route='r', topic='conf.deny.t'), 'conf.deny.t'),
+        ('sub_seek', dict(name='conf-deny-owned', start=pb().START_LATEST),
+         'conf-deny-owned'),
+        ('dlq_list', dict(topic='_dlq.conf-deny-owned'), '_dlq.conf-deny-owned'),
+        ('dlq_remove', dict(topic='_dlq.conf-deny-owned', offset=0), '_dlq.conf-deny-owned'),
     ]
     problems = []
     for body, fields, target in cases:
@@ -719,6 +724,43 @@ def test_routes_backfill_not_found(w):
         expect_error(r, 404, k, text='no topic conf.rt.never')
     finally:
         routes_apply(c, ROUTES_EMPTY)
+
+
+@row('refusals', '`SubSeek` of an unknown durable subscription or of a topic it has no '
+                 'cursor on; `DlqList` of a topic that does not exist; `DlqRemove` of an '
+                 'offset holding no message')
+def test_seek_dlq_not_found(w):
+    c = w.session('plain')
+    r, k = c.admin('sub_seek', name='conf-seek-none', start=pb().START_EARLIEST)
+    expect_error(r, 404, k, text='no durable subscription conf-seek-none')
+    c.subscribe_ok('conf-seek-nf', 'conf.seeknf.>')
+    c.publish_ok('conf.seeknf.a')
+    c.publish_ok('conf.other.b')
+    r, k = c.admin('sub_seek', name='conf-seek-nf', topic='conf.other.b',
+                   start=pb().START_EARLIEST)
+    expect_error(r, 404, k, text='subscription conf-seek-nf has no cursor on topic '
+                 'conf.other.b')
+    r, k = c.admin('dlq_list', topic='_dlq.conf-none')
+    expect_error(r, 404, k, text='no topic _dlq.conf-none')
+    c = w.session('plain')      # without the deliveries of conf-seek-nf
+    dead_letters(c, 'conf-dlqnf', 'conf.dlqnf', 1)
+    dlq_list(c, '_dlq.conf-dlqnf', 1)
+    r, k = c.admin('dlq_remove', topic='_dlq.conf-dlqnf', offset=7)
+    expect_error(r, 404, k, text='no dead letter _dlq.conf-dlqnf@7')
+
+
+@row('refusals', '`DlqList` or `DlqRemove` of a topic that is no dead-letter topic; `SubSeek` '
+                 'without a start')
+def test_seek_dlq_invalid(w):
+    c = w.session('plain')
+    c.publish_ok('conf.notdlq')
+    for body, fields in (('dlq_list', dict(topic='conf.notdlq')),
+                         ('dlq_remove', dict(topic='conf.notdlq', offset=0))):
+        r, k = c.admin(body, **fields)
+        expect_error(r, 422, k, text='conf.notdlq is not a dead-letter topic')
+    c.subscribe_ok('conf-seek-inv', 'conf.seekinv')
+    r, k = c.admin('sub_seek', name='conf-seek-inv')
+    expect_error(r, 422, k, text='say where to seek')
 
 
 @row('refusals', "`RoutesBackfill` of a topic the route's pattern does not match")

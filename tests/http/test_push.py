@@ -254,13 +254,13 @@ def wait_for(what, cond, timeout=15, push=None):
 BROKER = None                   # the running sluiced
 
 
-def start_broker(listen="tcp://127.0.0.1:*"):
+def start_broker(listen="tcp://127.0.0.1:*", *extra):
     global BROKER
     endpoint = os.path.join(DATA, "endpoint")
     if os.path.exists(endpoint):
         os.unlink(endpoint)
     log = open(os.path.join(TMP, "sluiced.log"), "a")
-    proc = subprocess.Popen([SLUICED, "--data-dir", DATA, "--listen", listen],
+    proc = subprocess.Popen([SLUICED, "--data-dir", DATA, "--listen", listen, *extra],
                             stdout=log, stderr=log)
     for _ in range(200):
         if (os.path.exists(endpoint)
@@ -699,6 +699,43 @@ def case_broker_restart():
         rc = p.stop()
         r.close()
     assert rc == 0, (rc, p.text())
+
+
+def case_alerts_to_webhook():
+    """docs/operations.md "Alerts to a webhook": push on the `_alerts`
+    topic POSTs the broker's alert events as JSON. The broker restarts with
+    an idle-topic rule of one second; the topic goes quiet and its event
+    arrives, signed, as application/json."""
+    with open(os.path.join(DATA, "endpoint")) as f:
+        endpoint = f.readline().strip()
+    stop_broker()
+    start_broker(endpoint, "--set", "alerts/topic_idle=push.quiet",
+                 "--set", "alerts/topic_idle_for=1s")
+    r = Receiver(ok)
+    p = None
+    try:
+        publish("push.quiet", ["once"])
+        p = Push("alerts-hook", r.url, topic="_alerts")
+        def fired():
+            for q in r.hook_requests():
+                event = json.loads(q["body"])
+                if event.get("alert") == "topic_idle" and event.get("topic") == "push.quiet":
+                    return q, event
+            return None
+        q, event = wait_for("the topic_idle event", fired, timeout=20, push=p)
+        assert event["state"] == "firing" and event["idle_for_seconds"] == 1, event
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["at"]), event
+        assert q["verified"], q["headers"]
+        assert q["headers"]["content-type"] == "application/json", q["headers"]
+        assert q["headers"]["webhook-id"].startswith("_alerts/"), q["headers"]
+        wait_for("the event acked",
+                 lambda: (sub_stats("alerts-hook") or {}).get("lag") == 0, push=p)
+    finally:
+        if p:
+            p.stop()
+        r.close()
+        stop_broker()
+        start_broker(endpoint)
 
 
 def case_existing_subscription_needed():

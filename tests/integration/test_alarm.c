@@ -7,8 +7,8 @@
  *  in the alarm.raised / alarm.cleared counters and, as JSON events, in
  *  `_alerts`. A real sluiced; raw publishes, so every confirm is seen as it
  *  is, and the SDK for the consumer and the counters. The alert rules of
- *  [alerts] (subscription lag, dead-letter growth) each triggered and
- *  resolved. Single thread.  */
+ *  [alerts] (subscription lag, dead-letter growth, an idle topic, a
+ *  route's errors) each triggered and resolved. Single thread.  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -430,6 +430,74 @@ static void test_dlq_rule(void **state)
     h_broker_destroy(&b);
 }
 
+/* alerts/topic_idle "idle.*, other" for 1 s: idle.a, published once, fires
+ * once after a second without a publish (busy.b, not matched, never);
+ * published again it resolves. */
+static void test_idle_rule(void **state)
+{
+    (void) state;
+    const char *extra[] = { "--set=alerts/topic_idle=idle.*, other",
+                            "--set=alerts/topic_idle_for=1s", NULL };
+    h_broker_t b;
+    h_broker_init(&b, extra);
+    assert_int_equal(h_broker_start(&b), 0);
+    sl_client_t *c = s_client(&b);
+    s_publish_n(c, "idle.a", 1);
+    s_publish_n(c, "busy.b", 1);
+    const char *firing[] = { "{\"alert\":\"topic_idle\",\"state\":\"firing\"",
+                             "\"topic\":\"idle.a\"", "\"idle_for_seconds\":1", NULL };
+    s_await_alerts(&b, firing, 1);
+    usleep(2200000);                    /* still idle: it does not fire again */
+    const char *any_firing[] = { "\"alert\":\"topic_idle\",\"state\":\"firing\"", NULL };
+    assert_int_equal(s_count_records(&b, "_alerts", any_firing), 1);
+    const char *busy[] = { "\"topic\":\"busy.b\"", NULL };
+    assert_int_equal(s_count_records(&b, "_alerts", busy), 0);
+    s_publish_n(c, "idle.a", 1);
+    const char *resolved[] = { "{\"alert\":\"topic_idle\",\"state\":\"resolved\"",
+                               "\"topic\":\"idle.a\"", NULL };
+    s_await_alerts(&b, resolved, 1);
+    sl_client_destroy(&c);
+    h_broker_destroy(&b);
+}
+
+/* alerts/route_errors_max 2 in 3 s: a route whose `where` meets a payload
+ * that is not JSON fails; one failure does not fire, a second within the
+ * window does; three seconds without another resolve it. */
+static void test_route_rule(void **state)
+{
+    (void) state;
+    const char *extra[] = { "--set=alerts/route_errors_max=2",
+                            "--set=alerts/route_errors_window=3s", NULL };
+    h_broker_t b;
+    h_broker_init(&b, extra);
+    assert_int_equal(h_broker_start(&b), 0);
+    h_raw_t raw;
+    uint64_t corr = 0, off;
+    char err[512];
+    assert_int_equal(h_raw_open(&raw, b.endpoint), 0);
+    assert_int_equal(h_raw_hello(&raw), 0);
+    if (h_raw_routes_apply(&raw, &corr, "routes:\n"
+                           "  - name: strict\n"
+                           "    match: { topic: \"feed\", where: \"$.ok == true\" }\n"
+                           "    to: feed.out\n", NULL, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(h_raw_publish(&raw, &corr, "feed", "not json", &off, err, sizeof err), 0);
+    usleep(1200000);                    /* one evaluation at least */
+    const char *any[] = { "\"alert\":\"route_errors\"", NULL };
+    assert_int_equal(s_count_records(&b, "_alerts", any), 0);
+    assert_int_equal(h_raw_publish(&raw, &corr, "feed", "nor this", &off, err, sizeof err), 0);
+    const char *firing[] = { "{\"alert\":\"route_errors\",\"state\":\"firing\"",
+                             "\"route\":\"strict\"", "\"errors\":2", "\"errors_max\":2",
+                             "\"window_seconds\":3", NULL };
+    s_await_alerts(&b, firing, 1);
+    const char *resolved[] = { "{\"alert\":\"route_errors\",\"state\":\"resolved\"",
+                               "\"route\":\"strict\"", NULL };
+    s_await_alerts(&b, resolved, 1);
+    assert_int_equal(s_count_records(&b, "_alerts", any), 2);
+    h_raw_close(&raw);
+    h_broker_destroy(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +505,8 @@ int main(void)
         cmocka_unit_test(test_watermarks_checked),
         cmocka_unit_test(test_lag_rule),
         cmocka_unit_test(test_dlq_rule),
+        cmocka_unit_test(test_idle_rule),
+        cmocka_unit_test(test_route_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,7 +92,8 @@ def test_json_log_and_signals():
     log = os.path.join(TMP, "sluiced.log")
     err = os.path.join(TMP, "json.stderr")
     p = subprocess.Popen([SLUICED, "--data-dir", data, "--listen", "tcp://127.0.0.1:*",
-                          "--insecure-plaintext", "--log-format", "json", "--log-file", log],
+                          "--insecure-plaintext", "--log-format", "json", "--log-file", log,
+                          "--set", "broker/session_timeout_ms=500"],
                          stdout=subprocess.DEVNULL, stderr=open(err, "wb"))
     procs.append(p)
     wait_for(log, "listening on tcp://", p, "listening line")
@@ -100,6 +101,9 @@ def test_json_log_and_signals():
     listen = [o for o in lines if o["msg"].startswith("listening on tcp://")]
     check(len(listen) == 1 and listen[0]["level"] == "info" and listen[0]["module"] == "broker",
           "the listening line is one info line of module broker", lines)
+    check(type(listen[0].get("topics")) is int and f", {listen[0]['topics']} topics"
+          in listen[0]["msg"], "the listening line carries its topic count as a number",
+          listen[0])
     endpoint = re.match(r"listening on (tcp://\S+?),", listen[0]["msg"]).group(1)
     # A line another module wrote straight to stderr is wrapped, not lost.
     check(any(o["module"] == "sluiced" and "open-file limit" in o["msg"] for o in lines),
@@ -115,6 +119,24 @@ def test_json_log_and_signals():
                        capture_output=True, text=True, env=env, timeout=60)
     check(r.returncode == 0 and r.stdout == "one\ntwo\n", "sub T --broker X reads them back",
           r.stdout + r.stderr)
+
+    # A client that stops talking: its session expires, and the line
+    # carries the silence in milliseconds, the unit in the field's name.
+    sub = subprocess.Popen([SLUICE, "sub", "t.quiet", "--follow", "--broker", endpoint,
+                            "--insecure-plaintext"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    procs.append(sub)
+    wait_for(log, "subscribed", p, "the quiet client's subscription")
+    sub.send_signal(signal.SIGSTOP)
+    wait_for(log, "expired: silent for", p, "the expiry line")
+    sub.kill()
+    sub.wait()
+    expired = [o for o in json_lines(log) if "expired: silent for" in o["msg"]]
+    # (Sessions of the CLI runs above may expire too: each line must hold.)
+    check(expired and all(type(o.get("silent_ms")) is int and type(o.get("timeout_ms")) is int
+                          and o["silent_ms"] >= o["timeout_ms"] > 0
+                          and f"silent for {o['silent_ms']} ms" in o["msg"] for o in expired),
+          "each expiry line has silent_ms and timeout_ms, as its text says", expired)
 
     rotated = log + ".1"
     os.rename(log, rotated)

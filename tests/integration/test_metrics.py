@@ -5,7 +5,15 @@ refused key, a routing table), then /metrics scraped and its values
 asserted; the format checked with `promtool check metrics` when Debian's
 prometheus package is installed (skipped with a message otherwise);
 /healthz, /readyz (200, then 503 under the storage alarm), 404 and 405;
-a non-loopback address refused without --metrics-public.
+a non-loopback address refused without --metrics-public. With
+--metrics-per-object: exact per-topic and per-subscription values after a
+known workload (a consumer in Python holds messages unacked, another lets
+its messages expire into the dead-letter topic), the cap of
+broker/metrics_max_objects (the first by name served, the rest counted);
+without it no per-object series. SIGHUP: a reloadable setting
+(metrics_per_object) takes effect and is named, a setting that needs a
+restart is named in a warning, a file that no longer parses changes
+nothing.
 
 Usage: test_metrics.py BUILD_ROOT. Starts every process itself, in a
 temporary directory, on ports the kernel picks, and stops them by PID.
@@ -21,23 +29,16 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pyharness import Fail, check, run  # noqa: E402
+
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 SLUICED = os.path.join(BUILD, "broker", "sluiced")
 SLUICE = os.path.join(BUILD, "adapters", "cli", "sluice")
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+LIBSLUICE = os.path.join(BUILD, "adapters", "sdk", "libsluice.so.0")
 TMP = tempfile.mkdtemp(prefix="sluice-metrics-test-")
 procs = []
-checks = 0
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, what, detail=""):
-    global checks
-    checks += 1
-    if not cond:
-        raise Fail(f"{what}{': ' + str(detail) if detail else ''}")
 
 
 class Broker:
@@ -263,9 +264,210 @@ def test_workload():
     check(m["sluice_route_dropped_total"] == 1, "one message dropped",
           m["sluice_route_dropped_total"])
     check(m["sluice_route_errors_total"] == 0, "no route errors")
+    # Totals are always there; per-object series only with the option.
+    check(m["sluice_subscriptions_pending_messages"] == 6,
+          "s1 has 6 of m.orders' 10 messages not acked",
+          m["sluice_subscriptions_pending_messages"])
+    # The CLI left after 4 acks; what it was sent beyond them stays in
+    # flight until its ack_wait runs out.
+    check(m["sluice_subscriptions_unacked_messages"] <= 6,
+          "at most s1's 6 messages in flight", m["sluice_subscriptions_unacked_messages"])
+    check(0 <= m["sluice_subscriptions_oldest_unacked_age_seconds"] < 30,
+          "the oldest unacked attempt is younger than the ack wait")
+    check(not re.search(r"^sluice_(topic|subscription|metrics_objects)_", body, re.M),
+          "no per-object series without --metrics-per-object", body)
     promtool(body)
 
     check(b.stop() == 0, "sluiced stops cleanly on SIGTERM")
+
+
+# A consumer in Python (the SDK over this build's libsluice): holds 3
+# messages of a.two unacked as s.hold, lets s.dead's 2 messages of a.three
+# expire twice into _dlq.s.dead, says "ready", then keeps its session alive
+# until the file named by argv[1] exists.
+HOLDER = r"""
+import os, sys, time, sluice
+with sluice.Client(home=os.environ["SLUICE_HOME"]) as c:
+    dead = c.subscribe("a.three", "s.dead", start="earliest", ack_wait=1, max_deliver=2)
+    end = time.time() + 6
+    while time.time() < end and not os.path.exists(sys.argv[1] + ".dead"):
+        dead.get(0.2)
+    hold = c.subscribe("a.two", "s.hold", start="earliest")
+    held = [hold.get(10) for _ in range(3)]
+    assert all(held), held
+    print("ready", flush=True)
+    while not os.path.exists(sys.argv[1]):
+        hold.get(0.2)
+"""
+
+
+def python_env(env):
+    """ENV for a Python process that loads this build's libsluice."""
+    env = dict(env, PYTHONPATH=os.path.join(SOURCE, "adapters", "python"),
+               SLUICE_LIB=LIBSLUICE, PYTHONDONTWRITEBYTECODE="1")
+    ldd = subprocess.run(["ldd", LIBSLUICE], capture_output=True, text=True).stdout
+    asan = re.search(r"(\S*libasan\.so\S*) => (\S+)", ldd)
+    if asan:          # the sanitized build: the runtime must come first
+        env["LD_PRELOAD"] = asan.group(2)
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    return env
+
+
+def objects(m, series, label):
+    """{name: value} of one per-object series."""
+    out = {}
+    for key, v in m.items():
+        mt = re.fullmatch(series + r'\{' + label + r'="([^"]*)"\}', key)
+        if mt:
+            out[mt.group(1)] = v
+    return out
+
+
+def test_per_object():
+    b = Broker("objects", "--metrics-per-object", "--set", "broker/metrics_max_objects=5")
+    b.wait_listening()
+    one = [f'{{"k":{i},"p":"{"z" * (3 * i)}"}}' for i in range(5)]
+    b.sluice("pub", "a.one", stdin="\n".join(one) + "\n")
+    b.sluice("pub", "a.two", stdin="t1\nt2\nt3\n")
+    b.sluice("pub", "a.three", stdin="d1\nd2\n")
+    b.sluice("pub", "b.x", stdin="x\n")
+    b.sluice("sub", "a.one", "--subscription", "s.alpha", "--from", "earliest",
+             "--count", "2", "--timeout", "20")
+    for name in ("s.x", "s.y1", "s.y2"):
+        b.sluice("sub", "b.x", "--subscription", name, "--from", "earliest", "--count", "1",
+                 "--timeout", "20")
+    stop = os.path.join(TMP, "holder.stop")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, stop], env=python_env(b.env),
+                              stdout=subprocess.PIPE, stderr=open(b.log + ".py", "ab"),
+                              text=True, cwd=TMP)
+    procs.append(holder)
+    try:
+        body, m, _ = wait_for(
+            b, lambda m: objects(m, "sluice_subscription_dead_lettered_total",
+                                 "subscription").get("s.dead") == 2,
+            "s.dead's two messages are dead-lettered", timeout=20)
+        open(stop + ".dead", "w").close()
+        line = holder.stdout.readline()
+        check(line.strip() == "ready", "the Python consumer holds 3 messages",
+              line + open(b.log + ".py").read())
+        time.sleep(1.2)             # the held attempts age
+        body, m, types = wait_for(
+            b, lambda m: objects(m, "sluice_subscription_oldest_unacked_age_seconds",
+                                 "subscription").get("s.hold", 0) >= 1.0,
+            "s.hold's oldest unacked attempt is a second old")
+
+        # Topics: exact values of a.one, the first 5 by name served.
+        names = sorted(l.split()[0] for l in
+                       b.sluice("topics").stdout.splitlines()[1:] if l.strip())
+        served = objects(m, "sluice_topic_next_offset", "topic")
+        check(sorted(served) == names[:5], "the first 5 topics by name are served",
+              (sorted(served), names))
+        check(m['sluice_metrics_objects_dropped{kind="topic"}'] == len(names) - 5,
+              "the other topics are counted as dropped", (len(names), body))
+        check(m['sluice_topic_appended_messages_total{topic="a.one"}'] == 5, "a.one: 5 appended")
+        check(m['sluice_topic_appended_bytes_total{topic="a.one"}'] == sum(map(len, one)),
+              "a.one: its payload bytes", m['sluice_topic_appended_bytes_total{topic="a.one"}'])
+        check(m['sluice_topic_stored_messages{topic="a.one"}'] == 5, "a.one: 5 stored")
+        check(m['sluice_topic_stored_bytes{topic="a.one"}'] > sum(map(len, one)),
+              "a.one: stored bytes include the envelope")
+        check(m['sluice_topic_first_offset{topic="a.one"}'] == 0
+              and m['sluice_topic_next_offset{topic="a.one"}'] == 5, "a.one: offsets 0..5")
+        check(m['sluice_topic_stored_messages{topic="_dlq.s.dead"}'] == 2,
+              "the dead-letter topic holds s.dead's 2 messages")
+        check("b.x" not in served, "b.x is past the cap")
+
+        # Subscriptions: s.alpha, s.dead, s.hold, s.x, s.y1 served; s.y2 dropped.
+        subs = objects(m, "sluice_subscription_pending_messages", "subscription")
+        check(sorted(subs) == ["s.alpha", "s.dead", "s.hold", "s.x", "s.y1"],
+              "the first 5 subscriptions by name", sorted(subs))
+        check(m['sluice_metrics_objects_dropped{kind="subscription"}'] == 1, "s.y2 dropped")
+        def sub(series, name):
+            return m[f'sluice_subscription_{series}{{subscription="{name}"}}']
+        check(sub("pending_messages", "s.alpha") == 3 and sub("acked_total", "s.alpha") == 2,
+              "s.alpha: 2 acked, 3 pending",
+              (sub("pending_messages", "s.alpha"), sub("acked_total", "s.alpha")))
+        check(sub("unacked_messages", "s.hold") == 3 and sub("pending_messages", "s.hold") == 3
+              and sub("delivered_total", "s.hold") == 3 and sub("acked_total", "s.hold") == 0,
+              "s.hold: 3 delivered, unacked, pending")
+        check(1.0 <= sub("oldest_unacked_age_seconds", "s.hold") < 30,
+              "s.hold: the oldest unacked attempt's age in seconds",
+              sub("oldest_unacked_age_seconds", "s.hold"))
+        check(sub("delivered_total", "s.dead") == 2 and sub("redelivered_total", "s.dead") == 2
+              and sub("dead_lettered_total", "s.dead") == 2
+              and sub("pending_messages", "s.dead") == 0,
+              "s.dead: 2 delivered, 2 redelivered, 2 dead-lettered, none pending",
+              [sub(s, "s.dead") for s in ("delivered_total", "redelivered_total",
+                                          "dead_lettered_total", "pending_messages")])
+        check(sub("oldest_unacked_age_seconds", "s.x") == 0, "s.x: nothing unacked, age 0")
+        unacked = objects(m, "sluice_subscription_unacked_messages", "subscription")
+        check(m["sluice_subscriptions_unacked_messages"] == sum(unacked.values()),
+              "the total unacked is the sum over the subscriptions", (m, unacked))
+        check(m["sluice_subscriptions_oldest_unacked_age_seconds"]
+              == sub("oldest_unacked_age_seconds", "s.hold"), "the oldest over all is s.hold's")
+        check(types.get("sluice_topic_appended_messages_total") == "counter"
+              and types.get("sluice_subscription_unacked_messages") == "gauge",
+              "per-object series are typed")
+        doc = open(os.path.join(SOURCE, "docs", "operations.md")).read()
+        missing = [n for n in re.findall(r"^# HELP (\S+)", body, re.M) if f"`{n}" not in doc]
+        check(not missing, "docs/operations.md explains every series served", missing)
+        check(len(re.findall(r"metrics_max_objects = 5 are left out", b.text())) == 1,
+              "one log line when the cap first drops objects", b.text())
+        promtool(body)
+    finally:
+        open(stop, "w").close()
+    check(holder.wait(20) == 0, "the Python consumer ends cleanly",
+          open(b.log + ".py").read())
+    check(b.stop() == 0, "sluiced stops cleanly")
+
+
+def test_reload():
+    """SIGHUP: the reload lines name what changed; a reloadable setting
+    takes effect, one that needs a restart is named in a warning."""
+    help_text = subprocess.run([SLUICED, "--help"], capture_output=True, text=True).stdout
+    marked = re.findall(r"^  (\S+) = .*  \(SIGHUP\)$", help_text, re.M)
+    doc = open(os.path.join(SOURCE, "docs", "operations.md")).read()
+    block = re.search(r"<!-- sighup-reloadable:begin -->(.*?)<!-- sighup-reloadable:end -->",
+                      doc, re.S)
+    check(block, "docs/operations.md lists the settings SIGHUP reloads")
+    listed = re.findall(r"`([a-z_]+/[a-z_]+)`", block.group(1))
+    check(len(marked) >= 8 and listed == marked,
+          "the documented SIGHUP list is the config table's (sluiced --help marks)",
+          (listed, marked))
+    cfg = os.path.join(TMP, "reload.cfg")
+    with open(cfg, "w") as f:
+        f.write("limits\n    max_batch = 10000\n")
+    os.chmod(cfg, 0o600)
+    b = Broker("reload", "--config", cfg)
+    b.wait_listening()
+    b.sluice("pub", "r.quiet", stdin="once\n")
+    _, m, _ = scrape(b)
+    check("sluice_metrics_objects_dropped{kind=\"topic\"}" not in m, "per-object off at start")
+    check(m["sluice_alerts_fired_total"] == 0, "no alert rule, no alert")
+    with open(cfg, "w") as f:
+        f.write("broker\n    metrics_per_object = on\nlimits\n    max_batch = 500\n"
+                "alerts\n    topic_idle = \"r.*\"\n    topic_idle_for = 1s\n")
+    b.p.send_signal(signal.SIGHUP)
+    wait_for(b, lambda m: 'sluice_metrics_objects_dropped{kind="topic"}' in m,
+             "metrics_per_object = on took effect without a restart")
+    wait_for(b, lambda m: m["sluice_alerts_fired_total"] == 1,
+             "the reloaded idle rule fired for r.quiet")
+    check(re.search(r"info: configuration reloaded: broker/metrics_per_object, "
+                    r"alerts/topic_idle, alerts/topic_idle_for$", b.text(), re.M),
+          "the info line names the reloaded settings", b.text())
+    check(re.search(r"warn: configuration: limits/max_batch changed, but keep their running "
+                    r"values until a restart$", b.text(), re.M),
+          "the warning names the setting that needs a restart", b.text())
+    with open(cfg, "w") as f:
+        f.write("broker\n    metrics_per_object = maybe\n")
+    b.p.send_signal(signal.SIGHUP)
+    end = time.time() + 10
+    while "reload refused" not in b.text() and time.time() < end:
+        time.sleep(0.05)
+    check(re.search(r"reload refused, settings unchanged: .*metrics_per_object", b.text()),
+          "a file that no longer parses is refused, with the reason", b.text())
+    _, m, _ = scrape(b)
+    check('sluice_metrics_objects_dropped{kind="topic"}' in m, "the old settings stay")
+    check(b.stop() == 0, "sluiced stops cleanly")
 
 
 def test_storage_alarm():
@@ -315,33 +517,8 @@ def test_public_refused():
 
 
 def main():
-    failed = None
-    try:
-        for t in (test_workload, test_storage_alarm, test_public_refused):
-            t()
-            print(f"ok {t.__name__}")
-        # In the sanitized build (build-asan) a report lands in the log.
-        for f in sorted(os.listdir(TMP)):
-            if f.endswith(".log"):
-                text = open(os.path.join(TMP, f), errors="replace").read()
-                check(not re.search(r"ERROR: \w+Sanitizer|runtime error:", text),
-                      f"no sanitizer report in {f}", text[-3000:])
-    except (Fail, subprocess.TimeoutExpired, KeyError) as e:
-        failed = e
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    if failed:
-        print(f"FAIL: {failed!r}")
-        for f in sorted(os.listdir(TMP)):
-            if f.endswith(".log"):
-                print(f"--- {f}\n" + open(os.path.join(TMP, f), errors="replace").read()[-3000:])
-        return 1
-    shutil.rmtree(TMP, ignore_errors=True)
-    print(f"{checks} checks passed")
-    return 0
+    return run((test_workload, test_per_object, test_reload, test_storage_alarm,
+                test_public_refused), TMP, procs)
 
 
 if __name__ == "__main__":

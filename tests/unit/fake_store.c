@@ -341,6 +341,12 @@ int sld_store_read(sld_txn_t *txn, uint32_t id, uint64_t offset,
     return 0;
 }
 
+uint64_t sld_store_topic_next_offset(sld_txn_t *txn, uint32_t id)
+{
+    f_topic_t *t = s_topic(txn->state, id);
+    return t ? t->info.next_offset : SLD_OFFSET_NONE;
+}
+
 uint64_t sld_store_offset_at_time(sld_txn_t *txn, uint32_t id, uint64_t time_us)
 {
     f_topic_t *t = s_topic(txn->state, id);
@@ -486,6 +492,19 @@ int sld_subrec_acked_del(sld_txn_t *txn, const char *name, uint32_t id, uint64_t
     f_key_t *k = s_key_find(s->acked, s->nacked, name, id, &offset);
     if (k)
         *k = s->acked[--s->nacked];
+    return 0;
+}
+
+int sld_subrec_acked_clear(sld_txn_t *txn, const char *name, uint32_t id)
+{
+    f_state_t *s = txn->state;
+    if (!txn->write)
+        return SL_EINVAL;
+    for (size_t i = 0; i < s->nacked;)
+        if (s->acked[i].topic_id == id && strcmp(s->acked[i].name, name) == 0)
+            s->acked[i] = s->acked[--s->nacked];
+        else
+            i++;
     return 0;
 }
 

@@ -350,6 +350,7 @@ static void test_deliver_bytes(void **state)
             d[i].offset = r % 11 == 0 ? 0 : ((uint64_t) r << 33) | r;
             d[i].token = r % 13 == 0 ? 0 : UINT64_MAX - r;
             d[i].attempt = r % 2 ? 1 : r % 300;
+            d[i].rewound = r % 19 == 0;
             size_t len = r % 17 == 0 ? 0 : r % sizeof env[i];
             for (size_t k = 0; k < len; k++)
                 env[i][k] = (uint8_t) (k + r);
@@ -481,6 +482,7 @@ static void test_decode_ref_deliver(void **state)
         d[i].offset = 1ull << (30 + i);
         d[i].token = UINT64_MAX - i;
         d[i].attempt = 1 + (uint32_t) i;
+        d[i].rewound = i % 2 == 1;
         d[i].envelope.data = env[i];
         d[i].envelope.len = sluice__envelope__pack(&b.env[i], env[i]);
         dp[i] = &d[i];
@@ -505,6 +507,7 @@ static void test_decode_ref_deliver(void **state)
         assert_int_equal(g->offset, d[i].offset);
         assert_int_equal(g->token, d[i].token);
         assert_int_equal(g->attempt, d[i].attempt);
+        assert_int_equal(g->rewound, d[i].rewound);
         assert_int_equal(g->envelope.len, d[i].envelope.len);
         assert_memory_equal(g->envelope.data, env[i], d[i].envelope.len);
         assert_true(s_inside(g->envelope.data, buf, len));

@@ -26,6 +26,7 @@ static const char *const s_replies[] = {
     "error", "key_list_reply", "rotate_key_reply", "schema_register_reply", "schema_info",
     "schema_list_reply", "mapping_info", "mapping_list_reply", "routes_apply_reply",
     "routes_info", "routes_list_reply", "trace_reply", "routes_backfill_reply",
+    "sub_seek_reply", "dlq_list_reply",
 };
 
 /* Commands that write the store: kept for the turn's write transaction
@@ -34,7 +35,7 @@ static const char *const s_replies[] = {
 static const char *const s_writers[] = {
     "publish", "publish_batch", "topic_create", "topic_set", "key_add", "key_revoke",
     "grant_change", "rotate_key", "schema_register", "mapping_add", "mapping_remove",
-    "routes_apply", "routes_rollback", "routes_backfill",
+    "routes_apply", "routes_rollback", "routes_backfill", "sub_seek", "dlq_remove",
 };
 
 static bool s_in(const char *name, const char *const *list, size_t n)

@@ -644,6 +644,48 @@ static void test_print_round_trip(void **state)
     s_round_trip(&c);
 }
 
+/* What SIGHUP logs: changed settings split by the table's reload flag,
+ * text compared as text; and the idle-topic patterns checked. */
+static void test_diff_and_patterns(void **state)
+{
+    (void) state;
+    sld_config_t a, b;
+    char reloaded[256], restart[256], err[256];
+    sld_config_defaults(&a);
+    sld_config_defaults(&b);
+    sld_config_diff(&a, &b, reloaded, sizeof reloaded, restart, sizeof restart);
+    assert_string_equal(reloaded, "");
+    assert_string_equal(restart, "");
+    assert_int_equal(sld_config_set(&b, "broker/log_level", "debug", err, sizeof err), 0);
+    assert_int_equal(sld_config_set(&b, "alerts/topic_idle", "a.*, b.>", err, sizeof err), 0);
+    assert_int_equal(sld_config_set(&b, "limits/max_batch", "5", err, sizeof err), 0);
+    assert_int_equal(sld_config_set(&b, "broker/listen", "tcp://127.0.0.1:1", err,
+                                    sizeof err), 0);
+    sld_config_diff(&a, &b, reloaded, sizeof reloaded, restart, sizeof restart);
+    assert_string_equal(reloaded, "broker/log_level, alerts/topic_idle");
+    assert_string_equal(restart, "broker/listen, limits/max_batch");
+    sld_config_diff(&a, &b, reloaded, 20, restart, sizeof restart);
+    assert_string_equal(reloaded, "broker/log_level...");
+
+    char pats[SLD_CONFIG_PATTERNS_MAX][SLC_TOPIC_MAX + 1];
+    size_t n = 0;
+    assert_int_equal(sld_config_patterns(" shop.orders, iot.>,,x ", pats,
+                                         SLD_CONFIG_PATTERNS_MAX, &n, err, sizeof err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(pats[1], "iot.>");
+    assert_string_equal(pats[2], "x");
+    assert_int_equal(sld_config_patterns("ok, a..b", NULL, SLD_CONFIG_PATTERNS_MAX, &n, err,
+                                         sizeof err), SL_EINVAL);
+    assert_non_null(strstr(err, "\"a..b\" is not a topic pattern"));
+    char path[64];
+    s_write(path, sizeof path, "alerts\n    topic_idle = \"x.>.y\"\n", 0600);
+    sld_config_t c;
+    sld_config_defaults(&c);
+    assert_int_equal(sld_config_load(&c, path, err, sizeof err), SL_EINVAL);
+    assert_non_null(strstr(err, "alerts/topic_idle"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_args_override_file),
         cmocka_unit_test(test_args_actions),
         cmocka_unit_test(test_print_round_trip),
+        cmocka_unit_test(test_diff_and_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -169,6 +169,8 @@ typedef struct {
     uint64_t bytes;
     uint64_t max_age_ms;
     uint64_t max_bytes;
+    char schema[272];
+    uint64_t dlq_removed;
 } sl_topic_info_t;
 
 typedef struct {
