@@ -17,8 +17,10 @@ int sld_admin_on_stats(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame
 {
     const Sluice__Frame *f = *f_p;
     Sluice__StatsReply reply = SLUICE__STATS_REPLY__INIT;
-    Sluice__Counter counters[SLD_M_COUNT];
-    Sluice__Counter *cptrs[SLD_M_COUNT];
+    /* The counters, then four gauges (S_GAUGES) read at the request. */
+    enum { S_GAUGES = 4 };
+    Sluice__Counter counters[SLD_M_COUNT + S_GAUGES];
+    Sluice__Counter *cptrs[SLD_M_COUNT + S_GAUGES];
     Sluice__StatsRequest *req = f->stats;
     bool all = !req->topics && !req->subs && !req->counters;
     int rc = 0;
@@ -46,7 +48,20 @@ int sld_admin_on_stats(sld_server_t *self, const sld_peer_t *peer, Sluice__Frame
             counters[i].value = sld_metrics_get(self->metrics, (sld_metric_t) i);
             cptrs[i] = &counters[i];
         }
-        reply.n_counters = SLD_M_COUNT;
+        uint64_t used = 0, size = 0;
+        sld_store_usage(self->store, &used, &size);
+        static const char *const gauges[S_GAUGES] = {
+            "storage.used_bytes", "storage.map_bytes", "storage.map_max_bytes",
+            "connections.open" };
+        const uint64_t gv[S_GAUGES] = { used, size, sld_store_map_max(self->store),
+                                        zhashx_size(self->sessions) };
+        for (int i = 0; i < S_GAUGES; i++) {
+            sluice__counter__init(&counters[SLD_M_COUNT + i]);
+            counters[SLD_M_COUNT + i].name = (char *) gauges[i];
+            counters[SLD_M_COUNT + i].value = gv[i];
+            cptrs[SLD_M_COUNT + i] = &counters[SLD_M_COUNT + i];
+        }
+        reply.n_counters = SLD_M_COUNT + S_GAUGES;
         reply.counters = cptrs;
     }
     /* Each identity sees the topics it holds any topic grant on, the

@@ -279,6 +279,9 @@ def test_overview_topics(c, tok):
     check(ov["counters"].get("publish.stored", 0) >= 5, "counters", ov["counters"])
     check(ov["dead_letters"] == 3, "3 dead letters", ov)
     check(isinstance(ov["alarms"], list) and ov["connections"] >= 1, "alarms, connections", ov)
+    st = ov["storage"]
+    check(st is not None and 0 < st["used_bytes"] <= st["map_bytes"],
+          "storage: pages in use within the map", st)
     stats = json.loads(sluice("stats", "--json").stdout)
     check(ov["topics"] == len(stats["topics"]) and
           ov["subscriptions"] == len(stats["subscriptions"]), "overview counts", ov)
