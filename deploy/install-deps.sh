@@ -52,6 +52,8 @@ packages=(
     mosquitto-clients       # tests/mqtt: mosquitto_pub / mosquitto_sub as devices
     libmosquitto-dev        # adapters/mqtt: the MQTT client library (sluice-mqtt)
     chromium                # tests/console/browser: the web console's end-to-end test (headless)
+    postgresql-15           # tests/pgcdc, tests/pgsink: initdb, postgres, pgbench, psql (servers of the tests' own)
+    libpq-dev               # adapters/pgcdc, adapters/pgsink: libpq
 )
 # The console web app is built with npm (adapters/console/web/build.sh):
 # Debian's nodejs and npm, unless a node is already installed (another

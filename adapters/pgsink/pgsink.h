@@ -30,13 +30,8 @@ typedef struct {
     uint64_t max_deliver;
 } pgsink_opts_t;
 
-/* A (topic, offset) the sink could not apply, kept in sluice_rejects. */
-typedef struct {
-    char topic[256];
-    uint64_t offset;
-} pgsink_reject_t;
-
-/* The last applied offset of a topic (sluice_offsets). */
+/* A topic's last applied offset (sluice_offsets), or a (topic, offset)
+ * the sink could not apply (sluice_rejects). */
 typedef struct {
     char topic[256];
     uint64_t offset;
@@ -53,11 +48,13 @@ typedef struct {
     char *qkeys;                /* "k1","k2" quoted, for ON CONFLICT (owned) */
     pgsink_mark_t *marks;       /* sluice_offsets of this subscription */
     size_t nmarks;
-    pgsink_reject_t *rejects;   /* sluice_rejects of this subscription */
+    pgsink_mark_t *rejects;     /* sluice_rejects of this subscription */
     size_t nrejects;
     char *sql;                  /* statement buffer (owned) */
     size_t sqlcap;
     uint64_t applied, skipped, rejected;
+    bool pipeline;              /* pgsink_exec only sends (libpq pipeline mode) */
+    size_t sent;                /* statements sent in this pipeline */
 } pgsink_t;
 
 /* What applying one message did. */
@@ -82,14 +79,27 @@ void pgsink_table_clear(pgsink_t *s);
 pgsink_result_t pgsink_apply(pgsink_t *s, const sl_msg_t *msg, char *reason,
                              size_t reasonlen);
 
-/* Run SQL with NPARAMS text PARAMS. PGSINK_OK when it returned
+/* Run SQL with NPARAMS text PARAMS. In a pipeline (s->pipeline: *res
+ * must be NULL) only send it: PGSINK_OK, or PGSINK_DOWN when it cannot be
+ * sent; pgsink_pipeline_end tells how it went. Else PGSINK_OK when it returned
  * PGRES_COMMAND_OK or PGRES_TUPLES_OK (*res, when not NULL, gets the
  * result: caller clears), else PGSINK_BAD (an error of the statement) or
- * PGSINK_DOWN (the connection or a transient state: class 08, 40, 53, 55,
- * 57, 58), with REASON "SQLSTATE: message". */
+ * PGSINK_DOWN (the connection; SQLSTATE class 08, 25, 40, 53, 55, 57,
+ * 58; the table gone or forbidden, 42P01, 42501), with REASON "SQLSTATE:
+ * message". */
 pgsink_result_t pgsink_exec(pgsink_t *s, const char *sql, int nparams,
                             const char *const *params, PGresult **res,
                             char *reason, size_t reasonlen);
+
+/* Start a pipeline (libpq pipeline mode): pgsink_exec sends until
+ * pgsink_pipeline_end. False when libpq cannot. */
+bool pgsink_pipeline_begin(pgsink_t *s);
+
+/* Sync the pipeline, read the result of every statement sent, leave
+ * pipeline mode. PGSINK_OK when each succeeded; else the first failure's
+ * result and REASON, as pgsink_exec gives them (the statements after it
+ * were not run). */
+pgsink_result_t pgsink_pipeline_end(pgsink_t *s, char *reason, size_t reasonlen);
 
 /* ----------------------------------------------------- pgsink_offsets.c */
 

@@ -16,7 +16,7 @@ build=${SLUICE_FUZZ_BUILD:-$root/build-fuzz}
 keep=${SLUICE_FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    targets=(fuzz_frame fuzz_topic fuzz_config fuzz_dispatch fuzz_cert fuzz_schema fuzz_map fuzz_routes fuzz_http_ndjson fuzz_mqtt_topic fuzz_file_csv)
+    targets=(fuzz_frame fuzz_topic fuzz_config fuzz_dispatch fuzz_cert fuzz_schema fuzz_map fuzz_routes fuzz_http_ndjson fuzz_mqtt_topic fuzz_file_csv fuzz_pgoutput)
 fi
 if ! [[ "$secs" =~ ^[0-9]+$ ]] || ((secs == 0)); then
     echo "usage: $0 [SECONDS] [TARGET...]" >&2
