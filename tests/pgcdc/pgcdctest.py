@@ -2,7 +2,9 @@
 real sluiced in a temporary directory, restartable, killable) plus a
 PostgreSQL 15 server of the test's own (initdb in a temporary directory,
 wal_level=logical, 127.0.0.1 on a free port of 17700-17749, stopped by
-PID), psql() to run SQL, and sluice-pgcdc started and killed by PID.
+PID), psql() to run SQL, sluice-pgcdc started and killed by PID, and
+waits on the slot: until it confirmed every commit so far (every event
+is then stored) or until no walsender holds it after a kill.
 PostgreSQL refuses to run as root: as root the server runs as `nobody`
 through runuser. Exits 77 (skipped) only when the PostgreSQL binaries
 are absent.
@@ -118,6 +120,45 @@ class PgCdcTest(FileTest):
         n = self.topic_messages(topic)
         self.check(n >= count, f"{count} events on {topic}", f"{n} stored")
         return [json.loads(line) for line in self.read_topic(topic, n)]
+
+    def wal_end(self):
+        """The WAL insert position: past every transaction committed so far.
+        Not pg_current_wal_lsn(), the *write* position: the server runs with
+        synchronous_commit=off, so the last commits can sit in WAL buffers,
+        not yet written, for up to a page or 3 x wal_writer_delay (longer on
+        a loaded machine), and a slot that confirmed the write position has
+        not necessarily seen them."""
+        return self.psql("SELECT pg_current_wal_insert_lsn()")[0][0]
+
+    def slot_caught_up(self, slot, proc, timeout=120):
+        """Wait until SLOT's confirmed_flush_lsn reaches wal_end(), taken
+        now. sluice-pgcdc confirms only transactions whose events the broker
+        stored durably, so from then on every change committed before this
+        call is in sluice. Fails when PROC (sluice-pgcdc) exits or TIMEOUT s
+        pass."""
+        end = self.wal_end()
+        deadline = time.time() + timeout
+        while True:
+            rows = self.psql(f"SELECT confirmed_flush_lsn >= '{end}', confirmed_flush_lsn "
+                             f"FROM pg_replication_slots WHERE slot_name = '{slot}'")
+            if rows and rows[0][0] == "t":
+                return
+            self.check(proc.poll() is None, "sluice-pgcdc keeps running",
+                       open(self.path("pgcdc.log")).read()[-1500:])
+            self.check(time.time() < deadline, f"slot {slot} confirmed {end} within {timeout} s",
+                       f"it confirmed {rows[0][1] if rows else '(no slot)'}; "
+                       + open(self.path("pgcdc.log")).read()[-1500:])
+            time.sleep(0.2)
+
+    def slot_released(self, slot, timeout=30):
+        """Wait until no walsender holds SLOT. After a kill -9 of
+        sluice-pgcdc the server notices the dead connection a moment later;
+        a restart before that is refused ("replication slot is active")."""
+        deadline = time.time() + timeout
+        while self.psql(f"SELECT active FROM pg_replication_slots "
+                        f"WHERE slot_name = '{slot}'") == [["t"]]:
+            self.check(time.time() < deadline, f"slot {slot} released within {timeout} s")
+            time.sleep(0.05)
 
     def slot_lag(self, slot):
         """Bytes of WAL between the server's current position and SLOT's

@@ -4,7 +4,11 @@ sluice-pgcdc and sluiced are each killed with SIGKILL twice, once both
 together. Then every change event is in its topic exactly once: no
 (commit_lsn, index) twice, every transaction's indexes 0..n-1 without a
 gap, one transaction per pgbench transaction, and the events replayed
-onto a dict (snapshot first) equal each table row for row.
+onto a dict (snapshot first) equal each table row for row. The topics
+are read as soon as the slot confirmed the WAL insert position after the
+load (not the write position, which lags the last commits with
+synchronous_commit=off): sluice-pgcdc confirms only what is stored, so
+an event missing then is a lost one.
 """
 import os
 import re
@@ -40,18 +44,22 @@ def body(t):
     def at(sec):
         time.sleep(max(0, began + sec - time.time()))
 
+    def kill_cdc():
+        t.stop(cdc, signal.SIGKILL)
+        t.slot_released("chaos")
+
     at(2)
-    t.stop(cdc, signal.SIGKILL)
+    kill_cdc()
     cdc = t.pgcdc(*args)
     at(5)
     t.broker_kill()
     t.broker_start()
     at(7.5)
-    t.stop(cdc, signal.SIGKILL)
+    kill_cdc()
     time.sleep(0.5)
     cdc = t.pgcdc(*args)
     at(10)
-    t.stop(cdc, signal.SIGKILL)
+    kill_cdc()
     t.broker_kill()
     t.broker_start()
     cdc = t.pgcdc(*args)
@@ -62,18 +70,9 @@ def body(t):
     txns = int(m.group(1))
     t.check(txns > 500, "the load ran long enough", txns)
 
-    # Wait until the slot has confirmed everything written.
-    end_lsn = t.psql("SELECT pg_current_wal_lsn()")[0][0]
-    for _ in range(300):
-        ok = t.psql("SELECT confirmed_flush_lsn >= '%s' FROM pg_replication_slots "
-                    "WHERE slot_name = 'chaos'" % end_lsn)
-        if ok == [["t"]]:
-            break
-        t.check(cdc.poll() is None, "sluice-pgcdc keeps running",
-                open(t.path("pgcdc.log")).read()[-1500:])
-        time.sleep(0.2)
-    t.check(ok == [["t"]], "the slot confirmed the end of the load",
-            open(t.path("pgcdc.log")).read()[-1500:])
+    # Every pgbench transaction committed: once the slot confirmed past
+    # them all, every event is stored (read at once: nothing may follow).
+    t.slot_caught_up("chaos", cdc)
 
     seen = {}
     per_txn = {}

@@ -39,14 +39,9 @@ def body(t):
 
     t.psql("DELETE FROM big WHERE id <= 10; UPDATE big SET v = 1 WHERE id BETWEEN 11 AND 20; "
            f"INSERT INTO big SELECT i, 2, 'new' FROM generate_series({ROWS + 1}, {ROWS + 10}) i")
-    end_lsn = t.psql("SELECT pg_current_wal_lsn()")[0][0]
+    t.slot_released("snap")
     cdc = t.pgcdc(*args)
-    for _ in range(600):
-        if t.psql("SELECT confirmed_flush_lsn >= '%s' FROM pg_replication_slots "
-                  "WHERE slot_name = 'snap'" % end_lsn) == [["t"]]:
-            break
-        t.check(cdc.poll() is None, "sluice-pgcdc runs", open(t.path("pgcdc.log")).read()[-800:])
-        time.sleep(0.2)
+    t.slot_caught_up("snap", cdc)
     log = open(t.path("pgcdc.log")).read()
     t.check("exported=no" in log and "snapshot_done rows=%d" % ROWS in log,
             "the snapshot read again in full", log[-800:])
