@@ -59,13 +59,37 @@ def stop(p, sig=signal.SIGTERM, timeout=15):
         raise Fail(f"{p.args[0]} did not stop within {timeout} s of signal {sig}")
 
 
-def wait_for(cond, what, timeout=20, step=0.05):
+def wait_for(cond, what, timeout=20, step=0.05, detail=None):
+    """Poll COND until true; else Fail naming WHAT (and DETAIL() then)."""
     end = time.time() + timeout
     while time.time() < end:
         if cond():
             return
         time.sleep(step)
-    raise Fail(f"timed out waiting for {what}")
+    raise Fail(f"timed out waiting for {what}" + (f": {detail()}" if detail else ""))
+
+
+def freeze(p):
+    """SIGSTOP P and wait until every thread of it has stopped. kill()
+    returns before that: the kernel wakes one thread to start the group
+    stop, and until the scheduler runs it (milliseconds on a loaded
+    machine) the other threads go on: a bridge "frozen" that way can still
+    read sluice's confirms and write the MQTT acks."""
+    p.send_signal(signal.SIGSTOP)
+
+    def stopped():
+        task = f"/proc/{p.pid}/task"
+        for tid in os.listdir(task):
+            try:
+                with open(os.path.join(task, tid, "stat")) as f:
+                    stat = f.read()
+            except FileNotFoundError:
+                continue            # the thread ended
+            if stat[stat.rfind(")") + 2] not in "TZX":
+                return False
+        return True
+    wait_for(stopped, f"every thread of {os.path.basename(p.args[0])} (pid {p.pid}) "
+             "stopped by SIGSTOP", timeout=30, step=0.01)
 
 
 # ------------------------------------------------------------- mosquitto
@@ -354,17 +378,19 @@ def test_ack_after_durable():
 
 def test_retransmit_stored_once():
     """Stored in sluice, MQTT ack never written: the bridge is frozen
-    (SIGSTOP) while sluice commits what it sent, then killed -9. mosquitto
-    sends those messages again (DUP, the same packet ids) and their msg-id
-    makes each one a duplicate: every message stored once, and as many
-    duplicates counted as sluice had stored before the kill."""
+    (SIGSTOP, every thread stopped) while sluice commits what it sent,
+    then killed -9. It acked none of the messages, so mosquitto sends
+    every one again (those in flight as DUP, with the same packet ids),
+    and their msg-id makes each stored one a duplicate: every message
+    stored once, and as many duplicates counted as sluice had stored
+    before the kill."""
     msgs = payloads("dup", 50)
-    broker.send_signal(signal.SIGSTOP)
+    freeze(broker)
     try:
         device_pub("q1/dup", msgs, 1).join()
         wait_for(lambda: status("main").get("in_pending", 0) > 0,
                  "the bridge waiting for sluice's confirm")
-        bridge.send_signal(signal.SIGSTOP)
+        freeze(bridge)
     finally:
         broker.send_signal(signal.SIGCONT)
     wait_for(lambda: stored("mqtt.q1.dup") > 0, "sluiced storing what the bridge sent")
@@ -381,8 +407,16 @@ def test_retransmit_stored_once():
     bridge.wait()
     bridge_start()
     exact_set("mqtt.q1.dup", msgs)
-    wait_for(lambda: status("main").get("in_duplicates", -1) == held,
-             f"the {held} stored before the kill counted as duplicates", timeout=5)
+    wait_for(lambda: status("main").get("in_pending", -1) == 0
+             and status("main").get("in_received", 0) >= len(msgs),
+             f"the new bridge to receive all {len(msgs)} again and settle", timeout=30,
+             detail=lambda: status("main"))
+    st = status("main")
+    check(st["in_received"] == len(msgs),
+          f"mosquitto sent all {len(msgs)} again (the frozen bridge acked none)", st)
+    check(st["in_duplicates"] == held and st["in_stored"] == len(msgs) - held,
+          f"the {held} stored before the kill counted as duplicates, the other "
+          f"{len(msgs) - held} stored", st)
 
 
 def kill_mid_stream(victim, tag):
