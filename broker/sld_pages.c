@@ -91,6 +91,10 @@ struct sld_pages {
     uint8_t *seen;              /* a bit per page met in a tree */
     uint8_t *value;             /* an overflow value read whole */
     size_t cvalue;
+    uint64_t tail_from;         /* the first page past the file's end */
+    uint8_t *tail_free;         /* while the free list is walked for the
+                                   pages past the end: a bit per page from
+                                   tail_from on, set when it is free */
 };
 
 /* One walk of one tree. */
@@ -267,13 +271,11 @@ static int s_read_metas(sld_pages_t *p, uint64_t txnid)
               p->meta.last_pgno);
         return SL_ESTORE;
     }
-    if ((p->meta.last_pgno + 1) * p->meta.psize > p->meta.file_size) {
-        s_say(p, NULL, "the file is %" PRIu64 " bytes but the environment's last page "
-              "(%" PRIu64 ") ends at byte %" PRIu64 ": the file was cut short",
-              p->meta.file_size, p->meta.last_pgno,
-              (p->meta.last_pgno + 1) * p->meta.psize);
-        return SL_ESTORE;
-    }
+    /* Pages past the end of the file are no damage when they are all
+     * free: LMDB counts pages a commit took and gave back (its loose
+     * pages) in the last page but never writes them. sld_pages_open
+     * looks at the free list for them. */
+    p->tail_from = p->meta.file_size / p->meta.psize;
     return p->problems ? SL_ESTORE : 0;
 }
 
@@ -481,6 +483,8 @@ static int s_leaf_node(s_walk_t *w, const uint8_t *pg, uint64_t pgno, unsigned i
                 s_say(p, w, "free list: page %" PRIu64 " is free and in use", fp);
                 return 1;
             }
+            if (p->tail_free && fp >= p->tail_from)
+                p->tail_free[(fp - p->tail_from) >> 3] |= (uint8_t) (1u << ((fp - p->tail_from) & 7));
         }
         return 0;
     }
@@ -730,6 +734,45 @@ static long s_walk(sld_pages_t *p, const s_db_t *db, const char *what, bool inte
 
 /* ----------------------------------------------------------------- public */
 
+/* The pages past the end of the file (if any) must all be on the free
+ * list: else the file was cut short. 0, or SL_ENOMEM / a walk's error;
+ * the finding is a problem said. */
+static int s_tail_check(sld_pages_t *p)
+{
+    uint64_t last = p->meta.last_pgno, missing = 0, n;
+    if (p->tail_from > last)
+        return 0;
+    n = last - p->tail_from + 1;
+    /* The walk marks the free list's own pages met: put the marks back
+     * after it, so that sld_pages_walk_free can walk it again. */
+    size_t nseen = last / 8 + 1;
+    uint8_t *seen = malloc(nseen);
+    p->tail_free = calloc(n / 8 + 1, 1);
+    if (!p->tail_free || !seen) {
+        free(seen);
+        free(p->tail_free);
+        p->tail_free = NULL;
+        return SL_ENOMEM;
+    }
+    memcpy(seen, p->seen, nseen);
+    long w = s_walk(p, &p->free_db, "free list", true, false, NULL, 0, 0, NULL, NULL);
+    memcpy(p->seen, seen, nseen);
+    free(seen);
+    for (uint64_t k = 0; w >= 0 && k < n; k++)
+        if (!((p->tail_free[k >> 3] >> (k & 7)) & 1))
+            missing++;
+    free(p->tail_free);
+    p->tail_free = NULL;
+    if (w < 0)
+        return (int) w;
+    if (missing)
+        s_say(p, NULL, "the file is %" PRIu64 " bytes but the environment's last page "
+              "(%" PRIu64 ") ends at byte %" PRIu64 ", and %" PRIu64 " of the %" PRIu64
+              " pages past the end are not free: the file was cut short",
+              p->meta.file_size, last, (last + 1) * p->meta.psize, missing, n);
+    return 0;
+}
+
 int sld_pages_open(const char *file, uint64_t txnid, sld_pages_problem_fn *problem,
                    void *arg, sld_pages_t **out)
 {
@@ -768,6 +811,9 @@ int sld_pages_open(const char *file, uint64_t txnid, sld_pages_problem_fn *probl
     }
     if (p->main_db.flags != 0)
         s_say(p, NULL, "main database: flags 0x%x", p->main_db.flags);
+    rc = s_tail_check(p);
+    if (rc)
+        goto fail;
     for (size_t i = 0; i < p->ndbs; i++)
         if (p->dbs[i].flags != 0)
             s_say(p, NULL, "database %s: flags 0x%x (sluice opens none with flags)",

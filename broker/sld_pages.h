@@ -34,7 +34,9 @@ typedef int (sld_pages_record_fn)(const void *key, size_t klen, const void *val,
 /* Open FILE (an LMDB data.mdb) and read its meta pages: the one of
  * transaction TXNID, or with TXNID 0 the newer one, as LMDB picks it.
  * Checks both metas (magic, version, page size, transaction ids one
- * apart) and that the file reaches the environment's last page, then
+ * apart) and that the file reaches the environment's last page, or that
+ * every page past its end is on the free list (LMDB counts pages a commit
+ * took and gave back unwritten in its last page), then
  * reads the main database (the list of named databases) in full.
  * PROBLEM(ARG, text) (may be NULL) hears each problem.
  * 0 and *out (caller owns; sound so far); SL_ESTORE and *out when the
