@@ -100,13 +100,24 @@ static int s_recv(sld_server_t *self, size_t *msgs, size_t *bytes)
     return 1;
 }
 
-/* Read the frames that arrived, within the turn's bounds. */
-static void s_read(sld_server_t *self)
+/* A committed turn of fewer messages than this sends its deliveries at
+ * once, before the loop reads again: at light load a delivery must not
+ * wait for the next turn's read, apply and flush. Larger turns (a loaded
+ * broker) leave them to the next commit's wait for the disk (the
+ * pump-ahead), where they cost the loop nothing. */
+#define SLD_PUMP_NOW_MSGS 64
+
+/* Read the frames that arrived, within the turn's bounds: every one that
+ * is waiting, so the commit that follows takes all of them (smart commit:
+ * no timer; under load the turns grow while the disk syncs the last).
+ * Returns the messages read (frames, plus a batch's publishes). */
+static size_t s_read(sld_server_t *self)
 {
     size_t msgs = 0, bytes = 0;
     while (msgs < self->cfg.commit_max_msgs && bytes < self->cfg.commit_max_bytes)
         if (s_recv(self, &msgs, &bytes) == 0)
             break;
+    return msgs;
 }
 
 /* Frames waiting on the socket? */
@@ -118,10 +129,10 @@ static bool s_input_waiting(sld_server_t *self)
            && (events & ZMQ_POLLIN);
 }
 
-/* Before the loop sleeps. When frames were read (READ): commit the turn,
- * then send its replies. Always: deliveries, dead letters, sessions,
- * retention. Returns how long the loop may sleep. */
-static long s_before_sleep(sld_server_t *self, bool read)
+/* Before the loop sleeps. When frames were read (READ, MSGS messages):
+ * commit the turn, then send its replies. Always: deliveries, dead
+ * letters, sessions, retention. Returns how long the loop may sleep. */
+static long s_before_sleep(sld_server_t *self, bool read, size_t msgs)
 {
     if (read) {
         if (self->nwrites || sld_delivery_dirty(self->delivery)
@@ -134,11 +145,12 @@ static long s_before_sleep(sld_server_t *self, bool read)
         sld_delivery_replies_sent(self->delivery);
     }
     uint64_t now = slc_mono_ms();
-    /* Right after a commit with more frames waiting, the next turn will
-     * most likely commit too: its wait for the disk is where this turn's
-     * deliveries go out (the pump-ahead, sld_commit), not ahead of it.
-     * Once only. */
-    bool defer = self->turn_committed && s_input_waiting(self);
+    /* Right after a large commit with more frames waiting, the next turn
+     * will most likely commit too: its wait for the disk is where this
+     * turn's deliveries go out (the pump-ahead, sld_commit), not ahead of
+     * it. Once only. A small turn's go out now (SLD_PUMP_NOW_MSGS). */
+    bool defer = self->turn_committed && msgs >= SLD_PUMP_NOW_MSGS
+                 && s_input_waiting(self);
     self->turn_committed = false;
     int t = defer ? 0 : sld_delivery_pump(self->delivery, now);
     long t4 = sld_audit_tick(self->audit, slc_now_us());    /* refusal summaries due */
@@ -200,9 +212,8 @@ static int s_loop(sld_server_t *self, int stop_fd, long timeout, bool once)
         if (n > 0 && izap >= 0 && (items[izap].revents & ZMQ_POLLIN))
             sld_auth_zap_handle(self->auth, sld_loop_refused, self);
         bool read = n > 0 && (items[0].revents & ZMQ_POLLIN);
-        if (read)
-            s_read(self);
-        timeout = s_before_sleep(self, read);
+        size_t msgs = read ? s_read(self) : 0;
+        timeout = s_before_sleep(self, read, msgs);
         if (once)
             return 0;
     }

@@ -28,6 +28,15 @@
 #define SLI_TRANSIENT_WINDOW 4
 #endif
 
+/* Smart (natural) batching: while fewer than this many batch frames await
+ * their PublishAck, a publish leaves at once; otherwise publishes gather
+ * until an answer arrives, the batch is full or linger_ms has passed. At
+ * light load nothing waits for company; under load the batch grows by
+ * itself while the broker commits the previous one. */
+#ifndef SLI_PUB_INFLIGHT
+#define SLI_PUB_INFLIGHT 1
+#endif
+
 typedef enum {
     SLI_PEND_UNSENT,            /* waits in the outgoing batch (seq >= send_seq) */
     SLI_PEND_SENT,              /* in a frame, awaiting its Confirm */
@@ -63,6 +72,7 @@ struct sli_pub {
     size_t unsent_n;
     size_t unsent_bytes;
     uint64_t batch_since;       /* mono ms of the oldest unsent publish */
+    size_t wire;                /* batch frames sent, not yet answered */
     size_t retry_n;
     uint64_t retry_at;          /* earliest retry */
     sli_pending_t **scratch;    /* max_batch entries, to assemble a frame */
@@ -288,6 +298,7 @@ static int s_send_entries(sli_pub_t *self, sli_pending_t **v, size_t n)
     int rc = sli_send_msg(self->sess, &msg);
     if (rc)
         return rc;
+    self->wire++;
     for (size_t i = 0; i < n; i++) {
         v[i]->corr = corr;
         v[i]->state = SLI_PEND_SENT;
@@ -389,6 +400,17 @@ static bool s_transient_answered(sli_pub_t *self, uint64_t corr)
     return false;
 }
 
+/* May the unsent publishes go now (FORCE: the caller is about to block)?
+ * Yes when the wire is nearly idle (SLI_PUB_INFLIGHT), the batch is full or
+ * the oldest has waited linger_ms. */
+static bool s_fresh_due(const sli_pub_t *self, uint64_t now, bool force)
+{
+    return force || self->wire < SLI_PUB_INFLIGHT
+        || self->unsent_n >= self->sess->max_batch
+        || self->unsent_bytes >= self->sess->opts.max_batch_bytes
+        || now - self->batch_since >= (uint64_t) self->sess->opts.linger_ms;
+}
+
 static void s_service(void *part, uint64_t now, bool force)
 {
     sli_pub_t *self = part;
@@ -397,9 +419,7 @@ static void s_service(void *part, uint64_t now, bool force)
     if (self->retry_n && now >= self->retry_at)
         s_send_retries(self, now);
     while (self->unsent_n > 0) {
-        if (!force && self->unsent_n < self->sess->max_batch
-            && self->unsent_bytes < self->sess->opts.max_batch_bytes
-            && now - self->batch_since < (uint64_t) self->sess->opts.linger_ms)
+        if (!s_fresh_due(self, now, force))
             break;
         if (s_send_fresh(self) != 0)
             break;              /* pipe full: the next turn tries again */
@@ -417,7 +437,8 @@ static uint64_t s_deadline(const void *part)
     if (self->sess->state != SLI_SESS_READY)
         return d;
     if (self->unsent_n)
-        d = self->batch_since + (uint64_t) self->sess->opts.linger_ms;
+        d = self->wire < SLI_PUB_INFLIGHT
+            ? 0 : self->batch_since + (uint64_t) self->sess->opts.linger_ms;
     if (self->retry_n)
         d = sli_min(d, self->retry_at);
     if (self->tn)
@@ -430,6 +451,7 @@ static void s_session_ready(void *part, const Sluice__HelloOk *ok)
     sli_pub_t *self = part;
     uint64_t last_seq = ok->producer_last_seq;
     self->tout = 0;             /* a new session answers nothing of the old */
+    self->wire = 0;
     if (last_seq >= self->next_seq) {
         if (self->live)
             SLI_LOG("the broker has sequence %llu for this producer id, "
@@ -507,6 +529,10 @@ static bool s_on_ack(void *arg, const Sluice__Frame *frame)
     uint64_t now = slc_mono_ms();
     if (pa->n_confirms == 0 && s_transient_answered(self, frame->corr))
         return true;
+    /* One PublishAck answers one batch frame: what gathered meanwhile may
+     * go at the next service (the turn runs it right after the frames). */
+    if (self->wire)
+        self->wire--;
     for (size_t i = 0; i < pa->n_confirms; i++) {
         const Sluice__Confirm *c = pa->confirms[i];
         sli_pending_t *p = c->seq ? s_get(self, c->seq)
@@ -551,6 +577,8 @@ static bool s_on_error(void *arg, const Sluice__Frame *frame)
         else
             s_settle(self, p, code, err->text, 0, false);
     }
+    if (hit && self->wire)
+        self->wire--;
     return hit > 0;
 }
 
@@ -674,8 +702,7 @@ int sl_publish(sl_client_t *client, const sl_message_t *msg,
     self->unsent_bytes += len;
     if (seq)
         *seq = p->seq;
-    if (self->unsent_n >= self->sess->max_batch
-        || self->unsent_bytes >= self->sess->opts.max_batch_bytes)
+    if (s_fresh_due(self, now, false))
         s_service(self, now, false);
     sli_tick(self->sess, now);
     return 0;

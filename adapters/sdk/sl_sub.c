@@ -898,7 +898,11 @@ int sl_ack(sl_msg_t *msg)
         goto fail;
     (void) sli_kmap_remove(&sub->out, msg->topic_id, msg->offset);
     msg->settled = true;
-    if (sub->nacks >= SLI_ACK_BATCH && sub->state == SLI_SUB_ACTIVE
+    /* Natural batching, as for publishes: the acks leave once the
+     * application has taken every delivery it had (nothing more to gather
+     * without waiting), or when the batch is full; linger_ms only bounds
+     * acks of messages settled while more wait in the queue. */
+    if ((sub->nacks >= SLI_ACK_BATCH || sub->qn == 0) && sub->state == SLI_SUB_ACTIVE
         && sub->owner->sess->state == SLI_SESS_READY)
         (void) s_flush_acks(sub->owner, sub);
     sli_tick(sub->owner->sess, slc_mono_ms());

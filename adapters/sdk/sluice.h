@@ -55,10 +55,17 @@ typedef struct {
                                 /* where the producer id and next sequence are
                                    kept across runs; NULL = a fresh random
                                    producer id for this client's life */
-    int linger_ms;              /* how long a publish (or an ack) may wait to fill
-                                   a batch; default 1. A call that blocks (sl_poll
-                                   with a timeout, sl_sub_next waiting, ...) sends
-                                   what waits first: nothing joins it meanwhile */
+    int linger_ms;              /* the longest a publish (or an ack) may wait to
+                                   fill a batch; default 1, 0 = never wait. Smart
+                                   batching: a publish leaves at once while no
+                                   batch of this client awaits its confirm, else
+                                   it joins the next batch, which leaves when a
+                                   confirm arrives, the batch is full or this
+                                   bound passes; an ack leaves once the
+                                   application has taken every queued delivery.
+                                   A call that blocks (sl_poll with a timeout,
+                                   sl_sub_next waiting, ...) sends what waits
+                                   first: nothing joins it meanwhile */
     int max_batch;              /* most messages per batch frame; default 1000 */
     size_t max_batch_bytes;     /* most payload bytes per batch frame; default 1 MiB */
     int max_unacked;            /* most publishes awaiting confirm; default 100000 */

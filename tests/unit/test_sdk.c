@@ -48,6 +48,7 @@ typedef struct {
     /* policy */
     bool version_error;
     bool hold_confirms;         /* store nothing, answer nothing */
+    bool defer_confirms;        /* store, but keep the answers until fb_release */
     uint64_t last_seq;          /* HelloOk.producer_last_seq */
     uint32_t max_batch;
     uint64_t nack_seq;          /* answer this seq with nack_code ... */
@@ -85,6 +86,7 @@ typedef struct {
     uint64_t credit_total;
     fb_ack_t acks[FB_MAX_LOG];
     int nacks;
+    int ack_frames;
     int nack_frames;
     int unsubscribes;
     /* CURVE: server key pair and the one client key the ZAP handler admits */
@@ -104,6 +106,10 @@ typedef struct {
     void *outbox[64];
     size_t outlen[64];
     int nout;
+    /* PublishAcks kept back (defer_confirms), encoded */
+    void *held[64];
+    size_t heldlen[64];
+    int nheld;
 } fb_t;
 
 /* --------------------------------------------------------- fake broker */
@@ -190,7 +196,17 @@ static void fb_publish(fb_t *fb, const uint8_t *rid, size_t len,
     r.corr = f->corr;
     r.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
     r.publish_ack = &pa;
-    fb_send(fb, rid, len, &r);
+    if (fb->defer_confirms) {
+        /* Kept for fb_release, which sends to the last session. */
+        size_t n = sluice__frame__get_packed_size(&r);
+        assert_true(fb->nheld < 64);
+        fb->held[fb->nheld] = malloc(n ? n : 1);
+        assert_non_null(fb->held[fb->nheld]);
+        sluice__frame__pack(&r, fb->held[fb->nheld]);
+        fb->heldlen[fb->nheld++] = n;
+    }
+    else
+        fb_send(fb, rid, len, &r);
     free(cs);
     free(cp);
 }
@@ -414,6 +430,7 @@ static void fb_handle(fb_t *fb, const uint8_t *rid, size_t len,
         break;
     case SLUICE__FRAME__BODY_ACK: {
         const Sluice__Ack *a = f->ack;
+        fb->ack_frames++;
         fb->credit_total += a->credit;
         for (size_t i = 0; i < a->n_items && fb->nacks < FB_MAX_LOG; i++)
             fb->acks[fb->nacks++] = (fb_ack_t) { a->items[i]->offset,
@@ -584,6 +601,8 @@ static void fb_destroy(fb_t **fb_p)
     pthread_join(fb->thread, NULL);
     for (int i = 0; i < fb->nout; i++)
         free(fb->outbox[i]);
+    for (int i = 0; i < fb->nheld; i++)
+        free(fb->held[i]);
     zmq_close(fb->router);
     if (fb->zap)
         zmq_close(fb->zap);
@@ -611,6 +630,22 @@ static void fb_queue(fb_t *fb, const Sluice__Frame *f)
     assert_true(fb->nout < 64);
     fb->outbox[fb->nout] = buf;
     fb->outlen[fb->nout++] = len;
+    pthread_mutex_unlock(&fb->mu);
+}
+
+/* Send the PublishAcks kept back so far (defer_confirms); with AND_STOP,
+ * answer at once from now on. */
+static void fb_release(fb_t *fb, bool and_stop)
+{
+    pthread_mutex_lock(&fb->mu);
+    for (int i = 0; i < fb->nheld; i++) {
+        assert_true(fb->nout < 64);
+        fb->outbox[fb->nout] = fb->held[i];
+        fb->outlen[fb->nout++] = fb->heldlen[i];
+    }
+    fb->nheld = 0;
+    if (and_stop)
+        fb->defer_confirms = false;
     pthread_mutex_unlock(&fb->mu);
 }
 
@@ -656,8 +691,8 @@ static void fb_deliver(fb_t *fb, uint32_t sub_id, uint64_t offset,
     free(payloads);
 }
 
-/* Poll the client until EXPR (read under the fake broker's lock) holds. */
-#define WAIT_FOR(c, fb, expr, ms) do {                                  \
+/* Run STEP until EXPR (read under the fake broker's lock) holds. */
+#define WAIT_UNTIL(fb, expr, ms, step) do {                             \
         uint64_t dl_ = slc_mono_ms() + (ms);                            \
         bool ok_ = false;                                               \
         while (true) {                                                  \
@@ -666,10 +701,17 @@ static void fb_deliver(fb_t *fb, uint32_t sub_id, uint64_t offset,
             pthread_mutex_unlock(&(fb)->mu);                            \
             if (ok_ || slc_mono_ms() >= dl_)                            \
                 break;                                                  \
-            sl_poll((c), 5);                                            \
+            step;                                                       \
         }                                                               \
         assert_true(ok_);                                               \
     } while (0)
+
+/* Poll the client until EXPR holds. */
+#define WAIT_FOR(c, fb, expr, ms) WAIT_UNTIL(fb, expr, ms, sl_poll((c), 5))
+
+/* The same without calling the client: a call that blocks would send
+ * what lingers itself. */
+#define WAIT_QUIET(fb, expr, ms) WAIT_UNTIL(fb, expr, ms, usleep(1000))
 
 static sl_client_t *s_client(const fb_t *fb, sl_options_t *o)
 {
@@ -685,6 +727,16 @@ static sl_client_t *s_client(const fb_t *fb, sl_options_t *o)
     sl_client_t *c = NULL;
     assert_int_equal(sl_client_new(o, &c), 0);
     return c;
+}
+
+/* A client whose publishes and acks could linger for 10 s: only smart
+ * batching or a blocking call sends them in a test's time. */
+static sl_client_t *s_client_lingering(const fb_t *fb)
+{
+    sl_options_t o;
+    sl_options_init(&o);
+    o.linger_ms = 10000;
+    return s_client(fb, &o);
 }
 
 typedef struct {
@@ -769,9 +821,12 @@ static void t_publish_confirm(void **state)
     fb_t *fb = fb_new();
     sl_options_t o;
     sl_options_init(&o);
-    o.linger_ms = 10000;        /* only sl_flush sends */
+    o.linger_ms = 10000;        /* only the wire or sl_flush sends */
     sl_client_t *c = s_client(fb, &o);
     assert_int_equal(sl_client_connect(c), 0);
+    pthread_mutex_lock(&fb->mu);
+    fb->defer_confirms = true;
+    pthread_mutex_unlock(&fb->mu);
     rec_t rec = { 0 };
     sl_header_t h[] = { { "k", "v" } };
     for (int i = 0; i < 10; i++) {
@@ -785,16 +840,29 @@ static void t_publish_confirm(void **state)
         assert_int_equal(seq, (uint64_t) i + 1);
     }
     assert_int_equal(sl_unconfirmed(c), 10);
-    sl_poll(c, 0);              /* not blocking: the batch keeps lingering */
-    pthread_mutex_lock(&fb->mu);
-    assert_int_equal(fb->batches, 0);
-    pthread_mutex_unlock(&fb->mu);
-    assert_int_equal(sl_flush(c, 2000), 0);
-    assert_int_equal(sl_unconfirmed(c), 0);
+    /* Smart batching: the first left at once (nothing was on the wire);
+     * the other nine gather while it is unanswered, not for the linger. */
+    WAIT_QUIET(fb, fb->batches == 1, 2000);
+    usleep(20 * 1000);
+    sl_poll(c, 0);              /* not blocking, no answer: they keep waiting */
     pthread_mutex_lock(&fb->mu);
     assert_int_equal(fb->batches, 1);
-    assert_int_equal(fb->batch_size[0], 10);
+    assert_int_equal(fb->batch_size[0], 1);
+    pthread_mutex_unlock(&fb->mu);
+    /* Its confirm arrives: the nine go together at the next turn. */
+    uint64_t t0 = slc_mono_ms();
+    fb_release(fb, true);
+    while (rec.n < 10 && slc_mono_ms() - t0 < 2000) {
+        sl_poll(c, 0);
+        usleep(1000);
+    }
+    assert_true(slc_mono_ms() - t0 < 2000);
+    assert_int_equal(sl_unconfirmed(c), 0);
+    pthread_mutex_lock(&fb->mu);
+    assert_int_equal(fb->batches, 2);
+    assert_int_equal(fb->batch_size[1], 9);
     assert_false(fb->batch_transient[0]);
+    assert_false(fb->batch_transient[1]);
     for (int i = 0; i < 10; i++)
         assert_int_equal(fb->seqs[i], (uint64_t) i + 1);
     pthread_mutex_unlock(&fb->mu);
@@ -826,14 +894,22 @@ static void t_batching(void **state)
     o.max_batch = 4;
     sl_client_t *c = s_client(fb, &o);
     assert_int_equal(sl_client_connect(c), 0);
-    /* A full batch goes at once, from sl_publish itself. */
-    for (int i = 0; i < 4; i++) {
+    pthread_mutex_lock(&fb->mu);
+    fb->defer_confirms = true;  /* the first batch stays unanswered */
+    pthread_mutex_unlock(&fb->mu);
+    /* Nothing on the wire: the first publish goes at once, alone. Then a
+     * full batch goes at once, from sl_publish itself. */
+    for (int i = 0; i < 5; i++) {
         sl_message_t m = s_msg("orders.eu", "b");
         assert_int_equal(sl_publish(c, &m, NULL, NULL, NULL), 0);
     }
-    WAIT_FOR(c, fb, fb->batches == 1 && fb->batch_size[0] == 4, 30);
-    /* A partial batch waits for linger while the caller keeps busy
-     * (calls that do not block). */
+    WAIT_QUIET(fb, fb->batches == 2, 30);
+    pthread_mutex_lock(&fb->mu);
+    assert_int_equal(fb->batch_size[0], 1);
+    assert_int_equal(fb->batch_size[1], 4);
+    pthread_mutex_unlock(&fb->mu);
+    /* With batches unanswered, a partial batch waits for linger while the
+     * caller keeps busy (calls that do not block). */
     uint64_t t0 = slc_mono_ms();
     for (int i = 0; i < 3; i++) {
         sl_message_t m = s_msg("orders.eu", "l");
@@ -844,14 +920,15 @@ static void t_batching(void **state)
         sl_poll(c, 0);
         usleep(1000);
         pthread_mutex_lock(&fb->mu);
-        sent = fb->batches == 2;
+        sent = fb->batches == 3;
         pthread_mutex_unlock(&fb->mu);
     }
     assert_true(sent);
     assert_true(slc_mono_ms() - t0 >= 35);
     pthread_mutex_lock(&fb->mu);
-    assert_int_equal(fb->batch_size[1], 3);
+    assert_int_equal(fb->batch_size[2], 3);
     pthread_mutex_unlock(&fb->mu);
+    fb_release(fb, true);
     assert_int_equal(sl_flush(c, 2000), 0);
     sl_client_destroy(&c);
     fb_destroy(&fb);
@@ -926,31 +1003,37 @@ static void t_blocking_sends(void **state)
 {
     (void) state;
     fb_t *fb = fb_new();
-    sl_options_t o;
-    sl_options_init(&o);
-    o.linger_ms = 10000;
-    sl_client_t *c = s_client(fb, &o);
+    sl_client_t *c = s_client_lingering(fb);
     assert_int_equal(sl_client_connect(c), 0);
+    pthread_mutex_lock(&fb->mu);
+    fb->defer_confirms = true;  /* the wire stays busy: publishes gather */
+    pthread_mutex_unlock(&fb->mu);
     rec_t rec = { 0 };
     uint64_t t0 = slc_mono_ms();
+    sl_message_t first = s_msg("orders.eu", "first");
+    assert_int_equal(sl_publish(c, &first, s_rec, &rec, NULL), 0);
     for (int i = 0; i < 3; i++) {
         sl_message_t m = s_msg("orders.eu", "d");
         assert_int_equal(sl_publish(c, &m, s_rec, &rec, NULL), 0);
         sl_message_t t = s_msg("ticks.eu", "t");
         assert_int_equal(sl_publish_transient(c, &t), 0);
     }
-    /* One durable and one transient batch of 3, and the confirms, long
-     * before the 10 s linger. */
-    while (rec.n < 3 && slc_mono_ms() - t0 < 3000)
-        sl_poll(c, 100);
-    assert_int_equal(rec.n, 3);
-    WAIT_FOR(c, fb, fb->batches == 2, 3000);
+    /* The first alone, then one durable and one transient batch of 3 as
+     * soon as the caller blocks, long before the 10 s linger and with the
+     * first still unanswered. */
+    sl_poll(c, 100);
+    WAIT_FOR(c, fb, fb->batches == 3, 3000);
     assert_true(slc_mono_ms() - t0 < 5000);
     pthread_mutex_lock(&fb->mu);
-    assert_int_equal(fb->batch_size[0], 3);
+    assert_int_equal(fb->batch_size[0], 1);
     assert_int_equal(fb->batch_size[1], 3);
-    assert_true(fb->batch_transient[0] != fb->batch_transient[1]);
+    assert_int_equal(fb->batch_size[2], 3);
+    assert_true(fb->batch_transient[1] != fb->batch_transient[2]);
     pthread_mutex_unlock(&fb->mu);
+    fb_release(fb, true);
+    while (rec.n < 4 && slc_mono_ms() - t0 < 3000)
+        sl_poll(c, 100);
+    assert_int_equal(rec.n, 4);
     sl_client_destroy(&c);
     fb_destroy(&fb);
 }
@@ -1191,6 +1274,41 @@ static bool s_has_ack(const fb_t *fb, uint64_t offset, uint64_t token)
         if (fb->acks[i].offset == offset && fb->acks[i].token == token)
             return true;
     return false;
+}
+
+/* Acks leave once the application has taken every queued delivery, not at
+ * the linger: three deliveries in one frame give one Ack frame of three. */
+static void t_ack_caught_up(void **state)
+{
+    (void) state;
+    fb_t *fb = fb_new();
+    sl_client_t *c = s_client_lingering(fb);
+    sl_sub_t *sub = s_subscribe(c, 100);
+    uint32_t sub_id = fb->next_sub_id;
+    fb_deliver(fb, sub_id, 10, 100, 1, 3);
+    sl_msg_t *m[3] = { NULL };
+    assert_int_equal(sl_sub_next(sub, 2000, &m[0]), 0);
+    assert_int_equal(sl_ack(m[0]), 0);
+    assert_int_equal(sl_sub_next(sub, 0, &m[1]), 0);
+    assert_int_equal(sl_ack(m[1]), 0);
+    /* One delivery still queued: the two acks gather. */
+    usleep(30 * 1000);
+    pthread_mutex_lock(&fb->mu);
+    assert_int_equal(fb->nacks, 0);
+    pthread_mutex_unlock(&fb->mu);
+    assert_int_equal(sl_sub_next(sub, 0, &m[2]), 0);
+    assert_int_equal(sl_msg_offset(m[2]), 12);
+    assert_int_equal(sl_ack(m[2]), 0);
+    /* Caught up: all three leave now, in one frame. */
+    WAIT_QUIET(fb, fb->nacks == 3, 1000);
+    pthread_mutex_lock(&fb->mu);
+    assert_int_equal(fb->ack_frames, 1);
+    assert_true(s_has_ack(fb, 10, 100) && s_has_ack(fb, 11, 101) && s_has_ack(fb, 12, 102));
+    pthread_mutex_unlock(&fb->mu);
+    for (int i = 0; i < 3; i++)
+        sl_msg_destroy(&m[i]);
+    sl_client_destroy(&c);
+    fb_destroy(&fb);
 }
 
 static void t_redelivery(void **state)
@@ -1962,6 +2080,7 @@ int main(void)
         cmocka_unit_test(t_id_file),
         cmocka_unit_test(t_subscribe),
         cmocka_unit_test(t_redelivery),
+        cmocka_unit_test(t_ack_caught_up),
         cmocka_unit_test(t_acked_window),
         cmocka_unit_test(t_resubscribe),
         cmocka_unit_test(t_ack_sync),
