@@ -292,3 +292,23 @@ int file_json_u64(const cJSON *o, const char *key, uint64_t *v)
     *v = strtoull(j->valuestring, &end, 10);
     return errno || *end ? -1 : 0;
 }
+
+int file_receive_batch(sl_sub_t *sub, sl_msg_t **msgs, size_t max, uint64_t linger_ms,
+                       size_t *n)
+{
+    uint64_t until = http_now_ms() + linger_ms;
+    *n = 0;
+    while (*n < max && !http_stopping()) {
+        uint64_t now = http_now_ms();
+        int wait = *n ? (now >= until ? 0 : (int) (until - now)) : 200;
+        int k = sl_sub_next(sub, wait, &msgs[*n]);
+        if (k == SL_ETIMEOUT)
+            return 0;
+        if (k) {
+            http_log(HTTP_LOG_ERROR, "receive", "code=%d error=%s", k, sl_strerror(k));
+            return k;
+        }
+        (*n)++;
+    }
+    return 0;
+}

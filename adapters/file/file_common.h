@@ -82,6 +82,14 @@ int file_json_u64(const cJSON *o, const char *key, uint64_t *v);
  * 0 or -1. */
 int file_parse_duration(const char *text, uint64_t *ms);
 
+/* One batch of SUB's messages into MSGS (room for MAX): waits up to
+ * 200 ms for the first, then takes more until MAX or LINGER_MS after the
+ * batch began, or a stop was asked (http_stopping). *n: how many (the
+ * caller owns them). 0, or the receive's error code (logged; what was
+ * taken before it is in MSGS). The sinks' batch loop. */
+int file_receive_batch(sl_sub_t *sub, sl_msg_t **msgs, size_t max, uint64_t linger_ms,
+                       size_t *n);
+
 /* Wall clock in microseconds since the epoch. */
 uint64_t file_now_us(void);
 

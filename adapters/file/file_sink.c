@@ -345,21 +345,9 @@ static int s_run(s_sink_t *s, sl_client_t *client, sl_sub_t *sub)
     if (!msgs)
         return FILE_EXIT_FAILED;
     while (!http_stopping() && rc == 0) {
-        size_t n = 0;
-        uint64_t until = http_now_ms() + o->linger_ms;
-        while (n < o->batch && !http_stopping()) {
-            uint64_t now = http_now_ms();
-            int wait = n ? (now >= until ? 0 : (int) (until - now)) : 200;
-            int k = sl_sub_next(sub, wait, &msgs[n]);
-            if (k == SL_ETIMEOUT)
-                break;
-            if (k) {
-                http_log(HTTP_LOG_ERROR, "receive", "code=%d error=%s", k, sl_strerror(k));
-                rc = FILE_EXIT_FAILED;
-                break;
-            }
-            n++;
-        }
+        size_t n;
+        if (file_receive_batch(sub, msgs, o->batch, o->linger_ms, &n) != 0)
+            rc = FILE_EXIT_FAILED;
         uint64_t age_ms = (file_now_us() - s->st.created_us) / 1000;
         if (rc == 0 && s->st.size > 0 && (s->st.size >= o->max_bytes || age_ms >= o->max_age_ms)
             && s_rotate(s) != 0)

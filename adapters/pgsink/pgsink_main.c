@@ -324,26 +324,20 @@ static int s_run(pgsink_t *s, sl_client_t *client, const sl_sub_options_t *so,
 {
     const pgsink_opts_t *o = s->o;
     s_item_t *items = calloc(o->batch, sizeof *items);
+    sl_msg_t **msgs = calloc(o->batch, sizeof *msgs);
     char reason[1024], q[1100];
     int rc = FILE_EXIT_OK;
-    if (!items)
+    if (!items || !msgs) {
+        free(items);
+        free(msgs);
         return FILE_EXIT_FAILED;
+    }
     while (!http_stopping() && rc == FILE_EXIT_OK) {
-        size_t n = 0;
-        uint64_t until = http_now_ms() + o->linger_ms;
-        while (n < o->batch && !http_stopping()) {
-            uint64_t now = http_now_ms();
-            int wait = n ? (now >= until ? 0 : (int) (until - now)) : 200;
-            int k = sl_sub_next(*sub, wait, &items[n].msg);
-            if (k == SL_ETIMEOUT)
-                break;
-            if (k) {
-                http_log(HTTP_LOG_ERROR, "receive", "code=%d error=%s", k, sl_strerror(k));
-                rc = FILE_EXIT_FAILED;
-                break;
-            }
-            n++;
-        }
+        size_t n;
+        if (file_receive_batch(*sub, msgs, o->batch, o->linger_ms, &n) != 0)
+            rc = FILE_EXIT_FAILED;
+        for (size_t i = 0; i < n; i++)
+            items[i].msg = msgs[i];
         bool committed = n && rc == FILE_EXIT_OK && !http_stopping()
                          && s_commit(s, items, n, reason, sizeof reason) == PGSINK_OK;
         if (committed)
@@ -360,6 +354,7 @@ static int s_run(pgsink_t *s, sl_client_t *client, const sl_sub_options_t *so,
             sl_poll(client, 0);
     }
     free(items);
+    free(msgs);
     return rc;
 }
 
